@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The narrow crypto interface: every primitive cellprov needs, with one
+ * backend (cp-crypto-openssl.c, OpenSSL 3 EVP). Nothing else in the tree
+ * calls OpenSSL's primitives directly; key objects are EVP_PKEY.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <openssl/evp.h>
+
+#include "cp-error.h"
+
+#define CP_SHA256_LEN 32
+#define CP_HMAC_SHA256_LEN 32
+
+void cp_sha256(const uint8_t *data, size_t len, uint8_t out[CP_SHA256_LEN]);
+CpError cp_hmac_sha256(const uint8_t *key, size_t key_len,
+		       const uint8_t *data, size_t len,
+		       uint8_t out[CP_HMAC_SHA256_LEN]);
+/* AES-128-CTR with a full 16-byte initial counter block. */
+CpError cp_aes128_ctr(const uint8_t key[16], const uint8_t icb[16],
+		      const uint8_t *in, size_t len, uint8_t *out);
+/* One AES-128 block (Milenage's kernel). */
+CpError cp_aes128_ecb_block(const uint8_t key[16], const uint8_t in[16], uint8_t out[16]);
+/* ANSI X9.63 KDF with SHA-256. */
+CpError cp_x963_kdf_sha256(const uint8_t *z, size_t z_len,
+			   const uint8_t *shared_info, size_t si_len,
+			   uint8_t *out, size_t out_len);
+CpError cp_random(uint8_t *out, size_t len);
+
+/* P-256 keys. */
+EVP_PKEY *cp_p256_generate(void);
+/* From a 32-byte private scalar. */
+EVP_PKEY *cp_p256_from_private(const uint8_t priv[32]);
+/* From a 33-byte compressed or 65-byte uncompressed point. */
+EVP_PKEY *cp_p256_from_public(const uint8_t *pub, size_t len);
+/* Compressed point (33 bytes). */
+CpError cp_p256_public_compressed(EVP_PKEY *key, uint8_t out[33]);
+
+/* X25519 keys (ECIES Profile A). */
+EVP_PKEY *cp_x25519_generate(void);
+EVP_PKEY *cp_x25519_from_private(const uint8_t priv[32]);
+EVP_PKEY *cp_x25519_from_public(const uint8_t pub[32]);
+CpError cp_x25519_public(EVP_PKEY *key, uint8_t out[32]);
+
+/* ECDH shared secret (x coordinate for P-256, u for X25519), 32 bytes. */
+CpError cp_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t out[32]);
+
+/* ECDSA P-256 with SHA-256, DER signature (at most CP_ECDSA_MAX bytes). */
+#define CP_ECDSA_MAX 72
+CpError cp_ecdsa_sign(EVP_PKEY *key, const uint8_t *msg, size_t len,
+		      uint8_t *sig, size_t *sig_len);
+CpError cp_ecdsa_verify(EVP_PKEY *key, const uint8_t *msg, size_t len,
+			const uint8_t *sig, size_t sig_len);  /* CP_ERR_SIGNATURE */
+
+/* DER SubjectPublicKeyInfo of a key; malloc'd, caller frees. */
+uint8_t *cp_pubkey_spki(EVP_PKEY *key, size_t *len);
+
+/* PEM (PKCS#8 private key) in and out. */
+EVP_PKEY *cp_pkey_from_pem(const char *pem, size_t len);
+char *cp_pkey_to_pem(EVP_PKEY *key);  /* malloc'd; holds the private key: cleanse */

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The three cellprov structures of PROTOCOL.md: the device record (on the
+ * tag), the profile (written by the companion) and the receipt (on the tag
+ * after an attempt). Decoders are strict (cp-tlv.h rules plus each field's
+ * form); encoders produce the canonical encoding the decoders accept.
+ * Strings are NUL-terminated copies, so fixed buffers are one byte longer
+ * than the field's limit.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+
+#include "cp-buf.h"
+#include "cp-crypto.h"
+#include "cp-ecies.h"
+#include "cp-error.h"
+#include "cp-keys.h"
+#include "cp-secret.h"
+
+#define CP_PROTOCOL_VERSION 1
+#define CP_MAC_LEN 32
+#define CP_RECORD_MAX 4096      /* no cellprov structure is larger */
+
+/* ---- device record ---- */
+
+typedef enum {
+	CP_DEVICE_UNPROVISIONED = 0,
+	CP_DEVICE_PROVISIONING = 1,
+	CP_DEVICE_PROVISIONED = 2,
+	CP_DEVICE_FAILED = 3,
+} CpDeviceState;
+
+#define CP_DR_STR_MAX 64
+#define CP_DR_SUITES_MAX 8
+
+typedef struct {
+	uint8_t version;
+	uint8_t device_id[CP_DEVICE_ID_LEN];
+	char manufacturer[CP_DR_STR_MAX + 1];
+	char model[CP_DR_STR_MAX + 1];
+	char serial[CP_DR_STR_MAX + 1];
+	uint8_t suites[CP_DR_SUITES_MAX];
+	size_t n_suites;
+	uint8_t state;                 /* CpDeviceState */
+	uint64_t att_counter;
+	uint8_t att_random[16];
+	uint8_t att_signature[CP_ECDSA_MAX];
+	size_t att_signature_len;
+	/* Set by the decoder: byte counts of the encoded prefix holding tags
+	 * 0x01-0x06 (device info, input of K'') and 0x01-0x09 (signed part). */
+	size_t info_len;
+	size_t signed_len;
+} CpDeviceRecord;
+
+/* Encode tags 0x01-0x09, sign them with the device key, append 0x0A. */
+CpError cp_device_record_encode(const CpDeviceRecord *dr, EVP_PKEY *device_key, CpBuf *out);
+/* Encode tags 0x01-0x06 only: the device info hashed into K''. */
+CpError cp_device_record_info(const CpDeviceRecord *dr, CpBuf *out);
+CpError cp_device_record_decode(const uint8_t *buf, size_t len, CpDeviceRecord *dr);
+/* Decode, then check the signature under the certificate's public key. */
+CpError cp_device_record_verify(const uint8_t *buf, size_t len, EVP_PKEY *pub, CpDeviceRecord *dr);
+
+/* ---- profile ---- */
+
+#define CP_ENC_CRED_PLAIN_LEN 48          /* K' (32) || OPc (16) */
+#define CP_ENC_CRED_MAX (1 + CP_ECIES_EPH_MAX + CP_ENC_CRED_PLAIN_LEN + CP_ECIES_MAC_LEN)
+#define CP_APN_MAX 100
+#define CP_NETWORK_NAME_MAX 64
+
+typedef struct {
+	uint8_t version;
+	uint8_t device_id[CP_DEVICE_ID_LEN];
+	uint64_t profile_seq;
+	uint8_t nonce[CP_NONCE_LEN];
+	bool has_not_after;
+	uint64_t not_after;
+	uint8_t enc_cred[CP_ENC_CRED_MAX];
+	size_t enc_cred_len;
+	char plmn[7];
+	char network_name[CP_NETWORK_NAME_MAX + 1];
+	char supi[16];
+	char apn[CP_APN_MAX + 1];
+	bool has_msisdn;
+	char msisdn[16];
+	uint8_t mac[CP_MAC_LEN];
+} CpProfile;
+
+/*
+ * Build enc_cred: suite || eph pub || ECIES(K' || OPc) || MAC, to the
+ * device's public key. eph_priv NULL = fresh ephemeral key.
+ */
+CpError cp_enc_cred_seal(CpSuite suite, EVP_PKEY *device_pub, EVP_PKEY *eph_priv,
+			 const CpSecret *k_prime, const CpSecret *opc,
+			 uint8_t out[CP_ENC_CRED_MAX], size_t *out_len);
+/* Open enc_cred with the device key: new K' and OPc secrets. */
+CpError cp_enc_cred_open(const uint8_t *enc, size_t len, EVP_PKEY *device_key,
+			 CpSecret **k_prime, CpSecret **opc);
+
+/* Encode all fields and append mac = HMAC(K_prof, preceding bytes). */
+CpError cp_profile_encode(const CpProfile *p, const CpSecret *k_prof, CpBuf *out);
+/* Structure only: no key needed, no MAC checked. */
+CpError cp_profile_decode(const uint8_t *buf, size_t len, CpProfile *p);
+
+typedef struct {
+	const uint8_t *device_id;       /* this device's, 16 bytes */
+	EVP_PKEY *device_key;           /* private */
+	const uint8_t *suites;          /* suites the device offers */
+	size_t n_suites;
+	uint64_t last_seq;              /* last committed profile_seq */
+	uint64_t now;                   /* Unix seconds, for not_after */
+	const uint8_t *device_info;     /* device record tags 0x01-0x06 */
+	size_t device_info_len;
+} CpVerifyContext;
+
+typedef struct {
+	CpSecret *k_prime;
+	CpSecret *opc;
+	CpSecret *k_usim;
+	CpSecret *k_sm;
+	CpSecret *k_prof;
+	CpSecret *k2;                   /* K'', to MAC the receipt */
+} CpProfileKeys;
+
+/*
+ * The device's checks, in PROTOCOL.md order: decode; version; device_id;
+ * decrypt enc_cred (ECIES MAC); derive K_SM, K_prof; mac (constant time);
+ * profile_seq; not_after. keys is filled as far as the checks got: after
+ * CP_ERR_REPLAY or CP_ERR_EXPIRED, keys->k2 is set so the rejection
+ * receipt can be MAC'd; after an earlier failure it is not.
+ */
+CpError cp_profile_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx,
+			  CpProfile *p, CpProfileKeys *keys);
+void cp_profile_keys_clear(CpProfileKeys *keys);
+
+/* ---- receipt ---- */
+
+typedef enum {
+	CP_RECEIPT_ACCEPTED = 0,
+	CP_RECEIPT_PROVISIONED = 1,
+	CP_RECEIPT_REJECTED = 2,
+	CP_RECEIPT_FAILED = 3,
+} CpReceiptStatus;
+
+typedef struct {
+	uint8_t version;
+	uint8_t device_id[CP_DEVICE_ID_LEN];
+	uint64_t profile_seq;
+	uint8_t status;                /* CpReceiptStatus */
+	uint16_t reason;               /* CpError, 0 = none */
+	bool has_registration;
+	char registration[7];          /* PLMN */
+	bool has_mac;
+	uint8_t mac[CP_MAC_LEN];
+} CpReceipt;
+
+/* k2 NULL: no mac (a rejected profile whose mac could not be verified). */
+CpError cp_receipt_encode(const CpReceipt *r, const CpSecret *k2, CpBuf *out);
+CpError cp_receipt_decode(const uint8_t *buf, size_t len, CpReceipt *r);
+/* Decode and check the mac with K''; CP_ERR_NO_MAC when it has none. */
+CpError cp_receipt_verify(const uint8_t *buf, size_t len, const CpSecret *k2, CpReceipt *r);

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "cp-test.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cp_test_failures;
+int cp_test_checks;
+
+static int
+nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+size_t
+cp_test_unhex(const char *hex, uint8_t *out, size_t cap)
+{
+	size_t n = strlen(hex);
+
+	if (n % 2 || n / 2 > cap) {
+		fprintf(stderr, "bad test hex '%s'\n", hex);
+		abort();
+	}
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0) {
+			fprintf(stderr, "bad test hex '%s'\n", hex);
+			abort();
+		}
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return n / 2;
+}
+
+void
+cp_test_check_hex(const char *file, int line, const char *what,
+		  const uint8_t *buf, size_t len, const char *hex)
+{
+	uint8_t want[4096];
+	size_t n = cp_test_unhex(hex, want, sizeof want);
+
+	cp_test_checks++;
+	if (n == len && memcmp(buf, want, n) == 0)
+		return;
+	cp_test_failures++;
+	fprintf(stderr, "%s:%d: %s =\n  ", file, line, what);
+	for (size_t i = 0; i < len; i++)
+		fprintf(stderr, "%02x", buf[i]);
+	fprintf(stderr, "\nwant\n  %s\n", hex);
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+bool
+cp_test_vectors_load(const char *file, CpTestVectors *v)
+{
+	const char *dir = getenv("CP_VECTORS_DIR");
+	char path[4096], line[4096];
+	CpTestBlock *cur = NULL;
+	FILE *f;
+
+	memset(v, 0, sizeof *v);
+	snprintf(path, sizeof path, "%s/%s", dir ? dir : ".", file);
+	f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "cannot open vector file %s\n", path);
+		return false;
+	}
+	while (fgets(line, sizeof line, f)) {
+		char *s = trim(line), *eq;
+
+		if (*s == '#')
+			continue;
+		if (*s == '\0') {
+			cur = NULL;
+			continue;
+		}
+		eq = strchr(s, '=');
+		if (!eq)
+			continue;
+		*eq = '\0';
+		if (!cur) {
+			v->blocks = realloc(v->blocks, (v->n + 1) * sizeof *v->blocks);
+			cur = &v->blocks[v->n++];
+			memset(cur, 0, sizeof *cur);
+		}
+		cur->kv = realloc(cur->kv, (cur->n + 1) * sizeof *cur->kv);
+		cur->kv[cur->n].name = strdup(trim(s));
+		cur->kv[cur->n].value = strdup(trim(eq + 1));
+		cur->n++;
+	}
+	fclose(f);
+	return v->n > 0;
+}
+
+const char *
+cp_test_block_get(const CpTestBlock *b, const char *name)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (strcmp(b->kv[i].name, name) == 0)
+			return b->kv[i].value;
+	return NULL;
+}
+
+void
+cp_test_vectors_free(CpTestVectors *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		for (size_t j = 0; j < v->blocks[i].n; j++) {
+			free(v->blocks[i].kv[j].name);
+			free(v->blocks[i].kv[j].value);
+		}
+		free(v->blocks[i].kv);
+	}
+	free(v->blocks);
+	memset(v, 0, sizeof *v);
+}
+
+int
+cp_test_done(const char *name)
+{
+	if (cp_test_checks == 0) {
+		fprintf(stderr, "%s: no check ran\n", name);
+		return 1;
+	}
+	printf("%s: %d checks, %d failed\n", name, cp_test_checks, cp_test_failures);
+	return cp_test_failures ? 1 : 0;
+}
