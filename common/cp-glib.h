@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What every GLib part of cellprov (daemon, NFC, modem, network side,
+ * tools) shares: the GError domain whose codes are CpError, redaction of
+ * personal identifiers in logs, secrets read from files or systemd
+ * credentials, and crash-safe file replacement.
+ */
+#pragma once
+
+#include <glib.h>
+#include <gio/gio.h>
+
+#include "cp-error.h"
+#include "cp-secret.h"
+
+/* GError domain: codes are CpError values, messages are for humans. */
+#define CP_ERROR (cp_error_quark())
+GQuark cp_error_quark(void);
+
+/* g_set_error with the code's own message when fmt is NULL. */
+void cp_set_error(GError **error, CpError code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+/* CpError from a GError of any domain (CP_ERR_MODEM when not CP_ERROR). */
+CpError cp_error_from_gerror(const GError *error, CpError fallback);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpSecret, cp_secret_free)
+
+/*
+ * Personal identifiers (IMSI, ICCID, MSISDN) are shown in logs only when
+ * CELLPROV_SHOW_PERSONAL=1 (like ModemManager's --log-personal-info);
+ * otherwise all but the first 5 characters become '*'. Returns a
+ * newly allocated string.
+ */
+char *cp_redact(const char *value);
+gboolean cp_show_personal(void);
+
+/*
+ * Read a secret: if name_or_path has no '/', it is a systemd credential
+ * looked up in $CREDENTIALS_DIRECTORY; otherwise a file path. The file
+ * must not be readable by group or others (unless it is a credential).
+ * Trailing newlines are stripped. hex TRUE: the content is hex, decoded
+ * and checked to be want_len bytes (0: any).
+ */
+CpSecret *cp_secret_load(const char *name_or_path, gboolean hex, gsize want_len, GError **error);
+
+/*
+ * Replace path atomically and durably: write path.tmp with mode, fsync
+ * it, rename over path, fsync the directory. After a crash or power cut
+ * the file holds either the old or the new content, never a mix.
+ */
+gboolean cp_file_replace(const char *path, const void *data, gsize len, int mode, GError **error);
