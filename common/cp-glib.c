@@ -101,16 +101,13 @@ cp_secret_load(const char *name_or_path, gboolean hex, gsize want_len, GError **
 		return NULL;
 	while (len > 0 && (content[len - 1] == '\n' || content[len - 1] == '\r'))
 		len--;
+	content[len] = '\0';
 
 	if (hex) {
-		s = cp_secret_new(len / 2 + 1);
-		long n = s ? cp_hex_decode(content, s->data, s->len) : -1;
+		long n;
 
-		/* cp_hex_decode wants the string to end where the hex ends */
-		if (s && n < 0) {
-			content[len] = '\0';
-			n = cp_hex_decode(content, s->data, s->len);
-		}
+		s = cp_secret_new(len / 2 + 1);
+		n = s ? cp_hex_decode(content, s->data, s->len) : -1;
 		if (!s || n < 0 || (want_len && (gsize)n != want_len)) {
 			cp_secret_free(s);
 			cp_cleanse(content, len);
