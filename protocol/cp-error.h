@@ -9,6 +9,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum {
@@ -84,3 +85,9 @@ const char *cp_error_name(CpError err);
 
 /* One human sentence saying what went wrong. */
 const char *cp_error_message(CpError err);
+
+/* One sentence saying what the user does about it (docs/error-codes.md). */
+const char *cp_error_hint(CpError err);
+
+/* The code of a cp_error_name() into *out; false for a name not listed. */
+bool cp_error_from_name(const char *name, CpError *out);

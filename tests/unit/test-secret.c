@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+#include <openssl/crypto.h>
+
+#include "cp-secret.h"
+#include "cp-test.h"
+
+static void
+test_new(void)
+{
+	cp_auto_secret *z = cp_secret_new(16);
+	cp_auto_secret *e = cp_secret_new(0);
+	cp_auto_secret *f = cp_secret_new_from((const uint8_t *)"\x01\x02\x03", 3);
+	cp_auto_secret *d = cp_secret_dup(f);
+
+	CP_CHECK(z && z->len == 16);
+	CP_CHECK_HEX(z->data, z->len, "00000000000000000000000000000000");
+	CP_CHECK(e && e->len == 0);
+	CP_CHECK(f && f->len == 3);
+	CP_CHECK_HEX(f->data, f->len, "010203");
+	CP_CHECK(d && d != f && cp_secret_equal(d, f));
+	CP_CHECK(cp_secret_new_from(NULL, 4) == NULL);
+	CP_CHECK(cp_secret_dup(NULL) == NULL);
+	CP_CHECK(cp_secret_new(SIZE_MAX) == NULL);
+}
+
+static void
+test_hex(void)
+{
+	cp_auto_secret *a = cp_secret_new_from_hex("000102030405060708090A0B0c0d0e0f", 16);
+	cp_auto_secret *any = cp_secret_new_from_hex("abcd", 0);
+
+	CP_CHECK(a && a->len == 16);
+	if (a)
+		CP_CHECK_HEX(a->data, a->len, "000102030405060708090a0b0c0d0e0f");
+	CP_CHECK(any && any->len == 2);
+
+	CP_CHECK(cp_secret_new_from_hex("0001", 16) == NULL);
+	CP_CHECK(cp_secret_new_from_hex("000102030405060708090a0b0c0d0e0f00", 16) == NULL);
+	CP_CHECK(cp_secret_new_from_hex("abc", 0) == NULL);
+	CP_CHECK(cp_secret_new_from_hex("zz", 0) == NULL);
+	CP_CHECK(cp_secret_new_from_hex("00\n", 0) == NULL);
+	CP_CHECK(cp_secret_new_from_hex(NULL, 0) == NULL);
+}
+
+static void
+test_equal(void)
+{
+	cp_auto_secret *a = cp_secret_new_from_hex("00112233", 4);
+	cp_auto_secret *b = cp_secret_new_from_hex("00112233", 4);
+	cp_auto_secret *c = cp_secret_new_from_hex("00112234", 4);
+	cp_auto_secret *s = cp_secret_new_from_hex("001122", 3);
+
+	CP_CHECK(cp_secret_equal(a, b));
+	CP_CHECK(!cp_secret_equal(a, c));
+	CP_CHECK(!cp_secret_equal(a, s));
+	CP_CHECK(!cp_secret_equal(a, NULL));
+	CP_CHECK(cp_secret_equal(NULL, NULL));
+
+	CP_CHECK(cp_memeq_consttime("abcd", "abcd", 4));
+	CP_CHECK(!cp_memeq_consttime("abcd", "abce", 4));
+	CP_CHECK(!cp_memeq_consttime("\x80", "\x00", 1));
+	CP_CHECK(cp_memeq_consttime("a", "b", 0));
+}
+
+static void
+test_cleanse(void)
+{
+	uint8_t buf[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	CpSecret *s = cp_secret_new(4);
+
+	cp_cleanse(buf, sizeof buf);
+	CP_CHECK_HEX(buf, sizeof buf, "0000000000000000");
+	cp_cleanse(NULL, 4);
+
+	cp_secret_freep(&s);
+	CP_CHECK(s == NULL);
+	cp_secret_freep(&s);
+	cp_secret_free(NULL);
+}
+
+/* With the secure heap initialised, secrets come from it. */
+static void
+test_secure_heap(void)
+{
+	CpSecret *s;
+
+	if (!CRYPTO_secure_malloc_init(32768, 32)) {
+		fprintf(stderr, "secure heap not available, skipping that part\n");
+		return;
+	}
+	s = cp_secret_new_from_hex("deadbeef", 4);
+	CP_CHECK(s != NULL);
+	CP_CHECK(CRYPTO_secure_allocated(s));
+	if (s)
+		CP_CHECK_HEX(s->data, s->len, "deadbeef");
+	cp_secret_free(s);
+	CP_CHECK_INT(CRYPTO_secure_used(), 0);
+	CRYPTO_secure_malloc_done();
+}
+
+int
+main(void)
+{
+	test_new();
+	test_hex();
+	test_equal();
+	test_cleanse();
+	test_secure_heap();
+	return cp_test_done("test-secret");
+}
