@@ -1,1 +1,634 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The one crypto backend: OpenSSL 3 through EVP. Algorithms are fetched
+ * once per process (an explicit fetch per call costs more than hashing a
+ * short message); key objects are EVP_PKEY throughout.
+ */
+#include "cp-crypto.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/kdf.h>
+#include <openssl/obj_mac.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "cp-secret.h"
+
+static CRYPTO_ONCE fetch_once = CRYPTO_ONCE_STATIC_INIT;
+static EVP_MD *md_sha256;
+static EVP_MAC *mac_hmac;
+static EVP_CIPHER *cipher_ctr;
+static EVP_CIPHER *cipher_ecb;
+static EVP_KDF *kdf_x963;
+static EC_GROUP *group_p256;
+
+static void
+fetch_all(void)
+{
+	md_sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+	mac_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	cipher_ctr = EVP_CIPHER_fetch(NULL, "AES-128-CTR", NULL);
+	cipher_ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
+	kdf_x963 = EVP_KDF_fetch(NULL, "X963KDF", NULL);
+	group_p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+}
+
+static bool
+fetched(void)
+{
+	return CRYPTO_THREAD_run_once(&fetch_once, fetch_all) &&
+	       md_sha256 && mac_hmac && cipher_ctr && cipher_ecb && kdf_x963 && group_p256;
+}
+
+void
+cp_sha256(const uint8_t *data, size_t len, uint8_t out[CP_SHA256_LEN])
+{
+	unsigned int n = 0;
+
+	/* Only out of memory makes this fail; never return a plausible hash. */
+	if (!fetched() || !EVP_Digest(data, len, out, &n, md_sha256, NULL) ||
+	    n != CP_SHA256_LEN)
+		memset(out, 0, CP_SHA256_LEN);
+}
+
+CpError
+cp_hmac_sha256(const uint8_t *key, size_t key_len,
+	       const uint8_t *data, size_t len,
+	       uint8_t out[CP_HMAC_SHA256_LEN])
+{
+	static const uint8_t empty[1];
+	OSSL_PARAM params[2];
+	EVP_MAC_CTX *ctx;
+	size_t n = 0;
+	CpError err = CP_ERR_CRYPTO;
+
+	if ((!key && key_len) || (!data && len) || !out)
+		return CP_ERR_ARGUMENT;
+	if (!fetched())
+		return CP_ERR_CRYPTO;
+	ctx = EVP_MAC_CTX_new(mac_hmac);
+	if (!ctx)
+		return CP_ERR_CRYPTO;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA2-256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_init(ctx, key_len ? key : empty, key_len, params) &&
+	    EVP_MAC_update(ctx, len ? data : empty, len) &&
+	    EVP_MAC_final(ctx, out, &n, CP_HMAC_SHA256_LEN) &&
+	    n == CP_HMAC_SHA256_LEN)
+		err = CP_OK;
+	EVP_MAC_CTX_free(ctx);
+	return err;
+}
+
+static CpError
+aes_run(const EVP_CIPHER *cipher, const uint8_t key[16], const uint8_t *iv,
+	const uint8_t *in, size_t len, uint8_t *out)
+{
+	EVP_CIPHER_CTX *ctx;
+	int n = 0, fin = 0;
+	CpError err = CP_ERR_CRYPTO;
+
+	if (len > INT_MAX)
+		return CP_ERR_ARGUMENT;
+	ctx = EVP_CIPHER_CTX_new();
+	if (!ctx)
+		return CP_ERR_CRYPTO;
+	if (EVP_EncryptInit_ex2(ctx, cipher, key, iv, NULL) &&
+	    EVP_CIPHER_CTX_set_padding(ctx, 0) &&
+	    EVP_EncryptUpdate(ctx, out, &n, in, (int)len) &&
+	    EVP_EncryptFinal_ex(ctx, out + n, &fin) &&
+	    (size_t)(n + fin) == len)
+		err = CP_OK;
+	EVP_CIPHER_CTX_free(ctx);
+	return err;
+}
+
+CpError
+cp_aes128_ctr(const uint8_t key[16], const uint8_t icb[16],
+	      const uint8_t *in, size_t len, uint8_t *out)
+{
+	if (!key || !icb || (len && (!in || !out)))
+		return CP_ERR_ARGUMENT;
+	if (!fetched())
+		return CP_ERR_CRYPTO;
+	if (len == 0)
+		return CP_OK;
+	return aes_run(cipher_ctr, key, icb, in, len, out);
+}
+
+CpError
+cp_aes128_ecb_block(const uint8_t key[16], const uint8_t in[16], uint8_t out[16])
+{
+	if (!key || !in || !out)
+		return CP_ERR_ARGUMENT;
+	if (!fetched())
+		return CP_ERR_CRYPTO;
+	return aes_run(cipher_ecb, key, NULL, in, 16, out);
+}
+
+CpError
+cp_x963_kdf_sha256(const uint8_t *z, size_t z_len,
+		   const uint8_t *shared_info, size_t si_len,
+		   uint8_t *out, size_t out_len)
+{
+	OSSL_PARAM params[4], *p = params;
+	EVP_KDF_CTX *ctx;
+	CpError err;
+
+	if (!z || !z_len || (!shared_info && si_len) || !out || !out_len)
+		return CP_ERR_ARGUMENT;
+	if (!fetched())
+		return CP_ERR_CRYPTO;
+	ctx = EVP_KDF_CTX_new(kdf_x963);
+	if (!ctx)
+		return CP_ERR_CRYPTO;
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA2-256", 0);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)z, z_len);
+	if (si_len)
+		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+							 (void *)shared_info, si_len);
+	*p = OSSL_PARAM_construct_end();
+	err = EVP_KDF_derive(ctx, out, out_len, params) > 0 ? CP_OK : CP_ERR_CRYPTO;
+	EVP_KDF_CTX_free(ctx);
+	return err;
+}
+
+CpError
+cp_random(uint8_t *out, size_t len)
+{
+	if (!out && len)
+		return CP_ERR_ARGUMENT;
+	if (len == 0)
+		return CP_OK;
+	if (len > INT_MAX)
+		return CP_ERR_ARGUMENT;
+	return RAND_bytes(out, (int)len) == 1 ? CP_OK : CP_ERR_CRYPTO;
+}
+
+/* ---- P-256 ---- */
+
+bool
+cp_pkey_is_p256(EVP_PKEY *key)
+{
+	char name[32];
+	size_t n = 0;
+
+	if (!key || !EVP_PKEY_is_a(key, "EC"))
+		return false;
+	if (!EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME,
+					    name, sizeof name, &n))
+		return false;
+	return strcmp(name, SN_X9_62_prime256v1) == 0 || strcmp(name, "P-256") == 0;
+}
+
+bool
+cp_pkey_is_x25519(EVP_PKEY *key)
+{
+	return key && EVP_PKEY_is_a(key, "X25519");
+}
+
+bool
+cp_pkey_has_private(EVP_PKEY *key)
+{
+	BIGNUM *bn = NULL;
+	uint8_t raw[32];
+	size_t n = sizeof raw;
+	bool ok;
+
+	if (cp_pkey_is_x25519(key)) {
+		ok = EVP_PKEY_get_raw_private_key(key, raw, &n) == 1;
+		OPENSSL_cleanse(raw, sizeof raw);
+		return ok;
+	}
+	if (!cp_pkey_is_p256(key))
+		return false;
+	ok = EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_PRIV_KEY, &bn) == 1;
+	BN_clear_free(bn);
+	return ok;
+}
+
+EVP_PKEY *
+cp_p256_generate(void)
+{
+	return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+}
+
+/* Build an EVP_PKEY from an uncompressed public point and maybe a scalar. */
+static EVP_PKEY *
+p256_from_parts(const uint8_t pub[65], const BIGNUM *priv)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *key = NULL;
+
+	if (!bld ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+					     SN_X9_62_prime256v1, 0) ||
+	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, 65) ||
+	    (priv && !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv)))
+		goto out;
+	params = OSSL_PARAM_BLD_to_param(bld);
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) <= 0)
+		goto out;
+	if (EVP_PKEY_fromdata(ctx, &key, priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY,
+			      params) <= 0)
+		key = NULL;
+out:
+	EVP_PKEY_CTX_free(ctx);
+	/*
+	 * The scalar is a secure BIGNUM, so the builder put its copy in the
+	 * secure block, which OSSL_PARAM_free cleanses.
+	 */
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	return key;
+}
+
+EVP_PKEY *
+cp_p256_from_private(const uint8_t priv[32])
+{
+	BN_CTX *bnctx = NULL;
+	BIGNUM *d = NULL;
+	EC_POINT *q = NULL;
+	EVP_PKEY *key = NULL;
+	uint8_t pub[65];
+
+	if (!priv || !fetched())
+		return NULL;
+	bnctx = BN_CTX_new();
+	d = BN_secure_new();
+	if (!bnctx || !d || !BN_bin2bn(priv, 32, d))
+		goto out;
+	/* 0 < d < n, or it is no private key. */
+	if (BN_is_zero(d) || BN_cmp(d, EC_GROUP_get0_order(group_p256)) >= 0)
+		goto out;
+	q = EC_POINT_new(group_p256);
+	if (!q || !EC_POINT_mul(group_p256, q, d, NULL, NULL, bnctx) ||
+	    EC_POINT_point2oct(group_p256, q, POINT_CONVERSION_UNCOMPRESSED,
+			       pub, sizeof pub, bnctx) != sizeof pub)
+		goto out;
+	key = p256_from_parts(pub, d);
+out:
+	EC_POINT_free(q);
+	BN_clear_free(d);
+	BN_CTX_free(bnctx);
+	return key;
+}
+
+EVP_PKEY *
+cp_p256_from_public(const uint8_t *pub, size_t len)
+{
+	BN_CTX *bnctx = NULL;
+	EC_POINT *q = NULL;
+	EVP_PKEY *key = NULL;
+	uint8_t unc[65];
+
+	if (!pub || !fetched())
+		return NULL;
+	if (!((len == 33 && (pub[0] == 0x02 || pub[0] == 0x03)) ||
+	      (len == 65 && pub[0] == 0x04)))
+		return NULL;
+	bnctx = BN_CTX_new();
+	q = EC_POINT_new(group_p256);
+	/*
+	 * Decode and check here rather than trusting fromdata: a point off
+	 * the curve is the invalid-curve attack on the device key.
+	 */
+	if (!bnctx || !q || !EC_POINT_oct2point(group_p256, q, pub, len, bnctx) ||
+	    EC_POINT_is_at_infinity(group_p256, q) ||
+	    EC_POINT_is_on_curve(group_p256, q, bnctx) != 1 ||
+	    EC_POINT_point2oct(group_p256, q, POINT_CONVERSION_UNCOMPRESSED,
+			       unc, sizeof unc, bnctx) != sizeof unc)
+		goto out;
+	key = p256_from_parts(unc, NULL);
+out:
+	EC_POINT_free(q);
+	BN_CTX_free(bnctx);
+	return key;
+}
+
+CpError
+cp_p256_public_compressed(EVP_PKEY *key, uint8_t out[33])
+{
+	uint8_t pub[65];
+	size_t n = 0;
+
+	if (!out)
+		return CP_ERR_ARGUMENT;
+	if (!cp_pkey_is_p256(key))
+		return CP_ERR_KEY;
+	if (!EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY,
+					     pub, sizeof pub, &n))
+		return CP_ERR_KEY;
+	if (n == 33 && (pub[0] == 0x02 || pub[0] == 0x03)) {
+		memcpy(out, pub, 33);
+		return CP_OK;
+	}
+	if (n != 65 || pub[0] != 0x04)
+		return CP_ERR_KEY;
+	out[0] = 0x02 | (pub[64] & 1);
+	memcpy(out + 1, pub + 1, 32);
+	return CP_OK;
+}
+
+CpError
+cp_p256_private_bytes(EVP_PKEY *key, uint8_t out[32])
+{
+	BIGNUM *d = NULL;
+	CpError err = CP_ERR_KEY;
+
+	if (!out)
+		return CP_ERR_ARGUMENT;
+	if (!cp_pkey_is_p256(key))
+		return CP_ERR_KEY;
+	if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_PRIV_KEY, &d) == 1 &&
+	    BN_bn2binpad(d, out, 32) == 32)
+		err = CP_OK;
+	BN_clear_free(d);
+	return err;
+}
+
+/* ---- X25519 ---- */
+
+EVP_PKEY *
+cp_x25519_generate(void)
+{
+	return EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+}
+
+EVP_PKEY *
+cp_x25519_from_private(const uint8_t priv[32])
+{
+	if (!priv)
+		return NULL;
+	return EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, priv, 32);
+}
+
+EVP_PKEY *
+cp_x25519_from_public(const uint8_t pub[32])
+{
+	if (!pub)
+		return NULL;
+	return EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, pub, 32);
+}
+
+CpError
+cp_x25519_public(EVP_PKEY *key, uint8_t out[32])
+{
+	size_t n = 32;
+
+	if (!out)
+		return CP_ERR_ARGUMENT;
+	if (!cp_pkey_is_x25519(key))
+		return CP_ERR_KEY;
+	if (EVP_PKEY_get_raw_public_key(key, out, &n) != 1 || n != 32)
+		return CP_ERR_KEY;
+	return CP_OK;
+}
+
+/* ---- ECDH, ECDSA ---- */
+
+CpError
+cp_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t out[32])
+{
+	EVP_PKEY_CTX *ctx;
+	uint8_t z[32];
+	size_t n = sizeof z;
+	CpError err = CP_ERR_CRYPTO;
+
+	if (!priv || !peer || !out)
+		return CP_ERR_ARGUMENT;
+	if (!((cp_pkey_is_p256(priv) && cp_pkey_is_p256(peer)) ||
+	      (cp_pkey_is_x25519(priv) && cp_pkey_is_x25519(peer))))
+		return CP_ERR_KEY;
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL);
+	if (!ctx)
+		return CP_ERR_CRYPTO;
+	if (EVP_PKEY_derive_init(ctx) <= 0)
+		goto out;
+	/*
+	 * Validation of the peer catches points OpenSSL would refuse; for
+	 * X25519 a small-order peer makes the derive itself fail (all-zero
+	 * secret). Both are a bad peer key, not an internal failure.
+	 */
+	if (EVP_PKEY_derive_set_peer_ex(ctx, peer, 1) <= 0 ||
+	    EVP_PKEY_derive(ctx, z, &n) <= 0 || n != sizeof z) {
+		err = CP_ERR_POINT;
+		goto out;
+	}
+	memcpy(out, z, sizeof z);
+	err = CP_OK;
+out:
+	OPENSSL_cleanse(z, sizeof z);
+	EVP_PKEY_CTX_free(ctx);
+	return err;
+}
+
+CpError
+cp_ecdsa_sign(EVP_PKEY *key, const uint8_t *msg, size_t len,
+	      uint8_t *sig, size_t *sig_len)
+{
+	EVP_MD_CTX *ctx;
+	uint8_t buf[CP_ECDSA_MAX + 8];
+	size_t n = sizeof buf;
+	CpError err = CP_ERR_CRYPTO;
+
+	if ((!msg && len) || !sig || !sig_len)
+		return CP_ERR_ARGUMENT;
+	if (!cp_pkey_is_p256(key) || !cp_pkey_has_private(key))
+		return CP_ERR_KEY;
+	if (!fetched())
+		return CP_ERR_CRYPTO;
+	ctx = EVP_MD_CTX_new();
+	if (!ctx)
+		return CP_ERR_CRYPTO;
+	if (EVP_DigestSignInit_ex(ctx, NULL, "SHA2-256", NULL, NULL, key, NULL) == 1 &&
+	    EVP_DigestSign(ctx, buf, &n, msg ? msg : buf, len) == 1 &&
+	    n <= CP_ECDSA_MAX) {
+		memcpy(sig, buf, n);
+		*sig_len = n;
+		err = CP_OK;
+	}
+	EVP_MD_CTX_free(ctx);
+	return err;
+}
+
+CpError
+cp_ecdsa_verify(EVP_PKEY *key, const uint8_t *msg, size_t len,
+		const uint8_t *sig, size_t sig_len)
+{
+	static const uint8_t empty[1];
+	EVP_MD_CTX *ctx;
+	CpError err = CP_ERR_CRYPTO;
+	int r;
+
+	if ((!msg && len) || (!sig && sig_len))
+		return CP_ERR_ARGUMENT;
+	if (!cp_pkey_is_p256(key))
+		return CP_ERR_KEY;
+	if (sig_len == 0 || sig_len > CP_ECDSA_MAX)
+		return CP_ERR_SIGNATURE;
+	ctx = EVP_MD_CTX_new();
+	if (!ctx)
+		return CP_ERR_CRYPTO;
+	if (EVP_DigestVerifyInit_ex(ctx, NULL, "SHA2-256", NULL, NULL, key, NULL) == 1) {
+		r = EVP_DigestVerify(ctx, sig, sig_len, msg ? msg : empty, len);
+		/* 0 is a wrong signature, <0 one that does not even parse. */
+		err = r == 1 ? CP_OK : CP_ERR_SIGNATURE;
+	}
+	EVP_MD_CTX_free(ctx);
+	/* A failed parse leaves errors queued; they belong to nobody. */
+	ERR_clear_error();
+	return err;
+}
+
+/* ---- encodings ---- */
+
+uint8_t *
+cp_pubkey_spki(EVP_PKEY *key, size_t *len)
+{
+	unsigned char *der = NULL;
+	uint8_t *out;
+	int n;
+
+	if (!key || !len)
+		return NULL;
+	n = i2d_PUBKEY(key, &der);
+	if (n <= 0)
+		return NULL;
+	/* The header promises free(); OpenSSL's allocator may differ. */
+	out = malloc((size_t)n);
+	if (out) {
+		memcpy(out, der, (size_t)n);
+		*len = (size_t)n;
+	}
+	OPENSSL_free(der);
+	return out;
+}
+
+EVP_PKEY *
+cp_pubkey_from_spki(const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	EVP_PKEY *key;
+
+	if (!der || !len || len > LONG_MAX)
+		return NULL;
+	key = d2i_PUBKEY(NULL, &p, (long)len);
+	if (key && (p != der + len || !(cp_pkey_is_p256(key) || cp_pkey_is_x25519(key)))) {
+		EVP_PKEY_free(key);
+		key = NULL;
+	}
+	ERR_clear_error();
+	return key;
+}
+
+/* Never prompt: the daemon has no terminal, and a tool must not hang. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	return -1;
+}
+
+EVP_PKEY *
+cp_pkey_from_pem(const char *pem, size_t len)
+{
+	EVP_PKEY *key = NULL;
+	BIO *bio;
+
+	if (!pem || !len || len > INT_MAX)
+		return NULL;
+	bio = BIO_new_mem_buf(pem, (int)len);
+	if (!bio)
+		return NULL;
+	key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+	BIO_free(bio);
+	if (key && !(cp_pkey_is_p256(key) || cp_pkey_is_x25519(key))) {
+		EVP_PKEY_free(key);
+		key = NULL;
+	}
+	ERR_clear_error();
+	return key;
+}
+
+char *
+cp_pkey_to_pem(EVP_PKEY *key)
+{
+	BUF_MEM *mem = NULL;
+	char *out = NULL;
+	BIO *bio;
+
+	if (!cp_pkey_has_private(key))
+		return NULL;
+	/* A secure-memory BIO: its buffer is cleansed on free. */
+	bio = BIO_new(BIO_s_secmem());
+	if (!bio)
+		return NULL;
+	if (PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) == 1 &&
+	    BIO_get_mem_ptr(bio, &mem) == 1 && mem) {
+		out = malloc(mem->length + 1);
+		if (out) {
+			memcpy(out, mem->data, mem->length);
+			out[mem->length] = '\0';
+		}
+	}
+	BIO_free(bio);
+	return out;
+}
+
+char *
+cp_pubkey_to_pem(EVP_PKEY *key)
+{
+	BUF_MEM *mem = NULL;
+	char *out = NULL;
+	BIO *bio;
+
+	if (!key)
+		return NULL;
+	bio = BIO_new(BIO_s_mem());
+	if (!bio)
+		return NULL;
+	if (PEM_write_bio_PUBKEY(bio, key) == 1 &&
+	    BIO_get_mem_ptr(bio, &mem) == 1 && mem) {
+		out = malloc(mem->length + 1);
+		if (out) {
+			memcpy(out, mem->data, mem->length);
+			out[mem->length] = '\0';
+		}
+	}
+	BIO_free(bio);
+	return out;
+}
+
+EVP_PKEY *
+cp_pubkey_from_pem(const char *pem, size_t len)
+{
+	EVP_PKEY *key = NULL;
+	BIO *bio;
+
+	if (!pem || !len || len > INT_MAX)
+		return NULL;
+	bio = BIO_new_mem_buf(pem, (int)len);
+	if (!bio)
+		return NULL;
+	key = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
+	BIO_free(bio);
+	if (key && !(cp_pkey_is_p256(key) || cp_pkey_is_x25519(key))) {
+		EVP_PKEY_free(key);
+		key = NULL;
+	}
+	ERR_clear_error();
+	return key;
+}

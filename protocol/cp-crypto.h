@@ -39,6 +39,8 @@ EVP_PKEY *cp_p256_from_private(const uint8_t priv[32]);
 EVP_PKEY *cp_p256_from_public(const uint8_t *pub, size_t len);
 /* Compressed point (33 bytes). */
 CpError cp_p256_public_compressed(EVP_PKEY *key, uint8_t out[33]);
+/* The private scalar, 32 bytes big-endian (test vectors, cellprov-mfg). */
+CpError cp_p256_private_bytes(EVP_PKEY *key, uint8_t out[32]);
 
 /* X25519 keys (ECIES Profile A). */
 EVP_PKEY *cp_x25519_generate(void);
@@ -46,7 +48,9 @@ EVP_PKEY *cp_x25519_from_private(const uint8_t priv[32]);
 EVP_PKEY *cp_x25519_from_public(const uint8_t pub[32]);
 CpError cp_x25519_public(EVP_PKEY *key, uint8_t out[32]);
 
-/* ECDH shared secret (x coordinate for P-256, u for X25519), 32 bytes. */
+/* ECDH shared secret (x coordinate for P-256, u for X25519), 32 bytes.
+ * CP_ERR_KEY for mismatched key types, CP_ERR_POINT for a peer key
+ * OpenSSL refuses (invalid, or small order for X25519). */
 CpError cp_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t out[32]);
 
 /* ECDSA P-256 with SHA-256, DER signature (at most CP_ECDSA_MAX bytes). */
@@ -59,6 +63,20 @@ CpError cp_ecdsa_verify(EVP_PKEY *key, const uint8_t *msg, size_t len,
 /* DER SubjectPublicKeyInfo of a key; malloc'd, caller frees. */
 uint8_t *cp_pubkey_spki(EVP_PKEY *key, size_t *len);
 
-/* PEM (PKCS#8 private key) in and out. */
+/* The key from a DER SubjectPublicKeyInfo (P-256 or X25519), exactly len bytes. */
+EVP_PKEY *cp_pubkey_from_spki(const uint8_t *der, size_t len);
+
+/*
+ * PEM (PKCS#8 private key) in and out. Only P-256 and X25519 keys are
+ * accepted; an encrypted PEM fails rather than prompting for a passphrase.
+ */
 EVP_PKEY *cp_pkey_from_pem(const char *pem, size_t len);
 char *cp_pkey_to_pem(EVP_PKEY *key);  /* malloc'd; holds the private key: cleanse */
+/* PEM "PUBLIC KEY" (SubjectPublicKeyInfo) in and out. */
+EVP_PKEY *cp_pubkey_from_pem(const char *pem, size_t len);
+char *cp_pubkey_to_pem(EVP_PKEY *key);  /* malloc'd */
+
+/* Key type checks: P-256, X25519, and whether the private half is present. */
+bool cp_pkey_is_p256(EVP_PKEY *key);
+bool cp_pkey_is_x25519(EVP_PKEY *key);
+bool cp_pkey_has_private(EVP_PKEY *key);

@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The crypto backend against published vectors (FIPS 180-2, RFC 4231,
+ * FIPS 197, SP 800-38A), and its key handling against OpenSSL's own
+ * encoders and independent computations.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/bio.h>
+#include <openssl/buffer.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "cp-crypto.h"
+#include "cp-secret.h"
+#include "cp-test.h"
+
+/* The P-256 base point, uncompressed. */
+static const char p256_g[] =
+	"046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"
+	"4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5";
+
+static void
+test_sha256(void)
+{
+	uint8_t out[32];
+
+	cp_sha256((const uint8_t *)"abc", 3, out);
+	CP_CHECK_HEX(out, 32, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	cp_sha256(NULL, 0, out);
+	CP_CHECK_HEX(out, 32, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+static void
+test_hmac(void)
+{
+	uint8_t key[20], out[32];
+
+	memset(key, 0x0b, sizeof key);
+	CP_CHECK_INT(cp_hmac_sha256(key, sizeof key, (const uint8_t *)"Hi There", 8, out), CP_OK);
+	CP_CHECK_HEX(out, 32, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	CP_CHECK_INT(cp_hmac_sha256((const uint8_t *)"Jefe", 4,
+				    (const uint8_t *)"what do ya want for nothing?", 28, out), CP_OK);
+	CP_CHECK_HEX(out, 32, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	CP_CHECK_INT(cp_hmac_sha256(NULL, 4, key, 1, out), CP_ERR_ARGUMENT);
+	CP_CHECK_INT(cp_hmac_sha256(key, 4, NULL, 1, out), CP_ERR_ARGUMENT);
+}
+
+static void
+test_aes(void)
+{
+	uint8_t key[16], icb[16], pt[64], ct[64], out[64];
+
+	cp_test_unhex("000102030405060708090a0b0c0d0e0f", key, 16);
+	cp_test_unhex("00112233445566778899aabbccddeeff", pt, 16);
+	CP_CHECK_INT(cp_aes128_ecb_block(key, pt, out), CP_OK);
+	CP_CHECK_HEX(out, 16, "69c4e0d86a7b0430d8cdb78070b4c55a");
+
+	cp_test_unhex("2b7e151628aed2a6abf7158809cf4f3c", key, 16);
+	cp_test_unhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", icb, 16);
+	cp_test_unhex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+		      "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710", pt, 64);
+	CP_CHECK_INT(cp_aes128_ctr(key, icb, pt, 64, ct), CP_OK);
+	CP_CHECK_HEX(ct, 64, "874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff"
+		     "5ae4df3edbd5d35e5b4f09020db03eab1e031dda2fbe03d1792170a0f3009cee");
+	/* CTR is its own inverse, and a partial block is the keystream prefix. */
+	CP_CHECK_INT(cp_aes128_ctr(key, icb, ct, 64, out), CP_OK);
+	CP_CHECK(memcmp(out, pt, 64) == 0);
+	CP_CHECK_INT(cp_aes128_ctr(key, icb, pt, 5, out), CP_OK);
+	CP_CHECK_HEX(out, 5, "874d6191b6");
+	/* The whole 128-bit block counts: ...ffff wraps into the next byte. */
+	memset(icb, 0, 16);
+	icb[15] = 0xff;
+	icb[14] = 0xff;
+	CP_CHECK_INT(cp_aes128_ctr(key, icb, pt, 32, ct), CP_OK);
+	icb[13] = 0x01;
+	icb[14] = 0x00;
+	icb[15] = 0x00;
+	CP_CHECK_INT(cp_aes128_ecb_block(key, icb, out), CP_OK);
+	for (int i = 0; i < 16; i++)
+		out[i] ^= pt[16 + i];
+	CP_CHECK(memcmp(out, ct + 16, 16) == 0);
+	CP_CHECK_INT(cp_aes128_ctr(key, icb, NULL, 0, NULL), CP_OK);
+	CP_CHECK_INT(cp_aes128_ctr(NULL, icb, pt, 1, out), CP_ERR_ARGUMENT);
+}
+
+static void
+test_x963(void)
+{
+	uint8_t z[32], si[33], out[64], want[64], block[32 + 4 + 33];
+
+	for (int i = 0; i < 32; i++)
+		z[i] = (uint8_t)(i * 7);
+	for (int i = 0; i < 33; i++)
+		si[i] = (uint8_t)(0xa0 + i);
+	CP_CHECK_INT(cp_x963_kdf_sha256(z, 32, si, 33, out, 64), CP_OK);
+
+	/* ANSI X9.63: K_i = SHA-256(Z || counter (4 bytes BE, from 1) || SharedInfo). */
+	memcpy(block, z, 32);
+	memcpy(block + 36, si, 33);
+	for (uint32_t c = 1; c <= 2; c++) {
+		block[32] = 0;
+		block[33] = 0;
+		block[34] = 0;
+		block[35] = (uint8_t)c;
+		EVP_Digest(block, sizeof block, want + 32 * (c - 1), NULL, EVP_sha256(), NULL);
+	}
+	CP_CHECK(memcmp(out, want, 64) == 0);
+	CP_CHECK_INT(cp_x963_kdf_sha256(z, 32, si, 33, out, 20), CP_OK);
+	CP_CHECK(memcmp(out, want, 20) == 0);
+	CP_CHECK_INT(cp_x963_kdf_sha256(NULL, 0, si, 33, out, 64), CP_ERR_ARGUMENT);
+	CP_CHECK_INT(cp_x963_kdf_sha256(z, 32, si, 33, out, 0), CP_ERR_ARGUMENT);
+}
+
+static void
+test_random(void)
+{
+	uint8_t a[32] = { 0 }, b[32] = { 0 };
+
+	CP_CHECK_INT(cp_random(a, sizeof a), CP_OK);
+	CP_CHECK_INT(cp_random(b, sizeof b), CP_OK);
+	CP_CHECK(memcmp(a, b, sizeof a) != 0);
+	CP_CHECK_INT(cp_random(NULL, 0), CP_OK);
+	CP_CHECK_INT(cp_random(NULL, 1), CP_ERR_ARGUMENT);
+}
+
+static void
+test_p256(void)
+{
+	uint8_t priv[32] = { 0 }, pub[65], c[33], c2[33], back[32];
+	EVP_PKEY *k, *p;
+	int rejected = 0;
+
+	/* d = 1 gives the base point. */
+	priv[31] = 1;
+	k = cp_p256_from_private(priv);
+	CP_CHECK(k != NULL);
+	CP_CHECK(cp_pkey_is_p256(k) && cp_pkey_has_private(k) && !cp_pkey_is_x25519(k));
+	CP_CHECK_INT(cp_p256_public_compressed(k, c), CP_OK);
+	CP_CHECK_HEX(c, 33, "036b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296");
+	CP_CHECK_INT(cp_p256_private_bytes(k, back), CP_OK);
+	CP_CHECK(memcmp(back, priv, 32) == 0);
+	EVP_PKEY_free(k);
+
+	/* 0 and n are no private keys. */
+	memset(priv, 0, 32);
+	CP_CHECK(cp_p256_from_private(priv) == NULL);
+	cp_test_unhex("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551", priv, 32);
+	CP_CHECK(cp_p256_from_private(priv) == NULL);
+	priv[31] = 0x50;   /* n - 1 */
+	k = cp_p256_from_private(priv);
+	CP_CHECK(k != NULL);
+	CP_CHECK_INT(cp_p256_public_compressed(k, c), CP_OK);
+	/* -G has G's x and the other y parity. */
+	CP_CHECK_HEX(c, 33, "026b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296");
+	EVP_PKEY_free(k);
+
+	/* Public keys: both encodings, and nothing off the curve. */
+	cp_test_unhex(p256_g, pub, 65);
+	p = cp_p256_from_public(pub, 65);
+	CP_CHECK(p != NULL && !cp_pkey_has_private(p));
+	CP_CHECK_INT(cp_p256_public_compressed(p, c), CP_OK);
+	CP_CHECK_HEX(c, 33, "036b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296");
+	EVP_PKEY_free(p);
+	p = cp_p256_from_public(c, 33);
+	CP_CHECK(p != NULL);
+	EVP_PKEY_free(p);
+	pub[64] ^= 1;
+	CP_CHECK(cp_p256_from_public(pub, 65) == NULL);
+	pub[64] ^= 1;
+	pub[0] = 0x06;   /* hybrid encoding: refused */
+	CP_CHECK(cp_p256_from_public(pub, 65) == NULL);
+	CP_CHECK(cp_p256_from_public(c, 32) == NULL);
+	CP_CHECK(cp_p256_from_public((const uint8_t *)"\x00", 1) == NULL);
+	c[0] = 0x04;
+	CP_CHECK(cp_p256_from_public(c, 33) == NULL);
+
+	/* About half of all x have no point; those that have one round-trip. */
+	for (int x = 1; x <= 32; x++) {
+		memset(c, 0, 33);
+		c[0] = 0x02;
+		c[32] = (uint8_t)x;
+		p = cp_p256_from_public(c, 33);
+		if (!p) {
+			rejected++;
+			continue;
+		}
+		CP_CHECK_INT(cp_p256_public_compressed(p, c2), CP_OK);
+		CP_CHECK(memcmp(c, c2, 33) == 0);
+		EVP_PKEY_free(p);
+	}
+	CP_CHECK(rejected > 4 && rejected < 28);
+
+	k = cp_p256_generate();
+	CP_CHECK(k && cp_pkey_is_p256(k) && cp_pkey_has_private(k));
+	EVP_PKEY_free(k);
+	CP_CHECK_INT(cp_p256_public_compressed(NULL, c), CP_ERR_KEY);
+}
+
+static void
+test_x25519(void)
+{
+	uint8_t priv[32], pub[32];
+	EVP_PKEY *k, *p, *q;
+
+	/* RFC 7748 6.1, Alice. */
+	cp_test_unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", priv, 32);
+	k = cp_x25519_from_private(priv);
+	CP_CHECK(k && cp_pkey_is_x25519(k) && cp_pkey_has_private(k));
+	CP_CHECK_INT(cp_x25519_public(k, pub), CP_OK);
+	CP_CHECK_HEX(pub, 32, "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+	p = cp_x25519_from_public(pub);
+	CP_CHECK(p && !cp_pkey_has_private(p));
+	CP_CHECK_INT(cp_x25519_public(p, priv), CP_OK);
+	CP_CHECK(memcmp(priv, pub, 32) == 0);
+	q = cp_x25519_generate();
+	CP_CHECK(q && cp_pkey_is_x25519(q));
+	CP_CHECK_INT(cp_p256_public_compressed(k, (uint8_t[33]){ 0 }), CP_ERR_KEY);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(p);
+	EVP_PKEY_free(q);
+}
+
+static void
+test_ecdh(void)
+{
+	uint8_t a[32], b[32], pub[32], z1[32], z2[32];
+	EVP_PKEY *ka, *kb, *pa, *pb, *low, *p256;
+
+	/* RFC 7748 6.1: Alice, Bob and their shared secret. */
+	cp_test_unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", a, 32);
+	cp_test_unhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb", b, 32);
+	ka = cp_x25519_from_private(a);
+	kb = cp_x25519_from_private(b);
+	cp_x25519_public(ka, pub);
+	pa = cp_x25519_from_public(pub);
+	cp_x25519_public(kb, pub);
+	pb = cp_x25519_from_public(pub);
+	CP_CHECK_INT(cp_ecdh(ka, pb, z1), CP_OK);
+	CP_CHECK_INT(cp_ecdh(kb, pa, z2), CP_OK);
+	CP_CHECK_HEX(z1, 32, "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+	CP_CHECK(memcmp(z1, z2, 32) == 0);
+
+	/* A small-order peer (u = 0) gives the all-zero secret: refused. */
+	memset(pub, 0, 32);
+	low = cp_x25519_from_public(pub);
+	CP_CHECK(low != NULL);
+	CP_CHECK_INT(cp_ecdh(ka, low, z1), CP_ERR_POINT);
+
+	/* Mixed key types. */
+	p256 = cp_p256_generate();
+	CP_CHECK_INT(cp_ecdh(ka, p256, z1), CP_ERR_KEY);
+	CP_CHECK_INT(cp_ecdh(p256, pa, z1), CP_ERR_KEY);
+	CP_CHECK_INT(cp_ecdh(NULL, pa, z1), CP_ERR_ARGUMENT);
+	EVP_PKEY_free(ka);
+	EVP_PKEY_free(kb);
+	EVP_PKEY_free(pa);
+	EVP_PKEY_free(pb);
+	EVP_PKEY_free(low);
+
+	/* P-256: both sides agree. */
+	{
+		EVP_PKEY *k2 = cp_p256_generate();
+		uint8_t c[33];
+		EVP_PKEY *pub1, *pub2;
+
+		cp_p256_public_compressed(p256, c);
+		pub1 = cp_p256_from_public(c, 33);
+		cp_p256_public_compressed(k2, c);
+		pub2 = cp_p256_from_public(c, 33);
+		CP_CHECK_INT(cp_ecdh(p256, pub2, z1), CP_OK);
+		CP_CHECK_INT(cp_ecdh(k2, pub1, z2), CP_OK);
+		CP_CHECK(memcmp(z1, z2, 32) == 0);
+		EVP_PKEY_free(k2);
+		EVP_PKEY_free(pub1);
+		EVP_PKEY_free(pub2);
+	}
+	EVP_PKEY_free(p256);
+}
+
+static void
+test_ecdsa(void)
+{
+	const uint8_t msg[] = "device record bytes";
+	uint8_t sig[CP_ECDSA_MAX], c[33];
+	size_t sig_len = 0;
+	EVP_PKEY *k = cp_p256_generate(), *other = cp_p256_generate(), *pub, *x;
+
+	CP_CHECK_INT(cp_ecdsa_sign(k, msg, sizeof msg, sig, &sig_len), CP_OK);
+	CP_CHECK(sig_len >= 8 && sig_len <= CP_ECDSA_MAX);
+	CP_CHECK(sig[0] == 0x30);   /* DER SEQUENCE */
+	cp_p256_public_compressed(k, c);
+	pub = cp_p256_from_public(c, 33);
+	CP_CHECK_INT(cp_ecdsa_verify(pub, msg, sizeof msg, sig, sig_len), CP_OK);
+	CP_CHECK_INT(cp_ecdsa_verify(k, msg, sizeof msg, sig, sig_len), CP_OK);
+	CP_CHECK_INT(cp_ecdsa_verify(other, msg, sizeof msg, sig, sig_len), CP_ERR_SIGNATURE);
+	CP_CHECK_INT(cp_ecdsa_verify(pub, msg, sizeof msg - 1, sig, sig_len), CP_ERR_SIGNATURE);
+	for (size_t i = 0; i < sig_len; i++) {
+		sig[i] ^= 0x01;
+		CP_CHECK_INT(cp_ecdsa_verify(pub, msg, sizeof msg, sig, sig_len), CP_ERR_SIGNATURE);
+		sig[i] ^= 0x01;
+	}
+	CP_CHECK_INT(cp_ecdsa_verify(pub, msg, sizeof msg, sig, sig_len - 1), CP_ERR_SIGNATURE);
+	CP_CHECK_INT(cp_ecdsa_verify(pub, msg, sizeof msg, sig, 0), CP_ERR_SIGNATURE);
+	CP_CHECK_INT(cp_ecdsa_verify(pub, msg, sizeof msg, (const uint8_t *)"\x30\x00", 2),
+		     CP_ERR_SIGNATURE);
+	/* A public key cannot sign; an X25519 key can do neither. */
+	CP_CHECK_INT(cp_ecdsa_sign(pub, msg, sizeof msg, sig, &sig_len), CP_ERR_KEY);
+	x = cp_x25519_generate();
+	CP_CHECK_INT(cp_ecdsa_sign(x, msg, sizeof msg, sig, &sig_len), CP_ERR_KEY);
+	CP_CHECK_INT(cp_ecdsa_verify(x, msg, sizeof msg, sig, sig_len), CP_ERR_KEY);
+	/* An empty message is a message. */
+	CP_CHECK_INT(cp_ecdsa_sign(k, NULL, 0, sig, &sig_len), CP_OK);
+	CP_CHECK_INT(cp_ecdsa_verify(pub, NULL, 0, sig, sig_len), CP_OK);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(other);
+	EVP_PKEY_free(pub);
+	EVP_PKEY_free(x);
+}
+
+static void
+test_encodings(void)
+{
+	EVP_PKEY *k = cp_p256_generate(), *back, *pub;
+	uint8_t *spki, *spki2, c1[33], c2[33];
+	size_t len = 0, len2 = 0;
+	char *pem, *pubpem;
+
+	spki = cp_pubkey_spki(k, &len);
+	CP_CHECK(spki != NULL);
+	/* id-ecPublicKey + prime256v1 + 65-byte point: always 91 bytes. */
+	CP_CHECK_INT(len, 91);
+	pub = cp_pubkey_from_spki(spki, len);
+	CP_CHECK(pub != NULL && !cp_pkey_has_private(pub));
+	cp_p256_public_compressed(k, c1);
+	cp_p256_public_compressed(pub, c2);
+	CP_CHECK(memcmp(c1, c2, 33) == 0);
+	spki2 = cp_pubkey_spki(pub, &len2);
+	CP_CHECK(spki2 && len2 == len && memcmp(spki, spki2, len) == 0);
+	CP_CHECK(cp_pubkey_from_spki(spki, len - 1) == NULL);
+	EVP_PKEY_free(pub);
+	free(spki2);
+
+	pem = cp_pkey_to_pem(k);
+	CP_CHECK(pem && strstr(pem, "-----BEGIN PRIVATE KEY-----"));
+	back = cp_pkey_from_pem(pem, strlen(pem));
+	CP_CHECK(back && cp_pkey_has_private(back));
+	spki2 = cp_pubkey_spki(back, &len2);
+	CP_CHECK(spki2 && len2 == len && memcmp(spki, spki2, len) == 0);
+	free(spki2);
+	EVP_PKEY_free(back);
+	/* Garbage, truncation, and a public key where a private one is wanted. */
+	CP_CHECK(cp_pkey_from_pem("garbage", 7) == NULL);
+	CP_CHECK(cp_pkey_from_pem(pem, strlen(pem) / 2) == NULL);
+	pubpem = cp_pubkey_to_pem(k);
+	CP_CHECK(pubpem && strstr(pubpem, "-----BEGIN PUBLIC KEY-----"));
+	CP_CHECK(cp_pkey_from_pem(pubpem, strlen(pubpem)) == NULL);
+	pub = cp_pubkey_from_pem(pubpem, strlen(pubpem));
+	CP_CHECK(pub && !cp_pkey_has_private(pub));
+	EVP_PKEY_free(pub);
+	CP_CHECK(cp_pkey_to_pem(pub = cp_pubkey_from_spki(spki, len)) == NULL);
+	EVP_PKEY_free(pub);
+	cp_cleanse(pem, strlen(pem));
+	free(pem);
+	free(pubpem);
+	free(spki);
+
+	/* An encrypted key fails at once instead of prompting. */
+	{
+		const char *enc =
+			"-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+			"MIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAhTeZ0SgO9ClQICCAAw\n"
+			"DAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEEHk3k3c3SGjuS2zcCRyUbnIEgZA=\n"
+			"-----END ENCRYPTED PRIVATE KEY-----\n";
+
+		CP_CHECK(cp_pkey_from_pem(enc, strlen(enc)) == NULL);
+	}
+
+	/* Other key types are refused. */
+	{
+		EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		char *p2 = NULL;
+		BIO *bio = BIO_new(BIO_s_mem());
+		BUF_MEM *m = NULL;
+
+		PEM_write_bio_PrivateKey(bio, rsa, NULL, NULL, 0, NULL, NULL);
+		BIO_get_mem_ptr(bio, &m);
+		p2 = strndup(m->data, m->length);
+		CP_CHECK(p2 && strstr(p2, "PRIVATE KEY"));
+		CP_CHECK(cp_pkey_from_pem(p2, strlen(p2)) == NULL);
+		free(p2);
+		BIO_free(bio);
+		EVP_PKEY_free(rsa);
+	}
+	EVP_PKEY_free(k);
+}
+
+int
+main(void)
+{
+	test_sha256();
+	test_hmac();
+	test_aes();
+	test_x963();
+	test_random();
+	test_p256();
+	test_x25519();
+	test_ecdh();
+	test_ecdsa();
+	test_encodings();
+	return cp_test_done("test-crypto");
+}
