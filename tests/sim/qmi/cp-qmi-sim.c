@@ -1,0 +1,1182 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * cp-qmi-sim: a QMI modem with a programmable USIM and a network that
+ * really authenticates, for tests and benchmarks. Real libqmi and real
+ * qmicli talk to it on a pty or on the @qmi-proxy abstract socket.
+ * See docs/man/cp-qmi-sim.1.md.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <libqmi-glib.h>
+
+#include "cp-buf.h"
+#include "cp-sim-network.h"
+#include "cp-sim-usim.h"
+
+/* QMUX: marker, length (2), flags, service, client; then the service
+ * header, whose first byte says request (0), response (2), indication (4). */
+#define QMUX_CONTROL_OFFSET 6
+#define QMUX_INDICATION 0x04
+
+#define MSG_CTL_VERSION_INFO 0x0021
+#define MSG_CTL_ALLOCATE_CID 0x0022
+#define MSG_CTL_RELEASE_CID 0x0023
+#define MSG_CTL_SYNC 0x0027
+#define MSG_CTL_PROXY_OPEN 0xFF00
+
+#define MSG_UIM_READ_TRANSPARENT 0x0020
+#define MSG_UIM_REGISTER_EVENTS 0x002E
+#define MSG_UIM_CARD_STATUS 0x002F
+#define MSG_UIM_SEND_APDU 0x003B
+#define MSG_UIM_LOGICAL_CHANNEL 0x003F
+#define MSG_UIM_OPEN_CHANNEL 0x0042
+
+typedef enum {
+	FAULT_QMI_ERROR,
+	FAULT_NO_RESPONSE,
+	FAULT_VANISH,
+} FaultKind;
+
+typedef struct {
+	FaultKind kind;
+	guint service;
+	guint message;
+	guint nth;            /* 1-based occurrence; 0: every one */
+	guint seen;
+} Fault;
+
+typedef struct {
+	int fd;
+	GByteArray *in;
+	guint watch;
+	gboolean proxy;       /* a qmi-proxy client: expects Internal Proxy Open first */
+} Conn;
+
+typedef struct {
+	guint8 service;
+	guint8 cid;
+	Conn *conn;
+} Client;
+
+typedef struct {
+	guint8 index;
+	char *name;
+	char *apn;
+	guint8 pdp_type;
+} Profile;
+
+typedef struct {
+	/* configuration */
+	char *pty_path;
+	gboolean proxy;
+	char *proxy_name;
+	char *dump_path;
+	guint reset_delay_ms;
+	guint reg_delay_ms;
+	GArray *faults;            /* Fault */
+	GArray *fail_apdu;         /* guint: n-th APDU answered 6F00 */
+	GArray *fail_update;       /* guint: n-th UPDATE BINARY answered 6F00 */
+	/* state */
+	CpSimUsim *usim;
+	CpSimNetwork *net;
+	guint8 op_mode;            /* QmiDmsOperatingMode */
+	guint8 reg_state;          /* QmiNasRegistrationState */
+	char *modem_imsi;          /* what the modem read from the card at its last start */
+	GPtrArray *profiles;       /* Profile */
+	GPtrArray *clients;        /* Client */
+	GPtrArray *conns;          /* Conn */
+	guint next_cid;
+	guint reg_timer;
+	guint reset_timer;
+	guint n_requests;
+	guint n_apdus;
+	guint n_updates;
+	guint n_resets;
+	int pty_slave;
+	int listen_fd;
+	GMainLoop *loop;
+} Sim;
+
+static Sim sim;
+
+static void dump(void);
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static void
+conn_send(Conn *c, const guint8 *raw, gsize len)
+{
+	gsize done = 0;
+
+	while (done < len) {
+		ssize_t n = write(c->fd, raw + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return;   /* the peer went away; its HUP removes the conn */
+		done += (gsize)n;
+	}
+}
+
+static void
+send_message(Conn *c, QmiMessage *m)
+{
+	gsize len;
+	const guint8 *raw = qmi_message_get_raw(m, &len, NULL);
+
+	if (raw)
+		conn_send(c, raw, len);
+}
+
+static void
+tlv_u8(QmiMessage *m, guint8 type, guint8 v)
+{
+	gsize o = qmi_message_tlv_write_init(m, type, NULL);
+
+	qmi_message_tlv_write_guint8(m, v, NULL);
+	qmi_message_tlv_write_complete(m, o, NULL);
+}
+
+static void
+tlv_string(QmiMessage *m, guint8 type, const char *s)
+{
+	gsize o = qmi_message_tlv_write_init(m, type, NULL);
+
+	qmi_message_tlv_write_string(m, 0, s, -1, NULL);
+	qmi_message_tlv_write_complete(m, o, NULL);
+}
+
+static void
+tlv_bytes16(QmiMessage *m, guint8 type, const guint8 *d, gsize len)
+{
+	gsize o = qmi_message_tlv_write_init(m, type, NULL);
+
+	qmi_message_tlv_write_guint16(m, QMI_ENDIAN_LITTLE, (guint16)len, NULL);
+	for (gsize i = 0; i < len; i++)
+		qmi_message_tlv_write_guint8(m, d[i], NULL);
+	qmi_message_tlv_write_complete(m, o, NULL);
+}
+
+static void
+tlv_sw(QmiMessage *m, guint8 type, guint16 sw)
+{
+	gsize o = qmi_message_tlv_write_init(m, type, NULL);
+
+	qmi_message_tlv_write_guint8(m, (guint8)(sw >> 8), NULL);
+	qmi_message_tlv_write_guint8(m, (guint8)sw, NULL);
+	qmi_message_tlv_write_complete(m, o, NULL);
+}
+
+static gboolean
+read_u8(QmiMessage *m, guint8 type, guint8 *v)
+{
+	gsize off = 0, init = qmi_message_tlv_read_init(m, type, NULL, NULL);
+
+	return init && qmi_message_tlv_read_guint8(m, init, &off, v, NULL);
+}
+
+/* A TLV's value as bytes (NULL if absent). */
+static const guint8 *
+raw_tlv(QmiMessage *m, guint8 type, guint16 *len)
+{
+	return qmi_message_get_raw_tlv(m, type, len);
+}
+
+static Client *
+client_find(guint8 service, guint8 cid)
+{
+	for (guint i = 0; i < sim.clients->len; i++) {
+		Client *cl = g_ptr_array_index(sim.clients, i);
+
+		if (cl->service == service && cl->cid == cid)
+			return cl;
+	}
+	return NULL;
+}
+
+/* ---- NAS: registration and its indications ----------------------------- */
+
+static void
+serving_system_tlvs(QmiMessage *m)
+{
+	const char *plmn = cp_sim_network_get_plmn(sim.net);
+	gboolean reg = sim.reg_state == QMI_NAS_REGISTRATION_STATE_REGISTERED;
+	gsize o = qmi_message_tlv_write_init(m, 0x01, NULL);
+
+	qmi_message_tlv_write_guint8(m, sim.reg_state, NULL);
+	qmi_message_tlv_write_guint8(m, reg ? QMI_NAS_ATTACH_STATE_ATTACHED : QMI_NAS_ATTACH_STATE_DETACHED, NULL);
+	qmi_message_tlv_write_guint8(m, reg ? QMI_NAS_ATTACH_STATE_ATTACHED : QMI_NAS_ATTACH_STATE_DETACHED, NULL);
+	qmi_message_tlv_write_guint8(m, QMI_NAS_NETWORK_TYPE_3GPP, NULL);
+	if (sim.op_mode == QMI_DMS_OPERATING_MODE_ONLINE) {
+		qmi_message_tlv_write_guint8(m, 1, NULL);
+		qmi_message_tlv_write_gint8(m, QMI_NAS_RADIO_INTERFACE_LTE, NULL);
+	} else {
+		qmi_message_tlv_write_guint8(m, 0, NULL);
+	}
+	qmi_message_tlv_write_complete(m, o, NULL);
+
+	if (reg) {
+		char mcc[4] = { 0 };
+
+		memcpy(mcc, plmn, 3);
+		tlv_u8(m, 0x10, 0x01);   /* roaming off */
+		o = qmi_message_tlv_write_init(m, 0x12, NULL);
+		qmi_message_tlv_write_guint16(m, QMI_ENDIAN_LITTLE, (guint16)atoi(mcc), NULL);
+		qmi_message_tlv_write_guint16(m, QMI_ENDIAN_LITTLE, (guint16)atoi(plmn + 3), NULL);
+		qmi_message_tlv_write_string(m, 1, cp_sim_network_get_name(sim.net), -1, NULL);
+		qmi_message_tlv_write_complete(m, o, NULL);
+	}
+}
+
+static void
+nas_indicate(void)
+{
+	for (guint i = 0; i < sim.clients->len; i++) {
+		Client *cl = g_ptr_array_index(sim.clients, i);
+		g_autoptr(QmiMessage) m = NULL;
+		g_autoptr(GByteArray) raw = NULL;
+		const guint8 *r;
+		gsize len;
+
+		if (cl->service != QMI_SERVICE_NAS)
+			continue;
+		m = qmi_message_new(QMI_SERVICE_NAS, cl->cid, 0, 0x0024);
+		serving_system_tlvs(m);
+		r = qmi_message_get_raw(m, &len, NULL);
+		raw = g_byte_array_new();
+		g_byte_array_append(raw, r, (guint)len);
+		raw->data[QMUX_CONTROL_OFFSET] = QMUX_INDICATION;
+		conn_send(cl->conn, raw->data, raw->len);
+	}
+}
+
+static void
+set_reg_state(guint8 state)
+{
+	if (sim.reg_state == state)
+		return;
+	sim.reg_state = state;
+	g_message("registration: %s", qmi_nas_registration_state_get_string(state));
+	nas_indicate();
+	dump();
+}
+
+static gboolean
+attach_cb(gpointer data)
+{
+	CpSimAttach a;
+
+	sim.reg_timer = 0;
+	if (sim.op_mode != QMI_DMS_OPERATING_MODE_ONLINE)
+		return G_SOURCE_REMOVE;
+	a = cp_sim_network_attach(sim.net, sim.usim);
+	g_message("attach: %s", cp_sim_attach_name(a));
+	set_reg_state(a == CP_SIM_ATTACH_REGISTERED ?
+		      QMI_NAS_REGISTRATION_STATE_REGISTERED :
+		      QMI_NAS_REGISTRATION_STATE_REGISTRATION_DENIED);
+	return G_SOURCE_REMOVE;
+}
+
+/* The modem (re)starts its use of the card: it reads the IMSI once and
+ * keeps it, as real modems do until the next reset. */
+static void
+card_start(void)
+{
+	cp_sim_usim_reset(sim.usim);
+	g_free(sim.modem_imsi);
+	sim.modem_imsi = cp_sim_usim_get_imsi(sim.usim);
+}
+
+static void
+go_online(void)
+{
+	sim.op_mode = QMI_DMS_OPERATING_MODE_ONLINE;
+	set_reg_state(QMI_NAS_REGISTRATION_STATE_NOT_REGISTERED_SEARCHING);
+	if (sim.reg_timer)
+		g_source_remove(sim.reg_timer);
+	sim.reg_timer = g_timeout_add(sim.reg_delay_ms, attach_cb, NULL);
+}
+
+static gboolean
+reset_done_cb(gpointer data)
+{
+	sim.reset_timer = 0;
+	card_start();
+	go_online();
+	dump();
+	return G_SOURCE_REMOVE;
+}
+
+/* ---- services ---------------------------------------------------------- */
+
+static QmiMessage *
+handle_ctl(Conn *c, QmiMessage *req)
+{
+	QmiMessage *resp;
+	guint8 service;
+	gsize o;
+
+	switch (qmi_message_get_message_id(req)) {
+	case MSG_CTL_PROXY_OPEN:
+	case MSG_CTL_SYNC:
+		return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+	case MSG_CTL_VERSION_INFO: {
+		static const guint8 services[] = {
+			QMI_SERVICE_CTL, QMI_SERVICE_WDS, QMI_SERVICE_DMS,
+			QMI_SERVICE_NAS, QMI_SERVICE_UIM,
+		};
+
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		o = qmi_message_tlv_write_init(resp, 0x01, NULL);
+		qmi_message_tlv_write_guint8(resp, G_N_ELEMENTS(services), NULL);
+		for (gsize i = 0; i < G_N_ELEMENTS(services); i++) {
+			qmi_message_tlv_write_guint8(resp, services[i], NULL);
+			qmi_message_tlv_write_guint16(resp, QMI_ENDIAN_LITTLE, 1, NULL);
+			qmi_message_tlv_write_guint16(resp, QMI_ENDIAN_LITTLE, 50, NULL);
+		}
+		qmi_message_tlv_write_complete(resp, o, NULL);
+		return resp;
+	}
+	case MSG_CTL_ALLOCATE_CID: {
+		Client *cl;
+
+		if (!read_u8(req, 0x01, &service))
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
+		if (service != QMI_SERVICE_DMS && service != QMI_SERVICE_NAS &&
+		    service != QMI_SERVICE_UIM && service != QMI_SERVICE_WDS)
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_SERVICE_TYPE);
+		cl = g_new0(Client, 1);
+		cl->service = service;
+		cl->cid = (guint8)(sim.next_cid++ % 250 + 1);
+		cl->conn = c;
+		g_ptr_array_add(sim.clients, cl);
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		o = qmi_message_tlv_write_init(resp, 0x01, NULL);
+		qmi_message_tlv_write_guint8(resp, service, NULL);
+		qmi_message_tlv_write_guint8(resp, cl->cid, NULL);
+		qmi_message_tlv_write_complete(resp, o, NULL);
+		return resp;
+	}
+	case MSG_CTL_RELEASE_CID: {
+		guint16 len;
+		const guint8 *v = raw_tlv(req, 0x01, &len);
+		Client *cl;
+
+		if (!v || len != 2)
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
+		cl = client_find(v[0], v[1]);
+		if (!cl)
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_CLIENT_ID);
+		g_ptr_array_remove(sim.clients, cl);
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		o = qmi_message_tlv_write_init(resp, 0x01, NULL);
+		qmi_message_tlv_write_guint8(resp, v[0], NULL);
+		qmi_message_tlv_write_guint8(resp, v[1], NULL);
+		qmi_message_tlv_write_complete(resp, o, NULL);
+		return resp;
+	}
+	}
+	return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_QMI_COMMAND);
+}
+
+static QmiMessage *
+handle_dms(QmiMessage *req)
+{
+	QmiMessage *resp;
+	guint8 mode;
+
+	switch (qmi_message_get_message_id(req)) {
+	case 0x0021:   /* Get Manufacturer */
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		tlv_string(resp, 0x01, "cellprov");
+		return resp;
+	case 0x0022:   /* Get Model */
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		tlv_string(resp, 0x01, "cp-qmi-sim");
+		return resp;
+	case 0x0023:   /* Get Revision */
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		tlv_string(resp, 0x01, "CPSIM.1.0");
+		return resp;
+	case 0x0025:   /* Get IDs */
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		tlv_string(resp, 0x10, "0");
+		tlv_string(resp, 0x11, "490154203237518");
+		tlv_string(resp, 0x12, "");
+		return resp;
+	case 0x002D:   /* Get Operating Mode */
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		tlv_u8(resp, 0x01, sim.op_mode);
+		return resp;
+	case 0x0043:   /* UIM Get IMSI: the modem's view since its last start */
+		if (!sim.modem_imsi || sim.op_mode == QMI_DMS_OPERATING_MODE_RESET)
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_DEVICE_NOT_READY);
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		tlv_string(resp, 0x01, sim.modem_imsi);
+		return resp;
+	case 0x003C:   /* UIM Get ICCID */
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		tlv_string(resp, 0x01, cp_sim_usim_get_iccid(sim.usim));
+		return resp;
+	case 0x002E:   /* Set Operating Mode */
+		if (!read_u8(req, 0x01, &mode))
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
+		if (sim.op_mode == QMI_DMS_OPERATING_MODE_RESET)
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_DEVICE_NOT_READY);
+		switch (mode) {
+		case QMI_DMS_OPERATING_MODE_ONLINE:
+			if (sim.op_mode == QMI_DMS_OPERATING_MODE_OFFLINE)
+				return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_TRANSITION);
+			if (sim.op_mode != QMI_DMS_OPERATING_MODE_ONLINE) {
+				/* leaving low power re-initialises the card session */
+				card_start();
+				go_online();
+			}
+			break;
+		case QMI_DMS_OPERATING_MODE_LOW_POWER:
+		case QMI_DMS_OPERATING_MODE_PERSISTENT_LOW_POWER:
+		case QMI_DMS_OPERATING_MODE_MODE_ONLY_LOW_POWER:
+		case QMI_DMS_OPERATING_MODE_OFFLINE:
+			if (sim.op_mode == QMI_DMS_OPERATING_MODE_OFFLINE && mode != QMI_DMS_OPERATING_MODE_OFFLINE)
+				return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_TRANSITION);
+			sim.op_mode = mode;
+			set_reg_state(QMI_NAS_REGISTRATION_STATE_NOT_REGISTERED);
+			break;
+		case QMI_DMS_OPERATING_MODE_RESET:
+			/* like real modems: a reset only from offline */
+			if (sim.op_mode != QMI_DMS_OPERATING_MODE_OFFLINE)
+				return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_TRANSITION);
+			sim.op_mode = mode;
+			sim.n_resets++;
+			if (sim.reg_timer)
+				g_source_remove(sim.reg_timer);
+			sim.reg_timer = 0;
+			sim.reset_timer = g_timeout_add(sim.reset_delay_ms, reset_done_cb, NULL);
+			break;
+		default:
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_ARGUMENT);
+		}
+		return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+	}
+	return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_QMI_COMMAND);
+}
+
+static QmiMessage *
+handle_nas(QmiMessage *req)
+{
+	QmiMessage *resp;
+
+	switch (qmi_message_get_message_id(req)) {
+	case 0x0003:   /* Register Indications */
+	case 0x0002:   /* Set Event Report */
+		return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+	case 0x0024:   /* Get Serving System */
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		serving_system_tlvs(resp);
+		return resp;
+	}
+	return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_QMI_COMMAND);
+}
+
+static gboolean
+list_has(GArray *a, guint n)
+{
+	for (guint i = 0; a && i < a->len; i++)
+		if (g_array_index(a, guint, i) == n)
+			return TRUE;
+	return FALSE;
+}
+
+static QmiMessage *
+handle_uim(QmiMessage *req)
+{
+	QmiMessage *resp;
+	guint16 len;
+	const guint8 *v;
+
+	if (sim.op_mode == QMI_DMS_OPERATING_MODE_RESET)
+		return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_DEVICE_NOT_READY);
+
+	switch (qmi_message_get_message_id(req)) {
+	case MSG_UIM_REGISTER_EVENTS:
+		return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+	case MSG_UIM_CARD_STATUS: {
+		/* full AID as the card reports it in EF.DIR */
+		static const guint8 aid[] = {
+			0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x02, 0xFF,
+			0x33, 0xFF, 0x01, 0x89, 0x00, 0x00, 0x01, 0x00,
+		};
+		gsize o;
+
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		o = qmi_message_tlv_write_init(resp, 0x10, NULL);
+		qmi_message_tlv_write_guint16(resp, QMI_ENDIAN_LITTLE, 0x0000, NULL);  /* GW primary: slot 0 app 0 */
+		qmi_message_tlv_write_guint16(resp, QMI_ENDIAN_LITTLE, 0xFFFF, NULL);
+		qmi_message_tlv_write_guint16(resp, QMI_ENDIAN_LITTLE, 0xFFFF, NULL);
+		qmi_message_tlv_write_guint16(resp, QMI_ENDIAN_LITTLE, 0xFFFF, NULL);
+		qmi_message_tlv_write_guint8(resp, 1, NULL);
+		qmi_message_tlv_write_guint8(resp, QMI_UIM_CARD_STATE_PRESENT, NULL);
+		qmi_message_tlv_write_guint8(resp, QMI_UIM_PIN_STATE_NOT_INITIALIZED, NULL);
+		qmi_message_tlv_write_guint8(resp, 0, NULL);
+		qmi_message_tlv_write_guint8(resp, 0, NULL);
+		qmi_message_tlv_write_guint8(resp, QMI_UIM_CARD_ERROR_UNKNOWN, NULL);
+		qmi_message_tlv_write_guint8(resp, 1, NULL);
+		qmi_message_tlv_write_guint8(resp, QMI_UIM_CARD_APPLICATION_TYPE_USIM, NULL);
+		qmi_message_tlv_write_guint8(resp, QMI_UIM_CARD_APPLICATION_STATE_READY, NULL);
+		qmi_message_tlv_write_guint8(resp, QMI_UIM_CARD_APPLICATION_PERSONALIZATION_STATE_READY, NULL);
+		qmi_message_tlv_write_guint8(resp, 0, NULL);
+		qmi_message_tlv_write_guint8(resp, 0, NULL);
+		qmi_message_tlv_write_guint8(resp, 0, NULL);
+		qmi_message_tlv_write_guint8(resp, sizeof(aid), NULL);
+		for (gsize i = 0; i < sizeof(aid); i++)
+			qmi_message_tlv_write_guint8(resp, aid[i], NULL);
+		qmi_message_tlv_write_guint8(resp, 0, NULL);
+		qmi_message_tlv_write_guint8(resp, QMI_UIM_PIN_STATE_DISABLED, NULL);
+		qmi_message_tlv_write_guint8(resp, 3, NULL);
+		qmi_message_tlv_write_guint8(resp, 10, NULL);
+		qmi_message_tlv_write_guint8(resp, QMI_UIM_PIN_STATE_DISABLED, NULL);
+		qmi_message_tlv_write_guint8(resp, 3, NULL);
+		qmi_message_tlv_write_guint8(resp, 10, NULL);
+		qmi_message_tlv_write_complete(resp, o, NULL);
+		return resp;
+	}
+	case MSG_UIM_READ_TRANSPARENT: {
+		g_autoptr(GByteArray) data = g_byte_array_new();
+		const guint8 *f = raw_tlv(req, 0x02, &len);
+		guint16 ilen;
+		const guint8 *info = raw_tlv(req, 0x03, &ilen);
+		guint16 sw;
+
+		if (!f || len < 3 || !info || ilen != 4)
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
+		sw = cp_sim_usim_read(sim.usim, (guint16)(f[0] | f[1] << 8),
+				      (guint16)(info[0] | info[1] << 8),
+				      (guint16)(info[2] | info[3] << 8), data);
+		if (sw == 0x6A82)
+			resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_SIM_FILE_NOT_FOUND);
+		else if (sw != 0x9000)
+			resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_ACCESS_DENIED);
+		else
+			resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		tlv_sw(resp, 0x10, sw);
+		if (sw == 0x9000)
+			tlv_bytes16(resp, 0x11, data->data, data->len);
+		return resp;
+	}
+	case MSG_UIM_OPEN_CHANNEL: {
+		guint16 sw;
+		guint ch;
+
+		v = raw_tlv(req, 0x10, &len);
+		if (!v || len < 1 || v[0] != len - 1)
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
+		ch = cp_sim_usim_open_channel(sim.usim, v + 1, v[0], &sw);
+		resp = qmi_message_response_new(req, ch ? QMI_PROTOCOL_ERROR_NONE : QMI_PROTOCOL_ERROR_INTERNAL);
+		if (ch)
+			tlv_u8(resp, 0x10, (guint8)ch);
+		tlv_sw(resp, 0x11, sw);
+		return resp;
+	}
+	case MSG_UIM_LOGICAL_CHANNEL: {
+		guint8 ch;
+
+		if (!read_u8(req, 0x11, &ch))
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
+		return qmi_message_response_new(req, cp_sim_usim_close_channel(sim.usim, ch) ?
+						QMI_PROTOCOL_ERROR_NONE : QMI_PROTOCOL_ERROR_INVALID_ARGUMENT);
+	}
+	case MSG_UIM_SEND_APDU: {
+		g_autoptr(GByteArray) out = g_byte_array_new();
+		guint8 ch = 0;
+
+		v = raw_tlv(req, 0x02, &len);
+		if (!v || len < 2 || (guint)(v[0] | v[1] << 8) != (guint)len - 2)
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
+		read_u8(req, 0x10, &ch);
+		sim.n_apdus++;
+		if (len - 2 >= 2 && v[3] == 0xD6)
+			sim.n_updates++;
+		if (list_has(sim.fail_apdu, sim.n_apdus) ||
+		    (len - 2 >= 2 && v[3] == 0xD6 && list_has(sim.fail_update, sim.n_updates))) {
+			static const guint8 fail[] = { 0x6F, 0x00 };
+
+			g_message("fault: APDU %u answered 6F00", sim.n_apdus);
+			g_byte_array_append(out, fail, 2);
+		} else {
+			cp_sim_usim_apdu(sim.usim, ch, v + 2, len - 2, out);
+		}
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		tlv_bytes16(resp, 0x10, out->data, out->len);
+		return resp;
+	}
+	}
+	return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_QMI_COMMAND);
+}
+
+static Profile *
+profile_find(guint8 index)
+{
+	for (guint i = 0; i < sim.profiles->len; i++) {
+		Profile *p = g_ptr_array_index(sim.profiles, i);
+
+		if (p->index == index)
+			return p;
+	}
+	return NULL;
+}
+
+static void
+profile_update(Profile *p, QmiMessage *req)
+{
+	g_autofree char *name = NULL, *apn = NULL;
+	guint16 len;
+	const guint8 *v;
+	guint8 pdp;
+
+	if ((v = raw_tlv(req, 0x10, &len))) {
+		g_free(p->name);
+		p->name = g_strndup((const char *)v, len);
+	}
+	if (read_u8(req, 0x11, &pdp))
+		p->pdp_type = pdp;
+	if ((v = raw_tlv(req, 0x14, &len))) {
+		g_free(p->apn);
+		p->apn = g_strndup((const char *)v, len);
+	}
+}
+
+static void
+profile_free(gpointer data)
+{
+	Profile *p = data;
+
+	g_free(p->name);
+	g_free(p->apn);
+	g_free(p);
+}
+
+static QmiMessage *
+handle_wds(QmiMessage *req)
+{
+	QmiMessage *resp;
+	guint16 len;
+	const guint8 *v;
+	Profile *p;
+	gsize o;
+
+	switch (qmi_message_get_message_id(req)) {
+	case 0x002A:   /* Get Profile List */
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		o = qmi_message_tlv_write_init(resp, 0x01, NULL);
+		qmi_message_tlv_write_guint8(resp, (guint8)sim.profiles->len, NULL);
+		for (guint i = 0; i < sim.profiles->len; i++) {
+			p = g_ptr_array_index(sim.profiles, i);
+			qmi_message_tlv_write_guint8(resp, QMI_WDS_PROFILE_TYPE_3GPP, NULL);
+			qmi_message_tlv_write_guint8(resp, p->index, NULL);
+			qmi_message_tlv_write_string(resp, 1, p->name, -1, NULL);
+		}
+		qmi_message_tlv_write_complete(resp, o, NULL);
+		return resp;
+	case 0x002B:   /* Get Profile Settings */
+		v = raw_tlv(req, 0x01, &len);
+		if (!v || len != 2)
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
+		if (!(p = profile_find(v[1])))
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_PROFILE);
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		tlv_string(resp, 0x10, p->name);
+		tlv_u8(resp, 0x11, p->pdp_type);
+		tlv_string(resp, 0x14, p->apn);
+		return resp;
+	case 0x0028:   /* Modify Profile */
+		v = raw_tlv(req, 0x01, &len);
+		if (!v || len != 2)
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
+		if (!(p = profile_find(v[1])))
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_PROFILE);
+		profile_update(p, req);
+		return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+	case 0x0027:   /* Create Profile */
+		if (sim.profiles->len >= 16)
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NO_FREE_PROFILE);
+		p = g_new0(Profile, 1);
+		p->index = 1;
+		while (profile_find(p->index))
+			p->index++;
+		p->name = g_strdup("");
+		p->apn = g_strdup("");
+		profile_update(p, req);
+		g_ptr_array_add(sim.profiles, p);
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		o = qmi_message_tlv_write_init(resp, 0x01, NULL);
+		qmi_message_tlv_write_guint8(resp, QMI_WDS_PROFILE_TYPE_3GPP, NULL);
+		qmi_message_tlv_write_guint8(resp, p->index, NULL);
+		qmi_message_tlv_write_complete(resp, o, NULL);
+		return resp;
+	}
+	return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_QMI_COMMAND);
+}
+
+/* ---- dispatch and faults ----------------------------------------------- */
+
+static Fault *
+fault_match(QmiMessage *req)
+{
+	guint svc = qmi_message_get_service(req);
+	guint id = qmi_message_get_message_id(req);
+
+	for (guint i = 0; i < sim.faults->len; i++) {
+		Fault *f = &g_array_index(sim.faults, Fault, i);
+
+		if (f->service != svc || f->message != id)
+			continue;
+		f->seen++;
+		if (f->nth == 0 || f->seen == f->nth)
+			return f;
+	}
+	return NULL;
+}
+
+static void
+vanish(void)
+{
+	g_message("fault: vanishing");
+	dump();
+	/* Everything closes with the process, as when a module drops off USB. */
+	_exit(0);
+}
+
+static void
+handle_message(Conn *c, QmiMessage *req)
+{
+	g_autoptr(QmiMessage) resp = NULL;
+	QmiService svc = qmi_message_get_service(req);
+	Fault *f;
+
+	sim.n_requests++;
+	if (svc != QMI_SERVICE_CTL && !client_find((guint8)svc, qmi_message_get_client_id(req))) {
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_CLIENT_ID);
+		send_message(c, resp);
+		return;
+	}
+	f = fault_match(req);
+	if (f) {
+		switch (f->kind) {
+		case FAULT_VANISH:
+			vanish();
+			return;
+		case FAULT_NO_RESPONSE:
+			g_message("fault: no response to %s 0x%04x", qmi_service_get_string(svc),
+				  qmi_message_get_message_id(req));
+			return;
+		case FAULT_QMI_ERROR:
+			g_message("fault: error for %s 0x%04x", qmi_service_get_string(svc),
+				  qmi_message_get_message_id(req));
+			resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INTERNAL);
+			send_message(c, resp);
+			return;
+		}
+	}
+	switch (svc) {
+	case QMI_SERVICE_CTL:
+		resp = handle_ctl(c, req);
+		break;
+	case QMI_SERVICE_DMS:
+		resp = handle_dms(req);
+		break;
+	case QMI_SERVICE_NAS:
+		resp = handle_nas(req);
+		break;
+	case QMI_SERVICE_UIM:
+		resp = handle_uim(req);
+		break;
+	case QMI_SERVICE_WDS:
+		resp = handle_wds(req);
+		break;
+	default:
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_SERVICE_TYPE);
+	}
+	if (resp)
+		send_message(c, resp);
+	dump();
+}
+
+static void
+conn_free(Conn *c)
+{
+	/* its clients go with it, as with qmi-proxy */
+	for (guint i = sim.clients->len; i > 0; i--) {
+		Client *cl = g_ptr_array_index(sim.clients, i - 1);
+
+		if (cl->conn == c)
+			g_ptr_array_remove_index(sim.clients, i - 1);
+	}
+	if (c->watch)
+		g_source_remove(c->watch);
+	close(c->fd);
+	g_byte_array_unref(c->in);
+	g_free(c);
+}
+
+static gboolean
+conn_readable_cb(int fd, GIOCondition cond, gpointer data)
+{
+	Conn *c = data;
+	guint8 buf[4096];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	if (n <= 0) {
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			return G_SOURCE_CONTINUE;
+		if (!c->proxy)
+			return G_SOURCE_CONTINUE;   /* pty: EIO while no one holds the slave */
+		c->watch = 0;
+		g_ptr_array_remove(sim.conns, c);
+		conn_free(c);
+		return G_SOURCE_REMOVE;
+	}
+	g_byte_array_append(c->in, buf, (guint)n);
+	for (;;) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(QmiMessage) m = qmi_message_new_from_raw(c->in, &error);
+
+		if (!m) {
+			if (error) {
+				g_warning("dropping unparsable input: %s", error->message);
+				g_byte_array_set_size(c->in, 0);
+			}
+			break;
+		}
+		if (qmi_message_is_request(m))
+			handle_message(c, m);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+static Conn *
+conn_new(int fd, gboolean proxy)
+{
+	Conn *c = g_new0(Conn, 1);
+
+	c->fd = fd;
+	c->proxy = proxy;
+	c->in = g_byte_array_new();
+	c->watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, conn_readable_cb, c);
+	g_ptr_array_add(sim.conns, c);
+	return c;
+}
+
+static gboolean
+accept_cb(int fd, GIOCondition cond, gpointer data)
+{
+	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (c >= 0)
+		conn_new(c, TRUE);
+	return G_SOURCE_CONTINUE;
+}
+
+/* ---- transports -------------------------------------------------------- */
+
+static gboolean
+open_pty(GError **error)
+{
+	struct termios t;
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	const char *slave;
+
+	if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || !(slave = ptsname(master))) {
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "pty: %s", g_strerror(errno));
+		return FALSE;
+	}
+	/* Hold the slave open: without it the master reads EIO between the
+	 * client's close and its next open. */
+	sim.pty_slave = open(slave, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (sim.pty_slave < 0 || tcgetattr(sim.pty_slave, &t) < 0) {
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "pty %s: %s", slave, g_strerror(errno));
+		return FALSE;
+	}
+	cfmakeraw(&t);
+	tcsetattr(sim.pty_slave, TCSANOW, &t);
+	unlink(sim.pty_path);
+	if (symlink(slave, sim.pty_path) < 0) {
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "symlink %s: %s",
+			    sim.pty_path, g_strerror(errno));
+		return FALSE;
+	}
+	conn_new(master, FALSE);
+	return TRUE;
+}
+
+static gboolean
+open_proxy(GError **error)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	gsize n = strlen(sim.proxy_name);
+	socklen_t len;
+
+	if (n + 1 >= sizeof(sa.sun_path)) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "proxy name too long");
+		return FALSE;
+	}
+	/* abstract name, not padded: what GUnixSocketAddress's ABSTRACT gives */
+	memcpy(sa.sun_path + 1, sim.proxy_name, n);
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+	sim.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sim.listen_fd < 0 || bind(sim.listen_fd, (struct sockaddr *)&sa, len) < 0 ||
+	    listen(sim.listen_fd, 8) < 0) {
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "@%s: %s",
+			    sim.proxy_name, g_strerror(errno));
+		return FALSE;
+	}
+	g_unix_fd_add(sim.listen_fd, G_IO_IN, accept_cb, NULL);
+	return TRUE;
+}
+
+/* ---- state dump -------------------------------------------------------- */
+
+static void
+dump(void)
+{
+	g_autoptr(GString) s = NULL;
+	g_autofree char *tmp = NULL;
+	Profile *p;
+
+	if (!sim.dump_path)
+		return;
+	s = g_string_new(NULL);
+	cp_sim_usim_dump(sim.usim, s);
+	cp_sim_network_dump(sim.net, s);
+	g_string_append_printf(s, "operating-mode=%s\n", qmi_dms_operating_mode_get_string(sim.op_mode));
+	g_string_append_printf(s, "registration=%s\n", qmi_nas_registration_state_get_string(sim.reg_state));
+	g_string_append_printf(s, "modem-imsi=%s\n", sim.modem_imsi ? sim.modem_imsi : "");
+	p = profile_find(1);
+	g_string_append_printf(s, "apn=%s\n", p ? p->apn : "");
+	g_string_append_printf(s, "profiles=%u\n", sim.profiles->len);
+	g_string_append_printf(s, "qmi-requests=%u\n", sim.n_requests);
+	g_string_append_printf(s, "apdus=%u\n", sim.n_apdus);
+	g_string_append_printf(s, "resets=%u\n", sim.n_resets);
+	tmp = g_strconcat(sim.dump_path, ".tmp", NULL);
+	if (g_file_set_contents_full(tmp, s->str, (gssize)s->len, G_FILE_SET_CONTENTS_NONE, 0600, NULL))
+		rename(tmp, sim.dump_path);
+}
+
+/* ---- command line ------------------------------------------------------ */
+
+static gboolean
+parse_fault(FaultKind kind, const char *value, GError **error)
+{
+	g_auto(GStrv) f = g_strsplit(value, ":", -1);
+	Fault fault = { .kind = kind };
+	guint n = g_strv_length(f);
+	guint64 msg = 0, nth = 0;
+	int svc;
+
+	if (n < 2 || n > 3)
+		goto bad;
+	svc = g_ascii_strcasecmp(f[0], "ctl") == 0 ? QMI_SERVICE_CTL :
+	      g_ascii_strcasecmp(f[0], "dms") == 0 ? QMI_SERVICE_DMS :
+	      g_ascii_strcasecmp(f[0], "nas") == 0 ? QMI_SERVICE_NAS :
+	      g_ascii_strcasecmp(f[0], "uim") == 0 ? QMI_SERVICE_UIM :
+	      g_ascii_strcasecmp(f[0], "wds") == 0 ? QMI_SERVICE_WDS : -1;
+	if (svc < 0 || !g_ascii_string_to_unsigned(f[1] + (g_str_has_prefix(f[1], "0x") ? 2 : 0), 16, 0, 0xFFFF, &msg, NULL))
+		goto bad;
+	if (n == 3 && !g_ascii_string_to_unsigned(f[2], 10, 0, 1000000, &nth, NULL))
+		goto bad;
+	fault.service = (guint)svc;
+	fault.message = (guint)msg;
+	fault.nth = (guint)nth;
+	g_array_append_val(sim.faults, fault);
+	return TRUE;
+bad:
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "fault '%s': want SERVICE:MESSAGE[:N], e.g. uim:0x003b:3", value);
+	return FALSE;
+}
+
+static gboolean
+opt_fail_qmi(const char *name, const char *value, gpointer data, GError **error)
+{
+	return parse_fault(FAULT_QMI_ERROR, value, error);
+}
+
+static gboolean
+opt_no_response(const char *name, const char *value, gpointer data, GError **error)
+{
+	return parse_fault(FAULT_NO_RESPONSE, value, error);
+}
+
+static gboolean
+opt_vanish(const char *name, const char *value, gpointer data, GError **error)
+{
+	return parse_fault(FAULT_VANISH, value, error);
+}
+
+static gboolean
+parse_list(GArray **a, const char *value, GError **error)
+{
+	g_auto(GStrv) f = g_strsplit(value, ",", -1);
+
+	if (!*a)
+		*a = g_array_new(FALSE, FALSE, sizeof(guint));
+	for (guint i = 0; f[i]; i++) {
+		guint64 v;
+		guint u;
+
+		if (!g_ascii_string_to_unsigned(f[i], 10, 1, 1000000, &v, NULL)) {
+			g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+				    "'%s': want N[,N...] (1-based)", value);
+			return FALSE;
+		}
+		u = (guint)v;
+		g_array_append_val(*a, u);
+	}
+	return TRUE;
+}
+
+static gboolean
+opt_fail_apdu(const char *name, const char *value, gpointer data, GError **error)
+{
+	return parse_list(&sim.fail_apdu, value, error);
+}
+
+static gboolean
+opt_fail_update(const char *name, const char *value, gpointer data, GError **error)
+{
+	return parse_list(&sim.fail_update, value, error);
+}
+
+static gboolean
+quit_cb(gpointer data)
+{
+	g_main_loop_quit(sim.loop);
+	return G_SOURCE_REMOVE;
+}
+
+int
+main(int argc, char **argv)
+{
+	g_autofree char *subscribers = NULL, *imsi = NULL, *k_hex = NULL, *opc_hex = NULL;
+	g_autofree char *adm1 = NULL, *iccid = NULL, *plmn = NULL, *network_name = NULL, *apn = NULL;
+	int adm1_retries = 3, mnc_length = 2, reset_delay = 200, reg_delay = 100;
+	gboolean offline = FALSE;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GOptionContext) ctx = NULL;
+	uint8_t k[16], opc[16];
+	Profile *p;
+	GOptionEntry entries[] = {
+		{ "pty", 0, 0, G_OPTION_ARG_FILENAME, &sim.pty_path, "Serve on a pty; symlink its slave to PATH", "PATH" },
+		{ "proxy", 0, 0, G_OPTION_ARG_NONE, &sim.proxy, "Serve on the abstract socket @qmi-proxy (use inside unshare -n)", NULL },
+		{ "proxy-name", 0, 0, G_OPTION_ARG_STRING, &sim.proxy_name, "Abstract socket name (default qmi-proxy)", "NAME" },
+		{ "subscribers", 0, 0, G_OPTION_ARG_FILENAME, &subscribers, "The network's subscriber file", "FILE" },
+		{ "imsi", 0, 0, G_OPTION_ARG_STRING, &imsi, "The card's initial IMSI", "DIGITS" },
+		{ "mnc-length", 0, 0, G_OPTION_ARG_INT, &mnc_length, "The card's initial MNC length (2)", "N" },
+		{ "k", 0, 0, G_OPTION_ARG_STRING, &k_hex, "The card's initial K (32 hex)", "HEX" },
+		{ "opc", 0, 0, G_OPTION_ARG_STRING, &opc_hex, "The card's initial OPc (32 hex)", "HEX" },
+		{ "adm1", 0, 0, G_OPTION_ARG_STRING, &adm1, "The card's ADM1 (8 characters)", "KEY" },
+		{ "adm1-retries", 0, 0, G_OPTION_ARG_INT, &adm1_retries, "Wrong ADM1 attempts before it blocks (3)", "N" },
+		{ "iccid", 0, 0, G_OPTION_ARG_STRING, &iccid, "The card's ICCID", "DIGITS" },
+		{ "plmn", 0, 0, G_OPTION_ARG_STRING, &plmn, "The network's PLMN (00101)", "MCCMNC" },
+		{ "network-name", 0, 0, G_OPTION_ARG_STRING, &network_name, "The network's name", "NAME" },
+		{ "apn", 0, 0, G_OPTION_ARG_STRING, &apn, "APN of the modem's profile 1 (internet)", "APN" },
+		{ "offline", 0, 0, G_OPTION_ARG_NONE, &offline, "Start in low-power mode (no registration)", NULL },
+		{ "reset-delay", 0, 0, G_OPTION_ARG_INT, &reset_delay, "Milliseconds a reset takes (200)", "MS" },
+		{ "registration-delay", 0, 0, G_OPTION_ARG_INT, &reg_delay, "Milliseconds from online to attach (100)", "MS" },
+		{ "dump", 0, 0, G_OPTION_ARG_FILENAME, &sim.dump_path, "Write the card and modem state to FILE after every change", "FILE" },
+		{ "fail-qmi", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail_qmi, "Answer the N-th SERVICE:MESSAGE with a QMI error", "SVC:MSG[:N]" },
+		{ "no-response", 0, 0, G_OPTION_ARG_CALLBACK, opt_no_response, "Never answer the N-th SERVICE:MESSAGE", "SVC:MSG[:N]" },
+		{ "vanish", 0, 0, G_OPTION_ARG_CALLBACK, opt_vanish, "Disappear on the N-th SERVICE:MESSAGE", "SVC:MSG[:N]" },
+		{ "fail-apdu", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail_apdu, "Answer the N-th APDUs with 6F00", "N[,N]" },
+		{ "fail-update", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail_update, "Answer the N-th UPDATE BINARY APDUs with 6F00", "N[,N]" },
+		{ NULL },
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	sim.faults = g_array_new(FALSE, FALSE, sizeof(Fault));
+	sim.pty_slave = -1;
+	sim.listen_fd = -1;
+	ctx = g_option_context_new("- QMI modem simulator with a USIM and a network");
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+		fprintf(stderr, "cp-qmi-sim: %s\n", error->message);
+		return 2;
+	}
+	if (!!sim.pty_path == !!sim.proxy) {
+		fprintf(stderr, "cp-qmi-sim: give exactly one of --pty PATH and --proxy\n");
+		return 2;
+	}
+	if (!sim.proxy_name)
+		sim.proxy_name = g_strdup("qmi-proxy");
+	if (reset_delay < 0 || reg_delay < 0 || adm1_retries < 1 || adm1_retries > 15 ||
+	    (mnc_length != 2 && mnc_length != 3)) {
+		fprintf(stderr, "cp-qmi-sim: delays >= 0, --adm1-retries 1-15, --mnc-length 2 or 3\n");
+		return 2;
+	}
+	sim.reset_delay_ms = (guint)reset_delay;
+	sim.reg_delay_ms = (guint)reg_delay;
+	if (cp_hex_decode(k_hex ? k_hex : "000102030405060708090a0b0c0d0e0f", k, 16) != 16 ||
+	    cp_hex_decode(opc_hex ? opc_hex : "0f0e0d0c0b0a09080706050403020100", opc, 16) != 16) {
+		fprintf(stderr, "cp-qmi-sim: --k and --opc want 32 hex digits\n");
+		return 2;
+	}
+	sim.usim = cp_sim_usim_new(iccid ? iccid : "8988211000000000017",
+				   imsi ? imsi : "001010123456789", (guint)mnc_length, k, opc,
+				   adm1 ? adm1 : "12345678", (guint)adm1_retries);
+	if (!sim.usim)
+		return 2;
+	sim.net = cp_sim_network_new(plmn ? plmn : "00101",
+				     network_name ? network_name : "cellprov test network");
+	if (subscribers && !cp_sim_network_load(sim.net, subscribers, &error)) {
+		fprintf(stderr, "cp-qmi-sim: %s\n", error->message);
+		return 2;
+	}
+	sim.clients = g_ptr_array_new_with_free_func(g_free);
+	sim.conns = g_ptr_array_new();
+	sim.profiles = g_ptr_array_new_with_free_func(profile_free);
+	p = g_new0(Profile, 1);
+	p->index = 1;
+	p->name = g_strdup("default");
+	p->apn = g_strdup(apn ? apn : "internet");
+	p->pdp_type = 3;   /* IPv4v6 */
+	g_ptr_array_add(sim.profiles, p);
+	sim.next_cid = 1;
+	sim.loop = g_main_loop_new(NULL, FALSE);
+
+	if (sim.pty_path ? !open_pty(&error) : !open_proxy(&error)) {
+		fprintf(stderr, "cp-qmi-sim: %s\n", error->message);
+		return 1;
+	}
+	card_start();
+	sim.reg_state = QMI_NAS_REGISTRATION_STATE_NOT_REGISTERED;
+	if (offline)
+		sim.op_mode = QMI_DMS_OPERATING_MODE_LOW_POWER;
+	else
+		go_online();
+	dump();
+	g_unix_signal_add(SIGTERM, quit_cb, NULL);
+	g_unix_signal_add(SIGINT, quit_cb, NULL);
+	/* readiness: the transport is up once this line is out */
+	printf("ready %s\n", sim.pty_path ? sim.pty_path : sim.proxy_name);
+	fflush(stdout);
+	g_main_loop_run(sim.loop);
+	dump();
+	if (sim.pty_path)
+		unlink(sim.pty_path);
+	cp_sim_usim_free(sim.usim);
+	cp_sim_network_free(sim.net);
+	return 0;
+}
