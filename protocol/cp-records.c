@@ -1,1 +1,779 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "cp-records.h"
+
+#include <string.h>
+
+#include "cp-kdf.h"
+#include "cp-tlv.h"
+
+/*
+ * Every structure starts with its version (tag 0x01, the lowest tag). A
+ * later version may lay out everything after it differently, so the
+ * version is looked at before anything else is judged: a version 2
+ * structure gets CP_ERR_VERSION, not whatever a version 1 decoder would
+ * make of its fields.
+ */
+static CpError
+check_envelope(const uint8_t *buf, size_t len)
+{
+	if (!buf && len)
+		return CP_ERR_ARGUMENT;
+	if (len > CP_RECORD_MAX)
+		return CP_ERR_TOO_LARGE;
+	if (len >= CP_TLV_HDR + 1 && buf[0] == 0x01 && cp_be16(buf + 1) == 1 &&
+	    buf[3] != CP_PROTOCOL_VERSION)
+		return CP_ERR_VERSION;
+	return CP_OK;
+}
+
+static void
+copy_str(char *dst, const CpTlvValue *v)
+{
+	memcpy(dst, v->value, v->len);
+	dst[v->len] = '\0';
+}
+
+/* Length of a NUL-terminated string held in a fixed array; size when it
+ * has no terminator, which the self-check then rejects as too long. */
+#define FIELD_STRLEN(s) strnlen((s), sizeof(s))
+
+static bool
+suite_known(uint8_t id)
+{
+	return cp_ecies_eph_len((CpSuite)id) != 0;
+}
+
+/* Encoders finish by decoding what they wrote: the canonical encoding is
+ * by construction one the decoders accept, and a caller's bad field gets
+ * the same code a receiver would report. */
+static CpError
+finish(CpBuf *out, size_t start, CpError (*decode)(const uint8_t *, size_t, void *),
+       void *scratch)
+{
+	CpError err;
+
+	if (out->failed)
+		return CP_ERR_CRYPTO;   /* no memory */
+	err = decode(out->data + start, out->len - start, scratch);
+	return err;
+}
+
+static void
+rollback(CpBuf *out, size_t start)
+{
+	if (out->data && out->len > start)
+		cp_cleanse(out->data + start, out->len - start);
+	out->len = start;
+	out->failed = false;
+}
+
+/* ---- device record ---- */
+
+enum {
+	DR_VERSION,
+	DR_DEVICE_ID,
+	DR_MANUFACTURER,
+	DR_MODEL,
+	DR_SERIAL,
+	DR_SUITES,
+	DR_STATE,
+	DR_ATT_COUNTER,
+	DR_ATT_RANDOM,
+	DR_ATT_SIGNATURE,
+	DR_N
+};
+
+/* The shortest DER ECDSA signature: 30 06 02 01 r 02 01 s. */
+#define ECDSA_DER_MIN 8
+
+static const CpTlvField dr_fields[DR_N] = {
+	[DR_VERSION] = { 0x01, 1, 1, true, false },
+	[DR_DEVICE_ID] = { 0x02, CP_DEVICE_ID_LEN, CP_DEVICE_ID_LEN, true, false },
+	[DR_MANUFACTURER] = { 0x03, 1, CP_DR_STR_MAX, true, false },
+	[DR_MODEL] = { 0x04, 1, CP_DR_STR_MAX, true, false },
+	[DR_SERIAL] = { 0x05, 1, CP_DR_STR_MAX, true, false },
+	[DR_SUITES] = { 0x06, 1, CP_DR_SUITES_MAX, true, false },
+	[DR_STATE] = { 0x07, 1, 1, true, false },
+	[DR_ATT_COUNTER] = { 0x08, 8, 8, true, false },
+	[DR_ATT_RANDOM] = { 0x09, 16, 16, true, false },
+	/* The signature covers every byte before it: nothing may follow. */
+	[DR_ATT_SIGNATURE] = { 0x0A, ECDSA_DER_MIN, CP_ECDSA_MAX, true, true },
+};
+
+/* Field forms of the device record; n_fields = DR_SUITES + 1 for the
+ * device info alone. */
+static CpError
+dr_check_values(const CpTlvValue *v, size_t n_fields)
+{
+	if (v[DR_VERSION].value[0] != CP_PROTOCOL_VERSION)
+		return CP_ERR_VERSION;
+	if (!cp_is_utf8(v[DR_MANUFACTURER].value, v[DR_MANUFACTURER].len) ||
+	    !cp_is_utf8(v[DR_MODEL].value, v[DR_MODEL].len) ||
+	    !cp_is_utf8(v[DR_SERIAL].value, v[DR_SERIAL].len))
+		return CP_ERR_BAD_VALUE;
+	for (size_t i = 0; i < v[DR_SUITES].len; i++) {
+		uint8_t id = v[DR_SUITES].value[i];
+
+		if (!suite_known(id))
+			return CP_ERR_BAD_VALUE;
+		/* A repeated suite says the encoder is broken. */
+		for (size_t k = 0; k < i; k++)
+			if (v[DR_SUITES].value[k] == id)
+				return CP_ERR_BAD_VALUE;
+	}
+	if (n_fields > DR_STATE && v[DR_STATE].value[0] > CP_DEVICE_FAILED)
+		return CP_ERR_BAD_VALUE;
+	return CP_OK;
+}
+
+CpError
+cp_device_record_decode(const uint8_t *buf, size_t len, CpDeviceRecord *dr)
+{
+	CpTlvValue v[DR_N];
+	CpDeviceRecord tmp;
+	CpError err;
+
+	if (!dr)
+		return CP_ERR_ARGUMENT;
+	err = check_envelope(buf, len);
+	if (err)
+		return err;
+	err = cp_tlv_decode(buf, len, dr_fields, DR_N, v, NULL, NULL);
+	if (err)
+		return err;
+
+	err = dr_check_values(v, DR_N);
+	if (err)
+		return err;
+
+	memset(&tmp, 0, sizeof tmp);
+	tmp.version = v[DR_VERSION].value[0];
+	memcpy(tmp.device_id, v[DR_DEVICE_ID].value, CP_DEVICE_ID_LEN);
+	copy_str(tmp.manufacturer, &v[DR_MANUFACTURER]);
+	copy_str(tmp.model, &v[DR_MODEL]);
+	copy_str(tmp.serial, &v[DR_SERIAL]);
+	memcpy(tmp.suites, v[DR_SUITES].value, v[DR_SUITES].len);
+	tmp.n_suites = v[DR_SUITES].len;
+	tmp.state = v[DR_STATE].value[0];
+	tmp.att_counter = cp_be64(v[DR_ATT_COUNTER].value);
+	memcpy(tmp.att_random, v[DR_ATT_RANDOM].value, sizeof tmp.att_random);
+	memcpy(tmp.att_signature, v[DR_ATT_SIGNATURE].value, v[DR_ATT_SIGNATURE].len);
+	tmp.att_signature_len = v[DR_ATT_SIGNATURE].len;
+	/* Tags are contiguous up to the signature: extensions (0x40-0x5F)
+	 * could only come after it, and nothing may. */
+	tmp.info_len = v[DR_SUITES].end;
+	tmp.signed_len = v[DR_ATT_SIGNATURE].offset;
+	*dr = tmp;
+	return CP_OK;
+}
+
+static void
+put_device_info(const CpDeviceRecord *dr, CpBuf *b)
+{
+	cp_tlv_put_u8(b, 0x01, CP_PROTOCOL_VERSION);
+	cp_tlv_put(b, 0x02, dr->device_id, CP_DEVICE_ID_LEN);
+	cp_tlv_put(b, 0x03, dr->manufacturer, FIELD_STRLEN(dr->manufacturer));
+	cp_tlv_put(b, 0x04, dr->model, FIELD_STRLEN(dr->model));
+	cp_tlv_put(b, 0x05, dr->serial, FIELD_STRLEN(dr->serial));
+	cp_tlv_put(b, 0x06, dr->suites, dr->n_suites);
+}
+
+static CpError
+decode_dr_scratch(const uint8_t *buf, size_t len, void *scratch)
+{
+	return cp_device_record_decode(buf, len, scratch);
+}
+
+CpError
+cp_device_record_encode(const CpDeviceRecord *dr, EVP_PKEY *device_key, CpBuf *out)
+{
+	uint8_t sig[CP_ECDSA_MAX];
+	size_t sig_len = sizeof sig;
+	size_t start;
+	CpDeviceRecord check;
+	CpError err;
+
+	if (!dr || !device_key || !out || out->failed)
+		return CP_ERR_ARGUMENT;
+	if (dr->n_suites > CP_DR_SUITES_MAX)
+		return CP_ERR_LENGTH;
+
+	start = out->len;
+	put_device_info(dr, out);
+	cp_tlv_put_u8(out, 0x07, dr->state);
+	cp_tlv_put_be64(out, 0x08, dr->att_counter);
+	cp_tlv_put(out, 0x09, dr->att_random, sizeof dr->att_random);
+	if (out->failed) {
+		rollback(out, start);
+		return CP_ERR_CRYPTO;
+	}
+	err = cp_ecdsa_sign(device_key, out->data + start, out->len - start, sig, &sig_len);
+	if (err) {
+		rollback(out, start);
+		return err;
+	}
+	cp_tlv_put(out, 0x0A, sig, sig_len);
+	err = finish(out, start, decode_dr_scratch, &check);
+	if (err)
+		rollback(out, start);
+	return err;
+}
+
+CpError
+cp_device_record_info(const CpDeviceRecord *dr, CpBuf *out)
+{
+	CpTlvValue v[DR_SUITES + 1];
+	size_t start;
+	CpError err;
+
+	if (!dr || !out || out->failed)
+		return CP_ERR_ARGUMENT;
+	if (dr->n_suites > CP_DR_SUITES_MAX)
+		return CP_ERR_LENGTH;
+
+	start = out->len;
+	put_device_info(dr, out);
+	if (out->failed) {
+		rollback(out, start);
+		return CP_ERR_CRYPTO;
+	}
+	/* The same rules as the full record, checked on the bytes. */
+	err = cp_tlv_decode(out->data + start, out->len - start,
+			    dr_fields, DR_SUITES + 1, v, NULL, NULL);
+	if (!err)
+		err = dr_check_values(v, DR_SUITES + 1);
+	if (err)
+		rollback(out, start);
+	return err;
+}
+
+CpError
+cp_device_record_verify(const uint8_t *buf, size_t len, EVP_PKEY *pub, CpDeviceRecord *dr)
+{
+	CpDeviceRecord tmp;
+	CpError err;
+
+	if (!pub || !dr)
+		return CP_ERR_ARGUMENT;
+	err = cp_device_record_decode(buf, len, &tmp);
+	if (err)
+		return err;
+	err = cp_ecdsa_verify(pub, buf, tmp.signed_len, tmp.att_signature, tmp.att_signature_len);
+	if (err)
+		return err;
+	*dr = tmp;
+	return CP_OK;
+}
+
+/* ---- enc_cred ---- */
+
+static size_t
+enc_cred_len(uint8_t suite)
+{
+	size_t eph = cp_ecies_eph_len((CpSuite)suite);
+
+	return eph ? 1 + eph + CP_ENC_CRED_PLAIN_LEN + CP_ECIES_MAC_LEN : 0;
+}
+
+CpError
+cp_enc_cred_seal(CpSuite suite, EVP_PKEY *device_pub, EVP_PKEY *eph_priv,
+		 const CpSecret *k_prime, const CpSecret *opc,
+		 uint8_t out[CP_ENC_CRED_MAX], size_t *out_len)
+{
+	uint8_t plain[CP_ENC_CRED_PLAIN_LEN];
+	uint8_t eph_pub[CP_ECIES_EPH_MAX];
+	uint8_t cipher[CP_ENC_CRED_PLAIN_LEN];
+	uint8_t mac[CP_ECIES_MAC_LEN];
+	size_t eph_len = cp_ecies_eph_len(suite);
+	CpError err;
+
+	if (!device_pub || !k_prime || !opc || !out || !out_len)
+		return CP_ERR_ARGUMENT;
+	if (!eph_len)
+		return CP_ERR_SUITE;
+	if (k_prime->len != 32 || opc->len != 16)
+		return CP_ERR_ARGUMENT;
+
+	memcpy(plain, k_prime->data, 32);
+	memcpy(plain + 32, opc->data, 16);
+	err = cp_ecies_encrypt(suite, device_pub, eph_priv, plain, sizeof plain,
+			       eph_pub, cipher, mac, NULL);
+	cp_cleanse(plain, sizeof plain);
+	if (err)
+		return err;
+
+	out[0] = (uint8_t)suite;
+	memcpy(out + 1, eph_pub, eph_len);
+	memcpy(out + 1 + eph_len, cipher, sizeof cipher);
+	memcpy(out + 1 + eph_len + sizeof cipher, mac, sizeof mac);
+	*out_len = 1 + eph_len + sizeof cipher + sizeof mac;
+	return CP_OK;
+}
+
+CpError
+cp_enc_cred_open(const uint8_t *enc, size_t len, EVP_PKEY *device_key,
+		 CpSecret **k_prime, CpSecret **opc)
+{
+	uint8_t plain[CP_ENC_CRED_PLAIN_LEN];
+	CpSecret *kp, *o;
+	size_t eph_len;
+	CpError err;
+
+	if (!enc || !device_key || !k_prime || !opc)
+		return CP_ERR_ARGUMENT;
+	if (len < 1)
+		return CP_ERR_LENGTH;
+	eph_len = cp_ecies_eph_len((CpSuite)enc[0]);
+	if (!eph_len)
+		return CP_ERR_SUITE;
+	if (len != enc_cred_len(enc[0]))
+		return CP_ERR_LENGTH;
+
+	err = cp_ecies_decrypt((CpSuite)enc[0], device_key, enc + 1, eph_len,
+			       enc + 1 + eph_len, CP_ENC_CRED_PLAIN_LEN,
+			       enc + 1 + eph_len + CP_ENC_CRED_PLAIN_LEN, plain, NULL);
+	if (err) {
+		cp_cleanse(plain, sizeof plain);
+		return err;
+	}
+	kp = cp_secret_new_from(plain, 32);
+	o = cp_secret_new_from(plain + 32, 16);
+	cp_cleanse(plain, sizeof plain);
+	if (!kp || !o) {
+		cp_secret_free(kp);
+		cp_secret_free(o);
+		return CP_ERR_CRYPTO;
+	}
+	*k_prime = kp;
+	*opc = o;
+	return CP_OK;
+}
+
+/* ---- profile ---- */
+
+enum {
+	PR_VERSION,
+	PR_DEVICE_ID,
+	PR_PROFILE_SEQ,
+	PR_NONCE,
+	PR_NOT_AFTER,
+	PR_ENC_CRED,
+	PR_PLMN,
+	PR_NETWORK_NAME,
+	PR_SUPI,
+	PR_APN,
+	PR_MSISDN,
+	PR_MAC,
+	PR_N
+};
+
+#define ENC_CRED_MIN (1 + 32 + CP_ENC_CRED_PLAIN_LEN + CP_ECIES_MAC_LEN)
+
+static const CpTlvField pr_fields[PR_N] = {
+	[PR_VERSION] = { 0x01, 1, 1, true, false },
+	[PR_DEVICE_ID] = { 0x02, CP_DEVICE_ID_LEN, CP_DEVICE_ID_LEN, true, false },
+	[PR_PROFILE_SEQ] = { 0x03, 8, 8, true, false },
+	[PR_NONCE] = { 0x04, CP_NONCE_LEN, CP_NONCE_LEN, true, false },
+	[PR_NOT_AFTER] = { 0x05, 8, 8, false, false },
+	/* Bounds of both suites; the exact length is checked against the
+	 * suite byte. */
+	[PR_ENC_CRED] = { 0x10, ENC_CRED_MIN, CP_ENC_CRED_MAX, true, false },
+	[PR_PLMN] = { 0x20, 5, 6, true, false },
+	[PR_NETWORK_NAME] = { 0x21, 1, CP_NETWORK_NAME_MAX, true, false },
+	[PR_SUPI] = { 0x22, 6, 15, true, false },
+	[PR_APN] = { 0x23, 1, CP_APN_MAX, true, false },
+	[PR_MSISDN] = { 0x24, 1, 15, false, false },
+	[PR_MAC] = { CP_TLV_MAC, CP_MAC_LEN, CP_MAC_LEN, true, true },
+};
+
+static CpError
+profile_decode(const uint8_t *buf, size_t len, CpProfile *p, size_t *mac_offset)
+{
+	CpTlvValue v[PR_N];
+	CpProfile tmp;
+	CpError err;
+
+	err = check_envelope(buf, len);
+	if (err)
+		return err;
+	err = cp_tlv_decode(buf, len, pr_fields, PR_N, v, NULL, NULL);
+	if (err)
+		return err;
+
+	if (v[PR_VERSION].value[0] != CP_PROTOCOL_VERSION)
+		return CP_ERR_VERSION;
+	if (!suite_known(v[PR_ENC_CRED].value[0]))
+		return CP_ERR_BAD_VALUE;
+	if (v[PR_ENC_CRED].len != enc_cred_len(v[PR_ENC_CRED].value[0]))
+		return CP_ERR_LENGTH;
+	if (!cp_is_digits(v[PR_PLMN].value, v[PR_PLMN].len) ||
+	    !cp_is_utf8(v[PR_NETWORK_NAME].value, v[PR_NETWORK_NAME].len) ||
+	    !cp_is_digits(v[PR_SUPI].value, v[PR_SUPI].len) ||
+	    !cp_is_printable_ascii(v[PR_APN].value, v[PR_APN].len))
+		return CP_ERR_BAD_VALUE;
+	if (v[PR_MSISDN].value && !cp_is_digits(v[PR_MSISDN].value, v[PR_MSISDN].len))
+		return CP_ERR_BAD_VALUE;
+
+	memset(&tmp, 0, sizeof tmp);
+	tmp.version = v[PR_VERSION].value[0];
+	memcpy(tmp.device_id, v[PR_DEVICE_ID].value, CP_DEVICE_ID_LEN);
+	tmp.profile_seq = cp_be64(v[PR_PROFILE_SEQ].value);
+	memcpy(tmp.nonce, v[PR_NONCE].value, CP_NONCE_LEN);
+	if (v[PR_NOT_AFTER].value) {
+		tmp.has_not_after = true;
+		tmp.not_after = cp_be64(v[PR_NOT_AFTER].value);
+	}
+	memcpy(tmp.enc_cred, v[PR_ENC_CRED].value, v[PR_ENC_CRED].len);
+	tmp.enc_cred_len = v[PR_ENC_CRED].len;
+	copy_str(tmp.plmn, &v[PR_PLMN]);
+	copy_str(tmp.network_name, &v[PR_NETWORK_NAME]);
+	copy_str(tmp.supi, &v[PR_SUPI]);
+	copy_str(tmp.apn, &v[PR_APN]);
+	if (v[PR_MSISDN].value) {
+		tmp.has_msisdn = true;
+		copy_str(tmp.msisdn, &v[PR_MSISDN]);
+	}
+	memcpy(tmp.mac, v[PR_MAC].value, CP_MAC_LEN);
+	if (mac_offset)
+		*mac_offset = v[PR_MAC].offset;
+	*p = tmp;
+	return CP_OK;
+}
+
+CpError
+cp_profile_decode(const uint8_t *buf, size_t len, CpProfile *p)
+{
+	if (!p)
+		return CP_ERR_ARGUMENT;
+	return profile_decode(buf, len, p, NULL);
+}
+
+static bool
+supi_in_plmn(const CpProfile *p)
+{
+	return strncmp(p->supi, p->plmn, strlen(p->plmn)) == 0;
+}
+
+static CpError
+decode_profile_scratch(const uint8_t *buf, size_t len, void *scratch)
+{
+	CpError err = cp_profile_decode(buf, len, scratch);
+
+	if (!err && !supi_in_plmn(scratch))
+		err = CP_ERR_SUPI_PLMN;
+	return err;
+}
+
+CpError
+cp_profile_encode(const CpProfile *p, const CpSecret *k_prof, CpBuf *out)
+{
+	uint8_t mac[CP_MAC_LEN];
+	CpProfile check;
+	size_t start;
+	CpError err;
+
+	if (!p || !k_prof || !out || out->failed || k_prof->len != CP_KDF_LEN)
+		return CP_ERR_ARGUMENT;
+	if (p->enc_cred_len > CP_ENC_CRED_MAX)
+		return CP_ERR_LENGTH;
+
+	start = out->len;
+	cp_tlv_put_u8(out, 0x01, CP_PROTOCOL_VERSION);
+	cp_tlv_put(out, 0x02, p->device_id, CP_DEVICE_ID_LEN);
+	cp_tlv_put_be64(out, 0x03, p->profile_seq);
+	cp_tlv_put(out, 0x04, p->nonce, CP_NONCE_LEN);
+	if (p->has_not_after)
+		cp_tlv_put_be64(out, 0x05, p->not_after);
+	cp_tlv_put(out, 0x10, p->enc_cred, p->enc_cred_len);
+	cp_tlv_put(out, 0x20, p->plmn, FIELD_STRLEN(p->plmn));
+	cp_tlv_put(out, 0x21, p->network_name, FIELD_STRLEN(p->network_name));
+	cp_tlv_put(out, 0x22, p->supi, FIELD_STRLEN(p->supi));
+	cp_tlv_put(out, 0x23, p->apn, FIELD_STRLEN(p->apn));
+	if (p->has_msisdn)
+		cp_tlv_put(out, 0x24, p->msisdn, FIELD_STRLEN(p->msisdn));
+	if (out->failed) {
+		rollback(out, start);
+		return CP_ERR_CRYPTO;
+	}
+	err = cp_hmac_sha256(k_prof->data, k_prof->len, out->data + start,
+			     out->len - start, mac);
+	if (err) {
+		rollback(out, start);
+		return err;
+	}
+	cp_tlv_put(out, CP_TLV_MAC, mac, sizeof mac);
+	err = finish(out, start, decode_profile_scratch, &check);
+	cp_cleanse(&check, sizeof check);
+	if (err)
+		rollback(out, start);
+	return err;
+}
+
+void
+cp_profile_keys_clear(CpProfileKeys *keys)
+{
+	if (!keys)
+		return;
+	cp_secret_freep(&keys->k_prime);
+	cp_secret_freep(&keys->opc);
+	cp_secret_freep(&keys->k_usim);
+	cp_secret_freep(&keys->k_sm);
+	cp_secret_freep(&keys->k_prof);
+	cp_secret_freep(&keys->k2);
+}
+
+static bool
+suite_offered(const CpVerifyContext *ctx, uint8_t suite)
+{
+	for (size_t i = 0; i < ctx->n_suites; i++)
+		if (ctx->suites[i] == suite)
+			return true;
+	return false;
+}
+
+typedef enum {
+	VERIFY_STEP_DECODE,
+	VERIFY_STEP_VERSION,
+	VERIFY_STEP_DEVICE_ID,
+	VERIFY_STEP_DECRYPT,
+	VERIFY_STEP_DERIVE,
+	VERIFY_STEP_MAC,
+	VERIFY_STEP_SEQ,
+	VERIFY_STEP_NOT_AFTER,
+	VERIFY_STEP_SUPI_PLMN,
+	VERIFY_STEP_LAST,
+} VerifyStep;
+
+/*
+ * Keys stay in local variables until every check passed: on failure the
+ * caller gets no credential at all, only K'' once the mac proved that the
+ * SM made the profile (the rejection receipt needs it).
+ */
+CpError
+cp_profile_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx,
+		  CpProfile *p, CpProfileKeys *keys)
+{
+	CpProfileKeys k = { 0 };
+	bool mac_ok = false;
+	uint8_t mac[CP_MAC_LEN];
+	size_t mac_offset = 0;
+	CpProfile tmp;
+	CpError err = CP_OK;
+
+	if (!ctx || !p || !keys || !ctx->device_id || !ctx->device_key ||
+	    !ctx->device_info || !ctx->device_info_len || (!ctx->suites && ctx->n_suites))
+		return CP_ERR_ARGUMENT;
+	memset(keys, 0, sizeof *keys);
+
+	for (VerifyStep step = VERIFY_STEP_DECODE; step < VERIFY_STEP_LAST && !err; step++) {
+		switch (step) {
+		case VERIFY_STEP_DECODE:
+			err = profile_decode(buf, len, &tmp, &mac_offset);
+			break;
+		case VERIFY_STEP_VERSION:
+			if (tmp.version != CP_PROTOCOL_VERSION)
+				err = CP_ERR_VERSION;
+			break;
+		case VERIFY_STEP_DEVICE_ID:
+			if (memcmp(tmp.device_id, ctx->device_id, CP_DEVICE_ID_LEN) != 0)
+				err = CP_ERR_WRONG_DEVICE;
+			break;
+		case VERIFY_STEP_DECRYPT:
+			if (!suite_offered(ctx, tmp.enc_cred[0]))
+				err = CP_ERR_SUITE;
+			else
+				err = cp_enc_cred_open(tmp.enc_cred, tmp.enc_cred_len,
+						       ctx->device_key, &k.k_prime, &k.opc);
+			break;
+		case VERIFY_STEP_DERIVE:
+			k.k_usim = cp_keys_k_usim(k.k_prime);
+			k.k_sm = cp_keys_k_sm(k.k_prime, tmp.device_id);
+			if (k.k_sm) {
+				k.k_prof = cp_keys_k_prof(k.k_sm, tmp.nonce);
+				k.k2 = cp_keys_k2(k.k_sm, tmp.nonce, ctx->device_info,
+						  ctx->device_info_len);
+			}
+			if (!k.k_usim || !k.k_sm || !k.k_prof || !k.k2)
+				err = CP_ERR_CRYPTO;
+			break;
+		case VERIFY_STEP_MAC:
+			err = cp_hmac_sha256(k.k_prof->data, k.k_prof->len, buf, mac_offset, mac);
+			if (!err && !cp_memeq_consttime(mac, tmp.mac, CP_MAC_LEN))
+				err = CP_ERR_MAC;
+			cp_cleanse(mac, sizeof mac);
+			mac_ok = !err;
+			break;
+		case VERIFY_STEP_SEQ:
+			if (tmp.profile_seq <= ctx->last_seq)
+				err = CP_ERR_REPLAY;
+			break;
+		case VERIFY_STEP_NOT_AFTER:
+			/* not_after is the last second the profile is valid. */
+			if (tmp.has_not_after && ctx->now > tmp.not_after)
+				err = CP_ERR_EXPIRED;
+			break;
+		case VERIFY_STEP_SUPI_PLMN:
+			/* Last, with the codes' numbering: the content of an
+			 * authentic, fresh profile is checked for consistency. */
+			if (!supi_in_plmn(&tmp))
+				err = CP_ERR_SUPI_PLMN;
+			break;
+		case VERIFY_STEP_LAST:
+			break;
+		}
+	}
+
+	if (err) {
+		if (mac_ok) {
+			keys->k2 = k.k2;
+			k.k2 = NULL;
+		}
+		cp_profile_keys_clear(&k);
+		cp_cleanse(&tmp, sizeof tmp);
+		return err;
+	}
+	*p = tmp;
+	cp_cleanse(&tmp, sizeof tmp);
+	*keys = k;
+	return CP_OK;
+}
+
+/* ---- receipt ---- */
+
+enum {
+	RC_VERSION,
+	RC_DEVICE_ID,
+	RC_PROFILE_SEQ,
+	RC_STATUS,
+	RC_REASON,
+	RC_REGISTRATION,
+	RC_MAC,
+	RC_N
+};
+
+static const CpTlvField rc_fields[RC_N] = {
+	[RC_VERSION] = { 0x01, 1, 1, true, false },
+	[RC_DEVICE_ID] = { 0x02, CP_DEVICE_ID_LEN, CP_DEVICE_ID_LEN, true, false },
+	[RC_PROFILE_SEQ] = { 0x03, 8, 8, true, false },
+	[RC_STATUS] = { 0x04, 1, 1, true, false },
+	[RC_REASON] = { 0x05, 2, 2, true, false },
+	[RC_REGISTRATION] = { 0x06, 5, 6, false, false },
+	[RC_MAC] = { CP_TLV_MAC, CP_MAC_LEN, CP_MAC_LEN, false, true },
+};
+
+static CpError
+receipt_decode(const uint8_t *buf, size_t len, CpReceipt *r, size_t *mac_offset)
+{
+	CpTlvValue v[RC_N];
+	CpReceipt tmp;
+	CpError err;
+
+	err = check_envelope(buf, len);
+	if (err)
+		return err;
+	err = cp_tlv_decode(buf, len, rc_fields, RC_N, v, NULL, NULL);
+	if (err)
+		return err;
+
+	if (v[RC_VERSION].value[0] != CP_PROTOCOL_VERSION)
+		return CP_ERR_VERSION;
+	if (v[RC_STATUS].value[0] > CP_RECEIPT_FAILED)
+		return CP_ERR_BAD_VALUE;
+	if (v[RC_REGISTRATION].value &&
+	    !cp_is_digits(v[RC_REGISTRATION].value, v[RC_REGISTRATION].len))
+		return CP_ERR_BAD_VALUE;
+
+	memset(&tmp, 0, sizeof tmp);
+	tmp.version = v[RC_VERSION].value[0];
+	memcpy(tmp.device_id, v[RC_DEVICE_ID].value, CP_DEVICE_ID_LEN);
+	tmp.profile_seq = cp_be64(v[RC_PROFILE_SEQ].value);
+	tmp.status = v[RC_STATUS].value[0];
+	tmp.reason = cp_be16(v[RC_REASON].value);
+	if (v[RC_REGISTRATION].value) {
+		tmp.has_registration = true;
+		copy_str(tmp.registration, &v[RC_REGISTRATION]);
+	}
+	if (v[RC_MAC].value) {
+		tmp.has_mac = true;
+		memcpy(tmp.mac, v[RC_MAC].value, CP_MAC_LEN);
+		if (mac_offset)
+			*mac_offset = v[RC_MAC].offset;
+	}
+	*r = tmp;
+	return CP_OK;
+}
+
+CpError
+cp_receipt_decode(const uint8_t *buf, size_t len, CpReceipt *r)
+{
+	if (!r)
+		return CP_ERR_ARGUMENT;
+	return receipt_decode(buf, len, r, NULL);
+}
+
+static CpError
+decode_receipt_scratch(const uint8_t *buf, size_t len, void *scratch)
+{
+	return cp_receipt_decode(buf, len, scratch);
+}
+
+CpError
+cp_receipt_encode(const CpReceipt *r, const CpSecret *k2, CpBuf *out)
+{
+	uint8_t mac[CP_MAC_LEN];
+	CpReceipt check;
+	size_t start;
+	CpError err;
+
+	if (!r || !out || out->failed || (k2 && k2->len != CP_KDF_LEN))
+		return CP_ERR_ARGUMENT;
+
+	start = out->len;
+	cp_tlv_put_u8(out, 0x01, CP_PROTOCOL_VERSION);
+	cp_tlv_put(out, 0x02, r->device_id, CP_DEVICE_ID_LEN);
+	cp_tlv_put_be64(out, 0x03, r->profile_seq);
+	cp_tlv_put_u8(out, 0x04, r->status);
+	cp_tlv_put_be16(out, 0x05, r->reason);
+	if (r->has_registration)
+		cp_tlv_put(out, 0x06, r->registration, FIELD_STRLEN(r->registration));
+	if (out->failed) {
+		rollback(out, start);
+		return CP_ERR_CRYPTO;
+	}
+	if (k2) {
+		err = cp_hmac_sha256(k2->data, k2->len, out->data + start, out->len - start, mac);
+		if (err) {
+			rollback(out, start);
+			return err;
+		}
+		cp_tlv_put(out, CP_TLV_MAC, mac, sizeof mac);
+	}
+	err = finish(out, start, decode_receipt_scratch, &check);
+	if (err)
+		rollback(out, start);
+	return err;
+}
+
+CpError
+cp_receipt_verify(const uint8_t *buf, size_t len, const CpSecret *k2, CpReceipt *r)
+{
+	uint8_t mac[CP_MAC_LEN];
+	size_t mac_offset = 0;
+	CpReceipt tmp;
+	CpError err;
+
+	if (!k2 || !r)
+		return CP_ERR_ARGUMENT;
+	err = receipt_decode(buf, len, &tmp, &mac_offset);
+	if (err)
+		return err;
+	if (!tmp.has_mac)
+		return CP_ERR_NO_MAC;
+	err = cp_hmac_sha256(k2->data, k2->len, buf, mac_offset, mac);
+	if (err)
+		return err;
+	if (!cp_memeq_consttime(mac, tmp.mac, CP_MAC_LEN))
+		return CP_ERR_RECEIPT_MAC;
+	*r = tmp;
+	return CP_OK;
+}

@@ -25,7 +25,13 @@ typedef struct {
 	uint16_t min_len;
 	uint16_t max_len;
 	bool required;
+	/* Nothing may follow this field (a mac or a signature: bytes after it
+	 * would not be covered). CP_ERR_MAC_NOT_LAST for tag CP_TLV_MAC,
+	 * CP_ERR_TRAILING otherwise. */
+	bool last;
 } CpTlvField;
+
+#define CP_TLV_MAC 0x7F
 
 typedef struct {
 	const uint8_t *value;   /* NULL when absent */
@@ -36,21 +42,33 @@ typedef struct {
 
 /*
  * Decode buf against fields[] (ascending tags). values[i] describes
- * fields[i]. On error, *err_offset (if not NULL) is the offset where the
- * decoder stopped and *err_tag the tag involved.
+ * fields[i]. Tags neither in fields[] nor in the extension range are
+ * rejected (CP_ERR_UNKNOWN_TAG), also those above 0x5F: only 0x40-0x5F are
+ * reserved for extensions. Checks per TLV, in this order: nothing after a
+ * last field; tag and length complete (CP_ERR_TRUNCATED); duplicate; order;
+ * known tag; length within the field's limits; value complete
+ * (CP_ERR_TRUNCATED). Then every required field present
+ * (CP_ERR_MISSING_FIELD). On error, *err_offset (if not NULL) is the offset
+ * where the decoder stopped and *err_tag the tag involved (0 when none).
  */
 CpError cp_tlv_decode(const uint8_t *buf, size_t len,
 		      const CpTlvField *fields, size_t n_fields,
 		      CpTlvValue *values,
 		      size_t *err_offset, uint8_t *err_tag);
 
+/* A value longer than 0xffff marks the buffer failed. */
 void cp_tlv_put(CpBuf *b, uint8_t tag, const void *value, size_t len);
 void cp_tlv_put_u8(CpBuf *b, uint8_t tag, uint8_t v);
 void cp_tlv_put_be16(CpBuf *b, uint8_t tag, uint16_t v);
 void cp_tlv_put_be64(CpBuf *b, uint8_t tag, uint64_t v);
 void cp_tlv_put_str(CpBuf *b, uint8_t tag, const char *s);
 
-/* Value checks used by the structure decoders. */
-bool cp_is_digits(const uint8_t *p, size_t len);
-bool cp_is_printable_ascii(const uint8_t *p, size_t len);
+/* Value checks used by the structure decoders; each is false for len 0. */
+bool cp_is_digits(const uint8_t *p, size_t len);             /* '0'-'9' */
+bool cp_is_printable_ascii(const uint8_t *p, size_t len);    /* 0x20-0x7E */
+/*
+ * Well-formed UTF-8 text: no overlong forms, surrogates or code points
+ * above U+10FFFF, and no control character (C0, DEL, C1: names are shown
+ * on terminals and phones; NUL would cut the C string copies).
+ */
 bool cp_is_utf8(const uint8_t *p, size_t len);
