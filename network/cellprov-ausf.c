@@ -1,0 +1,579 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * cellprov-ausf: the AUSF/UDM role of the reference network. It holds the
+ * companions' K_AUSF, gives each device a SUPI from a configured range,
+ * derives K', K_usim and OPc, seals K' || OPc to the device key (ECIES) and
+ * hands K_SM to the SM. The device's USIM credentials stay here, in SQLite,
+ * and leave only as the subscriber file the network's authentication uses.
+ *
+ * Its API is internal (the SM is its only client): POST /v1/devices, and
+ * GET /v1/subscribers for the subscriber file. Both need the SM's token.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <glib-unix.h>
+#include <openssl/x509.h>
+
+#include "cp-config.h"
+#include "cellprov.h"
+#include "cp-db.h"
+#include "cp-glib.h"
+#include "cp-http.h"
+
+#define AUSF_SCHEMA \
+	"CREATE TABLE IF NOT EXISTS subscribers (" \
+	" supi TEXT PRIMARY KEY," \
+	" device_id TEXT NOT NULL UNIQUE," \
+	" companion TEXT NOT NULL," \
+	" k_usim TEXT NOT NULL," \
+	" opc TEXT NOT NULL," \
+	" sqn TEXT NOT NULL," \
+	" created INTEGER NOT NULL," \
+	" updated INTEGER NOT NULL);"
+
+typedef struct {
+	char *supi;
+	CpSecret *k_ausf;
+} Companion;
+
+typedef struct {
+	GKeyFile *kf;
+	char *database;
+	char *imsi_first;
+	char *imsi_last;
+	char *sqn;
+	CpSecret *op;
+	CpSecret *token;
+	GHashTable *companions;     /* SUPI -> Companion */
+	sqlite3 *db;
+	CpHttpServer *http;
+	GMainLoop *loop;
+} Ausf;
+
+static void
+companion_free(gpointer p)
+{
+	Companion *c = p;
+
+	g_free(c->supi);
+	cp_secret_free(c->k_ausf);
+	g_free(c);
+}
+
+/*
+ * The reference network's K_AUSF store: "<companion SUPI> <K_AUSF, 64 hex>"
+ * a line. A real AUSF has it from the companion's last primary
+ * authentication; here it is loaded from a file as secret as a key.
+ */
+static gboolean
+load_companions(Ausf *a, const char *path, GError **error)
+{
+	g_autoptr(CpSecret) text = cp_secret_load(path, FALSE, 0, error);
+	g_autofree char *copy = NULL;
+	char *line, *save = NULL;
+	guint lineno = 0;
+
+	if (!text)
+		return FALSE;
+	copy = g_strndup((const char *)text->data, text->len);
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		g_auto(GStrv) f = NULL;
+		Companion *c;
+
+		lineno++;
+		g_strstrip(line);
+		if (!*line || *line == '#')
+			continue;
+		f = g_strsplit_set(line, " \t", -1);
+		if (g_strv_length(f) != 2 || !cp_supi_valid(f[0]) ||
+		    !(c = g_new0(Companion, 1)) ||
+		    !(c->k_ausf = cp_secret_new_from_hex(f[1], CP_K_AUSF_LEN))) {
+			if (f && f[1])
+				cp_cleanse(f[1], strlen(f[1]));
+			cp_cleanse(copy, strlen(copy));
+			cp_set_error(error, CP_ERR_BAD_VALUE,
+				     "%s line %u: want '<SUPI> <K_AUSF as 64 hex>'", path, lineno);
+			return FALSE;
+		}
+		cp_cleanse(f[1], strlen(f[1]));
+		c->supi = g_strdup(f[0]);
+		g_hash_table_replace(a->companions, c->supi, c);
+	}
+	cp_cleanse(copy, strlen(copy));
+	g_message("%u companion(s) loaded", g_hash_table_size(a->companions));
+	return TRUE;
+}
+
+static gboolean
+imsi_valid(const char *s)
+{
+	return s && strlen(s) == 15 && cp_supi_valid(s);
+}
+
+/* Next free SUPI in the range, as 15 digits. */
+static char *
+allocate_supi(Ausf *a, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	sqlite3_stmt *st;
+	guint64 next, last = g_ascii_strtoull(a->imsi_last, NULL, 10);
+
+	st = cp_db_prepare(a->db, "SELECT supi FROM subscribers WHERE supi BETWEEN ?1 AND ?2 "
+			   "ORDER BY supi DESC LIMIT 1", error);
+	if (!st)
+		return NULL;
+	sqlite3_bind_text(st, 1, a->imsi_first, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, a->imsi_last, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		next = g_ascii_strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10) + 1;
+	else
+		next = g_ascii_strtoull(a->imsi_first, NULL, 10);
+	sqlite3_finalize(st);
+	if (next > last) {
+		cp_set_error(error, CP_ERR_STATE, "the SUPI range %s-%s is used up", a->imsi_first, a->imsi_last);
+		return NULL;
+	}
+	return g_strdup_printf("%015" G_GUINT64_FORMAT, next);
+}
+
+typedef struct {
+	char *supi;
+	uint8_t enc_cred[CP_ENC_CRED_MAX];
+	size_t enc_cred_len;
+	CpSecret *k_sm;
+} AddResult;
+
+static void
+add_result_clear(AddResult *r)
+{
+	g_free(r->supi);
+	cp_secret_free(r->k_sm);
+	memset(r, 0, sizeof(*r));
+}
+
+/*
+ * Step 6 of the flow. A device added again (reprovisioning, or by another
+ * companion) keeps its SUPI and SQN; its keys follow the companion's K_c.
+ */
+static gboolean
+add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_LEN],
+	   EVP_PKEY *pub, CpSuite suite, AddResult *r, guint *http_status, const char **code,
+	   GError **error)
+{
+	Companion *c = g_hash_table_lookup(a->companions, companion);
+	char id_hex[2 * CP_DEVICE_ID_LEN + 1];
+	char k_usim_hex[33], opc_hex[33];
+	g_autofree char *supi = NULL;
+	g_autofree char *red = NULL;
+	cp_auto_secret *k_prime = NULL;
+	cp_auto_secret *k_usim = NULL;
+	cp_auto_secret *opc = NULL;
+	sqlite3_stmt *st;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	CpError err;
+	int rc;
+
+	if (!c) {
+		*http_status = SOUP_STATUS_NOT_FOUND;
+		*code = "unknown-companion";
+		cp_set_error(error, CP_ERR_STATE, "no K_AUSF for this companion");
+		return FALSE;
+	}
+	cp_hex_encode(device_id, CP_DEVICE_ID_LEN, id_hex);
+
+	if (!cp_db_exec(a->db, "BEGIN IMMEDIATE", error))
+		goto storage;
+	st = cp_db_prepare(a->db, "SELECT supi FROM subscribers WHERE device_id = ?1", error);
+	if (!st)
+		goto rollback;
+	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		supi = g_strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (!supi && !(supi = allocate_supi(a, error))) {
+		cp_db_exec(a->db, "ROLLBACK", NULL);
+		*http_status = SOUP_STATUS_SERVICE_UNAVAILABLE;
+		*code = "supi-range-exhausted";
+		return FALSE;
+	}
+
+	k_prime = cp_keys_k_prime(c->k_ausf, device_id, supi);
+	k_usim = k_prime ? cp_keys_k_usim(k_prime) : NULL;
+	opc = k_usim ? cp_keys_opc(k_usim, a->op) : NULL;
+	r->k_sm = k_prime ? cp_keys_k_sm(k_prime, device_id) : NULL;
+	if (!opc || !r->k_sm) {
+		cp_set_error(error, CP_ERR_CRYPTO, "key derivation failed");
+		goto crypto;
+	}
+	err = cp_enc_cred_seal(suite, pub, NULL, k_prime, opc, r->enc_cred, &r->enc_cred_len);
+	if (err != CP_OK) {
+		cp_set_error(error, err, "sealing the credentials failed: %s", cp_error_message(err));
+		goto crypto;
+	}
+
+	cp_hex_encode(k_usim->data, 16, k_usim_hex);
+	cp_hex_encode(opc->data, 16, opc_hex);
+	st = cp_db_prepare(a->db,
+			   "INSERT INTO subscribers (supi, device_id, companion, k_usim, opc, sqn, created, updated) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) "
+			   "ON CONFLICT(supi) DO UPDATE SET companion = ?3, k_usim = ?4, opc = ?5, updated = ?7",
+			   error);
+	if (!st) {
+		cp_cleanse(k_usim_hex, sizeof(k_usim_hex));
+		cp_cleanse(opc_hex, sizeof(opc_hex));
+		goto rollback;
+	}
+	sqlite3_bind_text(st, 1, supi, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, companion, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, k_usim_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, opc_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, a->sqn, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, now);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	cp_cleanse(k_usim_hex, sizeof(k_usim_hex));
+	cp_cleanse(opc_hex, sizeof(opc_hex));
+	if (rc != SQLITE_DONE) {
+		cp_db_set_error(a->db, error, "storing the subscriber");
+		goto rollback;
+	}
+	if (!cp_db_exec(a->db, "COMMIT", error))
+		goto rollback;
+
+	red = cp_redact(supi);
+	g_message("device %s: SUPI %s, suite %s", id_hex, red, suite == CP_SUITE_A ? "A" : "B");
+	r->supi = g_steal_pointer(&supi);
+	return TRUE;
+
+crypto:
+	cp_db_exec(a->db, "ROLLBACK", NULL);
+	*http_status = SOUP_STATUS_INTERNAL_SERVER_ERROR;
+	*code = "crypto";
+	add_result_clear(r);
+	return FALSE;
+rollback:
+	cp_db_exec(a->db, "ROLLBACK", NULL);
+storage:
+	*http_status = SOUP_STATUS_INTERNAL_SERVER_ERROR;
+	*code = "storage";
+	add_result_clear(r);
+	return FALSE;
+}
+
+/* The subscriber file of the contracts: "<imsi> <K> <OPc> <SQN>" a line. */
+static char *
+export_subscribers(Ausf *a, GError **error)
+{
+	GString *out = g_string_new("# cellprov subscribers: <imsi> <K_usim> <OPc> <SQN>\n");
+	sqlite3_stmt *st = cp_db_prepare(a->db, "SELECT supi, k_usim, opc, sqn FROM subscribers ORDER BY supi", error);
+	int rc;
+
+	if (!st) {
+		g_string_free(out, TRUE);
+		return NULL;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		g_string_append_printf(out, "%s %s %s %s\n",
+				       (const char *)sqlite3_column_text(st, 0),
+				       (const char *)sqlite3_column_text(st, 1),
+				       (const char *)sqlite3_column_text(st, 2),
+				       (const char *)sqlite3_column_text(st, 3));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		cp_db_set_error(a->db, error, "reading subscribers");
+		cp_cleanse(out->str, out->len);
+		g_string_free(out, TRUE);
+		return NULL;
+	}
+	return g_string_free(out, FALSE);
+}
+
+static gboolean
+authorized(Ausf *a, SoupServerMessage *msg)
+{
+	g_autofree char *token = cp_http_bearer(msg);
+	gboolean ok = token && strlen(token) == a->token->len &&
+		      cp_memeq_consttime(token, a->token->data, a->token->len);
+
+	if (token)
+		cp_cleanse(token, strlen(token));
+	if (!ok)
+		cp_http_reply_error(msg, SOUP_STATUS_UNAUTHORIZED, "unauthorized", 0,
+				    "a valid bearer token is needed");
+	return ok;
+}
+
+static void
+handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
+	       GHashTable *query, gpointer data)
+{
+	Ausf *a = data;
+	g_autoptr(JsonObject) req = NULL;
+	g_autoptr(GBytes) spki = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonBuilder) b = NULL;
+	g_autofree char *enc_b64 = NULL, *k_sm_b64 = NULL;
+	const char *companion, *id_hex, *suite_s;
+	uint8_t device_id[CP_DEVICE_ID_LEN], check[CP_DEVICE_ID_LEN];
+	const unsigned char *p;
+	EVP_PKEY *pub = NULL;
+	AddResult r = { 0 };
+	guint status = 0;
+	const char *code = NULL;
+	CpSuite suite;
+
+	if (strcmp(soup_server_message_get_method(msg), "POST") != 0) {
+		cp_http_reply_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed", 0, "use POST");
+		return;
+	}
+	if (!authorized(a, msg) || !(req = cp_http_request_json(msg)))
+		return;
+	companion = cp_json_string(req, "companion");
+	id_hex = cp_json_string(req, "device_id");
+	suite_s = cp_json_string(req, "suite");
+	spki = cp_json_base64(req, "public_key", 512);
+	if (!companion || !cp_supi_valid(companion) || !id_hex || strlen(id_hex) != 32 ||
+	    cp_hex_decode(id_hex, device_id, sizeof(device_id)) != CP_DEVICE_ID_LEN ||
+	    !spki || !suite_s || (strcmp(suite_s, "A") && strcmp(suite_s, "B"))) {
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0,
+				    "want companion (SUPI), device_id (32 hex), public_key (base64 SPKI), suite (A or B)");
+		return;
+	}
+	suite = strcmp(suite_s, "A") == 0 ? CP_SUITE_A : CP_SUITE_B;
+	p = g_bytes_get_data(spki, NULL);
+	pub = d2i_PUBKEY(NULL, &p, (long)g_bytes_get_size(spki));
+	if (!pub || EVP_PKEY_get_base_id(pub) != EVP_PKEY_EC) {
+		EVP_PKEY_free(pub);
+		cp_http_reply_cp_error(msg, SOUP_STATUS_BAD_REQUEST, CP_ERR_KEY, "public_key is not a P-256 SPKI");
+		return;
+	}
+	/* The SM checked this too; the AUSF does not take its word for it */
+	if (cp_device_id(pub, check) != CP_OK || memcmp(check, device_id, sizeof(check)) != 0) {
+		EVP_PKEY_free(pub);
+		cp_http_reply_error(msg, SOUP_STATUS_CONFLICT, "device-id-mismatch", 0,
+				    "device_id is not the hash of public_key");
+		return;
+	}
+	if (!add_device(a, companion, device_id, pub, suite, &r, &status, &code, &error)) {
+		EVP_PKEY_free(pub);
+		g_warning("device %s: %s", id_hex, error->message);
+		cp_http_reply_error(msg, status, code, cp_error_from_gerror(error, 0), "%s", error->message);
+		return;
+	}
+	EVP_PKEY_free(pub);
+
+	enc_b64 = g_base64_encode(r.enc_cred, r.enc_cred_len);
+	k_sm_b64 = g_base64_encode(r.k_sm->data, r.k_sm->len);
+	b = json_builder_new();
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "supi");
+	json_builder_add_string_value(b, r.supi);
+	json_builder_set_member_name(b, "enc_cred");
+	json_builder_add_string_value(b, enc_b64);
+	json_builder_set_member_name(b, "k_sm");
+	json_builder_add_string_value(b, k_sm_b64);
+	json_builder_end_object(b);
+	cp_http_reply_json(msg, SOUP_STATUS_OK, b);
+	/* json-glib keeps its own copy (in the reply) which it frees without
+	 * cleansing; ours at least does not linger */
+	cp_cleanse(k_sm_b64, strlen(k_sm_b64));
+	add_result_clear(&r);
+}
+
+static void
+handle_subscribers(SoupServer *server, SoupServerMessage *msg, const char *path,
+		   GHashTable *query, gpointer data)
+{
+	Ausf *a = data;
+	g_autoptr(GError) error = NULL;
+	char *text;
+
+	if (strcmp(soup_server_message_get_method(msg), "GET") != 0) {
+		cp_http_reply_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed", 0, "use GET");
+		return;
+	}
+	if (!authorized(a, msg))
+		return;
+	text = export_subscribers(a, &error);
+	if (!text) {
+		cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE,
+				    "%s", error->message);
+		return;
+	}
+	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+	soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_TAKE, text, strlen(text));
+}
+
+static void
+handle_default(SoupServer *server, SoupServerMessage *msg, const char *path,
+	       GHashTable *query, gpointer data)
+{
+	cp_http_reply_error(msg, SOUP_STATUS_NOT_FOUND, "not-found", 0, "no such resource: %s", path);
+}
+
+static gboolean
+on_signal(gpointer data)
+{
+	Ausf *a = data;
+
+	g_message("stopping");
+	g_main_loop_quit(a->loop);
+	return G_SOURCE_CONTINUE;
+}
+
+static char *
+conf_string(GKeyFile *kf, const char *key, const char *def)
+{
+	char *v = g_key_file_get_string(kf, "ausf", key, NULL);
+
+	if (v)
+		g_strstrip(v);
+	return v ? v : g_strdup(def);
+}
+
+static gboolean
+ausf_load(Ausf *a, const char *path, GError **error)
+{
+	g_autofree char *k_ausf = NULL, *op = NULL, *token = NULL;
+
+	a->kf = g_key_file_new();
+	if (!g_key_file_load_from_file(a->kf, path, G_KEY_FILE_NONE, error)) {
+		g_prefix_error(error, "%s: ", path);
+		return FALSE;
+	}
+	a->database = conf_string(a->kf, "database", "/var/lib/cellprov-ausf/ausf.db");
+	a->imsi_first = conf_string(a->kf, "imsi-first", "001010000000001");
+	a->imsi_last = conf_string(a->kf, "imsi-last", "001010000099999");
+	a->sqn = conf_string(a->kf, "sqn", "000000000000");
+	k_ausf = conf_string(a->kf, "k-ausf", NULL);
+	op = conf_string(a->kf, "op", NULL);
+	token = conf_string(a->kf, "token", NULL);
+	if (!imsi_valid(a->imsi_first) || !imsi_valid(a->imsi_last) ||
+	    strcmp(a->imsi_first, a->imsi_last) > 0) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "%s: imsi-first and imsi-last must be 15-digit IMSIs, first <= last", path);
+		return FALSE;
+	}
+	if (strlen(a->sqn) != 12 || cp_hex_decode(a->sqn, (uint8_t[6]){ 0 }, 6) != 6) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "%s: sqn must be 12 hex digits", path);
+		return FALSE;
+	}
+	if (!k_ausf || !op || !token) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "%s: k-ausf, op and token are required", path);
+		return FALSE;
+	}
+	a->companions = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, companion_free);
+	if (!load_companions(a, k_ausf, error))
+		return FALSE;
+	if (!(a->op = cp_secret_load(op, TRUE, 16, error)))
+		return FALSE;
+	if (!(a->token = cp_secret_load(token, FALSE, 0, error)))
+		return FALSE;
+	if (a->token->len < 16) {
+		cp_set_error(error, CP_ERR_KEY, "%s: the token must be at least 16 characters", token);
+		return FALSE;
+	}
+	a->db = cp_db_open(a->database, AUSF_SCHEMA, error);
+	return a->db != NULL;
+}
+
+static void
+ausf_clear(Ausf *a)
+{
+	cp_http_server_free(a->http);
+	if (a->db)
+		cp_db_close(a->db);
+	if (a->companions)
+		g_hash_table_unref(a->companions);
+	cp_secret_free(a->op);
+	cp_secret_free(a->token);
+	g_free(a->database);
+	g_free(a->imsi_first);
+	g_free(a->imsi_last);
+	g_free(a->sqn);
+	if (a->kf)
+		g_key_file_unref(a->kf);
+	if (a->loop)
+		g_main_loop_unref(a->loop);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_autofree char *config = NULL, *listen = NULL, *port_file = NULL, *export_path = NULL;
+	g_autofree char *cfg_listen = NULL, *tls_cert = NULL, *tls_key = NULL;
+	gboolean export = FALSE;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GOptionContext) oc = g_option_context_new("- cellprov AUSF/UDM (reference network)");
+	GOptionEntry entries[] = {
+		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "Configuration file (default: " CP_SYSCONFDIR "/cellprov/ausf.conf)", "FILE" },
+		{ "listen", 'l', 0, G_OPTION_ARG_STRING, &listen, "Listen on host:port (overrides the file; port 0: any free port)", "ADDR" },
+		{ "port-file", 0, 0, G_OPTION_ARG_FILENAME, &port_file, "Write the bound port here once listening", "FILE" },
+		{ "export", 0, 0, G_OPTION_ARG_NONE, &export, "Print the subscriber file and exit", NULL },
+		{ "export-file", 0, 0, G_OPTION_ARG_FILENAME, &export_path, "Write the subscriber file (0600) and exit", "FILE" },
+		{ NULL }
+	};
+	Ausf a = { 0 };
+	CpHttpConfig hc = { 0 };
+	int ret = 1;
+
+	g_option_context_add_main_entries(oc, entries, NULL);
+	if (!g_option_context_parse(oc, &argc, &argv, &error)) {
+		g_printerr("cellprov-ausf: %s\n", error->message);
+		return 2;
+	}
+	if (!ausf_load(&a, config ? config : CP_SYSCONFDIR "/cellprov/ausf.conf", &error))
+		goto out;
+
+	if (export || export_path) {
+		g_autofree char *text = export_subscribers(&a, &error);
+
+		if (!text)
+			goto out;
+		if (export_path) {
+			if (!cp_file_replace(export_path, text, strlen(text), 0600, &error)) {
+				cp_cleanse(text, strlen(text));
+				goto out;
+			}
+		} else {
+			fputs(text, stdout);
+		}
+		cp_cleanse(text, strlen(text));
+		ret = 0;
+		goto out;
+	}
+
+	cfg_listen = conf_string(a.kf, "listen", "127.0.0.1:8081");
+	tls_cert = conf_string(a.kf, "tls-certificate", NULL);
+	tls_key = conf_string(a.kf, "tls-key", NULL);
+	hc.listen = listen ? listen : cfg_listen;
+	hc.tls_certificate = tls_cert;
+	hc.tls_key = tls_key;
+	hc.max_connections = (guint)g_key_file_get_integer(a.kf, "ausf", "max-connections", NULL);
+	hc.connection_timeout = (guint)g_key_file_get_integer(a.kf, "ausf", "connection-timeout", NULL);
+	hc.body_max = 8192;
+	a.http = cp_http_server_new(&hc, &error);
+	if (!a.http)
+		goto out;
+	soup_server_add_handler(cp_http_server_get_soup(a.http), "/v1/devices", handle_devices, &a, NULL);
+	soup_server_add_handler(cp_http_server_get_soup(a.http), "/v1/subscribers", handle_subscribers, &a, NULL);
+	soup_server_add_handler(cp_http_server_get_soup(a.http), NULL, handle_default, &a, NULL);
+	if (port_file && !cp_http_server_write_port(a.http, port_file, &error))
+		goto out;
+	g_message("listening on port %u (%s)", cp_http_server_get_port(a.http), tls_cert ? "HTTPS" : "HTTP");
+
+	a.loop = g_main_loop_new(NULL, FALSE);
+	g_unix_signal_add(SIGTERM, on_signal, &a);
+	g_unix_signal_add(SIGINT, on_signal, &a);
+	g_main_loop_run(a.loop);
+	ret = 0;
+out:
+	if (error)
+		g_printerr("cellprov-ausf: %s\n", error->message);
+	ausf_clear(&a);
+	return ret;
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The device certificate chain, as the SM sees it (flow steps 3-4): fetched
+ * from the certificate URL with a deadline and a size limit, then verified
+ * to the SM's trust anchors with OpenSSL.
+ */
+#pragma once
+
+#include <glib.h>
+#include <gio/gio.h>
+#include <libsoup/soup.h>
+#include <openssl/x509.h>
+
+#define CP_CHAIN_ERROR (cp_chain_error_quark())
+GQuark cp_chain_error_quark(void);
+
+typedef enum {
+	CP_CHAIN_ERROR_FETCH = 1,        /* connection, TLS or protocol failure */
+	CP_CHAIN_ERROR_TIMEOUT,          /* no complete answer before the deadline */
+	CP_CHAIN_ERROR_STATUS,           /* the server answered, but not 200 */
+	CP_CHAIN_ERROR_TOO_LARGE,        /* more than the size limit */
+	CP_CHAIN_ERROR_GARBAGE,          /* not a PEM certificate chain */
+	CP_CHAIN_ERROR_UNTRUSTED,        /* no path to a trust anchor */
+	CP_CHAIN_ERROR_EXPIRED,          /* a certificate is past notAfter */
+	CP_CHAIN_ERROR_NOT_YET_VALID,    /* a certificate is before notBefore */
+	CP_CHAIN_ERROR_KEY_USAGE,        /* device certificate not for signing and key agreement, or a CA */
+	CP_CHAIN_ERROR_KEY_TYPE,         /* device key is not P-256 */
+} CpChainError;
+
+/* Stable string of a CpChainError for the SM's JSON errors. */
+const char *cp_chain_error_code(CpChainError code);
+
+#define CP_CHAIN_MAX_CERTS 8
+
+/* GET url; the body, at most max_size bytes, within timeout seconds. */
+void cp_chain_fetch_async(SoupSession *session, const char *url, gsize max_size, guint timeout,
+			  GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+GBytes *cp_chain_fetch_finish(GAsyncResult *result, GError **error);
+
+/*
+ * Verify a PEM chain (device certificate first) to anchors at time now
+ * (Unix seconds). On success returns the device certificate's public key.
+ */
+EVP_PKEY *cp_chain_verify(X509_STORE *anchors, const void *pem, gsize len, gint64 now, GError **error);
+
+/* A store holding the PEM certificates of path as trust anchors. */
+X509_STORE *cp_chain_anchors_load(const char *path, GError **error);

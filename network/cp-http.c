@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "cp-http.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+#include "cp-glib.h"
+
+struct _CpHttpServer {
+	SoupServer *soup;
+	GSocketService *service;
+	GTlsCertificate *tls;
+	GTlsDatabase *client_db;
+	CpHttpConfig cfg;
+	guint n_connections;
+	guint16 port;
+};
+
+typedef struct {
+	CpHttpServer *server;
+	GSocketConnection *conn;     /* weak */
+	guint deadline_id;
+} Conn;
+
+static void
+conn_gone(gpointer data, GObject *where_the_object_was)
+{
+	Conn *c = data;
+
+	c->server->n_connections--;
+	if (c->deadline_id)
+		g_source_remove(c->deadline_id);
+	g_free(c);
+}
+
+/*
+ * A connection that is still open at its deadline is cut, whatever it is
+ * doing: this bounds what a slow or silent client can hold (one slot for
+ * connection_timeout seconds) without tracking each read.
+ */
+static gboolean
+conn_deadline(gpointer data)
+{
+	Conn *c = data;
+	GSocket *sock = g_socket_connection_get_socket(c->conn);
+
+	c->deadline_id = 0;
+	g_debug("closing a connection still open after %u s", c->server->cfg.connection_timeout);
+	g_socket_shutdown(sock, TRUE, TRUE, NULL);
+	g_socket_close(sock, NULL);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, gpointer data)
+{
+	CpHttpServer *s = data;
+	g_autoptr(GSocketAddress) local = NULL;
+	g_autoptr(GSocketAddress) remote = NULL;
+	g_autoptr(GIOStream) stream = NULL;
+	g_autoptr(GError) error = NULL;
+	Conn *c;
+
+	if (s->n_connections >= s->cfg.max_connections) {
+		g_warning("refusing a connection: %u open, the limit", s->n_connections);
+		g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+		return TRUE;
+	}
+	local = g_socket_connection_get_local_address(conn, NULL);
+	remote = g_socket_connection_get_remote_address(conn, NULL);
+	if (s->tls) {
+		stream = g_tls_server_connection_new(G_IO_STREAM(conn), s->tls, &error);
+		if (!stream) {
+			g_warning("TLS: %s", error->message);
+			g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+			return TRUE;
+		}
+		if (s->client_db) {
+			g_tls_connection_set_database(G_TLS_CONNECTION(stream), s->client_db);
+			g_object_set(stream, "authentication-mode", G_TLS_AUTHENTICATION_REQUESTED, NULL);
+		}
+	} else {
+		stream = g_object_ref(G_IO_STREAM(conn));
+	}
+	if (!soup_server_accept_iostream(s->soup, stream, local, remote, &error)) {
+		g_warning("cannot accept a connection: %s", error->message);
+		g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+		return TRUE;
+	}
+	c = g_new0(Conn, 1);
+	c->server = s;
+	c->conn = conn;
+	c->deadline_id = g_timeout_add_seconds(s->cfg.connection_timeout, conn_deadline, c);
+	g_object_weak_ref(G_OBJECT(conn), conn_gone, c);
+	s->n_connections++;
+	return TRUE;
+}
+
+/*
+ * Runs once the headers are in, before any body byte is read: a body the
+ * limit does not allow is refused without reading it, and a body without a
+ * declared length is refused too, since only a declared length can be
+ * checked up front.
+ */
+static void
+early_handler(SoupServer *server, SoupServerMessage *msg, const char *path,
+	      GHashTable *query, gpointer data)
+{
+	CpHttpServer *s = data;
+	SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
+	const char *method = soup_server_message_get_method(msg);
+	goffset len;
+
+	if (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0)
+		return;
+	if (soup_message_headers_get_encoding(h) != SOUP_ENCODING_CONTENT_LENGTH) {
+		cp_http_reply_error(msg, SOUP_STATUS_LENGTH_REQUIRED, "length-required", 0,
+				    "the request body needs a Content-Length");
+		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
+		return;
+	}
+	len = soup_message_headers_get_content_length(h);
+	if (len < 0 || (guint64)len > s->cfg.body_max) {
+		cp_http_reply_error(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "body-too-large", 0,
+				    "the request body is larger than %zu bytes", s->cfg.body_max);
+		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
+	}
+}
+
+static gboolean
+parse_listen(const char *listen, char **host, guint16 *port, GError **error)
+{
+	const char *colon = strrchr(listen, ':');
+	char *end;
+	guint64 p;
+
+	if (!colon || colon == listen) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "listen address '%s' is not host:port", listen);
+		return FALSE;
+	}
+	p = g_ascii_strtoull(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || p > 65535) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "listen address '%s' has a bad port", listen);
+		return FALSE;
+	}
+	*host = g_strndup(listen, (gsize)(colon - listen));
+	if ((*host)[0] == '[' && (*host)[strlen(*host) - 1] == ']') {
+		char *inner = g_strndup(*host + 1, strlen(*host) - 2);
+
+		g_free(*host);
+		*host = inner;
+	}
+	*port = (guint16)p;
+	return TRUE;
+}
+
+CpHttpServer *
+cp_http_server_new(const CpHttpConfig *cfg, GError **error)
+{
+	g_autoptr(CpHttpServer) s = g_new0(CpHttpServer, 1);
+	g_autofree char *host = NULL;
+	g_autoptr(GInetAddress) addr = NULL;
+	g_autoptr(GSocketAddress) sa = NULL;
+	g_autoptr(GSocketAddress) bound = NULL;
+	guint16 port;
+
+	s->cfg = *cfg;
+	if (!s->cfg.max_connections)
+		s->cfg.max_connections = 64;
+	if (!s->cfg.connection_timeout)
+		s->cfg.connection_timeout = 30;
+	if (!s->cfg.body_max)
+		s->cfg.body_max = 16384;
+
+	if (!parse_listen(cfg->listen, &host, &port, error))
+		return NULL;
+	addr = g_inet_address_new_from_string(host);
+	if (!addr) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "listen address '%s' is not a numeric IP address", host);
+		return NULL;
+	}
+	if (cfg->tls_certificate) {
+		if (cfg->tls_key)
+			s->tls = g_tls_certificate_new_from_files(cfg->tls_certificate, cfg->tls_key, error);
+		else
+			s->tls = g_tls_certificate_new_from_file(cfg->tls_certificate, error);
+		if (!s->tls) {
+			g_prefix_error(error, "TLS certificate: ");
+			return NULL;
+		}
+		if (cfg->client_ca) {
+			s->client_db = g_tls_file_database_new(cfg->client_ca, error);
+			if (!s->client_db) {
+				g_prefix_error(error, "client CA: ");
+				return NULL;
+			}
+		}
+	}
+
+	s->soup = soup_server_new("server-header", "cellprov ", NULL);
+	soup_server_add_early_handler(s->soup, NULL, early_handler, s, NULL);
+
+	s->service = g_socket_service_new();
+	sa = g_inet_socket_address_new(addr, port);
+	if (!g_socket_listener_add_address(G_SOCKET_LISTENER(s->service), sa, G_SOCKET_TYPE_STREAM,
+					   G_SOCKET_PROTOCOL_TCP, NULL, &bound, error)) {
+		g_prefix_error(error, "cannot listen on %s: ", cfg->listen);
+		return NULL;
+	}
+	s->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+	g_signal_connect(s->service, "incoming", G_CALLBACK(on_incoming), s);
+	g_socket_service_start(s->service);
+	return g_steal_pointer(&s);
+}
+
+void
+cp_http_server_free(CpHttpServer *s)
+{
+	if (!s)
+		return;
+	if (s->service) {
+		g_socket_service_stop(s->service);
+		g_socket_listener_close(G_SOCKET_LISTENER(s->service));
+		g_object_unref(s->service);
+	}
+	g_clear_object(&s->soup);
+	g_clear_object(&s->tls);
+	g_clear_object(&s->client_db);
+	g_free(s);
+}
+
+SoupServer *
+cp_http_server_get_soup(CpHttpServer *s)
+{
+	return s->soup;
+}
+
+guint16
+cp_http_server_get_port(CpHttpServer *s)
+{
+	return s->port;
+}
+
+gboolean
+cp_http_server_write_port(CpHttpServer *s, const char *path, GError **error)
+{
+	g_autofree char *text = g_strdup_printf("%u\n", s->port);
+
+	return cp_file_replace(path, text, strlen(text), 0644, error);
+}
+
+void
+cp_http_reply_json(SoupServerMessage *msg, guint status, JsonBuilder *b)
+{
+	g_autoptr(JsonNode) root = json_builder_get_root(b);
+	g_autoptr(JsonGenerator) gen = json_generator_new();
+	gsize len;
+	char *text;
+
+	json_generator_set_root(gen, root);
+	text = json_generator_to_data(gen, &len);
+	soup_server_message_set_status(msg, status, NULL);
+	soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_TAKE, text, len);
+}
+
+void
+cp_http_reply_error(SoupServerMessage *msg, guint status, const char *code,
+		    CpError number, const char *fmt, ...)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autofree char *message = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	message = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "error");
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "code");
+	json_builder_add_string_value(b, code);
+	json_builder_set_member_name(b, "number");
+	json_builder_add_int_value(b, number);
+	json_builder_set_member_name(b, "message");
+	json_builder_add_string_value(b, message);
+	json_builder_end_object(b);
+	json_builder_end_object(b);
+	cp_http_reply_json(msg, status, b);
+}
+
+void
+cp_http_reply_cp_error(SoupServerMessage *msg, guint status, CpError err, const char *message)
+{
+	cp_http_reply_error(msg, status, cp_error_name(err), err, "%s",
+			    message ? message : cp_error_message(err));
+}
+
+JsonObject *
+cp_http_request_json(SoupServerMessage *msg)
+{
+	SoupMessageBody *body = soup_server_message_get_request_body(msg);
+	SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
+	const char *ct = soup_message_headers_get_content_type(h, NULL);
+	g_autoptr(JsonParser) parser = json_parser_new_immutable();
+	g_autoptr(GBytes) bytes = NULL;
+	g_autoptr(GError) error = NULL;
+	JsonNode *root;
+
+	if (!ct || g_ascii_strcasecmp(ct, "application/json") != 0) {
+		cp_http_reply_error(msg, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", 0,
+				    "the request body must be application/json");
+		return NULL;
+	}
+	bytes = soup_message_body_flatten(body);
+	if (!json_parser_load_from_data(parser, g_bytes_get_data(bytes, NULL),
+					(gssize)g_bytes_get_size(bytes), &error)) {
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-json", 0,
+				    "the request body is not JSON: %s", error->message);
+		return NULL;
+	}
+	root = json_parser_get_root(parser);
+	if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-json", 0,
+				    "the request body must be a JSON object");
+		return NULL;
+	}
+	return json_object_ref(json_node_get_object(root));
+}
+
+char *
+cp_http_bearer(SoupServerMessage *msg)
+{
+	SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
+	const char *auth = soup_message_headers_get_one(h, "Authorization");
+
+	if (!auth || g_ascii_strncasecmp(auth, "Bearer ", 7) != 0)
+		return NULL;
+	auth += 7;
+	while (*auth == ' ')
+		auth++;
+	return *auth ? g_strdup(auth) : NULL;
+}
+
+const char *
+cp_json_string(JsonObject *o, const char *name)
+{
+	JsonNode *n = json_object_get_member(o, name);
+
+	if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
+		return NULL;
+	return json_node_get_string(n);
+}
+
+GBytes *
+cp_json_base64(JsonObject *o, const char *name, gsize max)
+{
+	const char *s = cp_json_string(o, name);
+	gsize slen, len = 0;
+	guchar *data;
+
+	if (!s)
+		return NULL;
+	slen = strlen(s);
+	/* base64 of max bytes is at most 4 * ceil(max / 3) characters */
+	if (slen == 0 || slen % 4 || slen > 4 * ((max + 2) / 3))
+		return NULL;
+	for (gsize i = 0; i < slen; i++) {
+		char ch = s[i];
+
+		if (!g_ascii_isalnum(ch) && ch != '+' && ch != '/' && !(ch == '=' && i >= slen - 2))
+			return NULL;
+	}
+	data = g_base64_decode(s, &len);
+	if (!data || len == 0 || len > max) {
+		g_free(data);
+		return NULL;
+	}
+	return g_bytes_new_take(data, len);
+}

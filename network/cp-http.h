@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The HTTP(S) server layer the SM and the AUSF share: libsoup 3 behind our
+ * own listening socket, so that we decide how many connections a client
+ * may hold and for how long (SoupServer alone has neither limit), plus the
+ * JSON reply and error helpers that keep the error format the same on both.
+ */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+
+#include "cp-error.h"
+
+typedef struct {
+	const char *listen;          /* "host:port"; port 0 picks a free one */
+	const char *tls_certificate; /* PEM file; NULL: plain HTTP */
+	const char *tls_key;         /* PEM file; NULL: in tls_certificate */
+	const char *client_ca;       /* PEM roots for client certificates; NULL: none asked */
+	guint max_connections;       /* connections beyond this are closed at once */
+	guint connection_timeout;    /* seconds a connection may live, start to end */
+	gsize body_max;              /* request body limit in bytes */
+} CpHttpConfig;
+
+typedef struct _CpHttpServer CpHttpServer;
+
+CpHttpServer *cp_http_server_new(const CpHttpConfig *cfg, GError **error);
+void cp_http_server_free(CpHttpServer *s);
+SoupServer *cp_http_server_get_soup(CpHttpServer *s);
+guint16 cp_http_server_get_port(CpHttpServer *s);
+/* Write the bound port (decimal + newline) to path, atomically. */
+gboolean cp_http_server_write_port(CpHttpServer *s, const char *path, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpHttpServer, cp_http_server_free)
+
+/*
+ * Error body: {"error": {"code": "<stable string>", "number": <CpError or 0>,
+ * "message": "<human sentence>"}}. code strings never change meaning.
+ */
+void cp_http_reply_error(SoupServerMessage *msg, guint status, const char *code,
+			 CpError number, const char *fmt, ...) G_GNUC_PRINTF(5, 6);
+/* A CpError: code is cp_error_name(), number the value. */
+void cp_http_reply_cp_error(SoupServerMessage *msg, guint status, CpError err, const char *message);
+void cp_http_reply_json(SoupServerMessage *msg, guint status, JsonBuilder *b);
+
+/* Parse the request body as a JSON object; replies with an error and
+ * returns NULL when it is not one (or not application/json). */
+JsonObject *cp_http_request_json(SoupServerMessage *msg);
+
+/* The token of "Authorization: Bearer <token>", or NULL. */
+char *cp_http_bearer(SoupServerMessage *msg);
+
+/* Member accessors that do not abort on a wrong type: NULL when absent
+ * or not a string. */
+const char *cp_json_string(JsonObject *o, const char *name);
+/* base64 member decoded, at most max bytes; NULL when absent or invalid. */
+GBytes *cp_json_base64(JsonObject *o, const char *name, gsize max);
