@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cellprovd: the cellprov device daemon (cellprovd(8)). */
+#define G_LOG_DOMAIN "cellprovd"
+
+#include <glib.h>
+#include <glib-unix.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+
+#include "cp-config.h"
+#include "cp-conf.h"
+#include "cp-daemon.h"
+#include "cp-glib.h"
+#include "cp-records.h"
+#include "cp-service.h"
+
+#if CP_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#define STOP_TIMEOUT_MS 8000
+
+typedef struct {
+	GMainLoop *loop;
+	CpDaemon *daemon;
+	CpService *service;
+	int status;
+	gboolean started;
+	guint watchdog_source;
+	char *last_status;
+} App;
+
+static void
+notify(const char *what)
+{
+#if CP_HAVE_SYSTEMD
+	sd_notify(0, what);
+#else
+	(void)what;
+#endif
+}
+
+static void
+notify_status(App *app)
+{
+	g_autofree char *status = NULL;
+	g_autofree char *line = NULL;
+	CpDaemon *d = app->daemon;
+	const char *step = cp_daemon_get_step(d);
+
+	status = g_strdup_printf("%s%s%s", cp_state_name(cp_daemon_get_state(d)),
+				 step[0] ? ": " : "", step);
+	if (g_strcmp0(status, app->last_status) == 0)
+		return;
+	g_free(app->last_status);
+	app->last_status = g_strdup(status);
+	line = g_strdup_printf("STATUS=%s", status);
+	notify(line);
+}
+
+static gboolean
+watchdog_cb(gpointer data)
+{
+	/* the main loop turning is what the watchdog checks: every blocking
+	 * call runs elsewhere */
+	notify("WATCHDOG=1");
+	return G_SOURCE_CONTINUE;
+}
+
+static void
+watchdog_setup(App *app)
+{
+#if CP_HAVE_SYSTEMD
+	uint64_t usec = 0;
+
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+		guint ms = (guint)MAX(usec / 2000, 100);
+
+		app->watchdog_source = g_timeout_add(ms, watchdog_cb, app);
+		g_info("watchdog: pinging every %u ms", ms);
+	}
+#endif
+}
+
+static void
+on_changed_status(CpDaemon *d, gpointer data)
+{
+	notify_status(data);
+}
+
+static void
+stopped(gpointer data)
+{
+	App *app = data;
+
+	g_main_loop_quit(app->loop);
+}
+
+static gboolean
+on_signal(gpointer data)
+{
+	App *app = data;
+
+	g_message("stopping");
+	notify("STOPPING=1");
+	cp_daemon_stop(app->daemon, STOP_TIMEOUT_MS, G_CALLBACK(stopped), app);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+on_ready(gboolean owned, gpointer data)
+{
+	App *app = data;
+	g_autoptr(GError) error = NULL;
+
+	if (!owned) {
+		app->status = EXIT_FAILURE;
+		if (app->started)
+			cp_daemon_stop(app->daemon, STOP_TIMEOUT_MS, G_CALLBACK(stopped), app);
+		else
+			g_main_loop_quit(app->loop);
+		return;
+	}
+	if (app->started)
+		return;
+	if (!cp_daemon_start(app->daemon, &error)) {
+		g_printerr("cellprovd: %s\n", error->message);
+		app->status = EXIT_FAILURE;
+		g_main_loop_quit(app->loop);
+		return;
+	}
+	app->started = TRUE;
+	g_message("ready: device %s, %s", cp_daemon_get_device_id(app->daemon),
+		  cp_state_name(cp_daemon_get_state(app->daemon)));
+	notify("READY=1");
+	notify_status(app);
+	watchdog_setup(app);
+}
+
+static gboolean
+print_version(const char *option, const char *value, gpointer data, GError **error)
+{
+	printf("cellprovd %s (cellprov protocol %d)\n", CP_VERSION, CP_PROTOCOL_VERSION);
+	printf("features:%s%s%s\n", CP_DAEMON_NFC ? " nfc" : "", CP_DAEMON_MODEM ? " modem" : "",
+	       CP_HAVE_SYSTEMD ? " systemd" : "");
+	exit(EXIT_SUCCESS);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_autofree char *config_path = NULL;
+	gboolean debug = FALSE;
+	gboolean check = FALSE;
+	g_autoptr(GOptionContext) ctx = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CpConf) conf = NULL;
+	CpDaemonListener status_listener = { .changed = on_changed_status };
+	struct rlimit no_core = { 0, 0 };
+	App app = { 0 };
+	const GOptionEntry entries[] = {
+		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
+		  "Configuration file (default " CP_SYSCONFDIR "/cellprov/cellprov.conf)", "FILE" },
+		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "Log debug messages", NULL },
+		{ "check-config", 0, 0, G_OPTION_ARG_NONE, &check,
+		  "Check the configuration, the key and the state directory, then exit", NULL },
+		{ "version", 'V', G_OPTION_FLAG_NO_ARG, G_OPTION_ARG_CALLBACK, print_version,
+		  "Print the version and exit", NULL },
+		{ NULL },
+	};
+
+	setlocale(LC_ALL, "");
+	/* the process holds the device key: no core dumps of it */
+	setrlimit(RLIMIT_CORE, &no_core);
+
+	ctx = g_option_context_new("- the cellprov device daemon");
+	g_option_context_set_summary(ctx,
+		"Presents the device's tag, takes the profile a companion writes, provisions the\n"
+		"USIM and modem, and writes the receipt. See cellprovd(8) and cellprov.conf(5).");
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+		g_printerr("cellprovd: %s (try --help)\n", error->message);
+		return 2;
+	}
+	if (argc > 1) {
+		g_printerr("cellprovd: unexpected argument '%s' (try --help)\n", argv[1]);
+		return 2;
+	}
+	if (debug)
+		g_setenv("G_MESSAGES_DEBUG", "all", TRUE);
+
+	conf = cp_conf_load(config_path ? config_path : CP_SYSCONFDIR "/cellprov/cellprov.conf", &error);
+	if (!conf) {
+		g_printerr("cellprovd: %s\n", error->message);
+		return EXIT_FAILURE;
+	}
+	app.daemon = cp_daemon_new(g_steal_pointer(&conf), &error);
+	if (!app.daemon) {
+		g_printerr("cellprovd: %s\n", error->message);
+		return EXIT_FAILURE;
+	}
+	if (check) {
+		printf("configuration OK: device %s, state %s\n", cp_daemon_get_device_id(app.daemon),
+		       cp_state_name(cp_daemon_get_state(app.daemon)));
+		cp_daemon_free(app.daemon);
+		return EXIT_SUCCESS;
+	}
+
+	app.loop = g_main_loop_new(NULL, FALSE);
+	app.status = EXIT_SUCCESS;
+	cp_daemon_add_listener(app.daemon, &status_listener, &app);
+	app.service = cp_service_new(app.daemon, on_ready, &app, &error);
+	if (!app.service) {
+		g_printerr("cellprovd: cannot join the bus: %s\n", error->message);
+		cp_daemon_free(app.daemon);
+		g_main_loop_unref(app.loop);
+		return EXIT_FAILURE;
+	}
+	g_unix_signal_add(SIGTERM, on_signal, &app);
+	g_unix_signal_add(SIGINT, on_signal, &app);
+
+	g_main_loop_run(app.loop);
+
+	if (app.watchdog_source)
+		g_source_remove(app.watchdog_source);
+	cp_service_free(app.service);
+	cp_daemon_free(app.daemon);
+	g_main_loop_unref(app.loop);
+	g_free(app.last_status);
+	g_message("stopped");
+	return app.status;
+}

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The modem/ backends (QMI, ModemManager) behind cp-backend.h. */
+#include "cp-backend.h"
+
+#include <string.h>
+
+#include "cp-conf.h"
+#include "cp-glib.h"
+
+#if CP_DAEMON_MODEM
+
+#include "cp-modem.h"
+
+typedef struct {
+	CpBackend parent;
+	CpModem *modem;
+	gboolean after_backup;
+} CpBackendModem;
+
+/*
+ * cp-modem.h reports steps with a description only; the daemon's state
+ * machine needs to know when writing ends and the reset begins. Until the
+ * progress carries a phase, read it from the words the backends use.
+ */
+static CpBackendPhase
+phase_of(const CpBackendModem *bm, const char *what)
+{
+	g_autofree char *low = g_ascii_strdown(what ? what : "", -1);
+
+	if (strstr(low, "restor") || strstr(low, "roll"))
+		return CP_PHASE_RESTORING;
+	if (strstr(low, "regist") || strstr(low, "serving") || strstr(low, "attach"))
+		return CP_PHASE_REGISTERING;
+	if (strstr(low, "reset") || strstr(low, "operating mode") || strstr(low, "online") ||
+	    strstr(low, "low-power") || strstr(low, "inhibit"))
+		return bm->after_backup ? CP_PHASE_RESETTING : CP_PHASE_PREPARING;
+	return bm->after_backup ? CP_PHASE_WRITING : CP_PHASE_PREPARING;
+}
+
+static void
+on_progress(CpModem *modem, guint step, guint n_steps, const char *description, gpointer user_data)
+{
+	CpBackendModem *bm = user_data;
+
+	if (bm->parent.events.progress)
+		bm->parent.events.progress(&bm->parent, phase_of(bm, description), step, n_steps,
+					   description, bm->parent.user_data);
+}
+
+static void
+on_backup(CpModem *modem, const CpModemBackup *backup, gpointer user_data)
+{
+	CpBackendModem *bm = user_data;
+	g_autoptr(GBytes) bytes = cp_modem_backup_serialize(backup);
+
+	bm->after_backup = TRUE;
+	if (bm->parent.events.backup)
+		bm->parent.events.backup(&bm->parent, bytes, bm->parent.user_data);
+	else
+		cp_modem_backup_saved(modem, NULL);
+}
+
+static const char *
+get_name(CpBackend *b)
+{
+	return cp_modem_get_backend_name(((CpBackendModem *)b)->modem);
+}
+
+static void
+fill_target(const CpBackendTarget *t, CpModemTarget *mt)
+{
+	memset(mt, 0, sizeof(*mt));
+	mt->imsi = t->imsi;
+	mt->mnc_length = t->mnc_length;
+	mt->plmn = t->plmn;
+	mt->network_name = t->spn;
+	mt->apn = t->apn;
+	mt->k = t->k;
+	mt->opc = t->opc;
+}
+
+static gboolean
+check(CpBackend *b, const CpBackendTarget *t, GError **error)
+{
+	CpModemTarget mt;
+
+	fill_target(t, &mt);
+	return cp_modem_target_check(&mt, error);
+}
+
+static void
+provision(CpBackend *b, const CpBackendTarget *t, GCancellable *cancellable,
+	  GAsyncReadyCallback callback, gpointer data)
+{
+	CpBackendModem *bm = (CpBackendModem *)b;
+	CpModemTarget mt;
+
+	fill_target(t, &mt);
+	bm->after_backup = FALSE;
+	cp_modem_provision_async(bm->modem, &mt, on_progress, on_backup, bm, cancellable,
+				 callback, data);
+}
+
+static CpBackendResult *
+provision_finish(CpBackend *b, GAsyncResult *res, GError **error)
+{
+	g_autoptr(CpModemResult) mr = cp_modem_provision_finish(((CpBackendModem *)b)->modem,
+								res, error);
+	CpBackendResult *r;
+
+	if (!mr)
+		return NULL;
+	r = g_new0(CpBackendResult, 1);
+	r->registered_plmn = g_strdup(mr->registered_plmn);
+	r->operator_name = g_strdup(mr->operator_name);
+	r->imsi = g_strdup(mr->imsi);
+	return r;
+}
+
+static void
+backup_saved(CpBackend *b, const GError *error)
+{
+	cp_modem_backup_saved(((CpBackendModem *)b)->modem, error);
+}
+
+static void
+restore(CpBackend *b, GBytes *backup, GCancellable *cancellable,
+	GAsyncReadyCallback callback, gpointer data)
+{
+	CpBackendModem *bm = (CpBackendModem *)b;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CpModemBackup) mb = cp_modem_backup_deserialize(backup, &error);
+
+	if (!mb) {
+		g_autoptr(GTask) task = g_task_new(b, cancellable, callback, data);
+
+		g_task_return_new_error(task, CP_ERROR, CP_ERR_ROLLBACK,
+					"the journaled backup is unusable: %s", error->message);
+		return;
+	}
+	bm->after_backup = TRUE;
+	cp_modem_restore_async(bm->modem, mb, on_progress, bm, cancellable, callback, data);
+}
+
+static gboolean
+restore_finish(CpBackend *b, GAsyncResult *res, GError **error)
+{
+	if (G_IS_TASK(res))
+		return g_task_propagate_boolean(G_TASK(res), error);
+	return cp_modem_restore_finish(((CpBackendModem *)b)->modem, res, error);
+}
+
+static void
+free_modem(CpBackend *b)
+{
+	CpBackendModem *bm = (CpBackendModem *)b;
+
+	cp_modem_free(bm->modem);
+	g_free(bm);
+}
+
+static const CpBackendOps modem_ops = {
+	.get_name = get_name,
+	.check = check,
+	.provision = provision,
+	.provision_finish = provision_finish,
+	.backup_saved = backup_saved,
+	.restore = restore,
+	.restore_finish = restore_finish,
+	.free = free_modem,
+};
+
+CpBackend *
+cp_backend_modem_new(const CpConf *conf, const CpSecret *adm1, const CpBackendEvents *events,
+		     gpointer user_data, GError **error)
+{
+	CpModemConfig mc = { 0 };
+	CpBackendModem *bm;
+	CpModem *modem;
+
+	mc.backend = conf->backend == CP_BACKEND_QMI ? CP_MODEM_BACKEND_QMI :
+		     conf->backend == CP_BACKEND_MM ? CP_MODEM_BACKEND_MM : CP_MODEM_BACKEND_AUTO;
+	mc.device = conf->modem_device;
+	mc.proxy = conf->proxy;
+	/* the bench puts its simulator behind another abstract socket */
+	mc.proxy_path = g_getenv("CELLPROV_QMI_PROXY_PATH");
+	mc.card = conf->card;
+	mc.adm1 = adm1;
+	mc.registration_timeout = conf->registration_timeout;
+	mc.reset = conf->reset == CP_RESET_USER ? CP_MODEM_RESET_USER : CP_MODEM_RESET_AUTO;
+
+	modem = cp_modem_new(&mc, error);
+	if (!modem)
+		return NULL;
+	bm = g_new0(CpBackendModem, 1);
+	bm->parent.ops = &modem_ops;
+	bm->parent.events = *events;
+	bm->parent.user_data = user_data;
+	bm->modem = modem;
+	return &bm->parent;
+}
+
+#else
+
+CpBackend *
+cp_backend_modem_new(const CpConf *conf, const CpSecret *adm1, const CpBackendEvents *events,
+		     gpointer user_data, GError **error)
+{
+	cp_set_error(error, CP_ERR_MODEM, "this cellprovd was built without a modem backend (QMI)");
+	return NULL;
+}
+
+#endif

@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "cp-conf.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* The keys each group may hold; anything else is a typo. */
+static const char *const device_keys[] = {
+	"key", "certificate", "certificate-url", "manufacturer", "model",
+	"serial", "suites", NULL,
+};
+static const char *const nfc_keys[] = { "connstring", NULL };
+static const char *const modem_keys[] = {
+	"backend", "device", "proxy", "card", "adm1", "registration-timeout",
+	"reset", NULL,
+};
+static const char *const daemon_keys[] = { "state-directory", NULL };
+
+static const struct {
+	const char *name;
+	const char *const *keys;
+} groups[] = {
+	{ "device", device_keys },
+	{ "nfc", nfc_keys },
+	{ "modem", modem_keys },
+	{ "daemon", daemon_keys },
+};
+
+static void
+set_error(GError **error, const CpConf *c, GKeyFileError code,
+	  const char *group, const char *key, const char *fmt, ...) G_GNUC_PRINTF(6, 7);
+
+static void
+set_error(GError **error, const CpConf *c, GKeyFileError code,
+	  const char *group, const char *key, const char *fmt, ...)
+{
+	g_autofree char *what = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	what = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	if (key)
+		g_set_error(error, G_KEY_FILE_ERROR, code, "%s: [%s] %s: %s",
+			    c->path, group, key, what);
+	else
+		g_set_error(error, G_KEY_FILE_ERROR, code, "%s: [%s]: %s",
+			    c->path, group, what);
+}
+
+static gboolean
+check_known(GKeyFile *kf, CpConf *c, GError **error)
+{
+	g_auto(GStrv) names = g_key_file_get_groups(kf, NULL);
+
+	for (size_t i = 0; names[i]; i++) {
+		const char *const *keys = NULL;
+		g_auto(GStrv) present = NULL;
+
+		for (size_t g = 0; g < G_N_ELEMENTS(groups); g++)
+			if (strcmp(names[i], groups[g].name) == 0)
+				keys = groups[g].keys;
+		if (!keys) {
+			set_error(error, c, G_KEY_FILE_ERROR_GROUP_NOT_FOUND, names[i], NULL,
+				  "unknown group (known: device, nfc, modem, daemon)");
+			return FALSE;
+		}
+		present = g_key_file_get_keys(kf, names[i], NULL, NULL);
+		for (size_t k = 0; present && present[k]; k++) {
+			if (!g_strv_contains(keys, present[k])) {
+				set_error(error, c, G_KEY_FILE_ERROR_KEY_NOT_FOUND, names[i],
+					  present[k], "unknown key");
+				return FALSE;
+			}
+		}
+	}
+	return TRUE;
+}
+
+/*
+ * A string value, stripped of surrounding blanks; NULL when absent and not
+ * required. An empty value counts as absent: "key=" is never meant as a
+ * value.
+ */
+static gboolean
+get_string(GKeyFile *kf, CpConf *c, const char *group, const char *key,
+	   gboolean required, char **out, GError **error)
+{
+	g_autofree char *v = g_key_file_get_string(kf, group, key, NULL);
+
+	if (v) {
+		/* GKeyFile has no trailing comments; accept the documented
+		 * "value   # note" form rather than take the note as value. */
+		for (char *p = v; *p; p++) {
+			if (*p == '#' && p > v && (p[-1] == ' ' || p[-1] == '\t')) {
+				*p = '\0';
+				break;
+			}
+		}
+		g_strstrip(v);
+	}
+	if (!v || !*v) {
+		if (required) {
+			set_error(error, c, G_KEY_FILE_ERROR_KEY_NOT_FOUND, group, key,
+				  "missing (see cellprov.conf(5))");
+			return FALSE;
+		}
+		*out = NULL;
+		return TRUE;
+	}
+	*out = g_steal_pointer(&v);
+	return TRUE;
+}
+
+static gboolean
+check_label(CpConf *c, const char *key, const char *v, GError **error)
+{
+	size_t len = strlen(v);
+
+	if (len > CP_DR_STR_MAX || !g_utf8_validate(v, -1, NULL)) {
+		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "device", key,
+			  "must be 1-%d bytes of UTF-8 (it goes on the tag)", CP_DR_STR_MAX);
+		return FALSE;
+	}
+	for (const char *p = v; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "device", key,
+				  "contains a control character");
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+/* A secret source: an absolute path, or a systemd credential name. */
+static gboolean
+check_secret_source(CpConf *c, const char *group, const char *key, const char *v,
+		    GError **error)
+{
+	if (strchr(v, '/')) {
+		if (v[0] != '/') {
+			set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, group, key,
+				  "'%s' is neither an absolute path nor a credential name", v);
+			return FALSE;
+		}
+		return TRUE;
+	}
+	if (strcmp(v, ".") == 0 || strcmp(v, "..") == 0) {
+		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, group, key,
+			  "'%s' is not a credential name", v);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+parse_suites(CpConf *c, const char *v, GError **error)
+{
+	g_auto(GStrv) parts = g_strsplit(v, ";", -1);
+
+	c->n_suites = 0;
+	for (size_t i = 0; parts[i]; i++) {
+		char *s = g_strstrip(parts[i]);
+		uint8_t id;
+
+		if (!*s && !parts[i + 1] && i > 0)
+			break;  /* GKeyFile lists may end with ';' */
+		if (strcmp(s, "A") == 0)
+			id = CP_SUITE_A;
+		else if (strcmp(s, "B") == 0)
+			id = CP_SUITE_B;
+		else {
+			set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "device", "suites",
+				  "'%s' is not an ECIES profile (A or B)", s);
+			return FALSE;
+		}
+		for (size_t j = 0; j < c->n_suites; j++) {
+			if (c->suites[j] == id) {
+				set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "device",
+					  "suites", "%s is listed twice", s);
+				return FALSE;
+			}
+		}
+		c->suites[c->n_suites++] = id;
+	}
+	if (c->n_suites == 0) {
+		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "device", "suites",
+			  "lists no ECIES profile");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+parse_device(GKeyFile *kf, CpConf *c, GError **error)
+{
+	g_autofree char *suites = NULL;
+	const char *url_rest;
+
+	if (!g_key_file_has_group(kf, "device")) {
+		set_error(error, c, G_KEY_FILE_ERROR_GROUP_NOT_FOUND, "device", NULL,
+			  "missing: the device identity is required");
+		return FALSE;
+	}
+	if (!get_string(kf, c, "device", "key", TRUE, &c->key, error) ||
+	    !check_secret_source(c, "device", "key", c->key, error) ||
+	    !get_string(kf, c, "device", "certificate", FALSE, &c->certificate, error) ||
+	    !get_string(kf, c, "device", "certificate-url", TRUE, &c->certificate_url, error) ||
+	    !get_string(kf, c, "device", "manufacturer", TRUE, &c->manufacturer, error) ||
+	    !check_label(c, "manufacturer", c->manufacturer, error) ||
+	    !get_string(kf, c, "device", "model", TRUE, &c->model, error) ||
+	    !check_label(c, "model", c->model, error) ||
+	    !get_string(kf, c, "device", "serial", TRUE, &c->serial, error) ||
+	    !check_label(c, "serial", c->serial, error) ||
+	    !get_string(kf, c, "device", "suites", FALSE, &suites, error))
+		return FALSE;
+
+	if (c->certificate && c->certificate[0] != '/') {
+		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "device", "certificate",
+			  "'%s' is not an absolute path", c->certificate);
+		return FALSE;
+	}
+
+	/* The phone opens the URL straight from the tag: only https, and the
+	 * DeviceID must be its last segment (checked against the key at start). */
+	if (!g_str_has_prefix(c->certificate_url, "https://")) {
+		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "device", "certificate-url",
+			  "'%s' does not start with https://", c->certificate_url);
+		return FALSE;
+	}
+	url_rest = c->certificate_url + strlen("https://");
+	if (!strchr(url_rest, '/') || g_str_has_suffix(url_rest, "/") ||
+	    strpbrk(url_rest, " \t\"<>\\^`{|}")) {
+		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "device", "certificate-url",
+			  "'%s' is not of the form https://<host>/<path>/<DeviceID>",
+			  c->certificate_url);
+		return FALSE;
+	}
+	return parse_suites(c, suites ? suites : "B", error);
+}
+
+static gboolean
+parse_enum(CpConf *c, const char *group, const char *key, const char *v,
+	   const char *const *names, int *out, GError **error)
+{
+	g_autofree char *list = g_strjoinv(", ", (char **)names);
+
+	for (int i = 0; names[i]; i++) {
+		if (strcmp(v, names[i]) == 0) {
+			*out = i;
+			return TRUE;
+		}
+	}
+	set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, group, key,
+		  "'%s' is not one of %s", v, list);
+	return FALSE;
+}
+
+static const char *const backend_names[] = { "auto", "qmi", "mm", NULL };
+static const char *const reset_names[] = { "auto", "user", NULL };
+
+const char *
+cp_backend_kind_name(CpBackendKind k)
+{
+	return (unsigned)k < G_N_ELEMENTS(backend_names) - 1 ? backend_names[k] : "?";
+}
+
+const char *
+cp_reset_mode_name(CpResetMode m)
+{
+	return (unsigned)m < G_N_ELEMENTS(reset_names) - 1 ? reset_names[m] : "?";
+}
+
+static gboolean
+parse_modem(GKeyFile *kf, CpConf *c, GError **error)
+{
+	g_autofree char *backend = NULL;
+	g_autofree char *proxy = NULL;
+	g_autofree char *timeout = NULL;
+	g_autofree char *reset = NULL;
+	int v;
+
+	if (!g_key_file_has_group(kf, "modem")) {
+		set_error(error, c, G_KEY_FILE_ERROR_GROUP_NOT_FOUND, "modem", NULL,
+			  "missing: the modem and its USIM are required");
+		return FALSE;
+	}
+	if (!get_string(kf, c, "modem", "backend", FALSE, &backend, error) ||
+	    !get_string(kf, c, "modem", "device", TRUE, &c->modem_device, error) ||
+	    !get_string(kf, c, "modem", "proxy", FALSE, &proxy, error) ||
+	    !get_string(kf, c, "modem", "card", TRUE, &c->card, error) ||
+	    !get_string(kf, c, "modem", "adm1", TRUE, &c->adm1, error) ||
+	    !check_secret_source(c, "modem", "adm1", c->adm1, error) ||
+	    !get_string(kf, c, "modem", "registration-timeout", FALSE, &timeout, error) ||
+	    !get_string(kf, c, "modem", "reset", FALSE, &reset, error))
+		return FALSE;
+
+	if (!parse_enum(c, "modem", "backend", backend ? backend : "auto", backend_names, &v, error))
+		return FALSE;
+	c->backend = v;
+	if (!parse_enum(c, "modem", "reset", reset ? reset : "auto", reset_names, &v, error))
+		return FALSE;
+	c->reset = v;
+
+	if (c->modem_device[0] != '/') {
+		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "modem", "device",
+			  "'%s' is not an absolute device path", c->modem_device);
+		return FALSE;
+	}
+
+	c->proxy = TRUE;
+	if (proxy) {
+		if (strcmp(proxy, "true") == 0)
+			c->proxy = TRUE;
+		else if (strcmp(proxy, "false") == 0)
+			c->proxy = FALSE;
+		else {
+			set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "modem", "proxy",
+				  "'%s' is not true or false", proxy);
+			return FALSE;
+		}
+	}
+
+	for (const char *p = c->card; *p; p++) {
+		if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_') {
+			set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "modem", "card",
+				  "'%s' is not a USIM driver name", c->card);
+			return FALSE;
+		}
+	}
+
+	c->registration_timeout = CP_CONF_DEFAULT_REG_TIMEOUT;
+	if (timeout) {
+		guint64 n;
+
+		if (!g_ascii_string_to_unsigned(timeout, 10, 1, CP_CONF_MAX_REG_TIMEOUT, &n, NULL)) {
+			set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "modem",
+				  "registration-timeout",
+				  "'%s' is not a number of seconds from 1 to %d",
+				  timeout, CP_CONF_MAX_REG_TIMEOUT);
+			return FALSE;
+		}
+		c->registration_timeout = (guint)n;
+	}
+	return TRUE;
+}
+
+static CpConf *
+parse(GKeyFile *kf, const char *name, GError **error)
+{
+	g_autoptr(CpConf) c = g_new0(CpConf, 1);
+
+	c->path = g_strdup(name);
+	if (!check_known(kf, c, error) || !parse_device(kf, c, error) ||
+	    !get_string(kf, c, "nfc", "connstring", FALSE, &c->nfc_connstring, error) ||
+	    !parse_modem(kf, c, error) ||
+	    !get_string(kf, c, "daemon", "state-directory", FALSE, &c->state_directory, error))
+		return NULL;
+
+	if (!c->state_directory)
+		c->state_directory = g_strdup(CP_CONF_DEFAULT_STATE_DIR);
+	if (c->state_directory[0] != '/') {
+		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "daemon", "state-directory",
+			  "'%s' is not an absolute path", c->state_directory);
+		return NULL;
+	}
+	return g_steal_pointer(&c);
+}
+
+CpConf *
+cp_conf_load_data(const char *data, gsize len, const char *name, GError **error)
+{
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autoptr(GError) local = NULL;
+
+	if (!g_key_file_load_from_data(kf, data, len, G_KEY_FILE_NONE, &local)) {
+		g_set_error(error, G_KEY_FILE_ERROR, local->code, "%s: %s", name, local->message);
+		return NULL;
+	}
+	return parse(kf, name, error);
+}
+
+CpConf *
+cp_conf_load(const char *path, GError **error)
+{
+	g_autofree char *data = NULL;
+	g_autoptr(GError) local = NULL;
+	gsize len;
+
+	if (!g_file_get_contents(path, &data, &len, &local)) {
+		g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_NOT_FOUND,
+			    "cannot read the configuration: %s", local->message);
+		return NULL;
+	}
+	return cp_conf_load_data(data, len, path, error);
+}
+
+void
+cp_conf_free(CpConf *c)
+{
+	if (!c)
+		return;
+	g_free(c->path);
+	g_free(c->key);
+	g_free(c->certificate);
+	g_free(c->certificate_url);
+	g_free(c->manufacturer);
+	g_free(c->model);
+	g_free(c->serial);
+	g_free(c->nfc_connstring);
+	g_free(c->modem_device);
+	g_free(c->card);
+	g_free(c->adm1);
+	g_free(c->state_directory);
+	g_free(c);
+}

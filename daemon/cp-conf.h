@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The device configuration, /etc/cellprov/cellprov.conf (docs/config.md).
+ * Every value is checked when the file is loaded, so that a mistake is a
+ * clear error at start and never a surprise in the middle of a
+ * provisioning. Unknown groups and keys are errors too: a misspelt key
+ * silently falling back to its default is the worst kind of surprise.
+ * (The module is named after the file: cp-config.h is the build's
+ * compile-time configuration.)
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "cp-records.h"
+
+typedef enum {
+	CP_BACKEND_AUTO,        /* ModemManager when it runs, else QMI */
+	CP_BACKEND_QMI,
+	CP_BACKEND_MM,
+} CpBackendKind;
+
+typedef enum {
+	CP_RESET_AUTO,          /* the daemon resets the modem itself */
+	CP_RESET_USER,          /* the owner power-cycles the device */
+} CpResetMode;
+
+#define CP_CONF_DEFAULT_STATE_DIR "/var/lib/cellprov"
+#define CP_CONF_DEFAULT_REG_TIMEOUT 120
+#define CP_CONF_MAX_REG_TIMEOUT 3600
+
+typedef struct _CpConf {
+	char *path;                     /* the file it came from */
+
+	/* [device] */
+	char *key;                      /* absolute path or credential name */
+	char *certificate;              /* optional */
+	char *certificate_url;
+	char *manufacturer;
+	char *model;
+	char *serial;
+	uint8_t suites[CP_DR_SUITES_MAX];
+	size_t n_suites;
+
+	/* [nfc] */
+	char *nfc_connstring;           /* NULL: no NFC transport */
+
+	/* [modem] */
+	CpBackendKind backend;
+	char *modem_device;
+	gboolean proxy;
+	char *card;
+	char *adm1;                     /* absolute path or credential name */
+	guint registration_timeout;     /* seconds */
+	CpResetMode reset;
+
+	/* [daemon] */
+	char *state_directory;
+} CpConf;
+
+/* Parse and check; on error a G_KEY_FILE_ERROR naming the file, group,
+ * key and what is wrong with the value. */
+CpConf *cp_conf_load(const char *path, GError **error);
+CpConf *cp_conf_load_data(const char *data, gsize len, const char *name, GError **error);
+void cp_conf_free(CpConf *c);
+
+const char *cp_backend_kind_name(CpBackendKind k);
+const char *cp_reset_mode_name(CpResetMode m);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpConf, cp_conf_free)

@@ -1,0 +1,1245 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define G_LOG_DOMAIN "cellprovd"
+
+#include "cp-daemon.h"
+
+#include <string.h>
+
+#include "cellprov.h"
+#include "cp-glib.h"
+
+#define LOG_MAX_LINES 200
+#define RESTORE_RETRY_MIN_S 2
+#define RESTORE_RETRY_MAX_S 300
+
+typedef enum {
+	ATTEMPT_STEP_FIRST,
+	ATTEMPT_STEP_PARSE,
+	ATTEMPT_STEP_VERIFY,
+	ATTEMPT_STEP_TARGET,
+	ATTEMPT_STEP_PROVISION,
+	ATTEMPT_STEP_COMMIT,
+	ATTEMPT_STEP_LAST,
+} AttemptStep;
+
+#define ATTEMPT_N_STEPS (ATTEMPT_STEP_LAST - 1)
+
+typedef struct {
+	CpDaemon *d;
+	AttemptStep step;
+	GBytes *ndef;
+	CpProfile profile;
+	gboolean have_profile;          /* profile decoded (for the seq of a rejection) */
+	CpProfileKeys keys;
+	char spn[17];
+	CpBackendTarget target;
+	CpBackendResult *result;
+} Attempt;
+
+struct _CpDaemon {
+	CpConf *conf;
+	EVP_PKEY *key;
+	CpSecret *adm1;
+	uint8_t device_id[CP_DEVICE_ID_LEN];
+	char device_id_hex[2 * CP_DEVICE_ID_LEN + 1];
+	uint8_t *device_info;
+	size_t device_info_len;
+
+	CpMachine m;
+	CpJournal j;                    /* what is on disk */
+
+	CpTransport *transport;
+	char *transport_state;
+	CpBackend *backend;
+	gboolean own_transport_set;
+	gboolean own_backend_set;
+
+	GCancellable *cancellable;
+	Attempt *attempt;
+	gboolean restoring;
+	guint restore_source;
+	guint restore_delay;
+	CpError restore_reason;
+
+	CpError last_error;
+	char *last_error_msg;
+	char *operator_str;
+	char *step;
+	GBytes *receipt;                /* on the tag: the journal's, or a rejection's */
+	GPtrArray *log;
+
+	GArray *listeners;              /* Listener */
+
+	gboolean stopping;
+	GCallback stop_done;
+	gpointer stop_data;
+	guint stop_source;
+};
+
+/* ---- logging: every line of an attempt is kept for GetLog ---- */
+
+static void dlog(CpDaemon *d, GLogLevelFlags level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+static void
+dlog(CpDaemon *d, GLogLevelFlags level, const char *fmt, ...)
+{
+	g_autofree char *msg = NULL;
+	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+	g_autofree char *stamp = g_date_time_format(now, "%H:%M:%S");
+	va_list ap;
+
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	g_log(G_LOG_DOMAIN, level, "%s", msg);
+	if (level & G_LOG_LEVEL_DEBUG)
+		return;
+	if (d->log->len >= LOG_MAX_LINES + 1)
+		g_ptr_array_remove_index(d->log, 0);
+	/* keep the NULL terminator last */
+	g_ptr_array_insert(d->log, (gint)d->log->len - 1, g_strdup_printf("%s %s", stamp, msg));
+}
+
+static void
+log_reset(CpDaemon *d)
+{
+	g_ptr_array_set_size(d->log, 0);
+	g_ptr_array_add(d->log, NULL);
+}
+
+typedef struct {
+	CpDaemonListener l;
+	gpointer data;
+} Listener;
+
+static void
+notify_changed(CpDaemon *d)
+{
+	for (guint i = 0; i < d->listeners->len; i++) {
+		Listener *x = &g_array_index(d->listeners, Listener, i);
+
+		if (x->l.changed)
+			x->l.changed(d, x->data);
+	}
+}
+
+static void
+set_last_error(CpDaemon *d, CpError code, const char *message)
+{
+	d->last_error = code;
+	g_free(d->last_error_msg);
+	d->last_error_msg = g_strdup(code ? (message ? message : cp_error_message(code)) : "");
+}
+
+static void
+set_step(CpDaemon *d, const char *step)
+{
+	g_free(d->step);
+	d->step = g_strdup(step ? step : "");
+}
+
+static void
+update_operator(CpDaemon *d)
+{
+	g_free(d->operator_str);
+	if (!d->j.plmn[0])
+		d->operator_str = g_strdup("");
+	else if (d->j.network_name[0])
+		d->operator_str = g_strdup_printf("%s %s", d->j.plmn, d->j.network_name);
+	else
+		d->operator_str = g_strdup(d->j.plmn);
+}
+
+static void
+set_receipt(CpDaemon *d, const uint8_t *buf, size_t len)
+{
+	g_clear_pointer(&d->receipt, g_bytes_unref);
+	if (buf && len)
+		d->receipt = g_bytes_new(buf, len);
+}
+
+/* ---- the machine ---- */
+
+static gboolean
+transition(CpDaemon *d, CpEvent ev)
+{
+	CpState from, to;
+
+	if (cp_machine_feed(&d->m, ev, &from, &to) != CP_OK) {
+		g_warning("state: event %s does not fit state %s (ignored)",
+			  cp_event_name(ev), cp_state_name(d->m.state));
+		return FALSE;
+	}
+	dlog(d, G_LOG_LEVEL_MESSAGE, "state: %s -> %s (%s)", cp_state_name(from),
+	     cp_state_name(to), cp_event_name(ev));
+	for (guint i = 0; i < d->listeners->len; i++) {
+		Listener *x = &g_array_index(d->listeners, Listener, i);
+
+		if (x->l.state_changed)
+			x->l.state_changed(d, from, to, ev, x->data);
+	}
+	notify_changed(d);
+	return TRUE;
+}
+
+/* Make next the journal: on disk first, then in memory. */
+static gboolean
+journal_commit(CpDaemon *d, CpJournal *next, GError **error)
+{
+	if (!cp_journal_save(d->conf->state_directory, next, error)) {
+		cp_journal_clear(next);
+		return FALSE;
+	}
+	cp_journal_clear(&d->j);
+	d->j = *next;
+	cp_journal_init(next);
+	return TRUE;
+}
+
+static GBytes *
+make_receipt(CpDaemon *d, uint64_t seq, CpReceiptStatus status, CpError reason,
+	     const char *registration, const CpSecret *k2)
+{
+	CpReceipt r;
+	cp_auto_buf buf = CP_BUF_INIT;
+	CpError err;
+
+	memset(&r, 0, sizeof(r));
+	r.version = CP_PROTOCOL_VERSION;
+	memcpy(r.device_id, d->device_id, sizeof(r.device_id));
+	r.profile_seq = seq;
+	r.status = (uint8_t)status;
+	r.reason = (uint16_t)reason;
+	if (registration && *registration) {
+		r.has_registration = TRUE;
+		g_strlcpy(r.registration, registration, sizeof(r.registration));
+	}
+	err = cp_receipt_encode(&r, k2, &buf);
+	if (err != CP_OK) {
+		g_warning("receipt: cannot encode (%s)", cp_error_name(err));
+		return NULL;
+	}
+	return g_bytes_new(buf.data, buf.len);
+}
+
+/* ---- restore: after a crash, or when the backend's own rollback failed ---- */
+
+static void start_restore(CpDaemon *d);
+static void maybe_stop_done(CpDaemon *d);
+
+static gboolean
+restore_retry_cb(gpointer data)
+{
+	CpDaemon *d = data;
+
+	d->restore_source = 0;
+	start_restore(d);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+restore_schedule_retry(CpDaemon *d)
+{
+	if (d->stopping)
+		return;
+	d->restore_delay = d->restore_delay ? MIN(d->restore_delay * 2, RESTORE_RETRY_MAX_S)
+					    : RESTORE_RETRY_MIN_S;
+	dlog(d, G_LOG_LEVEL_MESSAGE, "rollback: retrying in %u s", d->restore_delay);
+	d->restore_source = g_timeout_add_seconds(d->restore_delay, restore_retry_cb, d);
+}
+
+static void
+restore_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+	CpDaemon *d = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) receipt = NULL;
+	CpJournal next;
+
+	d->restoring = FALSE;
+	if (!d->backend->ops->restore_finish(d->backend, res, &error)) {
+		dlog(d, G_LOG_LEVEL_WARNING, "rollback: failed: %s", error->message);
+		set_last_error(d, CP_ERR_ROLLBACK, error->message);
+		set_step(d, NULL);
+		notify_changed(d);
+		restore_schedule_retry(d);
+		maybe_stop_done(d);
+		return;
+	}
+	d->restore_delay = 0;
+	dlog(d, G_LOG_LEVEL_MESSAGE, "rollback: the old USIM values are back");
+
+	receipt = make_receipt(d, d->j.attempt_seq, CP_RECEIPT_FAILED, d->restore_reason, NULL,
+			       d->j.k2);
+	cp_journal_copy(&next, &d->j);
+	next.state = CP_STATE_FAILED;
+	next.last_error = (uint16_t)d->restore_reason;
+	cp_journal_end_attempt(&next);
+	if (receipt)
+		cp_journal_set_receipt(&next, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
+	if (!journal_commit(d, &next, &error)) {
+		/* the journal still says busy: the next start restores again,
+		 * which is harmless (restore is idempotent) */
+		dlog(d, G_LOG_LEVEL_WARNING, "journal: %s", error->message);
+	}
+	set_last_error(d, d->restore_reason, NULL);
+	if (receipt)
+		set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
+	set_step(d, NULL);
+	transition(d, CP_EVENT_ROLLED_BACK);
+	maybe_stop_done(d);
+}
+
+static void
+start_restore(CpDaemon *d)
+{
+	g_autoptr(GBytes) backup = NULL;
+
+	if (d->restoring || d->stopping)
+		return;
+	if (!d->backend) {
+		dlog(d, G_LOG_LEVEL_WARNING,
+		     "rollback: no modem backend to put the old USIM values back with");
+		set_last_error(d, CP_ERR_ROLLBACK, "no modem backend to roll back with");
+		restore_schedule_retry(d);
+		return;
+	}
+	g_assert(d->j.backup);
+	backup = g_bytes_new(d->j.backup->data, d->j.backup->len);
+	d->restoring = TRUE;
+	dlog(d, G_LOG_LEVEL_MESSAGE, "rollback: restoring the USIM values saved before profile %" G_GUINT64_FORMAT,
+	     d->j.attempt_seq);
+	d->backend->ops->restore(d->backend, backup, NULL, restore_done, d);
+}
+
+/* ---- one attempt: a written profile, through to the receipt ---- */
+
+static void attempt_step(Attempt *a);
+
+static void
+attempt_free(Attempt *a)
+{
+	if (!a)
+		return;
+	g_clear_pointer(&a->ndef, g_bytes_unref);
+	cp_profile_keys_clear(&a->keys);
+	cp_backend_result_free(a->result);
+	cp_cleanse(&a->profile, sizeof(a->profile));
+	g_free(a);
+}
+
+static void
+attempt_end(Attempt *a)
+{
+	CpDaemon *d = a->d;
+
+	g_assert(d->attempt == a);
+	d->attempt = NULL;
+	set_step(d, NULL);
+	attempt_free(a);
+	notify_changed(d);
+	maybe_stop_done(d);
+}
+
+/* Checks failed: nothing was written, the journal is as it was. */
+static void
+attempt_reject(Attempt *a, CpError err, const char *detail)
+{
+	CpDaemon *d = a->d;
+	g_autoptr(GBytes) receipt = NULL;
+	uint64_t seq = a->have_profile ? a->profile.profile_seq : 0;
+
+	dlog(d, G_LOG_LEVEL_MESSAGE, "profile %" G_GUINT64_FORMAT " rejected: %s (%s)%s%s", seq,
+	     cp_error_message(err), cp_error_name(err), detail ? ": " : "", detail ? detail : "");
+	/* K'' is known only once the mac checked out (replay, expiry) */
+	receipt = make_receipt(d, seq, CP_RECEIPT_REJECTED, err, NULL, a->keys.k2);
+	if (receipt)
+		set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
+	set_last_error(d, err, detail);
+	transition(d, CP_EVENT_REJECTED);
+	attempt_end(a);
+}
+
+/*
+ * The backend failed. Before the backup was saved nothing was written;
+ * after, the backend has rolled back itself, unless it says
+ * CP_ERR_ROLLBACK: then the daemon keeps retrying from the journal.
+ */
+static void
+attempt_fail(Attempt *a, CpError err, const char *message)
+{
+	CpDaemon *d = a->d;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) receipt = NULL;
+	CpJournal next;
+	gboolean written = cp_state_is_busy(d->m.state);
+
+	dlog(d, G_LOG_LEVEL_WARNING, "provisioning failed: %s (%s)", message, cp_error_name(err));
+	set_last_error(d, err, message);
+	transition(d, CP_EVENT_STEP_FAILED);
+
+	if (written && (err == CP_ERR_ROLLBACK || err == CP_ERR_STORAGE)) {
+		/* the card may hold the new values: restore from the journal's
+		 * backup (CP_ERR_STORAGE: the commit could not be saved, so
+		 * the next start would roll back anyway; do it now) */
+		cp_journal_copy(&next, &d->j);
+		next.state = CP_STATE_ROLLING_BACK;
+		next.last_error = (uint16_t)err;
+		if (!journal_commit(d, &next, &error))
+			dlog(d, G_LOG_LEVEL_WARNING, "journal: %s", error->message);
+		d->restore_reason = err;
+		attempt_end(a);
+		start_restore(d);
+		return;
+	}
+	if (written)
+		dlog(d, G_LOG_LEVEL_MESSAGE, "rollback: done by the modem backend");
+
+	receipt = make_receipt(d, a->profile.profile_seq, CP_RECEIPT_FAILED, err, NULL, a->keys.k2);
+	cp_journal_copy(&next, &d->j);
+	next.state = CP_STATE_FAILED;
+	next.last_error = (uint16_t)err;
+	cp_journal_end_attempt(&next);
+	if (receipt)
+		cp_journal_set_receipt(&next, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
+	if (!journal_commit(d, &next, &error)) {
+		dlog(d, G_LOG_LEVEL_WARNING, "journal: %s", error->message);
+		set_last_error(d, CP_ERR_STORAGE, error->message);
+	}
+	if (receipt)
+		set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
+	if (written)
+		transition(d, CP_EVENT_ROLLED_BACK);
+	attempt_end(a);
+}
+
+static void
+on_backend_progress(CpBackend *b, CpBackendPhase phase, guint step, guint n_steps,
+		    const char *what, gpointer user_data)
+{
+	CpDaemon *d = user_data;
+	g_autofree char *line = g_strdup_printf("(%u/%u) %s", step, n_steps, what);
+
+	dlog(d, G_LOG_LEVEL_MESSAGE, "modem: %s", line);
+	set_step(d, line);
+	if (!d->attempt) {
+		notify_changed(d);
+		return;
+	}
+	if (phase == CP_PHASE_RESETTING && d->m.state == CP_STATE_PROVISIONING)
+		transition(d, CP_EVENT_WRITTEN);
+	if (phase == CP_PHASE_REGISTERING) {
+		if (d->m.state == CP_STATE_PROVISIONING)
+			transition(d, CP_EVENT_WRITTEN);
+		if (d->m.state == CP_STATE_RESETTING)
+			transition(d, CP_EVENT_RESET_DONE);
+	}
+	notify_changed(d);
+}
+
+/* Before the first write: the backup and the consumed profile_seq go to
+ * disk, or nothing is written at all. */
+static void
+on_backend_backup(CpBackend *b, GBytes *backup, gpointer user_data)
+{
+	CpDaemon *d = user_data;
+	Attempt *a = d->attempt;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) receipt = NULL;
+	CpJournal next;
+	gsize len = 0;
+	const uint8_t *data = g_bytes_get_data(backup, &len);
+
+	if (!a || d->m.state != CP_STATE_VERIFIED) {
+		cp_set_error(&error, CP_ERR_STATE, "no attempt waits for a backup");
+		cp_backend_backup_saved(b, error);
+		return;
+	}
+	if (len == 0 || len > CP_JOURNAL_BACKUP_MAX) {
+		cp_set_error(&error, CP_ERR_STORAGE, "the modem backup (%zu bytes) does not fit the journal",
+			     (size_t)len);
+		cp_backend_backup_saved(b, error);
+		return;
+	}
+	receipt = make_receipt(d, a->profile.profile_seq, CP_RECEIPT_ACCEPTED, CP_OK, NULL, a->keys.k2);
+
+	cp_journal_copy(&next, &d->j);
+	next.state = CP_STATE_PROVISIONING;
+	next.committed_seq = a->profile.profile_seq;
+	next.attempt_seq = a->profile.profile_seq;
+	next.last_error = 0;
+	g_strlcpy(next.imsi, a->profile.supi, sizeof(next.imsi));
+	g_strlcpy(next.plmn, a->profile.plmn, sizeof(next.plmn));
+	g_strlcpy(next.network_name, a->profile.network_name, sizeof(next.network_name));
+	g_strlcpy(next.apn, a->profile.apn, sizeof(next.apn));
+	cp_journal_end_attempt(&next);
+	next.k2 = cp_secret_dup(a->keys.k2);
+	next.backup = cp_secret_new_from(data, len);
+	if (receipt)
+		cp_journal_set_receipt(&next, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
+	if (!next.k2 || !next.backup) {
+		cp_journal_clear(&next);
+		cp_set_error(&error, CP_ERR_CRYPTO, "out of memory");
+		cp_backend_backup_saved(b, error);
+		return;
+	}
+	if (!journal_commit(d, &next, &error)) {
+		dlog(d, G_LOG_LEVEL_WARNING, "journal: %s; nothing is written", error->message);
+		cp_backend_backup_saved(b, error);
+		return;
+	}
+	dlog(d, G_LOG_LEVEL_MESSAGE, "journal: backup of the old USIM values saved, profile_seq %"
+	     G_GUINT64_FORMAT " committed", a->profile.profile_seq);
+	update_operator(d);
+	if (receipt)
+		set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
+	transition(d, CP_EVENT_BACKUP_SAVED);
+	cp_backend_backup_saved(b, NULL);
+}
+
+static void
+provision_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+	Attempt *a = data;
+	CpDaemon *d = a->d;
+	g_autoptr(GError) error = NULL;
+
+	a->result = d->backend->ops->provision_finish(d->backend, res, &error);
+	if (!a->result) {
+		CpError code = g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+				       ? CP_ERR_INTERRUPTED
+				       : cp_error_from_gerror(error, CP_ERR_MODEM);
+
+		attempt_fail(a, code, error->message);
+		return;
+	}
+	/* a backend may skip the steps that drive these transitions */
+	if (d->m.state == CP_STATE_PROVISIONING)
+		transition(d, CP_EVENT_WRITTEN);
+	if (d->m.state == CP_STATE_RESETTING)
+		transition(d, CP_EVENT_RESET_DONE);
+	a->step++;
+	attempt_step(a);
+}
+
+static void
+truncate_utf8(char *dst, size_t cap, const char *src)
+{
+	const char *end;
+
+	g_strlcpy(dst, src, cap);
+	/* cut at a character boundary, not inside one */
+	if (!g_utf8_validate(dst, -1, &end))
+		*(char *)end = '\0';
+}
+
+static void
+attempt_step(Attempt *a)
+{
+	CpDaemon *d = a->d;
+	g_autoptr(GError) error = NULL;
+	CpError err;
+
+	switch (a->step) {
+	case ATTEMPT_STEP_FIRST:
+		a->step++;
+		G_GNUC_FALLTHROUGH;
+
+	case ATTEMPT_STEP_PARSE: {
+		gsize len = 0;
+		const uint8_t *buf = g_bytes_get_data(a->ndef, &len);
+		CpNdefMessage msg;
+		const CpNdefRecord *rec;
+
+		dlog(d, G_LOG_LEVEL_MESSAGE, "(%d/%d) reading the written message (%zu bytes)",
+		     ATTEMPT_STEP_PARSE, ATTEMPT_N_STEPS, (size_t)len);
+		err = cp_ndef_parse(buf, len, &msg);
+		if (err != CP_OK) {
+			attempt_reject(a, err, "the written NDEF message is malformed");
+			return;
+		}
+		rec = cp_ndef_find_mime(&msg, CP_MIME_PROFILE);
+		if (!rec) {
+			attempt_reject(a, CP_ERR_NDEF_NO_RECORD, "no " CP_MIME_PROFILE " record");
+			return;
+		}
+		/* decode alone first, so that a rejection names the profile_seq */
+		if (cp_profile_decode(rec->payload, rec->payload_len, &a->profile) == CP_OK)
+			a->have_profile = TRUE;
+		a->step++;
+		G_GNUC_FALLTHROUGH;
+	}
+
+	case ATTEMPT_STEP_VERIFY: {
+		CpNdefMessage msg;
+		const CpNdefRecord *rec;
+		CpVerifyContext ctx;
+		gsize len = 0;
+		const uint8_t *buf = g_bytes_get_data(a->ndef, &len);
+
+		dlog(d, G_LOG_LEVEL_MESSAGE, "(%d/%d) verifying profile %" G_GUINT64_FORMAT,
+		     ATTEMPT_STEP_VERIFY, ATTEMPT_N_STEPS, a->have_profile ? a->profile.profile_seq : 0);
+		cp_ndef_parse(buf, len, &msg);
+		rec = cp_ndef_find_mime(&msg, CP_MIME_PROFILE);
+		memset(&ctx, 0, sizeof(ctx));
+		ctx.device_id = d->device_id;
+		ctx.device_key = d->key;
+		ctx.suites = d->conf->suites;
+		ctx.n_suites = d->conf->n_suites;
+		ctx.last_seq = d->j.committed_seq;
+		ctx.now = (uint64_t)(g_get_real_time() / G_USEC_PER_SEC);
+		ctx.device_info = d->device_info;
+		ctx.device_info_len = d->device_info_len;
+		err = cp_profile_verify(rec->payload, rec->payload_len, &ctx, &a->profile, &a->keys);
+		if (err != CP_OK) {
+			attempt_reject(a, err, NULL);
+			return;
+		}
+		a->have_profile = TRUE;
+		{
+			g_autofree char *imsi = cp_redact(a->profile.supi);
+
+			dlog(d, G_LOG_LEVEL_MESSAGE, "profile %" G_GUINT64_FORMAT " verified: IMSI %s on %s (%s), APN %s",
+			     a->profile.profile_seq, imsi, a->profile.plmn, a->profile.network_name,
+			     a->profile.apn);
+		}
+		transition(d, CP_EVENT_VERIFIED);
+		a->step++;
+		G_GNUC_FALLTHROUGH;
+	}
+
+	case ATTEMPT_STEP_TARGET:
+		dlog(d, G_LOG_LEVEL_MESSAGE, "(%d/%d) preparing the USIM values",
+		     ATTEMPT_STEP_TARGET, ATTEMPT_N_STEPS);
+		truncate_utf8(a->spn, sizeof(a->spn), a->profile.network_name);
+		a->target.imsi = a->profile.supi;
+		a->target.plmn = a->profile.plmn;
+		a->target.mnc_length = (guint)strlen(a->profile.plmn) - 3;
+		a->target.spn = a->spn;
+		a->target.apn = a->profile.apn;
+		a->target.k = a->keys.k_usim;
+		a->target.opc = a->keys.opc;
+		if (!d->backend) {
+			attempt_fail(a, CP_ERR_MODEM, "no modem backend in this cellprovd");
+			return;
+		}
+		if (!d->backend->ops->check(d->backend, &a->target, &error)) {
+			attempt_fail(a, cp_error_from_gerror(error, CP_ERR_MODEM), error->message);
+			return;
+		}
+		a->step++;
+		G_GNUC_FALLTHROUGH;
+
+	case ATTEMPT_STEP_PROVISION:
+		dlog(d, G_LOG_LEVEL_MESSAGE, "(%d/%d) provisioning through the %s backend",
+		     ATTEMPT_STEP_PROVISION, ATTEMPT_N_STEPS, cp_backend_get_name(d->backend));
+		d->backend->ops->provision(d->backend, &a->target, d->cancellable, provision_done, a);
+		return;
+
+	case ATTEMPT_STEP_COMMIT: {
+		g_autoptr(GBytes) receipt = NULL;
+		g_autofree char *imsi = cp_redact(a->result->imsi);
+		CpJournal next;
+
+		dlog(d, G_LOG_LEVEL_MESSAGE, "(%d/%d) registered on %s as %s: committing",
+		     ATTEMPT_STEP_COMMIT, ATTEMPT_N_STEPS, a->result->registered_plmn, imsi);
+		receipt = make_receipt(d, a->profile.profile_seq, CP_RECEIPT_PROVISIONED, CP_OK,
+				       a->result->registered_plmn, a->keys.k2);
+		cp_journal_copy(&next, &d->j);
+		next.state = CP_STATE_PROVISIONED;
+		next.last_error = 0;
+		cp_journal_end_attempt(&next);
+		if (a->result->imsi)
+			g_strlcpy(next.imsi, a->result->imsi, sizeof(next.imsi));
+		if (a->result->registered_plmn)
+			g_strlcpy(next.plmn, a->result->registered_plmn, sizeof(next.plmn));
+		if (a->result->operator_name && *a->result->operator_name)
+			truncate_utf8(next.network_name, sizeof(next.network_name),
+				      a->result->operator_name);
+		if (receipt)
+			cp_journal_set_receipt(&next, g_bytes_get_data(receipt, NULL),
+					       g_bytes_get_size(receipt));
+		if (!receipt || !journal_commit(d, &next, &error)) {
+			cp_journal_clear(&next);
+			attempt_fail(a, CP_ERR_STORAGE,
+				     error ? error->message : "the receipt could not be built");
+			return;
+		}
+		update_operator(d);
+		set_last_error(d, CP_OK, NULL);
+		set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
+		transition(d, CP_EVENT_REGISTERED);
+		a->step++;
+		G_GNUC_FALLTHROUGH;
+	}
+
+	case ATTEMPT_STEP_LAST:
+		dlog(d, G_LOG_LEVEL_MESSAGE, "provisioned: profile %" G_GUINT64_FORMAT " on %s",
+		     a->profile.profile_seq, d->operator_str);
+		attempt_end(a);
+		return;
+	}
+	g_assert_not_reached();
+}
+
+void
+cp_daemon_profile_written(CpDaemon *d, GBytes *ndef)
+{
+	Attempt *a;
+
+	if (d->stopping)
+		return;
+	if (d->attempt || d->restoring || cp_state_is_busy(d->m.state)) {
+		/* the receipt on the tag stays that of the attempt under way */
+		dlog(d, G_LOG_LEVEL_MESSAGE, "a profile was written while %s: ignored (%s)",
+		     cp_state_name(d->m.state), cp_error_name(CP_ERR_BUSY));
+		return;
+	}
+	if (!cp_machine_accepts(&d->m, CP_EVENT_PROFILE_WRITTEN)) {
+		g_autoptr(GBytes) receipt = NULL;
+
+		dlog(d, G_LOG_LEVEL_MESSAGE, "a profile was written while %s: rejected (%s); "
+		     "re-arm the device to provision it again", cp_state_name(d->m.state),
+		     cp_error_name(CP_ERR_STATE));
+		receipt = make_receipt(d, 0, CP_RECEIPT_REJECTED, CP_ERR_STATE, NULL, NULL);
+		if (receipt)
+			set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
+		notify_changed(d);
+		return;
+	}
+
+	log_reset(d);
+	a = g_new0(Attempt, 1);
+	a->d = d;
+	a->ndef = g_bytes_ref(ndef);
+	a->step = ATTEMPT_STEP_FIRST;
+	d->attempt = a;
+	transition(d, CP_EVENT_PROFILE_WRITTEN);
+	attempt_step(a);
+}
+
+/* ---- the tag ---- */
+
+GBytes *
+cp_daemon_build_tag(CpDaemon *d, GError **error)
+{
+	CpDeviceRecord dr;
+	cp_auto_buf rec = CP_BUF_INIT;
+	cp_auto_buf ndef = CP_BUF_INIT;
+	CpJournal next;
+	CpError err;
+	const uint8_t *receipt = NULL;
+	gsize receipt_len = 0;
+
+	/* The counter is on disk before any record carries it, so a crash
+	 * can never make the device show the same value twice. */
+	cp_journal_copy(&next, &d->j);
+	next.att_counter++;
+	if (!journal_commit(d, &next, error))
+		return NULL;
+
+	memset(&dr, 0, sizeof(dr));
+	dr.version = CP_PROTOCOL_VERSION;
+	memcpy(dr.device_id, d->device_id, sizeof(dr.device_id));
+	g_strlcpy(dr.manufacturer, d->conf->manufacturer, sizeof(dr.manufacturer));
+	g_strlcpy(dr.model, d->conf->model, sizeof(dr.model));
+	g_strlcpy(dr.serial, d->conf->serial, sizeof(dr.serial));
+	memcpy(dr.suites, d->conf->suites, d->conf->n_suites);
+	dr.n_suites = d->conf->n_suites;
+	dr.state = (uint8_t)cp_state_device_state(d->m.state);
+	dr.att_counter = d->j.att_counter;
+	err = cp_random(dr.att_random, sizeof(dr.att_random));
+	if (err == CP_OK)
+		err = cp_device_record_encode(&dr, d->key, &rec);
+	if (err == CP_OK) {
+		if (d->receipt)
+			receipt = g_bytes_get_data(d->receipt, &receipt_len);
+		err = cp_tag_build(d->conf->certificate_url, rec.data, rec.len, receipt,
+				   receipt_len, &ndef);
+	}
+	if (err != CP_OK) {
+		cp_set_error(error, err, "cannot build the tag content: %s", cp_error_message(err));
+		return NULL;
+	}
+	g_debug("tag: device record with attestation counter %" G_GUINT64_FORMAT ", state %u%s",
+		dr.att_counter, dr.state, receipt ? ", receipt" : "");
+	notify_changed(d);
+	return g_bytes_new(ndef.data, ndef.len);
+}
+
+static GBytes *
+on_transport_content(CpTransport *t, gpointer user_data)
+{
+	CpDaemon *d = user_data;
+	g_autoptr(GError) error = NULL;
+	GBytes *content = cp_daemon_build_tag(d, &error);
+
+	if (!content)
+		g_warning("tag: presenting an empty tag: %s", error->message);
+	return content;
+}
+
+static void
+on_transport_written(CpTransport *t, GBytes *ndef, gpointer user_data)
+{
+	cp_daemon_profile_written(user_data, ndef);
+}
+
+static void
+on_transport_session_ended(CpTransport *t, const GError *error, gpointer user_data)
+{
+	CpDaemon *d = user_data;
+
+	if (error)
+		dlog(d, G_LOG_LEVEL_MESSAGE, "tag: session ended: %s", error->message);
+	else
+		g_debug("tag: session ended");
+}
+
+static void
+on_transport_status(CpTransport *t, const char *state, const GError *error, gpointer user_data)
+{
+	CpDaemon *d = user_data;
+
+	g_free(d->transport_state);
+	d->transport_state = g_strdup_printf("%s %s", t->ops->name, state);
+	if (error)
+		g_message("tag: %s: %s", d->transport_state, error->message);
+	else
+		g_info("tag: %s", d->transport_state);
+	notify_changed(d);
+}
+
+static const CpTransportEvents transport_events = {
+	.content = on_transport_content,
+	.written = on_transport_written,
+	.session_ended = on_transport_session_ended,
+	.status = on_transport_status,
+};
+
+static const CpBackendEvents backend_events = {
+	.progress = on_backend_progress,
+	.backup = on_backend_backup,
+};
+
+const CpTransportEvents *
+cp_daemon_transport_events(void)
+{
+	return &transport_events;
+}
+
+const CpBackendEvents *
+cp_daemon_backend_events(void)
+{
+	return &backend_events;
+}
+
+/* ---- life cycle ---- */
+
+static EVP_PKEY *
+load_key(const char *source, GError **error)
+{
+	g_autoptr(CpSecret) pem = cp_secret_load(source, FALSE, 0, error);
+	EVP_PKEY *key;
+
+	if (!pem)
+		return NULL;
+	key = cp_pkey_from_pem((const char *)pem->data, pem->len);
+	if (!key) {
+		cp_set_error(error, CP_ERR_KEY, "the device key %s is not a PKCS#8 PEM P-256 private key",
+			     source);
+		return NULL;
+	}
+	return key;
+}
+
+CpDaemon *
+cp_daemon_new(CpConf *conf, GError **error)
+{
+	g_autoptr(CpDaemon) d = g_new0(CpDaemon, 1);
+	g_autofree char *suffix = NULL;
+	cp_auto_buf info = CP_BUF_INIT;
+	CpDeviceRecord dr;
+	gboolean found;
+	CpError err;
+
+	d->conf = conf;
+	d->log = g_ptr_array_new_with_free_func(g_free);
+	d->listeners = g_array_new(FALSE, TRUE, sizeof(Listener));
+	g_ptr_array_add(d->log, NULL);
+	d->cancellable = g_cancellable_new();
+	d->step = g_strdup("");
+	d->last_error_msg = g_strdup("");
+	d->transport_state = g_strdup("none");
+	cp_journal_init(&d->j);
+
+	d->key = load_key(conf->key, error);
+	if (!d->key)
+		return NULL;
+	err = cp_device_id(d->key, d->device_id);
+	if (err != CP_OK) {
+		cp_set_error(error, err, "cannot derive the DeviceID from the device key (%s)",
+			     cp_error_name(err));
+		return NULL;
+	}
+	cp_hex_encode(d->device_id, sizeof(d->device_id), d->device_id_hex);
+	suffix = g_strconcat("/", d->device_id_hex, NULL);
+	if (!g_str_has_suffix(conf->certificate_url, suffix)) {
+		g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+			    "%s: [device] certificate-url: '%s' does not end with this device's "
+			    "DeviceID %s (is the key the one it was made for?)",
+			    conf->path, conf->certificate_url, d->device_id_hex);
+		return NULL;
+	}
+
+	d->adm1 = cp_secret_load(conf->adm1, FALSE, 0, error);
+	if (!d->adm1)
+		return NULL;
+	if (d->adm1->len != 8 || !cp_is_digits(d->adm1->data, d->adm1->len)) {
+		cp_set_error(error, CP_ERR_ADM1, "the ADM1 in %s is not 8 ASCII digits", conf->adm1);
+		return NULL;
+	}
+
+	memset(&dr, 0, sizeof(dr));
+	dr.version = CP_PROTOCOL_VERSION;
+	memcpy(dr.device_id, d->device_id, sizeof(dr.device_id));
+	g_strlcpy(dr.manufacturer, conf->manufacturer, sizeof(dr.manufacturer));
+	g_strlcpy(dr.model, conf->model, sizeof(dr.model));
+	g_strlcpy(dr.serial, conf->serial, sizeof(dr.serial));
+	memcpy(dr.suites, conf->suites, conf->n_suites);
+	dr.n_suites = conf->n_suites;
+	err = cp_device_record_info(&dr, &info);
+	if (err != CP_OK) {
+		cp_set_error(error, err, "cannot encode the device record (%s)", cp_error_name(err));
+		return NULL;
+	}
+	d->device_info = g_memdup2(info.data, info.len);
+	d->device_info_len = info.len;
+
+	if (!cp_journal_check_dir(conf->state_directory, error) ||
+	    !cp_journal_load(conf->state_directory, &d->j, &found, error))
+		return NULL;
+	cp_machine_init(&d->m, d->j.state);
+	d->last_error = d->j.last_error;
+	g_free(d->last_error_msg);
+	d->last_error_msg = g_strdup(d->last_error ? cp_error_message(d->last_error) : "");
+	if (d->j.receipt)
+		set_receipt(d, d->j.receipt, d->j.receipt_len);
+	update_operator(d);
+	if (found)
+		g_message("journal: %s, profile_seq %" G_GUINT64_FORMAT ", attestation counter %"
+			  G_GUINT64_FORMAT, cp_state_name(d->j.state), d->j.committed_seq,
+			  d->j.att_counter);
+	else
+		g_message("journal: none yet in %s: a new device", conf->state_directory);
+	return g_steal_pointer(&d);
+}
+
+void
+cp_daemon_set_transport(CpDaemon *d, CpTransport *t)
+{
+	g_clear_pointer(&d->transport, cp_transport_free);
+	d->transport = t;
+	d->own_transport_set = TRUE;
+}
+
+void
+cp_daemon_set_backend(CpDaemon *d, CpBackend *b)
+{
+	g_clear_pointer(&d->backend, cp_backend_free);
+	d->backend = b;
+	d->own_backend_set = TRUE;
+}
+
+void
+cp_daemon_add_listener(CpDaemon *d, const CpDaemonListener *l, gpointer user_data)
+{
+	Listener x = { *l, user_data };
+
+	g_array_append_val(d->listeners, x);
+}
+
+void
+cp_daemon_remove_listener(CpDaemon *d, gpointer user_data)
+{
+	for (guint i = d->listeners->len; i-- > 0;)
+		if (g_array_index(d->listeners, Listener, i).data == user_data)
+			g_array_remove_index(d->listeners, i);
+}
+
+gboolean
+cp_daemon_start(CpDaemon *d, GError **error)
+{
+	if (!d->own_backend_set) {
+#if CP_DAEMON_MODEM
+		d->backend = cp_backend_modem_new(d->conf, d->adm1, &backend_events, d, error);
+		if (!d->backend)
+			return FALSE;
+#else
+		g_warning("modem: this cellprovd was built without a modem backend: "
+			  "profiles cannot be provisioned");
+#endif
+	}
+	/* the backend holds its own copy */
+	g_clear_pointer(&d->adm1, cp_secret_free);
+
+	if (!d->own_transport_set && d->conf->nfc_connstring) {
+#if CP_DAEMON_NFC
+		d->transport = cp_transport_nfc_new(d->conf->nfc_connstring, &transport_events, d, error);
+		if (!d->transport)
+			return FALSE;
+#else
+		g_warning("nfc: this cellprovd was built without NFC: the tag is not presented");
+#endif
+	}
+
+	if (cp_state_recovery(d->j.state) == CP_RECOVER_ROLLBACK) {
+		dlog(d, G_LOG_LEVEL_MESSAGE,
+		     "journal: the attempt of profile %" G_GUINT64_FORMAT " was cut off in state %s: "
+		     "rolling it back", d->j.attempt_seq, cp_state_name(d->j.state));
+		if (d->j.state != CP_STATE_ROLLING_BACK) {
+			CpJournal next;
+
+			cp_journal_copy(&next, &d->j);
+			next.state = CP_STATE_ROLLING_BACK;
+			next.last_error = CP_ERR_INTERRUPTED;
+			if (!journal_commit(d, &next, error))
+				return FALSE;
+			cp_machine_init(&d->m, CP_STATE_ROLLING_BACK);
+			dlog(d, G_LOG_LEVEL_MESSAGE, "state: %s -> rolling-back (recovery)",
+			     cp_state_name(d->m.state));
+		}
+		d->restore_reason = CP_ERR_INTERRUPTED;
+		set_last_error(d, CP_ERR_INTERRUPTED, NULL);
+		start_restore(d);
+	}
+
+	if (d->transport) {
+		g_free(d->transport_state);
+		d->transport_state = g_strdup_printf("%s starting", d->transport->ops->name);
+		if (!cp_transport_start(d->transport, error))
+			return FALSE;
+	}
+	notify_changed(d);
+	return TRUE;
+}
+
+static void
+stop_finish(CpDaemon *d)
+{
+	GCallback done = d->stop_done;
+
+	if (!done)
+		return;
+	d->stop_done = NULL;
+	if (d->stop_source) {
+		g_source_remove(d->stop_source);
+		d->stop_source = 0;
+	}
+	((void (*)(gpointer))done)(d->stop_data);
+}
+
+static void
+maybe_stop_done(CpDaemon *d)
+{
+	if (d->stopping && !d->attempt && !d->restoring)
+		stop_finish(d);
+}
+
+static gboolean
+stop_timeout_cb(gpointer data)
+{
+	CpDaemon *d = data;
+
+	d->stop_source = 0;
+	g_warning("stop: the modem did not finish in time; the journal says what the next start undoes");
+	stop_finish(d);
+	return G_SOURCE_REMOVE;
+}
+
+void
+cp_daemon_stop(CpDaemon *d, guint timeout_ms, GCallback done, gpointer user_data)
+{
+	d->stopping = TRUE;
+	d->stop_done = done;
+	d->stop_data = user_data;
+	if (d->restore_source) {
+		g_source_remove(d->restore_source);
+		d->restore_source = 0;
+	}
+	if (d->transport)
+		cp_transport_stop(d->transport);
+	g_cancellable_cancel(d->cancellable);
+	if (d->attempt || d->restoring) {
+		dlog(d, G_LOG_LEVEL_MESSAGE, "stop: waiting for the modem backend (at most %u ms)",
+		     timeout_ms);
+		d->stop_source = g_timeout_add(timeout_ms, stop_timeout_cb, d);
+		return;
+	}
+	stop_finish(d);
+}
+
+void
+cp_daemon_free(CpDaemon *d)
+{
+	if (!d)
+		return;
+	if (d->stop_source)
+		g_source_remove(d->stop_source);
+	if (d->restore_source)
+		g_source_remove(d->restore_source);
+	/* an attempt still running belongs to the backend's callback: the
+	 * backend goes first, which cancels it */
+	g_clear_pointer(&d->transport, cp_transport_free);
+	g_clear_pointer(&d->backend, cp_backend_free);
+	g_clear_pointer(&d->attempt, attempt_free);
+	g_clear_object(&d->cancellable);
+	EVP_PKEY_free(d->key);
+	cp_secret_free(d->adm1);
+	cp_journal_clear(&d->j);
+	cp_conf_free(d->conf);
+	g_free(d->device_info);
+	g_free(d->transport_state);
+	g_free(d->last_error_msg);
+	g_free(d->operator_str);
+	g_free(d->step);
+	g_clear_pointer(&d->receipt, g_bytes_unref);
+	if (d->log)
+		g_ptr_array_unref(d->log);
+	if (d->listeners)
+		g_array_unref(d->listeners);
+	g_free(d);
+}
+
+/* ---- D-Bus methods ---- */
+
+gboolean
+cp_daemon_forget(CpDaemon *d, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	CpJournal next;
+
+	if (d->attempt || d->restoring || !cp_machine_accepts(&d->m, CP_EVENT_FORGET)) {
+		cp_set_error(error, cp_state_is_resting(d->m.state) ? CP_ERR_STATE : CP_ERR_BUSY,
+			     "cannot forget while %s", cp_state_name(d->m.state));
+		return FALSE;
+	}
+	cp_journal_copy(&next, &d->j);
+	next.state = CP_STATE_IDLE;
+	next.last_error = 0;
+	next.attempt_seq = 0;
+	next.imsi[0] = next.plmn[0] = next.network_name[0] = next.apn[0] = '\0';
+	cp_journal_set_receipt(&next, NULL, 0);
+	if (!journal_commit(d, &next, error))
+		return FALSE;
+	log_reset(d);
+	dlog(d, G_LOG_LEVEL_MESSAGE, "forget: the provisioning record is dropped "
+	     "(profile_seq %" G_GUINT64_FORMAT " and the attestation counter are kept)",
+	     d->j.committed_seq);
+	set_last_error(d, CP_OK, NULL);
+	set_receipt(d, NULL, 0);
+	update_operator(d);
+	transition(d, CP_EVENT_FORGET);
+	return TRUE;
+}
+
+gboolean
+cp_daemon_rearm(CpDaemon *d, GError **error)
+{
+	CpJournal next;
+
+	if (d->attempt || d->restoring || !cp_machine_accepts(&d->m, CP_EVENT_REARM)) {
+		cp_set_error(error, cp_state_is_busy(d->m.state) || d->attempt ? CP_ERR_BUSY : CP_ERR_STATE,
+			     "cannot re-arm while %s", cp_state_name(d->m.state));
+		return FALSE;
+	}
+	cp_journal_copy(&next, &d->j);
+	next.state = CP_STATE_IDLE;
+	if (!journal_commit(d, &next, error))
+		return FALSE;
+	dlog(d, G_LOG_LEVEL_MESSAGE, "rearm: a new profile will be accepted");
+	transition(d, CP_EVENT_REARM);
+	return TRUE;
+}
+
+/* ---- getters ---- */
+
+CpState
+cp_daemon_get_state(CpDaemon *d)
+{
+	return d->m.state;
+}
+
+const char *
+cp_daemon_get_step(CpDaemon *d)
+{
+	return d->step;
+}
+
+const CpConf *
+cp_daemon_get_conf(CpDaemon *d)
+{
+	return d->conf;
+}
+
+const char *
+cp_daemon_get_device_id(CpDaemon *d)
+{
+	return d->device_id_hex;
+}
+
+const char *
+cp_daemon_get_backend_name(CpDaemon *d)
+{
+	return d->backend ? cp_backend_get_name(d->backend) : "none";
+}
+
+const char *
+cp_daemon_get_transport_state(CpDaemon *d)
+{
+	return d->transport_state;
+}
+
+CpError
+cp_daemon_get_last_error(CpDaemon *d, const char **message)
+{
+	if (message)
+		*message = d->last_error_msg;
+	return d->last_error;
+}
+
+const char *
+cp_daemon_get_operator(CpDaemon *d)
+{
+	return d->operator_str;
+}
+
+const char *
+cp_daemon_get_imsi(CpDaemon *d)
+{
+	return d->j.imsi;
+}
+
+guint64
+cp_daemon_get_profile_seq(CpDaemon *d)
+{
+	return d->j.committed_seq;
+}
+
+guint64
+cp_daemon_get_att_counter(CpDaemon *d)
+{
+	return d->j.att_counter;
+}
+
+GBytes *
+cp_daemon_get_receipt(CpDaemon *d)
+{
+	return d->receipt;
+}
+
+const char *const *
+cp_daemon_get_log(CpDaemon *d)
+{
+	return (const char *const *)d->log->pdata;
+}

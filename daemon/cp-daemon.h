@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The device side of the flow, steps 1, 9 and 10 of PROTOCOL.md: present
+ * the tag, take the profile the companion writes, verify and decrypt it,
+ * provision the modem through a backend, write the receipt; journal every
+ * durable step, and at start finish (roll back) what a crash cut off.
+ *
+ * Transport and backend are handed in, so that the same core runs on NFC
+ * and the QMI or ModemManager backends. Everything runs on the main
+ * context.
+ */
+#pragma once
+
+#include <glib.h>
+#include <gio/gio.h>
+
+#include "cp-backend.h"
+#include "cp-conf.h"
+#include "cp-error.h"
+#include "cp-journal.h"
+#include "cp-state.h"
+#include "cp-transport.h"
+
+typedef struct _CpDaemon CpDaemon;
+
+typedef struct {
+	/* After every transition (already journaled where durable). */
+	void (*state_changed)(CpDaemon *d, CpState old, CpState new_state, CpEvent ev,
+			      gpointer user_data);
+	/* Any property shown on D-Bus may have changed. */
+	void (*changed)(CpDaemon *d, gpointer user_data);
+} CpDaemonListener;
+
+/*
+ * Load the device key and ADM1 (files or $CREDENTIALS_DIRECTORY), check
+ * the certificate URL names this device, check the state directory and
+ * load the journal. Nothing is started. Takes conf.
+ */
+CpDaemon *cp_daemon_new(CpConf *conf, GError **error);
+void cp_daemon_free(CpDaemon *d);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpDaemon, cp_daemon_free)
+
+/* Transport and backend, before cp_daemon_start (taken; either NULL:
+ * none; the daemon then presents nothing / refuses profiles). The
+ * events of each must route to cp_daemon_transport_events() and
+ * cp_daemon_backend_events() with the daemon as user_data. */
+void cp_daemon_set_transport(CpDaemon *d, CpTransport *t);
+void cp_daemon_set_backend(CpDaemon *d, CpBackend *b);
+const CpTransportEvents *cp_daemon_transport_events(void);
+const CpBackendEvents *cp_daemon_backend_events(void);
+
+/* Listeners are called in the order added; remove with the same user_data. */
+void cp_daemon_add_listener(CpDaemon *d, const CpDaemonListener *l, gpointer user_data);
+void cp_daemon_remove_listener(CpDaemon *d, gpointer user_data);
+
+/* Recover an interrupted attempt (if the journal holds one), start the
+ * transport. */
+gboolean cp_daemon_start(CpDaemon *d, GError **error);
+/*
+ * Stop: cancel an attempt (the backend rolls back what it wrote), stop
+ * the transport. done is called once nothing runs any more, or after
+ * timeout_ms whatever the backend does; the journal then still says what
+ * the next start must undo.
+ */
+void cp_daemon_stop(CpDaemon *d, guint timeout_ms, GCallback done, gpointer user_data);
+
+gboolean cp_daemon_forget(CpDaemon *d, GError **error);
+gboolean cp_daemon_rearm(CpDaemon *d, GError **error);
+
+/* The NDEF message of the tag for a new read session: bumps and
+ * journals the attestation counter first (NULL when it cannot). */
+GBytes *cp_daemon_build_tag(CpDaemon *d, GError **error);
+/* A written NDEF message (what the transport delivers). */
+void cp_daemon_profile_written(CpDaemon *d, GBytes *ndef);
+
+CpState cp_daemon_get_state(CpDaemon *d);
+const char *cp_daemon_get_step(CpDaemon *d);
+const CpConf *cp_daemon_get_conf(CpDaemon *d);
+const char *cp_daemon_get_device_id(CpDaemon *d);
+const char *cp_daemon_get_backend_name(CpDaemon *d);
+const char *cp_daemon_get_transport_state(CpDaemon *d);
+CpError cp_daemon_get_last_error(CpDaemon *d, const char **message);
+/* "00101 cellprov test network", "" when none */
+const char *cp_daemon_get_operator(CpDaemon *d);
+const char *cp_daemon_get_imsi(CpDaemon *d);
+guint64 cp_daemon_get_profile_seq(CpDaemon *d);
+guint64 cp_daemon_get_att_counter(CpDaemon *d);
+/* The receipt on the tag, NULL when none. */
+GBytes *cp_daemon_get_receipt(CpDaemon *d);
+/* Log lines of the last attempt (NULL-terminated, owned by the daemon). */
+const char *const *cp_daemon_get_log(CpDaemon *d);

@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define G_LOG_DOMAIN "cellprovd"
+
+#include "cp-service.h"
+
+#include <string.h>
+
+#include "cp-dbus-generated.h"
+#include "cp-glib.h"
+
+struct _CpService {
+	CpDaemon *daemon;
+	GDBusConnection *bus;
+	CpDbusDaemon1 *skeleton;
+	guint owner_id;
+	void (*ready)(gboolean owned, gpointer data);
+	gpointer ready_data;
+};
+
+char *
+cp_service_error_name(CpError code)
+{
+	/* "wrong-device" -> "WrongDevice" */
+	GString *s = g_string_new(CP_DBUS_ERROR_PREFIX);
+	gboolean up = TRUE;
+
+	for (const char *p = cp_error_name(code); *p; p++) {
+		if (*p == '-') {
+			up = TRUE;
+			continue;
+		}
+		g_string_append_c(s, up ? g_ascii_toupper(*p) : *p);
+		up = FALSE;
+	}
+	return g_string_free(s, FALSE);
+}
+
+static void
+sync_properties(CpService *s)
+{
+	CpDaemon *d = s->daemon;
+	CpDbusDaemon1 *o = s->skeleton;
+	const CpConf *c = cp_daemon_get_conf(d);
+	const char *message;
+	CpError err = cp_daemon_get_last_error(d, &message);
+	g_autofree char *imsi = cp_daemon_get_imsi(d)[0] ? cp_redact(cp_daemon_get_imsi(d))
+							  : g_strdup("");
+	GBytes *receipt = cp_daemon_get_receipt(d);
+	GVariant *rv;
+
+	cp_dbus_daemon1_set_state(o, cp_state_name(cp_daemon_get_state(d)));
+	cp_dbus_daemon1_set_step(o, cp_daemon_get_step(d));
+	cp_dbus_daemon1_set_device_id(o, cp_daemon_get_device_id(d));
+	cp_dbus_daemon1_set_certificate_url(o, c->certificate_url);
+	cp_dbus_daemon1_set_manufacturer(o, c->manufacturer);
+	cp_dbus_daemon1_set_model(o, c->model);
+	cp_dbus_daemon1_set_serial(o, c->serial);
+	cp_dbus_daemon1_set_backend(o, cp_daemon_get_backend_name(d));
+	cp_dbus_daemon1_set_transport(o, cp_daemon_get_transport_state(d));
+	cp_dbus_daemon1_set_last_error(o, err ? cp_error_name(err) : "");
+	cp_dbus_daemon1_set_last_error_code(o, (guint16)err);
+	cp_dbus_daemon1_set_last_error_message(o, message ? message : "");
+	cp_dbus_daemon1_set_operator(o, cp_daemon_get_operator(d));
+	cp_dbus_daemon1_set_imsi(o, imsi);
+	cp_dbus_daemon1_set_profile_seq(o, cp_daemon_get_profile_seq(d));
+	cp_dbus_daemon1_set_attestation_counter(o, cp_daemon_get_att_counter(d));
+	rv = receipt ? g_variant_new_from_bytes(G_VARIANT_TYPE_BYTESTRING, receipt, TRUE)
+		     : g_variant_new_from_data(G_VARIANT_TYPE_BYTESTRING, "", 0, TRUE, NULL, NULL);
+	cp_dbus_daemon1_set_receipt(o, rv);
+}
+
+static void
+on_changed(CpDaemon *d, gpointer data)
+{
+	sync_properties(data);
+}
+
+static void
+on_state_changed(CpDaemon *d, CpState old, CpState new_state, CpEvent ev, gpointer data)
+{
+	CpService *s = data;
+
+	sync_properties(s);
+	cp_dbus_daemon1_emit_state_changed(s->skeleton, cp_state_name(old),
+					   cp_state_name(new_state), cp_event_name(ev));
+}
+
+/* The bus policy already limits methods to root; a second check here
+ * keeps that true on a bus configured without the policy file. */
+static gboolean
+caller_is_root(CpService *s, GDBusMethodInvocation *inv)
+{
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GError) error = NULL;
+	guint32 uid;
+
+	reply = g_dbus_connection_call_sync(s->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+					    "org.freedesktop.DBus", "GetConnectionUnixUser",
+					    g_variant_new("(s)", g_dbus_method_invocation_get_sender(inv)),
+					    G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, 5000, NULL,
+					    &error);
+	if (!reply) {
+		g_dbus_method_invocation_return_error(inv, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED,
+						      "cannot tell who is calling: %s", error->message);
+		return FALSE;
+	}
+	g_variant_get(reply, "(u)", &uid);
+	if (uid != 0) {
+		g_dbus_method_invocation_return_error(inv, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED,
+						      "only root may call %s",
+						      g_dbus_method_invocation_get_method_name(inv));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+return_cp_error(GDBusMethodInvocation *inv, const GError *error)
+{
+	g_autofree char *name = cp_service_error_name(cp_error_from_gerror(error, CP_ERR_STATE));
+
+	g_dbus_method_invocation_return_dbus_error(inv, name, error->message);
+}
+
+static gboolean
+handle_forget(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
+{
+	CpService *s = data;
+	g_autoptr(GError) error = NULL;
+
+	if (!caller_is_root(s, inv))
+		return TRUE;
+	if (!cp_daemon_forget(s->daemon, &error))
+		return_cp_error(inv, error);
+	else
+		cp_dbus_daemon1_complete_forget(o, inv);
+	return TRUE;
+}
+
+static gboolean
+handle_rearm(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
+{
+	CpService *s = data;
+	g_autoptr(GError) error = NULL;
+
+	if (!caller_is_root(s, inv))
+		return TRUE;
+	if (!cp_daemon_rearm(s->daemon, &error))
+		return_cp_error(inv, error);
+	else
+		cp_dbus_daemon1_complete_rearm(o, inv);
+	return TRUE;
+}
+
+static gboolean
+handle_get_imsi(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
+{
+	CpService *s = data;
+
+	if (!caller_is_root(s, inv))
+		return TRUE;
+	cp_dbus_daemon1_complete_get_imsi(o, inv, cp_daemon_get_imsi(s->daemon));
+	return TRUE;
+}
+
+static gboolean
+handle_get_log(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
+{
+	CpService *s = data;
+
+	if (!caller_is_root(s, inv))
+		return TRUE;
+	cp_dbus_daemon1_complete_get_log(o, inv, cp_daemon_get_log(s->daemon));
+	return TRUE;
+}
+
+static void
+on_name_acquired(GDBusConnection *bus, const char *name, gpointer data)
+{
+	CpService *s = data;
+
+	g_info("dbus: owns %s", name);
+	if (s->ready)
+		s->ready(TRUE, s->ready_data);
+	s->ready = NULL;
+}
+
+static void
+on_name_lost(GDBusConnection *bus, const char *name, gpointer data)
+{
+	CpService *s = data;
+
+	g_warning("dbus: cannot own %s (another cellprovd, or the bus policy refuses it)", name);
+	if (s->ready)
+		s->ready(FALSE, s->ready_data);
+	s->ready = NULL;
+}
+
+static GDBusConnection *
+connect_bus(GError **error)
+{
+	const char *address = g_getenv("CELLPROV_BUS_ADDRESS");
+
+	if (address && *address)
+		return g_dbus_connection_new_for_address_sync(address,
+			G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+			G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION, NULL, NULL, error);
+	return g_bus_get_sync(G_BUS_TYPE_SYSTEM, NULL, error);
+}
+
+CpService *
+cp_service_new(CpDaemon *daemon, void (*ready)(gboolean owned, gpointer data), gpointer data,
+	       GError **error)
+{
+	g_autoptr(CpService) s = g_new0(CpService, 1);
+	CpDaemonListener l = { .state_changed = on_state_changed, .changed = on_changed };
+
+	s->daemon = daemon;
+	s->ready = ready;
+	s->ready_data = data;
+	s->bus = connect_bus(error);
+	if (!s->bus)
+		return NULL;
+	s->skeleton = cp_dbus_daemon1_skeleton_new();
+	sync_properties(s);
+	g_signal_connect(s->skeleton, "handle-forget", G_CALLBACK(handle_forget), s);
+	g_signal_connect(s->skeleton, "handle-rearm", G_CALLBACK(handle_rearm), s);
+	g_signal_connect(s->skeleton, "handle-get-imsi", G_CALLBACK(handle_get_imsi), s);
+	g_signal_connect(s->skeleton, "handle-get-log", G_CALLBACK(handle_get_log), s);
+	if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(s->skeleton), s->bus,
+					      CP_DBUS_PATH, error))
+		return NULL;
+	cp_daemon_add_listener(daemon, &l, s);
+	s->owner_id = g_bus_own_name_on_connection(s->bus, CP_DBUS_NAME, G_BUS_NAME_OWNER_FLAGS_NONE,
+						   on_name_acquired, on_name_lost, s, NULL);
+	return g_steal_pointer(&s);
+}
+
+void
+cp_service_free(CpService *s)
+{
+	if (!s)
+		return;
+	if (s->owner_id)
+		g_bus_unown_name(s->owner_id);
+	if (s->skeleton) {
+		cp_daemon_remove_listener(s->daemon, s);
+		if (g_dbus_interface_skeleton_get_connection(G_DBUS_INTERFACE_SKELETON(s->skeleton)))
+			g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(s->skeleton));
+		g_object_unref(s->skeleton);
+	}
+	if (s->bus)
+		g_dbus_connection_flush_sync(s->bus, NULL, NULL);
+	g_clear_object(&s->bus);
+	g_free(s);
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The daemon on D-Bus: org.cellprov.Daemon1 (introspection/), at
+ * /org/cellprov/Daemon1 on the system bus (or the bus at
+ * $CELLPROV_BUS_ADDRESS, for tests). Properties follow the daemon; the
+ * methods are for root only, by the bus policy and again here.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "cp-daemon.h"
+
+#define CP_DBUS_NAME "org.cellprov.Daemon1"
+#define CP_DBUS_PATH "/org/cellprov/Daemon1"
+#define CP_DBUS_ERROR_PREFIX "org.cellprov.Error."
+
+typedef struct _CpService CpService;
+
+/* Connects and requests the name; ready is called once the name is
+ * owned (FALSE: lost or refused, with the daemon to exit). */
+CpService *cp_service_new(CpDaemon *daemon, void (*ready)(gboolean owned, gpointer data),
+			  gpointer data, GError **error);
+void cp_service_free(CpService *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpService, cp_service_free)
+
+/* D-Bus error name of a CpError: org.cellprov.Error.<CamelName>. */
+char *cp_service_error_name(CpError code);
