@@ -287,35 +287,68 @@ out:
 	return key;
 }
 
+/*
+ * A public key with P-256's parameters, copied into every new public key:
+ * building the group from its name for each key costs more than
+ * decompressing the point.
+ */
+static CRYPTO_ONCE template_once = CRYPTO_ONCE_STATIC_INIT;
+static EVP_PKEY *p256_template;
+
+static void
+make_template(void)
+{
+	static const uint8_t g[65] = {
+		0x04,
+		0x6b, 0x17, 0xd1, 0xf2, 0xe1, 0x2c, 0x42, 0x47, 0xf8, 0xbc, 0xe6, 0xe5, 0x63, 0xa4, 0x40, 0xf2,
+		0x77, 0x03, 0x7d, 0x81, 0x2d, 0xeb, 0x33, 0xa0, 0xf4, 0xa1, 0x39, 0x45, 0xd8, 0x98, 0xc2, 0x96,
+		0x4f, 0xe3, 0x42, 0xe2, 0xfe, 0x1a, 0x7f, 0x9b, 0x8e, 0xe7, 0xeb, 0x4a, 0x7c, 0x0f, 0x9e, 0x16,
+		0x2b, 0xce, 0x33, 0x57, 0x6b, 0x31, 0x5e, 0xce, 0xcb, 0xb6, 0x40, 0x68, 0x37, 0xbf, 0x51, 0xf5,
+	};
+
+	p256_template = p256_from_parts(g, NULL);
+}
+
+/* On the curve and not the point at infinity (EVP's "quick" check). */
+static bool
+point_valid(EVP_PKEY *key)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+	bool ok = ctx && EVP_PKEY_public_check_quick(ctx) == 1;
+
+	EVP_PKEY_CTX_free(ctx);
+	return ok;
+}
+
 EVP_PKEY *
 cp_p256_from_public(const uint8_t *pub, size_t len)
 {
-	BN_CTX *bnctx = NULL;
-	EC_POINT *q = NULL;
-	EVP_PKEY *key = NULL;
-	uint8_t unc[65];
+	EVP_PKEY *key;
 
-	if (!pub || !fetched())
+	if (!pub)
 		return NULL;
 	if (!((len == 33 && (pub[0] == 0x02 || pub[0] == 0x03)) ||
 	      (len == 65 && pub[0] == 0x04)))
 		return NULL;
-	bnctx = BN_CTX_new();
-	q = EC_POINT_new(group_p256);
+	if (!CRYPTO_THREAD_run_once(&template_once, make_template) || !p256_template)
+		return NULL;
+	key = EVP_PKEY_new();
 	/*
-	 * Decode and check here rather than trusting fromdata: a point off
+	 * Decoding refuses an x with no point and an (x, y) off the curve;
+	 * the explicit check after it does not depend on that. A point off
 	 * the curve is the invalid-curve attack on the device key.
 	 */
-	if (!bnctx || !q || !EC_POINT_oct2point(group_p256, q, pub, len, bnctx) ||
-	    EC_POINT_is_at_infinity(group_p256, q) ||
-	    EC_POINT_is_on_curve(group_p256, q, bnctx) != 1 ||
-	    EC_POINT_point2oct(group_p256, q, POINT_CONVERSION_UNCOMPRESSED,
-			       unc, sizeof unc, bnctx) != sizeof unc)
-		goto out;
-	key = p256_from_parts(unc, NULL);
-out:
-	EC_POINT_free(q);
-	BN_CTX_free(bnctx);
+	if (!key || EVP_PKEY_copy_parameters(key, p256_template) != 1 ||
+	    EVP_PKEY_set1_encoded_public_key(key, pub, len) != 1 ||
+	    !point_valid(key) ||
+	    /* Decoding a compressed point made that the key's output form;
+	     * certificates and SPKIs use the uncompressed one. */
+	    EVP_PKEY_set_utf8_string_param(key, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+					   "uncompressed") != 1) {
+		EVP_PKEY_free(key);
+		key = NULL;
+	}
+	ERR_clear_error();
 	return key;
 }
 
@@ -419,11 +452,17 @@ cp_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t out[32])
 	if (EVP_PKEY_derive_init(ctx) <= 0)
 		goto out;
 	/*
-	 * Validation of the peer catches points OpenSSL would refuse; for
-	 * X25519 a small-order peer makes the derive itself fail (all-zero
-	 * secret). Both are a bad peer key, not an internal failure.
+	 * P-256 has cofactor 1: a point on the curve other than infinity is
+	 * in the prime-order group, so the quick check is the whole check
+	 * and OpenSSL's full one (a second scalar multiplication) adds
+	 * nothing. For X25519 a small-order peer makes the derive itself
+	 * fail (all-zero secret). Both are a bad peer key.
 	 */
-	if (EVP_PKEY_derive_set_peer_ex(ctx, peer, 1) <= 0 ||
+	if (cp_pkey_is_p256(peer) && !point_valid(peer)) {
+		err = CP_ERR_POINT;
+		goto out;
+	}
+	if (EVP_PKEY_derive_set_peer_ex(ctx, peer, cp_pkey_is_x25519(peer)) <= 0 ||
 	    EVP_PKEY_derive(ctx, z, &n) <= 0 || n != sizeof z) {
 		err = CP_ERR_POINT;
 		goto out;
@@ -433,6 +472,7 @@ cp_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t out[32])
 out:
 	OPENSSL_cleanse(z, sizeof z);
 	EVP_PKEY_CTX_free(ctx);
+	ERR_clear_error();
 	return err;
 }
 
@@ -496,6 +536,43 @@ cp_ecdsa_verify(EVP_PKEY *key, const uint8_t *msg, size_t len,
 
 /* ---- encodings ---- */
 
+/* SubjectPublicKeyInfo header for id-ecPublicKey / prime256v1, BIT STRING of 66. */
+static const uint8_t p256_spki_prefix[] = {
+	0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+	0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+};
+
+/*
+ * P-256: always the uncompressed point, whatever form the key was read
+ * in, so that the DeviceID of a key does not depend on how it was loaded.
+ */
+static uint8_t *
+p256_spki(EVP_PKEY *key, size_t *len)
+{
+	BIGNUM *x = NULL, *y = NULL;
+	uint8_t *out = NULL;
+	size_t n = sizeof p256_spki_prefix;
+
+	if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, &x) != 1 ||
+	    EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_Y, &y) != 1)
+		goto out;
+	out = malloc(n + 65);
+	if (!out)
+		goto out;
+	memcpy(out, p256_spki_prefix, n);
+	out[n] = 0x04;
+	if (BN_bn2binpad(x, out + n + 1, 32) != 32 || BN_bn2binpad(y, out + n + 33, 32) != 32) {
+		free(out);
+		out = NULL;
+		goto out;
+	}
+	*len = n + 65;
+out:
+	BN_free(x);
+	BN_free(y);
+	return out;
+}
+
 uint8_t *
 cp_pubkey_spki(EVP_PKEY *key, size_t *len)
 {
@@ -505,6 +582,8 @@ cp_pubkey_spki(EVP_PKEY *key, size_t *len)
 
 	if (!key || !len)
 		return NULL;
+	if (cp_pkey_is_p256(key))
+		return p256_spki(key, len);
 	n = i2d_PUBKEY(key, &der);
 	if (n <= 0)
 		return NULL;

@@ -10,6 +10,7 @@
 #include <openssl/buffer.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "cp-crypto.h"
 #include "cp-secret.h"
@@ -340,6 +341,27 @@ test_encodings(void)
 	CP_CHECK(cp_pubkey_from_spki(spki, len - 1) == NULL);
 	EVP_PKEY_free(pub);
 	free(spki2);
+
+	/* The same bytes as OpenSSL's own encoder ... */
+	{
+		unsigned char *der = NULL;
+		int n = i2d_PUBKEY(k, &der);
+
+		CP_CHECK(n == (int)len && memcmp(der, spki, len) == 0);
+		OPENSSL_free(der);
+	}
+	/* ... and the same for a key read from its compressed point. */
+	pub = cp_p256_from_public(c1, 33);
+	spki2 = cp_pubkey_spki(pub, &len2);
+	CP_CHECK(spki2 && len2 == len && memcmp(spki, spki2, len) == 0);
+	free(spki2);
+	{
+		unsigned char *der = NULL;
+
+		CP_CHECK_INT(i2d_PUBKEY(pub, &der), 91);
+		OPENSSL_free(der);
+	}
+	EVP_PKEY_free(pub);
 
 	pem = cp_pkey_to_pem(k);
 	CP_CHECK(pem && strstr(pem, "-----BEGIN PRIVATE KEY-----"));
