@@ -136,6 +136,52 @@ cp_aes128_ecb_block(const uint8_t key[16], const uint8_t in[16], uint8_t out[16]
 	return aes_run(cipher_ecb, key, NULL, in, 16, out);
 }
 
+struct CpAes128 {
+	EVP_CIPHER_CTX *ctx;
+};
+
+CpAes128 *
+cp_aes128_new(const uint8_t key[16])
+{
+	CpAes128 *aes;
+
+	if (!key || !fetched())
+		return NULL;
+	aes = calloc(1, sizeof *aes);
+	if (!aes)
+		return NULL;
+	aes->ctx = EVP_CIPHER_CTX_new();
+	if (!aes->ctx || !EVP_EncryptInit_ex2(aes->ctx, cipher_ecb, key, NULL, NULL) ||
+	    !EVP_CIPHER_CTX_set_padding(aes->ctx, 0)) {
+		cp_aes128_free(aes);
+		return NULL;
+	}
+	return aes;
+}
+
+CpError
+cp_aes128_block(CpAes128 *aes, const uint8_t in[16], uint8_t out[16])
+{
+	int n = 0;
+
+	if (!aes || !in || !out)
+		return CP_ERR_ARGUMENT;
+	/* ECB without padding keeps no state between whole blocks. */
+	if (!EVP_EncryptUpdate(aes->ctx, out, &n, in, 16) || n != 16)
+		return CP_ERR_CRYPTO;
+	return CP_OK;
+}
+
+void
+cp_aes128_free(CpAes128 *aes)
+{
+	if (!aes)
+		return;
+	/* The provider's context free cleanses the key schedule. */
+	EVP_CIPHER_CTX_free(aes->ctx);
+	free(aes);
+}
+
 CpError
 cp_x963_kdf_sha256(const uint8_t *z, size_t z_len,
 		   const uint8_t *shared_info, size_t si_len,

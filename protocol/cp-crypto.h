@@ -25,6 +25,11 @@ CpError cp_aes128_ctr(const uint8_t key[16], const uint8_t icb[16],
 		      const uint8_t *in, size_t len, uint8_t *out);
 /* One AES-128 block (Milenage's kernel). */
 CpError cp_aes128_ecb_block(const uint8_t key[16], const uint8_t in[16], uint8_t out[16]);
+/* The same with the key schedule kept for several blocks; free cleanses it. */
+typedef struct CpAes128 CpAes128;
+CpAes128 *cp_aes128_new(const uint8_t key[16]);
+CpError cp_aes128_block(CpAes128 *aes, const uint8_t in[16], uint8_t out[16]);
+void cp_aes128_free(CpAes128 *aes);
 /* ANSI X9.63 KDF with SHA-256. */
 CpError cp_x963_kdf_sha256(const uint8_t *z, size_t z_len,
 			   const uint8_t *shared_info, size_t si_len,

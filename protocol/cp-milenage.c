@@ -45,7 +45,7 @@ cp_milenage_opc(const uint8_t k[16], const uint8_t op[16], uint8_t opc[16])
 
 /* OUTn = E_K(rot(TEMP xor OPc, r) xor c) xor OPc, for n = 2..5 */
 static CpError
-out_n(const uint8_t k[16], const uint8_t opc[16], const uint8_t temp[16],
+out_n(CpAes128 *aes, const uint8_t opc[16], const uint8_t temp[16],
       unsigned int r, uint8_t c_last, uint8_t out[16])
 {
 	uint8_t x[16], y[16];
@@ -54,7 +54,7 @@ out_n(const uint8_t k[16], const uint8_t opc[16], const uint8_t temp[16],
 	xor16(x, temp, opc);
 	rot(y, x, r);
 	y[15] ^= c_last;
-	err = cp_aes128_ecb_block(k, y, x);
+	err = cp_aes128_block(aes, y, x);
 	xor16(out, x, opc);
 	cp_cleanse(x, sizeof x);
 	cp_cleanse(y, sizeof y);
@@ -68,13 +68,17 @@ cp_milenage(const uint8_t k[16], const uint8_t opc[16],
 {
 	uint8_t temp[16], in1[16], x[16], y[16], o[16];
 	CpMilenage m;
+	CpAes128 *aes;
 	CpError err;
 
 	if (!k || !opc || !rand || !sqn || !amf || !out)
 		return CP_ERR_ARGUMENT;
+	aes = cp_aes128_new(k);
+	if (!aes)
+		return CP_ERR_CRYPTO;
 
 	xor16(x, rand, opc);
-	err = cp_aes128_ecb_block(k, x, temp);
+	err = cp_aes128_block(aes, x, temp);
 	if (err != CP_OK)
 		goto out;
 
@@ -86,29 +90,30 @@ cp_milenage(const uint8_t k[16], const uint8_t opc[16],
 	xor16(x, in1, opc);
 	rot(y, x, 64);
 	xor16(x, y, temp);
-	err = cp_aes128_ecb_block(k, x, y);
+	err = cp_aes128_block(aes, x, y);
 	if (err != CP_OK)
 		goto out;
 	xor16(o, y, opc);
 	memcpy(m.f1, o, 8);
 	memcpy(m.f1star, o + 8, 8);
 
-	if ((err = out_n(k, opc, temp, 0, 0x01, o)) != CP_OK)
+	if ((err = out_n(aes, opc, temp, 0, 0x01, o)) != CP_OK)
 		goto out;
 	memcpy(m.f5, o, 6);
 	memcpy(m.f2, o + 8, 8);
-	if ((err = out_n(k, opc, temp, 32, 0x02, o)) != CP_OK)
+	if ((err = out_n(aes, opc, temp, 32, 0x02, o)) != CP_OK)
 		goto out;
 	memcpy(m.f3, o, 16);
-	if ((err = out_n(k, opc, temp, 64, 0x04, o)) != CP_OK)
+	if ((err = out_n(aes, opc, temp, 64, 0x04, o)) != CP_OK)
 		goto out;
 	memcpy(m.f4, o, 16);
-	if ((err = out_n(k, opc, temp, 96, 0x08, o)) != CP_OK)
+	if ((err = out_n(aes, opc, temp, 96, 0x08, o)) != CP_OK)
 		goto out;
 	memcpy(m.f5star, o, 6);
 
 	*out = m;
 out:
+	cp_aes128_free(aes);
 	cp_cleanse(&m, sizeof m);
 	cp_cleanse(temp, sizeof temp);
 	cp_cleanse(x, sizeof x);

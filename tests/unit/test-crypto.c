@@ -56,6 +56,21 @@ test_aes(void)
 	cp_test_unhex("00112233445566778899aabbccddeeff", pt, 16);
 	CP_CHECK_INT(cp_aes128_ecb_block(key, pt, out), CP_OK);
 	CP_CHECK_HEX(out, 16, "69c4e0d86a7b0430d8cdb78070b4c55a");
+	/* The keyed form: same block, and no state carried between blocks. */
+	{
+		CpAes128 *aes = cp_aes128_new(key);
+
+		CP_CHECK(aes != NULL);
+		for (int i = 0; i < 3; i++) {
+			memset(out, 0, 16);
+			CP_CHECK_INT(cp_aes128_block(aes, pt, out), CP_OK);
+			CP_CHECK_HEX(out, 16, "69c4e0d86a7b0430d8cdb78070b4c55a");
+		}
+		CP_CHECK_INT(cp_aes128_block(NULL, pt, out), CP_ERR_ARGUMENT);
+		cp_aes128_free(aes);
+		cp_aes128_free(NULL);
+		CP_CHECK(cp_aes128_new(NULL) == NULL);
+	}
 
 	cp_test_unhex("2b7e151628aed2a6abf7158809cf4f3c", key, 16);
 	cp_test_unhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", icb, 16);
