@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The device's half of the flow for the network tests, on the protocol
+ * library only: "tag" writes the tag content a device made by cellprov-mfg
+ * would present (URI + signed device record, optionally a receipt);
+ * "accept" takes the profile the companion wrote, runs the device's checks
+ * (cp_profile_verify with the device key), compares the USIM credentials
+ * with the AUSF's subscriber export, and writes the next tag content with
+ * a receipt MAC'd with K''. Results are one JSON line on stdout.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <glib.h>
+
+#include "cellprov.h"
+
+static EVP_PKEY *
+load_key(GKeyFile *kf)
+{
+	g_autofree char *path = g_key_file_get_string(kf, "device", "key", NULL);
+	g_autofree char *pem = NULL;
+	gsize len;
+
+	if (!path || !g_file_get_contents(path, &pem, &len, NULL))
+		return NULL;
+	return cp_pkey_from_pem(pem, len);
+}
+
+static gboolean
+fill_record(GKeyFile *kf, EVP_PKEY *key, guint64 counter, int state, CpDeviceRecord *dr)
+{
+	g_autofree char *man = g_key_file_get_string(kf, "device", "manufacturer", NULL);
+	g_autofree char *model = g_key_file_get_string(kf, "device", "model", NULL);
+	g_autofree char *serial = g_key_file_get_string(kf, "device", "serial", NULL);
+	g_autofree char *suites = g_key_file_get_string(kf, "device", "suites", NULL);
+
+	memset(dr, 0, sizeof(*dr));
+	if (!man || !model || !serial || !suites || cp_device_id(key, dr->device_id) != CP_OK)
+		return FALSE;
+	dr->version = 1;
+	g_strlcpy(dr->manufacturer, man, sizeof(dr->manufacturer));
+	g_strlcpy(dr->model, model, sizeof(dr->model));
+	g_strlcpy(dr->serial, serial, sizeof(dr->serial));
+	for (char *p = suites; *p && dr->n_suites < CP_DR_SUITES_MAX; p++) {
+		if (*p == 'A')
+			dr->suites[dr->n_suites++] = CP_SUITE_A;
+		else if (*p == 'B')
+			dr->suites[dr->n_suites++] = CP_SUITE_B;
+	}
+	dr->state = (uint8_t)state;
+	dr->att_counter = counter;
+	return cp_random(dr->att_random, sizeof(dr->att_random)) == CP_OK;
+}
+
+static int
+write_tag(const char *out, const char *url, const CpBuf *rec, const CpBuf *receipt)
+{
+	cp_auto_buf ndef = CP_BUF_INIT;
+	CpError err = cp_tag_build(url, rec->data, rec->len, receipt ? receipt->data : NULL,
+				   receipt ? receipt->len : 0, &ndef);
+
+	if (err != CP_OK) {
+		fprintf(stderr, "cp_tag_build: %s\n", cp_error_name(err));
+		return 1;
+	}
+	if (!g_file_set_contents(out, (const char *)ndef.data, (gssize)ndef.len, NULL))
+		return 1;
+	return 0;
+}
+
+static int
+cmd_tag(int argc, char **argv)
+{
+	g_autofree char *config = NULL, *out = NULL, *url = NULL;
+	gint64 counter = 1;
+	int state = 0;
+	gboolean corrupt = FALSE;
+	GOptionEntry entries[] = {
+		{ "config", 0, 0, G_OPTION_ARG_FILENAME, &config, "cellprov.conf from cellprov-mfg", NULL },
+		{ "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "tag file (NDEF message)", NULL },
+		{ "counter", 0, 0, G_OPTION_ARG_INT64, &counter, "att_counter", NULL },
+		{ "state", 0, 0, G_OPTION_ARG_INT, &state, "device state", NULL },
+		{ "url", 0, 0, G_OPTION_ARG_STRING, &url, "certificate URL instead of the config's", NULL },
+		{ "corrupt-signature", 0, 0, G_OPTION_ARG_NONE, &corrupt, "flip a bit of the attestation", NULL },
+		{ NULL }
+	};
+	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	cp_auto_buf rec = CP_BUF_INIT;
+	CpDeviceRecord dr;
+	EVP_PKEY *key;
+	CpError err;
+	int ret;
+
+	g_option_context_add_main_entries(oc, entries, NULL);
+	if (!g_option_context_parse(oc, &argc, &argv, NULL) || !config || !out ||
+	    !g_key_file_load_from_file(kf, config, G_KEY_FILE_NONE, NULL))
+		return 2;
+	if (!url)
+		url = g_key_file_get_string(kf, "device", "certificate-url", NULL);
+	key = load_key(kf);
+	if (!key || !fill_record(kf, key, (guint64)counter, state, &dr))
+		return 1;
+	err = cp_device_record_encode(&dr, key, &rec);
+	EVP_PKEY_free(key);
+	if (err != CP_OK) {
+		fprintf(stderr, "cp_device_record_encode: %s\n", cp_error_name(err));
+		return 1;
+	}
+	if (corrupt)
+		rec.data[rec.len - 5] ^= 0x01;
+	ret = write_tag(out, url, &rec, NULL);
+	if (!ret)
+		printf("{\"tag\":\"%s\",\"counter\":%" G_GINT64_FORMAT "}\n", out, counter);
+	return ret;
+}
+
+/* The subscriber file line for supi holds exactly these K and OPc. */
+static gboolean
+subscriber_matches(const char *path, const char *supi, const CpSecret *k, const CpSecret *opc)
+{
+	g_autofree char *text = NULL;
+	g_auto(GStrv) lines = NULL;
+	char khex[33], ohex[33];
+	gboolean found = FALSE;
+
+	if (!g_file_get_contents(path, &text, NULL, NULL))
+		return FALSE;
+	cp_hex_encode(k->data, 16, khex);
+	cp_hex_encode(opc->data, 16, ohex);
+	lines = g_strsplit(text, "\n", -1);
+	for (char **l = lines; *l; l++) {
+		g_auto(GStrv) f = g_strsplit(*l, " ", -1);
+
+		if (g_strv_length(f) == 4 && strcmp(f[0], supi) == 0)
+			found = strcmp(f[1], khex) == 0 && strcmp(f[2], ohex) == 0 &&
+				strlen(f[3]) == 12;
+	}
+	return found;
+}
+
+static int
+cmd_accept(int argc, char **argv)
+{
+	g_autofree char *config = NULL, *tag = NULL, *profile_path = NULL, *out = NULL;
+	g_autofree char *subscribers = NULL, *registration = NULL;
+	gint64 last_seq = 0, counter = 100;
+	int status = CP_RECEIPT_PROVISIONED;
+	GOptionEntry entries[] = {
+		{ "config", 0, 0, G_OPTION_ARG_FILENAME, &config, "cellprov.conf", NULL },
+		{ "tag", 0, 0, G_OPTION_ARG_FILENAME, &tag, "the tag the companion read (device record)", NULL },
+		{ "profile", 0, 0, G_OPTION_ARG_FILENAME, &profile_path, "the NDEF message the companion wrote", NULL },
+		{ "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "next tag content, with the receipt", NULL },
+		{ "last-seq", 0, 0, G_OPTION_ARG_INT64, &last_seq, "last committed profile_seq", NULL },
+		{ "counter", 0, 0, G_OPTION_ARG_INT64, &counter, "att_counter of the next tag content", NULL },
+		{ "status", 0, 0, G_OPTION_ARG_INT, &status, "receipt status to report", NULL },
+		{ "registration", 0, 0, G_OPTION_ARG_STRING, &registration, "PLMN registered on", NULL },
+		{ "subscribers", 0, 0, G_OPTION_ARG_FILENAME, &subscribers, "AUSF subscriber export to check", NULL },
+		{ NULL }
+	};
+	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autofree char *tag_data = NULL, *prof_data = NULL, *url = NULL;
+	gsize tag_len, prof_len;
+	CpNdefMessage tmsg, pmsg;
+	const CpNdefRecord *rrec, *prec;
+	CpDeviceRecord dr, next;
+	CpProfile p;
+	CpProfileKeys keys = { 0 };
+	CpVerifyContext ctx;
+	CpReceipt r;
+	cp_auto_buf rec = CP_BUF_INIT;
+	cp_auto_buf receipt = CP_BUF_INIT;
+	gboolean sub_ok = TRUE;
+	EVP_PKEY *key;
+	CpError err;
+	int ret = 1;
+
+	g_option_context_add_main_entries(oc, entries, NULL);
+	if (!g_option_context_parse(oc, &argc, &argv, NULL) || !config || !tag || !profile_path ||
+	    !g_key_file_load_from_file(kf, config, G_KEY_FILE_NONE, NULL))
+		return 2;
+	key = load_key(kf);
+	url = g_key_file_get_string(kf, "device", "certificate-url", NULL);
+	if (!key || !g_file_get_contents(tag, &tag_data, &tag_len, NULL) ||
+	    !g_file_get_contents(profile_path, &prof_data, &prof_len, NULL))
+		return 2;
+	if (cp_ndef_parse((uint8_t *)tag_data, tag_len, &tmsg) != CP_OK ||
+	    !(rrec = cp_ndef_find_mime(&tmsg, CP_MIME_DEVICE)) ||
+	    cp_device_record_decode(rrec->payload, rrec->payload_len, &dr) != CP_OK)
+		return 2;
+	err = cp_ndef_parse((uint8_t *)prof_data, prof_len, &pmsg);
+	prec = err == CP_OK ? cp_ndef_find_mime(&pmsg, CP_MIME_PROFILE) : NULL;
+	if (!prec) {
+		printf("{\"result\":\"error\",\"code\":\"%s\"}\n", cp_error_name(err ? err : CP_ERR_NDEF_NO_RECORD));
+		goto out;
+	}
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.device_id = dr.device_id;
+	ctx.device_key = key;
+	ctx.suites = dr.suites;
+	ctx.n_suites = dr.n_suites;
+	ctx.last_seq = (uint64_t)last_seq;
+	ctx.now = (uint64_t)time(NULL);
+	ctx.device_info = rrec->payload;
+	ctx.device_info_len = dr.info_len;
+	err = cp_profile_verify(prec->payload, prec->payload_len, &ctx, &p, &keys);
+	if (err != CP_OK) {
+		printf("{\"result\":\"error\",\"code\":\"%s\",\"number\":%d}\n", cp_error_name(err), err);
+		memset(&r, 0, sizeof(r));
+		r.version = 1;
+		memcpy(r.device_id, dr.device_id, CP_DEVICE_ID_LEN);
+		r.status = CP_RECEIPT_REJECTED;
+		r.reason = (uint16_t)err;
+		status = CP_RECEIPT_REJECTED;
+	} else {
+		if (subscribers)
+			sub_ok = subscriber_matches(subscribers, p.supi, keys.k_usim, keys.opc);
+		printf("{\"result\":\"ok\",\"supi\":\"%s\",\"plmn\":\"%s\",\"network_name\":\"%s\","
+		       "\"apn\":\"%s\",\"profile_seq\":%" G_GUINT64_FORMAT ",\"subscriber\":%s}\n",
+		       p.supi, p.plmn, p.network_name, p.apn, p.profile_seq, sub_ok ? "true" : "false");
+		memset(&r, 0, sizeof(r));
+		r.version = 1;
+		memcpy(r.device_id, dr.device_id, CP_DEVICE_ID_LEN);
+		r.profile_seq = p.profile_seq;
+		r.status = (uint8_t)status;
+		if (registration) {
+			r.has_registration = TRUE;
+			g_strlcpy(r.registration, registration, sizeof(r.registration));
+		}
+	}
+	if (out) {
+		if (cp_receipt_encode(&r, keys.k2, &receipt) != CP_OK ||
+		    !fill_record(kf, key, (guint64)counter, err == CP_OK ? CP_DEVICE_PROVISIONED : CP_DEVICE_FAILED, &next) ||
+		    cp_device_record_encode(&next, key, &rec) != CP_OK ||
+		    write_tag(out, url, &rec, &receipt) != 0)
+			goto out;
+	}
+	ret = err == CP_OK && sub_ok ? 0 : 1;
+out:
+	cp_profile_keys_clear(&keys);
+	EVP_PKEY_free(key);
+	return ret;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "tag") == 0)
+		return cmd_tag(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "accept") == 0)
+		return cmd_accept(argc - 1, argv + 1);
+	fprintf(stderr, "usage: cp-test-device tag|accept ...\n");
+	return 2;
+}

@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Happy path over loopback with the real programs: cellprov-mfg makes the
+device, lighttpd serves its chain over HTTPS, the companion asks the SM, the
+SM fetches and verifies the chain and has the AUSF add the device; the
+device's checks (cp_profile_verify with its key) accept the profile, the
+USIM credentials it derives are the AUSF's subscriber export, and the
+receipt MAC'd with the device's K'' verifies in the companion. Then
+restarting the SM and the AUSF loses nothing."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from netbench import Fail, check, main  # noqa: E402
+
+
+def sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_mfg(b):
+    d1 = b.make_device("idem", extra=["--adm1", "12345678"])
+    key = d1["key"]
+    k1 = sha(key)
+    d2 = b.make_device("idem", extra=["--adm1", "12345678"])
+    check(d1["device_id"] == d2["device_id"] and sha(key) == k1 and not d2["new_key"],
+          "cellprov-mfg run twice keeps the key and the DeviceID")
+    check(not d2["new_certificate"], "... and the certificate")
+    check(os.stat(key).st_mode & 0o777 == 0o600, "device key is 0600")
+    adm1 = os.path.join(os.path.dirname(key), "adm1")
+    check(os.stat(adm1).st_mode & 0o777 == 0o600 and open(adm1).read() == "12345678", "ADM1 file is 0600")
+    chain = open(d1["chain"]).read()
+    check(chain.count("BEGIN CERTIFICATE") == 2 and
+          chain.startswith(open(d1["certificate"]).read()), "chain file: device certificate, then intermediate")
+    spki = subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-outform", "DER"],
+                          capture_output=True, check=True).stdout
+    check(hashlib.sha256(spki).hexdigest()[:32] == d1["device_id"], "DeviceID = SHA-256(SPKI)[0:16]")
+    conf = open(d1["config"]).read()
+    check("certificate-url=" + d1["certificate_url"] in conf and "adm1=" in conf, "config holds URL and ADM1 path")
+    r = b.run([b.prog("tools/cellprov-mfg"), "device", "--ca", b.path("ca"), "--out", b.path("dev-idem"),
+               "--chains", b.path("www", "devices"), "--url-base", "https://127.0.0.1:1/devices",
+               "--adm1", "1234"], check_rc=False)
+    check(r.returncode != 0 and "8 ASCII digits" in r.stderr and sha(key) == k1, "bad ADM1 refused, nothing changed")
+    os.chmod(key, 0o644)
+    r = b.run([b.prog("tools/cellprov-mfg"), "device", "--ca", b.path("ca"), "--out", b.path("dev-idem"),
+               "--chains", b.path("www", "devices"), "--url-base", "https://127.0.0.1:1/devices"], check_rc=False)
+    check(r.returncode != 0 and "0600" in r.stderr and sha(key) == k1, "world-readable key refused, not replaced")
+    os.chmod(key, 0o600)
+    d3 = b.make_device("idem", extra=["--force"])
+    check(d3["new_key"] and d3["device_id"] != d1["device_id"], "--force makes a new key and DeviceID")
+
+
+def provision(b, name, last_seq, want_seq):
+    tag = b.tag(name)
+    profile = tag + ".profile"
+    receipt_tag = tag + ".after"
+    comp = b.companion(tag, profile=profile, receipt_tag=receipt_tag, wait=False)
+    # play the device: wait for the companion's tap 2, check, answer tap 3
+    deadline = 200
+    while not os.path.exists(profile) and deadline and comp.poll() is None:
+        import time
+        time.sleep(0.05)
+        deadline -= 1
+    if not os.path.exists(profile):
+        out, err = comp.communicate()
+        raise Fail("companion wrote no profile: %s %s" % (out, err))
+    subs = b.export_subscribers()
+    rc, res = b.accept(name, tag, profile, out=receipt_tag, last_seq=last_seq, subscribers=subs)
+    out, err = comp.communicate(timeout=30)
+    import json
+    cres = json.loads(out)
+    check(rc == 0 and res["result"] == "ok", "device accepts profile %d (cp_profile_verify with its key)" % want_seq)
+    check(res["subscriber"], "the device's K_usim and OPc are the AUSF's subscriber export")
+    check(res["profile_seq"] == want_seq and res["plmn"] == "00101" and res["supi"].startswith("00101")
+          and res["apn"] == "iot.test" and res["network_name"] == "cellprov test network",
+          "profile fields (seq %d, PLMN, SUPI, APN, name)" % want_seq)
+    check(comp.returncode == 0 and cres["result"] == "ok" and cres["receipt"]["verified"]
+          and cres["receipt"]["status"] == "provisioned", "companion verified the receipt with K''")
+    check(cres["device"]["device_id"] == b.devices[name]["device_id"], "companion reports the DeviceID")
+    return tag, profile, res
+
+
+def test_happy(b):
+    b.make_device("gw")
+    _, profile1, res1 = provision(b, "gw", 0, 1)
+    tag2, profile2, res2 = provision(b, "gw", 1, 2)
+    check(res1["supi"] == res2["supi"], "reprovisioning keeps the SUPI")
+    rc, res = b.accept("gw", tag2, profile1, last_seq=2)
+    check(rc != 0 and res["code"] == "replay", "an older profile is refused by the device (replay)")
+    lines = [l for l in open(b.export_subscribers()) if not l.startswith("#")]
+    check(len(lines) == 1 and lines[0].split()[0] == res1["supi"] and len(lines[0].split()) == 4,
+          "subscriber file: one line <imsi> <K> <OPc> <SQN>")
+    check(os.stat(b.path("ausf.db")).st_mode & 0o777 == 0o600, "AUSF database is 0600")
+    b.state = (tag2, res1["supi"])
+    for log in ("sm", "ausf"):
+        text = open(b.path(log + ".log")).read()
+        check(res1["supi"] not in text, "%s log does not show the SUPI" % log)
+        check(b.token not in text and b.ausf_token not in text, "%s log holds no token" % log)
+
+
+def test_restart(b):
+    tag2, supi = b.state
+    b.stop("sm")
+    b.stop("ausf")
+    b.start_ausf()
+    b.write_sm_conf()
+    b.start_sm()
+    rc, res, _ = b.companion(tag2)
+    check(rc == 1 and res["error"]["code"] == "stale-attestation",
+          "after a restart the SM still knows the last counter")
+    _, _, res3 = provision(b, "gw", 2, 3)
+    check(res3["supi"] == supi, "after a restart the AUSF keeps the SUPI; profile_seq went on to 3")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], [test_mfg, test_happy, test_restart]))
