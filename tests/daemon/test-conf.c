@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cellprov.conf: a full file, defaults, and every kind of bad value with
+ * the error it must give. */
+#include <glib.h>
+#include <string.h>
+
+#include "cp-conf.h"
+
+#define URL "https://certs.example.net/devices/0123456789abcdef0123456789abcdef"
+
+static const char *const good =
+	"[device]\n"
+	"key=/etc/cellprov/device-key.pem      # PKCS#8 PEM path (0600) or a credential\n"
+	"certificate=/etc/cellprov/device-cert.pem\n"
+	"certificate-url=" URL "\n"
+	"manufacturer=Example Ltd\n"
+	"model=GW-1\n"
+	"serial=SN0001\n"
+	"suites=A;B\n"
+	"[nfc]\n"
+	"connstring=pn532_uart:/dev/ttyS1\n"
+	"[modem]\n"
+	"backend=qmi\n"
+	"device=/dev/cdc-wdm0\n"
+	"proxy=false\n"
+	"card=sysmo-isim-sja2\n"
+	"adm1=adm1\n"
+	"registration-timeout=30\n"
+	"reset=user\n"
+	"[daemon]\n"
+	"state-directory=/var/lib/cellprov\n";
+
+static const char *const minimal =
+	"[device]\n"
+	"key=device-key\n"
+	"certificate-url=" URL "\n"
+	"manufacturer=Example Ltd\n"
+	"model=GW-1\n"
+	"serial=SN0001\n"
+	"[modem]\n"
+	"device=/dev/cdc-wdm0\n"
+	"card=sysmo-isim-sja2\n"
+	"adm1=/etc/cellprov/adm1\n";
+
+static void
+test_good(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CpConf) c = cp_conf_load_data(good, strlen(good), "good.conf", &error);
+
+	g_assert_no_error(error);
+	g_assert_cmpstr(c->key, ==, "/etc/cellprov/device-key.pem");
+	g_assert_cmpstr(c->certificate, ==, "/etc/cellprov/device-cert.pem");
+	g_assert_cmpstr(c->certificate_url, ==, URL);
+	g_assert_cmpstr(c->manufacturer, ==, "Example Ltd");
+	g_assert_cmpuint(c->n_suites, ==, 2);
+	g_assert_cmpuint(c->suites[0], ==, CP_SUITE_A);
+	g_assert_cmpuint(c->suites[1], ==, CP_SUITE_B);
+	g_assert_cmpstr(c->nfc_connstring, ==, "pn532_uart:/dev/ttyS1");
+	g_assert_cmpint(c->backend, ==, CP_BACKEND_QMI);
+	g_assert_false(c->proxy);
+	g_assert_cmpstr(c->card, ==, "sysmo-isim-sja2");
+	g_assert_cmpstr(c->adm1, ==, "adm1");
+	g_assert_cmpuint(c->registration_timeout, ==, 30);
+	g_assert_cmpint(c->reset, ==, CP_RESET_USER);
+	g_assert_cmpstr(c->state_directory, ==, "/var/lib/cellprov");
+}
+
+static void
+test_defaults(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CpConf) c = cp_conf_load_data(minimal, strlen(minimal), "min.conf", &error);
+
+	g_assert_no_error(error);
+	g_assert_null(c->certificate);
+	g_assert_null(c->nfc_connstring);
+	g_assert_cmpuint(c->n_suites, ==, 1);
+	g_assert_cmpuint(c->suites[0], ==, CP_SUITE_B);
+	g_assert_cmpint(c->backend, ==, CP_BACKEND_AUTO);
+	g_assert_true(c->proxy);
+	g_assert_cmpuint(c->registration_timeout, ==, CP_CONF_DEFAULT_REG_TIMEOUT);
+	g_assert_cmpint(c->reset, ==, CP_RESET_AUTO);
+	g_assert_cmpstr(c->state_directory, ==, CP_CONF_DEFAULT_STATE_DIR);
+	g_assert_cmpstr(cp_backend_kind_name(c->backend), ==, "auto");
+	g_assert_cmpstr(cp_reset_mode_name(c->reset), ==, "auto");
+}
+
+/* Replace "key=..." of group in the minimal file, or add it. */
+static char *
+with(const char *group, const char *key, const char *value)
+{
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+
+	g_assert_true(g_key_file_load_from_data(kf, minimal, -1, G_KEY_FILE_NONE, NULL));
+	if (value)
+		g_key_file_set_value(kf, group, key, value);
+	else
+		g_key_file_remove_key(kf, group, key, NULL);
+	return g_key_file_to_data(kf, NULL, NULL);
+}
+
+static void
+test_bad(void)
+{
+	static const struct {
+		const char *group, *key, *value;   /* value NULL: remove the key */
+		const char *expect;                 /* in the message */
+	} cases[] = {
+		{ "device", "key", NULL, "[device] key: missing" },
+		{ "device", "key", "", "[device] key: missing" },
+		{ "device", "key", "relative/key.pem", "neither an absolute path nor a credential name" },
+		{ "device", "key", "..", "not a credential name" },
+		{ "device", "certificate", "cert.pem", "[device] certificate: 'cert.pem' is not an absolute path" },
+		{ "device", "certificate-url", NULL, "[device] certificate-url: missing" },
+		{ "device", "certificate-url", "http://certs.example.net/devices/x", "does not start with https://" },
+		{ "device", "certificate-url", "https://certs.example.net", "not of the form" },
+		{ "device", "certificate-url", "https://certs.example.net/devices/", "not of the form" },
+		{ "device", "certificate-url", "https://certs.example.net/a b/x", "not of the form" },
+		{ "device", "manufacturer", NULL, "[device] manufacturer: missing" },
+		{ "device", "model", "0123456789012345678901234567890123456789012345678901234567890123456789",
+		  "[device] model: must be 1-64 bytes" },
+		{ "device", "serial", "SN\\t1", "[device] serial: contains a control character" },
+		{ "device", "suites", "C", "'C' is not an ECIES profile" },
+		{ "device", "suites", "B;B", "B is listed twice" },
+		{ "device", "suites", ";", "not an ECIES profile" },
+		{ "device", "colour", "blue", "[device] colour: unknown key" },
+		{ "modem", "backend", "at", "[modem] backend: 'at' is not one of auto, qmi, mm" },
+		{ "modem", "device", NULL, "[modem] device: missing" },
+		{ "modem", "device", "cdc-wdm0", "not an absolute device path" },
+		{ "modem", "proxy", "yes", "[modem] proxy: 'yes' is not true or false" },
+		{ "modem", "card", NULL, "[modem] card: missing" },
+		{ "modem", "card", "../x", "is not a USIM driver name" },
+		{ "modem", "adm1", NULL, "[modem] adm1: missing" },
+		{ "modem", "adm1", "etc/adm1", "neither an absolute path" },
+		{ "modem", "registration-timeout", "0", "is not a number of seconds from 1 to 3600" },
+		{ "modem", "registration-timeout", "3601", "from 1 to 3600" },
+		{ "modem", "registration-timeout", "12s", "'12s' is not a number" },
+		{ "modem", "registration-timeout", "-5", "'-5' is not a number" },
+		{ "modem", "reset", "later", "[modem] reset: 'later' is not one of auto, user" },
+		{ "nfc", "reader", "x", "[nfc] reader: unknown key" },
+		{ "daemon", "state-directory", "var/lib", "[daemon] state-directory: 'var/lib' is not an absolute path" },
+		{ "mdoem", "device", "/dev/x", "[mdoem]: unknown group" },
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *data = with(cases[i].group, cases[i].key, cases[i].value);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(CpConf) c = cp_conf_load_data(data, strlen(data), "t.conf", &error);
+
+		if (c || !error || !strstr(error->message, cases[i].expect) ||
+		    !g_str_has_prefix(error->message, "t.conf: "))
+			g_error("[%s] %s=%s: got '%s', want '%s'", cases[i].group, cases[i].key,
+				cases[i].value ? cases[i].value : "(removed)",
+				error ? error->message : "success", cases[i].expect);
+		g_assert_true(error->domain == G_KEY_FILE_ERROR);
+	}
+}
+
+static void
+test_missing_groups_and_files(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CpConf) c = NULL;
+	const char *no_modem = "[device]\nkey=k\ncertificate-url=" URL "\nmanufacturer=a\nmodel=b\nserial=c\n";
+
+	c = cp_conf_load_data("", 0, "empty.conf", &error);
+	g_assert_null(c);
+	g_assert_nonnull(strstr(error->message, "empty.conf: [device]: missing"));
+	g_clear_error(&error);
+
+	c = cp_conf_load_data(no_modem, strlen(no_modem), "x.conf", &error);
+	g_assert_null(c);
+	g_assert_nonnull(strstr(error->message, "[modem]: missing"));
+	g_clear_error(&error);
+
+	c = cp_conf_load_data("key=v\n", 6, "nogroup.conf", &error);
+	g_assert_null(c);
+	g_assert_nonnull(strstr(error->message, "nogroup.conf: "));
+	g_clear_error(&error);
+
+	c = cp_conf_load("/nonexistent/cellprov.conf", &error);
+	g_assert_null(c);
+	g_assert_nonnull(strstr(error->message, "/nonexistent/cellprov.conf"));
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/daemon/conf/good", test_good);
+	g_test_add_func("/daemon/conf/defaults", test_defaults);
+	g_test_add_func("/daemon/conf/bad", test_bad);
+	g_test_add_func("/daemon/conf/missing", test_missing_groups_and_files);
+	return g_test_run();
+}

@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The journal: round trips, every torn or altered file refused with a
+ * clear error, records that do not hang together refused, and the files
+ * and directory modes it insists on. */
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cp-glib.h"
+#include "cp-crypto.h"
+#include "cp-journal.h"
+#include "cp-tlv.h"
+
+static void
+fill_busy(CpJournal *j, CpState state)
+{
+	static const uint8_t backup[] = { 0x01, 0x00, 0x03, 'o', 'l', 'd' };
+	static const uint8_t receipt[] = { 0x01, 0x00, 0x01, 0x01 };
+	uint8_t k2[32];
+
+	for (gsize i = 0; i < sizeof(k2); i++)
+		k2[i] = (uint8_t)(0xa0 + i);
+	cp_journal_init(j);
+	j->state = state;
+	j->att_counter = 41;
+	j->committed_seq = 7;
+	j->attempt_seq = 7;
+	j->last_error = 0;
+	g_strlcpy(j->imsi, "001010000000001", sizeof(j->imsi));
+	g_strlcpy(j->plmn, "00101", sizeof(j->plmn));
+	g_strlcpy(j->network_name, "cellprov test network", sizeof(j->network_name));
+	g_strlcpy(j->apn, "internet", sizeof(j->apn));
+	j->k2 = cp_secret_new_from(k2, sizeof(k2));
+	j->backup = cp_secret_new_from(backup, sizeof(backup));
+	cp_journal_set_receipt(j, receipt, sizeof(receipt));
+}
+
+static void
+assert_same(const CpJournal *a, const CpJournal *b)
+{
+	g_assert_cmpint(a->state, ==, b->state);
+	g_assert_cmpuint(a->att_counter, ==, b->att_counter);
+	g_assert_cmpuint(a->committed_seq, ==, b->committed_seq);
+	g_assert_cmpuint(a->attempt_seq, ==, b->attempt_seq);
+	g_assert_cmpuint(a->last_error, ==, b->last_error);
+	g_assert_cmpstr(a->imsi, ==, b->imsi);
+	g_assert_cmpstr(a->plmn, ==, b->plmn);
+	g_assert_cmpstr(a->network_name, ==, b->network_name);
+	g_assert_cmpstr(a->apn, ==, b->apn);
+	g_assert_cmpint(!!a->k2, ==, !!b->k2);
+	if (a->k2)
+		g_assert_true(cp_secret_equal(a->k2, b->k2));
+	g_assert_cmpint(!!a->backup, ==, !!b->backup);
+	if (a->backup)
+		g_assert_true(cp_secret_equal(a->backup, b->backup));
+	g_assert_cmpmem(a->receipt, a->receipt_len, b->receipt, b->receipt_len);
+}
+
+static void
+test_round_trip(void)
+{
+	static const CpState states[] = {
+		CP_STATE_IDLE, CP_STATE_PROVISIONING, CP_STATE_RESETTING, CP_STATE_REGISTERING,
+		CP_STATE_ROLLING_BACK, CP_STATE_PROVISIONED, CP_STATE_FAILED,
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(states); i++) {
+		CpJournal j, back;
+		cp_auto_buf buf = CP_BUF_INIT;
+		const char *why = "unset";
+
+		fill_busy(&j, states[i]);
+		if (!cp_state_is_busy(states[i]))
+			cp_journal_end_attempt(&j);
+		g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_OK);
+		g_assert_cmpint(cp_journal_decode(buf.data, buf.len, &back, &why), ==, CP_OK);
+		g_assert_null(why);
+		assert_same(&j, &back);
+		cp_journal_clear(&j);
+		cp_journal_clear(&back);
+	}
+}
+
+/* A fresh journal (a new device) encodes and decodes too. */
+static void
+test_fresh(void)
+{
+	CpJournal j, back;
+	cp_auto_buf buf = CP_BUF_INIT;
+
+	cp_journal_init(&j);
+	g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_OK);
+	g_assert_cmpint(cp_journal_decode(buf.data, buf.len, &back, NULL), ==, CP_OK);
+	assert_same(&j, &back);
+	g_assert_cmpint(back.state, ==, CP_STATE_IDLE);
+	g_assert_null(back.receipt);
+}
+
+/* A torn write: every prefix is refused, none decodes as something else. */
+static void
+test_every_truncation(void)
+{
+	CpJournal j, back;
+	cp_auto_buf buf = CP_BUF_INIT;
+
+	fill_busy(&j, CP_STATE_PROVISIONING);
+	g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_OK);
+	for (gsize len = 0; len < buf.len; len++) {
+		const char *why = NULL;
+
+		g_assert_cmpint(cp_journal_decode(buf.data, len, &back, &why), !=, CP_OK);
+		g_assert_nonnull(why);
+		g_assert_null(back.k2);
+		g_assert_cmpint(back.state, ==, CP_STATE_IDLE);
+	}
+	cp_journal_clear(&j);
+}
+
+/* Any single bit flipped anywhere is refused. */
+static void
+test_every_bit_flip(void)
+{
+	CpJournal j, back;
+	cp_auto_buf buf = CP_BUF_INIT;
+
+	fill_busy(&j, CP_STATE_REGISTERING);
+	g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_OK);
+	for (gsize i = 0; i < buf.len; i++) {
+		for (int bit = 0; bit < 8; bit++) {
+			buf.data[i] ^= (uint8_t)(1u << bit);
+			g_assert_cmpint(cp_journal_decode(buf.data, buf.len, &back, NULL), !=, CP_OK);
+			buf.data[i] ^= (uint8_t)(1u << bit);
+		}
+	}
+	g_assert_cmpint(cp_journal_decode(buf.data, buf.len, &back, NULL), ==, CP_OK);
+	cp_journal_clear(&back);
+	cp_journal_clear(&j);
+}
+
+/* Appending anything after the checksum is refused. */
+static void
+test_trailing(void)
+{
+	CpJournal j, back;
+	cp_auto_buf buf = CP_BUF_INIT;
+	const char *why = NULL;
+
+	cp_journal_init(&j);
+	g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_OK);
+	cp_buf_append_u8(&buf, 0);
+	g_assert_cmpint(cp_journal_decode(buf.data, buf.len, &back, &why), !=, CP_OK);
+	g_assert_nonnull(why);
+}
+
+/*
+ * Records with a valid checksum that still make no sense: written by a
+ * buggy or foreign program. Built by hand with the checksum recomputed.
+ */
+static void
+encode_raw(CpBuf *b, uint8_t state, gboolean with_k2, gboolean with_backup, uint64_t attempt,
+	   uint64_t committed, uint8_t version)
+{
+	uint8_t sum[CP_SHA256_LEN];
+	uint8_t k2[32] = { 0 };
+
+	cp_buf_append(b, "CPJ", 3);
+	cp_buf_append_u8(b, version);
+	cp_tlv_put_u8(b, 0x01, state);
+	cp_tlv_put_be64(b, 0x02, 1);
+	cp_tlv_put_be64(b, 0x03, committed);
+	cp_tlv_put_be16(b, 0x04, 0);
+	if (attempt)
+		cp_tlv_put_be64(b, 0x05, attempt);
+	cp_tlv_put_str(b, 0x06, "001010000000001");
+	cp_tlv_put_str(b, 0x07, "00101");
+	if (with_k2)
+		cp_tlv_put(b, 0x10, k2, sizeof(k2));
+	if (with_backup)
+		cp_tlv_put(b, 0x11, "x", 1);
+	cp_sha256(b->data, b->len, sum);
+	cp_tlv_put(b, 0x7F, sum, sizeof(sum));
+}
+
+static void
+test_inconsistent(void)
+{
+	static const struct {
+		const char *name;
+		uint8_t state;
+		gboolean k2, backup;
+		uint64_t attempt, committed;
+		uint8_t version;
+		CpError want;
+	} cases[] = {
+		{ "valid busy", CP_STATE_PROVISIONING, TRUE, TRUE, 3, 3, 1, CP_OK },
+		{ "valid rest", CP_STATE_FAILED, FALSE, FALSE, 3, 3, 1, CP_OK },
+		{ "format 2", CP_STATE_IDLE, FALSE, FALSE, 0, 0, 2, CP_ERR_VERSION },
+		{ "received is never journaled", CP_STATE_RECEIVED, FALSE, FALSE, 0, 0, 1, CP_ERR_BAD_VALUE },
+		{ "verified is never journaled", CP_STATE_VERIFIED, FALSE, FALSE, 0, 0, 1, CP_ERR_BAD_VALUE },
+		{ "state out of range", 0x40, FALSE, FALSE, 0, 0, 1, CP_ERR_BAD_VALUE },
+		{ "busy without backup", CP_STATE_PROVISIONING, TRUE, FALSE, 3, 3, 1, CP_ERR_MISSING_FIELD },
+		{ "busy without K''", CP_STATE_REGISTERING, FALSE, TRUE, 3, 3, 1, CP_ERR_MISSING_FIELD },
+		{ "busy without attempt", CP_STATE_ROLLING_BACK, TRUE, TRUE, 0, 3, 1, CP_ERR_MISSING_FIELD },
+		{ "secrets at rest", CP_STATE_PROVISIONED, TRUE, TRUE, 3, 3, 1, CP_ERR_BAD_VALUE },
+		{ "attempt above committed", CP_STATE_FAILED, FALSE, FALSE, 4, 3, 1, CP_ERR_BAD_VALUE },
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		cp_auto_buf buf = CP_BUF_INIT;
+		CpJournal back;
+		const char *why = NULL;
+		CpError err;
+
+		encode_raw(&buf, cases[i].state, cases[i].k2, cases[i].backup, cases[i].attempt,
+			   cases[i].committed, cases[i].version);
+		err = cp_journal_decode(buf.data, buf.len, &back, &why);
+		if (err != cases[i].want)
+			g_error("%s: got %s, want %s", cases[i].name, cp_error_name(err),
+				cp_error_name(cases[i].want));
+		g_assert_true((err == CP_OK) == (why == NULL));
+		cp_journal_clear(&back);
+	}
+}
+
+/* The encoder refuses to write what the decoder would refuse. */
+static void
+test_encode_refuses(void)
+{
+	CpJournal j;
+	cp_auto_buf buf = CP_BUF_INIT;
+
+	fill_busy(&j, CP_STATE_PROVISIONING);
+	cp_secret_free(j.backup);
+	j.backup = NULL;
+	g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_ERR_ARGUMENT);
+	cp_journal_clear(&j);
+
+	cp_journal_init(&j);
+	j.state = CP_STATE_VERIFIED;
+	g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_ERR_ARGUMENT);
+}
+
+static char *
+make_state_dir(void)
+{
+	g_autoptr(GError) error = NULL;
+	char *dir = g_dir_make_tmp("cp-journal-XXXXXX", &error);
+
+	g_assert_no_error(error);
+	return dir;
+}
+
+static void
+rm_rf(const char *dir)
+{
+	g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+
+	g_assert_cmpint(system(cmd), ==, 0);
+}
+
+static void
+test_files(void)
+{
+	g_autofree char *dir = make_state_dir();
+	g_autofree char *path = g_build_filename(dir, CP_JOURNAL_NAME, NULL);
+	g_autofree char *tmp = g_strconcat(path, ".tmp", NULL);
+	g_autoptr(GError) error = NULL;
+	CpJournal j, back;
+	gboolean found = TRUE;
+	struct stat st;
+
+	g_assert_true(cp_journal_check_dir(dir, &error));
+	g_assert_true(cp_journal_load(dir, &back, &found, &error));
+	g_assert_no_error(error);
+	g_assert_false(found);
+	g_assert_cmpint(back.state, ==, CP_STATE_IDLE);
+
+	fill_busy(&j, CP_STATE_PROVISIONING);
+	g_assert_true(cp_journal_save(dir, &j, &error));
+	g_assert_cmpint(stat(path, &st), ==, 0);
+	g_assert_cmpint(st.st_mode & 07777, ==, 0600);
+
+	/* a write cut short leaves a .tmp beside the whole journal */
+	g_assert_true(g_file_set_contents(tmp, "CPJ", 3, NULL));
+	g_assert_true(cp_journal_load(dir, &back, &found, &error));
+	g_assert_true(found);
+	assert_same(&j, &back);
+	g_assert_false(g_file_test(tmp, G_FILE_TEST_EXISTS));
+	cp_journal_clear(&back);
+
+	/* a damaged journal is refused, named, and left in place */
+	{
+		g_autofree char *data = NULL;
+		gsize len;
+
+		g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+		g_assert_true(g_file_set_contents(path, data, (gssize)len / 2, NULL));
+	}
+	g_assert_false(cp_journal_load(dir, &back, &found, &error));
+	g_assert_error(error, CP_ERROR, CP_ERR_STORAGE);
+	g_assert_nonnull(strstr(error->message, path));
+	g_assert_nonnull(strstr(error->message, "torn"));
+	g_assert_true(g_file_test(path, G_FILE_TEST_EXISTS));
+	g_clear_error(&error);
+
+	/* a state directory others can enter is refused */
+	g_assert_cmpint(chmod(dir, 0755), ==, 0);
+	g_assert_false(cp_journal_check_dir(dir, &error));
+	g_assert_error(error, CP_ERROR, CP_ERR_STORAGE);
+	g_assert_nonnull(strstr(error->message, "0700"));
+	g_clear_error(&error);
+
+	/* a missing one is made 0700 */
+	{
+		g_autofree char *sub = g_build_filename(dir, "sub", NULL);
+
+		g_assert_true(cp_journal_check_dir(sub, &error));
+		g_assert_cmpint(stat(sub, &st), ==, 0);
+		g_assert_cmpint(st.st_mode & 07777, ==, 0700);
+	}
+	cp_journal_clear(&j);
+	rm_rf(dir);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/daemon/journal/round-trip", test_round_trip);
+	g_test_add_func("/daemon/journal/fresh", test_fresh);
+	g_test_add_func("/daemon/journal/every-truncation", test_every_truncation);
+	g_test_add_func("/daemon/journal/every-bit-flip", test_every_bit_flip);
+	g_test_add_func("/daemon/journal/trailing", test_trailing);
+	g_test_add_func("/daemon/journal/inconsistent", test_inconsistent);
+	g_test_add_func("/daemon/journal/encode-refuses", test_encode_refuses);
+	g_test_add_func("/daemon/journal/files", test_files);
+	return g_test_run();
+}
