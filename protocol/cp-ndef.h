@@ -44,10 +44,21 @@ typedef struct {
 #define CP_MIME_PROFILE "application/vnd.cellprov.profile"
 #define CP_MIME_RECEIPT "application/vnd.cellprov.receipt"
 
-/* Strict parse: MB on the first record only, ME on the last, no chunks
- * (CP_ERR_NDEF_CHUNKED), nothing after ME. */
+/*
+ * Strict parse: MB on the first record only (CP_ERR_NDEF_HEADER), ME on the
+ * last: bytes after it are CP_ERR_NDEF_TRAILING, a message ending without
+ * it CP_ERR_NDEF_TRUNCATED, like a record that ends past the message. No
+ * chunks (CF: CP_ERR_NDEF_CHUNKED). CP_ERR_NDEF_HEADER for TNF 0x07, for
+ * Unchanged (it belongs to chunks), an Empty record with a type, ID or
+ * payload, an Unknown record with a type, or a typed TNF without one.
+ * CP_ERR_NDEF_EMPTY for no byte at all, CP_ERR_NDEF_TOO_LARGE above
+ * CP_T4T_NDEF_MAX, CP_ERR_NDEF_TOO_MANY above CP_NDEF_MAX_RECORDS. msg is
+ * untouched on failure.
+ */
 CpError cp_ndef_parse(const uint8_t *buf, size_t len, CpNdefMessage *msg);
-/* Encode with MB/ME set and short records where the payload fits. */
+/* Encode with MB/ME set, short records where the payload fits and IL
+ * where there is an ID; appends to out, which is unchanged on failure. The
+ * parser's rules apply (the message at most CP_T4T_NDEF_MAX bytes). */
 CpError cp_ndef_encode(const CpNdefMessage *msg, CpBuf *out);
 
 void cp_ndef_record_mime(CpNdefRecord *r, const char *mime, const uint8_t *payload, size_t len);
@@ -55,7 +66,8 @@ void cp_ndef_record_mime(CpNdefRecord *r, const char *mime, const uint8_t *paylo
 const CpNdefRecord *cp_ndef_find_mime(const CpNdefMessage *msg, const char *mime);
 
 /* URI record payload: the longest matching prefix of the RTD URI table
- * (codes 0x00-0x23) and the rest. */
+ * (codes 0x00-0x23, compared exactly) and the rest. CP_ERR_NDEF_URI for an
+ * empty URI, control characters or invalid UTF-8. */
 CpError cp_ndef_uri_encode(const char *uri, CpBuf *payload);
 /* Full URI as a malloc'd string; CP_ERR_NDEF_URI for a reserved code,
  * control characters or NUL. */
@@ -85,13 +97,23 @@ typedef struct {
 	uint8_t write_access;          /* 0x00 = free, 0xFF = none */
 } CpT4tCc;
 
+/* Version 2.0, MLe = MLc = 246, NDEF file E104 of 2 + CP_T4T_NDEF_MAX
+ * bytes, free read and write. */
 void cp_t4t_cc_default(CpT4tCc *cc);
 void cp_t4t_cc_encode(const CpT4tCc *cc, uint8_t out[CP_T4T_CC_LEN]);
+/*
+ * CP_ERR_T4T_CC unless: at least 15 bytes, CCLEN 000F-FFFE, major version
+ * 2, MLe >= 000F, MLc >= 0001, the NDEF file control TLV (04 06) first,
+ * file id not reserved (0000, E102, E103, 3F00, 3FFF, FFFF), max size
+ * 0005-FFFE, access bytes not RFU (read 00 or 80-FE, write also FF).
+ * Bytes after the first TLV are further TLVs and not looked at.
+ */
 CpError cp_t4t_cc_decode(const uint8_t *buf, size_t len, CpT4tCc *cc);
 
 /* ---- the tag content of PROTOCOL.md ---- */
 
-/* URI record (certificate URL), device record, and the receipt if any. */
+/* URI record (certificate URL), device record, and the receipt if any
+ * (receipt NULL or receipt_len 0: none). Appends to ndef. */
 CpError cp_tag_build(const char *cert_url,
 		     const uint8_t *device_record, size_t dr_len,
 		     const uint8_t *receipt, size_t receipt_len,

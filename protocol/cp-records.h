@@ -6,6 +6,14 @@
  * form); encoders produce the canonical encoding the decoders accept.
  * Strings are NUL-terminated copies, so fixed buffers are one byte longer
  * than the field's limit.
+ *
+ * Common rules: a structure above CP_RECORD_MAX is CP_ERR_TOO_LARGE; a
+ * version other than 1 is CP_ERR_VERSION, judged before the rest (a later
+ * version may lay out its fields differently). Decoders leave their output
+ * untouched on failure. Encoders write version CP_PROTOCOL_VERSION whatever
+ * the struct's version field says, append to out, check what they wrote
+ * with the decoder (a bad field gets the code a receiver would report) and
+ * leave out as it was on failure; CP_ERR_CRYPTO means no memory.
  */
 #pragma once
 
@@ -61,7 +69,8 @@ CpError cp_device_record_encode(const CpDeviceRecord *dr, EVP_PKEY *device_key, 
 /* Encode tags 0x01-0x06 only: the device info hashed into K''. */
 CpError cp_device_record_info(const CpDeviceRecord *dr, CpBuf *out);
 CpError cp_device_record_decode(const uint8_t *buf, size_t len, CpDeviceRecord *dr);
-/* Decode, then check the signature under the certificate's public key. */
+/* Decode, then check the signature under the certificate's public key
+ * (CP_ERR_SIGNATURE). */
 CpError cp_device_record_verify(const uint8_t *buf, size_t len, EVP_PKEY *pub, CpDeviceRecord *dr);
 
 /* ---- profile ---- */
@@ -96,13 +105,19 @@ typedef struct {
 CpError cp_enc_cred_seal(CpSuite suite, EVP_PKEY *device_pub, EVP_PKEY *eph_priv,
 			 const CpSecret *k_prime, const CpSecret *opc,
 			 uint8_t out[CP_ENC_CRED_MAX], size_t *out_len);
-/* Open enc_cred with the device key: new K' and OPc secrets. */
+/* Open enc_cred with the device key: new K' and OPc secrets. CP_ERR_SUITE
+ * for an unknown suite, CP_ERR_LENGTH for a length not of its suite,
+ * CP_ERR_DECRYPT (or CP_ERR_POINT) from ECIES; nothing is returned then. */
 CpError cp_enc_cred_open(const uint8_t *enc, size_t len, EVP_PKEY *device_key,
 			 CpSecret **k_prime, CpSecret **opc);
 
-/* Encode all fields and append mac = HMAC(K_prof, preceding bytes). */
+/* Encode all fields and append mac = HMAC(K_prof, preceding bytes).
+ * k_prof is 32 bytes. A supi outside plmn is CP_ERR_SUPI_PLMN: the device
+ * would reject it. */
 CpError cp_profile_encode(const CpProfile *p, const CpSecret *k_prof, CpBuf *out);
-/* Structure only: no key needed, no MAC checked. */
+/* Structure only: no key needed, no MAC checked, supi/plmn not compared.
+ * An enc_cred of an unknown suite is CP_ERR_BAD_VALUE, one whose length is
+ * not its suite's CP_ERR_LENGTH. */
 CpError cp_profile_decode(const uint8_t *buf, size_t len, CpProfile *p);
 
 typedef struct {
@@ -126,11 +141,19 @@ typedef struct {
 } CpProfileKeys;
 
 /*
- * The device's checks, in PROTOCOL.md order: decode; version; device_id;
- * decrypt enc_cred (ECIES MAC); derive K_SM, K_prof; mac (constant time);
- * profile_seq; not_after. keys is filled as far as the checks got: after
- * CP_ERR_REPLAY or CP_ERR_EXPIRED, keys->k2 is set so the rejection
- * receipt can be MAC'd; after an earlier failure it is not.
+ * The device's checks, in PROTOCOL.md order: decode (cp_profile_decode's
+ * codes); version (CP_ERR_VERSION); device_id (CP_ERR_WRONG_DEVICE);
+ * suite offered (CP_ERR_SUITE) and decrypt enc_cred (CP_ERR_DECRYPT,
+ * CP_ERR_POINT); derive K_usim, K_SM, K_prof, K''; mac, constant time
+ * (CP_ERR_MAC); profile_seq above ctx->last_seq (CP_ERR_REPLAY); not_after
+ * not before ctx->now (CP_ERR_EXPIRED; not_after is the last valid
+ * second); supi starts with plmn (CP_ERR_SUPI_PLMN). The first failing
+ * check decides the code.
+ *
+ * keys is output only (overwritten). On success p and every key are set.
+ * On failure p is untouched and no key is returned, except keys->k2 after
+ * a failure behind the mac (replay, expired, supi/plmn): the mac proved
+ * the SM made the profile, so the rejection receipt can carry a mac.
  */
 CpError cp_profile_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx,
 			  CpProfile *p, CpProfileKeys *keys);
