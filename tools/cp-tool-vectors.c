@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The fixed inputs and the derivation of cellprov's published vectors: the
+ * device side of the flow (identity, device record), the AUSF's and SM's
+ * side (K', K_usim, OPc, K_SM, enc_cred, K'', K_prof, profile), and the
+ * device's receipt. Every value printed is also recomputed by the test
+ * that checks the published file.
+ */
+#include "cp-tool-vectors.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cellprov.h"
+
+/* Fixed inputs. Arbitrary, but never to be changed: others check against them. */
+#define V_DEVICE_PRIVKEY "5e2b6f1c9a3d48e07c11b2a94f6d3e58c0a7b19f2e4d6c8a1b3f5e7092d4c6a8"
+#define V_EPH_PRIVKEY    "7a0f3c5e9b1d2f4a6c8e0b2d4f6a8c0e1f3b5d7a9c2e4f6b8d0a1c3e5f7b9d2a"
+#define V_K_C            "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0"
+#define V_OP             "cdc202d5123e20f62b6d676ac72cb318"
+#define V_NONCE          "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+#define V_ATT_RANDOM     "00112233445566778899aabbccddeeff"
+#define V_SUPI           "001010000000001"
+#define V_PLMN           "00101"
+#define V_NETWORK_NAME   "cellprov test network"
+#define V_APN            "iot.cellprov.test"
+#define V_MSISDN         "1234567890"
+#define V_URL_BASE       "https://certs.example.net/devices/"
+#define V_MANUFACTURER   "Example Devices Ltd"
+#define V_MODEL          "GW-1"
+#define V_SERIAL         "SN-000001"
+#define V_ATT_COUNTER    1
+#define V_PROFILE_SEQ    1
+#define V_NOT_AFTER      1893456000      /* 2030-01-01T00:00:00Z */
+
+static FILE *say;
+
+static void __attribute__((format(printf, 1, 2)))
+step(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!say)
+		return;
+	va_start(ap, fmt);
+	vfprintf(say, fmt, ap);
+	va_end(ap);
+	fputc('\n', say);
+}
+
+static void
+hex_line(FILE *out, const char *name, const uint8_t *data, size_t len)
+{
+	fprintf(out, "%s = ", name);
+	for (size_t i = 0; i < len; i++)
+		fprintf(out, "%02x", data[i]);
+	fputc('\n', out);
+}
+
+static CpSecret *
+fixed(const char *hex)
+{
+	return cp_secret_new_from_hex(hex, 0);
+}
+
+CpError
+cp_tool_vectors(FILE *out, FILE *explain, const uint8_t *sig, size_t sig_len)
+{
+	cp_auto_secret *dev_priv = fixed(V_DEVICE_PRIVKEY), *eph_priv_raw = fixed(V_EPH_PRIVKEY),
+		*k_c = fixed(V_K_C), *op = fixed(V_OP), *kp = NULL, *k_usim = NULL, *opc = NULL,
+		*k_sm = NULL, *k2 = NULL, *k_prof = NULL;
+	cp_auto_buf dr_buf = CP_BUF_INIT, info = CP_BUF_INIT, prof_buf = CP_BUF_INIT,
+		rc_buf = CP_BUF_INIT, tag = CP_BUF_INIT, prof_ndef = CP_BUF_INIT;
+	uint8_t nonce[CP_NONCE_LEN], pub[33], info_hash[32], cc[CP_T4T_CC_LEN];
+	EVP_PKEY *dev = NULL, *eph = NULL;
+	uint8_t *spki = NULL;
+	size_t spki_len = 0;
+	char url[128];
+	CpDeviceRecord dr = { 0 };
+	CpProfile p = { 0 };
+	CpReceipt r = { 0 };
+	CpNdefMessage msg = { 0 };
+	CpT4tCc t4t;
+	CpError err = CP_ERR_CRYPTO;
+
+	say = explain;
+	if (!dev_priv || !eph_priv_raw || !k_c || !op)
+		goto out;
+	cp_hex_decode(V_NONCE, nonce, sizeof nonce);
+
+	/* Manufacturing: the device key, its DeviceID and certificate URL. */
+	dev = cp_p256_from_private(dev_priv->data);
+	eph = cp_p256_from_private(eph_priv_raw->data);
+	if (!dev || !eph || cp_p256_public_compressed(dev, pub) ||
+	    !(spki = cp_pubkey_spki(dev, &spki_len)))
+		goto out;
+	dr.version = CP_PROTOCOL_VERSION;
+	if ((err = cp_device_id(dev, dr.device_id)))
+		goto out;
+	{
+		char id_hex[2 * CP_DEVICE_ID_LEN + 1];
+
+		cp_hex_encode(dr.device_id, CP_DEVICE_ID_LEN, id_hex);
+		snprintf(url, sizeof url, "%s%s", V_URL_BASE, id_hex);
+	}
+	step("manufacturing: device key made; DeviceID = SHA-256(SPKI)[0..15]; certificate URL %s", url);
+
+	/* Step 1: the device record the companion reads from the tag. */
+	snprintf(dr.manufacturer, sizeof dr.manufacturer, "%s", V_MANUFACTURER);
+	snprintf(dr.model, sizeof dr.model, "%s", V_MODEL);
+	snprintf(dr.serial, sizeof dr.serial, "%s", V_SERIAL);
+	dr.suites[0] = CP_SUITE_B;
+	dr.n_suites = 1;
+	dr.state = CP_DEVICE_UNPROVISIONED;
+	dr.att_counter = V_ATT_COUNTER;
+	cp_hex_decode(V_ATT_RANDOM, dr.att_random, sizeof dr.att_random);
+	if ((err = cp_device_record_encode(&dr, dev, &dr_buf)))
+		goto out;
+	if (sig) {
+		/* Reuse a published signature: it must sign exactly these bytes. */
+		CpDeviceRecord chk;
+		size_t signed_len;
+
+		if ((err = cp_device_record_decode(dr_buf.data, dr_buf.len, &chk)))
+			goto out;
+		signed_len = chk.signed_len;
+		if ((err = cp_ecdsa_verify(dev, dr_buf.data, signed_len, sig, sig_len)))
+			goto out;
+		dr_buf.len = signed_len;
+		cp_tlv_put(&dr_buf, 0x0A, sig, sig_len);
+		if (dr_buf.failed) {
+			err = CP_ERR_CRYPTO;
+			goto out;
+		}
+	}
+	if ((err = cp_device_record_verify(dr_buf.data, dr_buf.len, dev, &dr)))
+		goto out;
+	if ((err = cp_device_record_info(&dr, &info)))
+		goto out;
+	cp_sha256(info.data, info.len, info_hash);
+	step("step 1: device record of %zu bytes, attestation counter %d, signed by the device key",
+	     dr_buf.len, V_ATT_COUNTER);
+	if ((err = cp_tag_build(url, dr_buf.data, dr_buf.len, NULL, 0, &tag)))
+		goto out;
+	step("step 1: NDEF message on the tag: URI record + device record, %zu bytes", tag.len);
+	step("steps 2-4: the SM fetches the chain at the URL, verifies it, checks the DeviceID and the signature");
+
+	/* Steps 5-6: the AUSF/UDM. */
+	kp = cp_keys_k_prime(k_c, dr.device_id, V_SUPI);
+	k_usim = kp ? cp_keys_k_usim(kp) : NULL;
+	opc = k_usim ? cp_keys_opc(k_usim, op) : NULL;
+	k_sm = kp ? cp_keys_k_sm(kp, dr.device_id) : NULL;
+	if (!kp || !k_usim || !opc || !k_sm) {
+		err = CP_ERR_CRYPTO;
+		goto out;
+	}
+	step("steps 5-6: AUSF assigns SUPI %s, derives K', K_usim, OPc, K_SM", V_SUPI);
+	p.enc_cred_len = sizeof p.enc_cred;
+	if ((err = cp_enc_cred_seal(CP_SUITE_B, dev, eph, kp, opc, p.enc_cred, &p.enc_cred_len)))
+		goto out;
+	step("step 6: K' || OPc encrypted to the device key with ECIES profile B (%zu bytes)", p.enc_cred_len);
+
+	/* Step 7-8: the SM. */
+	k2 = cp_keys_k2(k_sm, nonce, info.data, info.len);
+	k_prof = cp_keys_k_prof(k_sm, nonce);
+	if (!k2 || !k_prof) {
+		err = CP_ERR_CRYPTO;
+		goto out;
+	}
+	p.version = CP_PROTOCOL_VERSION;
+	memcpy(p.device_id, dr.device_id, CP_DEVICE_ID_LEN);
+	p.profile_seq = V_PROFILE_SEQ;
+	memcpy(p.nonce, nonce, sizeof nonce);
+	p.has_not_after = true;
+	p.not_after = V_NOT_AFTER;
+	snprintf(p.plmn, sizeof p.plmn, "%s", V_PLMN);
+	snprintf(p.network_name, sizeof p.network_name, "%s", V_NETWORK_NAME);
+	snprintf(p.supi, sizeof p.supi, "%s", V_SUPI);
+	snprintf(p.apn, sizeof p.apn, "%s", V_APN);
+	p.has_msisdn = true;
+	snprintf(p.msisdn, sizeof p.msisdn, "%s", V_MSISDN);
+	if ((err = cp_profile_encode(&p, k_prof, &prof_buf)))
+		goto out;
+	step("steps 7-8: SM picks the nonce, derives K'' and K_prof, builds a %zu-byte profile MAC'd with K_prof",
+	     prof_buf.len);
+	cp_ndef_record_mime(&msg.records[0], CP_MIME_PROFILE, prof_buf.data, prof_buf.len);
+	msg.n_records = 1;
+	if ((err = cp_ndef_encode(&msg, &prof_ndef)))
+		goto out;
+	step("step 9: the companion writes the profile NDEF message (%zu bytes) and keeps K''", prof_ndef.len);
+
+	/* Step 10: the device verifies as it would on a real write. */
+	{
+		uint8_t suites[] = { CP_SUITE_B };
+		CpVerifyContext ctx = {
+			.device_id = dr.device_id, .device_key = dev, .suites = suites, .n_suites = 1,
+			.last_seq = 0, .now = V_NOT_AFTER - 1,
+			.device_info = info.data, .device_info_len = info.len,
+		};
+		CpProfileKeys keys = { 0 };
+		CpProfile got;
+
+		err = cp_profile_verify(prof_buf.data, prof_buf.len, &ctx, &got, &keys);
+		if (!err && (!cp_secret_equal(keys.k2, k2) || !cp_secret_equal(keys.k_usim, k_usim) ||
+			     !cp_secret_equal(keys.opc, opc)))
+			err = CP_ERR_MAC;
+		cp_profile_keys_clear(&keys);
+		if (err)
+			goto out;
+		step("step 10: device verified the profile (version, device_id, ECIES MAC, mac, profile_seq, not_after), "
+		     "decrypted K' and OPc, derived K_usim and K''");
+	}
+	r.version = CP_PROTOCOL_VERSION;
+	memcpy(r.device_id, dr.device_id, CP_DEVICE_ID_LEN);
+	r.profile_seq = V_PROFILE_SEQ;
+	r.status = CP_RECEIPT_PROVISIONED;
+	r.reason = CP_OK;
+	r.has_registration = true;
+	snprintf(r.registration, sizeof r.registration, "%s", V_PLMN);
+	if ((err = cp_receipt_encode(&r, k2, &rc_buf)))
+		goto out;
+	if ((err = cp_receipt_verify(rc_buf.data, rc_buf.len, k2, &r)))
+		goto out;
+	step("step 10: receipt 'provisioned and registered on %s', MAC'd with K''; the companion verifies it", V_PLMN);
+	cp_t4t_cc_default(&t4t);
+	cp_t4t_cc_encode(&t4t, cc);
+
+	fprintf(out,
+		"# cellprov protocol version 1: published test vectors.\n"
+		"# Made by `cellprov-tool vectors`; checked by tests/unit/test-vectors.\n"
+		"# Format as in the 3GPP vector files: 'name = value', hex unless the name\n"
+		"# ends in _text (ASCII) or is a decimal number (_dec). Inputs first, then\n"
+		"# every key of the schedule and the exact bytes of each structure.\n"
+		"# ECDSA signatures are randomised: an implementation reproduces every byte\n"
+		"# except att_signature, which it verifies instead.\n\n");
+	fprintf(out, "# inputs\n");
+	hex_line(out, "device_privkey", dev_priv->data, dev_priv->len);
+	hex_line(out, "device_pubkey", pub, sizeof pub);
+	hex_line(out, "device_spki", spki, spki_len);
+	hex_line(out, "device_id", dr.device_id, CP_DEVICE_ID_LEN);
+	fprintf(out, "certificate_url_text = %s\n", url);
+	hex_line(out, "k_c", k_c->data, k_c->len);
+	fprintf(out, "supi_text = %s\n", V_SUPI);
+	hex_line(out, "op", op->data, op->len);
+	hex_line(out, "nonce", nonce, sizeof nonce);
+	hex_line(out, "eph_privkey", eph_priv_raw->data, eph_priv_raw->len);
+	hex_line(out, "att_random", dr.att_random, sizeof dr.att_random);
+	fprintf(out, "att_counter_dec = %d\nprofile_seq_dec = %d\nnot_after_dec = %d\n",
+		V_ATT_COUNTER, V_PROFILE_SEQ, V_NOT_AFTER);
+	fprintf(out, "\n# key schedule\n");
+	hex_line(out, "k_prime", kp->data, kp->len);
+	hex_line(out, "k_usim", k_usim->data, k_usim->len);
+	hex_line(out, "opc", opc->data, opc->len);
+	hex_line(out, "k_sm", k_sm->data, k_sm->len);
+	hex_line(out, "device_info", info.data, info.len);
+	hex_line(out, "device_info_sha256", info_hash, sizeof info_hash);
+	hex_line(out, "k2", k2->data, k2->len);
+	hex_line(out, "k_prof", k_prof->data, k_prof->len);
+	fprintf(out, "\n# structures\n");
+	hex_line(out, "att_signature", dr.att_signature, dr.att_signature_len);
+	hex_line(out, "device_record", dr_buf.data, dr_buf.len);
+	hex_line(out, "enc_cred", p.enc_cred, p.enc_cred_len);
+	hex_line(out, "profile", prof_buf.data, prof_buf.len);
+	hex_line(out, "receipt", rc_buf.data, rc_buf.len);
+	hex_line(out, "ndef_tag", tag.data, tag.len);
+	hex_line(out, "ndef_profile", prof_ndef.data, prof_ndef.len);
+	hex_line(out, "t4t_cc", cc, sizeof cc);
+	err = CP_OK;
+out:
+	if (spki)
+		free(spki);
+	EVP_PKEY_free(dev);
+	EVP_PKEY_free(eph);
+	return err;
+}
