@@ -258,7 +258,7 @@ restore_done(GObject *source, GAsyncResult *res, gpointer data)
 
 	d->restoring = FALSE;
 	if (!d->backend->ops->restore_finish(d->backend, res, &error)) {
-		dlog(d, G_LOG_LEVEL_WARNING, "rollback: failed: %s", error->message);
+		dlog(d, G_LOG_LEVEL_MESSAGE, "rollback: failed: %s", error->message);
 		set_last_error(d, CP_ERR_ROLLBACK, error->message);
 		set_step(d, NULL);
 		notify_changed(d);
@@ -298,7 +298,7 @@ start_restore(CpDaemon *d)
 	if (d->restoring || d->stopping)
 		return;
 	if (!d->backend) {
-		dlog(d, G_LOG_LEVEL_WARNING,
+		dlog(d, G_LOG_LEVEL_MESSAGE,
 		     "rollback: no modem backend to put the old USIM values back with");
 		set_last_error(d, CP_ERR_ROLLBACK, "no modem backend to roll back with");
 		restore_schedule_retry(d);
@@ -374,7 +374,7 @@ attempt_fail(Attempt *a, CpError err, const char *message)
 	CpJournal next;
 	gboolean written = cp_state_is_busy(d->m.state);
 
-	dlog(d, G_LOG_LEVEL_WARNING, "provisioning failed: %s (%s)", message, cp_error_name(err));
+	dlog(d, G_LOG_LEVEL_MESSAGE, "provisioning failed: %s (%s)", message, cp_error_name(err));
 	set_last_error(d, err, message);
 	transition(d, CP_EVENT_STEP_FAILED);
 

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cellprovctl: control and inspect cellprovd over D-Bus (cellprovctl(1)). */
+#include <glib.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cellprov.h"
+#include "cp-config.h"
+#include "cp-dbus-generated.h"
+#include "cp-glib.h"
+#include "cellprovctl-output.h"
+
+#define DBUS_NAME "org.cellprov.Daemon1"
+#define DBUS_PATH "/org/cellprov/Daemon1"
+
+static gboolean opt_json;
+static gboolean opt_personal;
+static int opt_timeout = 30;
+
+static const GOptionEntry entries[] = {
+	{ "json", 'J', 0, G_OPTION_ARG_NONE, &opt_json, "Print JSON", NULL },
+	{ "personal", 'p', 0, G_OPTION_ARG_NONE, &opt_personal,
+	  "Show the IMSI unredacted (root only)", NULL },
+	{ "timeout", 't', 0, G_OPTION_ARG_INT, &opt_timeout,
+	  "Seconds to wait for 'wait' (default 30)", "SECONDS" },
+	{ NULL },
+};
+
+static CpDbusDaemon1 *
+connect_daemon(GError **error)
+{
+	const char *address = g_getenv("CELLPROV_BUS_ADDRESS");
+	g_autoptr(GDBusConnection) bus = NULL;
+	g_autofree char *owner = NULL;
+	CpDbusDaemon1 *proxy;
+
+	if (address && *address)
+		bus = g_dbus_connection_new_for_address_sync(address,
+			G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+			G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION, NULL, NULL, error);
+	else
+		bus = g_bus_get_sync(G_BUS_TYPE_SYSTEM, NULL, error);
+	if (!bus)
+		return NULL;
+	proxy = cp_dbus_daemon1_proxy_new_sync(bus, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START,
+					       DBUS_NAME, DBUS_PATH, NULL, error);
+	if (!proxy)
+		return NULL;
+	owner = g_dbus_proxy_get_name_owner(G_DBUS_PROXY(proxy));
+	if (!owner) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
+			    "cellprovd is not running (nobody owns %s on the bus)", DBUS_NAME);
+		g_object_unref(proxy);
+		return NULL;
+	}
+	return proxy;
+}
+
+static const char *
+or_none(const char *s)
+{
+	return s && *s ? s : "none";
+}
+
+static void
+show_status(CpDbusDaemon1 *d)
+{
+	g_autofree char *imsi = NULL;
+	g_autofree char *error_line = NULL;
+	const char *last = cp_dbus_daemon1_get_last_error(d);
+
+	if (opt_personal) {
+		g_autoptr(GError) error = NULL;
+
+		if (!cp_dbus_daemon1_call_get_imsi_sync(d, &imsi, NULL, &error)) {
+			g_dbus_error_strip_remote_error(error);
+			g_printerr("cellprovctl: cannot read the IMSI: %s\n", error->message);
+			exit(EXIT_FAILURE);
+		}
+	} else {
+		imsi = g_strdup(cp_dbus_daemon1_get_imsi(d));
+	}
+
+	cp_out_section("status", "Status");
+	cp_out_str("state", "state", cp_dbus_daemon1_get_state(d));
+	cp_out_str("step", "step", or_none(cp_dbus_daemon1_get_step(d)));
+	cp_out_str("last-error", "last error", or_none(last));
+	if (last && *last) {
+		error_line = g_strdup_printf("0x%04x", cp_dbus_daemon1_get_last_error_code(d));
+		cp_out_str("last-error-code", "error code", error_line);
+		cp_out_str("last-error-message", "error message",
+			   cp_dbus_daemon1_get_last_error_message(d));
+	}
+	cp_out_section("network", "Network");
+	cp_out_str("operator", "operator", or_none(cp_dbus_daemon1_get_operator(d)));
+	cp_out_str("imsi", "IMSI", or_none(imsi));
+	cp_out_section("daemon", "Daemon");
+	cp_out_str("transport", "transport", or_none(cp_dbus_daemon1_get_transport(d)));
+	cp_out_str("backend", "modem backend", or_none(cp_dbus_daemon1_get_backend(d)));
+	cp_out_uint("profile-seq", "profile seq", cp_dbus_daemon1_get_profile_seq(d));
+	cp_out_uint("attestation-counter", "attestation", cp_dbus_daemon1_get_attestation_counter(d));
+}
+
+static void
+show_identity(CpDbusDaemon1 *d)
+{
+	cp_out_section("identity", "Identity");
+	cp_out_str("device-id", "device id", cp_dbus_daemon1_get_device_id(d));
+	cp_out_str("certificate-url", "certificate", cp_dbus_daemon1_get_certificate_url(d));
+	cp_out_str("manufacturer", "manufacturer", cp_dbus_daemon1_get_manufacturer(d));
+	cp_out_str("model", "model", cp_dbus_daemon1_get_model(d));
+	cp_out_str("serial", "serial", cp_dbus_daemon1_get_serial(d));
+}
+
+static const char *
+receipt_status_name(uint8_t s)
+{
+	switch (s) {
+	case CP_RECEIPT_ACCEPTED:
+		return "accepted";
+	case CP_RECEIPT_PROVISIONED:
+		return "provisioned";
+	case CP_RECEIPT_REJECTED:
+		return "rejected";
+	case CP_RECEIPT_FAILED:
+		return "failed";
+	}
+	return "unknown";
+}
+
+static int
+show_receipt(CpDbusDaemon1 *d)
+{
+	GVariant *v = cp_dbus_daemon1_get_receipt(d);
+	gsize len = 0;
+	const uint8_t *buf = v ? g_variant_get_fixed_array(v, &len, 1) : NULL;
+	g_autofree char *hex = NULL;
+	g_autofree char *reason = NULL;
+	CpReceipt r;
+	CpError err;
+
+	cp_out_section("receipt", "Receipt");
+	if (!len) {
+		cp_out_str("status", "status", "none");
+		return EXIT_SUCCESS;
+	}
+	err = cp_receipt_decode(buf, len, &r);
+	hex = cp_hex_strdup(buf, len);
+	if (err != CP_OK) {
+		cp_out_str("status", "status", "undecodable");
+		cp_out_str("error", "error", cp_error_name(err));
+		cp_out_str("raw", "raw", hex);
+		return EXIT_FAILURE;
+	}
+	cp_out_uint("profile-seq", "profile seq", r.profile_seq);
+	cp_out_str("status", "status", receipt_status_name(r.status));
+	reason = r.reason ? g_strdup_printf("%s (0x%04x)", cp_error_name(r.reason), r.reason)
+			  : g_strdup("none");
+	cp_out_str("reason", "reason", reason);
+	if (r.reason)
+		cp_out_str("reason-message", "meaning", cp_error_message(r.reason));
+	cp_out_str("registration", "registered on", r.has_registration ? r.registration : "none");
+	cp_out_str("mac", "mac", r.has_mac ? "present (K'')" : "none");
+	cp_out_str("raw", "raw", hex);
+	return EXIT_SUCCESS;
+}
+
+static int
+show_logs(CpDbusDaemon1 *d)
+{
+	g_auto(GStrv) lines = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (!cp_dbus_daemon1_call_get_log_sync(d, &lines, NULL, &error)) {
+		g_dbus_error_strip_remote_error(error);
+		g_printerr("cellprovctl: cannot read the log: %s\n", error->message);
+		return EXIT_FAILURE;
+	}
+	cp_out_section("log", "Last attempt");
+	cp_out_list("lines", "log", (const char *const *)lines);
+	return EXIT_SUCCESS;
+}
+
+static int
+call_method(CpDbusDaemon1 *d, const char *what)
+{
+	g_autoptr(GError) error = NULL;
+	gboolean ok;
+
+	if (strcmp(what, "forget") == 0)
+		ok = cp_dbus_daemon1_call_forget_sync(d, NULL, &error);
+	else
+		ok = cp_dbus_daemon1_call_rearm_sync(d, NULL, &error);
+	if (!ok) {
+		g_autofree char *remote = g_dbus_error_get_remote_error(error);
+
+		g_dbus_error_strip_remote_error(error);
+		g_printerr("cellprovctl: %s: %s%s%s%s\n", what, error->message,
+			   remote ? " [" : "", remote ? remote : "", remote ? "]" : "");
+		return EXIT_FAILURE;
+	}
+	cp_out_section("result", "Result");
+	cp_out_str("state", "state", cp_dbus_daemon1_get_state(d));
+	return EXIT_SUCCESS;
+}
+
+/* The State values of org.cellprov.Daemon1 (docs/dbus.md). */
+static const char *const states[] = {
+	"idle", "profile-received", "verified", "provisioning", "resetting", "registering",
+	"rolling-back", "provisioned", "failed", NULL,
+};
+
+typedef struct {
+	GMainLoop *loop;
+	const char *want;
+	gboolean reached;
+} Wait;
+
+static void
+on_props(GDBusProxy *proxy, GVariant *changed, GStrv invalidated, gpointer data)
+{
+	Wait *w = data;
+
+	if (g_strcmp0(cp_dbus_daemon1_get_state(CP_DBUS_DAEMON1(proxy)), w->want) == 0) {
+		w->reached = TRUE;
+		g_main_loop_quit(w->loop);
+	}
+}
+
+static gboolean
+on_wait_timeout(gpointer data)
+{
+	g_main_loop_quit(((Wait *)data)->loop);
+	return G_SOURCE_REMOVE;
+}
+
+static int
+wait_state(CpDbusDaemon1 *d, const char *want)
+{
+	Wait w = { NULL, want, FALSE };
+	if (!g_strv_contains(states, want)) {
+		g_printerr("cellprovctl: wait: '%s' is not a state\n", want);
+		return 2;
+	}
+	if (g_strcmp0(cp_dbus_daemon1_get_state(d), want) != 0) {
+		w.loop = g_main_loop_new(NULL, FALSE);
+		g_signal_connect(d, "g-properties-changed", G_CALLBACK(on_props), &w);
+		g_timeout_add_seconds((guint)MAX(opt_timeout, 1), on_wait_timeout, &w);
+		g_main_loop_run(w.loop);
+		g_main_loop_unref(w.loop);
+		if (!w.reached) {
+			g_printerr("cellprovctl: wait: still %s after %d s (wanted %s)\n",
+				   cp_dbus_daemon1_get_state(d), opt_timeout, want);
+			return EXIT_FAILURE;
+		}
+	}
+	cp_out_section("result", "Result");
+	cp_out_str("state", "state", cp_dbus_daemon1_get_state(d));
+	return EXIT_SUCCESS;
+}
+
+int
+main(int argc, char **argv)
+{
+	g_autoptr(GOptionContext) ctx = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CpDbusDaemon1) d = NULL;
+	const char *cmd;
+	int status = EXIT_SUCCESS;
+
+	setlocale(LC_ALL, "");
+	ctx = g_option_context_new("[COMMAND] - control cellprovd");
+	g_option_context_set_summary(ctx,
+		"Commands:\n"
+		"  status            state, last error, operator and IMSI (default)\n"
+		"  identity          DeviceID, certificate URL, manufacturer, model, serial\n"
+		"  receipt           the receipt on the tag, decoded\n"
+		"  logs              the daemon's log of the last attempt (root)\n"
+		"  forget            drop the provisioning record (root)\n"
+		"  re-arm            accept a new profile (root)\n"
+		"  wait STATE        wait until the daemon is in STATE");
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+		g_printerr("cellprovctl: %s (try --help)\n", error->message);
+		return 2;
+	}
+	cmd = argc > 1 ? argv[1] : "status";
+	if (!g_strv_contains((const char *const[]){ "status", "identity", "receipt", "logs",
+						    "forget", "re-arm", "rearm", "wait", NULL }, cmd)) {
+		g_printerr("cellprovctl: unknown command '%s' (try --help)\n", cmd);
+		return 2;
+	}
+	if ((strcmp(cmd, "wait") == 0) != (argc == 3) || argc > 3) {
+		g_printerr("cellprovctl: %s: wrong number of arguments (try --help)\n", cmd);
+		return 2;
+	}
+
+	d = connect_daemon(&error);
+	if (!d) {
+		g_printerr("cellprovctl: %s\n", error->message);
+		return EXIT_FAILURE;
+	}
+
+	cp_out_init(opt_json);
+	if (strcmp(cmd, "status") == 0)
+		show_status(d);
+	else if (strcmp(cmd, "identity") == 0)
+		show_identity(d);
+	else if (strcmp(cmd, "receipt") == 0)
+		status = show_receipt(d);
+	else if (strcmp(cmd, "logs") == 0)
+		status = show_logs(d);
+	else if (strcmp(cmd, "forget") == 0)
+		status = call_method(d, "forget");
+	else if (strcmp(cmd, "wait") == 0)
+		status = wait_state(d, argv[2]);
+	else
+		status = call_method(d, "re-arm");
+	cp_out_flush();
+	return status;
+}
