@@ -268,7 +268,7 @@ cp_ndef_uri_encode(const char *uri, CpBuf *payload)
 	if (!uri || !payload || payload->failed)
 		return CP_ERR_ARGUMENT;
 	n = strlen(uri);
-	if (n == 0 || n > CP_T4T_NDEF_MAX || !cp_is_utf8((const uint8_t *)uri, n))
+	if (n == 0 || !cp_is_utf8((const uint8_t *)uri, n))
 		return CP_ERR_NDEF_URI;
 	for (size_t code = 1; code < N_URI_PREFIXES; code++) {
 		size_t plen = strlen(uri_prefixes[code]);

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Writes the seed corpora of the fuzz targets: cp-fuzz-corpus DIR makes
+ * DIR/<target>/<seed> for each target. The seeds are valid structures
+ * built with the fixed fixture (so fuzz-profile-verify starts from
+ * profiles that pass the mac) and a few near misses. Run once; the output
+ * is committed under tests/fuzz/corpus/.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cp-fuzz-fixture.h"
+#include "cp-ndef.h"
+#include "cp-records.h"
+
+static const char *top;
+static int failures;
+
+static void
+write_seed(const char *target, const char *name, const uint8_t *data, size_t len)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", top, target);
+	if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+		perror(path);
+		failures++;
+		return;
+	}
+	snprintf(path, sizeof path, "%s/%s/%s", top, target, name);
+	f = fopen(path, "wb");
+	if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+		perror(path);
+		failures++;
+	}
+}
+
+static void
+check(CpError err, const char *what)
+{
+	if (err != CP_OK) {
+		fprintf(stderr, "%s: %s\n", what, cp_error_name(err));
+		exit(1);
+	}
+}
+
+static void
+profile_seed(const char *name, const CpProfile *p, const CpSecret *k_prof, CpBuf *out)
+{
+	cp_buf_init(out);
+	check(cp_profile_encode(p, k_prof, out), name);
+	write_seed("profile", name, out->data, out->len);
+	write_seed("profile-verify", name, out->data, out->len);
+}
+
+int
+main(int argc, char **argv)
+{
+	const CpFuzzFixture *f;
+	cp_auto_buf dr = CP_BUF_INIT, dr2 = CP_BUF_INIT, pr = CP_BUF_INIT, pr2 = CP_BUF_INIT;
+	cp_auto_buf pr3 = CP_BUF_INIT, rc = CP_BUF_INIT, rc2 = CP_BUF_INIT;
+	cp_auto_buf tag = CP_BUF_INIT, tag2 = CP_BUF_INIT, msg = CP_BUF_INIT, msg2 = CP_BUF_INIT;
+	CpDeviceRecord d;
+	CpProfile p;
+	CpReceipt r = { 0 };
+	CpNdefMessage m;
+	CpT4tCc cc;
+	uint8_t ccb[CP_T4T_CC_LEN + 4];
+	char url[128];
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s DIR\n", argv[0]);
+		return 2;
+	}
+	top = argv[1];
+	f = cp_fuzz_fixture();
+
+	/* Device records. */
+	check(cp_device_record_encode(&f->dr, f->device_key, &dr), "device record");
+	write_seed("device-record", "valid", dr.data, dr.len);
+	d = f->dr;
+	d.suites[0] = CP_SUITE_A;
+	d.suites[1] = CP_SUITE_B;
+	d.n_suites = 2;
+	d.state = CP_DEVICE_PROVISIONED;
+	d.att_counter = 0x0102030405060708ull;
+	strcpy(d.manufacturer, "Caf\xc3\xa9 \xe2\x82\xac Ltd");
+	check(cp_device_record_encode(&d, f->device_key, &dr2), "device record 2");
+	write_seed("device-record", "two-suites", dr2.data, dr2.len);
+
+	/* Profiles: valid, without the optional fields, replayed. */
+	profile_seed("valid", &f->profile, f->k_prof, &pr);
+	p = f->profile;
+	p.has_not_after = false;
+	p.has_msisdn = false;
+	profile_seed("no-optional", &p, f->k_prof, &pr2);
+	p = f->profile;
+	p.profile_seq = 2;
+	profile_seed("replay", &p, f->k_prof, &pr3);
+
+	/* Receipts: with and without mac. */
+	memcpy(r.device_id, f->device_id, CP_DEVICE_ID_LEN);
+	r.profile_seq = 5;
+	r.status = CP_RECEIPT_PROVISIONED;
+	r.has_registration = true;
+	strcpy(r.registration, "00101");
+	check(cp_receipt_encode(&r, f->k2, &rc), "receipt");
+	write_seed("receipt", "provisioned", rc.data, rc.len);
+	r.status = CP_RECEIPT_REJECTED;
+	r.reason = CP_ERR_DECRYPT;
+	r.has_registration = false;
+	check(cp_receipt_encode(&r, NULL, &rc2), "receipt 2");
+	write_seed("receipt", "rejected-no-mac", rc2.data, rc2.len);
+
+	/* NDEF: the tag before and after an attempt, the profile write, and
+	 * the empty message. */
+	snprintf(url, sizeof url, "https://certs.example.net/devices/");
+	for (int i = 0; i < CP_DEVICE_ID_LEN; i++)
+		snprintf(url + strlen(url), 3, "%02x", f->device_id[i]);
+	check(cp_tag_build(url, dr.data, dr.len, NULL, 0, &tag), "tag");
+	write_seed("ndef", "tag", tag.data, tag.len);
+	check(cp_tag_build(url, dr.data, dr.len, rc.data, rc.len, &tag2), "tag 2");
+	write_seed("ndef", "tag-receipt", tag2.data, tag2.len);
+	memset(&m, 0, sizeof m);
+	cp_ndef_record_mime(&m.records[0], CP_MIME_PROFILE, pr.data, pr.len);
+	m.n_records = 1;
+	check(cp_ndef_encode(&m, &msg), "profile message");
+	write_seed("ndef", "profile", msg.data, msg.len);
+	memset(&m, 0, sizeof m);
+	m.records[0].tnf = CP_TNF_EMPTY;
+	m.n_records = 1;
+	check(cp_ndef_encode(&m, &msg2), "empty message");
+	write_seed("ndef", "empty", msg2.data, msg2.len);
+
+	/* Capability containers: ours, read-only with a further TLV. */
+	cp_t4t_cc_default(&cc);
+	cp_t4t_cc_encode(&cc, ccb);
+	write_seed("t4t-cc", "default", ccb, CP_T4T_CC_LEN);
+	cc.cc_len = 19;
+	cc.write_access = 0xff;
+	cc.mle = 0xffff;
+	cp_t4t_cc_encode(&cc, ccb);
+	memcpy(ccb + CP_T4T_CC_LEN, "\x05\x02\xe1\x05", 4);
+	write_seed("t4t-cc", "read-only-extra-tlv", ccb, sizeof ccb);
+
+	if (failures)
+		return 1;
+	printf("corpus written to %s\n", top);
+	return 0;
+}
