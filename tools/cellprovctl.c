@@ -58,6 +58,17 @@ connect_daemon(GError **error)
 	return proxy;
 }
 
+/* The message, and the D-Bus error name, which scripts match on. */
+static void
+print_error(const char *what, GError *error)
+{
+	g_autofree char *remote = g_dbus_error_get_remote_error(error);
+
+	g_dbus_error_strip_remote_error(error);
+	g_printerr("cellprovctl: %s: %s%s%s%s\n", what, error->message,
+		   remote ? " [" : "", remote ? remote : "", remote ? "]" : "");
+}
+
 static const char *
 or_none(const char *s)
 {
@@ -75,8 +86,7 @@ show_status(CpDbusDaemon1 *d)
 		g_autoptr(GError) error = NULL;
 
 		if (!cp_dbus_daemon1_call_get_imsi_sync(d, &imsi, NULL, &error)) {
-			g_dbus_error_strip_remote_error(error);
-			g_printerr("cellprovctl: cannot read the IMSI: %s\n", error->message);
+			print_error("cannot read the IMSI", error);
 			exit(EXIT_FAILURE);
 		}
 	} else {
@@ -174,8 +184,7 @@ show_logs(CpDbusDaemon1 *d)
 	g_autoptr(GError) error = NULL;
 
 	if (!cp_dbus_daemon1_call_get_log_sync(d, &lines, NULL, &error)) {
-		g_dbus_error_strip_remote_error(error);
-		g_printerr("cellprovctl: cannot read the log: %s\n", error->message);
+		print_error("cannot read the log", error);
 		return EXIT_FAILURE;
 	}
 	cp_out_section("log", "Last attempt");
@@ -194,11 +203,7 @@ call_method(CpDbusDaemon1 *d, const char *what)
 	else
 		ok = cp_dbus_daemon1_call_rearm_sync(d, NULL, &error);
 	if (!ok) {
-		g_autofree char *remote = g_dbus_error_get_remote_error(error);
-
-		g_dbus_error_strip_remote_error(error);
-		g_printerr("cellprovctl: %s: %s%s%s%s\n", what, error->message,
-			   remote ? " [" : "", remote ? remote : "", remote ? "]" : "");
+		print_error(what, error);
 		return EXIT_FAILURE;
 	}
 	cp_out_section("result", "Result");

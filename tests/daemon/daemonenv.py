@@ -1,0 +1,219 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""What the daemon tests share: a device identity made with openssl, a
+private system-like dbus-daemon carrying the real bus policy file, a
+NOTIFY_SOCKET listener, and cellprovd/cellprovctl runners. Standard
+library only."""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get("CP_BUILD_DIR", "")
+SOURCE = os.environ.get("CP_SOURCE_DIR", "")
+CELLPROVD = os.path.join(BUILD, "daemon", "cellprovd")
+CELLPROVCTL = os.path.join(BUILD, "tools", "cellprovctl")
+POLICY = os.path.join(SOURCE, "daemon", "org.cellprov.Daemon1.conf")
+
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+  </policy>
+  <include>{policy}</include>
+</busconfig>
+"""
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def skip(msg):
+    print("SKIP: " + msg)
+    sys.exit(77)
+
+
+class Env:
+    def __init__(self):
+        for prog in ("openssl", "dbus-daemon"):
+            if not shutil.which(prog):
+                skip(prog + " is not installed")
+        if os.geteuid() != 0:
+            skip("needs root: the bus policy lets only root call methods")
+        self.dir = tempfile.mkdtemp(prefix="cp-daemon-test-")
+        # the bus socket is in a directory others can enter, so a test
+        # can call as nobody
+        self.busdir = os.path.join(self.dir, "bus")
+        os.mkdir(self.busdir)
+        os.chmod(self.dir, 0o711)
+        os.chmod(self.busdir, 0o777)
+        self.state = os.path.join(self.dir, "state")
+        self.procs = []
+        self.bus = None
+        self.daemon = None
+        self.make_identity()
+
+    # ---- identity and configuration ----
+
+    def make_identity(self):
+        self.key = os.path.join(self.dir, "device-key.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-out", self.key],
+                       check=True, stderr=subprocess.DEVNULL)
+        os.chmod(self.key, 0o600)
+        spki = subprocess.run(["openssl", "pkey", "-in", self.key, "-pubout", "-outform", "DER"],
+                              check=True, capture_output=True).stdout
+        self.device_id = hashlib.sha256(spki).hexdigest()[:32]
+        text = subprocess.run(["openssl", "pkey", "-in", self.key, "-text", "-noout"],
+                              check=True, capture_output=True, text=True).stdout
+        # the private scalar as hex, to look for in logs
+        priv = text.split("priv:")[1].split("pub:")[0]
+        self.key_hex = "".join(c for c in priv if c in "0123456789abcdef")
+        self.key_pem_lines = [l for l in open(self.key).read().splitlines()
+                              if l and not l.startswith("-----")]
+        self.adm1_value = "31415926"
+        self.adm1 = os.path.join(self.dir, "adm1")
+        with open(self.adm1, "w") as f:
+            f.write(self.adm1_value + "\n")
+        os.chmod(self.adm1, 0o600)
+        self.url = "https://certs.example.net/devices/" + self.device_id
+        self.write_config()
+
+    def write_config(self, extra_modem="", nfc=None):
+        self.config = os.path.join(self.dir, "cellprov.conf")
+        with open(self.config, "w") as f:
+            f.write("[device]\nkey=%s\ncertificate-url=%s\nmanufacturer=Example Ltd\n"
+                    "model=GW-1\nserial=SN0001\nsuites=B\n" % (self.key, self.url))
+            if nfc:
+                f.write("[nfc]\nconnstring=%s\n" % nfc)
+            f.write("[modem]\ndevice=/dev/cdc-wdm-test\ncard=sysmo-isim-sja2\nadm1=%s\n%s"
+                    "[daemon]\nstate-directory=%s\n" % (self.adm1, extra_modem, self.state))
+
+    # ---- the bus ----
+
+    def start_bus(self):
+        sock = os.path.join(self.busdir, "system_bus_socket")
+        conf = os.path.join(self.dir, "bus.conf")
+        with open(conf, "w") as f:
+            f.write(BUS_CONFIG.format(socket=sock, policy=POLICY))
+        self.bus = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork",
+                                     "--print-address"], stdout=subprocess.PIPE, text=True)
+        self.procs.append(self.bus)
+        self.address = self.bus.stdout.readline().strip()
+        check(self.address.startswith("unix:"), "dbus-daemon gave no address")
+        os.environ["CELLPROV_BUS_ADDRESS"] = self.address
+
+    # ---- the daemon ----
+
+    def start_daemon(self, args=(), env=None, wait=True, log_name="cellprovd.log"):
+        self.log_path = os.path.join(self.dir, log_name)
+        e = dict(os.environ)
+        e.update(env or {})
+        self.log = open(self.log_path, "a")
+        self.daemon = subprocess.Popen([CELLPROVD, "--config", self.config] + list(args),
+                                       env=e, stdout=self.log, stderr=subprocess.STDOUT)
+        self.procs.append(self.daemon)
+        if wait:
+            self.wait_ready()
+        return self.daemon
+
+    def wait_ready(self, timeout=10):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.daemon.poll() is not None:
+                fail("cellprovd exited with %d:\n%s" % (self.daemon.returncode, self.read_log()))
+            r = self.ctl("status", check_rc=False)
+            if r.returncode == 0:
+                return
+            time.sleep(0.05)
+        fail("cellprovd did not appear on the bus:\n" + self.read_log())
+
+    def stop_daemon(self, sig=signal.SIGTERM, timeout=10):
+        if not self.daemon or self.daemon.poll() is not None:
+            return self.daemon.returncode if self.daemon else None
+        self.daemon.send_signal(sig)
+        try:
+            return self.daemon.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            fail("cellprovd did not stop within %d s of signal %d" % (timeout, sig))
+
+    def read_log(self):
+        try:
+            return open(self.log_path).read()
+        except OSError:
+            return ""
+
+    def ctl(self, *args, user=None, check_rc=True, json_out=False):
+        cmd = [CELLPROVCTL] + (["-J"] if json_out else []) + list(args)
+        if user:
+            cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + cmd
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if check_rc and r.returncode != 0:
+            fail("%s: exit %d\n%s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
+        if json_out and r.returncode == 0:
+            r.json = json.loads(r.stdout)
+        return r
+
+    def close(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class NotifySocket:
+    """A NOTIFY_SOCKET, as systemd gives a Type=notify service."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.messages = []
+
+    def drain(self, until=None, timeout=5):
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            self.messages.extend(data.split("\n"))
+            if until and any(until(m) for m in self.messages):
+                return True
+        return until is None

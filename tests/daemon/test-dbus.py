@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""cellprovd on a private bus with the real policy file, driven with
+cellprovctl: properties, methods and their errors, the root-only policy,
+StateChanged, sd_notify READY/STATUS/WATCHDOG, a second instance refused,
+clean SIGTERM, and no secret in a debug log."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemonenv import Env, NotifySocket, check, fail  # noqa: E402
+
+NOBODY = 65534
+
+
+def main():
+    env = Env()
+    try:
+        run(env)
+    finally:
+        env.close()
+    print("ok")
+
+
+def run(env):
+    env.start_bus()
+    notify = NotifySocket(env.dir)
+    env.start_daemon(["--debug"], env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"})
+
+    # sd_notify: READY, a STATUS line with the state, and watchdog pings
+    check(notify.drain(lambda m: m == "READY=1"), "no READY=1: %r" % notify.messages)
+    check(notify.drain(lambda m: m.startswith("STATUS=idle")), "no STATUS=idle: %r" % notify.messages)
+    check(notify.drain(lambda m: m == "WATCHDOG=1", timeout=3), "no WATCHDOG=1: %r" % notify.messages)
+
+    # status, identity, receipt: text and JSON say the same
+    st = env.ctl("status", json_out=True).json
+    check(st["status"]["state"] == "idle", "state: %r" % st)
+    check(st["status"]["last-error"] == "none", "last error: %r" % st)
+    check(st["network"]["imsi"] == "none", "imsi: %r" % st)
+    check(st["daemon"]["profile-seq"] == 0, "profile seq: %r" % st)
+    text = env.ctl("status").stdout
+    check("state: idle" in text and "Status" in text, "text status:\n" + text)
+
+    ident = env.ctl("identity", json_out=True).json["identity"]
+    check(ident["device-id"] == env.device_id, "device id %r, want %s" % (ident, env.device_id))
+    check(ident["certificate-url"] == env.url, "url: %r" % ident)
+    check(ident["manufacturer"] == "Example Ltd" and ident["serial"] == "SN0001", "%r" % ident)
+    text = env.ctl("identity").stdout
+    check(env.device_id in text and env.url in text, "text identity:\n" + text)
+
+    rc = env.ctl("receipt", json_out=True).json["receipt"]
+    check(rc["status"] == "none", "receipt: %r" % rc)
+
+    # StateChanged on a transition (forget in idle is one: idle -> idle)
+    mon = subprocess.Popen(["dbus-monitor", "--address", env.address,
+                            "type='signal',interface='org.cellprov.Daemon1'"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(0.3)
+    out = env.ctl("forget", json_out=True).json
+    check(out["result"]["state"] == "idle", "forget: %r" % out)
+    time.sleep(0.3)
+    mon.terminate()
+    signals = mon.communicate(timeout=5)[0]
+    check("member=StateChanged" in signals and '"forget"' in signals,
+          "no StateChanged for forget:\n" + signals)
+
+    # a method that does not fit the state: a specific D-Bus error
+    r = env.ctl("re-arm", check_rc=False)
+    check(r.returncode == 1, "re-arm in idle succeeded")
+    check("org.cellprov.Error.State" in r.stderr and "idle" in r.stderr, "re-arm: " + r.stderr)
+
+    # root may read the log of the last attempt
+    logs = env.ctl("logs", json_out=True).json["log"]["lines"]
+    check(any("forget" in l for l in logs), "log: %r" % logs)
+
+    # anyone may read; only root may call methods, by the bus policy
+    st = env.ctl("status", user=NOBODY, json_out=True).json
+    check(st["status"]["state"] == "idle", "nobody cannot read status: %r" % st)
+    for cmd in ("forget", "re-arm", "logs"):
+        r = env.ctl(cmd, user=NOBODY, check_rc=False)
+        check(r.returncode == 1, "nobody could call %s" % cmd)
+        check("AccessDenied" in r.stderr and "Rejected send message" in r.stderr,
+              "%s as nobody: not refused by the bus policy: %s" % (cmd, r.stderr))
+    r = env.ctl("status", "--personal", user=NOBODY, check_rc=False)
+    check(r.returncode == 1 and "AccessDenied" in r.stderr, "nobody read the IMSI: " + r.stderr)
+
+    # the wait command
+    r = env.ctl("wait", "idle", json_out=True)
+    check(r.json["result"]["state"] == "idle", "wait: %r" % r.json)
+    r = env.ctl("--timeout", "1", "wait", "provisioned", check_rc=False)
+    check(r.returncode == 1 and "still idle" in r.stderr, "wait timeout: " + r.stderr)
+    r = env.ctl("wait", "nonsense", check_rc=False)
+    check(r.returncode == 2, "wait with a bad state: %d" % r.returncode)
+    r = env.ctl("frobnicate", check_rc=False)
+    check(r.returncode == 2 and "unknown command" in r.stderr, "bad command: " + r.stderr)
+
+    # a second daemon cannot take the name and says why
+    second = subprocess.run([env.daemon.args[0], "--config", env.config],
+                            capture_output=True, text=True, timeout=20,
+                            env=dict(os.environ, NOTIFY_SOCKET=""))
+    check(second.returncode != 0, "a second cellprovd kept running")
+    check("cannot own org.cellprov.Daemon1" in second.stderr, "second: " + second.stderr)
+
+    # clean SIGTERM: exit 0, STOPPING=1, quickly
+    t0 = time.time()
+    rc = env.stop_daemon(signal.SIGTERM)
+    check(rc == 0, "SIGTERM: exit %s\n%s" % (rc, env.read_log()))
+    check(time.time() - t0 < 3, "SIGTERM took %.1f s" % (time.time() - t0))
+    check(notify.drain(lambda m: m == "STOPPING=1", timeout=2), "no STOPPING=1")
+
+    # nothing secret in the debug log
+    log = env.read_log()
+    check("ready: device " + env.device_id in log, "log has no ready line:\n" + log)
+    check(env.key_hex not in log.replace(":", ""), "the device key is in the log")
+    for line in env.key_pem_lines:
+        check(line not in log, "a line of the key PEM is in the log")
+    check(env.adm1_value not in log, "ADM1 is in the log")
+
+    # cellprovctl without a daemon: a clear error
+    r = env.ctl("status", check_rc=False)
+    check(r.returncode == 1 and "cellprovd is not running" in r.stderr, "no daemon: " + r.stderr)
+
+    # a bad configuration is an error at start, naming the key
+    bad = os.path.join(env.dir, "bad.conf")
+    with open(bad, "w") as f:
+        f.write(open(env.config).read().replace("card=sysmo-isim-sja2", "card=sysmo isim"))
+    r = subprocess.run([env.daemon.args[0], "--config", bad], capture_output=True, text=True,
+                       timeout=20)
+    check(r.returncode == 1 and "[modem] card" in r.stderr, "bad config: %s" % r.stderr)
+    r = subprocess.run([env.daemon.args[0], "--bogus"], capture_output=True, text=True, timeout=20)
+    check(r.returncode == 2, "unknown option: exit %d" % r.returncode)
+
+
+if __name__ == "__main__":
+    main()
