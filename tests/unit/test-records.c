@@ -3,7 +3,8 @@
  * Device record, profile and receipt: round trips, every malformed form
  * with its code, the device's profile checks in their order, and every
  * single-byte change of a valid profile rejected. Real keys and the real
- * key schedule throughout.
+ * key schedule throughout; last, the published vectors of
+ * docs/test-vectors decoded and verified.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "cp-crypto.h"
 #include "cp-kdf.h"
 #include "cp-keys.h"
+#include "cp-ndef.h"
 #include "cp-records.h"
 #include "cp-test.h"
 #include "cp-tlv.h"
@@ -1225,6 +1227,113 @@ test_receipt(void)
 	}
 }
 
+/* ---- the published vectors (docs/test-vectors), decoded independently ---- */
+
+static const char *
+vec(const CpTestVectors *v, const char *name)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		const char *s = cp_test_block_get(&v->blocks[i], name);
+
+		if (s)
+			return s;
+	}
+	fprintf(stderr, "published vectors lack '%s'\n", name);
+	CP_CHECK(false);
+	return "";
+}
+
+static size_t
+vec_bytes(const CpTestVectors *v, const char *name, uint8_t *out, size_t cap)
+{
+	return cp_test_unhex(vec(v, name), out, cap);
+}
+
+static void
+test_published_vectors(void)
+{
+	static uint8_t profile[CP_RECORD_MAX], receipt[CP_RECORD_MAX], record[CP_RECORD_MAX];
+	static uint8_t info[256], ndef[CP_T4T_NDEF_MAX], cc_bytes[64];
+	const char *src = getenv("CP_SOURCE_DIR");
+	uint8_t priv[32], device_id[CP_DEVICE_ID_LEN], suites[] = { CP_SUITE_B };
+	size_t profile_len, receipt_len, record_len, info_len, ndef_len;
+	CpProfileKeys keys = { 0 };
+	CpVerifyContext ctx = { 0 };
+	const CpNdefRecord *r;
+	CpTestVectors v;
+	CpDeviceRecord dr;
+	CpNdefMessage m;
+	CpReceipt rc;
+	CpProfile p;
+	CpT4tCc cc;
+	EVP_PKEY *key;
+	char dir[4096], *uri = NULL;
+
+	if (!src) {
+		fprintf(stderr, "CP_SOURCE_DIR not set: published vectors not checked\n");
+		return;
+	}
+	snprintf(dir, sizeof dir, "%s/docs/test-vectors", src);
+	setenv("CP_VECTORS_DIR", dir, 1);
+	if (!cp_test_vectors_load("cellprov-v1.txt", &v)) {
+		fprintf(stderr, "docs/test-vectors/cellprov-v1.txt missing: not checked\n");
+		return;
+	}
+
+	vec_bytes(&v, "device_privkey", priv, sizeof priv);
+	vec_bytes(&v, "device_id", device_id, sizeof device_id);
+	key = cp_p256_from_private(priv);
+	CP_CHECK(key != NULL);
+	record_len = vec_bytes(&v, "device_record", record, sizeof record);
+	CP_CHECK_INT(cp_device_record_verify(record, record_len, key, &dr), CP_OK);
+	CP_CHECK(memcmp(dr.device_id, device_id, CP_DEVICE_ID_LEN) == 0);
+	info_len = vec_bytes(&v, "device_info", info, sizeof info);
+	CP_CHECK_INT(dr.info_len, info_len);
+	CP_CHECK(memcmp(record, info, info_len) == 0);
+
+	ctx.device_id = device_id;
+	ctx.device_key = key;
+	ctx.suites = suites;
+	ctx.n_suites = 1;
+	ctx.now = 1700000000;
+	ctx.device_info = info;
+	ctx.device_info_len = info_len;
+	profile_len = vec_bytes(&v, "profile", profile, sizeof profile);
+	CP_CHECK_INT(cp_profile_verify(profile, profile_len, &ctx, &p, &keys), CP_OK);
+	if (keys.k_prime) {
+		CP_CHECK_HEX(keys.k_prime->data, keys.k_prime->len, vec(&v, "k_prime"));
+		CP_CHECK_HEX(keys.opc->data, keys.opc->len, vec(&v, "opc"));
+		CP_CHECK_HEX(keys.k_usim->data, keys.k_usim->len, vec(&v, "k_usim"));
+		CP_CHECK_HEX(keys.k_sm->data, keys.k_sm->len, vec(&v, "k_sm"));
+		CP_CHECK_HEX(keys.k_prof->data, keys.k_prof->len, vec(&v, "k_prof"));
+		CP_CHECK_HEX(keys.k2->data, keys.k2->len, vec(&v, "k2"));
+		CP_CHECK_HEX(p.enc_cred, p.enc_cred_len, vec(&v, "enc_cred"));
+		CP_CHECK(strcmp(p.supi, vec(&v, "supi_text")) == 0);
+
+		receipt_len = vec_bytes(&v, "receipt", receipt, sizeof receipt);
+		CP_CHECK_INT(cp_receipt_verify(receipt, receipt_len, keys.k2, &rc), CP_OK);
+		CP_CHECK_INT(rc.profile_seq, p.profile_seq);
+	}
+	cp_profile_keys_clear(&keys);
+
+	ndef_len = vec_bytes(&v, "ndef_tag", ndef, sizeof ndef);
+	CP_CHECK_INT(cp_ndef_parse(ndef, ndef_len, &m), CP_OK);
+	CP_CHECK_INT(cp_ndef_find_uri(&m, &uri), CP_OK);
+	CP_CHECK(uri && strcmp(uri, vec(&v, "certificate_url_text")) == 0);
+	free(uri);
+	r = cp_ndef_find_mime(&m, CP_MIME_DEVICE);
+	CP_CHECK(r && r->payload_len == record_len && memcmp(r->payload, record, record_len) == 0);
+	ndef_len = vec_bytes(&v, "ndef_profile", ndef, sizeof ndef);
+	CP_CHECK_INT(cp_ndef_parse(ndef, ndef_len, &m), CP_OK);
+	r = cp_ndef_find_mime(&m, CP_MIME_PROFILE);
+	CP_CHECK(r && r->payload_len == profile_len && memcmp(r->payload, profile, profile_len) == 0);
+	CP_CHECK_INT(cp_t4t_cc_decode(cc_bytes, vec_bytes(&v, "t4t_cc", cc_bytes, sizeof cc_bytes), &cc),
+		     CP_OK);
+
+	EVP_PKEY_free(key);
+	cp_test_vectors_free(&v);
+}
+
 int
 main(void)
 {
@@ -1234,6 +1343,7 @@ main(void)
 	test_profile_codec();
 	test_profile_verify();
 	test_receipt();
+	test_published_vectors();
 	fixture_teardown();
 	return cp_test_done("test-records");
 }
