@@ -3,6 +3,8 @@
 
 #include "cp-daemon.h"
 
+#include <errno.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "cellprov.h"
@@ -182,6 +184,25 @@ transition(CpDaemon *d, CpEvent ev)
 	return TRUE;
 }
 
+/*
+ * udev starts the daemon only on an unprovisioned device (udev/): a marker
+ * beside the journal says it is provisioned. It follows the journal and
+ * is only a hint, so a failure to update it is logged, not fatal.
+ */
+static void
+sync_marker(CpDaemon *d, CpState state)
+{
+	g_autofree char *path = g_build_filename(d->conf->state_directory, "provisioned", NULL);
+	g_autoptr(GError) error = NULL;
+
+	if (state == CP_STATE_PROVISIONED) {
+		if (!g_file_test(path, G_FILE_TEST_EXISTS) && !cp_file_replace(path, "", 0, 0600, &error))
+			g_warning("journal: %s", error->message);
+	} else if (g_unlink(path) < 0 && errno != ENOENT) {
+		g_warning("journal: cannot remove %s: %s", path, g_strerror(errno));
+	}
+}
+
 /* Make next the journal: on disk first, then in memory. */
 static gboolean
 journal_commit(CpDaemon *d, CpJournal *next, GError **error)
@@ -190,6 +211,8 @@ journal_commit(CpDaemon *d, CpJournal *next, GError **error)
 		cp_journal_clear(next);
 		return FALSE;
 	}
+	if (next->state != d->j.state)
+		sync_marker(d, next->state);
 	cp_journal_clear(&d->j);
 	d->j = *next;
 	cp_journal_init(next);
