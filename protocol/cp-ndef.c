@@ -206,8 +206,11 @@ ascii_caseeq(const uint8_t *a, const char *b, size_t n)
 const CpNdefRecord *
 cp_ndef_find_mime(const CpNdefMessage *msg, const char *mime)
 {
-	size_t n = strlen(mime);
+	size_t n;
 
+	if (!msg || !mime)
+		return NULL;
+	n = strlen(mime);
 	for (size_t i = 0; i < msg->n_records; i++) {
 		const CpNdefRecord *r = &msg->records[i];
 
