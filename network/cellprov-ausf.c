@@ -559,9 +559,9 @@ main(int argc, char **argv)
 	a.http = cp_http_server_new(&hc, &error);
 	if (!a.http)
 		goto out;
-	soup_server_add_handler(cp_http_server_get_soup(a.http), "/v1/devices", handle_devices, &a, NULL);
-	soup_server_add_handler(cp_http_server_get_soup(a.http), "/v1/subscribers", handle_subscribers, &a, NULL);
-	soup_server_add_handler(cp_http_server_get_soup(a.http), NULL, handle_default, &a, NULL);
+	cp_http_server_add_handler(a.http, "/v1/devices", handle_devices, &a);
+	cp_http_server_add_handler(a.http, "/v1/subscribers", handle_subscribers, &a);
+	cp_http_server_add_handler(a.http, NULL, handle_default, &a);
 	if (port_file && !cp_http_server_write_port(a.http, port_file, &error))
 		goto out;
 	g_message("listening on port %u (%s)", cp_http_server_get_port(a.http), tls_cert ? "HTTPS" : "HTTP");

@@ -935,8 +935,8 @@ main(int argc, char **argv)
 	sm.http = cp_http_server_new(&hc, &error);
 	if (!sm.http)
 		goto out;
-	soup_server_add_handler(cp_http_server_get_soup(sm.http), "/v1/provision", handle_provision, &sm, NULL);
-	soup_server_add_handler(cp_http_server_get_soup(sm.http), NULL, handle_default, &sm, NULL);
+	cp_http_server_add_handler(sm.http, "/v1/provision", handle_provision, &sm);
+	cp_http_server_add_handler(sm.http, NULL, handle_default, &sm);
 	if (port_file && !cp_http_server_write_port(sm.http, port_file, &error))
 		goto out;
 	g_message("listening on port %u (%s)", cp_http_server_get_port(sm.http), tls_cert ? "HTTPS" : "HTTP");

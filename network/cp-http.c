@@ -20,6 +20,7 @@ typedef struct {
 	CpHttpServer *server;
 	GSocketConnection *conn;     /* weak */
 	guint deadline_id;
+	gboolean counted;            /* holds one of max_connections */
 } Conn;
 
 static void
@@ -27,7 +28,8 @@ conn_gone(gpointer data, GObject *where_the_object_was)
 {
 	Conn *c = data;
 
-	c->server->n_connections--;
+	if (c->counted)
+		c->server->n_connections--;
 	if (c->deadline_id)
 		g_source_remove(c->deadline_id);
 	g_free(c);
@@ -45,9 +47,13 @@ conn_deadline(gpointer data)
 	GSocket *sock = g_socket_connection_get_socket(c->conn);
 
 	c->deadline_id = 0;
-	g_debug("closing a connection still open after %u s", c->server->cfg.connection_timeout);
+	g_debug("cutting a connection still open after %u s", c->server->cfg.connection_timeout);
+	/* Shut down rather than close: libsoup's pending read then sees EOF
+	 * and lets the connection go; a closed fd could leave it polling.
+	 * The slot is free from now on, whenever libsoup gets there. */
 	g_socket_shutdown(sock, TRUE, TRUE, NULL);
-	g_socket_close(sock, NULL);
+	c->counted = FALSE;
+	c->server->n_connections--;
 	return G_SOURCE_REMOVE;
 }
 
@@ -90,10 +96,82 @@ on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, g
 	c = g_new0(Conn, 1);
 	c->server = s;
 	c->conn = conn;
+	c->counted = TRUE;
 	c->deadline_id = g_timeout_add_seconds(s->cfg.connection_timeout, conn_deadline, c);
 	g_object_weak_ref(G_OBJECT(conn), conn_gone, c);
 	s->n_connections++;
 	return TRUE;
+}
+
+static char *
+error_json(const char *code, CpError number, const char *message)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(JsonGenerator) gen = json_generator_new();
+	g_autoptr(JsonNode) root = NULL;
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "error");
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "code");
+	json_builder_add_string_value(b, code);
+	json_builder_set_member_name(b, "number");
+	json_builder_add_int_value(b, number);
+	json_builder_set_member_name(b, "message");
+	json_builder_add_string_value(b, message);
+	json_builder_end_object(b);
+	json_builder_end_object(b);
+	root = json_builder_get_root(b);
+	json_generator_set_root(gen, root);
+	return json_generator_to_data(gen, NULL);
+}
+
+typedef struct {
+	GIOStream *stream;
+	char *text;
+} RawReply;
+
+static void
+raw_reply_closed(GObject *source, GAsyncResult *res, gpointer data)
+{
+	RawReply *r = data;
+
+	g_io_stream_close_finish(G_IO_STREAM(source), res, NULL);
+	g_object_unref(r->stream);
+	g_free(r->text);
+	g_free(r);
+}
+
+static void
+raw_reply_written(GObject *source, GAsyncResult *res, gpointer data)
+{
+	RawReply *r = data;
+
+	g_output_stream_write_all_finish(G_OUTPUT_STREAM(source), res, NULL, NULL);
+	g_io_stream_close_async(r->stream, G_PRIORITY_DEFAULT, NULL, raw_reply_closed, r);
+}
+
+/*
+ * libsoup reads (and buffers) a request body whatever status a handler
+ * set on the headers, so a body we refuse must not stay with libsoup:
+ * take the connection from it, answer, close.
+ */
+static void
+refuse_body(SoupServerMessage *msg, guint status, const char *code, const char *message)
+{
+	g_autofree char *json = error_json(code, 0, message);
+	RawReply *r = g_new0(RawReply, 1);
+
+	r->stream = soup_server_message_steal_connection(msg);
+	if (!r->stream) {
+		g_free(r);
+		return;
+	}
+	r->text = g_strdup_printf("HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
+				  "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+				  status, soup_status_get_phrase(status), strlen(json), json);
+	g_output_stream_write_all_async(g_io_stream_get_output_stream(r->stream), r->text, strlen(r->text),
+					G_PRIORITY_DEFAULT, NULL, raw_reply_written, r);
 }
 
 /*
@@ -108,22 +186,19 @@ early_handler(SoupServer *server, SoupServerMessage *msg, const char *path,
 {
 	CpHttpServer *s = data;
 	SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
-	const char *method = soup_server_message_get_method(msg);
+	g_autofree char *message = NULL;
 	goffset len;
 
-	if (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0)
-		return;
-	if (soup_message_headers_get_encoding(h) != SOUP_ENCODING_CONTENT_LENGTH) {
-		cp_http_reply_error(msg, SOUP_STATUS_LENGTH_REQUIRED, "length-required", 0,
-				    "the request body needs a Content-Length");
-		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
+	if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CHUNKED) {
+		refuse_body(msg, SOUP_STATUS_LENGTH_REQUIRED, "length-required",
+			    "the request body needs a Content-Length");
 		return;
 	}
-	len = soup_message_headers_get_content_length(h);
+	len = soup_message_headers_get_encoding(h) == SOUP_ENCODING_CONTENT_LENGTH
+	      ? soup_message_headers_get_content_length(h) : 0;
 	if (len < 0 || (guint64)len > s->cfg.body_max) {
-		cp_http_reply_error(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "body-too-large", 0,
-				    "the request body is larger than %zu bytes", s->cfg.body_max);
-		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
+		message = g_strdup_printf("the request body is larger than %zu bytes", s->cfg.body_max);
+		refuse_body(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "body-too-large", message);
 	}
 }
 
@@ -198,7 +273,6 @@ cp_http_server_new(const CpHttpConfig *cfg, GError **error)
 	}
 
 	s->soup = soup_server_new("server-header", "cellprov ", NULL);
-	soup_server_add_early_handler(s->soup, NULL, early_handler, s, NULL);
 
 	s->service = g_socket_service_new();
 	sa = g_inet_socket_address_new(addr, port);
@@ -229,10 +303,12 @@ cp_http_server_free(CpHttpServer *s)
 	g_free(s);
 }
 
-SoupServer *
-cp_http_server_get_soup(CpHttpServer *s)
+void
+cp_http_server_add_handler(CpHttpServer *s, const char *path, SoupServerCallback callback, gpointer data)
 {
-	return s->soup;
+	/* libsoup runs only the early handler of the path that matched */
+	soup_server_add_early_handler(s->soup, path, early_handler, s, NULL);
+	soup_server_add_handler(s->soup, path, callback, data, NULL);
 }
 
 guint16
@@ -267,25 +343,16 @@ void
 cp_http_reply_error(SoupServerMessage *msg, guint status, const char *code,
 		    CpError number, const char *fmt, ...)
 {
-	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autofree char *message = NULL;
+	char *json;
 	va_list ap;
 
 	va_start(ap, fmt);
 	message = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "error");
-	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "code");
-	json_builder_add_string_value(b, code);
-	json_builder_set_member_name(b, "number");
-	json_builder_add_int_value(b, number);
-	json_builder_set_member_name(b, "message");
-	json_builder_add_string_value(b, message);
-	json_builder_end_object(b);
-	json_builder_end_object(b);
-	cp_http_reply_json(msg, status, b);
+	json = error_json(code, number, message);
+	soup_server_message_set_status(msg, status, NULL);
+	soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_TAKE, json, strlen(json));
 }
 
 void
@@ -315,7 +382,7 @@ cp_http_request_json(SoupServerMessage *msg)
 	if (!json_parser_load_from_data(parser, g_bytes_get_data(bytes, NULL),
 					(gssize)g_bytes_get_size(bytes), &error)) {
 		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-json", 0,
-				    "the request body is not JSON: %s", error->message);
+				    "the request body is not JSON");
 		return NULL;
 	}
 	root = json_parser_get_root(parser);

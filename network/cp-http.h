@@ -27,7 +27,9 @@ typedef struct _CpHttpServer CpHttpServer;
 
 CpHttpServer *cp_http_server_new(const CpHttpConfig *cfg, GError **error);
 void cp_http_server_free(CpHttpServer *s);
-SoupServer *cp_http_server_get_soup(CpHttpServer *s);
+/* path NULL: every path without its own handler. The body limit applies
+ * to every handler added this way. */
+void cp_http_server_add_handler(CpHttpServer *s, const char *path, SoupServerCallback callback, gpointer data);
 guint16 cp_http_server_get_port(CpHttpServer *s);
 /* Write the bound port (decimal + newline) to path, atomically. */
 gboolean cp_http_server_write_port(CpHttpServer *s, const char *path, GError **error);

@@ -1,0 +1,282 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Every way the issue lists for a provisioning to be refused, each with
+its stable error code, through the real companion or raw HTTPS: unknown
+root, expired and not-yet-valid certificates, a missing intermediate,
+DeviceID mismatch, bad and replayed attestations, unknown companions,
+oversized and unsized bodies, certificate servers that time out or send
+garbage, plain-HTTP URLs; and that none of them leaves state behind (the
+device still provisions afterwards with a fresh record)."""
+
+import base64
+import os
+import shutil
+import socket
+import ssl
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from netbench import Fail, check, main  # noqa: E402
+
+
+def refused(b, tag, code, what, token=None):
+    rc, res, err = b.companion(tag, token=token)
+    got = res.get("error", {}).get("code")
+    check(rc == 1 and res["result"] == "error" and got == code,
+          "%s -> %s%s" % (what, code, "" if got == code else " (got %s: %s)" % (got, res)))
+    check(res["error"]["message"] and not os.path.exists(tag + ".profile"), "... with a message, nothing written")
+    return res
+
+
+def test_chain_refusals(b):
+    b.make_ca("other-ca", org="Other Ltd")
+    b.make_device("foreign", ca="other-ca")
+    refused(b, b.tag("foreign"), "untrusted-chain", "unknown root")
+
+    b.make_device("expired", extra=["--valid-from", "2000-01-01T00:00:00Z", "--valid-days", "1"])
+    refused(b, b.tag("expired"), "certificate-expired", "expired certificate")
+
+    b.make_device("future", extra=["--valid-from", "2100-01-01T00:00:00Z"])
+    refused(b, b.tag("future"), "certificate-not-yet-valid", "not-yet-valid certificate")
+
+    d = b.make_device("noint")
+    leaf = open(d["certificate"]).read()
+    open(d["chain"], "w").write(leaf)
+    refused(b, b.tag("noint"), "untrusted-chain", "chain without its intermediate")
+
+    # the server publishes A's chain under B's DeviceID
+    a = b.make_device("a")
+    bb = b.make_device("b")
+    shutil.copy(a["chain"], bb["chain"])
+    refused(b, b.tag("b"), "device-id-mismatch", "certificate key does not hash to the URL's DeviceID")
+
+    d = b.make_device("c")
+    rec_tag = b.tag("a", extra=["--url", d["certificate_url"]])
+    res = refused(b, rec_tag, "signature", "another device's record under this device's URL")
+    check(res["error"]["number"] == 0x0209, "... number is CP_ERR_SIGNATURE")
+
+    gone = d["certificate_url"][:-32] + "0" * 32
+    refused(b, b.tag("c", extra=["--url", gone]), "chain-fetch-status", "certificate URL the CA does not know")
+
+    refused(b, b.tag("c", extra=["--url", d["certificate_url"].replace("https://", "http://")]),
+            "insecure-url", "plain http:// certificate URL")
+
+
+def test_attestation(b):
+    b.make_device("att")
+    res = refused(b, b.tag("att", extra=["--corrupt-signature"]), "signature", "bad attestation signature")
+    tag = b.tag("att")
+    rc, res, _ = b.companion(tag)
+    check(rc == 0 and res["result"] == "ok", "fresh record accepted")
+    os.unlink(tag + ".profile")
+    refused(b, tag, "stale-attestation", "the same record again (replay)")
+    refused(b, b.tag("att", counter=1), "stale-attestation", "a lower counter")
+    rc, res, _ = b.companion(b.tag("att"))
+    check(rc == 0 and res["profile_seq"] == 2, "refusals left no state: next record gives profile_seq 2")
+
+
+def test_companions(b):
+    b.make_device("cmp")
+    tag = b.tag("cmp")
+    bad = b.path("bad-token")
+    with open(bad, "w") as f:
+        f.write("not-a-registered-token")
+    os.chmod(bad, 0o600)
+    res = refused(b, tag, "unauthorized", "unknown companion token", token=bad)
+    check("check --token" in res["error"].get("hint", ""), "... with a hint")
+    stranger = b.path("stranger-token")
+    with open(stranger, "w") as f:
+        f.write("token-of-a-stranger-companion")
+    os.chmod(stranger, 0o600)
+    refused(b, b.tag("cmp"), "unknown-companion", "companion the SM knows but the AUSF holds no K_AUSF for",
+            token=stranger)
+    rc, res, _ = b.companion(b.tag("cmp"), extra=["--companion", "001010000009002"])
+    check(rc == 1 and res["error"]["code"] == "companion-mismatch", "companion claiming another SUPI")
+
+
+def raw_headers(b, headers):
+    ctx = b.ssl_context()
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", b.sm_port)), server_hostname="127.0.0.1")
+    s.settimeout(10)
+    s.sendall(b"POST /v1/provision HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b.token.encode() +
+              b"\r\nContent-Type: application/json\r\n" + headers + b"\r\n")
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except (OSError, ssl.SSLError):
+        pass
+    s.close()
+    return data
+
+
+def test_http_limits(b):
+    # the SM answers on the headers alone: it never waits for (or buffers)
+    # a body it is not going to accept
+    data = raw_headers(b, b"Content-Length: 100000000\r\n")
+    check(data.startswith(b"HTTP/1.1 413 ") and b'"body-too-large"' in data, "oversized body -> 413 body-too-large")
+    data = raw_headers(b, b"Transfer-Encoding: chunked\r\n")
+    check(data.startswith(b"HTTP/1.1 411 ") and b'"length-required"' in data, "chunked body -> 411 length-required")
+    data = raw_headers(b, b"Content-Length: 16385\r\n")
+    check(data.startswith(b"HTTP/1.1 413 "), "a body one byte over body-max -> 413")
+    st, res = b.sm_request("POST", "/v1/provision", body=" " * 16384)
+    check(st == 400 and res["error"]["code"] == "bad-json", "a body of exactly body-max is read (-> bad-json)")
+
+    st, res = b.sm_request("POST", "/v1/provision", body="{not json")
+    check(st == 400 and res["error"]["code"] == "bad-json", "malformed JSON -> bad-json")
+    st, res = b.sm_request("POST", "/v1/provision", body='{"certificate_url": 5}')
+    check(st == 400 and res["error"]["code"] == "bad-request", "wrong member type -> bad-request")
+    d = b.make_device("lim")
+    st, res = b.provision_raw(d["certificate_url"], base64.b64encode(b"\x01\x00\x01").decode())
+    check(st in (400, 403) and res["error"]["number"] != 0, "truncated device record -> %s" % res["error"]["code"])
+    st, res = b.sm_request("GET", "/v1/provision")
+    check(st == 405, "GET -> 405")
+    st, res = b.sm_request("GET", "/nothing")
+    check(st == 404 and res["error"]["code"] == "not-found", "unknown path -> not-found")
+
+
+def test_slow_clients(b):
+    # hold every slot with silent connections: the next one is turned away,
+    # and after connection-timeout the SM has cut them all and serves again
+    idle = [socket.create_connection(("127.0.0.1", b.sm_port)) for _ in range(4)]
+    time.sleep(0.3)
+    extra = socket.create_connection(("127.0.0.1", b.sm_port))
+    extra.settimeout(2)
+    try:
+        data = extra.recv(1)
+    except (ConnectionResetError, socket.timeout):
+        data = None
+    check(data == b"", "a connection beyond max-connections is closed at once")
+    t0 = time.monotonic()
+    for s in idle:
+        s.settimeout(10)
+        try:
+            data = s.recv(1)
+        except ConnectionResetError:
+            data = b""
+        check(data == b"", "a silent client is cut after connection-timeout")
+    check(time.monotonic() - t0 < 7, "... within the timeout (%.1f s)" % (time.monotonic() - t0))
+    st, res = b.sm_request("GET", "/nothing")
+    check(st == 404, "the SM serves again")
+    # a client that trickles its body is cut the same way
+    ctx = b.ssl_context()
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", b.sm_port)), server_hostname="127.0.0.1")
+    s.sendall(b"POST /v1/provision HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 1000\r\n\r\n{")
+    t0 = time.monotonic()
+    s.settimeout(10)
+    cut = False
+    try:
+        while time.monotonic() - t0 < 8:
+            s.sendall(b" ")
+            time.sleep(0.2)
+    except (OSError, ssl.SSLError):
+        cut = True
+    check(cut and time.monotonic() - t0 < 7, "a client trickling its body is cut (%.1f s)" % (time.monotonic() - t0))
+
+
+class BadCa:
+    """An HTTPS certificate server that misbehaves on purpose."""
+
+    def __init__(self, b):
+        bench = b
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                if "/garbage/" in self.path:
+                    body = b"<html><body>Service temporarily unavailable</body></html>\n"
+                elif "/huge/" in self.path:
+                    body = open(bench.devices["bad"]["chain"], "rb").read() * 100
+                elif "/slow/" in self.path:
+                    # headers at once, then one byte a second: never done in time
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2000")
+                    self.end_headers()
+                    try:
+                        for _ in range(20):
+                            self.wfile.write(b"-")
+                            self.wfile.flush()
+                            time.sleep(1)
+                    except OSError:
+                        pass
+                    return
+                else:
+                    body = b""
+                self.send_response(200)
+                self.send_header("Content-Type", "application/pem-certificate-chain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # the SM hanging up on a huge or slow answer is the point
+
+        self.httpd = Server(("127.0.0.1", 0), H)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(b.tls_cert, b.tls_key)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        # and one that accepts and never says a word
+        self.mute = socket.socket()
+        self.mute.bind(("127.0.0.1", 0))
+        self.mute.listen(8)
+        self.mute_port = self.mute.getsockname()[1]
+
+
+def test_bad_ca(b):
+    d = b.make_device("bad")
+    ca = BadCa(b)
+    base = "https://127.0.0.1:%d" % ca.port
+    for kind, code in (("garbage", "chain-garbage"), ("huge", "chain-too-large"),
+                       ("empty", "chain-garbage"), ("slow", "chain-fetch-timeout")):
+        t0 = time.monotonic()
+        refused(b, b.tag("bad", extra=["--url", "%s/%s/%s" % (base, kind, d["device_id"])]), code,
+                "certificate server sending %s" % kind)
+        check(time.monotonic() - t0 < 8, "... in %.1f s" % (time.monotonic() - t0))
+    t0 = time.monotonic()
+    refused(b, b.tag("bad", extra=["--url", "https://127.0.0.1:%d/devices/%s" % (ca.mute_port, d["device_id"])]),
+            "chain-fetch-timeout", "certificate server that never answers")
+    check(time.monotonic() - t0 < 8, "... in %.1f s (fetch-timeout 2 s)" % (time.monotonic() - t0))
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    refused(b, b.tag("bad", extra=["--url", "https://127.0.0.1:%d/devices/%s" % (port, d["device_id"])]),
+            "chain-fetch-failed", "certificate server not listening")
+    rc, res, _ = b.companion(b.tag("bad"))
+    check(rc == 0 and res["profile_seq"] == 1, "the same device then provisions from its real CA")
+    ca.httpd.shutdown()
+
+
+def test_ausf_api(b):
+    import http.client
+    import json
+    conn = http.client.HTTPConnection("127.0.0.1", b.ausf_port, timeout=10)
+    conn.request("POST", "/v1/devices", body="{}", headers={"Content-Type": "application/json",
+                                                           "Authorization": "Bearer wrong-token-xxxxxxxx"})
+    r = conn.getresponse()
+    res = json.loads(r.read())
+    check(r.status == 401 and res["error"]["code"] == "unauthorized", "AUSF refuses a wrong SM token")
+    conn.close()
+    conn = http.client.HTTPConnection("127.0.0.1", b.ausf_port, timeout=10)
+    conn.request("GET", "/v1/subscribers")
+    r = conn.getresponse()
+    r.read()
+    check(r.status == 401, "AUSF subscriber export needs the token")
+    conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], [test_chain_refusals, test_attestation, test_companions, test_http_limits,
+                                test_bad_ca, test_ausf_api, test_slow_clients],
+                  sm_options={"max-connections": "4", "connection-timeout": "4", "fetch-timeout": "2"}))
