@@ -146,7 +146,7 @@ static int
 cmd_accept(int argc, char **argv)
 {
 	g_autofree char *config = NULL, *tag = NULL, *profile_path = NULL, *out = NULL;
-	g_autofree char *subscribers = NULL, *registration = NULL;
+	g_autofree char *subscribers = NULL, *registration = NULL, *usim_out = NULL;
 	gint64 last_seq = 0, counter = 100;
 	int status = CP_RECEIPT_PROVISIONED;
 	GOptionEntry entries[] = {
@@ -159,6 +159,8 @@ cmd_accept(int argc, char **argv)
 		{ "status", 0, 0, G_OPTION_ARG_INT, &status, "receipt status to report", NULL },
 		{ "registration", 0, 0, G_OPTION_ARG_STRING, &registration, "PLMN registered on", NULL },
 		{ "subscribers", 0, 0, G_OPTION_ARG_FILENAME, &subscribers, "AUSF subscriber export to check", NULL },
+		{ "usim-out", 0, 0, G_OPTION_ARG_FILENAME, &usim_out,
+		  "write '<imsi> <K> <OPc>' the device would program into its USIM (0600)", NULL },
 		{ NULL }
 	};
 	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
@@ -220,6 +222,19 @@ cmd_accept(int argc, char **argv)
 	} else {
 		if (subscribers)
 			sub_ok = subscriber_matches(subscribers, p.supi, keys.k_usim, keys.opc);
+		if (usim_out) {
+			char line[16 + 1 + 32 + 1 + 32 + 2];
+			char khex[33], ohex[33];
+
+			cp_hex_encode(keys.k_usim->data, 16, khex);
+			cp_hex_encode(keys.opc->data, 16, ohex);
+			g_snprintf(line, sizeof(line), "%s %s %s\n", p.supi, khex, ohex);
+			if (!g_file_set_contents_full(usim_out, line, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, NULL))
+				sub_ok = FALSE;
+			cp_cleanse(line, sizeof(line));
+			cp_cleanse(khex, sizeof(khex));
+			cp_cleanse(ohex, sizeof(ohex));
+		}
 		printf("{\"result\":\"ok\",\"supi\":\"%s\",\"plmn\":\"%s\",\"network_name\":\"%s\","
 		       "\"apn\":\"%s\",\"profile_seq\":%" G_GUINT64_FORMAT ",\"subscriber\":%s}\n",
 		       p.supi, p.plmn, p.network_name, p.apn, p.profile_seq, sub_ok ? "true" : "false");

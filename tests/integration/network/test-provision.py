@@ -52,7 +52,7 @@ def test_mfg(b):
     check(d3["new_key"] and d3["device_id"] != d1["device_id"], "--force makes a new key and DeviceID")
 
 
-def provision(b, name, last_seq, want_seq):
+def provision(b, name, last_seq, want_seq, usim_out=None):
     tag = b.tag(name)
     profile = tag + ".profile"
     receipt_tag = tag + ".after"
@@ -67,7 +67,7 @@ def provision(b, name, last_seq, want_seq):
         out, err = comp.communicate()
         raise Fail("companion wrote no profile: %s %s" % (out, err))
     subs = b.export_subscribers()
-    rc, res = b.accept(name, tag, profile, out=receipt_tag, last_seq=last_seq, subscribers=subs)
+    rc, res = b.accept(name, tag, profile, out=receipt_tag, last_seq=last_seq, subscribers=subs, usim_out=usim_out)
     out, err = comp.communicate(timeout=30)
     import json
     cres = json.loads(out)
@@ -114,5 +114,47 @@ def test_restart(b):
     check(res3["supi"] == supi, "after a restart the AUSF keeps the SUPI; profile_seq went on to 3")
 
 
+def attach(b, imsi, k, opc, tag):
+    """The QMI simulator's network model, loaded with the AUSF's export,
+    authenticating a USIM that holds imsi/k/opc: the registration state."""
+    sim = b.prog("tests/sim/qmi/cp-qmi-sim")
+    dump = b.path("qmi-%s.dump" % tag)
+    p = subprocess.Popen([sim, "--pty", b.path("qmi-%s" % tag), "--subscribers", b.export_subscribers(),
+                          "--imsi", imsi, "--k", k, "--opc", opc, "--registration-delay", "10",
+                          "--dump", dump], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        import time
+        deadline = time.monotonic() + 10
+        state = None
+        while time.monotonic() < deadline:
+            if os.path.exists(dump):
+                for line in open(dump):
+                    if line.startswith("registration="):
+                        state = line.strip().split("=", 1)[1]
+                if state and state not in ("not-registered", "not-registered-searching"):
+                    break
+            time.sleep(0.05)
+        return state
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def test_qmi_network(b):
+    if not os.path.exists(b.prog("tests/sim/qmi/cp-qmi-sim")):
+        print("skip: no QMI simulator in this build")
+        return
+    usim = b.path("usim")
+    b.make_device("qmi")
+    provision(b, "qmi", 0, 1, usim_out=usim)
+    check(os.stat(usim).st_mode & 0o777 == 0o600, "USIM values written 0600")
+    imsi, k, opc = open(usim).read().split()
+    state = attach(b, imsi, k, opc, "good")
+    check(state == "registered", "QMI simulator's network registers the USIM written from the profile (%s)" % state)
+    wrong_k = "%032x" % (int(k, 16) ^ 1)
+    state = attach(b, imsi, wrong_k, opc, "bad")
+    check(state != "registered", "... and not a USIM with another K (%s)" % state)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], [test_mfg, test_happy, test_restart]))
+    sys.exit(main(sys.argv[1], [test_mfg, test_happy, test_restart, test_qmi_network]))
