@@ -25,7 +25,7 @@ static const GOptionEntry entries[] = {
 	  "Show the IMSI unredacted (root only)", NULL },
 	{ "timeout", 't', 0, G_OPTION_ARG_INT, &opt_timeout,
 	  "Seconds to wait for 'wait' (default 30)", "SECONDS" },
-	{ NULL },
+	G_OPTION_ENTRY_NULL,
 };
 
 static CpDbusDaemon1 *
