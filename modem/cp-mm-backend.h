@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The ModemManager backend. On most gateways ModemManager owns the modem;
+ * this backend works with it instead of around it: it takes the modem
+ * from ModemManager only while the USIM is written (InhibitDevice), writes
+ * the card with the QMI backend's card plan over qmi-proxy, hands the
+ * modem back, and does everything else through ModemManager (APN in the
+ * 3GPP profile manager, enabling, registration, the IMSI check), so that
+ * `mmcli -m any` ends up showing what the user expects.
+ *
+ * ModemManager drops an inhibition when the bus name that asked for it
+ * goes away: a daemon that dies mid-way leaves the modem to ModemManager.
+ */
+#pragma once
+
+#include "cp-modem-private.h"
+
+/* CP_MODEM_BACKEND_MM */
+extern const CpModemBackendOps cp_modem_mm_ops;
+/* CP_MODEM_BACKEND_AUTO: ModemManager when it runs on the system bus and
+ * manages the configured modem, QMI direct otherwise; decided at the
+ * start of each operation. */
+extern const CpModemBackendOps cp_modem_auto_ops;
+
+/*
+ * Point modem at the ModemManager (CP_MODEM_BACKEND_MM) or automatic
+ * (CP_MODEM_BACKEND_AUTO) backend. This is what cp_modem_new() does for
+ * those types; callers may use it on a modem made with the QMI type.
+ * CP_ERR_ARGUMENT for another type.
+ */
+gboolean cp_mm_backend_select(CpModem *modem, CpModemBackendType type, GError **error);
+
+/*
+ * Whether ModemManager runs on the system bus and manages device (a
+ * control port path such as /dev/cdc-wdm0, matched against the modem's
+ * ports; or an equipment identifier, the IMEI). TRUE with *uid (the
+ * device UID ModemManager inhibits by) when it does; FALSE without an
+ * error when it does not (no bus, no ModemManager, not its modem); FALSE
+ * with an error only when the question could not be asked.
+ */
+void cp_mm_find_modem_async(const char *device, GCancellable *cancellable,
+			    GAsyncReadyCallback callback, gpointer user_data);
+gboolean cp_mm_find_modem_finish(GAsyncResult *res, char **uid, GError **error);
