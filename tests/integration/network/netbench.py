@@ -354,6 +354,10 @@ def main(builddir, tests, sm_options=None):
         for t in tests:
             print("==", t.__name__)
             t(bench)
+        # a clean exit on SIGTERM, which is also where sanitizers report
+        for name in ("sm", "ausf"):
+            bench.stop(name)
+            print("ok: %s stopped cleanly" % name)
     except Fail as e:
         print("FAIL:", e)
         failed = True
