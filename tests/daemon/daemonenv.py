@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 BUILD = os.environ.get("CP_BUILD_DIR", "")
@@ -197,7 +198,9 @@ class Env:
 
 
 class NotifySocket:
-    """A NOTIFY_SOCKET, as systemd gives a Type=notify service."""
+    """A NOTIFY_SOCKET, as systemd gives a Type=notify service. Read all the
+    time, like systemd does: a full datagram queue would block sd_notify()
+    in the daemon's main loop."""
 
     def __init__(self, directory):
         self.path = os.path.join(directory, "notify")
@@ -205,15 +208,32 @@ class NotifySocket:
         self.sock.bind(self.path)
         self.sock.settimeout(0.2)
         self.messages = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
 
-    def drain(self, until=None, timeout=5):
-        end = time.time() + timeout
-        while time.time() < end:
+    def _read(self):
+        while self.running:
             try:
                 data = self.sock.recv(4096).decode()
             except socket.timeout:
                 continue
-            self.messages.extend(data.split("\n"))
-            if until and any(until(m) for m in self.messages):
-                return True
+            except OSError:
+                return
+            with self.lock:
+                self.messages.extend(data.split("\n"))
+
+    def drain(self, until=None, timeout=5):
+        end = time.time() + timeout
+        while time.time() < end:
+            with self.lock:
+                if until and any(until(m) for m in self.messages):
+                    return True
+            time.sleep(0.05)
         return until is None
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()

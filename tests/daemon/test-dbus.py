@@ -111,6 +111,7 @@ def run(env):
     check(rc == 0, "SIGTERM: exit %s\n%s" % (rc, env.read_log()))
     check(time.time() - t0 < 3, "SIGTERM took %.1f s" % (time.time() - t0))
     check(notify.drain(lambda m: m == "STOPPING=1", timeout=2), "no STOPPING=1")
+    notify.close()
 
     # nothing secret in the debug log
     log = env.read_log()
