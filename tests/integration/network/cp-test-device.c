@@ -118,6 +118,51 @@ cmd_tag(int argc, char **argv)
 	return ret;
 }
 
+/* Device records only, for load generators: "--count" records with
+ * counters from "--first", one base64 line each; or one raw record. */
+static int
+cmd_records(int argc, char **argv)
+{
+	g_autofree char *config = NULL, *out = NULL;
+	gint64 first = 1, count = 1;
+	gboolean raw = FALSE;
+	GOptionEntry entries[] = {
+		{ "config", 0, 0, G_OPTION_ARG_FILENAME, &config, "cellprov.conf from cellprov-mfg", NULL },
+		{ "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "output file", NULL },
+		{ "first", 0, 0, G_OPTION_ARG_INT64, &first, "first att_counter", NULL },
+		{ "count", 0, 0, G_OPTION_ARG_INT64, &count, "how many records", NULL },
+		{ "raw", 0, 0, G_OPTION_ARG_NONE, &raw, "one binary record instead of base64 lines", NULL },
+		{ NULL }
+	};
+	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autoptr(GString) text = g_string_new(NULL);
+	EVP_PKEY *key;
+
+	g_option_context_add_main_entries(oc, entries, NULL);
+	if (!g_option_context_parse(oc, &argc, &argv, NULL) || !config || !out || count < 1 ||
+	    !g_key_file_load_from_file(kf, config, G_KEY_FILE_NONE, NULL) || !(key = load_key(kf)))
+		return 2;
+	for (gint64 i = 0; i < count; i++) {
+		cp_auto_buf rec = CP_BUF_INIT;
+		CpDeviceRecord dr;
+
+		if (!fill_record(kf, key, (guint64)(first + i), 0, &dr) ||
+		    cp_device_record_encode(&dr, key, &rec) != CP_OK) {
+			EVP_PKEY_free(key);
+			return 1;
+		}
+		if (raw) {
+			g_string_append_len(text, (const char *)rec.data, (gssize)rec.len);
+			break;
+		}
+		g_autofree char *b64 = g_base64_encode(rec.data, rec.len);
+		g_string_append_printf(text, "%s\n", b64);
+	}
+	EVP_PKEY_free(key);
+	return g_file_set_contents(out, text->str, (gssize)text->len, NULL) ? 0 : 1;
+}
+
 /* The subscriber file line for supi holds exactly these K and OPc. */
 static gboolean
 subscriber_matches(const char *path, const char *supi, const CpSecret *k, const CpSecret *opc)
@@ -269,6 +314,8 @@ main(int argc, char **argv)
 		return cmd_tag(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "accept") == 0)
 		return cmd_accept(argc - 1, argv + 1);
-	fprintf(stderr, "usage: cp-test-device tag|accept ...\n");
+	if (argc >= 2 && strcmp(argv[1], "records") == 0)
+		return cmd_records(argc - 1, argv + 1);
+	fprintf(stderr, "usage: cp-test-device tag|accept|records ...\n");
 	return 2;
 }
