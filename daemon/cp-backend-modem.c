@@ -32,6 +32,7 @@ phase_of(const CpBackendModem *bm, const char *what)
 	if (strstr(low, "regist") || strstr(low, "serving") || strstr(low, "attach"))
 		return CP_PHASE_REGISTERING;
 	if (strstr(low, "reset") || strstr(low, "operating mode") || strstr(low, "online") ||
+	    strstr(low, "offline") ||
 	    strstr(low, "low-power") || strstr(low, "inhibit"))
 		return bm->after_backup ? CP_PHASE_RESETTING : CP_PHASE_PREPARING;
 	return bm->after_backup ? CP_PHASE_WRITING : CP_PHASE_PREPARING;

@@ -399,7 +399,8 @@ attempt_fail(Attempt *a, CpError err, const char *message)
 
 	dlog(d, G_LOG_LEVEL_MESSAGE, "provisioning failed: %s (%s)", message, cp_error_name(err));
 	set_last_error(d, err, message);
-	transition(d, CP_EVENT_STEP_FAILED);
+	if (d->m.state != CP_STATE_ROLLING_BACK)
+		transition(d, CP_EVENT_STEP_FAILED);
 
 	if (written && (err == CP_ERR_ROLLBACK || err == CP_ERR_STORAGE)) {
 		/* the card may hold the new values: restore from the journal's
@@ -448,6 +449,12 @@ on_backend_progress(CpBackend *b, CpBackendPhase phase, guint step, guint n_step
 	if (!d->attempt) {
 		notify_changed(d);
 		return;
+	}
+	/* the backend's own rollback has begun */
+	if (phase == CP_PHASE_RESTORING && cp_state_is_busy(d->m.state) &&
+	    d->m.state != CP_STATE_ROLLING_BACK) {
+		dlog(d, G_LOG_LEVEL_MESSAGE, "modem: rolling back what it wrote");
+		transition(d, CP_EVENT_STEP_FAILED);
 	}
 	if (phase == CP_PHASE_RESETTING && d->m.state == CP_STATE_PROVISIONING)
 		transition(d, CP_EVENT_WRITTEN);
