@@ -7,6 +7,7 @@
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include "cp-config.h"
@@ -172,8 +173,10 @@ main(int argc, char **argv)
 	};
 
 	setlocale(LC_ALL, "");
-	/* the process holds the device key: no core dumps of it */
+	/* the process holds the device key: no core dumps of it, and no
+	 * ptrace by other processes of the same user */
 	setrlimit(RLIMIT_CORE, &no_core);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
 	ctx = g_option_context_new("- the cellprov device daemon");
 	g_option_context_set_summary(ctx,
