@@ -96,7 +96,8 @@ typedef struct {
 CpNfcTag *cp_nfc_tag_new(const char *connstring, const CpNfcTagCallbacks *callbacks,
 			 gpointer user_data);
 CpNfcTag *cp_nfc_tag_ref(CpNfcTag *tag);
-/* The last unref stops the tag if it still runs. */
+/* The last unref stops the tag if it still runs; call cp_nfc_tag_stop()
+ * first if callbacks may still be queued. */
 void cp_nfc_tag_unref(CpNfcTag *tag);
 
 /* Backoff between attempts to open the controller (default 250 ms,
@@ -112,8 +113,10 @@ gboolean cp_nfc_tag_start(CpNfcTag *tag, GError **error);
 
 /*
  * Stop the worker: abort the blocking libnfc call, close the controller,
- * join the thread. No callback is called after this returns. Safe to
- * call when not running.
+ * join the thread, then call state_changed (CP_NFC_TAG_STOPPED) if the
+ * state was another. No callback is called after this returns, and none
+ * queued before it is delivered. Main context only; safe to call when not
+ * running, and from a callback.
  */
 void cp_nfc_tag_stop(CpNfcTag *tag);
 

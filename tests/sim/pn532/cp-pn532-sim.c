@@ -414,8 +414,10 @@ static void try_complete(struct chip *c)
 	case CMD_TG_GET_DATA:
 		if (field.state == F_RELEASED || field.state != F_ACTIVE ||
 		    c->armed_session != field.session) {
-			if (field.state == F_RELEASED)
+			if (field.state == F_RELEASED) {
 				field.state = F_IDLE;
+				pthread_cond_broadcast(&field.cond);
+			}
 			c->pending = -1;
 			reply_status(c, CMD_TG_GET_DATA, ST_RELEASED);
 		} else if (field.has_cmd) {
@@ -627,8 +629,10 @@ static void handle_command(struct chip *c, const uint8_t *d, size_t n)
 			field_changed();
 			reply_status(c, cmd, ST_OK);
 		} else {
-			if (field.state == F_RELEASED)
+			if (field.state == F_RELEASED) {
 				field.state = F_IDLE;
+				pthread_cond_broadcast(&field.cond);
+			}
 			reply_status(c, cmd, ST_RELEASED);
 		}
 		break;
@@ -1186,6 +1190,8 @@ static struct chip *chip_by_name(const char *name)
 	return NULL;
 }
 
+static void settle(void);
+
 static bool phone_vanish(struct phone *ph, struct chip *c, int ms)
 {
 	unsigned gen;
@@ -1195,6 +1201,14 @@ static bool phone_vanish(struct phone *ph, struct chip *c, int ms)
 	if (!c) {
 		fail(ph, "no such chip");
 		return false;
+	}
+	/* A phone that just left: let the device see it first. */
+	pthread_mutex_lock(&field.lock);
+	if (field.state == F_RELEASED) {
+		pthread_mutex_unlock(&field.lock);
+		settle();
+	} else {
+		pthread_mutex_unlock(&field.lock);
 	}
 	abs_deadline(&ts, ms + 5000);
 	pthread_mutex_lock(&field.lock);
@@ -1252,8 +1266,14 @@ static bool run_command(struct phone *ph, char *line)
 	}
 	if (strcmp(argv[0], "sleep") == 0) {
 		int ms = argc > 1 ? atoi(argv[1]) : 0;
+		struct timespec ts;
 
-		usleep((useconds_t)ms * 1000);
+		/* On the condition variable, so that SIGTERM cuts it short. */
+		abs_deadline(&ts, ms);
+		pthread_mutex_lock(&field.lock);
+		while (!quit && pthread_cond_timedwait(&field.cond, &field.lock, &ts) != ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&field.lock);
 		return true;
 	}
 	if (strcmp(argv[0], "vanish") == 0) {
@@ -1335,6 +1355,22 @@ static char *expand(const char *script, const char *data)
 	return out;
 }
 
+/* Before exiting, let the target's host see the phone leave: the pty
+ * closing under it would look like a lost controller (and a hang-up
+ * discards what it has not read yet). Its next TgInitAsTarget shows it
+ * has. */
+static void settle(void)
+{
+	struct timespec ts;
+
+	abs_deadline(&ts, 2000);
+	pthread_mutex_lock(&field.lock);
+	while (field.state != F_ARMED && !quit)
+		if (pthread_cond_timedwait(&field.cond, &field.lock, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&field.lock);
+}
+
 static int run_script(char *script)
 {
 	struct phone ph = { .mle = 246, .mlc = 246, .file_max = 2 + 4096 };
@@ -1349,6 +1385,7 @@ static int run_script(char *script)
 	}
 	if (ph.failed)
 		phone_release();
+	settle();
 	say("done %s", ph.failed ? "fail" : "ok");
 	return ph.failed ? 1 : 0;
 }
