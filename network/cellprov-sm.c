@@ -152,8 +152,7 @@ authenticate(Sm *sm, SoupServerMessage *msg)
 	if (token) {
 		cp_sha256((const uint8_t *)token, strlen(token), h);
 		cp_cleanse(token, strlen(token));
-	} else if ((peer = soup_server_message_get_tls_peer_certificate(msg)) &&
-		   soup_server_message_get_tls_peer_certificate_errors(msg) == 0) {
+	} else if ((peer = cp_http_server_get_peer_certificate(sm->http, msg))) {
 		g_autoptr(GByteArray) der = NULL;
 
 		g_object_get(peer, "certificate", &der, NULL);

@@ -13,6 +13,7 @@ struct _CpHttpServer {
 	GTlsDatabase *client_db;
 	CpHttpConfig cfg;
 	guint n_connections;
+	GList *conns;                /* Conn */
 	guint16 port;
 };
 
@@ -21,6 +22,8 @@ typedef struct {
 	GSocketConnection *conn;     /* weak */
 	guint deadline_id;
 	gboolean counted;            /* holds one of max_connections */
+	GSocketAddress *remote;
+	GTlsCertificate *peer;       /* accepted client certificate */
 } Conn;
 
 static void
@@ -32,6 +35,9 @@ conn_gone(gpointer data, GObject *where_the_object_was)
 		c->server->n_connections--;
 	if (c->deadline_id)
 		g_source_remove(c->deadline_id);
+	c->server->conns = g_list_remove(c->server->conns, c);
+	g_clear_object(&c->remote);
+	g_clear_object(&c->peer);
 	g_free(c);
 }
 
@@ -57,12 +63,28 @@ conn_deadline(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
+/*
+ * A client certificate is only a claim until the SM finds its hash in the
+ * companions file; here it must at least chain to client_ca.
+ */
+static gboolean
+accept_client_cert(GTlsConnection *conn, GTlsCertificate *peer, GTlsCertificateFlags errors, gpointer data)
+{
+	Conn *c = data;
+
+	if (errors) {
+		g_message("refusing a client certificate (verification flags 0x%x)", errors);
+		return FALSE;
+	}
+	g_set_object(&c->peer, peer);
+	return TRUE;
+}
+
 static gboolean
 on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, gpointer data)
 {
 	CpHttpServer *s = data;
 	g_autoptr(GSocketAddress) local = NULL;
-	g_autoptr(GSocketAddress) remote = NULL;
 	g_autoptr(GIOStream) stream = NULL;
 	g_autoptr(GError) error = NULL;
 	Conn *c;
@@ -72,35 +94,69 @@ on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, g
 		g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
 		return TRUE;
 	}
+	c = g_new0(Conn, 1);
+	c->server = s;
+	c->conn = conn;
 	local = g_socket_connection_get_local_address(conn, NULL);
-	remote = g_socket_connection_get_remote_address(conn, NULL);
+	c->remote = g_socket_connection_get_remote_address(conn, NULL);
 	if (s->tls) {
 		stream = g_tls_server_connection_new(G_IO_STREAM(conn), s->tls, &error);
 		if (!stream) {
 			g_warning("TLS: %s", error->message);
-			g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
-			return TRUE;
+			goto refuse;
 		}
 		if (s->client_db) {
 			g_tls_connection_set_database(G_TLS_CONNECTION(stream), s->client_db);
 			g_object_set(stream, "authentication-mode", G_TLS_AUTHENTICATION_REQUESTED, NULL);
+			g_signal_connect(stream, "accept-certificate", G_CALLBACK(accept_client_cert), c);
 		}
 	} else {
 		stream = g_object_ref(G_IO_STREAM(conn));
 	}
-	if (!soup_server_accept_iostream(s->soup, stream, local, remote, &error)) {
+	if (!soup_server_accept_iostream(s->soup, stream, local, c->remote, &error)) {
 		g_warning("cannot accept a connection: %s", error->message);
-		g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
-		return TRUE;
+		goto refuse;
 	}
-	c = g_new0(Conn, 1);
-	c->server = s;
-	c->conn = conn;
 	c->counted = TRUE;
 	c->deadline_id = g_timeout_add_seconds(s->cfg.connection_timeout, conn_deadline, c);
+	s->conns = g_list_prepend(s->conns, c);
 	g_object_weak_ref(G_OBJECT(conn), conn_gone, c);
 	s->n_connections++;
 	return TRUE;
+
+refuse:
+	g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+	g_clear_object(&c->remote);
+	g_free(c);
+	return TRUE;
+}
+
+static gboolean
+same_address(GSocketAddress *a, GSocketAddress *b)
+{
+	GInetSocketAddress *ia = G_INET_SOCKET_ADDRESS(a), *ib = G_INET_SOCKET_ADDRESS(b);
+
+	return g_inet_socket_address_get_port(ia) == g_inet_socket_address_get_port(ib) &&
+	       g_inet_address_equal(g_inet_socket_address_get_address(ia), g_inet_socket_address_get_address(ib));
+}
+
+/* libsoup does not keep the peer certificate of a connection handed to it
+ * as a stream: find the connection by its peer address (unique among the
+ * open ones). */
+GTlsCertificate *
+cp_http_server_get_peer_certificate(CpHttpServer *s, SoupServerMessage *msg)
+{
+	GSocketAddress *remote = soup_server_message_get_remote_address(msg);
+
+	if (!remote || !G_IS_INET_SOCKET_ADDRESS(remote))
+		return NULL;
+	for (GList *l = s->conns; l; l = l->next) {
+		Conn *c = l->data;
+
+		if (c->remote && G_IS_INET_SOCKET_ADDRESS(c->remote) && same_address(c->remote, remote))
+			return c->peer;
+	}
+	return NULL;
 }
 
 static char *

@@ -31,6 +31,9 @@ void cp_http_server_free(CpHttpServer *s);
  * to every handler added this way. */
 void cp_http_server_add_handler(CpHttpServer *s, const char *path, SoupServerCallback callback, gpointer data);
 guint16 cp_http_server_get_port(CpHttpServer *s);
+/* The client certificate the connection of msg presented and that chains
+ * to client_ca, or NULL. */
+GTlsCertificate *cp_http_server_get_peer_certificate(CpHttpServer *s, SoupServerMessage *msg);
 /* Write the bound port (decimal + newline) to path, atomically. */
 gboolean cp_http_server_write_port(CpHttpServer *s, const char *path, GError **error);
 

@@ -35,6 +35,8 @@ typedef struct {
 	char *token_path;
 	char *companion;
 	char *sm_ca;
+	char *client_cert;
+	char *client_key;
 	char *tag_file;
 	char *profile_file;
 	char *receipt_tag_file;
@@ -301,10 +303,12 @@ step_call_sm(Companion *c)
 	char *text;
 	gsize len;
 
-	token = cp_secret_load(c->token_path, FALSE, 0, &error);
-	if (!token)
-		return fail(c, 2, "token", 0, "--token names the file holding this companion's SM token",
-			    "%s", error->message);
+	if (c->token_path) {
+		token = cp_secret_load(c->token_path, FALSE, 0, &error);
+		if (!token)
+			return fail(c, 2, "token", 0, "--token names the file holding this companion's SM token",
+				    "%s", error->message);
+	}
 	session = soup_session_new_with_options("timeout", c->http_timeout,
 						"user-agent", "cellprov-companion/" CP_VERSION, NULL);
 	if (c->sm_ca) {
@@ -335,9 +339,23 @@ step_call_sm(Companion *c)
 	text = json_generator_to_data(gen, &len);
 	body = g_bytes_new_take(text, len);
 	soup_message_set_request_body_from_bytes(m, "application/json", body);
-	auth = g_strdup_printf("Bearer %.*s", (int)token->len, (const char *)token->data);
-	soup_message_headers_replace(soup_message_get_request_headers(m), "Authorization", auth);
-	cp_cleanse(auth, strlen(auth));
+	if (token) {
+		auth = g_strdup_printf("Bearer %.*s", (int)token->len, (const char *)token->data);
+		soup_message_headers_replace(soup_message_get_request_headers(m), "Authorization", auth);
+		cp_cleanse(auth, strlen(auth));
+	}
+	if (c->client_cert) {
+		g_autoptr(GTlsCertificate) cert = NULL;
+
+		if (c->client_key)
+			cert = g_tls_certificate_new_from_files(c->client_cert, c->client_key, &error);
+		else
+			cert = g_tls_certificate_new_from_file(c->client_cert, &error);
+		if (!cert)
+			return fail(c, 2, "client-cert", 0, "--client-cert wants a PEM certificate and its key",
+				    "%s", error->message);
+		soup_message_set_tls_client_certificate(m, cert);
+	}
 
 	say(2, "asking the subscription manager at %s", c->sm_url);
 	answer = soup_session_send_and_read(session, m, NULL, &error);
@@ -573,6 +591,8 @@ companion_clear(Companion *c)
 	g_free(c->token_path);
 	g_free(c->companion);
 	g_free(c->sm_ca);
+	g_free(c->client_cert);
+	g_free(c->client_key);
 	g_free(c->tag_file);
 	g_free(c->profile_file);
 	g_free(c->receipt_tag_file);
@@ -603,6 +623,8 @@ main(int argc, char **argv)
 		{ "token", 't', 0, G_OPTION_ARG_FILENAME, &c.token_path, "File (0600) or credential name holding the SM token", "FILE" },
 		{ "companion", 0, 0, G_OPTION_ARG_STRING, &c.companion, "This companion's SUPI (checked by the SM)", "IMSI" },
 		{ "sm-ca", 0, 0, G_OPTION_ARG_FILENAME, &c.sm_ca, "CA certificates for the SM's TLS (default: system)", "FILE" },
+		{ "client-cert", 0, 0, G_OPTION_ARG_FILENAME, &c.client_cert, "Authenticate with this TLS client certificate (PEM)", "FILE" },
+		{ "client-key", 0, 0, G_OPTION_ARG_FILENAME, &c.client_key, "Its private key (default: in --client-cert)", "FILE" },
 		{ "connstring", 'd', 0, G_OPTION_ARG_STRING, &c.connstring, "libnfc connstring of the reader", "CONN" },
 		{ "tag-file", 0, 0, G_OPTION_ARG_FILENAME, &c.tag_file, "Tap 1 from a file holding the tag's NDEF message", "FILE" },
 		{ "profile-file", 0, 0, G_OPTION_ARG_FILENAME, &c.profile_file, "Tap 2 to a file (the NDEF message to write)", "FILE" },
@@ -619,8 +641,8 @@ main(int argc, char **argv)
 		g_printerr("cellprov-companion: %s\n", error->message);
 		return 2;
 	}
-	if (!c.sm_url || !c.token_path) {
-		g_printerr("cellprov-companion: --sm and --token are required\n");
+	if (!c.sm_url || (!c.token_path && !c.client_cert)) {
+		g_printerr("cellprov-companion: --sm and --token or --client-cert are required\n");
 		return 2;
 	}
 	if (c.tap_timeout < 1 || c.http_timeout < 1) {

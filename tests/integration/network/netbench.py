@@ -71,6 +71,7 @@ class Bench:
         self.ausf_token = "ausf-token-" + os.urandom(8).hex()
         self.devices = {}
         self.counter = {}
+        self.extra_companions = []
 
     def path(self, *p):
         return os.path.join(self.tmp, *p)
@@ -184,7 +185,7 @@ imsi-last=001010000000100
         other = hashlib.sha256(b"token-of-a-stranger-companion").hexdigest()
         write(self.path("companions"),
               "# name SUPI credential\nbench %s token-sha256:%s\nstranger 001010000009777 token-sha256:%s\n"
-              % (COMPANION_SUPI, h, other))
+              % (COMPANION_SUPI, h, other) + "".join(l + "\n" for l in self.extra_companions))
         write(self.path("companion-token"), self.token + "\n", 0o600)
         opts = {
             "database": self.path("sm.db"),
@@ -287,11 +288,14 @@ imsi-last=001010000000100
         profile = profile or tag + ".profile"
         args = [self.prog("tools/cellprov-companion"), "--json",
                 "--sm", "https://127.0.0.1:%d" % self.sm_port, "--sm-ca", self.tls_ca,
-                "--token", token or self.path("companion-token"),
+                "--token", token if token else self.path("companion-token"),
                 "--tag-file", tag, "--profile-file", profile, "--tap-timeout", "20"]
         if receipt_tag:
             args += ["--receipt-tag-file", receipt_tag]
         args += list(extra)
+        if token is False:
+            args.remove("--token")
+            args.remove(self.path("companion-token"))
         if not wait:
             return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         r = self.run(args, check_rc=False)
