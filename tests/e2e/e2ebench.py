@@ -1,0 +1,259 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The whole simulated bench: the network side of tests/integration/network
+(TLS and manufacturer CAs, lighttpd, cellprov-ausf, cellprov-sm), a device
+made by cellprov-mfg, the QMI modem simulator with its authenticating
+network, two PN532 simulators joined by an RF link, cellprovd on one and
+cellprov-companion on the other. Standard library only."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(SOURCE, "tests", "integration", "network"))
+import netbench  # noqa: E402
+from netbench import Fail, check  # noqa: E402
+
+ADM1 = "12345678"          # the QMI simulator's card
+FIRST_IMSI = "001010000000001"
+OLD_IMSI = "001010123456789"
+
+
+class E2E(netbench.Bench):
+    def __init__(self, builddir, say_steps=False, **kw):
+        super().__init__(builddir, **kw)
+        self.say_steps = say_steps
+
+    def step(self, n, text):
+        if self.say_steps:
+            print("step %2d: %s" % (n, text), flush=True)
+
+    # ---- the device ----
+
+    def make_gateway(self, name="gw"):
+        self.gw = name
+        self.pn532_target = self.path("pn532-device")
+        self.qmi_pty = self.path("qmi")
+        self.state_dir = self.path("state-" + name)
+        info = self.make_device(name, extra=[
+            "--adm1", ADM1, "--connstring", "pn532_uart:" + self.pn532_target,
+            "--modem-device", self.qmi_pty, "--card", "sysmo-isim-sja2",
+            "--state-directory", self.state_dir])
+        # the simulator is on a pty, not behind qmi-proxy
+        conf = open(info["config"]).read()
+        if "proxy=" in conf:
+            conf = "\n".join("proxy=false" if l.startswith("proxy=") else l for l in conf.splitlines()) + "\n"
+        else:
+            conf = conf.replace("[modem]\n", "[modem]\nproxy=false\nregistration-timeout=15\n")
+        with open(info["config"], "w") as f:
+            f.write(conf)
+        self.gw_info = info
+        return info
+
+    def usim_credentials(self, imsi=FIRST_IMSI):
+        """K_usim and OPc the AUSF will give the device for that IMSI (the
+        key schedule with the bench's companion K_AUSF and OP)."""
+        r = self.run([self.prog("tools/cellprov-tool"), "keys", "--kc", netbench.COMPANION_K_AUSF,
+                      "--device-id", self.gw_info["device_id"], "--supi", imsi, "--op", netbench.OP,
+                      "--nonce", "00" * 16, "--device-info", "00"])
+        k = json.loads(r.stdout)
+        return k["k_usim"], k["opc"]
+
+    def start_modem(self, subscribers=None, extra=()):
+        """The QMI simulator; by default its network knows the device's
+        future subscription (so AKA succeeds once the USIM holds it)."""
+        subs = self.path("subscribers.txt")
+        if subscribers is None:
+            k, opc = self.usim_credentials()
+            subscribers = ["%s %s %s 000000000000" % (FIRST_IMSI, k, opc)]
+        netbench.write(subs, "# bench network\n" + "".join(s + "\n" for s in subscribers))
+        self.qmi_dump = self.path("qmi.state")
+        log = open(self.path("qmi-sim.log"), "a")
+        p = subprocess.Popen([self.prog("tests/sim/qmi/cp-qmi-sim"), "--pty", self.qmi_pty,
+                              "--subscribers", subs, "--dump", self.qmi_dump, "--adm1", ADM1,
+                              "--imsi", OLD_IMSI] + list(extra),
+                             stdout=subprocess.PIPE, stderr=log, text=True)
+        line = p.stdout.readline()
+        if not line.startswith("ready"):
+            raise Fail("cp-qmi-sim did not start: %r" % line)
+        self.procs["qmi-sim"] = p
+
+    def modem_state(self):
+        state = {}
+        for line in open(self.qmi_dump).read().splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                state[k] = v
+        return state
+
+    def nfc_env(self):
+        return dict(os.environ, LIBNFC_AUTO_SCAN="false", LIBNFC_INTRUSIVE_SCAN="false",
+                    LIBNFC_LOG_LEVEL="0")
+
+    def start_cellprovd(self, debug=True):
+        log = open(self.path("cellprovd.log"), "a")
+        args = [self.prog("daemon/cellprovd"), "--config", self.gw_info["config"]]
+        if debug:
+            args.append("--debug")
+        env = self.nfc_env()
+        env["CELLPROV_BUS_ADDRESS"] = self.bus_address
+        p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.procs["cellprovd"] = p
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if p.poll() is not None:
+                raise Fail("cellprovd exited with %d:\n%s" % (p.returncode, self.daemon_log()[-3000:]))
+            r = self.ctl("status", check_rc=False)
+            if r.returncode == 0:
+                return p
+            time.sleep(0.05)
+        raise Fail("cellprovd did not come up:\n" + self.daemon_log()[-3000:])
+
+    def kill_cellprovd(self, sig=signal.SIGKILL):
+        p = self.procs.pop("cellprovd")
+        p.send_signal(sig)
+        return p.wait(timeout=15)
+
+    def daemon_log(self):
+        try:
+            return open(self.path("cellprovd.log")).read()
+        except OSError:
+            return ""
+
+    def start_bus(self):
+        sock = self.path("system_bus_socket")
+        policy = os.path.join(SOURCE, "daemon", "org.cellprov.Daemon1.conf")
+        conf = self.path("bus.conf")
+        netbench.write(conf, """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><listen>unix:path=%s</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><deny own="*"/><deny send_type="method_call"/>
+<allow send_type="signal"/><allow send_requested_reply="true" send_type="method_return"/>
+<allow send_requested_reply="true" send_type="error"/><allow receive_type="method_call"/>
+<allow receive_type="method_return"/><allow receive_type="error"/><allow receive_type="signal"/>
+<allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+<allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+</policy><include>%s</include></busconfig>
+""" % (sock, policy))
+        p = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork", "--print-address"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.bus_address = p.stdout.readline().strip()
+        self.procs["dbus-daemon"] = p
+
+    def ctl(self, *args, check_rc=True):
+        env = dict(os.environ, CELLPROV_BUS_ADDRESS=self.bus_address)
+        r = subprocess.run([self.prog("tools/cellprovctl"), "-J"] + list(args), capture_output=True,
+                           text=True, timeout=120, env=env)
+        if check_rc and r.returncode != 0:
+            raise Fail("cellprovctl %s: %d %s" % (" ".join(args), r.returncode, r.stderr))
+        r.json = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else None
+        return r
+
+    def ctl_text(self, *args):
+        env = dict(os.environ, CELLPROV_BUS_ADDRESS=self.bus_address)
+        return subprocess.run([self.prog("tools/cellprovctl")] + list(args), capture_output=True,
+                              text=True, timeout=60, env=env).stdout
+
+    def wait_state(self, state, timeout=60):
+        r = self.ctl("--timeout", str(timeout), "wait", state, check_rc=False)
+        if r.returncode != 0:
+            raise Fail("cellprovd never reached %s: %s\n%s" % (state, r.stderr, self.daemon_log()[-4000:]))
+
+    # ---- the phone ----
+
+    def phone(self, script, timeout=60):
+        """One tap of a scripted phone: a PN532 simulator on the device's
+        pty whose initiator runs script (cp-pn532-sim's phone language).
+        The device's tag reopens the controller by itself."""
+        log = open(self.path("pn532-sim.log"), "a")
+        r = subprocess.run([self.prog("tests/sim/pn532/cp-pn532-sim"), "--target-pty", self.pn532_target,
+                            "--run", script], capture_output=True, text=True, timeout=timeout)
+        log.write(r.stdout + r.stderr)
+        return r.returncode, r.stdout
+
+    def read_tag(self, path):
+        tmp = path + ".part"
+        rc, out = self.phone("tap 20000; select-app; read-cc; read-ndef %s; release" % tmp)
+        if rc != 0:
+            raise Fail("phone: reading the tag failed: %s\n%s" % (out, self.daemon_log()[-3000:]))
+        os.rename(tmp, path)       # the companion polls for it: whole or absent
+
+    def write_tag(self, path, extra=""):
+        return self.phone("tap 20000; select-app; read-cc; write-ndef %s %s; release" % (path, extra))
+
+    def companion(self, tag, profile=None, receipt_tag=None, token=None, extra=(), wait=True):
+        return super().companion(tag, profile=profile, receipt_tag=receipt_tag, token=token,
+                                 extra=extra, wait=wait)
+
+    def tap(self, before_write=None, timeout=90):
+        """The companion's three taps (its NFC is the scripted phone above):
+        read the tag, the companion asks the SM and hands over the profile,
+        the phone writes it (after before_write(path) may alter it), the
+        device provisions, the phone reads the receipt for the companion."""
+        n = len([f for f in os.listdir(self.tmp) if f.startswith("tap-")]) + 1
+        tag = self.path("tap-%d.tag" % n)
+        profile = tag + ".profile"
+        after = tag + ".after"
+        self.step(1, "the companion reads the device's tag (URL, signed device record)")
+        self.read_tag(tag)
+        comp = self.companion(tag, profile=profile, receipt_tag=after, wait=False)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(profile) and comp.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not os.path.exists(profile):
+            out, err = comp.communicate(timeout=10)
+            raise Fail("the companion made no profile: %s %s" % (out, err[-2000:]))
+        self.step(8, "the SM returned the profile, K'' and the nonce; the companion keeps K''")
+        if before_write:
+            before_write(profile)
+        self.step(9, "the companion writes the profile to the device")
+        rc, out = self.write_tag(profile)
+        return comp, tag, after, rc, out
+
+    def finish_tap(self, comp, after, timeout=60):
+        """Tap 3: the phone reads the receipt; the companion verifies it."""
+        self.read_tag(after)
+        out, err = comp.communicate(timeout=timeout)
+        try:
+            res = json.loads(out)
+        except ValueError:
+            raise Fail("companion printed no JSON (%d): %r %r" % (comp.returncode, out, err[-2000:]))
+        return comp.returncode, res
+
+    def setup_all(self):
+        self.setup()
+        self.start_bus()
+        self.make_gateway()
+        return self
+
+    def dump_logs(self):
+        super().dump_logs()
+        for name in ("cellprovd", "qmi-sim", "pn532-sim"):
+            p = self.path(name + ".log")
+            if os.path.exists(p):
+                sys.stdout.write("---- %s.log ----\n%s" % (name, open(p).read()[-8000:]))
+
+
+def run(builddir, tests, **kw):
+    b = E2E(builddir, **kw)
+    failed = False
+    try:
+        b.setup_all()
+        for t in tests:
+            print("==", t.__name__, flush=True)
+            t(b)
+    except Fail as e:
+        print("FAIL:", e)
+        failed = True
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        failed = True
+    if failed:
+        b.dump_logs()
+    b.teardown()
+    return 1 if failed else 0
