@@ -439,9 +439,25 @@ receipt_status_name(uint8_t s)
 	return "unknown";
 }
 
+/* The receipt record on the tag when it is for the profile just written. */
+static const CpNdefRecord *
+receipt_for_us(Companion *c, const CpNdefMessage *msg)
+{
+	const CpNdefRecord *rec = cp_ndef_find_mime(msg, CP_MIME_RECEIPT);
+	CpReceipt r;
+
+	if (!rec || cp_receipt_decode(rec->payload, rec->payload_len, &r) != CP_OK)
+		return rec;
+	if (memcmp(r.device_id, c->dr.device_id, CP_DEVICE_ID_LEN) != 0 ||
+	    (r.has_mac && r.profile_seq != c->profile_seq))
+		return NULL;
+	return rec;
+}
+
 static gboolean
 step_read_receipt(Companion *c)
 {
+	gint64 deadline = g_get_monotonic_time() + (gint64)c->tap_timeout * G_USEC_PER_SEC;
 	g_autoptr(GBytes) tag = NULL;
 	CpNdefMessage msg;
 	const CpNdefRecord *rec;
@@ -453,18 +469,28 @@ step_read_receipt(Companion *c)
 		say(4, "no --receipt-tag-file: not waiting for the receipt");
 		return TRUE;
 	}
-	tag = tag_read(c, 4, c->receipt_tag_file, TRUE);
-	if (!tag)
-		return FALSE;
-	data = g_bytes_get_data(tag, &len);
-	err = cp_ndef_parse(data, len, &msg);
-	if (err != CP_OK)
-		return fail(c, 4, cp_error_name(err), err, "tap the device again", "the tag holds no valid NDEF message: %s",
-			    cp_error_message(err));
-	rec = cp_ndef_find_mime(&msg, CP_MIME_RECEIPT);
-	if (!rec)
-		return fail(c, 4, "no-receipt", CP_ERR_NDEF_NO_RECORD, "wait a moment and tap the device again",
-			    "the device has not written a receipt yet");
+	/* The device writes its receipt once it has provisioned the modem
+	 * and registered, which takes a while: a tag without it yet is read
+	 * again on the next tap, until the tap timeout. */
+	for (;;) {
+		g_clear_pointer(&tag, g_bytes_unref);
+		tag = tag_read(c, 4, c->receipt_tag_file, TRUE);
+		if (!tag)
+			return FALSE;
+		data = g_bytes_get_data(tag, &len);
+		err = cp_ndef_parse(data, len, &msg);
+		if (err != CP_OK)
+			return fail(c, 4, cp_error_name(err), err, "tap the device again",
+				    "the tag holds no valid NDEF message: %s", cp_error_message(err));
+		rec = receipt_for_us(c, &msg);
+		if (rec)
+			break;
+		if (c->receipt_tag_file || g_get_monotonic_time() >= deadline)
+			return fail(c, 4, "no-receipt", CP_ERR_NDEF_NO_RECORD, "wait a moment and tap the device again",
+				    "the device has not written a receipt for this profile yet");
+		say(4, "no receipt yet: tap the device again");
+		g_usleep(500 * 1000);
+	}
 	err = cp_receipt_verify(rec->payload, rec->payload_len, c->k2, &c->receipt);
 	if (err == CP_ERR_NO_MAC) {
 		cp_receipt_decode(rec->payload, rec->payload_len, &c->receipt);
@@ -476,10 +502,6 @@ step_read_receipt(Companion *c)
 	if (err != CP_OK)
 		return fail(c, 4, cp_error_name(err), err, "the receipt is not from this provisioning: tap again",
 			    "the receipt does not verify: %s", cp_error_message(err));
-	if (memcmp(c->receipt.device_id, c->dr.device_id, CP_DEVICE_ID_LEN) != 0 ||
-	    c->receipt.profile_seq != c->profile_seq)
-		return fail(c, 4, "stale-receipt", 0, "wait a moment and tap the device again",
-			    "the receipt is for another profile");
 	c->have_receipt = TRUE;
 	if (c->receipt.status == CP_RECEIPT_REJECTED || c->receipt.status == CP_RECEIPT_FAILED)
 		return fail(c, 4, cp_error_name(c->receipt.reason), c->receipt.reason, NULL,

@@ -16,6 +16,11 @@
 #include <glib.h>
 
 #include "cellprov.h"
+#if CP_TEST_NFC
+#include <glib-unix.h>
+#include "cp-glib.h"
+#include "cp-nfc-tag.h"
+#endif
 
 static EVP_PKEY *
 load_key(GKeyFile *kf)
@@ -307,6 +312,175 @@ out:
 	return ret;
 }
 
+#if CP_TEST_NFC
+/*
+ * "nfc": the device's tag on a real libnfc controller (cp-nfc-tag): every
+ * session presents a freshly signed record (and the last receipt); a
+ * written profile goes through cp_profile_verify and gets a receipt MAC'd
+ * with K''. One JSON line per event on stdout.
+ */
+typedef struct {
+	GKeyFile *kf;
+	EVP_PKEY *key;
+	char *url;
+	guint64 counter;
+	guint64 last_seq;
+	CpBuf info;
+	CpDeviceRecord dr;
+	GBytes *receipt;
+	guint sessions, max_sessions;
+	GMainLoop *loop;
+} NfcDevice;
+
+static GBytes *
+nfc_content(CpNfcTag *tag, gpointer data)
+{
+	NfcDevice *d = data;
+	cp_auto_buf rec = CP_BUF_INIT;
+	cp_auto_buf ndef = CP_BUF_INIT;
+	CpDeviceRecord dr;
+
+	if (!fill_record(d->kf, d->key, ++d->counter, d->receipt ? CP_DEVICE_PROVISIONED : 0, &dr) ||
+	    cp_device_record_encode(&dr, d->key, &rec) != CP_OK ||
+	    cp_tag_build(d->url, rec.data, rec.len,
+			 d->receipt ? g_bytes_get_data(d->receipt, NULL) : NULL,
+			 d->receipt ? g_bytes_get_size(d->receipt) : 0, &ndef) != CP_OK)
+		return NULL;
+	printf("{\"event\":\"presented\",\"counter\":%" G_GUINT64_FORMAT ",\"receipt\":%s}\n",
+	       d->counter, d->receipt ? "true" : "false");
+	fflush(stdout);
+	return g_bytes_new(ndef.data, ndef.len);
+}
+
+static void
+nfc_written(CpNfcTag *tag, GBytes *ndef, gpointer data)
+{
+	NfcDevice *d = data;
+	CpNdefMessage msg;
+	const CpNdefRecord *prec;
+	CpProfile p;
+	CpProfileKeys keys = { 0 };
+	CpVerifyContext ctx = { 0 };
+	cp_auto_buf receipt = CP_BUF_INIT;
+	CpReceipt r = { 0 };
+	CpError err;
+
+	err = cp_ndef_parse(g_bytes_get_data(ndef, NULL), g_bytes_get_size(ndef), &msg);
+	prec = err == CP_OK ? cp_ndef_find_mime(&msg, CP_MIME_PROFILE) : NULL;
+	if (!prec) {
+		printf("{\"event\":\"written\",\"result\":\"error\",\"code\":\"no-profile\"}\n");
+		fflush(stdout);
+		return;
+	}
+	ctx.device_id = d->dr.device_id;
+	ctx.device_key = d->key;
+	ctx.suites = d->dr.suites;
+	ctx.n_suites = d->dr.n_suites;
+	ctx.last_seq = d->last_seq;
+	ctx.now = (uint64_t)time(NULL);
+	ctx.device_info = d->info.data;
+	ctx.device_info_len = d->info.len;
+	err = cp_profile_verify(prec->payload, prec->payload_len, &ctx, &p, &keys);
+	r.version = 1;
+	memcpy(r.device_id, d->dr.device_id, CP_DEVICE_ID_LEN);
+	if (err == CP_OK) {
+		r.profile_seq = p.profile_seq;
+		r.status = CP_RECEIPT_PROVISIONED;
+		r.has_registration = TRUE;
+		g_strlcpy(r.registration, p.plmn, sizeof(r.registration));
+		d->last_seq = p.profile_seq;
+		printf("{\"event\":\"written\",\"result\":\"ok\",\"profile_seq\":%" G_GUINT64_FORMAT "}\n",
+		       p.profile_seq);
+	} else {
+		r.status = CP_RECEIPT_REJECTED;
+		r.reason = (uint16_t)err;
+		printf("{\"event\":\"written\",\"result\":\"error\",\"code\":\"%s\"}\n", cp_error_name(err));
+	}
+	fflush(stdout);
+	if (cp_receipt_encode(&r, keys.k2, &receipt) == CP_OK) {
+		if (d->receipt)
+			g_bytes_unref(d->receipt);
+		d->receipt = g_bytes_new(receipt.data, receipt.len);
+	}
+	cp_profile_keys_clear(&keys);
+}
+
+static void
+nfc_ended(CpNfcTag *tag, const CpNfcSessionInfo *info, const GError *error, gpointer data)
+{
+	NfcDevice *d = data;
+
+	printf("{\"event\":\"session-ended\",\"error\":\"%s\"}\n", error ? error->message : "");
+	fflush(stdout);
+	if (++d->sessions >= d->max_sessions)
+		g_main_loop_quit(d->loop);
+}
+
+static void
+nfc_state(CpNfcTag *tag, CpNfcTagState state, const GError *error, gpointer data)
+{
+	printf("{\"event\":\"state\",\"state\":\"%s\"}\n", cp_nfc_tag_state_name(state));
+	fflush(stdout);
+}
+
+static gboolean
+nfc_quit(gpointer data)
+{
+	g_main_loop_quit(data);
+	return G_SOURCE_REMOVE;
+}
+
+static int
+cmd_nfc(int argc, char **argv)
+{
+	g_autofree char *config = NULL, *connstring = NULL;
+	gint sessions = 1000;
+	GOptionEntry entries[] = {
+		{ "config", 0, 0, G_OPTION_ARG_FILENAME, &config, "cellprov.conf", NULL },
+		{ "connstring", 0, 0, G_OPTION_ARG_STRING, &connstring, "the device's PN532", NULL },
+		{ "sessions", 0, 0, G_OPTION_ARG_INT, &sessions, "exit after this many sessions", NULL },
+		{ NULL }
+	};
+	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
+	static const CpNfcTagCallbacks cb = {
+		.content = nfc_content, .written = nfc_written,
+		.session_ended = nfc_ended, .state_changed = nfc_state,
+	};
+	g_autoptr(GError) error = NULL;
+	NfcDevice d = { 0 };
+	CpNfcTag *tag;
+
+	g_option_context_add_main_entries(oc, entries, NULL);
+	d.kf = g_key_file_new();
+	if (!g_option_context_parse(oc, &argc, &argv, NULL) || !config || !connstring ||
+	    !g_key_file_load_from_file(d.kf, config, G_KEY_FILE_NONE, NULL) || !(d.key = load_key(d.kf)))
+		return 2;
+	d.url = g_key_file_get_string(d.kf, "device", "certificate-url", NULL);
+	cp_buf_init(&d.info);
+	if (!fill_record(d.kf, d.key, 0, 0, &d.dr) || cp_device_record_info(&d.dr, &d.info) != CP_OK)
+		return 1;
+	d.max_sessions = (guint)sessions;
+	d.loop = g_main_loop_new(NULL, FALSE);
+	tag = cp_nfc_tag_new(connstring, &cb, &d);
+	if (!cp_nfc_tag_start(tag, &error)) {
+		fprintf(stderr, "cp-test-device nfc: %s\n", error->message);
+		return 1;
+	}
+	g_unix_signal_add(SIGTERM, nfc_quit, d.loop);
+	g_main_loop_run(d.loop);
+	cp_nfc_tag_stop(tag);
+	cp_nfc_tag_unref(tag);
+	g_main_loop_unref(d.loop);
+	if (d.receipt)
+		g_bytes_unref(d.receipt);
+	cp_buf_clear(&d.info);
+	EVP_PKEY_free(d.key);
+	g_key_file_unref(d.kf);
+	g_free(d.url);
+	return 0;
+}
+#endif
+
 int
 main(int argc, char **argv)
 {
@@ -316,6 +490,10 @@ main(int argc, char **argv)
 		return cmd_accept(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "records") == 0)
 		return cmd_records(argc - 1, argv + 1);
+#if CP_TEST_NFC
+	if (argc >= 2 && strcmp(argv[1], "nfc") == 0)
+		return cmd_nfc(argc - 1, argv + 1);
+#endif
 	fprintf(stderr, "usage: cp-test-device tag|accept|records ...\n");
 	return 2;
 }
