@@ -147,7 +147,10 @@ flush_text(void)
 		const char *title = "";
 
 		if (g_strcmp0(open, f->section) != 0) {
-			printf("  %s\n", i ? "" : "");
+			printf("  ");
+			for (gsize k = 0; k < title_w + label_w + 24; k++)
+				putchar('-');
+			putchar('\n');
 			title = f->title;
 			open = f->section;
 		}
