@@ -278,6 +278,83 @@ static void test_target_vanishes(void)
 	cp_test_sim_free(sim);
 }
 
+typedef struct {
+	const char *connstring;
+	GError *lost;                  /* the reader's own controller went away */
+	GBytes *after;                 /* read through the reopened controller */
+	guint reopen_attempts;
+	gboolean done;
+} ReaderVanishing;
+
+static gpointer reader_vanishing_main(gpointer data)
+{
+	ReaderVanishing *v = data;
+	CpNfcReader *r = cp_nfc_reader_open(v->connstring, NULL);
+	GError *error = NULL;
+
+	g_assert_nonnull(r);
+	g_assert_true(cp_nfc_reader_wait_target(r, 5000, &error));
+	g_assert_true(cp_nfc_reader_select(r, &error));
+	for (int i = 0; i < 200 && !v->lost; i++) {
+		g_autoptr(GBytes) b = cp_nfc_reader_read_ndef(r, &v->lost);
+
+		g_usleep(10000);
+	}
+	cp_nfc_reader_free(r);
+	/* As a companion would: reopen until the reader is back. */
+	for (r = NULL; !r && v->reopen_attempts < 100; v->reopen_attempts++) {
+		r = cp_nfc_reader_open(v->connstring, NULL);
+		if (!r)
+			g_usleep(50000);
+	}
+	g_assert_nonnull(r);
+	if (cp_nfc_reader_wait_target(r, 5000, &error) && cp_nfc_reader_select(r, &error))
+		v->after = cp_nfc_reader_read_ndef(r, &error);
+	g_assert_no_error(error);
+	cp_nfc_reader_free(r);
+	g_atomic_int_set(&v->done, TRUE);
+	return NULL;
+}
+
+static gboolean reader_vanishing_done(gpointer data)
+{
+	return g_atomic_int_get(&((ReaderVanishing *)data)->done);
+}
+
+static void test_reader_vanishes(void)
+{
+	CpTestSim *sim = cp_test_sim_start(TRUE, "--run", "sleep 800; vanish initiator 400", "--linger", NULL);
+	Device d = { 0 };
+	g_autoptr(CpNfcTag) tag = NULL;
+	ReaderVanishing v = { .connstring = sim->initiator_connstring };
+	GThread *t;
+
+	d.presented = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+	d.written = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+	d.ended = g_ptr_array_new_with_free_func(ended_free);
+	tag = cp_nfc_tag_new(sim->connstring, &callbacks, &d);
+	g_assert_true(cp_nfc_tag_start(tag, NULL));
+	t = g_thread_new("companion", reader_vanishing_main, &v);
+	g_assert_true(cp_test_wait(reader_vanishing_done, &v, 30000));
+	g_thread_join(t);
+	g_assert_true(cp_test_wait(two_ended, &d, 5000));
+	cp_nfc_tag_stop(tag);
+
+	g_assert_error(v.lost, CP_NFC_ERROR, CP_NFC_ERROR_IO);
+	g_assert_cmpuint(v.reopen_attempts, >, 1);
+	g_assert_nonnull(v.after);
+	g_assert_true(g_bytes_equal(v.after, g_ptr_array_index(d.presented, d.presented->len - 1)));
+	/* The device saw the first tap end as a phone leaving: no error. */
+	g_assert_null(g_ptr_array_index(d.ended, 0));
+	g_clear_error(&v.lost);
+	g_clear_pointer(&v.after, g_bytes_unref);
+	g_assert_cmpint(cp_test_sim_finish(sim, TRUE), ==, 0);
+	g_ptr_array_unref(d.presented);
+	g_ptr_array_unref(d.written);
+	g_ptr_array_unref(d.ended);
+	cp_test_sim_free(sim);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -285,5 +362,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/nfc/link/read-write", test_read_write);
 	g_test_add_func("/nfc/link/reader-errors", test_reader_errors);
 	g_test_add_func("/nfc/link/target-vanishes", test_target_vanishes);
+	g_test_add_func("/nfc/link/reader-vanishes", test_reader_vanishes);
 	return g_test_run();
 }
