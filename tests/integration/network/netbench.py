@@ -130,21 +130,15 @@ class Bench:
 
     def start_lighttpd(self):
         os.makedirs(self.path("www", "devices"), exist_ok=True)
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                              "network", "cellprov-cert-server")
         for attempt in range(5):
             self.ca_port = free_port()
-            conf = self.path("lighttpd.conf")
-            write(conf, """
-server.document-root = "%s"
-server.bind = "127.0.0.1"
-server.port = %d
-server.modules = ( "mod_openssl" )
-ssl.engine = "enable"
-ssl.pemfile = "%s"
-server.errorlog = "%s"
-mimetype.assign = ( "" => "application/pem-certificate-chain" )
-""" % (self.path("www"), self.ca_port, self.tls_dir_file("server-both.pem"), self.path("lighttpd.err")))
             log = open(self.path("lighttpd.log"), "w")
-            p = subprocess.Popen(["lighttpd", "-D", "-f", conf], stdout=log, stderr=subprocess.STDOUT)
+            p = subprocess.Popen(["sh", script, "--root", self.path("www"), "--port", str(self.ca_port),
+                                  "--tls-pem", self.tls_dir_file("server-both.pem"),
+                                  "--state-dir", self.path("cert-server")],
+                                 stdout=log, stderr=subprocess.STDOUT)
             if self.wait_port(self.ca_port, p):
                 self.procs["lighttpd"] = p
                 return
