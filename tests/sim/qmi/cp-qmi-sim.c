@@ -810,9 +810,10 @@ handle_message(Conn *c, QmiMessage *req)
 	default:
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_SERVICE_TYPE);
 	}
+	/* the state first: a test reads it as soon as it has the answer */
+	dump();
 	if (resp)
 		send_message(c, resp);
-	dump();
 }
 
 static void

@@ -1,0 +1,448 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define G_LOG_DOMAIN "cellprov-modem"
+
+#include "cp-modem-private.h"
+
+#include <string.h>
+
+#include "cp-buf.h"
+#include "cp-tlv.h"
+
+static const char *const driver_names[] = { "sysmo-isim-sja2", "sysmo-isim-sja5", NULL };
+
+const char *const *
+cp_modem_card_drivers(void)
+{
+	return driver_names;
+}
+
+static gboolean
+all_digits(const char *s, gsize min, gsize max)
+{
+	gsize n = s ? strlen(s) : 0;
+
+	if (n < min || n > max)
+		return FALSE;
+	for (gsize i = 0; i < n; i++)
+		if (!g_ascii_isdigit(s[i]))
+			return FALSE;
+	return TRUE;
+}
+
+CpModem *
+cp_modem_new(const CpModemConfig *config, GError **error)
+{
+	g_autoptr(CpModem) m = NULL;
+
+	if (!config || !config->device || !*config->device) {
+		cp_set_error(error, CP_ERR_ARGUMENT, "modem: no device configured");
+		return NULL;
+	}
+	if (!config->adm1 || config->adm1->len != 8) {
+		cp_set_error(error, CP_ERR_ADM1, "modem: ADM1 must be 8 digits");
+		return NULL;
+	}
+	for (gsize i = 0; i < 8; i++) {
+		if (!g_ascii_isdigit(config->adm1->data[i])) {
+			cp_set_error(error, CP_ERR_ADM1, "modem: ADM1 must be 8 digits");
+			return NULL;
+		}
+	}
+	m = g_new0(CpModem, 1);
+	if (config->card && *config->card && g_strcmp0(config->card, "auto") != 0) {
+		m->driver = cp_usim_driver_find(config->card);
+		if (!m->driver) {
+			g_autofree char *known = g_strjoinv(", ", (char **)driver_names);
+
+			cp_set_error(error, CP_ERR_CARD_UNKNOWN,
+				     "modem: no USIM driver '%s' (known: %s)", config->card, known);
+			return NULL;
+		}
+	}
+	switch (config->backend) {
+	case CP_MODEM_BACKEND_AUTO:
+	case CP_MODEM_BACKEND_QMI:
+		/* AUTO: ModemManager detection arrives with the MM backend */
+		m->ops = &cp_modem_qmi_ops;
+		break;
+	case CP_MODEM_BACKEND_MM:
+	default:
+		cp_set_error(error, CP_ERR_MODEM, "modem: the ModemManager backend is not in this build");
+		return NULL;
+	}
+	m->type = config->backend;
+	m->device = g_strdup(config->device);
+	m->proxy = config->proxy;
+	m->proxy_path = g_strdup(config->proxy_path);
+	m->adm1 = cp_secret_dup(config->adm1);
+	m->registration_timeout = config->registration_timeout ? config->registration_timeout : 120;
+	m->request_timeout = config->request_timeout ? config->request_timeout : 10;
+	m->reset = config->reset;
+	return g_steal_pointer(&m);
+}
+
+void
+cp_modem_free(CpModem *modem)
+{
+	if (!modem)
+		return;
+	g_free(modem->device);
+	g_free(modem->proxy_path);
+	cp_secret_free(modem->adm1);
+	g_free(modem);
+}
+
+const char *
+cp_modem_get_backend_name(CpModem *modem)
+{
+	return modem->ops->name;
+}
+
+void
+cp_modem_step(CpModem *modem, guint n, guint n_steps, const char *what)
+{
+	g_info("(%u/%u) %s", n, n_steps, what);
+	if (modem->progress)
+		modem->progress(modem, n, n_steps, what, modem->user_data);
+}
+
+/* ---- target ------------------------------------------------------------ */
+
+gboolean
+cp_modem_target_check(const CpModemTarget *t, GError **error)
+{
+	if (!t) {
+		cp_set_error(error, CP_ERR_ARGUMENT, "no target");
+		return FALSE;
+	}
+	if (!all_digits(t->plmn, 5, 6)) {
+		cp_set_error(error, CP_ERR_ARGUMENT, "the PLMN must be 5 or 6 digits");
+		return FALSE;
+	}
+	if (!all_digits(t->imsi, 6, 15) || !g_str_has_prefix(t->imsi, t->plmn)) {
+		cp_set_error(error, CP_ERR_ARGUMENT, "the IMSI must be 6-15 digits starting with the PLMN");
+		return FALSE;
+	}
+	if (t->mnc_length != 2 && t->mnc_length != 3) {
+		cp_set_error(error, CP_ERR_ARGUMENT, "the MNC length must be 2 or 3");
+		return FALSE;
+	}
+	if (strlen(t->plmn) != 3 + t->mnc_length) {
+		cp_set_error(error, CP_ERR_ARGUMENT, "the PLMN does not have 3 + MNC length digits");
+		return FALSE;
+	}
+	if (!t->network_name || !*t->network_name || strlen(t->network_name) > 64 ||
+	    !g_utf8_validate(t->network_name, -1, NULL)) {
+		cp_set_error(error, CP_ERR_ARGUMENT, "the network name must be 1-64 bytes of UTF-8");
+		return FALSE;
+	}
+	if (!t->apn || !*t->apn || strlen(t->apn) > 100) {
+		cp_set_error(error, CP_ERR_ARGUMENT, "the APN must be 1-100 characters");
+		return FALSE;
+	}
+	for (const char *p = t->apn; *p; p++) {
+		if (!g_ascii_isalnum(*p) && *p != '.' && *p != '-') {
+			cp_set_error(error, CP_ERR_ARGUMENT, "the APN may hold only letters, digits, '.' and '-'");
+			return FALSE;
+		}
+	}
+	if (!t->k || t->k->len != 16 || !t->opc || t->opc->len != 16) {
+		cp_set_error(error, CP_ERR_ARGUMENT, "K and OPc must be 16 bytes each");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+target_copy_free(gpointer data)
+{
+	CpModemTargetCopy *t = data;
+
+	g_free(t->imsi);
+	g_free(t->plmn);
+	g_free(t->network_name);
+	g_free(t->apn);
+	cp_secret_free(t->k);
+	cp_secret_free(t->opc);
+	g_free(t);
+}
+
+void
+cp_modem_result_free(CpModemResult *r)
+{
+	if (!r)
+		return;
+	g_free(r->registered_plmn);
+	g_free(r->operator_name);
+	g_free(r->imsi);
+	g_free(r->iccid);
+	g_free(r);
+}
+
+/* ---- operations -------------------------------------------------------- */
+
+static gboolean
+begin(CpModem *modem, GTask *task)
+{
+	if (modem->busy) {
+		g_task_return_new_error(task, CP_ERROR, CP_ERR_BUSY, "the modem is busy with another operation");
+		return FALSE;
+	}
+	modem->busy = TRUE;
+	return TRUE;
+}
+
+static void
+op_done(gpointer data)
+{
+	CpModem *modem = data;
+
+	modem->busy = FALSE;
+	modem->progress = NULL;
+	modem->backup = NULL;
+	modem->user_data = NULL;
+}
+
+void
+cp_modem_provision_async(CpModem *modem, const CpModemTarget *target,
+			 CpModemProgressFunc progress, CpModemBackupFunc backup,
+			 gpointer user_data, GCancellable *cancellable,
+			 GAsyncReadyCallback callback, gpointer callback_data)
+{
+	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, callback_data);
+	GError *error = NULL;
+	CpModemTargetCopy *t;
+
+	g_task_set_source_tag(task, cp_modem_provision_async);
+	if (!cp_modem_target_check(target, &error)) {
+		g_task_return_error(task, error);
+		return;
+	}
+	if (!begin(modem, task))
+		return;
+	modem->progress = progress;
+	modem->backup = backup;
+	modem->user_data = user_data;
+	t = g_new0(CpModemTargetCopy, 1);
+	t->imsi = g_strdup(target->imsi);
+	t->mnc_length = target->mnc_length;
+	t->plmn = g_strdup(target->plmn);
+	t->network_name = g_strdup(target->network_name);
+	t->apn = g_strdup(target->apn);
+	t->k = cp_secret_dup(target->k);
+	t->opc = cp_secret_dup(target->opc);
+	/* the task's data lives until the task is freed; busy ends then too */
+	g_object_set_data_full(G_OBJECT(task), "cp-modem-busy", modem, op_done);
+	g_task_set_task_data(task, t, target_copy_free);
+	modem->ops->provision(modem, t, g_steal_pointer(&task));
+}
+
+CpModemResult *
+cp_modem_provision_finish(CpModem *modem, GAsyncResult *res, GError **error)
+{
+	return g_task_propagate_pointer(G_TASK(res), error);
+}
+
+void
+cp_modem_restore_async(CpModem *modem, const CpModemBackup *backup,
+		       CpModemProgressFunc progress, gpointer user_data,
+		       GCancellable *cancellable,
+		       GAsyncReadyCallback callback, gpointer callback_data)
+{
+	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, callback_data);
+	g_autoptr(GBytes) bytes = NULL;
+	CpModemBackup *copy;
+	GError *error = NULL;
+
+	g_task_set_source_tag(task, cp_modem_restore_async);
+	if (!backup) {
+		g_task_return_new_error(task, CP_ERROR, CP_ERR_ARGUMENT, "no backup");
+		return;
+	}
+	/* our own copy: the caller may free theirs once the call returns */
+	bytes = cp_modem_backup_serialize(backup);
+	copy = bytes ? cp_modem_backup_deserialize(bytes, &error) : NULL;
+	if (!copy) {
+		if (!error)
+			error = g_error_new(CP_ERROR, CP_ERR_ARGUMENT, "invalid backup");
+		g_task_return_error(task, error);
+		return;
+	}
+	if (!begin(modem, task)) {
+		cp_modem_backup_free(copy);
+		return;
+	}
+	modem->progress = progress;
+	modem->user_data = user_data;
+	g_object_set_data_full(G_OBJECT(task), "cp-modem-busy", modem, op_done);
+	g_task_set_task_data(task, copy, (GDestroyNotify)cp_modem_backup_free);
+	modem->ops->restore(modem, copy, g_steal_pointer(&task));
+}
+
+gboolean
+cp_modem_restore_finish(CpModem *modem, GAsyncResult *res, GError **error)
+{
+	return g_task_propagate_boolean(G_TASK(res), error);
+}
+
+void
+cp_modem_backup_saved(CpModem *modem, const GError *error)
+{
+	void (*cb)(gpointer, const GError *) = modem->backup_saved;
+
+	g_return_if_fail(cb != NULL);
+	modem->backup_saved = NULL;
+	cb(modem->backup_saved_data, error);
+}
+
+/* ---- backup ------------------------------------------------------------ */
+
+enum {
+	TAG_VERSION = 0x01,
+	TAG_CARD = 0x02,
+	TAG_ICCID = 0x03,
+	TAG_EF_FIRST = 0x10,   /* 0x10 + CpUsimEf */
+	TAG_PROFILE = 0x20,
+	TAG_APN = 0x21,
+};
+
+CpModemBackup *
+cp_modem_backup_new(void)
+{
+	return g_new0(CpModemBackup, 1);
+}
+
+void
+cp_modem_backup_free(CpModemBackup *b)
+{
+	if (!b)
+		return;
+	g_free(b->card);
+	g_free(b->iccid);
+	g_free(b->imsi);
+	g_free(b->apn);
+	cp_cleanse(b, sizeof(*b));
+	g_free(b);
+}
+
+const char *
+cp_modem_backup_get_card(const CpModemBackup *b)
+{
+	return b->card;
+}
+
+const char *
+cp_modem_backup_get_iccid(const CpModemBackup *b)
+{
+	return b->iccid;
+}
+
+const char *
+cp_modem_backup_get_imsi(const CpModemBackup *b)
+{
+	return b->imsi;
+}
+
+typedef struct {
+	gsize len;
+	guint8 data[];
+} SecretBlock;
+
+static void
+secret_block_free(gpointer p)
+{
+	SecretBlock *s = p;
+
+	cp_cleanse(s->data, s->len);
+	g_free(s);
+}
+
+GBytes *
+cp_modem_backup_serialize(const CpModemBackup *b)
+{
+	cp_auto_buf buf = CP_BUF_INIT;
+	SecretBlock *s;
+	guint8 version = 1;
+
+	cp_tlv_put(&buf, TAG_VERSION, &version, 1);
+	cp_tlv_put(&buf, TAG_CARD, b->card, strlen(b->card));
+	if (b->iccid)
+		cp_tlv_put(&buf, TAG_ICCID, b->iccid, strlen(b->iccid));
+	for (guint i = 0; i < CP_USIM_N_EF; i++)
+		cp_tlv_put(&buf, (guint8)(TAG_EF_FIRST + i), b->ef[i], b->ef_len[i]);
+	if (b->have_apn) {
+		cp_tlv_put(&buf, TAG_PROFILE, &b->profile_index, 1);
+		cp_tlv_put(&buf, TAG_APN, b->apn, strlen(b->apn));
+	}
+	if (buf.failed)
+		return NULL;
+	s = g_malloc(sizeof(*s) + buf.len);
+	s->len = buf.len;
+	memcpy(s->data, buf.data, buf.len);
+	return g_bytes_new_with_free_func(s->data, s->len, secret_block_free, s);
+}
+
+static char *
+text_field(const CpTlvValue *v)
+{
+	if (!v->value)
+		return NULL;
+	return g_strndup((const char *)v->value, v->len);
+}
+
+CpModemBackup *
+cp_modem_backup_deserialize(GBytes *bytes, GError **error)
+{
+	static const CpTlvField fields[] = {
+		{ TAG_VERSION, 1, 1, true, false },
+		{ TAG_CARD, 1, 64, true, false },
+		{ TAG_ICCID, 1, 22, false, false },
+		{ TAG_EF_FIRST + CP_USIM_EF_IMSI, 1, CP_USIM_EF_MAX, true, false },
+		{ TAG_EF_FIRST + CP_USIM_EF_AD, 1, CP_USIM_EF_MAX, true, false },
+		{ TAG_EF_FIRST + CP_USIM_EF_SPN, 1, CP_USIM_EF_MAX, true, false },
+		{ TAG_EF_FIRST + CP_USIM_EF_AUTH_KEY, 1, CP_USIM_EF_MAX, true, false },
+		{ TAG_PROFILE, 1, 1, false, false },
+		{ TAG_APN, 0, 100, false, false },
+	};
+	CpTlvValue v[G_N_ELEMENTS(fields)] = { 0 };
+	g_autoptr(CpModemBackup) b = NULL;
+	gsize len = 0;
+	const guint8 *data = bytes ? g_bytes_get_data(bytes, &len) : NULL;
+	CpError e;
+
+	if (!data) {
+		cp_set_error(error, CP_ERR_TRUNCATED, "modem backup: empty");
+		return NULL;
+	}
+	e = cp_tlv_decode(data, len, fields, G_N_ELEMENTS(fields), v, NULL, NULL);
+	if (e != CP_OK) {
+		cp_set_error(error, e, "modem backup: %s", cp_error_message(e));
+		return NULL;
+	}
+	if (v[0].value[0] != 1) {
+		cp_set_error(error, CP_ERR_VERSION, "modem backup: version %u is not 1", v[0].value[0]);
+		return NULL;
+	}
+	if (!!v[7].value != !!v[8].value) {
+		cp_set_error(error, CP_ERR_MISSING_FIELD, "modem backup: profile and APN go together");
+		return NULL;
+	}
+	b = cp_modem_backup_new();
+	b->card = text_field(&v[1]);
+	if (!cp_usim_driver_find(b->card)) {
+		cp_set_error(error, CP_ERR_CARD_UNKNOWN, "modem backup: no USIM driver '%s'", b->card);
+		return NULL;
+	}
+	b->iccid = text_field(&v[2]);
+	for (guint i = 0; i < CP_USIM_N_EF; i++) {
+		memcpy(b->ef[i], v[3 + i].value, v[3 + i].len);
+		b->ef_len[i] = v[3 + i].len;
+	}
+	b->imsi = cp_usim_imsi_decode(b->ef[CP_USIM_EF_IMSI], b->ef_len[CP_USIM_EF_IMSI]);
+	if (v[7].value) {
+		b->have_apn = TRUE;
+		b->profile_index = v[7].value[0];
+		b->apn = text_field(&v[8]);
+	}
+	return g_steal_pointer(&b);
+}

@@ -1,0 +1,505 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The QMI backend against cp-qmi-sim, with real libqmi in between. Card
+ * state is always read back from the simulator's dump, never through the
+ * backend.
+ */
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "cp-buf.h"
+#include "cp-modem.h"
+
+#define OLD_IMSI "001010123456789"
+#define OLD_K "000102030405060708090a0b0c0d0e0f"
+#define OLD_OPC "0f0e0d0c0b0a09080706050403020100"
+#define NEW_IMSI "001010000000001"
+#define NEW_K "465b5ce8b199b49faa5f0a2ee238a6bc"
+#define NEW_OPC "cd63cb71954a9f4e48a5994e37a02baf"
+#define ADM1 "12345678"
+
+static const char *sim_path;
+static gboolean have_netns;
+
+typedef struct {
+	char *dir;
+	char *pty;
+	char *dump;
+	GPid pid;
+	gboolean proxy;
+	char *proxy_name;
+	/* results */
+	GMainLoop *loop;
+	CpModemResult *result;
+	GError *error;
+	guint backups;
+	guint updates_at_backup;
+	GBytes *backup_bytes;
+	guint steps;
+} Bench;
+
+static GHashTable *
+dump_read(Bench *b)
+{
+	g_autofree char *text = NULL;
+	g_auto(GStrv) lines = NULL;
+	GHashTable *h = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+
+	g_assert_true(g_file_get_contents(b->dump, &text, NULL, NULL));
+	lines = g_strsplit(text, "\n", -1);
+	for (guint i = 0; lines[i]; i++) {
+		char *eq = strchr(lines[i], '=');
+
+		if (eq)
+			g_hash_table_insert(h, g_strndup(lines[i], (gsize)(eq - lines[i])), g_strdup(eq + 1));
+	}
+	return h;
+}
+
+static const char *
+dump_get(GHashTable *h, const char *key)
+{
+	const char *v = g_hash_table_lookup(h, key);
+
+	g_assert_nonnull(v);
+	return v;
+}
+
+/* A failed assertion must not leave a simulator behind. */
+static void
+child_setup(gpointer data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static void
+bench_start(Bench *b, gboolean proxy, const char *extra)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *subs = NULL, *subs_text = NULL, *line = NULL;
+	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GIOChannel) ch = NULL;
+	int out_fd;
+
+	memset(b, 0, sizeof(*b));
+	b->dir = g_dir_make_tmp("cp-qmi-XXXXXX", &error);
+	g_assert_no_error(error);
+	b->pty = g_build_filename(b->dir, "pty", NULL);
+	b->dump = g_build_filename(b->dir, "dump", NULL);
+	b->proxy = proxy;
+	subs = g_build_filename(b->dir, "subscribers", NULL);
+	subs_text = g_strdup_printf("# test network\n%s %s %s 000000000020\n%s %s %s 000000000020\n",
+				    OLD_IMSI, OLD_K, OLD_OPC, NEW_IMSI, NEW_K, NEW_OPC);
+	g_assert_true(g_file_set_contents(subs, subs_text, -1, NULL));
+
+	g_ptr_array_add(argv, g_strdup(sim_path));
+	if (proxy) {
+		g_ptr_array_add(argv, g_strdup("--proxy"));
+	} else {
+		g_ptr_array_add(argv, g_strdup("--pty"));
+		g_ptr_array_add(argv, g_strdup(b->pty));
+	}
+	g_ptr_array_add(argv, g_strdup("--dump"));
+	g_ptr_array_add(argv, g_strdup(b->dump));
+	g_ptr_array_add(argv, g_strdup("--subscribers"));
+	g_ptr_array_add(argv, g_strdup(subs));
+	g_ptr_array_add(argv, g_strdup("--reset-delay=20"));
+	g_ptr_array_add(argv, g_strdup("--registration-delay=20"));
+	if (extra) {
+		g_auto(GStrv) e = g_strsplit(extra, " ", -1);
+
+		for (guint i = 0; e[i]; i++)
+			g_ptr_array_add(argv, g_strdup(e[i]));
+	}
+	g_ptr_array_add(argv, NULL);
+	g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+					       child_setup, NULL, &b->pid, NULL, &out_fd, NULL, &error));
+	g_assert_no_error(error);
+	ch = g_io_channel_unix_new(out_fd);
+	g_io_channel_set_close_on_unref(ch, TRUE);
+	g_io_channel_read_line(ch, &line, NULL, NULL, NULL);
+	g_assert_nonnull(line);
+	g_assert_true(g_str_has_prefix(line, "ready"));
+	b->loop = g_main_loop_new(NULL, FALSE);
+}
+
+static void
+bench_stop(Bench *b)
+{
+	kill(b->pid, SIGTERM);
+	waitpid(b->pid, NULL, 0);
+	g_spawn_close_pid(b->pid);
+	g_unlink(b->dump);
+	g_unlink(b->pty);
+	{
+		g_autofree char *subs = g_build_filename(b->dir, "subscribers", NULL);
+
+		g_unlink(subs);
+	}
+	g_rmdir(b->dir);
+	g_free(b->dir);
+	g_free(b->pty);
+	g_free(b->dump);
+	g_main_loop_unref(b->loop);
+	cp_modem_result_free(b->result);
+	g_clear_error(&b->error);
+	g_clear_pointer(&b->backup_bytes, g_bytes_unref);
+}
+
+static CpModem *
+modem_new(Bench *b, const char *adm1)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CpSecret) a = cp_secret_new_from((const uint8_t *)adm1, strlen(adm1));
+	CpModemConfig cfg = {
+		.backend = CP_MODEM_BACKEND_QMI,
+		.device = b->proxy ? "/dev/cdc-wdm0" : b->pty,
+		.proxy = b->proxy,
+		.card = "sysmo-isim-sja2",
+		.adm1 = a,
+		.registration_timeout = 5,
+		.request_timeout = 2,
+	};
+	CpModem *m = cp_modem_new(&cfg, &error);
+
+	g_assert_no_error(error);
+	return m;
+}
+
+static void
+progress_cb(CpModem *m, guint n, guint total, const char *what, gpointer data)
+{
+	Bench *b = data;
+
+	g_assert_cmpuint(n, >=, 1);
+	g_assert_cmpuint(n, <=, total);
+	b->steps++;
+}
+
+static void
+backup_cb(CpModem *m, const CpModemBackup *backup, gpointer data)
+{
+	Bench *b = data;
+	g_autoptr(GHashTable) d = dump_read(b);
+
+	b->backups++;
+	/* before the first write */
+	b->updates_at_backup = (guint)atoi(dump_get(d, "card-updates"));
+	g_assert_cmpstr(cp_modem_backup_get_imsi(backup), ==, OLD_IMSI);
+	g_assert_cmpstr(cp_modem_backup_get_card(backup), ==, "sysmo-isim-sja2");
+	b->backup_bytes = cp_modem_backup_serialize(backup);
+	cp_modem_backup_saved(m, NULL);
+}
+
+static void
+provision_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	Bench *b = data;
+
+	b->result = cp_modem_provision_finish(NULL, res, &b->error);
+	g_main_loop_quit(b->loop);
+}
+
+static void
+provision(Bench *b, CpModem *m, const char *k_hex)
+{
+	g_autoptr(CpSecret) k = cp_secret_new_from_hex(k_hex, 16);
+	g_autoptr(CpSecret) opc = cp_secret_new_from_hex(NEW_OPC, 16);
+	CpModemTarget t = {
+		.imsi = NEW_IMSI,
+		.mnc_length = 2,
+		.plmn = "00101",
+		.network_name = "cellprov test network",
+		.apn = "iot.cellprov",
+		.k = k,
+		.opc = opc,
+	};
+
+	cp_modem_provision_async(m, &t, progress_cb, backup_cb, b, NULL, provision_cb, b);
+	g_main_loop_run(b->loop);
+}
+
+/* The old card, as cp-qmi-sim starts it. */
+static void
+assert_old_values(Bench *b)
+{
+	g_autoptr(GHashTable) d = dump_read(b);
+
+	g_assert_cmpstr(dump_get(d, "imsi"), ==, OLD_IMSI);
+	g_assert_cmpstr(dump_get(d, "ef-imsi"), ==, "080910101032547698");
+	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, "00000002");
+	g_assert_cmpstr(dump_get(d, "ef-spn"), ==, "017379736d6f636f6dffffffffffffffff");
+	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==, "14" OLD_K OLD_OPC);
+	g_assert_cmpstr(dump_get(d, "apn"), ==, "internet");
+}
+
+static void
+test_success(gconstpointer data)
+{
+	gboolean proxy = GPOINTER_TO_INT(data);
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+
+	if (proxy && !have_netns) {
+		g_test_skip("no network namespace (unshare -n) for a private @qmi-proxy");
+		return;
+	}
+	bench_start(&b, proxy, NULL);
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	g_assert_nonnull(b.result);
+	g_assert_cmpstr(b.result->registered_plmn, ==, "00101");
+	g_assert_cmpstr(b.result->imsi, ==, NEW_IMSI);
+	g_assert_cmpstr(b.result->operator_name, ==, "cellprov test network");
+	g_assert_cmpstr(b.result->iccid, ==, "8988211000000000017");
+	g_assert_cmpuint(b.backups, ==, 1);
+	g_assert_cmpuint(b.updates_at_backup, ==, 0);
+	g_assert_cmpuint(b.steps, ==, 17);
+
+	d = dump_read(&b);
+	g_assert_cmpstr(dump_get(d, "imsi"), ==, NEW_IMSI);
+	g_assert_cmpstr(dump_get(d, "modem-imsi"), ==, NEW_IMSI);
+	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, "00000002");
+	/* "cellprov test network" cut to EF.SPN's 16 characters */
+	g_assert_cmpstr(dump_get(d, "ef-spn"), ==, "0163656c6c70726f762074657374206e65");
+	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==, "14" NEW_K NEW_OPC);
+	/* the network authenticated the card with the K it holds for the new IMSI */
+	g_assert_cmpstr(dump_get(d, "registration"), ==, "registered");
+	g_assert_cmpstr(dump_get(d, "network-last"), ==, "registered");
+	g_assert_cmpstr(dump_get(d, "apn"), ==, "iot.cellprov");
+	g_assert_cmpstr(dump_get(d, "adm1-retries"), ==, "3");
+	bench_stop(&b);
+}
+
+static void
+test_wrong_adm1(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+
+	bench_start(&b, FALSE, NULL);
+	m = modem_new(&b, "87654321");
+	provision(&b, m, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_ADM1);
+	g_assert_nonnull(strstr(b.error->message, "2 attempts left"));
+	g_assert_null(strstr(b.error->message, "8765"));
+	g_assert_cmpuint(b.backups, ==, 0);
+	d = dump_read(&b);
+	g_assert_cmpstr(dump_get(d, "card-updates"), ==, "0");
+	g_assert_cmpstr(dump_get(d, "adm1-retries"), ==, "2");
+	assert_old_values(&b);
+	bench_stop(&b);
+}
+
+static void
+test_unknown_card(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+
+	/* a card without the SJA2's key file: the probe SELECT fails */
+	bench_start(&b, FALSE, "--fail-apdu=1");
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_CARD_UNKNOWN);
+	d = dump_read(&b);
+	g_assert_cmpstr(dump_get(d, "card-updates"), ==, "0");
+	assert_old_values(&b);
+	bench_stop(&b);
+}
+
+static void
+test_write_failure(gconstpointer data)
+{
+	guint n = GPOINTER_TO_UINT(data);
+	g_autofree char *arg = g_strdup_printf("--fail-update=%u", n);
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+
+	bench_start(&b, FALSE, arg);
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_APDU);
+	g_assert_cmpuint(b.backups, ==, 1);
+	assert_old_values(&b);
+	d = dump_read(&b);
+	/* the rollback reset the modem so that it uses the old card again */
+	g_assert_cmpstr(dump_get(d, "modem-imsi"), ==, OLD_IMSI);
+	bench_stop(&b);
+}
+
+static void
+test_reg_denied(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+
+	bench_start(&b, FALSE, NULL);
+	m = modem_new(&b, ADM1);
+	/* a K the network does not hold for the new IMSI */
+	provision(&b, m, "00112233445566778899aabbccddeeff");
+	g_assert_error(b.error, CP_ERROR, CP_ERR_REG_DENIED);
+	d = dump_read(&b);
+	g_assert_cmpstr(dump_get(d, "network-last"), ==, "auth-reject");
+	assert_old_values(&b);
+	bench_stop(&b);
+}
+
+static void
+test_no_response(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	gint64 t0 = g_get_monotonic_time();
+
+	/* the first offline request (after the writes) is never answered */
+	bench_start(&b, FALSE, "--no-response=dms:0x002e:1");
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_MODEM_TIMEOUT);
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+	assert_old_values(&b);
+	bench_stop(&b);
+}
+
+static void
+test_vanish(gconstpointer data)
+{
+	gboolean after_writes = GPOINTER_TO_INT(data);
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	gint64 t0 = g_get_monotonic_time();
+	g_autoptr(GHashTable) d = NULL;
+
+	/* APDU 14 is EF.AD's UPDATE, EF.IMSI is written by then: probe,
+	 * VERIFY, 4 x (SELECT, READ), SELECT, UPDATE, SELECT, UPDATE */
+	bench_start(&b, FALSE, after_writes ? "--vanish=uim:0x003b:14" : "--vanish=uim:0x002f:1");
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+	if (after_writes) {
+		/* nothing to roll back to: the daemon keeps the backup */
+		g_assert_error(b.error, CP_ERROR, CP_ERR_ROLLBACK);
+		g_assert_nonnull(b.backup_bytes);
+	} else {
+		g_assert_error(b.error, CP_ERROR, CP_ERR_MODEM_GONE);
+		d = dump_read(&b);
+		g_assert_cmpstr(dump_get(d, "card-updates"), ==, "0");
+	}
+	bench_stop(&b);
+}
+
+static void
+restore_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	Bench *b = data;
+
+	cp_modem_restore_finish(NULL, res, &b->error);
+	g_main_loop_quit(b->loop);
+}
+
+static void
+test_restore(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(CpModemBackup) backup = NULL;
+	g_autoptr(GBytes) again = NULL;
+	g_autoptr(GError) error = NULL;
+
+	bench_start(&b, FALSE, NULL);
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+
+	/* what the daemon reads back from its journal after a crash */
+	backup = cp_modem_backup_deserialize(b.backup_bytes, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(cp_modem_backup_get_imsi(backup), ==, OLD_IMSI);
+	g_assert_cmpstr(cp_modem_backup_get_iccid(backup), ==, "8988211000000000017");
+	again = cp_modem_backup_serialize(backup);
+	g_assert_true(g_bytes_equal(again, b.backup_bytes));
+
+	cp_modem_restore_async(m, backup, NULL, NULL, NULL, restore_cb, &b);
+	g_main_loop_run(b.loop);
+	g_assert_no_error(b.error);
+	assert_old_values(&b);
+	bench_stop(&b);
+}
+
+static void
+test_backup_garbage(void)
+{
+	static const guint8 junk[] = { 0x01, 0x00, 0x01, 0x01, 0x02, 0x00 };
+	g_autoptr(GBytes) bytes = g_bytes_new_static(junk, sizeof(junk));
+	g_autoptr(GError) error = NULL;
+	CpModemBackup *b = cp_modem_backup_deserialize(bytes, &error);
+
+	g_assert_null(b);
+	g_assert_nonnull(error);
+	g_assert_true(error->domain == CP_ERROR);
+}
+
+static void
+test_bad_config(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CpSecret) a = cp_secret_new_from((const uint8_t *)"1234", 4);
+	g_autoptr(CpSecret) good = cp_secret_new_from((const uint8_t *)ADM1, 8);
+	CpModemConfig cfg = { .device = "/dev/cdc-wdm0", .adm1 = a, .card = "sysmo-isim-sja2" };
+
+	g_assert_null(cp_modem_new(&cfg, &error));
+	g_assert_error(error, CP_ERROR, CP_ERR_ADM1);
+	g_clear_error(&error);
+	cfg.adm1 = good;
+	cfg.card = "no-such-card";
+	g_assert_null(cp_modem_new(&cfg, &error));
+	g_assert_error(error, CP_ERROR, CP_ERR_CARD_UNKNOWN);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	/* libqmi warns when the port breaks, which is a case under test */
+	g_log_set_always_fatal(G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL);
+	sim_path = g_getenv("CP_QMI_SIM");
+	if (!sim_path) {
+		g_printerr("CP_QMI_SIM is not set\n");
+		return 77;
+	}
+	/* a private network namespace gives this test its own @qmi-proxy */
+	have_netns = unshare(CLONE_NEWNET) == 0;
+
+	g_test_add_data_func("/qmi/backend/success-pty", GINT_TO_POINTER(FALSE), test_success);
+	g_test_add_data_func("/qmi/backend/success-proxy", GINT_TO_POINTER(TRUE), test_success);
+	g_test_add_func("/qmi/backend/wrong-adm1", test_wrong_adm1);
+	g_test_add_func("/qmi/backend/unknown-card", test_unknown_card);
+	for (guint n = 1; n <= 4; n++) {
+		g_autofree char *name = g_strdup_printf("/qmi/backend/write-failure-%u", n);
+
+		g_test_add_data_func(name, GUINT_TO_POINTER(n), test_write_failure);
+	}
+	g_test_add_func("/qmi/backend/registration-denied", test_reg_denied);
+	g_test_add_func("/qmi/backend/no-response", test_no_response);
+	g_test_add_data_func("/qmi/backend/vanish-before-writes", GINT_TO_POINTER(FALSE), test_vanish);
+	g_test_add_data_func("/qmi/backend/vanish-during-writes", GINT_TO_POINTER(TRUE), test_vanish);
+	g_test_add_func("/qmi/backend/restore", test_restore);
+	g_test_add_func("/qmi/backend/backup-garbage", test_backup_garbage);
+	g_test_add_func("/qmi/backend/bad-config", test_bad_config);
+	return g_test_run();
+}
