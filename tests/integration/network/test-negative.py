@@ -8,10 +8,12 @@ garbage, plain-HTTP URLs; and that none of them leaves state behind (the
 device still provisions afterwards with a fresh record)."""
 
 import base64
+import hashlib
 import os
 import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -28,6 +30,22 @@ def refused(b, tag, code, what, token=None):
           "%s -> %s%s" % (what, code, "" if got == code else " (got %s: %s)" % (got, res)))
     check(res["error"]["message"] and not os.path.exists(tag + ".profile"), "... with a message, nothing written")
     return res
+
+
+def reissue(b, dev, ext, key=None, chain_name=None):
+    """Replace the device's published chain with one whose device
+    certificate the CA's intermediate issued with other extensions."""
+    key = key or dev["key"]
+    ca = b.path("ca")
+    csr, cert, extf = b.path("re.csr"), b.path("re.pem"), b.path("re.ext")
+    with open(extf, "w") as f:
+        f.write(ext)
+    b.run(["openssl", "req", "-new", "-key", key, "-subj", "/CN=reissued", "-out", csr])
+    b.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca + "/intermediate-cert.pem",
+           "-CAkey", ca + "/intermediate-key.pem", "-CAcreateserial", "-days", "30", "-extfile", extf, "-out", cert])
+    path = dev["chain"] if not chain_name else os.path.join(os.path.dirname(dev["chain"]), chain_name)
+    with open(path, "w") as f:
+        f.write(open(cert).read() + open(ca + "/intermediate-cert.pem").read())
 
 
 def test_chain_refusals(b):
@@ -56,6 +74,25 @@ def test_chain_refusals(b):
     rec_tag = b.tag("a", extra=["--url", d["certificate_url"]])
     res = refused(b, rec_tag, "signature", "another device's record under this device's URL")
     check(res["error"]["number"] == 0x0209, "... number is CP_ERR_SIGNATURE")
+
+    # certificates the CA should not have issued: the SM checks the leaf itself
+    for name, ext, code in (("ku", "keyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n",
+                             "key-usage"),
+                            ("ca", "keyUsage=critical,digitalSignature,keyAgreement,keyCertSign\n"
+                             "basicConstraints=critical,CA:TRUE\n", "key-usage")):
+        dd = b.make_device(name)
+        reissue(b, dd, ext)
+        refused(b, b.tag(name), code, "device certificate with %s" % ext.splitlines()[0 if name == "ku" else 1])
+    dd = b.make_device("p384")
+    key384 = b.path("p384.pem")
+    b.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-out", key384])
+    spki = subprocess.run(["openssl", "pkey", "-in", key384, "-pubout", "-outform", "DER"],
+                          capture_output=True, check=True).stdout
+    id384 = hashlib.sha256(spki).hexdigest()[:32]
+    reissue(b, dd, "keyUsage=critical,digitalSignature,keyAgreement\nbasicConstraints=critical,CA:FALSE\n",
+            key=key384, chain_name=id384)
+    refused(b, b.tag("p384", extra=["--url", dd["certificate_url"][:-32] + id384]), "key-type",
+            "device key that is not P-256")
 
     gone = d["certificate_url"][:-32] + "0" * 32
     refused(b, b.tag("c", extra=["--url", gone]), "chain-fetch-status", "certificate URL the CA does not know")
