@@ -36,6 +36,24 @@
 
 static gboolean opt_json;
 
+/* A JSON string literal (quotes included) for any UTF-8 text. */
+static char *
+jstr(const char *s)
+{
+	GString *o = g_string_new("\"");
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			g_string_append_printf(o, "\\%c", *p);
+		else if (*p < 0x20)
+			g_string_append_printf(o, "\\u%04x", *p);
+		else
+			g_string_append_c(o, (char)*p);
+	}
+	g_string_append_c(o, '"');
+	return g_string_free(o, FALSE);
+}
+
 /* ---- small OpenSSL helpers ---- */
 
 static void
@@ -413,8 +431,11 @@ cmd_ca(int argc, char **argv)
 	}
 	ca_clear(&ca);
 	root = g_build_filename(dir, ROOT_CERT, NULL);
-	if (opt_json)
-		g_print("{\"ca\":\"%s\",\"created\":%s,\"root\":\"%s\"}\n", dir, created ? "true" : "false", root);
+	if (opt_json) {
+		g_autofree char *jd = jstr(dir), *jr = jstr(root);
+
+		g_print("{\"ca\":%s,\"created\":%s,\"root\":%s}\n", jd, created ? "true" : "false", jr);
+	}
 	else
 		g_print("%s CA in %s\ntrust anchor: %s\n", created ? "made" : "kept", dir, root);
 	return 0;
@@ -651,10 +672,13 @@ cmd_device(int argc, char **argv)
 		goto out;
 
 	if (opt_json) {
-		g_print("{\"device_id\":\"%s\",\"certificate_url\":\"%s\",\"config\":\"%s\","
-			"\"key\":\"%s\",\"certificate\":\"%s\",\"chain\":\"%s\","
+		g_autofree char *ju = jstr(url), *jc = jstr(conf_path), *jk = jstr(key_path);
+		g_autofree char *jce = jstr(cert_path), *jch = jstr(chain_path);
+
+		g_print("{\"device_id\":\"%s\",\"certificate_url\":%s,\"config\":%s,"
+			"\"key\":%s,\"certificate\":%s,\"chain\":%s,"
 			"\"new_key\":%s,\"new_certificate\":%s}\n",
-			id_hex, url, conf_path, key_path, cert_path, chain_path,
+			id_hex, ju, jc, jk, jce, jch,
 			new_key ? "true" : "false", new_cert ? "true" : "false");
 	} else {
 		g_print("DeviceID:        %s\n", id_hex);
