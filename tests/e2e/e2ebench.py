@@ -161,7 +161,11 @@ class E2E(netbench.Bench):
     def wait_state(self, state, timeout=60):
         r = self.ctl("--timeout", str(timeout), "wait", state, check_rc=False)
         if r.returncode != 0:
-            raise Fail("cellprovd never reached %s: %s\n%s" % (state, r.stderr, self.daemon_log()[-4000:]))
+            bus = self.procs.get("dbus-daemon")
+            raise Fail("cellprovd never reached %s: %s (dbus-daemon %s, cellprovd %s)\n%s" % (
+                state, r.stderr, "exited %s" % bus.poll() if bus and bus.poll() is not None else "running",
+                self.procs["cellprovd"].poll() if "cellprovd" in self.procs else "not started",
+                self.daemon_log()[-4000:]))
 
     # ---- the phone ----
 
