@@ -444,6 +444,8 @@ iccid_cb(GObject *src, GAsyncResult *res, gpointer data)
 		fail(ctx, error);
 		return;
 	}
+	/* read again by a rollback */
+	g_clear_pointer(&ctx->iccid, g_free);
 	if (qmi_message_uim_read_transparent_output_get_read_result(out, &bytes, NULL) && bytes)
 		ctx->iccid = cp_usim_iccid_decode((const guint8 *)bytes->data, bytes->len);
 	if (ctx->restore_of && ctx->restore_of->iccid && g_strcmp0(ctx->iccid, ctx->restore_of->iccid) != 0) {

@@ -1177,6 +1177,27 @@ main(int argc, char **argv)
 	dump();
 	if (sim.pty_path)
 		unlink(sim.pty_path);
+	while (sim.conns->len) {
+		Conn *c = g_ptr_array_index(sim.conns, 0);
+
+		g_ptr_array_remove_index(sim.conns, 0);
+		conn_free(c);
+	}
+	g_ptr_array_unref(sim.conns);
+	g_ptr_array_unref(sim.clients);
+	g_ptr_array_unref(sim.profiles);
+	g_array_unref(sim.faults);
+	g_clear_pointer(&sim.fail_apdu, g_array_unref);
+	g_clear_pointer(&sim.fail_update, g_array_unref);
+	g_main_loop_unref(sim.loop);
+	if (sim.pty_slave >= 0)
+		close(sim.pty_slave);
+	if (sim.listen_fd >= 0)
+		close(sim.listen_fd);
+	g_free(sim.modem_imsi);
+	g_free(sim.pty_path);
+	g_free(sim.proxy_name);
+	g_free(sim.dump_path);
 	cp_sim_usim_free(sim.usim);
 	cp_sim_network_free(sim.net);
 	return 0;
