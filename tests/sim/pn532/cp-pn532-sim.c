@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -1563,6 +1564,8 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* A test that crashes must not leave its simulator behind. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (pipe(quit_pipe) < 0)
 		return 2;
 	memset(&sa, 0, sizeof(sa));
