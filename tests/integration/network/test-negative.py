@@ -196,7 +196,7 @@ def test_http_limits(b):
 def test_slow_clients(b):
     # hold every slot with silent connections: the next one is turned away,
     # and after connection-timeout the SM has cut them all and serves again
-    idle = [socket.create_connection(("127.0.0.1", b.sm_port)) for _ in range(3)]
+    idle = [socket.create_connection(("127.0.0.1", b.sm_port)) for _ in range(4)]
     time.sleep(0.3)
     extra = socket.create_connection(("127.0.0.1", b.sm_port))
     extra.settimeout(2)
