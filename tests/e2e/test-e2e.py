@@ -117,6 +117,27 @@ def test_leave_mid_write(b):
     check(b.ctl("status").json["status"]["state"] == "idle", "still idle")
 
 
+def restart_sm(b, **options):
+    b.stop("sm")
+    b.sm_options = dict(options)
+    b.write_sm_conf()
+    b.start_sm()
+
+
+def test_expired(b):
+    # an SM whose profiles live one second; the phone writes it after two
+    restart_sm(b, **{"profile-lifetime": "1"})
+    try:
+        comp, tag, after, rc, out = b.tap(before_write=lambda path: time.sleep(2.5))
+        time.sleep(0.3)
+        rc, res = b.finish_tap(comp, after)
+        check(res["receipt"]["status"] == "rejected" and res["receipt"]["reason"] == "expired"
+              and res["receipt"]["verified"], "an expired profile is rejected, MAC'd (%s)" % res["receipt"])
+        check(b.ctl("status").json["status"]["state"] == "idle", "still idle")
+    finally:
+        restart_sm(b)
+
+
 def restart_modem(b, subscribers=None, extra=()):
     p = b.procs.pop("qmi-sim")
     p.terminate()
@@ -198,7 +219,7 @@ def test_no_secret_in_logs(b):
 
 def main():
     return run(sys.argv[1], [test_happy_path, test_replay, test_flipped_byte, test_other_device,
-                             test_leave_mid_write, test_registration_denied, test_kill_at_every_state,
+                             test_leave_mid_write, test_expired, test_registration_denied, test_kill_at_every_state,
                              test_no_secret_in_logs])
 
 
