@@ -5,11 +5,6 @@
  * session. Checks the invariants the tag promises: every R-APDU is 2 to
  * CP_T4T_RAPDU_MAX bytes, a WRITTEN message parses and fits and gets
  * 9000, a refused write gets an error status word and ends the write.
- *
- * Build (until tests/fuzz registers it):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iprotocol -Infc -IBUILD
- *     tests/integration/nfc/fuzz-t4t-tag.c nfc/cp-t4t-tag.c protocol/cp-ndef.c
- *     protocol/cp-buf.c protocol/cp-tlv.c -lcrypto -o fuzz-t4t-tag
  */
 #include <assert.h>
 #include <stdint.h>
