@@ -367,3 +367,45 @@ def main(builddir, tests, sm_options=None):
         bench.dump_logs()
     bench.teardown()
     return 1 if failed else 0
+
+
+def serve(argv):
+    """netbench.py BUILDDIR [DEVICE...]: bring the network side up for a
+    demo or an end-to-end test, make the devices, print one JSON line with
+    everything a companion and a device need, run until SIGTERM/SIGINT."""
+    import argparse
+    ap = argparse.ArgumentParser(prog="netbench.py")
+    ap.add_argument("builddir")
+    ap.add_argument("devices", nargs="*", default=["gw"])
+    ap.add_argument("--adm1", default="12345678")
+    args = ap.parse_args(argv)
+    b = Bench(os.path.abspath(args.builddir))
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+    try:
+        b.setup()
+        for name in args.devices:
+            b.make_device(name, extra=["--adm1", args.adm1])
+        print(json.dumps({
+            "dir": b.tmp,
+            "sm_url": "https://127.0.0.1:%d" % b.sm_port,
+            "sm_ca": b.tls_ca,
+            "token": b.path("companion-token"),
+            "companion": COMPANION_SUPI,
+            "ausf_config": b.path("ausf.conf"),
+            "devices": b.devices,
+        }), flush=True)
+        while not stop:
+            time.sleep(0.2)
+            for name, p in b.procs.items():
+                if p.poll() is not None:
+                    time.sleep(0.5)  # a signal to the whole process group
+                    if not stop:
+                        raise Fail("%s exited with %d" % (name, p.returncode))
+    finally:
+        b.teardown()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1:])
