@@ -22,13 +22,6 @@
 
 #include "cp-mm-backend.h"
 
-/*
- * The QMI backend's card plan (cp-modem-qmi.c). Weak while the QMI backend
- * of a build may predate it: the ModemManager backend then refuses to
- * write instead of failing to link.
- */
-extern const CpModemBackendOps cp_modem_qmi_card_ops __attribute__((weak));
-
 #define POLL_MS 200
 
 typedef enum {
@@ -600,11 +593,6 @@ card_modem_new(Ctx *ctx, GError **error)
 		.reset = m->reset,
 	};
 
-	if (&cp_modem_qmi_card_ops == NULL) {
-		cp_set_error(error, CP_ERR_MODEM,
-			     "this build's QMI backend cannot write the card alone (no card plan)");
-		return FALSE;
-	}
 	ctx->card = cp_modem_new(&config, error);
 	if (!ctx->card)
 		return FALSE;

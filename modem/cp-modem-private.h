@@ -60,6 +60,10 @@ struct _CpModem {
 };
 
 extern const CpModemBackendOps cp_modem_qmi_ops;
+/* The card part of the QMI plans and the reset that makes the modem read
+ * the card again (no APN, no registration): for the ModemManager backend,
+ * which does the rest through ModemManager. */
+extern const CpModemBackendOps cp_modem_qmi_card_ops;
 
 /* Log "(n/N) what" and tell the caller. */
 void cp_modem_step(CpModem *modem, guint n, guint n_steps, const char *what);

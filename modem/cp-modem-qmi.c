@@ -51,6 +51,21 @@ static const Step plan_restore[] = {
 	STEP_OFFLINE, STEP_RESET,
 };
 
+/* The ModemManager backend writes the card while ModemManager holds off
+ * (inhibited) and does the APN and the registration through ModemManager:
+ * it runs only the card and the reset that makes the modem read it again. */
+static const Step plan_card[] = {
+	STEP_OPEN, STEP_CLIENTS, STEP_CARD_STATUS, STEP_ICCID, STEP_OPEN_CHANNEL,
+	STEP_IDENTIFY, STEP_VERIFY_ADM1, STEP_READ_OLD, STEP_BACKUP, STEP_WRITE,
+	STEP_CLOSE_CHANNEL, STEP_OFFLINE, STEP_RESET,
+};
+
+static const Step plan_card_restore[] = {
+	STEP_OPEN, STEP_CLIENTS, STEP_CARD_STATUS, STEP_ICCID, STEP_OPEN_CHANNEL,
+	STEP_IDENTIFY, STEP_VERIFY_ADM1, STEP_WRITE, STEP_CLOSE_CHANNEL, STEP_OFFLINE,
+	STEP_RESET,
+};
+
 static const char *
 step_name(Step s, gboolean restoring)
 {
@@ -88,6 +103,7 @@ typedef struct {
 	guint sub;
 	guint ef;
 	gboolean rolling_back;
+	gboolean card_only;              /* plan_card, plan_card_restore */
 	gboolean written;                /* the first write was sent */
 	GError *first_error;             /* the failure that started a rollback */
 
@@ -236,8 +252,8 @@ start_rollback(Ctx *ctx, GError *error)
 	ctx->first_error = error;
 	ctx->rolling_back = TRUE;
 	session_drop(ctx);
-	ctx->plan = plan_restore;
-	ctx->n_plan = G_N_ELEMENTS(plan_restore);
+	ctx->plan = ctx->card_only ? plan_card_restore : plan_restore;
+	ctx->n_plan = ctx->card_only ? G_N_ELEMENTS(plan_card_restore) : G_N_ELEMENTS(plan_restore);
 	ctx->pos = 0;
 	ctx->sub = 0;
 	ctx->ef = 0;
@@ -1231,4 +1247,35 @@ const CpModemBackendOps cp_modem_qmi_ops = {
 	.name = "qmi",
 	.provision = qmi_provision,
 	.restore = qmi_restore,
+};
+
+static void
+qmi_card_provision(CpModem *modem, CpModemTargetCopy *target, GTask *task)
+{
+	Ctx *ctx = ctx_new(modem, task);
+
+	ctx->card_only = TRUE;
+	ctx->target = target;
+	ctx->backup = cp_modem_backup_new();
+	ctx->plan = plan_card;
+	ctx->n_plan = G_N_ELEMENTS(plan_card);
+	run(ctx);
+}
+
+static void
+qmi_card_restore(CpModem *modem, const CpModemBackup *backup, GTask *task)
+{
+	Ctx *ctx = ctx_new(modem, task);
+
+	ctx->card_only = TRUE;
+	ctx->restore_of = backup;
+	ctx->plan = plan_card_restore;
+	ctx->n_plan = G_N_ELEMENTS(plan_card_restore);
+	run(ctx);
+}
+
+const CpModemBackendOps cp_modem_qmi_card_ops = {
+	.name = "qmi-card",
+	.provision = qmi_card_provision,
+	.restore = qmi_card_restore,
 };

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #define G_LOG_DOMAIN "cellprov-modem"
 
+#include "cp-config.h"
 #include "cp-modem-private.h"
+#if CP_HAVE_MM
+#include "cp-mm-backend.h"
+#endif
 
 #include <string.h>
 
@@ -61,11 +65,21 @@ cp_modem_new(const CpModemConfig *config, GError **error)
 	}
 	switch (config->backend) {
 	case CP_MODEM_BACKEND_AUTO:
+#if CP_HAVE_MM
+		m->ops = &cp_modem_auto_ops;
+#else
+		/* without ModemManager support, AUTO can only mean QMI direct */
+		m->ops = &cp_modem_qmi_ops;
+#endif
+		break;
 	case CP_MODEM_BACKEND_QMI:
-		/* AUTO: ModemManager detection arrives with the MM backend */
 		m->ops = &cp_modem_qmi_ops;
 		break;
 	case CP_MODEM_BACKEND_MM:
+#if CP_HAVE_MM
+		m->ops = &cp_modem_mm_ops;
+		break;
+#endif
 	default:
 		cp_set_error(error, CP_ERR_MODEM, "modem: the ModemManager backend is not in this build");
 		return NULL;
