@@ -400,6 +400,20 @@ handle_dms(QmiMessage *req)
 	guint8 mode;
 
 	switch (qmi_message_get_message_id(req)) {
+	case 0x0020: { /* Get Capabilities: ModemManager fails a modem without them */
+		gsize o;
+
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		o = qmi_message_tlv_write_init(resp, 0x01, NULL);
+		qmi_message_tlv_write_guint32(resp, QMI_ENDIAN_LITTLE, 150000000, NULL);   /* max tx, bps */
+		qmi_message_tlv_write_guint32(resp, QMI_ENDIAN_LITTLE, 50000000, NULL);    /* max rx */
+		qmi_message_tlv_write_guint8(resp, QMI_DMS_DATA_SERVICE_CAPABILITY_SIMULTANEOUS_CS_PS, NULL);
+		qmi_message_tlv_write_guint8(resp, QMI_DMS_SIM_CAPABILITY_SUPPORTED, NULL);
+		qmi_message_tlv_write_guint8(resp, 1, NULL);
+		qmi_message_tlv_write_guint8(resp, QMI_DMS_RADIO_INTERFACE_LTE, NULL);
+		qmi_message_tlv_write_complete(resp, o, NULL);
+		return resp;
+	}
 	case 0x0021:   /* Get Manufacturer */
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
 		tlv_string(resp, 0x01, "cellprov");
