@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""cp-bench-daemon: what cellprovd costs on a device, beside ModemManager
+and qmicli measured the same way on the same machine in the same run.
+
+Prints: idle and peak memory of cellprovd (RSS, VmHWM, and private dirty
+memory from /proc/PID/smaps_rollup: what the daemon costs beside shared
+libraries), the device side's CPU time for one provisioning on the
+simulated bench (the cellprovd process only), and the stripped size of
+each program. ModemManager is measured idle on a private bus with no
+modem; qmicli for one request against the QMI simulator (peak RSS and CPU
+from getrusage, as it lives too briefly for smaps).
+
+Usage: cp-bench-daemon.py BUILDDIR"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(SOURCE, "tests", "e2e"))
+from e2ebench import E2E, Fail  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def mem(pid):
+    st = {}
+    for line in open("/proc/%d/status" % pid):
+        k, v = line.split(":", 1)
+        st[k] = v.strip()
+    pd = 0
+    for line in open("/proc/%d/smaps_rollup" % pid):
+        if line.startswith("Private_Dirty:"):
+            pd = int(line.split()[1])
+    return int(st["VmRSS"].split()[0]), int(st["VmHWM"].split()[0]), pd
+
+
+def cpu(pid):
+    """Seconds on a CPU: schedstat's nanoseconds (all threads), finer than
+    the clock ticks of /proc/PID/stat."""
+    try:
+        return int(open("/proc/%d/schedstat" % pid).read().split()[0]) / 1e9
+    except (OSError, ValueError):
+        f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / TICK
+
+
+def stripped(path):
+    if not path or not os.path.exists(path):
+        return None
+    with tempfile.NamedTemporaryFile() as t:
+        subprocess.run(["strip", "-o", t.name, path], check=True, capture_output=True)
+        return os.path.getsize(t.name)
+
+
+def row(name, *cols):
+    print("%-34s" % name + "".join("%14s" % c for c in cols))
+
+
+def main():
+    build = sys.argv[1]
+    b = E2E(build)
+    figures = {}
+    try:
+        b.setup()
+        b.start_bus()
+        b.make_gateway()
+        b.start_modem()
+        p = b.start_cellprovd(debug=False)
+        time.sleep(1.0)
+        figures["cellprovd idle"] = mem(p.pid)
+        c0 = cpu(p.pid)
+        comp, tag, after, rc, out = b.tap()
+        b.wait_state("provisioned", timeout=60)
+        c1 = cpu(p.pid)
+        b.finish_tap(comp, after)
+        figures["cellprovd after provisioning"] = mem(p.pid)
+        figures["cpu"] = c1 - c0
+
+        # qmicli, one request against the same simulator
+        # (wait4: the rusage of that one child, not of every child so far)
+        q = subprocess.Popen(["qmicli", "-d", b.qmi_pty, "--device-open-qmi", "--dms-get-ids"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, ru = os.wait4(q.pid, 0)
+        q.returncode = os.waitstatus_to_exitcode(status)
+        if q.returncode == 0:
+            figures["qmicli"] = (ru.ru_maxrss, ru.ru_utime + ru.ru_stime)
+
+        # ModemManager idle, no modem, on the same private bus
+        mm_bin = shutil.which("ModemManager") or "/usr/sbin/ModemManager"
+        if os.path.exists(mm_bin):
+            conf = b.path("mm-bus.conf")
+            open(conf, "w").write("""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><listen>unix:path=%s</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/></policy></busconfig>
+""" % b.path("mm_bus_socket"))
+            bus = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork", "--print-address"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            addr = bus.stdout.readline().strip()
+            mm = subprocess.Popen([mm_bin, "--test-no-udev", "--no-auto-scan"],
+                                  env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=addr),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(3.0)
+            if mm.poll() is None:
+                figures["ModemManager idle"] = mem(mm.pid)
+            mm.terminate()
+            mm.wait(10)
+            bus.terminate()
+            bus.wait(10)
+
+        print("memory (KiB)")
+        row("", "RSS", "peak RSS", "private dirty")
+        for name in ("cellprovd idle", "cellprovd after provisioning", "ModemManager idle"):
+            if name in figures:
+                rss, hwm, pd = figures[name]
+                row(name, rss, hwm, pd)
+        if "qmicli" in figures:
+            row("qmicli --dms-get-ids", "-", figures["qmicli"][0], "-")
+        print()
+        print("CPU time (s)")
+        row("cellprovd, one provisioning", "%.3f" % figures["cpu"])
+        if "qmicli" in figures:
+            row("qmicli --dms-get-ids", "%.3f" % figures["qmicli"][1])
+        print()
+        print("stripped size (bytes)")
+        for name, path in (("cellprovd", os.path.join(build, "daemon", "cellprovd")),
+                           ("cellprovctl", os.path.join(build, "tools", "cellprovctl")),
+                           ("libcellprov-protocol.so", os.path.join(build, "protocol",
+                                                                    "libcellprov-protocol.so.0.1.0")),
+                           ("ModemManager", mm_bin),
+                           ("mmcli", shutil.which("mmcli")),
+                           ("qmicli", shutil.which("qmicli")),
+                           ("libqmi-glib.so", "/usr/lib/x86_64-linux-gnu/libqmi-glib.so.5")):
+            size = stripped(os.path.realpath(path) if path else None)
+            if size is not None:
+                row(name, size)
+    except Fail as e:
+        print("FAILED:", e)
+        b.dump_logs()
+        return 1
+    finally:
+        b.teardown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
