@@ -61,6 +61,7 @@ notify_status(App *app)
 	notify(line);
 }
 
+#if CP_HAVE_SYSTEMD
 static gboolean
 watchdog_cb(gpointer data)
 {
@@ -69,6 +70,7 @@ watchdog_cb(gpointer data)
 	notify("WATCHDOG=1");
 	return G_SOURCE_CONTINUE;
 }
+#endif
 
 static void
 watchdog_setup(App *app)

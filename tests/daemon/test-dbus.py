@@ -32,9 +32,14 @@ def run(env):
     env.start_daemon(["--debug"], env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"})
 
     # sd_notify: READY, a STATUS line with the state, and watchdog pings
-    check(notify.drain(lambda m: m == "READY=1"), "no READY=1: %r" % notify.messages)
-    check(notify.drain(lambda m: m.startswith("STATUS=idle")), "no STATUS=idle: %r" % notify.messages)
-    check(notify.drain(lambda m: m == "WATCHDOG=1", timeout=3), "no WATCHDOG=1: %r" % notify.messages)
+    version = subprocess.run([env.daemon.args[0], "--version"], capture_output=True, text=True).stdout
+    with_systemd = "systemd" in version.split("features:")[-1]
+    if with_systemd:
+        check(notify.drain(lambda m: m == "READY=1"), "no READY=1: %r" % notify.messages)
+        check(notify.drain(lambda m: m.startswith("STATUS=idle")), "no STATUS=idle: %r" % notify.messages)
+        check(notify.drain(lambda m: m == "WATCHDOG=1", timeout=3), "no WATCHDOG=1: %r" % notify.messages)
+    else:
+        print("built without systemd: no sd_notify to check")
 
     # status, identity, receipt: text and JSON say the same
     st = env.ctl("status", json_out=True).json
@@ -110,7 +115,8 @@ def run(env):
     rc = env.stop_daemon(signal.SIGTERM)
     check(rc == 0, "SIGTERM: exit %s\n%s" % (rc, env.read_log()))
     check(time.time() - t0 < 3, "SIGTERM took %.1f s" % (time.time() - t0))
-    check(notify.drain(lambda m: m == "STOPPING=1", timeout=2), "no STOPPING=1")
+    if with_systemd:
+        check(notify.drain(lambda m: m == "STOPPING=1", timeout=2), "no STOPPING=1")
     notify.close()
 
     # nothing secret in the debug log
