@@ -215,10 +215,15 @@ serving_system_tlvs(QmiMessage *m)
 {
 	const char *plmn = cp_sim_network_get_plmn(sim.net);
 	gboolean reg = sim.reg_state == QMI_NAS_REGISTRATION_STATE_REGISTERED;
+	gboolean denied = sim.reg_state == QMI_NAS_REGISTRATION_STATE_REGISTRATION_DENIED;
 	gsize o = qmi_message_tlv_write_init(m, 0x01, NULL);
 
 	qmi_message_tlv_write_guint8(m, sim.reg_state, NULL);
-	qmi_message_tlv_write_guint8(m, reg ? QMI_NAS_ATTACH_STATE_ATTACHED : QMI_NAS_ATTACH_STATE_DETACHED, NULL);
+	/* After a reject the modem stays camped on the cell that rejected it
+	 * (limited service): the CS domain reads attached, the PS domain not.
+	 * ModemManager maps a detached domain to "idle" whatever the
+	 * registration state says, so only this shows it "denied". */
+	qmi_message_tlv_write_guint8(m, reg || denied ? QMI_NAS_ATTACH_STATE_ATTACHED : QMI_NAS_ATTACH_STATE_DETACHED, NULL);
 	qmi_message_tlv_write_guint8(m, reg ? QMI_NAS_ATTACH_STATE_ATTACHED : QMI_NAS_ATTACH_STATE_DETACHED, NULL);
 	qmi_message_tlv_write_guint8(m, QMI_NAS_NETWORK_TYPE_3GPP, NULL);
 	if (sim.op_mode == QMI_DMS_OPERATING_MODE_ONLINE) {
@@ -409,7 +414,10 @@ handle_dms(QmiMessage *req)
 		qmi_message_tlv_write_guint32(resp, QMI_ENDIAN_LITTLE, 50000000, NULL);    /* max rx */
 		qmi_message_tlv_write_guint8(resp, QMI_DMS_DATA_SERVICE_CAPABILITY_SIMULTANEOUS_CS_PS, NULL);
 		qmi_message_tlv_write_guint8(resp, QMI_DMS_SIM_CAPABILITY_SUPPORTED, NULL);
-		qmi_message_tlv_write_guint8(resp, 1, NULL);
+		/* a UMTS/LTE module, as most gateways carry: ModemManager then
+		 * follows the CS domain too */
+		qmi_message_tlv_write_guint8(resp, 2, NULL);
+		qmi_message_tlv_write_guint8(resp, QMI_DMS_RADIO_INTERFACE_UMTS, NULL);
 		qmi_message_tlv_write_guint8(resp, QMI_DMS_RADIO_INTERFACE_LTE, NULL);
 		qmi_message_tlv_write_complete(resp, o, NULL);
 		return resp;
