@@ -171,7 +171,7 @@ main(int argc, char **argv)
 		  "Check the configuration, the key and the state directory, then exit", NULL },
 		{ "version", 'V', G_OPTION_FLAG_NO_ARG, G_OPTION_ARG_CALLBACK, print_version,
 		  "Print the version and exit", NULL },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 
 	setlocale(LC_ALL, "");

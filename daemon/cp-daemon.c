@@ -1146,7 +1146,6 @@ cp_daemon_free(CpDaemon *d)
 gboolean
 cp_daemon_forget(CpDaemon *d, GError **error)
 {
-	g_autoptr(GError) local = NULL;
 	CpJournal next;
 
 	if (d->attempt || d->restoring || !cp_machine_accepts(&d->m, CP_EVENT_FORGET)) {
