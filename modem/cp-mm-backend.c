@@ -1088,12 +1088,13 @@ auto_found_cb(GObject *src, GAsyncResult *res, gpointer data)
 		g_free(a);
 		return;
 	}
-	a->modem->ops = mm ? &cp_modem_mm_ops : &cp_modem_qmi_ops;
-	g_info("modem backend: %s", a->modem->ops->name);
+	/* not modem->ops: the next operation asks again */
+	a->modem->resolved = mm ? &cp_modem_mm_ops : &cp_modem_qmi_ops;
+	g_info("modem backend: %s", a->modem->resolved->name);
 	if (a->backup)
-		a->modem->ops->restore(a->modem, a->backup, a->task);
+		a->modem->resolved->restore(a->modem, a->backup, a->task);
 	else
-		a->modem->ops->provision(a->modem, g_task_get_task_data(a->task), a->task);
+		a->modem->resolved->provision(a->modem, g_task_get_task_data(a->task), a->task);
 	g_free(a);
 }
 
@@ -1141,5 +1142,6 @@ cp_mm_backend_select(CpModem *modem, CpModemBackendType type, GError **error)
 		return FALSE;
 	}
 	modem->type = type;
+	modem->resolved = NULL;
 	return TRUE;
 }

@@ -49,6 +49,7 @@ struct _CpModem {
 	guint request_timeout;
 	CpModemReset reset;
 	const CpModemBackendOps *ops;
+	const CpModemBackendOps *resolved; /* AUTO: what the last operation ran on */
 	gboolean busy;
 	/* the running operation's callbacks */
 	CpModemProgressFunc progress;

@@ -109,7 +109,7 @@ cp_modem_free(CpModem *modem)
 const char *
 cp_modem_get_backend_name(CpModem *modem)
 {
-	return modem->ops->name;
+	return modem->resolved ? modem->resolved->name : modem->ops->name;
 }
 
 void

@@ -67,7 +67,8 @@ CpModem *cp_modem_new(const CpModemConfig *config, GError **error);
 void cp_modem_free(CpModem *modem);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpModem, cp_modem_free)
 
-/* "qmi" or "mm": the backend AUTO resolved to (at the first operation). */
+/* "qmi" or "mm": the backend of the last operation. AUTO decides at the
+ * start of each operation; "auto" before the first. */
 const char *cp_modem_get_backend_name(CpModem *modem);
 
 /* USIM driver names this build knows, NULL-terminated. */
