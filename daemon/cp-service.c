@@ -85,35 +85,6 @@ on_state_changed(CpDaemon *d, CpState old, CpState new_state, CpEvent ev, gpoint
 					   cp_state_name(new_state), cp_event_name(ev));
 }
 
-/* The bus policy already limits methods to root; a second check here
- * keeps that true on a bus configured without the policy file. */
-static gboolean
-caller_is_root(CpService *s, GDBusMethodInvocation *inv)
-{
-	g_autoptr(GVariant) reply = NULL;
-	g_autoptr(GError) error = NULL;
-	guint32 uid;
-
-	reply = g_dbus_connection_call_sync(s->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-					    "org.freedesktop.DBus", "GetConnectionUnixUser",
-					    g_variant_new("(s)", g_dbus_method_invocation_get_sender(inv)),
-					    G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, 5000, NULL,
-					    &error);
-	if (!reply) {
-		g_dbus_method_invocation_return_error(inv, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED,
-						      "cannot tell who is calling: %s", error->message);
-		return FALSE;
-	}
-	g_variant_get(reply, "(u)", &uid);
-	if (uid != 0) {
-		g_dbus_method_invocation_return_error(inv, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED,
-						      "only root may call %s",
-						      g_dbus_method_invocation_get_method_name(inv));
-		return FALSE;
-	}
-	return TRUE;
-}
-
 static void
 return_cp_error(GDBusMethodInvocation *inv, const GError *error)
 {
@@ -122,56 +93,112 @@ return_cp_error(GDBusMethodInvocation *inv, const GError *error)
 	g_dbus_method_invocation_return_dbus_error(inv, name, error->message);
 }
 
-static gboolean
-handle_forget(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
+static void
+run_forget(CpService *s, GDBusMethodInvocation *inv)
 {
-	CpService *s = data;
 	g_autoptr(GError) error = NULL;
 
-	if (!caller_is_root(s, inv))
-		return TRUE;
 	if (!cp_daemon_forget(s->daemon, &error))
 		return_cp_error(inv, error);
 	else
-		cp_dbus_daemon1_complete_forget(o, inv);
+		cp_dbus_daemon1_complete_forget(s->skeleton, inv);
+}
+
+static void
+run_rearm(CpService *s, GDBusMethodInvocation *inv)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!cp_daemon_rearm(s->daemon, &error))
+		return_cp_error(inv, error);
+	else
+		cp_dbus_daemon1_complete_rearm(s->skeleton, inv);
+}
+
+static void
+run_get_imsi(CpService *s, GDBusMethodInvocation *inv)
+{
+	cp_dbus_daemon1_complete_get_imsi(s->skeleton, inv, cp_daemon_get_imsi(s->daemon));
+}
+
+static void
+run_get_log(CpService *s, GDBusMethodInvocation *inv)
+{
+	cp_dbus_daemon1_complete_get_log(s->skeleton, inv, cp_daemon_get_log(s->daemon));
+}
+
+typedef struct {
+	CpService *s;
+	GDBusMethodInvocation *inv;
+	void (*run)(CpService *s, GDBusMethodInvocation *inv);
+} Call;
+
+static void
+caller_checked(GObject *source, GAsyncResult *res, gpointer data)
+{
+	Call *c = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+	guint32 uid = G_MAXUINT32;
+
+	if (reply)
+		g_variant_get(reply, "(u)", &uid);
+	if (!reply)
+		g_dbus_method_invocation_return_error(c->inv, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED,
+						      "cannot tell who is calling: %s", error->message);
+	else if (uid != 0)
+		g_dbus_method_invocation_return_error(c->inv, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED,
+						      "only root may call %s",
+						      g_dbus_method_invocation_get_method_name(c->inv));
+	else
+		c->run(c->s, c->inv);
+	g_free(c);
+}
+
+/*
+ * The bus policy already limits methods to root; a second check here
+ * keeps that true on a bus configured without the policy file. Asked of
+ * the bus asynchronously, so that the main loop never waits on it.
+ */
+static gboolean
+call_as_root(CpService *s, GDBusMethodInvocation *inv,
+	     void (*run)(CpService *s, GDBusMethodInvocation *inv))
+{
+	Call *c = g_new0(Call, 1);
+
+	c->s = s;
+	c->inv = inv;
+	c->run = run;
+	g_dbus_connection_call(s->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+			       "org.freedesktop.DBus", "GetConnectionUnixUser",
+			       g_variant_new("(s)", g_dbus_method_invocation_get_sender(inv)),
+			       G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, 5000, NULL,
+			       caller_checked, c);
 	return TRUE;
+}
+
+static gboolean
+handle_forget(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
+{
+	return call_as_root(data, inv, run_forget);
 }
 
 static gboolean
 handle_rearm(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
 {
-	CpService *s = data;
-	g_autoptr(GError) error = NULL;
-
-	if (!caller_is_root(s, inv))
-		return TRUE;
-	if (!cp_daemon_rearm(s->daemon, &error))
-		return_cp_error(inv, error);
-	else
-		cp_dbus_daemon1_complete_rearm(o, inv);
-	return TRUE;
+	return call_as_root(data, inv, run_rearm);
 }
 
 static gboolean
 handle_get_imsi(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
 {
-	CpService *s = data;
-
-	if (!caller_is_root(s, inv))
-		return TRUE;
-	cp_dbus_daemon1_complete_get_imsi(o, inv, cp_daemon_get_imsi(s->daemon));
-	return TRUE;
+	return call_as_root(data, inv, run_get_imsi);
 }
 
 static gboolean
 handle_get_log(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
 {
-	CpService *s = data;
-
-	if (!caller_is_root(s, inv))
-		return TRUE;
-	cp_dbus_daemon1_complete_get_log(o, inv, cp_daemon_get_log(s->daemon));
-	return TRUE;
+	return call_as_root(data, inv, run_get_log);
 }
 
 static void

@@ -122,11 +122,18 @@ class Env:
 
     # ---- the bus ----
 
-    def start_bus(self):
-        sock = os.path.join(self.busdir, "system_bus_socket")
-        conf = os.path.join(self.dir, "bus.conf")
+    def start_bus(self, with_policy=True):
+        """with_policy False: a bus that lets anyone own and call anything,
+        to check the daemon's own refusal."""
+        sock = os.path.join(self.busdir, "system_bus_socket" + ("" if with_policy else "-open"))
+        conf = os.path.join(self.dir, "bus.conf" if with_policy else "bus-open.conf")
+        text = BUS_CONFIG.format(socket=sock, policy=POLICY)
+        if not with_policy:
+            text = text.replace("<include>%s</include>" % POLICY,
+                                '<policy context="default"><allow own="*"/>'
+                                '<allow send_type="method_call"/></policy>')
         with open(conf, "w") as f:
-            f.write(BUS_CONFIG.format(socket=sock, policy=POLICY))
+            f.write(text)
         self.bus = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork",
                                      "--print-address"], stdout=subprocess.PIPE, text=True)
         self.procs.append(self.bus)

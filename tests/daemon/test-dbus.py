@@ -127,6 +127,15 @@ def run(env):
         check(line not in log, "a line of the key PEM is in the log")
     check(env.adm1_value not in log, "ADM1 is in the log")
 
+    # on a bus without the policy file, the daemon itself refuses others
+    env.start_bus(with_policy=False)
+    env.start_daemon()
+    r = env.ctl("forget", user=NOBODY, check_rc=False)
+    check(r.returncode == 1 and "only root may call Forget" in r.stderr and "AccessDenied" in r.stderr,
+          "the daemon's own check: " + r.stderr)
+    check(env.ctl("forget").returncode == 0, "root may call Forget there")
+    check(env.stop_daemon() == 0, "clean stop")
+
     # cellprovctl without a daemon: a clear error
     r = env.ctl("status", check_rc=False)
     check(r.returncode == 1 and "cellprovd is not running" in r.stderr, "no daemon: " + r.stderr)
