@@ -58,9 +58,11 @@ static const Step plan_restore[] = {
 	STEP_REPROBE, STEP_ENABLE, STEP_APN,
 };
 
-/* A failure before anything was written, with the modem inhibited. */
+/* A failure before anything was written, with the modem inhibited: give
+ * it back and leave it enabled, as it was before (a wrong ADM1 must not
+ * leave the gateway offline). */
 static const Step plan_release[] = {
-	STEP_UNINHIBIT,
+	STEP_UNINHIBIT, STEP_REPROBE, STEP_ENABLE,
 };
 
 typedef enum {
@@ -565,10 +567,6 @@ uninhibit_cb(GObject *src, GAsyncResult *res, gpointer data)
 		return;
 	}
 	ctx->inhibited = FALSE;
-	if (ctx->mode == MODE_RELEASE) {
-		complete(ctx, g_steal_pointer(&ctx->first_error));
-		return;
-	}
 	next(ctx);
 }
 
@@ -875,8 +873,9 @@ run(Ctx *ctx)
 	Step s;
 
 	if (ctx->pos == ctx->n_plan) {
-		if (ctx->mode == MODE_ROLLBACK) {
-			g_info("the old subscription is back");
+		if (ctx->mode == MODE_ROLLBACK || ctx->mode == MODE_RELEASE) {
+			if (ctx->mode == MODE_ROLLBACK)
+				g_info("the old subscription is back");
 			complete(ctx, g_steal_pointer(&ctx->first_error));
 		} else {
 			complete(ctx, NULL);

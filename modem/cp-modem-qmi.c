@@ -91,7 +91,7 @@ step_name(Step s, gboolean restoring)
 	return "?";
 }
 
-typedef struct {
+typedef struct _Ctx {
 	CpModem *modem;
 	GTask *task;
 	CpModemTargetCopy *target;       /* NULL when restoring */
@@ -106,6 +106,8 @@ typedef struct {
 	gboolean card_only;              /* plan_card, plan_card_restore */
 	gboolean written;                /* the first write was sent */
 	GError *first_error;             /* the failure that started a rollback */
+	GError *end_error;               /* held while the channel closes at the end */
+	void (*after_close)(struct _Ctx *ctx);
 
 	QmiDevice *device;
 	QmiClientDms *dms;
@@ -219,9 +221,49 @@ session_drop(Ctx *ctx)
 	ctx->cancellable = g_cancellable_new();
 }
 
+static void complete(Ctx *ctx, GError *error);
+
+static void
+channel_closed_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	Ctx *ctx = data;
+	g_autoptr(GError) e = NULL;
+	void (*then)(Ctx *) = ctx->after_close;
+
+	if (!cp_qmi_uim_close_channel_finish(QMI_CLIENT_UIM(src), res, &e))
+		g_debug("closing the logical channel: %s", e->message);
+	ctx->channel = 0;
+	ctx->after_close = NULL;
+	then(ctx);
+}
+
+/* A flow that stops or rolls back with the channel open closes it first:
+ * the card has only three, and a modem need not close them when our
+ * client goes. Best effort. */
+static gboolean
+close_channel_then(Ctx *ctx, void (*then)(Ctx *))
+{
+	if (!ctx->channel || !ctx->uim || ctx->gone)
+		return FALSE;
+	ctx->after_close = then;
+	cp_qmi_uim_close_channel(ctx->uim, ctx->channel, ctx->modem->request_timeout, NULL,
+				 channel_closed_cb, ctx);
+	return TRUE;
+}
+
+static void
+complete_after_close(Ctx *ctx)
+{
+	complete(ctx, g_steal_pointer(&ctx->end_error));
+}
+
 static void
 complete(Ctx *ctx, GError *error)
 {
+	ctx->end_error = error;
+	if (close_channel_then(ctx, complete_after_close))
+		return;
+	error = g_steal_pointer(&ctx->end_error);
 	session_drop(ctx);
 	if (error) {
 		g_task_return_error(ctx->task, error);
@@ -246,11 +288,8 @@ values_backup(Ctx *ctx)
 }
 
 static void
-start_rollback(Ctx *ctx, GError *error)
+rollback_begin(Ctx *ctx)
 {
-	g_message("step failed after the first write: %s; rolling back", error->message);
-	ctx->first_error = error;
-	ctx->rolling_back = TRUE;
 	session_drop(ctx);
 	ctx->plan = ctx->card_only ? plan_card_restore : plan_restore;
 	ctx->n_plan = ctx->card_only ? G_N_ELEMENTS(plan_card_restore) : G_N_ELEMENTS(plan_restore);
@@ -258,6 +297,16 @@ start_rollback(Ctx *ctx, GError *error)
 	ctx->sub = 0;
 	ctx->ef = 0;
 	run(ctx);
+}
+
+static void
+start_rollback(Ctx *ctx, GError *error)
+{
+	g_message("step failed after the first write: %s; rolling back", error->message);
+	ctx->first_error = error;
+	ctx->rolling_back = TRUE;
+	if (!close_channel_then(ctx, rollback_begin))
+		rollback_begin(ctx);
 }
 
 static void
@@ -623,27 +672,62 @@ step_identify(Ctx *ctx)
 			      want ? want->description : "", want ? want->probe_fid : 0));
 }
 
+/*
+ * VERIFY without data spends nothing and tells how many attempts are left
+ * (63Cx), or that ADM1 is verified already (9000). A wrong ADM1 never gets
+ * the last attempt: a misconfigured device, or a journaled retry after a
+ * crash, must not block the card, which only its issuer could unblock.
+ */
 static void
 step_verify(Ctx *ctx)
 {
 	guint16 sw;
+	guint left;
 
-	if (ctx->sub == 0) {
+	switch (ctx->sub) {
+	case 0:
+		apdu(ctx, 0x20, 0x00, ctx->driver->adm1_p2, NULL, 0, FALSE);
+		return;
+	case 1:
+		sw = resp_sw(ctx);
+		if (sw == 0x9000) {
+			g_info("ADM1 is verified already");
+			next(ctx);
+			return;
+		}
+		if (sw == 0x6983 || sw == 0x63C0) {
+			fail(ctx, g_error_new(CP_ERROR, CP_ERR_ADM1_BLOCKED, "ADM1 is blocked on this card"));
+			return;
+		}
+		if ((sw & 0xFFF0) != 0x63C0) {
+			/* without the counter there is no way to know the try is safe */
+			fail(ctx, apdu_error("VERIFY ADM1 (attempts left)", sw));
+			return;
+		}
+		left = sw & 0x0F;
+		if (left < 2) {
+			fail(ctx, g_error_new(CP_ERROR, CP_ERR_ADM1,
+					      "the card has one ADM1 attempt left: not trying, as a wrong ADM1 "
+					      "would block the card; check the configured ADM1"));
+			return;
+		}
+		g_info("ADM1: %u attempts left", left);
 		apdu(ctx, 0x20, 0x00, ctx->driver->adm1_p2, ctx->modem->adm1->data, 8, FALSE);
 		return;
+	default:
+		sw = resp_sw(ctx);
+		if (sw == 0x9000) {
+			next(ctx);
+			return;
+		}
+		if ((sw & 0xFFF0) == 0x63C0 && (sw & 0x0F) > 0)
+			fail(ctx, g_error_new(CP_ERROR, CP_ERR_ADM1,
+					      "the card rejected ADM1; %u attempts left before it blocks", sw & 0x0F));
+		else if (sw == 0x6983 || sw == 0x63C0)
+			fail(ctx, g_error_new(CP_ERROR, CP_ERR_ADM1_BLOCKED, "ADM1 is blocked on this card"));
+		else
+			fail(ctx, apdu_error("VERIFY ADM1", sw));
 	}
-	sw = resp_sw(ctx);
-	if (sw == 0x9000) {
-		next(ctx);
-		return;
-	}
-	if ((sw & 0xFFF0) == 0x63C0)
-		fail(ctx, g_error_new(CP_ERROR, CP_ERR_ADM1,
-				      "the card rejected ADM1; %u attempts left before it blocks", sw & 0x0F));
-	else if (sw == 0x6983)
-		fail(ctx, g_error_new(CP_ERROR, CP_ERR_ADM1_BLOCKED, "ADM1 is blocked on this card"));
-	else
-		fail(ctx, apdu_error("VERIFY ADM1", sw));
 }
 
 static void

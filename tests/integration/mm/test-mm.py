@@ -99,11 +99,11 @@ def sim_dump():
         return dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
 
 
-def provision_argv(k=NEW_K, extra=()):
+def provision_argv(k=NEW_K, extra=(), adm1_value=None):
     d = os.environ["CP_MM_BENCH_DIR"]
     adm1 = os.path.join(d, "adm1")
     with open(os.open(adm1, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        f.write(os.environ["CP_MM_BENCH_ADM1"] + "\n")
+        f.write((adm1_value or os.environ["CP_MM_BENCH_ADM1"]) + "\n")
     return [os.environ["CP_MM_PROVISION"], "--device", os.environ["CP_MM_BENCH_DEVICE"],
             "--backend", "mm", "--adm1", adm1, "--imsi", NEW_IMSI, "--plmn", PLMN,
             "--network-name", "cellprov", "--apn", APN, "--k", k, "--opc", NEW_OPC,
@@ -127,9 +127,9 @@ def case_bench():
     check(int(sim_dump().get("resets", "0")) >= 1, "the simulator saw the reset")
 
 
-def run_provision(*extra, k=NEW_K, timeout=90):
-    r = subprocess.run(provision_argv(k=k, extra=extra), capture_output=True, text=True,
-                       timeout=timeout)
+def run_provision(*extra, k=NEW_K, adm1=None, timeout=90):
+    r = subprocess.run(provision_argv(k=k, extra=extra, adm1_value=adm1), capture_output=True,
+                       text=True, timeout=timeout)
     print(r.stdout, end="")
     if r.stderr.strip():
         print(r.stderr, end="", file=sys.stderr)
@@ -257,6 +257,26 @@ def case_restore():
     check(first_apn() == "internet", "the old APN is back")
 
 
+def case_adm1():
+    """A wrong ADM1 twice (2 retries): the second run does not spend the last attempt."""
+    old = os.environ["CP_MM_BENCH_OLD_IMSI"]
+    check(sim_dump().get("adm1-retries") == "2", "the card allows 2 wrong ADM1")
+    rc, out = run_provision(adm1="87654321")
+    check(rc == 1 and out.get("error") == "adm1", "a wrong ADM1 fails with adm1 (%s)"
+          % out.get("message"))
+    check(sim_dump().get("adm1-retries") == "1", "and spends one attempt")
+    m, s = wait("the modem back in ModemManager, registered", registered_with(old))
+    rc, out = run_provision(adm1="87654321")
+    check(rc == 1 and out.get("error") == "adm1", "the second run fails with adm1 too")
+    check("one ADM1 attempt left" in out.get("message", ""), "refusing to try (%s)"
+          % out.get("message"))
+    d = sim_dump()
+    check(d.get("adm1-retries") == "1", "the last attempt is not spent")
+    check(d.get("card-updates") == "0", "nothing was written")
+    m, s = wait("the modem back in ModemManager, registered", registered_with(old))
+    check(s.get("sim.properties.imsi") == old, "mmcli -i any: the old IMSI")
+
+
 def case_auto():
     """AUTO picks ModemManager when it manages the modem, QMI direct otherwise."""
     rc, out = run_provision("--backend", "auto")
@@ -281,6 +301,7 @@ CASES = {
     "killed": (case_killed, NEW_SUB),
     "restore": (case_restore, NEW_SUB),
     "auto": (case_auto, NEW_SUB),
+    "adm1": (case_adm1, NEW_SUB + ["--sim-arg=--adm1-retries=2"]),
 }
 
 

@@ -303,6 +303,79 @@ test_wrong_adm1(void)
 }
 
 static void
+restore_cb(GObject *src, GAsyncResult *res, gpointer data);
+
+static guint
+dump_uint(Bench *b, const char *key)
+{
+	g_autoptr(GHashTable) d = dump_read(b);
+
+	return (guint)atoi(dump_get(d, key));
+}
+
+/* A wrong ADM1 on every run, over provisionings and a restore: the card
+ * is never blocked. */
+static void
+test_adm1_last_attempt(void)
+{
+	Bench b;
+	g_autoptr(CpModem) wrong = NULL;
+	g_autoptr(CpModem) right = NULL;
+	g_autoptr(CpModemBackup) backup = NULL;
+	g_autoptr(GError) error = NULL;
+	guint apdus, updates;
+
+	bench_start(&b, FALSE, "--adm1-retries=3");
+	/* a backup to restore, as a journal would hold it */
+	right = modem_new(&b, ADM1);
+	provision(&b, right, NEW_K);
+	g_assert_no_error(b.error);
+	backup = cp_modem_backup_deserialize(b.backup_bytes, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(dump_uint(&b, "adm1-retries"), ==, 3);
+
+	wrong = modem_new(&b, "87654321");
+	provision(&b, wrong, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_ADM1);
+	g_assert_nonnull(strstr(b.error->message, "2 attempts left"));
+	g_clear_error(&b.error);
+	g_assert_cmpuint(dump_uint(&b, "adm1-retries"), ==, 2);
+	provision(&b, wrong, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_ADM1);
+	g_assert_nonnull(strstr(b.error->message, "1 attempts left"));
+	g_clear_error(&b.error);
+	g_assert_cmpuint(dump_uint(&b, "adm1-retries"), ==, 1);
+	apdus = dump_uint(&b, "apdus");
+	updates = dump_uint(&b, "card-updates");
+
+	/* the third run asks for the counter and stops there */
+	provision(&b, wrong, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_ADM1);
+	g_assert_nonnull(strstr(b.error->message, "one ADM1 attempt left"));
+	g_assert_null(strstr(b.error->message, "8765"));
+	g_clear_error(&b.error);
+	g_assert_cmpuint(dump_uint(&b, "adm1-retries"), ==, 1);
+	/* the probe SELECT and the VERIFY without data, nothing more */
+	g_assert_cmpuint(dump_uint(&b, "apdus"), ==, apdus + 2);
+
+	/* a journaled restore after a crash does not spend it either */
+	cp_modem_restore_async(wrong, backup, NULL, NULL, NULL, restore_cb, &b);
+	g_main_loop_run(b.loop);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_ADM1);
+	g_clear_error(&b.error);
+	g_assert_cmpuint(dump_uint(&b, "adm1-retries"), ==, 1);
+
+	/* nor the right ADM1: with one attempt left, only a person who knows
+	 * the card may try (docs/modem.md) */
+	provision(&b, right, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_ADM1);
+	g_clear_error(&b.error);
+	g_assert_cmpuint(dump_uint(&b, "adm1-retries"), ==, 1);
+	g_assert_cmpuint(dump_uint(&b, "card-updates"), ==, updates);
+	bench_stop(&b);
+}
+
+static void
 test_unknown_card(void)
 {
 	Bench b;
@@ -385,9 +458,10 @@ test_vanish(gconstpointer data)
 	gint64 t0 = g_get_monotonic_time();
 	g_autoptr(GHashTable) d = NULL;
 
-	/* APDU 14 is EF.AD's UPDATE, EF.IMSI is written by then: probe,
-	 * VERIFY, 4 x (SELECT, READ), SELECT, UPDATE, SELECT, UPDATE */
-	bench_start(&b, FALSE, after_writes ? "--vanish=uim:0x003b:14" : "--vanish=uim:0x002f:1");
+	/* APDU 15 is EF.AD's UPDATE, EF.IMSI is written by then: probe,
+	 * VERIFY (counter), VERIFY, 4 x (SELECT, READ), SELECT, UPDATE,
+	 * SELECT, UPDATE */
+	bench_start(&b, FALSE, after_writes ? "--vanish=uim:0x003b:15" : "--vanish=uim:0x002f:1");
 	m = modem_new(&b, ADM1);
 	provision(&b, m, NEW_K);
 	g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
@@ -488,6 +562,7 @@ main(int argc, char **argv)
 	g_test_add_data_func("/qmi/backend/success-pty", GINT_TO_POINTER(FALSE), test_success);
 	g_test_add_data_func("/qmi/backend/success-proxy", GINT_TO_POINTER(TRUE), test_success);
 	g_test_add_func("/qmi/backend/wrong-adm1", test_wrong_adm1);
+	g_test_add_func("/qmi/backend/adm1-last-attempt", test_adm1_last_attempt);
 	g_test_add_func("/qmi/backend/unknown-card", test_unknown_card);
 	for (guint n = 1; n <= 4; n++) {
 		g_autofree char *name = g_strdup_printf("/qmi/backend/write-failure-%u", n);
