@@ -20,6 +20,7 @@
 #include <glib.h>
 #include <gio/gio.h>
 #include <glib-unix.h>
+#include <glib/gstdio.h>
 #include <libqmi-glib.h>
 
 #include "cp-buf.h"
@@ -84,6 +85,8 @@ typedef struct {
 	gboolean proxy;
 	char *proxy_name;
 	char *dump_path;
+	char *subscribers_path;
+	gint64 subscribers_mtime;
 	guint reset_delay_ms;
 	guint reg_delay_ms;
 	GArray *faults;            /* Fault */
@@ -280,6 +283,32 @@ set_reg_state(guint8 state)
 	dump();
 }
 
+static gint64
+file_mtime(const char *path)
+{
+	GStatBuf st;
+
+	return g_stat(path, &st) == 0 ? (gint64)st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000 : -1;
+}
+
+/* The AUSF adds subscribers while the network runs: the ones appended to
+ * the file since it was read join before the next attach. */
+static void
+subscribers_refresh(void)
+{
+	g_autoptr(GError) error = NULL;
+	gint64 mtime;
+	guint added;
+
+	if (!sim.subscribers_path || (mtime = file_mtime(sim.subscribers_path)) == sim.subscribers_mtime)
+		return;
+	sim.subscribers_mtime = mtime;
+	if (!cp_sim_network_load_new(sim.net, sim.subscribers_path, &added, &error))
+		g_warning("subscribers: %s", error->message);
+	if (added)
+		g_message("subscribers: %u joined the network", added);
+}
+
 static gboolean
 attach_cb(gpointer data)
 {
@@ -288,6 +317,7 @@ attach_cb(gpointer data)
 	sim.reg_timer = 0;
 	if (sim.op_mode != QMI_DMS_OPERATING_MODE_ONLINE)
 		return G_SOURCE_REMOVE;
+	subscribers_refresh();
 	a = cp_sim_network_attach(sim.net, sim.usim);
 	g_message("attach: %s", cp_sim_attach_name(a));
 	set_reg_state(a == CP_SIM_ATTACH_REGISTERED ?
@@ -1163,9 +1193,13 @@ main(int argc, char **argv)
 		return 2;
 	sim.net = cp_sim_network_new(plmn ? plmn : "00101",
 				     network_name ? network_name : "cellprov test network");
-	if (subscribers && !cp_sim_network_load(sim.net, subscribers, &error)) {
-		fprintf(stderr, "cp-qmi-sim: %s\n", error->message);
-		return 2;
+	if (subscribers) {
+		sim.subscribers_mtime = file_mtime(subscribers);
+		if (!cp_sim_network_load(sim.net, subscribers, &error)) {
+			fprintf(stderr, "cp-qmi-sim: %s\n", error->message);
+			return 2;
+		}
+		sim.subscribers_path = g_strdup(subscribers);
 	}
 	sim.clients = g_ptr_array_new_with_free_func(g_free);
 	sim.conns = g_ptr_array_new();
@@ -1220,6 +1254,7 @@ main(int argc, char **argv)
 	g_free(sim.pty_path);
 	g_free(sim.proxy_name);
 	g_free(sim.dump_path);
+	g_free(sim.subscribers_path);
 	cp_sim_usim_free(sim.usim);
 	cp_sim_network_free(sim.net);
 	return 0;

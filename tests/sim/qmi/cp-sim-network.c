@@ -113,6 +113,36 @@ cp_sim_network_load(CpSimNetwork *n, const char *path, GError **error)
 	return TRUE;
 }
 
+gboolean
+cp_sim_network_load_new(CpSimNetwork *n, const char *path, guint *added, GError **error)
+{
+	g_autoptr(GHashTable) had = g_hash_table_new(g_str_hash, g_str_equal);
+	CpSimNetwork *fresh = cp_sim_network_new(n->plmn, n->name);
+	GHashTableIter it;
+	gpointer key, value;
+	gboolean ok;
+
+	*added = 0;
+	ok = cp_sim_network_load(fresh, path, error);
+	g_hash_table_iter_init(&it, fresh->subs);
+	while (ok && g_hash_table_iter_next(&it, &key, &value)) {
+		if (g_hash_table_contains(n->subs, key))
+			continue;
+		g_hash_table_add(had, key);
+	}
+	/* move the new ones over; the known keep their SQN */
+	g_hash_table_iter_init(&it, had);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		Subscriber *s = NULL;
+
+		g_hash_table_steal_extended(fresh->subs, key, NULL, (gpointer *)&s);
+		g_hash_table_replace(n->subs, s->imsi, s);
+		(*added)++;
+	}
+	cp_sim_network_free(fresh);
+	return ok;
+}
+
 static void
 sqn_next(uint8_t sqn[6])
 {

@@ -24,6 +24,9 @@ void cp_sim_network_free(CpSimNetwork *n);
 
 /* Subscriber file: '#' comments, "<imsi> <K hex> <OPc hex> <SQN hex>" lines. */
 gboolean cp_sim_network_load(CpSimNetwork *n, const char *path, GError **error);
+/* Subscribers of path not known yet join (the file was extended while the
+ * network runs); known ones keep their state. *added: how many joined. */
+gboolean cp_sim_network_load_new(CpSimNetwork *n, const char *path, guint *added, GError **error);
 /* One subscriber given on the command line. */
 gboolean cp_sim_network_add(CpSimNetwork *n, const char *imsi, const char *k_hex,
 			    const char *opc_hex, const char *sqn_hex, GError **error);
