@@ -195,6 +195,7 @@ backup_cb(CpModem *m, const CpModemBackup *backup, gpointer data)
 	b->updates_at_backup = (guint)atoi(dump_get(d, "card-updates"));
 	g_assert_cmpstr(cp_modem_backup_get_imsi(backup), ==, OLD_IMSI);
 	g_assert_cmpstr(cp_modem_backup_get_card(backup), ==, "sysmo-isim-sja2");
+	g_clear_pointer(&b->backup_bytes, g_bytes_unref);
 	b->backup_bytes = cp_modem_backup_serialize(backup);
 	cp_modem_backup_saved(m, NULL);
 }
@@ -223,6 +224,8 @@ provision(Bench *b, CpModem *m, const char *k_hex)
 		.opc = opc,
 	};
 
+	/* a test may provision more than once */
+	g_clear_pointer(&b->result, cp_modem_result_free);
 	cp_modem_provision_async(m, &t, progress_cb, backup_cb, b, NULL, provision_cb, b);
 	g_main_loop_run(b->loop);
 }
