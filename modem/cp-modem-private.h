@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * What cp-modem.c shares with its backends (QMI here; ModemManager next).
+ * What cp-modem.c shares with its backends (QMI, ModemManager).
  * A backend gets one operation at a time and completes its GTask.
  */
 #pragma once
