@@ -100,7 +100,7 @@ static const CpErrorInfo error_table[] = {
 	{ CP_ERR_CARD_ABSENT, "card-absent", "No USIM, or the USIM does not answer",
 	  "Check that the USIM is inserted and seated; power-cycle the device." },
 	{ CP_ERR_ADM1, "adm1", "The USIM rejected the ADM1 key",
-	  "Check the ADM1 file or credential; every wrong try counts down the card's retries." },
+	  "Check the ADM1 file or credential: every wrong try counts down the card's retries. cellprov never spends the last one; a card left with one must be verified by hand." },
 	{ CP_ERR_ADM1_BLOCKED, "adm1-blocked", "The USIM's ADM1 key is blocked",
 	  "Replace the USIM: a blocked ADM1 key cannot be recovered." },
 	{ CP_ERR_APDU, "apdu", "The USIM answered a command with an error",
