@@ -74,12 +74,15 @@ say(int step, const char *fmt, ...)
 	g_autofree char *text = NULL;
 	va_list ap;
 
-	if (opt_json)
-		return;
 	va_start(ap, fmt);
 	text = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	g_print("(%d/%d) %s\n", step, N_STEPS, text);
+	/* with -J stdout holds the one JSON object; progress is still worth
+	 * having in a log */
+	if (opt_json)
+		g_printerr("(%d/%d) %s\n", step, N_STEPS, text);
+	else
+		g_print("(%d/%d) %s\n", step, N_STEPS, text);
 }
 
 static gboolean
@@ -90,6 +93,10 @@ fail(Companion *c, int step, const char *code, int number, const char *hint, con
 {
 	va_list ap;
 
+	/* a retried step may have failed before */
+	g_free(c->error_code);
+	g_free(c->error_hint);
+	g_free(c->error_message);
 	c->failed_step = step;
 	c->error_code = g_strdup(code);
 	c->error_number = number;
@@ -389,7 +396,11 @@ step_call_sm(Companion *c)
 	cp_cleanse((void *)g_bytes_get_data(k2, NULL), CP_KDF_LEN);
 	g_bytes_unref(k2);
 	c->supi = g_strdup(supi);
-	return c->k2 != NULL;
+	if (!c->k2)
+		return FALSE;
+	say(2, "the SM answered: a profile (%zu bytes) and K'', kept in memory only",
+	    g_bytes_get_size(c->profile));
+	return TRUE;
 }
 
 /* ---- step 3: write the profile ---- */
@@ -439,7 +450,12 @@ receipt_status_name(uint8_t s)
 	return "unknown";
 }
 
-/* The receipt record on the tag when it is for the profile just written. */
+/*
+ * The receipt record on the tag when it is for the profile just written.
+ * A MAC'd receipt names its profile_seq; an unMAC'd one (the device could
+ * not authenticate what it got) names the seq it decoded, or 0 when it
+ * could not tell: anything else is an older attempt's.
+ */
 static const CpNdefRecord *
 receipt_for_us(Companion *c, const CpNdefMessage *msg)
 {
@@ -449,9 +465,20 @@ receipt_for_us(Companion *c, const CpNdefMessage *msg)
 	if (!rec || cp_receipt_decode(rec->payload, rec->payload_len, &r) != CP_OK)
 		return rec;
 	if (memcmp(r.device_id, c->dr.device_id, CP_DEVICE_ID_LEN) != 0 ||
-	    (r.has_mac && r.profile_seq != c->profile_seq))
+	    (r.has_mac && r.profile_seq != c->profile_seq) ||
+	    (!r.has_mac && r.profile_seq != 0 && r.profile_seq != c->profile_seq))
 		return NULL;
 	return rec;
+}
+
+/* An "accepted" receipt MAC'd with our K'': the device is still at work. */
+static gboolean
+receipt_is_accepted(Companion *c, const CpNdefRecord *rec)
+{
+	CpReceipt r;
+
+	return cp_receipt_verify(rec->payload, rec->payload_len, c->k2, &r) == CP_OK &&
+	       r.status == CP_RECEIPT_ACCEPTED;
 }
 
 static gboolean
@@ -464,31 +491,54 @@ step_read_receipt(Companion *c)
 	const uint8_t *data;
 	gsize len;
 	CpError err;
+	gboolean said_accepted = FALSE;
 
 	if (c->tag_file && !c->receipt_tag_file) {
 		say(4, "no --receipt-tag-file: not waiting for the receipt");
 		return TRUE;
 	}
-	/* The device writes its receipt once it has provisioned the modem
-	 * and registered, which takes a while: a tag without it yet is read
-	 * again on the next tap, until the tap timeout. */
+	/*
+	 * The device writes its receipt once it has provisioned the modem
+	 * and registered, which takes a while: a tag without it yet, or
+	 * with "accepted" only, is read again on the next tap, until the
+	 * tap timeout. Over NFC a read that fails (the phone moved, the
+	 * device restarted) is retried the same way.
+	 */
 	for (;;) {
+		gboolean last = c->receipt_tag_file || g_get_monotonic_time() >= deadline;
+
 		g_clear_pointer(&tag, g_bytes_unref);
 		tag = tag_read(c, 4, c->receipt_tag_file, TRUE);
-		if (!tag)
-			return FALSE;
+		if (!tag) {
+			if (last)
+				return FALSE;
+			say(4, "%s: tapping again", c->error_message);
+			g_usleep(500 * 1000);
+			continue;
+		}
 		data = g_bytes_get_data(tag, &len);
 		err = cp_ndef_parse(data, len, &msg);
-		if (err != CP_OK)
-			return fail(c, 4, cp_error_name(err), err, "tap the device again",
-				    "the tag holds no valid NDEF message: %s", cp_error_message(err));
+		if (err != CP_OK) {
+			fail(c, 4, cp_error_name(err), err, "tap the device again",
+			     "the tag holds no valid NDEF message: %s", cp_error_message(err));
+			if (last)
+				return FALSE;
+			say(4, "%s: tapping again", c->error_message);
+			g_usleep(500 * 1000);
+			continue;
+		}
 		rec = receipt_for_us(c, &msg);
-		if (rec)
+		if (rec && (last || !receipt_is_accepted(c, rec)))
 			break;
-		if (c->receipt_tag_file || g_get_monotonic_time() >= deadline)
+		if (last)
 			return fail(c, 4, "no-receipt", CP_ERR_NDEF_NO_RECORD, "wait a moment and tap the device again",
 				    "the device has not written a receipt for this profile yet");
-		say(4, "no receipt yet: tap the device again");
+		if (rec && !said_accepted) {
+			say(4, "the device accepted the profile and is provisioning: waiting for the result");
+			said_accepted = TRUE;
+		} else if (!rec) {
+			say(4, "no receipt yet: tap the device again");
+		}
 		g_usleep(500 * 1000);
 	}
 	err = cp_receipt_verify(rec->payload, rec->payload_len, c->k2, &c->receipt);

@@ -3,15 +3,15 @@
 """The README's main job: the whole flow on the simulated bench, each step
 (1-10 of PROTOCOL.md) printed as it happens with the line of the log that
 shows it, ending with `cellprovctl status` on a registered device.
-Everything it starts is stopped at the end.
+cellprov-companion taps through the simulated RF link: two simulated
+PN532s, real libnfc on both sides. Everything it starts is stopped at the
+end.
 
 Usage: demo.py BUILDDIR"""
 
-import json
 import os
 import re
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -51,17 +51,18 @@ def main():
         info = b.make_gateway()
         print("    DeviceID %s\n    %s" % (info["device_id"], info["certificate_url"]), flush=True)
         print("==> the device: QMI modem simulator (programmable USIM, authenticating network), "
-              "PN532 simulator, cellprovd", flush=True)
+              "its PN532 (simulated), cellprovd", flush=True)
         b.start_modem()
+        b.link_up()
         b.start_cellprovd(debug=False)
         dlog, smlog, ausflog = b.path("cellprovd.log"), b.path("sm.log"), b.path("ausf.log")
 
-        tag = b.path("tap-1.tag")
-        profile = tag + ".profile"
-        after = tag + ".after"
-        b.read_tag(tag)
-        show(1, "the companion reads the device's tag: certificate URL + signed device record")
-        comp = b.companion(tag, profile=profile, receipt_tag=after, wait=False)
+        clog = b.path("companion.log")
+        print("==> cellprov-companion on its own PN532, joined to the device's by the simulated RF link",
+              flush=True)
+        comp = b.companion_nfc()
+        show(1, "the companion reads the device's tag over NFC: certificate URL + signed device record",
+             grep(clog, r"\(1/4\) read device"))
         show(2, "companion -> SM: URL and device record, over HTTPS, companion authenticated",
              grep(smlog, r"provisioning asked by companion"))
         show(3, "SM -> CA: GET the certificate chain at the URL", None)
@@ -73,34 +74,27 @@ def main():
              None)
         show(7, "SM: fresh nonce, K'' and K_prof derived",
              grep(smlog, r"provisioned: profile_seq"))
-        end = time.monotonic() + 30
-        while not os.path.exists(profile) and comp.poll() is None and time.monotonic() < end:
-            time.sleep(0.05)
-        if not os.path.exists(profile):
-            raise Fail("the companion got no profile: %s" % (comp.communicate(timeout=5),))
-        show(8, "SM -> companion: the profile (MAC'd with K_prof), K'' and the nonce")
-        result = {}
-
-        def write():
-            result["write"] = b.write_tag(profile)
-
-        t = threading.Thread(target=write)
-        t.start()
+        show(8, "SM -> companion: the profile (MAC'd with K_prof), K'' and the nonce",
+             grep(clog, r"\(2/4\) the SM answered"))
         show(9, "the companion writes the profile to the device over NFC",
-             grep(dlog, r"state: idle -> profile-received"))
+             grep(clog, r"\(3/4\) wrote profile"))
+        print("         | %s" % re.sub(r"^\S+: [0-9:.]+: ", "", grep(dlog, r"state: idle -> profile-received")),
+              flush=True)
         show(10, "the device verifies and decrypts the profile", grep(dlog, r"profile \d+ verified"))
-        for pat in (r"journal: backup of the old USIM values saved",r"modem: \(\d+/\d+\) writing the subscription", r"modem: \(\d+/\d+\) setting the APN",
-                    r"modem: \(\d+/\d+\) resetting the modem", r"modem: \(\d+/\d+\) waiting for registration",
-                    r"state: registering -> provisioned"):
+        for pat in (r"journal: backup of the old USIM values saved", r"modem: \(\d+/\d+\) writing the subscription",
+                    r"modem: \(\d+/\d+\) setting the APN", r"modem: \(\d+/\d+\) resetting the modem",
+                    r"modem: \(\d+/\d+\) waiting for registration", r"state: registering -> provisioned"):
             print("         | %s" % re.sub(r"^\S+: [0-9:.]+: ", "", grep(dlog, pat, timeout=60)), flush=True)
-        t.join()
-        b.read_tag(after)
-        out, err = comp.communicate(timeout=30)
-        res = json.loads(out)
-        if comp.returncode != 0 or not res["receipt"]["verified"]:
-            raise Fail("the companion did not verify the receipt: %s %s" % (out, err[-1000:]))
-        print("         | the companion read the receipt: %s, registered on %s, MAC verified with K''"
+        rc, res = b.companion_result(comp)
+        if rc != 0 or not res["receipt"]["verified"]:
+            raise Fail("the companion did not verify the receipt: %s" % (res,))
+        print("         | %s" % grep(clog, r"\(4/4\) receipt verified"), flush=True)
+        print("         | the companion read the receipt over NFC: %s, registered on %s, MAC verified with K''"
               % (res["receipt"]["status"], res["receipt"].get("registration")), flush=True)
+        taps = b.link_sessions()
+        print("         | %d NFC sessions on the RF link, %d APDUs, %d bytes over the air"
+              % (len(taps), sum(int(t["apdus"]) for t in taps), sum(int(t["rf-bytes"]) for t in taps)),
+              flush=True)
         m = b.modem_state()
         print("         | the modem reports IMSI %s********** and the network says %s"
               % (m.get("modem-imsi", "")[:5], m.get("network-last")), flush=True)

@@ -3,13 +3,16 @@
 (TLS and manufacturer CAs, lighttpd, cellprov-ausf, cellprov-sm), a device
 made by cellprov-mfg, the QMI modem simulator with its authenticating
 network, two PN532 simulators joined by an RF link, cellprovd on one and
-cellprov-companion on the other. Standard library only."""
+cellprov-companion on the other (companion_nfc, tap_nfc), or a scripted
+phone in place of the companion for what a well-behaved companion never
+does (phone, write_tag, tap). Standard library only."""
 
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -167,12 +170,136 @@ class E2E(netbench.Bench):
                 self.procs["cellprovd"].poll() if "cellprovd" in self.procs else "not started",
                 self.daemon_log()[-4000:]))
 
+    # ---- the companion's reader: a second PN532 on the RF link ----
+
+    def link_up(self):
+        """cp-pn532-sim in link mode: the device's PN532 (target mode) and
+        the companion's (initiator mode) joined by the simulated RF field,
+        real libnfc on both. It takes the device's pty from a scripted
+        phone; the device's tag reopens its controller by itself."""
+        if "pn532-link" in self.procs:
+            return
+        self.pn532_companion = self.path("pn532-companion")
+        log = open(self.path("pn532-link.log"), "a")
+        p = subprocess.Popen([self.prog("tests/sim/pn532/cp-pn532-sim"), "--target-pty", self.pn532_target,
+                              "--initiator-pty", self.pn532_companion, "--fwt-ms", "5000", "-v"],
+                             stdout=subprocess.PIPE, stderr=log, text=True)
+        line = p.stdout.readline()
+        if line.strip() != "ready":
+            p.kill()
+            p.wait()
+            raise Fail("cp-pn532-sim (link mode) did not start: %r" % line)
+        self.procs["pn532-link"] = p
+
+        def copy():
+            for line in p.stdout:
+                log.write(line)
+                log.flush()
+
+        threading.Thread(target=copy, daemon=True).start()
+
+    def link_down(self):
+        p = self.procs.pop("pn532-link", None)
+        if p:
+            p.terminate()
+            p.wait(timeout=10)
+
+    def link_sessions(self):
+        """The RF link's finished sessions (cp-pn532-sim's `session N end`
+        lines), as dicts."""
+        out = []
+        try:
+            lines = open(self.path("pn532-link.log")).read().splitlines()
+        except OSError:
+            return out
+        for line in lines:
+            w = line.split()
+            if len(w) > 4 and w[0] == "session" and w[2] == "end":
+                d = dict(kv.split("=", 1) for kv in w[4:] if "=" in kv)
+                d["reason"] = w[3]
+                out.append(d)
+        return out
+
+    def written_over_link(self):
+        """Every NDEF message the companion wrote over the RF link, as an
+        eavesdropper on the field would record them: the UPDATE BINARY
+        APDUs of the companion PN532's InDataExchange commands in the
+        simulator's frame trace, put together as the T4T write procedure
+        lays them out (NLEN 0, chunks, final NLEN)."""
+        msgs = []
+        buf = bytearray()
+        try:
+            lines = open(self.path("pn532-link.log")).read().splitlines()
+        except OSError:
+            return msgs
+        for line in lines:
+            w = line.split()
+            # pn532-sim initiator -> d4 40 <Tg> <C-APDU>
+            if w[:3] != ["pn532-sim", "initiator", "->"] or w[3:5] != ["d4", "40"] or len(w) < 11:
+                continue
+            apdu = bytes(int(x, 16) for x in w[6:])
+            if apdu[:2] != b"\x00\xd6" or len(apdu) < 5:
+                continue
+            off, n = apdu[2] << 8 | apdu[3], apdu[4]
+            data = apdu[5:5 + n]
+            if len(buf) < off + n:
+                buf.extend(bytes(off + n - len(buf)))
+            buf[off:off + n] = data
+            if off == 0 and n == 2:
+                nlen = data[0] << 8 | data[1]
+                if nlen == 0:
+                    buf = bytearray(2)
+                else:
+                    msgs.append(bytes(buf[2:2 + nlen]))
+        return msgs
+
+    def companion_nfc(self, extra=(), tap_timeout=30):
+        """cellprov-companion on the companion's PN532: its three taps go
+        over the RF link to the device's tag. Progress (stderr) goes to
+        companion.log; finish with companion_result()."""
+        self.link_up()
+        log = open(self.path("companion.log"), "a")
+        args = [self.prog("tools/cellprov-companion"), "--json",
+                "--sm", "https://127.0.0.1:%d" % self.sm_port, "--sm-ca", self.tls_ca,
+                "--token", self.path("companion-token"),
+                "--connstring", "pn532_uart:" + self.pn532_companion,
+                "--tap-timeout", str(tap_timeout)] + list(extra)
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=self.nfc_env())
+
+    def companion_result(self, comp, timeout=90):
+        """The companion's exit status and JSON report."""
+        try:
+            out, _ = comp.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            comp.kill()
+            comp.communicate()
+            raise Fail("the companion did not finish in %d s:\n%s" % (timeout, self.companion_log()[-3000:]))
+        try:
+            return comp.returncode, json.loads(out)
+        except ValueError:
+            raise Fail("companion printed no JSON (%d): %r\n%s" % (comp.returncode, out,
+                                                                   self.companion_log()[-3000:]))
+
+    def companion_log(self):
+        try:
+            return open(self.path("companion.log")).read()
+        except OSError:
+            return ""
+
+    def tap_nfc(self, timeout=90):
+        """The companion's three taps over the RF link, to the end: read
+        the tag, the SM's profile written, the receipt read and verified."""
+        self.step(1, "the companion reads the device's tag over NFC (URL, signed device record)")
+        comp = self.companion_nfc()
+        return self.companion_result(comp, timeout=timeout)
+
     # ---- the phone ----
 
     def phone(self, script, timeout=60):
         """One tap of a scripted phone: a PN532 simulator on the device's
         pty whose initiator runs script (cp-pn532-sim's phone language).
         The device's tag reopens the controller by itself."""
+        self.link_down()
         log = open(self.path("pn532-sim.log"), "a")
         r = subprocess.run([self.prog("tests/sim/pn532/cp-pn532-sim"), "--target-pty", self.pn532_target,
                             "--run", script], capture_output=True, text=True, timeout=timeout)
@@ -236,7 +363,7 @@ class E2E(netbench.Bench):
 
     def dump_logs(self):
         super().dump_logs()
-        for name in ("cellprovd", "qmi-sim", "pn532-sim"):
+        for name in ("cellprovd", "qmi-sim", "pn532-sim", "pn532-link", "companion"):
             p = self.path(name + ".log")
             if os.path.exists(p):
                 sys.stdout.write("---- %s.log ----\n%s" % (name, open(p).read()[-8000:]))
