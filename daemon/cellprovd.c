@@ -7,6 +7,7 @@
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -142,6 +143,38 @@ on_ready(gboolean owned, gpointer data)
 	watchdog_setup(app);
 }
 
+/*
+ * CELLPROVD_TEST_HOLD=STATE:MS[,STATE:MS]: the tests' way to catch the
+ * daemon in profile-received or verified (cellprovd(8), TESTING). A bad
+ * value stops the start, so a typo never passes for a test that ran.
+ */
+static gboolean
+setup_test_hold(CpDaemon *d, const char *spec, GError **error)
+{
+	g_auto(GStrv) items = g_strsplit(spec, ",", -1);
+
+	for (char **it = items; *it; it++) {
+		const char *colon = strchr(*it, ':');
+		g_autofree char *name = colon ? g_strndup(*it, (gsize)(colon - *it)) : NULL;
+		guint64 ms = 0;
+		CpState state;
+
+		if (!name || !cp_state_from_name(name, &state) ||
+		    !g_ascii_string_to_unsigned(colon + 1, 10, 1, 60000, &ms, NULL)) {
+			cp_set_error(error, CP_ERR_ARGUMENT,
+				     "CELLPROVD_TEST_HOLD: '%s' is not STATE:MS (MS 1-60000)", *it);
+			return FALSE;
+		}
+		if (!cp_daemon_set_test_hold(d, state, (guint)ms, error)) {
+			g_prefix_error(error, "CELLPROVD_TEST_HOLD: ");
+			return FALSE;
+		}
+		g_warning("test knob CELLPROVD_TEST_HOLD: every attempt waits %u ms in %s",
+			  (guint)ms, cp_state_name(state));
+	}
+	return TRUE;
+}
+
 static gboolean
 print_version(const char *option, const char *value, gpointer data, GError **error)
 {
@@ -204,6 +237,12 @@ main(int argc, char **argv)
 	app.daemon = cp_daemon_new(g_steal_pointer(&conf), &error);
 	if (!app.daemon) {
 		g_printerr("cellprovd: %s\n", error->message);
+		return EXIT_FAILURE;
+	}
+	if (g_getenv("CELLPROVD_TEST_HOLD") &&
+	    !setup_test_hold(app.daemon, g_getenv("CELLPROVD_TEST_HOLD"), &error)) {
+		g_printerr("cellprovd: %s\n", error->message);
+		cp_daemon_free(app.daemon);
 		return EXIT_FAILURE;
 	}
 	if (check) {

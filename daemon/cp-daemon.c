@@ -36,6 +36,7 @@ typedef struct {
 	char spn[17];
 	CpBackendTarget target;
 	CpBackendResult *result;
+	guint hold_source;              /* a test hold (cp_daemon_set_test_hold) */
 } Attempt;
 
 struct _CpDaemon {
@@ -71,6 +72,9 @@ struct _CpDaemon {
 	GPtrArray *log;
 
 	GArray *listeners;              /* Listener */
+
+	guint hold_received_ms;         /* tests only */
+	guint hold_verified_ms;
 
 	gboolean stopping;
 	GCallback stop_done;
@@ -344,6 +348,8 @@ attempt_free(Attempt *a)
 {
 	if (!a)
 		return;
+	if (a->hold_source)
+		g_source_remove(a->hold_source);
 	g_clear_pointer(&a->ndef, g_bytes_unref);
 	cp_profile_keys_clear(&a->keys);
 	cp_backend_result_free(a->result);
@@ -563,6 +569,27 @@ truncate_utf8(char *dst, size_t cap, const char *src)
 		*(char *)end = '\0';
 }
 
+static gboolean
+hold_done(gpointer data)
+{
+	Attempt *a = data;
+
+	a->hold_source = 0;
+	attempt_step(a);
+	return G_SOURCE_REMOVE;
+}
+
+/* A test hold in the current state: the flow goes on from a->step later. */
+static gboolean
+attempt_hold(Attempt *a, guint ms)
+{
+	if (ms == 0)
+		return FALSE;
+	dlog(a->d, G_LOG_LEVEL_MESSAGE, "test hold: %u ms in %s", ms, cp_state_name(a->d->m.state));
+	a->hold_source = g_timeout_add(ms, hold_done, a);
+	return TRUE;
+}
+
 static void
 attempt_step(Attempt *a)
 {
@@ -573,6 +600,8 @@ attempt_step(Attempt *a)
 	switch (a->step) {
 	case ATTEMPT_STEP_FIRST:
 		a->step++;
+		if (attempt_hold(a, d->hold_received_ms))
+			return;
 		G_GNUC_FALLTHROUGH;
 
 	case ATTEMPT_STEP_PARSE: {
@@ -635,6 +664,8 @@ attempt_step(Attempt *a)
 		}
 		transition(d, CP_EVENT_VERIFIED);
 		a->step++;
+		if (attempt_hold(a, d->hold_verified_ms))
+			return;
 		G_GNUC_FALLTHROUGH;
 	}
 
@@ -1107,6 +1138,23 @@ cp_daemon_stop(CpDaemon *d, guint timeout_ms, GCallback done, gpointer user_data
 		return;
 	}
 	stop_finish(d);
+}
+
+gboolean
+cp_daemon_set_test_hold(CpDaemon *d, CpState state, guint ms, GError **error)
+{
+	switch (state) {
+	case CP_STATE_RECEIVED:
+		d->hold_received_ms = ms;
+		return TRUE;
+	case CP_STATE_VERIFIED:
+		d->hold_verified_ms = ms;
+		return TRUE;
+	default:
+		cp_set_error(error, CP_ERR_ARGUMENT, "a test hold is possible in profile-received and verified only, not %s",
+			     cp_state_name(state));
+		return FALSE;
+	}
 }
 
 void

@@ -53,6 +53,14 @@ const CpBackendEvents *cp_daemon_backend_events(void);
 void cp_daemon_add_listener(CpDaemon *d, const CpDaemonListener *l, gpointer user_data);
 void cp_daemon_remove_listener(CpDaemon *d, gpointer user_data);
 
+/*
+ * Tests only (CELLPROVD_TEST_HOLD, cellprovd(8)): after entering
+ * profile-received or verified, wait ms before going on, so that a test
+ * can kill the daemon in those states, which otherwise last microseconds.
+ * Any other state is CP_ERR_ARGUMENT.
+ */
+gboolean cp_daemon_set_test_hold(CpDaemon *d, CpState state, guint ms, GError **error);
+
 /* Recover an interrupted attempt (if the journal holds one), start the
  * transport. */
 gboolean cp_daemon_start(CpDaemon *d, GError **error);

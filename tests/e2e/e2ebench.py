@@ -97,12 +97,16 @@ class E2E(netbench.Bench):
         return dict(os.environ, LIBNFC_AUTO_SCAN="false", LIBNFC_INTRUSIVE_SCAN="false",
                     LIBNFC_LOG_LEVEL="0")
 
-    def start_cellprovd(self, debug=True):
+    def start_cellprovd(self, debug=True, env=None):
+        """cellprovd on the bench, once it answers on the bus; env adds to
+        its environment (e.g. CELLPROVD_TEST_HOLD)."""
         log = open(self.path("cellprovd.log"), "a")
         args = [self.prog("daemon/cellprovd"), "--config", self.gw_info["config"]]
         if debug:
             args.append("--debug")
+        extra_env = env
         env = self.nfc_env()
+        env.update(extra_env or {})
         env["CELLPROV_BUS_ADDRESS"] = self.bus_address
         p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.procs["cellprovd"] = p
@@ -181,9 +185,10 @@ class E2E(netbench.Bench):
             return
         self.pn532_companion = self.path("pn532-companion")
         log = open(self.path("pn532-link.log"), "a")
+        trace = open(self.path("pn532-link.trace"), "a")
         p = subprocess.Popen([self.prog("tests/sim/pn532/cp-pn532-sim"), "--target-pty", self.pn532_target,
                               "--initiator-pty", self.pn532_companion, "--fwt-ms", "5000", "-v"],
-                             stdout=subprocess.PIPE, stderr=log, text=True)
+                             stdout=subprocess.PIPE, stderr=trace, text=True)
         line = p.stdout.readline()
         if line.strip() != "ready":
             p.kill()
@@ -229,7 +234,7 @@ class E2E(netbench.Bench):
         msgs = []
         buf = bytearray()
         try:
-            lines = open(self.path("pn532-link.log")).read().splitlines()
+            lines = open(self.path("pn532-link.trace")).read().splitlines()
         except OSError:
             return msgs
         for line in lines:

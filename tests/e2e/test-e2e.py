@@ -10,8 +10,9 @@ journaled state and during the rollback (the companion held to the device
 throughout). A scripted phone on the device's PN532 stands in for what a
 well-behaved companion never does: a replay of the profile recorded off
 the RF link, a flipped byte, a profile for another device, leaving
-mid-write, writing an expired profile. Last, no secret in the debug
-logs."""
+mid-write, writing an expired profile, and the taps around kill -9 in
+profile-received and verified (held there by CELLPROVD_TEST_HOLD). Last,
+no secret in the debug logs."""
 
 import os
 import signal
@@ -149,6 +150,52 @@ def test_expired(b):
         restart_sm(b)
 
 
+def test_kill_before_commit(b):
+    # profile-received and verified are never journaled and last
+    # microseconds: the daemon's test hold (CELLPROVD_TEST_HOLD) keeps it
+    # there long enough to be killed. Nothing was written then: the
+    # restart finds the device as it was before the write, and the same
+    # profile, never committed, provisions afterwards.
+    for bad in ("provisioning:100", "verified", "verified:0", "verified:x", "nosuchstate:10"):
+        r = subprocess.run([b.prog("daemon/cellprovd"), "--config", b.gw_info["config"], "--check-config"],
+                           capture_output=True, text=True, env=dict(os.environ, CELLPROVD_TEST_HOLD=bad))
+        check(r.returncode == 1 and "CELLPROVD_TEST_HOLD" in r.stderr,
+              "a bad test hold %r stops the start (%s)" % (bad, r.stderr.strip()))
+    restart_modem(b)
+    for state in ("profile-received", "verified"):
+        b.kill_cellprovd(signal.SIGTERM)
+        b.start_cellprovd(env={"CELLPROVD_TEST_HOLD": "%s:2000" % state})
+        before = b.ctl("status").json
+        card = b.modem_state()
+        receipt = b.ctl("receipt", check_rc=False).json
+        log_before = len(b.daemon_log())
+        comp, tag, after, rc, out = b.tap()
+        check(rc == 0, "the phone wrote the profile")
+        b.wait_state(state, timeout=10)
+        b.kill_cellprovd(signal.SIGKILL)
+        tail = b.daemon_log()[log_before:]
+        check("test hold: 2000 ms in %s" % state in tail and "journal: backup" not in tail,
+              "killed while held in %s, before the backup" % state)
+        b.start_cellprovd()
+        st = b.ctl("status").json
+        check(st["status"] == before["status"] and st["daemon"]["profile-seq"] == before["daemon"]["profile-seq"],
+              "after kill -9 in %s: state, last error and profile_seq as before the write (%s, seq %d)"
+              % (state, st["status"]["state"], st["daemon"]["profile-seq"]))
+        m = b.modem_state()
+        check(all(m.get(k) == card.get(k) for k in ("imsi", "card-updates", "resets", "ef-usim-auth-key")),
+              "... the card and the modem untouched (%s card updates)" % m.get("card-updates"))
+        check(b.ctl("receipt", check_rc=False).json == receipt,
+              "... the tag shows the receipt it showed before")
+        rc, out = b.write_tag(tag + ".profile")
+        b.wait_state("provisioned", timeout=60)
+        rc, res = b.finish_tap(comp, after)
+        check(rc == 0 and res["receipt"]["status"] == "provisioned" and res["receipt"]["verified"]
+              and b.ctl("status").json["daemon"]["profile-seq"] == res["profile_seq"],
+              "... and the same profile, written again, provisions (%s, seq %s)"
+              % (res.get("receipt"), res.get("profile_seq")))
+        b.ctl("re-arm")
+
+
 def restart_modem(b, subscribers=None, extra=()):
     p = b.procs.pop("qmi-sim")
     p.terminate()
@@ -251,7 +298,7 @@ def test_no_secret_in_logs(b):
 
 def main():
     return run(sys.argv[1], [test_happy_path, test_replay, test_flipped_byte, test_other_device,
-                             test_leave_mid_write, test_expired, test_registration_denied,
+                             test_leave_mid_write, test_expired, test_kill_before_commit, test_registration_denied,
                              test_kill_at_every_state, test_kill_while_rolling_back,
                              test_no_secret_in_logs])
 
