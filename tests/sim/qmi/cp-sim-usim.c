@@ -72,62 +72,56 @@ file_find(CpSimUsim *u, guint16 fid)
 	return NULL;
 }
 
+/*
+ * EF.IMSI (TS 31.102 4.2.2) seen as a nibble string, low nibble of each
+ * byte first: the type and parity nibble (1001 odd, 0001 even number of
+ * digits), the digits, F padding. Written this way, not as the backend's
+ * byte arithmetic, so that a mistake there cannot be mirrored here.
+ */
 gboolean
 cp_sim_imsi_encode(const char *imsi, uint8_t out[9])
 {
+	uint8_t nib[16];
 	gsize n = imsi ? strlen(imsi) : 0;
 
-	if (n < 6 || n > 15)
+	if (n < 6 || n > 15 || strspn(imsi, "0123456789") != n)
 		return FALSE;
+	memset(nib, 0xF, sizeof(nib));
+	nib[0] = (n % 2) ? 0x9 : 0x1;
 	for (gsize i = 0; i < n; i++)
-		if (!g_ascii_isdigit(imsi[i]))
-			return FALSE;
-	memset(out, 0xFF, 9);
-	out[0] = (uint8_t)((n + 2) / 2);
-	/* first nibble after the length: parity (odd: 9, even: 1) */
-	out[1] = (uint8_t)(((imsi[0] - '0') << 4) | ((n & 1) ? 0x9 : 0x1));
-	for (gsize i = 1; i < n; i++) {
-		gsize byte = 1 + (i + 1) / 2;
-		int d = imsi[i] - '0';
-
-		if ((i + 1) % 2 == 0)
-			out[byte] = (uint8_t)((out[byte] & 0xF0) | d);
-		else
-			out[byte] = (uint8_t)((out[byte] & 0x0F) | (d << 4));
-	}
+		nib[1 + i] = (uint8_t)(imsi[i] - '0');
+	out[0] = (uint8_t)((n + 1 + 1) / 2);
+	for (gsize k = 0; k < 8; k++)
+		out[1 + k] = (uint8_t)(nib[2 * k] | nib[2 * k + 1] << 4);
 	return TRUE;
 }
 
 char *
 cp_sim_imsi_decode(const uint8_t *ef, gsize len)
 {
-	GString *s;
-	guint n;
+	char digits[16];
+	gsize n = 0, nibbles;
+	gboolean padding = FALSE;
 
 	if (len < 2 || ef[0] < 1 || ef[0] > 8 || (gsize)ef[0] + 1 > len)
 		return NULL;
-	n = ef[0];
-	s = g_string_new(NULL);
-	for (guint i = 1; i <= n; i++) {
-		guint lo = ef[i] & 0x0F, hi = ef[i] >> 4;
+	nibbles = 2u * ef[0];
+	for (gsize i = 1; i < nibbles; i++) {
+		uint8_t v = (i % 2) ? ef[1 + i / 2] >> 4 : ef[1 + i / 2] & 0x0F;
 
-		if (i > 1) {
-			if (lo > 9)
-				goto bad;
-			g_string_append_c(s, (char)('0' + lo));
+		if (v == 0xF) {
+			padding = TRUE;
+			continue;
 		}
-		if (hi == 0xF && i == n)
-			break;
-		if (hi > 9)
-			goto bad;
-		g_string_append_c(s, (char)('0' + hi));
+		if (v > 9 || padding)
+			return NULL;
+		digits[n++] = (char)('0' + v);
 	}
-	if (s->len < 6 || s->len > 15)
-		goto bad;
-	return g_string_free(s, FALSE);
-bad:
-	g_string_free(s, TRUE);
-	return NULL;
+	/* the first nibble says IMSI and the parity of the digit count */
+	if (n < 6 || n > 15 || (ef[1] & 0x0F) != ((n % 2) ? 0x9 : 0x1))
+		return NULL;
+	digits[n] = '\0';
+	return g_strdup(digits);
 }
 
 static gboolean
