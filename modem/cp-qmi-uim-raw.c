@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "cp-qmi-uim-raw.h"
 
+#include <string.h>
+
 #include "cp-glib.h"
 #include "cp-modem-qmi.h"
 
@@ -13,6 +15,9 @@
 #define SLOT_1 1
 
 static guint raw_count;
+
+/* A QmiMessage unreffed through message_free_cleansed(). */
+typedef QmiMessage CpCleansedMessage;
 
 guint
 cp_qmi_uim_raw_count(void)
@@ -33,6 +38,28 @@ message_new(QmiClientUim *uim, guint16 id)
 	return m;
 }
 
+/*
+ * An APDU message carries ADM1 (VERIFY), new keys (UPDATE) or old ones (the
+ * READ of EF.USIM_AUTH_KEY answers K and OPc): its bytes are wiped once
+ * libqmi is done with it. libqmi's own read buffer is beyond reach.
+ */
+static void
+message_cleanse(QmiMessage *m)
+{
+	gsize len = 0;
+	guint8 *raw = (guint8 *)qmi_message_get_raw(m, &len, NULL);
+
+	if (raw)
+		cp_cleanse(raw, len);
+}
+
+static void
+message_free_cleansed(gpointer m)
+{
+	message_cleanse(m);
+	qmi_message_unref(m);
+}
+
 static void
 command_cb(GObject *source, GAsyncResult *res, gpointer data)
 {
@@ -40,11 +67,13 @@ command_cb(GObject *source, GAsyncResult *res, gpointer data)
 	GError *error = NULL;
 	QmiMessage *resp = qmi_device_command_full_finish(QMI_DEVICE(source), res, &error);
 
+	/* the request, held until now */
+	g_task_set_task_data(task, NULL, NULL);
 	if (!resp) {
 		g_task_return_error(task, cp_qmi_error_convert(error));
 		return;
 	}
-	g_task_return_pointer(task, resp, (GDestroyNotify)qmi_message_unref);
+	g_task_return_pointer(task, resp, message_free_cleansed);
 }
 
 static void
@@ -53,6 +82,7 @@ send(QmiClientUim *uim, QmiMessage *m, guint timeout, GCancellable *cancellable,
 	g_autoptr(QmiMessageContext) ctx = qmi_message_context_new();
 
 	raw_count++;
+	g_task_set_task_data(task, qmi_message_ref(m), message_free_cleansed);
 	qmi_device_command_full(QMI_DEVICE(qmi_client_peek_device(QMI_CLIENT(uim))), m, ctx, timeout,
 				cancellable, command_cb, task);
 }
@@ -84,6 +114,8 @@ finish_message(GAsyncResult *res, GError **error)
 {
 	return g_task_propagate_pointer(G_TASK(res), error);
 }
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpCleansedMessage, message_free_cleansed)
 
 void
 cp_qmi_uim_open_channel(QmiClientUim *uim, const guint8 *aid, gsize aid_len, guint timeout,
@@ -168,10 +200,25 @@ cp_qmi_uim_send_apdu(QmiClientUim *uim, guint channel, const guint8 *apdu, gsize
 	send(uim, m, timeout, cancellable, task);
 }
 
+typedef struct {
+	gsize len;
+	guint8 data[];
+} CleansedBlock;
+
+static void
+cleansed_block_free(gpointer p)
+{
+	CleansedBlock *b = p;
+
+	cp_cleanse(b->data, b->len);
+	g_free(b);
+}
+
 GBytes *
 cp_qmi_uim_send_apdu_finish(QmiClientUim *uim, GAsyncResult *res, GError **error)
 {
-	g_autoptr(QmiMessage) resp = finish_message(res, error);
+	g_autoptr(CpCleansedMessage) resp = finish_message(res, error);
+	CleansedBlock *block;
 	guint16 len = 0;
 	const guint8 *v;
 
@@ -182,5 +229,8 @@ cp_qmi_uim_send_apdu_finish(QmiClientUim *uim, GAsyncResult *res, GError **error
 		cp_set_error(error, CP_ERR_MODEM, "sending an APDU: no response APDU");
 		return NULL;
 	}
-	return g_bytes_new(v + 2, len - 2u);
+	block = g_malloc(sizeof(*block) + len - 2u);
+	block->len = len - 2u;
+	memcpy(block->data, v + 2, block->len);
+	return g_bytes_new_with_free_func(block->data, block->len, cleansed_block_free, block);
 }
