@@ -53,9 +53,11 @@ static const Step plan_rollback[] = {
 	STEP_ENABLE, STEP_APN,
 };
 
+/* The profiles are read after the card: the APN goes back on the
+ * backup's profile with the IP type that profile has. */
 static const Step plan_restore[] = {
 	STEP_CONNECT, STEP_FIND, STEP_INHIBIT, STEP_CARD_RESTORE, STEP_UNINHIBIT,
-	STEP_REPROBE, STEP_ENABLE, STEP_APN,
+	STEP_REPROBE, STEP_ENABLE, STEP_READ_APN, STEP_APN,
 };
 
 /* A failure before anything was written, with the modem inhibited: give
@@ -466,6 +468,11 @@ profile_list_cb(GObject *src, GAsyncResult *res, gpointer data)
 		MM3gppProfile *p = l->data;
 		gint id = mm_3gpp_profile_get_profile_id(p);
 
+		if (ctx->restore_of) {
+			if (ctx->restore_of->have_apn && id == ctx->restore_of->profile_index)
+				ctx->ip_type = mm_3gpp_profile_get_ip_type(p);
+			continue;
+		}
 		if (id == MM_3GPP_PROFILE_ID_UNKNOWN || (ctx->have_profile && id >= ctx->profile_id))
 			continue;
 		ctx->have_profile = TRUE;
@@ -477,6 +484,12 @@ profile_list_cb(GObject *src, GAsyncResult *res, gpointer data)
 	g_list_free_full(profiles, g_object_unref);
 	if (ctx->have_profile)
 		g_info("the modem attaches with profile %d (APN '%s')", ctx->profile_id, ctx->old_apn);
+	/* the backup keeps a profile as one byte, 0 meaning "none" */
+	if (ctx->have_profile && (ctx->profile_id < 1 || ctx->profile_id > 255)) {
+		fail(ctx, g_error_new(CP_ERROR, CP_ERR_APN,
+				      "the modem's profile id %d cannot be kept in the backup", ctx->profile_id));
+		return;
+	}
 	next(ctx);
 }
 
@@ -655,6 +668,11 @@ card_done_cb(GObject *src, GAsyncResult *res, gpointer data)
 	GError *error = NULL;
 	g_autoptr(CpModemResult) r = cp_modem_provision_finish(ctx->card, res, &error);
 
+	/* a hand-over the card plan no longer waits for */
+	if (ctx->modem->backup_saved == outer_backup_saved && ctx->modem->backup_saved_data == ctx) {
+		ctx->modem->backup_saved = NULL;
+		ctx->modem->backup_saved_data = NULL;
+	}
 	if (!r) {
 		/* The card plan rolled the card back itself, if it got as far as
 		 * writing; its error says what happened. */

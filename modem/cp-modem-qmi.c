@@ -125,9 +125,14 @@ typedef struct _Ctx {
 	guint8 profile_index;
 	char *old_apn;
 	gboolean have_profile;
+	gint64 card_deadline;            /* monotonic; until the card is ready */
+	guint retry_id;
+	/* the backup hand-over: ends when ctx->cancellable is cancelled */
+	GSource *backup_wait;
 	/* registration */
 	gulong ss_id;
 	guint poll_id;
+	struct _Poll *poll;              /* the Get Serving System in flight */
 	guint deadline_id;
 	gboolean waiting;
 	char *reg_plmn;
@@ -135,11 +140,39 @@ typedef struct _Ctx {
 	char *modem_imsi;
 } Ctx;
 
+/* A registration poll outlives the flow that sent it when the flow moves
+ * on (registered, denied, deadline) before the answer: the answer then
+ * finds ctx NULL. */
+typedef struct _Poll {
+	Ctx *ctx;
+} Poll;
+
 static void run(Ctx *ctx);
+
+static void
+poll_abandon(Ctx *ctx)
+{
+	if (ctx->poll)
+		ctx->poll->ctx = NULL;
+	ctx->poll = NULL;
+}
+
+static void
+backup_wait_stop(Ctx *ctx)
+{
+	if (!ctx->backup_wait)
+		return;
+	g_source_destroy(ctx->backup_wait);
+	g_clear_pointer(&ctx->backup_wait, g_source_unref);
+}
 
 static void
 ctx_free(Ctx *ctx)
 {
+	poll_abandon(ctx);
+	backup_wait_stop(ctx);
+	if (ctx->retry_id)
+		g_source_remove(ctx->retry_id);
 	if (ctx->poll_id)
 		g_source_remove(ctx->poll_id);
 	if (ctx->deadline_id)
@@ -189,6 +222,10 @@ cp_qmi_error_convert(GError *error)
 static void
 session_drop(Ctx *ctx)
 {
+	poll_abandon(ctx);
+	if (ctx->retry_id)
+		g_source_remove(ctx->retry_id);
+	ctx->retry_id = 0;
 	if (ctx->poll_id)
 		g_source_remove(ctx->poll_id);
 	ctx->poll_id = 0;
@@ -359,6 +396,10 @@ user_cancelled_cb(GCancellable *c, gpointer data)
 {
 	Ctx *ctx = data;
 
+	/* The way back is not cancellable: a rollback stopped half-way would
+	 * leave a card that neither subscription works with. */
+	if (ctx->rolling_back)
+		return;
 	g_cancellable_cancel(ctx->cancellable);
 }
 
@@ -458,6 +499,29 @@ step_clients(Ctx *ctx)
 
 /* ---- card -------------------------------------------------------------- */
 
+static gboolean
+card_retry_cb(gpointer data)
+{
+	Ctx *ctx = data;
+
+	ctx->retry_id = 0;
+	run(ctx);
+	return G_SOURCE_REMOVE;
+}
+
+/* A modem that has just started (after our own reset, or a rollback's)
+ * answers "not ready", or shows the card before its USIM application,
+ * for a while: ask again until the request timeout has passed. */
+static gboolean
+card_retry(Ctx *ctx)
+{
+	if (g_get_monotonic_time() >= ctx->card_deadline)
+		return FALSE;
+	ctx->sub++;
+	ctx->retry_id = g_timeout_add(200, card_retry_cb, ctx);
+	return TRUE;
+}
+
 static void
 card_status_cb(GObject *src, GAsyncResult *res, gpointer data)
 {
@@ -470,6 +534,11 @@ card_status_cb(GObject *src, GAsyncResult *res, gpointer data)
 	gboolean ready = FALSE;
 
 	if (!out || !qmi_message_uim_get_card_status_output_get_result(out, &error)) {
+		if (g_error_matches(error, QMI_PROTOCOL_ERROR, QMI_PROTOCOL_ERROR_DEVICE_NOT_READY) &&
+		    card_retry(ctx)) {
+			g_error_free(error);
+			return;
+		}
 		fail(ctx, error);
 		return;
 	}
@@ -490,6 +559,8 @@ card_status_cb(GObject *src, GAsyncResult *res, gpointer data)
 		}
 	}
 	if (!ready) {
+		if (card_retry(ctx))
+			return;
 		fail(ctx, g_error_new(CP_ERROR, CP_ERR_CARD_ABSENT, "no USIM in the modem"));
 		return;
 	}
@@ -513,8 +584,14 @@ iccid_cb(GObject *src, GAsyncResult *res, gpointer data)
 	g_clear_pointer(&ctx->iccid, g_free);
 	if (qmi_message_uim_read_transparent_output_get_read_result(out, &bytes, NULL) && bytes)
 		ctx->iccid = cp_usim_iccid_decode((const guint8 *)bytes->data, bytes->len);
-	if (ctx->restore_of && ctx->restore_of->iccid && g_strcmp0(ctx->iccid, ctx->restore_of->iccid) != 0) {
-		g_autofree char *a = cp_redact(ctx->iccid), *b = cp_redact(ctx->restore_of->iccid);
+	/* the ICCID is what ties a backup to its card */
+	if (!ctx->iccid) {
+		fail(ctx, g_error_new(CP_ERROR, CP_ERR_CARD_ABSENT, "the card's ICCID cannot be read"));
+		return;
+	}
+	if ((ctx->restore_of || ctx->rolling_back) &&
+	    g_strcmp0(ctx->iccid, values_backup(ctx)->iccid) != 0) {
+		g_autofree char *a = cp_redact(ctx->iccid), *b = cp_redact(values_backup(ctx)->iccid);
 
 		fail(ctx, g_error_new(CP_ERROR, CP_ERR_ROLLBACK,
 				      "the card (ICCID %s) is not the one the backup was taken from (%s)", a, b));
@@ -648,8 +725,8 @@ step_identify(Ctx *ctx)
 	const CpUsimDriver *want = ctx->modem->driver;
 
 	/* sub counts APDUs answered; ef walks the driver list when detecting */
-	if (ctx->restore_of && !want)
-		want = cp_usim_driver_find(ctx->restore_of->card);
+	if (!want && (ctx->restore_of || ctx->rolling_back))
+		want = cp_usim_driver_find(values_backup(ctx)->card);
 	if (ctx->sub == 0) {
 		ctx->driver = want ? want : drivers[ctx->ef];
 		select_fid(ctx, ctx->driver->probe_fid);
@@ -1011,6 +1088,7 @@ static void
 registration_end(Ctx *ctx, GError *error)
 {
 	ctx->waiting = FALSE;
+	poll_abandon(ctx);
 	if (ctx->poll_id)
 		g_source_remove(ctx->poll_id);
 	ctx->poll_id = 0;
@@ -1072,7 +1150,8 @@ serving_system_ind_cb(QmiClientNas *nas, QmiIndicationNasServingSystemOutput *ou
 static void
 serving_system_cb(GObject *src, GAsyncResult *res, gpointer data)
 {
-	Ctx *ctx = data;
+	Poll *poll = data;
+	Ctx *ctx = poll->ctx;
 	GError *error = NULL;
 	g_autoptr(QmiMessageNasGetServingSystemOutput) out =
 		qmi_client_nas_get_serving_system_finish(QMI_CLIENT_NAS(src), res, &error);
@@ -1081,6 +1160,12 @@ serving_system_cb(GObject *src, GAsyncResult *res, gpointer data)
 	const char *name = NULL;
 	gboolean plmn;
 
+	g_free(poll);
+	if (!ctx) {
+		g_clear_error(&error);
+		return;
+	}
+	ctx->poll = NULL;
 	if (!out || !qmi_message_nas_get_serving_system_output_get_result(out, &error)) {
 		/* during a reset the modem may refuse: the next poll asks again */
 		if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED) || ctx->gone) {
@@ -1100,14 +1185,19 @@ serving_system_cb(GObject *src, GAsyncResult *res, gpointer data)
 	registration_seen(ctx, state, plmn, mcc, mnc, name);
 }
 
-/* Indications are not sent by every modem while it searches: poll too. */
+/* Indications are not sent by every modem while it searches: poll too,
+ * one request at a time (a modem that does not answer gets no pile). */
 static gboolean
 poll_cb(gpointer data)
 {
 	Ctx *ctx = data;
 
+	if (ctx->poll)
+		return G_SOURCE_CONTINUE;
+	ctx->poll = g_new0(Poll, 1);
+	ctx->poll->ctx = ctx;
 	qmi_client_nas_get_serving_system(ctx->nas, NULL, ctx->modem->request_timeout, ctx->cancellable,
-					  serving_system_cb, ctx);
+					  serving_system_cb, ctx->poll);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -1165,6 +1255,7 @@ backup_saved(gpointer data, const GError *error)
 {
 	Ctx *ctx = data;
 
+	backup_wait_stop(ctx);
 	if (error) {
 		fail(ctx, g_error_copy(error));
 		return;
@@ -1176,6 +1267,24 @@ backup_saved(gpointer data, const GError *error)
 	next(ctx);
 }
 
+/* Cancelled, or the modem went away, while the caller saves the backup:
+ * nothing is written yet, so the flow stops without waiting for it. */
+static gboolean
+backup_wait_cancelled_cb(GCancellable *c, gpointer data)
+{
+	Ctx *ctx = data;
+	CpModem *m = ctx->modem;
+
+	g_clear_pointer(&ctx->backup_wait, g_source_unref);
+	if (m->backup_saved == backup_saved && m->backup_saved_data == ctx) {
+		m->backup_saved = NULL;
+		m->backup_saved_data = NULL;
+	}
+	fail(ctx, ctx->gone ? g_error_new(CP_ERROR, CP_ERR_MODEM_GONE, "the modem went away")
+			    : g_error_new(G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled"));
+	return G_SOURCE_REMOVE;
+}
+
 static void
 step_backup(Ctx *ctx)
 {
@@ -1185,6 +1294,9 @@ step_backup(Ctx *ctx)
 		next(ctx);
 		return;
 	}
+	ctx->backup_wait = g_cancellable_source_new(ctx->cancellable);
+	g_source_set_callback(ctx->backup_wait, G_SOURCE_FUNC(backup_wait_cancelled_cb), ctx, NULL);
+	g_source_attach(ctx->backup_wait, g_task_get_context(ctx->task));
 	m->backup_saved = backup_saved;
 	m->backup_saved_data = ctx;
 	m->backup(m, ctx->backup, m->user_data);
@@ -1229,6 +1341,9 @@ run(Ctx *ctx)
 		step_clients(ctx);
 		return;
 	case STEP_CARD_STATUS:
+		if (ctx->sub == 0)
+			ctx->card_deadline = g_get_monotonic_time() +
+					     (gint64)ctx->modem->request_timeout * G_USEC_PER_SEC;
 		qmi_client_uim_get_card_status(ctx->uim, NULL, ctx->modem->request_timeout, ctx->cancellable,
 					       card_status_cb, ctx);
 		return;
@@ -1305,26 +1420,35 @@ ctx_new(CpModem *modem, GTask *task)
 }
 
 static void
-qmi_provision(CpModem *modem, CpModemTargetCopy *target, GTask *task)
+start(CpModem *modem, GTask *task, gboolean card_only, CpModemTargetCopy *target,
+      const CpModemBackup *restore_of)
 {
 	Ctx *ctx = ctx_new(modem, task);
 
+	ctx->card_only = card_only;
 	ctx->target = target;
-	ctx->backup = cp_modem_backup_new();
-	ctx->plan = plan_provision;
-	ctx->n_plan = G_N_ELEMENTS(plan_provision);
+	ctx->restore_of = restore_of;
+	if (target) {
+		ctx->backup = cp_modem_backup_new();
+		ctx->plan = card_only ? plan_card : plan_provision;
+		ctx->n_plan = card_only ? G_N_ELEMENTS(plan_card) : G_N_ELEMENTS(plan_provision);
+	} else {
+		ctx->plan = card_only ? plan_card_restore : plan_restore;
+		ctx->n_plan = card_only ? G_N_ELEMENTS(plan_card_restore) : G_N_ELEMENTS(plan_restore);
+	}
 	run(ctx);
+}
+
+static void
+qmi_provision(CpModem *modem, CpModemTargetCopy *target, GTask *task)
+{
+	start(modem, task, FALSE, target, NULL);
 }
 
 static void
 qmi_restore(CpModem *modem, const CpModemBackup *backup, GTask *task)
 {
-	Ctx *ctx = ctx_new(modem, task);
-
-	ctx->restore_of = backup;
-	ctx->plan = plan_restore;
-	ctx->n_plan = G_N_ELEMENTS(plan_restore);
-	run(ctx);
+	start(modem, task, FALSE, NULL, backup);
 }
 
 const CpModemBackendOps cp_modem_qmi_ops = {
@@ -1336,26 +1460,13 @@ const CpModemBackendOps cp_modem_qmi_ops = {
 static void
 qmi_card_provision(CpModem *modem, CpModemTargetCopy *target, GTask *task)
 {
-	Ctx *ctx = ctx_new(modem, task);
-
-	ctx->card_only = TRUE;
-	ctx->target = target;
-	ctx->backup = cp_modem_backup_new();
-	ctx->plan = plan_card;
-	ctx->n_plan = G_N_ELEMENTS(plan_card);
-	run(ctx);
+	start(modem, task, TRUE, target, NULL);
 }
 
 static void
 qmi_card_restore(CpModem *modem, const CpModemBackup *backup, GTask *task)
 {
-	Ctx *ctx = ctx_new(modem, task);
-
-	ctx->card_only = TRUE;
-	ctx->restore_of = backup;
-	ctx->plan = plan_card_restore;
-	ctx->n_plan = G_N_ELEMENTS(plan_card_restore);
-	run(ctx);
+	start(modem, task, TRUE, NULL, backup);
 }
 
 const CpModemBackendOps cp_modem_qmi_card_ops = {

@@ -195,26 +195,74 @@ cp_modem_result_free(CpModemResult *r)
 
 /* ---- operations -------------------------------------------------------- */
 
-static gboolean
-begin(CpModem *modem, GTask *task)
-{
-	if (modem->busy) {
-		g_task_return_new_error(task, CP_ERROR, CP_ERR_BUSY, "the modem is busy with another operation");
-		return FALSE;
-	}
-	modem->busy = TRUE;
-	return TRUE;
-}
+/*
+ * A running operation's task completes through op_finished(), which ends
+ * the operation before the caller's callback runs: the callback may start
+ * the next one (a restore after CP_ERR_ROLLBACK) or free the modem.
+ */
+typedef struct {
+	CpModem *modem;
+	GAsyncReadyCallback callback;
+	gpointer callback_data;
+} OpCall;
 
 static void
-op_done(gpointer data)
+op_finished(GObject *source, GAsyncResult *res, gpointer data)
 {
-	CpModem *modem = data;
+	OpCall *call = data;
+	CpModem *modem = call->modem;
 
 	modem->busy = FALSE;
 	modem->progress = NULL;
 	modem->backup = NULL;
 	modem->user_data = NULL;
+	/* a backup hand-over the operation did not live to see */
+	modem->backup_saved = NULL;
+	modem->backup_saved_data = NULL;
+	if (call->callback)
+		call->callback(NULL, res, call->callback_data);
+	g_free(call);
+}
+
+/* The task of an operation that runs; NULL (after returning CP_ERR_BUSY on
+ * a task of its own) while another one does. */
+static GTask *
+op_begin(CpModem *modem, gpointer source_tag, GCancellable *cancellable,
+	 GAsyncReadyCallback callback, gpointer callback_data)
+{
+	OpCall *call;
+	GTask *task;
+
+	if (modem->busy) {
+		g_autoptr(GTask) refused = g_task_new(NULL, cancellable, callback, callback_data);
+
+		g_task_set_source_tag(refused, source_tag);
+		g_task_return_new_error(refused, CP_ERROR, CP_ERR_BUSY,
+					"the modem is busy with another operation");
+		return NULL;
+	}
+	modem->busy = TRUE;
+	call = g_new0(OpCall, 1);
+	call->modem = modem;
+	call->callback = callback;
+	call->callback_data = callback_data;
+	task = g_task_new(NULL, cancellable, op_finished, call);
+	g_task_set_source_tag(task, source_tag);
+	/* What the backend returns is the truth about the card: a cancelled
+	 * operation that could not roll back must say CP_ERR_ROLLBACK, one
+	 * that went on past the point of no return must say it succeeded. */
+	g_task_set_check_cancellable(task, FALSE);
+	return task;
+}
+
+static void
+return_early(gpointer source_tag, GCancellable *cancellable, GAsyncReadyCallback callback,
+	     gpointer callback_data, GError *error)
+{
+	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, callback_data);
+
+	g_task_set_source_tag(task, source_tag);
+	g_task_return_error(task, error);
 }
 
 void
@@ -223,16 +271,16 @@ cp_modem_provision_async(CpModem *modem, const CpModemTarget *target,
 			 gpointer user_data, GCancellable *cancellable,
 			 GAsyncReadyCallback callback, gpointer callback_data)
 {
-	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, callback_data);
 	GError *error = NULL;
 	CpModemTargetCopy *t;
+	GTask *task;
 
-	g_task_set_source_tag(task, cp_modem_provision_async);
 	if (!cp_modem_target_check(target, &error)) {
-		g_task_return_error(task, error);
+		return_early(cp_modem_provision_async, cancellable, callback, callback_data, error);
 		return;
 	}
-	if (!begin(modem, task))
+	task = op_begin(modem, cp_modem_provision_async, cancellable, callback, callback_data);
+	if (!task)
 		return;
 	modem->progress = progress;
 	modem->backup = backup;
@@ -245,10 +293,8 @@ cp_modem_provision_async(CpModem *modem, const CpModemTarget *target,
 	t->apn = g_strdup(target->apn);
 	t->k = cp_secret_dup(target->k);
 	t->opc = cp_secret_dup(target->opc);
-	/* the task's data lives until the task is freed; busy ends then too */
-	g_object_set_data_full(G_OBJECT(task), "cp-modem-busy", modem, op_done);
 	g_task_set_task_data(task, t, target_copy_free);
-	modem->ops->provision(modem, t, g_steal_pointer(&task));
+	modem->ops->provision(modem, t, task);
 }
 
 CpModemResult *
@@ -263,14 +309,14 @@ cp_modem_restore_async(CpModem *modem, const CpModemBackup *backup,
 		       GCancellable *cancellable,
 		       GAsyncReadyCallback callback, gpointer callback_data)
 {
-	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, callback_data);
 	g_autoptr(GBytes) bytes = NULL;
 	CpModemBackup *copy;
 	GError *error = NULL;
+	GTask *task;
 
-	g_task_set_source_tag(task, cp_modem_restore_async);
 	if (!backup) {
-		g_task_return_new_error(task, CP_ERROR, CP_ERR_ARGUMENT, "no backup");
+		return_early(cp_modem_restore_async, cancellable, callback, callback_data,
+			     g_error_new(CP_ERROR, CP_ERR_ARGUMENT, "no backup"));
 		return;
 	}
 	/* our own copy: the caller may free theirs once the call returns */
@@ -279,18 +325,18 @@ cp_modem_restore_async(CpModem *modem, const CpModemBackup *backup,
 	if (!copy) {
 		if (!error)
 			error = g_error_new(CP_ERROR, CP_ERR_ARGUMENT, "invalid backup");
-		g_task_return_error(task, error);
+		return_early(cp_modem_restore_async, cancellable, callback, callback_data, error);
 		return;
 	}
-	if (!begin(modem, task)) {
+	task = op_begin(modem, cp_modem_restore_async, cancellable, callback, callback_data);
+	if (!task) {
 		cp_modem_backup_free(copy);
 		return;
 	}
 	modem->progress = progress;
 	modem->user_data = user_data;
-	g_object_set_data_full(G_OBJECT(task), "cp-modem-busy", modem, op_done);
 	g_task_set_task_data(task, copy, (GDestroyNotify)cp_modem_backup_free);
-	modem->ops->restore(modem, copy, g_steal_pointer(&task));
+	modem->ops->restore(modem, copy, task);
 }
 
 gboolean
@@ -304,7 +350,12 @@ cp_modem_backup_saved(CpModem *modem, const GError *error)
 {
 	void (*cb)(gpointer, const GError *) = modem->backup_saved;
 
-	g_return_if_fail(cb != NULL);
+	/* Late (the operation was cancelled or the modem went away while the
+	 * journal was written): nothing waits any more. */
+	if (!cb) {
+		g_debug("backup saved, but no operation waits for it");
+		return;
+	}
 	modem->backup_saved = NULL;
 	cb(modem->backup_saved_data, error);
 }
@@ -410,7 +461,8 @@ cp_modem_backup_deserialize(GBytes *bytes, GError **error)
 	static const CpTlvField fields[] = {
 		{ TAG_VERSION, 1, 1, true, false },
 		{ TAG_CARD, 1, 64, true, false },
-		{ TAG_ICCID, 1, 22, false, false },
+		/* a restore checks the card against it: no backup without one */
+		{ TAG_ICCID, 1, 22, true, false },
 		{ TAG_EF_FIRST + CP_USIM_EF_IMSI, 1, CP_USIM_EF_MAX, true, false },
 		{ TAG_EF_FIRST + CP_USIM_EF_AD, 1, CP_USIM_EF_MAX, true, false },
 		{ TAG_EF_FIRST + CP_USIM_EF_SPN, 1, CP_USIM_EF_MAX, true, false },
@@ -420,11 +472,12 @@ cp_modem_backup_deserialize(GBytes *bytes, GError **error)
 	};
 	CpTlvValue v[G_N_ELEMENTS(fields)] = { 0 };
 	g_autoptr(CpModemBackup) b = NULL;
+	const CpUsimDriver *driver;
 	gsize len = 0;
 	const guint8 *data = bytes ? g_bytes_get_data(bytes, &len) : NULL;
 	CpError e;
 
-	if (!data) {
+	if (!data || !len) {
 		cp_set_error(error, CP_ERR_TRUNCATED, "modem backup: empty");
 		return NULL;
 	}
@@ -441,22 +494,42 @@ cp_modem_backup_deserialize(GBytes *bytes, GError **error)
 		cp_set_error(error, CP_ERR_MISSING_FIELD, "modem backup: profile and APN go together");
 		return NULL;
 	}
+	if (!cp_is_printable_ascii(v[1].value, v[1].len)) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "modem backup: the card driver name is not text");
+		return NULL;
+	}
+	if (!cp_is_digits(v[2].value, v[2].len)) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "modem backup: the ICCID is not digits");
+		return NULL;
+	}
+	if (v[8].value && v[8].len && !cp_is_printable_ascii(v[8].value, v[8].len)) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "modem backup: the APN is not printable ASCII");
+		return NULL;
+	}
 	b = cp_modem_backup_new();
 	b->card = text_field(&v[1]);
-	if (!cp_usim_driver_find(b->card)) {
+	driver = cp_usim_driver_find(b->card);
+	if (!driver) {
 		cp_set_error(error, CP_ERR_CARD_UNKNOWN, "modem backup: no USIM driver '%s'", b->card);
 		return NULL;
 	}
-	b->iccid = text_field(&v[2]);
+	/* A restore writes every file whole: a size the card's files do not
+	 * have would fail half-way, after the files before it were written. */
 	for (guint i = 0; i < CP_USIM_N_EF; i++) {
+		if (v[3 + i].len != driver->size[i]) {
+			cp_set_error(error, CP_ERR_LENGTH, "modem backup: %s is %u bytes, %s has %" G_GSIZE_FORMAT,
+				     cp_usim_ef_name(i), (guint)v[3 + i].len, driver->name, driver->size[i]);
+			return NULL;
+		}
 		memcpy(b->ef[i], v[3 + i].value, v[3 + i].len);
 		b->ef_len[i] = v[3 + i].len;
 	}
+	b->iccid = text_field(&v[2]);
 	b->imsi = cp_usim_imsi_decode(b->ef[CP_USIM_EF_IMSI], b->ef_len[CP_USIM_EF_IMSI]);
 	if (v[7].value) {
 		b->have_apn = TRUE;
 		b->profile_index = v[7].value[0];
-		b->apn = text_field(&v[8]);
+		b->apn = v[8].len ? text_field(&v[8]) : g_strdup("");
 	}
 	return g_steal_pointer(&b);
 }

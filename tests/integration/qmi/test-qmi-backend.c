@@ -17,6 +17,7 @@
 
 #include "cp-buf.h"
 #include "cp-modem.h"
+#include "cp-tlv.h"
 
 #define OLD_IMSI "001010123456789"
 #define OLD_K "000102030405060708090a0b0c0d0e0f"
@@ -29,7 +30,7 @@
 static const char *sim_path;
 static gboolean have_netns;
 
-typedef struct {
+typedef struct _Bench {
 	char *dir;
 	char *pty;
 	char *dump;
@@ -44,7 +45,47 @@ typedef struct {
 	guint updates_at_backup;
 	GBytes *backup_bytes;
 	guint steps;
+	/* cancellation: at the step whose description holds cancel_at, or
+	 * while the backup is being saved (hold_backup) */
+	GCancellable *cancellable;
+	const char *cancel_at;
+	gboolean hold_backup;
+	/* run after the provisioning's callback, from inside it */
+	void (*then)(struct _Bench *b, CpModem *m);
+	CpModem *modem;
 } Bench;
+
+/* Everything logged, at every level, whatever G_MESSAGES_DEBUG says. */
+static GString *log_text;
+
+static GLogWriterOutput
+log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer data)
+{
+	for (gsize i = 0; i < n_fields; i++) {
+		if (g_strcmp0(fields[i].key, "MESSAGE") == 0 && fields[i].value) {
+			if (fields[i].length < 0)
+				g_string_append(log_text, fields[i].value);
+			else
+				g_string_append_len(log_text, fields[i].value, fields[i].length);
+			g_string_append_c(log_text, '\n');
+		}
+	}
+	return g_log_writer_default(level, fields, n_fields, data);
+}
+
+/* No secret reached a log line, in any case the test ran. */
+static void
+assert_no_secret_logged(const char *const *secrets)
+{
+	g_autofree char *lower = g_ascii_strdown(log_text->str, -1);
+
+	for (guint i = 0; secrets[i]; i++) {
+		g_autofree char *s = g_ascii_strdown(secrets[i], -1);
+
+		if (strstr(lower, s))
+			g_error("a secret reached the log: %s", secrets[i]);
+	}
+}
 
 static GHashTable *
 dump_read(Bench *b)
@@ -152,6 +193,7 @@ bench_stop(Bench *b)
 	cp_modem_result_free(b->result);
 	g_clear_error(&b->error);
 	g_clear_pointer(&b->backup_bytes, g_bytes_unref);
+	g_clear_object(&b->cancellable);
 }
 
 static CpModem *
@@ -182,6 +224,19 @@ progress_cb(CpModem *m, guint n, guint total, const char *what, gpointer data)
 	g_assert_cmpuint(n, >=, 1);
 	g_assert_cmpuint(n, <=, total);
 	b->steps++;
+	if (b->cancel_at && strstr(what, b->cancel_at)) {
+		b->cancel_at = NULL;
+		g_cancellable_cancel(b->cancellable);
+	}
+}
+
+static gboolean
+cancel_idle_cb(gpointer data)
+{
+	Bench *b = data;
+
+	g_cancellable_cancel(b->cancellable);
+	return G_SOURCE_REMOVE;
 }
 
 static void
@@ -197,6 +252,11 @@ backup_cb(CpModem *m, const CpModemBackup *backup, gpointer data)
 	g_assert_cmpstr(cp_modem_backup_get_card(backup), ==, "sysmo-isim-sja2");
 	g_clear_pointer(&b->backup_bytes, g_bytes_unref);
 	b->backup_bytes = cp_modem_backup_serialize(backup);
+	/* a journal write that takes long: the cancellation must not wait */
+	if (b->hold_backup) {
+		g_timeout_add(50, cancel_idle_cb, b);
+		return;
+	}
 	cp_modem_backup_saved(m, NULL);
 }
 
@@ -206,7 +266,10 @@ provision_cb(GObject *src, GAsyncResult *res, gpointer data)
 	Bench *b = data;
 
 	b->result = cp_modem_provision_finish(NULL, res, &b->error);
-	g_main_loop_quit(b->loop);
+	if (b->then)
+		b->then(b, b->modem);
+	else
+		g_main_loop_quit(b->loop);
 }
 
 static void
@@ -226,7 +289,8 @@ provision(Bench *b, CpModem *m, const char *k_hex)
 
 	/* a test may provision more than once */
 	g_clear_pointer(&b->result, cp_modem_result_free);
-	cp_modem_provision_async(m, &t, progress_cb, backup_cb, b, NULL, provision_cb, b);
+	b->modem = m;
+	cp_modem_provision_async(m, &t, progress_cb, backup_cb, b, b->cancellable, provision_cb, b);
 	g_main_loop_run(b->loop);
 }
 
@@ -258,8 +322,12 @@ test_success(gconstpointer data)
 	}
 	bench_start(&b, proxy, NULL);
 	m = modem_new(&b, ADM1);
+	g_string_truncate(log_text, 0);
 	provision(&b, m, NEW_K);
 	g_assert_no_error(b.error);
+	/* the log says what happened, never with what */
+	g_assert_nonnull(strstr(log_text->str, "writing EF.USIM_AUTH_KEY"));
+	assert_no_secret_logged((const char *const[]){ ADM1, NEW_K, NEW_OPC, OLD_K, OLD_OPC, NULL });
 	g_assert_nonnull(b.result);
 	g_assert_cmpstr(b.result->registered_plmn, ==, "00101");
 	g_assert_cmpstr(b.result->imsi, ==, NEW_IMSI);
@@ -271,6 +339,8 @@ test_success(gconstpointer data)
 
 	d = dump_read(&b);
 	g_assert_cmpstr(dump_get(d, "imsi"), ==, NEW_IMSI);
+	/* TS 31.102 4.2.2, worked by hand: 8 bytes, parity 9 (odd), digits */
+	g_assert_cmpstr(dump_get(d, "ef-imsi"), ==, "080910100000000010");
 	g_assert_cmpstr(dump_get(d, "modem-imsi"), ==, NEW_IMSI);
 	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, "00000002");
 	/* "cellprov test network" cut to EF.SPN's 16 characters */
@@ -293,10 +363,13 @@ test_wrong_adm1(void)
 
 	bench_start(&b, FALSE, NULL);
 	m = modem_new(&b, "87654321");
+	g_string_truncate(log_text, 0);
 	provision(&b, m, NEW_K);
 	g_assert_error(b.error, CP_ERROR, CP_ERR_ADM1);
 	g_assert_nonnull(strstr(b.error->message, "2 attempts left"));
 	g_assert_null(strstr(b.error->message, "8765"));
+	g_assert_nonnull(strstr(log_text->str, "verifying ADM1"));
+	assert_no_secret_logged((const char *const[]){ "87654321", ADM1, NEW_K, NEW_OPC, OLD_K, OLD_OPC, NULL });
 	g_assert_cmpuint(b.backups, ==, 0);
 	d = dump_read(&b);
 	g_assert_cmpstr(dump_get(d, "card-updates"), ==, "0");
@@ -548,10 +621,353 @@ test_bad_config(void)
 	g_assert_error(error, CP_ERROR, CP_ERR_CARD_UNKNOWN);
 }
 
+/* A journaled backup on another card: refused before anything is written. */
+static void
+test_restore_other_card(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(CpModemBackup) backup = NULL;
+	g_autoptr(GError) error = NULL;
+
+	bench_start(&b, FALSE, NULL);
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	backup = cp_modem_backup_deserialize(b.backup_bytes, &error);
+	g_assert_no_error(error);
+	bench_stop(&b);
+
+	bench_start(&b, FALSE, "--iccid=8988211000000000025");
+	g_clear_pointer(&m, cp_modem_free);
+	m = modem_new(&b, ADM1);
+	cp_modem_restore_async(m, backup, NULL, NULL, NULL, restore_cb, &b);
+	g_main_loop_run(b.loop);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_ROLLBACK);
+	g_assert_nonnull(strstr(b.error->message, "not the one the backup was taken from"));
+	g_assert_cmpuint(dump_uint(&b, "card-updates"), ==, 0);
+	g_assert_cmpuint(dump_uint(&b, "resets"), ==, 0);
+	assert_old_values(&b);
+	bench_stop(&b);
+}
+
+/* A reset takes the simulator --reset-delay: wait until it is back. */
+static void
+wait_online(Bench *b)
+{
+	for (guint i = 0; i < 200; i++) {
+		g_autoptr(GHashTable) d = dump_read(b);
+
+		if (g_str_equal(dump_get(d, "operating-mode"), "online"))
+			return;
+		g_usleep(10000);
+	}
+	g_error("the simulator did not come back online");
+}
+
+/* Restoring twice, the second time on a card that holds the backup's
+ * values already, changes nothing (the daemon retries after a crash). */
+static void
+test_restore_twice(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(CpModemBackup) backup = NULL;
+	g_autoptr(GError) error = NULL;
+
+	bench_start(&b, FALSE, NULL);
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	backup = cp_modem_backup_deserialize(b.backup_bytes, &error);
+	g_assert_no_error(error);
+	for (guint i = 0; i < 2; i++) {
+		wait_online(&b);
+		cp_modem_restore_async(m, backup, NULL, NULL, NULL, restore_cb, &b);
+		g_main_loop_run(b.loop);
+		g_assert_no_error(b.error);
+		assert_old_values(&b);
+	}
+	bench_stop(&b);
+}
+
+/* A backup TLV set with one field replaced (tag 0: none). */
+static GBytes *
+backup_with(guint8 tag, const void *value, gsize len, gboolean drop)
+{
+	static const guint8 ef_ad[4] = { 0, 0, 0, 2 };
+	guint8 ef_imsi[9] = { 0x08, 0x09, 0x10, 0x10, 0x10, 0x32, 0x54, 0x76, 0x98 };
+	guint8 ef_spn[17], ef_key[33];
+	struct {
+		guint8 tag;
+		const void *value;
+		gsize len;
+	} f[] = {
+		{ 0x01, "\x01", 1 },
+		{ 0x02, "sysmo-isim-sja2", 15 },
+		{ 0x03, "8988211000000000017", 19 },
+		{ 0x10, ef_imsi, sizeof(ef_imsi) },
+		{ 0x11, ef_ad, sizeof(ef_ad) },
+		{ 0x12, ef_spn, sizeof(ef_spn) },
+		{ 0x13, ef_key, sizeof(ef_key) },
+		{ 0x20, "\x01", 1 },
+		{ 0x21, "internet", 8 },
+	};
+	CpBuf buf = CP_BUF_INIT;
+	guint8 *data;
+	gsize n;
+
+	memset(ef_spn, 0xFF, sizeof(ef_spn));
+	memset(ef_key, 0x11, sizeof(ef_key));
+	for (gsize i = 0; i < G_N_ELEMENTS(f); i++) {
+		if (f[i].tag == tag && drop)
+			continue;
+		if (f[i].tag == tag)
+			cp_tlv_put(&buf, tag, value, len);
+		else
+			cp_tlv_put(&buf, f[i].tag, f[i].value, f[i].len);
+	}
+	g_assert_false(buf.failed);
+	data = cp_buf_steal(&buf, &n);
+	return g_bytes_new_take(data, n);
+}
+
+static void
+test_backup_bad(void)
+{
+	static const guint8 short_spn[16] = { 0x01 };
+	static const struct {
+		guint8 tag;
+		const char *value;
+		gsize len;
+		gboolean drop;
+		CpError code;
+	} cases[] = {
+		{ 0x01, "\x02", 1, FALSE, CP_ERR_VERSION },
+		{ 0x02, "sysmo-isim-sja9", 15, FALSE, CP_ERR_CARD_UNKNOWN },
+		{ 0x02, "sysmo-isim-sja2\0", 16, FALSE, CP_ERR_BAD_VALUE },
+		{ 0x03, NULL, 0, TRUE, CP_ERR_MISSING_FIELD },
+		{ 0x03, "89882110000000000F7", 19, FALSE, CP_ERR_BAD_VALUE },
+		{ 0x12, (const char *)short_spn, sizeof(short_spn), FALSE, CP_ERR_LENGTH },
+		{ 0x13, NULL, 0, TRUE, CP_ERR_MISSING_FIELD },
+		{ 0x20, NULL, 0, TRUE, CP_ERR_MISSING_FIELD },
+		{ 0x21, "inter\nnet", 9, FALSE, CP_ERR_BAD_VALUE },
+	};
+	g_autoptr(GBytes) good = backup_with(0, NULL, 0, FALSE);
+	g_autoptr(CpModemBackup) ok = NULL;
+	g_autoptr(GError) error = NULL;
+
+	/* the template itself is a valid backup */
+	ok = cp_modem_backup_deserialize(good, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(cp_modem_backup_get_imsi(ok), ==, OLD_IMSI);
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GBytes) bytes = backup_with(cases[i].tag, cases[i].value, cases[i].len, cases[i].drop);
+		g_autoptr(CpModemBackup) b = cp_modem_backup_deserialize(bytes, &error);
+
+		if (b)
+			g_error("bad backup %" G_GSIZE_FORMAT " accepted", i);
+		g_assert_error(error, CP_ERROR, (gint)cases[i].code);
+		g_clear_error(&error);
+	}
+	/* cut anywhere: refused, but where only the optional APN pair is cut
+	 * off whole (a backup taken where the APN was not read) */
+	for (gsize n = 0; n < g_bytes_get_size(good); n++) {
+		g_autoptr(GBytes) cut = g_bytes_new_from_bytes(good, 0, n);
+		g_autoptr(CpModemBackup) b = cp_modem_backup_deserialize(cut, &error);
+
+		if (n == g_bytes_get_size(good) - (3 + 1) - (3 + 8)) {
+			g_assert_no_error(error);
+			g_assert_nonnull(b);
+			continue;
+		}
+		g_assert_null(b);
+		g_assert_nonnull(error);
+		g_clear_error(&error);
+	}
+}
+
+static void
+provision_cancelled(Bench *b, CpModem *m)
+{
+	b->cancellable = g_cancellable_new();
+	provision(b, m, NEW_K);
+}
+
+/* Cancelled before the first write: nothing written, the card left alone. */
+static void
+test_cancel_before_write(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+
+	bench_start(&b, FALSE, NULL);
+	m = modem_new(&b, ADM1);
+	b.cancel_at = "reading the current subscription";
+	provision_cancelled(&b, m);
+	g_assert_error(b.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+	g_assert_cmpuint(b.backups, ==, 0);
+	g_assert_cmpuint(dump_uint(&b, "card-updates"), ==, 0);
+	g_assert_cmpuint(dump_uint(&b, "resets"), ==, 0);
+	assert_old_values(&b);
+	bench_stop(&b);
+}
+
+/* Cancelled while the caller saves the backup (which it never confirms):
+ * the flow ends at once, and a late confirmation is harmless. */
+static void
+test_cancel_at_backup(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	gint64 t0 = g_get_monotonic_time();
+
+	bench_start(&b, FALSE, NULL);
+	m = modem_new(&b, ADM1);
+	b.hold_backup = TRUE;
+	provision_cancelled(&b, m);
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, 5 * G_USEC_PER_SEC);
+	g_assert_error(b.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+	g_assert_cmpuint(b.backups, ==, 1);
+	cp_modem_backup_saved(m, NULL);
+	g_assert_cmpuint(dump_uint(&b, "card-updates"), ==, 0);
+	assert_old_values(&b);
+	/* the modem is free again */
+	b.hold_backup = FALSE;
+	g_clear_object(&b.cancellable);
+	g_clear_error(&b.error);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	bench_stop(&b);
+}
+
+/* Cancelled after the writes: the old card is put back, the cancellation
+ * does not cut the rollback short; if the rollback fails, the error says
+ * so (CP_ERR_ROLLBACK, not "cancelled": the daemon must restore). */
+static void
+test_cancel_after_write(gconstpointer data)
+{
+	gboolean rollback_fails = GPOINTER_TO_INT(data);
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+
+	/* UPDATE 5 is the rollback's first */
+	bench_start(&b, FALSE, rollback_fails ? "--fail-update=5" : NULL);
+	m = modem_new(&b, ADM1);
+	b.cancel_at = "setting the APN";
+	provision_cancelled(&b, m);
+	g_assert_cmpuint(b.backups, ==, 1);
+	if (rollback_fails) {
+		g_assert_error(b.error, CP_ERROR, CP_ERR_ROLLBACK);
+		g_assert_nonnull(b.backup_bytes);
+	} else {
+		g_assert_error(b.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+		assert_old_values(&b);
+		/* and the modem was reset onto it */
+		g_assert_cmpuint(dump_uint(&b, "resets"), ==, 1);
+	}
+	bench_stop(&b);
+}
+
+/* The daemon restores from inside the callback of a failed provisioning. */
+static void
+restore_from_callback(Bench *b, CpModem *m)
+{
+	g_autoptr(CpModemBackup) backup = NULL;
+	g_autoptr(GError) error = NULL;
+
+	b->then = NULL;
+	g_assert_error(b->error, CP_ERROR, CP_ERR_APDU);
+	g_clear_error(&b->error);
+	backup = cp_modem_backup_deserialize(b->backup_bytes, &error);
+	g_assert_no_error(error);
+	cp_modem_restore_async(m, backup, NULL, NULL, NULL, restore_cb, b);
+}
+
+static void
+test_restore_in_callback(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+
+	bench_start(&b, FALSE, "--fail-update=2");
+	m = modem_new(&b, ADM1);
+	b.then = restore_from_callback;
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	assert_old_values(&b);
+	bench_stop(&b);
+}
+
+static void
+busy_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	GError **error = data;
+
+	g_assert_null(cp_modem_provision_finish(NULL, res, error));
+}
+
+/* One operation at a time: a second one is refused, the first goes on. */
+static void
+test_busy(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(CpSecret) k = cp_secret_new_from_hex(NEW_K, 16);
+	g_autoptr(CpSecret) opc = cp_secret_new_from_hex(NEW_OPC, 16);
+	CpModemTarget t = {
+		.imsi = NEW_IMSI, .mnc_length = 2, .plmn = "00101",
+		.network_name = "x", .apn = "x", .k = k, .opc = opc,
+	};
+	GError *busy = NULL;
+
+	bench_start(&b, FALSE, NULL);
+	m = modem_new(&b, ADM1);
+	b.modem = m;
+	cp_modem_provision_async(m, &t, progress_cb, backup_cb, &b, NULL, provision_cb, &b);
+	cp_modem_provision_async(m, &t, NULL, NULL, NULL, NULL, busy_cb, &busy);
+	g_main_loop_run(b.loop);
+	g_assert_error(busy, CP_ERROR, CP_ERR_BUSY);
+	g_clear_error(&busy);
+	g_assert_no_error(b.error);
+	g_assert_cmpuint(b.backups, ==, 1);
+	bench_stop(&b);
+}
+
+/* The network never answers within the registration timeout. */
+static void
+test_reg_timeout(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(CpSecret) a = cp_secret_new_from((const uint8_t *)ADM1, 8);
+	g_autoptr(GError) error = NULL;
+	gint64 t0 = g_get_monotonic_time();
+
+	/* attach takes 3 s; the backend waits 1 s */
+	bench_start(&b, FALSE, "--registration-delay=3000");
+	{
+		CpModemConfig cfg = {
+			.backend = CP_MODEM_BACKEND_QMI, .device = b.pty, .card = "sysmo-isim-sja2",
+			.adm1 = a, .registration_timeout = 1, .request_timeout = 2,
+		};
+
+		m = cp_modem_new(&cfg, &error);
+		g_assert_no_error(error);
+	}
+	provision(&b, m, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_REG_TIMEOUT);
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, 6 * G_USEC_PER_SEC);
+	assert_old_values(&b);
+	bench_stop(&b);
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	log_text = g_string_new(NULL);
+	g_log_set_writer_func(log_writer, NULL, NULL);
 	/* libqmi warns when the port breaks, which is a case under test */
 	g_log_set_always_fatal(G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL);
 	sim_path = g_getenv("CP_QMI_SIM");
@@ -577,7 +993,18 @@ main(int argc, char **argv)
 	g_test_add_data_func("/qmi/backend/vanish-before-writes", GINT_TO_POINTER(FALSE), test_vanish);
 	g_test_add_data_func("/qmi/backend/vanish-during-writes", GINT_TO_POINTER(TRUE), test_vanish);
 	g_test_add_func("/qmi/backend/restore", test_restore);
+	g_test_add_func("/qmi/backend/restore-twice", test_restore_twice);
+	g_test_add_func("/qmi/backend/restore-other-card", test_restore_other_card);
+	g_test_add_func("/qmi/backend/restore-in-callback", test_restore_in_callback);
+	g_test_add_func("/qmi/backend/busy", test_busy);
+	g_test_add_func("/qmi/backend/registration-timeout", test_reg_timeout);
+	g_test_add_func("/qmi/backend/cancel-before-write", test_cancel_before_write);
+	g_test_add_func("/qmi/backend/cancel-at-backup", test_cancel_at_backup);
+	g_test_add_data_func("/qmi/backend/cancel-after-write", GINT_TO_POINTER(FALSE), test_cancel_after_write);
+	g_test_add_data_func("/qmi/backend/cancel-after-write-rollback-fails", GINT_TO_POINTER(TRUE),
+			     test_cancel_after_write);
 	g_test_add_func("/qmi/backend/backup-garbage", test_backup_garbage);
+	g_test_add_func("/qmi/backend/backup-bad", test_backup_bad);
 	g_test_add_func("/qmi/backend/bad-config", test_bad_config);
 	return g_test_run();
 }
