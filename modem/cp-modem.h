@@ -4,10 +4,16 @@
  * APN, make the modem re-read the card, wait for registration; and put the
  * old subscription back after a failure or a crash.
  *
- * One CpModem runs one operation (provision or restore) at a time. Every
- * operation is a GIO-style async call with a GCancellable; errors are
- * CP_ERROR with the 0x05xx codes of cp-error.h (G_IO_ERROR_CANCELLED when
- * cancelled before the first write).
+ * One CpModem runs one operation (provision or restore) at a time; it has
+ * ended when its callback runs, so the callback may start the next one
+ * (or free the modem). Every operation is a GIO-style async call with a
+ * GCancellable; errors are CP_ERROR with the 0x05xx codes of cp-error.h,
+ * or G_IO_ERROR_CANCELLED when the card holds its old values after a
+ * cancellation (before the first write; with the QMI backend also after
+ * it, once the rollback put them back). The way back is never cut short
+ * by the cancellable: an operation cancelled past its first write ends
+ * with what happened (success with the ModemManager backend, which goes
+ * on; CP_ERR_ROLLBACK when the old values could not be put back).
  *
  * Crash safety. Provisioning first reads the card's current values (IMSI,
  * AD, SPN, USIM_AUTH_KEY) into a CpModemBackup and hands it to the
@@ -114,7 +120,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpModemBackup, cp_modem_backup_free)
 
 /* Stable binary form (versioned TLVs); parse checks everything. */
 GBytes *cp_modem_backup_serialize(const CpModemBackup *backup);
-CpModemBackup *cp_modem_backup_deserialize(GBytes *bytes, GError **error);   /* CP_ERR_* of the TLV codec */
+/* CP_ERR_* of the TLV codec; CP_ERR_BAD_VALUE (ICCID not digits, text not
+ * text), CP_ERR_LENGTH (a file of another size than the driver's),
+ * CP_ERR_CARD_UNKNOWN */
+CpModemBackup *cp_modem_backup_deserialize(GBytes *bytes, GError **error);
 
 /* For the journal and logs (redact the IMSI and ICCID with cp_redact). */
 const char *cp_modem_backup_get_card(const CpModemBackup *backup);     /* driver name */
@@ -131,7 +140,8 @@ typedef void (*CpModemProgressFunc)(CpModem *modem, guint step, guint n_steps,
  * serialised copy. The flow waits until cp_modem_backup_saved() is called
  * (at once or later, from the main context): with NULL to go on, or with an
  * error (copied) to stop before anything is written; the operation then
- * fails with that error. The operation's cancellable also ends the wait.
+ * fails with that error. The operation's cancellable (and the modem going
+ * away) also ends the wait; a cp_modem_backup_saved() after that is ignored.
  */
 typedef void (*CpModemBackupFunc)(CpModem *modem, const CpModemBackup *backup,
 				  gpointer user_data);
@@ -145,7 +155,8 @@ void cp_modem_backup_saved(CpModem *modem, const GError *error);
  * target->imsi.
  *
  * Errors: CP_ERR_ARGUMENT (target), CP_ERR_MODEM, CP_ERR_MODEM_TIMEOUT,
- * CP_ERR_MODEM_GONE, CP_ERR_CARD_ABSENT, CP_ERR_CARD_UNKNOWN (before any
+ * CP_ERR_MODEM_GONE, CP_ERR_CARD_ABSENT (also: no readable ICCID),
+ * CP_ERR_CARD_UNKNOWN (before any
  * write), CP_ERR_ADM1 / CP_ERR_ADM1_BLOCKED (nothing written),
  * CP_ERR_APDU, CP_ERR_APN, CP_ERR_REG_DENIED, CP_ERR_REG_TIMEOUT,
  * CP_ERR_IMSI_MISMATCH (after those the old values are back), CP_ERR_ROLLBACK
@@ -163,6 +174,8 @@ CpModemResult *cp_modem_provision_finish(CpModem *modem, GAsyncResult *res, GErr
  * the modem so it uses them. Refuses a card whose ICCID differs from the
  * backup's (CP_ERR_ROLLBACK, nothing written). Restoring a card that
  * already holds the backup's values succeeds (idempotent).
+ * cp_modem_backup_deserialize() accepts only what can be restored whole:
+ * an ICCID, and each file of the size the card driver writes.
  */
 void cp_modem_restore_async(CpModem *modem, const CpModemBackup *backup,
 			    CpModemProgressFunc progress, gpointer user_data,

@@ -60,6 +60,10 @@ main(int argc, char **argv)
 	double cpu = 0, wall = 0;
 	guint msgs = 0, apdus = 0;
 
+	if (runs < 1) {
+		fprintf(stderr, "usage: bench-qmi-provision SIM [RUNS >= 1]\n");
+		return 2;
+	}
 	loop = g_main_loop_new(NULL, FALSE);
 	for (int i = 0; i < runs; i++) {
 		g_autofree char *dir = g_dir_make_tmp("cp-bench-qmi-XXXXXX", NULL);
