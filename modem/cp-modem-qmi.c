@@ -396,9 +396,9 @@ user_cancelled_cb(GCancellable *c, gpointer data)
 {
 	Ctx *ctx = data;
 
-	/* The way back is not cancellable: a rollback stopped half-way would
-	 * leave a card that neither subscription works with. */
-	if (ctx->rolling_back)
+	/* The way back is not cancellable: a rollback or a restore stopped
+	 * half-way would leave a card that neither subscription works with. */
+	if (ctx->rolling_back || (!ctx->target && ctx->written))
 		return;
 	g_cancellable_cancel(ctx->cancellable);
 }

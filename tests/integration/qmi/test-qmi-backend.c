@@ -621,6 +621,61 @@ test_bad_config(void)
 	g_assert_error(error, CP_ERROR, CP_ERR_CARD_UNKNOWN);
 }
 
+/* A reset takes the simulator --reset-delay: wait until it is back. */
+static void
+wait_online(Bench *b)
+{
+	for (guint i = 0; i < 200; i++) {
+		g_autoptr(GHashTable) d = dump_read(b);
+
+		if (g_str_equal(dump_get(d, "operating-mode"), "online"))
+			return;
+		g_usleep(10000);
+	}
+	g_error("the simulator did not come back online");
+}
+
+/* A restore cancelled once it has written goes on to the end; one
+ * cancelled before writes nothing. */
+static void
+test_restore_cancelled(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(CpModemBackup) backup = NULL;
+	g_autoptr(GError) error = NULL;
+	guint updates, resets;
+
+	bench_start(&b, FALSE, NULL);
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	backup = cp_modem_backup_deserialize(b.backup_bytes, &error);
+	g_assert_no_error(error);
+
+	b.cancellable = g_cancellable_new();
+	b.cancel_at = "verifying ADM1";
+	wait_online(&b);
+	updates = dump_uint(&b, "card-updates");
+	cp_modem_restore_async(m, backup, progress_cb, &b, b.cancellable, restore_cb, &b);
+	g_main_loop_run(b.loop);
+	g_assert_error(b.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+	g_clear_error(&b.error);
+	g_assert_cmpuint(dump_uint(&b, "card-updates"), ==, updates);
+
+	g_clear_object(&b.cancellable);
+	b.cancellable = g_cancellable_new();
+	b.cancel_at = "putting the old APN back";
+	resets = dump_uint(&b, "resets");
+	cp_modem_restore_async(m, backup, progress_cb, &b, b.cancellable, restore_cb, &b);
+	g_main_loop_run(b.loop);
+	g_assert_no_error(b.error);
+	assert_old_values(&b);
+	/* and it reset the modem onto the old card */
+	g_assert_cmpuint(dump_uint(&b, "resets"), ==, resets + 1);
+	bench_stop(&b);
+}
+
 /* A journaled backup on another card: refused before anything is written. */
 static void
 test_restore_other_card(void)
@@ -649,20 +704,6 @@ test_restore_other_card(void)
 	g_assert_cmpuint(dump_uint(&b, "resets"), ==, 0);
 	assert_old_values(&b);
 	bench_stop(&b);
-}
-
-/* A reset takes the simulator --reset-delay: wait until it is back. */
-static void
-wait_online(Bench *b)
-{
-	for (guint i = 0; i < 200; i++) {
-		g_autoptr(GHashTable) d = dump_read(b);
-
-		if (g_str_equal(dump_get(d, "operating-mode"), "online"))
-			return;
-		g_usleep(10000);
-	}
-	g_error("the simulator did not come back online");
 }
 
 /* Restoring twice, the second time on a card that holds the backup's
@@ -994,6 +1035,7 @@ main(int argc, char **argv)
 	g_test_add_data_func("/qmi/backend/vanish-during-writes", GINT_TO_POINTER(TRUE), test_vanish);
 	g_test_add_func("/qmi/backend/restore", test_restore);
 	g_test_add_func("/qmi/backend/restore-twice", test_restore_twice);
+	g_test_add_func("/qmi/backend/restore-cancelled", test_restore_cancelled);
 	g_test_add_func("/qmi/backend/restore-other-card", test_restore_other_card);
 	g_test_add_func("/qmi/backend/restore-in-callback", test_restore_in_callback);
 	g_test_add_func("/qmi/backend/busy", test_busy);

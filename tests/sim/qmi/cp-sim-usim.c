@@ -450,8 +450,13 @@ cp_sim_usim_apdu(CpSimUsim *u, guint channel, const uint8_t *apdu, gsize len, GB
 		do_authenticate(u, c, apdu, lc, out);
 		return;
 	case 0xB0: {
-		guint le = len >= 5 ? apdu[4] : 0;
+		/* case 2: CLA INS P1 P2 [Le]; a READ with data is malformed */
+		guint le = len == 5 ? apdu[4] : 0;
 
+		if (len > 5) {
+			put_sw(out, 0x6700);
+			return;
+		}
 		if (!c->ef) {
 			put_sw(out, 0x6986);
 			return;
