@@ -55,7 +55,7 @@ typedef struct {
 	char *database;
 	X509_STORE *anchors;
 	GPtrArray *companions;
-	char **url_prefixes;
+	GPtrArray *url_prefixes;        /* GUri, parsed once */
 	gboolean allow_http;
 	guint fetch_timeout;
 	gsize fetch_max;
@@ -641,16 +641,60 @@ provision_step(Provision *p)
 	g_assert_not_reached();
 }
 
-static gboolean
-url_device_id(const char *url, uint8_t id[CP_DEVICE_ID_LEN])
+static int
+uri_port(GUri *uri)
 {
-	g_autoptr(GUri) uri = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
-	const char *path, *last;
+	int port = g_uri_get_port(uri);
 
-	if (!uri || g_uri_get_query(uri) || g_uri_get_fragment(uri) || !g_uri_get_host(uri))
-		return FALSE;
-	path = g_uri_get_path(uri);
-	last = strrchr(path, '/');
+	if (port > 0)
+		return port;
+	return g_ascii_strcasecmp(g_uri_get_scheme(uri), "https") == 0 ? 443 : 80;
+}
+
+/*
+ * url-prefixes are compared as URLs, not as strings: same scheme, host and
+ * port, and a path below the prefix's. As strings, "https://certs.example.net"
+ * would also admit certs.example.net.evil.example and
+ * certs.example.net@evil.example.
+ */
+static gboolean
+url_allowed(Sm *sm, GUri *uri)
+{
+	if (!sm->url_prefixes || !sm->url_prefixes->len)
+		return TRUE;
+	for (guint i = 0; i < sm->url_prefixes->len; i++) {
+		GUri *pre = g_ptr_array_index(sm->url_prefixes, i);
+
+		if (g_ascii_strcasecmp(g_uri_get_scheme(pre), g_uri_get_scheme(uri)) == 0 &&
+		    g_ascii_strcasecmp(g_uri_get_host(pre), g_uri_get_host(uri)) == 0 &&
+		    uri_port(pre) == uri_port(uri) && g_str_has_prefix(g_uri_get_path(uri), g_uri_get_path(pre)))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* A certificate URL as the SM fetches it: absolute, with a host, without
+ * user information (which only serves to disguise the host), query or
+ * fragment. Dot segments are resolved by the parser, so what is checked
+ * is what is fetched. */
+static GUri *
+url_parse(const char *url)
+{
+	GUri *uri = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
+
+	if (uri && (!g_uri_get_host(uri) || !*g_uri_get_host(uri) || g_uri_get_userinfo(uri) ||
+		    g_uri_get_query(uri) || g_uri_get_fragment(uri))) {
+		g_uri_unref(uri);
+		return NULL;
+	}
+	return uri;
+}
+
+static gboolean
+url_device_id(GUri *uri, uint8_t id[CP_DEVICE_ID_LEN])
+{
+	const char *last = strrchr(g_uri_get_path(uri), '/');
+
 	return last && strlen(last + 1) == 32 && cp_hex_decode(last + 1, id, CP_DEVICE_ID_LEN) == CP_DEVICE_ID_LEN;
 }
 
@@ -660,10 +704,11 @@ handle_provision(SoupServer *server, SoupServerMessage *msg, const char *path,
 {
 	Sm *sm = data;
 	g_autoptr(JsonObject) req = NULL;
+	g_autoptr(GUri) uri = NULL;
 	const char *url, *claimed;
+	uint8_t id[CP_DEVICE_ID_LEN];
 	Companion *c;
 	Provision *p;
-	gboolean prefix_ok;
 
 	if (strcmp(soup_server_message_get_method(msg), "POST") != 0) {
 		cp_http_reply_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed", 0, "use POST");
@@ -694,10 +739,14 @@ handle_provision(SoupServer *server, SoupServerMessage *msg, const char *path,
 				    "the certificate URL must be https://");
 		return;
 	}
-	prefix_ok = !sm->url_prefixes || !sm->url_prefixes[0];
-	for (char **pp = sm->url_prefixes; pp && *pp && !prefix_ok; pp++)
-		prefix_ok = g_str_has_prefix(url, *pp);
-	if (!prefix_ok) {
+	uri = url_parse(url);
+	if (!uri || !url_device_id(uri, id)) {
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-url", 0,
+				    "the certificate URL must be https://<host>/.../<DeviceID as 32 hex>, "
+				    "without user, query or fragment");
+		return;
+	}
+	if (!url_allowed(sm, uri)) {
 		cp_http_reply_error(msg, SOUP_STATUS_FORBIDDEN, "url-not-allowed", 0,
 				    "this SM does not fetch certificates from that host");
 		return;
@@ -710,14 +759,9 @@ handle_provision(SoupServer *server, SoupServerMessage *msg, const char *path,
 	p->companion = c;
 	p->started = g_get_monotonic_time();
 	cp_buf_init(&p->profile);
-	if (!url_device_id(url, p->url_device_id)) {
-		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-url", 0,
-				    "the certificate URL must end in /<DeviceID as 32 hex>");
-		provision_free(p);
-		return;
-	}
+	memcpy(p->url_device_id, id, CP_DEVICE_ID_LEN);
 	cp_hex_encode(p->url_device_id, CP_DEVICE_ID_LEN, p->id_hex);
-	p->url = g_strdup(url);
+	p->url = g_uri_to_string(uri);
 	p->record = cp_json_base64(req, "device_record", CP_RECORD_MAX);
 	if (!p->record) {
 		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0,
@@ -786,7 +830,7 @@ sm_load(Sm *sm, const char *path, GError **error)
 {
 	g_autofree char *anchors = NULL, *companions = NULL, *fetch_ca = NULL, *ausf_ca = NULL;
 	g_autofree char *token = NULL, *plmn = NULL, *suites = NULL;
-	g_auto(GStrv) sl = NULL;
+	g_auto(GStrv) sl = NULL, prefixes = NULL;
 
 	sm->kf = g_key_file_new();
 	if (!g_key_file_load_from_file(sm->kf, path, G_KEY_FILE_NONE, error)) {
@@ -805,7 +849,7 @@ sm_load(Sm *sm, const char *path, GError **error)
 	sm->apn = conf_string(sm->kf, "apn", "internet");
 	suites = conf_string(sm->kf, "suites", "B;A");
 	sm->allow_http = g_key_file_get_boolean(sm->kf, "sm", "allow-http", NULL);
-	sm->url_prefixes = g_key_file_get_string_list(sm->kf, "sm", "url-prefixes", NULL, NULL);
+	prefixes = g_key_file_get_string_list(sm->kf, "sm", "url-prefixes", NULL, NULL);
 	sm->fetch_timeout = (guint)conf_uint(sm->kf, "fetch-timeout", 10);
 	sm->fetch_max = (gsize)conf_uint(sm->kf, "fetch-max-size", 65536);
 	sm->ausf_timeout = (guint)conf_uint(sm->kf, "ausf-timeout", 10);
@@ -828,6 +872,24 @@ sm_load(Sm *sm, const char *path, GError **error)
 	if (!sm->fetch_timeout || !sm->fetch_max || !sm->ausf_timeout) {
 		cp_set_error(error, CP_ERR_BAD_VALUE, "%s: timeouts and fetch-max-size must not be 0", path);
 		return FALSE;
+	}
+	sm->url_prefixes = g_ptr_array_new_with_free_func((GDestroyNotify)g_uri_unref);
+	for (char **pp = prefixes; pp && *pp; pp++) {
+		GUri *pre;
+
+		g_strstrip(*pp);
+		if (!**pp)
+			continue;
+		pre = url_parse(*pp);
+		if (!pre || (!g_str_has_prefix(*pp, "https://") && !g_str_has_prefix(*pp, "http://"))) {
+			if (pre)
+				g_uri_unref(pre);
+			cp_set_error(error, CP_ERR_BAD_VALUE,
+				     "%s: url-prefixes: '%s' is not an http(s) URL with a host and no user, query or fragment",
+				     path, *pp);
+			return FALSE;
+		}
+		g_ptr_array_add(sm->url_prefixes, pre);
 	}
 	sl = g_strsplit(suites, ";", -1);
 	for (char **s = sl; *s && sm->n_suites < 2; s++) {
@@ -866,7 +928,8 @@ sm_clear(Sm *sm)
 	X509_STORE_free(sm->anchors);
 	if (sm->companions)
 		g_ptr_array_unref(sm->companions);
-	g_strfreev(sm->url_prefixes);
+	if (sm->url_prefixes)
+		g_ptr_array_unref(sm->url_prefixes);
 	g_free(sm->database);
 	g_free(sm->ausf_url);
 	g_free(sm->network_name);

@@ -311,6 +311,45 @@ def test_bad_ca(b):
     ca.httpd.shutdown()
 
 
+def restart_sm(b, **options):
+    b.stop("sm")
+    b.sm_options.update(options)
+    b.sm_options = {k: v for k, v in b.sm_options.items() if v is not None}
+    b.write_sm_conf()
+    b.start_sm()
+
+
+def test_url_prefixes(b):
+    # prefixes are compared as URLs (scheme, host, port, path below), so a
+    # host that only starts like the allowed one, user information that
+    # disguises the host, or dot segments out of the allowed path get nowhere
+    d = b.make_device("pre")
+    origin = "https://127.0.0.1:%d" % b.ca_port
+    restart_sm(b, **{"url-prefixes": "%s/devices/;https://127.0.0.1" % origin})
+    rc, res, _ = b.companion(b.tag("pre"))
+    check(rc == 0 and res["result"] == "ok", "a URL below an allowed prefix provisions")
+    ident = d["device_id"]
+    for url, code, what in (
+            ("https://127.0.0.1.example.invalid/devices/" + ident, "url-not-allowed",
+             "a host that only begins with an allowed one"),
+            ("https://localhost:%d/devices/%s" % (b.ca_port, ident), "url-not-allowed", "another host name"),
+            ("https://127.0.0.1:%d/devices/%s" % (b.ca_port + 1, ident), "url-not-allowed", "another port"),
+            ("%s/other/%s" % (origin, ident), "url-not-allowed", "a path outside the prefix"),
+            ("%s/devices/../other/%s" % (origin, ident), "url-not-allowed", "dot segments out of the prefix"),
+            ("https://127.0.0.1:%d@localhost:%d/devices/%s" % (b.ca_port, b.ca_port, ident), "bad-url",
+             "user information before the host"),
+            ("%s/devices/%s?x=1" % (origin, ident), "bad-url", "a query")):
+        refused(b, b.tag("pre", extra=["--url", url]), code, what)
+    rc, res, _ = b.companion(b.tag("pre"))
+    check(rc == 0 and res["profile_seq"] == 2, "refusals left no state: the device provisions again")
+    b.stop("sm")
+    b.sm_options["url-prefixes"] = "https://user@127.0.0.1/devices/"
+    b.write_sm_conf()
+    r = b.run([b.prog("network/cellprov-sm"), "-c", b.path("sm.conf"), "--listen", "127.0.0.1:0"], check_rc=False)
+    check(r.returncode == 1 and "url-prefixes" in r.stderr, "a prefix with user information is a config error")
+    restart_sm(b, **{"url-prefixes": None})
+
+
 def test_ausf_api(b):
     import http.client
     import json
@@ -331,5 +370,5 @@ def test_ausf_api(b):
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1], [test_chain_refusals, test_attestation, test_companions, test_http_limits,
-                                test_bad_ca, test_ausf_api, test_slow_clients],
+                                test_bad_ca, test_url_prefixes, test_ausf_api, test_slow_clients],
                   sm_options={"max-connections": "4", "connection-timeout": "4", "fetch-timeout": "2"}))
