@@ -85,7 +85,9 @@ fetch_fail(GTask *task, GError *error)
 {
 	Fetch *f = g_task_get_task_data(task);
 
-	if (f->timed_out) {
+	/* The session's own I/O timeout is the same length as the deadline:
+	 * whichever fires first, a silent server is a timeout */
+	if (f->timed_out || g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
 		g_task_return_new_error(task, CP_CHAIN_ERROR, CP_CHAIN_ERROR_TIMEOUT,
 					"the certificate server did not answer within %u s", f->timeout);
 		g_error_free(error);
