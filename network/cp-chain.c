@@ -156,9 +156,11 @@ fetch_sent(GObject *source, GAsyncResult *res, gpointer data)
 	}
 	status = soup_message_get_status(f->msg);
 	if (status != SOUP_STATUS_OK) {
+		/* Our own phrase for the status, not the server's: its text would
+		 * reach the companion and the log unchecked */
 		g_task_return_new_error(task, CP_CHAIN_ERROR, CP_CHAIN_ERROR_STATUS,
 					"the certificate server answered %u %s", status,
-					soup_message_get_reason_phrase(f->msg));
+					soup_status_get_phrase(status));
 		g_object_unref(task);
 		return;
 	}

@@ -165,6 +165,9 @@ error_json(const char *code, CpError number, const char *message)
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autoptr(JsonGenerator) gen = json_generator_new();
 	g_autoptr(JsonNode) root = NULL;
+	/* json-glib writes strings as they are: a message quoting a peer
+	 * (a host name, a library's error) must not make the body invalid */
+	g_autofree char *valid = g_utf8_make_valid(message, -1);
 
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "error");
@@ -174,7 +177,7 @@ error_json(const char *code, CpError number, const char *message)
 	json_builder_set_member_name(b, "number");
 	json_builder_add_int_value(b, number);
 	json_builder_set_member_name(b, "message");
-	json_builder_add_string_value(b, message);
+	json_builder_add_string_value(b, valid);
 	json_builder_end_object(b);
 	json_builder_end_object(b);
 	root = json_builder_get_root(b);

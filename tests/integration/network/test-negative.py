@@ -261,6 +261,10 @@ class BadCa:
                     except OSError:
                         pass
                     return
+                elif "/reason/" in self.path:
+                    # a status line whose phrase is not UTF-8 and ends in a quote
+                    self.wfile.write(b"HTTP/1.1 404 \xff\xfe\x1b[31m\"gone\r\nContent-Length: 0\r\n\r\n")
+                    return
                 else:
                     body = b""
                 self.send_response(200)
@@ -291,10 +295,14 @@ def test_bad_ca(b):
     ca = BadCa(b)
     base = "https://127.0.0.1:%d" % ca.port
     for kind, code in (("garbage", "chain-garbage"), ("huge", "chain-too-large"),
-                       ("empty", "chain-garbage"), ("slow", "chain-fetch-timeout")):
+                       ("empty", "chain-garbage"), ("reason", "chain-fetch-status"),
+                       ("slow", "chain-fetch-timeout")):
         t0 = time.monotonic()
-        refused(b, b.tag("bad", extra=["--url", "%s/%s/%s" % (base, kind, d["device_id"])]), code,
-                "certificate server sending %s" % kind)
+        res = refused(b, b.tag("bad", extra=["--url", "%s/%s/%s" % (base, kind, d["device_id"])]), code,
+                      "certificate server sending %s" % kind)
+        if kind == "reason":
+            check(res["error"]["message"].endswith("answered 404 Not Found"),
+                  "... the SM's JSON is valid and does not relay the server's reason phrase")
         check(time.monotonic() - t0 < 8, "... in %.1f s" % (time.monotonic() - t0))
     t0 = time.monotonic()
     refused(b, b.tag("bad", extra=["--url", "https://127.0.0.1:%d/devices/%s" % (ca.mute_port, d["device_id"])]),
