@@ -12,6 +12,7 @@
 #include <nfc/nfc.h>
 
 #include "cp-glib.h"
+#include "cp-nfc-context.h"
 #include "cp-t4t-tag.h"
 
 #define POLL_INTERVAL_MS 50
@@ -33,7 +34,7 @@ CpNfcReader *cp_nfc_reader_open(const char *connstring, GError **error)
 {
 	g_autofree CpNfcReader *r = g_new0(CpNfcReader, 1);
 
-	nfc_init(&r->nfc);
+	r->nfc = cp_nfc_context_acquire();
 	if (!r->nfc) {
 		g_set_error(error, CP_NFC_ERROR, CP_NFC_ERROR_OPEN, "libnfc could not be initialised");
 		return NULL;
@@ -43,7 +44,7 @@ CpNfcReader *cp_nfc_reader_open(const char *connstring, GError **error)
 		g_set_error(error, CP_NFC_ERROR, CP_NFC_ERROR_OPEN,
 			    "cannot open the NFC reader %s (missing, busy, or not a supported controller)",
 			    connstring ? connstring : "(libnfc default)");
-		nfc_exit(r->nfc);
+		cp_nfc_context_release();
 		return NULL;
 	}
 	g_debug("nfc: reader %s open", nfc_device_get_name(r->dev));
@@ -57,7 +58,7 @@ void cp_nfc_reader_free(CpNfcReader *r)
 	if (r->in_field)
 		cp_nfc_reader_release(r);
 	nfc_close(r->dev);
-	nfc_exit(r->nfc);
+	cp_nfc_context_release();
 	g_free(r);
 }
 
