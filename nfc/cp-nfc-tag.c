@@ -9,6 +9,11 @@
  * nfc_abort_command(), under tag->lock, which also guards tag->dev. libnfc
  * loses an abort that arrives while no receive is waiting, so stop()
  * repeats it until the worker has gone.
+ *
+ * What the worker posts holds a reference, taken under tag->lock only
+ * while the tag is not stopping, and given back on the main context: the
+ * worker never takes the count up from zero, and never drops the last
+ * reference itself (which would make it join itself).
  */
 #define G_LOG_DOMAIN "cellprov-nfc"
 
@@ -18,12 +23,13 @@
 #include <nfc/nfc.h>
 
 #include "cp-glib.h"
+#include "cp-nfc-context.h"
 #include "cp-t4t-tag.h"
 
 #define ABORT_RETRY_MS 20
 
 struct _CpNfcTag {
-	gatomicrefcount ref;
+	guint ref;                     /* under lock */
 	char *connstring;
 	CpNfcTagCallbacks cb;
 	gpointer user_data;
@@ -134,11 +140,48 @@ static gboolean event_dispatch(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
+/*
+ * Always through a source attached to the owner's context, never
+ * g_main_context_invoke(): that runs the function right here, on the
+ * worker, whenever the worker can acquire the context, which it can while
+ * the owner is not iterating it (between iterations, before its loop
+ * runs, after it quit).
+ */
+static void schedule(GMainContext *context, gint priority, GSourceFunc fn, gpointer data,
+		     GDestroyNotify destroy)
+{
+	GSource *source = g_idle_source_new();
+
+	g_source_set_priority(source, priority);
+	g_source_set_callback(source, fn, data, destroy);
+	g_source_set_name(source, "cp-nfc-tag");
+	g_source_attach(source, context);
+	g_source_unref(source);
+}
+
+/* A reference for something posted to the main context; FALSE once the
+ * tag is stopping (or its last reference went): then nothing is posted. */
+static gboolean worker_ref(CpNfcTag *tag)
+{
+	gboolean ok;
+
+	g_mutex_lock(&tag->lock);
+	ok = !tag->stopping;
+	if (ok)
+		tag->ref++;
+	g_mutex_unlock(&tag->lock);
+	return ok;
+}
+
 static void post(Worker *w, Event *ev)
 {
-	ev->tag = cp_nfc_tag_ref(w->tag);
+	if (!worker_ref(w->tag)) {
+		event_free(ev);
+		return;
+	}
+	ev->tag = w->tag;
 	ev->generation = w->generation;
-	g_main_context_invoke_full(w->tag->context, G_PRIORITY_DEFAULT, event_dispatch, ev, event_free);
+	schedule(w->tag->context, G_PRIORITY_DEFAULT, event_dispatch, ev, event_free);
 }
 
 static void post_state(Worker *w, CpNfcTagState state, GError *error)
@@ -164,8 +207,18 @@ static void content_request_unref(gpointer data)
 	if (!g_atomic_ref_count_dec(&req->ref))
 		return;
 	g_clear_pointer(&req->result, g_bytes_unref);
-	cp_nfc_tag_unref(req->tag);
 	g_free(req);
+}
+
+/* The source's destroy notify: on the main context, so the tag's
+ * reference is given back there. */
+static void content_source_done(gpointer data)
+{
+	ContentRequest *req = data;
+	CpNfcTag *tag = req->tag;
+
+	content_request_unref(req);
+	cp_nfc_tag_unref(tag);
 }
 
 static gboolean content_dispatch(gpointer data)
@@ -194,15 +247,16 @@ static GBytes *request_content(Worker *w)
 	ContentRequest *req;
 	GBytes *result;
 
-	if (!tag->cb.content)
+	if (!tag->cb.content || !worker_ref(tag))
 		return NULL;
 	req = g_new0(ContentRequest, 1);
 	g_atomic_ref_count_init(&req->ref);
 	g_atomic_ref_count_inc(&req->ref);
-	req->tag = cp_nfc_tag_ref(tag);
+	req->tag = tag;
 	req->generation = w->generation;
-	g_main_context_invoke_full(tag->context, G_PRIORITY_HIGH, content_dispatch, req,
-				   content_request_unref);
+	/* The same priority as the events: the owner learns of the last
+	 * session's write and end before it is asked for the next content. */
+	schedule(tag->context, G_PRIORITY_DEFAULT, content_dispatch, req, content_source_done);
 
 	g_mutex_lock(&tag->lock);
 	while (!req->done && !tag->stopping)
@@ -480,7 +534,7 @@ CpNfcTag *cp_nfc_tag_new(const char *connstring, const CpNfcTagCallbacks *callba
 {
 	CpNfcTag *tag = g_new0(CpNfcTag, 1);
 
-	g_atomic_ref_count_init(&tag->ref);
+	tag->ref = 1;
 	tag->connstring = g_strdup(connstring);
 	if (callbacks)
 		tag->cb = *callbacks;
@@ -495,17 +549,33 @@ CpNfcTag *cp_nfc_tag_new(const char *connstring, const CpNfcTagCallbacks *callba
 
 CpNfcTag *cp_nfc_tag_ref(CpNfcTag *tag)
 {
-	g_atomic_ref_count_inc(&tag->ref);
+	g_mutex_lock(&tag->lock);
+	g_assert(tag->ref > 0);
+	tag->ref++;
+	g_mutex_unlock(&tag->lock);
 	return tag;
 }
 
 void cp_nfc_tag_unref(CpNfcTag *tag)
 {
-	if (!tag || !g_atomic_ref_count_dec(&tag->ref))
+	gboolean last;
+
+	if (!tag)
+		return;
+	g_mutex_lock(&tag->lock);
+	g_assert(tag->ref > 0);
+	last = --tag->ref == 0;
+	/* From here on the worker posts nothing more. */
+	if (last) {
+		tag->stopping = TRUE;
+		g_cond_broadcast(&tag->cond);
+	}
+	g_mutex_unlock(&tag->lock);
+	if (!last)
 		return;
 	tag_stop(tag, FALSE);
 	if (tag->nfc)
-		nfc_exit(tag->nfc);
+		cp_nfc_context_release();
 	g_main_context_unref(tag->context);
 	g_mutex_clear(&tag->lock);
 	g_cond_clear(&tag->cond);
@@ -528,7 +598,7 @@ gboolean cp_nfc_tag_start(CpNfcTag *tag, GError **error)
 		return FALSE;
 	}
 	if (!tag->nfc) {
-		nfc_init(&tag->nfc);
+		tag->nfc = cp_nfc_context_acquire();
 		if (!tag->nfc) {
 			g_set_error(error, CP_NFC_ERROR, CP_NFC_ERROR_OPEN,
 				    "libnfc could not be initialised");

@@ -7,7 +7,8 @@
  * worker thread runs libnfc's blocking calls (nfc_target_init,
  * nfc_target_receive_bytes, ...) and the T4T state machine (cp-t4t-tag.h);
  * everything the owner sees arrives as callbacks on the main context that
- * was the thread-default one when the tag was created.
+ * was the thread-default one when the tag was created, in the order the
+ * worker raised them, and only on the thread iterating that context.
  *
  * One read session is one phone in the field: it starts when the phone
  * activates the target and ends when the phone releases it (libnfc's

@@ -4,10 +4,12 @@
  * simulator playing a scripted phone.
  */
 #include <string.h>
+#include <unistd.h>
 #include <glib/gstdio.h>
 
 #include "cp-glib.h"
 #include "cp-ndef.h"
+#include "cp-nfc-reader.h"
 #include "cp-nfc-tag.h"
 #include "cp-nfc-test.h"
 
@@ -22,13 +24,24 @@ typedef struct {
 	gboolean saw_open_error;
 	guint waiting;                 /* times the state became WAITING */
 	CpNfcTagState state;
+	GThread *main_thread;
+	gint off_thread;               /* callbacks run on another thread (atomic) */
 } Harness;
+
+/* Every callback must run on the thread that iterates the main context. */
+static void on_main_thread(Harness *h)
+{
+	if (g_thread_self() != h->main_thread)
+		g_atomic_int_inc(&h->off_thread);
+}
 
 static GBytes *on_content(CpNfcTag *tag, gpointer data)
 {
 	Harness *h = data;
 	g_autoptr(GBytes) receipt = NULL;
 	GBytes *b;
+
+	on_main_thread(h);
 
 	if (h->receipt_after_write && h->written->len > 0)
 		receipt = g_bytes_new_static("\x01\x00\x01\x01\x04\x00\x01\x01", 8);
@@ -41,6 +54,7 @@ static void on_written(CpNfcTag *tag, GBytes *ndef, gpointer data)
 {
 	Harness *h = data;
 
+	on_main_thread(h);
 	g_ptr_array_add(h->written, g_bytes_ref(ndef));
 }
 
@@ -49,6 +63,7 @@ static void on_session_ended(CpNfcTag *tag, const CpNfcSessionInfo *info, const 
 {
 	Harness *h = data;
 
+	on_main_thread(h);
 	g_assert_cmpuint(info->apdus, >, 0);
 	g_ptr_array_add(h->ended, error ? g_error_copy(error) : NULL);
 }
@@ -57,6 +72,7 @@ static void on_state(CpNfcTag *tag, CpNfcTagState state, const GError *error, gp
 {
 	Harness *h = data;
 
+	on_main_thread(h);
 	h->state = state;
 	if (state == CP_NFC_TAG_WAITING)
 		h->waiting++;
@@ -87,6 +103,7 @@ static Harness *harness_start(const char *connstring)
 	h->presented = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
 	h->written = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
 	h->ended = g_ptr_array_new_with_free_func(ended_free);
+	h->main_thread = g_thread_self();
 	h->tag = cp_nfc_tag_new(connstring, &callbacks, h);
 	cp_nfc_tag_set_backoff(h->tag, 50, 400);
 	g_assert_true(cp_nfc_tag_start(h->tag, &error));
@@ -115,6 +132,7 @@ static void harness_stop(Harness *h, guint n)
 
 static void harness_free(Harness *h)
 {
+	g_assert_cmpint(g_atomic_int_get(&h->off_thread), ==, 0);
 	cp_nfc_tag_unref(h->tag);
 	g_ptr_array_unref(h->presented);
 	g_ptr_array_unref(h->written);
@@ -419,6 +437,60 @@ static void test_missing_reader(void)
 	g_rmdir(dir);
 }
 
+/*
+ * The owner is busy (not iterating its main context) while the worker has
+ * something to report: the report waits for the main context instead of
+ * running the callback on the worker thread.
+ */
+static void test_callbacks_main_thread(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("cp-nfc-none-XXXXXX", NULL);
+	g_autofree char *cs = g_strdup_printf("pn532_uart:%s/no-such-pty", dir);
+	Harness *h = harness_start(cs);
+
+	g_usleep(300000);
+	g_assert_false(h->saw_open_error);
+	g_assert_true(cp_test_wait(saw_open_error, h, 5000));
+	g_assert_cmpint(g_atomic_int_get(&h->off_thread), ==, 0);
+	cp_nfc_tag_stop(h->tag);
+	harness_free(h);
+	g_rmdir(dir);
+}
+
+/*
+ * Another libnfc user of the process comes and goes (here a reader whose
+ * controller is missing) while the tag waits for its controller: the tag
+ * still opens it when it appears. libnfc's nfc_exit() frees the driver
+ * list of every context, so each owner calling it would break the others.
+ */
+static void test_other_context_freed(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("cp-nfc-late-XXXXXX", NULL);
+	g_autofree char *link = g_build_filename(dir, "pty", NULL);
+	g_autofree char *cs = g_strdup_printf("pn532_uart:%s", link);
+	g_autofree char *missing = g_strdup_printf("pn532_uart:%s/none", dir);
+	g_autoptr(GError) error = NULL;
+	CpNfcReader *reader;
+	CpTestSim *sim;
+	Harness *h;
+
+	h = harness_start(cs);
+	g_assert_true(cp_test_wait(saw_open_error, h, 5000));
+	reader = cp_nfc_reader_open(missing, &error);
+	g_assert_null(reader);
+	g_assert_error(error, CP_NFC_ERROR, CP_NFC_ERROR_OPEN);
+
+	sim = cp_test_sim_start(FALSE, "--run", "tap; select-app; read-cc; read-ndef; release", NULL);
+	g_assert_cmpint(symlink(sim->target_pty, link), ==, 0);
+	g_assert_cmpint(cp_test_sim_finish(sim, FALSE), ==, 0);
+	harness_stop(h, 1);
+	g_assert_null(ended(h, 0));
+	harness_free(h);
+	cp_test_sim_free(sim);
+	g_remove(link);
+	g_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -435,5 +507,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/nfc/tag/vanish", test_vanish);
 	g_test_add_func("/nfc/tag/stop-prompt", test_stop_prompt);
 	g_test_add_func("/nfc/tag/missing-reader", test_missing_reader);
+	g_test_add_func("/nfc/tag/callbacks-main-thread", test_callbacks_main_thread);
+	g_test_add_func("/nfc/tag/other-context-freed", test_other_context_freed);
 	return g_test_run();
 }
