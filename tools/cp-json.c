@@ -12,23 +12,67 @@ cp_json_init(CpJson *j, FILE *out, bool pretty)
 	j->pretty = pretty;
 }
 
+/* Length of the well-formed UTF-8 sequence at s (2-4), 0 if there is none. */
+static size_t
+utf8_seq(const uint8_t *s, size_t len)
+{
+	uint32_t cp;
+	size_t n;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (len < n)
+		return 0;
+	for (size_t k = 1; k < n; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[k] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/*
+ * Not every string is checked text: an NDEF record type is any bytes. A
+ * byte that starts no well-formed UTF-8 sequence becomes U+FFFD, so the
+ * output is always valid JSON in UTF-8.
+ */
 static void
 put_escaped(FILE *out, const uint8_t *s, size_t len)
 {
 	fputc('"', out);
 	for (size_t i = 0; i < len; i++) {
 		uint8_t c = s[i];
+		size_t n;
 
-		if (c == '"' || c == '\\')
+		if (c == '"' || c == '\\') {
 			fprintf(out, "\\%c", c);
-		else if (c == '\n')
+		} else if (c == '\n') {
 			fputs("\\n", out);
-		else if (c == '\t')
+		} else if (c == '\t') {
 			fputs("\\t", out);
-		else if (c < 0x20 || c == 0x7f)
+		} else if (c < 0x20 || c == 0x7f) {
 			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);   /* UTF-8 passes through: decoders checked it */
+		} else if (c < 0x80) {
+			fputc(c, out);
+		} else if ((n = utf8_seq(s + i, len - i)) != 0) {
+			fwrite(s + i, 1, n, out);
+			i += n - 1;
+		} else {
+			fputs("\\ufffd", out);
+		}
 	}
 	fputc('"', out);
 }

@@ -176,6 +176,19 @@ with tempfile.TemporaryDirectory() as d:
     rc, out, err = run("decode", write("empty", ""))
     check(rc == 1 and "error" in json.loads(out), f"decode empty: {out}")
 
+    # An NDEF record type is any bytes: the output stays valid UTF-8 JSON,
+    # well-formed sequences kept, the rest U+FFFD, controls escaped.
+    path = os.path.join(d, "type.ndef")
+    with open(path, "wb") as f:
+        f.write(bytes.fromhex("d20801") + b"\xc3\xa9\xff\xe2\x82\xac\x01\xc0" + b"\x00")
+    p = subprocess.run([TOOL, "decode", path], capture_output=True)
+    try:
+        o = json.loads(p.stdout.decode("utf-8"))
+    except ValueError as e:
+        o = {"invalid": str(e)}
+    check(p.returncode == 0 and o.get("records", [{}])[0].get("record_type") ==
+          "\u00e9\ufffd\u20ac\u0001\ufffd", f"decode non-UTF-8 record type: {o}")
+
 # Bad arguments: one line on stderr, exit 2.
 for args in (["milenage", "--k", "00"], ["milenage"], ["kdf", "--key", "zz", "--fc", "f0"],
              ["kdf", "--key", "00", "--fc", "f0f1"], ["ecies-encrypt", "--profile", "C"],
