@@ -121,6 +121,7 @@ allocate_supi(Ausf *a, GError **error)
 	g_autoptr(GError) local = NULL;
 	sqlite3_stmt *st;
 	guint64 next, last = g_ascii_strtoull(a->imsi_last, NULL, 10);
+	int rc;
 
 	st = cp_db_prepare(a->db, "SELECT supi FROM subscribers WHERE supi BETWEEN ?1 AND ?2 "
 			   "ORDER BY supi DESC LIMIT 1", error);
@@ -128,11 +129,16 @@ allocate_supi(Ausf *a, GError **error)
 		return NULL;
 	sqlite3_bind_text(st, 1, a->imsi_first, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, a->imsi_last, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
 		next = g_ascii_strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10) + 1;
 	else
 		next = g_ascii_strtoull(a->imsi_first, NULL, 10);
 	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		cp_db_set_error(a->db, error, "finding a free SUPI");
+		return NULL;
+	}
 	if (next > last) {
 		cp_set_error(error, CP_ERR_STATE, "the SUPI range %s-%s is used up", a->imsi_first, a->imsi_last);
 		return NULL;
@@ -191,10 +197,18 @@ add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_
 	if (!st)
 		goto rollback;
 	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
 		supi = g_strdup((const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		/* not "no such device": that would give it a second SUPI */
+		cp_db_set_error(a->db, error, "looking the device up");
+		goto rollback;
+	}
 	if (!supi && !(supi = allocate_supi(a, error))) {
+		if (g_error_matches(*error, CP_ERROR, CP_ERR_STORAGE))
+			goto rollback;
 		cp_db_exec(a->db, "ROLLBACK", NULL);
 		*http_status = SOUP_STATUS_SERVICE_UNAVAILABLE;
 		*code = "supi-range-exhausted";
@@ -347,9 +361,13 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 	suite = strcmp(suite_s, "A") == 0 ? CP_SUITE_A : CP_SUITE_B;
 	p = g_bytes_get_data(spki, NULL);
 	pub = d2i_PUBKEY(NULL, &p, (long)g_bytes_get_size(spki));
-	if (!pub || EVP_PKEY_get_base_id(pub) != EVP_PKEY_EC) {
+	/* Suite B seals to a P-256 key, suite A to an X25519 one: a key of
+	 * the other kind is the request's fault, not a crypto failure */
+	if (!pub || p != (const unsigned char *)g_bytes_get_data(spki, NULL) + g_bytes_get_size(spki) ||
+	    !(suite == CP_SUITE_B ? cp_pkey_is_p256(pub) : cp_pkey_is_x25519(pub))) {
 		EVP_PKEY_free(pub);
-		cp_http_reply_cp_error(msg, SOUP_STATUS_BAD_REQUEST, CP_ERR_KEY, "public_key is not a P-256 SPKI");
+		cp_http_reply_cp_error(msg, SOUP_STATUS_BAD_REQUEST, CP_ERR_KEY,
+				       "public_key must be a DER SPKI of the suite's kind: P-256 for B, X25519 for A");
 		return;
 	}
 	/* The SM checked this too; the AUSF does not take its word for it */

@@ -544,14 +544,20 @@ provision_step(Provision *p)
 				       "the device record is not from the device of the certificate URL");
 			return;
 		}
+		/* A suite both sides offer and that can seal to the certified
+		 * key: B for the P-256 keys of PROTOCOL.md; A would need an
+		 * X25519 key (offering it is no reason to fail later, at the
+		 * AUSF, with an error that suggests trying again) */
 		p->suite = 0;
 		for (gsize i = 0; i < sm->n_suites && !p->suite; i++)
 			for (gsize j = 0; j < p->dr.n_suites; j++)
-				if (p->dr.suites[j] == sm->suites[i])
+				if (p->dr.suites[j] == sm->suites[i] &&
+				    (sm->suites[i] == CP_SUITE_B ? cp_pkey_is_p256(p->device_key)
+								 : cp_pkey_is_x25519(p->device_key)))
 					p->suite = sm->suites[i];
 		if (!p->suite) {
 			provision_fail(p, SOUP_STATUS_BAD_REQUEST, cp_error_name(CP_ERR_SUITE), CP_ERR_SUITE,
-				       "the device offers no ECIES suite this SM uses");
+				       "the device offers no ECIES suite that this SM uses and its key can receive");
 			return;
 		}
 		if (p->dr.att_counter > G_MAXINT64) {

@@ -475,8 +475,15 @@ valid_suites(const char *s, GError **error)
 		else
 			goto bad;
 	}
-	if (seen_a || seen_b)
+	if (seen_b)
 		return TRUE;
+	if (seen_a) {
+		/* suite A seals to an X25519 key; a device only offering it
+		 * could never be provisioned */
+		cp_set_error(error, CP_ERR_SUITE, "--suites must include B: the device key is P-256, "
+			     "and suite A needs an X25519 key");
+		return FALSE;
+	}
 bad:
 	cp_set_error(error, CP_ERR_SUITE, "--suites must be a ';'-separated list of A and B, each once");
 	return FALSE;

@@ -130,6 +130,20 @@ def test_attestation(b):
     check(sorted(results) == [200, 409, 409], "the same record 3 times at once: one profile (%s)" % results)
 
 
+def test_suites(b):
+    r = b.run([b.prog("tools/cellprov-mfg"), "device", "--ca", b.path("ca"), "--out", b.path("dev-sa"),
+               "--chains", b.path("www", "devices"), "--url-base", "https://127.0.0.1:1/devices",
+               "--suites", "A"], check_rc=False)
+    check(r.returncode == 1 and "must include B" in r.stderr, "cellprov-mfg refuses a P-256 device offering only suite A")
+    # a device that offers only suite A anyway: no suite fits its P-256 key,
+    # which is the device's fault, not the network's (no "try again later")
+    d = b.make_device("sa")
+    conf = open(d["config"]).read().replace("suites=B", "suites=A")
+    open(d["config"], "w").write(conf)
+    res = refused(b, b.tag("sa"), "suite", "a P-256 device offering only suite A")
+    check(res["error"]["number"] == 0x0203, "... number is CP_ERR_SUITE")
+
+
 def test_companions(b):
     b.make_device("cmp")
     tag = b.tag("cmp")
@@ -375,8 +389,60 @@ def test_ausf_api(b):
     check(r.status == 401, "AUSF subscriber export needs the token")
     conn.close()
 
+    def ausf_post(req):
+        c = http.client.HTTPConnection("127.0.0.1", b.ausf_port, timeout=10)
+        c.request("POST", "/v1/devices", body=json.dumps(req),
+                  headers={"Content-Type": "application/json", "Authorization": "Bearer " + b.ausf_token})
+        resp = c.getresponse()
+        out = json.loads(resp.read())
+        c.close()
+        return resp.status, out
+
+    def new_key(name):
+        key = b.path(name + ".pem")
+        b.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key])
+        return subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-outform", "DER"],
+                              capture_output=True, check=True).stdout
+
+    spki = new_key("ausf-k1")
+    ident = hashlib.sha256(spki).hexdigest()[:32]
+    good = {"companion": "001010000009001", "device_id": ident,
+            "public_key": base64.b64encode(spki).decode(), "suite": "B"}
+    for change, status, code, what in (
+            ({"device_id": "0" * 32}, 409, "device-id-mismatch", "a device_id that is not the key's hash"),
+            ({"public_key": base64.b64encode(b"\x30\x03\x02\x01\x01").decode()}, 400, "key", "a public_key that is no key"),
+            ({"public_key": base64.b64encode(spki + b"\x00").decode()}, 400, "key", "a public_key with a trailing byte"),
+            ({"suite": "A"}, 400, "key", "suite A for a P-256 key"),
+            ({"suite": "C"}, 400, "bad-request", "an unknown suite"),
+            ({"companion": "001010000009777"}, 404, "unknown-companion", "a companion without K_AUSF"),
+            ({"companion": 1}, 400, "bad-request", "a companion that is not a string")):
+        req = dict(good, **change)
+        st, res = ausf_post(req)
+        check(st == status and res["error"]["code"] == code, "AUSF: %s -> %d %s (%s)" % (what, status, code, res))
+    lines = [l for l in open(b.export_subscribers()) if not l.startswith("#")]
+    st, res = ausf_post(good)
+    check(st == 200 and res["supi"] and len(base64.b64decode(res["k_sm"])) == 32, "AUSF: the same request, valid, adds it")
+    after = [l for l in open(b.export_subscribers()) if not l.startswith("#")]
+    check(len(after) == len(lines) + 1, "... and the refused ones added nobody")
+
+    # a range with no SUPI left: 503 supi-range-exhausted, the known device still served
+    b.stop("ausf")
+    conf = open(b.path("ausf.conf")).read().replace("imsi-last=001010000000100", "imsi-last=" + res["supi"])
+    open(b.path("ausf.conf"), "w").write(conf)
+    b.start_ausf()
+    spki2 = new_key("ausf-k2")
+    st, res2 = ausf_post(dict(good, device_id=hashlib.sha256(spki2).hexdigest()[:32],
+                              public_key=base64.b64encode(spki2).decode()))
+    check(st == 503 and res2["error"]["code"] == "supi-range-exhausted", "AUSF: range used up -> 503 supi-range-exhausted")
+    st, res3 = ausf_post(good)
+    check(st == 200 and res3["supi"] == res["supi"], "... a known device keeps its SUPI")
+    b.stop("ausf")
+    open(b.path("ausf.conf"), "w").write(conf.replace("imsi-last=" + res["supi"], "imsi-last=001010000000100"))
+    b.start_ausf()
+    restart_sm(b)
+
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], [test_chain_refusals, test_attestation, test_companions, test_http_limits,
+    sys.exit(main(sys.argv[1], [test_chain_refusals, test_attestation, test_suites, test_companions, test_http_limits,
                                 test_bad_ca, test_url_prefixes, test_ausf_api, test_slow_clients],
                   sm_options={"max-connections": "4", "connection-timeout": "4", "fetch-timeout": "2"}))
