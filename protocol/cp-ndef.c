@@ -273,10 +273,12 @@ cp_ndef_uri_encode(const char *uri, CpBuf *payload)
 	n = strlen(uri);
 	if (n == 0 || !cp_is_utf8((const uint8_t *)uri, n))
 		return CP_ERR_NDEF_URI;
+	/* A prefix that would leave no text is not taken: the decoder
+	 * rejects a bare code ("https://" goes as code 0 and its text). */
 	for (size_t code = 1; code < N_URI_PREFIXES; code++) {
 		size_t plen = strlen(uri_prefixes[code]);
 
-		if (plen > best_len && strncmp(uri, uri_prefixes[code], plen) == 0) {
+		if (plen > best_len && plen < n && strncmp(uri, uri_prefixes[code], plen) == 0) {
 			best = code;
 			best_len = plen;
 		}

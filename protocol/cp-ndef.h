@@ -66,7 +66,8 @@ void cp_ndef_record_mime(CpNdefRecord *r, const char *mime, const uint8_t *paylo
 const CpNdefRecord *cp_ndef_find_mime(const CpNdefMessage *msg, const char *mime);
 
 /* URI record payload: the longest matching prefix of the RTD URI table
- * (codes 0x00-0x23, compared exactly) and the rest. CP_ERR_NDEF_URI for an
+ * (codes 0x00-0x23, compared exactly) that leaves text after it, and the
+ * rest; what it encodes, cp_ndef_uri_decode() accepts. CP_ERR_NDEF_URI for an
  * empty URI, control characters or invalid UTF-8. */
 CpError cp_ndef_uri_encode(const char *uri, CpBuf *payload);
 /* Full URI as a malloc'd string; CP_ERR_NDEF_URI for a reserved code,

@@ -238,6 +238,26 @@ test_uri(void)
 		CP_CHECK_INT(cp_ndef_uri_encode("https://\xc3", &b), CP_ERR_NDEF_URI);
 		CP_CHECK_INT(b.len, len);
 	}
+	/* A URI that is only a prefix: code 0 and the whole text, which
+	 * decodes back (a bare code 0x04 would not). */
+	for (size_t i = 0; i < 2; i++) {
+		static const char *const bare[] = { "https://", "tel:" };
+		cp_auto_buf b = CP_BUF_INIT;
+
+		CP_CHECK_INT(cp_ndef_uri_encode(bare[i], &b), CP_OK);
+		CP_CHECK(b.len == 1 + strlen(bare[i]) && b.data[0] == 0x00);
+		CP_CHECK_INT(cp_ndef_uri_decode(b.data, b.len, &uri), CP_OK);
+		CP_CHECK(uri && strcmp(uri, bare[i]) == 0);
+		free(uri);
+		uri = NULL;
+	}
+	{
+		cp_auto_buf b = CP_BUF_INIT;
+
+		/* "https://w" is not "https://www." but still "https://". */
+		CP_CHECK_INT(cp_ndef_uri_encode("https://w", &b), CP_OK);
+		CP_CHECK(b.len == 2 && b.data[0] == 0x04 && b.data[1] == 'w');
+	}
 
 	/* Text after the code: non-empty, no NUL or controls, UTF-8. */
 	CP_CHECK_INT(cp_ndef_uri_decode((const uint8_t *)"\x04", 1, &uri), CP_ERR_NDEF_URI);
