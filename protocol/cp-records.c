@@ -762,7 +762,9 @@ cp_receipt_verify(const uint8_t *buf, size_t len, const CpSecret *k2, CpReceipt 
 	CpReceipt tmp;
 	CpError err;
 
-	if (!k2 || !r)
+	/* As for encoding: an empty or short key would verify a mac anyone
+	 * can compute. */
+	if (!k2 || !r || k2->len != CP_KDF_LEN)
 		return CP_ERR_ARGUMENT;
 	err = receipt_decode(buf, len, &tmp, &mac_offset);
 	if (err)

@@ -183,5 +183,6 @@ typedef struct {
 /* k2 NULL: no mac (a rejected profile whose mac could not be verified). */
 CpError cp_receipt_encode(const CpReceipt *r, const CpSecret *k2, CpBuf *out);
 CpError cp_receipt_decode(const uint8_t *buf, size_t len, CpReceipt *r);
-/* Decode and check the mac with K''; CP_ERR_NO_MAC when it has none. */
+/* Decode and check the mac with K'' (32 bytes, else CP_ERR_ARGUMENT);
+ * CP_ERR_NO_MAC when it has none. */
 CpError cp_receipt_verify(const uint8_t *buf, size_t len, const CpSecret *k2, CpReceipt *r);

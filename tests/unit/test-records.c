@@ -1150,6 +1150,21 @@ test_receipt(void)
 	CP_CHECK_INT(back.status, CP_RECEIPT_REJECTED);
 	CP_CHECK_INT(cp_receipt_verify(nomac.data, nomac.len, fx.k2, &back), CP_ERR_NO_MAC);
 	CP_CHECK_INT(nomac.len, 4 + 19 + 11 + 4 + 5);
+	/* A receipt MAC'd with an empty key, which anyone can make, is not
+	 * verified with an empty K''. */
+	{
+		cp_auto_secret *empty = cp_secret_new(0);
+		cp_auto_buf forged = CP_BUF_INIT;
+		uint8_t mac[CP_MAC_LEN];
+
+		CP_CHECK(empty != NULL);
+		cp_buf_append(&forged, nomac.data, nomac.len);
+		CP_CHECK_INT(cp_hmac_sha256(NULL, 0, nomac.data, nomac.len, mac), CP_OK);
+		cp_tlv_put(&forged, CP_TLV_MAC, mac, sizeof mac);
+		memset(&back, 0xa5, sizeof back);
+		CP_CHECK_INT(cp_receipt_verify(forged.data, forged.len, empty, &back), CP_ERR_ARGUMENT);
+		CP_CHECK_INT(back.profile_seq, 0xa5a5a5a5a5a5a5a5ull);
+	}
 	CP_CHECK_HEX(nomac.data, 7, "010001" "01" "020010");
 
 	common_cases("receipt", dec_receipt, b.data, b.len, CP_ERR_MAC_NOT_LAST, true);
