@@ -77,7 +77,8 @@ GBytes *cp_nfc_reader_transceive(CpNfcReader *reader, const guint8 *capdu, gsize
 void cp_nfc_reader_release(CpNfcReader *reader);
 
 /* Interrupt a blocking call from another thread or a signal handler's
- * deferred context; that call fails with G_IO_ERROR_CANCELLED. */
+ * deferred context; that call fails with G_IO_ERROR_CANCELLED, and so does
+ * every later one: an abort ends the reader's use, only free it then. */
 void cp_nfc_reader_abort(CpNfcReader *reader);
 
 /* Counters since the last cp_nfc_reader_wait_target(). */
