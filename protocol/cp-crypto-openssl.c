@@ -667,10 +667,11 @@ no_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-EVP_PKEY *
-cp_pkey_from_pem(const char *pem, size_t len)
+/* P-256 or X25519 key from PEM, private (PKCS#8) or public (SPKI). */
+static EVP_PKEY *
+pem_read(const char *pem, size_t len, bool private)
 {
-	EVP_PKEY *key = NULL;
+	EVP_PKEY *key;
 	BIO *bio;
 
 	if (!pem || !len || len > INT_MAX)
@@ -678,7 +679,8 @@ cp_pkey_from_pem(const char *pem, size_t len)
 	bio = BIO_new_mem_buf(pem, (int)len);
 	if (!bio)
 		return NULL;
-	key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+	key = private ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL)
+		      : PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
 	BIO_free(bio);
 	if (key && !(cp_pkey_is_p256(key) || cp_pkey_is_x25519(key))) {
 		EVP_PKEY_free(key);
@@ -688,10 +690,32 @@ cp_pkey_from_pem(const char *pem, size_t len)
 	return key;
 }
 
+/* What a memory BIO holds, as a malloc'd string (the header promises free()). */
+static char *
+bio_strdup(BIO *bio)
+{
+	BUF_MEM *mem = NULL;
+	char *out = NULL;
+
+	if (BIO_get_mem_ptr(bio, &mem) == 1 && mem) {
+		out = malloc(mem->length + 1);
+		if (out) {
+			memcpy(out, mem->data, mem->length);
+			out[mem->length] = '\0';
+		}
+	}
+	return out;
+}
+
+EVP_PKEY *
+cp_pkey_from_pem(const char *pem, size_t len)
+{
+	return pem_read(pem, len, true);
+}
+
 char *
 cp_pkey_to_pem(EVP_PKEY *key)
 {
-	BUF_MEM *mem = NULL;
 	char *out = NULL;
 	BIO *bio;
 
@@ -701,14 +725,8 @@ cp_pkey_to_pem(EVP_PKEY *key)
 	bio = BIO_new(BIO_s_secmem());
 	if (!bio)
 		return NULL;
-	if (PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) == 1 &&
-	    BIO_get_mem_ptr(bio, &mem) == 1 && mem) {
-		out = malloc(mem->length + 1);
-		if (out) {
-			memcpy(out, mem->data, mem->length);
-			out[mem->length] = '\0';
-		}
-	}
+	if (PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) == 1)
+		out = bio_strdup(bio);
 	BIO_free(bio);
 	return out;
 }
@@ -716,7 +734,6 @@ cp_pkey_to_pem(EVP_PKEY *key)
 char *
 cp_pubkey_to_pem(EVP_PKEY *key)
 {
-	BUF_MEM *mem = NULL;
 	char *out = NULL;
 	BIO *bio;
 
@@ -725,14 +742,8 @@ cp_pubkey_to_pem(EVP_PKEY *key)
 	bio = BIO_new(BIO_s_mem());
 	if (!bio)
 		return NULL;
-	if (PEM_write_bio_PUBKEY(bio, key) == 1 &&
-	    BIO_get_mem_ptr(bio, &mem) == 1 && mem) {
-		out = malloc(mem->length + 1);
-		if (out) {
-			memcpy(out, mem->data, mem->length);
-			out[mem->length] = '\0';
-		}
-	}
+	if (PEM_write_bio_PUBKEY(bio, key) == 1)
+		out = bio_strdup(bio);
 	BIO_free(bio);
 	return out;
 }
@@ -740,20 +751,5 @@ cp_pubkey_to_pem(EVP_PKEY *key)
 EVP_PKEY *
 cp_pubkey_from_pem(const char *pem, size_t len)
 {
-	EVP_PKEY *key = NULL;
-	BIO *bio;
-
-	if (!pem || !len || len > INT_MAX)
-		return NULL;
-	bio = BIO_new_mem_buf(pem, (int)len);
-	if (!bio)
-		return NULL;
-	key = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
-	BIO_free(bio);
-	if (key && !(cp_pkey_is_p256(key) || cp_pkey_is_x25519(key))) {
-		EVP_PKEY_free(key);
-		key = NULL;
-	}
-	ERR_clear_error();
-	return key;
+	return pem_read(pem, len, false);
 }
