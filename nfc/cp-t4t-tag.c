@@ -23,14 +23,8 @@ void cp_t4t_tag_init(CpT4tTag *t)
 
 	memset(t, 0, sizeof(*t));
 	cp_t4t_cc_default(&cc);
-	cc.mle = CP_T4T_MLE;
-	cc.mlc = CP_T4T_MLC;
-	cc.ndef_file_id = CP_T4T_NDEF_FILE;
-	cc.ndef_file_max = CP_T4T_FILE_MAX;
-	cc.read_access = 0x00;
-	cc.write_access = 0x00;
 	cp_t4t_cc_encode(&cc, t->cc);
-	t->file_size = CP_T4T_FILE_MAX;
+	t->file_size = cc.ndef_file_max;
 	load_file(t, NULL, 0);
 }
 
