@@ -232,6 +232,50 @@ static void test_single_update(void)
 	g_assert_cmpuint(tag.apdus, ==, 3);
 }
 
+/*
+ * NLEN one byte at a time: the high byte alone ends nothing; data written
+ * without the NLEN = 0 step is presented for that session only.
+ */
+static void test_nlen_bytes(void)
+{
+	static const guint8 hi = 0x00, lo0 = 0x00, lo = sizeof(msg_ok);
+	static const guint8 other[] = { 0xD1, 0x01, 0x04, 'T', 0x02, 'd', 'e', 'B' };
+	const guint8 *m;
+	size_t mlen;
+	CpT4tEvent ev;
+	CpError err;
+
+	cp_t4t_tag_init(&tag);
+	g_assert_cmpint(cp_t4t_tag_load(&tag, msg_ok, sizeof(msg_ok)), ==, CP_OK);
+	select_ndef();
+	/* NLEN 00 08 -> high byte 00 written: still 00 08, nothing happens. */
+	g_assert_cmphex(update(0, &hi, 1, &ev, &err), ==, CP_SW_OK);
+	g_assert_cmpint(ev, ==, CP_T4T_EVENT_NONE);
+	g_assert_false(cp_t4t_tag_write_pending(&tag));
+	/* The low byte 00 makes NLEN 0: a write starts. */
+	g_assert_cmphex(update(1, &lo0, 1, &ev, &err), ==, CP_SW_OK);
+	g_assert_cmpint(ev, ==, CP_T4T_EVENT_WRITE_STARTED);
+	g_assert_cmphex(update(2, msg_ok, sizeof(msg_ok), &ev, &err), ==, CP_SW_OK);
+	g_assert_cmpint(ev, ==, CP_T4T_EVENT_NONE);
+	g_assert_cmphex(update(0, &hi, 1, &ev, &err), ==, CP_SW_OK);
+	g_assert_cmpint(ev, ==, CP_T4T_EVENT_WRITE_STARTED);   /* 00 00 again */
+	g_assert_cmphex(update(1, &lo, 1, &ev, &err), ==, CP_SW_OK);
+	g_assert_cmpint(ev, ==, CP_T4T_EVENT_WRITTEN);
+	g_assert_cmpuint(tag.written_len, ==, sizeof(msg_ok));
+
+	/* Data without NLEN = 0: no event, shown in this session only. */
+	g_assert_cmpint(cp_t4t_tag_load(&tag, msg_ok, sizeof(msg_ok)), ==, CP_OK);
+	select_ndef();
+	g_assert_cmphex(update(2, other, sizeof(other), &ev, &err), ==, CP_SW_OK);
+	g_assert_cmpint(ev, ==, CP_T4T_EVENT_NONE);
+	g_assert_false(cp_t4t_tag_write_pending(&tag));
+	m = cp_t4t_tag_message(&tag, &mlen);
+	g_assert_cmpmem(m, mlen, other, sizeof(other));
+	g_assert_cmpint(cp_t4t_tag_load(&tag, msg_ok, sizeof(msg_ok)), ==, CP_OK);
+	m = cp_t4t_tag_message(&tag, &mlen);
+	g_assert_cmpmem(m, mlen, msg_ok, sizeof(msg_ok));
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -240,5 +284,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/nfc/t4t/write", test_write);
 	g_test_add_func("/nfc/t4t/write-rejected", test_write_rejected);
 	g_test_add_func("/nfc/t4t/single-update", test_single_update);
+	g_test_add_func("/nfc/t4t/nlen-bytes", test_nlen_bytes);
 	return g_test_run();
 }
