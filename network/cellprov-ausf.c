@@ -20,6 +20,7 @@
 
 #include "cp-config.h"
 #include "cellprov.h"
+#include "cp-conf.h"
 #include "cp-db.h"
 #include "cp-glib.h"
 #include "cp-http.h"
@@ -447,11 +448,7 @@ on_signal(gpointer data)
 static char *
 conf_string(GKeyFile *kf, const char *key, const char *def)
 {
-	char *v = g_key_file_get_string(kf, "ausf", key, NULL);
-
-	if (v)
-		g_strstrip(v);
-	return v ? v : g_strdup(def);
+	return cp_conf_string(kf, "ausf", key, def);
 }
 
 static gboolean
@@ -537,6 +534,7 @@ main(int argc, char **argv)
 	};
 	Ausf a = { 0 };
 	CpHttpConfig hc = { 0 };
+	guint64 max_connections, connection_timeout;
 	int ret = 1;
 
 	g_option_context_add_main_entries(oc, entries, NULL);
@@ -571,8 +569,11 @@ main(int argc, char **argv)
 	hc.listen = listen ? listen : cfg_listen;
 	hc.tls_certificate = tls_cert;
 	hc.tls_key = tls_key;
-	hc.max_connections = (guint)g_key_file_get_integer(a.kf, "ausf", "max-connections", NULL);
-	hc.connection_timeout = (guint)g_key_file_get_integer(a.kf, "ausf", "connection-timeout", NULL);
+	if (!cp_conf_uint(a.kf, "ausf", "max-connections", 64, 1, 65536, &max_connections, &error) ||
+	    !cp_conf_uint(a.kf, "ausf", "connection-timeout", 30, 1, 86400, &connection_timeout, &error))
+		goto out;
+	hc.max_connections = (guint)max_connections;
+	hc.connection_timeout = (guint)connection_timeout;
 	hc.body_max = 8192;
 	a.http = cp_http_server_new(&hc, &error);
 	if (!a.http)

@@ -20,6 +20,7 @@
 #include "cp-config.h"
 #include "cellprov.h"
 #include "cp-chain.h"
+#include "cp-conf.h"
 #include "cp-db.h"
 #include "cp-glib.h"
 #include "cp-http.h"
@@ -57,15 +58,19 @@ typedef struct {
 	GPtrArray *companions;
 	GPtrArray *url_prefixes;        /* GUri, parsed once */
 	gboolean allow_http;
-	guint fetch_timeout;
-	gsize fetch_max;
+	gboolean plain_http;
+	guint64 fetch_timeout;
+	guint64 fetch_max;
 	char *ausf_url;
 	CpSecret *ausf_token;
-	guint ausf_timeout;
+	guint64 ausf_timeout;
 	char plmn[7];
 	char *network_name;
 	char *apn;
 	guint64 profile_lifetime;
+	guint64 max_connections;
+	guint64 connection_timeout;
+	guint64 body_max;
 	CpSuite suites[2];
 	gsize n_suites;
 	sqlite3 *db;
@@ -792,24 +797,52 @@ handle_default(SoupServer *server, SoupServerMessage *msg, const char *path,
 static char *
 conf_string(GKeyFile *kf, const char *key, const char *def)
 {
-	char *v = g_key_file_get_string(kf, "sm", key, NULL);
-
-	if (v)
-		g_strstrip(v);
-	if (v && !*v) {
-		g_free(v);
-		v = NULL;
-	}
-	return v ? v : g_strdup(def);
+	return cp_conf_string(kf, "sm", key, def);
 }
 
-static guint64
-conf_uint(GKeyFile *kf, const char *key, guint64 def)
+/* Numbers bounded so that nothing downstream overflows: guint seconds,
+ * OpenSSL's int buffer lengths, not_after in 64 bits. */
+static gboolean
+conf_numbers(Sm *sm, GError **error)
 {
-	g_autoptr(GError) e = NULL;
-	guint64 v = g_key_file_get_uint64(kf, "sm", key, &e);
+	const struct {
+		const char *key;
+		guint64 def, min, max;
+		guint64 *out;
+	} keys[] = {
+		{ "fetch-timeout", 10, 1, 3600, &sm->fetch_timeout },
+		{ "fetch-max-size", 65536, 1, 16 * 1024 * 1024, &sm->fetch_max },
+		{ "ausf-timeout", 10, 1, 3600, &sm->ausf_timeout },
+		{ "profile-lifetime", 86400, 0, 10ULL * 366 * 86400, &sm->profile_lifetime },
+		{ "max-connections", 64, 1, 65536, &sm->max_connections },
+		{ "connection-timeout", 30, 1, 86400, &sm->connection_timeout },
+		{ "body-max", 16384, 1, 1024 * 1024, &sm->body_max },
+	};
 
-	return e ? def : v;
+	for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
+		if (!cp_conf_uint(sm->kf, "sm", keys[i].key, keys[i].def, keys[i].min, keys[i].max, keys[i].out, error))
+			return FALSE;
+	if (sm->connection_timeout <= sm->fetch_timeout + sm->ausf_timeout)
+		g_warning("connection-timeout (%" G_GUINT64_FORMAT " s) does not exceed fetch-timeout + ausf-timeout: "
+			  "a slow certificate server or AUSF gets the connection cut before the answer",
+			  sm->connection_timeout);
+	return TRUE;
+}
+
+static gboolean
+conf_bool(GKeyFile *kf, const char *key, gboolean *out, GError **error)
+{
+	g_autofree char *v = conf_string(kf, key, NULL);
+
+	*out = FALSE;
+	if (!v || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+		return TRUE;
+	if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+		*out = TRUE;
+		return TRUE;
+	}
+	cp_set_error(error, CP_ERR_BAD_VALUE, "%s: '%s' is neither true nor false", key, v);
+	return FALSE;
 }
 
 static SoupSession *
@@ -854,12 +887,13 @@ sm_load(Sm *sm, const char *path, GError **error)
 	sm->network_name = conf_string(sm->kf, "network-name", "cellprov test network");
 	sm->apn = conf_string(sm->kf, "apn", "internet");
 	suites = conf_string(sm->kf, "suites", "B;A");
-	sm->allow_http = g_key_file_get_boolean(sm->kf, "sm", "allow-http", NULL);
 	prefixes = g_key_file_get_string_list(sm->kf, "sm", "url-prefixes", NULL, NULL);
-	sm->fetch_timeout = (guint)conf_uint(sm->kf, "fetch-timeout", 10);
-	sm->fetch_max = (gsize)conf_uint(sm->kf, "fetch-max-size", 65536);
-	sm->ausf_timeout = (guint)conf_uint(sm->kf, "ausf-timeout", 10);
-	sm->profile_lifetime = conf_uint(sm->kf, "profile-lifetime", 86400);
+	if (!conf_bool(sm->kf, "allow-http", &sm->allow_http, error) ||
+	    !conf_bool(sm->kf, "plain-http", &sm->plain_http, error) ||
+	    !conf_numbers(sm, error)) {
+		g_prefix_error(error, "%s: ", path);
+		return FALSE;
+	}
 
 	if (!anchors || !companions || !token) {
 		cp_set_error(error, CP_ERR_BAD_VALUE, "%s: trust-anchors, companions and ausf-token are required", path);
@@ -873,10 +907,6 @@ sm_load(Sm *sm, const char *path, GError **error)
 	if (!*sm->network_name || strlen(sm->network_name) > CP_NETWORK_NAME_MAX ||
 	    !*sm->apn || strlen(sm->apn) > CP_APN_MAX) {
 		cp_set_error(error, CP_ERR_BAD_VALUE, "%s: network-name (1-64 bytes) or apn (1-100) out of range", path);
-		return FALSE;
-	}
-	if (!sm->fetch_timeout || !sm->fetch_max || !sm->ausf_timeout) {
-		cp_set_error(error, CP_ERR_BAD_VALUE, "%s: timeouts and fetch-max-size must not be 0", path);
 		return FALSE;
 	}
 	sm->url_prefixes = g_ptr_array_new_with_free_func((GDestroyNotify)g_uri_unref);
@@ -992,10 +1022,10 @@ main(int argc, char **argv)
 	hc.tls_certificate = tls_cert;
 	hc.tls_key = tls_key;
 	hc.client_ca = client_ca;
-	hc.max_connections = (guint)conf_uint(sm.kf, "max-connections", 64);
-	hc.connection_timeout = (guint)conf_uint(sm.kf, "connection-timeout", 30);
-	hc.body_max = (gsize)conf_uint(sm.kf, "body-max", 16384);
-	if (!tls_cert && !g_key_file_get_boolean(sm.kf, "sm", "plain-http", NULL)) {
+	hc.max_connections = (guint)sm.max_connections;
+	hc.connection_timeout = (guint)sm.connection_timeout;
+	hc.body_max = (gsize)sm.body_max;
+	if (!tls_cert && !sm.plain_http) {
 		cp_set_error(&error, CP_ERR_BAD_VALUE,
 			     "no tls-certificate: set one, or plain-http=true to serve companions without TLS");
 		goto out;

@@ -372,6 +372,33 @@ def test_url_prefixes(b):
     restart_sm(b, **{"url-prefixes": None})
 
 
+def refuses_to_start(b, prog, conf, what):
+    try:
+        r = subprocess.run([b.prog(prog), "-c", conf, "--listen", "127.0.0.1:0"], capture_output=True,
+                           text=True, timeout=5)
+        rc, err = r.returncode, r.stderr
+    except subprocess.TimeoutExpired:
+        rc, err = None, "it started"
+    check(rc == 1 and what in err, "%s refuses to start: %s (%s)" % (os.path.basename(prog), what, err.strip()))
+
+
+def test_bad_config(b):
+    # a value that is set but malformed stops the program, naming the key,
+    # instead of silently becoming the default (or, negative, a huge number)
+    sm_conf = open(b.path("sm.conf")).read()
+    for line in ("fetch-timeout=abc", "fetch-timeout=-1", "fetch-timeout=0", "body-max=0",
+                 "max-connections=99999999999999999999", "fetch-max-size=4294967296",
+                 "profile-lifetime=18446744073709551615", "allow-http=yes", "plain-http=maybe"):
+        conf = b.path("bad-sm.conf")
+        open(conf, "w").write(sm_conf + line + "\n")
+        refuses_to_start(b, "network/cellprov-sm", conf, line.split("=")[0])
+    ausf_conf = open(b.path("ausf.conf")).read()
+    for line in ("max-connections=-5", "connection-timeout=ten"):
+        conf = b.path("bad-ausf.conf")
+        open(conf, "w").write(ausf_conf + line + "\n")
+        refuses_to_start(b, "network/cellprov-ausf", conf, line.split("=")[0])
+
+
 def test_ausf_api(b):
     import http.client
     import json
@@ -444,5 +471,5 @@ def test_ausf_api(b):
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1], [test_chain_refusals, test_attestation, test_suites, test_companions, test_http_limits,
-                                test_bad_ca, test_url_prefixes, test_ausf_api, test_slow_clients],
+                                test_bad_ca, test_url_prefixes, test_bad_config, test_ausf_api, test_slow_clients],
                   sm_options={"max-connections": "4", "connection-timeout": "4", "fetch-timeout": "2"}))
