@@ -648,7 +648,7 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 	}
 	case KIND_PROFILE: {
 		CpProfile p;
-		EVP_PKEY *key = pem_file_arg(a, "device-key", false);
+		EVP_PKEY *key;
 
 		cp_profile_decode(buf, len, &p);
 		cp_json_string(j, "type", "profile");
@@ -665,6 +665,8 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 				return fail(CP_ERR_MAC, "profile mac");
 			cp_json_bool(j, "mac_verified", true);
 		}
+		/* Loaded only now: a failed mac check above returns. */
+		key = pem_file_arg(a, "device-key", false);
 		if (key) {
 			static uint8_t info[CP_RECORD_MAX];
 			uint8_t device_id[CP_DEVICE_ID_LEN];
