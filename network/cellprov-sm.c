@@ -293,7 +293,8 @@ ausf_answered(GObject *source, GAsyncResult *res, gpointer data)
 	}
 	o = json_node_get_object(root);
 	if (status != SOUP_STATUS_OK) {
-		JsonObject *e = json_object_has_member(o, "error") ? json_object_get_object_member(o, "error") : NULL;
+		JsonNode *en = json_object_get_member(o, "error");
+		JsonObject *e = en && JSON_NODE_HOLDS_OBJECT(en) ? json_node_get_object(en) : NULL;
 		const char *code = e ? cp_json_string(e, "code") : NULL;
 
 		if (code && strcmp(code, "unknown-companion") == 0)
@@ -317,6 +318,8 @@ ausf_answered(GObject *source, GAsyncResult *res, gpointer data)
 	memcpy(p->enc_cred, g_bytes_get_data(enc, NULL), p->enc_cred_len);
 	p->k_sm = cp_secret_new_from(g_bytes_get_data(k_sm, NULL), CP_KDF_LEN);
 	cp_cleanse((void *)g_bytes_get_data(k_sm, NULL), CP_KDF_LEN);
+	/* the answer's text holds K_SM too; the bytes are ours alone */
+	cp_cleanse((void *)g_bytes_get_data(body, NULL), g_bytes_get_size(body));
 	if (!p->k_sm) {
 		provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, "internal", CP_ERR_CRYPTO, "out of memory");
 		return;
@@ -734,6 +737,10 @@ handle_provision(SoupServer *server, SoupServerMessage *msg, const char *path,
 	if (!(req = cp_http_request_json(msg)))
 		return;
 	claimed = cp_json_string(req, "companion");
+	if (!claimed && json_object_has_member(req, "companion")) {
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0, "companion must be a string");
+		return;
+	}
 	if (claimed && strcmp(claimed, c->supi) != 0) {
 		cp_http_reply_error(msg, SOUP_STATUS_FORBIDDEN, "companion-mismatch", 0,
 				    "the companion identity does not match its credential");

@@ -384,18 +384,37 @@ cp_http_server_write_port(CpHttpServer *s, const char *path, GError **error)
 	return cp_file_replace(path, text, strlen(text), 0644, error);
 }
 
+typedef struct {
+	char *text;
+	gsize len;
+} Reply;
+
+static void
+reply_free(gpointer data)
+{
+	Reply *r = data;
+
+	cp_cleanse(r->text, r->len);
+	g_free(r->text);
+	g_free(r);
+}
+
+/* Answers carry K'' (SM) and K_SM (AUSF): their text is cleansed when
+ * libsoup lets it go, not just freed. */
 void
 cp_http_reply_json(SoupServerMessage *msg, guint status, JsonBuilder *b)
 {
 	g_autoptr(JsonNode) root = json_builder_get_root(b);
 	g_autoptr(JsonGenerator) gen = json_generator_new();
-	gsize len;
-	char *text;
+	g_autoptr(GBytes) bytes = NULL;
+	Reply *r = g_new0(Reply, 1);
 
 	json_generator_set_root(gen, root);
-	text = json_generator_to_data(gen, &len);
+	r->text = json_generator_to_data(gen, &r->len);
+	bytes = g_bytes_new_with_free_func(r->text, r->len, reply_free, r);
 	soup_server_message_set_status(msg, status, NULL);
-	soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_TAKE, text, len);
+	soup_message_headers_set_content_type(soup_server_message_get_response_headers(msg), "application/json", NULL);
+	soup_message_body_append_bytes(soup_server_message_get_response_body(msg), bytes);
 }
 
 void

@@ -379,7 +379,9 @@ step_call_sm(Companion *c)
 				? json_object_get_object_member(o, "error") : NULL;
 		const char *code = e ? json_str(e, "code") : NULL;
 		const char *message = e ? json_str(e, "message") : NULL;
-		int number = e && json_object_has_member(e, "number") ? (int)json_object_get_int_member(e, "number") : 0;
+		JsonNode *nn = e ? json_object_get_member(e, "number") : NULL;
+		int number = nn && JSON_NODE_HOLDS_VALUE(nn) && json_node_get_value_type(nn) == G_TYPE_INT64
+			     ? (int)json_node_get_int(nn) : 0;
 
 		return fail(c, 2, code ? code : "sm-protocol", number, code ? sm_hint(code) : NULL,
 			    "the subscription manager refused (%u): %s", status, message ? message : "no reason given");
@@ -395,6 +397,8 @@ step_call_sm(Companion *c)
 	c->k2 = cp_secret_new_from(g_bytes_get_data(k2, NULL), CP_KDF_LEN);
 	cp_cleanse((void *)g_bytes_get_data(k2, NULL), CP_KDF_LEN);
 	g_bytes_unref(k2);
+	/* the answer's text holds K'' too; the bytes are ours alone */
+	cp_cleanse((void *)g_bytes_get_data(answer, NULL), g_bytes_get_size(answer));
 	c->supi = g_strdup(supi);
 	if (!c->k2)
 		return FALSE;

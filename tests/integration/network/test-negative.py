@@ -9,6 +9,7 @@ device still provisions afterwards with a fresh record)."""
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -199,6 +200,9 @@ def test_http_limits(b):
     st, res = b.sm_request("POST", "/v1/provision", body='{"certificate_url": 5}')
     check(st == 400 and res["error"]["code"] == "bad-request", "wrong member type -> bad-request")
     d = b.make_device("lim")
+    st, res = b.sm_request("POST", "/v1/provision", body=json.dumps(
+        {"certificate_url": d["certificate_url"], "device_record": "AAAA", "companion": 1}))
+    check(st == 400 and res["error"]["code"] == "bad-request", "a companion that is not a string -> bad-request, not ignored")
     st, res = b.provision_raw(d["certificate_url"], base64.b64encode(b"\x01\x00\x01").decode())
     check(st in (400, 403) and res["error"]["number"] != 0, "truncated device record -> %s" % res["error"]["code"])
     st, res = b.sm_request("GET", "/v1/provision")
