@@ -277,6 +277,9 @@ ensure_dir(const char *dir, int mode, GError **error)
 	return TRUE;
 }
 
+/* 9999-12-31T23:59:59Z, the last time an X.509 GeneralizedTime holds */
+#define MAX_CERT_TIME G_GINT64_CONSTANT(253402300799)
+
 static gboolean
 parse_time(const char *s, gint64 *out, GError **error)
 {
@@ -288,15 +291,20 @@ parse_time(const char *s, gint64 *out, GError **error)
 		*out = g_get_real_time() / G_USEC_PER_SEC - 60;
 		return TRUE;
 	}
+	errno = 0;
 	v = g_ascii_strtoll(s, &end, 10);
 	if (*s && *end == '\0') {
+		if (errno || v < 0 || v > MAX_CERT_TIME) {
+			cp_set_error(error, CP_ERR_BAD_VALUE, "--valid-from %s is out of range (1970 to 9999)", s);
+			return FALSE;
+		}
 		*out = v;
 		return TRUE;
 	}
 	dt = g_date_time_new_from_iso8601(s, NULL);
-	if (!dt) {
+	if (!dt || g_date_time_to_unix(dt) < 0) {
 		cp_set_error(error, CP_ERR_BAD_VALUE,
-			     "--valid-from '%s' is neither Unix seconds nor ISO 8601 with a zone", s);
+			     "--valid-from '%s' is neither Unix seconds nor ISO 8601 with a zone, from 1970", s);
 		return FALSE;
 	}
 	*out = g_date_time_to_unix(dt);
@@ -493,7 +501,7 @@ static gboolean
 valid_adm1(const char *s, GError **error)
 {
 	if (strlen(s) != 8 || !cp_is_digits((const uint8_t *)s, 8)) {
-		cp_set_error(error, CP_ERR_BAD_VALUE, "--adm1 must be 8 ASCII digits");
+		cp_set_error(error, CP_ERR_BAD_VALUE, "the ADM1 must be 8 ASCII digits");
 		return FALSE;
 	}
 	return TRUE;
@@ -505,7 +513,7 @@ cmd_device(int argc, char **argv)
 	g_autofree char *ca_dir = NULL, *out = NULL, *chains = NULL, *etc = NULL;
 	g_autofree char *url_base = NULL, *manufacturer = NULL, *model = NULL, *serial = NULL;
 	g_autofree char *suites = NULL, *connstring = NULL, *modem_device = NULL, *card = NULL;
-	g_autofree char *adm1 = NULL, *valid_from = NULL, *state_dir = NULL;
+	g_autofree char *adm1 = NULL, *adm1_file = NULL, *valid_from = NULL, *state_dir = NULL;
 	gint valid_days = 3650;
 	gboolean force = FALSE;
 	g_autoptr(GError) error = NULL;
@@ -523,7 +531,8 @@ cmd_device(int argc, char **argv)
 		{ "connstring", 0, 0, G_OPTION_ARG_STRING, &connstring, "libnfc connstring of the device's NFC controller", "CONN" },
 		{ "modem-device", 0, 0, G_OPTION_ARG_FILENAME, &modem_device, "QMI control device (default: /dev/cdc-wdm0)", "PATH" },
 		{ "card", 0, 0, G_OPTION_ARG_STRING, &card, "USIM driver (default: sysmo-isim-sja2)", "NAME" },
-		{ "adm1", 0, 0, G_OPTION_ARG_STRING, &adm1, "Also write the USIM's ADM1 file (8 digits)", "DIGITS" },
+		{ "adm1", 0, 0, G_OPTION_ARG_STRING, &adm1, "Also write the USIM's ADM1 file (8 digits; visible to other processes: prefer --adm1-file)", "DIGITS" },
+		{ "adm1-file", 0, 0, G_OPTION_ARG_FILENAME, &adm1_file, "Take the ADM1 from this file (0600) or systemd credential", "FILE" },
 		{ "state-directory", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "Daemon state directory (default: /var/lib/cellprov)", "DIR" },
 		{ "valid-from", 0, 0, G_OPTION_ARG_STRING, &valid_from, "Certificate notBefore (Unix seconds or ISO 8601; default: now)", "TIME" },
 		{ "valid-days", 0, 0, G_OPTION_ARG_INT, &valid_days, "Certificate lifetime in days (default: 3650)", "N" },
@@ -554,6 +563,17 @@ cmd_device(int argc, char **argv)
 		g_printerr("cellprov-mfg device: --ca, --out, --chains and --url-base are required\n");
 		return 2;
 	}
+	if (adm1 && adm1_file) {
+		g_printerr("cellprov-mfg device: --adm1 and --adm1-file exclude each other\n");
+		return 2;
+	}
+	if (adm1_file) {
+		g_autoptr(CpSecret) secret = cp_secret_load(adm1_file, FALSE, 0, &error);
+
+		if (!secret)
+			goto out;
+		adm1 = g_strndup((const char *)secret->data, secret->len);
+	}
 	if (!manufacturer)
 		manufacturer = g_strdup("Example Ltd");
 	if (!model)
@@ -571,8 +591,8 @@ cmd_device(int argc, char **argv)
 	    (adm1 && !valid_adm1(adm1, &error)) ||
 	    !parse_time(valid_from, &not_before, &error))
 		goto out;
-	if (valid_days < 1) {
-		cp_set_error(&error, CP_ERR_BAD_VALUE, "--valid-days must be at least 1");
+	if (valid_days < 1 || (MAX_CERT_TIME - not_before) / 86400 < valid_days) {
+		cp_set_error(&error, CP_ERR_BAD_VALUE, "--valid-days must be at least 1 and end before the year 10000");
 		goto out;
 	}
 	if (!g_str_has_prefix(url_base, "https://") && !g_str_has_prefix(url_base, "http://")) {

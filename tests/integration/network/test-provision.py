@@ -43,6 +43,22 @@ def test_mfg(b):
                "--chains", b.path("www", "devices"), "--url-base", "https://127.0.0.1:1/devices",
                "--adm1", "1234"], check_rc=False)
     check(r.returncode != 0 and "8 ASCII digits" in r.stderr and sha(key) == k1, "bad ADM1 refused, nothing changed")
+    mfg = [b.prog("tools/cellprov-mfg"), "device", "--ca", b.path("ca"), "--out", b.path("dev-idem"),
+           "--chains", b.path("www", "devices"), "--url-base", "https://127.0.0.1:1/devices"]
+    secret = b.path("adm1-secret")
+    with open(secret, "w") as f:
+        f.write("87654321\n")
+    os.chmod(secret, 0o640)
+    r = b.run(mfg + ["--adm1-file", secret], check_rc=False)
+    check(r.returncode == 1 and open(adm1).read() == "12345678", "--adm1-file readable by the group refused, ADM1 unchanged")
+    os.chmod(secret, 0o600)
+    r = b.run(mfg + ["--adm1-file", secret, "-J"])
+    check(open(adm1).read() == "87654321" and "87654321" not in r.stdout + r.stderr,
+          "--adm1-file (0600) gives the ADM1 without putting it on the command line or the output")
+    for bad in (["--valid-from", "99999999999999999999"], ["--valid-from", "-5"],
+                ["--valid-from", "9999-12-31T00:00:00Z", "--valid-days", "2"], ["--valid-days", "2147483647"]):
+        r = b.run(mfg + bad, check_rc=False)
+        check(r.returncode == 1 and "valid-" in r.stderr and sha(key) == k1, "cellprov-mfg refuses %s" % " ".join(bad))
     os.chmod(key, 0o644)
     r = b.run([b.prog("tools/cellprov-mfg"), "device", "--ca", b.path("ca"), "--out", b.path("dev-idem"),
                "--chains", b.path("www", "devices"), "--url-base", "https://127.0.0.1:1/devices"], check_rc=False)
