@@ -97,7 +97,7 @@ static const CpErrorInfo error_table[] = {
 
 	{ CP_ERR_CARD_UNKNOWN, "card-unknown", "No driver for this USIM",
 	  "Set [modem] card= to a supported USIM driver, or fit a supported programmable USIM." },
-	{ CP_ERR_CARD_ABSENT, "card-absent", "No USIM, or the USIM does not answer",
+	{ CP_ERR_CARD_ABSENT, "card-absent", "No USIM, or the USIM does not answer (its ICCID cannot be read)",
 	  "Check that the USIM is inserted and seated; power-cycle the device." },
 	{ CP_ERR_ADM1, "adm1", "The USIM rejected the ADM1 key",
 	  "Check the ADM1 file or credential: every wrong try counts down the card's retries. cellprov never spends the last one; a card left with one must be verified by hand." },
