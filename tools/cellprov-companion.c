@@ -129,6 +129,7 @@ sm_hint(const char *code)
 		{ "chain-too-large", "the manufacturer's certificate server sent too much" },
 		{ "chain-garbage", "the manufacturer's certificate server did not send a certificate chain" },
 		{ "insecure-url", "the tag's certificate URL is not https://" },
+		{ "bad-url", "the tag's certificate URL is not one a device presents: the tag may be forged" },
 		{ "url-not-allowed", "the operator does not accept this manufacturer's certificate server" },
 		{ "suite", "the device offers no encryption suite the operator supports" },
 		{ "ausf-failed", "the operator's network side failed: try again later" },

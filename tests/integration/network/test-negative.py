@@ -365,7 +365,8 @@ def test_url_prefixes(b):
             ("https://127.0.0.1:%d@localhost:%d/devices/%s" % (b.ca_port, b.ca_port, ident), "bad-url",
              "user information before the host"),
             ("%s/devices/%s?x=1" % (origin, ident), "bad-url", "a query")):
-        refused(b, b.tag("pre", extra=["--url", url]), code, what)
+        res = refused(b, b.tag("pre", extra=["--url", url]), code, what)
+        check(res["error"].get("hint"), "... and the companion says what to do")
     rc, res, _ = b.companion(b.tag("pre"))
     check(rc == 0 and res["profile_seq"] == 2, "refusals left no state: the device provisions again")
     b.stop("sm")
