@@ -10,6 +10,7 @@
  * the NDEF message (tests, and tags read by other means).
  */
 #include <errno.h>
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -658,7 +659,9 @@ report(Companion *c, gboolean ok)
 	root = json_builder_get_root(b);
 	json_generator_set_root(gen, root);
 	text = json_generator_to_data(gen, NULL);
-	g_print("%s\n", text);
+	/* JSON is UTF-8 whatever the locale: not g_print, which converts */
+	fputs(text, stdout);
+	fputc('\n', stdout);
 }
 
 static void
@@ -713,6 +716,10 @@ main(int argc, char **argv)
 	};
 	gboolean ok;
 
+	setlocale(LC_ALL, "");
+	/* stdout is for the result (one JSON object with -J): the libraries'
+	 * own messages, debug ones included, belong with the progress lines */
+	g_log_writer_default_set_use_stderr(TRUE);
 	g_option_context_add_main_entries(oc, entries, NULL);
 	if (!g_option_context_parse(oc, &argc, &argv, &error)) {
 		g_printerr("cellprov-companion: %s\n", error->message);

@@ -11,6 +11,7 @@
  * subscription made for the device all hang on it.
  */
 #include <errno.h>
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -442,7 +443,7 @@ cmd_ca(int argc, char **argv)
 	if (opt_json) {
 		g_autofree char *jd = jstr(dir), *jr = jstr(root);
 
-		g_print("{\"ca\":%s,\"created\":%s,\"root\":%s}\n", jd, created ? "true" : "false", jr);
+		printf("{\"ca\":%s,\"created\":%s,\"root\":%s}\n", jd, created ? "true" : "false", jr);
 	}
 	else
 		g_print("%s CA in %s\ntrust anchor: %s\n", created ? "made" : "kept", dir, root);
@@ -702,7 +703,8 @@ cmd_device(int argc, char **argv)
 		g_autofree char *ju = jstr(url), *jc = jstr(conf_path), *jk = jstr(key_path);
 		g_autofree char *jce = jstr(cert_path), *jch = jstr(chain_path);
 
-		g_print("{\"device_id\":\"%s\",\"certificate_url\":%s,\"config\":%s,"
+		/* JSON is UTF-8 whatever the locale: printf, not g_print */
+		printf("{\"device_id\":\"%s\",\"certificate_url\":%s,\"config\":%s,"
 			"\"key\":%s,\"certificate\":%s,\"chain\":%s,"
 			"\"new_key\":%s,\"new_certificate\":%s}\n",
 			id_hex, ju, jc, jk, jce, jch,
@@ -748,6 +750,8 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* option values arrive in the locale's charset; GLib wants to know it */
+	setlocale(LC_ALL, "");
 	umask(022);
 	if (strcmp(argv[1], "ca") == 0)
 		return cmd_ca(argc - 1, argv + 1);
