@@ -1,7 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# The service files: the systemd unit passes systemd-analyze verify and has
-# an exposure score of 1.5 or better ("OK") under systemd-analyze security;
+# The service files: the systemd units (cellprovd, and cellprov-ausf and
+# cellprov-sm when the build has the network side) pass systemd-analyze
+# verify and have an exposure score of 1.5 or better ("OK") under
+# systemd-analyze security;
 # the hardening the design asks for is there; the bus policy is well formed
 # and names only root for methods; the udev rules are well formed.
 set -eu
@@ -13,29 +15,51 @@ command -v systemd-analyze >/dev/null || { echo "SKIP: no systemd-analyze"; exit
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# The unit as installed, but with ExecStart= on the binary just built (verify
-# checks that it exists).
-sed -e "s|@sbindir@|$build/daemon|" -e "s|@sysconfdir@|/etc|" \
-	"$src/systemd/cellprovd.service.in" > "$tmp/cellprovd.service"
-grep -q '@[a-z]*@' "$tmp/cellprovd.service" && fail "unsubstituted @...@ in the unit"
+# A unit as installed, but with ExecStart= on the binary just built (verify
+# checks that it exists); an exposure score of 1.5 or better.
+check_unit() {
+	unit=$1 bindir=$2
+	sed -e "s|@sbindir@|$bindir|" -e "s|@sysconfdir@|/etc|" \
+		"$src/systemd/$unit.service.in" > "$tmp/$unit.service"
+	grep -q '@[a-z]*@' "$tmp/$unit.service" && fail "unsubstituted @...@ in $unit.service"
 
-systemd-analyze verify --man=no "$tmp/cellprovd.service" > "$tmp/verify" 2>&1 ||
-	{ cat "$tmp/verify"; fail "systemd-analyze verify"; }
-[ -s "$tmp/verify" ] && { cat "$tmp/verify"; fail "systemd-analyze verify has complaints"; }
+	systemd-analyze verify --man=no "$tmp/$unit.service" > "$tmp/verify" 2>&1 ||
+		{ cat "$tmp/verify"; fail "systemd-analyze verify $unit.service"; }
+	[ -s "$tmp/verify" ] && { cat "$tmp/verify"; fail "systemd-analyze verify has complaints about $unit.service"; }
 
-systemd-analyze security --offline=true "$tmp/cellprovd.service" > "$tmp/security" 2>&1 || true
-score=$(sed -n 's/.*Overall exposure level for cellprovd.service: \([0-9.]*\).*/\1/p' "$tmp/security")
-[ -n "$score" ] || { cat "$tmp/security"; fail "no exposure score"; }
-echo "exposure level: $score"
-systemd-analyze security --offline=true --threshold=15 "$tmp/cellprovd.service" >/dev/null 2>&1 ||
-	{ grep '✗' "$tmp/security"; fail "exposure $score is above 1.5"; }
+	systemd-analyze security --offline=true "$tmp/$unit.service" > "$tmp/security" 2>&1 || true
+	score=$(sed -n "s/.*Overall exposure level for $unit.service: \([0-9.]*\).*/\1/p" "$tmp/security")
+	[ -n "$score" ] || { cat "$tmp/security"; fail "no exposure score for $unit.service"; }
+	echo "$unit.service: exposure level $score"
+	systemd-analyze security --offline=true --threshold=15 "$tmp/$unit.service" >/dev/null 2>&1 ||
+		{ grep '✗' "$tmp/security"; fail "$unit.service: exposure $score is above 1.5"; }
+}
 
+check_unit cellprovd "$build/daemon"
 for want in 'Type=notify' 'WatchdogSec=' 'StateDirectoryMode=0700' 'ProtectSystem=strict' \
 	'CapabilityBoundingSet=$' 'SystemCallFilter=@system-service' \
 	'LoadCredential=device-key:' 'LoadCredential=adm1:' 'NoNewPrivileges=yes' \
 	'BusName=org.cellprov.Daemon1' 'DevicePolicy=closed'; do
 	grep -q "^$want" "$tmp/cellprovd.service" || fail "the unit lacks $want"
 done
+
+# The network side's units, when this build has it: no privilege at all.
+if [ -x "$build/network/cellprov-sm" ] && [ -x "$build/network/cellprov-ausf" ]; then
+	for unit in cellprov-ausf cellprov-sm; do
+		check_unit $unit "$build/network"
+		for want in 'DynamicUser=yes' 'StateDirectoryMode=0700' 'ProtectSystem=strict' \
+			'CapabilityBoundingSet=$' 'SystemCallFilter=@system-service' 'NoNewPrivileges=yes' \
+			'PrivateDevices=yes' 'LoadCredential=' 'LimitMEMLOCK=' 'UMask=0077'; do
+			grep -q "^$want" "$tmp/$unit.service" || fail "$unit.service lacks $want"
+		done
+	done
+	for cred in k-ausf op token; do
+		grep -q "^LoadCredential=$cred:" "$tmp/cellprov-ausf.service" || fail "cellprov-ausf.service: no $cred credential"
+	done
+	grep -q "^LoadCredential=ausf-token:" "$tmp/cellprov-sm.service" || fail "cellprov-sm.service: no ausf-token credential"
+else
+	echo "no network side in this build: its units not checked"
+fi
 
 # The D-Bus policy: well-formed, root owns and calls, others only read.
 policy="$src/daemon/org.cellprov.Daemon1.conf"
