@@ -256,6 +256,7 @@ def test_kill_at_every_state(b):
     # until the request timeout (provisioning), resets and attaches take 3 s.
     # The companion over NFC keeps reading the tag throughout, as a phone
     # held to the device would, and reads the outcome after the restart.
+    log_before = len(b.companion_log())
     for state, extra in (("provisioning", ["--no-response", "wds:0x0028:1"]),
                          ("resetting", ["--reset-delay", "3000"]),
                          ("registering", ["--registration-delay", "3000"])):
@@ -283,6 +284,8 @@ def test_kill_at_every_state(b):
               and res["receipt"]["verified"],
               "... and the companion reads a failure MAC'd with its K'' (%s)" % res.get("receipt"))
         b.ctl("re-arm")
+    check("accepted the profile and is provisioning" in b.companion_log()[log_before:],
+          "the companion read \"accepted\" and went on waiting for the outcome")
 
 
 def test_kill_while_rolling_back(b):
