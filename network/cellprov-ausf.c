@@ -162,7 +162,6 @@ imsi_valid(const char *s)
 static char *
 allocate_supi(Ausf *a, GError **error)
 {
-	g_autoptr(GError) local = NULL;
 	sqlite3_stmt *st;
 	guint64 next, last = g_ascii_strtoull(a->imsi_last, NULL, 10);
 	int rc;
@@ -574,7 +573,7 @@ main(int argc, char **argv)
 		{ "port-file", 0, 0, G_OPTION_ARG_FILENAME, &port_file, "Write the bound port here once listening", "FILE" },
 		{ "export", 0, 0, G_OPTION_ARG_NONE, &export, "Print the subscriber file and exit", NULL },
 		{ "export-file", 0, 0, G_OPTION_ARG_FILENAME, &export_path, "Write the subscriber file (0600) and exit", "FILE" },
-		{ NULL }
+		G_OPTION_ENTRY_NULL
 	};
 	Ausf a = { 0 };
 	CpHttpConfig hc = { 0 };

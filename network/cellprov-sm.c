@@ -496,7 +496,7 @@ provision_step(Provision *p)
 	switch (p->step) {
 	case STEP_FIRST:
 		p->step++;
-		/* fall through */
+		G_GNUC_FALLTHROUGH;
 	case STEP_FETCH_CHAIN:
 		g_debug("[%s] (%d/%d) fetching the certificate chain", p->id_hex, p->step, N_STEPS);
 		cp_chain_fetch_async(sm->fetch_session, p->url, sm->fetch_max, sm->fetch_timeout, NULL,
@@ -516,7 +516,7 @@ provision_step(Provision *p)
 		}
 		p->step++;
 	}
-		/* fall through */
+		G_GNUC_FALLTHROUGH;
 	case STEP_DEVICE_ID: {
 		uint8_t id[CP_DEVICE_ID_LEN];
 
@@ -533,7 +533,7 @@ provision_step(Provision *p)
 		}
 		p->step++;
 	}
-		/* fall through */
+		G_GNUC_FALLTHROUGH;
 	case STEP_ATTESTATION: {
 		gsize len;
 		const uint8_t *rec = g_bytes_get_data(p->record, &len);
@@ -586,7 +586,7 @@ provision_step(Provision *p)
 		}
 		p->step++;
 	}
-		/* fall through */
+		G_GNUC_FALLTHROUGH;
 	case STEP_AUSF:
 		g_debug("[%s] (%d/%d) asking the AUSF to add the device", p->id_hex, p->step, N_STEPS);
 		call_ausf(p);
@@ -633,7 +633,7 @@ provision_step(Provision *p)
 		}
 		p->step++;
 	}
-		/* fall through */
+		G_GNUC_FALLTHROUGH;
 	case STEP_STORE:
 		g_debug("[%s] (%d/%d) storing the provisioning record", p->id_hex, p->step, N_STEPS);
 		if (!store_provisioning(p, &error)) {
@@ -641,7 +641,7 @@ provision_step(Provision *p)
 			return;
 		}
 		p->step++;
-		/* fall through */
+		G_GNUC_FALLTHROUGH;
 	case STEP_LAST: {
 		g_autofree char *red = cp_redact(p->supi);
 
@@ -1032,7 +1032,7 @@ main(int argc, char **argv)
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "Configuration file (default: " CP_SYSCONFDIR "/cellprov/sm.conf)", "FILE" },
 		{ "listen", 'l', 0, G_OPTION_ARG_STRING, &listen, "Listen on host:port (overrides the file; port 0: any free port)", "ADDR" },
 		{ "port-file", 0, 0, G_OPTION_ARG_FILENAME, &port_file, "Write the bound port here once listening", "FILE" },
-		{ NULL }
+		G_OPTION_ENTRY_NULL
 	};
 	Sm sm = { 0 };
 	CpHttpConfig hc = { 0 };

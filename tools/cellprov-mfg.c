@@ -419,7 +419,7 @@ cmd_ca(int argc, char **argv)
 		{ "dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "CA directory (created 0700)", "DIR" },
 		{ "organization", 0, 0, G_OPTION_ARG_STRING, &org, "Organization in the CA names (default: Example Ltd)", "NAME" },
 		{ "json", 'J', 0, G_OPTION_ARG_NONE, &opt_json, "JSON output", NULL },
-		{ NULL }
+		G_OPTION_ENTRY_NULL
 	};
 	Ca ca = { 0 };
 	gboolean created;
@@ -539,7 +539,7 @@ cmd_device(int argc, char **argv)
 		{ "valid-days", 0, 0, G_OPTION_ARG_INT, &valid_days, "Certificate lifetime in days (default: 3650)", "N" },
 		{ "force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace an existing device key (new DeviceID)", NULL },
 		{ "json", 'J', 0, G_OPTION_ARG_NONE, &opt_json, "JSON output", NULL },
-		{ NULL }
+		G_OPTION_ENTRY_NULL
 	};
 	g_autofree char *key_path = NULL, *cert_path = NULL, *conf_path = NULL, *adm1_path = NULL;
 	g_autofree char *chain_path = NULL, *url = NULL, *conf_data = NULL;

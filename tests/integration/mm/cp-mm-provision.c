@@ -137,7 +137,7 @@ main(int argc, char **argv)
 		{ "backup-out", 0, 0, G_OPTION_ARG_FILENAME, &opt.backup_out, "Write the backup here", "FILE" },
 		{ "hang-at-backup", 0, 0, G_OPTION_ARG_NONE, &opt.hang_at_backup, "Never confirm the backup", NULL },
 		{ "restore", 0, 0, G_OPTION_ARG_FILENAME, &opt.restore, "Restore this backup instead", "FILE" },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 	g_autoptr(GOptionContext) ctx = g_option_context_new("- provision a modem through the modem API");
 	g_autoptr(GError) error = NULL;

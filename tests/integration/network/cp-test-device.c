@@ -90,7 +90,7 @@ cmd_tag(int argc, char **argv)
 		{ "state", 0, 0, G_OPTION_ARG_INT, &state, "device state", NULL },
 		{ "url", 0, 0, G_OPTION_ARG_STRING, &url, "certificate URL instead of the config's", NULL },
 		{ "corrupt-signature", 0, 0, G_OPTION_ARG_NONE, &corrupt, "flip a bit of the attestation", NULL },
-		{ NULL }
+		G_OPTION_ENTRY_NULL
 	};
 	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
 	g_autoptr(GKeyFile) kf = g_key_file_new();
@@ -137,7 +137,7 @@ cmd_records(int argc, char **argv)
 		{ "first", 0, 0, G_OPTION_ARG_INT64, &first, "first att_counter", NULL },
 		{ "count", 0, 0, G_OPTION_ARG_INT64, &count, "how many records", NULL },
 		{ "raw", 0, 0, G_OPTION_ARG_NONE, &raw, "one binary record instead of base64 lines", NULL },
-		{ NULL }
+		G_OPTION_ENTRY_NULL
 	};
 	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
 	g_autoptr(GKeyFile) kf = g_key_file_new();
@@ -211,7 +211,7 @@ cmd_accept(int argc, char **argv)
 		{ "subscribers", 0, 0, G_OPTION_ARG_FILENAME, &subscribers, "AUSF subscriber export to check", NULL },
 		{ "usim-out", 0, 0, G_OPTION_ARG_FILENAME, &usim_out,
 		  "write '<imsi> <K> <OPc>' the device would program into its USIM (0600)", NULL },
-		{ NULL }
+		G_OPTION_ENTRY_NULL
 	};
 	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
 	g_autoptr(GKeyFile) kf = g_key_file_new();
@@ -439,7 +439,7 @@ cmd_nfc(int argc, char **argv)
 		{ "config", 0, 0, G_OPTION_ARG_FILENAME, &config, "cellprov.conf", NULL },
 		{ "connstring", 0, 0, G_OPTION_ARG_STRING, &connstring, "the device's PN532", NULL },
 		{ "sessions", 0, 0, G_OPTION_ARG_INT, &sessions, "exit after this many sessions", NULL },
-		{ NULL }
+		G_OPTION_ENTRY_NULL
 	};
 	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
 	static const CpNfcTagCallbacks cb = {

@@ -225,8 +225,10 @@ static gpointer vanishing_main(gpointer data)
 						&v->first));
 	/* Wait for the device's controller to go away (the script). */
 	for (int i = 0; i < 100 && !v->lost; i++) {
-		g_autoptr(GBytes) b = cp_nfc_reader_read_ndef(r, &v->lost);
+		GBytes *b = cp_nfc_reader_read_ndef(r, &v->lost);
 
+		if (b)
+			g_bytes_unref(b);
 		g_usleep(20000);
 	}
 	cp_nfc_reader_release(r);
@@ -296,8 +298,10 @@ static gpointer reader_vanishing_main(gpointer data)
 	g_assert_true(cp_nfc_reader_wait_target(r, 5000, &error));
 	g_assert_true(cp_nfc_reader_select(r, &error));
 	for (int i = 0; i < 200 && !v->lost; i++) {
-		g_autoptr(GBytes) b = cp_nfc_reader_read_ndef(r, &v->lost);
+		GBytes *b = cp_nfc_reader_read_ndef(r, &v->lost);
 
+		if (b)
+			g_bytes_unref(b);
 		g_usleep(10000);
 	}
 	cp_nfc_reader_free(r);

@@ -365,7 +365,8 @@ static void reply(struct chip *c, uint8_t cmd, const uint8_t *data, size_t n)
 	}
 	f[p++] = 0xD5;
 	f[p++] = cmd + 1;
-	memcpy(f + p, data, n);
+	if (n)
+		memcpy(f + p, data, n);
 	p += n;
 	dcs = 0xD5 + cmd + 1;
 	for (size_t i = 0; i < n; i++)

@@ -694,7 +694,6 @@ profile_find(guint8 index)
 static void
 profile_update(Profile *p, QmiMessage *req)
 {
-	g_autofree char *name = NULL, *apn = NULL;
 	guint16 len;
 	const guint8 *v;
 	guint8 pdp;
@@ -1155,7 +1154,7 @@ main(int argc, char **argv)
 		{ "vanish", 0, 0, G_OPTION_ARG_CALLBACK, opt_vanish, "Disappear on the N-th SERVICE:MESSAGE", "SVC:MSG[:N]" },
 		{ "fail-apdu", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail_apdu, "Answer the N-th APDUs with 6F00", "N[,N]" },
 		{ "fail-update", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail_update, "Answer the N-th UPDATE BINARY APDUs with 6F00", "N[,N]" },
-		{ NULL },
+		G_OPTION_ENTRY_NULL,
 	};
 
 	signal(SIGPIPE, SIG_IGN);
