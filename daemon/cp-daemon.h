@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The device side of the flow, steps 1, 9 and 10 of PROTOCOL.md: present
+ * The device side of the flow, steps 1, 9 and 10 of docs/protocol.md: present
  * the tag, take the profile the companion writes, verify and decrypt it,
  * provision the modem through a backend, write the receipt; journal every
  * durable step, and at start finish (roll back) what a crash cut off.

@@ -554,7 +554,7 @@ provision_step(Provision *p)
 			return;
 		}
 		/* A suite both sides offer and that can seal to the certified
-		 * key: B for the P-256 keys of PROTOCOL.md; A would need an
+		 * key: B for the P-256 keys of docs/protocol.md; A would need an
 		 * X25519 key (offering it is no reason to fail later, at the
 		 * AUSF, with an error that suggests trying again) */
 		p->suite = 0;

@@ -23,7 +23,7 @@ CpError cp_kdf(const uint8_t *key, size_t key_len, uint8_t fc,
 	       const CpKdfParam *params, size_t n_params,
 	       uint8_t out[CP_KDF_LEN]);
 
-/* Project-local FC values (PROTOCOL.md, provisional). */
+/* Project-local FC values (docs/protocol.md, provisional). */
 enum {
 	CP_FC_K_PRIME = 0xF0,
 	CP_FC_K_SM = 0xF1,

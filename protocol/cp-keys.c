@@ -120,7 +120,7 @@ cp_device_id(EVP_PKEY *key, uint8_t out[CP_DEVICE_ID_LEN])
 
 	if (!out)
 		return CP_ERR_ARGUMENT;
-	/* The device key is P-256 (PROTOCOL.md); anything else is a wrong key. */
+	/* The device key is P-256 (docs/protocol.md); anything else is a wrong key. */
 	if (!cp_pkey_is_p256(key))
 		return CP_ERR_KEY;
 	spki = cp_pubkey_spki(key, &len);

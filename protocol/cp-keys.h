@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The PROTOCOL.md key schedule:
+ * The docs/protocol.md key schedule:
  *   K'     = KDF(K_c, 0xF0, device_id, SUPI_dev)
  *   K_usim = first 16 bytes of KDF(K', 0xF4, "usim-k")
  *   OPc    = Milenage OPc(K_usim, OP)

@@ -111,7 +111,7 @@ void cp_t4t_cc_encode(const CpT4tCc *cc, uint8_t out[CP_T4T_CC_LEN]);
  */
 CpError cp_t4t_cc_decode(const uint8_t *buf, size_t len, CpT4tCc *cc);
 
-/* ---- the tag content of PROTOCOL.md ---- */
+/* ---- the tag content of docs/protocol.md ---- */
 
 /* URI record (certificate URL), device record, and the receipt if any
  * (receipt NULL or receipt_len 0: none). Appends to ndef. */

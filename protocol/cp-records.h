@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The three cellprov structures of PROTOCOL.md: the device record (on the
+ * The three cellprov structures of docs/protocol.md: the device record (on the
  * tag), the profile (written by the companion) and the receipt (on the tag
  * after an attempt). Decoders are strict (cp-tlv.h rules plus each field's
  * form); encoders produce the canonical encoding the decoders accept.
@@ -141,7 +141,7 @@ typedef struct {
 } CpProfileKeys;
 
 /*
- * The device's checks, in PROTOCOL.md order: decode (cp_profile_decode's
+ * The device's checks, in docs/protocol.md order: decode (cp_profile_decode's
  * codes); version (CP_ERR_VERSION); device_id (CP_ERR_WRONG_DEVICE);
  * suite offered (CP_ERR_SUITE) and decrypt enc_cred (CP_ERR_DECRYPT,
  * CP_ERR_POINT); derive K_usim, K_SM, K_prof, K''; mac, constant time

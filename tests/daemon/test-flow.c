@@ -5,7 +5,7 @@
  * before it is shown), every kind of bad profile rejected with a receipt
  * saying why and nothing changed on disk, a good profile verified, and
  * recovery of an attempt a crash cut off. Profiles are built the way the
- * SM builds them, from the key schedule of PROTOCOL.md.
+ * SM builds them, from the key schedule of docs/protocol.md.
  *
  * No modem backend here (the QMI simulator tests do that): a verified
  * profile then ends in "failed" with CP_ERR_MODEM and a MAC'd receipt.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The README's main job: the whole flow on the simulated bench, each step
-(1-10 of PROTOCOL.md) printed as it happens with the line of the log that
+(1-10 of docs/protocol.md) printed as it happens with the line of the log that
 shows it, ending with `cellprovctl status` on a registered device.
 cellprov-companion taps through the simulated RF link: two simulated
 PN532s, real libnfc on both sides. Everything it starts is stopped at the

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The key schedule of PROTOCOL.md, each step against cp_kdf with its FC
+ * The key schedule of docs/protocol.md, each step against cp_kdf with its FC
  * and parameters spelled out here, and the DeviceID against an SPKI built
  * by hand from the raw point.
  */
