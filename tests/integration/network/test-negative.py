@@ -407,13 +407,20 @@ def test_bad_config(b):
 def test_ausf_api(b):
     import http.client
     import json
-    conn = http.client.HTTPConnection("127.0.0.1", b.ausf_port, timeout=10)
-    conn.request("POST", "/v1/devices", body="{}", headers={"Content-Type": "application/json",
-                                                           "Authorization": "Bearer wrong-token-xxxxxxxx"})
-    r = conn.getresponse()
-    res = json.loads(r.read())
-    check(r.status == 401 and res["error"]["code"] == "unauthorized", "AUSF refuses a wrong SM token")
-    conn.close()
+    # A wrong token of the right length reaches the comparison itself; one
+    # of another length, and none at all, are refused before it.
+    near = b.ausf_token[:-1] + ("x" if b.ausf_token[-1] != "x" else "y")
+    for wrong in (near, "wrong-token-xxxxxxxx", None):
+        conn = http.client.HTTPConnection("127.0.0.1", b.ausf_port, timeout=10)
+        headers = {"Content-Type": "application/json"}
+        if wrong:
+            headers["Authorization"] = "Bearer " + wrong
+        conn.request("POST", "/v1/devices", body="{}", headers=headers)
+        r = conn.getresponse()
+        res = json.loads(r.read())
+        check(r.status == 401 and res["error"]["code"] == "unauthorized",
+              "AUSF refuses a %s SM token" % ("missing" if wrong is None else "wrong"))
+        conn.close()
     conn = http.client.HTTPConnection("127.0.0.1", b.ausf_port, timeout=10)
     conn.request("GET", "/v1/subscribers")
     r = conn.getresponse()
