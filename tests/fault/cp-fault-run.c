@@ -81,6 +81,11 @@ main(int argc, char **argv)
 		g_printerr("cp-fault-run: %s\n", error->message);
 		return 2;
 	}
+	/* GOption leaves the "--" that ends the options */
+	if (argc >= 2 && strcmp(argv[1], "--") == 0) {
+		argv++;
+		argc--;
+	}
 	if (argc < 2 || (tmpfs && size <= 0) || ((seed || fill || keep) && !tmpfs)) {
 		g_printerr("cp-fault-run: usage: see --help\n");
 		return 2;
