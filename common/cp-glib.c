@@ -5,13 +5,22 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cp-buf.h"
+#include "cp-config.h"
 
 G_DEFINE_QUARK(cp-error-quark, cp_error)
+
+gboolean
+cp_option_version(const char *option, const char *value, gpointer data, GError **error)
+{
+	printf("%s %s\n", g_get_prgname(), CP_VERSION);
+	exit(EXIT_SUCCESS);
+}
 
 void
 cp_set_error(GError **error, CpError code, const char *fmt, ...)

@@ -17,6 +17,16 @@
 #define CP_ERROR (cp_error_quark())
 GQuark cp_error_quark(void);
 
+/*
+ * The --version of every GLib program: prints "PROGRAM VERSION" (the
+ * program name g_option_context_parse() or g_set_prgname() set, meson's
+ * project version) and exits 0. CP_OPTION_VERSION is its GOptionEntry.
+ */
+gboolean cp_option_version(const char *option, const char *value, gpointer data, GError **error);
+#define CP_OPTION_VERSION \
+	{ "version", 'V', G_OPTION_FLAG_NO_ARG, G_OPTION_ARG_CALLBACK, (gpointer)cp_option_version, \
+	  "Print the version and exit", NULL }
+
 /* g_set_error with the code's own message when fmt is NULL. */
 void cp_set_error(GError **error, CpError code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 

@@ -573,6 +573,7 @@ main(int argc, char **argv)
 		{ "port-file", 0, 0, G_OPTION_ARG_FILENAME, &port_file, "Write the bound port here once listening", "FILE" },
 		{ "export", 0, 0, G_OPTION_ARG_NONE, &export, "Print the subscriber file and exit", NULL },
 		{ "export-file", 0, 0, G_OPTION_ARG_FILENAME, &export_path, "Write the subscriber file (0600) and exit", "FILE" },
+		CP_OPTION_VERSION,
 		G_OPTION_ENTRY_NULL
 	};
 	Ausf a = { 0 };

@@ -1032,6 +1032,7 @@ main(int argc, char **argv)
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "Configuration file (default: " CP_SYSCONFDIR "/cellprov/sm.conf)", "FILE" },
 		{ "listen", 'l', 0, G_OPTION_ARG_STRING, &listen, "Listen on host:port (overrides the file; port 0: any free port)", "ADDR" },
 		{ "port-file", 0, 0, G_OPTION_ARG_FILENAME, &port_file, "Write the bound port here once listening", "FILE" },
+		CP_OPTION_VERSION,
 		G_OPTION_ENTRY_NULL
 	};
 	Sm sm = { 0 };

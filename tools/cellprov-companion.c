@@ -712,6 +712,7 @@ main(int argc, char **argv)
 		{ "tap-timeout", 0, 0, G_OPTION_ARG_INT, &c.tap_timeout, "Seconds to wait for each tap (default: 60)", "S" },
 		{ "http-timeout", 0, 0, G_OPTION_ARG_INT, &c.http_timeout, "Seconds to wait for the SM (default: 30)", "S" },
 		{ "json", 'J', 0, G_OPTION_ARG_NONE, &opt_json, "JSON output", NULL },
+		CP_OPTION_VERSION,
 		G_OPTION_ENTRY_NULL,
 	};
 	gboolean ok;

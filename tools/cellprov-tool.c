@@ -872,6 +872,10 @@ help(FILE *f)
 	      "  vectors [--signature HEX] [--output FILE] [--explain]\n"
 	      "      the published test vectors of docs/test-vectors/, from fixed inputs\n"
 	      "\n"
+	      "Options:\n"
+	      "  -h, --help      this text\n"
+	      "  -V, --version   print the version and exit\n"
+	      "\n"
 	      "Exit status: 0 success, 1 the input failed a check, 2 bad arguments.\n", f);
 }
 
@@ -897,7 +901,7 @@ main(int argc, char **argv)
 		help(stdout);
 		return 0;
 	}
-	if (strcmp(argv[1], "--version") == 0) {
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
 		printf("cellprov-tool %s\n", CP_VERSION);
 		return 0;
 	}

@@ -25,6 +25,7 @@ static const GOptionEntry entries[] = {
 	  "Show the IMSI unredacted (root only)", NULL },
 	{ "timeout", 't', 0, G_OPTION_ARG_INT, &opt_timeout,
 	  "Seconds to wait for 'wait' (default 30)", "SECONDS" },
+	CP_OPTION_VERSION,
 	G_OPTION_ENTRY_NULL,
 };
 

@@ -120,6 +120,11 @@ class Env:
             f.write("[modem]\ndevice=/dev/cdc-wdm-test\ncard=sysmo-isim-sja2\nadm1=%s\n%s"
                     "[daemon]\nstate-directory=%s\n" % (self.adm1, extra_modem, self.state))
 
+    def built_with(self, macro):
+        """A CP_HAVE_* of the build's cp-config.h."""
+        with open(os.path.join(BUILD, "cp-config.h")) as f:
+            return any(l.split()[1:] == [macro, "1"] for l in f if l.startswith("#define"))
+
     # ---- the bus ----
 
     def start_bus(self, with_policy=True):
