@@ -28,7 +28,8 @@ static const char *const good =
 	"registration-timeout=30\n"
 	"reset=user\n"
 	"[daemon]\n"
-	"state-directory=/var/lib/cellprov\n";
+	"state-directory=/var/lib/cellprov\n"
+	"polkit=false\n";
 
 static const char *const minimal =
 	"[device]\n"
@@ -64,6 +65,7 @@ test_good(void)
 	g_assert_cmpuint(c->registration_timeout, ==, 30);
 	g_assert_cmpint(c->reset, ==, CP_RESET_USER);
 	g_assert_cmpstr(c->state_directory, ==, "/var/lib/cellprov");
+	g_assert_false(c->polkit);
 }
 
 static void
@@ -82,6 +84,7 @@ test_defaults(void)
 	g_assert_cmpuint(c->registration_timeout, ==, CP_CONF_DEFAULT_REG_TIMEOUT);
 	g_assert_cmpint(c->reset, ==, CP_RESET_AUTO);
 	g_assert_cmpstr(c->state_directory, ==, CP_CONF_DEFAULT_STATE_DIR);
+	g_assert_true(c->polkit);
 	g_assert_cmpstr(cp_backend_kind_name(c->backend), ==, "auto");
 	g_assert_cmpstr(cp_reset_mode_name(c->reset), ==, "auto");
 }
@@ -129,6 +132,7 @@ test_bad(void)
 		{ "modem", "device", NULL, "[modem] device: missing" },
 		{ "modem", "device", "cdc-wdm0", "not an absolute device path" },
 		{ "modem", "proxy", "yes", "[modem] proxy: 'yes' is not true or false" },
+		{ "daemon", "polkit", "no", "[daemon] polkit: 'no' is not true or false" },
 		{ "modem", "card", NULL, "[modem] card: missing" },
 		{ "modem", "card", "../x", "is not a USIM driver name" },
 		{ "modem", "adm1", NULL, "[modem] adm1: missing" },
