@@ -706,9 +706,9 @@ cmd_device(int argc, char **argv)
 		g_autofree char *jce = jstr(cert_path), *jch = jstr(chain_path);
 
 		/* JSON is UTF-8 whatever the locale: printf, not g_print */
-		printf("{\"device_id\":\"%s\",\"certificate_url\":%s,\"config\":%s,"
+		printf("{\"device-id\":\"%s\",\"certificate-url\":%s,\"config\":%s,"
 			"\"key\":%s,\"certificate\":%s,\"chain\":%s,"
-			"\"new_key\":%s,\"new_certificate\":%s}\n",
+			"\"new-key\":%s,\"new-certificate\":%s}\n",
 			id_hex, ju, jc, jk, jce, jch,
 			new_key ? "true" : "false", new_cert ? "true" : "false");
 	} else {
