@@ -612,17 +612,59 @@ classify(const uint8_t *buf, size_t len, CpError *err)
 	return KIND_UNKNOWN;
 }
 
+static const char *const kind_names[] = { "structure", "device record", "profile", "receipt" };
+
+/* Strictly as the kind said (an NDEF record's MIME type), no guessing. */
+static CpError
+decode_as(Kind kind, const uint8_t *buf, size_t len)
+{
+	CpDeviceRecord dr;
+	CpProfile p;
+	CpReceipt r;
+
+	switch (kind) {
+	case KIND_DEVICE:
+		return cp_device_record_decode(buf, len, &dr);
+	case KIND_PROFILE:
+		return cp_profile_decode(buf, len, &p);
+	case KIND_RECEIPT:
+		return cp_receipt_decode(buf, len, &r);
+	case KIND_UNKNOWN:
+		break;
+	}
+	return CP_ERR_ARGUMENT;
+}
+
+/*
+ * expect KIND_UNKNOWN: recognise the structure; otherwise it must be of
+ * that kind, and another structure in its place is a type mismatch.
+ */
 static int
-decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const char *where)
+decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const char *where,
+		 Kind expect)
 {
 	CpError err = CP_OK;
-	Kind kind = classify(buf, len, &err);
+	Kind kind;
+	char what[160];
 
+	if (expect != KIND_UNKNOWN) {
+		err = decode_as(expect, buf, len);
+		if (err) {
+			CpError other_err = CP_OK;
+			Kind found = classify(buf, len, &other_err);
+
+			if (!other_err && found != expect) {
+				snprintf(what, sizeof what, "%s: type mismatch: a %s where a %s belongs",
+					 where, kind_names[found], kind_names[expect]);
+				return fail(CP_ERR_BAD_VALUE, what);
+			}
+		}
+		kind = expect;
+	} else {
+		kind = classify(buf, len, &err);
+	}
 	if (err) {
-		static const char *names[] = { "structure", "device record", "profile", "receipt" };
-		char what[128];
-
-		snprintf(what, sizeof what, "%s%s%s", where ? where : "", where ? ": " : "", names[kind]);
+		snprintf(what, sizeof what, "%s%s%s", where ? where : "", where ? ": " : "", kind_names[kind]);
 		return fail(err, what);
 	}
 
@@ -762,10 +804,15 @@ decode_ndef(CpJson *j, const Args *a, const uint8_t *buf, size_t len)
 			free(uri);
 		} else if (mime_is(r, CP_MIME_DEVICE) || mime_is(r, CP_MIME_PROFILE) ||
 			   mime_is(r, CP_MIME_RECEIPT)) {
+			Kind kind = mime_is(r, CP_MIME_DEVICE) ? KIND_DEVICE :
+				    mime_is(r, CP_MIME_PROFILE) ? KIND_PROFILE : KIND_RECEIPT;
+			char where[96];
 			int rc;
 
+			snprintf(where, sizeof where, "ndef record %zu (%.*s)", i, (int)r->type_len,
+				 (const char *)r->type);
 			cp_json_begin_object(j, "payload");
-			rc = decode_structure(j, a, r->payload, r->payload_len, "ndef record");
+			rc = decode_structure(j, a, r->payload, r->payload_len, where, kind);
 			if (rc)
 				return rc;
 			cp_json_end_object(j);
@@ -809,7 +856,7 @@ cmd_decode(int argc, char **argv)
 	} else if (len > 0 && copy[0] != 0x01) {
 		rc = decode_ndef(&j, &a, copy, len);
 	} else {
-		rc = decode_structure(&j, &a, copy, len, NULL);
+		rc = decode_structure(&j, &a, copy, len, NULL, KIND_UNKNOWN);
 	}
 	cp_json_end_object(&j);
 	cp_json_finish(&j);

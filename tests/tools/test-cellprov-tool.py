@@ -167,6 +167,30 @@ with tempfile.TemporaryDirectory() as d:
     rc, out, err = run("decode", write("file", nlen + pub["ndef_tag"]))
     check(rc == 0 and json.loads(out).get("nlen") == len(pub["ndef_tag"]) // 2, f"decode nlen: {err}")
 
+    # An NDEF record is decoded as its MIME type says: a structure of
+    # another kind in it is a type mismatch, not a guess.
+    def ndef_mime(mime, payload_hex):
+        t, p = mime.encode(), bytes.fromhex(payload_hex)
+        return (bytes([0xC2, len(t)]) + len(p).to_bytes(4, "big") + t + p).hex()
+    mime = "application/vnd.cellprov."
+    for rtype, payload, kind in (("profile", "profile", "profile"), ("receipt", "receipt", "receipt"),
+                                 ("device", "device_record", "device-record")):
+        rc, out, err = run("decode", write("m-" + rtype, ndef_mime(mime + rtype, pub[payload])))
+        o = json.loads(out) if rc == 0 else {}
+        got = o.get("records", [{}])[0].get("payload", {}).get("type")
+        check(rc == 0 and got == kind, f"decode a {rtype} record: {out} {err}")
+    for rtype, payload, found in (("receipt", "profile", "profile"), ("profile", "receipt", "receipt"),
+                                  ("device", "profile", "profile"), ("receipt", "device_record", "device record")):
+        rc, out, err = run("decode", write("x-" + rtype, ndef_mime(mime + rtype, pub[payload])))
+        e = json.loads(out).get("error", {}) if out else {}
+        check(rc == 1 and e.get("name") == "bad-value" and "type mismatch" in e.get("where", "")
+              and ("a %s where" % found) in e.get("where", "") and mime + rtype in e.get("where", ""),
+              f"decode a {payload} in a {rtype} record: rc {rc} {out}")
+    rc, out, err = run("decode", write("t-profile", ndef_mime(mime + "profile", pub["profile"][:-2])))
+    e = json.loads(out).get("error", {}) if out else {}
+    check(rc == 1 and e.get("name") == "truncated" and "type mismatch" not in e.get("where", ""),
+          f"decode a truncated profile record: {out}")
+
     # Decode failures: code and name, exit 1, nothing on stdout but the error.
     prof = pub["profile"]
     rc, out, err = run("decode", write("trunc", prof[:-2]))
