@@ -89,6 +89,26 @@ test_defaults(void)
 	g_assert_cmpstr(cp_reset_mode_name(c->reset), ==, "auto");
 }
 
+/* The installed example parses, and says what the defaults are. */
+static void
+test_example(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CpConf) c = NULL;
+	const char *path = g_getenv("CP_EXAMPLE_CONF");
+
+	if (!path) {
+		g_test_skip("CP_EXAMPLE_CONF is not set");
+		return;
+	}
+	c = cp_conf_load(path, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(c->key, ==, "/etc/cellprov/device-key.pem");
+	g_assert_nonnull(c->nfc_connstring);
+	g_assert_true(c->polkit);
+	g_assert_cmpstr(c->state_directory, ==, CP_CONF_DEFAULT_STATE_DIR);
+}
+
 /* Replace "key=..." of group in the minimal file, or add it. */
 static char *
 with(const char *group, const char *key, const char *value)
@@ -195,6 +215,7 @@ main(int argc, char **argv)
 	g_test_add_func("/daemon/conf/good", test_good);
 	g_test_add_func("/daemon/conf/defaults", test_defaults);
 	g_test_add_func("/daemon/conf/bad", test_bad);
+	g_test_add_func("/daemon/conf/example", test_example);
 	g_test_add_func("/daemon/conf/missing", test_missing_groups_and_files);
 	return g_test_run();
 }
