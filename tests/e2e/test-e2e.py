@@ -74,7 +74,7 @@ def test_happy_path(b):
     check(st["status"]["state"] == "idle", "cellprovd is idle on the bench")
     rc, res = b.tap_nfc()
     check(rc == 0 and res["result"] == "ok", "companion over NFC: ok (%s)" % res.get("error"))
-    check(res["device"]["device_id"] == b.gw_info["device_id"], "the companion read the device's DeviceID")
+    check(res["device"]["device-id"] == b.gw_info["device-id"], "the companion read the device's DeviceID")
     check(res["receipt"]["status"] == "provisioned" and res["receipt"]["verified"],
           "companion verified the provisioned receipt with K''")
     check(res["receipt"].get("registration") == "00101", "receipt names the PLMN registered on")
@@ -263,9 +263,9 @@ def test_kill_before_commit(b):
         b.wait_state("provisioned", timeout=60)
         rc, res = b.finish_tap(comp, after)
         check(rc == 0 and res["receipt"]["status"] == "provisioned" and res["receipt"]["verified"]
-              and b.ctl("status").json["daemon"]["profile-seq"] == res["profile_seq"],
+              and b.ctl("status").json["daemon"]["profile-seq"] == res["profile-seq"],
               "... and the same profile, written again, provisions (%s, seq %s)"
-              % (res.get("receipt"), res.get("profile_seq")))
+              % (res.get("receipt"), res.get("profile-seq")))
         b.ctl("re-arm")
 
 
