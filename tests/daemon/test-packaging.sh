@@ -169,6 +169,7 @@ for mk in "$src"/packaging/openwrt/*/Makefile; do
 	grep -q '^PKG_SOURCE_URL:=.\+' "$mk" || fail "$mk: no PKG_SOURCE_URL"
 	grep -q '^PKG_HASH:=[0-9a-f]\{64\}$' "$mk" || fail "$mk: no sha256 PKG_HASH"
 	grep -q 'skip' "$mk" && fail "$mk: a hash is skipped"
+	grep -q '^PKG_HASH:=0\{64\}$' "$mk" && fail "$mk: PKG_HASH is a placeholder (scripts/release writes it)"
 done
 grep -q '+CELLPROV_NFC:libnfc' "$src/packaging/openwrt/cellprov/Makefile" || fail "cellprov: libnfc is not the NFC variant's"
 [ -f "$src/packaging/openwrt/libnfc/Makefile" ] || fail "the feed has no libnfc"
@@ -198,6 +199,7 @@ version=$(sed -n "s/^  version: '\(.*\)',$/\1/p" "$src/meson.build")
 [ -f "$rdir/cellprov_$version.bb" ] || fail "no Yocto recipe cellprov_$version.bb for version $version"
 grep -q '^SRC_URI\[sha256sum\] = "[0-9a-f]\{64\}"$' "$rdir/cellprov_$version.bb" || fail "cellprov_$version.bb: no sha256"
 grep -q '^SRCREV = "[0-9a-f]\{40\}"$' "$rdir/cellprov_git.bb" || fail "cellprov_git.bb: SRCREV is not a pinned commit"
+grep -q '"0\{40\}"\|"0\{64\}"' "$rdir"/*.bb && fail "Yocto: a placeholder hash (scripts/release writes them)"
 grep -rq 'AUTOREV\|example\.' "$layer" && fail "Yocto: AUTOREV or a placeholder address"
 /usr/bin/python3 - "$layer/conf/layer.conf" "$rdir"/*.bb "$rdir"/*.inc <<'PY' || fail "Yocto metadata syntax"
 import re, sys
