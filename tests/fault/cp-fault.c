@@ -6,9 +6,11 @@
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -44,12 +46,13 @@ cp_fault_file_size_limit(gsize limit)
 		g_error("setrlimit(RLIMIT_FSIZE): %s", g_strerror(errno));
 }
 
-#define KILL_ON(nr) \
+#define ON_RENAME(nr, action) \
 	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), \
-	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS)
+	BPF_STMT(BPF_RET | BPF_K, (action))
 
-gboolean
-cp_fault_kill_on_rename(void)
+/* A filter that takes action at rename, renameat and renameat2. */
+static gboolean
+filter_renames(guint32 action)
 {
 #ifdef CP_FAULT_ARCH
 	struct sock_filter filter[] = {
@@ -59,13 +62,13 @@ cp_fault_kill_on_rename(void)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
 #ifdef __NR_rename
-		KILL_ON(__NR_rename),
+		ON_RENAME(__NR_rename, action),
 #endif
 #ifdef __NR_renameat
-		KILL_ON(__NR_renameat),
+		ON_RENAME(__NR_renameat, action),
 #endif
 #ifdef __NR_renameat2
-		KILL_ON(__NR_renameat2),
+		ON_RENAME(__NR_renameat2, action),
 #endif
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
@@ -78,6 +81,111 @@ cp_fault_kill_on_rename(void)
 	errno = ENOSYS;
 	return FALSE;
 #endif
+}
+
+gboolean
+cp_fault_kill_on_rename(void)
+{
+	return filter_renames(SECCOMP_RET_KILL_PROCESS);
+}
+
+gboolean
+cp_fault_trace_renames_child(void)
+{
+	if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) < 0)
+		return FALSE;
+	/* wait for the tracer's options: a rename it does not trace fails */
+	raise(SIGSTOP);
+	return filter_renames(SECCOMP_RET_TRACE);
+}
+
+static void
+resume(pid_t task, int sig)
+{
+	/* ESRCH: the task died meanwhile (a SIGKILL of its process) */
+	if (ptrace(PTRACE_CONT, task, NULL, (void *)(long)sig) < 0 && errno != ESRCH)
+		g_error("ptrace(PTRACE_CONT, %d): %s", (int)task, g_strerror(errno));
+}
+
+int
+cp_fault_trace_renames(pid_t pid, const CpFaultRenames *f, guint *renames)
+{
+	const long options = PTRACE_O_TRACESECCOMP | PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL |
+			     PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
+			     PTRACE_O_TRACEEXEC;
+	g_autoptr(GHashTable) known = g_hash_table_new(NULL, NULL);
+	pid_t filling = 0;
+	guint count = 0;
+	int status;
+
+	/* the child stopped itself before its filter and its exec */
+	status = cp_fault_wait(pid);
+	if (!WIFSTOPPED(status))
+		return status;
+	if (ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)options) < 0)
+		g_error("ptrace(PTRACE_SETOPTIONS): %s", g_strerror(errno));
+	g_hash_table_add(known, GINT_TO_POINTER(pid));
+	resume(pid, 0);
+
+	for (;;) {
+		pid_t task = waitpid(-1, &status, __WALL);
+		int sig, event;
+
+		if (task < 0) {
+			if (errno == EINTR)
+				continue;
+			g_error("waitpid: %s", g_strerror(errno));
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			if (task == pid)
+				break;
+			continue;
+		}
+		if (!WIFSTOPPED(status))
+			continue;
+		sig = WSTOPSIG(status);
+		event = status >> 16;
+		if (event == PTRACE_EVENT_SECCOMP) {
+			/* the entry of a rename, before the kernel runs it */
+			count++;
+			if (count == f->kill_at) {
+				/* the kernel skips a call whose task was killed in this stop */
+				kill(task, SIGKILL);
+				continue;
+			}
+			if (count == f->fill_after) {
+				/* stop again when it returns */
+				if (ptrace(PTRACE_SYSCALL, task, NULL, NULL) < 0)
+					g_error("ptrace(PTRACE_SYSCALL): %s", g_strerror(errno));
+				filling = task;
+				continue;
+			}
+			resume(task, 0);
+		} else if (sig == (SIGTRAP | 0x80)) {
+			/* the exit of rename fill_after */
+			if (task == filling) {
+				g_autoptr(GError) error = NULL;
+
+				filling = 0;
+				if (!cp_fault_fill(f->fill_dir, f->fill_name, &error))
+					g_error("%s", error->message);
+			}
+			resume(task, 0);
+		} else if (event != 0) {
+			/* clone, fork, exec: the new task stops on its own */
+			resume(task, 0);
+		} else if (sig == SIGSTOP && !g_hash_table_contains(known, GINT_TO_POINTER(task))) {
+			/* the first stop of a new thread or process */
+			g_hash_table_add(known, GINT_TO_POINTER(task));
+			resume(task, 0);
+		} else {
+			/* a signal for the program */
+			resume(task, sig);
+		}
+	}
+	if (renames)
+		*renames = count;
+	return status;
 }
 
 gboolean
@@ -185,6 +293,31 @@ cp_fault_cannot_tmpfs(void)
 	/* the mount went with the child's namespace */
 	rmdir(dir);
 	return ok ? NULL : "this machine does not allow a private mount namespace (unshare CLONE_NEWNS)";
+}
+
+static gboolean
+probe_ptrace(gpointer data)
+{
+	pid_t pid = fork();
+	CpFaultRenames none = { 0 };
+	int status;
+
+	if (pid < 0)
+		return FALSE;
+	if (pid == 0) {
+		if (!cp_fault_trace_renames_child())
+			_exit(1);
+		/* a traced rename that the kernel then runs: ENOENT */
+		_exit(rename("/nonexistent/cp-fault-a", "/nonexistent/cp-fault-b") < 0 && errno == ENOENT ? 0 : 1);
+	}
+	status = cp_fault_trace_renames(pid, &none, NULL);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+const char *
+cp_fault_cannot_ptrace(void)
+{
+	return probe(probe_ptrace, NULL) ? NULL : "no ptrace of a child with seccomp SECCOMP_RET_TRACE on this machine";
 }
 
 const char *

@@ -25,6 +25,26 @@ void cp_fault_file_size_limit(gsize limit);
 gboolean cp_fault_kill_on_rename(void);
 
 /*
+ * The same exactly at the Nth rename, or a filesystem filled up right
+ * after one, for a program that renames more than once: the child calls
+ * cp_fault_trace_renames_child() (before its exec), which stops it for
+ * the parent and then makes each rename stop for the parent's ptrace;
+ * the parent calls cp_fault_trace_renames(), which counts the renames of
+ * every thread and process of the child, does what f says, and returns
+ * the raw status of the child when it ends. Renames are counted from 1;
+ * 0 is never.
+ */
+typedef struct {
+	guint kill_at;          /* SIGKILL at the entry of this rename */
+	guint fill_after;       /* cp_fault_fill() once this rename returned */
+	const char *fill_dir;
+	const char *fill_name;
+} CpFaultRenames;
+
+gboolean cp_fault_trace_renames_child(void);
+int cp_fault_trace_renames(pid_t pid, const CpFaultRenames *f, guint *renames);
+
+/*
  * Mount a tmpfs of size bytes on dir, in a mount namespace of the calling
  * process's own: nothing outside sees it, and it goes when the process
  * does. Needs root (CAP_SYS_ADMIN). Call in the child.
@@ -41,6 +61,7 @@ gboolean cp_fault_fill(const char *dir, const char *name, GError **error);
  */
 const char *cp_fault_cannot_tmpfs(void);
 const char *cp_fault_cannot_seccomp(void);
+const char *cp_fault_cannot_ptrace(void);
 
 /* Wait for pid; the raw status of waitpid. */
 int cp_fault_wait(pid_t pid);
