@@ -16,6 +16,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import prereq  # noqa: E402
+
 BUILD = os.environ.get("CP_BUILD_DIR", "")
 SOURCE = os.environ.get("CP_SOURCE_DIR", "")
 CELLPROVD = os.path.join(BUILD, "daemon", "cellprovd")
@@ -60,8 +63,7 @@ def check(cond, msg):
 
 
 def skip(msg):
-    print("SKIP: " + msg)
-    sys.exit(77)
+    prereq.missing(msg)
 
 
 class Env:

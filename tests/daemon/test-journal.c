@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The journal: round trips, every torn or altered file refused with a
- * clear error, records that do not hang together refused, and the files
- * and directory modes it insists on. */
+ * clear error, records that do not hang together refused, the files and
+ * directory modes it insists on, and saves made to fail for real (a file
+ * size limit, a full filesystem, a crash between write and rename) that
+ * leave the previous journal loadable and byte for byte as it was. */
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "cp-fault.h"
 #include "cp-glib.h"
 #include "cp-crypto.h"
 #include "cp-journal.h"
@@ -325,6 +331,252 @@ test_files(void)
 	rm_rf(dir);
 }
 
+/* ---- saves that fail part-way ---- */
+
+/* The journal before (small: a device at rest) and the one a failed save
+ * tried to write (large: mid-attempt, backup and receipt at their most). */
+static void
+fill_small(CpJournal *j)
+{
+	cp_journal_init(j);
+	j->state = CP_STATE_PROVISIONED;
+	j->att_counter = 12;
+	j->committed_seq = 4;
+	j->attempt_seq = 4;
+	g_strlcpy(j->imsi, "001010000000001", sizeof(j->imsi));
+}
+
+static void
+fill_large(CpJournal *j)
+{
+	uint8_t backup[CP_JOURNAL_BACKUP_MAX];
+	uint8_t receipt[CP_JOURNAL_RECEIPT_MAX];
+
+	fill_busy(j, CP_STATE_REGISTERING);
+	j->att_counter = 13;
+	j->committed_seq = 5;
+	j->attempt_seq = 5;
+	for (gsize i = 0; i < sizeof(backup); i++)
+		backup[i] = (uint8_t)(i * 7);
+	for (gsize i = 0; i < sizeof(receipt); i++)
+		receipt[i] = (uint8_t)(i * 13);
+	cp_secret_free(j->backup);
+	j->backup = cp_secret_new_from(backup, sizeof(backup));
+	cp_journal_set_receipt(j, receipt, sizeof(receipt));
+}
+
+static GBytes *
+file_bytes(const char *path)
+{
+	char *data = NULL;
+	gsize len = 0;
+
+	g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+	return g_bytes_new_take(data, len);
+}
+
+/* The old journal is on disk byte for byte, loads as itself, and the
+ * load took away any .tmp a failed save left. */
+static void
+assert_old_journal(const char *dir, GBytes *old_bytes, const CpJournal *old)
+{
+	g_autofree char *path = g_build_filename(dir, CP_JOURNAL_NAME, NULL);
+	g_autofree char *tmp = g_strconcat(path, ".tmp", NULL);
+	g_autoptr(GBytes) now = file_bytes(path);
+	g_autoptr(GError) error = NULL;
+	CpJournal back;
+	gboolean found = FALSE;
+
+	g_assert_true(g_bytes_equal(now, old_bytes));
+	g_assert_true(cp_journal_load(dir, &back, &found, &error));
+	g_assert_no_error(error);
+	g_assert_true(found);
+	assert_same(old, &back);
+	cp_journal_clear(&back);
+	g_assert_false(g_file_test(tmp, G_FILE_TEST_EXISTS));
+}
+
+/* Save old in dir; return its bytes. */
+static GBytes *
+save_old(const char *dir, CpJournal *old)
+{
+	g_autofree char *path = g_build_filename(dir, CP_JOURNAL_NAME, NULL);
+	g_autoptr(GError) error = NULL;
+
+	fill_small(old);
+	g_assert_true(cp_journal_save(dir, old, &error));
+	g_assert_no_error(error);
+	return file_bytes(path);
+}
+
+/* In a child: save the large journal; exit 0 when the save said it
+ * failed with CP_ERR_STORAGE, 1 when it said it succeeded. */
+static G_GNUC_NORETURN void
+child_save_large(const char *dir)
+{
+	g_autoptr(GError) error = NULL;
+	CpJournal j;
+	gboolean ok;
+
+	fill_large(&j);
+	ok = cp_journal_save(dir, &j, &error);
+	if (!ok && !g_error_matches(error, CP_ERROR, CP_ERR_STORAGE))
+		g_error("the save failed with another error: %s", error->message);
+	_exit(ok ? 1 : 0);
+}
+
+/* A successful save puts a new file in place (a new inode, never the old
+ * one written over) that holds the whole journal. */
+static void
+test_save_replaces(void)
+{
+	g_autofree char *dir = make_state_dir();
+	g_autofree char *path = g_build_filename(dir, CP_JOURNAL_NAME, NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) old_bytes = NULL;
+	g_autoptr(GBytes) now = NULL;
+	cp_auto_buf want = CP_BUF_INIT;
+	CpJournal old, large, back;
+	gboolean found;
+	struct stat before, after;
+
+	old_bytes = save_old(dir, &old);
+	g_assert_cmpint(stat(path, &before), ==, 0);
+	fill_large(&large);
+	g_assert_true(cp_journal_save(dir, &large, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(stat(path, &after), ==, 0);
+	g_assert_cmpuint(after.st_ino, !=, before.st_ino);
+	g_assert_cmpint(after.st_mode & 07777, ==, 0600);
+
+	g_assert_cmpint(cp_journal_encode(&large, &want), ==, CP_OK);
+	now = file_bytes(path);
+	g_assert_cmpmem(g_bytes_get_data(now, NULL), g_bytes_get_size(now), want.data, want.len);
+	g_assert_cmpuint(after.st_size, ==, want.len);
+	g_assert_true(cp_journal_load(dir, &back, &found, &error));
+	assert_same(&large, &back);
+	cp_journal_clear(&back);
+	cp_journal_clear(&large);
+	cp_journal_clear(&old);
+	rm_rf(dir);
+}
+
+/* A file size limit: the write of the new journal stops part-way (EFBIG
+ * after a few hundred bytes); the save fails and the old one stays. */
+static void
+test_save_file_size_limit(void)
+{
+	g_autofree char *dir = make_state_dir();
+	g_autoptr(GBytes) old_bytes = NULL;
+	CpJournal old;
+	pid_t pid;
+	int status;
+
+	old_bytes = save_old(dir, &old);
+	/* more than the old journal, less than the new one */
+	g_assert_cmpuint(g_bytes_get_size(old_bytes), <, 600);
+	pid = fork();
+	g_assert_cmpint(pid, >=, 0);
+	if (pid == 0) {
+		cp_fault_file_size_limit(600);
+		child_save_large(dir);
+	}
+	status = cp_fault_wait(pid);
+	g_assert_true(WIFEXITED(status));
+	g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+	assert_old_journal(dir, old_bytes, &old);
+	cp_journal_clear(&old);
+	rm_rf(dir);
+}
+
+/* A full filesystem: a tmpfs of a few KB in a private mount namespace,
+ * the old journal on it and the rest filled. Checked in the child, whose
+ * namespace (and tmpfs) go with it. */
+static void
+test_save_full_filesystem(void)
+{
+	const char *why = cp_fault_cannot_tmpfs();
+	g_autofree char *dir = NULL;
+	pid_t pid;
+	int status;
+
+	if (why) {
+		g_test_skip(why);
+		return;
+	}
+	dir = make_state_dir();
+	pid = fork();
+	g_assert_cmpint(pid, >=, 0);
+	if (pid == 0) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GBytes) old_bytes = NULL;
+		CpJournal old, large;
+
+		if (!cp_fault_private_tmpfs(dir, 16384, &error))
+			g_error("%s", error->message);
+		old_bytes = save_old(dir, &old);
+		if (!cp_fault_fill(dir, "filler", &error))
+			g_error("%s", error->message);
+		fill_large(&large);
+		g_assert_false(cp_journal_save(dir, &large, &error));
+		g_assert_error(error, CP_ERROR, CP_ERR_STORAGE);
+		g_assert_nonnull(strstr(error->message, g_strerror(ENOSPC)));
+		assert_old_journal(dir, old_bytes, &old);
+		_exit(0);
+	}
+	status = cp_fault_wait(pid);
+	g_assert_true(WIFEXITED(status));
+	g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+	rm_rf(dir);
+}
+
+/* A crash between write and rename: the child is killed (SIGSYS) by a
+ * seccomp filter at its rename, the new journal written and synced
+ * beside the old. The old one is what a restart finds. */
+static void
+test_save_crash_before_rename(void)
+{
+	const char *why = cp_fault_cannot_seccomp();
+	g_autofree char *dir = NULL;
+	g_autofree char *tmp = NULL;
+	g_autoptr(GBytes) old_bytes = NULL;
+	CpJournal old;
+	pid_t pid;
+	int status;
+
+	if (why) {
+		g_test_skip(why);
+		return;
+	}
+	dir = make_state_dir();
+	tmp = g_build_filename(dir, CP_JOURNAL_NAME ".tmp", NULL);
+	old_bytes = save_old(dir, &old);
+	pid = fork();
+	g_assert_cmpint(pid, >=, 0);
+	if (pid == 0) {
+		if (!cp_fault_kill_on_rename())
+			g_error("seccomp: %s", g_strerror(errno));
+		child_save_large(dir);
+	}
+	status = cp_fault_wait(pid);
+	g_assert_true(WIFSIGNALED(status));
+	g_assert_cmpint(WTERMSIG(status), ==, SIGSYS);
+	/* the crash was exactly there: the new journal is whole beside it */
+	{
+		g_autoptr(GBytes) left = file_bytes(tmp);
+		cp_auto_buf want = CP_BUF_INIT;
+		CpJournal large;
+
+		fill_large(&large);
+		g_assert_cmpint(cp_journal_encode(&large, &want), ==, CP_OK);
+		g_assert_cmpmem(g_bytes_get_data(left, NULL), g_bytes_get_size(left), want.data, want.len);
+		cp_journal_clear(&large);
+	}
+	assert_old_journal(dir, old_bytes, &old);
+	cp_journal_clear(&old);
+	rm_rf(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -337,5 +589,9 @@ main(int argc, char **argv)
 	g_test_add_func("/daemon/journal/inconsistent", test_inconsistent);
 	g_test_add_func("/daemon/journal/encode-refuses", test_encode_refuses);
 	g_test_add_func("/daemon/journal/files", test_files);
+	g_test_add_func("/daemon/journal/save-replaces", test_save_replaces);
+	g_test_add_func("/daemon/journal/save-file-size-limit", test_save_file_size_limit);
+	g_test_add_func("/daemon/journal/save-full-filesystem", test_save_full_filesystem);
+	g_test_add_func("/daemon/journal/save-crash-before-rename", test_save_crash_before_rename);
 	return g_test_run();
 }

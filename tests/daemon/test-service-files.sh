@@ -11,7 +11,8 @@ src=$1
 build=$2
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-command -v systemd-analyze >/dev/null || { echo "SKIP: no systemd-analyze"; exit 77; }
+. "$(dirname "$0")/../prereq.sh"
+command -v systemd-analyze >/dev/null || prereq_missing "no systemd-analyze (Debian package systemd)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -65,6 +66,8 @@ fi
 policy="$src/daemon/org.cellprov.Daemon1.conf"
 if command -v xmllint >/dev/null; then
 	xmllint --noout "$policy" || fail "policy is not well-formed XML"
+else
+	prereq_partly "no xmllint (Debian package libxml2-utils): the policy's XML not validated"
 fi
 /usr/bin/python3 - "$policy" <<'PY' || fail "policy content"
 import sys, xml.etree.ElementTree as ET

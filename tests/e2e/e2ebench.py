@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(SOURCE, "tests", "integration", "network"))
 import netbench  # noqa: E402
-from netbench import Fail, check  # noqa: E402
+from netbench import Fail, check, prereq  # noqa: E402
 
 ADM1 = "12345678"          # the QMI simulator's card
 FIRST_IMSI = "001010000000001"
@@ -30,6 +30,7 @@ class E2E(netbench.Bench):
     def __init__(self, builddir, say_steps=False, **kw):
         super().__init__(builddir, **kw)
         self.say_steps = say_steps
+        self.daemon_debug = False
 
     def step(self, n, text):
         if self.say_steps:
@@ -102,6 +103,7 @@ class E2E(netbench.Bench):
         its environment (e.g. CELLPROVD_TEST_HOLD)."""
         log = open(self.path("cellprovd.log"), "a")
         args = [self.prog("daemon/cellprovd"), "--config", self.gw_info["config"]]
+        self.daemon_debug = debug
         if debug:
             args.append("--debug")
         extra_env = env
@@ -130,6 +132,33 @@ class E2E(netbench.Bench):
             return open(self.path("cellprovd.log")).read()
         except OSError:
             return ""
+
+    def wait_daemon_log(self, text, since=0, timeout=20):
+        """cellprovd's log from offset since, once it holds text. What a
+        check that something did NOT happen waits for: an event that must
+        come after it (never a fixed sleep)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            tail = self.daemon_log()[since:]
+            if text in tail:
+                return tail
+            if time.monotonic() > deadline:
+                raise Fail("no %r in cellprovd's log:\n%s" % (text, tail[-3000:]))
+            time.sleep(0.02)
+
+    def write_tag_settled(self, path, extra=""):
+        """The phone writes path; returns once cellprovd has ended that
+        session (debug line "tag: session ended"): the tag delivers a
+        written profile before it reports the session's end, in order on
+        the daemon's main loop, so whatever the write caused has been
+        decided by then (a clean end is logged at debug level only: this
+        needs cellprovd with --debug). Returns the phone's status, output
+        and the daemon's log of the session."""
+        if not self.daemon_debug:
+            raise Fail("write_tag_settled needs cellprovd's debug log")
+        since = len(self.daemon_log())
+        rc, out = self.write_tag(path, extra)
+        return rc, out, self.wait_daemon_log("tag: session ended", since)
 
     def start_bus(self):
         sock = self.path("system_bus_socket")
@@ -307,7 +336,7 @@ class E2E(netbench.Bench):
         self.link_down()
         log = open(self.path("pn532-sim.log"), "a")
         r = subprocess.run([self.prog("tests/sim/pn532/cp-pn532-sim"), "--target-pty", self.pn532_target,
-                            "--run", script], capture_output=True, text=True, timeout=timeout)
+                            "-v", "--run", script], capture_output=True, text=True, timeout=timeout)
         log.write(r.stdout + r.stderr)
         return r.returncode, r.stdout
 
@@ -347,7 +376,10 @@ class E2E(netbench.Bench):
         if before_write:
             before_write(profile)
         self.step(9, "the companion writes the profile to the device")
-        rc, out = self.write_tag(profile)
+        if self.daemon_debug:
+            rc, out, _ = self.write_tag_settled(profile)
+        else:
+            rc, out = self.write_tag(profile)       # the demos: finish_tap waits
         return comp, tag, after, rc, out
 
     def finish_tap(self, comp, after, timeout=60):
@@ -392,4 +424,4 @@ def run(builddir, tests, **kw):
     if failed:
         b.dump_logs()
     b.teardown()
-    return 1 if failed else 0
+    return prereq.status(1 if failed else 0)

@@ -67,5 +67,18 @@ bool cp_test_vectors_load(const char *file, CpTestVectors *v);
 const char *cp_test_block_get(const CpTestBlock *b, const char *name);  /* NULL if absent */
 void cp_test_vectors_free(CpTestVectors *v);
 
+/*
+ * Something the test needs from the machine is missing. On a developer's
+ * machine that is a skip (77); where everything must run (CI=true, or
+ * CP_REQUIRE_ALL=1 as scripts/test sets) a failure (1). Both print the
+ * reason.
+ *   cp_test_missing(reason)  the whole test: returns the exit status
+ *   cp_test_partly(reason)   one part: the rest runs, cp_test_done() then
+ *                            returns 77 or 1 unless a check failed
+ */
+bool cp_test_require_all(void);
+int cp_test_missing(const char *reason);
+void cp_test_partly(const char *reason);
+
 /* Prints the count and returns the process exit status. */
 int cp_test_done(const char *name);

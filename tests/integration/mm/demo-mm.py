@@ -12,7 +12,7 @@ gateway's user sees: `mmcli -m any` and `mmcli -i any`.
     demo-mm.py --check BUILDDIR   the same flow with assertions (test mm-e2e)
 
 Exit status: 0 done, 1 failed, 77 where cp-mm-bench cannot run (not root,
-no namespaces)."""
+no namespaces; 1 under CI=true or CP_REQUIRE_ALL=1)."""
 
 import json
 import os

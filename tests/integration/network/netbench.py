@@ -17,6 +17,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import prereq  # noqa: E402
+
 COMPANION_SUPI = "001010000009001"
 COMPANION_K_AUSF = "11" * 32
 OP = "cdc202d5123e20f62b6d676ac72cb318"
@@ -236,6 +239,9 @@ imsi-last=001010000000100
             raise Fail("%s exited with %d" % (name, rc))
 
     def setup(self):
+        for prog, package in (("openssl", "openssl"), ("lighttpd", "lighttpd")):
+            if not shutil.which(prog):
+                prereq.missing("%s is not installed (Debian package %s)" % (prog, package))
         self.make_tls()
         self.make_ca()
         self.start_lighttpd()
@@ -366,7 +372,7 @@ def main(builddir, tests, sm_options=None):
     if failed:
         bench.dump_logs()
     bench.teardown()
-    return 1 if failed else 0
+    return prereq.status(1 if failed else 0)
 
 
 def serve(argv):

@@ -12,19 +12,17 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netbench import Bench, Fail, check  # noqa: E402
+from netbench import Bench, Fail, check, prereq  # noqa: E402
 
 
 def main():
     b = Bench(sys.argv[1])
     sim_path = b.prog("tests/sim/pn532/cp-pn532-sim")
     if not os.path.exists(sim_path):
-        print("skip: this build has no NFC (no PN532 simulator)")
-        return 77
+        prereq.missing("this build has no NFC (no PN532 simulator)")
     r = subprocess.run([b.prog("tests/integration/network/cp-test-device"), "nfc"], capture_output=True)
     if r.returncode != 2:
-        print("skip: cp-test-device has no NFC")
-        return 77
+        prereq.missing("cp-test-device was built without NFC")
     failed = False
     procs = []
     try:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netbench import Fail, check, main  # noqa: E402
+from netbench import Fail, check, main, prereq  # noqa: E402
 
 
 def sha(path):
@@ -180,7 +180,7 @@ def attach(b, imsi, k, opc, tag):
 
 def test_qmi_network(b):
     if not os.path.exists(b.prog("tests/sim/qmi/cp-qmi-sim")):
-        print("skip: no QMI simulator in this build")
+        prereq.partly("no QMI simulator in this build: the USIM is not tried on its network")
         return
     usim = b.path("usim")
     b.make_device("qmi")

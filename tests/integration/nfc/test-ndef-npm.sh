@@ -2,15 +2,15 @@
 # The NDEF the device presents, decoded by a codec the project did not
 # write: the npm package "ndef", run with the machine's node.
 set -u
-command -v node >/dev/null 2>&1 || { echo "SKIP: no node"; exit 77; }
-command -v npm >/dev/null 2>&1 || { echo "SKIP: no npm"; exit 77; }
+. "$(dirname "$0")/../../prereq.sh"
+command -v node >/dev/null 2>&1 || prereq_missing "no node (Debian package nodejs)"
+command -v npm >/dev/null 2>&1 || prereq_missing "no npm (Debian package npm)"
 cache=${CP_NPM_CACHE:?}
 if [ ! -f "$cache/node_modules/ndef/package.json" ]; then
 	mkdir -p "$cache"
 	if ! timeout 120 npm install --no-save --no-audit --no-fund --prefix "$cache" ndef >"$cache/npm.log" 2>&1; then
-		echo "SKIP: npm install ndef failed (registry unreachable?):"
 		tail -5 "$cache/npm.log"
-		exit 77
+		prereq_missing "npm install ndef failed (registry unreachable?), its log above"
 	fi
 fi
 dir=$(mktemp -d)

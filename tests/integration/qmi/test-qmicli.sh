@@ -2,8 +2,10 @@
 # Real qmicli against cp-qmi-sim on a pty: DMS IDs, UIM card status, NAS
 # serving system, WDS profile list, operating-mode reset, EF.IMSI.
 set -u
+. "$(dirname "$0")/../../prereq.sh"
 sim=$1
 qmicli=$2
+[ -n "$qmicli" ] || prereq_missing "qmicli (Debian package libqmi-utils) is not installed"
 dir=$(mktemp -d)
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }

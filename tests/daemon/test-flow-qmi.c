@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The daemon in-process with its real QMI backend on cp-qmi-sim (real
+ * libqmi in between): a profile accepted and provisioned commits its
+ * profile_seq, the commit survives a restart, and the same profile
+ * written again after a re-arm is refused as a replay with a receipt MAC'd
+ * with K''. The simulated network knows the subscription the profile
+ * carries (K_usim from K', the profile's OPc), so the registration is
+ * real AKA against the card the backend wrote.
+ */
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cellprov.h"
+#include "cp-daemon.h"
+#include "cp-glib.h"
+
+#define OLD_IMSI "001010123456789"
+#define NEW_IMSI "001010000000001"
+#define ADM1 "12345678"
+
+static const char *sim_path;
+
+typedef struct {
+	char *dir;
+	char *state_dir;
+	char *pty;
+	char *conf_text;
+	EVP_PKEY *key;
+	uint8_t device_id[CP_DEVICE_ID_LEN];
+	uint8_t *info;
+	size_t info_len;
+	GPid sim;
+	CpDaemon *d;
+	GMainLoop *loop;
+	/* the profile, as the SM makes it, and the keys the companion keeps */
+	CpProfile p;
+	CpSecret *k_prime;
+	CpSecret *opc;
+	CpSecret *k2;
+	CpSecret *k_prof;
+} Fixture;
+
+static void
+write_secret(const char *path, const void *data, gsize len)
+{
+	g_assert_true(g_file_set_contents(path, data, (gssize)len, NULL));
+	g_assert_cmpint(chmod(path, 0600), ==, 0);
+}
+
+static void
+child_setup(gpointer data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static void
+make_profile(Fixture *f, uint64_t seq)
+{
+	g_autoptr(CpSecret) k_sm = NULL;
+
+	f->k_prime = cp_secret_new(32);
+	f->opc = cp_secret_new(16);
+	g_assert_cmpint(cp_random(f->k_prime->data, f->k_prime->len), ==, CP_OK);
+	g_assert_cmpint(cp_random(f->opc->data, f->opc->len), ==, CP_OK);
+	memset(&f->p, 0, sizeof(f->p));
+	f->p.version = 1;
+	memcpy(f->p.device_id, f->device_id, CP_DEVICE_ID_LEN);
+	f->p.profile_seq = seq;
+	g_assert_cmpint(cp_random(f->p.nonce, sizeof(f->p.nonce)), ==, CP_OK);
+	f->p.has_not_after = TRUE;
+	f->p.not_after = (uint64_t)(g_get_real_time() / G_USEC_PER_SEC) + 600;
+	g_assert_cmpint(cp_enc_cred_seal(CP_SUITE_B, f->key, NULL, f->k_prime, f->opc, f->p.enc_cred,
+					 &f->p.enc_cred_len), ==, CP_OK);
+	strcpy(f->p.plmn, "00101");
+	strcpy(f->p.network_name, "cellprov test network");
+	strcpy(f->p.supi, NEW_IMSI);
+	strcpy(f->p.apn, "internet");
+	k_sm = cp_keys_k_sm(f->k_prime, f->p.device_id);
+	f->k_prof = cp_keys_k_prof(k_sm, f->p.nonce);
+	f->k2 = cp_keys_k2(k_sm, f->p.nonce, f->info, f->info_len);
+	g_assert_nonnull(f->k2);
+}
+
+static GBytes *
+profile_ndef(Fixture *f)
+{
+	cp_auto_buf buf = CP_BUF_INIT;
+	cp_auto_buf out = CP_BUF_INIT;
+	CpNdefMessage msg;
+
+	g_assert_cmpint(cp_profile_encode(&f->p, f->k_prof, &buf), ==, CP_OK);
+	memset(&msg, 0, sizeof(msg));
+	cp_ndef_record_mime(&msg.records[0], CP_MIME_PROFILE, buf.data, buf.len);
+	msg.n_records = 1;
+	g_assert_cmpint(cp_ndef_encode(&msg, &out), ==, CP_OK);
+	return g_bytes_new(out.data, out.len);
+}
+
+/* cp-qmi-sim on a pty; its network knows the profile's subscription. */
+static void
+start_sim(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CpSecret) k_usim = cp_keys_k_usim(f->k_prime);
+	g_autofree char *k_hex = cp_hex_strdup(k_usim->data, k_usim->len);
+	g_autofree char *opc_hex = cp_hex_strdup(f->opc->data, f->opc->len);
+	g_autofree char *subs = g_build_filename(f->dir, "subscribers", NULL);
+	g_autofree char *dump = g_build_filename(f->dir, "dump", NULL);
+	g_autofree char *text = g_strdup_printf("# test network\n%s %s %s 000000000020\n",
+						NEW_IMSI, k_hex, opc_hex);
+	g_autofree char *line = NULL;
+	g_autoptr(GIOChannel) ch = NULL;
+	const char *argv[] = {
+		sim_path, "--pty", f->pty, "--dump", dump, "--subscribers", subs,
+		"--adm1", ADM1, "--imsi", OLD_IMSI, "--reset-delay=20", "--registration-delay=20", NULL,
+	};
+	int out_fd;
+
+	write_secret(subs, text, strlen(text));
+	cp_cleanse(text, strlen(text));
+	g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+					       child_setup, NULL, &f->sim, NULL, &out_fd, NULL, &error));
+	g_assert_no_error(error);
+	ch = g_io_channel_unix_new(out_fd);
+	g_io_channel_set_close_on_unref(ch, TRUE);
+	g_io_channel_read_line(ch, &line, NULL, NULL, NULL);
+	g_assert_nonnull(line);
+	g_assert_true(g_str_has_prefix(line, "ready"));
+}
+
+static void
+fixture_setup(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *key_path = NULL, *adm1_path = NULL, *id_hex = NULL;
+	cp_auto_buf info = CP_BUF_INIT;
+	CpDeviceRecord dr;
+	char *pem;
+
+	f->dir = g_dir_make_tmp("cp-flow-qmi-XXXXXX", &error);
+	g_assert_no_error(error);
+	f->state_dir = g_build_filename(f->dir, "state", NULL);
+	f->pty = g_build_filename(f->dir, "pty", NULL);
+	key_path = g_build_filename(f->dir, "device-key.pem", NULL);
+	adm1_path = g_build_filename(f->dir, "adm1", NULL);
+	f->key = cp_p256_generate();
+	g_assert_nonnull(f->key);
+	pem = cp_pkey_to_pem(f->key);
+	write_secret(key_path, pem, strlen(pem));
+	cp_cleanse(pem, strlen(pem));
+	free(pem);
+	write_secret(adm1_path, ADM1 "\n", strlen(ADM1) + 1);
+	g_assert_cmpint(cp_device_id(f->key, f->device_id), ==, CP_OK);
+	id_hex = cp_hex_strdup(f->device_id, sizeof(f->device_id));
+	f->conf_text = g_strdup_printf(
+		"[device]\nkey=%s\ncertificate-url=https://certs.example.net/devices/%s\n"
+		"manufacturer=Example Ltd\nmodel=GW-1\nserial=SN0001\nsuites=B\n"
+		"[modem]\nbackend=qmi\ndevice=%s\nproxy=false\ncard=sysmo-isim-sja2\nadm1=%s\n"
+		"registration-timeout=15\n"
+		"[daemon]\nstate-directory=%s\n", key_path, id_hex, f->pty, adm1_path, f->state_dir);
+
+	memset(&dr, 0, sizeof(dr));
+	dr.version = 1;
+	memcpy(dr.device_id, f->device_id, sizeof(dr.device_id));
+	strcpy(dr.manufacturer, "Example Ltd");
+	strcpy(dr.model, "GW-1");
+	strcpy(dr.serial, "SN0001");
+	dr.suites[0] = CP_SUITE_B;
+	dr.n_suites = 1;
+	g_assert_cmpint(cp_device_record_info(&dr, &info), ==, CP_OK);
+	f->info = g_memdup2(info.data, info.len);
+	f->info_len = info.len;
+	f->loop = g_main_loop_new(NULL, FALSE);
+}
+
+static void
+fixture_teardown(Fixture *f, gconstpointer data)
+{
+	g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", f->dir);
+
+	cp_daemon_free(f->d);
+	if (f->sim) {
+		kill(f->sim, SIGTERM);
+		waitpid(f->sim, NULL, 0);
+		g_spawn_close_pid(f->sim);
+	}
+	EVP_PKEY_free(f->key);
+	cp_secret_free(f->k_prime);
+	cp_secret_free(f->opc);
+	cp_secret_free(f->k2);
+	cp_secret_free(f->k_prof);
+	g_assert_cmpint(system(cmd), ==, 0);
+	g_free(f->dir);
+	g_free(f->state_dir);
+	g_free(f->pty);
+	g_free(f->conf_text);
+	g_free(f->info);
+	g_main_loop_unref(f->loop);
+}
+
+static void
+on_state_changed(CpDaemon *d, CpState old, CpState new_state, CpEvent ev, gpointer data)
+{
+	Fixture *f = data;
+
+	if (!cp_state_is_busy(new_state) && new_state != CP_STATE_RECEIVED &&
+	    new_state != CP_STATE_VERIFIED)
+		g_main_loop_quit(f->loop);
+}
+
+static gboolean
+on_timeout(gpointer data)
+{
+	g_error("the attempt did not end within 60 s");
+	return G_SOURCE_REMOVE;
+}
+
+/* The daemon as cellprovd runs it: the backend it makes from [modem]. */
+static CpDaemon *
+start_daemon(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+	CpConf *conf = cp_conf_load_data(f->conf_text, strlen(f->conf_text), "test.conf", &error);
+	CpDaemonListener l = { .state_changed = on_state_changed };
+	CpDaemon *d;
+
+	g_assert_no_error(error);
+	d = cp_daemon_new(conf, &error);
+	g_assert_no_error(error);
+	cp_daemon_set_transport(d, NULL);
+	cp_daemon_add_listener(d, &l, f);
+	g_assert_true(cp_daemon_start(d, &error));
+	g_assert_no_error(error);
+	g_assert_cmpstr(cp_daemon_get_backend_name(d), ==, "qmi");
+	return d;
+}
+
+static void
+write_and_wait(Fixture *f)
+{
+	g_autoptr(GBytes) ndef = profile_ndef(f);
+	guint id = g_timeout_add_seconds(60, on_timeout, NULL);
+
+	cp_daemon_profile_written(f->d, ndef);
+	if (cp_state_is_busy(cp_daemon_get_state(f->d)) ||
+	    cp_daemon_get_state(f->d) == CP_STATE_VERIFIED)
+		g_main_loop_run(f->loop);
+	g_source_remove(id);
+}
+
+static void
+check_receipt(Fixture *f, CpReceiptStatus status, CpError reason)
+{
+	GBytes *rb = cp_daemon_get_receipt(f->d);
+	const uint8_t *buf;
+	gsize len = 0;
+	CpReceipt r;
+
+	g_assert_nonnull(rb);
+	buf = g_bytes_get_data(rb, &len);
+	/* the MAC verifies with K'' (what the companion checks) */
+	g_assert_cmpint(cp_receipt_verify(buf, len, f->k2, &r), ==, CP_OK);
+	g_assert_true(r.has_mac);
+	g_assert_cmpmem(r.device_id, sizeof(r.device_id), f->device_id, sizeof(f->device_id));
+	g_assert_cmpuint(r.profile_seq, ==, f->p.profile_seq);
+	g_assert_cmpuint(r.status, ==, status);
+	g_assert_cmpuint(r.reason, ==, reason);
+}
+
+static void
+check_committed(Fixture *f, uint64_t seq)
+{
+	g_autoptr(GError) error = NULL;
+	CpJournal j;
+	gboolean found = FALSE;
+
+	g_assert_cmpuint(cp_daemon_get_profile_seq(f->d), ==, seq);
+	g_assert_true(cp_journal_load(f->state_dir, &j, &found, &error));
+	g_assert_no_error(error);
+	g_assert_true(found);
+	g_assert_cmpuint(j.committed_seq, ==, seq);
+	cp_journal_clear(&j);
+}
+
+static void
+test_accept_restart_replay(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+
+	make_profile(f, 17);
+	start_sim(f);
+	f->d = start_daemon(f);
+	g_assert_cmpuint(cp_daemon_get_profile_seq(f->d), ==, 0);
+
+	/* accepted, written to the card, registered: profile_seq committed */
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_OK);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+	g_assert_cmpstr(cp_daemon_get_imsi(f->d), ==, NEW_IMSI);
+	check_receipt(f, CP_RECEIPT_PROVISIONED, CP_OK);
+	check_committed(f, 17);
+
+	/* a restart finds it committed */
+	cp_daemon_free(f->d);
+	f->d = start_daemon(f);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+	check_committed(f, 17);
+
+	/* re-armed, the same profile again: a replay, and the receipt says
+	 * so under K'' */
+	g_assert_true(cp_daemon_rearm(f->d, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_IDLE);
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_ERR_REPLAY);
+	check_receipt(f, CP_RECEIPT_REJECTED, CP_ERR_REPLAY);
+	check_committed(f, 17);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	sim_path = g_getenv("CP_QMI_SIM");
+	if (!sim_path) {
+		g_printerr("CP_QMI_SIM is not set\n");
+		return 1;
+	}
+	g_test_add("/daemon/flow-qmi/accept-restart-replay", Fixture, NULL, fixture_setup,
+		   test_accept_restart_replay, fixture_teardown);
+	return g_test_run();
+}
