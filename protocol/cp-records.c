@@ -392,8 +392,8 @@ static const CpTlvField pr_fields[PR_N] = {
 	[PR_SUPI] = { 0x22, 6, 15, true, false },
 	[PR_APN] = { 0x23, 1, CP_APN_MAX, true, false },
 	[PR_MSISDN] = { 0x24, 1, 15, false, false },
-	[PR_OP_CHAIN] = { 0x30, 1, CP_CHAIN_MAX, true, false },
-	[PR_OP_SIGNATURE] = { 0x31, 8, CP_ECDSA_MAX, true, false },
+	[PR_OP_CHAIN] = { 0x70, 1, CP_CHAIN_MAX, true, false },
+	[PR_OP_SIGNATURE] = { 0x7E, 8, CP_ECDSA_MAX, true, false },
 	[PR_MAC] = { CP_TLV_MAC, CP_MAC_LEN, CP_MAC_LEN, true, true },
 };
 
@@ -532,7 +532,7 @@ cp_profile_encode(const CpProfile *p, EVP_PKEY *op_key, const CpSecret *k_prof, 
 	cp_tlv_put(out, 0x23, p->apn, FIELD_STRLEN(p->apn));
 	if (p->has_msisdn)
 		cp_tlv_put(out, 0x24, p->msisdn, FIELD_STRLEN(p->msisdn));
-	cp_tlv_put(out, 0x30, p->op_chain, p->op_chain_len);
+	cp_tlv_put(out, 0x70, p->op_chain, p->op_chain_len);
 	if (out->failed) {
 		rollback(out, start);
 		return CP_ERR_CRYPTO;
@@ -542,7 +542,7 @@ cp_profile_encode(const CpProfile *p, EVP_PKEY *op_key, const CpSecret *k_prof, 
 		rollback(out, start);
 		return err;
 	}
-	cp_tlv_put(out, 0x31, sig, sig_len);
+	cp_tlv_put(out, 0x7E, sig, sig_len);
 	if (out->failed) {
 		rollback(out, start);
 		return CP_ERR_CRYPTO;

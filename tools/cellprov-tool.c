@@ -824,24 +824,43 @@ cmd_decode(int argc, char **argv)
 /* ---- vectors ---- */
 
 static const OptSpec vectors_opts[] = {
-	{ .name = "signature" }, { .name = "output" }, { .name = "explain", .flag = true }, { .name = NULL }
+	{ .name = "signature" }, { .name = "op-root-cert" }, { .name = "op-sm-cert" },
+	{ .name = "op-signature" }, { .name = "output" }, { .name = "explain", .flag = true },
+	{ .name = NULL }
 };
 
 static int
 cmd_vectors(int argc, char **argv)
 {
-	uint8_t sig[CP_ECDSA_MAX];
-	size_t sig_len = 0;
+	static uint8_t sig[CP_ECDSA_MAX], op_sig[CP_ECDSA_MAX], root[CP_CHAIN_MAX], sm[CP_CHAIN_MAX];
+	CpToolVectorsPublished pub = { 0 };
 	FILE *out = stdout;
 	CpError err;
 	Args a;
 
 	parse_args(&a, "vectors", vectors_opts, argc, argv, false);
-	if (opt(&a, "signature"))
-		sig_len = hex_arg(&a, "signature", opt(&a, "signature"), sig, sizeof sig, 0);
+	/* The randomised parts of a published file, to reproduce it. */
+	if (opt(&a, "signature")) {
+		pub.att_signature_len = hex_arg(&a, "signature", opt(&a, "signature"), sig, sizeof sig, 0);
+		pub.att_signature = sig;
+	}
+	if (opt(&a, "op-signature")) {
+		pub.op_signature_len = hex_arg(&a, "op-signature", opt(&a, "op-signature"), op_sig,
+					       sizeof op_sig, 0);
+		pub.op_signature = op_sig;
+	}
+	if (!opt(&a, "op-root-cert") != !opt(&a, "op-sm-cert"))
+		usage_error("vectors: --op-root-cert and --op-sm-cert go together");
+	if (opt(&a, "op-root-cert")) {
+		pub.op_root_cert_len = hex_arg(&a, "op-root-cert", opt(&a, "op-root-cert"), root,
+					       sizeof root, 0);
+		pub.op_root_cert = root;
+		pub.op_sm_cert_len = hex_arg(&a, "op-sm-cert", opt(&a, "op-sm-cert"), sm, sizeof sm, 0);
+		pub.op_sm_cert = sm;
+	}
 	if (opt(&a, "output") && !(out = fopen(opt(&a, "output"), "w")))
 		usage_error("vectors: cannot write %s: %s", opt(&a, "output"), strerror(errno));
-	err = cp_tool_vectors(out, flag(&a, "explain") ? stderr : NULL, sig_len ? sig : NULL, sig_len);
+	err = cp_tool_vectors(out, flag(&a, "explain") ? stderr : NULL, &pub);
 	if (out != stdout && fclose(out) != 0)
 		usage_error("vectors: cannot write %s: %s", opt(&a, "output"), strerror(errno));
 	return err ? fail(err, "vectors") : 0;
@@ -869,7 +888,8 @@ help(FILE *f)
 	      "      decode an NDEF message (optionally with its T4T NLEN), a device record,\n"
 	      "      a profile or a receipt; the key options verify MACs, the signature, or\n"
 	      "      the whole profile as the device does (FILE - reads stdin)\n"
-	      "  vectors [--signature HEX] [--output FILE] [--explain]\n"
+	      "  vectors [--signature HEX] [--op-root-cert HEX --op-sm-cert HEX] [--op-signature HEX]\n"
+	      "          [--output FILE] [--explain]\n"
 	      "      the published test vectors of docs/test-vectors/, from fixed inputs\n"
 	      "\n"
 	      "Exit status: 0 success, 1 the input failed a check, 2 bad arguments.\n", f);
