@@ -5,13 +5,80 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cp-buf.h"
+#include "cp-config.h"
 
 G_DEFINE_QUARK(cp-error-quark, cp_error)
+
+char *
+cp_dbus_error_name(CpError code)
+{
+	GString *s = g_string_new(CP_DBUS_ERROR_PREFIX);
+	gboolean up = TRUE;
+
+	for (const char *p = cp_error_name(code); *p; p++) {
+		if (*p == '-') {
+			up = TRUE;
+			continue;
+		}
+		g_string_append_c(s, up ? g_ascii_toupper(*p) : *p);
+		up = FALSE;
+	}
+	return g_string_free(s, FALSE);
+}
+
+void
+cp_dbus_error_register(void)
+{
+	static gsize quark;
+	/* every code cp-error.h lists: classes 0x01-0x0f, 255 codes each */
+	enum { MAX_ENTRIES = 15 * 255 };
+	static GDBusErrorEntry entries[MAX_ENTRIES];
+	static char *names[MAX_ENTRIES];
+	static gsize built;
+	guint n = 0;
+
+	if (g_once_init_enter(&built)) {
+		for (int code = 0x0101; code < 0x1000; code++) {
+			CpError err = (CpError)code;
+
+			if ((code & 0xff) == 0 || strcmp(cp_error_name(err), "unknown") == 0)
+				continue;
+			names[n] = cp_dbus_error_name(err);
+			entries[n].error_code = code;
+			entries[n].dbus_error_name = names[n];
+			n++;
+		}
+		g_once_init_leave(&built, n);
+	}
+	g_dbus_error_register_error_domain("cp-error-quark", &quark, entries, (guint)built);
+	(void)cp_dbus_error_quark();
+}
+
+GQuark
+cp_dbus_error_quark(void)
+{
+	static gsize quark;
+	static const GDBusErrorEntry entries[] = {
+		{ CP_DBUS_ERROR_NOT_AUTHORIZED, CP_DBUS_ERROR_PREFIX "NotAuthorized" },
+	};
+
+	g_dbus_error_register_error_domain("cp-dbus-error-quark", &quark, entries,
+					   G_N_ELEMENTS(entries));
+	return (GQuark)quark;
+}
+
+gboolean
+cp_option_version(const char *option, const char *value, gpointer data, GError **error)
+{
+	printf("%s %s\n", g_get_prgname(), CP_VERSION);
+	exit(EXIT_SUCCESS);
+}
 
 void
 cp_set_error(GError **error, CpError code, const char *fmt, ...)

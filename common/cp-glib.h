@@ -17,6 +17,36 @@
 #define CP_ERROR (cp_error_quark())
 GQuark cp_error_quark(void);
 
+/*
+ * The --version of every GLib program: prints "PROGRAM VERSION" (the
+ * program name g_option_context_parse() or g_set_prgname() set, meson's
+ * project version) and exits 0. CP_OPTION_VERSION is its GOptionEntry.
+ */
+gboolean cp_option_version(const char *option, const char *value, gpointer data, GError **error);
+#define CP_OPTION_VERSION \
+	{ "version", 'V', G_OPTION_FLAG_NO_ARG, G_OPTION_ARG_CALLBACK, (gpointer)cp_option_version, \
+	  "Print the version and exit", NULL }
+
+/*
+ * The daemon's D-Bus errors (docs/dbus.md): cp_dbus_error_register() maps
+ * every CP_ERROR code to org.cellprov.Daemon1.Error.<CamelName> ("busy" ->
+ * Busy, "wrong-device" -> WrongDevice) with g_dbus_error_register_error_domain,
+ * so that g_dbus_method_invocation_return_gerror() sends the name and a
+ * client's GError comes back in CP_ERROR with its code. CP_DBUS_ERROR is
+ * the domain of the errors of the D-Bus service itself.
+ */
+#define CP_DBUS_ERROR_PREFIX "org.cellprov.Daemon1.Error."
+void cp_dbus_error_register(void);
+
+typedef enum {
+	CP_DBUS_ERROR_NOT_AUTHORIZED = 1, /* polkit (or the root check) refused the caller */
+} CpDbusError;
+#define CP_DBUS_ERROR (cp_dbus_error_quark())
+GQuark cp_dbus_error_quark(void);
+
+/* D-Bus error name of a CpError: org.cellprov.Daemon1.Error.<CamelName>. */
+char *cp_dbus_error_name(CpError code);
+
 /* g_set_error with the code's own message when fmt is NULL. */
 void cp_set_error(GError **error, CpError code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 

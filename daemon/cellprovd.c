@@ -202,15 +202,6 @@ secure_heap_init(void)
 	}
 }
 
-static gboolean
-print_version(const char *option, const char *value, gpointer data, GError **error)
-{
-	printf("cellprovd %s (cellprov protocol %d)\n", CP_VERSION, CP_PROTOCOL_VERSION);
-	printf("features:%s%s%s\n", CP_DAEMON_NFC ? " nfc" : "", CP_DAEMON_MODEM ? " modem" : "",
-	       CP_HAVE_SYSTEMD ? " systemd" : "");
-	exit(EXIT_SUCCESS);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -229,8 +220,7 @@ main(int argc, char **argv)
 		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "Log debug messages", NULL },
 		{ "check-config", 0, 0, G_OPTION_ARG_NONE, &check,
 		  "Check the configuration, the key and the state directory, then exit", NULL },
-		{ "version", 'V', G_OPTION_FLAG_NO_ARG, G_OPTION_ARG_CALLBACK, print_version,
-		  "Print the version and exit", NULL },
+		CP_OPTION_VERSION,
 		G_OPTION_ENTRY_NULL,
 	};
 

@@ -14,7 +14,7 @@ static const char *const modem_keys[] = {
 	"backend", "device", "proxy", "card", "adm1", "registration-timeout",
 	"reset", NULL,
 };
-static const char *const daemon_keys[] = { "state-directory", NULL };
+static const char *const daemon_keys[] = { "state-directory", "polkit", NULL };
 
 static const struct {
 	const char *name;
@@ -272,6 +272,24 @@ cp_reset_mode_name(CpResetMode m)
 }
 
 static gboolean
+parse_bool(CpConf *c, const char *group, const char *key, const char *value, gboolean dflt,
+	   gboolean *out, GError **error)
+{
+	if (!value)
+		*out = dflt;
+	else if (strcmp(value, "true") == 0)
+		*out = TRUE;
+	else if (strcmp(value, "false") == 0)
+		*out = FALSE;
+	else {
+		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, group, key,
+			  "'%s' is not true or false", value);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
 parse_modem(GKeyFile *kf, CpConf *c, GError **error)
 {
 	g_autofree char *backend = NULL;
@@ -308,18 +326,8 @@ parse_modem(GKeyFile *kf, CpConf *c, GError **error)
 		return FALSE;
 	}
 
-	c->proxy = TRUE;
-	if (proxy) {
-		if (strcmp(proxy, "true") == 0)
-			c->proxy = TRUE;
-		else if (strcmp(proxy, "false") == 0)
-			c->proxy = FALSE;
-		else {
-			set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "modem", "proxy",
-				  "'%s' is not true or false", proxy);
-			return FALSE;
-		}
-	}
+	if (!parse_bool(c, "modem", "proxy", proxy, TRUE, &c->proxy, error))
+		return FALSE;
 
 	for (const char *p = c->card; *p; p++) {
 		if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_') {
@@ -349,12 +357,15 @@ static CpConf *
 parse(GKeyFile *kf, const char *name, GError **error)
 {
 	g_autoptr(CpConf) c = g_new0(CpConf, 1);
+	g_autofree char *polkit = NULL;
 
 	c->path = g_strdup(name);
 	if (!check_known(kf, c, error) || !parse_device(kf, c, error) ||
 	    !get_string(kf, c, "nfc", "connstring", FALSE, &c->nfc_connstring, error) ||
 	    !parse_modem(kf, c, error) ||
-	    !get_string(kf, c, "daemon", "state-directory", FALSE, &c->state_directory, error))
+	    !get_string(kf, c, "daemon", "state-directory", FALSE, &c->state_directory, error) ||
+	    !get_string(kf, c, "daemon", "polkit", FALSE, &polkit, error) ||
+	    !parse_bool(c, "daemon", "polkit", polkit, TRUE, &c->polkit, error))
 		return NULL;
 
 	if (!c->state_directory)

@@ -57,6 +57,7 @@ typedef struct _CpConf {
 
 	/* [daemon] */
 	char *state_directory;
+	gboolean polkit;                /* ask polkit for callers other than root */
 } CpConf;
 
 /* Parse and check; on error a G_KEY_FILE_ERROR naming the file, group,

@@ -3,8 +3,10 @@
 
 #include "cp-service.h"
 
+#include <stdarg.h>
 #include <string.h>
 
+#include "cp-config.h"
 #include "cp-dbus-generated.h"
 #include "cp-glib.h"
 
@@ -16,24 +18,6 @@ struct _CpService {
 	void (*ready)(gboolean owned, gpointer data);
 	gpointer ready_data;
 };
-
-char *
-cp_service_error_name(CpError code)
-{
-	/* "wrong-device" -> "WrongDevice" */
-	GString *s = g_string_new(CP_DBUS_ERROR_PREFIX);
-	gboolean up = TRUE;
-
-	for (const char *p = cp_error_name(code); *p; p++) {
-		if (*p == '-') {
-			up = TRUE;
-			continue;
-		}
-		g_string_append_c(s, up ? g_ascii_toupper(*p) : *p);
-		up = FALSE;
-	}
-	return g_string_free(s, FALSE);
-}
 
 static void
 sync_properties(CpService *s)
@@ -48,6 +32,7 @@ sync_properties(CpService *s)
 	GBytes *receipt = cp_daemon_get_receipt(d);
 	GVariant *rv;
 
+	cp_dbus_daemon1_set_version(o, CP_VERSION);
 	cp_dbus_daemon1_set_state(o, cp_state_name(cp_daemon_get_state(d)));
 	cp_dbus_daemon1_set_step(o, cp_daemon_get_step(d));
 	cp_dbus_daemon1_set_device_id(o, cp_daemon_get_device_id(d));
@@ -85,12 +70,15 @@ on_state_changed(CpDaemon *d, CpState old, CpState new_state, CpEvent ev, gpoint
 					   cp_state_name(new_state), cp_event_name(ev));
 }
 
+/* Every method error goes out as org.cellprov.Daemon1.Error.<Name>. */
 static void
 return_cp_error(GDBusMethodInvocation *inv, const GError *error)
 {
-	g_autofree char *name = cp_service_error_name(cp_error_from_gerror(error, CP_ERR_STATE));
-
-	g_dbus_method_invocation_return_dbus_error(inv, name, error->message);
+	if (error->domain == CP_ERROR || error->domain == CP_DBUS_ERROR)
+		g_dbus_method_invocation_return_gerror(inv, error);
+	else
+		g_dbus_method_invocation_return_error_literal(inv, CP_ERROR,
+			cp_error_from_gerror(error, CP_ERR_STATE), error->message);
 }
 
 static void
@@ -127,11 +115,83 @@ run_get_log(CpService *s, GDBusMethodInvocation *inv)
 	cp_dbus_daemon1_complete_get_log(s->skeleton, inv, cp_daemon_get_log(s->daemon));
 }
 
+/* The polkit actions of org.cellprov.policy (docs/dbus.md). */
+#define ACTION_CONTROL "org.cellprov.control"
+#define ACTION_READ_PERSONAL "org.cellprov.read-personal"
+
 typedef struct {
 	CpService *s;
 	GDBusMethodInvocation *inv;
+	const char *action;
 	void (*run)(CpService *s, GDBusMethodInvocation *inv);
 } Call;
+
+static void
+refuse(Call *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void
+refuse(Call *c, const char *fmt, ...)
+{
+	g_autofree char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	g_info("dbus: %s refused to %s: %s", g_dbus_method_invocation_get_method_name(c->inv),
+	       g_dbus_method_invocation_get_sender(c->inv), msg);
+	g_dbus_method_invocation_return_error(c->inv, CP_DBUS_ERROR, CP_DBUS_ERROR_NOT_AUTHORIZED,
+					      "%s: %s", g_dbus_method_invocation_get_method_name(c->inv), msg);
+	g_free(c);
+}
+
+static void
+polkit_checked(GObject *source, GAsyncResult *res, gpointer data)
+{
+	Call *c = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+	gboolean authorized = FALSE, challenge = FALSE;
+
+	if (!reply) {
+		g_dbus_error_strip_remote_error(error);
+		refuse(c, "cannot check authorization %s with polkit: %s", c->action, error->message);
+		return;
+	}
+	g_variant_get(reply, "((bb@a{ss}))", &authorized, &challenge, NULL);
+	if (!authorized) {
+		refuse(c, challenge ? "authentication is required for %s" : "not authorized for %s",
+		       c->action);
+		return;
+	}
+	c->run(c->s, c->inv);
+	g_free(c);
+}
+
+/*
+ * polkit decides for anyone but root: CheckAuthorization with the
+ * caller's bus name as the subject, interactive only when the caller
+ * allowed it (an agent may then ask for a password).
+ */
+static void
+check_polkit(Call *c)
+{
+	GVariantBuilder subject;
+	GDBusMessage *msg = g_dbus_method_invocation_get_message(c->inv);
+	guint32 flags = (g_dbus_message_get_flags(msg) &
+			 G_DBUS_MESSAGE_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION) ? 1 : 0;
+
+	g_variant_builder_init(&subject, G_VARIANT_TYPE("a{sv}"));
+	g_variant_builder_add(&subject, "{sv}", "name",
+			      g_variant_new_string(g_dbus_method_invocation_get_sender(c->inv)));
+	g_dbus_connection_call(c->s->bus, "org.freedesktop.PolicyKit1",
+			       "/org/freedesktop/PolicyKit1/Authority",
+			       "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization",
+			       g_variant_new("((sa{sv})sa{ss}us)", "system-bus-name", &subject,
+					     c->action, NULL, flags, ""),
+			       G_VARIANT_TYPE("((bba{ss}))"), G_DBUS_CALL_FLAGS_NONE,
+			       flags ? G_MAXINT : 25000, NULL, polkit_checked, c);
+}
 
 static void
 caller_checked(GObject *source, GAsyncResult *res, gpointer data)
@@ -141,33 +201,36 @@ caller_checked(GObject *source, GAsyncResult *res, gpointer data)
 	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
 	guint32 uid = G_MAXUINT32;
 
-	if (reply)
-		g_variant_get(reply, "(u)", &uid);
-	if (!reply)
-		g_dbus_method_invocation_return_error(c->inv, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED,
-						      "cannot tell who is calling: %s", error->message);
-	else if (uid != 0)
-		g_dbus_method_invocation_return_error(c->inv, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED,
-						      "only root may call %s",
-						      g_dbus_method_invocation_get_method_name(c->inv));
-	else
+	if (!reply) {
+		g_dbus_error_strip_remote_error(error);
+		refuse(c, "cannot tell who is calling: %s", error->message);
+		return;
+	}
+	g_variant_get(reply, "(u)", &uid);
+	if (uid == 0) {
 		c->run(c->s, c->inv);
-	g_free(c);
+		g_free(c);
+	} else if (!cp_daemon_get_conf(c->s->daemon)->polkit) {
+		refuse(c, "only root may call it ([daemon] polkit=false)");
+	} else {
+		check_polkit(c);
+	}
 }
 
 /*
- * The bus policy already limits methods to root; a second check here
- * keeps that true on a bus configured without the policy file. Asked of
- * the bus asynchronously, so that the main loop never waits on it.
+ * Root may do anything; others need the polkit action (or, with polkit
+ * off in cellprov.conf, are refused). Asked of the bus and of polkit
+ * asynchronously, so that the main loop never waits on them.
  */
 static gboolean
-call_as_root(CpService *s, GDBusMethodInvocation *inv,
-	     void (*run)(CpService *s, GDBusMethodInvocation *inv))
+authorize(CpService *s, GDBusMethodInvocation *inv, const char *action,
+	  void (*run)(CpService *s, GDBusMethodInvocation *inv))
 {
 	Call *c = g_new0(Call, 1);
 
 	c->s = s;
 	c->inv = inv;
+	c->action = action;
 	c->run = run;
 	g_dbus_connection_call(s->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
 			       "org.freedesktop.DBus", "GetConnectionUnixUser",
@@ -180,25 +243,27 @@ call_as_root(CpService *s, GDBusMethodInvocation *inv,
 static gboolean
 handle_forget(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
 {
-	return call_as_root(data, inv, run_forget);
+	return authorize(data, inv, ACTION_CONTROL, run_forget);
 }
 
 static gboolean
 handle_rearm(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
 {
-	return call_as_root(data, inv, run_rearm);
+	return authorize(data, inv, ACTION_CONTROL, run_rearm);
 }
 
 static gboolean
 handle_get_imsi(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
 {
-	return call_as_root(data, inv, run_get_imsi);
+	return authorize(data, inv, ACTION_READ_PERSONAL, run_get_imsi);
 }
 
+/* the log lines are the ones logged, personal identifiers redacted: anyone */
 static gboolean
 handle_get_log(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
 {
-	return call_as_root(data, inv, run_get_log);
+	run_get_log(data, inv);
+	return TRUE;
 }
 
 static void
@@ -248,6 +313,7 @@ cp_service_new(CpDaemon *daemon, void (*ready)(gboolean owned, gpointer data), g
 	s->bus = connect_bus(error);
 	if (!s->bus)
 		return NULL;
+	cp_dbus_error_register();
 	s->skeleton = cp_dbus_daemon1_skeleton_new();
 	sync_properties(s);
 	g_signal_connect(s->skeleton, "handle-forget", G_CALLBACK(handle_forget), s);

@@ -2,8 +2,9 @@
 /*
  * The daemon on D-Bus: org.cellprov.Daemon1 (introspection/), at
  * /org/cellprov/Daemon1 on the system bus (or the bus at
- * $CELLPROV_BUS_ADDRESS, for tests). Properties follow the daemon; the
- * methods are for root only, by the bus policy and again here.
+ * $CELLPROV_BUS_ADDRESS, for tests). Properties follow the daemon;
+ * Forget, Rearm and GetImsi are for root and for whom polkit authorizes
+ * (org.cellprov.policy), errors are org.cellprov.Daemon1.Error.<Name>.
  */
 #pragma once
 
@@ -13,7 +14,6 @@
 
 #define CP_DBUS_NAME "org.cellprov.Daemon1"
 #define CP_DBUS_PATH "/org/cellprov/Daemon1"
-#define CP_DBUS_ERROR_PREFIX "org.cellprov.Error."
 
 typedef struct _CpService CpService;
 
@@ -23,6 +23,3 @@ CpService *cp_service_new(CpDaemon *daemon, void (*ready)(gboolean owned, gpoint
 			  gpointer data, GError **error);
 void cp_service_free(CpService *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpService, cp_service_free)
-
-/* D-Bus error name of a CpError: org.cellprov.Error.<CamelName>. */
-char *cp_service_error_name(CpError code);

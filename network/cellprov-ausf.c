@@ -391,9 +391,9 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 	if (!authorized(a, msg) || !(req = cp_http_request_json(msg)))
 		return;
 	companion = cp_json_string(req, "companion");
-	id_hex = cp_json_string(req, "device_id");
+	id_hex = cp_json_string(req, "device-id");
 	suite_s = cp_json_string(req, "suite");
-	spki = cp_json_base64(req, "public_key", 512);
+	spki = cp_json_base64(req, "public-key", 512);
 	if (!companion || !cp_supi_valid(companion) || !id_hex || strlen(id_hex) != 32 ||
 	    cp_hex_decode(id_hex, device_id, sizeof(device_id)) != CP_DEVICE_ID_LEN ||
 	    !spki || !suite_s || (strcmp(suite_s, "A") && strcmp(suite_s, "B"))) {
@@ -434,9 +434,9 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "supi");
 	json_builder_add_string_value(b, r.supi);
-	json_builder_set_member_name(b, "enc_cred");
+	json_builder_set_member_name(b, "enc-cred");
 	json_builder_add_string_value(b, enc_b64);
-	json_builder_set_member_name(b, "k_sm");
+	json_builder_set_member_name(b, "k-sm");
 	json_builder_add_string_value(b, k_sm_b64);
 	json_builder_end_object(b);
 	cp_http_reply_json(msg, SOUP_STATUS_OK, b);
@@ -573,6 +573,7 @@ main(int argc, char **argv)
 		{ "port-file", 0, 0, G_OPTION_ARG_FILENAME, &port_file, "Write the bound port here once listening", "FILE" },
 		{ "export", 0, 0, G_OPTION_ARG_NONE, &export, "Print the subscriber file and exit", NULL },
 		{ "export-file", 0, 0, G_OPTION_ARG_FILENAME, &export_path, "Write the subscriber file (0600) and exit", "FILE" },
+		CP_OPTION_VERSION,
 		G_OPTION_ENTRY_NULL
 	};
 	Ausf a = { 0 };

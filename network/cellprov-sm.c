@@ -307,8 +307,8 @@ ausf_answered(GObject *source, GAsyncResult *res, gpointer data)
 		return;
 	}
 	supi = cp_json_string(o, "supi");
-	enc = cp_json_base64(o, "enc_cred", CP_ENC_CRED_MAX);
-	k_sm = cp_json_base64(o, "k_sm", CP_KDF_LEN);
+	enc = cp_json_base64(o, "enc-cred", CP_ENC_CRED_MAX);
+	k_sm = cp_json_base64(o, "k-sm", CP_KDF_LEN);
 	if (!supi || !cp_supi_valid(supi) || !g_str_has_prefix(supi, p->sm->plmn) || !enc || !k_sm ||
 	    g_bytes_get_size(k_sm) != CP_KDF_LEN) {
 		provision_fail(p, SOUP_STATUS_BAD_GATEWAY, "ausf-failed", 0, "the AUSF's answer is incomplete");
@@ -354,9 +354,9 @@ call_ausf(Provision *p)
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "companion");
 	json_builder_add_string_value(b, p->companion->supi);
-	json_builder_set_member_name(b, "device_id");
+	json_builder_set_member_name(b, "device-id");
 	json_builder_add_string_value(b, p->id_hex);
-	json_builder_set_member_name(b, "public_key");
+	json_builder_set_member_name(b, "public-key");
 	json_builder_add_string_value(b, spki_b64);
 	json_builder_set_member_name(b, "suite");
 	json_builder_add_string_value(b, p->suite == CP_SUITE_A ? "A" : "B");
@@ -468,9 +468,9 @@ reply_ok(Provision *p)
 	g_autofree char *nonce_b64 = g_base64_encode(p->nonce, sizeof(p->nonce));
 
 	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "device_id");
+	json_builder_set_member_name(b, "device-id");
 	json_builder_add_string_value(b, p->id_hex);
-	json_builder_set_member_name(b, "profile_seq");
+	json_builder_set_member_name(b, "profile-seq");
 	json_builder_add_int_value(b, (gint64)p->profile_seq);
 	json_builder_set_member_name(b, "supi");
 	json_builder_add_string_value(b, p->supi);
@@ -747,7 +747,7 @@ handle_provision(SoupServer *server, SoupServerMessage *msg, const char *path,
 				    "the companion identity does not match its credential");
 		return;
 	}
-	url = cp_json_string(req, "certificate_url");
+	url = cp_json_string(req, "certificate-url");
 	if (!url || strlen(url) > 2048) {
 		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0,
 				    "certificate_url (string) is required");
@@ -781,7 +781,7 @@ handle_provision(SoupServer *server, SoupServerMessage *msg, const char *path,
 	memcpy(p->url_device_id, id, CP_DEVICE_ID_LEN);
 	cp_hex_encode(p->url_device_id, CP_DEVICE_ID_LEN, p->id_hex);
 	p->url = g_uri_to_string(uri);
-	p->record = cp_json_base64(req, "device_record", CP_RECORD_MAX);
+	p->record = cp_json_base64(req, "device-record", CP_RECORD_MAX);
 	if (!p->record) {
 		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0,
 				    "device_record (base64, at most %d bytes) is required", CP_RECORD_MAX);
@@ -1032,6 +1032,7 @@ main(int argc, char **argv)
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "Configuration file (default: " CP_SYSCONFDIR "/cellprov/sm.conf)", "FILE" },
 		{ "listen", 'l', 0, G_OPTION_ARG_STRING, &listen, "Listen on host:port (overrides the file; port 0: any free port)", "ADDR" },
 		{ "port-file", 0, 0, G_OPTION_ARG_FILENAME, &port_file, "Write the bound port here once listening", "FILE" },
+		CP_OPTION_VERSION,
 		G_OPTION_ENTRY_NULL
 	};
 	Sm sm = { 0 };

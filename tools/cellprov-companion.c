@@ -334,9 +334,9 @@ step_call_sm(Companion *c)
 
 	rec_b64 = g_base64_encode(g_bytes_get_data(c->record, NULL), g_bytes_get_size(c->record));
 	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "certificate_url");
+	json_builder_set_member_name(b, "certificate-url");
 	json_builder_add_string_value(b, c->cert_url);
-	json_builder_set_member_name(b, "device_record");
+	json_builder_set_member_name(b, "device-record");
 	json_builder_add_string_value(b, rec_b64);
 	if (c->companion) {
 		json_builder_set_member_name(b, "companion");
@@ -600,9 +600,9 @@ report(Companion *c, gboolean ok)
 	if (c->id_hex[0]) {
 		json_builder_set_member_name(b, "device");
 		json_builder_begin_object(b);
-		json_builder_set_member_name(b, "device_id");
+		json_builder_set_member_name(b, "device-id");
 		json_builder_add_string_value(b, c->id_hex);
-		json_builder_set_member_name(b, "certificate_url");
+		json_builder_set_member_name(b, "certificate-url");
 		json_builder_add_string_value(b, c->cert_url);
 		json_builder_set_member_name(b, "manufacturer");
 		json_builder_add_string_value(b, c->dr.manufacturer);
@@ -613,7 +613,7 @@ report(Companion *c, gboolean ok)
 		json_builder_end_object(b);
 	}
 	if (c->profile) {
-		json_builder_set_member_name(b, "profile_seq");
+		json_builder_set_member_name(b, "profile-seq");
 		json_builder_add_int_value(b, (gint64)c->profile_seq);
 		if (c->supi) {
 			g_autofree char *red = cp_redact(c->supi);
@@ -712,6 +712,7 @@ main(int argc, char **argv)
 		{ "tap-timeout", 0, 0, G_OPTION_ARG_INT, &c.tap_timeout, "Seconds to wait for each tap (default: 60)", "S" },
 		{ "http-timeout", 0, 0, G_OPTION_ARG_INT, &c.http_timeout, "Seconds to wait for the SM (default: 30)", "S" },
 		{ "json", 'J', 0, G_OPTION_ARG_NONE, &opt_json, "JSON output", NULL },
+		CP_OPTION_VERSION,
 		G_OPTION_ENTRY_NULL,
 	};
 	gboolean ok;

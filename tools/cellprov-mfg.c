@@ -419,6 +419,7 @@ cmd_ca(int argc, char **argv)
 		{ "dir", 0, 0, G_OPTION_ARG_FILENAME, &dir, "CA directory (created 0700)", "DIR" },
 		{ "organization", 0, 0, G_OPTION_ARG_STRING, &org, "Organization in the CA names (default: Example Ltd)", "NAME" },
 		{ "json", 'J', 0, G_OPTION_ARG_NONE, &opt_json, "JSON output", NULL },
+		CP_OPTION_VERSION,
 		G_OPTION_ENTRY_NULL
 	};
 	Ca ca = { 0 };
@@ -539,6 +540,7 @@ cmd_device(int argc, char **argv)
 		{ "valid-days", 0, 0, G_OPTION_ARG_INT, &valid_days, "Certificate lifetime in days (default: 3650)", "N" },
 		{ "force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace an existing device key (new DeviceID)", NULL },
 		{ "json", 'J', 0, G_OPTION_ARG_NONE, &opt_json, "JSON output", NULL },
+		CP_OPTION_VERSION,
 		G_OPTION_ENTRY_NULL
 	};
 	g_autofree char *key_path = NULL, *cert_path = NULL, *conf_path = NULL, *adm1_path = NULL;
@@ -704,9 +706,9 @@ cmd_device(int argc, char **argv)
 		g_autofree char *jce = jstr(cert_path), *jch = jstr(chain_path);
 
 		/* JSON is UTF-8 whatever the locale: printf, not g_print */
-		printf("{\"device_id\":\"%s\",\"certificate_url\":%s,\"config\":%s,"
+		printf("{\"device-id\":\"%s\",\"certificate-url\":%s,\"config\":%s,"
 			"\"key\":%s,\"certificate\":%s,\"chain\":%s,"
-			"\"new_key\":%s,\"new_certificate\":%s}\n",
+			"\"new-key\":%s,\"new-certificate\":%s}\n",
 			id_hex, ju, jc, jk, jce, jch,
 			new_key ? "true" : "false", new_cert ? "true" : "false");
 	} else {
@@ -740,12 +742,16 @@ usage(FILE *f)
 		"  ca      make (or check) the development manufacturer CA\n"
 		"  device  make a device key, certificate, config and chain file\n"
 		"\n"
+		"  -V, --version  print the version and exit\n"
+		"\n"
 		"'cellprov-mfg COMMAND --help' lists each command's options.\n");
 }
 
 int
 main(int argc, char **argv)
 {
+	/* the subcommands parse from argv[1]: keep the program's own name */
+	g_set_prgname("cellprov-mfg");
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
@@ -761,6 +767,8 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+		cp_option_version(argv[1], NULL, NULL, NULL);
 	fprintf(stderr, "cellprov-mfg: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

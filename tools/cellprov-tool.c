@@ -348,7 +348,7 @@ cmd_ecies_encrypt(int argc, char **argv)
 
 	cp_json_init(&j, stdout, false);
 	cp_json_begin_object(&j, NULL);
-	cp_json_hex(&j, "eph_pubkey", eph_pub, cp_ecies_eph_len(suite));
+	cp_json_hex(&j, "eph-pubkey", eph_pub, cp_ecies_eph_len(suite));
 	cp_json_hex(&j, "ciphertext", cipher, n);
 	cp_json_hex(&j, "mac", mac, sizeof mac);
 	cp_json_end_object(&j);
@@ -433,12 +433,12 @@ cmd_keys(int argc, char **argv)
 
 	cp_json_init(&j, stdout, false);
 	cp_json_begin_object(&j, NULL);
-	cp_json_hex(&j, "k_prime", kp->data, kp->len);
-	cp_json_hex(&j, "k_usim", k_usim->data, k_usim->len);
+	cp_json_hex(&j, "k-prime", kp->data, kp->len);
+	cp_json_hex(&j, "k-usim", k_usim->data, k_usim->len);
 	cp_json_hex(&j, "opc", opc->data, opc->len);
-	cp_json_hex(&j, "k_sm", k_sm->data, k_sm->len);
+	cp_json_hex(&j, "k-sm", k_sm->data, k_sm->len);
 	cp_json_hex(&j, "k2", k2->data, k2->len);
-	cp_json_hex(&j, "k_prof", k_prof->data, k_prof->len);
+	cp_json_hex(&j, "k-prof", k_prof->data, k_prof->len);
 	cp_json_end_object(&j);
 	cp_json_finish(&j);
 	return 0;
@@ -512,7 +512,7 @@ json_device_record(CpJson *j, const CpDeviceRecord *dr)
 	static const char *states[] = { "unprovisioned", "provisioning", "provisioned", "failed" };
 
 	cp_json_uint(j, "version", dr->version);
-	cp_json_hex(j, "device_id", dr->device_id, sizeof dr->device_id);
+	cp_json_hex(j, "device-id", dr->device_id, sizeof dr->device_id);
 	cp_json_string(j, "manufacturer", dr->manufacturer);
 	cp_json_string(j, "model", dr->model);
 	cp_json_string(j, "serial", dr->serial);
@@ -521,23 +521,23 @@ json_device_record(CpJson *j, const CpDeviceRecord *dr)
 		cp_json_string(j, NULL, dr->suites[i] == CP_SUITE_A ? "A" : "B");
 	cp_json_end_array(j);
 	cp_json_string(j, "state", dr->state < 4 ? states[dr->state] : "?");
-	cp_json_uint(j, "att_counter", dr->att_counter);
-	cp_json_hex(j, "att_random", dr->att_random, sizeof dr->att_random);
-	cp_json_hex(j, "att_signature", dr->att_signature, dr->att_signature_len);
+	cp_json_uint(j, "att-counter", dr->att_counter);
+	cp_json_hex(j, "att-random", dr->att_random, sizeof dr->att_random);
+	cp_json_hex(j, "att-signature", dr->att_signature, dr->att_signature_len);
 }
 
 static void
 json_profile(CpJson *j, const CpProfile *p)
 {
 	cp_json_uint(j, "version", p->version);
-	cp_json_hex(j, "device_id", p->device_id, sizeof p->device_id);
-	cp_json_uint(j, "profile_seq", p->profile_seq);
+	cp_json_hex(j, "device-id", p->device_id, sizeof p->device_id);
+	cp_json_uint(j, "profile-seq", p->profile_seq);
 	cp_json_hex(j, "nonce", p->nonce, sizeof p->nonce);
 	if (p->has_not_after)
-		cp_json_uint(j, "not_after", p->not_after);
-	cp_json_hex(j, "enc_cred", p->enc_cred, p->enc_cred_len);
+		cp_json_uint(j, "not-after", p->not_after);
+	cp_json_hex(j, "enc-cred", p->enc_cred, p->enc_cred_len);
 	cp_json_string(j, "plmn", p->plmn);
-	cp_json_string(j, "network_name", p->network_name);
+	cp_json_string(j, "network-name", p->network_name);
 	cp_json_string(j, "supi", p->supi);
 	cp_json_string(j, "apn", p->apn);
 	if (p->has_msisdn)
@@ -551,11 +551,11 @@ json_receipt(CpJson *j, const CpReceipt *r)
 	static const char *status[] = { "accepted", "provisioned", "rejected", "failed" };
 
 	cp_json_uint(j, "version", r->version);
-	cp_json_hex(j, "device_id", r->device_id, sizeof r->device_id);
-	cp_json_uint(j, "profile_seq", r->profile_seq);
+	cp_json_hex(j, "device-id", r->device_id, sizeof r->device_id);
+	cp_json_uint(j, "profile-seq", r->profile_seq);
 	cp_json_string(j, "status", r->status < 4 ? status[r->status] : "?");
 	cp_json_uint(j, "reason", r->reason);
-	cp_json_string(j, "reason_name", r->reason ? cp_error_name(r->reason) : "none");
+	cp_json_string(j, "reason-name", r->reason ? cp_error_name(r->reason) : "none");
 	if (r->has_registration)
 		cp_json_string(j, "registration", r->registration);
 	if (r->has_mac)
@@ -612,17 +612,59 @@ classify(const uint8_t *buf, size_t len, CpError *err)
 	return KIND_UNKNOWN;
 }
 
+static const char *const kind_names[] = { "structure", "device record", "profile", "receipt" };
+
+/* Strictly as the kind said (an NDEF record's MIME type), no guessing. */
+static CpError
+decode_as(Kind kind, const uint8_t *buf, size_t len)
+{
+	CpDeviceRecord dr;
+	CpProfile p;
+	CpReceipt r;
+
+	switch (kind) {
+	case KIND_DEVICE:
+		return cp_device_record_decode(buf, len, &dr);
+	case KIND_PROFILE:
+		return cp_profile_decode(buf, len, &p);
+	case KIND_RECEIPT:
+		return cp_receipt_decode(buf, len, &r);
+	case KIND_UNKNOWN:
+		break;
+	}
+	return CP_ERR_ARGUMENT;
+}
+
+/*
+ * expect KIND_UNKNOWN: recognise the structure; otherwise it must be of
+ * that kind, and another structure in its place is a type mismatch.
+ */
 static int
-decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const char *where)
+decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const char *where,
+		 Kind expect)
 {
 	CpError err = CP_OK;
-	Kind kind = classify(buf, len, &err);
+	Kind kind;
+	char what[160];
 
+	if (expect != KIND_UNKNOWN) {
+		err = decode_as(expect, buf, len);
+		if (err) {
+			CpError other_err = CP_OK;
+			Kind found = classify(buf, len, &other_err);
+
+			if (!other_err && found != expect) {
+				snprintf(what, sizeof what, "%s: type mismatch: a %s where a %s belongs",
+					 where, kind_names[found], kind_names[expect]);
+				return fail(CP_ERR_BAD_VALUE, what);
+			}
+		}
+		kind = expect;
+	} else {
+		kind = classify(buf, len, &err);
+	}
 	if (err) {
-		static const char *names[] = { "structure", "device record", "profile", "receipt" };
-		char what[128];
-
-		snprintf(what, sizeof what, "%s%s%s", where ? where : "", where ? ": " : "", names[kind]);
+		snprintf(what, sizeof what, "%s%s%s", where ? where : "", where ? ": " : "", kind_names[kind]);
 		return fail(err, what);
 	}
 
@@ -636,13 +678,13 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 		cp_json_begin_object(j, "fields");
 		json_device_record(j, &dr);
 		cp_json_end_object(j);
-		cp_json_hex(j, "device_info", buf, dr.info_len);
+		cp_json_hex(j, "device-info", buf, dr.info_len);
 		if (pub) {
 			err = cp_device_record_verify(buf, len, pub, &dr);
 			EVP_PKEY_free(pub);
 			if (err)
 				return fail(err, "device record signature");
-			cp_json_bool(j, "signature_verified", true);
+			cp_json_bool(j, "signature-verified", true);
 		}
 		break;
 	}
@@ -663,7 +705,7 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 			    cp_hmac_sha256(k_prof->data, k_prof->len, buf, len - CP_TLV_HDR - CP_MAC_LEN, mac) ||
 			    !cp_memeq_consttime(mac, p.mac, CP_MAC_LEN))
 				return fail(CP_ERR_MAC, "profile mac");
-			cp_json_bool(j, "mac_verified", true);
+			cp_json_bool(j, "mac-verified", true);
 		}
 		/* Loaded only now: a failed mac check above returns. */
 		key = pem_file_arg(a, "device-key", false);
@@ -694,11 +736,11 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 			}
 			cp_json_bool(j, "verified", true);
 			cp_json_begin_object(j, "keys");
-			cp_json_hex(j, "k_prime", keys.k_prime->data, keys.k_prime->len);
+			cp_json_hex(j, "k-prime", keys.k_prime->data, keys.k_prime->len);
 			cp_json_hex(j, "opc", keys.opc->data, keys.opc->len);
-			cp_json_hex(j, "k_usim", keys.k_usim->data, keys.k_usim->len);
-			cp_json_hex(j, "k_sm", keys.k_sm->data, keys.k_sm->len);
-			cp_json_hex(j, "k_prof", keys.k_prof->data, keys.k_prof->len);
+			cp_json_hex(j, "k-usim", keys.k_usim->data, keys.k_usim->len);
+			cp_json_hex(j, "k-sm", keys.k_sm->data, keys.k_sm->len);
+			cp_json_hex(j, "k-prof", keys.k_prof->data, keys.k_prof->len);
 			cp_json_hex(j, "k2", keys.k2->data, keys.k2->len);
 			cp_json_end_object(j);
 			cp_profile_keys_clear(&keys);
@@ -718,7 +760,7 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 
 			if ((err = cp_receipt_verify(buf, len, k2, &r)))
 				return fail(err, "receipt mac");
-			cp_json_bool(j, "mac_verified", true);
+			cp_json_bool(j, "mac-verified", true);
 		}
 		break;
 	}
@@ -750,7 +792,7 @@ decode_ndef(CpJson *j, const Args *a, const uint8_t *buf, size_t len)
 
 		cp_json_begin_object(j, NULL);
 		cp_json_uint(j, "tnf", r->tnf);
-		cp_json_string_len(j, "record_type", r->type, r->type_len);
+		cp_json_string_len(j, "record-type", r->type, r->type_len);
 		if (r->id_len)
 			cp_json_hex(j, "id", r->id, r->id_len);
 		if (r->tnf == CP_TNF_WELL_KNOWN && r->type_len == 1 && r->type[0] == 'U') {
@@ -762,10 +804,15 @@ decode_ndef(CpJson *j, const Args *a, const uint8_t *buf, size_t len)
 			free(uri);
 		} else if (mime_is(r, CP_MIME_DEVICE) || mime_is(r, CP_MIME_PROFILE) ||
 			   mime_is(r, CP_MIME_RECEIPT)) {
+			Kind kind = mime_is(r, CP_MIME_DEVICE) ? KIND_DEVICE :
+				    mime_is(r, CP_MIME_PROFILE) ? KIND_PROFILE : KIND_RECEIPT;
+			char where[96];
 			int rc;
 
+			snprintf(where, sizeof where, "ndef record %zu (%.*s)", i, (int)r->type_len,
+				 (const char *)r->type);
 			cp_json_begin_object(j, "payload");
-			rc = decode_structure(j, a, r->payload, r->payload_len, "ndef record");
+			rc = decode_structure(j, a, r->payload, r->payload_len, where, kind);
 			if (rc)
 				return rc;
 			cp_json_end_object(j);
@@ -809,7 +856,7 @@ cmd_decode(int argc, char **argv)
 	} else if (len > 0 && copy[0] != 0x01) {
 		rc = decode_ndef(&j, &a, copy, len);
 	} else {
-		rc = decode_structure(&j, &a, copy, len, NULL);
+		rc = decode_structure(&j, &a, copy, len, NULL, KIND_UNKNOWN);
 	}
 	cp_json_end_object(&j);
 	cp_json_finish(&j);
@@ -892,6 +939,10 @@ help(FILE *f)
 	      "          [--output FILE] [--explain]\n"
 	      "      the published test vectors of docs/test-vectors/, from fixed inputs\n"
 	      "\n"
+	      "Options:\n"
+	      "  -h, --help      this text\n"
+	      "  -V, --version   print the version and exit\n"
+	      "\n"
 	      "Exit status: 0 success, 1 the input failed a check, 2 bad arguments.\n", f);
 }
 
@@ -917,7 +968,7 @@ main(int argc, char **argv)
 		help(stdout);
 		return 0;
 	}
-	if (strcmp(argv[1], "--version") == 0) {
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
 		printf("cellprov-tool %s\n", CP_VERSION);
 		return 0;
 	}

@@ -22,9 +22,10 @@ static int opt_timeout = 30;
 static const GOptionEntry entries[] = {
 	{ "json", 'J', 0, G_OPTION_ARG_NONE, &opt_json, "Print JSON", NULL },
 	{ "personal", 'p', 0, G_OPTION_ARG_NONE, &opt_personal,
-	  "Show the IMSI unredacted (root only)", NULL },
+	  "Show the IMSI unredacted (root or polkit)", NULL },
 	{ "timeout", 't', 0, G_OPTION_ARG_INT, &opt_timeout,
 	  "Seconds to wait for 'wait' (default 30)", "SECONDS" },
+	CP_OPTION_VERSION,
 	G_OPTION_ENTRY_NULL,
 };
 
@@ -58,14 +59,24 @@ connect_daemon(GError **error)
 	return proxy;
 }
 
-/* The message, and the D-Bus error name, which scripts match on. */
+/*
+ * The remote message, then the daemon's error code name when the D-Bus
+ * name maps back to one (cp-error.h, e.g. "state"), and the D-Bus error
+ * name, which scripts match on.
+ */
 static void
 print_error(const char *what, GError *error)
 {
 	g_autofree char *remote = g_dbus_error_get_remote_error(error);
+	const char *code = NULL;
 
 	g_dbus_error_strip_remote_error(error);
-	g_printerr("cellprovctl: %s: %s%s%s%s\n", what, error->message,
+	if (error->domain == CP_ERROR)
+		code = cp_error_name(error->code);
+	else if (g_error_matches(error, CP_DBUS_ERROR, CP_DBUS_ERROR_NOT_AUTHORIZED))
+		code = "not-authorized";
+	g_printerr("cellprovctl: %s: %s%s%s%s%s%s%s\n", what, error->message,
+		   code ? " (" : "", code ? code : "", code ? ")" : "",
 		   remote ? " [" : "", remote ? remote : "", remote ? "]" : "");
 }
 
@@ -107,6 +118,7 @@ show_status(CpDbusDaemon1 *d)
 	cp_out_str("operator", "operator", or_none(cp_dbus_daemon1_get_operator(d)));
 	cp_out_str("imsi", "IMSI", or_none(imsi));
 	cp_out_section("daemon", "Daemon");
+	cp_out_str("version", "version", or_none(cp_dbus_daemon1_get_version(d)));
 	cp_out_str("transport", "transport", or_none(cp_dbus_daemon1_get_transport(d)));
 	cp_out_str("backend", "modem backend", or_none(cp_dbus_daemon1_get_backend(d)));
 	cp_out_uint("profile-seq", "profile seq", cp_dbus_daemon1_get_profile_seq(d));
@@ -282,9 +294,9 @@ main(int argc, char **argv)
 		"  status            state, last error, operator and IMSI (default)\n"
 		"  identity          DeviceID, certificate URL, manufacturer, model, serial\n"
 		"  receipt           the receipt on the tag, decoded\n"
-		"  logs              the daemon's log of the last attempt (root)\n"
-		"  forget            drop the provisioning record (root)\n"
-		"  re-arm            accept a new profile (root)\n"
+		"  logs              the daemon's log of the last attempt\n"
+		"  forget            drop the provisioning record (root or polkit)\n"
+		"  re-arm            accept a new profile (root or polkit)\n"
 		"  wait STATE        wait until the daemon is in STATE");
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
@@ -308,6 +320,7 @@ main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 
+	cp_dbus_error_register();
 	cp_out_init(opt_json);
 	if (strcmp(cmd, "status") == 0)
 		show_status(d);

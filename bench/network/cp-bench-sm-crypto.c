@@ -117,9 +117,9 @@ main(int argc, char **argv)
 		cp_buf_clear(&b);
 	});
 
-	printf("{\"iterations\":%d,\"chain_verify_us\":%.1f,\"ecdsa_verify_us\":%.1f,"
-	       "\"ausf_kdf_us\":%.1f,\"ecies_seal_us\":%.1f,\"sm_kdf_us\":%.1f,\"profile_mac_us\":%.1f,"
-	       "\"total_us\":%.1f}\n",
+	printf("{\"iterations\":%d,\"chain-verify-us\":%.1f,\"ecdsa-verify-us\":%.1f,"
+	       "\"ausf-kdf-us\":%.1f,\"ecies-seal-us\":%.1f,\"sm-kdf-us\":%.1f,\"profile-mac-us\":%.1f,"
+	       "\"total-us\":%.1f}\n",
 	       n, t_chain, t_ecdsa, t_ausf_kdf, t_ecies, t_sm_kdf, t_profile,
 	       t_chain + t_ecdsa + t_ausf_kdf + t_ecies + t_sm_kdf + t_profile);
 	cp_secret_free(k_c);

@@ -50,9 +50,9 @@ def run_load(b, n_clients, per_client, first_counter):
     ctx = b.ssl_context()
 
     def client(name):
-        url = b.devices[name]["certificate_url"]
+        url = b.devices[name]["certificate-url"]
         for rec in records[name]:
-            body = json.dumps({"certificate_url": url, "device_record": rec})
+            body = json.dumps({"certificate-url": url, "device-record": rec})
             t0 = time.perf_counter()
             conn = http.client.HTTPSConnection("127.0.0.1", b.sm_port, context=ctx, timeout=30)
             conn.request("POST", "/v1/provision", body=body,
@@ -99,8 +99,8 @@ def main():
 
         print("crypto per provisioning (us): chain verify %.0f, ECDSA verify %.0f, AUSF KDFs %.1f, "
               "ECIES seal %.0f, SM KDFs %.1f, profile MAC %.1f; total %.0f"
-              % (crypto["chain_verify_us"], crypto["ecdsa_verify_us"], crypto["ausf_kdf_us"],
-                 crypto["ecies_seal_us"], crypto["sm_kdf_us"], crypto["profile_mac_us"], crypto["total_us"]))
+              % (crypto["chain-verify-us"], crypto["ecdsa-verify-us"], crypto["ausf-kdf-us"],
+                 crypto["ecies-seal-us"], crypto["sm-kdf-us"], crypto["profile-mac-us"], crypto["total-us"]))
         print("%8s %10s %10s %10s %10s %8s %14s" % ("clients", "prov/s", "p50 ms", "p99 ms", "mean ms",
                                                   "errors", "crypto/p50"))
         counter = 1
@@ -116,9 +116,9 @@ def main():
             p50 = pct(lat, 50) * 1e3
             p99 = pct(lat, 99) * 1e3
             mean = sum(lat) / len(lat) * 1e3
-            ratio = crypto["total_us"] / 1e3 / p50
-            results.append({"clients": n, "per_s": rate, "p50_ms": p50, "p99_ms": p99, "mean_ms": mean,
-                            "errors": len(errors), "crypto_over_p50": ratio})
+            ratio = crypto["total-us"] / 1e3 / p50
+            results.append({"clients": n, "per-s": rate, "p50-ms": p50, "p99-ms": p99, "mean-ms": mean,
+                            "errors": len(errors), "crypto-over-p50": ratio})
             print("%8d %10.1f %10.2f %10.2f %10.2f %8d %13.1f%%" % (n, rate, p50, p99, mean, len(errors),
                                                                   100 * ratio))
         import re
@@ -127,9 +127,9 @@ def main():
             print("time inside the SM per provisioning (request parsed to answer, incl. chain fetch and AUSF): "
                   "p50 %.2f ms, p99 %.2f ms" % (pct(inside, 50), pct(inside, 99)))
         if results:
-            best = max(results, key=lambda r: r["per_s"])
+            best = max(results, key=lambda r: r["per-s"])
             print("at %.1f prov/s the protocol crypto alone needs %.0f%% of one core"
-                  % (best["per_s"], best["per_s"] * crypto["total_us"] / 1e6 * 100))
+                  % (best["per-s"], best["per-s"] * crypto["total-us"] / 1e6 * 100))
         print(json.dumps({"crypto": crypto, "load": results}))
     finally:
         b.teardown()

@@ -24,6 +24,7 @@ SOURCE = os.environ.get("CP_SOURCE_DIR", "")
 CELLPROVD = os.path.join(BUILD, "daemon", "cellprovd")
 CELLPROVCTL = os.path.join(BUILD, "tools", "cellprovctl")
 POLICY = os.path.join(SOURCE, "daemon", "org.cellprov.Daemon1.conf")
+POLKIT_POLICY = os.path.join(SOURCE, "daemon", "org.cellprov.policy")
 
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -46,6 +47,13 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Config
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+  </policy>
+  <!-- what polkit's own bus policy allows, for a mock polkitd -->
+  <policy user="root">
+    <allow own="org.freedesktop.PolicyKit1"/>
+  </policy>
+  <policy context="default">
+    <allow send_destination="org.freedesktop.PolicyKit1"/>
   </policy>
   <include>{policy}</include>
 </busconfig>
@@ -112,7 +120,7 @@ class Env:
         self.url = "https://certs.example.net/devices/" + self.device_id
         self.write_config()
 
-    def write_config(self, extra_modem="", nfc=None):
+    def write_config(self, extra_modem="", nfc=None, extra_daemon=""):
         self.config = os.path.join(self.dir, "cellprov.conf")
         with open(self.config, "w") as f:
             f.write("[device]\nkey=%s\ncertificate-url=%s\nmanufacturer=Example Ltd\n"
@@ -120,7 +128,13 @@ class Env:
             if nfc:
                 f.write("[nfc]\nconnstring=%s\n" % nfc)
             f.write("[modem]\ndevice=/dev/cdc-wdm-test\ncard=sysmo-isim-sja2\nadm1=%s\n%s"
-                    "[daemon]\nstate-directory=%s\n" % (self.adm1, extra_modem, self.state))
+                    "[daemon]\nstate-directory=%s\n%s" % (self.adm1, extra_modem, self.state,
+                                                           extra_daemon))
+
+    def built_with(self, macro):
+        """A CP_HAVE_* of the build's cp-config.h."""
+        with open(os.path.join(BUILD, "cp-config.h")) as f:
+            return any(l.split()[1:] == [macro, "1"] for l in f if l.startswith("#define"))
 
     # ---- the bus ----
 
@@ -142,6 +156,49 @@ class Env:
         self.address = self.bus.stdout.readline().strip()
         check(self.address.startswith("unix:"), "dbus-daemon gave no address")
         os.environ["CELLPROV_BUS_ADDRESS"] = self.address
+
+    # ---- polkit ----
+
+    def start_polkit(self):
+        """python-dbusmock's polkitd on the bus: it refuses every action
+        until polkit_allow() names it, and logs each call."""
+        if not os.path.exists("/usr/bin/python3") or subprocess.run(
+                ["/usr/bin/python3", "-c", "import dbusmock"], capture_output=True).returncode:
+            skip("python3-dbusmock is not installed")
+        self.polkit_log = os.path.join(self.dir, "polkitd.log")
+        e = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address)
+        self.polkit = subprocess.Popen(["/usr/bin/python3", "-m", "dbusmock", "--template", "polkitd",
+                                        "-l", self.polkit_log], env=e,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(self.polkit)
+        end = time.time() + 10
+        while time.time() < end:
+            if self.polkit_call("AllowUnknown", "boolean:false").returncode == 0:
+                return
+            check(self.polkit.poll() is None, "the mock polkitd exited")
+            time.sleep(0.1)
+        fail("the mock polkitd did not appear on the bus")
+
+    def polkit_call(self, method, *args):
+        return subprocess.run(["dbus-send", "--bus=" + self.address, "--print-reply",
+                               "--dest=org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority",
+                               "org.freedesktop.DBus.Mock." + method] + list(args),
+                              capture_output=True, text=True, timeout=10)
+
+    def polkit_allow(self, *actions):
+        check(self.polkit_call("SetAllowed", "array:string:" + ",".join(actions)).returncode == 0,
+              "SetAllowed on the mock polkitd")
+
+    def polkit_checks(self):
+        """The CheckAuthorization calls the mock saw, one log line each."""
+        try:
+            return [l for l in open(self.polkit_log) if "CheckAuthorization" in l]
+        except OSError:
+            return []
+
+    def stop_polkit(self):
+        self.polkit.terminate()
+        self.polkit.wait(5)
 
     # ---- the daemon ----
 

@@ -28,7 +28,8 @@ static const char *const good =
 	"registration-timeout=30\n"
 	"reset=user\n"
 	"[daemon]\n"
-	"state-directory=/var/lib/cellprov\n";
+	"state-directory=/var/lib/cellprov\n"
+	"polkit=false\n";
 
 static const char *const minimal =
 	"[device]\n"
@@ -64,6 +65,7 @@ test_good(void)
 	g_assert_cmpuint(c->registration_timeout, ==, 30);
 	g_assert_cmpint(c->reset, ==, CP_RESET_USER);
 	g_assert_cmpstr(c->state_directory, ==, "/var/lib/cellprov");
+	g_assert_false(c->polkit);
 }
 
 static void
@@ -82,8 +84,29 @@ test_defaults(void)
 	g_assert_cmpuint(c->registration_timeout, ==, CP_CONF_DEFAULT_REG_TIMEOUT);
 	g_assert_cmpint(c->reset, ==, CP_RESET_AUTO);
 	g_assert_cmpstr(c->state_directory, ==, CP_CONF_DEFAULT_STATE_DIR);
+	g_assert_true(c->polkit);
 	g_assert_cmpstr(cp_backend_kind_name(c->backend), ==, "auto");
 	g_assert_cmpstr(cp_reset_mode_name(c->reset), ==, "auto");
+}
+
+/* The installed example parses, and says what the defaults are. */
+static void
+test_example(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CpConf) c = NULL;
+	const char *path = g_getenv("CP_EXAMPLE_CONF");
+
+	if (!path) {
+		g_test_skip("CP_EXAMPLE_CONF is not set");
+		return;
+	}
+	c = cp_conf_load(path, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(c->key, ==, "/etc/cellprov/device-key.pem");
+	g_assert_nonnull(c->nfc_connstring);
+	g_assert_true(c->polkit);
+	g_assert_cmpstr(c->state_directory, ==, CP_CONF_DEFAULT_STATE_DIR);
 }
 
 /* Replace "key=..." of group in the minimal file, or add it. */
@@ -129,6 +152,7 @@ test_bad(void)
 		{ "modem", "device", NULL, "[modem] device: missing" },
 		{ "modem", "device", "cdc-wdm0", "not an absolute device path" },
 		{ "modem", "proxy", "yes", "[modem] proxy: 'yes' is not true or false" },
+		{ "daemon", "polkit", "no", "[daemon] polkit: 'no' is not true or false" },
 		{ "modem", "card", NULL, "[modem] card: missing" },
 		{ "modem", "card", "../x", "is not a USIM driver name" },
 		{ "modem", "adm1", NULL, "[modem] adm1: missing" },
@@ -191,6 +215,7 @@ main(int argc, char **argv)
 	g_test_add_func("/daemon/conf/good", test_good);
 	g_test_add_func("/daemon/conf/defaults", test_defaults);
 	g_test_add_func("/daemon/conf/bad", test_bad);
+	g_test_add_func("/daemon/conf/example", test_example);
 	g_test_add_func("/daemon/conf/missing", test_missing_groups_and_files);
 	return g_test_run();
 }

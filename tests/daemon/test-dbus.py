@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """cellprovd on a private bus with the real policy file, driven with
-cellprovctl: properties, methods and their errors, the root-only policy,
-StateChanged, sd_notify READY/STATUS/WATCHDOG, a second instance refused,
+cellprovctl: properties (Version among them), methods and their
+registered errors, who may call what (root, polkit allowing, denying or
+absent, polkit=false), the polkit action file, StateChanged, sd_notify READY/STATUS/WATCHDOG, a second instance refused,
 clean SIGTERM, and no secret in a debug log."""
 
 import os
@@ -12,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemonenv import Env, NotifySocket, check, fail  # noqa: E402
+from daemonenv import POLKIT_POLICY, Env, NotifySocket, check, fail  # noqa: E402
 
 NOBODY = 65534
 
@@ -32,8 +33,7 @@ def run(env):
     env.start_daemon(["--debug"], env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"})
 
     # sd_notify: READY, a STATUS line with the state, and watchdog pings
-    version = subprocess.run([env.daemon.args[0], "--version"], capture_output=True, text=True).stdout
-    with_systemd = "systemd" in version.split("features:")[-1]
+    with_systemd = env.built_with("CP_HAVE_SYSTEMD")
     if with_systemd:
         check(notify.drain(lambda m: m == "READY=1"), "no READY=1: %r" % notify.messages)
         check(notify.drain(lambda m: m.startswith("STATUS=idle")), "no STATUS=idle: %r" % notify.messages)
@@ -47,6 +47,15 @@ def run(env):
     check(st["status"]["last-error"] == "none", "last error: %r" % st)
     check(st["network"]["imsi"] == "none", "imsi: %r" % st)
     check(st["daemon"]["profile-seq"] == 0, "profile seq: %r" % st)
+    # Version: the version cellprovd --version prints
+    version = subprocess.run([env.daemon.args[0], "--version"], capture_output=True,
+                             text=True).stdout.split()[1]
+    check(st["daemon"]["version"] == version, "Version %r, want %s" % (st["daemon"], version))
+    r = subprocess.run(["dbus-send", "--bus=" + env.address, "--print-reply",
+                        "--dest=org.cellprov.Daemon1", "/org/cellprov/Daemon1",
+                        "org.freedesktop.DBus.Properties.Get", "string:org.cellprov.Daemon1",
+                        "string:Version"], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 0 and 'string "%s"' % version in r.stdout, "Version property: " + r.stdout + r.stderr)
     text = env.ctl("status").stdout
     check("state: idle" in text and "Status" in text, "text status:\n" + text)
 
@@ -73,25 +82,69 @@ def run(env):
     check("member=StateChanged" in signals and '"forget"' in signals,
           "no StateChanged for forget:\n" + signals)
 
-    # a method that does not fit the state: a specific D-Bus error
+    # a method that does not fit the state: the registered D-Bus error,
+    # mapped back to the daemon's error code by cellprovctl
     r = env.ctl("re-arm", check_rc=False)
     check(r.returncode == 1, "re-arm in idle succeeded")
-    check("org.cellprov.Error.State" in r.stderr and "idle" in r.stderr, "re-arm: " + r.stderr)
+    check("[org.cellprov.Daemon1.Error.State]" in r.stderr and "(state)" in r.stderr
+          and "idle" in r.stderr, "re-arm: " + r.stderr)
 
-    # root may read the log of the last attempt
+    # anyone may read the properties and the log of the last attempt
     logs = env.ctl("logs", json_out=True).json["log"]["lines"]
     check(any("forget" in l for l in logs), "log: %r" % logs)
-
-    # anyone may read; only root may call methods, by the bus policy
     st = env.ctl("status", user=NOBODY, json_out=True).json
     check(st["status"]["state"] == "idle", "nobody cannot read status: %r" % st)
-    for cmd in ("forget", "re-arm", "logs"):
-        r = env.ctl(cmd, user=NOBODY, check_rc=False)
-        check(r.returncode == 1, "nobody could call %s" % cmd)
-        check("AccessDenied" in r.stderr and "Rejected send message" in r.stderr,
-              "%s as nobody: not refused by the bus policy: %s" % (cmd, r.stderr))
+    logs = env.ctl("logs", user=NOBODY, json_out=True).json["log"]["lines"]
+    check(any("forget" in l for l in logs), "nobody cannot read the log: %r" % logs)
+
+    # polkit absent: root still may, others are refused, saying why
+    check(env.ctl("forget").returncode == 0, "root without polkit")
+    for cmd in (("forget",), ("re-arm",), ("status", "--personal")):
+        r = env.ctl(*cmd, user=NOBODY, check_rc=False)
+        check(r.returncode == 1 and "[org.cellprov.Daemon1.Error.NotAuthorized]" in r.stderr
+              and "(not-authorized)" in r.stderr and "polkit" in r.stderr,
+              "%s as nobody without polkit: %s" % (" ".join(cmd), r.stderr))
+
+    # polkit denies: refused, naming the action
+    env.start_polkit()
+    env.polkit_allow("org.example.nothing")
+    r = env.ctl("forget", user=NOBODY, check_rc=False)
+    check(r.returncode == 1 and "NotAuthorized" in r.stderr
+          and "not authorized for org.cellprov.control" in r.stderr, "polkit denies: " + r.stderr)
     r = env.ctl("status", "--personal", user=NOBODY, check_rc=False)
-    check(r.returncode == 1 and "AccessDenied" in r.stderr, "nobody read the IMSI: " + r.stderr)
+    check(r.returncode == 1 and "not authorized for org.cellprov.read-personal" in r.stderr,
+          "polkit denies the IMSI: " + r.stderr)
+    checks = env.polkit_checks()
+    check(len(checks) == 2 and all("system-bus-name" in l for l in checks),
+          "CheckAuthorization calls: %r" % checks)
+    check("org.cellprov.control" in checks[0] and "org.cellprov.read-personal" in checks[1],
+          "actions asked: %r" % checks)
+    # root is not asked about
+    check(env.ctl("forget").returncode == 0 and len(env.polkit_checks()) == 2,
+          "root's call went to polkit: %r" % env.polkit_checks())
+
+    # polkit allows org.cellprov.control: forget and re-arm (its state error
+    # comes through), but not the IMSI
+    env.polkit_allow("org.cellprov.control")
+    out = env.ctl("forget", user=NOBODY, json_out=True).json
+    check(out["result"]["state"] == "idle", "forget allowed by polkit: %r" % out)
+    r = env.ctl("re-arm", user=NOBODY, check_rc=False)
+    check(r.returncode == 1 and "org.cellprov.Daemon1.Error.State" in r.stderr,
+          "re-arm allowed by polkit: " + r.stderr)
+    r = env.ctl("status", "--personal", user=NOBODY, check_rc=False)
+    check(r.returncode == 1 and "NotAuthorized" in r.stderr, "IMSI with control only: " + r.stderr)
+    env.polkit_allow("org.cellprov.control", "org.cellprov.read-personal")
+    st = env.ctl("status", "--personal", user=NOBODY, json_out=True).json
+    check(st["network"]["imsi"] == "none", "IMSI allowed by polkit: %r" % st)
+
+    # the action file names exactly the actions the daemon asks about
+    import xml.etree.ElementTree as ET
+    actions = {a.get("id"): a for a in ET.parse(POLKIT_POLICY).getroot().iter("action")}
+    check(set(actions) == {"org.cellprov.control", "org.cellprov.read-personal"},
+          "actions in org.cellprov.policy: %r" % sorted(actions))
+    for a in actions.values():
+        check(a.find("defaults/allow_active").text == "auth_admin_keep"
+              and a.find("defaults/allow_any").text == "no", "defaults of %s" % a.get("id"))
 
     # the wait command
     r = env.ctl("wait", "idle", json_out=True)
@@ -127,14 +180,16 @@ def run(env):
         check(line not in log, "a line of the key PEM is in the log")
     check(env.adm1_value not in log, "ADM1 is in the log")
 
-    # on a bus without the policy file, the daemon itself refuses others
-    env.start_bus(with_policy=False)
+    # [daemon] polkit=false: only root, whatever polkit says
+    env.write_config(extra_daemon="polkit=false\n")
     env.start_daemon()
     r = env.ctl("forget", user=NOBODY, check_rc=False)
-    check(r.returncode == 1 and "only root may call Forget" in r.stderr and "AccessDenied" in r.stderr,
-          "the daemon's own check: " + r.stderr)
+    check(r.returncode == 1 and "only root may call it" in r.stderr and "NotAuthorized" in r.stderr,
+          "polkit=false: " + r.stderr)
     check(env.ctl("forget").returncode == 0, "root may call Forget there")
     check(env.stop_daemon() == 0, "clean stop")
+    env.stop_polkit()
+    env.write_config()
 
     # cellprovctl without a daemon: a clear error
     r = env.ctl("status", check_rc=False)

@@ -70,11 +70,176 @@ if out=$("$build/daemon/cellprovd" --check-config --config "$tmp/bad.conf" 2>&1)
 	fail "a bad UCI value was accepted"
 fi
 echo "$out" | grep -q "\[modem\] proxy: 'maybe'" || fail "bad value not named: $out"
+sed -i "s|option proxy 'maybe'|option proxy '0'|" "$tmp/uci"
 
-# Yocto: the recipe names the unit and installs the policy and rules
-recipe="$src/packaging/yocto/cellprov_0.1.0.bb"
-for want in 'inherit meson pkgconfig systemd' 'SYSTEMD_SERVICE:${PN} = "cellprovd.service"' \
-	'org.cellprov.Daemon1.conf' '80-cellprov.rules'; do
-	grep -qF "$want" "$recipe" || fail "the Yocto recipe lacks $want"
+# Every key cellprovd knows (the key lists of daemon/cp-conf.c) has its UCI
+# option: the example UCI config, which sets them all, gives every one.
+/usr/bin/python3 - "$src/daemon/cp-conf.c" "$tmp/cellprov.conf" <<'PY' || fail "UCI does not cover cellprov.conf"
+import re, sys
+c = open(sys.argv[1]).read()
+known = set()
+for group in ("device", "nfc", "modem", "daemon"):
+    m = re.search(r"%s_keys\[\]\s*=\s*\{(.*?)\};" % group, c, re.S)
+    assert m, group
+    known |= {(group, k) for k in re.findall(r'"([a-z0-9-]+)"', m.group(1))}
+have, group = set(), None
+for line in open(sys.argv[2]):
+    line = line.strip()
+    if line.startswith("["):
+        group = line[1:-1]
+    elif "=" in line and not line.startswith("#"):
+        have.add((group, line.split("=", 1)[0]))
+assert known == have, "no UCI option for %s; unknown to cellprovd: %s" % (sorted(known - have), sorted(have - known))
+PY
+
+# The procd init script, run with procd's and UCI's shell API played by
+# stubs that log each call: the instance restarts on a UCI change (file),
+# and its jail holds what the config names and nothing of the rest of /etc.
+cat > "$tmp/procd-stubs.sh" <<'EOF'
+config_load() { :; }
+config_get() {
+	_v=$(uci -q get "cellprov.$2.$3") || _v=$4
+	eval "$1=\$_v"
+}
+config_get_bool() {
+	config_get "$@"
+	case $(eval echo "\$$1") in 1|on|true|yes|enabled) eval "$1=1" ;; *) eval "$1=0" ;; esac
+}
+procd_open_instance() { echo "open"; }
+procd_close_instance() { echo "close"; }
+procd_set_param() { echo "param $*"; }
+procd_add_jail() { echo "jail $*"; }
+procd_add_jail_mount() { for m in "$@"; do echo "ro $m"; done; }
+procd_add_jail_mount_rw() { for m in "$@"; do echo "rw $m"; done; }
+EOF
+run_init() {
+	PATH="$tmp/bin:$PATH" UCI_FILE="$tmp/uci" sh -c '
+		. "$1"; . "$2"
+		RUNDIR=$3/run; CONF=$RUNDIR/cellprov.conf; UCI2CONF=$4
+		start_service' sh "$tmp/procd-stubs.sh" "$owrt/cellprovd.init" "$tmp" "$owrt/cellprov-uci2conf"
+}
+run_init > "$tmp/procd" || fail "the init script's start_service failed"
+for want in "param file /etc/config/cellprov $tmp/run/cellprov.conf" \
+	"param command /usr/sbin/cellprovd --config $tmp/run/cellprov.conf" \
+	"param no_new_privs 1" "param capabilities /etc/capabilities/cellprovd.json" \
+	"param seccomp /etc/seccomp/cellprovd.json" "jail cellprovd log procfs sysfs ronly" \
+	"ro $tmp/etc/device-key.pem" "ro $tmp/etc/adm1" "rw $tmp/state" "rw /var/run/dbus" \
+	"rw /dev/cdc-wdm0" "rw /dev/ttyS1"; do
+	grep -qxF "$want" "$tmp/procd" || { cat "$tmp/procd"; fail "init: no '$want'"; }
 done
+grep -q '^rw /dev/bus/usb' "$tmp/procd" && fail "init: /dev/bus/usb in the jail of a UART reader"
+cmp -s "$tmp/run/cellprov.conf" "$tmp/cellprov.conf" || fail "init: the conf it writes is not cellprov-uci2conf's"
+[ "$(stat -c %a "$tmp/run/cellprov.conf")" = 600 ] || fail "init: cellprov.conf is not 0600"
+# a USB reader: libusb's /dev/bus/usb instead of a tty
+sed -i "s|option connstring 'pn532_uart:/dev/ttyS1'|option connstring 'pn53x_usb'|" "$tmp/uci"
+run_init > "$tmp/procd" || fail "start_service with a USB reader"
+grep -qx 'rw /dev/bus/usb' "$tmp/procd" || { cat "$tmp/procd"; fail "init: a USB reader has no /dev/bus/usb"; }
+grep -q '^rw /dev/tty' "$tmp/procd" && fail "init: a tty in the jail of a USB reader"
+grep -q 'procd_add_reload_trigger cellprov$' "$owrt/cellprovd.init" || fail "init: no reload trigger"
+
+# The seccomp filter is the unit's (SystemCallFilter=), as gen-seccomp makes it.
+if command -v systemd-analyze >/dev/null; then
+	"$src/packaging/openwrt/cellprov/gen-seccomp" "$src/systemd/cellprovd.service.in" > "$tmp/seccomp.json" ||
+		fail "gen-seccomp"
+	cmp -s "$tmp/seccomp.json" "$owrt/cellprovd.seccomp.json" ||
+		fail "files/cellprovd.seccomp.json is not what gen-seccomp makes of the unit: run it again"
+fi
+/usr/bin/python3 - "$owrt/cellprovd.seccomp.json" "$owrt/cellprovd.capabilities.json" <<'PY' || fail "jail JSON"
+import json, sys
+s = json.load(open(sys.argv[1]))
+names = s["syscalls"][0]["names"]
+for n in ("openat", "ioctl", "connect", "execve", "mlock"):
+    assert n in names, n
+for n in ("setuid", "init_module", "mount", "reboot", "setrlimit"):
+    assert n not in names, n
+c = json.load(open(sys.argv[2]))
+assert all(v == [] for v in c.values()) and len(c) == 5, c
+PY
+
+# OpenWrt's shell (busybox ash), checked as dash, its nearest kin shellcheck knows.
+if command -v shellcheck >/dev/null; then
+	shellcheck -s dash "$owrt/cellprovd.init" "$owrt/cellprov.hotplug" "$owrt/cellprov-uci2conf" ||
+		fail "shellcheck"
+else
+	echo "no shellcheck: the OpenWrt shell not linted"
+fi
+
+# The feed: every package names a real source and its hash (no skip).
+for mk in "$src"/packaging/openwrt/*/Makefile; do
+	grep -q '^PKG_SOURCE_URL:=.\+' "$mk" || fail "$mk: no PKG_SOURCE_URL"
+	grep -q '^PKG_HASH:=[0-9a-f]\{64\}$' "$mk" || fail "$mk: no sha256 PKG_HASH"
+	grep -q 'skip' "$mk" && fail "$mk: a hash is skipped"
+	grep -q '^PKG_HASH:=0\{64\}$' "$mk" && fail "$mk: PKG_HASH is a placeholder (scripts/release writes it)"
+done
+grep -q '+CELLPROV_NFC:libnfc' "$src/packaging/openwrt/cellprov/Makefile" || fail "cellprov: libnfc is not the NFC variant's"
+[ -f "$src/packaging/openwrt/libnfc/Makefile" ] || fail "the feed has no libnfc"
+
+# Yocto: a layer that depends on meta-oe; the recipes' license checksum is
+# COPYING's; a pinned SRCREV; a PACKAGECONFIG for every meson feature;
+# systemd required; every line of the metadata a bitbake statement.
+layer="$src/packaging/yocto/meta-cellprov"
+rdir="$layer/recipes-connectivity/cellprov"
+grep -q '^LAYERDEPENDS_cellprov = ".*openembedded-layer' "$layer/conf/layer.conf" || fail "layer.conf: no LAYERDEPENDS on openembedded-layer"
+grep -q '^BBFILE_COLLECTIONS += "cellprov"' "$layer/conf/layer.conf" || fail "layer.conf: no collection"
+inc="$rdir/cellprov.inc"
+md5=$(md5sum "$src/COPYING" | cut -d' ' -f1)
+grep -qx "LIC_FILES_CHKSUM = \"file://COPYING;md5=$md5\"" "$inc" || fail "cellprov.inc: LIC_FILES_CHKSUM is not COPYING's md5 $md5"
+grep -q '^LICENSE = "LGPL-2.1-or-later"$' "$inc" || fail "cellprov.inc: LICENSE"
+grep -q '^REQUIRED_DISTRO_FEATURES = "systemd"$' "$inc" || fail "cellprov.inc: systemd not required"
+for want in 'inherit meson pkgconfig systemd' 'SYSTEMD_SERVICE:${PN} = "cellprovd.service"' \
+	'org.cellprov.Daemon1.conf' 'org.cellprov.Daemon1.service' '80-cellprov.rules'; do
+	grep -qF "$want" "$inc" || fail "cellprov.inc lacks $want"
+done
+for f in $(sed -n "s/^option('\([a-z]*\)', type: 'feature'.*/\1/p" "$src/meson_options.txt"); do
+	case $f in ble|fuzz) grep -q -- "-D$f=disabled" "$inc" || fail "cellprov.inc: -D$f not disabled" ;;
+	*) grep -q "^PACKAGECONFIG\[$f\] = \"-D$f=enabled,-D$f=disabled" "$inc" || fail "cellprov.inc: no PACKAGECONFIG[$f]" ;;
+	esac
+done
+version=$(sed -n "s/^  version: '\(.*\)',$/\1/p" "$src/meson.build")
+[ -f "$rdir/cellprov_$version.bb" ] || fail "no Yocto recipe cellprov_$version.bb for version $version"
+grep -q '^SRC_URI\[sha256sum\] = "[0-9a-f]\{64\}"$' "$rdir/cellprov_$version.bb" || fail "cellprov_$version.bb: no sha256"
+grep -q '^SRCREV = "[0-9a-f]\{40\}"$' "$rdir/cellprov_git.bb" || fail "cellprov_git.bb: SRCREV is not a pinned commit"
+grep -q '"0\{40\}"\|"0\{64\}"' "$rdir"/*.bb && fail "Yocto: a placeholder hash (scripts/release writes them)"
+grep -rq 'AUTOREV\|example\.' "$layer" && fail "Yocto: AUTOREV or a placeholder address"
+/usr/bin/python3 - "$layer/conf/layer.conf" "$rdir"/*.bb "$rdir"/*.inc <<'PY' || fail "Yocto metadata syntax"
+import re, sys
+assign = re.compile(r'^[A-Za-z_][A-Za-z0-9_${}:.\-+/]*(\[[A-Za-z0-9_.\-]+\])?\s*(\?\?=|\?=|:=|\+=|=\+|\.=|=\.|=)\s*"([^"\\]|\\.)*"$')
+for path in sys.argv[1:]:
+    text = open(path).read().replace("\\\n", " ")
+    infunc = False
+    for n, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if infunc:
+            infunc = s != "}"
+            continue
+        if not s or s.startswith("#"):
+            continue
+        if re.match(r"^(inherit|require|include)\s+\S", s):
+            continue
+        if re.match(r"^[a-z_][a-z0-9_:-]*\(\)\s*\{$", s):
+            infunc = True
+            continue
+        assert assign.match(s), "%s:%d: not a bitbake statement: %s" % (path, n, s)
+    assert not infunc, "%s: unterminated function" % path
+PY
+
+# scripts/release pins the packaging to a tarball: on a copy of the tree
+# given a stand-in tarball, it writes that tarball's sha256 and version.
+rel="$tmp/rel"
+mkdir -p "$rel/scripts"
+cp "$src/scripts/release" "$rel/scripts/"
+cp -r "$src/packaging" "$rel/"
+printf 'not a real release\n' > "$tmp/cellprov-9.8.7.tar.xz"
+sha=$(sha256sum "$tmp/cellprov-9.8.7.tar.xz" | cut -d' ' -f1)
+commit=0123456789abcdef0123456789abcdef01234567
+sh "$rel/scripts/release" --update "$tmp/cellprov-9.8.7.tar.xz" $commit > /dev/null || fail "scripts/release --update"
+rmk="$rel/packaging/openwrt/cellprov/Makefile"
+grep -qx "PKG_HASH:=$sha" "$rmk" && grep -qx 'PKG_VERSION:=9.8.7' "$rmk" || fail "release: OpenWrt Makefile not updated"
+rbb="$rel/packaging/yocto/meta-cellprov/recipes-connectivity/cellprov"
+grep -qx "SRC_URI\[sha256sum\] = \"$sha\"" "$rbb/cellprov_9.8.7.bb" || fail "release: Yocto recipe not renamed and updated"
+[ -e "$rbb/cellprov_$version.bb" ] && fail "release: the old Yocto recipe is left"
+grep -qx "SRCREV = \"$commit\"" "$rbb/cellprov_git.bb" || fail "release: SRCREV not updated"
+if sh "$rel/scripts/release" --update "$tmp/cellprov-9.8.7.tar.xz" 1234 2>/dev/null; then
+	fail "release: a short commit id was accepted"
+fi
 echo ok

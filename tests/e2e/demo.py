@@ -49,7 +49,7 @@ def main():
         b.start_bus()
         print("==> cellprov-mfg makes the device: key, certificate, DeviceID, cellprov.conf", flush=True)
         info = b.make_gateway()
-        print("    DeviceID %s\n    %s" % (info["device_id"], info["certificate_url"]), flush=True)
+        print("    DeviceID %s\n    %s" % (info["device-id"], info["certificate-url"]), flush=True)
         print("==> the device: QMI modem simulator (programmable USIM, authenticating network), "
               "its PN532 (simulated), cellprovd", flush=True)
         b.start_modem()
@@ -69,7 +69,7 @@ def main():
         show(4, "SM: chain verified to its trust anchor, DeviceID matches the key, "
              "attestation signature and counter fresh", None)
         show(5, "SM -> AUSF/UDM: add the device (companion SUPI, DeviceID, device key)",
-             grep(ausflog, r"device %s" % info["device_id"]))
+             grep(ausflog, r"device %s" % info["device-id"]))
         show(6, "AUSF/UDM: device SUPI assigned, K' derived, credentials encrypted to the device key (ECIES)",
              None)
         show(7, "SM: fresh nonce, K'' and K_prof derived",

@@ -62,10 +62,10 @@ class E2E(netbench.Bench):
         """K_usim and OPc the AUSF will give the device for that IMSI (the
         key schedule with the bench's companion K_AUSF and OP)."""
         r = self.run([self.prog("tools/cellprov-tool"), "keys", "--kc", netbench.COMPANION_K_AUSF,
-                      "--device-id", self.gw_info["device_id"], "--supi", imsi, "--op", netbench.OP,
+                      "--device-id", self.gw_info["device-id"], "--supi", imsi, "--op", netbench.OP,
                       "--nonce", "00" * 16, "--device-info", "00"])
         k = json.loads(r.stdout)
-        return k["k_usim"], k["opc"]
+        return k["k-usim"], k["opc"]
 
     def start_modem(self, subscribers=None, extra=()):
         """The QMI simulator; by default its network knows the device's

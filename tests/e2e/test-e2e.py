@@ -74,7 +74,7 @@ def test_happy_path(b):
     check(st["status"]["state"] == "idle", "cellprovd is idle on the bench")
     rc, res = b.tap_nfc()
     check(rc == 0 and res["result"] == "ok", "companion over NFC: ok (%s)" % res.get("error"))
-    check(res["device"]["device_id"] == b.gw_info["device_id"], "the companion read the device's DeviceID")
+    check(res["device"]["device-id"] == b.gw_info["device-id"], "the companion read the device's DeviceID")
     check(res["receipt"]["status"] == "provisioned" and res["receipt"]["verified"],
           "companion verified the provisioned receipt with K''")
     check(res["receipt"].get("registration") == "00101", "receipt names the PLMN registered on")
@@ -101,7 +101,7 @@ def test_happy_path(b):
     check(os.path.exists(os.path.join(b.state_dir, "provisioned")), "the provisioned marker is there")
     # the profile_seq the device committed is the profile's, and stays so
     seq = profile_seq_of(written[0])
-    check(seq >= 1 and res["profile_seq"] == seq, "the profile written carries profile_seq %d" % seq)
+    check(seq >= 1 and res["profile-seq"] == seq, "the profile written carries profile_seq %d" % seq)
     check(committed_seq(b) == seq, "the device committed the profile's profile_seq (%d)" % seq)
     check(b.kill_cellprovd(signal.SIGTERM) == 0, "cellprovd stops on SIGTERM")
     b.start_cellprovd()
@@ -263,9 +263,9 @@ def test_kill_before_commit(b):
         b.wait_state("provisioned", timeout=60)
         rc, res = b.finish_tap(comp, after)
         check(rc == 0 and res["receipt"]["status"] == "provisioned" and res["receipt"]["verified"]
-              and b.ctl("status").json["daemon"]["profile-seq"] == res["profile_seq"],
+              and b.ctl("status").json["daemon"]["profile-seq"] == res["profile-seq"],
               "... and the same profile, written again, provisions (%s, seq %s)"
-              % (res.get("receipt"), res.get("profile_seq")))
+              % (res.get("receipt"), res.get("profile-seq")))
         b.ctl("re-arm")
 
 
@@ -389,7 +389,7 @@ def secrets_of_the_run(b):
             for rec in json.loads(r.stdout).get("records", []) if r.returncode == 0 else []:
                 p = rec.get("payload")
                 if isinstance(p, dict) and p.get("type") == "device-record":
-                    info[p["fields"]["device_id"]] = p["device_info"]
+                    info[p["fields"]["device-id"]] = p["device-info"]
     ausf = dict((row[0], row[1:]) for row in sqlite3.connect(b.path("ausf.db")).execute(
         "SELECT device_id, supi, k_usim, opc FROM subscribers"))
     rows = sqlite3.connect(b.path("sm.db")).execute(
@@ -403,16 +403,16 @@ def secrets_of_the_run(b):
                    "--device-id", device_id, "--supi", supi, "--op", netbench.OP, "--nonce", nonce,
                    "--device-info", info[device_id]])
         k = json.loads(r.stdout)
-        check(ausf[device_id] == (supi, k["k_usim"], k["opc"]),
+        check(ausf[device_id] == (supi, k["k-usim"], k["opc"]),
               "K_usim and OPc of profile %s/%d are the AUSF's" % (device_id[:8], seq))
-        for name in ("k_prime", "k_usim", "opc", "k_sm", "k2", "k_prof"):
+        for name in ("k-prime", "k-usim", "opc", "k-sm", "k2", "k-prof"):
             out.append(("%s of profile %s/%d" % (name, device_id[:8], seq), bytes.fromhex(k[name])))
         # cellprov-tool decode exits 1 when a MAC fails under the key given
-        if device_id == b.gw_info["device_id"] and seq == 1:
-            r = b.run([b.prog("tools/cellprov-tool"), "decode", b.first_profile, "--k-prof", k["k_prof"]],
+        if device_id == b.gw_info["device-id"] and seq == 1:
+            r = b.run([b.prog("tools/cellprov-tool"), "decode", b.first_profile, "--k-prof", k["k-prof"]],
                       check_rc=False)
             seen_prof = r.returncode == 0 and "verified" in r.stdout
-        for after in receipts if device_id == b.gw_info["device_id"] else ():
+        for after in receipts if device_id == b.gw_info["device-id"] else ():
             r = b.run([b.prog("tools/cellprov-tool"), "decode", after, "--k2", k["k2"]], check_rc=False)
             seen_receipt = seen_receipt or (r.returncode == 0 and "verified" in r.stdout)
     check(seen_prof, "K_prof computed here verifies the first profile's MAC")

@@ -77,7 +77,7 @@ for s in load(os.path.join(VECTORS, "ecies-ts33501.txt")):
     check(rc == 0, f"ecies-encrypt {prof}: {err}")
     if rc == 0:
         o = json.loads(out)
-        check(o["eph_pubkey"] == s["eph_pubkey"], f"ecies {prof} eph_pubkey")
+        check(o["eph-pubkey"] == s["eph_pubkey"], f"ecies {prof} eph_pubkey")
         check(o["ciphertext"] == s["ciphertext"], f"ecies {prof} ciphertext")
         check(o["mac"] == s["mac"], f"ecies {prof} mac")
     rc, out, err = run("ecies-decrypt", "--profile", prof, "--privkey", s["hn_privkey"],
@@ -93,7 +93,7 @@ for s in load(os.path.join(VECTORS, "ecies-ts33501.txt")):
                        "--plaintext", "00112233")
     o = json.loads(out) if rc == 0 else {}
     rc, out, err = run("ecies-decrypt", "--profile", prof, "--privkey", s["hn_privkey"],
-                       "--eph-pubkey", o.get("eph_pubkey", "00"), "--ciphertext",
+                       "--eph-pubkey", o.get("eph-pubkey", "00"), "--ciphertext",
                        o.get("ciphertext", "00"), "--mac", o.get("mac", "00" * 8))
     check(rc == 0 and json.loads(out)["plaintext"] == "00112233", f"ecies {prof} fresh key round trip")
 
@@ -118,7 +118,7 @@ check(rc == 0, f"keys: {err}")
 if rc == 0:
     o = json.loads(out)
     for k in ("k_prime", "k_usim", "opc", "k_sm", "k2", "k_prof"):
-        check(o[k] == pub[k], f"keys {k}")
+        check(o[k.replace("_", "-")] == pub[k], f"keys {k}")
 
 # decode: each published structure, with and without keys.
 with tempfile.TemporaryDirectory() as d:
@@ -141,7 +141,7 @@ with tempfile.TemporaryDirectory() as d:
 
     rc, out, err = run("decode", write("profile", pub["profile"]), "--k-prof", pub["k_prof"])
     o = json.loads(out) if rc == 0 else {}
-    check(o.get("type") == "profile" and o.get("mac_verified") is True, f"decode profile: {err}")
+    check(o.get("type") == "profile" and o.get("mac-verified") is True, f"decode profile: {err}")
     check(o.get("fields", {}).get("supi") == pub["supi_text"], "decode profile supi")
     rc, out, err = run("decode", write("profile", pub["profile"]), "--device-key", keypem,
                        "--device-info", pub["device_info"], "--now", "1800000000")
@@ -151,12 +151,12 @@ with tempfile.TemporaryDirectory() as d:
     check(rc == 1 and "mac" in err, f"decode profile wrong k-prof: rc {rc}")
     rc, out, err = run("decode", write("rc", pub["receipt"]), "--k2", pub["k2"])
     o = json.loads(out) if rc == 0 else {}
-    check(o.get("type") == "receipt" and o.get("mac_verified") is True, f"decode receipt: {err}")
+    check(o.get("type") == "receipt" and o.get("mac-verified") is True, f"decode receipt: {err}")
     rc, out, err = run("decode", write("rc", pub["receipt"]), "--k2", flip(pub["k2"]))
     check(rc == 1 and "receipt-mac" in err, f"decode receipt wrong k2: rc {rc} {err}")
     rc, out, err = run("decode", write("dr", pub["device_record"]), "--pubkey", pubpem)
     o = json.loads(out) if rc == 0 else {}
-    check(o.get("type") == "device-record" and o.get("signature_verified") is True, f"decode dr: {err}")
+    check(o.get("type") == "device-record" and o.get("signature-verified") is True, f"decode dr: {err}")
     rc, out, err = run("decode", write("tag", pub["ndef_tag"]))
     o = json.loads(out) if rc == 0 else {}
     recs = o.get("records", [])
@@ -166,6 +166,30 @@ with tempfile.TemporaryDirectory() as d:
     nlen = (len(pub["ndef_tag"]) // 2).to_bytes(2, "big").hex()
     rc, out, err = run("decode", write("file", nlen + pub["ndef_tag"]))
     check(rc == 0 and json.loads(out).get("nlen") == len(pub["ndef_tag"]) // 2, f"decode nlen: {err}")
+
+    # An NDEF record is decoded as its MIME type says: a structure of
+    # another kind in it is a type mismatch, not a guess.
+    def ndef_mime(mime, payload_hex):
+        t, p = mime.encode(), bytes.fromhex(payload_hex)
+        return (bytes([0xC2, len(t)]) + len(p).to_bytes(4, "big") + t + p).hex()
+    mime = "application/vnd.cellprov."
+    for rtype, payload, kind in (("profile", "profile", "profile"), ("receipt", "receipt", "receipt"),
+                                 ("device", "device_record", "device-record")):
+        rc, out, err = run("decode", write("m-" + rtype, ndef_mime(mime + rtype, pub[payload])))
+        o = json.loads(out) if rc == 0 else {}
+        got = o.get("records", [{}])[0].get("payload", {}).get("type")
+        check(rc == 0 and got == kind, f"decode a {rtype} record: {out} {err}")
+    for rtype, payload, found in (("receipt", "profile", "profile"), ("profile", "receipt", "receipt"),
+                                  ("device", "profile", "profile"), ("receipt", "device_record", "device record")):
+        rc, out, err = run("decode", write("x-" + rtype, ndef_mime(mime + rtype, pub[payload])))
+        e = json.loads(out).get("error", {}) if out else {}
+        check(rc == 1 and e.get("name") == "bad-value" and "type mismatch" in e.get("where", "")
+              and ("a %s where" % found) in e.get("where", "") and mime + rtype in e.get("where", ""),
+              f"decode a {payload} in a {rtype} record: rc {rc} {out}")
+    rc, out, err = run("decode", write("t-profile", ndef_mime(mime + "profile", pub["profile"][:-2])))
+    e = json.loads(out).get("error", {}) if out else {}
+    check(rc == 1 and e.get("name") == "truncated" and "type mismatch" not in e.get("where", ""),
+          f"decode a truncated profile record: {out}")
 
     # Decode failures: code and name, exit 1, nothing on stdout but the error.
     prof = pub["profile"]
@@ -186,7 +210,7 @@ with tempfile.TemporaryDirectory() as d:
         o = json.loads(p.stdout.decode("utf-8"))
     except ValueError as e:
         o = {"invalid": str(e)}
-    check(p.returncode == 0 and o.get("records", [{}])[0].get("record_type") ==
+    check(p.returncode == 0 and o.get("records", [{}])[0].get("record-type") ==
           "\u00e9\ufffd\u20ac\u0001\ufffd", f"decode non-UTF-8 record type: {o}")
 
 # Bad arguments: one line on stderr, exit 2.

@@ -118,7 +118,7 @@ def inside(builddir, strict):
         say("==> cellprov-mfg makes the device; its cellprov.conf gets backend=mm")
         info = b.make_gateway()
         configure_mm(info["config"])
-        say("    DeviceID %s" % info["device_id"])
+        say("    DeviceID %s" % info["device-id"])
         # The AUSF will give the device FIRST_IMSI with these credentials:
         # the simulated network learns them, as from the AUSF's export.
         k, opc = b.usim_credentials()

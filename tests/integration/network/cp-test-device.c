@@ -285,8 +285,8 @@ cmd_accept(int argc, char **argv)
 			cp_cleanse(khex, sizeof(khex));
 			cp_cleanse(ohex, sizeof(ohex));
 		}
-		printf("{\"result\":\"ok\",\"supi\":\"%s\",\"plmn\":\"%s\",\"network_name\":\"%s\","
-		       "\"apn\":\"%s\",\"profile_seq\":%" G_GUINT64_FORMAT ",\"subscriber\":%s}\n",
+		printf("{\"result\":\"ok\",\"supi\":\"%s\",\"plmn\":\"%s\",\"network-name\":\"%s\","
+		       "\"apn\":\"%s\",\"profile-seq\":%" G_GUINT64_FORMAT ",\"subscriber\":%s}\n",
 		       p.supi, p.plmn, p.network_name, p.apn, p.profile_seq, sub_ok ? "true" : "false");
 		memset(&r, 0, sizeof(r));
 		r.version = 1;
@@ -389,7 +389,7 @@ nfc_written(CpNfcTag *tag, GBytes *ndef, gpointer data)
 		r.has_registration = TRUE;
 		g_strlcpy(r.registration, p.plmn, sizeof(r.registration));
 		d->last_seq = p.profile_seq;
-		printf("{\"event\":\"written\",\"result\":\"ok\",\"profile_seq\":%" G_GUINT64_FORMAT "}\n",
+		printf("{\"event\":\"written\",\"result\":\"ok\",\"profile-seq\":%" G_GUINT64_FORMAT "}\n",
 		       p.profile_seq);
 	} else {
 		r.status = CP_RECEIPT_REJECTED;

@@ -346,7 +346,7 @@ imsi-last=001010000000100
             return r.status, data
 
     def provision_raw(self, url, record_b64, token=None):
-        body = json.dumps({"certificate_url": url, "device_record": record_b64})
+        body = json.dumps({"certificate-url": url, "device-record": record_b64})
         return self.sm_request("POST", "/v1/provision", body=body, token=token)
 
 
@@ -395,11 +395,11 @@ def serve(argv):
             b.make_device(name, extra=["--adm1", args.adm1])
         print(json.dumps({
             "dir": b.tmp,
-            "sm_url": "https://127.0.0.1:%d" % b.sm_port,
-            "sm_ca": b.tls_ca,
+            "sm-url": "https://127.0.0.1:%d" % b.sm_port,
+            "sm-ca": b.tls_ca,
             "token": b.path("companion-token"),
             "companion": COMPANION_SUPI,
-            "ausf_config": b.path("ausf.conf"),
+            "ausf-config": b.path("ausf.conf"),
             "devices": b.devices,
         }), flush=True)
         while not stop:

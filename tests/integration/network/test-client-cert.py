@@ -48,7 +48,7 @@ def main():
         b.make_device("gw")
 
         rc, res, err = b.companion(b.tag("gw"), token=False, extra=["--client-cert", listed[0], "--client-key", listed[1]])
-        check(rc == 0 and res["result"] == "ok" and res["profile_seq"] == 1, "listed client certificate provisions")
+        check(rc == 0 and res["result"] == "ok" and res["profile-seq"] == 1, "listed client certificate provisions")
         rc, res, err = b.companion(b.tag("gw"), token=False,
                                    extra=["--client-cert", unlisted[0], "--client-key", unlisted[1]])
         check(rc == 1 and res["error"]["code"] == "unauthorized", "unlisted client certificate -> unauthorized")
@@ -57,7 +57,7 @@ def main():
         check(rc == 1 and res["error"]["code"] in ("sm-unreachable", "unauthorized"),
               "client certificate from another CA refused (%s)" % res["error"]["code"])
         rc, res, err = b.companion(b.tag("gw"))
-        check(rc == 0 and res["profile_seq"] == 2, "tokens still work beside certificates")
+        check(rc == 0 and res["profile-seq"] == 2, "tokens still work beside certificates")
         for name in ("sm", "ausf"):
             b.stop(name)
     except Fail as e:

@@ -55,12 +55,12 @@ def main():
         except ValueError:
             raise Fail("companion printed no JSON: %r %r" % (r.stdout, r.stderr))
         check(r.returncode == 0 and res["result"] == "ok", "companion provisioned over NFC in %.1f s (%s)" % (took, res))
-        check(res["device"]["device_id"] == b.devices["gw"]["device_id"], "it read the device's DeviceID")
+        check(res["device"]["device-id"] == b.devices["gw"]["device-id"], "it read the device's DeviceID")
         check(res["receipt"]["verified"] and res["receipt"]["status"] == "provisioned"
               and res["receipt"].get("registration") == "00101", "it verified the receipt with K''")
         events = [json.loads(l) for l in open(b.path("nfc-device.log")) if l.startswith("{")]
         written = [e for e in events if e["event"] == "written"]
-        check(len(written) == 1 and written[0]["result"] == "ok" and written[0]["profile_seq"] == 1,
+        check(len(written) == 1 and written[0]["result"] == "ok" and written[0]["profile-seq"] == 1,
               "the device verified the profile with its key (cp_profile_verify)")
         for name in ("sm", "ausf"):
             b.stop(name)

@@ -72,7 +72,7 @@ def test_chain_refusals(b):
     refused(b, b.tag("b"), "device-id-mismatch", "certificate key does not hash to the URL's DeviceID")
 
     d = b.make_device("c")
-    rec_tag = b.tag("a", extra=["--url", d["certificate_url"]])
+    rec_tag = b.tag("a", extra=["--url", d["certificate-url"]])
     res = refused(b, rec_tag, "signature", "another device's record under this device's URL")
     check(res["error"]["number"] == 0x0209, "... number is CP_ERR_SIGNATURE")
 
@@ -92,13 +92,13 @@ def test_chain_refusals(b):
     id384 = hashlib.sha256(spki).hexdigest()[:32]
     reissue(b, dd, "keyUsage=critical,digitalSignature,keyAgreement\nbasicConstraints=critical,CA:FALSE\n",
             key=key384, chain_name=id384)
-    refused(b, b.tag("p384", extra=["--url", dd["certificate_url"][:-32] + id384]), "key-type",
+    refused(b, b.tag("p384", extra=["--url", dd["certificate-url"][:-32] + id384]), "key-type",
             "device key that is not P-256")
 
-    gone = d["certificate_url"][:-32] + "0" * 32
+    gone = d["certificate-url"][:-32] + "0" * 32
     refused(b, b.tag("c", extra=["--url", gone]), "chain-fetch-status", "certificate URL the CA does not know")
 
-    refused(b, b.tag("c", extra=["--url", d["certificate_url"].replace("https://", "http://")]),
+    refused(b, b.tag("c", extra=["--url", d["certificate-url"].replace("https://", "http://")]),
             "insecure-url", "plain http:// certificate URL")
 
 
@@ -112,7 +112,7 @@ def test_attestation(b):
     refused(b, tag, "stale-attestation", "the same record again (replay)")
     refused(b, b.tag("att", counter=1), "stale-attestation", "a lower counter")
     rc, res, _ = b.companion(b.tag("att"))
-    check(rc == 0 and res["profile_seq"] == 2, "refusals left no state: next record gives profile_seq 2")
+    check(rc == 0 and res["profile-seq"] == 2, "refusals left no state: next record gives profile_seq 2")
 
     # one record sent twice at once: the counter check and its update are
     # one statement, so exactly one of them gets a profile
@@ -121,7 +121,7 @@ def test_attestation(b):
     b.run([b.prog("tests/integration/network/cp-test-device"), "records", "--config", b.conf("att"),
            "--first", str(b.counter["att"]), "--out", rec])
     record = open(rec).read().strip()
-    url = b.devices["att"]["certificate_url"]
+    url = b.devices["att"]["certificate-url"]
     results = []
     threads = [threading.Thread(target=lambda: results.append(b.provision_raw(url, record)[0])) for _ in range(3)]
     for t in threads:
@@ -197,13 +197,13 @@ def test_http_limits(b):
 
     st, res = b.sm_request("POST", "/v1/provision", body="{not json")
     check(st == 400 and res["error"]["code"] == "bad-json", "malformed JSON -> bad-json")
-    st, res = b.sm_request("POST", "/v1/provision", body='{"certificate_url": 5}')
+    st, res = b.sm_request("POST", "/v1/provision", body='{"certificate-url": 5}')
     check(st == 400 and res["error"]["code"] == "bad-request", "wrong member type -> bad-request")
     d = b.make_device("lim")
     st, res = b.sm_request("POST", "/v1/provision", body=json.dumps(
-        {"certificate_url": d["certificate_url"], "device_record": "AAAA", "companion": 1}))
+        {"certificate-url": d["certificate-url"], "device-record": "AAAA", "companion": 1}))
     check(st == 400 and res["error"]["code"] == "bad-request", "a companion that is not a string -> bad-request, not ignored")
-    st, res = b.provision_raw(d["certificate_url"], base64.b64encode(b"\x01\x00\x01").decode())
+    st, res = b.provision_raw(d["certificate-url"], base64.b64encode(b"\x01\x00\x01").decode())
     check(st in (400, 403) and res["error"]["number"] != 0, "truncated device record -> %s" % res["error"]["code"])
     st, res = b.sm_request("GET", "/v1/provision")
     check(st == 405, "GET -> 405")
@@ -316,24 +316,24 @@ def test_bad_ca(b):
                        ("empty", "chain-garbage"), ("reason", "chain-fetch-status"),
                        ("slow", "chain-fetch-timeout")):
         t0 = time.monotonic()
-        res = refused(b, b.tag("bad", extra=["--url", "%s/%s/%s" % (base, kind, d["device_id"])]), code,
+        res = refused(b, b.tag("bad", extra=["--url", "%s/%s/%s" % (base, kind, d["device-id"])]), code,
                       "certificate server sending %s" % kind)
         if kind == "reason":
             check(res["error"]["message"].endswith("answered 404 Not Found"),
                   "... the SM's JSON is valid and does not relay the server's reason phrase")
         check(time.monotonic() - t0 < 8, "... in %.1f s" % (time.monotonic() - t0))
     t0 = time.monotonic()
-    refused(b, b.tag("bad", extra=["--url", "https://127.0.0.1:%d/devices/%s" % (ca.mute_port, d["device_id"])]),
+    refused(b, b.tag("bad", extra=["--url", "https://127.0.0.1:%d/devices/%s" % (ca.mute_port, d["device-id"])]),
             "chain-fetch-timeout", "certificate server that never answers")
     check(time.monotonic() - t0 < 8, "... in %.1f s (fetch-timeout 2 s)" % (time.monotonic() - t0))
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    refused(b, b.tag("bad", extra=["--url", "https://127.0.0.1:%d/devices/%s" % (port, d["device_id"])]),
+    refused(b, b.tag("bad", extra=["--url", "https://127.0.0.1:%d/devices/%s" % (port, d["device-id"])]),
             "chain-fetch-failed", "certificate server not listening")
     rc, res, _ = b.companion(b.tag("bad"))
-    check(rc == 0 and res["profile_seq"] == 1, "the same device then provisions from its real CA")
+    check(rc == 0 and res["profile-seq"] == 1, "the same device then provisions from its real CA")
     ca.httpd.shutdown()
 
 
@@ -354,7 +354,7 @@ def test_url_prefixes(b):
     restart_sm(b, **{"url-prefixes": "%s/devices/;https://127.0.0.1" % origin})
     rc, res, _ = b.companion(b.tag("pre"))
     check(rc == 0 and res["result"] == "ok", "a URL below an allowed prefix provisions")
-    ident = d["device_id"]
+    ident = d["device-id"]
     for url, code, what in (
             ("https://127.0.0.1.example.invalid/devices/" + ident, "url-not-allowed",
              "a host that only begins with an allowed one"),
@@ -368,7 +368,7 @@ def test_url_prefixes(b):
         res = refused(b, b.tag("pre", extra=["--url", url]), code, what)
         check(res["error"].get("hint"), "... and the companion says what to do")
     rc, res, _ = b.companion(b.tag("pre"))
-    check(rc == 0 and res["profile_seq"] == 2, "refusals left no state: the device provisions again")
+    check(rc == 0 and res["profile-seq"] == 2, "refusals left no state: the device provisions again")
     b.stop("sm")
     b.sm_options["url-prefixes"] = "https://user@127.0.0.1/devices/"
     b.write_sm_conf()
@@ -445,12 +445,12 @@ def test_ausf_api(b):
 
     spki = new_key("ausf-k1")
     ident = hashlib.sha256(spki).hexdigest()[:32]
-    good = {"companion": "001010000009001", "device_id": ident,
-            "public_key": base64.b64encode(spki).decode(), "suite": "B"}
+    good = {"companion": "001010000009001", "device-id": ident,
+            "public-key": base64.b64encode(spki).decode(), "suite": "B"}
     for change, status, code, what in (
-            ({"device_id": "0" * 32}, 409, "device-id-mismatch", "a device_id that is not the key's hash"),
-            ({"public_key": base64.b64encode(b"\x30\x03\x02\x01\x01").decode()}, 400, "key", "a public_key that is no key"),
-            ({"public_key": base64.b64encode(spki + b"\x00").decode()}, 400, "key", "a public_key with a trailing byte"),
+            ({"device-id": "0" * 32}, 409, "device-id-mismatch", "a device_id that is not the key's hash"),
+            ({"public-key": base64.b64encode(b"\x30\x03\x02\x01\x01").decode()}, 400, "key", "a public_key that is no key"),
+            ({"public-key": base64.b64encode(spki + b"\x00").decode()}, 400, "key", "a public_key with a trailing byte"),
             ({"suite": "A"}, 400, "key", "suite A for a P-256 key"),
             ({"suite": "C"}, 400, "bad-request", "an unknown suite"),
             ({"companion": "001010000009777"}, 404, "unknown-companion", "a companion without K_AUSF"),
@@ -460,7 +460,7 @@ def test_ausf_api(b):
         check(st == status and res["error"]["code"] == code, "AUSF: %s -> %d %s (%s)" % (what, status, code, res))
     lines = [l for l in open(b.export_subscribers()) if not l.startswith("#")]
     st, res = ausf_post(good)
-    check(st == 200 and res["supi"] and len(base64.b64decode(res["k_sm"])) == 32, "AUSF: the same request, valid, adds it")
+    check(st == 200 and res["supi"] and len(base64.b64decode(res["k-sm"])) == 32, "AUSF: the same request, valid, adds it")
     after = [l for l in open(b.export_subscribers()) if not l.startswith("#")]
     check(len(after) == len(lines) + 1, "... and the refused ones added nobody")
 
@@ -470,8 +470,8 @@ def test_ausf_api(b):
     open(b.path("ausf.conf"), "w").write(conf)
     b.start_ausf()
     spki2 = new_key("ausf-k2")
-    st, res2 = ausf_post(dict(good, device_id=hashlib.sha256(spki2).hexdigest()[:32],
-                              public_key=base64.b64encode(spki2).decode()))
+    st, res2 = ausf_post(dict(good, **{"device-id": hashlib.sha256(spki2).hexdigest()[:32],
+                                       "public-key": base64.b64encode(spki2).decode()}))
     check(st == 503 and res2["error"]["code"] == "supi-range-exhausted", "AUSF: range used up -> 503 supi-range-exhausted")
     st, res3 = ausf_post(good)
     check(st == 200 and res3["supi"] == res["supi"], "... a known device keeps its SUPI")

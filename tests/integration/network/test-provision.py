@@ -25,9 +25,9 @@ def test_mfg(b):
     key = d1["key"]
     k1 = sha(key)
     d2 = b.make_device("idem", extra=["--adm1", "12345678"])
-    check(d1["device_id"] == d2["device_id"] and sha(key) == k1 and not d2["new_key"],
+    check(d1["device-id"] == d2["device-id"] and sha(key) == k1 and not d2["new-key"],
           "cellprov-mfg run twice keeps the key and the DeviceID")
-    check(not d2["new_certificate"], "... and the certificate")
+    check(not d2["new-certificate"], "... and the certificate")
     check(os.stat(key).st_mode & 0o777 == 0o600, "device key is 0600")
     adm1 = os.path.join(os.path.dirname(key), "adm1")
     check(os.stat(adm1).st_mode & 0o777 == 0o600 and open(adm1).read() == "12345678", "ADM1 file is 0600")
@@ -36,9 +36,9 @@ def test_mfg(b):
           chain.startswith(open(d1["certificate"]).read()), "chain file: device certificate, then intermediate")
     spki = subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-outform", "DER"],
                           capture_output=True, check=True).stdout
-    check(hashlib.sha256(spki).hexdigest()[:32] == d1["device_id"], "DeviceID = SHA-256(SPKI)[0:16]")
+    check(hashlib.sha256(spki).hexdigest()[:32] == d1["device-id"], "DeviceID = SHA-256(SPKI)[0:16]")
     conf = open(d1["config"]).read()
-    check("certificate-url=" + d1["certificate_url"] in conf and "adm1=" in conf, "config holds URL and ADM1 path")
+    check("certificate-url=" + d1["certificate-url"] in conf and "adm1=" in conf, "config holds URL and ADM1 path")
     r = b.run([b.prog("tools/cellprov-mfg"), "device", "--ca", b.path("ca"), "--out", b.path("dev-idem"),
                "--chains", b.path("www", "devices"), "--url-base", "https://127.0.0.1:1/devices",
                "--adm1", "1234"], check_rc=False)
@@ -65,7 +65,7 @@ def test_mfg(b):
     check(r.returncode != 0 and "0600" in r.stderr and sha(key) == k1, "world-readable key refused, not replaced")
     os.chmod(key, 0o600)
     d3 = b.make_device("idem", extra=["--force"])
-    check(d3["new_key"] and d3["device_id"] != d1["device_id"], "--force makes a new key and DeviceID")
+    check(d3["new-key"] and d3["device-id"] != d1["device-id"], "--force makes a new key and DeviceID")
 
 
 def provision(b, name, last_seq, want_seq, usim_out=None):
@@ -89,12 +89,12 @@ def provision(b, name, last_seq, want_seq, usim_out=None):
     cres = json.loads(out)
     check(rc == 0 and res["result"] == "ok", "device accepts profile %d (cp_profile_verify with its key)" % want_seq)
     check(res["subscriber"], "the device's K_usim and OPc are the AUSF's subscriber export")
-    check(res["profile_seq"] == want_seq and res["plmn"] == "00101" and res["supi"].startswith("00101")
-          and res["apn"] == "iot.test" and res["network_name"] == "cellprov test network",
+    check(res["profile-seq"] == want_seq and res["plmn"] == "00101" and res["supi"].startswith("00101")
+          and res["apn"] == "iot.test" and res["network-name"] == "cellprov test network",
           "profile fields (seq %d, PLMN, SUPI, APN, name)" % want_seq)
     check(comp.returncode == 0 and cres["result"] == "ok" and cres["receipt"]["verified"]
           and cres["receipt"]["status"] == "provisioned", "companion verified the receipt with K''")
-    check(cres["device"]["device_id"] == b.devices[name]["device_id"], "companion reports the DeviceID")
+    check(cres["device"]["device-id"] == b.devices[name]["device-id"], "companion reports the DeviceID")
     return tag, profile, res
 
 
@@ -125,7 +125,7 @@ def test_happy(b):
     b.make_device("dbg")
     b.run([b.prog("tests/integration/network/cp-test-device"), "records", "--config", b.conf("dbg"),
            "--first", "1", "--out", recf])
-    st, raw = b.provision_raw(b.devices["dbg"]["certificate_url"], open(recf).read().split()[0])
+    st, raw = b.provision_raw(b.devices["dbg"]["certificate-url"], open(recf).read().split()[0])
     check(st == 200 and raw["k2"], "a raw provisioning answers K''")
     import base64
     k2 = base64.b64decode(raw["k2"])
