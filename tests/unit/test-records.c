@@ -1650,8 +1650,8 @@ test_published_vectors(void)
 	}
 	snprintf(dir, sizeof dir, "%s/docs/test-vectors", src);
 	setenv("CP_VECTORS_DIR", dir, 1);
-	if (!cp_test_vectors_load("cellprov-v1.txt", &v)) {
-		fprintf(stderr, "docs/test-vectors/cellprov-v1.txt missing\n");
+	if (!cp_test_vectors_load("cellprov-v2.txt", &v)) {
+		fprintf(stderr, "docs/test-vectors/cellprov-v2.txt missing\n");
 		cp_test_failures++;
 		return;
 	}
