@@ -110,7 +110,7 @@ void cp_anchors_free(CpAnchors *a);
  * CP_CHAIN_MAX. CP_ERR_KEY for a block that is not a certificate, no
  * certificate, or more than CP_CHAIN_CERTS_MAX; CP_ERR_LENGTH above
  * CP_CHAIN_MAX. */
-CpError cp_chain_from_pem(const char *pem, size_t len, uint8_t *out, size_t *out_len);
+CpError cp_operator_chain_from_pem(const char *pem, size_t len, uint8_t *out, size_t *out_len);
 
 typedef struct {
 	uint8_t root[CP_SHA256_LEN];     /* SHA-256 of the root's SubjectPublicKeyInfo (DER) */
@@ -129,13 +129,13 @@ typedef struct {
  * *signer is the signing certificate's key (the caller frees it) and id
  * names the operator.
  */
-CpError cp_chain_verify(const CpAnchors *anchors, const uint8_t *pin,
+CpError cp_operator_chain_verify(const CpAnchors *anchors, const uint8_t *pin,
 			const uint8_t *chain, size_t len,
 			EVP_PKEY **signer, CpOperatorId *id);
 
 /* Whether key is the public half of op_chain's signing certificate's key
  * (CP_ERR_KEY if not, or if the chain does not parse). */
-CpError cp_chain_signer_matches(const uint8_t *chain, size_t len, EVP_PKEY *key);
+CpError cp_operator_chain_signer(const uint8_t *chain, size_t len, EVP_PKEY *key);
 
 /*
  * Make a certificate (DER into out, CP_CHAIN_MAX bytes) for subject_key,

@@ -510,7 +510,7 @@ cp_profile_encode(const CpProfile *p, EVP_PKEY *op_key, const CpSecret *k_prof, 
 		return CP_ERR_LENGTH;
 	/* A key that is not the chain's signing certificate's would make
 	 * profiles that every device rejects. */
-	err = cp_chain_signer_matches(p->op_chain, p->op_chain_len, op_key);
+	err = cp_operator_chain_signer(p->op_chain, p->op_chain_len, op_key);
 	if (err)
 		return err;
 
@@ -664,7 +664,7 @@ cp_profile_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx,
 		case VERIFY_STEP_OPERATOR:
 			/* Before any work with the device key: a profile nobody
 			 * trusted signed costs the device one chain check. */
-			err = cp_chain_verify(ctx->anchors, ctx->bound ? ctx->operator_pin : NULL,
+			err = cp_operator_chain_verify(ctx->anchors, ctx->bound ? ctx->operator_pin : NULL,
 					      tmp->op_chain, tmp->op_chain_len, &signer, &tmp->op);
 			break;
 		case VERIFY_STEP_OPERATOR_SIGNATURE:

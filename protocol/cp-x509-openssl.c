@@ -125,7 +125,7 @@ cp_anchors_free(CpAnchors *a)
 }
 
 CpError
-cp_chain_from_pem(const char *pem, size_t len, uint8_t *out, size_t *out_len)
+cp_operator_chain_from_pem(const char *pem, size_t len, uint8_t *out, size_t *out_len)
 {
 	STACK_OF(X509) *certs;
 	CpError err = CP_OK;
@@ -243,7 +243,7 @@ operator_name(X509 *leaf, char *out, size_t size)
 }
 
 CpError
-cp_chain_verify(const CpAnchors *anchors, const uint8_t *pin,
+cp_operator_chain_verify(const CpAnchors *anchors, const uint8_t *pin,
 		const uint8_t *chain, size_t len,
 		EVP_PKEY **signer, CpOperatorId *id)
 {
@@ -308,7 +308,7 @@ out:
 }
 
 CpError
-cp_chain_signer_matches(const uint8_t *chain, size_t len, EVP_PKEY *key)
+cp_operator_chain_signer(const uint8_t *chain, size_t len, EVP_PKEY *key)
 {
 	STACK_OF(X509) *certs;
 	CpError err = CP_ERR_KEY;

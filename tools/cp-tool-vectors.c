@@ -108,11 +108,11 @@ operator_chain(EVP_PKEY *root_key, EVP_PKEY *sm_key, const CpToolVectorsPublishe
 	pem = cp_cert_to_pem(root, *root_len);
 	err = pem ? cp_anchors_from_pem(pem, strlen(pem), &anchors) : CP_ERR_KEY;
 	if (!err)
-		err = cp_chain_verify(anchors, NULL, chain, *chain_len, &signer, &id);
+		err = cp_operator_chain_verify(anchors, NULL, chain, *chain_len, &signer, &id);
 	if (!err)
-		err = cp_chain_signer_matches(chain, *chain_len, sm_key);
+		err = cp_operator_chain_signer(chain, *chain_len, sm_key);
 	if (!err)
-		err = cp_chain_signer_matches(root, *root_len, root_key) == CP_OK ? CP_OK : CP_ERR_KEY;
+		err = cp_operator_chain_signer(root, *root_len, root_key) == CP_OK ? CP_OK : CP_ERR_KEY;
 	EVP_PKEY_free(signer);
 	cp_anchors_free(anchors);
 	free(pem);

@@ -2,7 +2,7 @@
 /*
  * cp-bench-sm-crypto: what the crypto of one provisioning costs on the
  * network side, op by op, with the same code the SM and the AUSF run:
- * chain verification (OpenSSL X509_verify_cert through cp_chain_verify),
+ * chain verification (OpenSSL X509_verify_cert through cp_operator_chain_verify),
  * the device record's ECDSA verification, the AUSF's key schedule
  * (K', K_usim, OPc, K_SM), the ECIES seal (ECDH + X9.63 KDF + AES-CTR +
  * HMAC), the SM's K'' and K_prof and the profile encode (HMAC).
@@ -63,7 +63,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "cp-bench-sm-crypto: cannot read the inputs\n");
 		return 1;
 	}
-	pub = cp_chain_verify(anchors, chain, chain_len, t, NULL);
+	pub = cp_operator_chain_verify(anchors, chain, chain_len, t, NULL);
 	if (!pub || cp_device_record_verify((uint8_t *)rec, rec_len, pub, &dr) != CP_OK) {
 		fprintf(stderr, "cp-bench-sm-crypto: the chain or the record does not verify\n");
 		return 1;
@@ -75,7 +75,7 @@ main(int argc, char **argv)
 	op = cp_secret_new_from(op_raw, sizeof(op_raw));
 
 	TIME(t_chain, n, {
-		EVP_PKEY *k = cp_chain_verify(anchors, chain, chain_len, t, NULL);
+		EVP_PKEY *k = cp_operator_chain_verify(anchors, chain, chain_len, t, NULL);
 		EVP_PKEY_free(k);
 	});
 	TIME(t_ecdsa, n, cp_device_record_verify((uint8_t *)rec, rec_len, pub, &dr));

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cellprov.h"
+#include "cp-test-operator.h"
 #include "cp-daemon.h"
 #include "cp-glib.h"
 
@@ -61,6 +62,20 @@ child_setup(gpointer data)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
+/* The operator whose SM signs the test profiles (made once). */
+static const CpTestOperator *
+test_operator(void)
+{
+	static CpTestOperator op;
+	static gboolean made;
+
+	if (!made) {
+		g_assert_true(cp_test_operator_make(&op, "Test Operator"));
+		made = TRUE;
+	}
+	return &op;
+}
+
 static void
 make_profile(Fixture *f, uint64_t seq)
 {
@@ -71,7 +86,11 @@ make_profile(Fixture *f, uint64_t seq)
 	g_assert_cmpint(cp_random(f->k_prime->data, f->k_prime->len), ==, CP_OK);
 	g_assert_cmpint(cp_random(f->opc->data, f->opc->len), ==, CP_OK);
 	memset(&f->p, 0, sizeof(f->p));
-	f->p.version = 1;
+	f->p.version = CP_PROFILE_VERSION;
+	f->p.operation = CP_OP_CLAIM;
+	f->p.binding_version = 1;
+	memcpy(f->p.op_chain, test_operator()->chain, test_operator()->chain_len);
+	f->p.op_chain_len = test_operator()->chain_len;
 	memcpy(f->p.device_id, f->device_id, CP_DEVICE_ID_LEN);
 	f->p.profile_seq = seq;
 	g_assert_cmpint(cp_random(f->p.nonce, sizeof(f->p.nonce)), ==, CP_OK);
@@ -96,7 +115,7 @@ profile_ndef(Fixture *f)
 	cp_auto_buf out = CP_BUF_INIT;
 	CpNdefMessage msg;
 
-	g_assert_cmpint(cp_profile_encode(&f->p, f->k_prof, &buf), ==, CP_OK);
+	g_assert_cmpint(cp_profile_encode(&f->p, test_operator()->sm_key, f->k_prof, &buf), ==, CP_OK);
 	memset(&msg, 0, sizeof(msg));
 	cp_ndef_record_mime(&msg.records[0], CP_MIME_PROFILE, buf.data, buf.len);
 	msg.n_records = 1;

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "cellprov.h"
+#include "cp-test-operator.h"
 #include "cp-daemon.h"
 #include "cp-glib.h"
 
@@ -143,6 +144,20 @@ made_clear(Made *m)
 	cp_secret_free(m->k_prof);
 }
 
+/* The operator whose SM signs the test profiles (made once). */
+static const CpTestOperator *
+test_operator(void)
+{
+	static CpTestOperator op;
+	static gboolean made;
+
+	if (!made) {
+		g_assert_true(cp_test_operator_make(&op, "Test Operator"));
+		made = TRUE;
+	}
+	return &op;
+}
+
 static void
 make_profile(Fixture *f, Made *m, uint64_t seq, const uint8_t *for_device)
 {
@@ -153,7 +168,11 @@ make_profile(Fixture *f, Made *m, uint64_t seq, const uint8_t *for_device)
 	memset(m, 0, sizeof(*m));
 	g_assert_cmpint(cp_random(k_prime->data, k_prime->len), ==, CP_OK);
 	g_assert_cmpint(cp_random(opc->data, opc->len), ==, CP_OK);
-	m->p.version = 1;
+	m->p.version = CP_PROFILE_VERSION;
+	m->p.operation = CP_OP_CLAIM;
+	m->p.binding_version = 1;
+	memcpy(m->p.op_chain, test_operator()->chain, test_operator()->chain_len);
+	m->p.op_chain_len = test_operator()->chain_len;
 	memcpy(m->p.device_id, for_device ? for_device : f->device_id, CP_DEVICE_ID_LEN);
 	m->p.profile_seq = seq;
 	g_assert_cmpint(cp_random(m->p.nonce, sizeof(m->p.nonce)), ==, CP_OK);
@@ -189,7 +208,7 @@ encode_profile(const Made *m)
 {
 	cp_auto_buf buf = CP_BUF_INIT;
 
-	g_assert_cmpint(cp_profile_encode(&m->p, m->k_prof, &buf), ==, CP_OK);
+	g_assert_cmpint(cp_profile_encode(&m->p, test_operator()->sm_key, m->k_prof, &buf), ==, CP_OK);
 	return wrap_ndef(buf.data, buf.len, CP_MIME_PROFILE);
 }
 
@@ -341,7 +360,7 @@ test_rejections(Fixture *f, gconstpointer data)
 	{
 		cp_auto_buf buf = CP_BUF_INIT;
 
-		g_assert_cmpint(cp_profile_encode(&m.p, m.k_prof, &buf), ==, CP_OK);
+		g_assert_cmpint(cp_profile_encode(&m.p, test_operator()->sm_key, m.k_prof, &buf), ==, CP_OK);
 		for (size_t i = 0; i < buf.len; i++) {
 			g_autoptr(GBytes) ndef = NULL;
 

@@ -23,7 +23,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	err = cp_profile_encode(&p, f->op_sm_key, f->k_prof, &b);
 	/* A chain not signed by the fixture's SM key: the encoder refuses. */
-	if (cp_chain_signer_matches(p.op_chain, p.op_chain_len, f->op_sm_key) != CP_OK) {
+	if (cp_operator_chain_signer(p.op_chain, p.op_chain_len, f->op_sm_key) != CP_OK) {
 		CP_FUZZ_CHECK(err == CP_ERR_KEY && b.len == 0);
 		return 0;
 	}

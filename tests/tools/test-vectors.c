@@ -303,16 +303,16 @@ check_operator(EVP_PKEY *root_key, EVP_PKEY *sm_key)
 	CP_CHECK(memcmp(pin, spki_hash, 32) == 0);
 	CP_CHECK(chain_len == sm_len + root_len && memcmp(chain, sm, sm_len) == 0 &&
 		 memcmp(chain + sm_len, root, root_len) == 0);
-	CP_CHECK_INT(cp_chain_signer_matches(sm, sm_len, sm_key), CP_OK);
-	CP_CHECK_INT(cp_chain_signer_matches(root, root_len, root_key), CP_OK);
+	CP_CHECK_INT(cp_operator_chain_signer(sm, sm_len, sm_key), CP_OK);
+	CP_CHECK_INT(cp_operator_chain_signer(root, root_len, root_key), CP_OK);
 	pem = cp_cert_to_pem(root, root_len);
 	CP_CHECK_INT(cp_anchors_from_pem(pem, strlen(pem), &anchors), CP_OK);
-	CP_CHECK_INT(cp_chain_verify(anchors, pin, chain, chain_len, &signer, &id), CP_OK);
+	CP_CHECK_INT(cp_operator_chain_verify(anchors, pin, chain, chain_len, &signer, &id), CP_OK);
 	CP_CHECK(strcmp(id.name, text("op_name_text")) == 0);
 	CP_CHECK(memcmp(id.root, pin, 32) == 0);
 	EVP_PKEY_free(signer);
 	/* trust on first use reaches the same root */
-	CP_CHECK_INT(cp_chain_verify(NULL, pin, chain, chain_len, &signer, &id), CP_OK);
+	CP_CHECK_INT(cp_operator_chain_verify(NULL, pin, chain, chain_len, &signer, &id), CP_OK);
 	EVP_PKEY_free(signer);
 	cp_anchors_free(anchors);
 	free(pem);
