@@ -612,7 +612,12 @@ binding_fits(const CpProfile *p, const CpVerifyContext *ctx)
 {
 	switch ((CpOperation)p->operation) {
 	case CP_OP_CLAIM:
-		return !ctx->bound;
+		/* Also the owner's own claim again, at the device's binding
+		 * version: its SM cannot tell whether the device completed
+		 * the binding (a failed attempt leaves none, a forgotten
+		 * device keeps it). Another owner's binding has another
+		 * version. */
+		return !ctx->bound || p->binding_version == ctx->binding_version;
 	case CP_OP_REPROVISION:
 		return ctx->bound && p->binding_version == ctx->binding_version;
 	case CP_OP_TRANSFER:

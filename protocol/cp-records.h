@@ -184,13 +184,13 @@ typedef struct {
  * (CP_ERR_REPLAY); not_after not before ctx->now (CP_ERR_EXPIRED;
  * not_after is the last valid second); supi starts with plmn
  * (CP_ERR_SUPI_PLMN); the operation fits the binding (CP_ERR_BINDING: a
- * claim needs a device with no owner, a reprovision the device's binding
- * version, a transfer a higher one). The first failing check decides the
- * code.
+ * claim needs a device with no owner or the device's binding version, a
+ * reprovision the device's binding version, a transfer a higher one). The
+ * first failing check decides the code.
  *
  * keys is output only (overwritten). On success p and every key are set.
  * On failure p is untouched and no key is returned, except keys->k2 after
- * a failure behind the mac (replay, expired, supi/plmn): the mac proved
+ * a failure behind the mac (replay, expired, supi/plmn, binding): the mac proved
  * the SM made the profile, so the rejection receipt can carry a mac.
  */
 CpError cp_profile_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx,

@@ -485,8 +485,10 @@ test_binding(Fixture *f, gconstpointer data)
 	check_committed(f, 17);
 	check_binding(f, 1, test_operator());
 
-	/* the owner's own claim of the bound device */
+	/* a claim at another binding version (another owner's, for a bound
+	 * device) */
 	make_profile(f, 19);
+	sign_with(f, test_operator(), CP_OP_CLAIM, 2);
 	write_and_wait(f);
 	check_receipt(f, CP_RECEIPT_REJECTED, CP_ERR_BINDING);
 	check_committed(f, 17);

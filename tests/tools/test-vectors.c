@@ -371,11 +371,11 @@ check_structures(EVP_PKEY *dev, EVP_PKEY *sm_key)
 		CP_CHECK_INT(p.operation, CP_OP_CLAIM);
 		get("op_root_spki_sha256", pin, sizeof pin);
 		CP_CHECK(memcmp(p.op.root, pin, 32) == 0);
-		/* A device bound by this profile takes no second claim, even from
-		 * its own operator. */
+		/* A device bound at another binding version (another owner's,
+		 * after a transfer) takes no claim, even from its operator. */
 		ctx.bound = true;
 		ctx.operator_pin = pin;
-		ctx.binding_version = 1;
+		ctx.binding_version = 2;
 		CP_CHECK_INT(cp_profile_verify(prof, prof_len, &ctx, &p, &keys), CP_ERR_BINDING);
 		cp_profile_keys_clear(&keys);
 		ctx.bound = false;

@@ -1430,8 +1430,10 @@ test_profile_operator(void)
 		} cases[] = {
 			{ CP_OP_CLAIM, 1, 0, false, 0, CP_OK },
 			{ CP_OP_CLAIM, 7, 0, false, 0, CP_OK },
-			{ CP_OP_CLAIM, 1, 0, true, 1, CP_ERR_BINDING },  /* re-claiming an owned device */
-			{ CP_OP_CLAIM, 2, 0, true, 1, CP_ERR_BINDING },
+			{ CP_OP_CLAIM, 1, 0, true, 1, CP_OK },           /* its owner again */
+			{ CP_OP_CLAIM, 2, 0, true, 1, CP_ERR_BINDING },  /* another binding */
+			{ CP_OP_CLAIM, 1, 0, true, 2, CP_ERR_BINDING },
+			{ CP_OP_CLAIM, 0, 0, true, 0, CP_OK },           /* bound before version 2 */
 			{ CP_OP_REPROVISION, 1, 0, true, 1, CP_OK },
 			{ CP_OP_REPROVISION, 0, 0, true, 0, CP_OK },      /* bound before version 2 */
 			{ CP_OP_REPROVISION, 2, 0, true, 1, CP_ERR_BINDING },
