@@ -16,6 +16,8 @@
 
 #include <glib-unix.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "cp-config.h"
@@ -1059,6 +1061,28 @@ make_session(const char *ca_file, guint timeout, GError **error)
 	return s;
 }
 
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	return -1;
+}
+
+/* Any private key OpenSSL reads, so that the wrong kind gets its own
+ * message (cp_pkey_from_pem knows only the protocol's). */
+static EVP_PKEY *
+private_key_from_pem(const CpSecret *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
+	EVP_PKEY *key;
+
+	if (!bio)
+		return NULL;
+	key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+	BIO_free(bio);
+	ERR_clear_error();
+	return key;
+}
+
 /*
  * The SM's operator identity: signing-key (a PEM private key, a path or a
  * systemd credential, secret like ausf-token) signs every profile under
@@ -1080,9 +1104,9 @@ load_signing(Sm *sm, const char *key_name, const char *chain_path, GError **erro
 		g_prefix_error(error, "signing-key: ");
 		return FALSE;
 	}
-	sm->signing_key = cp_pkey_from_pem((const char *)pem->data, pem->len);
-	if (!sm->signing_key || !cp_pkey_has_private(sm->signing_key)) {
-		cp_set_error(error, CP_ERR_KEY, "signing-key %s: not a PEM private key", key_name);
+	sm->signing_key = private_key_from_pem(pem);
+	if (!sm->signing_key) {
+		cp_set_error(error, CP_ERR_KEY, "signing-key %s: not an unencrypted PEM private key", key_name);
 		return FALSE;
 	}
 	if (!cp_pkey_is_p256(sm->signing_key)) {
