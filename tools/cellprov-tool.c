@@ -977,7 +977,7 @@ help(FILE *f)
 	      "      a profile or a receipt; the key options verify MACs, the signature, or\n"
 	      "      the whole profile as the device does (FILE - reads stdin)\n"
 	      "  vectors [--signature HEX] [--op-root-cert HEX --op-sm-cert HEX] [--op-signature HEX]\n"
-	      "          [--output FILE] [--explain]\n"
+	      "         [--output FILE] [--explain]\n"
 	      "      the published test vectors of docs/test-vectors/, from fixed inputs\n"
 	      "\n"
 	      "Options:\n"
