@@ -3,8 +3,9 @@
  * cellprov-sm: the subscription manager of the reference network (flow
  * steps 2-8). A companion posts the certificate URL and the device record
  * it read from the tag; the SM fetches and verifies the chain, checks the
- * DeviceID and the attestation, has the AUSF add the device, and answers
- * with the profile, K'' and the nonce.
+ * DeviceID, the attestation and the device's owner binding, has the AUSF
+ * add the device, and answers with the profile (signed with the operator's
+ * signing key), K'' and the nonce.
  *
  * POST /v1/provision, JSON in and out (docs/network.md has the fields and
  * every error code).
@@ -617,7 +618,6 @@ bind_owner(Provision *p, GError **error)
 		cp_set_error(error, CP_ERR_STORAGE, "the owner binding changed during the provisioning");
 		return FALSE;
 	}
-	p->reserved = FALSE;
 	return TRUE;
 }
 
@@ -818,15 +818,15 @@ provision_step(Provision *p)
 		G_GNUC_FALLTHROUGH;
 	case STEP_STORE:
 		g_debug("[%s] (%d/%d) storing the provisioning record", p->id_hex, p->step, N_STEPS);
-		if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", &error))
-			goto store_failed;
-		if (!store_provisioning(p, &error) || !bind_owner(p, &error) ||
+		if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", &error) ||
+		    !store_provisioning(p, &error) || !bind_owner(p, &error) ||
 		    !cp_db_exec(sm->db, "COMMIT", &error)) {
-			cp_db_exec(sm->db, "ROLLBACK", NULL);
-store_failed:
+			if (!sqlite3_get_autocommit(sm->db))
+				cp_db_exec(sm->db, "ROLLBACK", NULL);
 			provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, error->message);
 			return;
 		}
+		p->reserved = FALSE;    /* bound now: a later failure keeps it */
 		p->step++;
 		G_GNUC_FALLTHROUGH;
 	case STEP_LAST: {
