@@ -7,7 +7,7 @@
 /* The keys each group may hold; anything else is a typo. */
 static const char *const device_keys[] = {
 	"key", "certificate", "certificate-url", "manufacturer", "model",
-	"serial", "suites", NULL,
+	"serial", "suites", "trusted-operators", NULL,
 };
 static const char *const nfc_keys[] = { "connstring", NULL };
 static const char *const modem_keys[] = {
@@ -212,12 +212,18 @@ parse_device(GKeyFile *kf, CpConf *c, GError **error)
 	    !check_label(c, "model", c->model, error) ||
 	    !get_string(kf, c, "device", "serial", TRUE, &c->serial, error) ||
 	    !check_label(c, "serial", c->serial, error) ||
-	    !get_string(kf, c, "device", "suites", FALSE, &suites, error))
+	    !get_string(kf, c, "device", "suites", FALSE, &suites, error) ||
+	    !get_string(kf, c, "device", "trusted-operators", FALSE, &c->trusted_operators, error))
 		return FALSE;
 
 	if (c->certificate && c->certificate[0] != '/') {
 		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "device", "certificate",
 			  "'%s' is not an absolute path", c->certificate);
+		return FALSE;
+	}
+	if (c->trusted_operators && c->trusted_operators[0] != '/') {
+		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "device", "trusted-operators",
+			  "'%s' is not an absolute path", c->trusted_operators);
 		return FALSE;
 	}
 
@@ -415,6 +421,7 @@ cp_conf_free(CpConf *c)
 	g_free(c->key);
 	g_free(c->certificate);
 	g_free(c->certificate_url);
+	g_free(c->trusted_operators);
 	g_free(c->manufacturer);
 	g_free(c->model);
 	g_free(c->serial);

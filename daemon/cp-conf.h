@@ -42,6 +42,7 @@ typedef struct _CpConf {
 	char *serial;
 	uint8_t suites[CP_DR_SUITES_MAX];
 	size_t n_suites;
+	char *trusted_operators;        /* PEM file of operator roots; NULL: trust on first use */
 
 	/* [nfc] */
 	char *nfc_connstring;           /* NULL: no NFC transport */

@@ -48,6 +48,9 @@ struct _CpDaemon {
 	uint8_t *device_info;
 	size_t device_info_len;
 
+	CpAnchors *anchors;             /* [device] trusted-operators; NULL: trust on first use */
+	char pin_hex[2 * CP_SHA256_LEN + 1];  /* the journal's pin, "" when none */
+
 	CpMachine m;
 	CpJournal j;                    /* what is on disk */
 
@@ -154,6 +157,30 @@ update_operator(CpDaemon *d)
 		d->operator_str = g_strdup_printf("%s %s", d->j.plmn, d->j.network_name);
 	else
 		d->operator_str = g_strdup(d->j.plmn);
+}
+
+static void
+update_owner(CpDaemon *d)
+{
+	if (d->j.has_pin)
+		cp_hex_encode(d->j.operator_pin, sizeof(d->j.operator_pin), d->pin_hex);
+	else
+		d->pin_hex[0] = '\0';
+}
+
+static const char *
+operation_name(uint8_t op)
+{
+	switch (op) {
+	case CP_OP_CLAIM:
+		return "claim";
+	case CP_OP_REPROVISION:
+		return "reprovision";
+	case CP_OP_TRANSFER:
+		return "transfer";
+	default:
+		return "unknown operation";
+	}
 }
 
 static void
@@ -649,9 +676,32 @@ attempt_step(Attempt *a)
 		ctx.now = (uint64_t)(g_get_real_time() / G_USEC_PER_SEC);
 		ctx.device_info = d->device_info;
 		ctx.device_info_len = d->device_info_len;
+		ctx.anchors = d->anchors;
+		ctx.bound = d->j.bound;
+		if (d->j.bound) {
+			ctx.binding_version = d->j.binding_version;
+			ctx.operator_pin = d->j.has_pin ? d->j.operator_pin : NULL;
+		}
 		err = cp_profile_verify(rec->payload, rec->payload_len, &ctx, &a->profile, &a->keys);
 		if (err != CP_OK) {
-			attempt_reject(a, err, NULL);
+			g_autofree char *detail = NULL;
+
+			if (err == CP_ERR_OPERATOR && d->j.bound)
+				detail = g_strdup_printf("the device is bound to %s",
+							 d->j.operator_name[0] ? d->j.operator_name
+									     : "an operator it did not pin");
+			else if (err == CP_ERR_OPERATOR)
+				detail = g_strdup(d->anchors ? "not signed under a trusted operator root"
+							     : "not signed under a self-signed operator root");
+			else if (err == CP_ERR_BINDING && d->j.bound)
+				detail = g_strdup_printf("a %s at binding version %" G_GUINT64_FORMAT
+							 " on a device bound at version %" G_GUINT64_FORMAT,
+							 operation_name(a->profile.operation),
+							 a->profile.binding_version, d->j.binding_version);
+			else if (err == CP_ERR_BINDING)
+				detail = g_strdup_printf("a %s on a device with no owner",
+							 operation_name(a->profile.operation));
+			attempt_reject(a, err, detail);
 			return;
 		}
 		a->have_profile = TRUE;
@@ -661,6 +711,10 @@ attempt_step(Attempt *a)
 			dlog(d, G_LOG_LEVEL_MESSAGE, "profile %" G_GUINT64_FORMAT " verified: IMSI %s on %s (%s), APN %s",
 			     a->profile.profile_seq, imsi, a->profile.plmn, a->profile.network_name,
 			     a->profile.apn);
+			dlog(d, G_LOG_LEVEL_MESSAGE, "profile %" G_GUINT64_FORMAT ": %s at binding version %"
+			     G_GUINT64_FORMAT ", signed by %s", a->profile.profile_seq,
+			     operation_name(a->profile.operation), a->profile.binding_version,
+			     a->profile.op.name);
 		}
 		transition(d, CP_EVENT_VERIFIED);
 		a->step++;
@@ -717,6 +771,12 @@ attempt_step(Attempt *a)
 		if (a->result->operator_name && *a->result->operator_name)
 			truncate_utf8(next.network_name, sizeof(next.network_name),
 				      a->result->operator_name);
+		/* the owner binding moves with this commit, and only with it */
+		next.bound = true;
+		next.binding_version = a->profile.binding_version;
+		next.has_pin = true;
+		memcpy(next.operator_pin, a->profile.op.root, sizeof(next.operator_pin));
+		truncate_utf8(next.operator_name, sizeof(next.operator_name), a->profile.op.name);
 		if (receipt)
 			cp_journal_set_receipt(&next, g_bytes_get_data(receipt, NULL),
 					       g_bytes_get_size(receipt));
@@ -727,6 +787,10 @@ attempt_step(Attempt *a)
 			return;
 		}
 		update_operator(d);
+		update_owner(d);
+		dlog(d, G_LOG_LEVEL_MESSAGE, "owner: bound to %s at binding version %" G_GUINT64_FORMAT,
+		     d->j.operator_name[0] ? d->j.operator_name : "an unnamed operator",
+		     d->j.binding_version);
 		set_last_error(d, CP_OK, NULL);
 		set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
 		transition(d, CP_EVENT_REGISTERED);
@@ -914,6 +978,28 @@ load_key(const char *source, GError **error)
 	return key;
 }
 
+/* [device] trusted-operators: public roots, read once, any mode. */
+static gboolean
+load_anchors(CpDaemon *d, const char *path, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	g_autofree char *pem = NULL;
+	gsize len = 0;
+
+	if (!g_file_get_contents(path, &pem, &len, &local)) {
+		cp_set_error(error, CP_ERR_KEY, "[device] trusted-operators: cannot read %s: %s",
+			     path, local->message);
+		return FALSE;
+	}
+	if (cp_anchors_from_pem(pem, len, &d->anchors) != CP_OK || !d->anchors ||
+	    cp_anchors_count(d->anchors) == 0) {
+		cp_set_error(error, CP_ERR_KEY, "[device] trusted-operators: %s is not a PEM file "
+			     "of operator root (CA) certificates", path);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 CpDaemon *
 cp_daemon_new(CpConf *conf, GError **error)
 {
@@ -977,6 +1063,9 @@ cp_daemon_new(CpConf *conf, GError **error)
 	d->device_info = g_memdup2(info.data, info.len);
 	d->device_info_len = info.len;
 
+	if (conf->trusted_operators && !load_anchors(d, conf->trusted_operators, error))
+		return NULL;
+
 	if (!cp_journal_check_dir(conf->state_directory, error) ||
 	    !cp_journal_load(conf->state_directory, &d->j, &found, error))
 		return NULL;
@@ -987,6 +1076,18 @@ cp_daemon_new(CpConf *conf, GError **error)
 	if (d->j.receipt)
 		set_receipt(d, d->j.receipt, d->j.receipt_len);
 	update_operator(d);
+	update_owner(d);
+	if (d->anchors)
+		g_message("owner: %zu trusted operator root%s from %s", cp_anchors_count(d->anchors),
+			  cp_anchors_count(d->anchors) == 1 ? "" : "s", conf->trusted_operators);
+	else
+		g_warning("owner: no [device] trusted-operators: this device will trust the first "
+			  "operator that provisions it (trust on first use)");
+	if (d->j.bound)
+		g_message("owner: bound to %s at binding version %" G_GUINT64_FORMAT,
+			  d->j.has_pin ? (d->j.operator_name[0] ? d->j.operator_name : "an unnamed operator")
+				       : "an operator not pinned yet (journal from before owner binding)",
+			  d->j.binding_version);
 	if (found)
 		g_message("journal: %s, profile_seq %" G_GUINT64_FORMAT ", attestation counter %"
 			  G_GUINT64_FORMAT, cp_state_name(d->j.state), d->j.committed_seq,
@@ -1173,6 +1274,7 @@ cp_daemon_free(CpDaemon *d)
 	g_clear_pointer(&d->attempt, attempt_free);
 	g_clear_object(&d->cancellable);
 	EVP_PKEY_free(d->key);
+	cp_anchors_free(d->anchors);
 	cp_secret_free(d->adm1);
 	cp_journal_clear(&d->j);
 	cp_conf_free(d->conf);
@@ -1319,4 +1421,34 @@ const char *const *
 cp_daemon_get_log(CpDaemon *d)
 {
 	return (const char *const *)d->log->pdata;
+}
+
+gboolean
+cp_daemon_get_bound(CpDaemon *d)
+{
+	return d->j.bound;
+}
+
+guint64
+cp_daemon_get_binding_version(CpDaemon *d)
+{
+	return d->j.binding_version;
+}
+
+const char *
+cp_daemon_get_owner_name(CpDaemon *d)
+{
+	return d->j.operator_name;
+}
+
+const char *
+cp_daemon_get_owner_root(CpDaemon *d)
+{
+	return d->pin_hex;
+}
+
+const char *
+cp_daemon_get_trust_mode(CpDaemon *d)
+{
+	return d->anchors ? "anchors" : "first-use";
 }

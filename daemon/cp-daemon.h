@@ -93,6 +93,15 @@ const char *cp_daemon_get_operator(CpDaemon *d);
 const char *cp_daemon_get_imsi(CpDaemon *d);
 guint64 cp_daemon_get_profile_seq(CpDaemon *d);
 guint64 cp_daemon_get_att_counter(CpDaemon *d);
+/* The owner binding (docs/daemon.md): bound, at which binding version, to
+ * which operator (its name, "" when none or unknown; the pinned root as
+ * lower-case hex SHA-256, "" when none); the trust mode, "anchors" or
+ * "first-use". */
+gboolean cp_daemon_get_bound(CpDaemon *d);
+guint64 cp_daemon_get_binding_version(CpDaemon *d);
+const char *cp_daemon_get_owner_name(CpDaemon *d);
+const char *cp_daemon_get_owner_root(CpDaemon *d);
+const char *cp_daemon_get_trust_mode(CpDaemon *d);
 /* The receipt on the tag, NULL when none. */
 GBytes *cp_daemon_get_receipt(CpDaemon *d);
 /* Log lines of the last attempt (NULL-terminated, owned by the daemon). */

@@ -23,6 +23,10 @@ enum {
 	J_PLMN = 0x07,
 	J_NETWORK_NAME = 0x08,
 	J_APN = 0x09,
+	J_BOUND = 0x0A,
+	J_BINDING_VERSION = 0x0B,
+	J_OPERATOR_PIN = 0x0C,
+	J_OPERATOR_NAME = 0x0D,
 	J_K2 = 0x10,
 	J_BACKUP = 0x11,
 	J_RECEIPT = 0x12,
@@ -39,6 +43,10 @@ static const CpTlvField fields[] = {
 	{ J_PLMN, 5, 6, false, false },
 	{ J_NETWORK_NAME, 1, 64, false, false },
 	{ J_APN, 1, 100, false, false },
+	{ J_BOUND, 1, 1, false, false },
+	{ J_BINDING_VERSION, 8, 8, false, false },
+	{ J_OPERATOR_PIN, CP_SHA256_LEN, CP_SHA256_LEN, false, false },
+	{ J_OPERATOR_NAME, 1, CP_JOURNAL_OPERATOR_NAME_MAX, false, false },
 	{ J_K2, 32, 32, false, false },
 	{ J_BACKUP, 1, CP_JOURNAL_BACKUP_MAX, false, false },
 	{ J_RECEIPT, 1, CP_JOURNAL_RECEIPT_MAX, false, false },
@@ -46,10 +54,15 @@ static const CpTlvField fields[] = {
 };
 enum {
 	F_STATE, F_ATT_COUNTER, F_COMMITTED_SEQ, F_LAST_ERROR, F_ATTEMPT_SEQ,
-	F_IMSI, F_PLMN, F_NETWORK_NAME, F_APN, F_K2, F_BACKUP, F_RECEIPT,
+	F_IMSI, F_PLMN, F_NETWORK_NAME, F_APN, F_BOUND, F_BINDING_VERSION,
+	F_OPERATOR_PIN, F_OPERATOR_NAME, F_K2, F_BACKUP, F_RECEIPT,
 	F_CHECKSUM, F_N,
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(fields) == F_N);
+G_STATIC_ASSERT(sizeof(((CpJournal *)0)->operator_pin) == CP_SHA256_LEN);
+
+/* Format 1 had no owner binding (see cp_journal_decode). */
+#define FORMAT_NO_BINDING 1
 
 void
 cp_journal_init(CpJournal *j)
@@ -115,6 +128,9 @@ cp_journal_encode(const CpJournal *j, CpBuf *out)
 		return CP_ERR_ARGUMENT;
 	if (j->receipt_len > CP_JOURNAL_RECEIPT_MAX)
 		return CP_ERR_ARGUMENT;
+	if ((!j->bound && j->binding_version) || (j->operator_name[0] && !j->has_pin) ||
+	    !g_utf8_validate(j->operator_name, -1, NULL))
+		return CP_ERR_ARGUMENT;
 
 	cp_buf_append(out, magic, sizeof(magic));
 	cp_buf_append_u8(out, CP_JOURNAL_FORMAT);
@@ -128,6 +144,13 @@ cp_journal_encode(const CpJournal *j, CpBuf *out)
 	put_opt_str(out, J_PLMN, j->plmn);
 	put_opt_str(out, J_NETWORK_NAME, j->network_name);
 	put_opt_str(out, J_APN, j->apn);
+	if (j->bound) {
+		cp_tlv_put_u8(out, J_BOUND, 1);
+		cp_tlv_put_be64(out, J_BINDING_VERSION, j->binding_version);
+	}
+	if (j->has_pin)
+		cp_tlv_put(out, J_OPERATOR_PIN, j->operator_pin, sizeof(j->operator_pin));
+	put_opt_str(out, J_OPERATOR_NAME, j->operator_name);
 	if (j->k2)
 		cp_tlv_put(out, J_K2, j->k2->data, j->k2->len);
 	if (j->backup)
@@ -166,7 +189,7 @@ cp_journal_decode(const uint8_t *buf, size_t len, CpJournal *j, const char **why
 		FAIL(CP_ERR_TRUNCATED, "is shorter than its header (torn write?)");
 	if (memcmp(buf, magic, sizeof(magic)) != 0)
 		FAIL(CP_ERR_BAD_VALUE, "is not a cellprov journal (bad magic)");
-	if (buf[3] != CP_JOURNAL_FORMAT)
+	if (buf[3] != CP_JOURNAL_FORMAT && buf[3] != FORMAT_NO_BINDING)
 		FAIL(CP_ERR_VERSION, "was written in a format this version does not know");
 
 	err = cp_tlv_decode(buf + HDR_LEN, len - HDR_LEN, fields, F_N, v, NULL, NULL);
@@ -195,6 +218,33 @@ cp_journal_decode(const uint8_t *buf, size_t len, CpJournal *j, const char **why
 	copy_str(j->plmn, sizeof(j->plmn), &v[F_PLMN]);
 	copy_str(j->network_name, sizeof(j->network_name), &v[F_NETWORK_NAME]);
 	copy_str(j->apn, sizeof(j->apn), &v[F_APN]);
+
+	if (buf[3] == FORMAT_NO_BINDING) {
+		if (v[F_BOUND].value || v[F_BINDING_VERSION].value || v[F_OPERATOR_PIN].value ||
+		    v[F_OPERATOR_NAME].value)
+			FAIL(CP_ERR_BAD_VALUE, "holds an owner binding in a format that has none");
+		/* provisioned before owners were bound: bound at version 0 to
+		 * an operator it never pinned */
+		j->bound = j->state == CP_STATE_PROVISIONED;
+	} else {
+		if (v[F_BOUND].value && v[F_BOUND].value[0] != 1)
+			FAIL(CP_ERR_BAD_VALUE, "holds a field of the wrong form");
+		j->bound = v[F_BOUND].value != NULL;
+		if (!j->bound != !v[F_BINDING_VERSION].value)
+			FAIL(CP_ERR_BAD_VALUE, "records an owner binding without its version");
+		if (v[F_BINDING_VERSION].value)
+			j->binding_version = cp_be64(v[F_BINDING_VERSION].value);
+		if (v[F_OPERATOR_NAME].value && !v[F_OPERATOR_PIN].value)
+			FAIL(CP_ERR_BAD_VALUE, "names an operator it did not pin");
+		if (v[F_OPERATOR_NAME].value &&
+		    !cp_is_utf8(v[F_OPERATOR_NAME].value, v[F_OPERATOR_NAME].len))
+			FAIL(CP_ERR_BAD_VALUE, "holds a field of the wrong form");
+		if (v[F_OPERATOR_PIN].value) {
+			j->has_pin = true;
+			memcpy(j->operator_pin, v[F_OPERATOR_PIN].value, CP_SHA256_LEN);
+		}
+		copy_str(j->operator_name, sizeof(j->operator_name), &v[F_OPERATOR_NAME]);
+	}
 
 	if (cp_state_is_busy(j->state)) {
 		if (!v[F_K2].value || !v[F_BACKUP].value || !j->imsi[0] || !j->plmn[0] ||

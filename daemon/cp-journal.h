@@ -13,7 +13,8 @@
  *
  * It carries what must survive a restart: the attestation counter (saved
  * before a device record with that value is shown), the last committed
- * profile_seq, the state, and while an attempt is under way what recovery
+ * profile_seq, the state, the owner binding (bound, its version, the
+ * pinned operator root and that operator's name), and while an attempt is under way what recovery
  * needs to finish or undo it: the modem's backup of the old USIM values
  * and K'' (so that the receipt of a recovered attempt is still MAC'd).
  * Those two are secrets: the file is 0600 in a 0700 directory and its
@@ -31,7 +32,8 @@
 #include "cp-state.h"
 
 #define CP_JOURNAL_NAME "journal"
-#define CP_JOURNAL_FORMAT 1
+#define CP_JOURNAL_FORMAT 2
+#define CP_JOURNAL_OPERATOR_NAME_MAX 64
 #define CP_JOURNAL_BACKUP_MAX 2048
 #define CP_JOURNAL_RECEIPT_MAX 1024
 
@@ -47,6 +49,17 @@ typedef struct {
 	char plmn[7];
 	char network_name[65];
 	char apn[101];
+
+	/*
+	 * The owner binding: changed only by a provisioning that succeeded.
+	 * A journal of format 1 (before the binding existed) in state
+	 * provisioned reads as bound at version 0 with no pin.
+	 */
+	bool bound;
+	uint64_t binding_version;
+	bool has_pin;
+	uint8_t operator_pin[32];       /* SHA-256 of the operator root's SPKI */
+	char operator_name[CP_JOURNAL_OPERATOR_NAME_MAX + 1];  /* "" when unknown */
 
 	/* only while busy (cp_state_is_busy) */
 	CpSecret *k2;

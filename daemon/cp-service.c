@@ -47,6 +47,11 @@ sync_properties(CpService *s)
 	cp_dbus_daemon1_set_last_error_message(o, message ? message : "");
 	cp_dbus_daemon1_set_operator(o, cp_daemon_get_operator(d));
 	cp_dbus_daemon1_set_imsi(o, imsi);
+	cp_dbus_daemon1_set_bound(o, cp_daemon_get_bound(d));
+	cp_dbus_daemon1_set_binding_version(o, cp_daemon_get_binding_version(d));
+	cp_dbus_daemon1_set_operator_name(o, cp_daemon_get_owner_name(d));
+	cp_dbus_daemon1_set_operator_root(o, cp_daemon_get_owner_root(d));
+	cp_dbus_daemon1_set_trust_mode(o, cp_daemon_get_trust_mode(d));
 	cp_dbus_daemon1_set_profile_seq(o, cp_daemon_get_profile_seq(d));
 	cp_dbus_daemon1_set_attestation_counter(o, cp_daemon_get_att_counter(d));
 	rv = receipt ? g_variant_new_from_bytes(G_VARIANT_TYPE_BYTESTRING, receipt, TRUE)

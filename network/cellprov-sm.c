@@ -3,8 +3,9 @@
  * cellprov-sm: the subscription manager of the reference network (flow
  * steps 2-8). A companion posts the certificate URL and the device record
  * it read from the tag; the SM fetches and verifies the chain, checks the
- * DeviceID and the attestation, has the AUSF add the device, and answers
- * with the profile, K'' and the nonce.
+ * DeviceID, the attestation and the device's owner binding, has the AUSF
+ * add the device, and answers with the profile (signed with the operator's
+ * signing key), K'' and the nonce.
  *
  * POST /v1/provision, JSON in and out (docs/network.md has the fields and
  * every error code).
@@ -16,6 +17,8 @@
 
 #include <glib-unix.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "cp-config.h"
@@ -44,6 +47,29 @@
 	" profile_sha256 TEXT NOT NULL," \
 	" created INTEGER NOT NULL," \
 	" UNIQUE (device_id, profile_seq));"
+
+/*
+ * Schema version 2 (PRAGMA user_version), ownership: the owner binding of
+ * each device, and what each provisioning did to it. A database from
+ * before it gets the columns and the table at start, and each device it
+ * provisioned a binding at version 0 to the companion of its last
+ * provisioning.
+ */
+#define SM_SCHEMA_VERSION 2
+#define SM_MIGRATE_2 \
+	"ALTER TABLE provisionings ADD COLUMN operation INTEGER NOT NULL DEFAULT 0;" \
+	"ALTER TABLE provisionings ADD COLUMN binding_version INTEGER NOT NULL DEFAULT 0;" \
+	"CREATE TABLE bindings (" \
+	" device_id TEXT PRIMARY KEY," \
+	" owner_name TEXT NOT NULL," \
+	" owner_supi TEXT NOT NULL," \
+	" binding_version INTEGER NOT NULL," \
+	" state TEXT NOT NULL," /* 'claiming' while a first claim runs, then 'bound' */ \
+	" created INTEGER NOT NULL," \
+	" updated INTEGER NOT NULL);" \
+	"INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated)" \
+	" SELECT device_id, companion, companion, 0, 'bound', created, created FROM provisionings p" \
+	" WHERE profile_seq = (SELECT MAX(profile_seq) FROM provisionings q WHERE q.device_id = p.device_id);"
 
 typedef struct {
 	char *name;
@@ -74,6 +100,9 @@ typedef struct {
 	guint64 body_max;
 	CpSuite suites[2];
 	gsize n_suites;
+	EVP_PKEY *signing_key;          /* the SM's operator signing key */
+	uint8_t op_chain[CP_CHAIN_MAX]; /* its chain, DER, signer first */
+	size_t op_chain_len;
 	sqlite3 *db;
 	SoupSession *fetch_session;
 	SoupSession *ausf_session;
@@ -187,6 +216,8 @@ typedef enum {
 	STEP_VERIFY_CHAIN,
 	STEP_DEVICE_ID,
 	STEP_ATTESTATION,
+	STEP_BINDING,
+	STEP_COUNTER,
 	STEP_AUSF,
 	STEP_PROFILE,
 	STEP_STORE,
@@ -215,9 +246,14 @@ typedef struct {
 	CpSecret *k2;
 	uint8_t nonce[CP_NONCE_LEN];
 	guint64 profile_seq;
+	CpOperation operation;
+	guint64 binding_version;
+	gboolean reserved;              /* this request made the 'claiming' binding row */
 	CpBuf profile;
 	gint64 started;
 } Provision;
+
+static void release_reservation(Provision *p);
 
 static void
 provision_free(Provision *p)
@@ -243,6 +279,7 @@ provision_fail(Provision *p, guint status, const char *code, CpError number, con
 {
 	g_message("[%s] (%d/%d) failed: %s: %s", p->id_hex[0] ? p->id_hex : "-",
 		  p->step, N_STEPS, code, message);
+	release_reservation(p);
 	cp_http_reply_error(p->msg, status, code, number, "%s", message);
 	soup_server_message_unpause(p->msg);
 	provision_free(p);
@@ -416,7 +453,8 @@ store_provisioning(Provision *p, GError **error)
 	cp_hex_encode(sha, sizeof(sha), sha_hex);
 	st = cp_db_prepare(sm->db,
 			   "INSERT INTO provisionings (device_id, profile_seq, companion, supi, suite, att_counter, "
-			   "nonce, certificate_url, profile_sha256, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+			   "nonce, certificate_url, profile_sha256, created, operation, binding_version) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 			   error);
 	if (!st)
 		return FALSE;
@@ -430,6 +468,8 @@ store_provisioning(Provision *p, GError **error)
 	sqlite3_bind_text(st, 8, p->url, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 9, sha_hex, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 10, g_get_real_time() / G_USEC_PER_SEC);
+	sqlite3_bind_int(st, 11, p->operation);
+	sqlite3_bind_int64(st, 12, (sqlite3_int64)p->binding_version);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -459,6 +499,128 @@ next_profile_seq(Provision *p, GError **error)
 	return TRUE;
 }
 
+/* ---- the owner binding (docs/network.md, "The owner binding") ---- */
+
+/*
+ * A device has at most one owner. A device without one is reserved for
+ * this companion by the INSERT itself, so that of two companions claiming
+ * it at once exactly one gets the row; the other, and anyone else while
+ * the device is bound, is refused before the AUSF is asked for anything.
+ * The owner again: a claim if the device says it has no working profile
+ * (it lost or never completed its binding), else a reprovision, at the
+ * same binding version. FALSE: replied with the failure.
+ */
+static gboolean
+check_binding(Provision *p)
+{
+	Sm *sm = p->sm;
+	g_autoptr(GError) error = NULL;
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	g_autofree char *owner = NULL;
+	sqlite3_stmt *st;
+	int rc;
+
+	st = cp_db_prepare(sm->db,
+			   "INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated) "
+			   "VALUES (?1, ?2, ?3, 1, 'claiming', ?4, ?4) ON CONFLICT(device_id) DO NOTHING", &error);
+	if (!st)
+		goto storage;
+	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, p->companion->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, p->companion->supi, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		cp_db_set_error(sm->db, &error, "reserving the owner binding");
+		goto storage;
+	}
+	if (sqlite3_changes(sm->db) == 1) {
+		p->reserved = TRUE;
+		p->operation = CP_OP_CLAIM;
+		p->binding_version = 1;
+		return TRUE;
+	}
+
+	st = cp_db_prepare(sm->db, "SELECT owner_supi, binding_version FROM bindings WHERE device_id = ?1", &error);
+	if (!st)
+		goto storage;
+	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		/* not between two statements of one SM: they all run on its main loop */
+		cp_db_set_error(sm->db, &error, "reading the owner binding");
+		sqlite3_finalize(st);
+		goto storage;
+	}
+	owner = g_strdup((const char *)sqlite3_column_text(st, 0));
+	p->binding_version = (guint64)sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	if (g_strcmp0(owner, p->companion->supi) != 0) {
+		provision_fail(p, SOUP_STATUS_CONFLICT, "already-claimed", 0,
+			       "this device belongs to another owner: the current owner or the operator must release it first");
+		return FALSE;
+	}
+	p->operation = p->dr.state == CP_DEVICE_UNPROVISIONED || p->dr.state == CP_DEVICE_FAILED
+		       ? CP_OP_CLAIM : CP_OP_REPROVISION;
+	return TRUE;
+
+storage:
+	provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, error->message);
+	return FALSE;
+}
+
+/* A failed first claim leaves the device claimable: its reservation goes,
+ * unless the owner's own concurrent request has bound it meanwhile. */
+static void
+release_reservation(Provision *p)
+{
+	sqlite3_stmt *st;
+
+	if (!p->reserved)
+		return;
+	p->reserved = FALSE;
+	st = cp_db_prepare(p->sm->db, "DELETE FROM bindings WHERE device_id = ?1 AND state = 'claiming'", NULL);
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		g_warning("[%s] cannot release the owner binding: %s", p->id_hex, sqlite3_errmsg(p->sm->db));
+	sqlite3_finalize(st);
+}
+
+/* The binding holds once its profile is out: with the provisioning record,
+ * in one transaction (store_provisioning's caller). */
+static gboolean
+bind_owner(Provision *p, GError **error)
+{
+	Sm *sm = p->sm;
+	sqlite3_stmt *st;
+	int rc;
+
+	st = cp_db_prepare(sm->db,
+			   "INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated) "
+			   "VALUES (?1, ?2, ?3, ?4, 'bound', ?5, ?5) ON CONFLICT(device_id) DO UPDATE SET "
+			   "state = 'bound', updated = ?5 WHERE owner_supi = ?3 AND binding_version = ?4", error);
+	if (!st)
+		return FALSE;
+	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, p->companion->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, p->companion->supi, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)p->binding_version);
+	sqlite3_bind_int64(st, 5, g_get_real_time() / G_USEC_PER_SEC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		cp_db_set_error(sm->db, error, "storing the owner binding");
+		return FALSE;
+	}
+	if (sqlite3_changes(sm->db) != 1) {
+		cp_set_error(error, CP_ERR_STORAGE, "the owner binding changed during the provisioning");
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static void
 reply_ok(Provision *p)
 {
@@ -474,6 +636,10 @@ reply_ok(Provision *p)
 	json_builder_add_int_value(b, (gint64)p->profile_seq);
 	json_builder_set_member_name(b, "supi");
 	json_builder_add_string_value(b, p->supi);
+	json_builder_set_member_name(b, "operation");
+	json_builder_add_string_value(b, p->operation == CP_OP_CLAIM ? "claim" : "reprovision");
+	json_builder_set_member_name(b, "binding-version");
+	json_builder_add_int_value(b, (gint64)p->binding_version);
 	json_builder_set_member_name(b, "profile");
 	json_builder_add_string_value(b, profile_b64);
 	json_builder_set_member_name(b, "k2");
@@ -537,7 +703,6 @@ provision_step(Provision *p)
 	case STEP_ATTESTATION: {
 		gsize len;
 		const uint8_t *rec = g_bytes_get_data(p->record, &len);
-		int fresh;
 
 		g_debug("[%s] (%d/%d) checking the attestation", p->id_hex, p->step, N_STEPS);
 		err = cp_device_record_verify(rec, len, p->device_key, &p->dr);
@@ -574,6 +739,19 @@ provision_step(Provision *p)
 				       "att_counter out of range");
 			return;
 		}
+		p->step++;
+	}
+		G_GNUC_FALLTHROUGH;
+	case STEP_BINDING:
+		g_debug("[%s] (%d/%d) checking the owner binding", p->id_hex, p->step, N_STEPS);
+		if (!check_binding(p))
+			return;
+		p->step++;
+		G_GNUC_FALLTHROUGH;
+	case STEP_COUNTER: {
+		int fresh;
+
+		g_debug("[%s] (%d/%d) checking the attestation counter", p->id_hex, p->step, N_STEPS);
 		fresh = accept_counter(sm, p->id_hex, p->dr.att_counter, &error);
 		if (fresh < 0) {
 			provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, error->message);
@@ -610,7 +788,7 @@ provision_step(Provision *p)
 			return;
 		}
 		memset(&prof, 0, sizeof(prof));
-		prof.version = CP_PROTOCOL_VERSION;
+		prof.version = CP_PROFILE_VERSION;
 		memcpy(prof.device_id, p->url_device_id, CP_DEVICE_ID_LEN);
 		prof.profile_seq = p->profile_seq;
 		memcpy(prof.nonce, p->nonce, CP_NONCE_LEN);
@@ -624,7 +802,11 @@ provision_step(Provision *p)
 		g_strlcpy(prof.network_name, sm->network_name, sizeof(prof.network_name));
 		g_strlcpy(prof.supi, p->supi, sizeof(prof.supi));
 		g_strlcpy(prof.apn, sm->apn, sizeof(prof.apn));
-		err = cp_profile_encode(&prof, k_prof, &p->profile);
+		prof.operation = (uint8_t)p->operation;
+		prof.binding_version = p->binding_version;
+		memcpy(prof.op_chain, sm->op_chain, sm->op_chain_len);
+		prof.op_chain_len = sm->op_chain_len;
+		err = cp_profile_encode(&prof, sm->signing_key, k_prof, &p->profile);
 		cp_cleanse(&prof, sizeof(prof));
 		if (err != CP_OK) {
 			provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, cp_error_name(err), err,
@@ -636,17 +818,24 @@ provision_step(Provision *p)
 		G_GNUC_FALLTHROUGH;
 	case STEP_STORE:
 		g_debug("[%s] (%d/%d) storing the provisioning record", p->id_hex, p->step, N_STEPS);
-		if (!store_provisioning(p, &error)) {
+		if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", &error) ||
+		    !store_provisioning(p, &error) || !bind_owner(p, &error) ||
+		    !cp_db_exec(sm->db, "COMMIT", &error)) {
+			if (!sqlite3_get_autocommit(sm->db))
+				cp_db_exec(sm->db, "ROLLBACK", NULL);
 			provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, error->message);
 			return;
 		}
+		p->reserved = FALSE;    /* bound now: a later failure keeps it */
 		p->step++;
 		G_GNUC_FALLTHROUGH;
 	case STEP_LAST: {
 		g_autofree char *red = cp_redact(p->supi);
 
-		g_message("[%s] provisioned: profile_seq %" G_GUINT64_FORMAT ", SUPI %s, %.1f ms",
-			  p->id_hex, p->profile_seq, red,
+		g_message("[%s] provisioned: profile_seq %" G_GUINT64_FORMAT ", %s at binding version %"
+			  G_GUINT64_FORMAT ", SUPI %s, %.1f ms",
+			  p->id_hex, p->profile_seq, p->operation == CP_OP_CLAIM ? "claim" : "reprovision",
+			  p->binding_version, red,
 			  (double)(g_get_monotonic_time() - p->started) / 1000.0);
 		reply_ok(p);
 		provision_free(p);
@@ -872,11 +1061,168 @@ make_session(const char *ca_file, guint timeout, GError **error)
 	return s;
 }
 
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	return -1;
+}
+
+/* Any private key OpenSSL reads, so that the wrong kind gets its own
+ * message (cp_pkey_from_pem knows only the protocol's). */
+static EVP_PKEY *
+private_key_from_pem(const CpSecret *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
+	EVP_PKEY *key;
+
+	if (!bio)
+		return NULL;
+	key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+	BIO_free(bio);
+	ERR_clear_error();
+	return key;
+}
+
+/*
+ * The SM's operator identity: signing-key (a PEM private key, a path or a
+ * systemd credential, secret like ausf-token) signs every profile under
+ * signing-chain (PEM: the signing certificate, its intermediates, the
+ * operator root), which every profile carries (docs/protocol.md, "The
+ * operator's signature").
+ */
+static gboolean
+load_signing(Sm *sm, const char *key_name, const char *chain_path, GError **error)
+{
+	g_autoptr(CpSecret) pem = NULL;
+	g_autofree char *chain = NULL;
+	gsize len, n_certs = 0;
+	CpOperatorId id;
+	EVP_PKEY *signer = NULL;
+	CpError err;
+
+	if (!(pem = cp_secret_load(key_name, FALSE, 0, error))) {
+		g_prefix_error(error, "signing-key: ");
+		return FALSE;
+	}
+	sm->signing_key = private_key_from_pem(pem);
+	if (!sm->signing_key) {
+		cp_set_error(error, CP_ERR_KEY, "signing-key %s: not an unencrypted PEM private key", key_name);
+		return FALSE;
+	}
+	if (!cp_pkey_is_p256(sm->signing_key)) {
+		cp_set_error(error, CP_ERR_KEY, "signing-key %s: not a P-256 key (profiles are signed with ECDSA P-256)",
+			     key_name);
+		return FALSE;
+	}
+	if (!g_file_get_contents(chain_path, &chain, &len, error)) {
+		g_prefix_error(error, "signing-chain: ");
+		return FALSE;
+	}
+	for (const char *c = chain; (c = strstr(c, "-----BEGIN CERTIFICATE-----")); c++)
+		n_certs++;
+	if (n_certs > CP_CHAIN_CERTS_MAX) {
+		cp_set_error(error, CP_ERR_LENGTH, "signing-chain %s: %" G_GSIZE_FORMAT " certificates, at most %d",
+			     chain_path, n_certs, CP_CHAIN_CERTS_MAX);
+		return FALSE;
+	}
+	err = cp_operator_chain_from_pem(chain, len, sm->op_chain, &sm->op_chain_len);
+	if (err == CP_ERR_LENGTH) {
+		cp_set_error(error, err, "signing-chain %s: longer than the %d bytes of DER a profile carries",
+			     chain_path, CP_CHAIN_MAX);
+		return FALSE;
+	}
+	if (err != CP_OK) {
+		cp_set_error(error, err, "signing-chain %s: not a PEM chain of 1 to %d certificates", chain_path,
+			     CP_CHAIN_CERTS_MAX);
+		return FALSE;
+	}
+	if (cp_operator_chain_signer(sm->op_chain, sm->op_chain_len, sm->signing_key) != CP_OK) {
+		cp_set_error(error, CP_ERR_KEY, "signing-key %s is not the key of the first certificate of signing-chain %s",
+			     key_name, chain_path);
+		return FALSE;
+	}
+	/* What a device without trusted-operators checks; one with them may
+	 * hold a root this chain leaves out, so a failure is only a warning */
+	if (cp_operator_chain_verify(NULL, NULL, sm->op_chain, sm->op_chain_len, &signer, &id) == CP_OK)
+		g_message("signing profiles as operator '%s'", id.name);
+	else
+		g_warning("signing-chain %s does not end in a self-signed root that signs down to a P-256 end-entity "
+			  "certificate for digitalSignature: devices that trust on first use will refuse its profiles",
+			  chain_path);
+	EVP_PKEY_free(signer);
+	return TRUE;
+}
+
+/* Bindings migrated from provisionings know the companion by its SUPI:
+ * name it as the companions file does. */
+static gboolean
+migrate_owner_names(Sm *sm, GError **error)
+{
+	sqlite3_stmt *st = cp_db_prepare(sm->db,
+					 "UPDATE bindings SET owner_name = ?1 WHERE owner_supi = ?2 AND owner_name = owner_supi",
+					 error);
+
+	if (!st)
+		return FALSE;
+	for (guint i = 0; i < sm->companions->len; i++) {
+		Companion *c = g_ptr_array_index(sm->companions, i);
+
+		sqlite3_bind_text(st, 1, c->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, c->supi, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			cp_db_set_error(sm->db, error, "naming the migrated owners");
+			sqlite3_finalize(st);
+			return FALSE;
+		}
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return TRUE;
+}
+
+/* The schema at SM_SCHEMA_VERSION, in one transaction; then no claim is
+ * under way (none survives the process that made it). */
+static gboolean
+sm_migrate(Sm *sm, GError **error)
+{
+	sqlite3_stmt *st = cp_db_prepare(sm->db, "PRAGMA user_version", error);
+	int version;
+
+	if (!st)
+		return FALSE;
+	version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (version < 0) {
+		cp_db_set_error(sm->db, error, "reading the schema version");
+		return FALSE;
+	}
+	if (version > SM_SCHEMA_VERSION) {
+		cp_set_error(error, CP_ERR_STORAGE, "%s: schema version %d is newer than this SM's (%d)",
+			     sm->database, version, SM_SCHEMA_VERSION);
+		return FALSE;
+	}
+	if (version < 2) {
+		if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", error))
+			return FALSE;
+		if (!cp_db_exec(sm->db, SM_MIGRATE_2 "PRAGMA user_version = 2;", error) ||
+		    !migrate_owner_names(sm, error) ||
+		    !cp_db_exec(sm->db, "COMMIT", error)) {
+			cp_db_exec(sm->db, "ROLLBACK", NULL);
+			g_prefix_error(error, "%s: migrating to schema version 2: ", sm->database);
+			return FALSE;
+		}
+		g_message("database schema version 2: each device provisioned before is bound at version 0 "
+			  "to the companion of its last provisioning");
+	}
+	return cp_db_exec(sm->db, "DELETE FROM bindings WHERE state = 'claiming'", error);
+}
+
 static gboolean
 sm_load(Sm *sm, const char *path, GError **error)
 {
 	g_autofree char *anchors = NULL, *companions = NULL, *fetch_ca = NULL, *ausf_ca = NULL;
 	g_autofree char *token = NULL, *plmn = NULL, *suites = NULL;
+	g_autofree char *signing_key = NULL, *signing_chain = NULL;
 	g_auto(GStrv) sl = NULL, prefixes = NULL;
 
 	sm->kf = g_key_file_new();
@@ -890,6 +1236,8 @@ sm_load(Sm *sm, const char *path, GError **error)
 	fetch_ca = conf_string(sm->kf, "fetch-ca", NULL);
 	ausf_ca = conf_string(sm->kf, "ausf-ca", NULL);
 	token = conf_string(sm->kf, "ausf-token", NULL);
+	signing_key = conf_string(sm->kf, "signing-key", NULL);
+	signing_chain = conf_string(sm->kf, "signing-chain", NULL);
 	sm->ausf_url = conf_string(sm->kf, "ausf-url", "http://127.0.0.1:8081");
 	plmn = conf_string(sm->kf, "plmn", "00101");
 	sm->network_name = conf_string(sm->kf, "network-name", "cellprov test network");
@@ -905,6 +1253,12 @@ sm_load(Sm *sm, const char *path, GError **error)
 
 	if (!anchors || !companions || !token) {
 		cp_set_error(error, CP_ERR_BAD_VALUE, "%s: trust-anchors, companions and ausf-token are required", path);
+		return FALSE;
+	}
+	if (!signing_key || !signing_chain) {
+		cp_set_error(error, CP_ERR_BAD_VALUE,
+			     "%s: signing-key and signing-chain are required: the operator key and chain that sign every profile",
+			     path);
 		return FALSE;
 	}
 	if (strlen(plmn) < 5 || strlen(plmn) > 6 || !cp_is_digits((const uint8_t *)plmn, strlen(plmn))) {
@@ -946,7 +1300,8 @@ sm_load(Sm *sm, const char *path, GError **error)
 			return FALSE;
 		}
 	}
-	if (!(sm->anchors = cp_chain_anchors_load(anchors, error)) ||
+	if (!load_signing(sm, signing_key, signing_chain, error) ||
+	    !(sm->anchors = cp_chain_anchors_load(anchors, error)) ||
 	    !load_companions(sm, companions, error) ||
 	    !(sm->ausf_token = cp_secret_load(token, FALSE, 0, error)) ||
 	    !(sm->fetch_session = make_session(fetch_ca, sm->fetch_timeout, error)) ||
@@ -960,7 +1315,7 @@ sm_load(Sm *sm, const char *path, GError **error)
 		sm->ausf_url = g_strconcat(base, "/v1/devices", NULL);
 	}
 	sm->db = cp_db_open(sm->database, SM_SCHEMA, error);
-	return sm->db != NULL;
+	return sm->db && sm_migrate(sm, error);
 }
 
 static void
@@ -970,6 +1325,7 @@ sm_clear(Sm *sm)
 	if (sm->db)
 		cp_db_close(sm->db);
 	X509_STORE_free(sm->anchors);
+	EVP_PKEY_free(sm->signing_key);
 	if (sm->companions)
 		g_ptr_array_unref(sm->companions);
 	if (sm->url_prefixes)

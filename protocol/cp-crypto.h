@@ -85,3 +85,69 @@ char *cp_pubkey_to_pem(EVP_PKEY *key);  /* malloc'd */
 bool cp_pkey_is_p256(EVP_PKEY *key);
 bool cp_pkey_is_x25519(EVP_PKEY *key);
 bool cp_pkey_has_private(EVP_PKEY *key);
+
+/*
+ * X.509, for the operator's signing chain (docs/protocol.md, "The
+ * operator's signature"): the backend is cp-x509-openssl.c.
+ *
+ * A chain on the wire (op_chain) is certificates in DER, concatenated, the
+ * signing certificate first, then what issued it, at most CP_CHAIN_CERTS_MAX
+ * and CP_CHAIN_MAX bytes in all.
+ */
+#define CP_CHAIN_MAX 2048
+#define CP_CHAIN_CERTS_MAX 4
+#define CP_OPERATOR_NAME_MAX 64
+
+/* Trust anchors: the operator roots a device accepts. */
+typedef struct CpAnchors CpAnchors;
+/* From PEM: one or more CERTIFICATE blocks, each a CA certificate, nothing
+ * else. CP_ERR_KEY otherwise (including no certificate at all). */
+CpError cp_anchors_from_pem(const char *pem, size_t len, CpAnchors **out);
+size_t cp_anchors_count(const CpAnchors *a);
+void cp_anchors_free(CpAnchors *a);
+
+/* A PEM chain file (signing certificate first) as op_chain bytes: out holds
+ * CP_CHAIN_MAX. CP_ERR_KEY for a block that is not a certificate, no
+ * certificate, or more than CP_CHAIN_CERTS_MAX; CP_ERR_LENGTH above
+ * CP_CHAIN_MAX. */
+CpError cp_operator_chain_from_pem(const char *pem, size_t len, uint8_t *out, size_t *out_len);
+
+typedef struct {
+	uint8_t root[CP_SHA256_LEN];     /* SHA-256 of the root's SubjectPublicKeyInfo (DER) */
+	char name[CP_OPERATOR_NAME_MAX + 1];  /* the signing certificate's O, else its CN */
+} CpOperatorId;
+
+/*
+ * Verify op_chain up to a trust anchor. With anchors NULL or empty, the
+ * chain must end in a self-signed certificate, which is then the only
+ * anchor (trust on first use). With pin non-NULL (CP_SHA256_LEN bytes), the
+ * root reached must be the one whose SubjectPublicKeyInfo hashes to it.
+ * Validity times are not checked: a device has no trusted clock before it
+ * registers. The signing certificate must be an end entity (not a CA) with
+ * a P-256 key, and allow digitalSignature if it has a keyUsage. Every
+ * failure of the chain, its form or the pin is CP_ERR_OPERATOR. On success
+ * *signer is the signing certificate's key (the caller frees it) and id
+ * names the operator.
+ */
+CpError cp_operator_chain_verify(const CpAnchors *anchors, const uint8_t *pin,
+			const uint8_t *chain, size_t len,
+			EVP_PKEY **signer, CpOperatorId *id);
+
+/* Whether key is the public half of op_chain's signing certificate's key
+ * (CP_ERR_KEY if not, or if the chain does not parse). */
+CpError cp_operator_chain_signer(const uint8_t *chain, size_t len, EVP_PKEY *key);
+
+/*
+ * Make a certificate (DER into out, CP_CHAIN_MAX bytes) for subject_key,
+ * named O=org, CN=cn, signed by issuer_key, whose certificate is
+ * issuer_der (NULL: self-signed). ca: a CA (basicConstraints CA:TRUE,
+ * keyCertSign) or an end entity (digitalSignature). Valid from not_before
+ * (Unix seconds) for days. For tools and tests that need an operator's
+ * chain: operators make theirs with their own PKI.
+ */
+CpError cp_cert_make(EVP_PKEY *subject_key, const char *org, const char *cn, bool ca,
+		     EVP_PKEY *issuer_key, const uint8_t *issuer_der, size_t issuer_len,
+		     uint64_t serial, int64_t not_before, int days,
+		     uint8_t *out, size_t *out_len);
+/* A certificate (DER) as PEM; malloc'd. */
+char *cp_cert_to_pem(const uint8_t *der, size_t len);

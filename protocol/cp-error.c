@@ -64,6 +64,12 @@ static const CpErrorInfo error_table[] = {
 	  "Tap the device again to read a fresh receipt; the companion keeps the key." },
 	{ CP_ERR_NO_MAC, "no-mac", "The receipt carries no integrity field",
 	  "The device rejected the profile before it could check it; read its reason and start again." },
+	{ CP_ERR_OPERATOR, "operator", "The profile was not made by an operator this device trusts",
+	  "Only the device's operator can provision it: use a companion of that operator, or have the manufacturer's trusted operators changed." },
+	{ CP_ERR_OPERATOR_SIGNATURE, "operator-signature", "The operator's signature on the profile is wrong",
+	  "The profile was altered or forged; request a new one from the operator." },
+	{ CP_ERR_BINDING, "binding", "The profile does not fit the device's current owner",
+	  "A device that has an owner takes only that owner's profiles: the owner re-provisions, transfers or decommissions it." },
 
 	{ CP_ERR_NDEF_EMPTY, "ndef-empty", "The NFC message holds no record",
 	  "Tap again; the write did not complete." },

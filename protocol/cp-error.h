@@ -28,7 +28,7 @@ typedef enum {
 	CP_ERR_MAC_NOT_LAST = 0x010A,    /* something after the mac tag */
 
 	/* 0x02xx: profile verification, in the order the device checks */
-	CP_ERR_VERSION = 0x0201,         /* version is not 1 */
+	CP_ERR_VERSION = 0x0201,         /* a structure version this implementation does not take */
 	CP_ERR_WRONG_DEVICE = 0x0202,    /* device_id is not this device's */
 	CP_ERR_SUITE = 0x0203,           /* ECIES suite unknown or not offered by the device */
 	CP_ERR_DECRYPT = 0x0204,         /* ECIES MAC wrong: not encrypted to this device key */
@@ -39,6 +39,9 @@ typedef enum {
 	CP_ERR_SIGNATURE = 0x0209,       /* device record attestation signature wrong */
 	CP_ERR_RECEIPT_MAC = 0x020A,     /* receipt mac wrong (K'') */
 	CP_ERR_NO_MAC = 0x020B,          /* receipt carries no mac where one is needed */
+	CP_ERR_OPERATOR = 0x020C,        /* op_chain does not reach a trusted (or the pinned) operator */
+	CP_ERR_OPERATOR_SIGNATURE = 0x020D, /* op_signature wrong under the operator's certificate */
+	CP_ERR_BINDING = 0x020E,         /* the operation does not fit the device's owner binding */
 
 	/* 0x03xx: NDEF and Type 4 Tag */
 	CP_ERR_NDEF_EMPTY = 0x0301,      /* no record */

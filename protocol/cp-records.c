@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "cp-records.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "cp-kdf.h"
@@ -14,14 +15,14 @@
  * make of its fields.
  */
 static CpError
-check_envelope(const uint8_t *buf, size_t len)
+check_envelope(const uint8_t *buf, size_t len, uint8_t version)
 {
 	if (!buf && len)
 		return CP_ERR_ARGUMENT;
 	if (len > CP_RECORD_MAX)
 		return CP_ERR_TOO_LARGE;
 	if (len >= CP_TLV_HDR + 1 && buf[0] == 0x01 && cp_be16(buf + 1) == 1 &&
-	    buf[3] != CP_PROTOCOL_VERSION)
+	    buf[3] != version)
 		return CP_ERR_VERSION;
 	return CP_OK;
 }
@@ -105,7 +106,7 @@ static const CpTlvField dr_fields[DR_N] = {
 static CpError
 dr_check_values(const CpTlvValue *v, size_t n_fields)
 {
-	if (v[DR_VERSION].value[0] != CP_PROTOCOL_VERSION)
+	if (v[DR_VERSION].value[0] != CP_DEVICE_RECORD_VERSION)
 		return CP_ERR_VERSION;
 	if (!cp_is_utf8(v[DR_MANUFACTURER].value, v[DR_MANUFACTURER].len) ||
 	    !cp_is_utf8(v[DR_MODEL].value, v[DR_MODEL].len) ||
@@ -135,7 +136,7 @@ cp_device_record_decode(const uint8_t *buf, size_t len, CpDeviceRecord *dr)
 
 	if (!dr)
 		return CP_ERR_ARGUMENT;
-	err = check_envelope(buf, len);
+	err = check_envelope(buf, len, CP_DEVICE_RECORD_VERSION);
 	if (err)
 		return err;
 	err = cp_tlv_decode(buf, len, dr_fields, DR_N, v, NULL, NULL);
@@ -170,7 +171,7 @@ cp_device_record_decode(const uint8_t *buf, size_t len, CpDeviceRecord *dr)
 static void
 put_device_info(const CpDeviceRecord *dr, CpBuf *b)
 {
-	cp_tlv_put_u8(b, 0x01, CP_PROTOCOL_VERSION);
+	cp_tlv_put_u8(b, 0x01, CP_DEVICE_RECORD_VERSION);
 	cp_tlv_put(b, 0x02, dr->device_id, CP_DEVICE_ID_LEN);
 	cp_tlv_put(b, 0x03, dr->manufacturer, FIELD_STRLEN(dr->manufacturer));
 	cp_tlv_put(b, 0x04, dr->model, FIELD_STRLEN(dr->model));
@@ -357,12 +358,17 @@ enum {
 	PR_PROFILE_SEQ,
 	PR_NONCE,
 	PR_NOT_AFTER,
+	PR_OPERATION,
+	PR_BINDING_VERSION,
+	PR_REPLACES,
 	PR_ENC_CRED,
 	PR_PLMN,
 	PR_NETWORK_NAME,
 	PR_SUPI,
 	PR_APN,
 	PR_MSISDN,
+	PR_OP_CHAIN,
+	PR_OP_SIGNATURE,
 	PR_MAC,
 	PR_N
 };
@@ -375,6 +381,9 @@ static const CpTlvField pr_fields[PR_N] = {
 	[PR_PROFILE_SEQ] = { 0x03, 8, 8, true, false },
 	[PR_NONCE] = { 0x04, CP_NONCE_LEN, CP_NONCE_LEN, true, false },
 	[PR_NOT_AFTER] = { 0x05, 8, 8, false, false },
+	[PR_OPERATION] = { 0x06, 1, 1, true, false },
+	[PR_BINDING_VERSION] = { 0x07, 8, 8, true, false },
+	[PR_REPLACES] = { 0x08, 8, 8, false, false },
 	/* Bounds of both suites; the exact length is checked against the
 	 * suite byte. */
 	[PR_ENC_CRED] = { 0x10, ENC_CRED_MIN, CP_ENC_CRED_MAX, true, false },
@@ -383,25 +392,36 @@ static const CpTlvField pr_fields[PR_N] = {
 	[PR_SUPI] = { 0x22, 6, 15, true, false },
 	[PR_APN] = { 0x23, 1, CP_APN_MAX, true, false },
 	[PR_MSISDN] = { 0x24, 1, 15, false, false },
+	[PR_OP_CHAIN] = { 0x70, 1, CP_CHAIN_MAX, true, false },
+	[PR_OP_SIGNATURE] = { 0x7E, 8, CP_ECDSA_MAX, true, false },
 	[PR_MAC] = { CP_TLV_MAC, CP_MAC_LEN, CP_MAC_LEN, true, true },
 };
 
 static CpError
-profile_decode(const uint8_t *buf, size_t len, CpProfile *p, size_t *mac_offset)
+profile_decode(const uint8_t *buf, size_t len, CpProfile *p, size_t *sig_offset,
+	       size_t *mac_offset)
 {
 	CpTlvValue v[PR_N];
 	CpProfile tmp;
 	CpError err;
 
-	err = check_envelope(buf, len);
+	err = check_envelope(buf, len, CP_PROFILE_VERSION);
 	if (err)
 		return err;
 	err = cp_tlv_decode(buf, len, pr_fields, PR_N, v, NULL, NULL);
 	if (err)
 		return err;
 
-	if (v[PR_VERSION].value[0] != CP_PROTOCOL_VERSION)
+	if (v[PR_VERSION].value[0] != CP_PROFILE_VERSION)
 		return CP_ERR_VERSION;
+	if (v[PR_OPERATION].value[0] < CP_OP_CLAIM || v[PR_OPERATION].value[0] > CP_OP_TRANSFER)
+		return CP_ERR_BAD_VALUE;
+	/* A transfer names the binding it replaces, and only a transfer. */
+	if ((v[PR_OPERATION].value[0] == CP_OP_TRANSFER) != (v[PR_REPLACES].value != NULL))
+		return v[PR_REPLACES].value ? CP_ERR_BAD_VALUE : CP_ERR_MISSING_FIELD;
+	if (v[PR_REPLACES].value &&
+	    cp_be64(v[PR_REPLACES].value) >= cp_be64(v[PR_BINDING_VERSION].value))
+		return CP_ERR_BAD_VALUE;
 	if (!suite_known(v[PR_ENC_CRED].value[0]))
 		return CP_ERR_BAD_VALUE;
 	if (v[PR_ENC_CRED].len != enc_cred_len(v[PR_ENC_CRED].value[0]))
@@ -423,6 +443,12 @@ profile_decode(const uint8_t *buf, size_t len, CpProfile *p, size_t *mac_offset)
 		tmp.has_not_after = true;
 		tmp.not_after = cp_be64(v[PR_NOT_AFTER].value);
 	}
+	tmp.operation = v[PR_OPERATION].value[0];
+	tmp.binding_version = cp_be64(v[PR_BINDING_VERSION].value);
+	if (v[PR_REPLACES].value) {
+		tmp.has_replaces = true;
+		tmp.replaces = cp_be64(v[PR_REPLACES].value);
+	}
 	memcpy(tmp.enc_cred, v[PR_ENC_CRED].value, v[PR_ENC_CRED].len);
 	tmp.enc_cred_len = v[PR_ENC_CRED].len;
 	copy_str(tmp.plmn, &v[PR_PLMN]);
@@ -433,7 +459,13 @@ profile_decode(const uint8_t *buf, size_t len, CpProfile *p, size_t *mac_offset)
 		tmp.has_msisdn = true;
 		copy_str(tmp.msisdn, &v[PR_MSISDN]);
 	}
+	memcpy(tmp.op_chain, v[PR_OP_CHAIN].value, v[PR_OP_CHAIN].len);
+	tmp.op_chain_len = v[PR_OP_CHAIN].len;
+	memcpy(tmp.op_signature, v[PR_OP_SIGNATURE].value, v[PR_OP_SIGNATURE].len);
+	tmp.op_signature_len = v[PR_OP_SIGNATURE].len;
 	memcpy(tmp.mac, v[PR_MAC].value, CP_MAC_LEN);
+	if (sig_offset)
+		*sig_offset = v[PR_OP_SIGNATURE].offset;
 	if (mac_offset)
 		*mac_offset = v[PR_MAC].offset;
 	*p = tmp;
@@ -445,7 +477,7 @@ cp_profile_decode(const uint8_t *buf, size_t len, CpProfile *p)
 {
 	if (!p)
 		return CP_ERR_ARGUMENT;
-	return profile_decode(buf, len, p, NULL);
+	return profile_decode(buf, len, p, NULL, NULL);
 }
 
 static bool
@@ -465,25 +497,34 @@ decode_profile_scratch(const uint8_t *buf, size_t len, void *scratch)
 }
 
 CpError
-cp_profile_encode(const CpProfile *p, const CpSecret *k_prof, CpBuf *out)
+cp_profile_encode(const CpProfile *p, EVP_PKEY *op_key, const CpSecret *k_prof, CpBuf *out)
 {
-	uint8_t mac[CP_MAC_LEN];
-	CpProfile check;
-	size_t start;
+	uint8_t mac[CP_MAC_LEN], sig[CP_ECDSA_MAX];
+	size_t start, sig_len = 0;
+	CpProfile *check;
 	CpError err;
 
-	if (!p || !k_prof || !out || out->failed || k_prof->len != CP_KDF_LEN)
+	if (!p || !op_key || !k_prof || !out || out->failed || k_prof->len != CP_KDF_LEN)
 		return CP_ERR_ARGUMENT;
-	if (p->enc_cred_len > CP_ENC_CRED_MAX)
+	if (p->enc_cred_len > CP_ENC_CRED_MAX || p->op_chain_len > CP_CHAIN_MAX)
 		return CP_ERR_LENGTH;
+	/* A key that is not the chain's signing certificate's would make
+	 * profiles that every device rejects. */
+	err = cp_operator_chain_signer(p->op_chain, p->op_chain_len, op_key);
+	if (err)
+		return err;
 
 	start = out->len;
-	cp_tlv_put_u8(out, 0x01, CP_PROTOCOL_VERSION);
+	cp_tlv_put_u8(out, 0x01, CP_PROFILE_VERSION);
 	cp_tlv_put(out, 0x02, p->device_id, CP_DEVICE_ID_LEN);
 	cp_tlv_put_be64(out, 0x03, p->profile_seq);
 	cp_tlv_put(out, 0x04, p->nonce, CP_NONCE_LEN);
 	if (p->has_not_after)
 		cp_tlv_put_be64(out, 0x05, p->not_after);
+	cp_tlv_put_u8(out, 0x06, p->operation);
+	cp_tlv_put_be64(out, 0x07, p->binding_version);
+	if (p->has_replaces)
+		cp_tlv_put_be64(out, 0x08, p->replaces);
 	cp_tlv_put(out, 0x10, p->enc_cred, p->enc_cred_len);
 	cp_tlv_put(out, 0x20, p->plmn, FIELD_STRLEN(p->plmn));
 	cp_tlv_put(out, 0x21, p->network_name, FIELD_STRLEN(p->network_name));
@@ -491,6 +532,17 @@ cp_profile_encode(const CpProfile *p, const CpSecret *k_prof, CpBuf *out)
 	cp_tlv_put(out, 0x23, p->apn, FIELD_STRLEN(p->apn));
 	if (p->has_msisdn)
 		cp_tlv_put(out, 0x24, p->msisdn, FIELD_STRLEN(p->msisdn));
+	cp_tlv_put(out, 0x70, p->op_chain, p->op_chain_len);
+	if (out->failed) {
+		rollback(out, start);
+		return CP_ERR_CRYPTO;
+	}
+	err = cp_ecdsa_sign(op_key, out->data + start, out->len - start, sig, &sig_len);
+	if (err) {
+		rollback(out, start);
+		return err;
+	}
+	cp_tlv_put(out, 0x7E, sig, sig_len);
 	if (out->failed) {
 		rollback(out, start);
 		return CP_ERR_CRYPTO;
@@ -502,8 +554,15 @@ cp_profile_encode(const CpProfile *p, const CpSecret *k_prof, CpBuf *out)
 		return err;
 	}
 	cp_tlv_put(out, CP_TLV_MAC, mac, sizeof mac);
-	err = finish(out, start, decode_profile_scratch, &check);
-	cp_cleanse(&check, sizeof check);
+	cp_cleanse(mac, sizeof mac);
+	check = malloc(sizeof *check);
+	if (!check) {
+		rollback(out, start);
+		return CP_ERR_CRYPTO;
+	}
+	err = finish(out, start, decode_profile_scratch, check);
+	cp_cleanse(check, sizeof *check);
+	free(check);
 	if (err)
 		rollback(out, start);
 	return err;
@@ -535,14 +594,39 @@ typedef enum {
 	VERIFY_STEP_DECODE,
 	VERIFY_STEP_VERSION,
 	VERIFY_STEP_DEVICE_ID,
+	VERIFY_STEP_OPERATOR,
+	VERIFY_STEP_OPERATOR_SIGNATURE,
 	VERIFY_STEP_DECRYPT,
 	VERIFY_STEP_DERIVE,
 	VERIFY_STEP_MAC,
 	VERIFY_STEP_SEQ,
 	VERIFY_STEP_NOT_AFTER,
 	VERIFY_STEP_SUPI_PLMN,
+	VERIFY_STEP_BINDING,
 	VERIFY_STEP_LAST,
 } VerifyStep;
+
+/* Whether the profile's operation fits the device's owner binding. */
+static bool
+binding_fits(const CpProfile *p, const CpVerifyContext *ctx)
+{
+	switch ((CpOperation)p->operation) {
+	case CP_OP_CLAIM:
+		/* Also the owner's own claim again, at the device's binding
+		 * version: its SM cannot tell whether the device completed
+		 * the binding (a failed attempt leaves none, a forgotten
+		 * device keeps it). Another owner's binding has another
+		 * version. */
+		return !ctx->bound || p->binding_version == ctx->binding_version;
+	case CP_OP_REPROVISION:
+		return ctx->bound && p->binding_version == ctx->binding_version;
+	case CP_OP_TRANSFER:
+		/* Higher, not "the next": a device that missed a transfer while
+		 * it was off still follows the operator to its current owner. */
+		return ctx->bound && p->binding_version > ctx->binding_version;
+	}
+	return false;
+}
 
 /*
  * Keys stay in local variables until every check passed: on failure the
@@ -556,41 +640,57 @@ cp_profile_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx,
 	CpProfileKeys k = { 0 };
 	bool mac_ok = false;
 	uint8_t mac[CP_MAC_LEN];
-	size_t mac_offset = 0;
-	CpProfile tmp;
+	size_t mac_offset = 0, sig_offset = 0;
+	EVP_PKEY *signer = NULL;
+	CpProfile *tmp;
 	CpError err = CP_OK;
 
 	if (!ctx || !p || !keys || !ctx->device_id || !ctx->device_key ||
 	    !ctx->device_info || !ctx->device_info_len || (!ctx->suites && ctx->n_suites))
 		return CP_ERR_ARGUMENT;
 	memset(keys, 0, sizeof *keys);
+	tmp = calloc(1, sizeof *tmp);
+	if (!tmp)
+		return CP_ERR_CRYPTO;
 
 	for (VerifyStep step = VERIFY_STEP_DECODE; step < VERIFY_STEP_LAST && !err; step++) {
 		switch (step) {
 		case VERIFY_STEP_DECODE:
-			err = profile_decode(buf, len, &tmp, &mac_offset);
+			err = profile_decode(buf, len, tmp, &sig_offset, &mac_offset);
 			break;
 		case VERIFY_STEP_VERSION:
-			if (tmp.version != CP_PROTOCOL_VERSION)
+			if (tmp->version != CP_PROFILE_VERSION)
 				err = CP_ERR_VERSION;
 			break;
 		case VERIFY_STEP_DEVICE_ID:
-			if (memcmp(tmp.device_id, ctx->device_id, CP_DEVICE_ID_LEN) != 0)
+			if (memcmp(tmp->device_id, ctx->device_id, CP_DEVICE_ID_LEN) != 0)
 				err = CP_ERR_WRONG_DEVICE;
 			break;
+		case VERIFY_STEP_OPERATOR:
+			/* Before any work with the device key: a profile nobody
+			 * trusted signed costs the device one chain check. */
+			err = cp_operator_chain_verify(ctx->anchors, ctx->bound ? ctx->operator_pin : NULL,
+					      tmp->op_chain, tmp->op_chain_len, &signer, &tmp->op);
+			break;
+		case VERIFY_STEP_OPERATOR_SIGNATURE:
+			err = cp_ecdsa_verify(signer, buf, sig_offset, tmp->op_signature,
+					      tmp->op_signature_len);
+			if (err == CP_ERR_SIGNATURE)
+				err = CP_ERR_OPERATOR_SIGNATURE;
+			break;
 		case VERIFY_STEP_DECRYPT:
-			if (!suite_offered(ctx, tmp.enc_cred[0]))
+			if (!suite_offered(ctx, tmp->enc_cred[0]))
 				err = CP_ERR_SUITE;
 			else
-				err = cp_enc_cred_open(tmp.enc_cred, tmp.enc_cred_len,
+				err = cp_enc_cred_open(tmp->enc_cred, tmp->enc_cred_len,
 						       ctx->device_key, &k.k_prime, &k.opc);
 			break;
 		case VERIFY_STEP_DERIVE:
 			k.k_usim = cp_keys_k_usim(k.k_prime);
-			k.k_sm = cp_keys_k_sm(k.k_prime, tmp.device_id);
+			k.k_sm = cp_keys_k_sm(k.k_prime, tmp->device_id);
 			if (k.k_sm) {
-				k.k_prof = cp_keys_k_prof(k.k_sm, tmp.nonce);
-				k.k2 = cp_keys_k2(k.k_sm, tmp.nonce, ctx->device_info,
+				k.k_prof = cp_keys_k_prof(k.k_sm, tmp->nonce);
+				k.k2 = cp_keys_k2(k.k_sm, tmp->nonce, ctx->device_info,
 						  ctx->device_info_len);
 			}
 			if (!k.k_usim || !k.k_sm || !k.k_prof || !k.k2)
@@ -598,44 +698,51 @@ cp_profile_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx,
 			break;
 		case VERIFY_STEP_MAC:
 			err = cp_hmac_sha256(k.k_prof->data, k.k_prof->len, buf, mac_offset, mac);
-			if (!err && !cp_memeq_consttime(mac, tmp.mac, CP_MAC_LEN))
+			if (!err && !cp_memeq_consttime(mac, tmp->mac, CP_MAC_LEN))
 				err = CP_ERR_MAC;
 			cp_cleanse(mac, sizeof mac);
 			mac_ok = !err;
 			break;
 		case VERIFY_STEP_SEQ:
-			if (tmp.profile_seq <= ctx->last_seq)
+			if (tmp->profile_seq <= ctx->last_seq)
 				err = CP_ERR_REPLAY;
 			break;
 		case VERIFY_STEP_NOT_AFTER:
 			/* not_after is the last second the profile is valid. */
-			if (tmp.has_not_after && ctx->now > tmp.not_after)
+			if (tmp->has_not_after && ctx->now > tmp->not_after)
 				err = CP_ERR_EXPIRED;
 			break;
 		case VERIFY_STEP_SUPI_PLMN:
-			/* Last, with the codes' numbering: the content of an
-			 * authentic, fresh profile is checked for consistency. */
-			if (!supi_in_plmn(&tmp))
+			/* With the codes' numbering: the content of an authentic,
+			 * fresh profile is checked for consistency. */
+			if (!supi_in_plmn(tmp))
 				err = CP_ERR_SUPI_PLMN;
+			break;
+		case VERIFY_STEP_BINDING:
+			/* Behind the mac, so that the owner whose profile does not
+			 * fit learns why from a receipt it can trust. */
+			if (!binding_fits(tmp, ctx))
+				err = CP_ERR_BINDING;
 			break;
 		case VERIFY_STEP_LAST:
 			break;
 		}
 	}
 
+	EVP_PKEY_free(signer);
 	if (err) {
 		if (mac_ok) {
 			keys->k2 = k.k2;
 			k.k2 = NULL;
 		}
 		cp_profile_keys_clear(&k);
-		cp_cleanse(&tmp, sizeof tmp);
-		return err;
+	} else {
+		*p = *tmp;
+		*keys = k;
 	}
-	*p = tmp;
-	cp_cleanse(&tmp, sizeof tmp);
-	*keys = k;
-	return CP_OK;
+	cp_cleanse(tmp, sizeof *tmp);
+	free(tmp);
+	return err;
 }
 
 /* ---- receipt ---- */
@@ -668,14 +775,14 @@ receipt_decode(const uint8_t *buf, size_t len, CpReceipt *r, size_t *mac_offset)
 	CpReceipt tmp;
 	CpError err;
 
-	err = check_envelope(buf, len);
+	err = check_envelope(buf, len, CP_RECEIPT_VERSION);
 	if (err)
 		return err;
 	err = cp_tlv_decode(buf, len, rc_fields, RC_N, v, NULL, NULL);
 	if (err)
 		return err;
 
-	if (v[RC_VERSION].value[0] != CP_PROTOCOL_VERSION)
+	if (v[RC_VERSION].value[0] != CP_RECEIPT_VERSION)
 		return CP_ERR_VERSION;
 	if (v[RC_STATUS].value[0] > CP_RECEIPT_FAILED)
 		return CP_ERR_BAD_VALUE;
@@ -729,7 +836,7 @@ cp_receipt_encode(const CpReceipt *r, const CpSecret *k2, CpBuf *out)
 		return CP_ERR_ARGUMENT;
 
 	start = out->len;
-	cp_tlv_put_u8(out, 0x01, CP_PROTOCOL_VERSION);
+	cp_tlv_put_u8(out, 0x01, CP_RECEIPT_VERSION);
 	cp_tlv_put(out, 0x02, r->device_id, CP_DEVICE_ID_LEN);
 	cp_tlv_put_be64(out, 0x03, r->profile_seq);
 	cp_tlv_put_u8(out, 0x04, r->status);

@@ -8,10 +8,11 @@
  * than the field's limit.
  *
  * Common rules: a structure above CP_RECORD_MAX is CP_ERR_TOO_LARGE; a
- * version other than 1 is CP_ERR_VERSION, judged before the rest (a later
- * version may lay out its fields differently). Decoders leave their output
- * untouched on failure. Encoders write version CP_PROTOCOL_VERSION whatever
- * the struct's version field says, append to out, check what they wrote
+ * version other than the structure's own (CP_*_VERSION) is CP_ERR_VERSION,
+ * judged before the rest (another version may lay out its fields
+ * differently). Decoders leave their output untouched on failure. Encoders
+ * write the structure's version whatever the struct's version field says,
+ * append to out, check what they wrote
  * with the decoder (a bad field gets the code a receiver would report) and
  * leave out as it was on failure; CP_ERR_CRYPTO means no memory.
  */
@@ -29,7 +30,12 @@
 #include "cp-keys.h"
 #include "cp-secret.h"
 
-#define CP_PROTOCOL_VERSION 1
+/* The protocol's version (docs/protocol.md), and each structure's: a
+ * structure's version changes when its bytes do. */
+#define CP_PROTOCOL_VERSION 2
+#define CP_DEVICE_RECORD_VERSION 1
+#define CP_PROFILE_VERSION 2
+#define CP_RECEIPT_VERSION 1
 #define CP_MAC_LEN 32
 #define CP_RECORD_MAX 4096      /* no cellprov structure is larger */
 
@@ -80,6 +86,13 @@ CpError cp_device_record_verify(const uint8_t *buf, size_t len, EVP_PKEY *pub, C
 #define CP_APN_MAX 100
 #define CP_NETWORK_NAME_MAX 64
 
+/* What a profile does to the device's owner binding. */
+typedef enum {
+	CP_OP_CLAIM = 1,                /* a device with no owner gets one */
+	CP_OP_REPROVISION = 2,          /* the same owner: new keys, APN or network */
+	CP_OP_TRANSFER = 3,             /* a new owner replaces the current one */
+} CpOperation;
+
 typedef struct {
 	uint8_t version;
 	uint8_t device_id[CP_DEVICE_ID_LEN];
@@ -87,6 +100,10 @@ typedef struct {
 	uint8_t nonce[CP_NONCE_LEN];
 	bool has_not_after;
 	uint64_t not_after;
+	uint8_t operation;              /* CpOperation */
+	uint64_t binding_version;       /* the SM's version of the owner binding */
+	bool has_replaces;              /* transfer only: the binding it replaces */
+	uint64_t replaces;
 	uint8_t enc_cred[CP_ENC_CRED_MAX];
 	size_t enc_cred_len;
 	char plmn[7];
@@ -95,7 +112,12 @@ typedef struct {
 	char apn[CP_APN_MAX + 1];
 	bool has_msisdn;
 	char msisdn[16];
+	uint8_t op_chain[CP_CHAIN_MAX];  /* the SM's signing chain, DER, signer first */
+	size_t op_chain_len;
+	uint8_t op_signature[CP_ECDSA_MAX];
+	size_t op_signature_len;
 	uint8_t mac[CP_MAC_LEN];
+	CpOperatorId op;                /* set by cp_profile_verify: who signed it */
 } CpProfile;
 
 /*
@@ -111,10 +133,13 @@ CpError cp_enc_cred_seal(CpSuite suite, EVP_PKEY *device_pub, EVP_PKEY *eph_priv
 CpError cp_enc_cred_open(const uint8_t *enc, size_t len, EVP_PKEY *device_key,
 			 CpSecret **k_prime, CpSecret **opc);
 
-/* Encode all fields and append mac = HMAC(K_prof, preceding bytes).
- * k_prof is 32 bytes. A supi outside plmn is CP_ERR_SUPI_PLMN: the device
- * would reject it. */
-CpError cp_profile_encode(const CpProfile *p, const CpSecret *k_prof, CpBuf *out);
+/* Encode every field up to op_chain (p->op_chain: the SM's chain, signer
+ * first), append op_signature = ECDSA(op_key, those bytes) and mac =
+ * HMAC(K_prof, every preceding byte). k_prof is 32 bytes. An op_key that is
+ * not the chain's signing certificate's is CP_ERR_KEY; a supi outside plmn
+ * is CP_ERR_SUPI_PLMN: the device would reject either. */
+CpError cp_profile_encode(const CpProfile *p, EVP_PKEY *op_key, const CpSecret *k_prof,
+			  CpBuf *out);
 /* Structure only: no key needed, no MAC checked, supi/plmn not compared.
  * An enc_cred of an unknown suite is CP_ERR_BAD_VALUE, one whose length is
  * not its suite's CP_ERR_LENGTH. */
@@ -129,6 +154,14 @@ typedef struct {
 	uint64_t now;                   /* Unix seconds, for not_after */
 	const uint8_t *device_info;     /* device record tags 0x01-0x06 */
 	size_t device_info_len;
+	/* The device's trust in operators: the roots the manufacturer set
+	 * (NULL or empty: trust on first use), and the root pinned by the
+	 * profile that bound the device (NULL while it has no owner). */
+	const CpAnchors *anchors;
+	const uint8_t *operator_pin;    /* CP_SHA256_LEN bytes */
+	/* The device's owner binding: none, or bound at binding_version. */
+	bool bound;
+	uint64_t binding_version;
 } CpVerifyContext;
 
 typedef struct {
@@ -143,16 +176,21 @@ typedef struct {
 /*
  * The device's checks, in docs/protocol.md order: decode (cp_profile_decode's
  * codes); version (CP_ERR_VERSION); device_id (CP_ERR_WRONG_DEVICE);
- * suite offered (CP_ERR_SUITE) and decrypt enc_cred (CP_ERR_DECRYPT,
- * CP_ERR_POINT); derive K_usim, K_SM, K_prof, K''; mac, constant time
- * (CP_ERR_MAC); profile_seq above ctx->last_seq (CP_ERR_REPLAY); not_after
- * not before ctx->now (CP_ERR_EXPIRED; not_after is the last valid
- * second); supi starts with plmn (CP_ERR_SUPI_PLMN). The first failing
- * check decides the code.
+ * op_chain to a trusted operator, and to the pinned one once the device is
+ * bound (CP_ERR_OPERATOR); op_signature under the chain's signing key
+ * (CP_ERR_OPERATOR_SIGNATURE); suite offered (CP_ERR_SUITE) and decrypt
+ * enc_cred (CP_ERR_DECRYPT, CP_ERR_POINT); derive K_usim, K_SM, K_prof,
+ * K''; mac, constant time (CP_ERR_MAC); profile_seq above ctx->last_seq
+ * (CP_ERR_REPLAY); not_after not before ctx->now (CP_ERR_EXPIRED;
+ * not_after is the last valid second); supi starts with plmn
+ * (CP_ERR_SUPI_PLMN); the operation fits the binding (CP_ERR_BINDING: a
+ * claim needs a device with no owner or the device's binding version, a
+ * reprovision the device's binding version, a transfer a higher one). The
+ * first failing check decides the code.
  *
  * keys is output only (overwritten). On success p and every key are set.
  * On failure p is untouched and no key is returned, except keys->k2 after
- * a failure behind the mac (replay, expired, supi/plmn): the mac proved
+ * a failure behind the mac (replay, expired, supi/plmn, binding): the mac proved
  * the SM made the profile, so the rejection receipt can carry a mac.
  */
 CpError cp_profile_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx,

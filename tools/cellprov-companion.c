@@ -117,6 +117,7 @@ sm_hint(const char *code)
 		{ "companion-mismatch", "--companion does not match the token's subscription" },
 		{ "unknown-companion", "the operator holds no subscription for this companion that can add devices" },
 		{ "stale-attestation", "tap the device again: the SM needs a freshly read device record" },
+		{ "already-claimed", "the device belongs to another owner: its current owner or the operator must release it first" },
 		{ "signature", "the device record is not signed by the certified key: the tag may be forged" },
 		{ "device-id-mismatch", "the tag's certificate URL does not belong to this device" },
 		{ "untrusted-chain", "the operator does not trust this device's manufacturer" },

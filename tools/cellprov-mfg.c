@@ -516,6 +516,8 @@ cmd_device(int argc, char **argv)
 	g_autofree char *url_base = NULL, *manufacturer = NULL, *model = NULL, *serial = NULL;
 	g_autofree char *suites = NULL, *connstring = NULL, *modem_device = NULL, *card = NULL;
 	g_autofree char *adm1 = NULL, *adm1_file = NULL, *valid_from = NULL, *state_dir = NULL;
+	g_autofree char *trusted = NULL, *trusted_pem = NULL, *trusted_path = NULL, *cfg_trusted = NULL;
+	gsize trusted_len = 0;
 	gint valid_days = 3650;
 	gboolean force = FALSE;
 	g_autoptr(GError) error = NULL;
@@ -535,6 +537,7 @@ cmd_device(int argc, char **argv)
 		{ "card", 0, 0, G_OPTION_ARG_STRING, &card, "USIM driver (default: sysmo-isim-sja2)", "NAME" },
 		{ "adm1", 0, 0, G_OPTION_ARG_STRING, &adm1, "Also write the USIM's ADM1 file (8 digits; visible to other processes: prefer --adm1-file)", "DIGITS" },
 		{ "adm1-file", 0, 0, G_OPTION_ARG_FILENAME, &adm1_file, "Take the ADM1 from this file (0600) or systemd credential", "FILE" },
+		{ "trusted-operators", 0, 0, G_OPTION_ARG_FILENAME, &trusted, "PEM file of the operator roots that may claim the device (default: trust on first use)", "FILE" },
 		{ "state-directory", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "Daemon state directory (default: /var/lib/cellprov)", "DIR" },
 		{ "valid-from", 0, 0, G_OPTION_ARG_STRING, &valid_from, "Certificate notBefore (Unix seconds or ISO 8601; default: now)", "TIME" },
 		{ "valid-days", 0, 0, G_OPTION_ARG_INT, &valid_days, "Certificate lifetime in days (default: 3650)", "N" },
@@ -594,6 +597,23 @@ cmd_device(int argc, char **argv)
 	    (adm1 && !valid_adm1(adm1, &error)) ||
 	    !parse_time(valid_from, &not_before, &error))
 		goto out;
+	if (trusted) {
+		g_autoptr(GError) local = NULL;
+		CpAnchors *anchors = NULL;
+
+		if (!g_file_get_contents(trusted, &trusted_pem, &trusted_len, &local)) {
+			cp_set_error(&error, CP_ERR_KEY, "--trusted-operators: %s", local->message);
+			goto out;
+		}
+		if (cp_anchors_from_pem(trusted_pem, trusted_len, &anchors) != CP_OK || !anchors ||
+		    cp_anchors_count(anchors) == 0) {
+			cp_anchors_free(anchors);
+			cp_set_error(&error, CP_ERR_KEY, "--trusted-operators: %s is not a PEM file of "
+				     "operator root (CA) certificates", trusted);
+			goto out;
+		}
+		cp_anchors_free(anchors);
+	}
 	if (valid_days < 1 || (MAX_CERT_TIME - not_before) / 86400 < valid_days) {
 		cp_set_error(&error, CP_ERR_BAD_VALUE, "--valid-days must be at least 1 and end before the year 10000");
 		goto out;
@@ -676,6 +696,13 @@ cmd_device(int argc, char **argv)
 			goto out;
 	}
 
+	if (trusted_pem) {
+		/* public: the roots, no key */
+		trusted_path = g_build_filename(out, "trusted-operators.pem", NULL);
+		if (!cp_file_replace(trusted_path, trusted_pem, trusted_len, 0644, &error))
+			goto out;
+	}
+
 	cfg_key = g_build_filename(etc, "device-key.pem", NULL);
 	cfg_cert = g_build_filename(etc, "device-cert.pem", NULL);
 	g_key_file_set_string(kf, "device", "key", cfg_key);
@@ -685,6 +712,10 @@ cmd_device(int argc, char **argv)
 	g_key_file_set_string(kf, "device", "model", model);
 	g_key_file_set_string(kf, "device", "serial", serial);
 	g_key_file_set_string(kf, "device", "suites", suites);
+	if (trusted_path) {
+		cfg_trusted = g_build_filename(etc, "trusted-operators.pem", NULL);
+		g_key_file_set_string(kf, "device", "trusted-operators", cfg_trusted);
+	}
 	g_key_file_set_string(kf, "nfc", "connstring", connstring ? connstring : "pn532_uart:/dev/ttyS1");
 	g_key_file_set_string(kf, "modem", "backend", "auto");
 	g_key_file_set_string(kf, "modem", "device", modem_device ? modem_device : "/dev/cdc-wdm0");
@@ -720,6 +751,8 @@ cmd_device(int argc, char **argv)
 		g_print("chain:           %s\n", chain_path);
 		if (adm1_path)
 			g_print("ADM1:            %s\n", adm1_path);
+		if (trusted_path)
+			g_print("operator roots:  %s\n", trusted_path);
 	}
 	ret = 0;
 out:

@@ -448,7 +448,8 @@ cmd_keys(int argc, char **argv)
 
 static const OptSpec decode_opts[] = {
 	{ .name = "k-prof" }, { .name = "k2" }, { .name = "pubkey" }, { .name = "device-key" }, { .name = "device-info" },
-	{ .name = "last-seq" }, { .name = "now" }, { .name = NULL }
+	{ .name = "last-seq" }, { .name = "now" }, { .name = "operator-roots" }, { .name = "pin" },
+	{ .name = "binding" }, { .name = NULL }
 };
 
 static uint8_t *
@@ -535,6 +536,11 @@ json_profile(CpJson *j, const CpProfile *p)
 	cp_json_hex(j, "nonce", p->nonce, sizeof p->nonce);
 	if (p->has_not_after)
 		cp_json_uint(j, "not-after", p->not_after);
+	cp_json_string(j, "operation", p->operation == CP_OP_CLAIM ? "claim" :
+		       p->operation == CP_OP_REPROVISION ? "reprovision" : "transfer");
+	cp_json_uint(j, "binding-version", p->binding_version);
+	if (p->has_replaces)
+		cp_json_uint(j, "replaces", p->replaces);
 	cp_json_hex(j, "enc-cred", p->enc_cred, p->enc_cred_len);
 	cp_json_string(j, "plmn", p->plmn);
 	cp_json_string(j, "network-name", p->network_name);
@@ -542,6 +548,8 @@ json_profile(CpJson *j, const CpProfile *p)
 	cp_json_string(j, "apn", p->apn);
 	if (p->has_msisdn)
 		cp_json_string(j, "msisdn", p->msisdn);
+	cp_json_hex(j, "op-chain", p->op_chain, p->op_chain_len);
+	cp_json_hex(j, "op-signature", p->op_signature, p->op_signature_len);
 	cp_json_hex(j, "mac", p->mac, sizeof p->mac);
 }
 
@@ -715,6 +723,8 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 			CpProfileKeys keys = { 0 };
 			CpVerifyContext ctx = { 0 };
 			uint8_t suites[] = { CP_SUITE_A, CP_SUITE_B };
+			uint8_t pin[CP_SHA256_LEN];
+			CpAnchors *anchors = NULL;
 
 			if (!opt(a, "device-info"))
 				usage_error("decode: --device-key needs --device-info (the device record tags 0x01-0x06, hex)");
@@ -728,13 +738,43 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 			ctx.n_suites = 2;
 			ctx.last_seq = uint_arg(a, "last-seq", 0);
 			ctx.now = uint_arg(a, "now", (uint64_t)time(NULL));
+			/* The device's trust: its anchors (none: trust on first
+			 * use), and once bound its pin and binding version. */
+			if (opt(a, "operator-roots")) {
+				const char *path = opt(a, "operator-roots");
+				char pem[16384];
+				size_t n = 0;
+				FILE *f = fopen(path, "rb");
+
+				/* Not read_file(): its buffer holds the structure. */
+				if (!f)
+					usage_error("decode: cannot open %s: %s", path, strerror(errno));
+				n = fread(pem, 1, sizeof pem, f);
+				fclose(f);
+				if (n == sizeof pem || cp_anchors_from_pem(pem, n, &anchors))
+					usage_error("decode: --operator-roots: %s holds no CA certificate", path);
+				ctx.anchors = anchors;
+			}
+			if (opt(a, "pin") || opt(a, "binding")) {
+				if (!opt(a, "pin") || !opt(a, "binding"))
+					usage_error("decode: --pin and --binding go together (a bound device)");
+				hex_arg(a, "pin", opt(a, "pin"), pin, sizeof pin, sizeof pin);
+				ctx.operator_pin = pin;
+				ctx.bound = true;
+				ctx.binding_version = uint_arg(a, "binding", 0);
+			}
 			err = cp_profile_verify(buf, len, &ctx, &p, &keys);
 			EVP_PKEY_free(key);
+			cp_anchors_free(anchors);
 			if (err) {
 				cp_profile_keys_clear(&keys);
 				return fail(err, "profile verification");
 			}
 			cp_json_bool(j, "verified", true);
+			cp_json_begin_object(j, "operator");
+			cp_json_string(j, "name", p.op.name);
+			cp_json_hex(j, "root-spki-sha256", p.op.root, sizeof p.op.root);
+			cp_json_end_object(j);
 			cp_json_begin_object(j, "keys");
 			cp_json_hex(j, "k-prime", keys.k_prime->data, keys.k_prime->len);
 			cp_json_hex(j, "opc", keys.opc->data, keys.opc->len);
@@ -871,24 +911,43 @@ cmd_decode(int argc, char **argv)
 /* ---- vectors ---- */
 
 static const OptSpec vectors_opts[] = {
-	{ .name = "signature" }, { .name = "output" }, { .name = "explain", .flag = true }, { .name = NULL }
+	{ .name = "signature" }, { .name = "op-root-cert" }, { .name = "op-sm-cert" },
+	{ .name = "op-signature" }, { .name = "output" }, { .name = "explain", .flag = true },
+	{ .name = NULL }
 };
 
 static int
 cmd_vectors(int argc, char **argv)
 {
-	uint8_t sig[CP_ECDSA_MAX];
-	size_t sig_len = 0;
+	static uint8_t sig[CP_ECDSA_MAX], op_sig[CP_ECDSA_MAX], root[CP_CHAIN_MAX], sm[CP_CHAIN_MAX];
+	CpToolVectorsPublished pub = { 0 };
 	FILE *out = stdout;
 	CpError err;
 	Args a;
 
 	parse_args(&a, "vectors", vectors_opts, argc, argv, false);
-	if (opt(&a, "signature"))
-		sig_len = hex_arg(&a, "signature", opt(&a, "signature"), sig, sizeof sig, 0);
+	/* The randomised parts of a published file, to reproduce it. */
+	if (opt(&a, "signature")) {
+		pub.att_signature_len = hex_arg(&a, "signature", opt(&a, "signature"), sig, sizeof sig, 0);
+		pub.att_signature = sig;
+	}
+	if (opt(&a, "op-signature")) {
+		pub.op_signature_len = hex_arg(&a, "op-signature", opt(&a, "op-signature"), op_sig,
+					       sizeof op_sig, 0);
+		pub.op_signature = op_sig;
+	}
+	if (!opt(&a, "op-root-cert") != !opt(&a, "op-sm-cert"))
+		usage_error("vectors: --op-root-cert and --op-sm-cert go together");
+	if (opt(&a, "op-root-cert")) {
+		pub.op_root_cert_len = hex_arg(&a, "op-root-cert", opt(&a, "op-root-cert"), root,
+					       sizeof root, 0);
+		pub.op_root_cert = root;
+		pub.op_sm_cert_len = hex_arg(&a, "op-sm-cert", opt(&a, "op-sm-cert"), sm, sizeof sm, 0);
+		pub.op_sm_cert = sm;
+	}
 	if (opt(&a, "output") && !(out = fopen(opt(&a, "output"), "w")))
 		usage_error("vectors: cannot write %s: %s", opt(&a, "output"), strerror(errno));
-	err = cp_tool_vectors(out, flag(&a, "explain") ? stderr : NULL, sig_len ? sig : NULL, sig_len);
+	err = cp_tool_vectors(out, flag(&a, "explain") ? stderr : NULL, &pub);
 	if (out != stdout && fclose(out) != 0)
 		usage_error("vectors: cannot write %s: %s", opt(&a, "output"), strerror(errno));
 	return err ? fail(err, "vectors") : 0;
@@ -912,11 +971,13 @@ help(FILE *f)
 	      "  keys --kc HEX --device-id HEX --supi DIGITS --op HEX --nonce HEX --device-info HEX\n"
 	      "      the cellprov key schedule: K', K_usim, OPc, K_SM, K'', K_prof\n"
 	      "  decode FILE [--k-prof HEX] [--k2 HEX] [--pubkey PEM] [--device-key PEM\n"
-	      "         --device-info HEX [--last-seq N] [--now UNIX]]\n"
+	      "         --device-info HEX [--last-seq N] [--now UNIX] [--operator-roots PEM]\n"
+	      "         [--pin HEX --binding N]]\n"
 	      "      decode an NDEF message (optionally with its T4T NLEN), a device record,\n"
 	      "      a profile or a receipt; the key options verify MACs, the signature, or\n"
 	      "      the whole profile as the device does (FILE - reads stdin)\n"
-	      "  vectors [--signature HEX] [--output FILE] [--explain]\n"
+	      "  vectors [--signature HEX] [--op-root-cert HEX --op-sm-cert HEX] [--op-signature HEX]\n"
+	      "         [--output FILE] [--explain]\n"
 	      "      the published test vectors of docs/test-vectors/, from fixed inputs\n"
 	      "\n"
 	      "Options:\n"

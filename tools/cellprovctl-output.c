@@ -10,6 +10,7 @@ typedef enum {
 	FIELD_STR,
 	FIELD_UINT,
 	FIELD_LIST,
+	FIELD_BOOL,
 } FieldType;
 
 typedef struct {
@@ -86,6 +87,12 @@ cp_out_uint(const char *key, const char *label, guint64 value)
 }
 
 void
+cp_out_bool(const char *key, const char *label, gboolean value)
+{
+	add(key, label, FIELD_BOOL)->uint = value ? 1 : 0;
+}
+
+void
 cp_out_list(const char *key, const char *label, const char *const *values)
 {
 	add(key, label, FIELD_LIST)->list = g_strdupv((char **)(values ? values : (const char *const[]){ NULL }));
@@ -114,6 +121,9 @@ flush_json(void)
 			break;
 		case FIELD_UINT:
 			cp_json_uint(&j, f->key, f->uint);
+			break;
+		case FIELD_BOOL:
+			cp_json_bool(&j, f->key, f->uint != 0);
 			break;
 		case FIELD_LIST:
 			cp_json_begin_array(&j, f->key);
@@ -161,6 +171,10 @@ flush_text(void)
 		case FIELD_UINT:
 			printf("  %-*s | %*s: %" G_GUINT64_FORMAT "\n", (int)title_w, title, (int)label_w,
 			       f->label, f->uint);
+			break;
+		case FIELD_BOOL:
+			printf("  %-*s | %*s: %s\n", (int)title_w, title, (int)label_w, f->label,
+			       f->uint ? "yes" : "no");
 			break;
 		case FIELD_LIST:
 			if (!f->list[0])

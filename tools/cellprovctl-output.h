@@ -13,6 +13,8 @@ void cp_out_init(gboolean json);
 void cp_out_section(const char *key, const char *title);
 void cp_out_str(const char *key, const char *label, const char *value);
 void cp_out_uint(const char *key, const char *label, guint64 value);
+/* "yes"/"no" as text, true/false in JSON */
+void cp_out_bool(const char *key, const char *label, gboolean value);
 void cp_out_list(const char *key, const char *label, const char *const *values);
 /* Print everything added, and forget it. */
 void cp_out_flush(void);

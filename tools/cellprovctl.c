@@ -117,6 +117,12 @@ show_status(CpDbusDaemon1 *d)
 	cp_out_section("network", "Network");
 	cp_out_str("operator", "operator", or_none(cp_dbus_daemon1_get_operator(d)));
 	cp_out_str("imsi", "IMSI", or_none(imsi));
+	cp_out_section("owner", "Owner");
+	cp_out_bool("bound", "bound", cp_dbus_daemon1_get_bound(d));
+	cp_out_uint("binding-version", "binding version", cp_dbus_daemon1_get_binding_version(d));
+	cp_out_str("operator", "operator", or_none(cp_dbus_daemon1_get_operator_name(d)));
+	cp_out_str("operator-root", "operator root", or_none(cp_dbus_daemon1_get_operator_root(d)));
+	cp_out_str("trust-mode", "trust mode", or_none(cp_dbus_daemon1_get_trust_mode(d)));
 	cp_out_section("daemon", "Daemon");
 	cp_out_str("version", "version", or_none(cp_dbus_daemon1_get_version(d)));
 	cp_out_str("transport", "transport", or_none(cp_dbus_daemon1_get_transport(d)));

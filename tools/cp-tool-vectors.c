@@ -34,6 +34,11 @@
 #define V_ATT_COUNTER    1
 #define V_PROFILE_SEQ    1
 #define V_NOT_AFTER      1893456000      /* 2030-01-01T00:00:00Z */
+#define V_OP_ROOT_PRIVKEY "2b7e151628aed2a6abf7158809cf4f3c762e7160f38b4da56a784d9045190cfe"
+#define V_OP_SM_PRIVKEY   "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+#define V_OP_NAME        "Example Operator"
+#define V_OP_NOT_BEFORE  1700000000      /* 2023-11-14T22:13:20Z */
+#define V_BINDING_VERSION 1
 
 static FILE *say;
 
@@ -65,9 +70,90 @@ fixed(const char *hex)
 	return cp_secret_new_from_hex(hex, 0);
 }
 
-CpError
-cp_tool_vectors(FILE *out, FILE *explain, const uint8_t *sig, size_t sig_len)
+/* The operator's root and the SM's signing certificate, made afresh or
+ * taken from the published file after checking that each certifies the
+ * fixed key it should, issued as it should. */
+static CpError
+operator_chain(EVP_PKEY *root_key, EVP_PKEY *sm_key, const CpToolVectorsPublished *pub,
+	       uint8_t *root, size_t *root_len, uint8_t *chain, size_t *chain_len)
 {
+	uint8_t sm[CP_CHAIN_MAX];
+	size_t sm_len = 0;
+	CpOperatorId id;
+	CpAnchors *anchors = NULL;
+	EVP_PKEY *signer = NULL;
+	char *pem;
+	CpError err;
+
+	if (pub && pub->op_root_cert && pub->op_sm_cert) {
+		if (pub->op_root_cert_len > CP_CHAIN_MAX || pub->op_sm_cert_len > CP_CHAIN_MAX)
+			return CP_ERR_LENGTH;
+		memcpy(root, pub->op_root_cert, pub->op_root_cert_len);
+		*root_len = pub->op_root_cert_len;
+		memcpy(sm, pub->op_sm_cert, pub->op_sm_cert_len);
+		sm_len = pub->op_sm_cert_len;
+	} else if ((err = cp_cert_make(root_key, V_OP_NAME, "operator root", true, root_key, NULL, 0,
+				       1, V_OP_NOT_BEFORE, 3650, root, root_len)) ||
+		   (err = cp_cert_make(sm_key, V_OP_NAME, "subscription manager", false, root_key,
+				       root, *root_len, 2, V_OP_NOT_BEFORE, 3650, sm, &sm_len))) {
+		return err;
+	}
+	if (sm_len + *root_len > CP_CHAIN_MAX)
+		return CP_ERR_LENGTH;
+	memcpy(chain, sm, sm_len);
+	memcpy(chain + sm_len, root, *root_len);
+	*chain_len = sm_len + *root_len;
+	/* The root is the anchor, the SM's certificate holds the SM's key,
+	 * and the root's certificate the root's key. */
+	pem = cp_cert_to_pem(root, *root_len);
+	err = pem ? cp_anchors_from_pem(pem, strlen(pem), &anchors) : CP_ERR_KEY;
+	if (!err)
+		err = cp_operator_chain_verify(anchors, NULL, chain, *chain_len, &signer, &id);
+	if (!err)
+		err = cp_operator_chain_signer(chain, *chain_len, sm_key);
+	if (!err)
+		err = cp_operator_chain_signer(root, *root_len, root_key) == CP_OK ? CP_OK : CP_ERR_KEY;
+	EVP_PKEY_free(signer);
+	cp_anchors_free(anchors);
+	free(pem);
+	return err;
+}
+
+/* Put the published op_signature in place of the fresh one, and MAC again. */
+static CpError
+profile_with_signature(CpBuf *prof, EVP_PKEY *sm_key, const CpSecret *k_prof,
+		       const uint8_t *sig, size_t sig_len)
+{
+	uint8_t mac[CP_MAC_LEN];
+	size_t at = 0;
+	CpError err;
+
+	/* The signed bytes end where tag 0x7E begins: walk the TLVs. */
+	while (at + CP_TLV_HDR <= prof->len && prof->data[at] != 0x7E)
+		at += CP_TLV_HDR + cp_be16(prof->data + at + 1);
+	if (at + CP_TLV_HDR > prof->len)
+		return CP_ERR_MISSING_FIELD;
+	if ((err = cp_ecdsa_verify(sm_key, prof->data, at, sig, sig_len)))
+		return err;
+	prof->len = at;
+	cp_tlv_put(prof, 0x7E, sig, sig_len);
+	if (prof->failed)
+		return CP_ERR_CRYPTO;
+	if ((err = cp_hmac_sha256(k_prof->data, k_prof->len, prof->data, prof->len, mac)))
+		return err;
+	cp_tlv_put(prof, CP_TLV_MAC, mac, sizeof mac);
+	return prof->failed ? CP_ERR_CRYPTO : CP_OK;
+}
+
+CpError
+cp_tool_vectors(FILE *out, FILE *explain, const CpToolVectorsPublished *published)
+{
+	const uint8_t *sig = published ? published->att_signature : NULL;
+	size_t sig_len = published ? published->att_signature_len : 0;
+	cp_auto_secret *op_root_raw = fixed(V_OP_ROOT_PRIVKEY), *op_sm_raw = fixed(V_OP_SM_PRIVKEY);
+	uint8_t op_root[CP_CHAIN_MAX], op_chain[CP_CHAIN_MAX], op_pin[CP_SHA256_LEN];
+	size_t op_root_len = 0, op_chain_len = 0;
+	EVP_PKEY *op_root_key = NULL, *op_sm_key = NULL;
 	cp_auto_secret *dev_priv = fixed(V_DEVICE_PRIVKEY), *eph_priv_raw = fixed(V_EPH_PRIVKEY),
 		*k_c = fixed(V_K_C), *op = fixed(V_OP), *kp = NULL, *k_usim = NULL, *opc = NULL,
 		*k_sm = NULL, *k2 = NULL, *k_prof = NULL;
@@ -86,7 +172,7 @@ cp_tool_vectors(FILE *out, FILE *explain, const uint8_t *sig, size_t sig_len)
 	CpError err = CP_ERR_CRYPTO;
 
 	say = explain;
-	if (!dev_priv || !eph_priv_raw || !k_c || !op)
+	if (!dev_priv || !eph_priv_raw || !k_c || !op || !op_root_raw || !op_sm_raw)
 		goto out;
 	cp_hex_decode(V_NONCE, nonce, sizeof nonce);
 
@@ -96,7 +182,7 @@ cp_tool_vectors(FILE *out, FILE *explain, const uint8_t *sig, size_t sig_len)
 	if (!dev || !eph || cp_p256_public_compressed(dev, pub) ||
 	    !(spki = cp_pubkey_spki(dev, &spki_len)))
 		goto out;
-	dr.version = CP_PROTOCOL_VERSION;
+	dr.version = CP_DEVICE_RECORD_VERSION;
 	if ((err = cp_device_id(dev, dr.device_id)))
 		goto out;
 	{
@@ -162,6 +248,30 @@ cp_tool_vectors(FILE *out, FILE *explain, const uint8_t *sig, size_t sig_len)
 		goto out;
 	step("step 6: K' || OPc encrypted to the device key with ECIES profile B (%zu bytes)", p.enc_cred_len);
 
+	/* The operator: its root and the SM's signing certificate. */
+	op_root_key = cp_p256_from_private(op_root_raw->data);
+	op_sm_key = cp_p256_from_private(op_sm_raw->data);
+	if (!op_root_key || !op_sm_key) {
+		err = CP_ERR_CRYPTO;
+		goto out;
+	}
+	if ((err = operator_chain(op_root_key, op_sm_key, published, op_root, &op_root_len,
+				  op_chain, &op_chain_len)))
+		goto out;
+	{
+		uint8_t *root_spki;
+		size_t root_spki_len = 0;
+
+		if (!(root_spki = cp_pubkey_spki(op_root_key, &root_spki_len))) {
+			err = CP_ERR_CRYPTO;
+			goto out;
+		}
+		cp_sha256(root_spki, root_spki_len, op_pin);
+		free(root_spki);
+	}
+	step("operator: root certificate (%zu bytes) and the SM's signing certificate; op_chain %zu bytes",
+	     op_root_len, op_chain_len);
+
 	/* Step 7-8: the SM. */
 	k2 = cp_keys_k2(k_sm, nonce, info.data, info.len);
 	k_prof = cp_keys_k_prof(k_sm, nonce);
@@ -169,9 +279,13 @@ cp_tool_vectors(FILE *out, FILE *explain, const uint8_t *sig, size_t sig_len)
 		err = CP_ERR_CRYPTO;
 		goto out;
 	}
-	p.version = CP_PROTOCOL_VERSION;
+	p.version = CP_PROFILE_VERSION;
 	memcpy(p.device_id, dr.device_id, CP_DEVICE_ID_LEN);
 	p.profile_seq = V_PROFILE_SEQ;
+	p.operation = CP_OP_CLAIM;
+	p.binding_version = V_BINDING_VERSION;
+	memcpy(p.op_chain, op_chain, op_chain_len);
+	p.op_chain_len = op_chain_len;
 	memcpy(p.nonce, nonce, sizeof nonce);
 	p.has_not_after = true;
 	p.not_after = V_NOT_AFTER;
@@ -181,10 +295,15 @@ cp_tool_vectors(FILE *out, FILE *explain, const uint8_t *sig, size_t sig_len)
 	snprintf(p.apn, sizeof p.apn, "%s", V_APN);
 	p.has_msisdn = true;
 	snprintf(p.msisdn, sizeof p.msisdn, "%s", V_MSISDN);
-	if ((err = cp_profile_encode(&p, k_prof, &prof_buf)))
+	if ((err = cp_profile_encode(&p, op_sm_key, k_prof, &prof_buf)))
 		goto out;
-	step("steps 7-8: SM picks the nonce, derives K'' and K_prof, builds a %zu-byte profile MAC'd with K_prof",
-	     prof_buf.len);
+	if (published && published->op_signature &&
+	    (err = profile_with_signature(&prof_buf, op_sm_key, k_prof, published->op_signature,
+					  published->op_signature_len)))
+		goto out;
+	step("steps 7-8: SM picks the nonce, derives K'' and K_prof, builds a %zu-byte profile "
+	     "(operation claim, binding version %d), signs it with its key and MACs it with K_prof",
+	     prof_buf.len, V_BINDING_VERSION);
 	cp_ndef_record_mime(&msg.records[0], CP_MIME_PROFILE, prof_buf.data, prof_buf.len);
 	msg.n_records = 1;
 	if ((err = cp_ndef_encode(&msg, &prof_ndef)))
@@ -198,21 +317,27 @@ cp_tool_vectors(FILE *out, FILE *explain, const uint8_t *sig, size_t sig_len)
 			.device_id = dr.device_id, .device_key = dev, .suites = suites, .n_suites = 1,
 			.last_seq = 0, .now = V_NOT_AFTER - 1,
 			.device_info = info.data, .device_info_len = info.len,
+			.anchors = NULL,        /* trust on first use: the chain ends in its root */
 		};
 		CpProfileKeys keys = { 0 };
 		CpProfile got;
 
 		err = cp_profile_verify(prof_buf.data, prof_buf.len, &ctx, &got, &keys);
 		if (!err && (!cp_secret_equal(keys.k2, k2) || !cp_secret_equal(keys.k_usim, k_usim) ||
-			     !cp_secret_equal(keys.opc, opc)))
+			     !cp_secret_equal(keys.opc, opc) ||
+			     memcmp(got.op.root, op_pin, sizeof op_pin) != 0))
 			err = CP_ERR_MAC;
+		if (!err)
+			memcpy(p.op_signature, got.op_signature, got.op_signature_len);
+		p.op_signature_len = err ? 0 : got.op_signature_len;
 		cp_profile_keys_clear(&keys);
 		if (err)
 			goto out;
-		step("step 10: device verified the profile (version, device_id, ECIES MAC, mac, profile_seq, not_after), "
-		     "decrypted K' and OPc, derived K_usim and K''");
+		step("step 10: device verified the profile (version, device_id, the operator's chain and signature, "
+		     "ECIES MAC, mac, profile_seq, not_after, binding), decrypted K' and OPc, derived K_usim and K''; "
+		     "it pins the operator's root");
 	}
-	r.version = CP_PROTOCOL_VERSION;
+	r.version = CP_RECEIPT_VERSION;
 	memcpy(r.device_id, dr.device_id, CP_DEVICE_ID_LEN);
 	r.profile_seq = V_PROFILE_SEQ;
 	r.status = CP_RECEIPT_PROVISIONED;
@@ -228,13 +353,14 @@ cp_tool_vectors(FILE *out, FILE *explain, const uint8_t *sig, size_t sig_len)
 	cp_t4t_cc_encode(&t4t, cc);
 
 	fprintf(out,
-		"# cellprov protocol version 1: published test vectors.\n"
-		"# Made by `cellprov-tool vectors`; checked by tests/unit/test-vectors.\n"
+		"# cellprov protocol version 2: published test vectors.\n"
+		"# Made by `cellprov-tool vectors`; checked by tests/tools/test-vectors.\n"
 		"# Format as in the 3GPP vector files: 'name = value', hex unless the name\n"
 		"# ends in _text (ASCII) or is a decimal number (_dec). Inputs first, then\n"
 		"# every key of the schedule and the exact bytes of each structure.\n"
 		"# ECDSA signatures are randomised: an implementation reproduces every byte\n"
-		"# except att_signature, which it verifies instead.\n\n");
+		"# except att_signature, op_signature and the two certificates' signatures,\n"
+		"# which it verifies instead.\n\n");
 	fprintf(out, "# inputs\n");
 	hex_line(out, "device_privkey", dev_priv->data, dev_priv->len);
 	hex_line(out, "device_pubkey", pub, sizeof pub);
@@ -249,6 +375,10 @@ cp_tool_vectors(FILE *out, FILE *explain, const uint8_t *sig, size_t sig_len)
 	hex_line(out, "att_random", dr.att_random, sizeof dr.att_random);
 	fprintf(out, "att_counter_dec = %d\nprofile_seq_dec = %d\nnot_after_dec = %d\n",
 		V_ATT_COUNTER, V_PROFILE_SEQ, V_NOT_AFTER);
+	fprintf(out, "operation_dec = %d\nbinding_version_dec = %d\n", CP_OP_CLAIM, V_BINDING_VERSION);
+	hex_line(out, "op_root_privkey", op_root_raw->data, op_root_raw->len);
+	hex_line(out, "op_sm_privkey", op_sm_raw->data, op_sm_raw->len);
+	fprintf(out, "op_name_text = %s\n", V_OP_NAME);
 	fprintf(out, "\n# key schedule\n");
 	hex_line(out, "k_prime", kp->data, kp->len);
 	hex_line(out, "k_usim", k_usim->data, k_usim->len);
@@ -258,10 +388,16 @@ cp_tool_vectors(FILE *out, FILE *explain, const uint8_t *sig, size_t sig_len)
 	hex_line(out, "device_info_sha256", info_hash, sizeof info_hash);
 	hex_line(out, "k2", k2->data, k2->len);
 	hex_line(out, "k_prof", k_prof->data, k_prof->len);
+	fprintf(out, "\n# the operator\n");
+	hex_line(out, "op_root_cert", op_root, op_root_len);
+	hex_line(out, "op_sm_cert", op_chain, op_chain_len - op_root_len);
+	hex_line(out, "op_chain", op_chain, op_chain_len);
+	hex_line(out, "op_root_spki_sha256", op_pin, sizeof op_pin);
 	fprintf(out, "\n# structures\n");
 	hex_line(out, "att_signature", dr.att_signature, dr.att_signature_len);
 	hex_line(out, "device_record", dr_buf.data, dr_buf.len);
 	hex_line(out, "enc_cred", p.enc_cred, p.enc_cred_len);
+	hex_line(out, "op_signature", p.op_signature, p.op_signature_len);
 	hex_line(out, "profile", prof_buf.data, prof_buf.len);
 	hex_line(out, "receipt", rc_buf.data, rc_buf.len);
 	hex_line(out, "ndef_tag", tag.data, tag.len);
@@ -273,5 +409,7 @@ out:
 		free(spki);
 	EVP_PKEY_free(dev);
 	EVP_PKEY_free(eph);
+	EVP_PKEY_free(op_root_key);
+	EVP_PKEY_free(op_sm_key);
 	return err;
 }

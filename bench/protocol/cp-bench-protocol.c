@@ -88,6 +88,7 @@ typedef struct {
 	uint8_t aes_key[16];
 	uint8_t icb[16];
 	uint8_t kdf_s[1 + 16 + 2 + 32 + 2];
+	CpAnchors *anchors;        /* the operator's root */
 } Fixture;
 
 static void
@@ -97,6 +98,7 @@ fixture_init(Fixture *f)
 	cp_auto_secret *op = cp_secret_new(16);
 	cp_auto_secret *k_usim = NULL, *opc = NULL;
 	cp_auto_buf buf = CP_BUF_INIT;
+	EVP_PKEY *op_root, *op_sm;
 	CpProfile p;
 	uint8_t c[33];
 
@@ -127,9 +129,33 @@ fixture_init(Fixture *f)
 		fail("key schedule");
 
 	memset(&p, 0, sizeof p);
-	p.version = CP_PROTOCOL_VERSION;
+	p.version = CP_PROFILE_VERSION;
 	memcpy(p.device_id, f->device_id, sizeof p.device_id);
 	p.profile_seq = 7;
+	p.operation = CP_OP_CLAIM;
+	p.binding_version = 1;
+	/* The operator: a root and the SM's certificate, as a real chain. */
+	op_root = cp_p256_generate();
+	op_sm = cp_p256_generate();
+	{
+		uint8_t root[CP_CHAIN_MAX], sm[CP_CHAIN_MAX];
+		size_t root_len = 0, sm_len = 0;
+		char *pem;
+
+		if (!op_root || !op_sm ||
+		    cp_cert_make(op_root, "Bench Operator", "root", true, op_root, NULL, 0, 1,
+				 1700000000, 3650, root, &root_len) ||
+		    cp_cert_make(op_sm, "Bench Operator", "sm", false, op_root, root, root_len, 2,
+				 1700000000, 3650, sm, &sm_len))
+			fail("operator certificates");
+		memcpy(p.op_chain, sm, sm_len);
+		memcpy(p.op_chain + sm_len, root, root_len);
+		p.op_chain_len = sm_len + root_len;
+		pem = cp_cert_to_pem(root, root_len);
+		if (!pem || cp_anchors_from_pem(pem, strlen(pem), &f->anchors))
+			fail("anchors");
+		free(pem);
+	}
 	memcpy(p.nonce, f->nonce, sizeof p.nonce);
 	if (cp_enc_cred_seal(CP_SUITE_B, f->device_key, NULL, f->k_prime, opc,
 			     p.enc_cred, &p.enc_cred_len))
@@ -140,8 +166,10 @@ fixture_init(Fixture *f)
 	strcpy(p.network_name, "cellprov test network");
 	strcpy(p.supi, "001010000000001");
 	strcpy(p.apn, "internet");
-	if (cp_profile_encode(&p, f->k_prof, &buf) || buf.failed)
+	if (cp_profile_encode(&p, op_sm, f->k_prof, &buf) || buf.failed)
 		fail("cp_profile_encode");
+	EVP_PKEY_free(op_root);
+	EVP_PKEY_free(op_sm);
 	f->profile = cp_buf_steal(&buf, &f->profile_len);
 	f->mac_offset = f->profile_len - CP_TLV_HDR - CP_MAC_LEN;
 
@@ -154,6 +182,7 @@ fixture_init(Fixture *f)
 static void
 fixture_clear(Fixture *f)
 {
+	cp_anchors_free(f->anchors);
 	EVP_PKEY_free(f->device_key);
 	EVP_PKEY_free(f->peer);
 	free(f->profile);
@@ -178,6 +207,7 @@ run_profile_verify(void *data)
 		.now = 0,
 		.device_info = f->device_info,
 		.device_info_len = f->device_info_len,
+		.anchors = f->anchors,
 	};
 	CpProfileKeys keys;
 	CpProfile p;

@@ -17,6 +17,7 @@ static const char *const good =
 	"model=GW-1\n"
 	"serial=SN0001\n"
 	"suites=A;B\n"
+	"trusted-operators=/etc/cellprov/trusted-operators.pem\n"
 	"[nfc]\n"
 	"connstring=pn532_uart:/dev/ttyS1\n"
 	"[modem]\n"
@@ -57,6 +58,7 @@ test_good(void)
 	g_assert_cmpuint(c->n_suites, ==, 2);
 	g_assert_cmpuint(c->suites[0], ==, CP_SUITE_A);
 	g_assert_cmpuint(c->suites[1], ==, CP_SUITE_B);
+	g_assert_cmpstr(c->trusted_operators, ==, "/etc/cellprov/trusted-operators.pem");
 	g_assert_cmpstr(c->nfc_connstring, ==, "pn532_uart:/dev/ttyS1");
 	g_assert_cmpint(c->backend, ==, CP_BACKEND_QMI);
 	g_assert_false(c->proxy);
@@ -76,6 +78,7 @@ test_defaults(void)
 
 	g_assert_no_error(error);
 	g_assert_null(c->certificate);
+	g_assert_null(c->trusted_operators);
 	g_assert_null(c->nfc_connstring);
 	g_assert_cmpuint(c->n_suites, ==, 1);
 	g_assert_cmpuint(c->suites[0], ==, CP_SUITE_B);
@@ -135,6 +138,7 @@ test_bad(void)
 		{ "device", "key", "relative/key.pem", "neither an absolute path nor a credential name" },
 		{ "device", "key", "..", "not a credential name" },
 		{ "device", "certificate", "cert.pem", "[device] certificate: 'cert.pem' is not an absolute path" },
+		{ "device", "trusted-operators", "roots.pem", "[device] trusted-operators: 'roots.pem' is not an absolute path" },
 		{ "device", "certificate-url", NULL, "[device] certificate-url: missing" },
 		{ "device", "certificate-url", "http://certs.example.net/devices/x", "does not start with https://" },
 		{ "device", "certificate-url", "https://certs.example.net", "not of the form" },

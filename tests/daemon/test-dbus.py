@@ -6,6 +6,7 @@ registered errors, who may call what (root, polkit allowing, denying or
 absent, polkit=false), the polkit action file, StateChanged, sd_notify READY/STATUS/WATCHDOG, a second instance refused,
 clean SIGTERM, and no secret in a debug log."""
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -25,6 +26,55 @@ def main():
     finally:
         env.close()
     print("ok")
+
+
+def dbus_prop(env, name):
+    r = subprocess.run(["dbus-send", "--bus=" + env.address, "--print-reply",
+                        "--dest=org.cellprov.Daemon1", "/org/cellprov/Daemon1",
+                        "org.freedesktop.DBus.Properties.Get", "string:org.cellprov.Daemon1",
+                        "string:" + name], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 0, "Get %s: %s%s" % (name, r.stdout, r.stderr))
+    return r.stdout.split("variant", 1)[1].strip()
+
+
+def tlv(tag, value):
+    return bytes([tag]) + len(value).to_bytes(2, "big") + value
+
+
+def check_owner(env):
+    """A journal (format 2, docs/daemon.md) bound at version 7 to a pinned
+    operator, and [device] trusted-operators set: the properties and
+    cellprovctl say so."""
+    pin = hashlib.sha256(b"an operator root").digest()
+    body = b"CPJ\x02" + tlv(0x01, bytes([7])) + tlv(0x02, (3).to_bytes(8, "big")) + \
+        tlv(0x03, (5).to_bytes(8, "big")) + tlv(0x04, b"\0\0") + tlv(0x0A, b"\x01") + \
+        tlv(0x0B, (7).to_bytes(8, "big")) + tlv(0x0C, pin) + tlv(0x0D, "Opérateur".encode())
+    with open(os.path.join(env.state, "journal"), "wb") as f:
+        f.write(body + tlv(0x7F, hashlib.sha256(body).digest()))
+    roots = os.path.join(env.dir, "roots.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", os.path.join(env.dir, "root-key.pem"), "-out", roots,
+                    "-subj", "/O=Example Operator/CN=root", "-days", "30"],
+                   check=True, capture_output=True, timeout=30)
+    with open(env.config) as f:
+        conf = f.read()
+    with open(env.config, "w") as f:
+        f.write(conf.replace("suites=B\n", "suites=B\ntrusted-operators=%s\n" % roots))
+    env.start_daemon(log_name="cellprovd-owner.log")
+    check(dbus_prop(env, "Bound") == "boolean true", "Bound: " + dbus_prop(env, "Bound"))
+    check(dbus_prop(env, "BindingVersion") == "uint64 7", "BindingVersion")
+    check(dbus_prop(env, "OperatorName") == 'string "Opérateur"', "OperatorName: " + dbus_prop(env, "OperatorName"))
+    check(dbus_prop(env, "OperatorRoot") == 'string "%s"' % pin.hex(), "OperatorRoot")
+    check(dbus_prop(env, "TrustMode") == 'string "anchors"', "TrustMode")
+    own = env.ctl("status", json_out=True).json["owner"]
+    check(own == {"bound": True, "binding-version": 7, "operator": "Opérateur",
+                  "operator-root": pin.hex(), "trust-mode": "anchors"}, "owner: %r" % own)
+    text = env.ctl("status").stdout
+    check("bound: yes" in text and "operator root: " + pin.hex() in text, "text owner:\n" + text)
+    check("first operator" not in env.read_log(), "first-use warning with anchors")
+    check(env.stop_daemon() == 0, "clean stop")
+    os.unlink(os.path.join(env.state, "journal"))
+    env.write_config()
 
 
 def run(env):
@@ -58,6 +108,13 @@ def run(env):
     check(r.returncode == 0 and 'string "%s"' % version in r.stdout, "Version property: " + r.stdout + r.stderr)
     text = env.ctl("status").stdout
     check("state: idle" in text and "Status" in text, "text status:\n" + text)
+    # a new device with no trusted-operators: no owner, trust on first use
+    own = st["owner"]
+    check(own == {"bound": False, "binding-version": 0, "operator": "none", "operator-root": "none",
+                  "trust-mode": "first-use"}, "owner: %r" % own)
+    check("trust mode: first-use" in text and "bound: no" in text, "text owner:\n" + text)
+    check("will trust the first operator that provisions it" in env.read_log(),
+          "no first-use warning at start:\n" + env.read_log())
 
     ident = env.ctl("identity", json_out=True).json["identity"]
     check(ident["device-id"] == env.device_id, "device id %r, want %s" % (ident, env.device_id))
@@ -190,6 +247,9 @@ def run(env):
     check(env.stop_daemon() == 0, "clean stop")
     env.stop_polkit()
     env.write_config()
+
+    # the owner binding: a journal bound to an operator, with trusted roots
+    check_owner(env)
 
     # cellprovctl without a daemon: a clear error
     r = env.ctl("status", check_rc=False)

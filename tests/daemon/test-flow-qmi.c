@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cellprov.h"
+#include "cp-test-operator.h"
 #include "cp-daemon.h"
 #include "cp-glib.h"
 
@@ -61,17 +62,56 @@ child_setup(gpointer data)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
+/* The operator whose SM signs the test profiles (made once). */
+static const CpTestOperator *
+test_operator(void)
+{
+	static CpTestOperator op;
+	static gboolean made;
+
+	if (!made) {
+		g_assert_true(cp_test_operator_make(&op, "Test Operator"));
+		made = TRUE;
+	}
+	return &op;
+}
+
+/* Another operator (made once). */
+static const CpTestOperator *
+other_operator(void)
+{
+	static CpTestOperator op;
+	static gboolean made;
+
+	if (!made) {
+		g_assert_true(cp_test_operator_make(&op, "Other Operator"));
+		made = TRUE;
+	}
+	return &op;
+}
+
+static const CpTestOperator *signer;
+
 static void
 make_profile(Fixture *f, uint64_t seq)
 {
 	g_autoptr(CpSecret) k_sm = NULL;
 
+	cp_secret_free(f->k_prime);
+	cp_secret_free(f->opc);
+	cp_secret_free(f->k2);
+	cp_secret_free(f->k_prof);
+	signer = test_operator();
 	f->k_prime = cp_secret_new(32);
 	f->opc = cp_secret_new(16);
 	g_assert_cmpint(cp_random(f->k_prime->data, f->k_prime->len), ==, CP_OK);
 	g_assert_cmpint(cp_random(f->opc->data, f->opc->len), ==, CP_OK);
 	memset(&f->p, 0, sizeof(f->p));
-	f->p.version = 1;
+	f->p.version = CP_PROFILE_VERSION;
+	f->p.operation = CP_OP_CLAIM;
+	f->p.binding_version = 1;
+	memcpy(f->p.op_chain, test_operator()->chain, test_operator()->chain_len);
+	f->p.op_chain_len = test_operator()->chain_len;
 	memcpy(f->p.device_id, f->device_id, CP_DEVICE_ID_LEN);
 	f->p.profile_seq = seq;
 	g_assert_cmpint(cp_random(f->p.nonce, sizeof(f->p.nonce)), ==, CP_OK);
@@ -96,7 +136,7 @@ profile_ndef(Fixture *f)
 	cp_auto_buf out = CP_BUF_INIT;
 	CpNdefMessage msg;
 
-	g_assert_cmpint(cp_profile_encode(&f->p, f->k_prof, &buf), ==, CP_OK);
+	g_assert_cmpint(cp_profile_encode(&f->p, signer->sm_key, f->k_prof, &buf), ==, CP_OK);
 	memset(&msg, 0, sizeof(msg));
 	cp_ndef_record_mime(&msg.records[0], CP_MIME_PROFILE, buf.data, buf.len);
 	msg.n_records = 1;
@@ -325,10 +365,191 @@ test_accept_restart_replay(Fixture *f, gconstpointer data)
 	check_committed(f, 17);
 }
 
+/* The profile made by another SM: its chain, its key. */
+static void
+sign_with(Fixture *f, const CpTestOperator *op, uint8_t operation, uint64_t binding)
+{
+	signer = op;
+	memcpy(f->p.op_chain, op->chain, op->chain_len);
+	f->p.op_chain_len = op->chain_len;
+	f->p.operation = operation;
+	f->p.binding_version = binding;
+	f->p.has_replaces = operation == CP_OP_TRANSFER;
+	f->p.replaces = operation == CP_OP_TRANSFER ? binding - 1 : 0;
+}
+
+/* The network learns the profile's subscription (what the AUSF does). */
+static void
+add_subscriber(Fixture *f)
+{
+	g_autofree char *subs = g_build_filename(f->dir, "subscribers", NULL);
+	g_autoptr(CpSecret) k_usim = cp_keys_k_usim(f->k_prime);
+	g_autofree char *k_hex = cp_hex_strdup(k_usim->data, k_usim->len);
+	g_autofree char *opc_hex = cp_hex_strdup(f->opc->data, f->opc->len);
+	g_autofree char *old = NULL;
+	g_autofree char *text = NULL;
+
+	g_assert_true(g_file_get_contents(subs, &old, NULL, NULL));
+	text = g_strdup_printf("%s%s %s %s 000000000020\n", old, f->p.supi, k_hex, opc_hex);
+	write_secret(subs, text, strlen(text));
+	cp_cleanse(text, strlen(text));
+}
+
+/* The binding in memory and in the journal. */
+static void
+check_binding(Fixture *f, uint64_t version, const CpTestOperator *op)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *hex = cp_hex_strdup(op->pin, sizeof(op->pin));
+	CpJournal j;
+	gboolean found = FALSE;
+
+	g_assert_true(cp_daemon_get_bound(f->d));
+	g_assert_cmpuint(cp_daemon_get_binding_version(f->d), ==, version);
+	g_assert_cmpstr(cp_daemon_get_owner_root(f->d), ==, hex);
+	g_assert_cmpstr(cp_daemon_get_owner_name(f->d), ==, "Test Operator");
+	g_assert_true(cp_journal_load(f->state_dir, &j, &found, &error));
+	g_assert_no_error(error);
+	g_assert_true(j.bound);
+	g_assert_cmpuint(j.binding_version, ==, version);
+	g_assert_true(j.has_pin);
+	g_assert_cmpmem(j.operator_pin, sizeof(j.operator_pin), op->pin, sizeof(op->pin));
+	g_assert_cmpstr(j.operator_name, ==, "Test Operator");
+	cp_journal_clear(&j);
+}
+
+static GBytes *
+read_dump(Fixture *f)
+{
+	g_autofree char *path = g_build_filename(f->dir, "dump", NULL);
+	char *data = NULL;
+	gsize len = 0;
+
+	g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+	return g_bytes_new_take(data, len);
+}
+
+/*
+ * Trust on first use, for real on cp-qmi-sim: the first provisioning pins
+ * its operator (journal, restart); another operator is then refused with
+ * "operator" and nothing reaches the card; the owner's claim is refused
+ * with "binding" under K''; a transfer that fails at registration and is
+ * rolled back leaves the binding as it was; a reprovision at the binding
+ * version, and then a transfer, succeed and move it.
+ */
+static void
+test_binding(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) card = NULL;
+
+	make_profile(f, 17);
+	start_sim(f);
+	f->d = start_daemon(f);
+	g_assert_cmpstr(cp_daemon_get_trust_mode(f->d), ==, "first-use");
+	g_assert_false(cp_daemon_get_bound(f->d));
+	g_assert_cmpstr(cp_daemon_get_owner_root(f->d), ==, "");
+
+	/* the claim succeeds: bound at version 1, pinned */
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+	check_binding(f, 1, test_operator());
+	cp_daemon_free(f->d);
+	f->d = start_daemon(f);
+	check_binding(f, 1, test_operator());
+	g_assert_true(cp_daemon_rearm(f->d, &error));
+
+	/* another operator, whose own chain is fine: refused before any
+	 * key work, no MAC, the card untouched */
+	card = read_dump(f);
+	make_profile(f, 18);
+	sign_with(f, other_operator(), CP_OP_REPROVISION, 1);
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_ERR_OPERATOR);
+	{
+		gsize len = 0;
+		const uint8_t *buf = g_bytes_get_data(cp_daemon_get_receipt(f->d), &len);
+		CpReceipt r;
+
+		g_assert_cmpint(cp_receipt_decode(buf, len, &r), ==, CP_OK);
+		g_assert_false(r.has_mac);
+		g_assert_cmpuint(r.status, ==, CP_RECEIPT_REJECTED);
+		g_assert_cmpuint(r.reason, ==, CP_ERR_OPERATOR);
+	}
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_IDLE);
+	{
+		g_autoptr(GBytes) now = read_dump(f);
+
+		g_assert_true(g_bytes_equal(card, now));
+	}
+	check_committed(f, 17);
+	check_binding(f, 1, test_operator());
+
+	/* a claim at another binding version (another owner's, for a bound
+	 * device) */
+	make_profile(f, 19);
+	sign_with(f, test_operator(), CP_OP_CLAIM, 2);
+	write_and_wait(f);
+	check_receipt(f, CP_RECEIPT_REJECTED, CP_ERR_BINDING);
+	check_committed(f, 17);
+	check_binding(f, 1, test_operator());
+
+	/* a transfer the network does not know: registration is denied,
+	 * the card rolled back, the binding as it was */
+	make_profile(f, 20);
+	sign_with(f, test_operator(), CP_OP_TRANSFER, 2);
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_FAILED);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), !=, CP_OK);
+	check_receipt(f, CP_RECEIPT_FAILED, cp_daemon_get_last_error(f->d, NULL));
+	check_committed(f, 20);
+	check_binding(f, 1, test_operator());
+	cp_daemon_free(f->d);
+	f->d = start_daemon(f);
+	check_binding(f, 1, test_operator());
+
+	/* a reprovision at the binding version, known to the network */
+	g_assert_true(cp_daemon_rearm(f->d, &error));
+	make_profile(f, 21);
+	sign_with(f, test_operator(), CP_OP_REPROVISION, 1);
+	strcpy(f->p.supi, "001010000000002");
+	add_subscriber(f);
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_OK);
+	check_receipt(f, CP_RECEIPT_PROVISIONED, CP_OK);
+	check_binding(f, 1, test_operator());
+
+	/* and a transfer that succeeds moves it */
+	g_assert_true(cp_daemon_rearm(f->d, &error));
+	make_profile(f, 22);
+	sign_with(f, test_operator(), CP_OP_TRANSFER, 2);
+	strcpy(f->p.supi, "001010000000003");
+	add_subscriber(f);
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_OK);
+	check_binding(f, 2, test_operator());
+	cp_daemon_free(f->d);
+	f->d = start_daemon(f);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+	check_binding(f, 2, test_operator());
+}
+
+/* The warning of a device that trusts on first use is expected here;
+ * any other warning of the daemon still fails the test. */
+static void
+on_warning(const char *domain, GLogLevelFlags level, const char *message, gpointer data)
+{
+	g_printerr("%s-WARNING: %s\n", domain, message);
+	if (!strstr(message, "trust on first use"))
+		g_test_fail();
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+	g_log_set_handler("cellprovd", G_LOG_LEVEL_WARNING, on_warning, NULL);
 	sim_path = g_getenv("CP_QMI_SIM");
 	if (!sim_path) {
 		g_printerr("CP_QMI_SIM is not set\n");
@@ -336,5 +557,7 @@ main(int argc, char **argv)
 	}
 	g_test_add("/daemon/flow-qmi/accept-restart-replay", Fixture, NULL, fixture_setup,
 		   test_accept_restart_replay, fixture_teardown);
+	g_test_add("/daemon/flow-qmi/binding", Fixture, NULL, fixture_setup, test_binding,
+		   fixture_teardown);
 	return g_test_run();
 }

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "cellprov.h"
+#include "cp-test-operator.h"
 #include "cp-daemon.h"
 #include "cp-glib.h"
 
@@ -143,6 +144,56 @@ made_clear(Made *m)
 	cp_secret_free(m->k_prof);
 }
 
+/* The operator whose SM signs the test profiles (made once). */
+static const CpTestOperator *
+test_operator(void)
+{
+	static CpTestOperator op;
+	static gboolean made;
+
+	if (!made) {
+		g_assert_true(cp_test_operator_make(&op, "Test Operator"));
+		made = TRUE;
+	}
+	return &op;
+}
+
+static void make_profile(Fixture *f, Made *m, uint64_t seq, const uint8_t *for_device);
+static GBytes *wrap_ndef(const uint8_t *payload, size_t len, const char *mime);
+
+/* Another operator: its own root, its own SM (made once). */
+static const CpTestOperator *
+other_operator(void)
+{
+	static CpTestOperator op;
+	static gboolean made;
+
+	if (!made) {
+		g_assert_true(cp_test_operator_make(&op, "Other Operator"));
+		made = TRUE;
+	}
+	return &op;
+}
+
+/* A profile as op's SM makes it: its chain, signed with its SM key. */
+static GBytes *
+encode_profile_by(const Made *m, const CpTestOperator *op, uint8_t operation, uint64_t binding)
+{
+	cp_auto_buf buf = CP_BUF_INIT;
+	CpProfile p = m->p;
+
+	memcpy(p.op_chain, op->chain, op->chain_len);
+	p.op_chain_len = op->chain_len;
+	p.operation = operation;
+	p.binding_version = binding;
+	if (operation == CP_OP_TRANSFER) {
+		p.has_replaces = TRUE;
+		p.replaces = binding - 1;
+	}
+	g_assert_cmpint(cp_profile_encode(&p, op->sm_key, m->k_prof, &buf), ==, CP_OK);
+	return wrap_ndef(buf.data, buf.len, CP_MIME_PROFILE);
+}
+
 static void
 make_profile(Fixture *f, Made *m, uint64_t seq, const uint8_t *for_device)
 {
@@ -153,7 +204,11 @@ make_profile(Fixture *f, Made *m, uint64_t seq, const uint8_t *for_device)
 	memset(m, 0, sizeof(*m));
 	g_assert_cmpint(cp_random(k_prime->data, k_prime->len), ==, CP_OK);
 	g_assert_cmpint(cp_random(opc->data, opc->len), ==, CP_OK);
-	m->p.version = 1;
+	m->p.version = CP_PROFILE_VERSION;
+	m->p.operation = CP_OP_CLAIM;
+	m->p.binding_version = 1;
+	memcpy(m->p.op_chain, test_operator()->chain, test_operator()->chain_len);
+	m->p.op_chain_len = test_operator()->chain_len;
 	memcpy(m->p.device_id, for_device ? for_device : f->device_id, CP_DEVICE_ID_LEN);
 	m->p.profile_seq = seq;
 	g_assert_cmpint(cp_random(m->p.nonce, sizeof(m->p.nonce)), ==, CP_OK);
@@ -189,7 +244,7 @@ encode_profile(const Made *m)
 {
 	cp_auto_buf buf = CP_BUF_INIT;
 
-	g_assert_cmpint(cp_profile_encode(&m->p, m->k_prof, &buf), ==, CP_OK);
+	g_assert_cmpint(cp_profile_encode(&m->p, test_operator()->sm_key, m->k_prof, &buf), ==, CP_OK);
 	return wrap_ndef(buf.data, buf.len, CP_MIME_PROFILE);
 }
 
@@ -341,7 +396,7 @@ test_rejections(Fixture *f, gconstpointer data)
 	{
 		cp_auto_buf buf = CP_BUF_INIT;
 
-		g_assert_cmpint(cp_profile_encode(&m.p, m.k_prof, &buf), ==, CP_OK);
+		g_assert_cmpint(cp_profile_encode(&m.p, test_operator()->sm_key, m.k_prof, &buf), ==, CP_OK);
 		for (size_t i = 0; i < buf.len; i++) {
 			g_autoptr(GBytes) ndef = NULL;
 
@@ -502,6 +557,220 @@ test_recovery_needs_backend(Fixture *f, gconstpointer data)
 	}
 }
 
+/* A conf naming a trusted-operators file (NULL: none, trust on first use). */
+static void
+set_trusted_operators(Fixture *f, const char *path)
+{
+	char *old = f->conf_text;
+
+	f->conf_text = g_strdup_printf("%s[device]\ntrusted-operators=%s\n", old, path);
+	g_free(old);
+}
+
+static void
+write_anchors(Fixture *f, const CpTestOperator *op)
+{
+	g_autofree char *path = g_build_filename(f->dir, "trusted-operators.pem", NULL);
+
+	g_assert_true(g_file_set_contents(path, op->root_pem, -1, NULL));
+	set_trusted_operators(f, path);
+}
+
+/*
+ * A device that trusts only the real operator gets a profile forged by a
+ * phone: made with the protocol library under the phone's own operator
+ * chain, with a K' of its own encrypted to the device's public key and
+ * MAC'd with the K_prof that follows. Refused with "operator", a receipt
+ * without MAC, the state and journal exactly as they were. The real
+ * operator's profile then passes every check.
+ */
+static void
+test_forged_operator(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GBytes) before = NULL;
+	Made m;
+
+	write_anchors(f, test_operator());
+	f->d = start_daemon(f);
+	g_assert_cmpstr(cp_daemon_get_trust_mode(f->d), ==, "anchors");
+	g_assert_false(cp_daemon_get_bound(f->d));
+	before = read_journal(f);
+
+	make_profile(f, &m, 4, NULL);
+	{
+		g_autoptr(GBytes) ndef = encode_profile_by(&m, other_operator(), CP_OP_CLAIM, 1);
+
+		cp_daemon_profile_written(f->d, ndef);
+	}
+	check_receipt(f, 4, CP_RECEIPT_REJECTED, CP_ERR_OPERATOR, NULL);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_ERR_OPERATOR);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_IDLE);
+	g_assert_cmpuint(cp_daemon_get_profile_seq(f->d), ==, 0);
+	g_assert_false(cp_daemon_get_bound(f->d));
+	{
+		g_autoptr(GBytes) after = read_journal(f);
+
+		g_assert_true(g_bytes_equal(before, after));
+	}
+	g_assert_cmpuint(f->transitions->len, ==, 2);
+	g_assert_cmpstr(f->transitions->pdata[1], ==, "profile-received>idle");
+
+	/* the same profile signed by the real operator's SM gets through
+	 * (and fails only for want of a modem) */
+	{
+		g_autoptr(GBytes) ndef = encode_profile_by(&m, test_operator(), CP_OP_CLAIM, 1);
+
+		cp_daemon_profile_written(f->d, ndef);
+	}
+	check_receipt(f, 4, CP_RECEIPT_FAILED, CP_ERR_MODEM, m.k2);
+	g_assert_false(cp_daemon_get_bound(f->d));
+	made_clear(&m);
+}
+
+/* A journal that says the device is bound to the test operator at
+ * version 3 (what a provisioning that succeeded leaves). */
+static void
+write_bound_journal(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+	CpJournal j;
+
+	g_assert_true(cp_journal_check_dir(f->state_dir, &error));
+	cp_journal_init(&j);
+	j.state = CP_STATE_PROVISIONED;
+	j.committed_seq = j.attempt_seq = 5;
+	strcpy(j.imsi, "001010000000001");
+	strcpy(j.plmn, "00101");
+	j.bound = true;
+	j.binding_version = 3;
+	j.has_pin = true;
+	memcpy(j.operator_pin, test_operator()->pin, sizeof(j.operator_pin));
+	strcpy(j.operator_name, "Test Operator");
+	g_assert_true(cp_journal_save(f->state_dir, &j, &error));
+	cp_journal_clear(&j);
+}
+
+static void
+assert_binding(Fixture *f, gboolean bound, uint64_t version, const uint8_t *pin)
+{
+	g_autofree char *hex = pin ? cp_hex_strdup(pin, CP_SHA256_LEN) : g_strdup("");
+
+	g_assert_cmpint(cp_daemon_get_bound(f->d), ==, bound);
+	g_assert_cmpuint(cp_daemon_get_binding_version(f->d), ==, version);
+	g_assert_cmpstr(cp_daemon_get_owner_root(f->d), ==, hex);
+}
+
+/*
+ * A device bound to the test operator, trusting on first use: another
+ * operator, however well its own chain verifies, is refused with
+ * "operator"; its own operator's claim with "binding" and a MAC'd
+ * receipt; a reprovision at its binding version passes. Failures leave
+ * the binding as it was.
+ */
+static void
+test_pinned(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) before = NULL;
+	Made m;
+
+	write_bound_journal(f);
+	f->d = start_daemon(f);
+	g_assert_cmpstr(cp_daemon_get_trust_mode(f->d), ==, "first-use");
+	assert_binding(f, TRUE, 3, test_operator()->pin);
+	g_assert_cmpstr(cp_daemon_get_owner_name(f->d), ==, "Test Operator");
+	g_assert_true(cp_daemon_rearm(f->d, &error));
+	before = read_journal(f);
+
+	/* another operator, with an operation the binding would allow */
+	make_profile(f, &m, 6, NULL);
+	{
+		g_autoptr(GBytes) ndef = encode_profile_by(&m, other_operator(), CP_OP_REPROVISION, 3);
+
+		cp_daemon_profile_written(f->d, ndef);
+	}
+	check_receipt(f, 6, CP_RECEIPT_REJECTED, CP_ERR_OPERATOR, NULL);
+	{
+		g_autoptr(GBytes) ndef = encode_profile_by(&m, other_operator(), CP_OP_TRANSFER, 4);
+
+		cp_daemon_profile_written(f->d, ndef);
+	}
+	check_receipt(f, 6, CP_RECEIPT_REJECTED, CP_ERR_OPERATOR, NULL);
+
+	/* its own operator: a claim of a bound device, a reprovision at
+	 * another version, a transfer not above it */
+	{
+		g_autoptr(GBytes) ndef = encode_profile_by(&m, test_operator(), CP_OP_CLAIM, 4);
+
+		cp_daemon_profile_written(f->d, ndef);
+	}
+	check_receipt(f, 6, CP_RECEIPT_REJECTED, CP_ERR_BINDING, m.k2);
+	{
+		g_autoptr(GBytes) ndef = encode_profile_by(&m, test_operator(), CP_OP_REPROVISION, 2);
+
+		cp_daemon_profile_written(f->d, ndef);
+	}
+	check_receipt(f, 6, CP_RECEIPT_REJECTED, CP_ERR_BINDING, m.k2);
+	{
+		g_autoptr(GBytes) ndef = encode_profile_by(&m, test_operator(), CP_OP_TRANSFER, 3);
+
+		cp_daemon_profile_written(f->d, ndef);
+	}
+	check_receipt(f, 6, CP_RECEIPT_REJECTED, CP_ERR_BINDING, m.k2);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_IDLE);
+	{
+		g_autoptr(GBytes) after = read_journal(f);
+
+		g_assert_true(g_bytes_equal(before, after));
+	}
+
+	/* a reprovision at its version passes every check; it fails for
+	 * want of a modem, and the binding stays */
+	{
+		g_autoptr(GBytes) ndef = encode_profile_by(&m, test_operator(), CP_OP_REPROVISION, 3);
+
+		cp_daemon_profile_written(f->d, ndef);
+	}
+	check_receipt(f, 6, CP_RECEIPT_FAILED, CP_ERR_MODEM, m.k2);
+	assert_binding(f, TRUE, 3, test_operator()->pin);
+	made_clear(&m);
+
+	/* and after a restart */
+	cp_daemon_free(f->d);
+	f->d = start_daemon(f);
+	assert_binding(f, TRUE, 3, test_operator()->pin);
+	g_assert_cmpstr(cp_daemon_get_owner_name(f->d), ==, "Test Operator");
+}
+
+/* trusted-operators that cannot be used stop the daemon, naming the key. */
+static void
+test_anchors_errors(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *missing = g_build_filename(f->dir, "no-such.pem", NULL);
+	g_autofree char *junk = g_build_filename(f->dir, "junk.pem", NULL);
+	g_autofree char *keyfile = g_build_filename(f->dir, "device-key.pem", NULL);
+	g_autofree char *base = g_strdup(f->conf_text);
+	const char *paths[] = { missing, junk, keyfile };
+	const char *expect[] = { "cannot read", "is not a PEM file of operator root", "is not a PEM file of operator root" };
+	CpConf *conf;
+
+	g_assert_true(g_file_set_contents(junk, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", -1, NULL));
+	for (gsize i = 0; i < G_N_ELEMENTS(paths); i++) {
+		g_free(f->conf_text);
+		f->conf_text = g_strdup(base);
+		set_trusted_operators(f, paths[i]);
+		conf = cp_conf_load_data(f->conf_text, strlen(f->conf_text), "t.conf", &error);
+		g_assert_no_error(error);
+		g_assert_null(cp_daemon_new(conf, &error));
+		g_assert_nonnull(error);
+		g_assert_nonnull(strstr(error->message, "[device] trusted-operators"));
+		if (!strstr(error->message, expect[i]))
+			g_error("%s: %s", paths[i], error->message);
+		g_clear_error(&error);
+	}
+}
+
 /* Bad identity material is a clear error at start. */
 static void
 test_identity_errors(Fixture *f, gconstpointer data)
@@ -551,10 +820,27 @@ test_identity_errors(Fixture *f, gconstpointer data)
 	g_assert_error(error, CP_ERROR, CP_ERR_KEY);
 }
 
+/* The warning of a device that trusts on first use is expected here;
+ * any other warning of the daemon still fails the test. */
+static void
+on_warning(const char *domain, GLogLevelFlags level, const char *message, gpointer data)
+{
+	g_printerr("%s-WARNING: %s\n", domain, message);
+	if (!strstr(message, "trust on first use"))
+		g_test_fail();
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+	g_log_set_handler("cellprovd", G_LOG_LEVEL_WARNING, on_warning, NULL);
+	g_test_add("/daemon/flow/forged-operator", Fixture, NULL, fixture_setup,
+		   test_forged_operator, fixture_teardown);
+	g_test_add("/daemon/flow/pinned", Fixture, NULL, fixture_setup, test_pinned, fixture_teardown);
+	g_test_add("/daemon/flow/anchors-errors", Fixture, NULL, fixture_setup, test_anchors_errors,
+		   fixture_teardown);
 	g_test_add("/daemon/flow/tag", Fixture, NULL, fixture_setup, test_tag, fixture_teardown);
 	g_test_add("/daemon/flow/rejections", Fixture, NULL, fixture_setup, test_rejections,
 		   fixture_teardown);

@@ -39,6 +39,12 @@ fill_busy(CpJournal *j, CpState state)
 	g_strlcpy(j->plmn, "00101", sizeof(j->plmn));
 	g_strlcpy(j->network_name, "cellprov test network", sizeof(j->network_name));
 	g_strlcpy(j->apn, "internet", sizeof(j->apn));
+	j->bound = true;
+	j->binding_version = 0x0102030405060708;
+	j->has_pin = true;
+	for (gsize i = 0; i < sizeof(j->operator_pin); i++)
+		j->operator_pin[i] = (uint8_t)(0x30 + i);
+	g_strlcpy(j->operator_name, "Example Opérateur", sizeof(j->operator_name));
 	j->k2 = cp_secret_new_from(k2, sizeof(k2));
 	j->backup = cp_secret_new_from(backup, sizeof(backup));
 	cp_journal_set_receipt(j, receipt, sizeof(receipt));
@@ -56,6 +62,11 @@ assert_same(const CpJournal *a, const CpJournal *b)
 	g_assert_cmpstr(a->plmn, ==, b->plmn);
 	g_assert_cmpstr(a->network_name, ==, b->network_name);
 	g_assert_cmpstr(a->apn, ==, b->apn);
+	g_assert_cmpint(a->bound, ==, b->bound);
+	g_assert_cmpuint(a->binding_version, ==, b->binding_version);
+	g_assert_cmpint(a->has_pin, ==, b->has_pin);
+	g_assert_cmpmem(a->operator_pin, sizeof(a->operator_pin), b->operator_pin, sizeof(b->operator_pin));
+	g_assert_cmpstr(a->operator_name, ==, b->operator_name);
 	g_assert_cmpint(!!a->k2, ==, !!b->k2);
 	if (a->k2)
 		g_assert_true(cp_secret_equal(a->k2, b->k2));
@@ -203,7 +214,8 @@ test_inconsistent(void)
 	} cases[] = {
 		{ "valid busy", CP_STATE_PROVISIONING, TRUE, TRUE, 3, 3, 1, CP_OK },
 		{ "valid rest", CP_STATE_FAILED, FALSE, FALSE, 3, 3, 1, CP_OK },
-		{ "format 2", CP_STATE_IDLE, FALSE, FALSE, 0, 0, 2, CP_ERR_VERSION },
+		{ "format 3", CP_STATE_IDLE, FALSE, FALSE, 0, 0, 3, CP_ERR_VERSION },
+		{ "format 0", CP_STATE_IDLE, FALSE, FALSE, 0, 0, 0, CP_ERR_VERSION },
 		{ "received is never journaled", CP_STATE_RECEIVED, FALSE, FALSE, 0, 0, 1, CP_ERR_BAD_VALUE },
 		{ "verified is never journaled", CP_STATE_VERIFIED, FALSE, FALSE, 0, 0, 1, CP_ERR_BAD_VALUE },
 		{ "state out of range", 0x40, FALSE, FALSE, 0, 0, 1, CP_ERR_BAD_VALUE },
@@ -231,6 +243,143 @@ test_inconsistent(void)
 	}
 }
 
+/* The owner binding on its own (format 2), every combination of present
+ * and absent fields; the pin and name are whatever they were. */
+static void
+test_binding_round_trip(void)
+{
+	for (int mask = 0; mask < 8; mask++) {
+		CpJournal j, back;
+		cp_auto_buf buf = CP_BUF_INIT;
+
+		cp_journal_init(&j);
+		j.state = CP_STATE_PROVISIONED;
+		j.bound = mask & 1;
+		j.binding_version = (mask & 1) ? (uint64_t)mask << 40 : 0;
+		j.has_pin = mask & 2;
+		memset(j.operator_pin, 0xa5, sizeof(j.operator_pin));
+		if (!j.has_pin)
+			memset(j.operator_pin, 0, sizeof(j.operator_pin));
+		if ((mask & 4) && j.has_pin)
+			g_strlcpy(j.operator_name, "Test Operator", sizeof(j.operator_name));
+		g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_OK);
+		g_assert_cmpuint(buf.data[3], ==, CP_JOURNAL_FORMAT);
+		g_assert_cmpint(cp_journal_decode(buf.data, buf.len, &back, NULL), ==, CP_OK);
+		assert_same(&j, &back);
+		cp_journal_clear(&back);
+	}
+}
+
+/* A binding field with a raw TLV, after the common ones (tags ascend). */
+static void
+encode_binding_raw(CpBuf *b, uint8_t state, uint8_t version, int bound, gboolean with_version,
+		   gboolean with_pin, const char *name)
+{
+	uint8_t sum[CP_SHA256_LEN];
+	uint8_t pin[CP_SHA256_LEN];
+
+	memset(pin, 0x5c, sizeof(pin));
+	cp_buf_append(b, "CPJ", 3);
+	cp_buf_append_u8(b, version);
+	cp_tlv_put_u8(b, 0x01, state);
+	cp_tlv_put_be64(b, 0x02, 1);
+	cp_tlv_put_be64(b, 0x03, 3);
+	cp_tlv_put_be16(b, 0x04, 0);
+	if (bound >= 0)
+		cp_tlv_put_u8(b, 0x0A, (uint8_t)bound);
+	if (with_version)
+		cp_tlv_put_be64(b, 0x0B, 9);
+	if (with_pin)
+		cp_tlv_put(b, 0x0C, pin, sizeof(pin));
+	if (name)
+		cp_tlv_put_str(b, 0x0D, name);
+	cp_sha256(b->data, b->len, sum);
+	cp_tlv_put(b, 0x7F, sum, sizeof(sum));
+}
+
+/*
+ * A journal written before the owner binding existed (format 1, the
+ * records it had): provisioned reads as bound at version 0 with no pin,
+ * any other state as unbound; saved again, it is format 2 and keeps that.
+ */
+static void
+test_old_format(void)
+{
+	static const struct {
+		uint8_t state;
+		gboolean k2;
+		gboolean bound;
+	} cases[] = {
+		{ CP_STATE_PROVISIONED, FALSE, TRUE },
+		{ CP_STATE_IDLE, FALSE, FALSE },
+		{ CP_STATE_FAILED, FALSE, FALSE },
+		{ CP_STATE_REGISTERING, TRUE, FALSE },
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		cp_auto_buf buf = CP_BUF_INIT;
+		cp_auto_buf again = CP_BUF_INIT;
+		CpJournal j, back;
+
+		encode_raw(&buf, cases[i].state, cases[i].k2, cases[i].k2, 3, 3, 1);
+		g_assert_cmpint(cp_journal_decode(buf.data, buf.len, &j, NULL), ==, CP_OK);
+		g_assert_cmpint(j.state, ==, cases[i].state);
+		g_assert_cmpint(j.bound, ==, cases[i].bound);
+		g_assert_cmpuint(j.binding_version, ==, 0);
+		g_assert_false(j.has_pin);
+		g_assert_cmpstr(j.operator_name, ==, "");
+		g_assert_cmpuint(j.committed_seq, ==, 3);
+
+		g_assert_cmpint(cp_journal_encode(&j, &again), ==, CP_OK);
+		g_assert_cmpuint(again.data[3], ==, 2);
+		g_assert_cmpint(cp_journal_decode(again.data, again.len, &back, NULL), ==, CP_OK);
+		assert_same(&j, &back);
+		cp_journal_clear(&j);
+		cp_journal_clear(&back);
+	}
+}
+
+/* Binding records that do not hang together, or in format 1. */
+static void
+test_binding_inconsistent(void)
+{
+	static const struct {
+		const char *name;
+		uint8_t version;
+		int bound;              /* -1: absent */
+		gboolean with_version, with_pin;
+		const char *op_name;
+		CpError want;
+	} cases[] = {
+		{ "bound, pinned, named", 2, 1, TRUE, TRUE, "Test Operator", CP_OK },
+		{ "bound, no pin (migrated)", 2, 1, TRUE, FALSE, NULL, CP_OK },
+		{ "a pin kept while unbound", 2, -1, FALSE, TRUE, "Test Operator", CP_OK },
+		{ "bound is not 1", 2, 0, TRUE, TRUE, NULL, CP_ERR_BAD_VALUE },
+		{ "bound without version", 2, 1, FALSE, TRUE, NULL, CP_ERR_BAD_VALUE },
+		{ "version without bound", 2, -1, TRUE, TRUE, NULL, CP_ERR_BAD_VALUE },
+		{ "a name without a pin", 2, 1, TRUE, FALSE, "Test Operator", CP_ERR_BAD_VALUE },
+		{ "a name not UTF-8", 2, 1, TRUE, TRUE, "Op\xff", CP_ERR_BAD_VALUE },
+		{ "binding in format 1", 1, 1, TRUE, TRUE, NULL, CP_ERR_BAD_VALUE },
+		{ "a pin in format 1", 1, -1, FALSE, TRUE, NULL, CP_ERR_BAD_VALUE },
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		cp_auto_buf buf = CP_BUF_INIT;
+		CpJournal back;
+		const char *why = NULL;
+		CpError err;
+
+		encode_binding_raw(&buf, CP_STATE_PROVISIONED, cases[i].version, cases[i].bound,
+				   cases[i].with_version, cases[i].with_pin, cases[i].op_name);
+		err = cp_journal_decode(buf.data, buf.len, &back, &why);
+		if (err != cases[i].want)
+			g_error("%s: got %s, want %s", cases[i].name, cp_error_name(err),
+				cp_error_name(cases[i].want));
+		g_assert_true((err == CP_OK) == (why == NULL));
+		cp_journal_clear(&back);
+	}
+}
+
 /* The encoder refuses to write what the decoder would refuse. */
 static void
 test_encode_refuses(void)
@@ -246,6 +395,15 @@ test_encode_refuses(void)
 
 	cp_journal_init(&j);
 	j.state = CP_STATE_VERIFIED;
+	g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_ERR_ARGUMENT);
+
+	/* a binding version while unbound; a name without a pin */
+	cp_journal_init(&j);
+	j.binding_version = 2;
+	g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_ERR_ARGUMENT);
+	cp_journal_init(&j);
+	j.bound = true;
+	g_strlcpy(j.operator_name, "Test Operator", sizeof(j.operator_name));
 	g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_ERR_ARGUMENT);
 }
 
@@ -588,6 +746,9 @@ main(int argc, char **argv)
 	g_test_add_func("/daemon/journal/trailing", test_trailing);
 	g_test_add_func("/daemon/journal/inconsistent", test_inconsistent);
 	g_test_add_func("/daemon/journal/encode-refuses", test_encode_refuses);
+	g_test_add_func("/daemon/journal/binding-round-trip", test_binding_round_trip);
+	g_test_add_func("/daemon/journal/old-format", test_old_format);
+	g_test_add_func("/daemon/journal/binding-inconsistent", test_binding_inconsistent);
 	g_test_add_func("/daemon/journal/files", test_files);
 	g_test_add_func("/daemon/journal/save-replaces", test_save_replaces);
 	g_test_add_func("/daemon/journal/save-file-size-limit", test_save_file_size_limit);

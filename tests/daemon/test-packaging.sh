@@ -48,17 +48,23 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/etc/de
 chmod 600 "$tmp/etc/device-key.pem"
 id=$(openssl pkey -in "$tmp/etc/device-key.pem" -pubout -outform DER 2>/dev/null | sha256sum | cut -c1-32)
 printf '12345678\n' > "$tmp/etc/adm1"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/op-root-key.pem" \
+	-out "$tmp/etc/trusted-operators.pem" -subj "/O=Example Operator/CN=root" -days 30 2>/dev/null ||
+	fail "openssl cannot make an operator root"
 chmod 600 "$tmp/etc/adm1"
 
 sed -e "s|/etc/cellprov/device-key.pem|$tmp/etc/device-key.pem|" \
     -e "s|/etc/cellprov/device-cert.pem|$tmp/etc/device-cert.pem|" \
     -e "s|/devices/00000000000000000000000000000000|/devices/$id|" \
     -e "s|/etc/cellprov/adm1|$tmp/etc/adm1|" \
+    -e "s|/etc/cellprov/trusted-operators.pem|$tmp/etc/trusted-operators.pem|" \
     -e "s|/etc/cellprov/state|$tmp/state|" "$owrt/cellprov.config" > "$tmp/uci"
 
 PATH="$tmp/bin:$PATH" UCI_FILE="$tmp/uci" sh "$owrt/cellprov-uci2conf" > "$tmp/cellprov.conf"
 grep -q '^proxy=false$' "$tmp/cellprov.conf" || fail "UCI proxy '0' is not proxy=false"
 grep -q '^suites=B$' "$tmp/cellprov.conf" || fail "UCI list suite is not suites=B"
+grep -qxF "trusted-operators=$tmp/etc/trusted-operators.pem" "$tmp/cellprov.conf" ||
+	fail "UCI option trusted_operators is not [device] trusted-operators"
 out=$("$build/daemon/cellprovd" --check-config --config "$tmp/cellprov.conf" 2>&1) ||
 	{ cat "$tmp/cellprov.conf"; fail "cellprovd refuses the generated config: $out"; }
 echo "$out" | grep -q "device $id" || fail "check-config: $out"
@@ -123,7 +129,7 @@ for want in "param file /etc/config/cellprov $tmp/run/cellprov.conf" \
 	"param command /usr/sbin/cellprovd --config $tmp/run/cellprov.conf" \
 	"param no_new_privs 1" "param capabilities /etc/capabilities/cellprovd.json" \
 	"param seccomp /etc/seccomp/cellprovd.json" "jail cellprovd log procfs sysfs ronly" \
-	"ro $tmp/etc/device-key.pem" "ro $tmp/etc/adm1" "rw $tmp/state" "rw /var/run/dbus" \
+	"ro $tmp/etc/device-key.pem" "ro $tmp/etc/trusted-operators.pem" "ro $tmp/etc/adm1" "rw $tmp/state" "rw /var/run/dbus" \
 	"rw /dev/cdc-wdm0" "rw /dev/ttyS1"; do
 	grep -qxF "$want" "$tmp/procd" || { cat "$tmp/procd"; fail "init: no '$want'"; }
 done

@@ -43,7 +43,11 @@ class E2E(netbench.Bench):
         self.pn532_target = self.path("pn532-device")
         self.qmi_pty = self.path("qmi")
         self.state_dir = self.path("state-" + name)
+        # As a manufacturer ships it: trusting the bench's operator only.
+        if not self.operator_root:
+            self.make_operator()
         info = self.make_device(name, extra=[
+            "--trusted-operators", self.operator_root,
             "--adm1", ADM1, "--connstring", "pn532_uart:" + self.pn532_target,
             "--modem-device", self.qmi_pty, "--card", "sysmo-isim-sja2",
             "--state-directory", self.state_dir])

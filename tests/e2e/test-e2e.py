@@ -56,10 +56,10 @@ def profile_seq_of(ndef):
 
 def committed_seq(b):
     """The committed profile_seq, from cellprovctl and from the journal
-    (docs/daemon.md: CPJ, format 1, TLVs, tag 0x03), which must agree."""
+    (docs/daemon.md: CPJ, format 2, TLVs, tag 0x03), which must agree."""
     ctl = b.ctl("status").json["daemon"]["profile-seq"]
     data = open(os.path.join(b.state_dir, "journal"), "rb").read()
-    check(data[:4] == b"CPJ\x01", "the journal is CPJ format 1")
+    check(data[:4] == b"CPJ\x02", "the journal is CPJ format 2")
     journal = int.from_bytes(tlvs(data[4:])[0x03], "big")
     check(ctl == journal, "cellprovctl and the journal agree on the committed profile_seq (%d, %d)"
           % (ctl, journal))
@@ -92,6 +92,15 @@ def test_happy_path(b):
     check(st["network"]["operator"].startswith("00101"), "operator %r" % st["network"]["operator"])
     check(st["network"]["imsi"].startswith("00101") and "*" in st["network"]["imsi"],
           "the IMSI property is redacted")
+    # bound to its owner, pinned to the operator the manufacturer trusted
+    owner = st.get("owner", {})
+    root_spki = subprocess.run("openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform DER"
+                               " | sha256sum" % b.operator_root, shell=True, capture_output=True,
+                               text=True, check=True).stdout.split()[0]
+    check(owner.get("bound") is True and owner.get("binding-version") == 1 and
+          owner.get("trust-mode") == "anchors" and owner.get("operator-root") == root_spki and
+          owner.get("operator") == "cellprov test operator",
+          "bound at binding version 1 to the bench's operator (%r)" % owner)
     m = b.modem_state()
     check(m.get("imsi") == FIRST_IMSI and m.get("modem-imsi") == FIRST_IMSI,
           "the USIM and the modem hold the new IMSI (%s, %s)" % (m.get("imsi"), m.get("modem-imsi")))

@@ -80,12 +80,39 @@ def main():
     sys.exit(prereq.status(0))
 
 
+def trusted_operators(d, device, out):
+    """--trusted-operators: checked first, copied beside the config (0644),
+    named in it; a file of no CA certificate is refused, nothing written."""
+    roots = os.path.join(d, "roots.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", os.path.join(d, "root-key.pem"), "-out", roots,
+                    "-subj", "/O=Example Operator/CN=root", "-days", "30"],
+                   check=True, capture_output=True, timeout=30)
+    subprocess.run(device + ["--trusted-operators", roots, "--etc-dir", "/etc/cellprov"],
+                   check=True, capture_output=True)
+    copy = os.path.join(out, "trusted-operators.pem")
+    check(open(copy, "rb").read() == open(roots, "rb").read(), "the roots copied as they are")
+    check(os.stat(copy).st_mode & 0o777 == 0o644, "trusted-operators.pem mode %o" % os.stat(copy).st_mode)
+    conf = open(os.path.join(out, "cellprov.conf")).read()
+    check("trusted-operators=/etc/cellprov/trusted-operators.pem\n" in conf, "conf:\n" + conf)
+
+    os.unlink(copy)
+    before = snapshot(out)
+    for bad in (os.path.join(d, "root-key.pem"), os.path.join(d, "nothing.pem")):
+        r = subprocess.run(device + ["--trusted-operators", bad], capture_output=True, text=True)
+        check(r.returncode == 1 and "--trusted-operators" in r.stderr, "bad roots %s: %s" % (bad, r.stderr))
+        same_bytes(before, snapshot(out), "refused roots")
+    subprocess.run(device, check=True, capture_output=True)
+
+
 def run(d, seccomp, tmpfs):
     ca, out, chains = (os.path.join(d, n) for n in ("ca", "out", "chains"))
     subprocess.run([MFG, "ca", "--dir", ca], check=True, capture_output=True)
     device = [MFG, "device", "--ca", ca, "--out", out, "--chains", chains,
               "--url-base", "https://certs.example.net/devices", "--serial", "SN-1",
               "--adm1", "12345678"]
+    subprocess.run(device, check=True, capture_output=True)
+    trusted_operators(d, device, out)
     subprocess.run(device, check=True, capture_output=True)
     before = snapshot(out, chains)
     check(len(before) >= 4, "mfg made %s" % sorted(before))

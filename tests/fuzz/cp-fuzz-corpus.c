@@ -52,7 +52,7 @@ static void
 profile_seed(const char *name, const CpProfile *p, const CpSecret *k_prof, CpBuf *out)
 {
 	cp_buf_init(out);
-	check(cp_profile_encode(p, k_prof, out), name);
+	check(cp_profile_encode(p, cp_fuzz_fixture()->op_sm_key, k_prof, out), name);
 	write_seed("profile", name, out->data, out->len);
 	write_seed("profile-verify", name, out->data, out->len);
 }
@@ -101,6 +101,14 @@ main(int argc, char **argv)
 	p = f->profile;
 	p.profile_seq = 2;
 	profile_seed("replay", &p, f->k_prof, &pr3);
+	/* the chain alone, for fuzz-op-chain; and without its root */
+	write_seed("op-chain", "sm-root", f->profile.op_chain, f->profile.op_chain_len);
+	{
+		size_t sm_len = (size_t)(((f->profile.op_chain[2] << 8) | f->profile.op_chain[3]) + 4);
+
+		if (f->profile.op_chain[1] == 0x82 && sm_len < f->profile.op_chain_len)
+			write_seed("op-chain", "sm-only", f->profile.op_chain, sm_len);
+	}
 
 	/* Receipts: with and without mac. */
 	memcpy(r.device_id, f->device_id, CP_DEVICE_ID_LEN);

@@ -23,6 +23,14 @@ static const uint8_t k_c[32] = {
 static const uint8_t opc[16] = {
 	0xcd, 0x63, 0xcb, 0x71, 0x95, 0x4a, 0x9f, 0x4e, 0x48, 0xa5, 0x99, 0x4e, 0x37, 0xa0, 0x2b, 0xaf,
 };
+static const uint8_t op_root_priv[32] = {
+	0x2b, 0x7e, 0x15, 0x16, 0x28, 0xae, 0xd2, 0xa6, 0xab, 0xf7, 0x15, 0x88, 0x09, 0xcf, 0x4f, 0x3c,
+	0x76, 0x2e, 0x71, 0x60, 0xf3, 0x8b, 0x4d, 0xa5, 0x6a, 0x78, 0x4d, 0x90, 0x45, 0x19, 0x0c, 0xfe,
+};
+static const uint8_t op_sm_priv[32] = {
+	0x6b, 0xc1, 0xbe, 0xe2, 0x2e, 0x40, 0x9f, 0x96, 0xe9, 0x3d, 0x7e, 0x11, 0x73, 0x93, 0x17, 0x2a,
+	0xae, 0x2d, 0x8a, 0x57, 0x1e, 0x03, 0xac, 0x9c, 0x9e, 0xb7, 0x6f, 0xac, 0x45, 0xaf, 0x8e, 0x51,
+};
 static const char supi[] = "001010000000001";
 
 static CpFuzzFixture fixture;
@@ -86,6 +94,30 @@ cp_fuzz_fixture(void)
 	strcpy(f->profile.apn, "internet");
 	f->profile.has_msisdn = true;
 	strcpy(f->profile.msisdn, "491701234567");
+	f->profile.operation = CP_OP_CLAIM;
+	f->profile.binding_version = 1;
+
+	/* The operator: root, SM certificate, chain = SM || root. */
+	f->op_root_key = cp_p256_from_private(op_root_priv);
+	f->op_sm_key = cp_p256_from_private(op_sm_priv);
+	need(f->op_root_key && f->op_sm_key, "operator keys");
+	{
+		uint8_t root[CP_CHAIN_MAX], sm[CP_CHAIN_MAX];
+		size_t root_len = 0, sm_len = 0;
+		char *pem;
+
+		need(cp_cert_make(f->op_root_key, "Fuzz Operator", "root", true, f->op_root_key, NULL, 0,
+				  1, 1700000000, 3650, root, &root_len) == CP_OK &&
+		     cp_cert_make(f->op_sm_key, "Fuzz Operator", "sm", false, f->op_root_key, root,
+				  root_len, 2, 1700000000, 3650, sm, &sm_len) == CP_OK &&
+		     sm_len + root_len <= CP_CHAIN_MAX, "operator certificates");
+		memcpy(f->profile.op_chain, sm, sm_len);
+		memcpy(f->profile.op_chain + sm_len, root, root_len);
+		f->profile.op_chain_len = sm_len + root_len;
+		pem = cp_cert_to_pem(root, root_len);
+		need(pem && cp_anchors_from_pem(pem, strlen(pem), &f->anchors) == CP_OK, "anchors");
+		free(pem);
+	}
 
 	f->suites[0] = CP_SUITE_B;
 	f->suites[1] = CP_SUITE_A;
@@ -97,6 +129,7 @@ cp_fuzz_fixture(void)
 	f->ctx.now = 1700000000;
 	f->ctx.device_info = f->info.data;
 	f->ctx.device_info_len = f->info.len;
+	f->ctx.anchors = f->anchors;
 	built = true;
 	return f;
 }

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The fixed device of the fuzz targets and their corpus generator: a
- * device key, its device record info, a verify context and the keys the
- * network side would hold for it. Fixed, so that the committed corpus
- * still reaches past the mac of cp_profile_verify().
+ * device key, its device record info, a verify context, the keys the
+ * network side would hold for it, and an operator. Fixed keys, so that the
+ * committed corpus still reaches past the operator's signature and the
+ * mac of cp_profile_verify(): the certificates are made anew each run (an
+ * ECDSA signature is random) but certify the same keys under the same
+ * names, which is all the chain check looks at.
  */
 #pragma once
 
@@ -22,7 +25,9 @@ typedef struct {
 	CpDeviceRecord dr;
 	CpBuf info;                     /* device record tags 0x01-0x06 */
 	CpSecret *k_prime, *opc, *k_sm, *k_prof, *k2;
-	CpProfile profile;              /* valid for ctx; mac made with k_prof */
+	EVP_PKEY *op_root_key, *op_sm_key;  /* the operator: fixed keys */
+	CpAnchors *anchors;             /* its root, the device's trust anchor */
+	CpProfile profile;              /* valid for ctx; op_chain set; mac made with k_prof */
 	CpVerifyContext ctx;
 } CpFuzzFixture;
 

@@ -109,7 +109,7 @@ check(rc == 0 and json.loads(out)["out"] == want, f"kdf: {out} {err}")
 
 # keys: against the published vectors.
 pub = {}
-for b in load(os.path.join(SOURCE, "docs", "test-vectors", "cellprov-v1.txt")):
+for b in load(os.path.join(SOURCE, "docs", "test-vectors", "cellprov-v2.txt")):
     pub.update(b)
 rc, out, err = run("keys", "--kc", pub["k_c"], "--device-id", pub["device_id"], "--supi",
                    pub["supi_text"], "--op", pub["op"], "--nonce", pub["nonce"],
@@ -147,6 +147,36 @@ with tempfile.TemporaryDirectory() as d:
                        "--device-info", pub["device_info"], "--now", "1800000000")
     o = json.loads(out) if rc == 0 else {}
     check(o.get("verified") is True and o.get("keys", {}).get("k2") == pub["k2"], f"decode --device-key: {err}")
+    check(o.get("operator", {}).get("root-spki-sha256") == pub["op_root_spki_sha256"] and
+          o.get("operator", {}).get("name") == pub["op_name_text"], f"decode names the operator: {out}")
+    # The device's trust: the published operator's root as its anchor;
+    # another root; bound to the operator (pin) at binding version 1.
+    root_pem = write("root.pem", "")
+    with open(root_pem, "wb") as f:
+        f.write(subprocess.run(["openssl", "x509", "-inform", "DER", "-outform", "PEM"], capture_output=True,
+                               input=bytes.fromhex(pub["op_root_cert"])).stdout)
+    other_key = write("other-root.key", "")
+    other_pem = write("other-root.pem", "")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", other_key, "-out", other_pem, "-subj", "/O=Other Operator/CN=root",
+                    "-days", "30", "-addext", "basicConstraints=critical,CA:TRUE"],
+                   check=True, capture_output=True)
+    base = ["decode", write("profile", pub["profile"]), "--device-key", keypem,
+            "--device-info", pub["device_info"], "--now", "1800000000"]
+    rc, out, err = run(*base, "--operator-roots", root_pem)
+    check(rc == 0 and json.loads(out).get("verified") is True, f"decode with the operator's root: {err}")
+    rc, out, err = run(*base, "--operator-roots", other_pem)
+    check(rc == 1 and "operator" in err, f"decode with another operator's root: rc {rc} {err}")
+    rc, out, err = run(*base, "--pin", pub["op_root_spki_sha256"], "--binding", "2")
+    check(rc == 1 and "binding" in err, f"a device bound at another version refuses the claim: rc {rc} {err}")
+    rc, out, err = run(*base, "--pin", pub["op_root_spki_sha256"], "--binding", "1")
+    check(rc == 0, f"a device bound at the claim's version takes it (its owner again): rc {rc} {err}")
+    rc, out, err = run(*base, "--pin", "00" * 32, "--binding", "1")
+    check(rc == 1 and "operator" in err, f"a device pinned to another root: rc {rc} {err}")
+    rc, out, err = run(*base, "--pin", pub["op_root_spki_sha256"])
+    check(rc == 2, f"--pin without --binding is a usage error: rc {rc}")
+    rc, out, err = run(*base, "--operator-roots", keypem)
+    check(rc == 2, f"--operator-roots that holds no certificate is a usage error: rc {rc}")
     rc, out, err = run("decode", write("profile", pub["profile"]), "--k-prof", flip(pub["k_prof"]))
     check(rc == 1 and "mac" in err, f"decode profile wrong k-prof: rc {rc}")
     rc, out, err = run("decode", write("rc", pub["receipt"]), "--k2", pub["k2"])

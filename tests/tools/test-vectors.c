@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Checks docs/test-vectors/cellprov-v1.txt: every key of the schedule is
+ * Checks docs/test-vectors/cellprov-v2.txt: every key of the schedule is
  * recomputed here with OpenSSL directly (HMAC, AES, SHA-256), not through
  * the library's KDF, so a mistake in cp_kdf or cp_keys shows; the
- * structures are verified as the device and the companion verify them;
- * and `cellprov-tool vectors`, fed the published signature, must write the
- * file byte for byte.
+ * operator's chain and signature are checked; the structures are verified
+ * as the device and the companion verify them, and refused when any bit
+ * of what protects them changes; and `cellprov-tool vectors`, fed the
+ * published signatures and certificates, must write the file byte for
+ * byte.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 
 #include "cellprov.h"
 #include "cp-test.h"
@@ -167,38 +170,94 @@ tlv_find(const uint8_t *b, size_t len, uint8_t t, size_t *vlen)
  * key, CP_ERR_DECRYPT for the ciphertext and its ECIES MAC. No key comes
  * out of any of them.
  */
+/* Sign the profile again with the SM's key (tag 0x7E over what precedes
+ * it) and MAC it again with K_prof: a change then reaches the checks after
+ * the operator's. The signature keeps its length (re-made until it does). */
 static void
-check_tampered(uint8_t *prof, size_t prof_len, const CpVerifyContext *ctx)
+reseal(uint8_t *prof, size_t prof_len, EVP_PKEY *sm_key, const uint8_t kprof[32])
 {
-	size_t mac_len, seq_len, cred_len;
+	size_t sig_len, mac_len;
+	size_t sig_off = tlv_find(prof, prof_len, 0x7E, &sig_len);
 	size_t mac_off = tlv_find(prof, prof_len, 0x7F, &mac_len);
-	size_t seq_off = tlv_find(prof, prof_len, 0x03, &seq_len);
-	size_t cred_off = tlv_find(prof, prof_len, 0x10, &cred_len);
-	unsigned n_point = 0, n_decrypt = 0;
+	uint8_t sig[CP_ECDSA_MAX];
+	size_t n = 0;
+	unsigned int ml = 32;
 
-	CP_CHECK_INT(mac_len, 32);
-	CP_CHECK_INT(seq_len, 8);
+	do
+		CP_CHECK_INT(cp_ecdsa_sign(sm_key, prof, sig_off - 3, sig, &n), CP_OK);
+	while (n != sig_len);
+	memcpy(prof + sig_off, sig, n);
+	HMAC(EVP_sha256(), kprof, 32, prof, mac_off - 3, prof + mac_off, &ml);
+}
+
+/* Flip every bit of the mac, profile_seq, enc_cred, op_chain and
+ * op_signature: each flip is refused with the code of the check it meets
+ * first, and no key comes out. Then the same for enc_cred behind a valid
+ * signature and mac, so that the decryption's own checks are reached. */
+static void
+check_tampered(uint8_t *prof, size_t prof_len, const CpVerifyContext *ctx,
+	       EVP_PKEY *sm_key, const uint8_t kprof[32])
+{
+	static const uint8_t tags[] = { 0x7F, 0x03, 0x10, 0x70, 0x7E };
+	static uint8_t copy[4096];
+	unsigned n_point = 0, n_decrypt = 0;
+	size_t cred_len, cred_off = tlv_find(prof, prof_len, 0x10, &cred_len);
+
 	CP_CHECK_INT(cred_len, 1 + 33 + 48 + 8);
-	for (size_t bit = 0; bit < (mac_len + seq_len + cred_len) * 8; bit++) {
-		size_t i = bit / 8;
-		size_t off = i < mac_len ? mac_off + i :
-			     i < mac_len + seq_len ? seq_off + i - mac_len :
-			     cred_off + i - mac_len - seq_len;
-		size_t in_cred = off - cred_off;
+	for (size_t t = 0; t < sizeof tags; t++) {
+		size_t len, off = tlv_find(prof, prof_len, tags[t], &len);
+
+		for (size_t bit = 0; bit < len * 8; bit++) {
+			size_t at = off + bit / 8;
+			CpProfileKeys keys = { 0 };
+			CpProfile p;
+			CpError err, want;
+
+			prof[at] ^= (uint8_t)(1u << (bit % 8));
+			err = cp_profile_verify(prof, prof_len, ctx, &p, &keys);
+			prof[at] ^= (uint8_t)(1u << (bit % 8));
+			CP_CHECK(keys.k_prime == NULL && keys.opc == NULL && keys.k2 == NULL);
+			cp_profile_keys_clear(&keys);
+			switch (tags[t]) {
+			case 0x7F:
+				want = CP_ERR_MAC;
+				break;
+			case 0x10:
+				want = at == cred_off ? CP_ERR_BAD_VALUE : CP_ERR_OPERATOR_SIGNATURE;
+				break;
+			case 0x70:
+				want = CP_ERR_OPERATOR;
+				break;
+			default:
+				want = CP_ERR_OPERATOR_SIGNATURE;
+				break;
+			}
+			/* A flip inside the SM certificate's signature or a
+			 * non-critical field may leave the certificate valid but
+			 * unverifiable: still "operator". Flips of the signature's
+			 * DER may make it unparsable: "operator-signature" too. */
+			if (err != want)
+				fprintf(stderr, "tag 0x%02x bit %zu: %s, want %s\n", tags[t], bit,
+					cp_error_name(err), cp_error_name(want));
+			CP_CHECK_INT(err, want);
+		}
+	}
+
+	/* enc_cred behind a valid signature and mac. */
+	memcpy(copy, prof, prof_len);
+	for (size_t bit = 8; bit < cred_len * 8; bit++) {
+		size_t at = cred_off + bit / 8, in_cred = bit / 8;
 		CpProfileKeys keys = { 0 };
 		CpProfile p;
 		CpError err;
 
-		prof[off] ^= (uint8_t)(1u << (bit % 8));
-		err = cp_profile_verify(prof, prof_len, ctx, &p, &keys);
-		prof[off] ^= (uint8_t)(1u << (bit % 8));
+		copy[at] ^= (uint8_t)(1u << (bit % 8));
+		reseal(copy, prof_len, sm_key, kprof);
+		err = cp_profile_verify(copy, prof_len, ctx, &p, &keys);
+		copy[at] ^= (uint8_t)(1u << (bit % 8));
 		CP_CHECK(keys.k_prime == NULL && keys.opc == NULL && keys.k2 == NULL);
 		cp_profile_keys_clear(&keys);
-		if (off < cred_off || off >= cred_off + cred_len) {
-			CP_CHECK_INT(err, CP_ERR_MAC);
-		} else if (in_cred == 0) {
-			CP_CHECK_INT(err, CP_ERR_BAD_VALUE);
-		} else if (in_cred < 1 + 33) {
+		if (in_cred < 1 + 33) {
 			CP_CHECK(err == CP_ERR_POINT || err == CP_ERR_DECRYPT);
 			n_point += err == CP_ERR_POINT;
 			n_decrypt += err == CP_ERR_DECRYPT;
@@ -217,8 +276,50 @@ check_tampered(uint8_t *prof, size_t prof_len, const CpVerifyContext *ctx)
 	}
 }
 
+/* The operator: the root certifies itself and the SM's certificate, which
+ * holds the SM's key; the chain in the profile is the two; the pin is the
+ * SHA-256 of the root's SubjectPublicKeyInfo; a forged profile (the same
+ * bytes signed by another key) is refused. */
 static void
-check_structures(EVP_PKEY *dev)
+check_operator(EVP_PKEY *root_key, EVP_PKEY *sm_key)
+{
+	static uint8_t root[CP_CHAIN_MAX], sm[CP_CHAIN_MAX], chain[CP_CHAIN_MAX];
+	size_t root_len = get("op_root_cert", root, sizeof root);
+	size_t sm_len = get("op_sm_cert", sm, sizeof sm);
+	size_t chain_len = get("op_chain", chain, sizeof chain);
+	uint8_t pin[32], spki_hash[32];
+	uint8_t *spki;
+	size_t spki_len = 0;
+	CpAnchors *anchors = NULL;
+	EVP_PKEY *signer = NULL;
+	CpOperatorId id;
+	char *pem;
+
+	get("op_root_spki_sha256", pin, sizeof pin);
+	spki = cp_pubkey_spki(root_key, &spki_len);
+	CP_CHECK(spki != NULL);
+	SHA256(spki, spki_len, spki_hash);
+	free(spki);
+	CP_CHECK(memcmp(pin, spki_hash, 32) == 0);
+	CP_CHECK(chain_len == sm_len + root_len && memcmp(chain, sm, sm_len) == 0 &&
+		 memcmp(chain + sm_len, root, root_len) == 0);
+	CP_CHECK_INT(cp_operator_chain_signer(sm, sm_len, sm_key), CP_OK);
+	CP_CHECK_INT(cp_operator_chain_signer(root, root_len, root_key), CP_OK);
+	pem = cp_cert_to_pem(root, root_len);
+	CP_CHECK_INT(cp_anchors_from_pem(pem, strlen(pem), &anchors), CP_OK);
+	CP_CHECK_INT(cp_operator_chain_verify(anchors, pin, chain, chain_len, &signer, &id), CP_OK);
+	CP_CHECK(strcmp(id.name, text("op_name_text")) == 0);
+	CP_CHECK(memcmp(id.root, pin, 32) == 0);
+	EVP_PKEY_free(signer);
+	/* trust on first use reaches the same root */
+	CP_CHECK_INT(cp_operator_chain_verify(NULL, pin, chain, chain_len, &signer, &id), CP_OK);
+	EVP_PKEY_free(signer);
+	cp_anchors_free(anchors);
+	free(pem);
+}
+
+static void
+check_structures(EVP_PKEY *dev, EVP_PKEY *sm_key)
 {
 	static uint8_t dr[4096], prof[4096], rc[4096], tag[8192], info[512];
 	uint8_t id[16], k2[32], kprof[32], kp[32], opc[16], mac[32], sig[80];
@@ -254,6 +355,7 @@ check_structures(EVP_PKEY *dev)
 	CP_CHECK(prof[prof_len - 35] == 0x7F && memcmp(prof + prof_len - 32, mac, 32) == 0);
 	{
 		uint8_t suites[] = { CP_SUITE_B };
+		uint8_t pin[32];
 		CpVerifyContext ctx = {
 			.device_id = id, .device_key = dev, .suites = suites, .n_suites = 1,
 			.last_seq = 0, .now = 1893456000 - 1, .device_info = info, .device_info_len = info_len,
@@ -266,6 +368,18 @@ check_structures(EVP_PKEY *dev)
 		CP_CHECK(keys.k2 && memcmp(keys.k2->data, k2, 32) == 0);
 		cp_profile_keys_clear(&keys);
 		CP_CHECK(strcmp(p.supi, text("supi_text")) == 0);
+		CP_CHECK_INT(p.operation, CP_OP_CLAIM);
+		get("op_root_spki_sha256", pin, sizeof pin);
+		CP_CHECK(memcmp(p.op.root, pin, 32) == 0);
+		/* A device bound at another binding version (another owner's,
+		 * after a transfer) takes no claim, even from its operator. */
+		ctx.bound = true;
+		ctx.operator_pin = pin;
+		ctx.binding_version = 2;
+		CP_CHECK_INT(cp_profile_verify(prof, prof_len, &ctx, &p, &keys), CP_ERR_BINDING);
+		cp_profile_keys_clear(&keys);
+		ctx.bound = false;
+		ctx.operator_pin = NULL;
 
 		/* The published profile is replayed once committed, expired after not_after. */
 		ctx.last_seq = 1;
@@ -276,7 +390,7 @@ check_structures(EVP_PKEY *dev)
 		CP_CHECK_INT(cp_profile_verify(prof, prof_len, &ctx, &p, &keys), CP_ERR_EXPIRED);
 		cp_profile_keys_clear(&keys);
 		ctx.now = 1893456000 - 1;
-		check_tampered(prof, prof_len, &ctx);
+		check_tampered(prof, prof_len, &ctx, sm_key, kprof);
 	}
 
 	HMAC(EVP_sha256(), k2, 32, rc, rc_len - 35, mac, &ml);
@@ -323,14 +437,19 @@ check_enc_cred(EVP_PKEY *dev)
 static void
 check_reproduced(const char *path)
 {
-	uint8_t sig[80];
-	size_t sig_len = get("att_signature", sig, sizeof sig);
+	static uint8_t sig[80], op_sig[80], root[CP_CHAIN_MAX], sm[CP_CHAIN_MAX];
+	CpToolVectorsPublished pub = {
+		.att_signature = sig, .att_signature_len = get("att_signature", sig, sizeof sig),
+		.op_signature = op_sig, .op_signature_len = get("op_signature", op_sig, sizeof op_sig),
+		.op_root_cert = root, .op_root_cert_len = get("op_root_cert", root, sizeof root),
+		.op_sm_cert = sm, .op_sm_cert_len = get("op_sm_cert", sm, sizeof sm),
+	};
 	char *made = NULL, *file = NULL;
 	size_t made_len = 0, file_len = 0;
 	FILE *mem = open_memstream(&made, &made_len);
 	FILE *f = fopen(path, "rb");
 
-	CP_CHECK_INT(cp_tool_vectors(mem, NULL, sig, sig_len), CP_OK);
+	CP_CHECK_INT(cp_tool_vectors(mem, NULL, &pub), CP_OK);
 	fclose(mem);
 	if (f) {
 		file = malloc(65536);
@@ -351,12 +470,12 @@ main(void)
 	char path[4096];
 	CpTestVectors all;
 	uint8_t priv[32];
-	EVP_PKEY *dev;
+	EVP_PKEY *dev, *op_root, *op_sm;
 
 	/* cp_test_vectors_load reads from $CP_VECTORS_DIR. */
 	snprintf(path, sizeof path, "%s/docs/test-vectors", src ? src : ".");
 	setenv("CP_VECTORS_DIR", path, 1);
-	if (!cp_test_vectors_load("cellprov-v1.txt", &all))
+	if (!cp_test_vectors_load("cellprov-v2.txt", &all))
 		return 1;
 	/* One block: merge them all (sections are separated by blank lines). */
 	vec.kv = NULL;
@@ -373,14 +492,22 @@ main(void)
 	if (!dev)
 		return cp_test_done("test-vectors");
 
+	get("op_root_privkey", priv, 32);
+	op_root = cp_p256_from_private(priv);
+	get("op_sm_privkey", priv, 32);
+	op_sm = cp_p256_from_private(priv);
+	CP_CHECK(op_root && op_sm);
 	check_identity(dev);
 	check_keys();
 	check_enc_cred(dev);
-	check_structures(dev);
-	snprintf(path, sizeof path, "%s/docs/test-vectors/cellprov-v1.txt", src ? src : ".");
+	check_operator(op_root, op_sm);
+	check_structures(dev, op_sm);
+	snprintf(path, sizeof path, "%s/docs/test-vectors/cellprov-v2.txt", src ? src : ".");
 	check_reproduced(path);
 
 	EVP_PKEY_free(dev);
+	EVP_PKEY_free(op_root);
+	EVP_PKEY_free(op_sm);
 	free(vec.kv);
 	cp_test_vectors_free(&all);
 	return cp_test_done("test-vectors");

@@ -15,6 +15,7 @@
 #include "cp-ndef.h"
 #include "cp-records.h"
 #include "cp-test.h"
+#include "cp-test-operator.h"
 #include "cp-tlv.h"
 
 /* ---- fixture ---- */
@@ -40,6 +41,7 @@ static struct {
 	CpProfile p;
 	uint8_t suites[1];
 	CpVerifyContext ctx;
+	CpTestOperator op, other_op;    /* the device's operator, and another */
 } fx;
 
 static EVP_PKEY *
@@ -105,6 +107,13 @@ fixture_setup(void)
 	strcpy(fx.p.apn, "internet");
 	fx.p.has_msisdn = true;
 	strcpy(fx.p.msisdn, "491701234567");
+	if (!cp_test_operator_make(&fx.op, "Example Operator") ||
+	    !cp_test_operator_make(&fx.other_op, "Other Operator"))
+		exit(1);
+	fx.p.operation = CP_OP_CLAIM;
+	fx.p.binding_version = 1;
+	memcpy(fx.p.op_chain, fx.op.chain, fx.op.chain_len);
+	fx.p.op_chain_len = fx.op.chain_len;
 
 	fx.suites[0] = CP_SUITE_B;
 	fx.ctx.device_id = fx.device_id;
@@ -115,6 +124,7 @@ fixture_setup(void)
 	fx.ctx.now = 1700000000;
 	fx.ctx.device_info = fx.info.data;
 	fx.ctx.device_info_len = fx.info.len;
+	fx.ctx.anchors = fx.op.anchors;         /* an unbound device */
 }
 
 static void
@@ -130,6 +140,8 @@ fixture_teardown(void)
 	cp_secret_free(fx.k_prof);
 	cp_secret_free(fx.k2);
 	cp_buf_clear(&fx.info);
+	cp_test_operator_clear(&fx.op);
+	cp_test_operator_clear(&fx.other_op);
 }
 
 /* ---- a TLV list to build malformed structures from valid ones ---- */
@@ -271,7 +283,32 @@ tl_swap(Tl *t, uint8_t a, uint8_t b)
 	t->it[j] = tmp;
 }
 
-/* Recompute the trailing mac (tag 0x7F) with key over what precedes it. */
+static ssize_t
+tl_find(const Tl *t, uint8_t tag)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->it[i].tag == tag)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* A profile's op_signature (tag 0x7E) made again with key over what
+ * precedes it. */
+static void
+tl_resign(Tl *t, EVP_PKEY *key)
+{
+	static uint8_t buf[8192];
+	size_t sig = (size_t)tl_index(t, 0x7E), n;
+	Tl head = *t;
+
+	head.n = sig;
+	n = tl_bytes(&head, buf);
+	CP_CHECK_INT(cp_ecdsa_sign(key, buf, n, t->it[sig].val, &t->it[sig].len), CP_OK);
+}
+
+/* Recompute the trailing mac (tag 0x7F) with key over what precedes it;
+ * a profile is signed again first by its operator, so that a changed
+ * field reaches the check after the signature. */
 static void
 tl_remac(Tl *t, const CpSecret *key)
 {
@@ -279,6 +316,9 @@ tl_remac(Tl *t, const CpSecret *key)
 	size_t mac = (size_t)tl_index(t, CP_TLV_MAC), n;
 	Tl head = *t;
 
+	if (tl_find(t, 0x7E) >= 0 && tl_find(t, 0x70) >= 0)
+		tl_resign(t, fx.op.sm_key);
+	head = *t;
 	head.n = mac;
 	n = tl_bytes(&head, buf);
 	CP_CHECK_INT(cp_hmac_sha256(key->data, key->len, buf, n, t->it[mac].val), CP_OK);
@@ -355,8 +395,9 @@ expect_tl(int line, DecodeFn fn, const Tl *t, CpError want)
  */
 static void
 common_cases(const char *name, DecodeFn fn, const uint8_t *valid, size_t len,
-	     CpError after_last, bool cut_ok_after_reason)
+	     CpError after_last, bool cut_ok_after_reason, uint8_t version)
 {
+	char vhex[3], other[3], other2[3];
 	static uint8_t buf[8192];
 	size_t boundary[TL_MAX + 1], n_boundaries = 0;
 	Tl t;
@@ -407,17 +448,21 @@ common_cases(const char *name, DecodeFn fn, const uint8_t *valid, size_t len,
 	EXPECT(fn, &t, CP_ERR_UNKNOWN_TAG);
 	tl_del(&t, 0x00);
 
-	/* Version: other values, also with a body a v1 decoder cannot read. */
-	tl_set_hex(&t, 0x01, "02");
+	/* Version: other values, also with a body this decoder cannot read. */
+	snprintf(vhex, sizeof vhex, "%02x", version);
+	snprintf(other, sizeof other, "%02x", version + 1);
+	snprintf(other2, sizeof other2, "%02x", version - 1);
+	tl_set_hex(&t, 0x01, other);
 	EXPECT(fn, &t, CP_ERR_VERSION);
-	tl_set_hex(&t, 0x01, "00");
+	tl_set_hex(&t, 0x01, other2);
 	EXPECT(fn, &t, CP_ERR_VERSION);
-	expect_bytes(__LINE__, fn, (const uint8_t *)"\x01\x00\x01\x02\xff", 5, CP_ERR_VERSION);
-	tl_set_hex(&t, 0x01, "0101");
+	expect_bytes(__LINE__, fn, (const uint8_t []){ 0x01, 0x00, 0x01, (uint8_t)(version + 1), 0xff },
+		     5, CP_ERR_VERSION);
+	tl_set_hex(&t, 0x01, version == 1 ? "0101" : "0202");
 	EXPECT(fn, &t, CP_ERR_LENGTH);
 	tl_set_hex(&t, 0x01, "");
 	EXPECT(fn, &t, CP_ERR_LENGTH);
-	tl_set_hex(&t, 0x01, "01");
+	tl_set_hex(&t, 0x01, vhex);
 
 	/* device_id: 16 bytes exactly. */
 	tl_set_fill(&t, 0x02, 0x11, 15);
@@ -488,7 +533,7 @@ test_device_record(void)
 		     CP_ERR_SIGNATURE);
 	tl_free(&t);
 
-	common_cases("device record", dec_dr, b.data, b.len, CP_ERR_TRAILING, false);
+	common_cases("device record", dec_dr, b.data, b.len, CP_ERR_TRAILING, false, CP_DEVICE_RECORD_VERSION);
 
 	tl_from(&t, b.data, b.len);
 	/* Strings: 1-64 bytes of UTF-8 text. */
@@ -608,7 +653,7 @@ static void
 encode_profile(const CpProfile *p, CpBuf *out)
 {
 	cp_buf_init(out);
-	CP_CHECK_INT(cp_profile_encode(p, fx.k_prof, out), CP_OK);
+	CP_CHECK_INT(cp_profile_encode(p, fx.op.sm_key, fx.k_prof, out), CP_OK);
 }
 
 static bool
@@ -663,8 +708,14 @@ test_profile_codec(void)
 
 	encode_profile(&fx.p, &b);
 	CP_CHECK_INT(cp_profile_decode(b.data, b.len, &p), CP_OK);
-	CP_CHECK_INT(p.version, 1);
+	CP_CHECK_INT(p.version, 2);
 	CP_CHECK(memcmp(p.device_id, fx.device_id, 16) == 0);
+	CP_CHECK_INT(p.operation, CP_OP_CLAIM);
+	CP_CHECK_INT(p.binding_version, 1);
+	CP_CHECK(!p.has_replaces);
+	CP_CHECK_INT(p.op_chain_len, fx.op.chain_len);
+	CP_CHECK(memcmp(p.op_chain, fx.op.chain, fx.op.chain_len) == 0);
+	CP_CHECK(p.op_signature_len >= 8 && p.op_signature_len <= CP_ECDSA_MAX);
 	CP_CHECK_INT(p.profile_seq, 5);
 	CP_CHECK(memcmp(p.nonce, fx.nonce, 16) == 0);
 	CP_CHECK(p.has_not_after);
@@ -679,7 +730,7 @@ test_profile_codec(void)
 	CP_CHECK(strcmp(p.msisdn, "491701234567") == 0);
 	CP_CHECK_INT(b.data[b.len - 35], CP_TLV_MAC);
 
-	common_cases("profile", dec_profile, b.data, b.len, CP_ERR_MAC_NOT_LAST, false);
+	common_cases("profile", dec_profile, b.data, b.len, CP_ERR_MAC_NOT_LAST, false, CP_PROFILE_VERSION);
 
 	/* Optional fields. */
 	{
@@ -691,12 +742,13 @@ test_profile_codec(void)
 		encode_profile(&q, &c);
 		CP_CHECK_INT(cp_profile_decode(c.data, c.len, &p), CP_OK);
 		CP_CHECK(!p.has_not_after && !p.has_msisdn);
-		CP_CHECK_INT(c.len, b.len - 11 - (3 + 12));
+		/* the signatures may differ in length by a byte or two */
+		CP_CHECK(c.len + 11 + (3 + 12) + 2 >= b.len && c.len + 11 + (3 + 12) <= b.len + 2);
 	}
 
 	tl_from(&t, b.data, b.len);
 	/* Unknown tags in every gap; extensions skipped before the mac. */
-	static const uint8_t unknown[] = { 0x06, 0x0f, 0x11, 0x1f, 0x25, 0x3f, 0x60, 0x7e };
+	static const uint8_t unknown[] = { 0x09, 0x0f, 0x11, 0x1f, 0x25, 0x3f, 0x60, 0x6f, 0x71, 0x7d };
 	for (size_t i = 0; i < sizeof unknown; i++) {
 		tl_add(&t, unknown[i], 0, 1);
 		EXPECT(dec_profile, &t, CP_ERR_UNKNOWN_TAG);
@@ -720,6 +772,45 @@ test_profile_codec(void)
 	tl_swap(&t, 0x24, CP_TLV_MAC);
 	EXPECT(dec_profile, &t, CP_ERR_MAC_NOT_LAST);
 	tl_swap(&t, 0x24, CP_TLV_MAC);
+	tl_swap(&t, 0x70, 0x7E);
+	EXPECT(dec_profile, &t, CP_ERR_TAG_ORDER);
+	tl_swap(&t, 0x70, 0x7E);
+	/* The operation and the binding it replaces. */
+	{
+		static const struct {
+			const char *operation;
+			const char *replaces;     /* NULL: absent */
+			const char *binding;
+			CpError want;
+		} ops[] = {
+			{ "00", NULL, "0000000000000001", CP_ERR_BAD_VALUE },
+			{ "04", NULL, "0000000000000001", CP_ERR_BAD_VALUE },
+			{ "01", NULL, "0000000000000001", CP_OK },
+			{ "02", NULL, "0000000000000001", CP_OK },
+			{ "02", NULL, "0000000000000000", CP_OK },      /* a device bound before version 2 */
+			{ "03", NULL, "0000000000000002", CP_ERR_MISSING_FIELD },
+			{ "03", "0000000000000001", "0000000000000002", CP_OK },
+			{ "03", "0000000000000002", "0000000000000002", CP_ERR_BAD_VALUE },
+			{ "03", "0000000000000003", "0000000000000002", CP_ERR_BAD_VALUE },
+			{ "01", "0000000000000001", "0000000000000002", CP_ERR_BAD_VALUE },
+			{ "02", "0000000000000001", "0000000000000002", CP_ERR_BAD_VALUE },
+		};
+
+		for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+			Tl u;
+
+			tl_from(&u, b.data, b.len);
+			tl_set_hex(&u, 0x06, ops[i].operation);
+			tl_set_hex(&u, 0x07, ops[i].binding);
+			if (ops[i].replaces) {
+				tl_add(&u, 0x08, 0, 8);
+				tl_set_hex(&u, 0x08, ops[i].replaces);
+			}
+			if (expect_tl(__LINE__, dec_profile, &u, ops[i].want) != ops[i].want)
+				fprintf(stderr, "  operation case %zu\n", i);
+			tl_free(&u);
+		}
+	}
 
 	struct {
 		uint8_t tag;
@@ -771,6 +862,15 @@ test_profile_codec(void)
 		{ 0x24, "1", 0, 0, CP_OK },
 		{ 0x24, "+491701234567", 0, 0, CP_ERR_BAD_VALUE },
 		{ 0x24, "4917-0123", 0, 0, CP_ERR_BAD_VALUE },
+		{ 0x06, NULL, 0x01, 2, CP_ERR_LENGTH },
+		{ 0x06, NULL, 0x01, 0, CP_ERR_LENGTH },
+		{ 0x07, NULL, 0x00, 7, CP_ERR_LENGTH },
+		{ 0x07, NULL, 0x00, 9, CP_ERR_LENGTH },
+		{ 0x70, NULL, 0x30, 0, CP_ERR_LENGTH },
+		{ 0x70, NULL, 0x30, CP_CHAIN_MAX + 1, CP_ERR_LENGTH },
+		{ 0x70, NULL, 0x30, 1, CP_OK },     /* a chain is judged by the operator check */
+		{ 0x7e, NULL, 0x30, 7, CP_ERR_LENGTH },
+		{ 0x7e, NULL, 0x30, CP_ECDSA_MAX + 1, CP_ERR_LENGTH },
 		{ 0x7f, NULL, 0x00, 31, CP_ERR_LENGTH },
 		{ 0x7f, NULL, 0x00, 33, CP_ERR_LENGTH },
 	};
@@ -790,7 +890,8 @@ test_profile_codec(void)
 		tl_free(&u);
 	}
 	/* Mandatory fields; the optional ones may go. */
-	static const uint8_t mandatory[] = { 0x01, 0x02, 0x03, 0x04, 0x10, 0x20, 0x21, 0x22, 0x23, 0x7f };
+	static const uint8_t mandatory[] = { 0x01, 0x02, 0x03, 0x04, 0x06, 0x07, 0x10, 0x20, 0x21, 0x22,
+					     0x23, 0x70, 0x7e, 0x7f };
 	for (size_t i = 0; i < sizeof mandatory; i++) {
 		Tl u;
 
@@ -812,24 +913,37 @@ test_profile_codec(void)
 
 		cp_buf_append(&e, "keep", 4);
 		strcpy(q.supi, "262010000000001");
-		CP_CHECK_INT(cp_profile_encode(&q, fx.k_prof, &e), CP_ERR_SUPI_PLMN);
+		CP_CHECK_INT(cp_profile_encode(&q, fx.op.sm_key, fx.k_prof, &e), CP_ERR_SUPI_PLMN);
 		q = fx.p;
 		strcpy(q.plmn, "0010x");
-		CP_CHECK_INT(cp_profile_encode(&q, fx.k_prof, &e), CP_ERR_BAD_VALUE);
+		CP_CHECK_INT(cp_profile_encode(&q, fx.op.sm_key, fx.k_prof, &e), CP_ERR_BAD_VALUE);
 		q = fx.p;
 		memset(q.apn, 'a', sizeof q.apn);
-		CP_CHECK_INT(cp_profile_encode(&q, fx.k_prof, &e), CP_ERR_LENGTH);
+		CP_CHECK_INT(cp_profile_encode(&q, fx.op.sm_key, fx.k_prof, &e), CP_ERR_LENGTH);
 		q = fx.p;
 		q.enc_cred_len = 10;
-		CP_CHECK_INT(cp_profile_encode(&q, fx.k_prof, &e), CP_ERR_LENGTH);
+		CP_CHECK_INT(cp_profile_encode(&q, fx.op.sm_key, fx.k_prof, &e), CP_ERR_LENGTH);
 		q = fx.p;
 		q.enc_cred_len = CP_ENC_CRED_MAX + 1;
-		CP_CHECK_INT(cp_profile_encode(&q, fx.k_prof, &e), CP_ERR_LENGTH);
+		CP_CHECK_INT(cp_profile_encode(&q, fx.op.sm_key, fx.k_prof, &e), CP_ERR_LENGTH);
 		q = fx.p;
 		strcpy(q.msisdn, "");
-		CP_CHECK_INT(cp_profile_encode(&q, fx.k_prof, &e), CP_ERR_LENGTH);
-		CP_CHECK_INT(cp_profile_encode(&fx.p, NULL, &e), CP_ERR_ARGUMENT);
-		CP_CHECK_INT(cp_profile_encode(&fx.p, fx.opc, &e), CP_ERR_ARGUMENT);
+		CP_CHECK_INT(cp_profile_encode(&q, fx.op.sm_key, fx.k_prof, &e), CP_ERR_LENGTH);
+		q = fx.p;
+		q.operation = CP_OP_TRANSFER;       /* without the binding it replaces */
+		CP_CHECK_INT(cp_profile_encode(&q, fx.op.sm_key, fx.k_prof, &e), CP_ERR_MISSING_FIELD);
+		q = fx.p;
+		q.op_chain_len = CP_CHAIN_MAX + 1;
+		CP_CHECK_INT(cp_profile_encode(&q, fx.op.sm_key, fx.k_prof, &e), CP_ERR_LENGTH);
+		/* A key that is not the chain's signer's, or no chain at all. */
+		CP_CHECK_INT(cp_profile_encode(&fx.p, fx.other_op.sm_key, fx.k_prof, &e), CP_ERR_KEY);
+		CP_CHECK_INT(cp_profile_encode(&fx.p, fx.op.root_key, fx.k_prof, &e), CP_ERR_KEY);
+		q = fx.p;
+		q.op_chain_len = 0;
+		CP_CHECK_INT(cp_profile_encode(&q, fx.op.sm_key, fx.k_prof, &e), CP_ERR_KEY);
+		CP_CHECK_INT(cp_profile_encode(&fx.p, fx.op.sm_key, NULL, &e), CP_ERR_ARGUMENT);
+		CP_CHECK_INT(cp_profile_encode(&fx.p, NULL, fx.k_prof, &e), CP_ERR_ARGUMENT);
+		CP_CHECK_INT(cp_profile_encode(&fx.p, fx.op.sm_key, fx.opc, &e), CP_ERR_ARGUMENT);
 		CP_CHECK_HEX(e.data, e.len, "6b656570");
 		CP_CHECK(!e.failed);
 	}
@@ -956,9 +1070,12 @@ test_profile_verify(void)
 
 	/* 2 version (any later failure too: device, mac). */
 	tl_from(&u, b.data, b.len);
-	tl_set_hex(&u, 0x01, "02");
+	tl_set_hex(&u, 0x01, "03");
 	VERIFY_TL(&u, &ctx, CP_ERR_VERSION, false);
 	tl_set_fill(&u, 0x02, 0x77, 16);
+	VERIFY_TL(&u, &ctx, CP_ERR_VERSION, false);
+	/* version 1: unsigned, refused whatever else it holds */
+	tl_set_hex(&u, 0x01, "01");
 	VERIFY_TL(&u, &ctx, CP_ERR_VERSION, false);
 	tl_free(&u);
 
@@ -1012,6 +1129,7 @@ test_profile_verify(void)
 		VERIFY_TL(&u, &ctx, CP_ERR_DECRYPT, false);
 		u.it[tl_index(&u, 0x10)].val[1 + 33 + 10] ^= 0x40;
 		u.it[tl_index(&u, 0x10)].val[89] ^= 0x01;            /* ECIES MAC */
+		tl_remac(&u, fx.k_prof);
 		VERIFY_TL(&u, &ctx, CP_ERR_DECRYPT, false);
 		tl_free(&u);
 	}
@@ -1029,15 +1147,23 @@ test_profile_verify(void)
 	tl_remac(&u, fx.k_prof);
 	VERIFY_TL(&u, &ctx, CP_OK, true);
 	tl_set_hex(&u, 0x03, "0000000000000007");
+	VERIFY_TL(&u, &ctx, CP_ERR_OPERATOR_SIGNATURE, false);
+	tl_resign(&u, fx.op.sm_key);
 	VERIFY_TL(&u, &ctx, CP_ERR_MAC, false);
-	/* An extension is covered by the mac too. */
+	/* An extension is covered by the signature and the mac too. */
 	tl_set_hex(&u, 0x03, "0000000000000006");
 	tl_add(&u, 0x41, 0x01, 4);
+	VERIFY_TL(&u, &ctx, CP_ERR_OPERATOR_SIGNATURE, false);
+	tl_resign(&u, fx.op.sm_key);
 	VERIFY_TL(&u, &ctx, CP_ERR_MAC, false);
 	tl_remac(&u, fx.k_prof);
 	VERIFY_TL(&u, &ctx, CP_OK, true);
 	/* A mac made with K'' or K_SM instead of K_prof. */
 	tl_remac(&u, fx.k2);
+	VERIFY_TL(&u, &ctx, CP_ERR_MAC, false);
+	tl_remac(&u, fx.k_prof);
+	VERIFY_TL(&u, &ctx, CP_OK, true);
+	u.it[tl_index(&u, CP_TLV_MAC)].val[0] ^= 0x01;
 	VERIFY_TL(&u, &ctx, CP_ERR_MAC, false);
 	tl_remac(&u, fx.k_sm);
 	VERIFY_TL(&u, &ctx, CP_ERR_MAC, false);
@@ -1104,6 +1230,241 @@ test_profile_verify(void)
 	VERIFY(b.data, b.len, &ctx, CP_OK, true);
 }
 
+/* ---- the operator's signature and the owner binding ---- */
+
+/* A profile as fx.p, with changes, signed by op's SM and MAC'd with K_prof. */
+static void
+encode_signed(const CpProfile *p, const CpTestOperator *op, const uint8_t *chain,
+	      size_t chain_len, CpBuf *out)
+{
+	CpProfile q = *p;
+
+	memcpy(q.op_chain, chain, chain_len);
+	q.op_chain_len = chain_len;
+	cp_buf_init(out);
+	CP_CHECK_INT(cp_profile_encode(&q, op->sm_key, fx.k_prof, out), CP_OK);
+}
+
+static void
+test_profile_operator(void)
+{
+	cp_auto_buf good = CP_BUF_INIT, forged = CP_BUF_INIT;
+	CpVerifyContext ctx = fx.ctx;
+	size_t sm_len = fx.op.chain_len - fx.op.root_len;
+	CpAnchors *both = NULL;
+	char *both_pem;
+
+	encode_profile(&fx.p, &good);
+	VERIFY(good.data, good.len, &ctx, CP_OK, true);
+
+	/* A stranger's phone: its own operator (any CA it likes), a K' of
+	 * its own encrypted to the device's public key, a profile MAC'd with
+	 * the K_prof that follows. Everything checks but who signed it. */
+	encode_signed(&fx.p, &fx.other_op, fx.other_op.chain, fx.other_op.chain_len, &forged);
+	VERIFY(forged.data, forged.len, &ctx, CP_ERR_OPERATOR, false);
+	/* ... also when it borrows the real operator's chain, or signs with
+	 * the real chain's root key as if it were the SM. */
+	{
+		cp_auto_buf c = CP_BUF_INIT;
+		Tl u;
+
+		tl_from(&u, good.data, good.len);
+		tl_resign(&u, fx.other_op.sm_key);
+		tl_remac(&u, fx.k_prof);       /* re-signs with the real key: undo */
+		tl_resign(&u, fx.other_op.sm_key);
+		VERIFY_TL(&u, &ctx, CP_ERR_OPERATOR_SIGNATURE, false);
+		tl_resign(&u, fx.op.root_key);
+		VERIFY_TL(&u, &ctx, CP_ERR_OPERATOR_SIGNATURE, false);
+		/* a signature that does not parse */
+		tl_set_fill(&u, 0x7E, 0x30, 70);
+		VERIFY_TL(&u, &ctx, CP_ERR_OPERATOR_SIGNATURE, false);
+		tl_free(&u);
+		(void)c;
+	}
+
+	/* The chain: without its root when the device has anchors; a root
+	 * that signs profiles itself; bytes after the last certificate; one
+	 * certificate too many; garbage. */
+	{
+		cp_auto_buf c = CP_BUF_INIT;
+		uint8_t chain[2 * CP_CHAIN_MAX];
+		CpProfile q = fx.p;
+		Tl u;
+
+		encode_signed(&fx.p, &fx.op, fx.op.chain, sm_len, &c);
+		VERIFY(c.data, c.len, &ctx, CP_OK, true);
+		cp_buf_clear(&c);
+		q.op_chain_len = 0;
+		memcpy(q.op_chain, fx.op.root, fx.op.root_len);
+		q.op_chain_len = fx.op.root_len;
+		cp_buf_init(&c);
+		CP_CHECK_INT(cp_profile_encode(&q, fx.op.root_key, fx.k_prof, &c), CP_OK);
+		VERIFY(c.data, c.len, &ctx, CP_ERR_OPERATOR, false);
+		cp_buf_clear(&c);
+
+		tl_from(&u, good.data, good.len);
+		memcpy(chain, fx.op.chain, fx.op.chain_len);
+		chain[fx.op.chain_len] = 0x00;
+		tl_set(&u, 0x70, chain, fx.op.chain_len + 1);
+		tl_remac(&u, fx.k_prof);
+		VERIFY_TL(&u, &ctx, CP_ERR_OPERATOR, false);
+		/* SM, root, root, root, root: five certificates */
+		memcpy(chain, fx.op.chain, sm_len);
+		for (int i = 0; i < 4; i++)
+			memcpy(chain + sm_len + i * fx.op.root_len, fx.op.root, fx.op.root_len);
+		if (sm_len + 4 * fx.op.root_len <= CP_CHAIN_MAX) {
+			tl_set(&u, 0x70, chain, sm_len + 4 * fx.op.root_len);
+			tl_remac(&u, fx.k_prof);
+			VERIFY_TL(&u, &ctx, CP_ERR_OPERATOR, false);
+		}
+		tl_set_fill(&u, 0x70, 0x30, 300);
+		tl_remac(&u, fx.k_prof);
+		VERIFY_TL(&u, &ctx, CP_ERR_OPERATOR, false);
+		/* The SM's certificate alone, altered by a bit. */
+		tl_set(&u, 0x70, fx.op.chain, sm_len);
+		u.it[tl_index(&u, 0x70)].val[sm_len - 5] ^= 0x01;
+		tl_remac(&u, fx.k_prof);
+		VERIFY_TL(&u, &ctx, CP_ERR_OPERATOR, false);
+		tl_free(&u);
+	}
+
+	/* The operator check comes before the work with the device key and
+	 * before the mac: a forged profile with a bad mac, for another suite,
+	 * or replayed, is still "operator". */
+	{
+		Tl u;
+
+		tl_from(&u, forged.data, forged.len);
+		u.it[tl_index(&u, CP_TLV_MAC)].val[0] ^= 0x01;
+		VERIFY_TL(&u, &ctx, CP_ERR_OPERATOR, false);
+		ctx.last_seq = 100;
+		ctx.n_suites = 0;
+		VERIFY_TL(&u, &ctx, CP_ERR_OPERATOR, false);
+		ctx = fx.ctx;
+		tl_free(&u);
+	}
+
+	/* Trust on first use: no anchors. Any operator may bind an unbound
+	 * device, if its chain ends in its self-signed root; once bound, only
+	 * the pinned root. */
+	ctx.anchors = NULL;
+	VERIFY(good.data, good.len, &ctx, CP_OK, true);
+	VERIFY(forged.data, forged.len, &ctx, CP_OK, true);
+	{
+		cp_auto_buf c = CP_BUF_INIT;
+		VerifyOut out;
+
+		encode_signed(&fx.p, &fx.op, fx.op.chain, sm_len, &c);
+		VERIFY(c.data, c.len, &ctx, CP_ERR_OPERATOR, false);  /* no root to trust */
+		memset(&out.keys, 0, sizeof out.keys);
+		CP_CHECK_INT(cp_profile_verify(good.data, good.len, &ctx, &out.p, &out.keys), CP_OK);
+		CP_CHECK(memcmp(out.p.op.root, fx.op.pin, CP_SHA256_LEN) == 0);
+		CP_CHECK(strcmp(out.p.op.name, "Example Operator") == 0);
+		cp_profile_keys_clear(&out.keys);
+	}
+	ctx.bound = true;
+	ctx.operator_pin = fx.op.pin;
+	ctx.binding_version = 1;
+	{
+		cp_auto_buf c = CP_BUF_INIT;
+		CpProfile q = fx.p;
+
+		q.operation = CP_OP_REPROVISION;
+		q.profile_seq = 6;
+		encode_signed(&q, &fx.op, fx.op.chain, fx.op.chain_len, &c);
+		VERIFY(c.data, c.len, &ctx, CP_OK, true);
+		cp_buf_clear(&c);
+		encode_signed(&q, &fx.other_op, fx.other_op.chain, fx.other_op.chain_len, &c);
+		VERIFY(c.data, c.len, &ctx, CP_ERR_OPERATOR, false);
+	}
+	/* The pin holds with anchors too: a device bound by one of several
+	 * trusted operators hears only that one. */
+	both_pem = malloc(strlen(fx.op.root_pem) + strlen(fx.other_op.root_pem) + 1);
+	strcpy(both_pem, fx.op.root_pem);
+	strcat(both_pem, fx.other_op.root_pem);
+	CP_CHECK_INT(cp_anchors_from_pem(both_pem, strlen(both_pem), &both), CP_OK);
+	CP_CHECK_INT(cp_anchors_count(both), 2);
+	ctx = fx.ctx;
+	ctx.anchors = both;
+	VERIFY(forged.data, forged.len, &ctx, CP_OK, true);      /* unbound: either */
+	ctx.bound = true;
+	ctx.operator_pin = fx.op.pin;
+	ctx.binding_version = 1;
+	{
+		cp_auto_buf c = CP_BUF_INIT;
+		CpProfile q = fx.p;
+
+		q.operation = CP_OP_REPROVISION;
+		encode_signed(&q, &fx.other_op, fx.other_op.chain, fx.other_op.chain_len, &c);
+		VERIFY(c.data, c.len, &ctx, CP_ERR_OPERATOR, false);
+		cp_buf_clear(&c);
+		encode_signed(&q, &fx.op, fx.op.chain, fx.op.chain_len, &c);
+		VERIFY(c.data, c.len, &ctx, CP_OK, true);
+	}
+	cp_anchors_free(both);
+	free(both_pem);
+
+	/* Anchors: PEM that is no certificate, an end entity, nothing. */
+	{
+		char *sm_pem = cp_cert_to_pem(fx.op.chain, sm_len);
+		CpAnchors *a = (CpAnchors *)1;
+
+		CP_CHECK(sm_pem != NULL);
+		CP_CHECK_INT(cp_anchors_from_pem(sm_pem, strlen(sm_pem), &a), CP_ERR_KEY);
+		CP_CHECK(a == NULL);
+		CP_CHECK_INT(cp_anchors_from_pem("", 0, &a), CP_ERR_KEY);
+		CP_CHECK_INT(cp_anchors_from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+						 57, &a), CP_ERR_KEY);
+		free(sm_pem);
+	}
+
+	/* The binding: each operation against each state of the device. The
+	 * check is last, behind the mac: a refusal carries K''. */
+	{
+		static const struct {
+			CpOperation op;
+			uint64_t version, replaces;
+			bool bound;
+			uint64_t device_version;
+			CpError want;
+		} cases[] = {
+			{ CP_OP_CLAIM, 1, 0, false, 0, CP_OK },
+			{ CP_OP_CLAIM, 7, 0, false, 0, CP_OK },
+			{ CP_OP_CLAIM, 1, 0, true, 1, CP_OK },           /* its owner again */
+			{ CP_OP_CLAIM, 2, 0, true, 1, CP_ERR_BINDING },  /* another binding */
+			{ CP_OP_CLAIM, 1, 0, true, 2, CP_ERR_BINDING },
+			{ CP_OP_CLAIM, 0, 0, true, 0, CP_OK },           /* bound before version 2 */
+			{ CP_OP_REPROVISION, 1, 0, true, 1, CP_OK },
+			{ CP_OP_REPROVISION, 0, 0, true, 0, CP_OK },      /* bound before version 2 */
+			{ CP_OP_REPROVISION, 2, 0, true, 1, CP_ERR_BINDING },
+			{ CP_OP_REPROVISION, 1, 0, true, 2, CP_ERR_BINDING },
+			{ CP_OP_REPROVISION, 1, 0, false, 0, CP_ERR_BINDING },
+			{ CP_OP_TRANSFER, 2, 1, true, 1, CP_OK },
+			{ CP_OP_TRANSFER, 5, 4, true, 1, CP_OK },         /* transfers missed meanwhile */
+			{ CP_OP_TRANSFER, 2, 1, true, 2, CP_ERR_BINDING },
+			{ CP_OP_TRANSFER, 2, 1, true, 3, CP_ERR_BINDING },
+			{ CP_OP_TRANSFER, 2, 1, false, 0, CP_ERR_BINDING },
+		};
+
+		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+			cp_auto_buf c = CP_BUF_INIT;
+			CpProfile q = fx.p;
+
+			q.operation = cases[i].op;
+			q.binding_version = cases[i].version;
+			q.has_replaces = cases[i].op == CP_OP_TRANSFER;
+			q.replaces = cases[i].replaces;
+			encode_signed(&q, &fx.op, fx.op.chain, fx.op.chain_len, &c);
+			ctx = fx.ctx;
+			ctx.bound = cases[i].bound;
+			ctx.binding_version = cases[i].device_version;
+			ctx.operator_pin = cases[i].bound ? fx.op.pin : NULL;
+			if (VERIFY(c.data, c.len, &ctx, cases[i].want, true) != cases[i].want)
+				fprintf(stderr, "  binding case %zu\n", i);
+		}
+	}
+}
+
 /* ---- receipt ---- */
 
 static void
@@ -1167,7 +1528,7 @@ test_receipt(void)
 	}
 	CP_CHECK_HEX(nomac.data, 7, "010001" "01" "020010");
 
-	common_cases("receipt", dec_receipt, b.data, b.len, CP_ERR_MAC_NOT_LAST, true);
+	common_cases("receipt", dec_receipt, b.data, b.len, CP_ERR_MAC_NOT_LAST, true, CP_RECEIPT_VERSION);
 	/* Without a mac, a trailing extension is skipped, a byte truncated. */
 	{
 		uint8_t buf[128];
@@ -1291,8 +1652,8 @@ test_published_vectors(void)
 	}
 	snprintf(dir, sizeof dir, "%s/docs/test-vectors", src);
 	setenv("CP_VECTORS_DIR", dir, 1);
-	if (!cp_test_vectors_load("cellprov-v1.txt", &v)) {
-		fprintf(stderr, "docs/test-vectors/cellprov-v1.txt missing\n");
+	if (!cp_test_vectors_load("cellprov-v2.txt", &v)) {
+		fprintf(stderr, "docs/test-vectors/cellprov-v2.txt missing\n");
 		cp_test_failures++;
 		return;
 	}
@@ -1359,6 +1720,7 @@ main(void)
 	test_enc_cred();
 	test_profile_codec();
 	test_profile_verify();
+	test_profile_operator();
 	test_receipt();
 	test_published_vectors();
 	fixture_teardown();

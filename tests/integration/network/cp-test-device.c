@@ -130,6 +130,7 @@ cmd_records(int argc, char **argv)
 {
 	g_autofree char *config = NULL, *out = NULL;
 	gint64 first = 1, count = 1;
+	int state = 0;
 	gboolean raw = FALSE;
 	GOptionEntry entries[] = {
 		{ "config", 0, 0, G_OPTION_ARG_FILENAME, &config, "cellprov.conf from cellprov-mfg", NULL },
@@ -137,6 +138,7 @@ cmd_records(int argc, char **argv)
 		{ "first", 0, 0, G_OPTION_ARG_INT64, &first, "first att_counter", NULL },
 		{ "count", 0, 0, G_OPTION_ARG_INT64, &count, "how many records", NULL },
 		{ "raw", 0, 0, G_OPTION_ARG_NONE, &raw, "one binary record instead of base64 lines", NULL },
+		{ "state", 0, 0, G_OPTION_ARG_INT, &state, "device state (CpDeviceState)", NULL },
 		G_OPTION_ENTRY_NULL
 	};
 	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
@@ -152,7 +154,7 @@ cmd_records(int argc, char **argv)
 		cp_auto_buf rec = CP_BUF_INIT;
 		CpDeviceRecord dr;
 
-		if (!fill_record(kf, key, (guint64)(first + i), 0, &dr) ||
+		if (!fill_record(kf, key, (guint64)(first + i), state, &dr) ||
 		    cp_device_record_encode(&dr, key, &rec) != CP_OK) {
 			EVP_PKEY_free(key);
 			return 1;

@@ -22,6 +22,9 @@ import prereq  # noqa: E402
 
 COMPANION_SUPI = "001010000009001"
 COMPANION_K_AUSF = "11" * 32
+# a second subscriber with its own token and K_AUSF: another owner
+NEIGHBOUR_SUPI = "001010000009002"
+NEIGHBOUR_K_AUSF = "22" * 32
 OP = "cdc202d5123e20f62b6d676ac72cb318"
 
 
@@ -71,10 +74,12 @@ class Bench:
         self.logs = {}
         self.sm_options = sm_options or {}
         self.token = "companion-token-" + os.urandom(8).hex()
+        self.neighbour_token = "neighbour-token-" + os.urandom(8).hex()
         self.ausf_token = "ausf-token-" + os.urandom(8).hex()
         self.devices = {}
         self.counter = {}
         self.extra_companions = []
+        self.operator_root = None
 
     def path(self, *p):
         return os.path.join(self.tmp, *p)
@@ -110,6 +115,37 @@ class Bench:
         self.tls_ca = d + "/ca.pem"
         self.tls_cert = d + "/server.pem"
         self.tls_key = d + "/server-key.pem"
+
+    def make_operator(self):
+        """The operator's PKI, as an operator makes it with openssl: a root
+        CA and the SM's signing certificate (P-256, an end entity for
+        digitalSignature) under it; the SM signs every profile with that
+        key and sends the chain (its certificate, then the root). The root
+        is what devices may hold as trusted-operators."""
+        d = self.path("operator")
+        os.mkdir(d)
+        ossl = ["openssl"]
+        write(d + "/root.cnf", "[req]\ndistinguished_name=dn\n[dn]\n[v3_root]\n"
+              "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+              "subjectKeyIdentifier=hash\n")
+        self.run(ossl + ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                         "-keyout", d + "/root-key.pem", "-out", d + "/root.pem", "-days", "3650",
+                         "-subj", "/O=cellprov test operator/CN=cellprov test operator root",
+                         "-config", d + "/root.cnf", "-extensions", "v3_root"])
+        self.run(ossl + ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                         "-keyout", d + "/sm-key.pem", "-out", d + "/sm.csr",
+                         "-subj", "/O=cellprov test operator/CN=cellprov test SM"])
+        write(d + "/sm.ext", "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+              "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+        self.run(ossl + ["x509", "-req", "-in", d + "/sm.csr", "-CA", d + "/root.pem",
+                         "-CAkey", d + "/root-key.pem", "-set_serial", "2", "-days", "3650",
+                         "-extfile", d + "/sm.ext", "-out", d + "/sm.pem"])
+        os.chmod(d + "/sm-key.pem", 0o600)
+        with open(d + "/chain.pem", "w") as f:
+            f.write(open(d + "/sm.pem").read() + open(d + "/root.pem").read())
+        self.operator_root = d + "/root.pem"
+        self.signing_key = d + "/sm-key.pem"
+        self.signing_chain = d + "/chain.pem"
 
     def ssl_context(self):
         ctx = ssl.create_default_context(cafile=self.tls_ca)
@@ -165,7 +201,8 @@ class Bench:
         return False
 
     def write_ausf_conf(self):
-        write(self.path("k_ausf"), "# companion SUPI, K_AUSF\n%s %s\n" % (COMPANION_SUPI, COMPANION_K_AUSF), 0o600)
+        write(self.path("k_ausf"), "# companion SUPI, K_AUSF\n%s %s\n%s %s\n"
+              % (COMPANION_SUPI, COMPANION_K_AUSF, NEIGHBOUR_SUPI, NEIGHBOUR_K_AUSF), 0o600)
         write(self.path("op"), OP + "\n", 0o600)
         write(self.path("ausf-token"), self.ausf_token + "\n", 0o600)
         write(self.path("ausf.conf"), """[ausf]
@@ -178,12 +215,18 @@ imsi-last=001010000000100
 """ % (self.path("ausf.db"), self.path("k_ausf"), self.path("op"), self.path("ausf-token")))
 
     def write_sm_conf(self):
+        if not self.operator_root:
+            self.make_operator()
         h = hashlib.sha256(self.token.encode()).hexdigest()
         other = hashlib.sha256(b"token-of-a-stranger-companion").hexdigest()
+        neighbour = hashlib.sha256(self.neighbour_token.encode()).hexdigest()
         write(self.path("companions"),
               "# name SUPI credential\nbench %s token-sha256:%s\nstranger 001010000009777 token-sha256:%s\n"
-              % (COMPANION_SUPI, h, other) + "".join(l + "\n" for l in self.extra_companions))
+              "neighbour %s token-sha256:%s\n"
+              % (COMPANION_SUPI, h, other, NEIGHBOUR_SUPI, neighbour)
+              + "".join(l + "\n" for l in self.extra_companions))
         write(self.path("companion-token"), self.token + "\n", 0o600)
+        write(self.path("neighbour-token"), self.neighbour_token + "\n", 0o600)
         opts = {
             "database": self.path("sm.db"),
             "tls-certificate": self.tls_cert,
@@ -198,6 +241,8 @@ imsi-last=001010000000100
             "network-name": "cellprov test network",
             "apn": "iot.test",
             "connection-timeout": "10",
+            "signing-key": self.signing_key,
+            "signing-chain": self.signing_chain,
         }
         opts.update(self.sm_options)
         write(self.path("sm.conf"), "[sm]\n" + "".join("%s=%s\n" % kv for kv in opts.items()))
@@ -243,6 +288,7 @@ imsi-last=001010000000100
             if not shutil.which(prog):
                 prereq.missing("%s is not installed (Debian package %s)" % (prog, package))
         self.make_tls()
+        self.make_operator()
         self.make_ca()
         self.start_lighttpd()
         self.write_ausf_conf()
@@ -399,6 +445,7 @@ def serve(argv):
             "sm-ca": b.tls_ca,
             "token": b.path("companion-token"),
             "companion": COMPANION_SUPI,
+            "operator-root": b.operator_root,
             "ausf-config": b.path("ausf.conf"),
             "devices": b.devices,
         }), flush=True)

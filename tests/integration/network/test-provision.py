@@ -133,7 +133,7 @@ def test_happy(b):
     secrets = [raw["k2"], k2.hex(), sub[1], sub[2], b.token, b.ausf_token]
     for log in ("sm", "ausf"):
         text = open(b.path(log + ".log")).read()
-        check("(1/7)" in text if log == "sm" else True, "%s log is at debug level" % log)
+        check("(1/9)" in text if log == "sm" else True, "%s log is at debug level" % log)
         check(res1["supi"] not in text, "%s log does not show the SUPI" % log)
         check(not any(x.lower() in text.lower() for x in secrets), "%s log holds no token, K'', K_usim or OPc" % log)
 
