@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp-buf.h"
 #include "cp-crypto.h"
 #include "cp-kdf.h"
 #include "cp-milenage.h"
@@ -49,6 +50,24 @@ cp_keys_k_prime(const CpSecret *k_c, const uint8_t device_id[CP_DEVICE_ID_LEN],
 	p[0] = (CpKdfParam){ device_id, CP_DEVICE_ID_LEN };
 	p[1] = (CpKdfParam){ (const uint8_t *)supi, strlen(supi) };
 	return derive(k_c, CP_FC_K_PRIME, p, 2, CP_KDF_LEN);
+}
+
+CpSecret *
+cp_keys_k_prime_gen(const CpSecret *k_c, const uint8_t device_id[CP_DEVICE_ID_LEN],
+		    const char *supi, uint64_t generation)
+{
+	uint8_t gen[8];
+	CpKdfParam p[3];
+
+	if (generation <= 1)
+		return cp_keys_k_prime(k_c, device_id, supi);
+	if (!k_c || k_c->len != CP_K_AUSF_LEN || !device_id || !cp_supi_valid(supi))
+		return NULL;
+	cp_put_be64(gen, generation);
+	p[0] = (CpKdfParam){ device_id, CP_DEVICE_ID_LEN };
+	p[1] = (CpKdfParam){ (const uint8_t *)supi, strlen(supi) };
+	p[2] = (CpKdfParam){ gen, sizeof gen };
+	return derive(k_c, CP_FC_K_PRIME, p, 3, CP_KDF_LEN);
 }
 
 CpSecret *

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The docs/protocol.md key schedule:
- *   K'     = KDF(K_c, 0xF0, device_id, SUPI_dev)
+ *   K'     = KDF(K_c, 0xF0, device_id, SUPI_dev)          key generation 1
+ *   K'     = KDF(K_c, 0xF0, device_id, SUPI_dev, gen)     gen >= 2, 8 bytes BE
  *   K_usim = first 16 bytes of KDF(K', 0xF4, "usim-k")
  *   OPc    = Milenage OPc(K_usim, OP)
  *   K_SM   = KDF(K', 0xF1, device_id)
@@ -26,6 +27,11 @@
 
 CpSecret *cp_keys_k_prime(const CpSecret *k_c, const uint8_t device_id[CP_DEVICE_ID_LEN],
 			  const char *supi);
+/* K' of a key generation: 0 and 1 are the first (as cp_keys_k_prime);
+ * each re-provisioning of a device under the same subscription takes the
+ * next, so that its keys change. Only the AUSF computes K'. */
+CpSecret *cp_keys_k_prime_gen(const CpSecret *k_c, const uint8_t device_id[CP_DEVICE_ID_LEN],
+			      const char *supi, uint64_t generation);
 CpSecret *cp_keys_k_usim(const CpSecret *k_prime);
 CpSecret *cp_keys_opc(const CpSecret *k_usim, const CpSecret *op);
 CpSecret *cp_keys_k_sm(const CpSecret *k_prime, const uint8_t device_id[CP_DEVICE_ID_LEN]);

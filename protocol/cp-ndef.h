@@ -43,6 +43,7 @@ typedef struct {
 #define CP_MIME_DEVICE "application/vnd.cellprov.device"
 #define CP_MIME_PROFILE "application/vnd.cellprov.profile"
 #define CP_MIME_RECEIPT "application/vnd.cellprov.receipt"
+#define CP_MIME_COMMAND "application/vnd.cellprov.command"
 
 /*
  * Strict parse: MB on the first record only (CP_ERR_NDEF_HEADER), ME on the

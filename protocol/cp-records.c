@@ -669,7 +669,7 @@ cp_profile_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx,
 		case VERIFY_STEP_OPERATOR:
 			/* Before any work with the device key: a profile nobody
 			 * trusted signed costs the device one chain check. */
-			err = cp_operator_chain_verify(ctx->anchors, ctx->bound ? ctx->operator_pin : NULL,
+			err = cp_operator_chain_verify(ctx->anchors, ctx->operator_pin,
 					      tmp->op_chain, tmp->op_chain_len, &signer, &tmp->op);
 			break;
 		case VERIFY_STEP_OPERATOR_SIGNATURE:
@@ -754,6 +754,8 @@ enum {
 	RC_STATUS,
 	RC_REASON,
 	RC_REGISTRATION,
+	RC_BINDING_VERSION,
+	RC_DEVICE_SIGNATURE,
 	RC_MAC,
 	RC_N
 };
@@ -765,6 +767,8 @@ static const CpTlvField rc_fields[RC_N] = {
 	[RC_STATUS] = { 0x04, 1, 1, true, false },
 	[RC_REASON] = { 0x05, 2, 2, true, false },
 	[RC_REGISTRATION] = { 0x06, 5, 6, false, false },
+	[RC_BINDING_VERSION] = { 0x07, 8, 8, true, false },
+	[RC_DEVICE_SIGNATURE] = { 0x7E, 8, CP_ECDSA_MAX, true, false },
 	[RC_MAC] = { CP_TLV_MAC, CP_MAC_LEN, CP_MAC_LEN, false, true },
 };
 
@@ -784,7 +788,7 @@ receipt_decode(const uint8_t *buf, size_t len, CpReceipt *r, size_t *mac_offset)
 
 	if (v[RC_VERSION].value[0] != CP_RECEIPT_VERSION)
 		return CP_ERR_VERSION;
-	if (v[RC_STATUS].value[0] > CP_RECEIPT_FAILED)
+	if (v[RC_STATUS].value[0] > CP_RECEIPT_DECOMMISSIONED)
 		return CP_ERR_BAD_VALUE;
 	if (v[RC_REGISTRATION].value &&
 	    !cp_is_digits(v[RC_REGISTRATION].value, v[RC_REGISTRATION].len))
@@ -800,6 +804,10 @@ receipt_decode(const uint8_t *buf, size_t len, CpReceipt *r, size_t *mac_offset)
 		tmp.has_registration = true;
 		copy_str(tmp.registration, &v[RC_REGISTRATION]);
 	}
+	tmp.binding_version = cp_be64(v[RC_BINDING_VERSION].value);
+	memcpy(tmp.device_signature, v[RC_DEVICE_SIGNATURE].value, v[RC_DEVICE_SIGNATURE].len);
+	tmp.device_signature_len = v[RC_DEVICE_SIGNATURE].len;
+	tmp.signed_len = v[RC_DEVICE_SIGNATURE].offset;
 	if (v[RC_MAC].value) {
 		tmp.has_mac = true;
 		memcpy(tmp.mac, v[RC_MAC].value, CP_MAC_LEN);
@@ -825,14 +833,14 @@ decode_receipt_scratch(const uint8_t *buf, size_t len, void *scratch)
 }
 
 CpError
-cp_receipt_encode(const CpReceipt *r, const CpSecret *k2, CpBuf *out)
+cp_receipt_encode(const CpReceipt *r, EVP_PKEY *device_key, const CpSecret *k2, CpBuf *out)
 {
-	uint8_t mac[CP_MAC_LEN];
+	uint8_t mac[CP_MAC_LEN], sig[CP_ECDSA_MAX];
+	size_t start, sig_len = 0;
 	CpReceipt check;
-	size_t start;
 	CpError err;
 
-	if (!r || !out || out->failed || (k2 && k2->len != CP_KDF_LEN))
+	if (!r || !device_key || !out || out->failed || (k2 && k2->len != CP_KDF_LEN))
 		return CP_ERR_ARGUMENT;
 
 	start = out->len;
@@ -843,17 +851,25 @@ cp_receipt_encode(const CpReceipt *r, const CpSecret *k2, CpBuf *out)
 	cp_tlv_put_be16(out, 0x05, r->reason);
 	if (r->has_registration)
 		cp_tlv_put(out, 0x06, r->registration, FIELD_STRLEN(r->registration));
+	cp_tlv_put_be64(out, 0x07, r->binding_version);
 	if (out->failed) {
 		rollback(out, start);
 		return CP_ERR_CRYPTO;
 	}
-	if (k2) {
+	err = cp_ecdsa_sign(device_key, out->data + start, out->len - start, sig, &sig_len);
+	if (err) {
+		rollback(out, start);
+		return err;
+	}
+	cp_tlv_put(out, 0x7E, sig, sig_len);
+	if (k2 && !out->failed) {
 		err = cp_hmac_sha256(k2->data, k2->len, out->data + start, out->len - start, mac);
 		if (err) {
 			rollback(out, start);
 			return err;
 		}
 		cp_tlv_put(out, CP_TLV_MAC, mac, sizeof mac);
+		cp_cleanse(mac, sizeof mac);
 	}
 	err = finish(out, start, decode_receipt_scratch, &check);
 	if (err)
@@ -885,4 +901,191 @@ cp_receipt_verify(const uint8_t *buf, size_t len, const CpSecret *k2, CpReceipt 
 		return CP_ERR_RECEIPT_MAC;
 	*r = tmp;
 	return CP_OK;
+}
+
+CpError
+cp_receipt_verify_device(const uint8_t *buf, size_t len, EVP_PKEY *device_pub, CpReceipt *r)
+{
+	CpReceipt tmp;
+	CpError err;
+
+	if (!device_pub || !r)
+		return CP_ERR_ARGUMENT;
+	err = receipt_decode(buf, len, &tmp, NULL);
+	if (err)
+		return err;
+	err = cp_ecdsa_verify(device_pub, buf, tmp.signed_len, tmp.device_signature,
+			      tmp.device_signature_len);
+	if (err)
+		return err == CP_ERR_KEY ? CP_ERR_KEY : CP_ERR_SIGNATURE;
+	*r = tmp;
+	return CP_OK;
+}
+
+/* ---- command ---- */
+
+enum {
+	CM_VERSION,
+	CM_DEVICE_ID,
+	CM_SEQ,
+	CM_NOT_AFTER,
+	CM_COMMAND,
+	CM_BINDING_VERSION,
+	CM_OP_CHAIN,
+	CM_OP_SIGNATURE,
+	CM_N
+};
+
+static const CpTlvField cm_fields[CM_N] = {
+	[CM_VERSION] = { 0x01, 1, 1, true, false },
+	[CM_DEVICE_ID] = { 0x02, CP_DEVICE_ID_LEN, CP_DEVICE_ID_LEN, true, false },
+	[CM_SEQ] = { 0x03, 8, 8, true, false },
+	[CM_NOT_AFTER] = { 0x05, 8, 8, false, false },
+	[CM_COMMAND] = { 0x06, 1, 1, true, false },
+	[CM_BINDING_VERSION] = { 0x07, 8, 8, true, false },
+	[CM_OP_CHAIN] = { 0x70, 1, CP_CHAIN_MAX, true, false },
+	[CM_OP_SIGNATURE] = { 0x7E, 8, CP_ECDSA_MAX, true, true },
+};
+
+static CpError
+command_decode(const uint8_t *buf, size_t len, CpCommand *c, size_t *sig_offset)
+{
+	CpTlvValue v[CM_N];
+	CpCommand *tmp;
+	CpError err;
+
+	err = check_envelope(buf, len, CP_COMMAND_VERSION);
+	if (err)
+		return err;
+	err = cp_tlv_decode(buf, len, cm_fields, CM_N, v, NULL, NULL);
+	if (err)
+		return err;
+	if (v[CM_VERSION].value[0] != CP_COMMAND_VERSION)
+		return CP_ERR_VERSION;
+	if (v[CM_COMMAND].value[0] != CP_COMMAND_DECOMMISSION)
+		return CP_ERR_BAD_VALUE;
+
+	tmp = calloc(1, sizeof *tmp);
+	if (!tmp)
+		return CP_ERR_CRYPTO;
+	tmp->version = v[CM_VERSION].value[0];
+	memcpy(tmp->device_id, v[CM_DEVICE_ID].value, CP_DEVICE_ID_LEN);
+	tmp->seq = cp_be64(v[CM_SEQ].value);
+	if (v[CM_NOT_AFTER].value) {
+		tmp->has_not_after = true;
+		tmp->not_after = cp_be64(v[CM_NOT_AFTER].value);
+	}
+	tmp->command = v[CM_COMMAND].value[0];
+	tmp->binding_version = cp_be64(v[CM_BINDING_VERSION].value);
+	memcpy(tmp->op_chain, v[CM_OP_CHAIN].value, v[CM_OP_CHAIN].len);
+	tmp->op_chain_len = v[CM_OP_CHAIN].len;
+	memcpy(tmp->op_signature, v[CM_OP_SIGNATURE].value, v[CM_OP_SIGNATURE].len);
+	tmp->op_signature_len = v[CM_OP_SIGNATURE].len;
+	if (sig_offset)
+		*sig_offset = v[CM_OP_SIGNATURE].offset;
+	*c = *tmp;
+	free(tmp);
+	return CP_OK;
+}
+
+CpError
+cp_command_decode(const uint8_t *buf, size_t len, CpCommand *c)
+{
+	if (!c)
+		return CP_ERR_ARGUMENT;
+	return command_decode(buf, len, c, NULL);
+}
+
+static CpError
+decode_command_scratch(const uint8_t *buf, size_t len, void *scratch)
+{
+	return cp_command_decode(buf, len, scratch);
+}
+
+CpError
+cp_command_encode(const CpCommand *c, EVP_PKEY *op_key, CpBuf *out)
+{
+	uint8_t sig[CP_ECDSA_MAX];
+	size_t start, sig_len = 0;
+	CpCommand *check;
+	CpError err;
+
+	if (!c || !op_key || !out || out->failed)
+		return CP_ERR_ARGUMENT;
+	if (c->op_chain_len > CP_CHAIN_MAX)
+		return CP_ERR_LENGTH;
+	err = cp_operator_chain_signer(c->op_chain, c->op_chain_len, op_key);
+	if (err)
+		return err;
+
+	start = out->len;
+	cp_tlv_put_u8(out, 0x01, CP_COMMAND_VERSION);
+	cp_tlv_put(out, 0x02, c->device_id, CP_DEVICE_ID_LEN);
+	cp_tlv_put_be64(out, 0x03, c->seq);
+	if (c->has_not_after)
+		cp_tlv_put_be64(out, 0x05, c->not_after);
+	cp_tlv_put_u8(out, 0x06, c->command);
+	cp_tlv_put_be64(out, 0x07, c->binding_version);
+	cp_tlv_put(out, 0x70, c->op_chain, c->op_chain_len);
+	if (out->failed) {
+		rollback(out, start);
+		return CP_ERR_CRYPTO;
+	}
+	err = cp_ecdsa_sign(op_key, out->data + start, out->len - start, sig, &sig_len);
+	if (err) {
+		rollback(out, start);
+		return err;
+	}
+	cp_tlv_put(out, 0x7E, sig, sig_len);
+	check = malloc(sizeof *check);
+	if (!check) {
+		rollback(out, start);
+		return CP_ERR_CRYPTO;
+	}
+	err = finish(out, start, decode_command_scratch, check);
+	free(check);
+	if (err)
+		rollback(out, start);
+	return err;
+}
+
+CpError
+cp_command_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx, CpCommand *c)
+{
+	EVP_PKEY *signer = NULL;
+	size_t sig_offset = 0;
+	CpCommand *tmp;
+	CpError err;
+
+	if (!ctx || !c || !ctx->device_id)
+		return CP_ERR_ARGUMENT;
+	tmp = calloc(1, sizeof *tmp);
+	if (!tmp)
+		return CP_ERR_CRYPTO;
+	/* The profile's order, without the work with the device key. */
+	err = command_decode(buf, len, tmp, &sig_offset);
+	if (!err && tmp->version != CP_COMMAND_VERSION)
+		err = CP_ERR_VERSION;
+	if (!err && memcmp(tmp->device_id, ctx->device_id, CP_DEVICE_ID_LEN) != 0)
+		err = CP_ERR_WRONG_DEVICE;
+	if (!err)
+		err = cp_operator_chain_verify(ctx->anchors, ctx->operator_pin, tmp->op_chain,
+					       tmp->op_chain_len, &signer, &tmp->op);
+	if (!err) {
+		err = cp_ecdsa_verify(signer, buf, sig_offset, tmp->op_signature, tmp->op_signature_len);
+		if (err == CP_ERR_SIGNATURE)
+			err = CP_ERR_OPERATOR_SIGNATURE;
+	}
+	if (!err && tmp->seq <= ctx->last_seq)
+		err = CP_ERR_REPLAY;
+	if (!err && tmp->has_not_after && ctx->now > tmp->not_after)
+		err = CP_ERR_EXPIRED;
+	/* A command acts on the device's binding: the operator names it. */
+	if (!err && (!ctx->bound || tmp->binding_version != ctx->binding_version))
+		err = CP_ERR_BINDING;
+	EVP_PKEY_free(signer);
+	if (!err)
+		*c = *tmp;
+	free(tmp);
+	return err;
 }

@@ -35,7 +35,8 @@
 #define CP_PROTOCOL_VERSION 2
 #define CP_DEVICE_RECORD_VERSION 1
 #define CP_PROFILE_VERSION 2
-#define CP_RECEIPT_VERSION 1
+#define CP_RECEIPT_VERSION 2
+#define CP_COMMAND_VERSION 1
 #define CP_MAC_LEN 32
 #define CP_RECORD_MAX 4096      /* no cellprov structure is larger */
 
@@ -155,10 +156,11 @@ typedef struct {
 	const uint8_t *device_info;     /* device record tags 0x01-0x06 */
 	size_t device_info_len;
 	/* The device's trust in operators: the roots the manufacturer set
-	 * (NULL or empty: trust on first use), and the root pinned by the
-	 * profile that bound the device (NULL while it has no owner). */
+	 * (NULL or empty: trust on first use), and the root it pinned when it
+	 * was first bound (NULL: none; kept across a local reset, dropped by
+	 * a decommission). */
 	const CpAnchors *anchors;
-	const uint8_t *operator_pin;    /* CP_SHA256_LEN bytes */
+	const uint8_t *operator_pin;    /* CP_SHA256_LEN bytes; NULL: none */
 	/* The device's owner binding: none, or bound at binding_version. */
 	bool bound;
 	uint64_t binding_version;
@@ -176,8 +178,8 @@ typedef struct {
 /*
  * The device's checks, in docs/protocol.md order: decode (cp_profile_decode's
  * codes); version (CP_ERR_VERSION); device_id (CP_ERR_WRONG_DEVICE);
- * op_chain to a trusted operator, and to the pinned one once the device is
- * bound (CP_ERR_OPERATOR); op_signature under the chain's signing key
+ * op_chain to a trusted operator, and to the pinned one when the device has
+ * a pin (CP_ERR_OPERATOR); op_signature under the chain's signing key
  * (CP_ERR_OPERATOR_SIGNATURE); suite offered (CP_ERR_SUITE) and decrypt
  * enc_cred (CP_ERR_DECRYPT, CP_ERR_POINT); derive K_usim, K_SM, K_prof,
  * K''; mac, constant time (CP_ERR_MAC); profile_seq above ctx->last_seq
@@ -204,23 +206,73 @@ typedef enum {
 	CP_RECEIPT_PROVISIONED = 1,
 	CP_RECEIPT_REJECTED = 2,
 	CP_RECEIPT_FAILED = 3,
+	CP_RECEIPT_DECOMMISSIONED = 4, /* the device executed a decommission */
 } CpReceiptStatus;
 
 typedef struct {
 	uint8_t version;
 	uint8_t device_id[CP_DEVICE_ID_LEN];
-	uint64_t profile_seq;
+	uint64_t profile_seq;          /* of the profile, or of the command */
 	uint8_t status;                /* CpReceiptStatus */
 	uint16_t reason;               /* CpError, 0 = none */
 	bool has_registration;
 	char registration[7];          /* PLMN */
+	uint64_t binding_version;      /* the device's after the event; 0: no owner */
+	uint8_t device_signature[CP_ECDSA_MAX];
+	size_t device_signature_len;
 	bool has_mac;
 	uint8_t mac[CP_MAC_LEN];
+	/* Set by the decoder: bytes covered by the device's signature. */
+	size_t signed_len;
 } CpReceipt;
 
-/* k2 NULL: no mac (a rejected profile whose mac could not be verified). */
-CpError cp_receipt_encode(const CpReceipt *r, const CpSecret *k2, CpBuf *out);
+/* Sign with the device key (every receipt: the SM checks it with the
+ * certified key, whoever carries it), then mac with k2; k2 NULL: no mac (a
+ * rejected message whose mac could not be verified, or none to verify). */
+CpError cp_receipt_encode(const CpReceipt *r, EVP_PKEY *device_key, const CpSecret *k2,
+			  CpBuf *out);
 CpError cp_receipt_decode(const uint8_t *buf, size_t len, CpReceipt *r);
 /* Decode and check the mac with K'' (32 bytes, else CP_ERR_ARGUMENT);
- * CP_ERR_NO_MAC when it has none. */
+ * CP_ERR_NO_MAC when it has none. What the companion checks. */
 CpError cp_receipt_verify(const uint8_t *buf, size_t len, const CpSecret *k2, CpReceipt *r);
+/* Decode and check the device's signature under its public key
+ * (CP_ERR_SIGNATURE). What the SM checks. */
+CpError cp_receipt_verify_device(const uint8_t *buf, size_t len, EVP_PKEY *device_pub,
+				 CpReceipt *r);
+
+/* ---- command: an operator-signed lifecycle message ---- */
+
+typedef enum {
+	CP_COMMAND_DECOMMISSION = 1,    /* release: restore the USIM, forget owner and pin, re-arm */
+} CpCommandKind;
+
+typedef struct {
+	uint8_t version;
+	uint8_t device_id[CP_DEVICE_ID_LEN];
+	uint64_t seq;                   /* the device's profile_seq counter: a replay is refused */
+	bool has_not_after;
+	uint64_t not_after;
+	uint8_t command;                /* CpCommandKind */
+	uint64_t binding_version;       /* the binding it acts on: the device's */
+	uint8_t op_chain[CP_CHAIN_MAX];
+	size_t op_chain_len;
+	uint8_t op_signature[CP_ECDSA_MAX];
+	size_t op_signature_len;
+	CpOperatorId op;                /* set by cp_command_verify */
+} CpCommand;
+
+/* Encode up to op_chain and append op_signature = ECDSA(op_key, those
+ * bytes); op_key must be op_chain's signing key (CP_ERR_KEY). */
+CpError cp_command_encode(const CpCommand *c, EVP_PKEY *op_key, CpBuf *out);
+CpError cp_command_decode(const uint8_t *buf, size_t len, CpCommand *c);
+/*
+ * The device's checks: decode; version (CP_ERR_VERSION); device_id
+ * (CP_ERR_WRONG_DEVICE); op_chain to a trusted operator and to the pin
+ * (CP_ERR_OPERATOR); op_signature (CP_ERR_OPERATOR_SIGNATURE); seq above
+ * ctx->last_seq (CP_ERR_REPLAY); not_after (CP_ERR_EXPIRED); the device is
+ * bound at binding_version (CP_ERR_BINDING). Only the context's device_id,
+ * anchors, operator_pin, bound, binding_version, last_seq and now are used.
+ * c is set on success only.
+ */
+CpError cp_command_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx,
+			  CpCommand *c);
