@@ -556,21 +556,38 @@ json_profile(CpJson *j, const CpProfile *p)
 static void
 json_receipt(CpJson *j, const CpReceipt *r)
 {
-	static const char *status[] = { "accepted", "provisioned", "rejected", "failed" };
+	static const char *status[] = { "accepted", "provisioned", "rejected", "failed",
+					"decommissioned" };
 
 	cp_json_uint(j, "version", r->version);
 	cp_json_hex(j, "device-id", r->device_id, sizeof r->device_id);
 	cp_json_uint(j, "profile-seq", r->profile_seq);
-	cp_json_string(j, "status", r->status < 4 ? status[r->status] : "?");
+	cp_json_string(j, "status", r->status < 5 ? status[r->status] : "?");
 	cp_json_uint(j, "reason", r->reason);
 	cp_json_string(j, "reason-name", r->reason ? cp_error_name(r->reason) : "none");
 	if (r->has_registration)
 		cp_json_string(j, "registration", r->registration);
+	cp_json_uint(j, "binding-version", r->binding_version);
+	cp_json_hex(j, "device-signature", r->device_signature, r->device_signature_len);
 	if (r->has_mac)
 		cp_json_hex(j, "mac", r->mac, sizeof r->mac);
 }
 
-typedef enum { KIND_UNKNOWN, KIND_DEVICE, KIND_PROFILE, KIND_RECEIPT } Kind;
+static void
+json_command(CpJson *j, const CpCommand *c)
+{
+	cp_json_uint(j, "version", c->version);
+	cp_json_hex(j, "device-id", c->device_id, sizeof c->device_id);
+	cp_json_uint(j, "seq", c->seq);
+	if (c->has_not_after)
+		cp_json_uint(j, "not-after", c->not_after);
+	cp_json_string(j, "command", c->command == CP_COMMAND_DECOMMISSION ? "decommission" : "?");
+	cp_json_uint(j, "binding-version", c->binding_version);
+	cp_json_hex(j, "op-chain", c->op_chain, c->op_chain_len);
+	cp_json_hex(j, "op-signature", c->op_signature, c->op_signature_len);
+}
+
+typedef enum { KIND_UNKNOWN, KIND_DEVICE, KIND_PROFILE, KIND_RECEIPT, KIND_COMMAND } Kind;
 
 /*
  * Which structure this is: the strict decoders accept at most one of
@@ -592,6 +609,14 @@ classify(const uint8_t *buf, size_t len, CpError *err)
 		return KIND_PROFILE;
 	if ((e_r = cp_receipt_decode(buf, len, &r)) == CP_OK)
 		return KIND_RECEIPT;
+	{
+		CpCommand *c = malloc(sizeof *c);
+		bool is_command = c && cp_command_decode(buf, len, c) == CP_OK;
+
+		free(c);
+		if (is_command)
+			return KIND_COMMAND;
+	}
 
 	for (size_t off = 0; off + 3 <= len;) {
 		size_t l = cp_be16(buf + off + 1);
@@ -620,7 +645,8 @@ classify(const uint8_t *buf, size_t len, CpError *err)
 	return KIND_UNKNOWN;
 }
 
-static const char *const kind_names[] = { "structure", "device record", "profile", "receipt" };
+static const char *const kind_names[] = { "structure", "device record", "profile", "receipt",
+					   "command" };
 
 /* Strictly as the kind said (an NDEF record's MIME type), no guessing. */
 static CpError
@@ -637,6 +663,13 @@ decode_as(Kind kind, const uint8_t *buf, size_t len)
 		return cp_profile_decode(buf, len, &p);
 	case KIND_RECEIPT:
 		return cp_receipt_decode(buf, len, &r);
+	case KIND_COMMAND: {
+		CpCommand *c = malloc(sizeof *c);
+		CpError err = c ? cp_command_decode(buf, len, c) : CP_ERR_CRYPTO;
+
+		free(c);
+		return err;
+	}
 	case KIND_UNKNOWN:
 		break;
 	}
@@ -802,6 +835,29 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 				return fail(err, "receipt mac");
 			cp_json_bool(j, "mac-verified", true);
 		}
+		if (opt(a, "pubkey")) {
+			EVP_PKEY *pub = pem_file_arg(a, "pubkey", true);
+
+			err = cp_receipt_verify_device(buf, len, pub, &r);
+			EVP_PKEY_free(pub);
+			if (err)
+				return fail(err, "receipt signature");
+			cp_json_bool(j, "signature-verified", true);
+		}
+		break;
+	}
+	case KIND_COMMAND: {
+		CpCommand *c = malloc(sizeof *c);
+
+		if (!c || cp_command_decode(buf, len, c) != CP_OK) {
+			free(c);
+			return fail(CP_ERR_CRYPTO, "command");
+		}
+		cp_json_string(j, "type", "command");
+		cp_json_begin_object(j, "fields");
+		json_command(j, c);
+		cp_json_end_object(j);
+		free(c);
 		break;
 	}
 	case KIND_UNKNOWN:
@@ -843,9 +899,10 @@ decode_ndef(CpJson *j, const Args *a, const uint8_t *buf, size_t len)
 			cp_json_string(j, "uri", uri);
 			free(uri);
 		} else if (mime_is(r, CP_MIME_DEVICE) || mime_is(r, CP_MIME_PROFILE) ||
-			   mime_is(r, CP_MIME_RECEIPT)) {
+			   mime_is(r, CP_MIME_RECEIPT) || mime_is(r, CP_MIME_COMMAND)) {
 			Kind kind = mime_is(r, CP_MIME_DEVICE) ? KIND_DEVICE :
-				    mime_is(r, CP_MIME_PROFILE) ? KIND_PROFILE : KIND_RECEIPT;
+				    mime_is(r, CP_MIME_PROFILE) ? KIND_PROFILE :
+				    mime_is(r, CP_MIME_RECEIPT) ? KIND_RECEIPT : KIND_COMMAND;
 			char where[96];
 			int rc;
 
@@ -912,7 +969,8 @@ cmd_decode(int argc, char **argv)
 
 static const OptSpec vectors_opts[] = {
 	{ .name = "signature" }, { .name = "op-root-cert" }, { .name = "op-sm-cert" },
-	{ .name = "op-signature" }, { .name = "output" }, { .name = "explain", .flag = true },
+	{ .name = "op-signature" }, { .name = "receipt-signature" }, { .name = "command-signature" },
+	{ .name = "output" }, { .name = "explain", .flag = true },
 	{ .name = NULL }
 };
 
@@ -920,6 +978,7 @@ static int
 cmd_vectors(int argc, char **argv)
 {
 	static uint8_t sig[CP_ECDSA_MAX], op_sig[CP_ECDSA_MAX], root[CP_CHAIN_MAX], sm[CP_CHAIN_MAX];
+	static uint8_t rc_sig[CP_ECDSA_MAX], cmd_sig[CP_ECDSA_MAX];
 	CpToolVectorsPublished pub = { 0 };
 	FILE *out = stdout;
 	CpError err;
@@ -935,6 +994,16 @@ cmd_vectors(int argc, char **argv)
 		pub.op_signature_len = hex_arg(&a, "op-signature", opt(&a, "op-signature"), op_sig,
 					       sizeof op_sig, 0);
 		pub.op_signature = op_sig;
+	}
+	if (opt(&a, "receipt-signature")) {
+		pub.receipt_signature_len = hex_arg(&a, "receipt-signature", opt(&a, "receipt-signature"),
+						    rc_sig, sizeof rc_sig, 0);
+		pub.receipt_signature = rc_sig;
+	}
+	if (opt(&a, "command-signature")) {
+		pub.command_signature_len = hex_arg(&a, "command-signature", opt(&a, "command-signature"),
+						    cmd_sig, sizeof cmd_sig, 0);
+		pub.command_signature = cmd_sig;
 	}
 	if (!opt(&a, "op-root-cert") != !opt(&a, "op-sm-cert"))
 		usage_error("vectors: --op-root-cert and --op-sm-cert go together");
@@ -977,7 +1046,7 @@ help(FILE *f)
 	      "      a profile or a receipt; the key options verify MACs, the signature, or\n"
 	      "      the whole profile as the device does (FILE - reads stdin)\n"
 	      "  vectors [--signature HEX] [--op-root-cert HEX --op-sm-cert HEX] [--op-signature HEX]\n"
-	      "         [--output FILE] [--explain]\n"
+	      "         [--receipt-signature HEX] [--command-signature HEX] [--output FILE] [--explain]\n"
 	      "      the published test vectors of docs/test-vectors/, from fixed inputs\n"
 	      "\n"
 	      "Options:\n"

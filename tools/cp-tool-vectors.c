@@ -119,10 +119,11 @@ operator_chain(EVP_PKEY *root_key, EVP_PKEY *sm_key, const CpToolVectorsPublishe
 	return err;
 }
 
-/* Put the published op_signature in place of the fresh one, and MAC again. */
+/* Put a published signature (tag 0x7E) in place of the fresh one of a
+ * structure made by key, and MAC again with mac_key if there is one. */
 static CpError
-profile_with_signature(CpBuf *prof, EVP_PKEY *sm_key, const CpSecret *k_prof,
-		       const uint8_t *sig, size_t sig_len)
+with_signature(CpBuf *prof, EVP_PKEY *sm_key, const CpSecret *k_prof,
+	       const uint8_t *sig, size_t sig_len)
 {
 	uint8_t mac[CP_MAC_LEN];
 	size_t at = 0;
@@ -139,6 +140,8 @@ profile_with_signature(CpBuf *prof, EVP_PKEY *sm_key, const CpSecret *k_prof,
 	cp_tlv_put(prof, 0x7E, sig, sig_len);
 	if (prof->failed)
 		return CP_ERR_CRYPTO;
+	if (!k_prof)
+		return CP_OK;
 	if ((err = cp_hmac_sha256(k_prof->data, k_prof->len, prof->data, prof->len, mac)))
 		return err;
 	cp_tlv_put(prof, CP_TLV_MAC, mac, sizeof mac);
@@ -158,7 +161,7 @@ cp_tool_vectors(FILE *out, FILE *explain, const CpToolVectorsPublished *publishe
 		*k_c = fixed(V_K_C), *op = fixed(V_OP), *kp = NULL, *k_usim = NULL, *opc = NULL,
 		*k_sm = NULL, *k2 = NULL, *k_prof = NULL;
 	cp_auto_buf dr_buf = CP_BUF_INIT, info = CP_BUF_INIT, prof_buf = CP_BUF_INIT,
-		rc_buf = CP_BUF_INIT, tag = CP_BUF_INIT, prof_ndef = CP_BUF_INIT;
+		rc_buf = CP_BUF_INIT, tag = CP_BUF_INIT, prof_ndef = CP_BUF_INIT, cmd_buf = CP_BUF_INIT;
 	uint8_t nonce[CP_NONCE_LEN], pub[33], info_hash[32], cc[CP_T4T_CC_LEN];
 	EVP_PKEY *dev = NULL, *eph = NULL;
 	uint8_t *spki = NULL;
@@ -298,7 +301,7 @@ cp_tool_vectors(FILE *out, FILE *explain, const CpToolVectorsPublished *publishe
 	if ((err = cp_profile_encode(&p, op_sm_key, k_prof, &prof_buf)))
 		goto out;
 	if (published && published->op_signature &&
-	    (err = profile_with_signature(&prof_buf, op_sm_key, k_prof, published->op_signature,
+	    (err = with_signature(&prof_buf, op_sm_key, k_prof, published->op_signature,
 					  published->op_signature_len)))
 		goto out;
 	step("steps 7-8: SM picks the nonce, derives K'' and K_prof, builds a %zu-byte profile "
@@ -344,11 +347,58 @@ cp_tool_vectors(FILE *out, FILE *explain, const CpToolVectorsPublished *publishe
 	r.reason = CP_OK;
 	r.has_registration = true;
 	snprintf(r.registration, sizeof r.registration, "%s", V_PLMN);
-	if ((err = cp_receipt_encode(&r, k2, &rc_buf)))
+	r.binding_version = V_BINDING_VERSION;
+	if ((err = cp_receipt_encode(&r, dev, k2, &rc_buf)))
 		goto out;
-	if ((err = cp_receipt_verify(rc_buf.data, rc_buf.len, k2, &r)))
+	if (published && published->receipt_signature &&
+	    (err = with_signature(&rc_buf, dev, k2, published->receipt_signature,
+				  published->receipt_signature_len)))
 		goto out;
-	step("step 10: receipt 'provisioned and registered on %s', MAC'd with K''; the companion verifies it", V_PLMN);
+	if ((err = cp_receipt_verify(rc_buf.data, rc_buf.len, k2, &r)) ||
+	    (err = cp_receipt_verify_device(rc_buf.data, rc_buf.len, dev, &r)))
+		goto out;
+	step("step 10: receipt 'provisioned and registered on %s', signed by the device key and MAC'd with K''; "
+	     "the companion verifies the mac, the SM the signature", V_PLMN);
+
+	/* Later: the owner has the device decommissioned; the SM signs the
+	 * command with the next sequence number. */
+	{
+		CpCommand *c = calloc(1, sizeof *c);
+		uint8_t pin_dev[CP_SHA256_LEN];
+		uint8_t suites[] = { CP_SUITE_B };
+		CpVerifyContext ctx = {
+			.device_id = dr.device_id, .device_key = dev, .suites = suites, .n_suites = 1,
+			.last_seq = V_PROFILE_SEQ, .now = V_NOT_AFTER - 1,
+			.device_info = info.data, .device_info_len = info.len,
+			.operator_pin = pin_dev, .bound = true, .binding_version = V_BINDING_VERSION,
+		};
+
+		if (!c) {
+			err = CP_ERR_CRYPTO;
+			goto out;
+		}
+		memcpy(pin_dev, op_pin, sizeof pin_dev);
+		memcpy(c->device_id, dr.device_id, CP_DEVICE_ID_LEN);
+		c->seq = V_PROFILE_SEQ + 1;
+		c->has_not_after = true;
+		c->not_after = V_NOT_AFTER;
+		c->command = CP_COMMAND_DECOMMISSION;
+		c->binding_version = V_BINDING_VERSION;
+		memcpy(c->op_chain, op_chain, op_chain_len);
+		c->op_chain_len = op_chain_len;
+		err = cp_command_encode(c, op_sm_key, &cmd_buf);
+		if (!err && published && published->command_signature)
+			err = with_signature(&cmd_buf, op_sm_key, NULL, published->command_signature,
+					     published->command_signature_len);
+		if (!err)
+			err = cp_command_verify(cmd_buf.data, cmd_buf.len, &ctx, c);
+		free(c);
+		if (err)
+			goto out;
+		step("lifecycle: a decommission command (%zu bytes), seq %d, binding version %d, signed by the SM; "
+		     "the device verifies it as it verifies a profile", cmd_buf.len, V_PROFILE_SEQ + 1,
+		     V_BINDING_VERSION);
+	}
 	cp_t4t_cc_default(&t4t);
 	cp_t4t_cc_encode(&t4t, cc);
 
@@ -359,8 +409,8 @@ cp_tool_vectors(FILE *out, FILE *explain, const CpToolVectorsPublished *publishe
 		"# ends in _text (ASCII) or is a decimal number (_dec). Inputs first, then\n"
 		"# every key of the schedule and the exact bytes of each structure.\n"
 		"# ECDSA signatures are randomised: an implementation reproduces every byte\n"
-		"# except att_signature, op_signature and the two certificates' signatures,\n"
-		"# which it verifies instead.\n\n");
+		"# except att_signature, op_signature, receipt_signature, command_signature\n"
+		"# and the two certificates' signatures, which it verifies instead.\n\n");
 	fprintf(out, "# inputs\n");
 	hex_line(out, "device_privkey", dev_priv->data, dev_priv->len);
 	hex_line(out, "device_pubkey", pub, sizeof pub);
@@ -399,7 +449,18 @@ cp_tool_vectors(FILE *out, FILE *explain, const CpToolVectorsPublished *publishe
 	hex_line(out, "enc_cred", p.enc_cred, p.enc_cred_len);
 	hex_line(out, "op_signature", p.op_signature, p.op_signature_len);
 	hex_line(out, "profile", prof_buf.data, prof_buf.len);
-	hex_line(out, "receipt", rc_buf.data, rc_buf.len);
+	{
+		CpReceipt rr;
+		CpCommand *cm = malloc(sizeof *cm);
+
+		cp_receipt_decode(rc_buf.data, rc_buf.len, &rr);
+		hex_line(out, "receipt_signature", rr.device_signature, rr.device_signature_len);
+		hex_line(out, "receipt", rc_buf.data, rc_buf.len);
+		if (cm && cp_command_decode(cmd_buf.data, cmd_buf.len, cm) == CP_OK)
+			hex_line(out, "command_signature", cm->op_signature, cm->op_signature_len);
+		free(cm);
+		hex_line(out, "command", cmd_buf.data, cmd_buf.len);
+	}
 	hex_line(out, "ndef_tag", tag.data, tag.len);
 	hex_line(out, "ndef_profile", prof_ndef.data, prof_ndef.len);
 	hex_line(out, "t4t_cc", cc, sizeof cc);

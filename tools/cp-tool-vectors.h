@@ -23,6 +23,10 @@ typedef struct {
 	size_t op_sm_cert_len;
 	const uint8_t *op_signature;    /* the profile's */
 	size_t op_signature_len;
+	const uint8_t *receipt_signature;  /* the device's, on the receipt */
+	size_t receipt_signature_len;
+	const uint8_t *command_signature;  /* the SM's, on the decommission command */
+	size_t command_signature_len;
 } CpToolVectorsPublished;
 
 /*

@@ -116,13 +116,31 @@ main(int argc, char **argv)
 	r.status = CP_RECEIPT_PROVISIONED;
 	r.has_registration = true;
 	strcpy(r.registration, "00101");
-	check(cp_receipt_encode(&r, f->k2, &rc), "receipt");
+	r.binding_version = 1;
+	check(cp_receipt_encode(&r, f->device_key, f->k2, &rc), "receipt");
 	write_seed("receipt", "provisioned", rc.data, rc.len);
 	r.status = CP_RECEIPT_REJECTED;
 	r.reason = CP_ERR_DECRYPT;
 	r.has_registration = false;
-	check(cp_receipt_encode(&r, NULL, &rc2), "receipt 2");
+	check(cp_receipt_encode(&r, f->device_key, NULL, &rc2), "receipt 2");
 	write_seed("receipt", "rejected-no-mac", rc2.data, rc2.len);
+
+	/* A decommission of the fixture's device at binding version 1. */
+	{
+		cp_auto_buf cm = CP_BUF_INIT;
+		CpCommand *c = calloc(1, sizeof *c);
+
+		check(c ? CP_OK : CP_ERR_CRYPTO, "command");
+		memcpy(c->device_id, f->device_id, CP_DEVICE_ID_LEN);
+		c->seq = 6;
+		c->command = CP_COMMAND_DECOMMISSION;
+		c->binding_version = 1;
+		memcpy(c->op_chain, f->profile.op_chain, f->profile.op_chain_len);
+		c->op_chain_len = f->profile.op_chain_len;
+		check(cp_command_encode(c, f->op_sm_key, &cm), "command");
+		write_seed("command", "decommission", cm.data, cm.len);
+		free(c);
+	}
 
 	/* NDEF: the tag before and after an attempt, the profile write, and
 	 * the empty message. */

@@ -400,7 +400,22 @@ check_structures(EVP_PKEY *dev, EVP_PKEY *sm_key)
 
 		CP_CHECK_INT(cp_receipt_verify(rc, rc_len, s, &r), CP_OK);
 		CP_CHECK_INT(r.status, CP_RECEIPT_PROVISIONED);
+		CP_CHECK_INT(r.binding_version, 1);
 		cp_secret_free(s);
+		/* The device's signature over every byte before tag 0x7E, as the
+		 * SM checks it: with OpenSSL directly. */
+		{
+			uint8_t rsig[80];
+			size_t rsig_len = get("receipt_signature", rsig, sizeof rsig);
+			EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+			CP_CHECK(rc[r.signed_len] == 0x7E && r.device_signature_len == rsig_len &&
+				 memcmp(rc + r.signed_len + 3, rsig, rsig_len) == 0);
+			CP_CHECK(md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, dev) == 1 &&
+				 EVP_DigestVerify(md, rsig, rsig_len, rc, r.signed_len) == 1);
+			EVP_MD_CTX_free(md);
+			CP_CHECK_INT(cp_receipt_verify_device(rc, rc_len, dev, &r), CP_OK);
+		}
 	}
 
 	/* The tag: URI record with the URL, then the device record. */
@@ -434,15 +449,58 @@ check_enc_cred(EVP_PKEY *dev)
 	cp_secret_free(o);
 }
 
+/* The decommission command: signed by the SM over every byte before tag
+ * 0x7E, taken by the device the profile bound, refused once it moved on. */
+static void
+check_command(EVP_PKEY *sm_key)
+{
+	static uint8_t cmd[4096], id[16], pin[32];
+	size_t len = get("command", cmd, sizeof cmd);
+	uint8_t csig[80];
+	size_t csig_len = get("command_signature", csig, sizeof csig);
+	CpVerifyContext ctx = { 0 };
+	CpCommand *c = malloc(sizeof *c);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	get("device_id", id, sizeof id);
+	get("op_root_spki_sha256", pin, sizeof pin);
+	CP_CHECK(c && md);
+	CP_CHECK(len > csig_len + 3 && cmd[len - csig_len - 3] == 0x7E &&
+		 memcmp(cmd + len - csig_len, csig, csig_len) == 0);
+	CP_CHECK(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, sm_key) == 1 &&
+		 EVP_DigestVerify(md, csig, csig_len, cmd, len - csig_len - 3) == 1);
+	EVP_MD_CTX_free(md);
+	ctx.device_id = id;
+	ctx.operator_pin = pin;
+	ctx.bound = true;
+	ctx.binding_version = 1;
+	ctx.last_seq = 1;
+	ctx.now = 1893456000 - 1;
+	CP_CHECK_INT(cp_command_verify(cmd, len, &ctx, c), CP_OK);
+	CP_CHECK_INT(c->command, CP_COMMAND_DECOMMISSION);
+	CP_CHECK_INT(c->seq, 2);
+	ctx.last_seq = 2;
+	CP_CHECK_INT(cp_command_verify(cmd, len, &ctx, c), CP_ERR_REPLAY);
+	ctx.last_seq = 1;
+	ctx.binding_version = 2;
+	CP_CHECK_INT(cp_command_verify(cmd, len, &ctx, c), CP_ERR_BINDING);
+	free(c);
+}
+
 static void
 check_reproduced(const char *path)
 {
 	static uint8_t sig[80], op_sig[80], root[CP_CHAIN_MAX], sm[CP_CHAIN_MAX];
+	static uint8_t rc_sig[80], cmd_sig[80];
 	CpToolVectorsPublished pub = {
 		.att_signature = sig, .att_signature_len = get("att_signature", sig, sizeof sig),
 		.op_signature = op_sig, .op_signature_len = get("op_signature", op_sig, sizeof op_sig),
 		.op_root_cert = root, .op_root_cert_len = get("op_root_cert", root, sizeof root),
 		.op_sm_cert = sm, .op_sm_cert_len = get("op_sm_cert", sm, sizeof sm),
+		.receipt_signature = rc_sig,
+		.receipt_signature_len = get("receipt_signature", rc_sig, sizeof rc_sig),
+		.command_signature = cmd_sig,
+		.command_signature_len = get("command_signature", cmd_sig, sizeof cmd_sig),
 	};
 	char *made = NULL, *file = NULL;
 	size_t made_len = 0, file_len = 0;
@@ -502,6 +560,7 @@ main(void)
 	check_enc_cred(dev);
 	check_operator(op_root, op_sm);
 	check_structures(dev, op_sm);
+	check_command(op_sm);
 	snprintf(path, sizeof path, "%s/docs/test-vectors/cellprov-v2.txt", src ? src : ".");
 	check_reproduced(path);
 

@@ -347,6 +347,12 @@ dec_receipt(const uint8_t *buf, size_t len, void *out)
 	return cp_receipt_decode(buf, len, out);
 }
 
+static CpError
+cp_command_decode_fn(const uint8_t *buf, size_t len, void *out)
+{
+	return cp_command_decode(buf, len, out);
+}
+
 static uint8_t scratch[8192];
 
 static CpError
@@ -356,6 +362,7 @@ expect_bytes(int line, DecodeFn fn, const uint8_t *buf, size_t len, CpError want
 		CpDeviceRecord dr;
 		CpProfile p;
 		CpReceipt r;
+		CpCommand c;
 	} out, sentinel;
 	CpError err;
 
@@ -390,12 +397,12 @@ expect_tl(int line, DecodeFn fn, const Tl *t, CpError want)
 
 /*
  * Checks every structure shares. valid: a valid encoding; after_last: the
- * code for bytes after its final field; cut_ok_after_reason: a receipt,
- * valid when cut before its optional fields (0x06, 0x7F).
+ * code for bytes after its final field; mac_optional: a receipt,
+ * valid when cut before its optional mac (0x7F).
  */
 static void
 common_cases(const char *name, DecodeFn fn, const uint8_t *valid, size_t len,
-	     CpError after_last, bool cut_ok_after_reason, uint8_t version)
+	     CpError after_last, bool mac_optional, uint8_t version)
 {
 	char vhex[3], other[3], other2[3];
 	static uint8_t buf[8192];
@@ -421,7 +428,8 @@ common_cases(const char *name, DecodeFn fn, const uint8_t *valid, size_t len,
 			at_boundary |= boundary[b] == cut;
 		if (at_boundary)
 			want = CP_ERR_MISSING_FIELD;
-		if (at_boundary && cut_ok_after_reason && cut >= boundary[5])
+		/* a receipt without its (optional) mac is whole */
+		if (at_boundary && mac_optional && cut == boundary[n_boundaries - 1])
 			want = CP_OK;
 		expect_bytes(__LINE__, fn, valid, cut, want);
 	}
@@ -1472,6 +1480,8 @@ test_receipt(void)
 {
 	cp_auto_buf b = CP_BUF_INIT, nomac = CP_BUF_INIT;
 	CpReceipt r = { 0 }, back;
+	EVP_PKEY *pub;
+	size_t sig_len;
 	Tl t;
 
 	memcpy(r.device_id, fx.device_id, 16);
@@ -1480,37 +1490,67 @@ test_receipt(void)
 	r.reason = 0;
 	r.has_registration = true;
 	strcpy(r.registration, "00101");
-	CP_CHECK_INT(cp_receipt_encode(&r, fx.k2, &b), CP_OK);
+	r.binding_version = 3;
+	CP_CHECK_INT(cp_receipt_encode(&r, fx.key, fx.k2, &b), CP_OK);
 	CP_CHECK_INT(cp_receipt_verify(b.data, b.len, fx.k2, &back), CP_OK);
-	CP_CHECK_INT(back.version, 1);
+	CP_CHECK_INT(back.version, 2);
 	CP_CHECK(memcmp(back.device_id, fx.device_id, 16) == 0);
 	CP_CHECK_INT(back.profile_seq, 5);
 	CP_CHECK_INT(back.status, 1);
 	CP_CHECK_INT(back.reason, 0);
 	CP_CHECK(back.has_registration && strcmp(back.registration, "00101") == 0);
+	CP_CHECK_INT(back.binding_version, 3);
 	CP_CHECK(back.has_mac);
-	CP_CHECK_INT(b.len, 4 + 19 + 11 + 4 + 5 + 8 + 35);
+	sig_len = back.device_signature_len;
+	CP_CHECK(sig_len >= 8 && sig_len <= CP_ECDSA_MAX);
+	CP_CHECK_INT(b.len, 4 + 19 + 11 + 4 + 5 + 8 + 11 + 3 + sig_len + 35);
+	CP_CHECK_INT(back.signed_len, b.len - 35 - 3 - sig_len);
+
+	/* The SM's check: the device's signature under its certified key,
+	 * whatever the mac. */
+	{
+		uint8_t pubc[33];
+
+		CP_CHECK_INT(cp_p256_public_compressed(fx.key, pubc), CP_OK);
+		pub = cp_p256_from_public(pubc, sizeof pubc);
+	}
+	memset(&back, 0xa5, sizeof back);
+	CP_CHECK_INT(cp_receipt_verify_device(b.data, b.len, pub, &back), CP_OK);
+	CP_CHECK_INT(back.binding_version, 3);
+	memset(&back, 0xa5, sizeof back);
+	CP_CHECK_INT(cp_receipt_verify_device(b.data, b.len, fx.other, &back), CP_ERR_SIGNATURE);
+	CP_CHECK_INT(back.profile_seq, 0xa5a5a5a5a5a5a5a5ull);
+	CP_CHECK_INT(cp_receipt_verify_device(b.data, b.len, NULL, &back), CP_ERR_ARGUMENT);
 
 	memset(&back, 0xa5, sizeof back);
 	CP_CHECK_INT(cp_receipt_verify(b.data, b.len, fx.k_prof, &back), CP_ERR_RECEIPT_MAC);
 	CP_CHECK_INT(back.profile_seq, 0xa5a5a5a5a5a5a5a5ull);
+	/* Every byte changed: the mac fails, and the signature fails for
+	 * every byte it covers. */
 	for (size_t i = 0; i < b.len; i++) {
+		CpError dev;
+
 		b.data[i] ^= 0x20;
 		CP_CHECK(cp_receipt_verify(b.data, b.len, fx.k2, &back) != CP_OK);
+		dev = cp_receipt_verify_device(b.data, b.len, pub, &back);
+		if (i < b.len - 35)
+			CP_CHECK(dev != CP_OK);
 		b.data[i] ^= 0x20;
 	}
 
-	/* A rejection without mac. */
+	/* A rejection without mac: still signed. */
 	r.status = CP_RECEIPT_REJECTED;
 	r.reason = CP_ERR_DECRYPT;
 	r.has_registration = false;
-	CP_CHECK_INT(cp_receipt_encode(&r, NULL, &nomac), CP_OK);
+	r.binding_version = 0;
+	CP_CHECK_INT(cp_receipt_encode(&r, fx.key, NULL, &nomac), CP_OK);
 	CP_CHECK_INT(cp_receipt_decode(nomac.data, nomac.len, &back), CP_OK);
 	CP_CHECK(!back.has_mac && !back.has_registration);
 	CP_CHECK_INT(back.reason, CP_ERR_DECRYPT);
 	CP_CHECK_INT(back.status, CP_RECEIPT_REJECTED);
 	CP_CHECK_INT(cp_receipt_verify(nomac.data, nomac.len, fx.k2, &back), CP_ERR_NO_MAC);
-	CP_CHECK_INT(nomac.len, 4 + 19 + 11 + 4 + 5);
+	CP_CHECK_INT(cp_receipt_verify_device(nomac.data, nomac.len, pub, &back), CP_OK);
+	CP_CHECK_INT(nomac.len, 4 + 19 + 11 + 4 + 5 + 11 + 3 + back.device_signature_len);
 	/* A receipt MAC'd with an empty key, which anyone can make, is not
 	 * verified with an empty K''. */
 	{
@@ -1526,16 +1566,29 @@ test_receipt(void)
 		CP_CHECK_INT(cp_receipt_verify(forged.data, forged.len, empty, &back), CP_ERR_ARGUMENT);
 		CP_CHECK_INT(back.profile_seq, 0xa5a5a5a5a5a5a5a5ull);
 	}
-	CP_CHECK_HEX(nomac.data, 7, "010001" "01" "020010");
+	CP_CHECK_HEX(nomac.data, 7, "010001" "02" "020010");
+
+	/* Decommissioned: status 4. */
+	{
+		cp_auto_buf d = CP_BUF_INIT;
+		CpReceipt x = r;
+
+		x.status = CP_RECEIPT_DECOMMISSIONED;
+		x.reason = 0;
+		CP_CHECK_INT(cp_receipt_encode(&x, fx.key, fx.k2, &d), CP_OK);
+		CP_CHECK_INT(cp_receipt_verify(d.data, d.len, fx.k2, &back), CP_OK);
+		CP_CHECK_INT(back.status, CP_RECEIPT_DECOMMISSIONED);
+	}
 
 	common_cases("receipt", dec_receipt, b.data, b.len, CP_ERR_MAC_NOT_LAST, true, CP_RECEIPT_VERSION);
-	/* Without a mac, a trailing extension is skipped, a byte truncated. */
+	/* Without a mac, an extension after the signature is out of order; a
+	 * byte after it, truncated. */
 	{
-		uint8_t buf[128];
+		uint8_t buf[256];
 
 		memcpy(buf, nomac.data, nomac.len);
 		memcpy(buf + nomac.len, "\x40\x00\x00", 3);
-		expect_bytes(__LINE__, dec_receipt, buf, nomac.len + 3, CP_OK);
+		expect_bytes(__LINE__, dec_receipt, buf, nomac.len + 3, CP_ERR_TAG_ORDER);
 		expect_bytes(__LINE__, dec_receipt, buf, nomac.len + 1, CP_ERR_TRUNCATED);
 	}
 
@@ -1547,7 +1600,8 @@ test_receipt(void)
 	} cases[] = {
 		{ 0x03, "05", CP_ERR_LENGTH },
 		{ 0x04, "03", CP_OK },
-		{ 0x04, "04", CP_ERR_BAD_VALUE },
+		{ 0x04, "04", CP_OK },
+		{ 0x04, "05", CP_ERR_BAD_VALUE },
 		{ 0x04, "0101", CP_ERR_LENGTH },
 		{ 0x04, "", CP_ERR_LENGTH },
 		{ 0x05, "ffff", CP_OK },           /* a code from a newer version */
@@ -1557,6 +1611,9 @@ test_receipt(void)
 		{ 0x06, "30303130", CP_ERR_LENGTH },
 		{ 0x06, "30303130313031", CP_ERR_LENGTH },
 		{ 0x06, "3030313041", CP_ERR_BAD_VALUE },
+		{ 0x07, "00000000000001", CP_ERR_LENGTH },
+		{ 0x07, "000000000000000001", CP_ERR_LENGTH },
+		{ 0x7e, "30303030303030", CP_ERR_LENGTH },
 		{ 0x7f, "00", CP_ERR_LENGTH },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1568,7 +1625,7 @@ test_receipt(void)
 			fprintf(stderr, "  case %zu (tag 0x%02x)\n", i, cases[i].tag);
 		tl_free(&u);
 	}
-	static const uint8_t mandatory[] = { 0x01, 0x02, 0x03, 0x04, 0x05 };
+	static const uint8_t mandatory[] = { 0x01, 0x02, 0x03, 0x04, 0x05, 0x07, 0x7e };
 	for (size_t i = 0; i < sizeof mandatory; i++) {
 		Tl u;
 
@@ -1577,14 +1634,14 @@ test_receipt(void)
 		EXPECT(dec_receipt, &u, CP_ERR_MISSING_FIELD);
 		tl_free(&u);
 	}
-	tl_add(&t, 0x07, 0, 1);
+	tl_add(&t, 0x08, 0, 1);
 	EXPECT(dec_receipt, &t, CP_ERR_UNKNOWN_TAG);
-	tl_del(&t, 0x07);
+	tl_del(&t, 0x08);
+	/* An extension sits before the signature, which covers it. */
 	tl_add(&t, 0x50, 0, 3);
 	EXPECT(dec_receipt, &t, CP_OK);
 	CP_CHECK_INT(cp_receipt_verify(scratch, tl_bytes(&t, scratch), fx.k2, &back), CP_ERR_RECEIPT_MAC);
-	tl_remac(&t, fx.k2);
-	CP_CHECK_INT(cp_receipt_verify(scratch, tl_bytes(&t, scratch), fx.k2, &back), CP_OK);
+	CP_CHECK_INT(cp_receipt_verify_device(scratch, tl_bytes(&t, scratch), pub, &back), CP_ERR_SIGNATURE);
 	tl_free(&t);
 
 	/* Encoder checks. */
@@ -1593,14 +1650,156 @@ test_receipt(void)
 		CpReceipt x = r;
 
 		x.status = 9;
-		CP_CHECK_INT(cp_receipt_encode(&x, fx.k2, &e), CP_ERR_BAD_VALUE);
+		CP_CHECK_INT(cp_receipt_encode(&x, fx.key, fx.k2, &e), CP_ERR_BAD_VALUE);
 		x = r;
 		x.has_registration = true;
 		strcpy(x.registration, "0010");
-		CP_CHECK_INT(cp_receipt_encode(&x, fx.k2, &e), CP_ERR_LENGTH);
-		CP_CHECK_INT(cp_receipt_encode(&r, fx.opc, &e), CP_ERR_ARGUMENT);
+		CP_CHECK_INT(cp_receipt_encode(&x, fx.key, fx.k2, &e), CP_ERR_LENGTH);
+		CP_CHECK_INT(cp_receipt_encode(&r, fx.key, fx.opc, &e), CP_ERR_ARGUMENT);
+		CP_CHECK_INT(cp_receipt_encode(&r, NULL, fx.k2, &e), CP_ERR_ARGUMENT);
 		CP_CHECK_INT(e.len, 0);
 	}
+	EVP_PKEY_free(pub);
+}
+
+/* ---- command ---- */
+
+static void
+test_command(void)
+{
+	cp_auto_buf b = CP_BUF_INIT;
+	CpVerifyContext ctx = fx.ctx;
+	CpCommand c = { 0 }, back;
+	Tl t;
+
+	memcpy(c.device_id, fx.device_id, 16);
+	c.seq = 9;
+	c.has_not_after = true;
+	c.not_after = 2000000000;
+	c.command = CP_COMMAND_DECOMMISSION;
+	c.binding_version = 3;
+	memcpy(c.op_chain, fx.op.chain, fx.op.chain_len);
+	c.op_chain_len = fx.op.chain_len;
+	CP_CHECK_INT(cp_command_encode(&c, fx.op.sm_key, &b), CP_OK);
+	CP_CHECK_INT(cp_command_decode(b.data, b.len, &back), CP_OK);
+	CP_CHECK_INT(back.version, 1);
+	CP_CHECK_INT(back.seq, 9);
+	CP_CHECK_INT(back.command, CP_COMMAND_DECOMMISSION);
+	CP_CHECK_INT(back.binding_version, 3);
+	CP_CHECK(back.has_not_after && back.not_after == 2000000000);
+	CP_CHECK_INT(b.data[b.len - 3 - back.op_signature_len], 0x7E);
+
+	/* A device bound at version 3 to this operator, last seq 4. */
+	ctx.bound = true;
+	ctx.binding_version = 3;
+	ctx.operator_pin = fx.op.pin;
+	memset(&back, 0xa5, sizeof back);
+	CP_CHECK_INT(cp_command_verify(b.data, b.len, &ctx, &back), CP_OK);
+	CP_CHECK(memcmp(back.op.root, fx.op.pin, 32) == 0);
+
+	/* Each refusal, nothing back. */
+	{
+		struct {
+			const char *what;
+			CpVerifyContext ctx;
+			CpError want;
+		} cases[] = {
+			{ "replayed", ctx, CP_ERR_REPLAY },
+			{ "expired", ctx, CP_ERR_EXPIRED },
+			{ "other binding", ctx, CP_ERR_BINDING },
+			{ "unbound", ctx, CP_ERR_BINDING },
+			{ "other device", ctx, CP_ERR_WRONG_DEVICE },
+			{ "pinned elsewhere", ctx, CP_ERR_OPERATOR },
+		};
+		static uint8_t other_id[16] = { 1 };
+
+		cases[0].ctx.last_seq = 9;
+		cases[1].ctx.now = 2000000001;
+		cases[2].ctx.binding_version = 4;
+		cases[3].ctx.bound = false;
+		cases[4].ctx.device_id = other_id;
+		cases[5].ctx.operator_pin = fx.other_op.pin;
+		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+			memset(&back, 0xa5, sizeof back);
+			if (cp_command_verify(b.data, b.len, &cases[i].ctx, &back) != cases[i].want)
+				fprintf(stderr, "command case '%s'\n", cases[i].what);
+			CP_CHECK_INT(cp_command_verify(b.data, b.len, &cases[i].ctx, &back), cases[i].want);
+			CP_CHECK_INT(back.seq, 0xa5a5a5a5a5a5a5a5ull);
+		}
+	}
+	/* Another operator's SM: refused with anchors, and with the pin. */
+	{
+		cp_auto_buf o = CP_BUF_INIT;
+		CpCommand x = c;
+
+		memcpy(x.op_chain, fx.other_op.chain, fx.other_op.chain_len);
+		x.op_chain_len = fx.other_op.chain_len;
+		CP_CHECK_INT(cp_command_encode(&x, fx.other_op.sm_key, &o), CP_OK);
+		CP_CHECK_INT(cp_command_verify(o.data, o.len, &ctx, &back), CP_ERR_OPERATOR);
+		ctx.anchors = NULL;
+		CP_CHECK_INT(cp_command_verify(o.data, o.len, &ctx, &back), CP_ERR_OPERATOR);
+		ctx.anchors = fx.op.anchors;
+		/* signed by another key under the real chain */
+		CP_CHECK_INT(cp_command_encode(&x, fx.op.sm_key, &o), CP_ERR_KEY);
+	}
+	/* Every byte changed: refused. */
+	for (size_t i = 0; i < b.len; i++) {
+		b.data[i] ^= 0x01;
+		CP_CHECK(cp_command_verify(b.data, b.len, &ctx, &back) != CP_OK);
+		b.data[i] ^= 0x01;
+	}
+	/* The signature is last: nothing may follow it. */
+	tl_from(&t, b.data, b.len);
+	tl_add(&t, 0x7F, 0, 32);
+	EXPECT(cp_command_decode_fn, &t, CP_ERR_TRAILING);
+	tl_del(&t, 0x7F);
+	tl_set_hex(&t, 0x06, "02");
+	EXPECT(cp_command_decode_fn, &t, CP_ERR_BAD_VALUE);
+	tl_set_hex(&t, 0x06, "01");
+	tl_set_hex(&t, 0x01, "02");
+	EXPECT(cp_command_decode_fn, &t, CP_ERR_VERSION);
+	tl_set_hex(&t, 0x01, "01");
+	tl_del(&t, 0x07);
+	EXPECT(cp_command_decode_fn, &t, CP_ERR_MISSING_FIELD);
+	tl_free(&t);
+	CP_CHECK_INT(cp_command_verify(b.data, b.len, NULL, &back), CP_ERR_ARGUMENT);
+	CP_CHECK_INT(cp_command_encode(&c, NULL, &b), CP_ERR_ARGUMENT);
+}
+
+/* ---- key generations ---- */
+
+static void
+test_key_generations(void)
+{
+	cp_auto_secret *k_c = cp_secret_new_from_hex(k_c_hex, 32);
+	cp_auto_secret *g0 = cp_keys_k_prime_gen(k_c, fx.device_id, supi, 0);
+	cp_auto_secret *g1 = cp_keys_k_prime_gen(k_c, fx.device_id, supi, 1);
+	cp_auto_secret *g2 = cp_keys_k_prime_gen(k_c, fx.device_id, supi, 2);
+	cp_auto_secret *g3 = cp_keys_k_prime_gen(k_c, fx.device_id, supi, 3);
+	uint8_t s[1 + 16 + 2 + 15 + 2 + 8 + 2], mac[32];
+	size_t n = 0;
+
+	CP_CHECK(g0 && g1 && g2 && g3);
+	/* generation 1 is the first K', as before */
+	CP_CHECK(cp_secret_equal(g0, fx.k_prime) && cp_secret_equal(g1, fx.k_prime));
+	CP_CHECK(!cp_secret_equal(g2, g1) && !cp_secret_equal(g3, g2));
+	/* generation 2 spelled out: FC || device_id || 0010 || supi || 000f || gen || 0008 */
+	s[n++] = 0xF0;
+	memcpy(s + n, fx.device_id, 16);
+	n += 16;
+	s[n++] = 0x00;
+	s[n++] = 0x10;
+	memcpy(s + n, supi, 15);
+	n += 15;
+	s[n++] = 0x00;
+	s[n++] = 0x0f;
+	memcpy(s + n, "\x00\x00\x00\x00\x00\x00\x00\x02", 8);
+	n += 8;
+	s[n++] = 0x00;
+	s[n++] = 0x08;
+	CP_CHECK_INT(cp_hmac_sha256(k_c->data, k_c->len, s, n, mac), CP_OK);
+	CP_CHECK(g2 && g2->len == 32 && memcmp(g2->data, mac, 32) == 0);
+	CP_CHECK(cp_keys_k_prime_gen(k_c, fx.device_id, "12345", 2) == NULL);
 }
 
 /* ---- the published vectors (docs/test-vectors), decoded independently ---- */
@@ -1722,6 +1921,8 @@ main(void)
 	test_profile_verify();
 	test_profile_operator();
 	test_receipt();
+	test_command();
+	test_key_generations();
 	test_published_vectors();
 	fixture_teardown();
 	return cp_test_done("test-records");
