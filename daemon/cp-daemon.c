@@ -1147,7 +1147,10 @@ cp_daemon_start(CpDaemon *d, GError **error)
 
 	if (!d->own_transport_set && d->conf->nfc_connstring) {
 #if CP_DAEMON_NFC
-		d->transport = cp_transport_nfc_new(d->conf->nfc_connstring, &transport_events, d, error);
+		d->transport = cp_transport_nfc_new(d->conf->nfc_connstring,
+						    d->conf->nfc_command_timeout * 1000,
+						    d->conf->nfc_session_timeout * 1000,
+						    &transport_events, d, error);
 		if (!d->transport)
 			return FALSE;
 #else
