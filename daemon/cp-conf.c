@@ -9,7 +9,7 @@ static const char *const device_keys[] = {
 	"key", "certificate", "certificate-url", "manufacturer", "model",
 	"serial", "suites", "trusted-operators", NULL,
 };
-static const char *const nfc_keys[] = { "connstring", NULL };
+static const char *const nfc_keys[] = { "connstring", "command-timeout", "session-timeout", NULL };
 static const char *const modem_keys[] = {
 	"backend", "device", "proxy", "card", "adm1", "registration-timeout",
 	"reset", NULL,
@@ -359,6 +359,28 @@ parse_modem(GKeyFile *kf, CpConf *c, GError **error)
 	return TRUE;
 }
 
+/* A whole number of seconds from 1 to max; def when absent. */
+static gboolean
+get_seconds(GKeyFile *kf, CpConf *c, const char *group, const char *key, guint def,
+	    guint max, guint *out, GError **error)
+{
+	g_autofree char *v = NULL;
+	guint64 n;
+
+	if (!get_string(kf, c, group, key, FALSE, &v, error))
+		return FALSE;
+	*out = def;
+	if (!v)
+		return TRUE;
+	if (!g_ascii_string_to_unsigned(v, 10, 1, max, &n, NULL)) {
+		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, group, key,
+			  "'%s' is not a number of seconds from 1 to %u", v, max);
+		return FALSE;
+	}
+	*out = (guint)n;
+	return TRUE;
+}
+
 static CpConf *
 parse(GKeyFile *kf, const char *name, GError **error)
 {
@@ -368,6 +390,10 @@ parse(GKeyFile *kf, const char *name, GError **error)
 	c->path = g_strdup(name);
 	if (!check_known(kf, c, error) || !parse_device(kf, c, error) ||
 	    !get_string(kf, c, "nfc", "connstring", FALSE, &c->nfc_connstring, error) ||
+	    !get_seconds(kf, c, "nfc", "command-timeout", CP_CONF_DEFAULT_NFC_COMMAND_TIMEOUT,
+			 CP_CONF_MAX_NFC_COMMAND_TIMEOUT, &c->nfc_command_timeout, error) ||
+	    !get_seconds(kf, c, "nfc", "session-timeout", CP_CONF_DEFAULT_NFC_SESSION_TIMEOUT,
+			 CP_CONF_MAX_NFC_SESSION_TIMEOUT, &c->nfc_session_timeout, error) ||
 	    !parse_modem(kf, c, error) ||
 	    !get_string(kf, c, "daemon", "state-directory", FALSE, &c->state_directory, error) ||
 	    !get_string(kf, c, "daemon", "polkit", FALSE, &polkit, error) ||

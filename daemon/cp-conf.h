@@ -29,6 +29,11 @@ typedef enum {
 #define CP_CONF_DEFAULT_STATE_DIR "/var/lib/cellprov"
 #define CP_CONF_DEFAULT_REG_TIMEOUT 120
 #define CP_CONF_MAX_REG_TIMEOUT 3600
+/* [nfc]: a reader holding the tag (CP_NFC_TAG_*_TIMEOUT_MS, seconds here) */
+#define CP_CONF_DEFAULT_NFC_COMMAND_TIMEOUT 5
+#define CP_CONF_MAX_NFC_COMMAND_TIMEOUT 60
+#define CP_CONF_DEFAULT_NFC_SESSION_TIMEOUT 30
+#define CP_CONF_MAX_NFC_SESSION_TIMEOUT 600
 
 typedef struct _CpConf {
 	char *path;                     /* the file it came from */
@@ -46,6 +51,8 @@ typedef struct _CpConf {
 
 	/* [nfc] */
 	char *nfc_connstring;           /* NULL: no NFC transport */
+	guint nfc_command_timeout;      /* seconds without a C-APDU that end a session */
+	guint nfc_session_timeout;      /* seconds a session may last */
 
 	/* [modem] */
 	CpBackendKind backend;

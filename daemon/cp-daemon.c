@@ -259,7 +259,7 @@ make_receipt(CpDaemon *d, uint64_t seq, CpReceiptStatus status, CpError reason,
 	CpError err;
 
 	memset(&r, 0, sizeof(r));
-	r.version = CP_PROTOCOL_VERSION;
+	r.version = CP_RECEIPT_VERSION;
 	memcpy(r.device_id, d->device_id, sizeof(r.device_id));
 	r.profile_seq = seq;
 	r.status = (uint8_t)status;
@@ -864,7 +864,7 @@ cp_daemon_build_tag(CpDaemon *d, GError **error)
 		return NULL;
 
 	memset(&dr, 0, sizeof(dr));
-	dr.version = CP_PROTOCOL_VERSION;
+	dr.version = CP_DEVICE_RECORD_VERSION;
 	memcpy(dr.device_id, d->device_id, sizeof(dr.device_id));
 	g_strlcpy(dr.manufacturer, d->conf->manufacturer, sizeof(dr.manufacturer));
 	g_strlcpy(dr.model, d->conf->model, sizeof(dr.model));
@@ -1048,7 +1048,7 @@ cp_daemon_new(CpConf *conf, GError **error)
 	}
 
 	memset(&dr, 0, sizeof(dr));
-	dr.version = CP_PROTOCOL_VERSION;
+	dr.version = CP_DEVICE_RECORD_VERSION;
 	memcpy(dr.device_id, d->device_id, sizeof(dr.device_id));
 	g_strlcpy(dr.manufacturer, conf->manufacturer, sizeof(dr.manufacturer));
 	g_strlcpy(dr.model, conf->model, sizeof(dr.model));
@@ -1147,7 +1147,10 @@ cp_daemon_start(CpDaemon *d, GError **error)
 
 	if (!d->own_transport_set && d->conf->nfc_connstring) {
 #if CP_DAEMON_NFC
-		d->transport = cp_transport_nfc_new(d->conf->nfc_connstring, &transport_events, d, error);
+		d->transport = cp_transport_nfc_new(d->conf->nfc_connstring,
+						    d->conf->nfc_command_timeout * 1000,
+						    d->conf->nfc_session_timeout * 1000,
+						    &transport_events, d, error);
 		if (!d->transport)
 			return FALSE;
 #else

@@ -95,8 +95,8 @@ static const CpNfcTagCallbacks callbacks = {
 };
 
 CpTransport *
-cp_transport_nfc_new(const char *connstring, const CpTransportEvents *events,
-		     gpointer user_data, GError **error)
+cp_transport_nfc_new(const char *connstring, guint command_timeout_ms, guint session_timeout_ms,
+		     const CpTransportEvents *events, gpointer user_data, GError **error)
 {
 	CpTransportNfc *tn = g_new0(CpTransportNfc, 1);
 
@@ -104,14 +104,15 @@ cp_transport_nfc_new(const char *connstring, const CpTransportEvents *events,
 	tn->parent.events = *events;
 	tn->parent.user_data = user_data;
 	tn->tag = cp_nfc_tag_new(connstring, &callbacks, &tn->parent);
+	cp_nfc_tag_set_deadlines(tn->tag, command_timeout_ms, session_timeout_ms);
 	return &tn->parent;
 }
 
 #else
 
 CpTransport *
-cp_transport_nfc_new(const char *connstring, const CpTransportEvents *events,
-		     gpointer user_data, GError **error)
+cp_transport_nfc_new(const char *connstring, guint command_timeout_ms, guint session_timeout_ms,
+		     const CpTransportEvents *events, gpointer user_data, GError **error)
 {
 	cp_set_error(error, CP_ERR_STATE, "this cellprovd was built without NFC (libnfc)");
 	return NULL;

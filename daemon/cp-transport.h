@@ -53,6 +53,8 @@ cp_transport_stop(CpTransport *t)
 void cp_transport_free(CpTransport *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpTransport, cp_transport_free)
 
-/* NFC Type 4 Tag on libnfc; NULL with an error in a build without NFC. */
-CpTransport *cp_transport_nfc_new(const char *connstring, const CpTransportEvents *events,
+/* NFC Type 4 Tag on libnfc, with the session deadlines of [nfc]
+ * (cp_nfc_tag_set_deadlines()); NULL with an error in a build without NFC. */
+CpTransport *cp_transport_nfc_new(const char *connstring, guint command_timeout_ms,
+				  guint session_timeout_ms, const CpTransportEvents *events,
 				  gpointer user_data, GError **error);

@@ -625,13 +625,15 @@ main(int argc, char **argv)
 	cp_http_server_add_handler(a.http, "/v1/devices", handle_devices, &a);
 	cp_http_server_add_handler(a.http, "/v1/subscribers", handle_subscribers, &a);
 	cp_http_server_add_handler(a.http, NULL, handle_default, &a);
+	/* Stoppable before anyone learns we are ready: a SIGTERM right after
+	 * the port file appears is a clean stop, not the default action. */
+	a.loop = g_main_loop_new(NULL, FALSE);
+	g_unix_signal_add(SIGTERM, on_signal, &a);
+	g_unix_signal_add(SIGINT, on_signal, &a);
 	if (port_file && !cp_http_server_write_port(a.http, port_file, &error))
 		goto out;
 	g_message("listening on port %u (%s)", cp_http_server_get_port(a.http), tls_cert ? "HTTPS" : "HTTP");
 
-	a.loop = g_main_loop_new(NULL, FALSE);
-	g_unix_signal_add(SIGTERM, on_signal, &a);
-	g_unix_signal_add(SIGINT, on_signal, &a);
 	g_main_loop_run(a.loop);
 	ret = 0;
 out:

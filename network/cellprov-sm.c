@@ -1425,13 +1425,15 @@ main(int argc, char **argv)
 		goto out;
 	cp_http_server_add_handler(sm.http, "/v1/provision", handle_provision, &sm);
 	cp_http_server_add_handler(sm.http, NULL, handle_default, &sm);
+	/* Stoppable before anyone learns we are ready: a SIGTERM right after
+	 * the port file appears is a clean stop, not the default action. */
+	sm.loop = g_main_loop_new(NULL, FALSE);
+	g_unix_signal_add(SIGTERM, on_signal, &sm);
+	g_unix_signal_add(SIGINT, on_signal, &sm);
 	if (port_file && !cp_http_server_write_port(sm.http, port_file, &error))
 		goto out;
 	g_message("listening on port %u (%s)", cp_http_server_get_port(sm.http), tls_cert ? "HTTPS" : "HTTP");
 
-	sm.loop = g_main_loop_new(NULL, FALSE);
-	g_unix_signal_add(SIGTERM, on_signal, &sm);
-	g_unix_signal_add(SIGINT, on_signal, &sm);
 	g_main_loop_run(sm.loop);
 	ret = 0;
 out:

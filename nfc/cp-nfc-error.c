@@ -26,6 +26,8 @@ const char *cp_nfc_error_name(CpNfcError code)
 		return "read-only";
 	case CP_NFC_ERROR_NOT_SUPPORTED:
 		return "not-supported";
+	case CP_NFC_ERROR_TIMEOUT:
+		return "timeout";
 	}
 	return "unknown";
 }

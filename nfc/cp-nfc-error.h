@@ -44,6 +44,10 @@ typedef enum {
 	CP_NFC_ERROR_READ_ONLY,
 	/* The controller cannot do what was asked (libnfc: not supported). */
 	CP_NFC_ERROR_NOT_SUPPORTED,
+	/* The reader kept the tag past a deadline: no command for the
+	 * per-command time, or a session longer than the per-session time.
+	 * The tag released the target and is presented afresh. */
+	CP_NFC_ERROR_TIMEOUT,
 } CpNfcError;
 
 /* Stable short name, e.g. "write-incomplete". */

@@ -36,6 +36,8 @@ struct _CpNfcTag {
 	GMainContext *context;
 	guint backoff_min_ms;
 	guint backoff_max_ms;
+	guint command_timeout_ms;
+	guint session_timeout_ms;
 
 	/* Main thread only. */
 	guint generation;
@@ -322,6 +324,17 @@ static void target_setup(nfc_target *nt)
 	nt->nti.nai.szAtsLen = 4;
 }
 
+/*
+ * The C-APDU buffer: what libnfc can hand over (PN53x_EXTENDED_FRAME__DATA_MAX_LEN,
+ * 264, less the status byte), so that nothing a phone sends makes
+ * nfc_target_receive_bytes() fail with NFC_EOVFLOW: a C-APDU longer than a
+ * short APDU gets 6700 from the command set instead. libnfc reassembles
+ * the ISO 14443-4 chained I-blocks the PN532 hands over with the MI bit
+ * (pn53x.c, pn53x_transceive()), so a C-APDU arrives whole however many
+ * 64-byte frames it took on the air.
+ */
+#define CAPDU_BUF 263
+
 static GError *io_error(nfc_device *dev, const char *what, int res)
 {
 	return g_error_new(CP_NFC_ERROR, CP_NFC_ERROR_IO, "NFC controller %s: %s failed: %s (%d)",
@@ -337,11 +350,13 @@ static gboolean run_session(Worker *w, nfc_device *dev)
 	CpNfcTag *tag = w->tag;
 	g_autoptr(GBytes) content = NULL;
 	g_autoptr(GError) error = NULL;
-	guint8 capdu[CP_T4T_CAPDU_MAX];
+	guint8 capdu[CAPDU_BUF];
 	guint8 rapdu[CP_T4T_RAPDU_MAX];
 	CpNfcSessionInfo info = { 0 };
 	gint64 start = g_get_monotonic_time();
+	gint64 session_end = start + (gint64)tag->session_timeout_ms * G_TIME_SPAN_MILLISECOND;
 	gboolean alive = TRUE;
+	gboolean timed_out = FALSE;
 	const guint8 *data = NULL;
 	gsize len = 0;
 	Event *ev;
@@ -361,11 +376,33 @@ static gboolean run_session(Worker *w, nfc_device *dev)
 		CpT4tEvent tev;
 		CpError cperr = CP_OK;
 		size_t rlen = 0;
-		int n, res;
+		gint64 left_ms;
+		int n, res, wait_ms;
 
-		n = nfc_target_receive_bytes(dev, capdu, sizeof(capdu), 0);
+		/* The deadlines: a reader that keeps its field on and goes
+		 * silent, or trickles commands, must not hold the tag. */
+		left_ms = (session_end - g_get_monotonic_time()) / G_TIME_SPAN_MILLISECOND;
+		wait_ms = (int)MIN((gint64)tag->command_timeout_ms, left_ms);
+		if (wait_ms <= 0) {
+			n = NFC_ETIMEOUT;
+		} else {
+			n = nfc_target_receive_bytes(dev, capdu, sizeof(capdu), wait_ms);
+		}
 		if (n == NFC_ETGRELEASED)
 			break;
+		if (n == NFC_ETIMEOUT && !stopping(tag)) {
+			gboolean whole = left_ms <= (gint64)tag->command_timeout_ms;
+
+			timed_out = TRUE;
+			if (!error)
+				error = g_error_new(CP_NFC_ERROR, CP_NFC_ERROR_TIMEOUT,
+						    whole ? "the reader's session went past %u ms; the tag was released"
+							  : "no command from the reader for %u ms; the tag was released",
+						    whole ? tag->session_timeout_ms : tag->command_timeout_ms);
+			g_message("nfc: reader timed out (%s deadline); releasing the target",
+				  whole ? "session" : "command");
+			break;
+		}
 		if (n < 0) {
 			if (stopping(tag))
 				return FALSE;
@@ -419,6 +456,14 @@ static gboolean run_session(Worker *w, nfc_device *dev)
 		}
 	}
 
+	/* Release the target (InRelease: the PN532 stops answering the
+	 * reader, pn53x.c pn53x_idle()); the next TgInitAsTarget presents
+	 * the tag afresh. */
+	if (timed_out && nfc_idle(dev) < 0) {
+		if (stopping(tag))
+			return FALSE;
+		alive = FALSE;
+	}
 	if (cp_t4t_tag_write_pending(&w->t4t) && !error) {
 		error = g_error_new(CP_NFC_ERROR, CP_NFC_ERROR_WRITE_INCOMPLETE,
 				    "the phone left during a write, before the final NLEN; the partial message was discarded");
@@ -542,6 +587,8 @@ CpNfcTag *cp_nfc_tag_new(const char *connstring, const CpNfcTagCallbacks *callba
 	tag->context = g_main_context_ref_thread_default();
 	tag->backoff_min_ms = 250;
 	tag->backoff_max_ms = 10000;
+	tag->command_timeout_ms = CP_NFC_TAG_COMMAND_TIMEOUT_MS;
+	tag->session_timeout_ms = CP_NFC_TAG_SESSION_TIMEOUT_MS;
 	g_mutex_init(&tag->lock);
 	g_cond_init(&tag->cond);
 	return tag;
@@ -587,6 +634,12 @@ void cp_nfc_tag_set_backoff(CpNfcTag *tag, guint min_ms, guint max_ms)
 {
 	tag->backoff_min_ms = MAX(min_ms, 1);
 	tag->backoff_max_ms = MAX(max_ms, tag->backoff_min_ms);
+}
+
+void cp_nfc_tag_set_deadlines(CpNfcTag *tag, guint command_ms, guint session_ms)
+{
+	tag->command_timeout_ms = MAX(command_ms, 1);
+	tag->session_timeout_ms = MAX(session_ms, 1);
 }
 
 gboolean cp_nfc_tag_start(CpNfcTag *tag, GError **error)

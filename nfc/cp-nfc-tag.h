@@ -35,6 +35,11 @@ G_BEGIN_DECLS
 
 typedef struct _CpNfcTag CpNfcTag;
 
+/* The deadlines of a session (cp_nfc_tag_set_deadlines()). A phone
+ * writing a 1.3 KB profile needs well under a second in all. */
+#define CP_NFC_TAG_COMMAND_TIMEOUT_MS 5000
+#define CP_NFC_TAG_SESSION_TIMEOUT_MS 30000
+
 typedef enum {
 	CP_NFC_TAG_STOPPED = 0,
 	CP_NFC_TAG_OPENING,            /* opening the controller, or waiting to retry */
@@ -72,7 +77,11 @@ typedef struct {
 	 *  CP_NFC_ERROR_WRITE_INCOMPLETE  the phone left mid-write;
 	 *  CP_ERROR CP_ERR_NDEF_TOO_LARGE a write beyond the NDEF file;
 	 *  CP_ERROR CP_ERR_NDEF_*         the written message is malformed;
-	 *  CP_NFC_ERROR_IO                the controller was lost mid-session.
+	 *  CP_NFC_ERROR_TIMEOUT           the reader sent no command within the
+ *                                 per-command deadline, or the session
+ *                                 outlasted the per-session deadline:
+ *                                 the tag released the target;
+ *  CP_NFC_ERROR_IO                the controller was lost mid-session.
 	 * A rejected write is reported once, here, even if the phone went on
 	 * to read or write again in the same session (the first error wins).
 	 */
@@ -104,6 +113,15 @@ void cp_nfc_tag_unref(CpNfcTag *tag);
 /* Backoff between attempts to open the controller (default 250 ms,
  * doubling up to 10 s). Before cp_nfc_tag_start(). */
 void cp_nfc_tag_set_backoff(CpNfcTag *tag, guint min_ms, guint max_ms);
+
+/*
+ * Deadlines within a session (default CP_NFC_TAG_COMMAND_TIMEOUT_MS and
+ * CP_NFC_TAG_SESSION_TIMEOUT_MS): no C-APDU for command_ms, or a session
+ * longer than session_ms, ends the session with CP_NFC_ERROR_TIMEOUT; the
+ * tag releases the target (InRelease) and arms it afresh, so the next tap
+ * is a new session with fresh content. Before cp_nfc_tag_start().
+ */
+void cp_nfc_tag_set_deadlines(CpNfcTag *tag, guint command_ms, guint session_ms);
 
 /*
  * Start the worker. Fails only when libnfc cannot be initialised

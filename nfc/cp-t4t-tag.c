@@ -115,12 +115,21 @@ static bool apdu_parse(const uint8_t *c, size_t len, Apdu *a)
 	return false;
 }
 
+/*
+ * SELECT. By DF name (P1 04) the NDEF tag application, first or only
+ * occurrence: P2 00 (return FCI) and 0C (no response data) both answer
+ * 9000 without data, as T4T 1.0 readers send P2 00 and T4T 2.0 readers
+ * 0C. By file identifier (P1 00) likewise: T4T 1.0's SELECT is P2 00 with
+ * no data in the answer, T4T 2.0's is P2 0C; libnfc's
+ * nfc-emulate-forum-tag4 (utils/nfc-emulate-forum-tag4.c, lines 156-158)
+ * takes both the same way. A Le (asking for the FCI) is accepted; no FCI
+ * is returned, which ISO 7816-4 allows (Ne is a maximum).
+ */
 static uint16_t do_select(CpT4tTag *t, const Apdu *a)
 {
+	if (a->p2 != 0x00 && a->p2 != 0x0C)
+		return CP_SW_WRONG_P1P2;
 	if (a->p1 == 0x04) {
-		/* By DF name: the NDEF tag application, first occurrence. */
-		if (a->p2 != 0x00)
-			return CP_SW_WRONG_P1P2;
 		if (a->lc == 0)
 			return CP_SW_WRONG_LENGTH;
 		if (a->lc != CP_T4T_AID_LEN || memcmp(a->data, cp_t4t_aid, CP_T4T_AID_LEN) != 0) {
@@ -134,10 +143,7 @@ static uint16_t do_select(CpT4tTag *t, const Apdu *a)
 	if (a->p1 == 0x00) {
 		uint16_t fid;
 
-		/* By file identifier, no response data (T4T 2.0). */
-		if (a->p2 != 0x0C)
-			return CP_SW_WRONG_P1P2;
-		if (a->lc != 2 || a->has_le)
+		if (a->lc != 2)
 			return CP_SW_WRONG_LENGTH;
 		if (t->selected == CP_T4T_SEL_NONE)
 			return CP_SW_NOT_FOUND;
@@ -177,11 +183,16 @@ static uint16_t do_read(CpT4tTag *t, const Apdu *a, uint8_t *rapdu, size_t *n)
 		return CP_SW_WRONG_OFFSET;
 	off = ((size_t)a->p1 << 8) | a->p2;
 	le = a->le;
-	if (le > CP_T4T_MLE)
+	/* Le 00 (Ne 256) is the short APDU's "as much as there is": Ne is a
+	 * maximum (ISO 7816-4 5.1), so the tag answers up to MLe bytes. An
+	 * explicit Le above MLe breaks the CC's limit. */
+	if (le == 256)
+		le = CP_T4T_MLE;
+	else if (le > CP_T4T_MLE)
 		return CP_SW_WRONG_LENGTH;
 	if (off >= size)
 		return CP_SW_WRONG_OFFSET;
-	if (off + le > size) {
+	if (off + le > size || (a->le == 256 && off + le == size)) {
 		*n = size - off;
 		memcpy(rapdu, src + off, *n);
 		return CP_SW_EOF;

@@ -20,6 +20,8 @@ static const char *const good =
 	"trusted-operators=/etc/cellprov/trusted-operators.pem\n"
 	"[nfc]\n"
 	"connstring=pn532_uart:/dev/ttyS1\n"
+	"command-timeout=3\n"
+	"session-timeout=20\n"
 	"[modem]\n"
 	"backend=qmi\n"
 	"device=/dev/cdc-wdm0\n"
@@ -60,6 +62,8 @@ test_good(void)
 	g_assert_cmpuint(c->suites[1], ==, CP_SUITE_B);
 	g_assert_cmpstr(c->trusted_operators, ==, "/etc/cellprov/trusted-operators.pem");
 	g_assert_cmpstr(c->nfc_connstring, ==, "pn532_uart:/dev/ttyS1");
+	g_assert_cmpuint(c->nfc_command_timeout, ==, 3);
+	g_assert_cmpuint(c->nfc_session_timeout, ==, 20);
 	g_assert_cmpint(c->backend, ==, CP_BACKEND_QMI);
 	g_assert_false(c->proxy);
 	g_assert_cmpstr(c->card, ==, "sysmo-isim-sja2");
@@ -80,6 +84,8 @@ test_defaults(void)
 	g_assert_null(c->certificate);
 	g_assert_null(c->trusted_operators);
 	g_assert_null(c->nfc_connstring);
+	g_assert_cmpuint(c->nfc_command_timeout, ==, 5);
+	g_assert_cmpuint(c->nfc_session_timeout, ==, 30);
 	g_assert_cmpuint(c->n_suites, ==, 1);
 	g_assert_cmpuint(c->suites[0], ==, CP_SUITE_B);
 	g_assert_cmpint(c->backend, ==, CP_BACKEND_AUTO);
@@ -167,6 +173,10 @@ test_bad(void)
 		{ "modem", "registration-timeout", "-5", "'-5' is not a number" },
 		{ "modem", "reset", "later", "[modem] reset: 'later' is not one of auto, user" },
 		{ "nfc", "reader", "x", "[nfc] reader: unknown key" },
+		{ "nfc", "command-timeout", "0", "[nfc] command-timeout: '0' is not a number of seconds from 1 to 60" },
+		{ "nfc", "command-timeout", "61", "from 1 to 60" },
+		{ "nfc", "session-timeout", "601", "[nfc] session-timeout: '601' is not a number of seconds from 1 to 600" },
+		{ "nfc", "session-timeout", "30s", "'30s' is not a number" },
 		{ "daemon", "state-directory", "var/lib", "[daemon] state-directory: 'var/lib' is not an absolute path" },
 		{ "mdoem", "device", "/dev/x", "[mdoem]: unknown group" },
 	};

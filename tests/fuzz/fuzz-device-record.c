@@ -16,7 +16,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (cp_device_record_decode(data, size, &dr) != CP_OK)
 		return 0;
-	CP_FUZZ_CHECK(dr.version == CP_PROTOCOL_VERSION);
+	CP_FUZZ_CHECK(dr.version == CP_DEVICE_RECORD_VERSION);
 	CP_FUZZ_CHECK(dr.info_len < dr.signed_len && dr.signed_len < size);
 	CP_FUZZ_CHECK(dr.signed_len + 3 + dr.att_signature_len == size);
 	CP_FUZZ_CHECK(dr.n_suites >= 1 && dr.n_suites <= CP_DR_SUITES_MAX);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libFuzzer target for the T4T command set (nfc/cp-t4t-tag.c): the input is
- * a sequence of C-APDUs, each preceded by its length byte, run through one
- * session. Checks the invariants the tag promises: every R-APDU is 2 to
+ * a sequence of C-APDUs, each preceded by its length byte (FF: 255 plus the
+ * next byte, up to the 263 bytes libnfc can hand over after reassembling
+ * chained I-blocks), run through one session. Checks the invariants the tag promises: every R-APDU is 2 to
  * CP_T4T_RAPDU_MAX bytes, a WRITTEN message parses and fits and gets
  * 9000, a refused write gets an error status word and ends the write.
  */
@@ -31,6 +32,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CpT4tEvent ev;
 		CpNdefMessage parsed;
 
+		if (n == 0xFF && off < size)
+			n = 255 + data[off++];
+		if (n > 263)
+			n = 263;
 		if (n > size - off)
 			n = size - off;
 		ev = cp_t4t_tag_process(&t, data + off, n, rapdu, &rlen, &err);

@@ -404,7 +404,7 @@ static void
 common_cases(const char *name, DecodeFn fn, const uint8_t *valid, size_t len,
 	     CpError after_last, bool mac_optional, uint8_t version)
 {
-	char vhex[3], other[3], other2[3];
+	char vhex[8], other[8], other2[8];
 	static uint8_t buf[8192];
 	size_t boundary[TL_MAX + 1], n_boundaries = 0;
 	Tl t;

@@ -19,6 +19,7 @@ typedef struct {
 	GPtrArray *presented;          /* GBytes, one per content call */
 	GPtrArray *written;            /* GBytes */
 	GPtrArray *ended;              /* GError or a NULL entry per session */
+	GArray *durations;             /* gint64 us, per session */
 	gboolean receipt_after_write;
 	gboolean saw_io_error;
 	gboolean saw_open_error;
@@ -66,6 +67,7 @@ static void on_session_ended(CpNfcTag *tag, const CpNfcSessionInfo *info, const 
 	on_main_thread(h);
 	g_assert_cmpuint(info->apdus, >, 0);
 	g_ptr_array_add(h->ended, error ? g_error_copy(error) : NULL);
+	g_array_append_val(h->durations, info->duration_us);
 }
 
 static void on_state(CpNfcTag *tag, CpNfcTagState state, const GError *error, gpointer data)
@@ -95,7 +97,8 @@ static void ended_free(gpointer e)
 		g_error_free(e);
 }
 
-static Harness *harness_start(const char *connstring)
+/* command_ms 0: the default deadlines. */
+static Harness *harness_start_deadlines(const char *connstring, guint command_ms, guint session_ms)
 {
 	Harness *h = g_new0(Harness, 1);
 	g_autoptr(GError) error = NULL;
@@ -103,12 +106,20 @@ static Harness *harness_start(const char *connstring)
 	h->presented = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
 	h->written = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
 	h->ended = g_ptr_array_new_with_free_func(ended_free);
+	h->durations = g_array_new(FALSE, FALSE, sizeof(gint64));
 	h->main_thread = g_thread_self();
 	h->tag = cp_nfc_tag_new(connstring, &callbacks, h);
 	cp_nfc_tag_set_backoff(h->tag, 50, 400);
+	if (command_ms)
+		cp_nfc_tag_set_deadlines(h->tag, command_ms, session_ms);
 	g_assert_true(cp_nfc_tag_start(h->tag, &error));
 	g_assert_no_error(error);
 	return h;
+}
+
+static Harness *harness_start(const char *connstring)
+{
+	return harness_start_deadlines(connstring, 0, 0);
 }
 
 static gboolean n_ended_reached(gpointer data)
@@ -137,6 +148,7 @@ static void harness_free(Harness *h)
 	g_ptr_array_unref(h->presented);
 	g_ptr_array_unref(h->written);
 	g_ptr_array_unref(h->ended);
+	g_array_unref(h->durations);
 	g_free(h);
 }
 
@@ -292,6 +304,162 @@ static void test_leave_mid_write(void)
 	harness_free(h);
 	cp_test_sim_free(sim);
 	remove_temp(path, dir);
+}
+
+/* The value of key=N on the simulator's "session <n> end" line. */
+static guint sim_session_field(CpTestSim *sim, guint session, const char *key)
+{
+	g_autofree char *prefix = g_strdup_printf("session %u end ", session);
+	g_autofree char *k = g_strdup_printf(" %s=", key);
+
+	for (guint i = 0; i < sim->lines->len; i++) {
+		const char *l = g_ptr_array_index(sim->lines, i);
+		const char *v;
+
+		if (g_str_has_prefix(l, prefix) && (v = strstr(l, k)))
+			return (guint)g_ascii_strtoull(v + strlen(k), NULL, 10);
+	}
+	g_assert_not_reached();
+	return 0;
+}
+
+/* The chained I-blocks a write of n bytes in UPDATEs of chunk bytes takes
+ * through frames of the PN532's FSC of 64 (61 bytes of INF): every
+ * C-APDU of L bytes is (L - 1) / 61 chained blocks and a last one. */
+static guint chained_blocks(gsize n, gsize chunk)
+{
+	guint blocks = 0;
+
+	for (gsize off = 0; off < n; off += chunk)
+		blocks += (5 + MIN(chunk, n - off) - 1) / 61;
+	return blocks;
+}
+
+/*
+ * A protocol version 2 profile (1300 bytes and more) through the PN532's
+ * 64-byte frames: each 251-byte UPDATE reaches the tag as chained I-blocks
+ * (MI in TgGetData's status byte) that libnfc reassembles.
+ */
+static void test_write_chained(void)
+{
+	g_autoptr(GBytes) profile = cp_test_profile_ndef(1300, 11);
+	gsize n = g_bytes_get_size(profile);
+	char *dir, *path = write_temp(profile, &dir);
+	g_autofree char *script = g_strdup_printf(
+		"tap; select-app; read-cc; write-ndef %s; read-ndef; release", path);
+	CpTestSim *sim = cp_test_sim_start(FALSE, "--run", script, NULL);
+	Harness *h = harness_start(sim->connstring);
+	g_autoptr(GBytes) back = NULL;
+
+	g_assert_cmpuint(n, >=, 1300);
+	g_assert_cmpint(cp_test_sim_finish(sim, FALSE), ==, 0);
+	harness_stop(h, 1);
+	g_assert_null(ended(h, 0));
+	g_assert_cmpuint(h->written->len, ==, 1);
+	assert_bytes_equal(g_ptr_array_index(h->written, 0), profile);
+	back = cp_test_sim_ndef(sim, 0);
+	assert_bytes_equal(back, profile);
+	g_assert_cmpuint(sim_session_field(sim, 1, "chained-blocks"), ==, chained_blocks(n, CP_T4T_MLC));
+	g_assert_cmpuint(chained_blocks(n, CP_T4T_MLC), >=, 20);
+	harness_free(h);
+	cp_test_sim_free(sim);
+	remove_temp(path, dir);
+}
+
+/* A phone-like scenario (cp-pn532-sim(1)): reads the tag, writes a profile,
+ * reads it back. */
+static void run_phone(const char *scenario)
+{
+	g_autoptr(GBytes) profile = cp_test_profile_ndef(1400, 12);
+	char *dir, *path = write_temp(profile, &dir);
+	CpTestSim *sim = cp_test_sim_start(FALSE, "--scenario", scenario, "--data", path, NULL);
+	Harness *h = harness_start(sim->connstring);
+	g_autoptr(GBytes) first = NULL;
+	g_autoptr(GBytes) back = NULL;
+
+	g_assert_cmpint(cp_test_sim_finish(sim, FALSE), ==, 0);
+	harness_stop(h, 1);
+	g_assert_null(ended(h, 0));
+	first = cp_test_sim_ndef(sim, 0);
+	assert_bytes_equal(first, g_ptr_array_index(h->presented, 0));
+	g_assert_cmpuint(h->written->len, ==, 1);
+	assert_bytes_equal(g_ptr_array_index(h->written, 0), profile);
+	back = cp_test_sim_ndef(sim, 1);
+	assert_bytes_equal(back, profile);
+	g_assert_cmpuint(sim_session_field(sim, 1, "chained-blocks"), >, 0);
+	harness_free(h);
+	cp_test_sim_free(sim);
+	remove_temp(path, dir);
+}
+
+static void test_phone_android(void)
+{
+	run_phone("android");
+}
+
+static void test_phone_iphone(void)
+{
+	run_phone("iphone");
+}
+
+/*
+ * A reader that keeps its field on and goes silent: the session ends after
+ * the per-command deadline with CP_NFC_ERROR_TIMEOUT, the tag releases the
+ * target (the simulator sees InRelease: "target-idle"), and the next tap is
+ * a new session with fresh content.
+ */
+static void test_silent_reader(void)
+{
+	CpTestSim *sim = cp_test_sim_start(FALSE, "--run",
+		"tap; select-app; read-cc; sleep 1500; wait-armed 3000; "
+		"tap; select-app; read-cc; read-ndef; release", NULL);
+	Harness *h = harness_start_deadlines(sim->connstring, 500, 10000);
+	g_autoptr(GBytes) read = NULL;
+	gint64 d;
+
+	g_assert_cmpint(cp_test_sim_finish(sim, FALSE), ==, 0);
+	harness_stop(h, 2);
+	g_assert_error(ended(h, 0), CP_NFC_ERROR, CP_NFC_ERROR_TIMEOUT);
+	g_assert_nonnull(strstr(ended(h, 0)->message, "no command"));
+	g_assert_null(ended(h, 1));
+	d = g_array_index(h->durations, gint64, 0);
+	g_assert_cmpint(d, >=, 500000);
+	g_assert_cmpint(d, <, 1500000);
+	g_assert_true(g_ptr_array_find_with_equal_func(sim->lines, "session 1 end target-idle",
+		(GEqualFunc)g_str_has_prefix, NULL));
+	g_assert_cmpuint(h->presented->len, ==, 2);
+	read = cp_test_sim_ndef(sim, 0);
+	assert_bytes_equal(read, g_ptr_array_index(h->presented, 1));
+	g_assert_false(g_bytes_equal(g_ptr_array_index(h->presented, 0),
+				     g_ptr_array_index(h->presented, 1)));
+	harness_free(h);
+	cp_test_sim_free(sim);
+}
+
+/*
+ * Valid commands trickling in, each within the per-command deadline: the
+ * per-session deadline ends the session.
+ */
+static void test_trickle(void)
+{
+	CpTestSim *sim = cp_test_sim_start(FALSE, "--run",
+		"tap; select-app; sleep 300; select-file E103; sleep 300; select-file E104; "
+		"sleep 300; select-file E103; sleep 1200; wait-armed 3000; "
+		"tap; select-app; read-cc; read-ndef; release", NULL);
+	Harness *h = harness_start_deadlines(sim->connstring, 800, 1500);
+	gint64 d;
+
+	g_assert_cmpint(cp_test_sim_finish(sim, FALSE), ==, 0);
+	harness_stop(h, 2);
+	g_assert_error(ended(h, 0), CP_NFC_ERROR, CP_NFC_ERROR_TIMEOUT);
+	g_assert_nonnull(strstr(ended(h, 0)->message, "session went past 1500 ms"));
+	g_assert_null(ended(h, 1));
+	d = g_array_index(h->durations, gint64, 0);
+	g_assert_cmpint(d, >=, 1500000);
+	g_assert_cmpint(d, <, 2300000);
+	g_assert_cmpuint(h->presented->len, ==, 2);
+	harness_free(h);
+	cp_test_sim_free(sim);
 }
 
 /* A scenario whose status words the simulator checks; a normal session. */
@@ -497,6 +665,11 @@ int main(int argc, char **argv)
 	g_setenv("LIBNFC_AUTO_SCAN", "false", TRUE);
 	g_test_add_func("/nfc/tag/read", test_read);
 	g_test_add_func("/nfc/tag/write-profile-2k", test_write_profile);
+	g_test_add_func("/nfc/tag/write-chained-1300", test_write_chained);
+	g_test_add_func("/nfc/tag/phone-android", test_phone_android);
+	g_test_add_func("/nfc/tag/phone-iphone", test_phone_iphone);
+	g_test_add_func("/nfc/tag/silent-reader", test_silent_reader);
+	g_test_add_func("/nfc/tag/trickle", test_trickle);
 	g_test_add_func("/nfc/tag/receipt", test_receipt);
 	g_test_add_func("/nfc/tag/leave-mid-write", test_leave_mid_write);
 	g_test_add_func("/nfc/tag/wrong-aid", test_wrong_aid);

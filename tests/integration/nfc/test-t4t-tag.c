@@ -71,16 +71,17 @@ static void test_select(void)
 	/* Files before the application: not found. */
 	g_assert_cmphex(apdu("00A4000C02E103"), ==, CP_SW_NOT_FOUND);
 	g_assert_cmphex(apdu("00B000000F"), ==, CP_SW_NO_EF);
-	/* Another AID; a wrong P2; an AID with Lc lying about its length. */
+	/* Another AID; wrong P2s; an AID with Lc lying about its length. */
 	g_assert_cmphex(apdu("00A4040007D276000085010200"), ==, CP_SW_NOT_FOUND);
-	g_assert_cmphex(apdu("00A4040C07D276000085010100"), ==, CP_SW_WRONG_P1P2);
+	g_assert_cmphex(apdu("00A4040207D276000085010100"), ==, CP_SW_WRONG_P1P2);
+	g_assert_cmphex(apdu("00A4000402E103"), ==, CP_SW_WRONG_P1P2);
 	g_assert_cmphex(apdu("00A4040009D276000085010100"), ==, CP_SW_WRONG_LENGTH);
 	g_assert_cmphex(apdu("00A4020C02E103"), ==, CP_SW_WRONG_P1P2);
 	/* Without Le, and with. */
 	g_assert_cmphex(apdu("00A4040007D2760000850101"), ==, CP_SW_OK);
 	g_assert_cmphex(apdu("00A4000C02E105"), ==, CP_SW_NOT_FOUND);
-	g_assert_cmphex(apdu("00A4000002E103"), ==, CP_SW_WRONG_P1P2);
 	g_assert_cmphex(apdu("00A4000C03E10300"), ==, CP_SW_WRONG_LENGTH);
+	g_assert_cmphex(apdu("00A4000C01E1"), ==, CP_SW_WRONG_LENGTH);
 	g_assert_cmphex(apdu("00A4000C02E103"), ==, CP_SW_OK);
 	g_assert_cmphex(apdu("00B000000F"), ==, CP_SW_OK);
 	g_assert_cmpuint(rlen, ==, 17);
@@ -88,6 +89,23 @@ static void test_select(void)
 	/* Selecting another application drops the file selection. */
 	g_assert_cmphex(apdu("00A4040007A000000003101000"), ==, CP_SW_NOT_FOUND);
 	g_assert_cmphex(apdu("00B000000F"), ==, CP_SW_NO_EF);
+	/* P2 00 (T4T 1.0, ISO 7816-4 "return FCI") as 0C: 9000, no data,
+	 * with or without Le; by name as by file id. */
+	g_assert_cmphex(apdu("00A4040007D276000085010100"), ==, CP_SW_OK);
+	g_assert_cmphex(apdu("00A4000002E104"), ==, CP_SW_OK);
+	g_assert_cmpuint(rlen, ==, 2);
+	g_assert_cmphex(apdu("00B0000002"), ==, CP_SW_OK);
+	g_assert_cmpmem(rapdu, 2, "\x00\x00", 2);
+	g_assert_cmphex(apdu("00A4000002E10300"), ==, CP_SW_OK);
+	g_assert_cmpuint(rlen, ==, 2);
+	g_assert_cmphex(apdu("00B000000F"), ==, CP_SW_OK);
+	g_assert_cmpuint(rlen, ==, 17);
+	g_assert_cmphex(apdu("00A4000C02E10400"), ==, CP_SW_OK);
+	g_assert_cmphex(apdu("00B0000002"), ==, CP_SW_OK);
+	g_assert_cmphex(apdu("00A4040C07D2760000850101"), ==, CP_SW_OK);
+	g_assert_cmpuint(rlen, ==, 2);
+	g_assert_cmphex(apdu("00B0000002"), ==, CP_SW_NO_EF);
+	g_assert_cmphex(apdu("00A4000002E105"), ==, CP_SW_NOT_FOUND);
 	/* Class and instruction. */
 	g_assert_cmphex(apdu("80A4040007D276000085010100"), ==, CP_SW_CLA);
 	g_assert_cmphex(apdu("00CA000000"), ==, CP_SW_INS);
@@ -104,9 +122,9 @@ static void test_read(void)
 	g_assert_cmpmem(rapdu, 2, "\x00\x08", 2);
 	g_assert_cmphex(apdu("00B0000208"), ==, CP_SW_OK);
 	g_assert_cmpmem(rapdu, 8, msg_ok, 8);
-	/* Le above MLe (0x00 is 256), an Lc on READ, an SFI offset. */
+	/* Le above MLe, an Lc on READ, an SFI offset. */
 	g_assert_cmphex(apdu("00B00000F7"), ==, CP_SW_WRONG_LENGTH);
-	g_assert_cmphex(apdu("00B0000000"), ==, CP_SW_WRONG_LENGTH);
+	g_assert_cmphex(apdu("00B00000FF"), ==, CP_SW_WRONG_LENGTH);
 	g_assert_cmphex(apdu("00B0000001AA"), ==, CP_SW_WRONG_LENGTH);
 	g_assert_cmphex(apdu("00B0000000" "00"), ==, CP_SW_WRONG_LENGTH);
 	g_assert_cmphex(apdu("00B0810002"), ==, CP_SW_WRONG_OFFSET);
@@ -116,6 +134,17 @@ static void test_read(void)
 	g_assert_cmpuint(rlen, ==, 4);
 	g_assert_cmphex(apdu("00B0100102"), ==, CP_SW_EOF);
 	g_assert_cmpuint(rlen, ==, 3);
+	/* Le 00 (Ne 256, a maximum): up to MLe bytes, 6282 once the end
+	 * of the file comes first. */
+	g_assert_cmphex(apdu("00B0000000"), ==, CP_SW_OK);
+	g_assert_cmpuint(rlen, ==, CP_T4T_MLE + 2);
+	g_assert_cmpmem(rapdu, 10, "\x00\x08" "\xD1\x01\x04T\x02" "enA", 10);
+	g_assert_cmphex(apdu("00B00F0C00"), ==, CP_SW_EOF);
+	g_assert_cmpuint(rlen, ==, CP_T4T_MLE + 2);
+	g_assert_cmphex(apdu("00B00F0B00"), ==, CP_SW_OK);
+	g_assert_cmphex(apdu("00B0100000"), ==, CP_SW_EOF);
+	g_assert_cmpuint(rlen, ==, 4);
+	g_assert_cmphex(apdu("00B0100200"), ==, CP_SW_WRONG_OFFSET);
 	/* Oversized content: an empty tag instead. */
 	{
 		g_autofree guint8 *big = g_malloc0(CP_T4T_NDEF_MAX + 1);

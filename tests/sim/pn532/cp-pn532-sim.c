@@ -62,6 +62,18 @@ enum {
 #define ST_OK 0x00
 #define ST_TIMEOUT 0x01
 #define ST_RELEASED 0x29
+#define ST_MI 0x40               /* More Information: the rest follows (chaining) */
+
+/*
+ * The ATS the PN532 sends for its ISO 14443-4 PICC emulation: it builds
+ * it itself and takes only the historical bytes from TgInitAsTarget
+ * (UM0701 7.3.14; libnfc 1.8 utils/nfc-relay-picc.c lines 359-365:
+ * "ATS is always automatically replaced by PN532 ... (05) 75 33 92 03").
+ * T0 75: TA TB TC follow, FSCI 5 (FSC 64 bytes); TA 33: 106/212/424
+ * kbit/s both ways; TB 92: FWI 9, SFGI 2; TC 03: NAD and CID supported.
+ */
+static const uint8_t pn532_ats[] = { 0x75, 0x33, 0x92, 0x03 };
+static const unsigned fsc_table[] = { 16, 24, 32, 40, 48, 64, 96, 128, 256 };
 
 enum role { ROLE_TARGET, ROLE_INITIATOR };
 
@@ -94,6 +106,7 @@ struct session_stats {
 	unsigned rf_frames;
 	size_t rf_bytes;
 	double air_us;
+	unsigned chained;        /* I-blocks sent with the chaining bit */
 };
 
 static struct {
@@ -106,6 +119,8 @@ static struct {
 	bool has_cmd;
 	uint8_t cmd[APDU_MAX];
 	size_t cmd_len;
+	size_t cmd_off;          /* handed to the target's host so far (chaining) */
+	unsigned fsc;            /* the target's frame size, from its ATS */
 	bool has_resp;
 	uint8_t resp[APDU_MAX];
 	size_t resp_len;
@@ -118,6 +133,7 @@ static struct {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
 	.fwt_ms = 5000,
+	.fsc = 64,
 };
 
 static bool verbose;
@@ -271,9 +287,10 @@ static void session_end(const char *why)
 		host_t = field.target->frames_in + field.target->frames_out;
 	if (field.initiator)
 		host_i = field.initiator->frames_in + field.initiator->frames_out;
-	say("session %u end %s apdus=%u c-apdu-bytes=%zu r-apdu-bytes=%zu rf-frames=%u rf-bytes=%zu air-us=%.0f host-frames-target=%u host-frames-initiator=%u",
+	say("session %u end %s apdus=%u c-apdu-bytes=%zu r-apdu-bytes=%zu rf-frames=%u rf-bytes=%zu air-us=%.0f host-frames-target=%u host-frames-initiator=%u chained-blocks=%u",
 	    field.session, why, field.st.apdus, field.st.c_bytes, field.st.r_bytes,
-	    field.st.rf_frames, field.st.rf_bytes, field.st.air_us, host_t, host_i);
+	    field.st.rf_frames, field.st.rf_bytes, field.st.air_us, host_t, host_i,
+	    field.st.chained);
 }
 
 /* Under field.lock: the initiator side (chip or phone) leaves. */
@@ -295,13 +312,30 @@ static void field_target_gone(const char *why)
 	field_changed();
 }
 
-/* Under field.lock: an I-block exchange, both directions. */
+/* The INF bytes of one I-block to the target: its FSC less PCB and CRC
+ * (ISO 14443-4 7.1.1; no CID or NAD, as phones and the PN532 send them). */
+static size_t block_inf(void)
+{
+	return field.fsc - 3;
+}
+
+/* Under field.lock: an exchange, both directions. A C-APDU longer than
+ * one block went as chained I-blocks, each but the last answered by an
+ * R(ACK) (ISO 14443-4 7.5.2). */
 static void count_apdu(size_t c_len, size_t r_len)
 {
+	size_t left = c_len;
+
 	field.st.apdus++;
 	field.st.c_bytes += c_len;
 	field.st.r_bytes += r_len;
-	rf_frame(1 + c_len + 2);                 /* PCB + INF + CRC */
+	while (left > block_inf()) {
+		rf_frame(1 + block_inf() + 2);   /* PCB (chaining) + INF + CRC */
+		rf_frame(3);                     /* R(ACK) + CRC */
+		field.st.chained++;
+		left -= block_inf();
+	}
+	rf_frame(1 + left + 2);                  /* PCB + INF + CRC */
 	rf_frame(1 + r_len + 2);
 }
 
@@ -422,10 +456,21 @@ static void try_complete(struct chip *c)
 			}
 			c->pending = -1;
 			reply_status(c, CMD_TG_GET_DATA, ST_RELEASED);
-		} else if (field.has_cmd) {
-			field.has_cmd = false;
+		} else if (field.has_cmd && field.cmd_off < field.cmd_len) {
+			/* One I-block per TgGetData: a chained one (more
+			 * follow) with MI in the status byte, as the chip
+			 * hands them over (UM0701 7.1, 7.3.16); the host asks
+			 * for the next with another TgGetData. */
+			size_t k = field.cmd_len - field.cmd_off;
+			uint8_t st = ST_OK;
+
+			if (k > block_inf()) {
+				k = block_inf();
+				st |= ST_MI;
+			}
 			c->pending = -1;
-			reply_status_data(c, CMD_TG_GET_DATA, ST_OK, field.cmd, field.cmd_len);
+			reply_status_data(c, CMD_TG_GET_DATA, st, field.cmd + field.cmd_off, k);
+			field.cmd_off += k;
 		}
 		break;
 	case CMD_IN_LIST_PASSIVE_TARGET:
@@ -444,11 +489,9 @@ static void try_complete(struct chip *c)
 			b[n++] = 0x08;                   /* NFCID1 byte 0 is hard-wired */
 			memcpy(b + n, field.mifare + 2, 3);
 			n += 3;
-			b[n++] = 5 + field.hist_len;     /* ATS: TL T0 TA TB TC hist */
-			b[n++] = 0x78;                   /* FSCI 8 (256 bytes), TA TB TC follow */
-			b[n++] = 0x80;
-			b[n++] = 0x70;
-			b[n++] = 0x02;
+			b[n++] = 1 + sizeof(pn532_ats) + field.hist_len;  /* ATS: TL, T0 TA TB TC, Tk */
+			memcpy(b + n, pn532_ats, sizeof(pn532_ats));
+			n += sizeof(pn532_ats);
 			memcpy(b + n, field.hist, field.hist_len);
 			n += field.hist_len;
 			c->pending = -1;
@@ -487,6 +530,7 @@ static void handle_tg_init(struct chip *c, const uint8_t *d, size_t n)
 		return;
 	}
 	memcpy(field.mifare, d + 1, 6);
+	field.fsc = fsc_table[pn532_ats[0] & 0x0F];
 	/* mode (1), MIFARE (6), FeliCa (18), NFCID3t (10), then GB and Tk. */
 	p = 35;
 	p += 1 + d[p];
@@ -601,6 +645,7 @@ static void handle_command(struct chip *c, const uint8_t *d, size_t n)
 		}
 		memcpy(field.cmd, d + 1, n - 1);
 		field.cmd_len = n - 1;
+		field.cmd_off = 0;
 		field.has_cmd = true;
 		field.has_resp = false;
 		field_changed();
@@ -863,6 +908,11 @@ struct phone {
 	int line;
 	const char *cmd;
 	bool failed;
+	/* Options of the current command (p2=, le=, chunk=). */
+	int p2;                  /* SELECT's P2; -1: the command's default */
+	bool sel_le;             /* SELECT with Le 00 */
+	bool le00;               /* READ with Le 00 instead of the exact count */
+	unsigned chunk;          /* UPDATE size; 0: the tag's MLc */
 };
 
 static void fail(struct phone *ph, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -945,6 +995,7 @@ static bool phone_exchange(struct phone *ph, const uint8_t *capdu, size_t len,
 	}
 	memcpy(field.cmd, capdu, len);
 	field.cmd_len = len;
+	field.cmd_off = 0;
 	field.has_cmd = true;
 	field.has_resp = false;
 	field_changed();
@@ -994,13 +1045,35 @@ static bool phone_apdu(struct phone *ph, const uint8_t *capdu, size_t len, unsig
 	return true;
 }
 
+/* SELECT by file id: P2 0C unless p2= says otherwise, Le 00 with sel-le. */
 static bool phone_select_file(struct phone *ph, uint16_t fid, unsigned want)
 {
-	uint8_t c[] = { 0x00, 0xA4, 0x00, 0x0C, 0x02, fid >> 8, fid & 0xFF };
+	uint8_t c[] = { 0x00, 0xA4, 0x00, ph->p2 >= 0 ? ph->p2 : 0x0C, 0x02, fid >> 8, fid & 0xFF, 0x00 };
 	uint8_t r[APDU_MAX];
 	size_t rl;
 
-	return phone_apdu(ph, c, sizeof(c), want, r, &rl, true);
+	return phone_apdu(ph, c, ph->sel_le ? 8 : 7, want, r, &rl, true);
+}
+
+/* READ BINARY with Le 00 (up to 256): whatever the tag gives, 9000 or,
+ * at the end of the file, 6282. */
+static bool phone_read_le00(struct phone *ph, unsigned off, uint8_t *out, size_t cap, size_t *got)
+{
+	uint8_t c[] = { 0x00, 0xB0, off >> 8, off & 0xFF, 0x00 };
+	uint8_t r[APDU_MAX];
+	size_t rl;
+	unsigned sw;
+
+	if (!phone_apdu(ph, c, sizeof(c), 0, r, &rl, true))
+		return false;
+	sw = (r[rl - 2] << 8) | r[rl - 1];
+	if ((sw != 0x9000 && sw != 0x6282) || rl == 2) {
+		fail(ph, "READ BINARY Le 00 at %u: %zu bytes, status word %04X", off, rl - 2, sw);
+		return false;
+	}
+	*got = rl - 2 < cap ? rl - 2 : cap;
+	memcpy(out, r, *got);
+	return true;
 }
 
 static bool phone_read(struct phone *ph, unsigned off, unsigned n, uint8_t *out)
@@ -1040,8 +1113,20 @@ static bool phone_read_cc(struct phone *ph)
 	uint8_t cc[15];
 	char h[31];
 
-	if (!phone_select_file(ph, 0xE103, 0x9000) || !phone_read(ph, 0, 15, cc))
+	if (!phone_select_file(ph, 0xE103, 0x9000))
 		return false;
+	if (ph->le00) {
+		size_t got;
+
+		if (!phone_read_le00(ph, 0, cc, sizeof(cc), &got))
+			return false;
+		if (got != sizeof(cc)) {
+			fail(ph, "CC of %zu bytes", got);
+			return false;
+		}
+	} else if (!phone_read(ph, 0, 15, cc)) {
+		return false;
+	}
 	hex(h, cc, 15);
 	say("cc %s", h);
 	/* Decoded here, independently of the project's codec. */
@@ -1066,14 +1151,44 @@ static bool phone_read_ndef(struct phone *ph, const char *path)
 	char *h;
 	bool ok = true;
 
-	if (!phone_select_file(ph, 0xE104, 0x9000) || !phone_read(ph, 0, 2, nlen_b))
+	if (!phone_select_file(ph, 0xE104, 0x9000))
 		return false;
-	nlen = (nlen_b[0] << 8) | nlen_b[1];
-	if (nlen + 2 > ph->file_max) {
-		fail(ph, "NLEN %u beyond the file (%u)", nlen, ph->file_max);
-		return false;
+	if (ph->le00) {
+		/* A greedy reader: Le 00 from offset 0, NLEN and the message
+		 * in whatever pieces the tag gives. */
+		uint8_t *file = malloc(ph->file_max);
+		size_t have = 0, got;
+
+		ok = phone_read_le00(ph, 0, file, ph->file_max, &got);
+		have = got;
+		if (ok && have < 2) {
+			fail(ph, "no NLEN");
+			ok = false;
+		}
+		nlen = ok ? (file[0] << 8) | file[1] : 0;
+		if (ok && nlen + 2 > ph->file_max) {
+			fail(ph, "NLEN %u beyond the file (%u)", nlen, ph->file_max);
+			ok = false;
+		}
+		while (ok && have < nlen + 2) {
+			ok = phone_read_le00(ph, have, file + have, ph->file_max - have, &got);
+			have += got;
+		}
+		msg = malloc(nlen + 1);
+		if (ok)
+			memcpy(msg, file + 2, nlen);
+		free(file);
+		off = nlen;
+	} else {
+		if (!phone_read(ph, 0, 2, nlen_b))
+			return false;
+		nlen = (nlen_b[0] << 8) | nlen_b[1];
+		if (nlen + 2 > ph->file_max) {
+			fail(ph, "NLEN %u beyond the file (%u)", nlen, ph->file_max);
+			return false;
+		}
+		msg = malloc(nlen + 1);
 	}
-	msg = malloc(nlen + 1);
 	while (ok && off < nlen) {
 		unsigned n = nlen - off < ph->mle ? nlen - off : ph->mle;
 
@@ -1134,7 +1249,7 @@ static bool phone_write_ndef(struct phone *ph, char **argv, int argc)
 	uint8_t *msg = NULL, nlen[2];
 	long n;
 	int stop = -1, chunks = 0;
-	unsigned want = 0x9000, off = 0;
+	unsigned want = 0x9000, off = 0, mlc;
 	bool ok;
 
 	if (argc < 2) {
@@ -1152,9 +1267,15 @@ static bool phone_write_ndef(struct phone *ph, char **argv, int argc)
 		free(msg);
 		return false;
 	}
+	mlc = ph->chunk ? ph->chunk : ph->mlc;
+	if (mlc > 255) {
+		fail(ph, "chunk %u above a short APDU's 255", mlc);
+		free(msg);
+		return false;
+	}
 	ok = phone_select_file(ph, 0xE104, 0x9000) && phone_update(ph, 0, zero, 2, 0x9000);
 	while (ok && off < (unsigned long)n) {
-		unsigned k = n - off < ph->mlc ? n - off : ph->mlc;
+		unsigned k = n - off < mlc ? n - off : mlc;
 
 		if (stop >= 0 && chunks == stop)
 			break;
@@ -1245,6 +1366,40 @@ static unsigned want_sw(char **argv, int argc, int i, unsigned def)
 	return i < argc ? strtoul(argv[i], NULL, 16) : def;
 }
 
+/* Take the key=value options out of argv (anywhere after the command). */
+static bool take_options(struct phone *ph, char **argv, int *argc)
+{
+	int out = 1;
+
+	ph->p2 = -1;
+	ph->sel_le = false;
+	ph->le00 = false;
+	ph->chunk = 0;
+	for (int i = 1; i < *argc; i++) {
+		const char *a = argv[i];
+
+		if (strncmp(a, "p2=", 3) == 0) {
+			ph->p2 = (int)strtoul(a + 3, NULL, 16) & 0xFF;
+		} else if (strcmp(a, "sel-le") == 0) {
+			ph->sel_le = true;
+		} else if (strcmp(a, "le=00") == 0) {
+			ph->le00 = true;
+		} else if (strcmp(a, "le=exact") == 0) {
+			ph->le00 = false;
+		} else if (strncmp(a, "chunk=", 6) == 0) {
+			ph->chunk = (unsigned)atoi(a + 6);
+			if (ph->chunk == 0) {
+				fail(ph, "bad %s", a);
+				return false;
+			}
+		} else {
+			argv[out++] = argv[i];
+		}
+	}
+	*argc = out;
+	return true;
+}
+
 static bool run_command(struct phone *ph, char *line)
 {
 	char *argv[16];
@@ -1257,6 +1412,8 @@ static bool run_command(struct phone *ph, char *line)
 	if (argc == 0 || argv[0][0] == '#')
 		return true;
 	ph->cmd = argv[0];
+	if (!take_options(ph, argv, &argc))
+		return false;
 
 	if (strcmp(argv[0], "tap") == 0)
 		return phone_tap(ph, argc > 1 ? atoi(argv[1]) : 5000);
@@ -1291,10 +1448,12 @@ static bool run_command(struct phone *ph, char *line)
 		return phone_apdu(ph, c, (size_t)n, want_sw(argv, argc, 2, 0), r, &rl, false);
 	}
 	if (strcmp(argv[0], "select-app") == 0) {
-		static const uint8_t sel[] = { 0x00, 0xA4, 0x04, 0x00, 0x07, 0xD2, 0x76, 0x00,
-					       0x00, 0x85, 0x01, 0x01, 0x00 };
+		/* P2 00 with Le 00 unless p2= says otherwise; P2 0C without Le. */
+		uint8_t sel[] = { 0x00, 0xA4, 0x04, ph->p2 >= 0 ? ph->p2 : 0x00, 0x07, 0xD2, 0x76, 0x00,
+				  0x00, 0x85, 0x01, 0x01, 0x00 };
 
-		return phone_apdu(ph, sel, sizeof(sel), want_sw(argv, argc, 1, 0x9000), r, &rl, true);
+		return phone_apdu(ph, sel, sel[3] == 0x0C && !ph->sel_le ? 12 : 13,
+				  want_sw(argv, argc, 1, 0x9000), r, &rl, true);
 	}
 	if (strcmp(argv[0], "select-file") == 0) {
 		if (argc < 2) {
@@ -1325,7 +1484,7 @@ static const struct {
 	{ "wrong-aid", "tap; apdu 00A4040007D276000085010200 6A82; apdu 00A4000C02E104 6A82; "
 		       "select-app; read-cc; read-ndef; release" },
 	{ "read-past-end", "tap; select-app; read-cc; select-file E104; apdu 00B0100210 6B00; "
-			   "apdu 00B0100000 6700; apdu 00B01000F6 6282; release" },
+			   "apdu 00B0100000 6282; apdu 00B01000F7 6700; apdu 00B01000F6 6282; release" },
 	{ "update-bad-offset", "tap; select-app; read-cc; select-file E104; "
 			       "apdu 00D6100201AA 6B00; apdu 00D6800001AA 6B00; apdu 00D60002 6700; "
 			       "apdu 00D600020300 6700; select-file E103; apdu 00D6000001AA 6982; "
@@ -1334,6 +1493,13 @@ static const struct {
 	{ "malformed", "tap; select-app; read-cc; write-ndef DATA sw=6A80; release" },
 	{ "vanish", "tap; select-app; read-cc; read-ndef; release; vanish 500; "
 		    "tap 10000; select-app; read-cc; read-ndef; release" },
+	/* Phone-like sequences (see the man page): one reads and writes in
+	 * the T4T 2.0 form with exact Le, the other with the P2 00 SELECTs of
+	 * T4T 1.0 and ISO 7816-4 and greedy Le 00 reads. */
+	{ "android", "tap; select-app; read-cc p2=0C; read-ndef p2=0C; write-ndef DATA; "
+		     "read-ndef p2=0C; release" },
+	{ "iphone", "tap; select-app p2=0C; read-cc p2=00 sel-le le=00; read-ndef p2=00 le=00; "
+		    "write-ndef DATA p2=00; read-ndef p2=00 sel-le le=00; release" },
 };
 
 static char *expand(const char *script, const char *data)
