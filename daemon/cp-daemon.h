@@ -74,11 +74,15 @@ void cp_daemon_stop(CpDaemon *d, guint timeout_ms, GCallback done, gpointer user
 
 gboolean cp_daemon_forget(CpDaemon *d, GError **error);
 gboolean cp_daemon_rearm(CpDaemon *d, GError **error);
+/* Forget the owner binding and K'', keep the pin, the committed
+ * profile_seq and the USIM, re-arm (docs/daemon.md). */
+gboolean cp_daemon_factory_reset(CpDaemon *d, GError **error);
 
 /* The NDEF message of the tag for a new read session: bumps and
  * journals the attestation counter first (NULL when it cannot). */
 GBytes *cp_daemon_build_tag(CpDaemon *d, GError **error);
-/* A written NDEF message (what the transport delivers). */
+/* A written NDEF message (what the transport delivers): a profile or a
+ * command. */
 void cp_daemon_profile_written(CpDaemon *d, GBytes *ndef);
 
 CpState cp_daemon_get_state(CpDaemon *d);
