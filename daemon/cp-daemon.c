@@ -81,6 +81,8 @@ struct _CpDaemon {
 
 	guint hold_received_ms;         /* tests only */
 	guint hold_verified_ms;
+	guint hold_decommissioning_ms;
+	guint hold_source;
 
 	gboolean stopping;
 	GCallback stop_done;
@@ -772,6 +774,16 @@ decommission_commit(CpDaemon *d)
 	transition(d, CP_EVENT_DECOMMISSIONED);
 }
 
+static gboolean
+decommission_hold_done(gpointer data)
+{
+	CpDaemon *d = data;
+
+	d->hold_source = 0;
+	start_restore(d);
+	return G_SOURCE_REMOVE;
+}
+
 /* Verify a written command and carry it out. The seq is committed with
  * the step (like a profile's at the backup), before the card is touched. */
 static void
@@ -842,6 +854,12 @@ attempt_command(Attempt *a)
 	transition(d, CP_EVENT_VERIFIED);
 	transition(d, CP_EVENT_DECOMMISSION);
 	attempt_end(a);
+	if (d->hold_decommissioning_ms) {
+		dlog(d, G_LOG_LEVEL_MESSAGE, "test hold: %u ms in %s", d->hold_decommissioning_ms,
+		     cp_state_name(d->m.state));
+		d->hold_source = g_timeout_add(d->hold_decommissioning_ms, decommission_hold_done, d);
+		return;
+	}
 	start_restore(d);
 }
 
@@ -915,16 +933,16 @@ attempt_step(Attempt *a)
 		ctx.device_info_len = d->device_info_len;
 		ctx.anchors = d->anchors;
 		ctx.bound = d->j.bound;
-		if (d->j.bound) {
+		if (d->j.bound)
 			ctx.binding_version = d->j.binding_version;
-			ctx.operator_pin = d->j.has_pin ? d->j.operator_pin : NULL;
-		}
+		/* the pin holds bound or not: a factory reset keeps it */
+		ctx.operator_pin = d->j.has_pin ? d->j.operator_pin : NULL;
 		err = cp_profile_verify(rec->payload, rec->payload_len, &ctx, &a->profile, &a->keys);
 		if (err != CP_OK) {
 			g_autofree char *detail = NULL;
 
-			if (err == CP_ERR_OPERATOR && d->j.bound)
-				detail = g_strdup_printf("the device is bound to %s",
+			if (err == CP_ERR_OPERATOR && d->j.has_pin)
+				detail = g_strdup_printf("the device is pinned to %s",
 							 d->j.operator_name[0] ? d->j.operator_name
 									     : "an operator it did not pin");
 			else if (err == CP_ERR_OPERATOR)
@@ -1498,8 +1516,11 @@ cp_daemon_set_test_hold(CpDaemon *d, CpState state, guint ms, GError **error)
 	case CP_STATE_VERIFIED:
 		d->hold_verified_ms = ms;
 		return TRUE;
+	case CP_STATE_DECOMMISSIONING:
+		d->hold_decommissioning_ms = ms;
+		return TRUE;
 	default:
-		cp_set_error(error, CP_ERR_ARGUMENT, "a test hold is possible in profile-received and verified only, not %s",
+		cp_set_error(error, CP_ERR_ARGUMENT, "a test hold is possible in profile-received, verified and decommissioning only, not %s",
 			     cp_state_name(state));
 		return FALSE;
 	}
@@ -1514,6 +1535,8 @@ cp_daemon_free(CpDaemon *d)
 		g_source_remove(d->stop_source);
 	if (d->restore_source)
 		g_source_remove(d->restore_source);
+	if (d->hold_source)
+		g_source_remove(d->hold_source);
 	/* an attempt still running belongs to the backend's callback: the
 	 * backend goes first, which cancels it */
 	g_clear_pointer(&d->transport, cp_transport_free);
