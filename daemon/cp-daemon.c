@@ -809,9 +809,10 @@ attempt_command(Attempt *a)
 	ctx.last_seq = d->j.committed_seq;
 	ctx.now = (uint64_t)(g_get_real_time() / G_USEC_PER_SEC);
 	ctx.anchors = d->anchors;
-	ctx.operator_pin = d->j.has_pin ? d->j.operator_pin : NULL;
+	if (d->j.has_pin)
+		ctx.operator_pin = d->j.operator_pin;
 	ctx.bound = d->j.bound;
-	ctx.binding_version = d->j.binding_version;
+	ctx.binding_version = d->j.bound ? d->j.binding_version : 0;
 	err = cp_command_verify(rec->payload, rec->payload_len, &ctx, &a->command);
 	if (err == CP_OK && a->command.command != CP_COMMAND_DECOMMISSION)
 		err = CP_ERR_BAD_VALUE;
