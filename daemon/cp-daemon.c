@@ -32,6 +32,9 @@ typedef struct {
 	GBytes *ndef;
 	CpProfile profile;
 	gboolean have_profile;          /* profile decoded (for the seq of a rejection) */
+	gboolean is_command;            /* the written record is a command, not a profile */
+	CpCommand command;
+	gboolean have_command;          /* command decoded (for the seq of a rejection) */
 	CpProfileKeys keys;
 	char spn[17];
 	CpBackendTarget target;
@@ -78,6 +81,8 @@ struct _CpDaemon {
 
 	guint hold_received_ms;         /* tests only */
 	guint hold_verified_ms;
+	guint hold_decommissioning_ms;
+	guint hold_source;
 
 	gboolean stopping;
 	GCallback stop_done;
@@ -250,9 +255,19 @@ journal_commit(CpDaemon *d, CpJournal *next, GError **error)
 	return TRUE;
 }
 
+/* The device's binding version as the receipt states it: 0, no owner. */
+static uint64_t
+binding_now(CpDaemon *d)
+{
+	return d->j.bound ? d->j.binding_version : 0;
+}
+
+/* Every receipt is signed with the device key (the SM checks that, whoever
+ * carries it) and MAC'd with k2 when there is one (the companion checks
+ * that); binding is the device's binding version after the event. */
 static GBytes *
 make_receipt(CpDaemon *d, uint64_t seq, CpReceiptStatus status, CpError reason,
-	     const char *registration, const CpSecret *k2)
+	     const char *registration, const CpSecret *k2, uint64_t binding)
 {
 	CpReceipt r;
 	cp_auto_buf buf = CP_BUF_INIT;
@@ -262,13 +277,14 @@ make_receipt(CpDaemon *d, uint64_t seq, CpReceiptStatus status, CpError reason,
 	r.version = CP_RECEIPT_VERSION;
 	memcpy(r.device_id, d->device_id, sizeof(r.device_id));
 	r.profile_seq = seq;
+	r.binding_version = binding;
 	r.status = (uint8_t)status;
 	r.reason = (uint16_t)reason;
 	if (registration && *registration) {
 		r.has_registration = TRUE;
 		g_strlcpy(r.registration, registration, sizeof(r.registration));
 	}
-	err = cp_receipt_encode(&r, k2, &buf);
+	err = cp_receipt_encode(&r, d->key, k2, &buf);
 	if (err != CP_OK) {
 		g_warning("receipt: cannot encode (%s)", cp_error_name(err));
 		return NULL;
@@ -276,10 +292,23 @@ make_receipt(CpDaemon *d, uint64_t seq, CpReceiptStatus status, CpError reason,
 	return g_bytes_new(buf.data, buf.len);
 }
 
+/* A failed re-provisioning returns to the working subscription: the
+ * journal's status fields go back to it. */
+static void
+journal_keep_working(CpJournal *next)
+{
+	g_strlcpy(next->imsi, next->kept_imsi, sizeof(next->imsi));
+	g_strlcpy(next->plmn, next->kept_plmn, sizeof(next->plmn));
+	g_strlcpy(next->network_name, next->kept_network_name, sizeof(next->network_name));
+	g_strlcpy(next->apn, next->kept_apn, sizeof(next->apn));
+	next->state = CP_STATE_PROVISIONED;
+}
+
 /* ---- restore: after a crash, or when the backend's own rollback failed ---- */
 
 static void start_restore(CpDaemon *d);
 static void maybe_stop_done(CpDaemon *d);
+static void decommission_commit(CpDaemon *d);
 
 static gboolean
 restore_retry_cb(gpointer data)
@@ -310,9 +339,12 @@ restore_done(GObject *source, GAsyncResult *res, gpointer data)
 	g_autoptr(GBytes) receipt = NULL;
 	CpJournal next;
 
+	gboolean kept;
+
 	d->restoring = FALSE;
 	if (!d->backend->ops->restore_finish(d->backend, res, &error)) {
-		dlog(d, G_LOG_LEVEL_MESSAGE, "rollback: failed: %s", error->message);
+		dlog(d, G_LOG_LEVEL_MESSAGE, "%s: failed: %s",
+		     cp_state_is_command(d->m.state) ? "decommission" : "rollback", error->message);
 		set_last_error(d, CP_ERR_ROLLBACK, error->message);
 		set_step(d, NULL);
 		notify_changed(d);
@@ -321,12 +353,22 @@ restore_done(GObject *source, GAsyncResult *res, gpointer data)
 		return;
 	}
 	d->restore_delay = 0;
-	dlog(d, G_LOG_LEVEL_MESSAGE, "rollback: the old USIM values are back");
+	if (cp_state_is_command(d->m.state)) {
+		dlog(d, G_LOG_LEVEL_MESSAGE, "decommission: the original USIM values are back");
+		decommission_commit(d);
+		maybe_stop_done(d);
+		return;
+	}
+	kept = d->j.kept;
+	dlog(d, G_LOG_LEVEL_MESSAGE, kept ? "rollback: the working subscription is back"
+					  : "rollback: the old USIM values are back");
 
 	receipt = make_receipt(d, d->j.attempt_seq, CP_RECEIPT_FAILED, d->restore_reason, NULL,
-			       d->j.k2);
+			       d->j.k2, binding_now(d));
 	cp_journal_copy(&next, &d->j);
 	next.state = CP_STATE_FAILED;
+	if (kept)
+		journal_keep_working(&next);
 	next.last_error = (uint16_t)d->restore_reason;
 	cp_journal_end_attempt(&next);
 	if (receipt)
@@ -340,7 +382,8 @@ restore_done(GObject *source, GAsyncResult *res, gpointer data)
 	if (receipt)
 		set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
 	set_step(d, NULL);
-	transition(d, CP_EVENT_ROLLED_BACK);
+	update_operator(d);
+	transition(d, kept ? CP_EVENT_KEPT : CP_EVENT_ROLLED_BACK);
 	maybe_stop_done(d);
 }
 
@@ -353,22 +396,43 @@ start_restore(CpDaemon *d)
 		return;
 	if (!d->backend) {
 		dlog(d, G_LOG_LEVEL_MESSAGE,
-		     "rollback: no modem backend to put the old USIM values back with");
+		     "%s: no modem backend to put the old USIM values back with",
+		     cp_state_is_command(d->m.state) ? "decommission" : "rollback");
 		set_last_error(d, CP_ERR_ROLLBACK, "no modem backend to roll back with");
 		restore_schedule_retry(d);
 		return;
 	}
-	g_assert(d->j.backup);
-	backup = g_bytes_new(d->j.backup->data, d->j.backup->len);
+	if (cp_state_is_command(d->m.state)) {
+		/* a decommission: the values from before the first provisioning */
+		if (!d->j.original) {
+			dlog(d, G_LOG_LEVEL_WARNING, "decommission: no backup of the USIM values is kept "
+			     "(provisioned under a journal of format 1 or 2 and not re-provisioned "
+			     "since): the USIM is left as it is");
+			decommission_commit(d);
+			return;
+		}
+		backup = g_bytes_new(d->j.original->data, d->j.original->len);
+		if (d->j.original_inexact)
+			dlog(d, G_LOG_LEVEL_MESSAGE, "decommission: the values from before the first "
+			     "provisioning are unknown (provisioned under a journal of format 1 or 2): "
+			     "restoring the oldest backup kept since, the last one taken under it");
+		else
+			dlog(d, G_LOG_LEVEL_MESSAGE, "decommission: restoring the USIM values from "
+			     "before the first provisioning");
+	} else {
+		g_assert(d->j.backup);
+		backup = g_bytes_new(d->j.backup->data, d->j.backup->len);
+		dlog(d, G_LOG_LEVEL_MESSAGE, "rollback: restoring the USIM values saved before profile %"
+		     G_GUINT64_FORMAT, d->j.attempt_seq);
+	}
 	d->restoring = TRUE;
-	dlog(d, G_LOG_LEVEL_MESSAGE, "rollback: restoring the USIM values saved before profile %" G_GUINT64_FORMAT,
-	     d->j.attempt_seq);
 	d->backend->ops->restore(d->backend, backup, NULL, restore_done, d);
 }
 
 /* ---- one attempt: a written profile, through to the receipt ---- */
 
 static void attempt_step(Attempt *a);
+static void attempt_command(Attempt *a);
 
 static void
 attempt_free(Attempt *a)
@@ -403,12 +467,19 @@ attempt_reject(Attempt *a, CpError err, const char *detail)
 {
 	CpDaemon *d = a->d;
 	g_autoptr(GBytes) receipt = NULL;
-	uint64_t seq = a->have_profile ? a->profile.profile_seq : 0;
+	uint64_t seq = a->is_command ? (a->have_command ? a->command.seq : 0)
+				     : (a->have_profile ? a->profile.profile_seq : 0);
+	/* A profile's K'' is known only once its mac checked out (replay,
+	 * expiry). A command has no mac: its rejection is MAC'd with the
+	 * owner's K'' the device holds (none when unbound), so that the
+	 * owner's companion can check the receipt; the signature lets anyone
+	 * check it came from the device. */
+	const CpSecret *k2 = a->is_command ? d->j.owner_k2 : a->keys.k2;
 
-	dlog(d, G_LOG_LEVEL_MESSAGE, "profile %" G_GUINT64_FORMAT " rejected: %s (%s)%s%s", seq,
+	dlog(d, G_LOG_LEVEL_MESSAGE, "%s %" G_GUINT64_FORMAT " rejected: %s (%s)%s%s",
+	     a->is_command ? "command" : "profile", seq,
 	     cp_error_message(err), cp_error_name(err), detail ? ": " : "", detail ? detail : "");
-	/* K'' is known only once the mac checked out (replay, expiry) */
-	receipt = make_receipt(d, seq, CP_RECEIPT_REJECTED, err, NULL, a->keys.k2);
+	receipt = make_receipt(d, seq, CP_RECEIPT_REJECTED, err, NULL, k2, binding_now(d));
 	if (receipt)
 		set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
 	set_last_error(d, err, detail);
@@ -429,10 +500,15 @@ attempt_fail(Attempt *a, CpError err, const char *message)
 	g_autoptr(GBytes) receipt = NULL;
 	CpJournal next;
 	gboolean written = cp_state_is_busy(d->m.state);
+	/* a re-provisioning of a provisioned device keeps its working
+	 * subscription: nothing was written, or it was rolled back to it */
+	gboolean kept = written ? d->j.kept : d->m.rest == CP_STATE_PROVISIONED;
 
 	dlog(d, G_LOG_LEVEL_MESSAGE, "provisioning failed: %s (%s)", message, cp_error_name(err));
 	set_last_error(d, err, message);
-	if (d->m.state != CP_STATE_ROLLING_BACK)
+	if (!written && kept)
+		transition(d, CP_EVENT_KEPT);
+	else if (d->m.state != CP_STATE_ROLLING_BACK)
 		transition(d, CP_EVENT_STEP_FAILED);
 
 	if (written && (err == CP_ERR_ROLLBACK || err == CP_ERR_STORAGE)) {
@@ -452,9 +528,14 @@ attempt_fail(Attempt *a, CpError err, const char *message)
 	if (written)
 		dlog(d, G_LOG_LEVEL_MESSAGE, "rollback: done by the modem backend");
 
-	receipt = make_receipt(d, a->profile.profile_seq, CP_RECEIPT_FAILED, err, NULL, a->keys.k2);
+	receipt = make_receipt(d, a->profile.profile_seq, CP_RECEIPT_FAILED, err, NULL, a->keys.k2,
+			       binding_now(d));
 	cp_journal_copy(&next, &d->j);
 	next.state = CP_STATE_FAILED;
+	if (written && kept)
+		journal_keep_working(&next);
+	else if (kept)
+		next.state = CP_STATE_PROVISIONED;
 	next.last_error = (uint16_t)err;
 	cp_journal_end_attempt(&next);
 	if (receipt)
@@ -465,8 +546,9 @@ attempt_fail(Attempt *a, CpError err, const char *message)
 	}
 	if (receipt)
 		set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
+	update_operator(d);
 	if (written)
-		transition(d, CP_EVENT_ROLLED_BACK);
+		transition(d, kept ? CP_EVENT_KEPT : CP_EVENT_ROLLED_BACK);
 	attempt_end(a);
 }
 
@@ -524,9 +606,18 @@ on_backend_backup(CpBackend *b, GBytes *backup, gpointer user_data)
 		cp_backend_backup_saved(b, error);
 		return;
 	}
-	receipt = make_receipt(d, a->profile.profile_seq, CP_RECEIPT_ACCEPTED, CP_OK, NULL, a->keys.k2);
+	receipt = make_receipt(d, a->profile.profile_seq, CP_RECEIPT_ACCEPTED, CP_OK, NULL, a->keys.k2,
+			       binding_now(d));
 
 	cp_journal_copy(&next, &d->j);
+	/* a provisioned device: a rollback returns to its working subscription */
+	if (d->m.rest == CP_STATE_PROVISIONED && d->j.imsi[0] && d->j.plmn[0]) {
+		next.kept = true;
+		g_strlcpy(next.kept_imsi, d->j.imsi, sizeof(next.kept_imsi));
+		g_strlcpy(next.kept_plmn, d->j.plmn, sizeof(next.kept_plmn));
+		g_strlcpy(next.kept_network_name, d->j.network_name, sizeof(next.kept_network_name));
+		g_strlcpy(next.kept_apn, d->j.apn, sizeof(next.kept_apn));
+	}
 	next.state = CP_STATE_PROVISIONING;
 	next.committed_seq = a->profile.profile_seq;
 	next.attempt_seq = a->profile.profile_seq;
@@ -535,12 +626,14 @@ on_backend_backup(CpBackend *b, GBytes *backup, gpointer user_data)
 	g_strlcpy(next.plmn, a->profile.plmn, sizeof(next.plmn));
 	g_strlcpy(next.network_name, a->profile.network_name, sizeof(next.network_name));
 	g_strlcpy(next.apn, a->profile.apn, sizeof(next.apn));
-	cp_journal_end_attempt(&next);
 	next.k2 = cp_secret_dup(a->keys.k2);
 	next.backup = cp_secret_new_from(data, len);
+	/* the first backup is the original, kept until a decommission */
+	if (!next.original)
+		next.original = cp_secret_new_from(data, len);
 	if (receipt)
 		cp_journal_set_receipt(&next, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
-	if (!next.k2 || !next.backup) {
+	if (!next.k2 || !next.backup || !next.original) {
 		cp_journal_clear(&next);
 		cp_set_error(&error, CP_ERR_CRYPTO, "out of memory");
 		cp_backend_backup_saved(b, error);
@@ -553,6 +646,8 @@ on_backend_backup(CpBackend *b, GBytes *backup, gpointer user_data)
 	}
 	dlog(d, G_LOG_LEVEL_MESSAGE, "journal: backup of the old USIM values saved, profile_seq %"
 	     G_GUINT64_FORMAT " committed", a->profile.profile_seq);
+	if (d->j.kept)
+		dlog(d, G_LOG_LEVEL_MESSAGE, "journal: a failure returns to the working subscription");
 	update_operator(d);
 	if (receipt)
 		set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
@@ -617,6 +712,158 @@ attempt_hold(Attempt *a, guint ms)
 	return TRUE;
 }
 
+/* ---- a command: decommission ---- */
+
+static const char *
+command_name(uint8_t command)
+{
+	return command == CP_COMMAND_DECOMMISSION ? "decommission" : "unknown command";
+}
+
+/*
+ * The original values are back on the card (or there were none to put
+ * back): the device forgets its owner, K'' and pin, and re-arms. The
+ * receipt is MAC'd with the K'' it held, so that the owner's companion
+ * can check it, and signed, so that the SM can whoever carries it.
+ */
+static void
+decommission_commit(CpDaemon *d)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) receipt = NULL;
+	CpJournal next;
+
+	receipt = make_receipt(d, d->j.attempt_seq, CP_RECEIPT_DECOMMISSIONED, CP_OK, NULL,
+			       d->j.owner_k2, 0);
+	if (!receipt) {
+		set_last_error(d, CP_ERR_CRYPTO, "the receipt could not be built");
+		restore_schedule_retry(d);
+		return;
+	}
+	cp_journal_copy(&next, &d->j);
+	next.state = CP_STATE_IDLE;
+	next.last_error = 0;
+	next.imsi[0] = next.plmn[0] = next.network_name[0] = next.apn[0] = '\0';
+	next.bound = false;
+	next.binding_version = 0;
+	next.has_pin = false;
+	memset(next.operator_pin, 0, sizeof(next.operator_pin));
+	next.operator_name[0] = '\0';
+	cp_secret_free(next.owner_k2);
+	next.owner_k2 = NULL;
+	cp_secret_free(next.original);
+	next.original = NULL;
+	next.original_inexact = false;
+	cp_journal_set_receipt(&next, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
+	if (!journal_commit(d, &next, &error)) {
+		/* the journal still says decommissioning: retry (the restore
+		 * is idempotent), as the next start would */
+		dlog(d, G_LOG_LEVEL_WARNING, "journal: %s", error->message);
+		set_last_error(d, CP_ERR_STORAGE, error->message);
+		restore_schedule_retry(d);
+		return;
+	}
+	dlog(d, G_LOG_LEVEL_MESSAGE, "decommission: command %" G_GUINT64_FORMAT " done: no owner, "
+	     "no pinned operator, K'' forgotten; the tag presents the device for a new claim",
+	     d->j.attempt_seq);
+	set_last_error(d, CP_OK, NULL);
+	set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
+	set_step(d, NULL);
+	update_operator(d);
+	update_owner(d);
+	transition(d, CP_EVENT_DECOMMISSIONED);
+}
+
+static gboolean
+decommission_hold_done(gpointer data)
+{
+	CpDaemon *d = data;
+
+	d->hold_source = 0;
+	start_restore(d);
+	return G_SOURCE_REMOVE;
+}
+
+/* Verify a written command and carry it out. The seq is committed with
+ * the step (like a profile's at the backup), before the card is touched. */
+static void
+attempt_command(Attempt *a)
+{
+	CpDaemon *d = a->d;
+	g_autoptr(GError) error = NULL;
+	CpVerifyContext ctx;
+	CpNdefMessage msg;
+	const CpNdefRecord *rec;
+	gsize len = 0;
+	const uint8_t *buf = g_bytes_get_data(a->ndef, &len);
+	CpJournal next;
+	CpError err;
+
+	dlog(d, G_LOG_LEVEL_MESSAGE, "(%d/%d) verifying command %" G_GUINT64_FORMAT,
+	     ATTEMPT_STEP_VERIFY, ATTEMPT_N_STEPS, a->have_command ? a->command.seq : 0);
+	cp_ndef_parse(buf, len, &msg);
+	rec = cp_ndef_find_mime(&msg, CP_MIME_COMMAND);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.device_id = d->device_id;
+	ctx.device_key = d->key;
+	ctx.last_seq = d->j.committed_seq;
+	ctx.now = (uint64_t)(g_get_real_time() / G_USEC_PER_SEC);
+	ctx.anchors = d->anchors;
+	if (d->j.has_pin)
+		ctx.operator_pin = d->j.operator_pin;
+	ctx.bound = d->j.bound;
+	ctx.binding_version = d->j.bound ? d->j.binding_version : 0;
+	err = cp_command_verify(rec->payload, rec->payload_len, &ctx, &a->command);
+	if (err == CP_OK && a->command.command != CP_COMMAND_DECOMMISSION)
+		err = CP_ERR_BAD_VALUE;
+	if (err != CP_OK) {
+		g_autofree char *detail = NULL;
+
+		if (err == CP_ERR_OPERATOR && d->j.has_pin)
+			detail = g_strdup_printf("the device is pinned to %s",
+						 d->j.operator_name[0] ? d->j.operator_name
+								     : "another operator");
+		else if (err == CP_ERR_BINDING && d->j.bound)
+			detail = g_strdup_printf("a %s at binding version %" G_GUINT64_FORMAT
+						 " on a device bound at version %" G_GUINT64_FORMAT,
+						 command_name(a->command.command),
+						 a->command.binding_version, d->j.binding_version);
+		else if (err == CP_ERR_BINDING)
+			detail = g_strdup("a command to a device with no owner");
+		else if (err == CP_ERR_BAD_VALUE && a->have_command)
+			detail = g_strdup_printf("command %u is unknown", a->command.command);
+		attempt_reject(a, err, detail);
+		return;
+	}
+	a->have_command = TRUE;
+	dlog(d, G_LOG_LEVEL_MESSAGE, "command %" G_GUINT64_FORMAT " verified: %s at binding version %"
+	     G_GUINT64_FORMAT ", signed by %s", a->command.seq, command_name(a->command.command),
+	     a->command.binding_version, a->command.op.name);
+
+	cp_journal_copy(&next, &d->j);
+	next.state = CP_STATE_DECOMMISSIONING;
+	next.committed_seq = a->command.seq;
+	next.attempt_seq = a->command.seq;
+	next.last_error = 0;
+	if (!journal_commit(d, &next, &error)) {
+		/* nothing changed: the same command can be written again */
+		attempt_reject(a, CP_ERR_STORAGE, error->message);
+		return;
+	}
+	dlog(d, G_LOG_LEVEL_MESSAGE, "journal: decommission under way, seq %" G_GUINT64_FORMAT
+	     " committed", a->command.seq);
+	transition(d, CP_EVENT_VERIFIED);
+	transition(d, CP_EVENT_DECOMMISSION);
+	attempt_end(a);
+	if (d->hold_decommissioning_ms) {
+		dlog(d, G_LOG_LEVEL_MESSAGE, "test hold: %u ms in %s", d->hold_decommissioning_ms,
+		     cp_state_name(d->m.state));
+		d->hold_source = g_timeout_add(d->hold_decommissioning_ms, decommission_hold_done, d);
+		return;
+	}
+	start_restore(d);
+}
+
 static void
 attempt_step(Attempt *a)
 {
@@ -645,8 +892,17 @@ attempt_step(Attempt *a)
 			return;
 		}
 		rec = cp_ndef_find_mime(&msg, CP_MIME_PROFILE);
+		if (!rec && (rec = cp_ndef_find_mime(&msg, CP_MIME_COMMAND))) {
+			a->is_command = TRUE;
+			if (cp_command_decode(rec->payload, rec->payload_len, &a->command) == CP_OK)
+				a->have_command = TRUE;
+			a->step++;
+			attempt_command(a);
+			return;
+		}
 		if (!rec) {
-			attempt_reject(a, CP_ERR_NDEF_NO_RECORD, "no " CP_MIME_PROFILE " record");
+			attempt_reject(a, CP_ERR_NDEF_NO_RECORD, "no " CP_MIME_PROFILE " or "
+				       CP_MIME_COMMAND " record");
 			return;
 		}
 		/* decode alone first, so that a rejection names the profile_seq */
@@ -678,16 +934,16 @@ attempt_step(Attempt *a)
 		ctx.device_info_len = d->device_info_len;
 		ctx.anchors = d->anchors;
 		ctx.bound = d->j.bound;
-		if (d->j.bound) {
+		if (d->j.bound)
 			ctx.binding_version = d->j.binding_version;
-			ctx.operator_pin = d->j.has_pin ? d->j.operator_pin : NULL;
-		}
+		/* the pin holds bound or not: a factory reset keeps it */
+		ctx.operator_pin = d->j.has_pin ? d->j.operator_pin : NULL;
 		err = cp_profile_verify(rec->payload, rec->payload_len, &ctx, &a->profile, &a->keys);
 		if (err != CP_OK) {
 			g_autofree char *detail = NULL;
 
-			if (err == CP_ERR_OPERATOR && d->j.bound)
-				detail = g_strdup_printf("the device is bound to %s",
+			if (err == CP_ERR_OPERATOR && d->j.has_pin)
+				detail = g_strdup_printf("the device is pinned to %s",
 							 d->j.operator_name[0] ? d->j.operator_name
 									     : "an operator it did not pin");
 			else if (err == CP_ERR_OPERATOR)
@@ -759,7 +1015,8 @@ attempt_step(Attempt *a)
 		dlog(d, G_LOG_LEVEL_MESSAGE, "(%d/%d) registered on %s as %s: committing",
 		     ATTEMPT_STEP_COMMIT, ATTEMPT_N_STEPS, a->result->registered_plmn, imsi);
 		receipt = make_receipt(d, a->profile.profile_seq, CP_RECEIPT_PROVISIONED, CP_OK,
-				       a->result->registered_plmn, a->keys.k2);
+				       a->result->registered_plmn, a->keys.k2,
+				       a->profile.binding_version);
 		cp_journal_copy(&next, &d->j);
 		next.state = CP_STATE_PROVISIONED;
 		next.last_error = 0;
@@ -776,6 +1033,8 @@ attempt_step(Attempt *a)
 		next.binding_version = a->profile.binding_version;
 		next.has_pin = true;
 		memcpy(next.operator_pin, a->profile.op.root, sizeof(next.operator_pin));
+		cp_secret_free(next.owner_k2);
+		next.owner_k2 = cp_secret_dup(a->keys.k2);
 		truncate_utf8(next.operator_name, sizeof(next.operator_name), a->profile.op.name);
 		if (receipt)
 			cp_journal_set_receipt(&next, g_bytes_get_data(receipt, NULL),
@@ -814,7 +1073,8 @@ cp_daemon_profile_written(CpDaemon *d, GBytes *ndef)
 
 	if (d->stopping)
 		return;
-	if (d->attempt || d->restoring || cp_state_is_busy(d->m.state)) {
+	if (d->attempt || d->restoring || cp_state_is_busy(d->m.state) ||
+	    cp_state_is_command(d->m.state)) {
 		/* the receipt on the tag stays that of the attempt under way */
 		dlog(d, G_LOG_LEVEL_MESSAGE, "a profile was written while %s: ignored (%s)",
 		     cp_state_name(d->m.state), cp_error_name(CP_ERR_BUSY));
@@ -826,7 +1086,8 @@ cp_daemon_profile_written(CpDaemon *d, GBytes *ndef)
 		dlog(d, G_LOG_LEVEL_MESSAGE, "a profile was written while %s: rejected (%s); "
 		     "re-arm the device to provision it again", cp_state_name(d->m.state),
 		     cp_error_name(CP_ERR_STATE));
-		receipt = make_receipt(d, 0, CP_RECEIPT_REJECTED, CP_ERR_STATE, NULL, NULL);
+		receipt = make_receipt(d, 0, CP_RECEIPT_REJECTED, CP_ERR_STATE, NULL, NULL,
+				       binding_now(d));
 		if (receipt)
 			set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
 		notify_changed(d);
@@ -1158,7 +1419,12 @@ cp_daemon_start(CpDaemon *d, GError **error)
 #endif
 	}
 
-	if (cp_state_recovery(d->j.state) == CP_RECOVER_ROLLBACK) {
+	if (cp_state_recovery(d->j.state) == CP_RECOVER_DECOMMISSION) {
+		dlog(d, G_LOG_LEVEL_MESSAGE,
+		     "journal: the decommission of command %" G_GUINT64_FORMAT " was cut off: "
+		     "finishing it", d->j.attempt_seq);
+		start_restore(d);
+	} else if (cp_state_recovery(d->j.state) == CP_RECOVER_ROLLBACK) {
 		dlog(d, G_LOG_LEVEL_MESSAGE,
 		     "journal: the attempt of profile %" G_GUINT64_FORMAT " was cut off in state %s: "
 		     "rolling it back", d->j.attempt_seq, cp_state_name(d->j.state));
@@ -1254,8 +1520,11 @@ cp_daemon_set_test_hold(CpDaemon *d, CpState state, guint ms, GError **error)
 	case CP_STATE_VERIFIED:
 		d->hold_verified_ms = ms;
 		return TRUE;
+	case CP_STATE_DECOMMISSIONING:
+		d->hold_decommissioning_ms = ms;
+		return TRUE;
 	default:
-		cp_set_error(error, CP_ERR_ARGUMENT, "a test hold is possible in profile-received and verified only, not %s",
+		cp_set_error(error, CP_ERR_ARGUMENT, "a test hold is possible in profile-received, verified and decommissioning only, not %s",
 			     cp_state_name(state));
 		return FALSE;
 	}
@@ -1270,6 +1539,8 @@ cp_daemon_free(CpDaemon *d)
 		g_source_remove(d->stop_source);
 	if (d->restore_source)
 		g_source_remove(d->restore_source);
+	if (d->hold_source)
+		g_source_remove(d->hold_source);
 	/* an attempt still running belongs to the backend's callback: the
 	 * backend goes first, which cancels it */
 	g_clear_pointer(&d->transport, cp_transport_free);
@@ -1341,6 +1612,48 @@ cp_daemon_rearm(CpDaemon *d, GError **error)
 		return FALSE;
 	dlog(d, G_LOG_LEVEL_MESSAGE, "rearm: a new profile will be accepted");
 	transition(d, CP_EVENT_REARM);
+	return TRUE;
+}
+
+/*
+ * A local factory reset: the owner binding and K'' are forgotten, the pin
+ * and the committed profile_seq are kept (only the pinned operator can
+ * claim the device again, never with an old profile), the USIM is left as
+ * it is (and the original backup with it, for a later decommission), and
+ * the tag presents the device for a claim.
+ */
+gboolean
+cp_daemon_factory_reset(CpDaemon *d, GError **error)
+{
+	CpJournal next;
+
+	if (d->attempt || d->restoring || !cp_machine_accepts(&d->m, CP_EVENT_FACTORY_RESET)) {
+		cp_set_error(error, cp_state_is_resting(d->m.state) ? CP_ERR_STATE : CP_ERR_BUSY,
+			     "cannot factory-reset while %s", cp_state_name(d->m.state));
+		return FALSE;
+	}
+	cp_journal_copy(&next, &d->j);
+	next.state = CP_STATE_IDLE;
+	next.last_error = 0;
+	next.attempt_seq = 0;
+	next.imsi[0] = next.plmn[0] = next.network_name[0] = next.apn[0] = '\0';
+	next.bound = false;
+	next.binding_version = 0;
+	cp_secret_free(next.owner_k2);
+	next.owner_k2 = NULL;
+	cp_journal_set_receipt(&next, NULL, 0);
+	if (!journal_commit(d, &next, error))
+		return FALSE;
+	log_reset(d);
+	dlog(d, G_LOG_LEVEL_MESSAGE, "factory reset: the owner binding and K'' are forgotten; "
+	     "%s, profile_seq %" G_GUINT64_FORMAT " and the USIM are kept",
+	     d->j.has_pin ? "the pinned operator" : "no operator was pinned",
+	     d->j.committed_seq);
+	set_last_error(d, CP_OK, NULL);
+	set_receipt(d, NULL, 0);
+	update_operator(d);
+	update_owner(d);
+	transition(d, CP_EVENT_FACTORY_RESET);
 	return TRUE;
 }
 

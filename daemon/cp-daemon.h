@@ -55,8 +55,9 @@ void cp_daemon_remove_listener(CpDaemon *d, gpointer user_data);
 
 /*
  * Tests only (CELLPROVD_TEST_HOLD, cellprovd(8)): after entering
- * profile-received or verified, wait ms before going on, so that a test
- * can kill the daemon in those states, which otherwise last microseconds.
+ * profile-received, verified or decommissioning (before the card is
+ * touched), wait ms before going on, so that a test can kill the daemon in
+ * those states, which otherwise last microseconds.
  * Any other state is CP_ERR_ARGUMENT.
  */
 gboolean cp_daemon_set_test_hold(CpDaemon *d, CpState state, guint ms, GError **error);
@@ -74,11 +75,15 @@ void cp_daemon_stop(CpDaemon *d, guint timeout_ms, GCallback done, gpointer user
 
 gboolean cp_daemon_forget(CpDaemon *d, GError **error);
 gboolean cp_daemon_rearm(CpDaemon *d, GError **error);
+/* Forget the owner binding and K'', keep the pin, the committed
+ * profile_seq and the USIM, re-arm (docs/daemon.md). */
+gboolean cp_daemon_factory_reset(CpDaemon *d, GError **error);
 
 /* The NDEF message of the tag for a new read session: bumps and
  * journals the attestation counter first (NULL when it cannot). */
 GBytes *cp_daemon_build_tag(CpDaemon *d, GError **error);
-/* A written NDEF message (what the transport delivers). */
+/* A written NDEF message (what the transport delivers): a profile or a
+ * command. */
 void cp_daemon_profile_written(CpDaemon *d, GBytes *ndef);
 
 CpState cp_daemon_get_state(CpDaemon *d);

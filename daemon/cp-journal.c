@@ -27,9 +27,17 @@ enum {
 	J_BINDING_VERSION = 0x0B,
 	J_OPERATOR_PIN = 0x0C,
 	J_OPERATOR_NAME = 0x0D,
+	J_KEPT = 0x0E,
 	J_K2 = 0x10,
 	J_BACKUP = 0x11,
 	J_RECEIPT = 0x12,
+	J_KEPT_IMSI = 0x13,
+	J_KEPT_PLMN = 0x14,
+	J_KEPT_NETWORK_NAME = 0x15,
+	J_KEPT_APN = 0x16,
+	J_OWNER_K2 = 0x17,
+	J_ORIGINAL = 0x18,
+	J_ORIGINAL_INEXACT = 0x19,
 	J_CHECKSUM = 0x7F,
 };
 
@@ -47,22 +55,33 @@ static const CpTlvField fields[] = {
 	{ J_BINDING_VERSION, 8, 8, false, false },
 	{ J_OPERATOR_PIN, CP_SHA256_LEN, CP_SHA256_LEN, false, false },
 	{ J_OPERATOR_NAME, 1, CP_JOURNAL_OPERATOR_NAME_MAX, false, false },
+	{ J_KEPT, 1, 1, false, false },
 	{ J_K2, 32, 32, false, false },
 	{ J_BACKUP, 1, CP_JOURNAL_BACKUP_MAX, false, false },
 	{ J_RECEIPT, 1, CP_JOURNAL_RECEIPT_MAX, false, false },
+	{ J_KEPT_IMSI, 6, 15, false, false },
+	{ J_KEPT_PLMN, 5, 6, false, false },
+	{ J_KEPT_NETWORK_NAME, 1, 64, false, false },
+	{ J_KEPT_APN, 1, 100, false, false },
+	{ J_OWNER_K2, 32, 32, false, false },
+	{ J_ORIGINAL, 1, CP_JOURNAL_BACKUP_MAX, false, false },
+	{ J_ORIGINAL_INEXACT, 1, 1, false, false },
 	{ J_CHECKSUM, CP_SHA256_LEN, CP_SHA256_LEN, true, true },
 };
 enum {
 	F_STATE, F_ATT_COUNTER, F_COMMITTED_SEQ, F_LAST_ERROR, F_ATTEMPT_SEQ,
 	F_IMSI, F_PLMN, F_NETWORK_NAME, F_APN, F_BOUND, F_BINDING_VERSION,
-	F_OPERATOR_PIN, F_OPERATOR_NAME, F_K2, F_BACKUP, F_RECEIPT,
-	F_CHECKSUM, F_N,
+	F_OPERATOR_PIN, F_OPERATOR_NAME, F_KEPT, F_K2, F_BACKUP, F_RECEIPT,
+	F_KEPT_IMSI, F_KEPT_PLMN, F_KEPT_NETWORK_NAME, F_KEPT_APN, F_OWNER_K2, F_ORIGINAL,
+	F_ORIGINAL_INEXACT, F_CHECKSUM, F_N,
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(fields) == F_N);
 G_STATIC_ASSERT(sizeof(((CpJournal *)0)->operator_pin) == CP_SHA256_LEN);
 
-/* Format 1 had no owner binding (see cp_journal_decode). */
+/* Format 1 had no owner binding, format 2 no lifecycle (see
+ * cp_journal_decode). */
 #define FORMAT_NO_BINDING 1
+#define FORMAT_NO_LIFECYCLE 2
 
 void
 cp_journal_init(CpJournal *j)
@@ -78,12 +97,16 @@ cp_journal_end_attempt(CpJournal *j)
 	j->k2 = NULL;
 	cp_secret_free(j->backup);
 	j->backup = NULL;
+	j->kept = false;
+	j->kept_imsi[0] = j->kept_plmn[0] = j->kept_network_name[0] = j->kept_apn[0] = '\0';
 }
 
 void
 cp_journal_clear(CpJournal *j)
 {
 	cp_journal_end_attempt(j);
+	cp_secret_free(j->owner_k2);
+	cp_secret_free(j->original);
 	g_free(j->receipt);
 	cp_journal_init(j);
 }
@@ -102,6 +125,8 @@ cp_journal_copy(CpJournal *dst, const CpJournal *src)
 	*dst = *src;
 	dst->k2 = src->k2 ? cp_secret_dup(src->k2) : NULL;
 	dst->backup = src->backup ? cp_secret_dup(src->backup) : NULL;
+	dst->owner_k2 = src->owner_k2 ? cp_secret_dup(src->owner_k2) : NULL;
+	dst->original = src->original ? cp_secret_dup(src->original) : NULL;
 	dst->receipt = NULL;
 	dst->receipt_len = 0;
 	cp_journal_set_receipt(dst, src->receipt, src->receipt_len);
@@ -128,6 +153,12 @@ cp_journal_encode(const CpJournal *j, CpBuf *out)
 		return CP_ERR_ARGUMENT;
 	if (j->receipt_len > CP_JOURNAL_RECEIPT_MAX)
 		return CP_ERR_ARGUMENT;
+	if (j->original && (j->original->len == 0 || j->original->len > CP_JOURNAL_BACKUP_MAX))
+		return CP_ERR_ARGUMENT;
+	if ((j->owner_k2 && (!j->bound || j->owner_k2->len != 32)) ||
+	    (j->kept && (!cp_state_is_busy(j->state) || !j->kept_imsi[0] || !j->kept_plmn[0])) ||
+	    (cp_state_is_command(j->state) && !j->attempt_seq))
+		return CP_ERR_ARGUMENT;
 	if ((!j->bound && j->binding_version) || (j->operator_name[0] && !j->has_pin) ||
 	    !g_utf8_validate(j->operator_name, -1, NULL))
 		return CP_ERR_ARGUMENT;
@@ -151,12 +182,26 @@ cp_journal_encode(const CpJournal *j, CpBuf *out)
 	if (j->has_pin)
 		cp_tlv_put(out, J_OPERATOR_PIN, j->operator_pin, sizeof(j->operator_pin));
 	put_opt_str(out, J_OPERATOR_NAME, j->operator_name);
+	if (j->kept)
+		cp_tlv_put_u8(out, J_KEPT, 1);
 	if (j->k2)
 		cp_tlv_put(out, J_K2, j->k2->data, j->k2->len);
 	if (j->backup)
 		cp_tlv_put(out, J_BACKUP, j->backup->data, j->backup->len);
 	if (j->receipt_len)
 		cp_tlv_put(out, J_RECEIPT, j->receipt, j->receipt_len);
+	if (j->kept) {
+		put_opt_str(out, J_KEPT_IMSI, j->kept_imsi);
+		put_opt_str(out, J_KEPT_PLMN, j->kept_plmn);
+		put_opt_str(out, J_KEPT_NETWORK_NAME, j->kept_network_name);
+		put_opt_str(out, J_KEPT_APN, j->kept_apn);
+	}
+	if (j->owner_k2)
+		cp_tlv_put(out, J_OWNER_K2, j->owner_k2->data, j->owner_k2->len);
+	if (j->original)
+		cp_tlv_put(out, J_ORIGINAL, j->original->data, j->original->len);
+	if (j->original_inexact)
+		cp_tlv_put_u8(out, J_ORIGINAL_INEXACT, 1);
 	if (out->failed)
 		return CP_ERR_CRYPTO;
 	cp_sha256(out->data + start, out->len - start, sum);
@@ -189,7 +234,8 @@ cp_journal_decode(const uint8_t *buf, size_t len, CpJournal *j, const char **why
 		FAIL(CP_ERR_TRUNCATED, "is shorter than its header (torn write?)");
 	if (memcmp(buf, magic, sizeof(magic)) != 0)
 		FAIL(CP_ERR_BAD_VALUE, "is not a cellprov journal (bad magic)");
-	if (buf[3] != CP_JOURNAL_FORMAT && buf[3] != FORMAT_NO_BINDING)
+	if (buf[3] != CP_JOURNAL_FORMAT && buf[3] != FORMAT_NO_BINDING &&
+	    buf[3] != FORMAT_NO_LIFECYCLE)
 		FAIL(CP_ERR_VERSION, "was written in a format this version does not know");
 
 	err = cp_tlv_decode(buf + HDR_LEN, len - HDR_LEN, fields, F_N, v, NULL, NULL);
@@ -244,6 +290,48 @@ cp_journal_decode(const uint8_t *buf, size_t len, CpJournal *j, const char **why
 			memcpy(j->operator_pin, v[F_OPERATOR_PIN].value, CP_SHA256_LEN);
 		}
 		copy_str(j->operator_name, sizeof(j->operator_name), &v[F_OPERATOR_NAME]);
+	}
+
+	if (buf[3] < CP_JOURNAL_FORMAT) {
+		if (v[F_KEPT].value || v[F_KEPT_IMSI].value || v[F_KEPT_PLMN].value ||
+		    v[F_KEPT_NETWORK_NAME].value || v[F_KEPT_APN].value || v[F_OWNER_K2].value ||
+		    v[F_ORIGINAL].value || v[F_ORIGINAL_INEXACT].value)
+			FAIL(CP_ERR_BAD_VALUE, "holds lifecycle records in a format that has none");
+		if (cp_state_is_command(j->state))
+			FAIL(CP_ERR_BAD_VALUE, "names a state its format does not have");
+		/* it never kept the values from before the first provisioning:
+		 * once a profile was taken, the card's are not the original */
+		j->original_inexact = j->committed_seq > 0;
+	} else {
+		if ((v[F_KEPT].value && v[F_KEPT].value[0] != 1) ||
+		    (v[F_ORIGINAL_INEXACT].value && v[F_ORIGINAL_INEXACT].value[0] != 1) ||
+		    (v[F_KEPT_IMSI].value && !cp_is_digits(v[F_KEPT_IMSI].value, v[F_KEPT_IMSI].len)) ||
+		    (v[F_KEPT_PLMN].value && !cp_is_digits(v[F_KEPT_PLMN].value, v[F_KEPT_PLMN].len)) ||
+		    (v[F_KEPT_NETWORK_NAME].value &&
+		     !cp_is_utf8(v[F_KEPT_NETWORK_NAME].value, v[F_KEPT_NETWORK_NAME].len)) ||
+		    (v[F_KEPT_APN].value && !cp_is_printable_ascii(v[F_KEPT_APN].value, v[F_KEPT_APN].len)))
+			FAIL(CP_ERR_BAD_VALUE, "holds a field of the wrong form");
+		j->kept = v[F_KEPT].value != NULL;
+		if (j->kept != (v[F_KEPT_IMSI].value && v[F_KEPT_PLMN].value) ||
+		    (!j->kept && (v[F_KEPT_NETWORK_NAME].value || v[F_KEPT_APN].value)))
+			FAIL(CP_ERR_BAD_VALUE, "records a kept subscription by halves");
+		if (j->kept && !cp_state_is_busy(j->state))
+			FAIL(CP_ERR_BAD_VALUE, "keeps a subscription to return to in a resting state");
+		if (v[F_OWNER_K2].value && !j->bound)
+			FAIL(CP_ERR_BAD_VALUE, "keeps an owner's K'' with no owner");
+		if (cp_state_is_command(j->state) && !j->attempt_seq)
+			FAIL(CP_ERR_MISSING_FIELD, "records a command without its seq");
+		copy_str(j->kept_imsi, sizeof(j->kept_imsi), &v[F_KEPT_IMSI]);
+		copy_str(j->kept_plmn, sizeof(j->kept_plmn), &v[F_KEPT_PLMN]);
+		copy_str(j->kept_network_name, sizeof(j->kept_network_name), &v[F_KEPT_NETWORK_NAME]);
+		copy_str(j->kept_apn, sizeof(j->kept_apn), &v[F_KEPT_APN]);
+		j->original_inexact = v[F_ORIGINAL_INEXACT].value != NULL;
+		if (v[F_OWNER_K2].value &&
+		    !(j->owner_k2 = cp_secret_new_from(v[F_OWNER_K2].value, v[F_OWNER_K2].len)))
+			FAIL(CP_ERR_CRYPTO, "could not be loaded (out of memory)");
+		if (v[F_ORIGINAL].value &&
+		    !(j->original = cp_secret_new_from(v[F_ORIGINAL].value, v[F_ORIGINAL].len)))
+			FAIL(CP_ERR_CRYPTO, "could not be loaded (out of memory)");
 	}
 
 	if (cp_state_is_busy(j->state)) {

@@ -17,7 +17,12 @@
  * pinned operator root and that operator's name), and while an attempt is under way what recovery
  * needs to finish or undo it: the modem's backup of the old USIM values
  * and K'' (so that the receipt of a recovered attempt is still MAC'd).
- * Those two are secrets: the file is 0600 in a 0700 directory and its
+ * Format 3 adds the lifecycle: the original backup (the USIM values from
+ * before the device's first provisioning, kept across re-provisionings
+ * for a decommission), the owner's K'' (of the last provisioning that
+ * bound the device, to MAC a decommission's or a rejected command's
+ * receipt), and while a re-provisioning is under way the working
+ * subscription a rollback returns to. The backups and K'' are secrets: the file is 0600 in a 0700 directory and its
  * content is never logged.
  */
 #pragma once
@@ -32,7 +37,7 @@
 #include "cp-state.h"
 
 #define CP_JOURNAL_NAME "journal"
-#define CP_JOURNAL_FORMAT 2
+#define CP_JOURNAL_FORMAT 3
 #define CP_JOURNAL_OPERATOR_NAME_MAX 64
 #define CP_JOURNAL_BACKUP_MAX 2048
 #define CP_JOURNAL_RECEIPT_MAX 1024
@@ -64,6 +69,24 @@ typedef struct {
 	/* only while busy (cp_state_is_busy) */
 	CpSecret *k2;
 	CpSecret *backup;               /* opaque, from the modem backend */
+	/* a re-provisioning: the device was provisioned when the attempt
+	 * began, and a rollback returns to this working subscription */
+	bool kept;
+	char kept_imsi[16];
+	char kept_plmn[7];
+	char kept_network_name[65];
+	char kept_apn[101];
+
+	/* K'' of the provisioning that bound the device (only while bound;
+	 * NULL when bound under a journal of format 1 or 2) */
+	CpSecret *owner_k2;
+	/* The modem backup taken before the device's first provisioning,
+	 * kept until a decommission puts it back. original_inexact: the
+	 * device was provisioned under a journal of format 1 or 2, so the
+	 * values before its first provisioning are lost; the first backup
+	 * taken since (or none yet) stands in for them. */
+	CpSecret *original;
+	bool original_inexact;
 
 	/* the last attempt's receipt, as shown on the tag */
 	uint8_t *receipt;
@@ -73,7 +96,7 @@ typedef struct {
 void cp_journal_init(CpJournal *j);
 /* Frees and cleanses the secrets; j can be reused after cp_journal_init. */
 void cp_journal_clear(CpJournal *j);
-/* Drop K'' and the backup (the attempt is over). */
+/* Drop K'', the backup and the kept subscription (the attempt is over). */
 void cp_journal_end_attempt(CpJournal *j);
 /* Deep copy (secrets too). */
 void cp_journal_copy(CpJournal *dst, const CpJournal *src);

@@ -98,6 +98,17 @@ run_forget(CpService *s, GDBusMethodInvocation *inv)
 }
 
 static void
+run_factory_reset(CpService *s, GDBusMethodInvocation *inv)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!cp_daemon_factory_reset(s->daemon, &error))
+		return_cp_error(inv, error);
+	else
+		cp_dbus_daemon1_complete_factory_reset(s->skeleton, inv);
+}
+
+static void
 run_rearm(CpService *s, GDBusMethodInvocation *inv)
 {
 	g_autoptr(GError) error = NULL;
@@ -252,6 +263,12 @@ handle_forget(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
 }
 
 static gboolean
+handle_factory_reset(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
+{
+	return authorize(data, inv, ACTION_CONTROL, run_factory_reset);
+}
+
+static gboolean
 handle_rearm(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
 {
 	return authorize(data, inv, ACTION_CONTROL, run_rearm);
@@ -323,6 +340,7 @@ cp_service_new(CpDaemon *daemon, void (*ready)(gboolean owned, gpointer data), g
 	sync_properties(s);
 	g_signal_connect(s->skeleton, "handle-forget", G_CALLBACK(handle_forget), s);
 	g_signal_connect(s->skeleton, "handle-rearm", G_CALLBACK(handle_rearm), s);
+	g_signal_connect(s->skeleton, "handle-factory-reset", G_CALLBACK(handle_factory_reset), s);
 	g_signal_connect(s->skeleton, "handle-get-imsi", G_CALLBACK(handle_get_imsi), s);
 	g_signal_connect(s->skeleton, "handle-get-log", G_CALLBACK(handle_get_log), s);
 	if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(s->skeleton), s->bus,

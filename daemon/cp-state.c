@@ -15,13 +15,16 @@
 /*
  * The whole machine. Reading a row says what can happen in a state; a
  * crash in any state is handled by cp_state_recovery() below, not here.
- * A provisioned device takes no new profile until it is re-armed, so
- * that a valid but unwanted profile cannot replace a working one.
+ * A provisioned device takes a written profile or command: the library's
+ * binding check (cp_profile_verify, cp_command_verify) admits only its own
+ * operator's reprovision (same binding version), transfer (higher) or
+ * decommission, so an unwanted profile cannot replace a working one.
  */
 static const unsigned char table[CP_STATE_N][CP_EVENT_N] = {
 	[CP_STATE_IDLE] = {
 		[CP_EVENT_PROFILE_WRITTEN] = T(CP_STATE_RECEIVED),
 		[CP_EVENT_FORGET] = T(CP_STATE_IDLE),
+		[CP_EVENT_FACTORY_RESET] = T(CP_STATE_IDLE),
 	},
 	[CP_STATE_RECEIVED] = {
 		[CP_EVENT_VERIFIED] = T(CP_STATE_VERIFIED),
@@ -31,6 +34,9 @@ static const unsigned char table[CP_STATE_N][CP_EVENT_N] = {
 		[CP_EVENT_BACKUP_SAVED] = T(CP_STATE_PROVISIONING),
 		/* reading the old values failed: nothing was written */
 		[CP_EVENT_STEP_FAILED] = T(CP_STATE_FAILED),
+		[CP_EVENT_KEPT] = T(CP_STATE_PROVISIONED),
+		/* a verified command */
+		[CP_EVENT_DECOMMISSION] = T(CP_STATE_DECOMMISSIONING),
 	},
 	[CP_STATE_PROVISIONING] = {
 		[CP_EVENT_WRITTEN] = T(CP_STATE_RESETTING),
@@ -46,15 +52,23 @@ static const unsigned char table[CP_STATE_N][CP_EVENT_N] = {
 	},
 	[CP_STATE_ROLLING_BACK] = {
 		[CP_EVENT_ROLLED_BACK] = T(CP_STATE_FAILED),
+		/* a re-provisioning: the working subscription is back */
+		[CP_EVENT_KEPT] = T(CP_STATE_PROVISIONED),
 	},
 	[CP_STATE_PROVISIONED] = {
+		[CP_EVENT_PROFILE_WRITTEN] = T(CP_STATE_RECEIVED),
 		[CP_EVENT_REARM] = T(CP_STATE_IDLE),
 		[CP_EVENT_FORGET] = T(CP_STATE_IDLE),
+		[CP_EVENT_FACTORY_RESET] = T(CP_STATE_IDLE),
 	},
 	[CP_STATE_FAILED] = {
 		[CP_EVENT_PROFILE_WRITTEN] = T(CP_STATE_RECEIVED),
 		[CP_EVENT_REARM] = T(CP_STATE_IDLE),
 		[CP_EVENT_FORGET] = T(CP_STATE_IDLE),
+		[CP_EVENT_FACTORY_RESET] = T(CP_STATE_IDLE),
+	},
+	[CP_STATE_DECOMMISSIONING] = {
+		[CP_EVENT_DECOMMISSIONED] = T(CP_STATE_IDLE),
 	},
 };
 
@@ -113,9 +127,15 @@ cp_state_is_busy(CpState s)
 }
 
 bool
+cp_state_is_command(CpState s)
+{
+	return s == CP_STATE_DECOMMISSIONING;
+}
+
+bool
 cp_state_is_journaled(CpState s)
 {
-	return cp_state_is_resting(s) || cp_state_is_busy(s);
+	return cp_state_is_resting(s) || cp_state_is_busy(s) || cp_state_is_command(s);
 }
 
 CpDeviceState
@@ -143,6 +163,7 @@ static const char *const state_names[CP_STATE_N] = {
 	[CP_STATE_ROLLING_BACK] = "rolling-back",
 	[CP_STATE_PROVISIONED] = "provisioned",
 	[CP_STATE_FAILED] = "failed",
+	[CP_STATE_DECOMMISSIONING] = "decommissioning",
 };
 
 static const char *const event_names[CP_EVENT_N] = {
@@ -157,6 +178,10 @@ static const char *const event_names[CP_EVENT_N] = {
 	[CP_EVENT_ROLLED_BACK] = "rolled-back",
 	[CP_EVENT_REARM] = "rearm",
 	[CP_EVENT_FORGET] = "forget",
+	[CP_EVENT_KEPT] = "kept",
+	[CP_EVENT_DECOMMISSION] = "decommission",
+	[CP_EVENT_DECOMMISSIONED] = "decommissioned",
+	[CP_EVENT_FACTORY_RESET] = "factory-reset",
 };
 
 const char *
@@ -189,7 +214,11 @@ cp_state_recovery(CpState journaled)
 	/* Part of the USIM may hold new values in any busy state, even once
 	 * registered (the journal may not say so yet): the backup is the
 	 * only state known to be whole. Received and verified are never
-	 * durable, so a journal never names them; nothing was written. */
+	 * durable, so a journal never names them; nothing was written. A
+	 * decommission is the opposite: its seq is committed and the owner
+	 * ordered it, so it is finished, never undone. */
+	if (cp_state_is_command(journaled))
+		return CP_RECOVER_DECOMMISSION;
 	return cp_state_is_busy(journaled) ? CP_RECOVER_ROLLBACK : CP_RECOVER_NOTHING;
 }
 
@@ -201,6 +230,8 @@ cp_recovery_name(CpRecovery r)
 		return "nothing";
 	case CP_RECOVER_ROLLBACK:
 		return "rollback";
+	case CP_RECOVER_DECOMMISSION:
+		return "decommission";
 	}
 	return "?";
 }

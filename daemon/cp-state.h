@@ -8,7 +8,10 @@
  *
  * Resting states (IDLE, PROVISIONED, FAILED) are where the device waits
  * for a tap. A rejected profile returns to the resting state it came from,
- * so the machine remembers it.
+ * so the machine remembers it. A provisioned device takes a written
+ * profile (its library checks admit only a reprovision or a transfer to
+ * a bound device) or command; a failed re-provisioning that kept the
+ * working subscription returns to PROVISIONED (CP_EVENT_KEPT).
  */
 #pragma once
 
@@ -27,6 +30,7 @@ typedef enum {
 	CP_STATE_ROLLING_BACK,          /* restoring the saved USIM values */
 	CP_STATE_PROVISIONED,
 	CP_STATE_FAILED,                /* the last attempt failed and was rolled back */
+	CP_STATE_DECOMMISSIONING,       /* a decommission: restoring the original USIM values */
 	CP_STATE_N,
 } CpState;
 
@@ -42,6 +46,12 @@ typedef enum {
 	CP_EVENT_ROLLED_BACK,           /* the old values are back (or rollback gave up) */
 	CP_EVENT_REARM,                 /* D-Bus Rearm: accept a new profile */
 	CP_EVENT_FORGET,                /* D-Bus Forget: drop the record */
+	/* A failure that left the working subscription of a provisioned
+	 * device in place (nothing written, or rolled back to it). */
+	CP_EVENT_KEPT,
+	CP_EVENT_DECOMMISSION,          /* a written command passed cp_command_verify */
+	CP_EVENT_DECOMMISSIONED,        /* the original values are back: no owner, re-armed */
+	CP_EVENT_FACTORY_RESET,         /* D-Bus FactoryReset: forget the owner, re-arm */
 	CP_EVENT_N,
 } CpEvent;
 
@@ -66,6 +76,9 @@ bool cp_machine_accepts(const CpMachine *m, CpEvent ev);
 bool cp_state_is_resting(CpState s);
 /* An attempt is under way: the journal holds it from PROVISIONING on. */
 bool cp_state_is_busy(CpState s);
+/* A journaled step of a command (DECOMMISSIONING): not an attempt (no
+ * backup of its own), but the next start must finish it. */
+bool cp_state_is_command(CpState s);
 /* States the journal ever records (the others are never durable). */
 bool cp_state_is_journaled(CpState s);
 /* The device record's state byte for a machine state. */
@@ -88,6 +101,7 @@ bool cp_state_from_name(const char *name, CpState *s);
 typedef enum {
 	CP_RECOVER_NOTHING,             /* a resting state: nothing was under way */
 	CP_RECOVER_ROLLBACK,            /* writes may be half done: restore the backup */
+	CP_RECOVER_DECOMMISSION,        /* a decommission was cut off: finish it */
 } CpRecovery;
 
 CpRecovery cp_state_recovery(CpState journaled);

@@ -154,6 +154,8 @@ receipt_status_name(uint8_t s)
 		return "rejected";
 	case CP_RECEIPT_FAILED:
 		return "failed";
+	case CP_RECEIPT_DECOMMISSIONED:
+		return "decommissioned";
 	}
 	return "unknown";
 }
@@ -190,6 +192,7 @@ show_receipt(CpDbusDaemon1 *d)
 	if (r.reason)
 		cp_out_str("reason-message", "meaning", cp_error_message(r.reason));
 	cp_out_str("registration", "registered on", r.has_registration ? r.registration : "none");
+	cp_out_uint("binding-version", "binding version", r.binding_version);
 	cp_out_str("mac", "mac", r.has_mac ? "present (K'')" : "none");
 	cp_out_str("raw", "raw", hex);
 	return EXIT_SUCCESS;
@@ -218,6 +221,8 @@ call_method(CpDbusDaemon1 *d, const char *what)
 
 	if (strcmp(what, "forget") == 0)
 		ok = cp_dbus_daemon1_call_forget_sync(d, NULL, &error);
+	else if (strcmp(what, "factory-reset") == 0)
+		ok = cp_dbus_daemon1_call_factory_reset_sync(d, NULL, &error);
 	else
 		ok = cp_dbus_daemon1_call_rearm_sync(d, NULL, &error);
 	if (!ok) {
@@ -232,7 +237,7 @@ call_method(CpDbusDaemon1 *d, const char *what)
 /* The State values of org.cellprov.Daemon1 (docs/dbus.md). */
 static const char *const states[] = {
 	"idle", "profile-received", "verified", "provisioning", "resetting", "registering",
-	"rolling-back", "provisioned", "failed", NULL,
+	"rolling-back", "provisioned", "failed", "decommissioning", NULL,
 };
 
 typedef struct {
@@ -303,6 +308,7 @@ main(int argc, char **argv)
 		"  logs              the daemon's log of the last attempt\n"
 		"  forget            drop the provisioning record (root or polkit)\n"
 		"  re-arm            accept a new profile (root or polkit)\n"
+		"  factory-reset     forget the owner, keep its operator pinned (root or polkit)\n"
 		"  wait STATE        wait until the daemon is in STATE");
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
@@ -311,7 +317,8 @@ main(int argc, char **argv)
 	}
 	cmd = argc > 1 ? argv[1] : "status";
 	if (!g_strv_contains((const char *const[]){ "status", "identity", "receipt", "logs",
-						    "forget", "re-arm", "rearm", "wait", NULL }, cmd)) {
+						    "forget", "re-arm", "rearm", "factory-reset", "wait",
+						    NULL }, cmd)) {
 		g_printerr("cellprovctl: unknown command '%s' (try --help)\n", cmd);
 		return 2;
 	}
@@ -338,6 +345,8 @@ main(int argc, char **argv)
 		status = show_logs(d);
 	else if (strcmp(cmd, "forget") == 0)
 		status = call_method(d, "forget");
+	else if (strcmp(cmd, "factory-reset") == 0)
+		status = call_method(d, "factory-reset");
 	else if (strcmp(cmd, "wait") == 0)
 		status = wait_state(d, argv[2]);
 	else

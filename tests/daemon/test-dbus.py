@@ -72,6 +72,27 @@ def check_owner(env):
     text = env.ctl("status").stdout
     check("bound: yes" in text and "operator root: " + pin.hex() in text, "text owner:\n" + text)
     check("first operator" not in env.read_log(), "first-use warning with anchors")
+
+    # factory-reset: the binding goes (PropertiesChanged says so), the pin
+    # and the committed profile_seq stay
+    mon = subprocess.Popen(["dbus-monitor", "--address", env.address,
+                            "type='signal',interface='org.freedesktop.DBus.Properties',"
+                            "member='PropertiesChanged'"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(0.5)
+    check(env.ctl("factory-reset").returncode == 0, "factory-reset")
+    time.sleep(0.5)
+    mon.terminate()
+    seen = mon.communicate(timeout=10)[0]
+    check('"Bound"' in seen and "boolean false" in seen and '"BindingVersion"' in seen,
+          "no PropertiesChanged for the binding:\n" + seen)
+    own = env.ctl("status", json_out=True).json
+    check(own["status"]["state"] == "idle", "state after factory-reset: %r" % own)
+    check(own["owner"] == {"bound": False, "binding-version": 0, "operator": "Opérateur",
+                           "operator-root": pin.hex(), "trust-mode": "anchors"},
+          "owner after factory-reset: %r" % own["owner"])
+    check(own["daemon"]["profile-seq"] == 5, "profile seq after factory-reset: %r" % own)
+    check("factory reset: the owner binding" in env.ctl("logs").stdout, "factory reset not logged")
     check(env.stop_daemon() == 0, "clean stop")
     os.unlink(os.path.join(env.state, "journal"))
     env.write_config()

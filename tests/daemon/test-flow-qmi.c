@@ -47,6 +47,7 @@ typedef struct {
 	CpSecret *opc;
 	CpSecret *k2;
 	CpSecret *k_prof;
+	gboolean stop_at_decommissioning;
 } Fixture;
 
 static void
@@ -252,7 +253,8 @@ on_state_changed(CpDaemon *d, CpState old, CpState new_state, CpEvent ev, gpoint
 	Fixture *f = data;
 
 	if (!cp_state_is_busy(new_state) && new_state != CP_STATE_RECEIVED &&
-	    new_state != CP_STATE_VERIFIED)
+	    new_state != CP_STATE_VERIFIED &&
+	    (new_state != CP_STATE_DECOMMISSIONING || f->stop_at_decommissioning))
 		g_main_loop_quit(f->loop);
 }
 
@@ -534,6 +536,416 @@ test_binding(Fixture *f, gconstpointer data)
 	check_binding(f, 2, test_operator());
 }
 
+/* The card's files (IMSI, AD, SPN, K and OPc), as the simulator dumps
+ * them, without its counters. */
+static char *
+card_files(Fixture *f)
+{
+	g_autoptr(GBytes) dump = read_dump(f);
+	g_autofree char *text = g_strndup(g_bytes_get_data(dump, NULL), g_bytes_get_size(dump));
+	g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+	GString *out = g_string_new(NULL);
+
+	for (char **l = lines; *l; l++)
+		if (g_str_has_prefix(*l, "ef-") || g_str_has_prefix(*l, "imsi="))
+			g_string_append_printf(out, "%s\n", *l);
+	return g_string_free(out, FALSE);
+}
+
+/* One line of the simulator's dump ("modem-imsi", "registration"). */
+static char *
+dump_value(Fixture *f, const char *key)
+{
+	g_autoptr(GBytes) dump = read_dump(f);
+	g_autofree char *text = g_strndup(g_bytes_get_data(dump, NULL), g_bytes_get_size(dump));
+	g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+	g_autofree char *prefix = g_strconcat(key, "=", NULL);
+
+	for (char **l = lines; *l; l++)
+		if (g_str_has_prefix(*l, prefix))
+			return g_strdup(*l + strlen(prefix));
+	return NULL;
+}
+
+/* The receipt on the tag: signed by this device, MAC'd with k2 (NULL: no
+ * mac), at binding version binding. */
+static void
+check_receipt_v2(Fixture *f, uint64_t seq, CpReceiptStatus status, CpError reason,
+		 const CpSecret *k2, uint64_t binding)
+{
+	GBytes *rb = cp_daemon_get_receipt(f->d);
+	const uint8_t *buf;
+	gsize len = 0;
+	CpReceipt r;
+
+	g_assert_nonnull(rb);
+	buf = g_bytes_get_data(rb, &len);
+	g_assert_cmpint(cp_receipt_verify_device(buf, len, f->key, &r), ==, CP_OK);
+	if (k2) {
+		g_assert_cmpint(cp_receipt_verify(buf, len, k2, &r), ==, CP_OK);
+	} else {
+		g_assert_false(r.has_mac);
+	}
+	g_assert_cmpuint(r.version, ==, CP_RECEIPT_VERSION);
+	g_assert_cmpuint(r.profile_seq, ==, seq);
+	g_assert_cmpuint(r.status, ==, status);
+	g_assert_cmpuint(r.reason, ==, reason);
+	g_assert_cmpuint(r.binding_version, ==, binding);
+}
+
+/* A command as the SM makes it. */
+static GBytes *
+command_ndef(Fixture *f, const CpTestOperator *op, const uint8_t *device_id, uint64_t seq,
+	     uint64_t binding, int64_t not_after_in)
+{
+	cp_auto_buf buf = CP_BUF_INIT;
+	cp_auto_buf out = CP_BUF_INIT;
+	CpNdefMessage msg;
+	CpCommand c;
+
+	memset(&c, 0, sizeof(c));
+	c.version = CP_COMMAND_VERSION;
+	memcpy(c.device_id, device_id, CP_DEVICE_ID_LEN);
+	c.seq = seq;
+	c.has_not_after = TRUE;
+	c.not_after = (uint64_t)(g_get_real_time() / G_USEC_PER_SEC + not_after_in);
+	c.command = CP_COMMAND_DECOMMISSION;
+	c.binding_version = binding;
+	memcpy(c.op_chain, op->chain, op->chain_len);
+	c.op_chain_len = op->chain_len;
+	g_assert_cmpint(cp_command_encode(&c, op->sm_key, &buf), ==, CP_OK);
+	memset(&msg, 0, sizeof(msg));
+	cp_ndef_record_mime(&msg.records[0], CP_MIME_COMMAND, buf.data, buf.len);
+	msg.n_records = 1;
+	g_assert_cmpint(cp_ndef_encode(&msg, &out), ==, CP_OK);
+	return g_bytes_new(out.data, out.len);
+}
+
+static void
+write_ndef_and_wait(Fixture *f, GBytes *ndef)
+{
+	guint id = g_timeout_add_seconds(60, on_timeout, NULL);
+
+	cp_daemon_profile_written(f->d, ndef);
+	if (cp_state_is_busy(cp_daemon_get_state(f->d)) ||
+	    cp_daemon_get_state(f->d) == CP_STATE_VERIFIED ||
+	    (cp_state_is_command(cp_daemon_get_state(f->d)) && !f->stop_at_decommissioning))
+		g_main_loop_run(f->loop);
+	g_source_remove(id);
+}
+
+static void
+provision_as(Fixture *f, uint64_t seq, const CpTestOperator *op, uint8_t operation,
+	     uint64_t binding, const char *supi, gboolean known)
+{
+	make_profile(f, seq);
+	sign_with(f, op, operation, binding);
+	strcpy(f->p.supi, supi);
+	if (known)
+		add_subscriber(f);
+	write_and_wait(f);
+}
+
+static void
+check_journal_lifecycle(Fixture *f, gboolean original, gboolean owner_k2)
+{
+	g_autoptr(GError) error = NULL;
+	CpJournal j;
+	gboolean found = FALSE;
+
+	g_assert_true(cp_journal_load(f->state_dir, &j, &found, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(!!j.original, ==, original);
+	g_assert_cmpint(!!j.owner_k2, ==, owner_k2);
+	g_assert_false(j.original_inexact);
+	cp_journal_clear(&j);
+}
+
+/*
+ * The lifecycle on cp-qmi-sim: a provisioned device re-provisioned
+ * without a re-arm (new keys, registered); a re-provisioning the network
+ * refuses rolls back to the working subscription and the device stays
+ * provisioned and registered with it; a transfer to a higher binding
+ * version; every bad command refused with nothing changed; a
+ * decommission puts the card's files back byte for byte as they were
+ * before the first provisioning, drops the binding and the pin, and the
+ * device is claimable again by another operator.
+ */
+static void
+test_lifecycle(Fixture *f, gconstpointer data)
+{
+	g_autofree char *card0 = NULL;
+	g_autofree char *card = NULL;
+	g_autoptr(CpSecret) owner_k2 = NULL;
+	uint8_t other_device[CP_DEVICE_ID_LEN];
+
+	make_profile(f, 17);
+	start_sim(f);
+	card0 = card_files(f);
+	f->d = start_daemon(f);
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+	check_receipt_v2(f, 17, CP_RECEIPT_PROVISIONED, CP_OK, f->k2, 1);
+	check_binding(f, 1, test_operator());
+	check_journal_lifecycle(f, TRUE, TRUE);
+
+	/* re-provisioned in place: no re-arm, new keys, registered */
+	provision_as(f, 18, test_operator(), CP_OP_REPROVISION, 1, "001010000000002", TRUE);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_OK);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+	g_assert_cmpstr(cp_daemon_get_imsi(f->d), ==, "001010000000002");
+	check_receipt_v2(f, 18, CP_RECEIPT_PROVISIONED, CP_OK, f->k2, 1);
+	check_binding(f, 1, test_operator());
+	card = card_files(f);
+	g_assert_cmpstr(card, !=, card0);
+
+	/* one the network does not know: rolled back to the working values,
+	 * still provisioned and registered with them */
+	provision_as(f, 19, test_operator(), CP_OP_REPROVISION, 1, "001010000000003", FALSE);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), !=, CP_OK);
+	check_receipt_v2(f, 19, CP_RECEIPT_FAILED, cp_daemon_get_last_error(f->d, NULL), f->k2, 1);
+	g_assert_cmpstr(cp_daemon_get_imsi(f->d), ==, "001010000000002");
+	{
+		g_autofree char *now = card_files(f);
+
+		g_assert_cmpstr(now, ==, card);
+		/* the rollback's reset does not wait for the modem: it comes
+		 * back with the working subscription and registers */
+		for (int i = 0; i < 100; i++) {
+			g_autofree char *modem_imsi = dump_value(f, "modem-imsi");
+			g_autofree char *reg = dump_value(f, "registration");
+
+			if (g_strcmp0(modem_imsi, "001010000000002") == 0 &&
+			    g_strcmp0(reg, "registered") == 0)
+				break;
+			g_assert_cmpint(i, <, 99);
+			g_usleep(50000);
+		}
+	}
+	check_committed(f, 19);
+	check_binding(f, 1, test_operator());
+	cp_daemon_free(f->d);
+	f->d = start_daemon(f);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+	g_assert_cmpstr(cp_daemon_get_imsi(f->d), ==, "001010000000002");
+
+	/* a transfer to a higher binding version */
+	provision_as(f, 20, test_operator(), CP_OP_TRANSFER, 2, "001010000000004", TRUE);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_OK);
+	check_receipt_v2(f, 20, CP_RECEIPT_PROVISIONED, CP_OK, f->k2, 2);
+	check_binding(f, 2, test_operator());
+	owner_k2 = cp_secret_dup(f->k2);
+	g_free(card);
+	card = card_files(f);
+
+	/* bad commands: refused, nothing changes; the rejection is signed
+	 * and MAC'd with the owner's K'' */
+	memcpy(other_device, f->device_id, sizeof(other_device));
+	other_device[0] ^= 1;
+	{
+		static const struct {
+			const char *name;
+			int op;                 /* 0: the owner's operator, 1: another */
+			gboolean other_device;
+			uint64_t seq, binding;
+			int64_t not_after_in;
+			CpError want;
+		} bad[] = {
+			{ "replayed", 0, FALSE, 20, 2, 600, CP_ERR_REPLAY },
+			{ "another operator", 1, FALSE, 21, 2, 600, CP_ERR_OPERATOR },
+			{ "another device", 0, TRUE, 21, 2, 600, CP_ERR_WRONG_DEVICE },
+			{ "expired", 0, FALSE, 21, 2, -10, CP_ERR_EXPIRED },
+			{ "an old binding version", 0, FALSE, 21, 1, 600, CP_ERR_BINDING },
+		};
+
+		for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+			g_autoptr(GBytes) ndef = command_ndef(f, bad[i].op ? other_operator() : test_operator(),
+							      bad[i].other_device ? other_device : f->device_id,
+							      bad[i].seq, bad[i].binding, bad[i].not_after_in);
+			g_autofree char *now = NULL;
+
+			g_test_message("command: %s", bad[i].name);
+			write_ndef_and_wait(f, ndef);
+			g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+			g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, bad[i].want);
+			check_receipt_v2(f, bad[i].want == CP_ERR_WRONG_DEVICE ? bad[i].seq : bad[i].seq,
+					 CP_RECEIPT_REJECTED, bad[i].want, owner_k2, 2);
+			check_committed(f, 20);
+			check_binding(f, 2, test_operator());
+			now = card_files(f);
+			g_assert_cmpstr(now, ==, card);
+		}
+	}
+
+	/* the decommission: the original card back, no owner, no pin */
+	{
+		g_autoptr(GBytes) ndef = command_ndef(f, test_operator(), f->device_id, 21, 2, 600);
+		g_autofree char *now = NULL;
+
+		write_ndef_and_wait(f, ndef);
+		g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_IDLE);
+		g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_OK);
+		check_receipt_v2(f, 21, CP_RECEIPT_DECOMMISSIONED, CP_OK, owner_k2, 0);
+		now = card_files(f);
+		g_assert_cmpstr(now, ==, card0);
+		g_assert_false(cp_daemon_get_bound(f->d));
+		g_assert_cmpuint(cp_daemon_get_binding_version(f->d), ==, 0);
+		g_assert_cmpstr(cp_daemon_get_owner_root(f->d), ==, "");
+		g_assert_cmpstr(cp_daemon_get_owner_name(f->d), ==, "");
+		check_committed(f, 21);
+		check_journal_lifecycle(f, FALSE, FALSE);
+
+		/* the same command again: a replay, with no owner any more */
+		write_ndef_and_wait(f, ndef);
+		g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_ERR_REPLAY);
+		check_receipt_v2(f, 21, CP_RECEIPT_REJECTED, CP_ERR_REPLAY, NULL, 0);
+		now = card_files(f);
+		g_assert_cmpstr(now, ==, card0);
+	}
+
+	/* claimable again, by another operator */
+	provision_as(f, 22, other_operator(), CP_OP_CLAIM, 3, "001010000000005", TRUE);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_OK);
+	g_assert_true(cp_daemon_get_bound(f->d));
+	g_assert_cmpuint(cp_daemon_get_binding_version(f->d), ==, 3);
+	g_assert_cmpstr(cp_daemon_get_owner_name(f->d), ==, "Other Operator");
+	/* and the original is the factory card again, not the last one */
+	check_journal_lifecycle(f, TRUE, TRUE);
+}
+
+/* Factory reset: the binding and K'' go, the pin stays: another operator's
+ * claim is refused, the pinned operator's taken. */
+static void
+test_factory_reset(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *pin = cp_hex_strdup(test_operator()->pin, sizeof(test_operator()->pin));
+	g_autofree char *card = NULL;
+
+	make_profile(f, 17);
+	start_sim(f);
+	f->d = start_daemon(f);
+	write_and_wait(f);
+	check_binding(f, 1, test_operator());
+	card = card_files(f);
+
+	g_assert_true(cp_daemon_factory_reset(f->d, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_IDLE);
+	g_assert_false(cp_daemon_get_bound(f->d));
+	g_assert_cmpuint(cp_daemon_get_binding_version(f->d), ==, 0);
+	g_assert_cmpstr(cp_daemon_get_owner_root(f->d), ==, pin);
+	check_committed(f, 17);
+	check_journal_lifecycle(f, TRUE, FALSE);
+	{
+		g_autofree char *now = card_files(f);
+
+		g_assert_cmpstr(now, ==, card);
+	}
+	cp_daemon_free(f->d);
+	f->d = start_daemon(f);
+	g_assert_false(cp_daemon_get_bound(f->d));
+	g_assert_cmpstr(cp_daemon_get_owner_root(f->d), ==, pin);
+
+	/* another operator: refused, nothing written */
+	provision_as(f, 18, other_operator(), CP_OP_CLAIM, 2, "001010000000002", TRUE);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_ERR_OPERATOR);
+	check_committed(f, 17);
+	{
+		g_autofree char *now = card_files(f);
+
+		g_assert_cmpstr(now, ==, card);
+	}
+
+	/* its own operator: taken */
+	provision_as(f, 19, test_operator(), CP_OP_CLAIM, 1, "001010000000003", TRUE);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_OK);
+	check_binding(f, 1, test_operator());
+	check_committed(f, 19);
+
+	/* twice in a row is harmless */
+	g_assert_true(cp_daemon_factory_reset(f->d, &error));
+	g_assert_true(cp_daemon_factory_reset(f->d, &error));
+	g_assert_no_error(error);
+	g_assert_cmpstr(cp_daemon_get_owner_root(f->d), ==, pin);
+}
+
+/*
+ * A decommission cut off at each journaled step: after the journal says
+ * decommissioning and before the card is touched (a test hold, then the
+ * daemon freed without running on: what kill -9 leaves), and after the
+ * card is restored but before the commit (the journal of that step put
+ * back). The next start finishes it either way.
+ */
+static void
+test_decommission_crash(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *card0 = NULL;
+	g_autofree char *journal_path = g_build_filename(f->state_dir, CP_JOURNAL_NAME, NULL);
+	g_autoptr(CpSecret) owner_k2 = NULL;
+	g_autoptr(GBytes) ndef = NULL;
+	char *step = NULL;
+	gsize step_len = 0;
+
+	make_profile(f, 17);
+	start_sim(f);
+	card0 = card_files(f);
+	f->d = start_daemon(f);
+	write_and_wait(f);
+	check_binding(f, 1, test_operator());
+	owner_k2 = cp_secret_dup(f->k2);
+
+	/* cut off before the card is touched */
+	g_assert_true(cp_daemon_set_test_hold(f->d, CP_STATE_DECOMMISSIONING, 60000, &error));
+	f->stop_at_decommissioning = TRUE;
+	ndef = command_ndef(f, test_operator(), f->device_id, 18, 1, 600);
+	write_ndef_and_wait(f, ndef);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_DECOMMISSIONING);
+	f->stop_at_decommissioning = FALSE;
+	g_assert_true(g_file_get_contents(journal_path, &step, &step_len, NULL));
+	{
+		g_autofree char *now = card_files(f);
+
+		g_assert_cmpstr(now, !=, card0);
+	}
+	cp_daemon_free(f->d);
+
+	/* the next start finishes it */
+	f->d = start_daemon(f);
+	if (cp_daemon_get_state(f->d) == CP_STATE_DECOMMISSIONING)
+		g_main_loop_run(f->loop);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_IDLE);
+	check_receipt_v2(f, 18, CP_RECEIPT_DECOMMISSIONED, CP_OK, owner_k2, 0);
+	{
+		g_autofree char *now = card_files(f);
+
+		g_assert_cmpstr(now, ==, card0);
+	}
+	g_assert_false(cp_daemon_get_bound(f->d));
+	g_assert_cmpstr(cp_daemon_get_owner_root(f->d), ==, "");
+	cp_daemon_free(f->d);
+	f->d = NULL;
+
+	/* cut off after the card was restored, before the commit: the
+	 * journal of the step is what is left */
+	write_secret(journal_path, step, step_len);
+	g_free(step);
+	f->d = start_daemon(f);
+	if (cp_daemon_get_state(f->d) == CP_STATE_DECOMMISSIONING)
+		g_main_loop_run(f->loop);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_IDLE);
+	check_receipt_v2(f, 18, CP_RECEIPT_DECOMMISSIONED, CP_OK, owner_k2, 0);
+	{
+		g_autofree char *now = card_files(f);
+
+		g_assert_cmpstr(now, ==, card0);
+	}
+	check_committed(f, 18);
+	check_journal_lifecycle(f, FALSE, FALSE);
+}
+
 /* The warning of a device that trusts on first use is expected here;
  * any other warning of the daemon still fails the test. */
 static void
@@ -559,5 +971,11 @@ main(int argc, char **argv)
 		   test_accept_restart_replay, fixture_teardown);
 	g_test_add("/daemon/flow-qmi/binding", Fixture, NULL, fixture_setup, test_binding,
 		   fixture_teardown);
+	g_test_add("/daemon/flow-qmi/lifecycle", Fixture, NULL, fixture_setup, test_lifecycle,
+		   fixture_teardown);
+	g_test_add("/daemon/flow-qmi/factory-reset", Fixture, NULL, fixture_setup,
+		   test_factory_reset, fixture_teardown);
+	g_test_add("/daemon/flow-qmi/decommission-crash", Fixture, NULL, fixture_setup,
+		   test_decommission_crash, fixture_teardown);
 	return g_test_run();
 }

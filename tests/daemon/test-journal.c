@@ -48,6 +48,16 @@ fill_busy(CpJournal *j, CpState state)
 	j->k2 = cp_secret_new_from(k2, sizeof(k2));
 	j->backup = cp_secret_new_from(backup, sizeof(backup));
 	cp_journal_set_receipt(j, receipt, sizeof(receipt));
+	/* format 3: a re-provisioning of a provisioned device */
+	j->kept = true;
+	g_strlcpy(j->kept_imsi, "001010000000009", sizeof(j->kept_imsi));
+	g_strlcpy(j->kept_plmn, "001001", sizeof(j->kept_plmn));
+	g_strlcpy(j->kept_network_name, "working network", sizeof(j->kept_network_name));
+	g_strlcpy(j->kept_apn, "iot", sizeof(j->kept_apn));
+	k2[0] ^= 0xff;
+	j->owner_k2 = cp_secret_new_from(k2, sizeof(k2));
+	j->original = cp_secret_new_from((const uint8_t *)"original", 8);
+	j->original_inexact = true;
 }
 
 static void
@@ -74,6 +84,18 @@ assert_same(const CpJournal *a, const CpJournal *b)
 	if (a->backup)
 		g_assert_true(cp_secret_equal(a->backup, b->backup));
 	g_assert_cmpmem(a->receipt, a->receipt_len, b->receipt, b->receipt_len);
+	g_assert_cmpint(a->kept, ==, b->kept);
+	g_assert_cmpstr(a->kept_imsi, ==, b->kept_imsi);
+	g_assert_cmpstr(a->kept_plmn, ==, b->kept_plmn);
+	g_assert_cmpstr(a->kept_network_name, ==, b->kept_network_name);
+	g_assert_cmpstr(a->kept_apn, ==, b->kept_apn);
+	g_assert_cmpint(!!a->owner_k2, ==, !!b->owner_k2);
+	if (a->owner_k2)
+		g_assert_true(cp_secret_equal(a->owner_k2, b->owner_k2));
+	g_assert_cmpint(!!a->original, ==, !!b->original);
+	if (a->original)
+		g_assert_true(cp_secret_equal(a->original, b->original));
+	g_assert_cmpint(a->original_inexact, ==, b->original_inexact);
 }
 
 static void
@@ -82,6 +104,7 @@ test_round_trip(void)
 	static const CpState states[] = {
 		CP_STATE_IDLE, CP_STATE_PROVISIONING, CP_STATE_RESETTING, CP_STATE_REGISTERING,
 		CP_STATE_ROLLING_BACK, CP_STATE_PROVISIONED, CP_STATE_FAILED,
+		CP_STATE_DECOMMISSIONING,
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS(states); i++) {
@@ -92,6 +115,9 @@ test_round_trip(void)
 		fill_busy(&j, states[i]);
 		if (!cp_state_is_busy(states[i]))
 			cp_journal_end_attempt(&j);
+		/* the original backup and the owner's K'' stay in every state */
+		g_assert_nonnull(j.original);
+		g_assert_nonnull(j.owner_k2);
 		g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_OK);
 		g_assert_cmpint(cp_journal_decode(buf.data, buf.len, &back, &why), ==, CP_OK);
 		g_assert_null(why);
@@ -214,7 +240,16 @@ test_inconsistent(void)
 	} cases[] = {
 		{ "valid busy", CP_STATE_PROVISIONING, TRUE, TRUE, 3, 3, 1, CP_OK },
 		{ "valid rest", CP_STATE_FAILED, FALSE, FALSE, 3, 3, 1, CP_OK },
-		{ "format 3", CP_STATE_IDLE, FALSE, FALSE, 0, 0, 3, CP_ERR_VERSION },
+		{ "format 4", CP_STATE_IDLE, FALSE, FALSE, 0, 0, 4, CP_ERR_VERSION },
+		{ "valid busy, format 2", CP_STATE_PROVISIONING, TRUE, TRUE, 3, 3, 2, CP_OK },
+		{ "valid busy, format 3", CP_STATE_PROVISIONING, TRUE, TRUE, 3, 3, 3, CP_OK },
+		{ "decommissioning", CP_STATE_DECOMMISSIONING, FALSE, FALSE, 3, 3, 3, CP_OK },
+		{ "decommissioning without its seq", CP_STATE_DECOMMISSIONING, FALSE, FALSE, 0, 3, 3,
+		  CP_ERR_MISSING_FIELD },
+		{ "decommissioning in format 2", CP_STATE_DECOMMISSIONING, FALSE, FALSE, 3, 3, 2,
+		  CP_ERR_BAD_VALUE },
+		{ "decommissioning with attempt secrets", CP_STATE_DECOMMISSIONING, TRUE, TRUE, 3, 3, 3,
+		  CP_ERR_BAD_VALUE },
 		{ "format 0", CP_STATE_IDLE, FALSE, FALSE, 0, 0, 0, CP_ERR_VERSION },
 		{ "received is never journaled", CP_STATE_RECEIVED, FALSE, FALSE, 0, 0, 1, CP_ERR_BAD_VALUE },
 		{ "verified is never journaled", CP_STATE_VERIFIED, FALSE, FALSE, 0, 0, 1, CP_ERR_BAD_VALUE },
@@ -330,13 +365,130 @@ test_old_format(void)
 		g_assert_cmpstr(j.operator_name, ==, "");
 		g_assert_cmpuint(j.committed_seq, ==, 3);
 
+		/* a profile was taken: the card's values are not the original */
+		g_assert_true(j.original_inexact);
+		g_assert_null(j.original);
+		g_assert_null(j.owner_k2);
+
 		g_assert_cmpint(cp_journal_encode(&j, &again), ==, CP_OK);
-		g_assert_cmpuint(again.data[3], ==, 2);
+		g_assert_cmpuint(again.data[3], ==, CP_JOURNAL_FORMAT);
 		g_assert_cmpint(cp_journal_decode(again.data, again.len, &back, NULL), ==, CP_OK);
 		assert_same(&j, &back);
 		cp_journal_clear(&j);
 		cp_journal_clear(&back);
 	}
+}
+
+/* The lifecycle records (format 3) raw: each alone in a journal of format
+ * 2 is refused; in format 3, what does not hang together is too. */
+static void
+encode_lifecycle_raw(CpBuf *b, uint8_t version, uint8_t state, gboolean bound, gboolean kept,
+		     gboolean kept_imsi, gboolean owner_k2, gboolean original)
+{
+	uint8_t sum[CP_SHA256_LEN];
+	uint8_t k2[32] = { 0 };
+
+	cp_buf_append(b, "CPJ", 3);
+	cp_buf_append_u8(b, version);
+	cp_tlv_put_u8(b, 0x01, state);
+	cp_tlv_put_be64(b, 0x02, 1);
+	cp_tlv_put_be64(b, 0x03, 3);
+	cp_tlv_put_be16(b, 0x04, 0);
+	cp_tlv_put_be64(b, 0x05, 3);
+	cp_tlv_put_str(b, 0x06, "001010000000001");
+	cp_tlv_put_str(b, 0x07, "00101");
+	if (bound) {
+		cp_tlv_put_u8(b, 0x0A, 1);
+		cp_tlv_put_be64(b, 0x0B, 1);
+	}
+	if (kept)
+		cp_tlv_put_u8(b, 0x0E, 1);
+	if (cp_state_is_busy(state)) {
+		cp_tlv_put(b, 0x10, k2, sizeof(k2));
+		cp_tlv_put(b, 0x11, "x", 1);
+	}
+	if (kept_imsi) {
+		cp_tlv_put_str(b, 0x13, "001010000000002");
+		cp_tlv_put_str(b, 0x14, "00101");
+	}
+	if (owner_k2)
+		cp_tlv_put(b, 0x17, k2, sizeof(k2));
+	if (original)
+		cp_tlv_put(b, 0x18, "o", 1);
+	cp_sha256(b->data, b->len, sum);
+	cp_tlv_put(b, 0x7F, sum, sizeof(sum));
+}
+
+static void
+test_lifecycle_inconsistent(void)
+{
+	static const struct {
+		const char *name;
+		uint8_t version, state;
+		gboolean bound, kept, kept_imsi, owner_k2, original;
+		CpError want;
+	} cases[] = {
+		{ "all of it", 3, CP_STATE_REGISTERING, TRUE, TRUE, TRUE, TRUE, TRUE, CP_OK },
+		{ "at rest", 3, CP_STATE_PROVISIONED, TRUE, FALSE, FALSE, TRUE, TRUE, CP_OK },
+		{ "original only", 3, CP_STATE_IDLE, FALSE, FALSE, FALSE, FALSE, TRUE, CP_OK },
+		{ "original in format 2", 2, CP_STATE_IDLE, FALSE, FALSE, FALSE, FALSE, TRUE,
+		  CP_ERR_BAD_VALUE },
+		{ "owner K'' in format 2", 2, CP_STATE_PROVISIONED, TRUE, FALSE, FALSE, TRUE, FALSE,
+		  CP_ERR_BAD_VALUE },
+		{ "kept in format 2", 2, CP_STATE_REGISTERING, TRUE, TRUE, TRUE, FALSE, FALSE,
+		  CP_ERR_BAD_VALUE },
+		{ "owner K'' with no owner", 3, CP_STATE_IDLE, FALSE, FALSE, FALSE, TRUE, FALSE,
+		  CP_ERR_BAD_VALUE },
+		{ "kept without its subscription", 3, CP_STATE_REGISTERING, TRUE, TRUE, FALSE, FALSE,
+		  FALSE, CP_ERR_BAD_VALUE },
+		{ "a subscription not kept", 3, CP_STATE_REGISTERING, TRUE, FALSE, TRUE, FALSE, FALSE,
+		  CP_ERR_BAD_VALUE },
+		{ "kept at rest", 3, CP_STATE_PROVISIONED, TRUE, TRUE, TRUE, FALSE, FALSE,
+		  CP_ERR_BAD_VALUE },
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		cp_auto_buf buf = CP_BUF_INIT;
+		CpJournal back;
+		const char *why = NULL;
+		CpError err;
+
+		encode_lifecycle_raw(&buf, cases[i].version, cases[i].state, cases[i].bound,
+				     cases[i].kept, cases[i].kept_imsi, cases[i].owner_k2,
+				     cases[i].original);
+		err = cp_journal_decode(buf.data, buf.len, &back, &why);
+		if (err != cases[i].want)
+			g_error("%s: got %s, want %s", cases[i].name, cp_error_name(err),
+				cp_error_name(cases[i].want));
+		g_assert_true((err == CP_OK) == (why == NULL));
+		if (err == CP_OK)
+			g_assert_false(back.original_inexact);
+		cp_journal_clear(&back);
+	}
+}
+
+/* A format 2 journal of a provisioned device loads bound, with no
+ * original backup and no owner's K'': marked inexact, saved as format 3. */
+static void
+test_format2(void)
+{
+	cp_auto_buf buf = CP_BUF_INIT;
+	cp_auto_buf again = CP_BUF_INIT;
+	CpJournal j, back;
+
+	encode_binding_raw(&buf, CP_STATE_PROVISIONED, 2, 1, TRUE, TRUE, "Test Operator");
+	g_assert_cmpint(cp_journal_decode(buf.data, buf.len, &j, NULL), ==, CP_OK);
+	g_assert_true(j.bound);
+	g_assert_cmpuint(j.binding_version, ==, 9);
+	g_assert_true(j.original_inexact);
+	g_assert_null(j.original);
+	g_assert_null(j.owner_k2);
+	g_assert_cmpint(cp_journal_encode(&j, &again), ==, CP_OK);
+	g_assert_cmpuint(again.data[3], ==, 3);
+	g_assert_cmpint(cp_journal_decode(again.data, again.len, &back, NULL), ==, CP_OK);
+	assert_same(&j, &back);
+	cp_journal_clear(&j);
+	cp_journal_clear(&back);
 }
 
 /* Binding records that do not hang together, or in format 1. */
@@ -405,6 +557,25 @@ test_encode_refuses(void)
 	j.bound = true;
 	g_strlcpy(j.operator_name, "Test Operator", sizeof(j.operator_name));
 	g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_ERR_ARGUMENT);
+
+	/* an owner's K'' with no owner; a kept subscription at rest */
+	fill_busy(&j, CP_STATE_PROVISIONED);
+	j.bound = false;
+	j.binding_version = 0;
+	cp_secret_free(j.k2);
+	j.k2 = NULL;
+	cp_secret_free(j.backup);
+	j.backup = NULL;
+	j.kept = false;
+	g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_ERR_ARGUMENT);
+	cp_journal_clear(&j);
+	fill_busy(&j, CP_STATE_PROVISIONED);
+	cp_secret_free(j.k2);
+	j.k2 = NULL;
+	cp_secret_free(j.backup);
+	j.backup = NULL;
+	g_assert_cmpint(cp_journal_encode(&j, &buf), ==, CP_ERR_ARGUMENT);
+	cp_journal_clear(&j);
 }
 
 static char *
@@ -749,6 +920,8 @@ main(int argc, char **argv)
 	g_test_add_func("/daemon/journal/binding-round-trip", test_binding_round_trip);
 	g_test_add_func("/daemon/journal/old-format", test_old_format);
 	g_test_add_func("/daemon/journal/binding-inconsistent", test_binding_inconsistent);
+	g_test_add_func("/daemon/journal/lifecycle-inconsistent", test_lifecycle_inconsistent);
+	g_test_add_func("/daemon/journal/format-2", test_format2);
 	g_test_add_func("/daemon/journal/files", test_files);
 	g_test_add_func("/daemon/journal/save-replaces", test_save_replaces);
 	g_test_add_func("/daemon/journal/save-file-size-limit", test_save_file_size_limit);

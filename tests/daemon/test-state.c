@@ -15,10 +15,13 @@ typedef struct {
 static const Edge edges[] = {
 	{ CP_STATE_IDLE, CP_EVENT_PROFILE_WRITTEN, CP_STATE_RECEIVED },
 	{ CP_STATE_IDLE, CP_EVENT_FORGET, CP_STATE_IDLE },
+	{ CP_STATE_IDLE, CP_EVENT_FACTORY_RESET, CP_STATE_IDLE },
 	{ CP_STATE_RECEIVED, CP_EVENT_VERIFIED, CP_STATE_VERIFIED },
 	{ CP_STATE_RECEIVED, CP_EVENT_REJECTED, CP_STATE_N },
 	{ CP_STATE_VERIFIED, CP_EVENT_BACKUP_SAVED, CP_STATE_PROVISIONING },
 	{ CP_STATE_VERIFIED, CP_EVENT_STEP_FAILED, CP_STATE_FAILED },
+	{ CP_STATE_VERIFIED, CP_EVENT_KEPT, CP_STATE_PROVISIONED },
+	{ CP_STATE_VERIFIED, CP_EVENT_DECOMMISSION, CP_STATE_DECOMMISSIONING },
 	{ CP_STATE_PROVISIONING, CP_EVENT_WRITTEN, CP_STATE_RESETTING },
 	{ CP_STATE_PROVISIONING, CP_EVENT_STEP_FAILED, CP_STATE_ROLLING_BACK },
 	{ CP_STATE_RESETTING, CP_EVENT_RESET_DONE, CP_STATE_REGISTERING },
@@ -26,11 +29,16 @@ static const Edge edges[] = {
 	{ CP_STATE_REGISTERING, CP_EVENT_REGISTERED, CP_STATE_PROVISIONED },
 	{ CP_STATE_REGISTERING, CP_EVENT_STEP_FAILED, CP_STATE_ROLLING_BACK },
 	{ CP_STATE_ROLLING_BACK, CP_EVENT_ROLLED_BACK, CP_STATE_FAILED },
+	{ CP_STATE_ROLLING_BACK, CP_EVENT_KEPT, CP_STATE_PROVISIONED },
+	{ CP_STATE_PROVISIONED, CP_EVENT_PROFILE_WRITTEN, CP_STATE_RECEIVED },
 	{ CP_STATE_PROVISIONED, CP_EVENT_REARM, CP_STATE_IDLE },
 	{ CP_STATE_PROVISIONED, CP_EVENT_FORGET, CP_STATE_IDLE },
+	{ CP_STATE_PROVISIONED, CP_EVENT_FACTORY_RESET, CP_STATE_IDLE },
 	{ CP_STATE_FAILED, CP_EVENT_PROFILE_WRITTEN, CP_STATE_RECEIVED },
 	{ CP_STATE_FAILED, CP_EVENT_REARM, CP_STATE_IDLE },
 	{ CP_STATE_FAILED, CP_EVENT_FORGET, CP_STATE_IDLE },
+	{ CP_STATE_FAILED, CP_EVENT_FACTORY_RESET, CP_STATE_IDLE },
+	{ CP_STATE_DECOMMISSIONING, CP_EVENT_DECOMMISSIONED, CP_STATE_IDLE },
 };
 
 static const Edge *
@@ -90,13 +98,46 @@ test_rejection_returns_to_rest(void)
 	g_assert_cmpint(cp_machine_feed(&m, CP_EVENT_REJECTED, NULL, NULL), ==, CP_OK);
 	g_assert_cmpint(m.state, ==, CP_STATE_FAILED);
 
-	/* a provisioned device takes no profile until re-armed */
+	/* a provisioned device takes a profile without a re-arm, and a
+	 * rejection leaves it provisioned */
 	cp_machine_init(&m, CP_STATE_PROVISIONED);
-	g_assert_cmpint(cp_machine_feed(&m, CP_EVENT_PROFILE_WRITTEN, NULL, NULL), ==, CP_ERR_STATE);
+	g_assert_cmpint(cp_machine_feed(&m, CP_EVENT_PROFILE_WRITTEN, NULL, NULL), ==, CP_OK);
+	g_assert_cmpint(cp_machine_feed(&m, CP_EVENT_REJECTED, NULL, NULL), ==, CP_OK);
+	g_assert_cmpint(m.state, ==, CP_STATE_PROVISIONED);
 	g_assert_cmpint(cp_machine_feed(&m, CP_EVENT_REARM, NULL, NULL), ==, CP_OK);
 	g_assert_cmpint(cp_machine_feed(&m, CP_EVENT_PROFILE_WRITTEN, NULL, NULL), ==, CP_OK);
 	g_assert_cmpint(cp_machine_feed(&m, CP_EVENT_REJECTED, NULL, NULL), ==, CP_OK);
 	g_assert_cmpint(m.state, ==, CP_STATE_IDLE);
+}
+
+/* Re-provisioning that fails keeps the device provisioned; a decommission
+ * ends in idle. */
+static void
+test_lifecycle_paths(void)
+{
+	static const CpEvent kept[] = {
+		CP_EVENT_PROFILE_WRITTEN, CP_EVENT_VERIFIED, CP_EVENT_BACKUP_SAVED,
+		CP_EVENT_WRITTEN, CP_EVENT_RESET_DONE, CP_EVENT_STEP_FAILED, CP_EVENT_KEPT,
+	};
+	static const CpEvent decommission[] = {
+		CP_EVENT_PROFILE_WRITTEN, CP_EVENT_VERIFIED, CP_EVENT_DECOMMISSION,
+		CP_EVENT_DECOMMISSIONED,
+	};
+	CpMachine m;
+
+	cp_machine_init(&m, CP_STATE_PROVISIONED);
+	for (gsize i = 0; i < G_N_ELEMENTS(kept); i++)
+		g_assert_cmpint(cp_machine_feed(&m, kept[i], NULL, NULL), ==, CP_OK);
+	g_assert_cmpint(m.state, ==, CP_STATE_PROVISIONED);
+
+	cp_machine_init(&m, CP_STATE_PROVISIONED);
+	for (gsize i = 0; i < G_N_ELEMENTS(decommission); i++)
+		g_assert_cmpint(cp_machine_feed(&m, decommission[i], NULL, NULL), ==, CP_OK);
+	g_assert_cmpint(m.state, ==, CP_STATE_IDLE);
+	/* a decommission cut off resumes: nothing else leaves the state */
+	cp_machine_init(&m, CP_STATE_DECOMMISSIONING);
+	g_assert_cmpint(cp_machine_feed(&m, CP_EVENT_PROFILE_WRITTEN, NULL, NULL), ==, CP_ERR_STATE);
+	g_assert_cmpint(cp_machine_feed(&m, CP_EVENT_FACTORY_RESET, NULL, NULL), ==, CP_ERR_STATE);
 }
 
 /* The happy path and the failure path, end to end. */
@@ -142,6 +183,7 @@ test_recovery(void)
 		{ CP_STATE_ROLLING_BACK, CP_RECOVER_ROLLBACK, TRUE },
 		{ CP_STATE_PROVISIONED, CP_RECOVER_NOTHING, TRUE },
 		{ CP_STATE_FAILED, CP_RECOVER_NOTHING, TRUE },
+		{ CP_STATE_DECOMMISSIONING, CP_RECOVER_DECOMMISSION, TRUE },
 	};
 
 	G_STATIC_ASSERT(G_N_ELEMENTS(cases) == CP_STATE_N);
@@ -159,6 +201,7 @@ test_recovery(void)
 		}
 	}
 	g_assert_cmpstr(cp_recovery_name(CP_RECOVER_ROLLBACK), ==, "rollback");
+	g_assert_cmpstr(cp_recovery_name(CP_RECOVER_DECOMMISSION), ==, "decommission");
 }
 
 static void
@@ -188,6 +231,7 @@ main(int argc, char **argv)
 	g_test_add_func("/daemon/state/every-pair", test_every_pair);
 	g_test_add_func("/daemon/state/rejection-returns-to-rest", test_rejection_returns_to_rest);
 	g_test_add_func("/daemon/state/paths", test_paths);
+	g_test_add_func("/daemon/state/lifecycle-paths", test_lifecycle_paths);
 	g_test_add_func("/daemon/state/recovery", test_recovery);
 	g_test_add_func("/daemon/state/names", test_names);
 	return g_test_run();
