@@ -6,8 +6,19 @@
  * hands K_SM to the SM. The device's USIM credentials stay here, in SQLite,
  * and leave only as the subscriber file the network's authentication uses.
  *
- * Its API is internal (the SM is its only client): POST /v1/devices, and
- * GET /v1/subscribers for the subscriber file. Both need the SM's token.
+ * Its API is internal (the SM is its only client), every call with the
+ * SM's token: POST /v1/devices (add a device, or its next key generation),
+ * GET /v1/subscribers (the subscriber file), POST
+ * /v1/subscribers/{supi}/retire (drop key generations below one) and
+ * DELETE /v1/subscribers/{supi} (remove a subscriber).
+ *
+ * Key generations: a subscriber (SUPI) holds one key set (K_usim, OPc,
+ * SQN) per generation of K' (cp_keys_k_prime_gen). Adding the device again
+ * for the same companion makes the next generation under the same SUPI and
+ * keeps the older ones, all valid for the network, until the SM retires
+ * them (once the device confirmed the new keys). Adding it for another
+ * companion (a transfer) makes a new SUPI; the old one stays until the SM
+ * removes it.
  */
 #include <errno.h>
 #include <signal.h>
@@ -36,6 +47,39 @@
 	" sqn TEXT NOT NULL," \
 	" created INTEGER NOT NULL," \
 	" updated INTEGER NOT NULL);"
+
+/*
+ * Schema version 2 (PRAGMA user_version): key generations. A subscriber is
+ * (SUPI, device, companion, last generation); its key sets are in
+ * keysets, one a generation. A device may have a subscriber under each
+ * companion it was transferred to, so device_id is no longer unique: the
+ * table is rebuilt. Each subscriber of a version-1 database becomes
+ * generation 1 with its key set.
+ */
+#define AUSF_SCHEMA_VERSION 2
+#define AUSF_MIGRATE_2 \
+	"CREATE TABLE subscribers_2 (" \
+	" supi TEXT PRIMARY KEY," \
+	" device_id TEXT NOT NULL," \
+	" companion TEXT NOT NULL," \
+	" generation INTEGER NOT NULL," \
+	" created INTEGER NOT NULL," \
+	" updated INTEGER NOT NULL," \
+	" UNIQUE (device_id, companion));" \
+	"CREATE TABLE keysets (" \
+	" supi TEXT NOT NULL REFERENCES subscribers_2(supi) ON DELETE CASCADE," \
+	" generation INTEGER NOT NULL," \
+	" k_usim TEXT NOT NULL," \
+	" opc TEXT NOT NULL," \
+	" sqn TEXT NOT NULL," \
+	" created INTEGER NOT NULL," \
+	" PRIMARY KEY (supi, generation));" \
+	"INSERT INTO subscribers_2 (supi, device_id, companion, generation, created, updated)" \
+	" SELECT supi, device_id, companion, 1, created, updated FROM subscribers;" \
+	"INSERT INTO keysets (supi, generation, k_usim, opc, sqn, created)" \
+	" SELECT supi, 1, k_usim, opc, sqn, updated FROM subscribers;" \
+	"DROP TABLE subscribers;" \
+	"ALTER TABLE subscribers_2 RENAME TO subscribers;"
 
 typedef struct {
 	char *supi;
@@ -191,6 +235,7 @@ allocate_supi(Ausf *a, GError **error)
 
 typedef struct {
 	char *supi;
+	guint64 generation;
 	uint8_t enc_cred[CP_ENC_CRED_MAX];
 	size_t enc_cred_len;
 	CpSecret *k_sm;
@@ -204,9 +249,54 @@ add_result_clear(AddResult *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* The device's subscriber under this companion and its last generation;
+ * supi NULL when it has none. FALSE: storage error. */
+static gboolean
+find_subscriber(Ausf *a, const char *id_hex, const char *companion, char **supi,
+		guint64 *generation, GError **error)
+{
+	sqlite3_stmt *st = cp_db_prepare(a->db, "SELECT supi, generation FROM subscribers "
+					 "WHERE device_id = ?1 AND companion = ?2", error);
+	int rc;
+
+	*supi = NULL;
+	*generation = 0;
+	if (!st)
+		return FALSE;
+	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, companion, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*supi = g_strdup((const char *)sqlite3_column_text(st, 0));
+		*generation = (guint64)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		/* not "no such device": that would give it a second SUPI */
+		cp_db_set_error(a->db, error, "looking the device up");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+db_step_done(Ausf *a, sqlite3_stmt *st, const char *what, GError **error)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		cp_db_set_error(a->db, error, what);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /*
- * Step 6 of the flow. A device added again (reprovisioning, or by another
- * companion) keeps its SUPI and SQN; its keys follow the companion's K_c.
+ * Step 6 of the flow. The device's subscriber under this companion gets
+ * its next key generation (same SUPI; the older generations stay valid
+ * until retired); a device new to this companion gets a new SUPI at
+ * generation 1, whatever SUPIs it has under other companions.
  */
 static gboolean
 add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_LEN],
@@ -223,8 +313,9 @@ add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_
 	cp_auto_secret *opc = NULL;
 	sqlite3_stmt *st;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	guint64 generation;
+	gboolean stored;
 	CpError err;
-	int rc;
 
 	if (!c) {
 		*http_status = SOUP_STATUS_NOT_FOUND;
@@ -236,19 +327,8 @@ add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_
 
 	if (!cp_db_exec(a->db, "BEGIN IMMEDIATE", error))
 		goto storage;
-	st = cp_db_prepare(a->db, "SELECT supi FROM subscribers WHERE device_id = ?1", error);
-	if (!st)
+	if (!find_subscriber(a, id_hex, companion, &supi, &generation, error))
 		goto rollback;
-	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		supi = g_strdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		/* not "no such device": that would give it a second SUPI */
-		cp_db_set_error(a->db, error, "looking the device up");
-		goto rollback;
-	}
 	if (!supi && !(supi = allocate_supi(a, error))) {
 		if (g_error_matches(*error, CP_ERROR, CP_ERR_STORAGE))
 			goto rollback;
@@ -257,8 +337,9 @@ add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_
 		*code = "supi-range-exhausted";
 		return FALSE;
 	}
+	generation++;
 
-	k_prime = cp_keys_k_prime(c->k_ausf, device_id, supi);
+	k_prime = cp_keys_k_prime_gen(c->k_ausf, device_id, supi, generation);
 	k_usim = k_prime ? cp_keys_k_usim(k_prime) : NULL;
 	opc = k_usim ? cp_keys_opc(k_usim, a->op) : NULL;
 	r->k_sm = k_prime ? cp_keys_k_sm(k_prime, device_id) : NULL;
@@ -272,39 +353,45 @@ add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_
 		goto crypto;
 	}
 
-	cp_hex_encode(k_usim->data, 16, k_usim_hex);
-	cp_hex_encode(opc->data, 16, opc_hex);
 	st = cp_db_prepare(a->db,
-			   "INSERT INTO subscribers (supi, device_id, companion, k_usim, opc, sqn, created, updated) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) "
-			   "ON CONFLICT(supi) DO UPDATE SET companion = ?3, k_usim = ?4, opc = ?5, updated = ?7",
+			   "INSERT INTO subscribers (supi, device_id, companion, generation, created, updated) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?5) "
+			   "ON CONFLICT(supi) DO UPDATE SET generation = ?4, updated = ?5",
 			   error);
-	if (!st) {
-		cp_cleanse(k_usim_hex, sizeof(k_usim_hex));
-		cp_cleanse(opc_hex, sizeof(opc_hex));
+	if (!st)
 		goto rollback;
-	}
 	sqlite3_bind_text(st, 1, supi, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, id_hex, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, companion, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, k_usim_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, opc_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, a->sqn, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, now);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)generation);
+	sqlite3_bind_int64(st, 5, now);
+	if (!db_step_done(a, st, "storing the subscriber", error))
+		goto rollback;
+
+	cp_hex_encode(k_usim->data, 16, k_usim_hex);
+	cp_hex_encode(opc->data, 16, opc_hex);
+	st = cp_db_prepare(a->db,
+			   "INSERT INTO keysets (supi, generation, k_usim, opc, sqn, created) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", error);
+	if (st) {
+		sqlite3_bind_text(st, 1, supi, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)generation);
+		sqlite3_bind_text(st, 3, k_usim_hex, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, opc_hex, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, a->sqn, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, now);
+	}
+	stored = st && db_step_done(a, st, "storing the key set", error);
 	cp_cleanse(k_usim_hex, sizeof(k_usim_hex));
 	cp_cleanse(opc_hex, sizeof(opc_hex));
-	if (rc != SQLITE_DONE) {
-		cp_db_set_error(a->db, error, "storing the subscriber");
-		goto rollback;
-	}
-	if (!cp_db_exec(a->db, "COMMIT", error))
+	if (!stored || !cp_db_exec(a->db, "COMMIT", error))
 		goto rollback;
 
 	red = cp_redact(supi);
-	g_message("device %s: SUPI %s, suite %s", id_hex, red, suite == CP_SUITE_A ? "A" : "B");
+	g_message("device %s: SUPI %s, key generation %" G_GUINT64_FORMAT ", suite %s", id_hex, red,
+		  generation, suite == CP_SUITE_A ? "A" : "B");
 	r->supi = g_steal_pointer(&supi);
+	r->generation = generation;
 	return TRUE;
 
 crypto:
@@ -322,12 +409,18 @@ storage:
 	return FALSE;
 }
 
-/* The subscriber file of the contracts: "<imsi> <K> <OPc> <SQN>" a line. */
+/*
+ * The subscriber file of the contracts: "<imsi> <K> <OPc> <SQN>" a line,
+ * one line per valid key set. An IMSI with several key generations has
+ * several lines, newest first: the network tries each in turn.
+ */
 static char *
 export_subscribers(Ausf *a, GError **error)
 {
-	GString *out = g_string_new("# cellprov subscribers: <imsi> <K_usim> <OPc> <SQN>\n");
-	sqlite3_stmt *st = cp_db_prepare(a->db, "SELECT supi, k_usim, opc, sqn FROM subscribers ORDER BY supi", error);
+	GString *out = g_string_new("# cellprov subscribers: <imsi> <K_usim> <OPc> <SQN>\n"
+				    "# an IMSI with several valid key generations has a line each, newest first\n");
+	sqlite3_stmt *st = cp_db_prepare(a->db, "SELECT supi, k_usim, opc, sqn FROM keysets "
+					 "ORDER BY supi, generation DESC", error);
 	int rc;
 
 	if (!st) {
@@ -348,6 +441,54 @@ export_subscribers(Ausf *a, GError **error)
 		return NULL;
 	}
 	return g_string_free(out, FALSE);
+}
+
+/* Drop the key sets of supi below generation; -1: storage error, else
+ * how many went. The last generation is never dropped. */
+static int
+retire_generations(Ausf *a, const char *supi, guint64 below, GError **error)
+{
+	sqlite3_stmt *st = cp_db_prepare(a->db,
+					 "DELETE FROM keysets WHERE supi = ?1 AND generation < ?2 AND "
+					 "generation < (SELECT generation FROM subscribers WHERE supi = ?1)", error);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, supi, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)MIN(below, (guint64)G_MAXINT64));
+	if (!db_step_done(a, st, "retiring key generations", error))
+		return -1;
+	return sqlite3_changes(a->db);
+}
+
+/* Remove supi and its key sets; -1: storage error, else 0 or 1. */
+static int
+remove_subscriber(Ausf *a, const char *supi, GError **error)
+{
+	sqlite3_stmt *st;
+	int n;
+
+	if (!cp_db_exec(a->db, "BEGIN IMMEDIATE", error))
+		return -1;
+	st = cp_db_prepare(a->db, "DELETE FROM keysets WHERE supi = ?1", error);
+	if (!st)
+		goto rollback;
+	sqlite3_bind_text(st, 1, supi, -1, SQLITE_STATIC);
+	if (!db_step_done(a, st, "removing the key sets", error))
+		goto rollback;
+	st = cp_db_prepare(a->db, "DELETE FROM subscribers WHERE supi = ?1", error);
+	if (!st)
+		goto rollback;
+	sqlite3_bind_text(st, 1, supi, -1, SQLITE_STATIC);
+	if (!db_step_done(a, st, "removing the subscriber", error))
+		goto rollback;
+	n = sqlite3_changes(a->db);
+	if (!cp_db_exec(a->db, "COMMIT", error))
+		goto rollback;
+	return n;
+rollback:
+	cp_db_exec(a->db, "ROLLBACK", NULL);
+	return -1;
 }
 
 static gboolean
@@ -420,6 +561,7 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 				    "device_id is not the hash of public_key");
 		return;
 	}
+	g_message("POST /v1/devices: device %s, suite %s", id_hex, suite_s);
 	if (!add_device(a, companion, device_id, pub, suite, &r, &status, &code, &error)) {
 		EVP_PKEY_free(pub);
 		g_warning("device %s: %s", id_hex, error->message);
@@ -434,6 +576,8 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "supi");
 	json_builder_add_string_value(b, r.supi);
+	json_builder_set_member_name(b, "generation");
+	json_builder_add_int_value(b, (gint64)r.generation);
 	json_builder_set_member_name(b, "enc-cred");
 	json_builder_add_string_value(b, enc_b64);
 	json_builder_set_member_name(b, "k-sm");
@@ -446,28 +590,105 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 	add_result_clear(&r);
 }
 
+/* A SUPI as the last segment but one (or last) of the path. */
+static gboolean
+path_supi(const char *path, char supi[16], const char *suffix)
+{
+	const char *p = path + strlen("/v1/subscribers/");
+	size_t n = strcspn(p, "/");
+
+	if (n < 6 || n > 15 || strcmp(p + n, suffix) != 0)
+		return FALSE;
+	memcpy(supi, p, n);
+	supi[n] = '\0';
+	return cp_supi_valid(supi);
+}
+
+/*
+ * GET /v1/subscribers: the subscriber file. POST
+ * /v1/subscribers/{supi}/retire {"below-generation": n}: drop the key
+ * sets below n (never the last one). DELETE /v1/subscribers/{supi}: remove
+ * the subscriber. Both answer {"supi", "retired"|"removed": count} and are
+ * idempotent: the SM may repeat them.
+ */
 static void
 handle_subscribers(SoupServer *server, SoupServerMessage *msg, const char *path,
 		   GHashTable *query, gpointer data)
 {
 	Ausf *a = data;
+	const char *method = soup_server_message_get_method(msg);
 	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonObject) req = NULL;
+	g_autoptr(JsonBuilder) b = NULL;
+	g_autofree char *red = NULL;
+	char supi[16];
+	const char *what;
+	JsonNode *gen;
+	int n;
 	char *text;
 
-	if (strcmp(soup_server_message_get_method(msg), "GET") != 0) {
-		cp_http_reply_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed", 0, "use GET");
+	if (strcmp(path, "/v1/subscribers") == 0) {
+		if (strcmp(method, "GET") != 0) {
+			cp_http_reply_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed", 0, "use GET");
+			return;
+		}
+		if (!authorized(a, msg))
+			return;
+		g_message("GET /v1/subscribers");
+		text = export_subscribers(a, &error);
+		if (!text) {
+			cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE,
+					    "%s", error->message);
+			return;
+		}
+		soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+		soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_TAKE, text, strlen(text));
 		return;
 	}
 	if (!authorized(a, msg))
 		return;
-	text = export_subscribers(a, &error);
-	if (!text) {
+	if (strcmp(method, "DELETE") == 0 && path_supi(path, supi, "")) {
+		red = cp_redact(supi);
+		g_message("DELETE /v1/subscribers: SUPI %s", red);
+		n = remove_subscriber(a, supi, &error);
+		what = "removed";
+	} else if (strcmp(method, "POST") == 0 && path_supi(path, supi, "/retire")) {
+		gint64 below;
+
+		if (!(req = cp_http_request_json(msg)))
+			return;
+		gen = json_object_get_member(req, "below-generation");
+		if (!gen || !JSON_NODE_HOLDS_VALUE(gen) || json_node_get_value_type(gen) != G_TYPE_INT64 ||
+		    (below = json_node_get_int(gen)) < 1) {
+			cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0,
+					    "want below-generation (a number, at least 1)");
+			return;
+		}
+		red = cp_redact(supi);
+		g_message("POST /v1/subscribers/retire: SUPI %s, below generation %" G_GINT64_FORMAT, red, below);
+		n = retire_generations(a, supi, (guint64)below, &error);
+		what = "retired";
+	} else {
+		cp_http_reply_error(msg, SOUP_STATUS_NOT_FOUND, "not-found", 0,
+				    "no such resource: %s %s (want DELETE /v1/subscribers/{supi} or "
+				    "POST /v1/subscribers/{supi}/retire)", method, path);
+		return;
+	}
+	if (n < 0) {
+		g_warning("SUPI %s: %s", red, error->message);
 		cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE,
 				    "%s", error->message);
 		return;
 	}
-	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
-	soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_TAKE, text, strlen(text));
+	g_message("SUPI %s: %d %s", red, n, strcmp(what, "removed") == 0 ? "subscriber removed" : "key set(s) retired");
+	b = json_builder_new();
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "supi");
+	json_builder_add_string_value(b, supi);
+	json_builder_set_member_name(b, what);
+	json_builder_add_int_value(b, n);
+	json_builder_end_object(b);
+	cp_http_reply_json(msg, SOUP_STATUS_OK, b);
 }
 
 static void
@@ -491,6 +712,40 @@ static char *
 conf_string(GKeyFile *kf, const char *key, const char *def)
 {
 	return cp_conf_string(kf, "ausf", key, def);
+}
+
+/* The schema at AUSF_SCHEMA_VERSION, in one transaction. */
+static gboolean
+ausf_migrate(Ausf *a, GError **error)
+{
+	sqlite3_stmt *st = cp_db_prepare(a->db, "PRAGMA user_version", error);
+	int version;
+
+	if (!st)
+		return FALSE;
+	version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (version < 0) {
+		cp_db_set_error(a->db, error, "reading the schema version");
+		return FALSE;
+	}
+	if (version > AUSF_SCHEMA_VERSION) {
+		cp_set_error(error, CP_ERR_STORAGE, "%s: schema version %d is newer than this AUSF's (%d)",
+			     a->database, version, AUSF_SCHEMA_VERSION);
+		return FALSE;
+	}
+	if (version < 2) {
+		if (!cp_db_exec(a->db, "BEGIN IMMEDIATE", error))
+			return FALSE;
+		if (!cp_db_exec(a->db, AUSF_MIGRATE_2 "PRAGMA user_version = 2;", error) ||
+		    !cp_db_exec(a->db, "COMMIT", error)) {
+			cp_db_exec(a->db, "ROLLBACK", NULL);
+			g_prefix_error(error, "%s: migrating to schema version 2: ", a->database);
+			return FALSE;
+		}
+		g_message("database schema version 2: key generations (each subscriber's keys are generation 1)");
+	}
+	return TRUE;
 }
 
 static gboolean
@@ -536,7 +791,7 @@ ausf_load(Ausf *a, const char *path, GError **error)
 		return FALSE;
 	}
 	a->db = cp_db_open(a->database, AUSF_SCHEMA, error);
-	return a->db != NULL;
+	return a->db && ausf_migrate(a, error);
 }
 
 static void

@@ -8,9 +8,12 @@
  * signing key), K'' and the nonce.
  *
  * POST /v1/provision, JSON in and out (docs/network.md has the fields and
- * every error code).
+ * every error code), and the device lifecycle under /v1/devices (the
+ * owner's reprovision, transfer token, accept-transfer, decommission, the
+ * device's signed receipts, the caller's devices).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,7 +58,7 @@
  * provisioned a binding at version 0 to the companion of its last
  * provisioning.
  */
-#define SM_SCHEMA_VERSION 2
+#define SM_SCHEMA_VERSION 3
 #define SM_MIGRATE_2 \
 	"ALTER TABLE provisionings ADD COLUMN operation INTEGER NOT NULL DEFAULT 0;" \
 	"ALTER TABLE provisionings ADD COLUMN binding_version INTEGER NOT NULL DEFAULT 0;" \
@@ -70,6 +73,58 @@
 	"INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated)" \
 	" SELECT device_id, companion, companion, 0, 'bound', created, created FROM provisionings p" \
 	" WHERE profile_seq = (SELECT MAX(profile_seq) FROM provisionings q WHERE q.device_id = p.device_id);"
+
+/*
+ * Schema version 3, the lifecycle: per binding the device's certified key
+ * (SPKI DER, to check its receipts), its device info (record tags
+ * 0x01-0x06, for K'' without a tap), suite, certificate URL and current
+ * SUPI; a transfer's replaced version and the old owner's SUPI until the
+ * device confirms; when a decommission started. A binding's state:
+ * 'claiming', 'bound', 'releasing' (decommission issued), 'released' (no
+ * owner; the row keeps the last version, so the next claim gets v+1).
+ * Each provisioning's key generation and receipt; the commands issued;
+ * the transfer tokens (hashed); the last message issued per device
+ * (pending, for the cellular path). Bindings from before have no key: the
+ * next claim by their owner stores it.
+ */
+#define SM_MIGRATE_3 \
+	"ALTER TABLE bindings ADD COLUMN device_spki BLOB;" \
+	"ALTER TABLE bindings ADD COLUMN device_info BLOB;" \
+	"ALTER TABLE bindings ADD COLUMN suite TEXT;" \
+	"ALTER TABLE bindings ADD COLUMN certificate_url TEXT;" \
+	"ALTER TABLE bindings ADD COLUMN device_supi TEXT;" \
+	"ALTER TABLE bindings ADD COLUMN replaced_version INTEGER;" \
+	"ALTER TABLE bindings ADD COLUMN previous_supi TEXT;" \
+	"ALTER TABLE bindings ADD COLUMN releasing_since INTEGER;" \
+	"UPDATE bindings SET device_supi = (SELECT supi FROM provisionings p WHERE p.device_id = bindings.device_id" \
+	" ORDER BY profile_seq DESC LIMIT 1);" \
+	"ALTER TABLE provisionings ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;" \
+	"ALTER TABLE provisionings ADD COLUMN receipt_status INTEGER;" \
+	"CREATE TABLE commands (" \
+	" device_id TEXT NOT NULL," \
+	" seq INTEGER NOT NULL," \
+	" command INTEGER NOT NULL," \
+	" companion TEXT NOT NULL," \
+	" binding_version INTEGER NOT NULL," \
+	" command_sha256 TEXT NOT NULL," \
+	" receipt_status INTEGER," \
+	" created INTEGER NOT NULL," \
+	" PRIMARY KEY (device_id, seq));" \
+	"CREATE TABLE transfer_tokens (" \
+	" token_sha256 TEXT PRIMARY KEY," \
+	" device_id TEXT NOT NULL," \
+	" owner_supi TEXT NOT NULL," \
+	" new_owner TEXT NOT NULL," \
+	" binding_version INTEGER NOT NULL," \
+	" expires INTEGER NOT NULL," \
+	" used INTEGER NOT NULL DEFAULT 0," \
+	" created INTEGER NOT NULL);" \
+	"CREATE TABLE pending (" \
+	" device_id TEXT PRIMARY KEY," \
+	" kind TEXT NOT NULL," /* 'profile' or 'command' */ \
+	" seq INTEGER NOT NULL," \
+	" message BLOB NOT NULL," \
+	" created INTEGER NOT NULL);"
 
 typedef struct {
 	char *name;
@@ -95,6 +150,8 @@ typedef struct {
 	char *network_name;
 	char *apn;
 	guint64 profile_lifetime;
+	guint64 token_lifetime;
+	guint64 decommission_timeout;
 	guint64 max_connections;
 	guint64 connection_timeout;
 	guint64 body_max;
@@ -249,11 +306,28 @@ typedef struct {
 	CpOperation operation;
 	guint64 binding_version;
 	gboolean reserved;              /* this request made the 'claiming' binding row */
+	gboolean from_release;          /* ... out of a released one (version + 1) */
+	CpOperation kind;               /* asked for: claim (POST /v1/provision), reprovision, transfer */
+	char *apn;                      /* reprovision: NULL = the SM's */
+	char *network_name;
+	GBytes *info;                   /* device record tags 0x01-0x06, input of K'' */
+	guint64 generation;             /* the AUSF's key generation */
+	guint64 replaces;               /* transfer: the replaced binding version */
+	gboolean swapped;               /* transfer: this request swapped the binding */
+	char *old_name;                 /* ... from this owner (to undo on failure) */
+	char *old_supi;
+	char token_hex[2 * CP_SHA256_LEN + 1];
 	CpBuf profile;
 	gint64 started;
 } Provision;
 
 static void release_reservation(Provision *p);
+static gboolean take_token(Provision *p);
+static void expire_releasing(Sm *sm, const char *id_hex);
+static void undo_transfer(Provision *p);
+static guint64 cp_json_int(JsonObject *o, const char *name, guint64 def);
+static gboolean store_pending(Sm *sm, const char *id_hex, const char *kind, guint64 seq, const CpBuf *msg,
+			      GError **error);
 
 static void
 provision_free(Provision *p)
@@ -267,6 +341,12 @@ provision_free(Provision *p)
 		g_bytes_unref(p->chain);
 	EVP_PKEY_free(p->device_key);
 	g_free(p->supi);
+	g_free(p->apn);
+	g_free(p->network_name);
+	g_free(p->old_name);
+	g_free(p->old_supi);
+	if (p->info)
+		g_bytes_unref(p->info);
 	cp_secret_free(p->k_sm);
 	cp_secret_free(p->k2);
 	cp_cleanse(p->enc_cred, sizeof(p->enc_cred));
@@ -352,6 +432,7 @@ ausf_answered(GObject *source, GAsyncResult *res, gpointer data)
 		return;
 	}
 	p->supi = g_strdup(supi);
+	p->generation = cp_json_int(o, "generation", 1);
 	p->enc_cred_len = g_bytes_get_size(enc);
 	memcpy(p->enc_cred, g_bytes_get_data(enc, NULL), p->enc_cred_len);
 	p->k_sm = cp_secret_new_from(g_bytes_get_data(k_sm, NULL), CP_KDF_LEN);
@@ -370,7 +451,8 @@ static void
 call_ausf(Provision *p)
 {
 	Sm *sm = p->sm;
-	g_autoptr(SoupMessage) m = soup_message_new(SOUP_METHOD_POST, sm->ausf_url);
+	g_autofree char *url = g_strconcat(sm->ausf_url, "/v1/devices", NULL);
+	g_autoptr(SoupMessage) m = soup_message_new(SOUP_METHOD_POST, url);
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autoptr(JsonGenerator) gen = json_generator_new();
 	g_autoptr(JsonNode) root = NULL;
@@ -453,8 +535,8 @@ store_provisioning(Provision *p, GError **error)
 	cp_hex_encode(sha, sizeof(sha), sha_hex);
 	st = cp_db_prepare(sm->db,
 			   "INSERT INTO provisionings (device_id, profile_seq, companion, supi, suite, att_counter, "
-			   "nonce, certificate_url, profile_sha256, created, operation, binding_version) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+			   "nonce, certificate_url, profile_sha256, created, operation, binding_version, generation) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
 			   error);
 	if (!st)
 		return FALSE;
@@ -470,6 +552,7 @@ store_provisioning(Provision *p, GError **error)
 	sqlite3_bind_int64(st, 10, g_get_real_time() / G_USEC_PER_SEC);
 	sqlite3_bind_int(st, 11, p->operation);
 	sqlite3_bind_int64(st, 12, (sqlite3_int64)p->binding_version);
+	sqlite3_bind_int64(st, 13, (sqlite3_int64)p->generation);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -483,7 +566,8 @@ static gboolean
 next_profile_seq(Provision *p, GError **error)
 {
 	sqlite3_stmt *st = cp_db_prepare(p->sm->db,
-					 "SELECT COALESCE(MAX(profile_seq), 0) FROM provisionings WHERE device_id = ?1",
+					 "SELECT MAX((SELECT COALESCE(MAX(profile_seq), 0) FROM provisionings WHERE device_id = ?1),"
+					 " (SELECT COALESCE(MAX(seq), 0) FROM commands WHERE device_id = ?1))",
 					 error);
 
 	if (!st)
@@ -541,6 +625,32 @@ check_binding(Provision *p)
 		p->binding_version = 1;
 		return TRUE;
 	}
+	/* a released device: anyone's, at the next binding version */
+	st = cp_db_prepare(sm->db,
+			   "UPDATE bindings SET owner_name = ?2, owner_supi = ?3, binding_version = binding_version + 1, "
+			   "state = 'claiming', replaced_version = NULL, previous_supi = NULL, releasing_since = NULL, "
+			   "updated = ?4 WHERE device_id = ?1 AND state = 'released' RETURNING binding_version", &error);
+	if (!st)
+		goto storage;
+	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, p->companion->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, p->companion->supi, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		p->binding_version = (guint64)sqlite3_column_int64(st, 0);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		cp_db_set_error(sm->db, &error, "reserving the owner binding");
+		goto storage;
+	}
+	if (p->binding_version) {
+		p->reserved = p->from_release = TRUE;
+		p->operation = CP_OP_CLAIM;
+		return TRUE;
+	}
 
 	st = cp_db_prepare(sm->db, "SELECT owner_supi, binding_version FROM bindings WHERE device_id = ?1", &error);
 	if (!st)
@@ -576,10 +686,14 @@ release_reservation(Provision *p)
 {
 	sqlite3_stmt *st;
 
+	undo_transfer(p);
 	if (!p->reserved)
 		return;
 	p->reserved = FALSE;
-	st = cp_db_prepare(p->sm->db, "DELETE FROM bindings WHERE device_id = ?1 AND state = 'claiming'", NULL);
+	st = cp_db_prepare(p->sm->db, p->from_release ?
+			   "UPDATE bindings SET state = 'released', binding_version = binding_version - 1 "
+			   "WHERE device_id = ?1 AND state = 'claiming'" :
+			   "DELETE FROM bindings WHERE device_id = ?1 AND state = 'claiming'", NULL);
 	if (!st)
 		return;
 	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
@@ -597,12 +711,28 @@ bind_owner(Provision *p, GError **error)
 	sqlite3_stmt *st;
 	int rc;
 
+	g_autofree uint8_t *spki = NULL;
+	size_t spki_len = 0;
+
+	spki = cp_pubkey_spki(p->device_key, &spki_len);
+	if (!spki) {
+		cp_set_error(error, CP_ERR_CRYPTO, "cannot encode the device key");
+		return FALSE;
+	}
 	st = cp_db_prepare(sm->db,
-			   "INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated) "
-			   "VALUES (?1, ?2, ?3, ?4, 'bound', ?5, ?5) ON CONFLICT(device_id) DO UPDATE SET "
-			   "state = 'bound', updated = ?5 WHERE owner_supi = ?3 AND binding_version = ?4", error);
+			   "INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated, "
+			   "device_spki, device_info, suite, certificate_url, device_supi) "
+			   "VALUES (?1, ?2, ?3, ?4, 'bound', ?5, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(device_id) DO UPDATE SET "
+			   "state = 'bound', updated = ?5, releasing_since = NULL, device_spki = ?6, device_info = ?7, "
+			   "suite = ?8, certificate_url = ?9, device_supi = ?10 "
+			   "WHERE owner_supi = ?3 AND binding_version = ?4", error);
 	if (!st)
 		return FALSE;
+	sqlite3_bind_blob(st, 6, spki, (int)spki_len, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(st, 7, g_bytes_get_data(p->info, NULL), (int)g_bytes_get_size(p->info), SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, p->suite == CP_SUITE_A ? "A" : "B", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, p->url, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, p->supi, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, p->companion->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, p->companion->supi, -1, SQLITE_STATIC);
@@ -621,6 +751,20 @@ bind_owner(Provision *p, GError **error)
 	return TRUE;
 }
 
+static const char *
+operation_name(CpOperation op)
+{
+	switch (op) {
+	case CP_OP_CLAIM:
+		return "claim";
+	case CP_OP_REPROVISION:
+		return "reprovision";
+	case CP_OP_TRANSFER:
+		return "transfer";
+	}
+	return "?";
+}
+
 static void
 reply_ok(Provision *p)
 {
@@ -637,9 +781,15 @@ reply_ok(Provision *p)
 	json_builder_set_member_name(b, "supi");
 	json_builder_add_string_value(b, p->supi);
 	json_builder_set_member_name(b, "operation");
-	json_builder_add_string_value(b, p->operation == CP_OP_CLAIM ? "claim" : "reprovision");
+	json_builder_add_string_value(b, operation_name(p->operation));
 	json_builder_set_member_name(b, "binding-version");
 	json_builder_add_int_value(b, (gint64)p->binding_version);
+	if (p->operation == CP_OP_TRANSFER) {
+		json_builder_set_member_name(b, "replaces");
+		json_builder_add_int_value(b, (gint64)p->replaces);
+	}
+	json_builder_set_member_name(b, "generation");
+	json_builder_add_int_value(b, (gint64)p->generation);
 	json_builder_set_member_name(b, "profile");
 	json_builder_add_string_value(b, profile_b64);
 	json_builder_set_member_name(b, "k2");
@@ -718,6 +868,9 @@ provision_step(Provision *p)
 				       "the device record is not from the device of the certificate URL");
 			return;
 		}
+		if (p->info)
+			g_bytes_unref(p->info);
+		p->info = g_bytes_new(rec, p->dr.info_len);
 		/* A suite both sides offer and that can seal to the certified
 		 * key: B for the P-256 keys of docs/protocol.md; A would need an
 		 * X25519 key (offering it is no reason to fail later, at the
@@ -744,7 +897,8 @@ provision_step(Provision *p)
 		G_GNUC_FALLTHROUGH;
 	case STEP_BINDING:
 		g_debug("[%s] (%d/%d) checking the owner binding", p->id_hex, p->step, N_STEPS);
-		if (!check_binding(p))
+		if (p->kind == CP_OP_CLAIM ? !check_binding(p) :
+		    p->kind == CP_OP_TRANSFER ? !take_token(p) : FALSE)
 			return;
 		p->step++;
 		G_GNUC_FALLTHROUGH;
@@ -752,6 +906,12 @@ provision_step(Provision *p)
 		int fresh;
 
 		g_debug("[%s] (%d/%d) checking the attestation counter", p->id_hex, p->step, N_STEPS);
+		if (!p->record) {
+			/* no tap: the device info stored at claim time */
+			p->step++;
+			call_ausf(p);
+			return;
+		}
 		fresh = accept_counter(sm, p->id_hex, p->dr.att_counter, &error);
 		if (fresh < 0) {
 			provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, error->message);
@@ -771,13 +931,14 @@ provision_step(Provision *p)
 		return;
 
 	case STEP_PROFILE: {
-		const uint8_t *rec = g_bytes_get_data(p->record, NULL);
+		gsize info_len;
+		const uint8_t *info = g_bytes_get_data(p->info, &info_len);
 		cp_auto_secret *k_prof = NULL;
 		CpProfile prof;
 
 		g_debug("[%s] (%d/%d) building the profile", p->id_hex, p->step, N_STEPS);
 		if (cp_random(p->nonce, sizeof(p->nonce)) != CP_OK ||
-		    !(p->k2 = cp_keys_k2(p->k_sm, p->nonce, rec, p->dr.info_len)) ||
+		    !(p->k2 = cp_keys_k2(p->k_sm, p->nonce, info, info_len)) ||
 		    !(k_prof = cp_keys_k_prof(p->k_sm, p->nonce))) {
 			provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, "internal", CP_ERR_CRYPTO,
 				       "key derivation failed");
@@ -799,11 +960,14 @@ provision_step(Provision *p)
 		memcpy(prof.enc_cred, p->enc_cred, p->enc_cred_len);
 		prof.enc_cred_len = p->enc_cred_len;
 		g_strlcpy(prof.plmn, sm->plmn, sizeof(prof.plmn));
-		g_strlcpy(prof.network_name, sm->network_name, sizeof(prof.network_name));
+		g_strlcpy(prof.network_name, p->network_name ? p->network_name : sm->network_name,
+			  sizeof(prof.network_name));
 		g_strlcpy(prof.supi, p->supi, sizeof(prof.supi));
-		g_strlcpy(prof.apn, sm->apn, sizeof(prof.apn));
+		g_strlcpy(prof.apn, p->apn ? p->apn : sm->apn, sizeof(prof.apn));
 		prof.operation = (uint8_t)p->operation;
 		prof.binding_version = p->binding_version;
+		prof.has_replaces = p->operation == CP_OP_TRANSFER;
+		prof.replaces = p->replaces;
 		memcpy(prof.op_chain, sm->op_chain, sm->op_chain_len);
 		prof.op_chain_len = sm->op_chain_len;
 		err = cp_profile_encode(&prof, sm->signing_key, k_prof, &p->profile);
@@ -820,6 +984,7 @@ provision_step(Provision *p)
 		g_debug("[%s] (%d/%d) storing the provisioning record", p->id_hex, p->step, N_STEPS);
 		if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", &error) ||
 		    !store_provisioning(p, &error) || !bind_owner(p, &error) ||
+		    !store_pending(sm, p->id_hex, "profile", p->profile_seq, &p->profile, &error) ||
 		    !cp_db_exec(sm->db, "COMMIT", &error)) {
 			if (!sqlite3_get_autocommit(sm->db))
 				cp_db_exec(sm->db, "ROLLBACK", NULL);
@@ -827,6 +992,7 @@ provision_step(Provision *p)
 			return;
 		}
 		p->reserved = FALSE;    /* bound now: a later failure keeps it */
+		p->swapped = FALSE;
 		p->step++;
 		G_GNUC_FALLTHROUGH;
 	case STEP_LAST: {
@@ -834,7 +1000,7 @@ provision_step(Provision *p)
 
 		g_message("[%s] provisioned: profile_seq %" G_GUINT64_FORMAT ", %s at binding version %"
 			  G_GUINT64_FORMAT ", SUPI %s, %.1f ms",
-			  p->id_hex, p->profile_seq, p->operation == CP_OP_CLAIM ? "claim" : "reprovision",
+			  p->id_hex, p->profile_seq, operation_name(p->operation),
 			  p->binding_version, red,
 			  (double)(g_get_monotonic_time() - p->started) / 1000.0);
 		reply_ok(p);
@@ -965,6 +1131,7 @@ handle_provision(SoupServer *server, SoupServerMessage *msg, const char *path,
 	sm->in_flight++;
 	p->msg = g_object_ref(msg);
 	p->companion = c;
+	p->kind = CP_OP_CLAIM;
 	p->started = g_get_monotonic_time();
 	cp_buf_init(&p->profile);
 	memcpy(p->url_device_id, id, CP_DEVICE_ID_LEN);
@@ -978,8 +1145,1112 @@ handle_provision(SoupServer *server, SoupServerMessage *msg, const char *path,
 		return;
 	}
 	g_message("[%s] provisioning asked by companion '%s'", p->id_hex, c->name);
+	expire_releasing(sm, p->id_hex);
 	soup_server_message_pause(msg);
 	provision_step(p);
+}
+
+/* ---- the device lifecycle (docs/network.md, "The device lifecycle") ---- */
+
+static gint64
+now_s(void)
+{
+	return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+/* A non-negative integer member, or def. */
+static guint64
+cp_json_int(JsonObject *o, const char *name, guint64 def)
+{
+	JsonNode *n = json_object_get_member(o, name);
+
+	if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64 ||
+	    json_node_get_int(n) < 0)
+		return def;
+	return (guint64)json_node_get_int(n);
+}
+
+/* The last message issued to the device and not yet confirmed, kept for
+ * the cellular path (a device polling the SM). */
+static gboolean
+store_pending(Sm *sm, const char *id_hex, const char *kind, guint64 seq, const CpBuf *msg, GError **error)
+{
+	sqlite3_stmt *st = cp_db_prepare(sm->db,
+					 "INSERT OR REPLACE INTO pending (device_id, kind, seq, message, created) "
+					 "VALUES (?1, ?2, ?3, ?4, ?5)", error);
+	int rc;
+
+	if (!st)
+		return FALSE;
+	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)seq);
+	sqlite3_bind_blob(st, 4, msg->data, (int)msg->len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, now_s());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		cp_db_set_error(sm->db, error, "storing the pending message");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Run one statement with text parameters (NULL: SQL NULL); -1 on error,
+ * else the rows changed. */
+static int
+db_run(Sm *sm, const char *sql, GError **error, ...)
+{
+	sqlite3_stmt *st = cp_db_prepare(sm->db, sql, error);
+	va_list ap;
+	const char *v;
+	int i = 1, rc;
+
+	if (!st)
+		return -1;
+	va_start(ap, error);
+	while ((v = va_arg(ap, const char *)) != (const char *)1)
+		sqlite3_bind_text(st, i++, v, -1, SQLITE_TRANSIENT);
+	va_end(ap);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		cp_db_set_error(sm->db, error, "updating the database");
+		return -1;
+	}
+	return sqlite3_changes(sm->db);
+}
+#define END_ARGS ((const char *)1)
+
+/* ---- calls to the AUSF after the fact: retire, remove ---- */
+
+typedef void (*AusfDone)(gboolean ok, const char *message, gpointer data);
+
+typedef struct {
+	Sm *sm;
+	GPtrArray *methods;
+	GPtrArray *paths;
+	GPtrArray *bodies;
+	guint i;
+	AusfDone done;
+	gpointer data;
+} AusfJob;
+
+static AusfJob *
+ausf_job_new(Sm *sm, AusfDone done, gpointer data)
+{
+	AusfJob *j = g_new0(AusfJob, 1);
+
+	j->sm = sm;
+	j->methods = g_ptr_array_new();
+	j->paths = g_ptr_array_new_with_free_func(g_free);
+	j->bodies = g_ptr_array_new_with_free_func(g_free);
+	j->done = done;
+	j->data = data;
+	return j;
+}
+
+static void
+ausf_job_remove(AusfJob *j, const char *supi)
+{
+	g_ptr_array_add(j->methods, (gpointer)SOUP_METHOD_DELETE);
+	g_ptr_array_add(j->paths, g_strconcat("/v1/subscribers/", supi, NULL));
+	g_ptr_array_add(j->bodies, NULL);
+}
+
+static void
+ausf_job_retire(AusfJob *j, const char *supi, guint64 below)
+{
+	g_ptr_array_add(j->methods, (gpointer)SOUP_METHOD_POST);
+	g_ptr_array_add(j->paths, g_strconcat("/v1/subscribers/", supi, "/retire", NULL));
+	g_ptr_array_add(j->bodies, g_strdup_printf("{\"below-generation\":%" G_GUINT64_FORMAT "}", below));
+}
+
+static void
+ausf_job_free(AusfJob *j)
+{
+	g_ptr_array_unref(j->methods);
+	g_ptr_array_unref(j->paths);
+	g_ptr_array_unref(j->bodies);
+	g_free(j);
+}
+
+static void ausf_job_next(AusfJob *j);
+
+static void
+ausf_job_answered(GObject *source, GAsyncResult *res, gpointer data)
+{
+	AusfJob *j = data;
+	SoupMessage *m = soup_session_get_async_result_message(SOUP_SESSION(source), res);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
+
+	if (!body || soup_message_get_status(m) != SOUP_STATUS_OK) {
+		g_autofree char *msg = g_strdup_printf("the AUSF refused %s %s: %s",
+						       (const char *)j->methods->pdata[j->i], "/v1/subscribers/...",
+						       body ? soup_message_get_reason_phrase(m) : error->message);
+
+		g_warning("%s", msg);
+		if (j->done)
+			j->done(FALSE, msg, j->data);
+		ausf_job_free(j);
+		return;
+	}
+	j->i++;
+	ausf_job_next(j);
+}
+
+static void
+ausf_job_next(AusfJob *j)
+{
+	Sm *sm = j->sm;
+	g_autofree char *url = NULL, *auth = NULL;
+	g_autoptr(SoupMessage) m = NULL;
+	const char *body;
+
+	if (j->i >= j->paths->len) {
+		if (j->done)
+			j->done(TRUE, NULL, j->data);
+		ausf_job_free(j);
+		return;
+	}
+	url = g_strconcat(sm->ausf_url, (const char *)j->paths->pdata[j->i], NULL);
+	m = soup_message_new(j->methods->pdata[j->i], url);
+	body = j->bodies->pdata[j->i];
+	if (body) {
+		g_autoptr(GBytes) b = g_bytes_new(body, strlen(body));
+
+		soup_message_set_request_body_from_bytes(m, "application/json", b);
+	}
+	auth = g_strdup_printf("Bearer %.*s", (int)sm->ausf_token->len, (const char *)sm->ausf_token->data);
+	soup_message_headers_replace(soup_message_get_request_headers(m), "Authorization", auth);
+	cp_cleanse(auth, strlen(auth));
+	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT);
+	soup_session_send_and_read_async(sm->ausf_session, m, G_PRIORITY_DEFAULT, NULL, ausf_job_answered, j);
+}
+
+/* ---- the binding as stored ---- */
+
+typedef struct {
+	char *owner_name;
+	char *owner_supi;
+	char *state;
+	char *device_supi;
+	char *previous_supi;
+	char *suite;
+	char *url;
+	guint64 version;
+	gint64 releasing_since;
+	GBytes *spki;
+	GBytes *info;
+} Binding;
+
+static void
+binding_clear(Binding *b)
+{
+	g_free(b->owner_name);
+	g_free(b->owner_supi);
+	g_free(b->state);
+	g_free(b->device_supi);
+	g_free(b->previous_supi);
+	g_free(b->suite);
+	g_free(b->url);
+	if (b->spki)
+		g_bytes_unref(b->spki);
+	if (b->info)
+		g_bytes_unref(b->info);
+	memset(b, 0, sizeof(*b));
+}
+
+static char *
+col_text(sqlite3_stmt *st, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+
+	return t ? g_strdup(t) : NULL;
+}
+
+static GBytes *
+col_blob(sqlite3_stmt *st, int i)
+{
+	const void *d = sqlite3_column_blob(st, i);
+
+	return d ? g_bytes_new(d, (gsize)sqlite3_column_bytes(st, i)) : NULL;
+}
+
+/* -1: storage error; 0: the SM never knew the device; 1: b is set. */
+static int
+binding_load(Sm *sm, const char *id_hex, Binding *b, GError **error)
+{
+	sqlite3_stmt *st = cp_db_prepare(sm->db,
+					 "SELECT owner_name, owner_supi, state, device_supi, previous_supi, suite, "
+					 "certificate_url, binding_version, COALESCE(releasing_since, 0), device_spki, "
+					 "device_info FROM bindings WHERE device_id = ?1", error);
+	int rc;
+
+	memset(b, 0, sizeof(*b));
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		b->owner_name = col_text(st, 0);
+		b->owner_supi = col_text(st, 1);
+		b->state = col_text(st, 2);
+		b->device_supi = col_text(st, 3);
+		b->previous_supi = col_text(st, 4);
+		b->suite = col_text(st, 5);
+		b->url = col_text(st, 6);
+		b->version = (guint64)sqlite3_column_int64(st, 7);
+		b->releasing_since = sqlite3_column_int64(st, 8);
+		b->spki = col_blob(st, 9);
+		b->info = col_blob(st, 10);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		cp_db_set_error(sm->db, error, "reading the owner binding");
+		return -1;
+	}
+	return rc == SQLITE_ROW;
+}
+
+/*
+ * A decommission whose receipt did not come within decommission-timeout:
+ * the binding is released anyway (the device is claimable again) and the
+ * AUSF removes its subscriber(s). For one device (id_hex) at each request
+ * that touches it, or for all at start.
+ */
+static void
+expire_releasing(Sm *sm, const char *id_hex)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) supis = g_ptr_array_new_with_free_func(g_free);
+	sqlite3_stmt *st;
+	gint64 limit = now_s() - (gint64)MIN(sm->decommission_timeout, (guint64)G_MAXINT32 * 4);
+	char limit_s[24];
+	int rc;
+
+	st = cp_db_prepare(sm->db,
+			   "UPDATE bindings SET state = 'released', previous_supi = NULL, updated = ?2 "
+			   "WHERE state = 'releasing' AND releasing_since <= ?1 AND (?3 IS NULL OR device_id = ?3) "
+			   "RETURNING device_id, device_supi, previous_supi", &error);
+	if (!st)
+		goto fail;
+	sqlite3_bind_int64(st, 1, limit);
+	sqlite3_bind_int64(st, 2, now_s());
+	sqlite3_bind_text(st, 3, id_hex, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		g_ptr_array_add(ids, col_text(st, 0));
+		for (int i = 1; i <= 2; i++)
+			if (sqlite3_column_text(st, i))
+				g_ptr_array_add(supis, col_text(st, i));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		cp_db_set_error(sm->db, &error, "releasing timed-out decommissions");
+		goto fail;
+	}
+	g_snprintf(limit_s, sizeof(limit_s), "%" G_GINT64_FORMAT, limit);
+	for (guint i = 0; i < ids->len; i++) {
+		g_message("[%s] released: no decommission receipt within %" G_GUINT64_FORMAT " s",
+			  (const char *)ids->pdata[i], sm->decommission_timeout);
+		db_run(sm, "DELETE FROM pending WHERE device_id = ?1", NULL, ids->pdata[i], END_ARGS);
+	}
+	if (supis->len) {
+		AusfJob *j = ausf_job_new(sm, NULL, NULL);
+
+		for (guint i = 0; i < supis->len; i++)
+			ausf_job_remove(j, supis->pdata[i]);
+		ausf_job_next(j);
+	}
+	return;
+fail:
+	g_warning("%s", error->message);
+}
+
+/* ---- transfer tokens ---- */
+
+static void
+token_hash_hex(const char *token, char hex[2 * CP_SHA256_LEN + 1])
+{
+	uint8_t h[CP_SHA256_LEN];
+
+	cp_sha256((const uint8_t *)token, strlen(token), h);
+	cp_hex_encode(h, sizeof(h), hex);
+}
+
+/*
+ * The new owner's token, consumed (UPDATE ... WHERE used = 0: of two
+ * requests with one token exactly one changes the row), and the binding
+ * swapped to the new owner at version v + 1 in the same transaction. Any
+ * mismatch (unknown, used, expired, another new owner or device, a binding
+ * that changed since the token was issued) is bad-token and changes
+ * nothing. FALSE: replied with the failure.
+ */
+static gboolean
+take_token(Provision *p)
+{
+	Sm *sm = p->sm;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *tok_owner = NULL;
+	g_autofree char *version_s = NULL, *next_s = NULL;
+	Binding b = { 0 };
+	sqlite3_stmt *st;
+	guint64 tok_version = 0;
+	gboolean found = FALSE;
+	int rc;
+
+	if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", &error))
+		goto storage;
+	st = cp_db_prepare(sm->db,
+			   "UPDATE transfer_tokens SET used = 1 WHERE token_sha256 = ?1 AND device_id = ?2 AND "
+			   "new_owner = ?3 AND used = 0 AND expires >= ?4 RETURNING owner_supi, binding_version", &error);
+	if (!st)
+		goto rollback;
+	sqlite3_bind_text(st, 1, p->token_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, p->id_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, p->companion->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now_s());
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		found = TRUE;
+		tok_owner = col_text(st, 0);
+		tok_version = (guint64)sqlite3_column_int64(st, 1);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		cp_db_set_error(sm->db, &error, "consuming the transfer token");
+		goto rollback;
+	}
+	if (found && binding_load(sm, p->id_hex, &b, &error) < 0)
+		goto rollback;
+	if (!found || g_strcmp0(b.state, "bound") != 0 || g_strcmp0(b.owner_supi, tok_owner) != 0 ||
+	    b.version != tok_version) {
+		cp_db_exec(sm->db, "ROLLBACK", NULL);
+		binding_clear(&b);
+		provision_fail(p, SOUP_STATUS_FORBIDDEN, "bad-token", 0,
+			       "no valid transfer token for this device and this companion (unknown, used, expired, "
+			       "or the binding changed since it was issued)");
+		return FALSE;
+	}
+	version_s = g_strdup_printf("%" G_GUINT64_FORMAT, b.version);
+	next_s = g_strdup_printf("%" G_GUINT64_FORMAT, b.version + 1);
+	if (db_run(sm, "UPDATE bindings SET owner_name = ?2, owner_supi = ?3, binding_version = ?4, "
+		   "replaced_version = ?5, previous_supi = device_supi, state = 'bound', releasing_since = NULL "
+		   "WHERE device_id = ?1 AND binding_version = ?5", &error,
+		   p->id_hex, p->companion->name, p->companion->supi, next_s, version_s, END_ARGS) != 1 ||
+	    !cp_db_exec(sm->db, "COMMIT", &error)) {
+		binding_clear(&b);
+		if (!error)
+			cp_set_error(&error, CP_ERR_STORAGE, "the owner binding changed during the transfer");
+		goto rollback;
+	}
+	p->swapped = TRUE;
+	p->old_name = g_steal_pointer(&b.owner_name);
+	p->old_supi = g_steal_pointer(&b.owner_supi);
+	p->replaces = b.version;
+	p->binding_version = b.version + 1;
+	p->operation = CP_OP_TRANSFER;
+	binding_clear(&b);
+	g_message("[%s] transfer token accepted: binding version %" G_GUINT64_FORMAT " replaces %" G_GUINT64_FORMAT,
+		  p->id_hex, p->binding_version, p->replaces);
+	return TRUE;
+
+rollback:
+	if (!sqlite3_get_autocommit(sm->db))
+		cp_db_exec(sm->db, "ROLLBACK", NULL);
+storage:
+	provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, error->message);
+	return FALSE;
+}
+
+/* A transfer that failed after the swap (the AUSF refused, storage): the
+ * old owner gets the device back and the token is valid again. */
+static void
+undo_transfer(Provision *p)
+{
+	g_autofree char *version_s = NULL, *next_s = NULL;
+
+	if (!p->swapped)
+		return;
+	p->swapped = FALSE;
+	version_s = g_strdup_printf("%" G_GUINT64_FORMAT, p->replaces);
+	next_s = g_strdup_printf("%" G_GUINT64_FORMAT, p->replaces + 1);
+	if (db_run(p->sm, "UPDATE bindings SET owner_name = ?2, owner_supi = ?3, binding_version = ?4, "
+		   "replaced_version = NULL, device_supi = previous_supi, previous_supi = NULL "
+		   "WHERE device_id = ?1 AND binding_version = ?5", NULL,
+		   p->id_hex, p->old_name, p->old_supi, version_s, next_s, END_ARGS) != 1 ||
+	    db_run(p->sm, "UPDATE transfer_tokens SET used = 0 WHERE token_sha256 = ?1", NULL,
+		   p->token_hex, END_ARGS) != 1)
+		g_warning("[%s] cannot undo the transfer", p->id_hex);
+}
+
+/* ---- the lifecycle endpoints ---- */
+
+static const char *
+receipt_status_name(uint8_t s)
+{
+	switch (s) {
+	case CP_RECEIPT_ACCEPTED:
+		return "accepted";
+	case CP_RECEIPT_PROVISIONED:
+		return "provisioned";
+	case CP_RECEIPT_REJECTED:
+		return "rejected";
+	case CP_RECEIPT_FAILED:
+		return "failed";
+	case CP_RECEIPT_DECOMMISSIONED:
+		return "decommissioned";
+	}
+	return "unknown";
+}
+
+static void
+reply_devices(Sm *sm, SoupServerMessage *msg, Companion *c)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(GError) error = NULL;
+	sqlite3_stmt *st;
+	int rc;
+
+	st = cp_db_prepare(sm->db,
+			   "SELECT b.device_id, b.binding_version, b.state, b.device_supi, b.replaced_version, "
+			   "p.kind, p.seq FROM bindings b LEFT JOIN pending p ON p.device_id = b.device_id "
+			   "WHERE b.owner_supi = ?1 AND b.state IN ('bound', 'releasing') ORDER BY b.device_id", &error);
+	if (!st) {
+		cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, "%s", error->message);
+		return;
+	}
+	sqlite3_bind_text(st, 1, c->supi, -1, SQLITE_STATIC);
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "devices");
+	json_builder_begin_array(b);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_builder_begin_object(b);
+		json_builder_set_member_name(b, "device-id");
+		json_builder_add_string_value(b, (const char *)sqlite3_column_text(st, 0));
+		json_builder_set_member_name(b, "binding-version");
+		json_builder_add_int_value(b, sqlite3_column_int64(st, 1));
+		json_builder_set_member_name(b, "state");
+		json_builder_add_string_value(b, (const char *)sqlite3_column_text(st, 2));
+		if (sqlite3_column_text(st, 3)) {
+			json_builder_set_member_name(b, "supi");
+			json_builder_add_string_value(b, (const char *)sqlite3_column_text(st, 3));
+		}
+		if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+			json_builder_set_member_name(b, "replaces");
+			json_builder_add_int_value(b, sqlite3_column_int64(st, 4));
+		}
+		if (sqlite3_column_text(st, 5)) {
+			json_builder_set_member_name(b, "pending");
+			json_builder_add_string_value(b, (const char *)sqlite3_column_text(st, 5));
+			json_builder_set_member_name(b, "pending-seq");
+			json_builder_add_int_value(b, sqlite3_column_int64(st, 6));
+		}
+		json_builder_end_object(b);
+	}
+	sqlite3_finalize(st);
+	json_builder_end_array(b);
+	json_builder_end_object(b);
+	if (rc != SQLITE_DONE) {
+		cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE,
+				    "reading the devices: %s", sqlite3_errmsg(sm->db));
+		return;
+	}
+	cp_http_reply_json(msg, SOUP_STATUS_OK, b);
+}
+
+static Provision *
+provision_new(Sm *sm, SoupServerMessage *msg, Companion *c, const uint8_t id[CP_DEVICE_ID_LEN])
+{
+	Provision *p = g_new0(Provision, 1);
+
+	p->sm = sm;
+	sm->in_flight++;
+	p->msg = g_object_ref(msg);
+	p->companion = c;
+	p->started = g_get_monotonic_time();
+	cp_buf_init(&p->profile);
+	memcpy(p->url_device_id, id, CP_DEVICE_ID_LEN);
+	cp_hex_encode(p->url_device_id, CP_DEVICE_ID_LEN, p->id_hex);
+	return p;
+}
+
+/* Without a tap: the device as the SM stored it when it verified its
+ * certificate. FALSE: replied. */
+static gboolean
+provision_from_binding(Provision *p, Binding *b)
+{
+	const uint8_t *d;
+
+	if (!b->spki || !b->info || !b->suite || !b->url ||
+	    !(p->device_key = cp_pubkey_from_spki((d = g_bytes_get_data(b->spki, NULL)), g_bytes_get_size(b->spki)))) {
+		cp_http_reply_error(p->msg, SOUP_STATUS_CONFLICT, "no-device-key", 0,
+				    "the SM holds no verified key for this device (bound before version 3): "
+				    "claim it again with a tap first, or present its tap data");
+		provision_free(p);
+		return FALSE;
+	}
+	p->info = g_bytes_ref(b->info);
+	p->suite = strcmp(b->suite, "A") == 0 ? CP_SUITE_A : CP_SUITE_B;
+	p->url = g_strdup(b->url);
+	return TRUE;
+}
+
+static void
+reply_command(Sm *sm, SoupServerMessage *msg, const char *id_hex, Binding *b)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonBuilder) jb = NULL;
+	g_autofree char *cmd_b64 = NULL;
+	cp_auto_buf out = CP_BUF_INIT;
+	char sha_hex[2 * CP_SHA256_LEN + 1], now_str[24];
+	uint8_t sha[CP_SHA256_LEN];
+	sqlite3_stmt *st;
+	CpCommand cmd;
+	guint64 seq = 0;
+	CpError err;
+	int rc;
+
+	if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", &error))
+		goto storage;
+	st = cp_db_prepare(sm->db,
+			   "SELECT MAX((SELECT COALESCE(MAX(profile_seq), 0) FROM provisionings WHERE device_id = ?1),"
+			   " (SELECT COALESCE(MAX(seq), 0) FROM commands WHERE device_id = ?1))", &error);
+	if (!st)
+		goto rollback;
+	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		seq = (guint64)sqlite3_column_int64(st, 0) + 1;
+	sqlite3_finalize(st);
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.version = CP_COMMAND_VERSION;
+	cp_hex_decode(id_hex, cmd.device_id, CP_DEVICE_ID_LEN);
+	cmd.seq = seq;
+	cmd.command = CP_COMMAND_DECOMMISSION;
+	cmd.binding_version = b->version;
+	if (sm->profile_lifetime) {
+		cmd.has_not_after = TRUE;
+		cmd.not_after = (guint64)now_s() + sm->profile_lifetime;
+	}
+	memcpy(cmd.op_chain, sm->op_chain, sm->op_chain_len);
+	cmd.op_chain_len = sm->op_chain_len;
+	err = cp_command_encode(&cmd, sm->signing_key, &out);
+	if (err != CP_OK) {
+		cp_db_exec(sm->db, "ROLLBACK", NULL);
+		cp_http_reply_cp_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, err, "the command cannot be encoded");
+		return;
+	}
+	cp_sha256(out.data, out.len, sha);
+	cp_hex_encode(sha, sizeof(sha), sha_hex);
+	st = cp_db_prepare(sm->db,
+			   "INSERT INTO commands (device_id, seq, command, companion, binding_version, command_sha256, created) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &error);
+	if (!st)
+		goto rollback;
+	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	sqlite3_bind_int(st, 3, CP_COMMAND_DECOMMISSION);
+	sqlite3_bind_text(st, 4, b->owner_supi, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)b->version);
+	sqlite3_bind_text(st, 6, sha_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, now_s());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		cp_db_set_error(sm->db, &error, "storing the command");
+		goto rollback;
+	}
+	g_snprintf(now_str, sizeof(now_str), "%" G_GINT64_FORMAT, now_s());
+	if (db_run(sm, "UPDATE bindings SET state = 'releasing', releasing_since = COALESCE(releasing_since, ?2), "
+		   "updated = ?2 WHERE device_id = ?1", &error, id_hex, now_str, END_ARGS) != 1 ||
+	    !store_pending(sm, id_hex, "command", seq, &out, &error) ||
+	    !cp_db_exec(sm->db, "COMMIT", &error))
+		goto rollback;
+	g_message("[%s] decommission issued: seq %" G_GUINT64_FORMAT ", binding version %" G_GUINT64_FORMAT,
+		  id_hex, seq, b->version);
+	cmd_b64 = g_base64_encode(out.data, out.len);
+	jb = json_builder_new();
+	json_builder_begin_object(jb);
+	json_builder_set_member_name(jb, "device-id");
+	json_builder_add_string_value(jb, id_hex);
+	json_builder_set_member_name(jb, "command");
+	json_builder_add_string_value(jb, cmd_b64);
+	json_builder_set_member_name(jb, "kind");
+	json_builder_add_string_value(jb, "decommission");
+	json_builder_set_member_name(jb, "seq");
+	json_builder_add_int_value(jb, (gint64)seq);
+	json_builder_set_member_name(jb, "binding-version");
+	json_builder_add_int_value(jb, (gint64)b->version);
+	json_builder_set_member_name(jb, "release-after");
+	json_builder_add_int_value(jb, (gint64)sm->decommission_timeout);
+	json_builder_end_object(jb);
+	cp_http_reply_json(msg, SOUP_STATUS_OK, jb);
+	return;
+rollback:
+	if (!sqlite3_get_autocommit(sm->db))
+		cp_db_exec(sm->db, "ROLLBACK", NULL);
+storage:
+	cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, "%s", error->message);
+}
+
+static void
+reply_token(Sm *sm, SoupServerMessage *msg, Companion *c, const char *id_hex, Binding *b, JsonObject *req)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonBuilder) jb = NULL;
+	g_autofree char *version_s = NULL, *expires_s = NULL, *now_str = NULL;
+	const char *name = cp_json_string(req, "new-owner");
+	Companion *to = NULL;
+	uint8_t raw[24];
+	char token[2 * sizeof(raw) + 1], hash[2 * CP_SHA256_LEN + 1];
+	gint64 expires = now_s() + (gint64)sm->token_lifetime;
+
+	for (guint i = 0; name && i < sm->companions->len; i++)
+		if (strcmp(((Companion *)sm->companions->pdata[i])->name, name) == 0)
+			to = sm->companions->pdata[i];
+	if (!name) {
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0, "new-owner (a companion name) is required");
+		return;
+	}
+	if (!to) {
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "unknown-owner", 0, "this SM knows no companion '%s'", name);
+		return;
+	}
+	if (strcmp(to->supi, c->supi) == 0) {
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0, "the device is already yours");
+		return;
+	}
+	if (cp_random(raw, sizeof(raw)) != CP_OK) {
+		cp_http_reply_cp_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, CP_ERR_CRYPTO, "no randomness");
+		return;
+	}
+	cp_hex_encode(raw, sizeof(raw), token);
+	cp_cleanse(raw, sizeof(raw));
+	token_hash_hex(token, hash);
+	version_s = g_strdup_printf("%" G_GUINT64_FORMAT, b->version);
+	expires_s = g_strdup_printf("%" G_GINT64_FORMAT, expires);
+	now_str = g_strdup_printf("%" G_GINT64_FORMAT, now_s());
+	if (db_run(sm, "INSERT INTO transfer_tokens (token_sha256, device_id, owner_supi, new_owner, binding_version, "
+		   "expires, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &error,
+		   hash, id_hex, c->supi, to->name, version_s, expires_s, now_str, END_ARGS) != 1) {
+		cp_cleanse(token, sizeof(token));
+		cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, "%s",
+				    error ? error->message : "token not stored");
+		return;
+	}
+	g_message("[%s] transfer token issued by '%s' for '%s', valid %" G_GUINT64_FORMAT " s",
+		  id_hex, c->name, to->name, sm->token_lifetime);
+	jb = json_builder_new();
+	json_builder_begin_object(jb);
+	json_builder_set_member_name(jb, "device-id");
+	json_builder_add_string_value(jb, id_hex);
+	json_builder_set_member_name(jb, "token");
+	json_builder_add_string_value(jb, token);
+	json_builder_set_member_name(jb, "new-owner");
+	json_builder_add_string_value(jb, to->name);
+	json_builder_set_member_name(jb, "expires");
+	json_builder_add_int_value(jb, expires);
+	json_builder_end_object(jb);
+	cp_http_reply_json(msg, SOUP_STATUS_OK, jb);
+	cp_cleanse(token, sizeof(token));
+}
+
+/* ---- receipts ---- */
+
+typedef struct {
+	Sm *sm;
+	SoupServerMessage *msg;
+	char id_hex[2 * CP_DEVICE_ID_LEN + 1];
+	CpReceipt r;
+	gboolean command;
+	const char *action;
+	char *clear_previous;           /* the old owner's SUPI, gone at the AUSF */
+} ReceiptJob;
+
+static void
+receipt_reply(ReceiptJob *rj, const char *result)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "device-id");
+	json_builder_add_string_value(b, rj->id_hex);
+	json_builder_set_member_name(b, "profile-seq");
+	json_builder_add_int_value(b, (gint64)rj->r.profile_seq);
+	json_builder_set_member_name(b, "status");
+	json_builder_add_string_value(b, receipt_status_name(rj->r.status));
+	json_builder_set_member_name(b, "binding-version");
+	json_builder_add_int_value(b, (gint64)rj->r.binding_version);
+	if (rj->r.reason) {
+		json_builder_set_member_name(b, "reason");
+		json_builder_add_string_value(b, cp_error_name(rj->r.reason));
+	}
+	json_builder_set_member_name(b, "result");
+	json_builder_add_string_value(b, result);
+	json_builder_set_member_name(b, "action");
+	json_builder_add_string_value(b, rj->action);
+	json_builder_end_object(b);
+	cp_http_reply_json(rj->msg, SOUP_STATUS_OK, b);
+}
+
+static void
+receipt_job_free(ReceiptJob *rj)
+{
+	rj->sm->in_flight--;
+	g_object_unref(rj->msg);
+	g_free(rj->clear_previous);
+	g_free(rj);
+}
+
+static void
+receipt_ausf_done(gboolean ok, const char *message, gpointer data)
+{
+	ReceiptJob *rj = data;
+	g_autofree char *seq_s = g_strdup_printf("%" G_GUINT64_FORMAT, rj->r.profile_seq);
+
+	if (!ok) {
+		/* not processed after all: the receipt may be relayed again */
+		db_run(rj->sm, rj->command ?
+		       "UPDATE commands SET receipt_status = NULL WHERE device_id = ?1 AND seq = ?2" :
+		       "UPDATE provisionings SET receipt_status = NULL WHERE device_id = ?1 AND profile_seq = ?2",
+		       NULL, rj->id_hex, seq_s, END_ARGS);
+		cp_http_reply_error(rj->msg, SOUP_STATUS_BAD_GATEWAY, "ausf-failed", 0, "%s", message);
+	} else {
+		if (rj->clear_previous)
+			db_run(rj->sm, "UPDATE bindings SET previous_supi = NULL, replaced_version = NULL "
+			       "WHERE device_id = ?1 AND previous_supi = ?2", NULL, rj->id_hex, rj->clear_previous, END_ARGS);
+		g_message("[%s] receipt %s for seq %" G_GUINT64_FORMAT ": %s", rj->id_hex,
+			  receipt_status_name(rj->r.status), rj->r.profile_seq, rj->action);
+		receipt_reply(rj, "processed");
+	}
+	soup_server_message_unpause(rj->msg);
+	receipt_job_free(rj);
+}
+
+/*
+ * POST /v1/devices/{id}/receipt: the device's receipt, whoever relays it.
+ * Trusted for its signature under the key the SM verified at claim time;
+ * acted on once (the first relay marks it): a provisioned receipt retires
+ * the older key generations (claim, reprovision) or removes the old
+ * owner's SUPI (transfer); a decommissioned one releases the binding and
+ * removes the subscriber.
+ */
+static void
+handle_receipt(Sm *sm, SoupServerMessage *msg, const char *id_hex, JsonObject *req)
+{
+	g_autoptr(GBytes) raw = cp_json_base64(req, "receipt", CP_RECORD_MAX);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *seq_s = NULL, *status_s = NULL;
+	Binding b = { 0 };
+	EVP_PKEY *pub = NULL;
+	ReceiptJob *rj;
+	AusfJob *job;
+	sqlite3_stmt *st;
+	guint64 row_version = 0, generation = 1;
+	char row_id[2 * CP_DEVICE_ID_LEN + 1];
+	int row_op = 0, known, marked;
+	CpError err;
+
+	if (!raw) {
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0, "receipt (base64) is required");
+		return;
+	}
+	rj = g_new0(ReceiptJob, 1);
+	rj->sm = sm;
+	sm->in_flight++;
+	rj->msg = g_object_ref(msg);
+	g_strlcpy(rj->id_hex, id_hex, sizeof(rj->id_hex));
+	rj->action = "none";
+	err = cp_receipt_decode(g_bytes_get_data(raw, NULL), g_bytes_get_size(raw), &rj->r);
+	if (err != CP_OK) {
+		cp_http_reply_cp_error(msg, SOUP_STATUS_BAD_REQUEST, err, "the receipt does not decode");
+		goto done;
+	}
+	cp_hex_encode(rj->r.device_id, CP_DEVICE_ID_LEN, row_id);
+	if (strcmp(row_id, id_hex) != 0) {
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "device-id-mismatch", CP_ERR_WRONG_DEVICE,
+				    "the receipt is from another device");
+		goto done;
+	}
+	known = binding_load(sm, id_hex, &b, &error);
+	if (known < 0)
+		goto storage;
+	if (!known || !b.spki ||
+	    !(pub = cp_pubkey_from_spki(g_bytes_get_data(b.spki, NULL), g_bytes_get_size(b.spki)))) {
+		cp_http_reply_error(msg, SOUP_STATUS_NOT_FOUND, "unknown-device", 0,
+				    "the SM holds no verified key for this device");
+		goto done;
+	}
+	err = cp_receipt_verify_device(g_bytes_get_data(raw, NULL), g_bytes_get_size(raw), pub, &rj->r);
+	EVP_PKEY_free(pub);
+	if (err != CP_OK) {
+		g_message("[%s] receipt refused: %s", id_hex, cp_error_name(err));
+		cp_http_reply_cp_error(msg, err == CP_ERR_SIGNATURE ? SOUP_STATUS_FORBIDDEN : SOUP_STATUS_BAD_REQUEST, err,
+				       err == CP_ERR_SIGNATURE ? "the receipt is not signed by the device's certified key"
+							       : "the receipt does not decode");
+		goto done;
+	}
+	rj->command = rj->r.status == CP_RECEIPT_DECOMMISSIONED;
+	seq_s = g_strdup_printf("%" G_GUINT64_FORMAT, rj->r.profile_seq);
+	status_s = g_strdup_printf("%u", rj->r.status);
+	st = cp_db_prepare(sm->db, rj->command ?
+			   "SELECT binding_version, 0, 1 FROM commands WHERE device_id = ?1 AND seq = ?2" :
+			   "SELECT binding_version, operation, generation FROM provisionings WHERE device_id = ?1 AND profile_seq = ?2",
+			   &error);
+	if (!st)
+		goto storage;
+	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)rj->r.profile_seq);
+	known = sqlite3_step(st) == SQLITE_ROW;
+	if (known) {
+		row_version = (guint64)sqlite3_column_int64(st, 0);
+		row_op = sqlite3_column_int(st, 1);
+		generation = (guint64)sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (!known) {
+		cp_http_reply_error(msg, SOUP_STATUS_NOT_FOUND, "unknown-message", 0,
+				    "this SM issued no %s with sequence number %" G_GUINT64_FORMAT " to this device",
+				    rj->command ? "command" : "profile", rj->r.profile_seq);
+		goto done;
+	}
+	marked = db_run(sm, rj->command ?
+			"UPDATE commands SET receipt_status = ?3 WHERE device_id = ?1 AND seq = ?2 AND receipt_status IS NULL" :
+			"UPDATE provisionings SET receipt_status = ?3 WHERE device_id = ?1 AND profile_seq = ?2 AND receipt_status IS NULL",
+			&error, id_hex, seq_s, status_s, END_ARGS);
+	if (marked < 0)
+		goto storage;
+	if (marked == 0) {
+		g_message("[%s] receipt for seq %" G_GUINT64_FORMAT " already processed", id_hex, rj->r.profile_seq);
+		receipt_reply(rj, "already-processed");
+		goto done;
+	}
+
+	job = ausf_job_new(sm, receipt_ausf_done, rj);
+	if (rj->command) {
+		if (row_version == b.version && strcmp(b.state, "released") != 0) {
+			if (db_run(sm, "UPDATE bindings SET state = 'released', updated = CAST(strftime('%s') AS INTEGER) "
+				   "WHERE device_id = ?1", &error, id_hex, END_ARGS) < 0 ||
+			    db_run(sm, "DELETE FROM pending WHERE device_id = ?1", &error, id_hex, END_ARGS) < 0) {
+				ausf_job_free(job);
+				goto storage;
+			}
+			rj->action = "released";
+			g_message("[%s] released: the device confirmed its decommission", id_hex);
+		}
+		if (strcmp(rj->action, "released") == 0 || strcmp(b.state, "released") == 0) {
+			if (b.device_supi)
+				ausf_job_remove(job, b.device_supi);
+			if (b.previous_supi) {
+				ausf_job_remove(job, b.previous_supi);
+				rj->clear_previous = g_strdup(b.previous_supi);
+			}
+			rj->action = "released";
+		}
+	} else if (rj->r.status == CP_RECEIPT_PROVISIONED && rj->r.binding_version == row_version &&
+		   row_version == b.version) {
+		db_run(sm, "DELETE FROM pending WHERE device_id = ?1 AND seq = ?2", NULL, id_hex, seq_s, END_ARGS);
+		if (row_op == CP_OP_TRANSFER && b.previous_supi) {
+			ausf_job_remove(job, b.previous_supi);
+			rj->clear_previous = g_strdup(b.previous_supi);
+			rj->action = "removed-previous-owner";
+		} else if (generation > 1 && b.device_supi) {
+			ausf_job_retire(job, b.device_supi, generation);
+			rj->action = "retired-older-keys";
+		}
+	}
+	binding_clear(&b);
+	soup_server_message_pause(msg);
+	ausf_job_next(job);
+	return;
+
+storage:
+	cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, "%s", error->message);
+done:
+	binding_clear(&b);
+	receipt_job_free(rj);
+}
+
+static gboolean
+parse_device_path(const char *path, uint8_t id[CP_DEVICE_ID_LEN], char id_hex[2 * CP_DEVICE_ID_LEN + 1],
+		  const char **action)
+{
+	const char *p = path + strlen("/v1/devices/");
+
+	char hex[2 * CP_DEVICE_ID_LEN + 1];
+
+	if (strlen(p) < 34 || p[32] != '/')
+		return FALSE;
+	memcpy(hex, p, 32);
+	hex[32] = '\0';
+	if (cp_hex_decode(hex, id, CP_DEVICE_ID_LEN) != CP_DEVICE_ID_LEN)
+		return FALSE;
+	cp_hex_encode(id, CP_DEVICE_ID_LEN, id_hex);
+	*action = p + 33;
+	return TRUE;
+}
+
+/* POST /v1/devices/{id}/accept-transfer: the new owner, with the token
+ * (and the device's tap data, or without: the stored device info). */
+static void
+accept_transfer(Sm *sm, SoupServerMessage *msg, Companion *c, const uint8_t id[CP_DEVICE_ID_LEN],
+		JsonObject *req, Binding *b)
+{
+	const char *token = cp_json_string(req, "token");
+	const char *url = cp_json_string(req, "certificate-url");
+	g_autoptr(GUri) uri = NULL;
+	uint8_t url_id[CP_DEVICE_ID_LEN];
+	Provision *p;
+
+	if (!token || strlen(token) > 256) {
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0, "token (string) is required");
+		return;
+	}
+	if (url) {
+		if (!g_str_has_prefix(url, "https://") && !(sm->allow_http && g_str_has_prefix(url, "http://"))) {
+			cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "insecure-url", 0, "the certificate URL must be https://");
+			return;
+		}
+		uri = url_parse(url);
+		if (!uri || !url_device_id(uri, url_id)) {
+			cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-url", 0,
+					    "the certificate URL must be https://<host>/.../<DeviceID as 32 hex>");
+			return;
+		}
+		if (memcmp(url_id, id, CP_DEVICE_ID_LEN) != 0) {
+			cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "device-id-mismatch", 0,
+					    "the certificate URL is another device's");
+			return;
+		}
+		if (!url_allowed(sm, uri)) {
+			cp_http_reply_error(msg, SOUP_STATUS_FORBIDDEN, "url-not-allowed", 0,
+					    "this SM does not fetch certificates from that host");
+			return;
+		}
+	}
+	p = provision_new(sm, msg, c, id);
+	p->kind = CP_OP_TRANSFER;
+	token_hash_hex(token, p->token_hex);
+	if (url) {
+		p->url = g_uri_to_string(uri);
+		p->record = cp_json_base64(req, "device-record", CP_RECORD_MAX);
+		if (!p->record) {
+			cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0,
+					    "device-record (base64) goes with certificate-url");
+			provision_free(p);
+			return;
+		}
+		p->step = STEP_FIRST;
+	} else {
+		if (!provision_from_binding(p, b))
+			return;
+		p->step = STEP_BINDING;
+	}
+	g_message("[%s] transfer asked by companion '%s'%s", p->id_hex, c->name, url ? " with tap data" : "");
+	soup_server_message_pause(msg);
+	provision_step(p);
+}
+
+static void
+handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
+	       GHashTable *query, gpointer data)
+{
+	Sm *sm = data;
+	const char *method = soup_server_message_get_method(msg);
+	g_autoptr(JsonObject) req = NULL;
+	g_autoptr(GError) error = NULL;
+	char id_hex[2 * CP_DEVICE_ID_LEN + 1];
+	uint8_t id[CP_DEVICE_ID_LEN];
+	const char *action;
+	Companion *c;
+	Binding b = { 0 };
+	int known;
+
+	c = authenticate(sm, msg);
+	if (!c) {
+		cp_http_reply_error(msg, SOUP_STATUS_UNAUTHORIZED, "unauthorized", 0,
+				    "unknown companion: present a registered bearer token or client certificate");
+		return;
+	}
+	if (strcmp(path, "/v1/devices") == 0 || strcmp(path, "/v1/devices/") == 0) {
+		if (strcmp(method, "GET") != 0) {
+			cp_http_reply_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed", 0, "use GET");
+			return;
+		}
+		g_message("devices listed by companion '%s'", c->name);
+		reply_devices(sm, msg, c);
+		return;
+	}
+	if (!parse_device_path(path, id, id_hex, &action) ||
+	    (strcmp(action, "reprovision") && strcmp(action, "transfer-token") && strcmp(action, "accept-transfer") &&
+	     strcmp(action, "decommission") && strcmp(action, "receipt"))) {
+		cp_http_reply_error(msg, SOUP_STATUS_NOT_FOUND, "not-found", 0, "no such resource: %s", path);
+		return;
+	}
+	if (strcmp(method, "POST") != 0) {
+		cp_http_reply_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed", 0, "use POST");
+		return;
+	}
+	if (!(req = cp_http_request_json(msg)))
+		return;
+	g_message("[%s] %s asked by companion '%s'", id_hex, action, c->name);
+	expire_releasing(sm, id_hex);
+	if (strcmp(action, "receipt") == 0) {
+		handle_receipt(sm, msg, id_hex, req);
+		return;
+	}
+	known = binding_load(sm, id_hex, &b, &error);
+	if (known < 0) {
+		cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, "%s", error->message);
+		return;
+	}
+	if (!known) {
+		cp_http_reply_error(msg, SOUP_STATUS_NOT_FOUND, "unknown-device", 0, "this SM never provisioned this device");
+		return;
+	}
+	if (strcmp(action, "accept-transfer") == 0) {
+		accept_transfer(sm, msg, c, id, req, &b);
+		binding_clear(&b);
+		return;
+	}
+	if (strcmp(b.state, "released") == 0 || strcmp(b.owner_supi, c->supi) != 0) {
+		cp_http_reply_error(msg, SOUP_STATUS_FORBIDDEN, "not-owner", 0, "this device is not yours");
+	} else if (strcmp(b.state, "claiming") == 0) {
+		cp_http_reply_error(msg, SOUP_STATUS_CONFLICT, "busy", 0, "a claim of this device is under way");
+	} else if (strcmp(action, "decommission") == 0) {
+		reply_command(sm, msg, id_hex, &b);
+	} else if (strcmp(b.state, "bound") != 0) {
+		cp_http_reply_error(msg, SOUP_STATUS_CONFLICT, "releasing", 0,
+				    "a decommission of this device is under way");
+	} else if (strcmp(action, "transfer-token") == 0) {
+		reply_token(sm, msg, c, id_hex, &b, req);
+	} else {
+		const char *apn = cp_json_string(req, "apn"), *name = cp_json_string(req, "network-name");
+		Provision *p;
+
+		if ((json_object_has_member(req, "apn") && (!apn || !*apn || strlen(apn) > CP_APN_MAX)) ||
+		    (json_object_has_member(req, "network-name") &&
+		     (!name || !*name || strlen(name) > CP_NETWORK_NAME_MAX))) {
+			cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0,
+					    "apn (1-%d bytes) and network-name (1-%d bytes) are optional strings",
+					    CP_APN_MAX, CP_NETWORK_NAME_MAX);
+		} else {
+			p = provision_new(sm, msg, c, id);
+			p->kind = p->operation = CP_OP_REPROVISION;
+			p->binding_version = b.version;
+			p->apn = g_strdup(apn);
+			p->network_name = g_strdup(name);
+			if (provision_from_binding(p, &b)) {
+				p->step = STEP_AUSF;
+				soup_server_message_pause(msg);
+				provision_step(p);
+			}
+		}
+	}
+	binding_clear(&b);
 }
 
 static void
@@ -1011,6 +2282,8 @@ conf_numbers(Sm *sm, GError **error)
 		{ "fetch-max-size", 65536, 1, 16 * 1024 * 1024, &sm->fetch_max },
 		{ "ausf-timeout", 10, 1, 3600, &sm->ausf_timeout },
 		{ "profile-lifetime", 86400, 0, 10ULL * 366 * 86400, &sm->profile_lifetime },
+		{ "transfer-token-lifetime", 600, 1, 86400, &sm->token_lifetime },
+		{ "decommission-timeout", 604800, 1, 10ULL * 366 * 86400, &sm->decommission_timeout },
 		{ "max-connections", 64, 1, 65536, &sm->max_connections },
 		{ "connection-timeout", 30, 1, 86400, &sm->connection_timeout },
 		{ "body-max", 16384, 1, 1024 * 1024, &sm->body_max },
@@ -1214,6 +2487,17 @@ sm_migrate(Sm *sm, GError **error)
 		g_message("database schema version 2: each device provisioned before is bound at version 0 "
 			  "to the companion of its last provisioning");
 	}
+	if (version < 3) {
+		if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", error))
+			return FALSE;
+		if (!cp_db_exec(sm->db, SM_MIGRATE_3 "PRAGMA user_version = 3;", error) ||
+		    !cp_db_exec(sm->db, "COMMIT", error)) {
+			cp_db_exec(sm->db, "ROLLBACK", NULL);
+			g_prefix_error(error, "%s: migrating to schema version 3: ", sm->database);
+			return FALSE;
+		}
+		g_message("database schema version 3: the device lifecycle");
+	}
 	return cp_db_exec(sm->db, "DELETE FROM bindings WHERE state = 'claiming'", error);
 }
 
@@ -1312,7 +2596,7 @@ sm_load(Sm *sm, const char *path, GError **error)
 
 		while (g_str_has_suffix(base, "/"))
 			base[strlen(base) - 1] = '\0';
-		sm->ausf_url = g_strconcat(base, "/v1/devices", NULL);
+		sm->ausf_url = g_strdup(base);
 	}
 	sm->db = cp_db_open(sm->database, SM_SCHEMA, error);
 	return sm->db && sm_migrate(sm, error);
@@ -1424,6 +2708,7 @@ main(int argc, char **argv)
 	if (!sm.http)
 		goto out;
 	cp_http_server_add_handler(sm.http, "/v1/provision", handle_provision, &sm);
+	cp_http_server_add_handler(sm.http, "/v1/devices", handle_devices, &sm);
 	cp_http_server_add_handler(sm.http, NULL, handle_default, &sm);
 	/* Stoppable before anyone learns we are ready: a SIGTERM right after
 	 * the port file appears is a clean stop, not the default action. */
@@ -1434,6 +2719,8 @@ main(int argc, char **argv)
 		goto out;
 	g_message("listening on port %u (%s)", cp_http_server_get_port(sm.http), tls_cert ? "HTTPS" : "HTTP");
 
+	/* Bindings whose decommission timed out while the SM was down. */
+	expire_releasing(&sm, NULL);
 	g_main_loop_run(sm.loop);
 	ret = 0;
 out:

@@ -6,7 +6,11 @@
  * "accept" takes the profile the companion wrote, runs the device's checks
  * (cp_profile_verify with the device key), compares the USIM credentials
  * with the AUSF's subscriber export, and writes the next tag content with
- * a receipt MAC'd with K''. Results are one JSON line on stdout.
+ * a receipt signed with the device key and MAC'd with K''. "accept" also
+ * takes an operator command (decommission) with cp_command_verify. The
+ * device's owner binding (--bound N) and K'' (--k2-in, --k2-out: hex
+ * files) are kept by the caller between runs. Results are one JSON line
+ * on stdout.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,7 +174,8 @@ cmd_records(int argc, char **argv)
 	return g_file_set_contents(out, text->str, (gssize)text->len, NULL) ? 0 : 1;
 }
 
-/* The subscriber file line for supi holds exactly these K and OPc. */
+/* A subscriber file line for supi holds exactly these K and OPc (one of
+ * its valid key generations). */
 static gboolean
 subscriber_matches(const char *path, const char *supi, const CpSecret *k, const CpSecret *opc)
 {
@@ -188,10 +193,37 @@ subscriber_matches(const char *path, const char *supi, const CpSecret *k, const 
 		g_auto(GStrv) f = g_strsplit(*l, " ", -1);
 
 		if (g_strv_length(f) == 4 && strcmp(f[0], supi) == 0)
-			found = strcmp(f[1], khex) == 0 && strcmp(f[2], ohex) == 0 &&
+			found |= strcmp(f[1], khex) == 0 && strcmp(f[2], ohex) == 0 &&
 				strlen(f[3]) == 12;
 	}
 	return found;
+}
+
+static CpSecret *
+k2_load(const char *path)
+{
+	g_autofree char *hex = NULL;
+	CpSecret *k2;
+
+	if (!path || !g_file_get_contents(path, &hex, NULL, NULL))
+		return NULL;
+	g_strstrip(hex);
+	k2 = cp_secret_new_from_hex(hex, CP_KDF_LEN);
+	cp_cleanse(hex, strlen(hex));
+	return k2;
+}
+
+static gboolean
+k2_save(const char *path, const CpSecret *k2)
+{
+	char hex[2 * CP_KDF_LEN + 2];
+	gboolean ok;
+
+	cp_hex_encode(k2->data, k2->len, hex);
+	strcat(hex, "\n");
+	ok = g_file_set_contents_full(path, hex, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, NULL);
+	cp_cleanse(hex, sizeof(hex));
+	return ok;
 }
 
 static int
@@ -199,14 +231,19 @@ cmd_accept(int argc, char **argv)
 {
 	g_autofree char *config = NULL, *tag = NULL, *profile_path = NULL, *out = NULL;
 	g_autofree char *subscribers = NULL, *registration = NULL, *usim_out = NULL;
-	gint64 last_seq = 0, counter = 100;
+	g_autofree char *k2_in = NULL, *k2_out = NULL, *receipt_out = NULL;
+	gint64 last_seq = 0, counter = 100, bound = -1;
 	int status = CP_RECEIPT_PROVISIONED;
 	GOptionEntry entries[] = {
 		{ "config", 0, 0, G_OPTION_ARG_FILENAME, &config, "cellprov.conf", NULL },
 		{ "tag", 0, 0, G_OPTION_ARG_FILENAME, &tag, "the tag the companion read (device record)", NULL },
 		{ "profile", 0, 0, G_OPTION_ARG_FILENAME, &profile_path, "the NDEF message the companion wrote", NULL },
 		{ "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "next tag content, with the receipt", NULL },
+		{ "receipt-out", 0, 0, G_OPTION_ARG_FILENAME, &receipt_out, "the receipt alone (binary)", NULL },
 		{ "last-seq", 0, 0, G_OPTION_ARG_INT64, &last_seq, "last committed profile_seq", NULL },
+		{ "bound", 0, 0, G_OPTION_ARG_INT64, &bound, "the device is bound at this binding version (default: unbound)", NULL },
+		{ "k2-in", 0, 0, G_OPTION_ARG_FILENAME, &k2_in, "K'' the device holds (hex file), to MAC a command's receipt", NULL },
+		{ "k2-out", 0, 0, G_OPTION_ARG_FILENAME, &k2_out, "write the accepted profile's K'' (hex, 0600)", NULL },
 		{ "counter", 0, 0, G_OPTION_ARG_INT64, &counter, "att_counter of the next tag content", NULL },
 		{ "status", 0, 0, G_OPTION_ARG_INT, &status, "receipt status to report", NULL },
 		{ "registration", 0, 0, G_OPTION_ARG_STRING, &registration, "PLMN registered on", NULL },
@@ -218,17 +255,21 @@ cmd_accept(int argc, char **argv)
 	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
 	g_autoptr(GKeyFile) kf = g_key_file_new();
 	g_autofree char *tag_data = NULL, *prof_data = NULL, *url = NULL;
+	g_autoptr(CpSecret) held_k2 = NULL;
 	gsize tag_len, prof_len;
 	CpNdefMessage tmsg, pmsg;
-	const CpNdefRecord *rrec, *prec;
+	const CpNdefRecord *rrec, *prec, *crec = NULL;
 	CpDeviceRecord dr, next;
 	CpProfile p;
+	CpCommand cmd;
 	CpProfileKeys keys = { 0 };
 	CpVerifyContext ctx;
 	CpReceipt r;
 	cp_auto_buf rec = CP_BUF_INIT;
 	cp_auto_buf receipt = CP_BUF_INIT;
+	const CpSecret *mac_key;
 	gboolean sub_ok = TRUE;
+	int next_state;
 	EVP_PKEY *key;
 	CpError err;
 	int ret = 1;
@@ -246,9 +287,12 @@ cmd_accept(int argc, char **argv)
 	    !(rrec = cp_ndef_find_mime(&tmsg, CP_MIME_DEVICE)) ||
 	    cp_device_record_decode(rrec->payload, rrec->payload_len, &dr) != CP_OK)
 		return 2;
+	held_k2 = k2_load(k2_in);
 	err = cp_ndef_parse((uint8_t *)prof_data, prof_len, &pmsg);
 	prec = err == CP_OK ? cp_ndef_find_mime(&pmsg, CP_MIME_PROFILE) : NULL;
-	if (!prec) {
+	if (!prec && err == CP_OK)
+		crec = cp_ndef_find_mime(&pmsg, CP_MIME_COMMAND);
+	if (!prec && !crec) {
 		printf("{\"result\":\"error\",\"code\":\"%s\"}\n", cp_error_name(err ? err : CP_ERR_NDEF_NO_RECORD));
 		goto out;
 	}
@@ -262,12 +306,40 @@ cmd_accept(int argc, char **argv)
 	ctx.now = (uint64_t)time(NULL);
 	ctx.device_info = rrec->payload;
 	ctx.device_info_len = dr.info_len;
+	ctx.bound = bound >= 0;
+	ctx.binding_version = bound >= 0 ? (uint64_t)bound : 0;
+	memset(&r, 0, sizeof(r));
+	r.version = CP_RECEIPT_VERSION;
+	memcpy(r.device_id, dr.device_id, CP_DEVICE_ID_LEN);
+	r.binding_version = ctx.binding_version;
+	next_state = CP_DEVICE_FAILED;
+	mac_key = NULL;
+
+	if (crec) {
+		/* an operator command: the device restores its USIM, forgets
+		 * its owner, and reports with the K'' it held */
+		err = cp_command_verify(crec->payload, crec->payload_len, &ctx, &cmd);
+		if (err != CP_OK) {
+			printf("{\"result\":\"error\",\"code\":\"%s\",\"number\":%d}\n", cp_error_name(err), err);
+			r.status = CP_RECEIPT_REJECTED;
+			r.reason = (uint16_t)err;
+			next_state = bound >= 0 ? CP_DEVICE_PROVISIONED : CP_DEVICE_UNPROVISIONED;
+		} else {
+			printf("{\"result\":\"ok\",\"command\":%u,\"seq\":%" G_GUINT64_FORMAT
+			       ",\"binding-version\":%" G_GUINT64_FORMAT "}\n",
+			       cmd.command, cmd.seq, cmd.binding_version);
+			r.profile_seq = cmd.seq;
+			r.status = CP_RECEIPT_DECOMMISSIONED;
+			r.binding_version = 0;
+			next_state = CP_DEVICE_UNPROVISIONED;
+		}
+		mac_key = held_k2;
+		goto write;
+	}
+
 	err = cp_profile_verify(prec->payload, prec->payload_len, &ctx, &p, &keys);
 	if (err != CP_OK) {
 		printf("{\"result\":\"error\",\"code\":\"%s\",\"number\":%d}\n", cp_error_name(err), err);
-		memset(&r, 0, sizeof(r));
-		r.version = 1;
-		memcpy(r.device_id, dr.device_id, CP_DEVICE_ID_LEN);
 		r.status = CP_RECEIPT_REJECTED;
 		r.reason = (uint16_t)err;
 		status = CP_RECEIPT_REJECTED;
@@ -287,22 +359,34 @@ cmd_accept(int argc, char **argv)
 			cp_cleanse(khex, sizeof(khex));
 			cp_cleanse(ohex, sizeof(ohex));
 		}
+		if (k2_out && !k2_save(k2_out, keys.k2))
+			sub_ok = FALSE;
 		printf("{\"result\":\"ok\",\"supi\":\"%s\",\"plmn\":\"%s\",\"network-name\":\"%s\","
-		       "\"apn\":\"%s\",\"profile-seq\":%" G_GUINT64_FORMAT ",\"subscriber\":%s}\n",
-		       p.supi, p.plmn, p.network_name, p.apn, p.profile_seq, sub_ok ? "true" : "false");
-		memset(&r, 0, sizeof(r));
-		r.version = 1;
-		memcpy(r.device_id, dr.device_id, CP_DEVICE_ID_LEN);
+		       "\"apn\":\"%s\",\"profile-seq\":%" G_GUINT64_FORMAT ",\"operation\":%u,"
+		       "\"binding-version\":%" G_GUINT64_FORMAT ",\"subscriber\":%s}\n",
+		       p.supi, p.plmn, p.network_name, p.apn, p.profile_seq, p.operation,
+		       p.binding_version, sub_ok ? "true" : "false");
 		r.profile_seq = p.profile_seq;
 		r.status = (uint8_t)status;
+		if (status == CP_RECEIPT_PROVISIONED)
+			r.binding_version = p.binding_version;
 		if (registration) {
 			r.has_registration = TRUE;
 			g_strlcpy(r.registration, registration, sizeof(r.registration));
 		}
+		next_state = CP_DEVICE_PROVISIONED;
+	}
+	mac_key = keys.k2;
+write:
+	if (out || receipt_out) {
+		if (cp_receipt_encode(&r, key, mac_key, &receipt) != CP_OK)
+			goto out;
+		if (receipt_out && !g_file_set_contents(receipt_out, (const char *)receipt.data,
+							(gssize)receipt.len, NULL))
+			goto out;
 	}
 	if (out) {
-		if (cp_receipt_encode(&r, keys.k2, &receipt) != CP_OK ||
-		    !fill_record(kf, key, (guint64)counter, err == CP_OK ? CP_DEVICE_PROVISIONED : CP_DEVICE_FAILED, &next) ||
+		if (!fill_record(kf, key, (guint64)counter, next_state, &next) ||
 		    cp_device_record_encode(&next, key, &rec) != CP_OK ||
 		    write_tag(out, url, &rec, &receipt) != 0)
 			goto out;
@@ -383,10 +467,11 @@ nfc_written(CpNfcTag *tag, GBytes *ndef, gpointer data)
 	ctx.device_info = d->info.data;
 	ctx.device_info_len = d->info.len;
 	err = cp_profile_verify(prec->payload, prec->payload_len, &ctx, &p, &keys);
-	r.version = 1;
+	r.version = CP_RECEIPT_VERSION;
 	memcpy(r.device_id, d->dr.device_id, CP_DEVICE_ID_LEN);
 	if (err == CP_OK) {
 		r.profile_seq = p.profile_seq;
+		r.binding_version = p.binding_version;
 		r.status = CP_RECEIPT_PROVISIONED;
 		r.has_registration = TRUE;
 		g_strlcpy(r.registration, p.plmn, sizeof(r.registration));
@@ -399,7 +484,7 @@ nfc_written(CpNfcTag *tag, GBytes *ndef, gpointer data)
 		printf("{\"event\":\"written\",\"result\":\"error\",\"code\":\"%s\"}\n", cp_error_name(err));
 	}
 	fflush(stdout);
-	if (cp_receipt_encode(&r, keys.k2, &receipt) == CP_OK) {
+	if (cp_receipt_encode(&r, d->key, keys.k2, &receipt) == CP_OK) {
 		if (d->receipt)
 			g_bytes_unref(d->receipt);
 		d->receipt = g_bytes_new(receipt.data, receipt.len);

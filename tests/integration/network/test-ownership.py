@@ -199,7 +199,7 @@ def test_migration(b):
     rows = db_rows(b, "SELECT owner_name, owner_supi, binding_version, state FROM bindings", db="old.db")
     check(rows == [("bench", netbench.COMPANION_SUPI, 0, "bound")],
           "migrated: the device bound at version 0 to its last companion, named from the companions file")
-    check(db_rows(b, "PRAGMA user_version", db="old.db") == [(2,)], "schema version 2")
+    check(db_rows(b, "PRAGMA user_version", db="old.db") == [(3,)], "schema version 3")
     st, res, _ = claim(b, "old", b.neighbour_token)
     check(st == 409 and res["error"]["code"] == "already-claimed", "another owner is refused")
     st, res, _ = claim(b, "old", b.token, state=2)

@@ -106,8 +106,9 @@ def test_happy(b):
     rc, res = b.accept("gw", tag2, profile1, last_seq=2)
     check(rc != 0 and res["code"] == "replay", "an older profile is refused by the device (replay)")
     lines = [l for l in open(b.export_subscribers()) if not l.startswith("#")]
-    check(len(lines) == 1 and lines[0].split()[0] == res1["supi"] and len(lines[0].split()) == 4,
-          "subscriber file: one line <imsi> <K> <OPc> <SQN>")
+    check(len(lines) == 2 and all(l.split()[0] == res1["supi"] and len(l.split()) == 4 for l in lines) and
+          lines[0].split()[1:3] != lines[1].split()[1:3],
+          "subscriber file: a line <imsi> <K> <OPc> <SQN> for each valid key generation, with other keys")
     # -J is UTF-8 whatever the locale, and the libraries' debug messages
     # (G_MESSAGES_DEBUG=all, main() below) stay off stdout
     b.make_device("utf8", extra=["--manufacturer", "Müller Gerätebau"])

@@ -291,22 +291,22 @@ file_mtime(const char *path)
 	return g_stat(path, &st) == 0 ? (gint64)st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000 : -1;
 }
 
-/* The AUSF adds subscribers while the network runs: the ones appended to
- * the file since it was read join before the next attach. */
+/* The AUSF adds subscribers, key generations, retires and removes them
+ * while the network runs: the file's changes apply before the next attach. */
 static void
 subscribers_refresh(void)
 {
 	g_autoptr(GError) error = NULL;
 	gint64 mtime;
-	guint added;
+	guint added, removed;
 
 	if (!sim.subscribers_path || (mtime = file_mtime(sim.subscribers_path)) == sim.subscribers_mtime)
 		return;
 	sim.subscribers_mtime = mtime;
-	if (!cp_sim_network_load_new(sim.net, sim.subscribers_path, &added, &error))
+	if (!cp_sim_network_load_new(sim.net, sim.subscribers_path, &added, &removed, &error))
 		g_warning("subscribers: %s", error->message);
-	if (added)
-		g_message("subscribers: %u joined the network", added);
+	if (added || removed)
+		g_message("subscribers: %u key set(s) joined the network, %u left", added, removed);
 }
 
 static gboolean

@@ -9,11 +9,22 @@
 #include "cp-milenage.h"
 #include "cp-secret.h"
 
+/*
+ * A subscriber is an IMSI with one or more key sets: the AUSF keeps the
+ * keys of a device's previous key generation valid until the new ones are
+ * confirmed, so the network must accept either. Each key set has its own
+ * SQN (a new set starts from the export's).
+ */
 typedef struct {
-	char *imsi;
 	uint8_t k[16];
 	uint8_t opc[16];
 	uint8_t sqn[6];
+} KeySet;
+
+typedef struct {
+	char *imsi;
+	GArray *sets;            /* KeySet, newest first (the file's order) */
+	gboolean from_file;
 } Subscriber;
 
 struct _CpSimNetwork {
@@ -32,7 +43,10 @@ subscriber_free(gpointer p)
 	Subscriber *s = p;
 
 	g_free(s->imsi);
-	cp_cleanse(s, sizeof(*s));
+	if (s->sets) {
+		cp_cleanse(s->sets->data, s->sets->len * sizeof(KeySet));
+		g_array_unref(s->sets);
+	}
 	g_free(s);
 }
 
@@ -60,42 +74,70 @@ cp_sim_network_free(CpSimNetwork *n)
 	g_free(n);
 }
 
-gboolean
-cp_sim_network_add(CpSimNetwork *n, const char *imsi, const char *k_hex,
-		   const char *opc_hex, const char *sqn_hex, GError **error)
+static gboolean
+parse_set(const char *imsi, const char *k_hex, const char *opc_hex, const char *sqn_hex,
+	  KeySet *ks, GError **error)
 {
-	Subscriber *s = g_new0(Subscriber, 1);
 	gsize len = strlen(imsi);
 
 	for (gsize i = 0; i < len; i++)
 		if (!g_ascii_isdigit(imsi[i]))
 			len = 0;
 	if (len < 6 || len > 15 ||
-	    cp_hex_decode(k_hex, s->k, 16) != 16 ||
-	    cp_hex_decode(opc_hex, s->opc, 16) != 16 ||
-	    cp_hex_decode(sqn_hex, s->sqn, 6) != 6) {
-		subscriber_free(s);
+	    strlen(k_hex) != 32 || cp_hex_decode(k_hex, ks->k, 16) != 16 ||
+	    strlen(opc_hex) != 32 || cp_hex_decode(opc_hex, ks->opc, 16) != 16 ||
+	    strlen(sqn_hex) != 12 || cp_hex_decode(sqn_hex, ks->sqn, 6) != 6) {
+		cp_cleanse(ks, sizeof(*ks));
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
 			    "subscriber %s: want <imsi 6-15 digits> <K 32 hex> <OPc 32 hex> <SQN 12 hex>", imsi);
 		return FALSE;
 	}
-	s->imsi = g_strdup(imsi);
-	g_hash_table_replace(n->subs, s->imsi, s);
 	return TRUE;
 }
 
+/* Append a key set to imsi's (a new subscriber if unknown). */
+static void
+add_set(CpSimNetwork *n, const char *imsi, const KeySet *ks, gboolean from_file)
+{
+	Subscriber *s = g_hash_table_lookup(n->subs, imsi);
+
+	if (!s) {
+		s = g_new0(Subscriber, 1);
+		s->imsi = g_strdup(imsi);
+		s->sets = g_array_new(FALSE, TRUE, sizeof(KeySet));
+		s->from_file = from_file;
+		g_hash_table_replace(n->subs, s->imsi, s);
+	}
+	g_array_append_val(s->sets, *ks);
+}
+
 gboolean
-cp_sim_network_load(CpSimNetwork *n, const char *path, GError **error)
+cp_sim_network_add(CpSimNetwork *n, const char *imsi, const char *k_hex,
+		   const char *opc_hex, const char *sqn_hex, GError **error)
+{
+	KeySet ks;
+
+	if (!parse_set(imsi, k_hex, opc_hex, sqn_hex, &ks, error))
+		return FALSE;
+	add_set(n, imsi, &ks, FALSE);
+	cp_cleanse(&ks, sizeof(ks));
+	return TRUE;
+}
+
+static gboolean
+load_file(CpSimNetwork *n, const char *path, GError **error)
 {
 	g_autofree char *text = NULL;
 	g_auto(GStrv) lines = NULL;
+	gboolean ok = TRUE;
 
 	if (!g_file_get_contents(path, &text, NULL, error))
 		return FALSE;
 	lines = g_strsplit(text, "\n", -1);
-	for (guint i = 0; lines[i]; i++) {
+	for (guint i = 0; ok && lines[i]; i++) {
 		g_auto(GStrv) f = NULL;
 		char *l = g_strstrip(lines[i]);
+		KeySet ks;
 
 		if (!*l || *l == '#')
 			continue;
@@ -103,44 +145,91 @@ cp_sim_network_load(CpSimNetwork *n, const char *path, GError **error)
 		if (g_strv_length(f) != 4) {
 			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
 				    "%s:%u: want 4 fields separated by single spaces", path, i + 1);
-			return FALSE;
-		}
-		if (!cp_sim_network_add(n, f[0], f[1], f[2], f[3], error)) {
+			ok = FALSE;
+		} else if (!parse_set(f[0], f[1], f[2], f[3], &ks, error)) {
 			g_prefix_error(error, "%s:%u: ", path, i + 1);
-			return FALSE;
+			ok = FALSE;
+		} else {
+			add_set(n, f[0], &ks, TRUE);
+			cp_cleanse(&ks, sizeof(ks));
 		}
+		for (char **p = f; p && *p; p++)
+			cp_cleanse(*p, strlen(*p));
 	}
-	return TRUE;
+	cp_cleanse(text, strlen(text));
+	return ok;
 }
 
 gboolean
-cp_sim_network_load_new(CpSimNetwork *n, const char *path, guint *added, GError **error)
+cp_sim_network_load(CpSimNetwork *n, const char *path, GError **error)
 {
-	g_autoptr(GHashTable) had = g_hash_table_new(g_str_hash, g_str_equal);
+	return load_file(n, path, error);
+}
+
+static const KeySet *
+find_set(const Subscriber *s, const KeySet *ks)
+{
+	for (guint i = 0; s && i < s->sets->len; i++) {
+		const KeySet *o = &g_array_index(s->sets, KeySet, i);
+
+		if (memcmp(o->k, ks->k, 16) == 0 && memcmp(o->opc, ks->opc, 16) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+gboolean
+cp_sim_network_load_new(CpSimNetwork *n, const char *path, guint *added, guint *removed,
+			GError **error)
+{
 	CpSimNetwork *fresh = cp_sim_network_new(n->plmn, n->name);
 	GHashTableIter it;
 	gpointer key, value;
-	gboolean ok;
 
-	*added = 0;
-	ok = cp_sim_network_load(fresh, path, error);
-	g_hash_table_iter_init(&it, fresh->subs);
-	while (ok && g_hash_table_iter_next(&it, &key, &value)) {
-		if (g_hash_table_contains(n->subs, key))
-			continue;
-		g_hash_table_add(had, key);
+	*added = *removed = 0;
+	if (!load_file(fresh, path, error)) {
+		cp_sim_network_free(fresh);
+		return FALSE;
 	}
-	/* move the new ones over; the known keep their SQN */
-	g_hash_table_iter_init(&it, had);
-	while (g_hash_table_iter_next(&it, &key, NULL)) {
+	/* the file's key sets, in its order; the known keep their SQN */
+	g_hash_table_iter_init(&it, fresh->subs);
+	while (g_hash_table_iter_next(&it, &key, &value)) {
+		Subscriber *now = value, *old = g_hash_table_lookup(n->subs, key);
+
+		for (guint i = 0; i < now->sets->len; i++) {
+			KeySet *ks = &g_array_index(now->sets, KeySet, i);
+			const KeySet *known = find_set(old, ks);
+
+			if (known)
+				memcpy(ks->sqn, known->sqn, sizeof(ks->sqn));
+			else
+				(*added)++;
+		}
+		for (guint i = 0; old && i < old->sets->len; i++)
+			if (!find_set(now, &g_array_index(old->sets, KeySet, i)))
+				(*removed)++;
+	}
+	/* subscribers the file no longer has (removed at the AUSF) leave;
+	 * the ones given on the command line stay */
+	g_hash_table_iter_init(&it, n->subs);
+	while (g_hash_table_iter_next(&it, &key, &value)) {
+		Subscriber *old = value;
+
+		if (old->from_file && !g_hash_table_contains(fresh->subs, key)) {
+			*removed += old->sets->len;
+			g_hash_table_iter_remove(&it);
+		}
+	}
+	g_hash_table_iter_init(&it, fresh->subs);
+	while (g_hash_table_iter_next(&it, &key, &value)) {
 		Subscriber *s = NULL;
 
-		g_hash_table_steal_extended(fresh->subs, key, NULL, (gpointer *)&s);
+		g_hash_table_iter_steal(&it);
+		s = value;
 		g_hash_table_replace(n->subs, s->imsi, s);
-		(*added)++;
 	}
 	cp_sim_network_free(fresh);
-	return ok;
+	return TRUE;
 }
 
 static void
@@ -169,39 +258,66 @@ result(CpSimNetwork *n, CpSimAttach a)
 	return a;
 }
 
-CpSimAttach
-cp_sim_network_attach(CpSimNetwork *n, CpSimUsim *u)
+/*
+ * AKA with one key set: RES against XRES, with one resynchronisation after
+ * an AUTS. *mac_fail: the card refused the AUTN (not its keys).
+ */
+static CpSimAttach
+attach_set(CpSimNetwork *n, CpSimUsim *u, KeySet *ks, gboolean *mac_fail)
 {
 	static const uint8_t amf[2] = { 0x80, 0x00 };
-	g_autofree char *imsi = cp_sim_usim_get_imsi(u);
-	Subscriber *s;
 
-	n->n_attach++;
-	if (!imsi)
-		return result(n, CP_SIM_ATTACH_NO_IMSI);
-	s = g_hash_table_lookup(n->subs, imsi);
-	if (!s)
-		return result(n, CP_SIM_ATTACH_UNKNOWN_SUBSCRIBER);
-
+	*mac_fail = FALSE;
 	for (int round = 0; round < 2; round++) {
 		uint8_t rand[16], autn[16], xres[8], ck[16], ik[16], res[8], auts[14];
 		CpAkaResult r;
 
 		for (gsize i = 0; i < sizeof(rand); i++)
 			rand[i] = (uint8_t)g_random_int_range(0, 256);
-		sqn_next(s->sqn);
-		if (cp_aka_generate(s->k, s->opc, rand, s->sqn, amf, autn, xres, ck, ik) != CP_OK)
-			return result(n, CP_SIM_ATTACH_AUTH_REJECT);
+		sqn_next(ks->sqn);
+		if (cp_aka_generate(ks->k, ks->opc, rand, ks->sqn, amf, autn, xres, ck, ik) != CP_OK)
+			return CP_SIM_ATTACH_AUTH_REJECT;
 		r = cp_sim_usim_authenticate(u, rand, autn, res, auts);
 		if (r == CP_AKA_OK)
-			return result(n, cp_memeq_consttime(res, xres, 8) ?
-				      CP_SIM_ATTACH_REGISTERED : CP_SIM_ATTACH_AUTH_REJECT);
-		if (r != CP_AKA_SYNC_FAIL || round > 0 ||
-		    !cp_aka_resync(s->k, s->opc, rand, auts, s->sqn))
+			return cp_memeq_consttime(res, xres, 8) ? CP_SIM_ATTACH_REGISTERED : CP_SIM_ATTACH_AUTH_REJECT;
+		if (r == CP_AKA_MAC_FAIL) {
+			*mac_fail = TRUE;
+			break;
+		}
+		if (round > 0 || !cp_aka_resync(ks->k, ks->opc, rand, auts, ks->sqn))
 			break;
 		n->n_resync++;
 	}
-	return result(n, CP_SIM_ATTACH_AUTH_REJECT);
+	return CP_SIM_ATTACH_AUTH_REJECT;
+}
+
+/*
+ * A subscriber with several key sets (a key rotation under way): like an
+ * HSS that holds both the old and the new subscription data, the network
+ * tries the newest first, and the next one after the card reports a MAC
+ * failure (the AUTN was not made with its keys).
+ */
+CpSimAttach
+cp_sim_network_attach(CpSimNetwork *n, CpSimUsim *u)
+{
+	g_autofree char *imsi = cp_sim_usim_get_imsi(u);
+	Subscriber *s;
+	CpSimAttach a = CP_SIM_ATTACH_AUTH_REJECT;
+
+	n->n_attach++;
+	if (!imsi)
+		return result(n, CP_SIM_ATTACH_NO_IMSI);
+	s = g_hash_table_lookup(n->subs, imsi);
+	if (!s || !s->sets->len)
+		return result(n, CP_SIM_ATTACH_UNKNOWN_SUBSCRIBER);
+	for (guint i = 0; i < s->sets->len; i++) {
+		gboolean mac_fail;
+
+		a = attach_set(n, u, &g_array_index(s->sets, KeySet, i), &mac_fail);
+		if (!mac_fail)
+			break;
+	}
+	return result(n, a);
 }
 
 const char *

@@ -22,11 +22,17 @@ typedef struct _CpSimNetwork CpSimNetwork;
 CpSimNetwork *cp_sim_network_new(const char *plmn, const char *name);
 void cp_sim_network_free(CpSimNetwork *n);
 
-/* Subscriber file: '#' comments, "<imsi> <K hex> <OPc hex> <SQN hex>" lines. */
+/* Subscriber file: '#' comments, "<imsi> <K hex> <OPc hex> <SQN hex>" lines.
+ * An IMSI may have several lines: one key set each (the AUSF's valid key
+ * generations, newest first); the attach tries each in that order. */
 gboolean cp_sim_network_load(CpSimNetwork *n, const char *path, GError **error);
-/* Subscribers of path not known yet join (the file was extended while the
- * network runs); known ones keep their state. *added: how many joined. */
-gboolean cp_sim_network_load_new(CpSimNetwork *n, const char *path, guint *added, GError **error);
+/* The file changed while the network runs: key sets of path not known yet
+ * join, known ones keep their SQN, and those of the file's subscribers
+ * that path no longer has leave (retired or removed at the AUSF);
+ * subscribers added with cp_sim_network_add stay. *added, *removed: key
+ * sets that joined and left. */
+gboolean cp_sim_network_load_new(CpSimNetwork *n, const char *path, guint *added, guint *removed,
+				 GError **error);
 /* One subscriber given on the command line. */
 gboolean cp_sim_network_add(CpSimNetwork *n, const char *imsi, const char *k_hex,
 			    const char *opc_hex, const char *sqn_hex, GError **error);
