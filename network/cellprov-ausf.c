@@ -300,8 +300,8 @@ db_step_done(Ausf *a, sqlite3_stmt *st, const char *what, GError **error)
  */
 static gboolean
 add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_LEN],
-	   EVP_PKEY *pub, CpSuite suite, AddResult *r, guint *http_status, const char **code,
-	   GError **error)
+	   EVP_PKEY *pub, CpSuite suite, gboolean new_keys, AddResult *r, guint *http_status,
+	   const char **code, GError **error)
 {
 	Companion *c = g_hash_table_lookup(a->companions, companion);
 	char id_hex[2 * CP_DEVICE_ID_LEN + 1];
@@ -337,7 +337,10 @@ add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_
 		*code = "supi-range-exhausted";
 		return FALSE;
 	}
-	generation++;
+	/* A retry of a claim the device never completed takes the keys it
+	 * was given (new_keys false); a re-provisioning the next generation. */
+	if (new_keys || generation == 0)
+		generation++;
 
 	k_prime = cp_keys_k_prime_gen(c->k_ausf, device_id, supi, generation);
 	k_usim = k_prime ? cp_keys_k_usim(k_prime) : NULL;
@@ -372,7 +375,7 @@ add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_
 	cp_hex_encode(opc->data, 16, opc_hex);
 	st = cp_db_prepare(a->db,
 			   "INSERT INTO keysets (supi, generation, k_usim, opc, sqn, created) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", error);
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (supi, generation) DO NOTHING", error);
 	if (st) {
 		sqlite3_bind_text(st, 1, supi, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)generation);
@@ -523,6 +526,7 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 	AddResult r = { 0 };
 	guint status = 0;
 	const char *code = NULL;
+	gboolean new_keys;
 	CpSuite suite;
 
 	if (strcmp(soup_server_message_get_method(msg), "POST") != 0) {
@@ -562,7 +566,18 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 		return;
 	}
 	g_message("POST /v1/devices: device %s, suite %s", id_hex, suite_s);
-	if (!add_device(a, companion, device_id, pub, suite, &r, &status, &code, &error)) {
+	{
+		JsonNode *n = json_object_get_member(req, "new-keys");
+
+		if (n && (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)) {
+			EVP_PKEY_free(pub);
+			cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0,
+					    "new-keys must be true or false");
+			return;
+		}
+		new_keys = n ? json_node_get_boolean(n) : TRUE;
+	}
+	if (!add_device(a, companion, device_id, pub, suite, new_keys, &r, &status, &code, &error)) {
 		EVP_PKEY_free(pub);
 		g_warning("device %s: %s", id_hex, error->message);
 		cp_http_reply_error(msg, status, code, cp_error_from_gerror(error, 0), "%s", error->message);

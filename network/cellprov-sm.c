@@ -479,6 +479,10 @@ call_ausf(Provision *p)
 	json_builder_add_string_value(b, spki_b64);
 	json_builder_set_member_name(b, "suite");
 	json_builder_add_string_value(b, p->suite == CP_SUITE_A ? "A" : "B");
+	/* A claim again (the device never completed its binding, or lost
+	 * it) takes the keys it was given; a re-provisioning new ones. */
+	json_builder_set_member_name(b, "new-keys");
+	json_builder_add_boolean_value(b, p->operation != CP_OP_CLAIM);
 	json_builder_end_object(b);
 	root = json_builder_get_root(b);
 	json_generator_set_root(gen, root);

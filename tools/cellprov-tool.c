@@ -396,8 +396,11 @@ cmd_ecies_decrypt(int argc, char **argv)
 
 /* ---- keys ---- */
 
+static uint64_t uint_arg(const Args *a, const char *name, uint64_t dflt);
+
 static const OptSpec keys_opts[] = {
-	{ .name = "kc" }, { .name = "device-id" }, { .name = "supi" }, { .name = "op" }, { .name = "nonce" }, { .name = "device-info" }, { .name = NULL }
+	{ .name = "kc" }, { .name = "device-id" }, { .name = "supi" }, { .name = "op" }, { .name = "nonce" },
+	{ .name = "device-info" }, { .name = "generation" }, { .name = NULL }
 };
 
 static int
@@ -422,7 +425,8 @@ cmd_keys(int argc, char **argv)
 	hex_arg(&a, "nonce", need(&a, "nonce"), nonce, sizeof nonce, CP_NONCE_LEN);
 	info_len = hex_arg(&a, "device-info", need(&a, "device-info"), info, sizeof info, 0);
 
-	kp = cp_keys_k_prime(kc, device_id, supi);
+	/* the AUSF's key generation of the device's subscription (1: the first) */
+	kp = cp_keys_k_prime_gen(kc, device_id, supi, uint_arg(&a, "generation", 1));
 	k_usim = kp ? cp_keys_k_usim(kp) : NULL;
 	opc = k_usim ? cp_keys_opc(k_usim, op) : NULL;
 	k_sm = kp ? cp_keys_k_sm(kp, device_id) : NULL;
@@ -1038,6 +1042,7 @@ help(FILE *f)
 	      "  ecies-decrypt --profile A|B --privkey HEX --eph-pubkey HEX --ciphertext HEX --mac HEX\n"
 	      "      TS 33.501 Annex C ECIES (A: X25519, B: P-256)\n"
 	      "  keys --kc HEX --device-id HEX --supi DIGITS --op HEX --nonce HEX --device-info HEX\n"
+	      "         [--generation N]\n"
 	      "      the cellprov key schedule: K', K_usim, OPc, K_SM, K'', K_prof\n"
 	      "  decode FILE [--k-prof HEX] [--k2 HEX] [--pubkey PEM] [--device-key PEM\n"
 	      "         --device-info HEX [--last-seq N] [--now UNIX] [--operator-roots PEM]\n"

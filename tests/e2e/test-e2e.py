@@ -56,10 +56,10 @@ def profile_seq_of(ndef):
 
 def committed_seq(b):
     """The committed profile_seq, from cellprovctl and from the journal
-    (docs/daemon.md: CPJ, format 2, TLVs, tag 0x03), which must agree."""
+    (docs/daemon.md: CPJ, format 3, TLVs, tag 0x03), which must agree."""
     ctl = b.ctl("status").json["daemon"]["profile-seq"]
     data = open(os.path.join(b.state_dir, "journal"), "rb").read()
-    check(data[:4] == b"CPJ\x02", "the journal is CPJ format 2")
+    check(data[:4] == b"CPJ\x03", "the journal is CPJ format 3")
     journal = int.from_bytes(tlvs(data[4:])[0x03], "big")
     check(ctl == journal, "cellprovctl and the journal agree on the committed profile_seq (%d, %d)"
           % (ctl, journal))
@@ -400,7 +400,8 @@ def secrets_of_the_run(b):
                 if isinstance(p, dict) and p.get("type") == "device-record":
                     info[p["fields"]["device-id"]] = p["device-info"]
     ausf = dict((row[0], row[1:]) for row in sqlite3.connect(b.path("ausf.db")).execute(
-        "SELECT device_id, supi, k_usim, opc FROM subscribers"))
+        "SELECT s.device_id, s.supi, k.k_usim, k.opc FROM subscribers s "
+        "JOIN keysets k ON k.supi = s.supi AND k.generation = s.generation"))
     rows = sqlite3.connect(b.path("sm.db")).execute(
         "SELECT device_id, profile_seq, supi, nonce FROM provisionings").fetchall()
     check(len(rows) >= 10 and all(d in info for d, _, _, _ in rows),

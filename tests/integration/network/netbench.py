@@ -350,7 +350,8 @@ imsi-last=001010000000100
         except ValueError:
             raise Fail("companion printed no JSON: %r %r" % (r.stdout, r.stderr))
 
-    def accept(self, name, tag, profile, out=None, last_seq=0, subscribers=None, counter=None, usim_out=None):
+    def accept(self, name, tag, profile, out=None, last_seq=0, subscribers=None, counter=None, usim_out=None,
+               extra=()):
         if counter is None:
             self.counter[name] += 1
             counter = self.counter[name]
@@ -363,6 +364,7 @@ imsi-last=001010000000100
             args += ["--subscribers", subscribers]
         if usim_out:
             args += ["--usim-out", usim_out]
+        args += list(extra)
         r = self.run(args, check_rc=False)
         try:
             return r.returncode, json.loads(r.stdout)

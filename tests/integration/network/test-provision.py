@@ -68,8 +68,10 @@ def test_mfg(b):
     check(d3["new-key"] and d3["device-id"] != d1["device-id"], "--force makes a new key and DeviceID")
 
 
-def provision(b, name, last_seq, want_seq, usim_out=None):
-    tag = b.tag(name)
+def provision(b, name, last_seq, want_seq, usim_out=None, bound=None):
+    """A claim, or with bound (the device's binding version: it is
+    provisioned) a re-provisioning."""
+    tag = b.tag(name, extra=["--state", "2"] if bound is not None else [])
     profile = tag + ".profile"
     receipt_tag = tag + ".after"
     comp = b.companion(tag, profile=profile, receipt_tag=receipt_tag, wait=False)
@@ -83,7 +85,8 @@ def provision(b, name, last_seq, want_seq, usim_out=None):
         out, err = comp.communicate()
         raise Fail("companion wrote no profile: %s %s" % (out, err))
     subs = b.export_subscribers()
-    rc, res = b.accept(name, tag, profile, out=receipt_tag, last_seq=last_seq, subscribers=subs, usim_out=usim_out)
+    rc, res = b.accept(name, tag, profile, out=receipt_tag, last_seq=last_seq, subscribers=subs, usim_out=usim_out,
+                       extra=["--bound", str(bound)] if bound is not None else [])
     out, err = comp.communicate(timeout=30)
     import json
     cres = json.loads(out)
@@ -101,7 +104,7 @@ def provision(b, name, last_seq, want_seq, usim_out=None):
 def test_happy(b):
     b.make_device("gw")
     _, profile1, res1 = provision(b, "gw", 0, 1)
-    tag2, profile2, res2 = provision(b, "gw", 1, 2)
+    tag2, profile2, res2 = provision(b, "gw", 1, 2, bound=1)
     check(res1["supi"] == res2["supi"], "reprovisioning keeps the SUPI")
     rc, res = b.accept("gw", tag2, profile1, last_seq=2)
     check(rc != 0 and res["code"] == "replay", "an older profile is refused by the device (replay)")
