@@ -1054,38 +1054,38 @@ cp_command_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx, Cp
 {
 	EVP_PKEY *signer = NULL;
 	size_t sig_offset = 0;
-	CpCommand *tmp;
+	CpCommand *cm;
 	CpError err;
 
 	if (!ctx || !c || !ctx->device_id)
 		return CP_ERR_ARGUMENT;
-	tmp = calloc(1, sizeof *tmp);
-	if (!tmp)
+	cm = calloc(1, sizeof *cm);
+	if (!cm)
 		return CP_ERR_CRYPTO;
 	/* The profile's order, without the work with the device key. */
-	err = command_decode(buf, len, tmp, &sig_offset);
-	if (!err && tmp->version != CP_COMMAND_VERSION)
+	err = command_decode(buf, len, cm, &sig_offset);
+	if (!err && cm->version != CP_COMMAND_VERSION)
 		err = CP_ERR_VERSION;
-	if (!err && memcmp(tmp->device_id, ctx->device_id, CP_DEVICE_ID_LEN) != 0)
+	if (!err && memcmp(cm->device_id, ctx->device_id, CP_DEVICE_ID_LEN) != 0)
 		err = CP_ERR_WRONG_DEVICE;
 	if (!err)
-		err = cp_operator_chain_verify(ctx->anchors, ctx->operator_pin, tmp->op_chain,
-					       tmp->op_chain_len, &signer, &tmp->op);
+		err = cp_operator_chain_verify(ctx->anchors, ctx->operator_pin, cm->op_chain,
+					       cm->op_chain_len, &signer, &cm->op);
 	if (!err) {
-		err = cp_ecdsa_verify(signer, buf, sig_offset, tmp->op_signature, tmp->op_signature_len);
+		err = cp_ecdsa_verify(signer, buf, sig_offset, cm->op_signature, cm->op_signature_len);
 		if (err == CP_ERR_SIGNATURE)
 			err = CP_ERR_OPERATOR_SIGNATURE;
 	}
-	if (!err && tmp->seq <= ctx->last_seq)
+	if (!err && cm->seq <= ctx->last_seq)
 		err = CP_ERR_REPLAY;
-	if (!err && tmp->has_not_after && ctx->now > tmp->not_after)
+	if (!err && cm->has_not_after && ctx->now > cm->not_after)
 		err = CP_ERR_EXPIRED;
 	/* A command acts on the device's binding: the operator names it. */
-	if (!err && (!ctx->bound || tmp->binding_version != ctx->binding_version))
+	if (!err && (!ctx->bound || cm->binding_version != ctx->binding_version))
 		err = CP_ERR_BINDING;
 	EVP_PKEY_free(signer);
 	if (!err)
-		*c = *tmp;
-	free(tmp);
+		*c = *cm;
+	free(cm);
 	return err;
 }
