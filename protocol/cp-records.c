@@ -68,6 +68,47 @@ rollback(CpBuf *out, size_t start)
 	out->failed = false;
 }
 
+/* Sign out[start..] with key and append the signature as tag; on failure
+ * out is as it was at start. */
+static CpError
+append_signature(CpBuf *out, size_t start, EVP_PKEY *key, uint8_t tag)
+{
+	uint8_t sig[CP_ECDSA_MAX];
+	size_t sig_len = 0;
+	CpError err = out->failed ? CP_ERR_CRYPTO : CP_OK;
+
+	if (!err)
+		err = cp_ecdsa_sign(key, out->data + start, out->len - start, sig, &sig_len);
+	if (!err) {
+		cp_tlv_put(out, tag, sig, sig_len);
+		if (out->failed)
+			err = CP_ERR_CRYPTO;
+	}
+	if (err)
+		rollback(out, start);
+	return err;
+}
+
+/* Append the mac (tag 0x7F) = HMAC(key, out[start..]); on failure out is
+ * as it was at start. */
+static CpError
+append_mac(CpBuf *out, size_t start, const CpSecret *key)
+{
+	uint8_t mac[CP_MAC_LEN];
+	CpError err = out->failed ? CP_ERR_CRYPTO : CP_OK;
+
+	if (!err)
+		err = cp_hmac_sha256(key->data, key->len, out->data + start, out->len - start, mac);
+	if (!err)
+		cp_tlv_put(out, CP_TLV_MAC, mac, sizeof mac);
+	cp_cleanse(mac, sizeof mac);
+	if (!err && out->failed)
+		err = CP_ERR_CRYPTO;
+	if (err)
+		rollback(out, start);
+	return err;
+}
+
 /* ---- device record ---- */
 
 enum {
@@ -188,8 +229,6 @@ decode_dr_scratch(const uint8_t *buf, size_t len, void *scratch)
 CpError
 cp_device_record_encode(const CpDeviceRecord *dr, EVP_PKEY *device_key, CpBuf *out)
 {
-	uint8_t sig[CP_ECDSA_MAX];
-	size_t sig_len = sizeof sig;
 	size_t start;
 	CpDeviceRecord check;
 	CpError err;
@@ -204,16 +243,9 @@ cp_device_record_encode(const CpDeviceRecord *dr, EVP_PKEY *device_key, CpBuf *o
 	cp_tlv_put_u8(out, 0x07, dr->state);
 	cp_tlv_put_be64(out, 0x08, dr->att_counter);
 	cp_tlv_put(out, 0x09, dr->att_random, sizeof dr->att_random);
-	if (out->failed) {
-		rollback(out, start);
-		return CP_ERR_CRYPTO;
-	}
-	err = cp_ecdsa_sign(device_key, out->data + start, out->len - start, sig, &sig_len);
-	if (err) {
-		rollback(out, start);
+	err = append_signature(out, start, device_key, 0x0A);
+	if (err)
 		return err;
-	}
-	cp_tlv_put(out, 0x0A, sig, sig_len);
 	err = finish(out, start, decode_dr_scratch, &check);
 	if (err)
 		rollback(out, start);
@@ -499,8 +531,7 @@ decode_profile_scratch(const uint8_t *buf, size_t len, void *scratch)
 CpError
 cp_profile_encode(const CpProfile *p, EVP_PKEY *op_key, const CpSecret *k_prof, CpBuf *out)
 {
-	uint8_t mac[CP_MAC_LEN], sig[CP_ECDSA_MAX];
-	size_t start, sig_len = 0;
+	size_t start;
 	CpProfile *check;
 	CpError err;
 
@@ -533,28 +564,11 @@ cp_profile_encode(const CpProfile *p, EVP_PKEY *op_key, const CpSecret *k_prof, 
 	if (p->has_msisdn)
 		cp_tlv_put(out, 0x24, p->msisdn, FIELD_STRLEN(p->msisdn));
 	cp_tlv_put(out, 0x70, p->op_chain, p->op_chain_len);
-	if (out->failed) {
-		rollback(out, start);
-		return CP_ERR_CRYPTO;
-	}
-	err = cp_ecdsa_sign(op_key, out->data + start, out->len - start, sig, &sig_len);
-	if (err) {
-		rollback(out, start);
+	err = append_signature(out, start, op_key, 0x7E);
+	if (!err)
+		err = append_mac(out, start, k_prof);
+	if (err)
 		return err;
-	}
-	cp_tlv_put(out, 0x7E, sig, sig_len);
-	if (out->failed) {
-		rollback(out, start);
-		return CP_ERR_CRYPTO;
-	}
-	err = cp_hmac_sha256(k_prof->data, k_prof->len, out->data + start,
-			     out->len - start, mac);
-	if (err) {
-		rollback(out, start);
-		return err;
-	}
-	cp_tlv_put(out, CP_TLV_MAC, mac, sizeof mac);
-	cp_cleanse(mac, sizeof mac);
 	check = malloc(sizeof *check);
 	if (!check) {
 		rollback(out, start);
@@ -835,8 +849,7 @@ decode_receipt_scratch(const uint8_t *buf, size_t len, void *scratch)
 CpError
 cp_receipt_encode(const CpReceipt *r, EVP_PKEY *device_key, const CpSecret *k2, CpBuf *out)
 {
-	uint8_t mac[CP_MAC_LEN], sig[CP_ECDSA_MAX];
-	size_t start, sig_len = 0;
+	size_t start;
 	CpReceipt check;
 	CpError err;
 
@@ -852,25 +865,11 @@ cp_receipt_encode(const CpReceipt *r, EVP_PKEY *device_key, const CpSecret *k2, 
 	if (r->has_registration)
 		cp_tlv_put(out, 0x06, r->registration, FIELD_STRLEN(r->registration));
 	cp_tlv_put_be64(out, 0x07, r->binding_version);
-	if (out->failed) {
-		rollback(out, start);
-		return CP_ERR_CRYPTO;
-	}
-	err = cp_ecdsa_sign(device_key, out->data + start, out->len - start, sig, &sig_len);
-	if (err) {
-		rollback(out, start);
+	err = append_signature(out, start, device_key, 0x7E);
+	if (!err && k2)
+		err = append_mac(out, start, k2);
+	if (err)
 		return err;
-	}
-	cp_tlv_put(out, 0x7E, sig, sig_len);
-	if (k2 && !out->failed) {
-		err = cp_hmac_sha256(k2->data, k2->len, out->data + start, out->len - start, mac);
-		if (err) {
-			rollback(out, start);
-			return err;
-		}
-		cp_tlv_put(out, CP_TLV_MAC, mac, sizeof mac);
-		cp_cleanse(mac, sizeof mac);
-	}
 	err = finish(out, start, decode_receipt_scratch, &check);
 	if (err)
 		rollback(out, start);
@@ -1005,8 +1004,7 @@ decode_command_scratch(const uint8_t *buf, size_t len, void *scratch)
 CpError
 cp_command_encode(const CpCommand *c, EVP_PKEY *op_key, CpBuf *out)
 {
-	uint8_t sig[CP_ECDSA_MAX];
-	size_t start, sig_len = 0;
+	size_t start;
 	CpCommand *check;
 	CpError err;
 
@@ -1027,16 +1025,9 @@ cp_command_encode(const CpCommand *c, EVP_PKEY *op_key, CpBuf *out)
 	cp_tlv_put_u8(out, 0x06, c->command);
 	cp_tlv_put_be64(out, 0x07, c->binding_version);
 	cp_tlv_put(out, 0x70, c->op_chain, c->op_chain_len);
-	if (out->failed) {
-		rollback(out, start);
-		return CP_ERR_CRYPTO;
-	}
-	err = cp_ecdsa_sign(op_key, out->data + start, out->len - start, sig, &sig_len);
-	if (err) {
-		rollback(out, start);
+	err = append_signature(out, start, op_key, 0x7E);
+	if (err)
 		return err;
-	}
-	cp_tlv_put(out, 0x7E, sig, sig_len);
 	check = malloc(sizeof *check);
 	if (!check) {
 		rollback(out, start);
