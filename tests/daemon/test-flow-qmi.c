@@ -800,6 +800,7 @@ test_lifecycle(Fixture *f, gconstpointer data)
 		write_ndef_and_wait(f, ndef);
 		g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_ERR_REPLAY);
 		check_receipt_v2(f, 21, CP_RECEIPT_REJECTED, CP_ERR_REPLAY, NULL, 0);
+		g_free(now);
 		now = card_files(f);
 		g_assert_cmpstr(now, ==, card0);
 	}
