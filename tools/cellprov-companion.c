@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * cellprov-companion: the reference companion (a Linux box with an NFC
- * reader; the model for phone apps). Three taps:
+ * reader; the model for phone apps). A claim is three taps:
  *   tap 1  read the tag: certificate URL + device record
  *          -> POST /v1/provision to the SM: profile, K'', nonce
  *   tap 2  write the profile
- *   tap 3  read the receipt, verify its mac with K''
+ *   tap 3  read the receipt, verify its mac with K'', relay it to the SM
+ * The owner's other commands (reprovision, transfer-token,
+ * accept-transfer, decommission, devices, relay) use the SM's
+ * /v1/devices endpoints and, where the device must act, the same taps.
  * K'' lives only in this process. With --tag-file the tag is a file holding
  * the NDEF message (tests, and tags read by other means).
  */
@@ -26,9 +29,22 @@
 #include "cp-nfc-reader.h"
 #endif
 
-#define N_STEPS 4
-
 static gboolean opt_json;
+static int n_steps = 4;
+
+typedef enum {
+	CMD_CLAIM,
+	CMD_REPROVISION,
+	CMD_TRANSFER_TOKEN,
+	CMD_ACCEPT_TRANSFER,
+	CMD_DECOMMISSION,
+	CMD_DEVICES,
+	CMD_RELAY,
+} Command;
+
+static const char *const command_names[] = {
+	"claim", "reprovision", "transfer-token", "accept-transfer", "decommission", "devices", "relay",
+};
 
 typedef struct {
 	/* options */
@@ -44,17 +60,38 @@ typedef struct {
 	char *connstring;
 	gint tap_timeout;
 	gint http_timeout;
+	char *apn;
+	char *network_name;
+	char *new_owner;
+	char *transfer_token;
+	Command command;
 	/* what we learnt, for the report */
 	char *cert_url;
 	CpDeviceRecord dr;
 	char id_hex[2 * CP_DEVICE_ID_LEN + 1];
+	char want_id_hex[2 * CP_DEVICE_ID_LEN + 1];
 	GBytes *record;
 	GBytes *profile;
 	CpSecret *k2;
 	guint64 profile_seq;
 	char *supi;
+	char *operation;
+	gint64 binding_version;         /* -1: not known */
+	gint64 replaces;                /* -1: none */
+	gint64 generation;              /* -1: not known */
+	gboolean is_command;            /* c->profile holds a command */
 	gboolean have_receipt;
 	CpReceipt receipt;
+	GBytes *receipt_bytes;
+	/* the SM's answers to the other commands */
+	char *token;
+	gint64 expires;
+	char *new_owner_name;
+	JsonNode *devices;
+	gboolean relayed;
+	char *relay_result;
+	char *relay_action;
+	char *relay_error;
 	/* failure */
 	int failed_step;
 	char *error_code;
@@ -81,9 +118,9 @@ say(int step, const char *fmt, ...)
 	/* with -J stdout holds the one JSON object; progress is still worth
 	 * having in a log */
 	if (opt_json)
-		g_printerr("(%d/%d) %s\n", step, N_STEPS, text);
+		g_printerr("(%d/%d) %s\n", step, n_steps, text);
 	else
-		g_print("(%d/%d) %s\n", step, N_STEPS, text);
+		g_print("(%d/%d) %s\n", step, n_steps, text);
 }
 
 static gboolean
@@ -137,6 +174,22 @@ sm_hint(const char *code)
 		{ "ausf-failed", "the operator's network side failed: try again later" },
 		{ "supi-range-exhausted", "the operator has no subscriber identity left to give" },
 		{ "body-too-large", "the tag's content is larger than the SM accepts" },
+		{ "not-owner", "this companion does not own the device: only its owner (or the operator) can do this" },
+		{ "unknown-device", "the SM has never bound this device: check DEVICE-ID (32 hex, see `devices`) or claim it first" },
+		{ "bad-token", "the transfer token is unknown, used, expired, for another companion, or the binding changed: "
+			       "ask the owner for a new one" },
+		{ "releasing", "a decommission of this device is under way: finish it (tap the device and relay its receipt) "
+			       "or wait for the operator's decommission-timeout" },
+		{ "busy", "a claim of this device is under way: try again in a moment" },
+		{ "no-device-key", "the device was bound before the SM kept device keys: claim it again with a tap" },
+		{ "unknown-owner", "--new-owner must be a companion name the operator knows" },
+		{ "bad-request", "check the command's arguments (see --help)" },
+		{ "unknown-message", "the SM issued no profile or command with the receipt's sequence number: "
+				     "the tag holds an older receipt" },
+		{ "storage", "the SM's database failed: try again later or tell the operator" },
+		{ "internal", "the SM failed: try again later or tell the operator" },
+		{ "not-found", "--sm names a server that does not offer this request: check the URL" },
+		{ "method-not-allowed", "--sm names a server that does not offer this request: check the URL" },
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS(hints); i++)
@@ -227,19 +280,21 @@ tag_write(Companion *c, int step, const uint8_t *ndef, gsize len)
 
 	if (c->profile_file) {
 		if (!cp_file_replace(c->profile_file, ndef, len, 0600, &error))
-			return fail(c, step, "tag-write", 0, NULL, "cannot write the profile: %s", error->message);
+			return fail(c, step, "tag-write", 0, NULL, "cannot write the %s: %s",
+				    c->is_command ? "command" : "profile", error->message);
 		return TRUE;
 	}
 #if CP_COMPANION_NFC
-	say(step, "hold the phone to the device again to write the profile (waiting %d s)", c->tap_timeout);
+	say(step, "hold the phone to the device%s to write the %s (waiting %d s)", c->record ? " again" : "",
+	    c->is_command ? "command" : "profile", c->tap_timeout);
 	if (!cp_nfc_reader_wait_target(c->reader, (guint)c->tap_timeout * 1000, &error) ||
 	    !cp_nfc_reader_select(c->reader, &error) ||
 	    !cp_nfc_reader_write_ndef(c->reader, ndef, len, &error)) {
 		cp_nfc_reader_release(c->reader);
 		return fail(c, step, error->domain == CP_NFC_ERROR ? cp_nfc_error_name(error->code) : "tag-write",
 			    error->domain == CP_ERROR ? error->code : 0,
-			    "tap again: the profile is still valid and can be written again",
-			    "writing the profile failed: %s", error->message);
+			    "tap again: the message is still valid and can be written again",
+			    "writing the %s failed: %s", c->is_command ? "command" : "profile", error->message);
 	}
 	cp_nfc_reader_release(c->reader);
 	return TRUE;
@@ -289,49 +344,170 @@ step_read_tag(Companion *c)
 	return TRUE;
 }
 
-/* ---- step 2: the SM ---- */
+/* ---- the SM ---- */
 
-static gboolean
-step_call_sm(Companion *c)
+/*
+ * One request to the SM with this companion's credential: the answer's JSON
+ * object (owned by *parser), or NULL with c's error set for step. body NULL:
+ * no body (GET). Bytes of the answer (it may hold K'') are cleansed.
+ */
+static JsonObject *
+sm_call(Companion *c, int step, const char *method, const char *path, JsonNode *body, JsonParser **parser)
 {
 	g_autoptr(SoupSession) session = NULL;
 	g_autoptr(SoupMessage) m = NULL;
-	g_autoptr(JsonBuilder) b = json_builder_new();
-	g_autoptr(JsonGenerator) gen = json_generator_new();
-	g_autoptr(JsonNode) root = NULL;
-	g_autoptr(JsonParser) parser = json_parser_new_immutable();
-	g_autoptr(GBytes) body = NULL;
 	g_autoptr(GBytes) answer = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CpSecret) token = NULL;
-	g_autofree char *url = NULL, *rec_b64 = NULL, *auth = NULL;
+	g_autofree char *url = NULL, *auth = NULL;
 	JsonObject *o;
 	JsonNode *n;
-	const char *supi;
-	GBytes *k2;
 	guint status;
-	char *text;
-	gsize len;
+	gboolean parsed;
 
 	if (c->token_path) {
 		token = cp_secret_load(c->token_path, FALSE, 0, &error);
-		if (!token)
-			return fail(c, 2, "token", 0, "--token names the file holding this companion's SM token",
-				    "%s", error->message);
+		if (!token) {
+			fail(c, step, "token", 0, "--token names the file holding this companion's SM token",
+			     "%s", error->message);
+			return NULL;
+		}
 	}
 	session = soup_session_new_with_options("timeout", c->http_timeout,
 						"user-agent", "cellprov-companion/" CP_VERSION, NULL);
 	if (c->sm_ca) {
 		g_autoptr(GTlsDatabase) db = g_tls_file_database_new(c->sm_ca, &error);
 
-		if (!db)
-			return fail(c, 2, "sm-ca", 0, NULL, "--sm-ca %s: %s", c->sm_ca, error->message);
+		if (!db) {
+			fail(c, step, "sm-ca", 0, NULL, "--sm-ca %s: %s", c->sm_ca, error->message);
+			return NULL;
+		}
 		soup_session_set_tls_database(session, db);
 	}
-	url = g_strconcat(c->sm_url, g_str_has_suffix(c->sm_url, "/") ? "" : "/", "v1/provision", NULL);
-	m = soup_message_new(SOUP_METHOD_POST, url);
-	if (!m)
-		return fail(c, 2, "sm-url", 0, NULL, "--sm '%s' is not a URL", c->sm_url);
+	url = g_strconcat(c->sm_url, g_str_has_suffix(c->sm_url, "/") ? "" : "/", path, NULL);
+	m = soup_message_new(method, url);
+	if (!m) {
+		fail(c, step, "sm-url", 0, NULL, "--sm '%s' is not a URL", c->sm_url);
+		return NULL;
+	}
+	if (body) {
+		g_autoptr(JsonGenerator) gen = json_generator_new();
+		g_autoptr(GBytes) bytes = NULL;
+		char *text;
+		gsize len;
+
+		json_generator_set_root(gen, body);
+		text = json_generator_to_data(gen, &len);
+		bytes = g_bytes_new_take(text, len);
+		soup_message_set_request_body_from_bytes(m, "application/json", bytes);
+	}
+	if (token) {
+		auth = g_strdup_printf("Bearer %.*s", (int)token->len, (const char *)token->data);
+		soup_message_headers_replace(soup_message_get_request_headers(m), "Authorization", auth);
+		cp_cleanse(auth, strlen(auth));
+	}
+	if (c->client_cert) {
+		g_autoptr(GTlsCertificate) cert = NULL;
+
+		if (c->client_key)
+			cert = g_tls_certificate_new_from_files(c->client_cert, c->client_key, &error);
+		else
+			cert = g_tls_certificate_new_from_file(c->client_cert, &error);
+		if (!cert) {
+			fail(c, step, "client-cert", 0, "--client-cert wants a PEM certificate and its key",
+			     "%s", error->message);
+			return NULL;
+		}
+		soup_message_set_tls_client_certificate(m, cert);
+	}
+
+	answer = soup_session_send_and_read(session, m, NULL, &error);
+	if (!answer) {
+		fail(c, step, "sm-unreachable", 0, "check the network and --sm",
+		     "the subscription manager cannot be reached: %s", error->message);
+		return NULL;
+	}
+	status = soup_message_get_status(m);
+	*parser = json_parser_new_immutable();
+	parsed = json_parser_load_from_data(*parser, g_bytes_get_data(answer, NULL),
+					    (gssize)g_bytes_get_size(answer), NULL);
+	/* the answer's text may hold K'': the parsed copy is ours alone */
+	cp_cleanse((void *)g_bytes_get_data(answer, NULL), g_bytes_get_size(answer));
+	if (!parsed || !(n = json_parser_get_root(*parser)) || !JSON_NODE_HOLDS_OBJECT(n)) {
+		fail(c, step, "sm-protocol", 0, NULL, "the SM answered %u without JSON", status);
+		return NULL;
+	}
+	o = json_node_get_object(n);
+	if (status != SOUP_STATUS_OK) {
+		JsonObject *e = json_object_has_member(o, "error") && JSON_NODE_HOLDS_OBJECT(json_object_get_member(o, "error"))
+				? json_object_get_object_member(o, "error") : NULL;
+		const char *code = e ? json_str(e, "code") : NULL;
+		const char *message = e ? json_str(e, "message") : NULL;
+		JsonNode *nn = e ? json_object_get_member(e, "number") : NULL;
+		int number = nn && JSON_NODE_HOLDS_VALUE(nn) && json_node_get_value_type(nn) == G_TYPE_INT64
+			     ? (int)json_node_get_int(nn) : 0;
+
+		fail(c, step, code ? code : "sm-protocol", number, code ? sm_hint(code) : NULL,
+		     "the subscription manager refused (%u): %s", status, message ? message : "no reason given");
+		return NULL;
+	}
+	return o;
+}
+
+static gint64
+json_int(JsonObject *o, const char *name, gint64 none)
+{
+	JsonNode *n = json_object_get_member(o, name);
+
+	if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64)
+		return none;
+	return json_node_get_int(n);
+}
+
+/* "devices/<id>/<action>" */
+static char *
+device_path(Companion *c, const char *action)
+{
+	return g_strconcat("v1/devices/", c->id_hex, "/", action, NULL);
+}
+
+/* An answer as /v1/provision's: the profile and K''. */
+static gboolean
+take_profile(Companion *c, int step, JsonObject *o)
+{
+	GBytes *k2;
+
+	c->profile = json_b64(o, "profile", CP_RECORD_MAX);
+	k2 = json_b64(o, "k2", CP_KDF_LEN);
+	if (!c->profile || !k2 || g_bytes_get_size(k2) != CP_KDF_LEN) {
+		if (k2)
+			g_bytes_unref(k2);
+		return fail(c, step, "sm-protocol", 0, NULL, "the SM's answer lacks the profile or K''");
+	}
+	c->k2 = cp_secret_new_from(g_bytes_get_data(k2, NULL), CP_KDF_LEN);
+	cp_cleanse((void *)g_bytes_get_data(k2, NULL), CP_KDF_LEN);
+	g_bytes_unref(k2);
+	c->supi = g_strdup(json_str(o, "supi"));
+	c->operation = g_strdup(json_str(o, "operation"));
+	c->binding_version = json_int(o, "binding-version", -1);
+	c->replaces = json_int(o, "replaces", -1);
+	c->generation = json_int(o, "generation", -1);
+	if (!c->k2)
+		return FALSE;
+	say(step, "the SM answered: a %s profile (%zu bytes) and K'', kept in memory only",
+	    c->operation ? c->operation : "claim", g_bytes_get_size(c->profile));
+	return TRUE;
+}
+
+/* claim, step 2: POST /v1/provision with the tag's content */
+static gboolean
+step_call_sm(Companion *c)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(JsonParser) parser = NULL;
+	g_autoptr(JsonNode) root = NULL;
+	g_autofree char *rec_b64 = NULL;
+	JsonObject *o;
 
 	rec_b64 = g_base64_encode(g_bytes_get_data(c->record, NULL), g_bytes_get_size(c->record));
 	json_builder_begin_object(b);
@@ -345,101 +521,188 @@ step_call_sm(Companion *c)
 	}
 	json_builder_end_object(b);
 	root = json_builder_get_root(b);
-	json_generator_set_root(gen, root);
-	text = json_generator_to_data(gen, &len);
-	body = g_bytes_new_take(text, len);
-	soup_message_set_request_body_from_bytes(m, "application/json", body);
-	if (token) {
-		auth = g_strdup_printf("Bearer %.*s", (int)token->len, (const char *)token->data);
-		soup_message_headers_replace(soup_message_get_request_headers(m), "Authorization", auth);
-		cp_cleanse(auth, strlen(auth));
-	}
-	if (c->client_cert) {
-		g_autoptr(GTlsCertificate) cert = NULL;
-
-		if (c->client_key)
-			cert = g_tls_certificate_new_from_files(c->client_cert, c->client_key, &error);
-		else
-			cert = g_tls_certificate_new_from_file(c->client_cert, &error);
-		if (!cert)
-			return fail(c, 2, "client-cert", 0, "--client-cert wants a PEM certificate and its key",
-				    "%s", error->message);
-		soup_message_set_tls_client_certificate(m, cert);
-	}
-
 	say(2, "asking the subscription manager at %s", c->sm_url);
-	answer = soup_session_send_and_read(session, m, NULL, &error);
-	if (!answer)
-		return fail(c, 2, "sm-unreachable", 0, "check the network and --sm",
-			    "the subscription manager cannot be reached: %s", error->message);
-	status = soup_message_get_status(m);
-	if (!json_parser_load_from_data(parser, g_bytes_get_data(answer, NULL), (gssize)g_bytes_get_size(answer), NULL) ||
-	    !(n = json_parser_get_root(parser)) || !JSON_NODE_HOLDS_OBJECT(n))
-		return fail(c, 2, "sm-protocol", 0, NULL, "the SM answered %u without JSON", status);
-	o = json_node_get_object(n);
-	if (status != SOUP_STATUS_OK) {
-		JsonObject *e = json_object_has_member(o, "error") && JSON_NODE_HOLDS_OBJECT(json_object_get_member(o, "error"))
-				? json_object_get_object_member(o, "error") : NULL;
-		const char *code = e ? json_str(e, "code") : NULL;
-		const char *message = e ? json_str(e, "message") : NULL;
-		JsonNode *nn = e ? json_object_get_member(e, "number") : NULL;
-		int number = nn && JSON_NODE_HOLDS_VALUE(nn) && json_node_get_value_type(nn) == G_TYPE_INT64
-			     ? (int)json_node_get_int(nn) : 0;
+	o = sm_call(c, 2, SOUP_METHOD_POST, "v1/provision", root, &parser);
+	return o && take_profile(c, 2, o);
+}
 
-		return fail(c, 2, code ? code : "sm-protocol", number, code ? sm_hint(code) : NULL,
-			    "the subscription manager refused (%u): %s", status, message ? message : "no reason given");
+/* reprovision, step 1: a profile without a tap */
+static gboolean
+step_reprovision(Companion *c)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(JsonParser) parser = NULL;
+	g_autoptr(JsonNode) root = NULL;
+	g_autofree char *path = device_path(c, "reprovision");
+	JsonObject *o;
+
+	json_builder_begin_object(b);
+	if (c->apn) {
+		json_builder_set_member_name(b, "apn");
+		json_builder_add_string_value(b, c->apn);
 	}
-	c->profile = json_b64(o, "profile", CP_RECORD_MAX);
-	k2 = json_b64(o, "k2", CP_KDF_LEN);
-	supi = json_str(o, "supi");
-	if (!c->profile || !k2 || g_bytes_get_size(k2) != CP_KDF_LEN) {
-		if (k2)
-			g_bytes_unref(k2);
-		return fail(c, 2, "sm-protocol", 0, NULL, "the SM's answer lacks the profile or K''");
+	if (c->network_name) {
+		json_builder_set_member_name(b, "network-name");
+		json_builder_add_string_value(b, c->network_name);
 	}
-	c->k2 = cp_secret_new_from(g_bytes_get_data(k2, NULL), CP_KDF_LEN);
-	cp_cleanse((void *)g_bytes_get_data(k2, NULL), CP_KDF_LEN);
-	g_bytes_unref(k2);
-	/* the answer's text holds K'' too; the bytes are ours alone */
-	cp_cleanse((void *)g_bytes_get_data(answer, NULL), g_bytes_get_size(answer));
-	c->supi = g_strdup(supi);
-	if (!c->k2)
+	json_builder_end_object(b);
+	root = json_builder_get_root(b);
+	say(1, "asking the subscription manager at %s to re-provision %s", c->sm_url, c->id_hex);
+	o = sm_call(c, 1, SOUP_METHOD_POST, path, root, &parser);
+	return o && take_profile(c, 1, o);
+}
+
+/* accept-transfer: the token, with the tag's content when it was read */
+static gboolean
+step_accept_transfer(Companion *c, int step)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(JsonParser) parser = NULL;
+	g_autoptr(JsonNode) root = NULL;
+	g_autofree char *path = device_path(c, "accept-transfer");
+	JsonObject *o;
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "token");
+	json_builder_add_string_value(b, c->transfer_token);
+	if (c->record) {
+		g_autofree char *rec_b64 = g_base64_encode(g_bytes_get_data(c->record, NULL),
+							   g_bytes_get_size(c->record));
+
+		json_builder_set_member_name(b, "certificate-url");
+		json_builder_add_string_value(b, c->cert_url);
+		json_builder_set_member_name(b, "device-record");
+		json_builder_add_string_value(b, rec_b64);
+	}
+	json_builder_end_object(b);
+	root = json_builder_get_root(b);
+	say(step, "presenting the transfer token to the subscription manager at %s%s", c->sm_url,
+	    c->record ? " with the device's tag" : "");
+	o = sm_call(c, step, SOUP_METHOD_POST, path, root, &parser);
+	return o && take_profile(c, step, o);
+}
+
+/* decommission, step 1: the operator-signed command */
+static gboolean
+step_decommission(Companion *c)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(JsonParser) parser = NULL;
+	g_autoptr(JsonNode) root = NULL;
+	g_autofree char *path = device_path(c, "decommission");
+	JsonObject *o;
+
+	json_builder_begin_object(b);
+	json_builder_end_object(b);
+	root = json_builder_get_root(b);
+	say(1, "asking the subscription manager at %s to decommission %s", c->sm_url, c->id_hex);
+	o = sm_call(c, 1, SOUP_METHOD_POST, path, root, &parser);
+	if (!o)
 		return FALSE;
-	say(2, "the SM answered: a profile (%zu bytes) and K'', kept in memory only",
+	c->profile = json_b64(o, "command", CP_RECORD_MAX);
+	if (!c->profile)
+		return fail(c, 1, "sm-protocol", 0, NULL, "the SM's answer lacks the command");
+	c->is_command = TRUE;
+	c->operation = g_strdup("decommission");
+	c->binding_version = json_int(o, "binding-version", -1);
+	say(1, "the SM answered: a signed decommission command (%zu bytes); the device is releasing",
 	    g_bytes_get_size(c->profile));
 	return TRUE;
 }
 
-/* ---- step 3: write the profile ---- */
+/* transfer-token: one step */
+static gboolean
+step_transfer_token(Companion *c)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(JsonParser) parser = NULL;
+	g_autoptr(JsonNode) root = NULL;
+	g_autofree char *path = device_path(c, "transfer-token");
+	JsonObject *o;
+	const char *token;
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "new-owner");
+	json_builder_add_string_value(b, c->new_owner);
+	json_builder_end_object(b);
+	root = json_builder_get_root(b);
+	say(1, "asking the subscription manager at %s for a transfer token", c->sm_url);
+	o = sm_call(c, 1, SOUP_METHOD_POST, path, root, &parser);
+	if (!o)
+		return FALSE;
+	token = json_str(o, "token");
+	c->expires = json_int(o, "expires", -1);
+	if (!token || c->expires < 0)
+		return fail(c, 1, "sm-protocol", 0, NULL, "the SM's answer lacks the token or its expiry");
+	c->token = g_strdup(token);
+	c->new_owner_name = g_strdup(json_str(o, "new-owner") ? json_str(o, "new-owner") : c->new_owner);
+	return TRUE;
+}
+
+/* devices: one step */
+static gboolean
+step_devices(Companion *c)
+{
+	g_autoptr(JsonParser) parser = NULL;
+	JsonObject *o;
+	JsonNode *n;
+
+	say(1, "asking the subscription manager at %s for this companion's devices", c->sm_url);
+	o = sm_call(c, 1, SOUP_METHOD_GET, "v1/devices", NULL, &parser);
+	if (!o)
+		return FALSE;
+	n = json_object_get_member(o, "devices");
+	if (!n || !JSON_NODE_HOLDS_ARRAY(n))
+		return fail(c, 1, "sm-protocol", 0, NULL, "the SM's answer lacks the device list");
+	c->devices = json_node_copy(n);
+	return TRUE;
+}
+
+/* ---- write the profile (or the command) ---- */
 
 static gboolean
-step_write_profile(Companion *c)
+step_write_profile(Companion *c, int step)
 {
 	cp_auto_buf ndef = CP_BUF_INIT;
 	CpNdefMessage msg = { 0 };
-	CpProfile p;
+	const char *what = c->is_command ? "command" : "profile";
 	gsize len;
 	const uint8_t *data = g_bytes_get_data(c->profile, &len);
 	CpError err;
 
-	/* The companion cannot check the mac (no K_prof), but it does not
-	 * carry a profile for another device to the tag */
-	err = cp_profile_decode(data, len, &p);
+	/* The companion cannot check the mac (no K_prof) nor need it check the
+	 * operator's signature (the device does), but it does not carry a
+	 * message for another device to the tag */
+	if (c->is_command) {
+		CpCommand cmd;
+
+		err = cp_command_decode(data, len, &cmd);
+		if (err == CP_OK) {
+			c->profile_seq = cmd.seq;
+			err = memcmp(cmd.device_id, c->dr.device_id, CP_DEVICE_ID_LEN) ? CP_ERR_WRONG_DEVICE : CP_OK;
+		}
+	} else {
+		CpProfile p;
+
+		err = cp_profile_decode(data, len, &p);
+		if (err == CP_OK) {
+			c->profile_seq = p.profile_seq;
+			err = memcmp(p.device_id, c->dr.device_id, CP_DEVICE_ID_LEN) ? CP_ERR_WRONG_DEVICE : CP_OK;
+		}
+		cp_cleanse(&p, sizeof(p));
+	}
+	if (err == CP_ERR_WRONG_DEVICE)
+		return fail(c, step, cp_error_name(err), err, NULL, "the SM's %s is for another device", what);
 	if (err != CP_OK)
-		return fail(c, 3, cp_error_name(err), err, NULL, "the SM's profile is malformed: %s", cp_error_message(err));
-	if (memcmp(p.device_id, c->dr.device_id, CP_DEVICE_ID_LEN) != 0)
-		return fail(c, 3, cp_error_name(CP_ERR_WRONG_DEVICE), CP_ERR_WRONG_DEVICE, NULL,
-			    "the SM's profile is for another device");
-	c->profile_seq = p.profile_seq;
-	cp_cleanse(&p, sizeof(p));
+		return fail(c, step, cp_error_name(err), err, NULL, "the SM's %s is malformed: %s", what, cp_error_message(err));
 	msg.n_records = 1;
-	cp_ndef_record_mime(&msg.records[0], CP_MIME_PROFILE, data, len);
+	cp_ndef_record_mime(&msg.records[0], c->is_command ? CP_MIME_COMMAND : CP_MIME_PROFILE, data, len);
 	err = cp_ndef_encode(&msg, &ndef);
 	if (err != CP_OK)
-		return fail(c, 3, cp_error_name(err), err, NULL, "cannot encode the profile: %s", cp_error_message(err));
-	if (!tag_write(c, 3, ndef.data, ndef.len))
+		return fail(c, step, cp_error_name(err), err, NULL, "cannot encode the %s: %s", what, cp_error_message(err));
+	if (!tag_write(c, step, ndef.data, ndef.len))
 		return FALSE;
-	say(3, "wrote profile %" G_GUINT64_FORMAT " (%zu bytes)", c->profile_seq, len);
+	say(step, "wrote %s %" G_GUINT64_FORMAT " (%zu bytes)", what, c->profile_seq, len);
 	return TRUE;
 }
 
@@ -453,6 +716,7 @@ receipt_status_name(uint8_t s)
 	case CP_RECEIPT_PROVISIONED: return "provisioned";
 	case CP_RECEIPT_REJECTED: return "rejected";
 	case CP_RECEIPT_FAILED: return "failed";
+	case CP_RECEIPT_DECOMMISSIONED: return "decommissioned";
 	}
 	return "unknown";
 }
@@ -478,18 +742,22 @@ receipt_for_us(Companion *c, const CpNdefMessage *msg)
 	return rec;
 }
 
-/* An "accepted" receipt MAC'd with our K'': the device is still at work. */
+/* An "accepted" receipt MAC'd with our K'': the device is still at work.
+ * Without K'' (a command) the SM checks the receipt: its status suffices. */
 static gboolean
 receipt_is_accepted(Companion *c, const CpNdefRecord *rec)
 {
 	CpReceipt r;
 
+	if (!c->k2)
+		return cp_receipt_decode(rec->payload, rec->payload_len, &r) == CP_OK &&
+		       r.status == CP_RECEIPT_ACCEPTED;
 	return cp_receipt_verify(rec->payload, rec->payload_len, c->k2, &r) == CP_OK &&
 	       r.status == CP_RECEIPT_ACCEPTED;
 }
 
 static gboolean
-step_read_receipt(Companion *c)
+step_read_receipt(Companion *c, int step)
 {
 	gint64 deadline = g_get_monotonic_time() + (gint64)c->tap_timeout * G_USEC_PER_SEC;
 	g_autoptr(GBytes) tag = NULL;
@@ -500,8 +768,8 @@ step_read_receipt(Companion *c)
 	CpError err;
 	gboolean said_accepted = FALSE;
 
-	if (c->tag_file && !c->receipt_tag_file) {
-		say(4, "no --receipt-tag-file: not waiting for the receipt");
+	if (c->profile_file && !c->receipt_tag_file) {
+		say(step, "no --receipt-tag-file: not waiting for the receipt");
 		return TRUE;
 	}
 	/*
@@ -515,22 +783,22 @@ step_read_receipt(Companion *c)
 		gboolean last = c->receipt_tag_file || g_get_monotonic_time() >= deadline;
 
 		g_clear_pointer(&tag, g_bytes_unref);
-		tag = tag_read(c, 4, c->receipt_tag_file, TRUE);
+		tag = tag_read(c, step, c->receipt_tag_file, TRUE);
 		if (!tag) {
 			if (last)
 				return FALSE;
-			say(4, "%s: tapping again", c->error_message);
+			say(step, "%s: tapping again", c->error_message);
 			g_usleep(500 * 1000);
 			continue;
 		}
 		data = g_bytes_get_data(tag, &len);
 		err = cp_ndef_parse(data, len, &msg);
 		if (err != CP_OK) {
-			fail(c, 4, cp_error_name(err), err, "tap the device again",
+			fail(c, step, cp_error_name(err), err, "tap the device again",
 			     "the tag holds no valid NDEF message: %s", cp_error_message(err));
 			if (last)
 				return FALSE;
-			say(4, "%s: tapping again", c->error_message);
+			say(step, "%s: tapping again", c->error_message);
 			g_usleep(500 * 1000);
 			continue;
 		}
@@ -538,40 +806,231 @@ step_read_receipt(Companion *c)
 		if (rec && (last || !receipt_is_accepted(c, rec)))
 			break;
 		if (last)
-			return fail(c, 4, "no-receipt", CP_ERR_NDEF_NO_RECORD, "wait a moment and tap the device again",
+			return fail(c, step, "no-receipt", CP_ERR_NDEF_NO_RECORD, "wait a moment and tap the device again",
 				    "the device has not written a receipt for this profile yet");
 		if (rec && !said_accepted) {
-			say(4, "the device accepted the profile and is provisioning: waiting for the result");
+			say(step, "the device accepted the profile and is provisioning: waiting for the result");
 			said_accepted = TRUE;
 		} else if (!rec) {
-			say(4, "no receipt yet: tap the device again");
+			say(step, "no receipt yet: tap the device again");
 		}
 		g_usleep(500 * 1000);
+	}
+	c->receipt_bytes = g_bytes_new(rec->payload, rec->payload_len);
+	if (!c->k2) {
+		/* a command's receipt: MAC'd with the K'' of the owner's claim,
+		 * which this process never had; the SM checks the device's
+		 * signature when it is relayed */
+		err = cp_receipt_decode(rec->payload, rec->payload_len, &c->receipt);
+		if (err != CP_OK)
+			return fail(c, step, cp_error_name(err), err, "tap the device again",
+				    "the receipt is malformed: %s", cp_error_message(err));
+		c->have_receipt = TRUE;
+		if (c->receipt.status != CP_RECEIPT_DECOMMISSIONED)
+			return fail(c, step, cp_error_name(c->receipt.reason), c->receipt.reason, NULL,
+				    "the device refused the command (%s): %s", receipt_status_name(c->receipt.status),
+				    cp_error_message(c->receipt.reason));
+		say(step, "receipt read: %s (the SM checks the device's signature)",
+		    receipt_status_name(c->receipt.status));
+		return TRUE;
 	}
 	err = cp_receipt_verify(rec->payload, rec->payload_len, c->k2, &c->receipt);
 	if (err == CP_ERR_NO_MAC) {
 		cp_receipt_decode(rec->payload, rec->payload_len, &c->receipt);
 		c->have_receipt = TRUE;
-		return fail(c, 4, cp_error_name(c->receipt.reason), c->receipt.reason,
+		return fail(c, step, cp_error_name(c->receipt.reason), c->receipt.reason,
 			    "the device could not authenticate the profile; ask the SM for a new one",
 			    "the device rejected the profile: %s", cp_error_message(c->receipt.reason));
 	}
 	if (err != CP_OK)
-		return fail(c, 4, cp_error_name(err), err, "the receipt is not from this provisioning: tap again",
+		return fail(c, step, cp_error_name(err), err, "the receipt is not from this provisioning: tap again",
 			    "the receipt does not verify: %s", cp_error_message(err));
 	c->have_receipt = TRUE;
 	if (c->receipt.status == CP_RECEIPT_REJECTED || c->receipt.status == CP_RECEIPT_FAILED)
-		return fail(c, 4, cp_error_name(c->receipt.reason), c->receipt.reason, NULL,
+		return fail(c, step, cp_error_name(c->receipt.reason), c->receipt.reason, NULL,
 			    "the device %s the profile: %s",
 			    c->receipt.status == CP_RECEIPT_REJECTED ? "rejected" : "could not apply",
 			    cp_error_message(c->receipt.reason));
-	say(4, "receipt verified: %s%s%s", receipt_status_name(c->receipt.status),
+	say(step, "receipt verified: %s%s%s", receipt_status_name(c->receipt.status),
 	    c->receipt.has_registration ? ", registered on " : "",
 	    c->receipt.has_registration ? c->receipt.registration : "");
 	return TRUE;
 }
 
+/* ---- relay the receipt to the SM ---- */
+
+static const char *
+relay_action_text(const char *action)
+{
+	if (!g_strcmp0(action, "retired-older-keys"))
+		return "the network retired the device's older keys";
+	if (!g_strcmp0(action, "removed-previous-owner"))
+		return "the network removed the previous owner's subscription";
+	if (!g_strcmp0(action, "released"))
+		return "the device is released: anyone may claim it again";
+	return NULL;
+}
+
+/*
+ * The device's signed receipt to the SM (POST /v1/devices/{id}/receipt): the
+ * SM learns the outcome only from it. The error stays in c->relay_error as
+ * well, for a claim, which does not fail on it.
+ */
+static gboolean
+step_relay(Companion *c, int step)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new();
+	g_autoptr(JsonParser) parser = NULL;
+	g_autoptr(JsonNode) root = NULL;
+	g_autofree char *path = device_path(c, "receipt");
+	g_autofree char *b64 = NULL;
+	const char *text;
+	JsonObject *o;
+
+	if (!c->receipt_bytes)
+		return TRUE;
+	b64 = g_base64_encode(g_bytes_get_data(c->receipt_bytes, NULL), g_bytes_get_size(c->receipt_bytes));
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "receipt");
+	json_builder_add_string_value(b, b64);
+	json_builder_end_object(b);
+	root = json_builder_get_root(b);
+	o = sm_call(c, step, SOUP_METHOD_POST, path, root, &parser);
+	if (!o) {
+		c->relay_error = g_strdup(c->error_message);
+		return FALSE;
+	}
+	c->relayed = TRUE;
+	c->relay_result = g_strdup(json_str(o, "result"));
+	c->relay_action = g_strdup(json_str(o, "action"));
+	text = relay_action_text(c->relay_action);
+	say(step, "receipt relayed to the SM: %s%s%s",
+	    c->relay_result ? c->relay_result : "processed", text ? "; " : "", text ? text : "");
+	return TRUE;
+}
+
+/* relay: the receipt on the tag, whatever it is for */
+static gboolean
+step_read_any_receipt(Companion *c)
+{
+	g_autoptr(GBytes) tag = NULL;
+	CpNdefMessage msg;
+	const CpNdefRecord *rec;
+	const uint8_t *data;
+	gsize len;
+	CpError err;
+
+	tag = tag_read(c, 1, c->tag_file, FALSE);
+	if (!tag)
+		return FALSE;
+	data = g_bytes_get_data(tag, &len);
+	err = cp_ndef_parse(data, len, &msg);
+	if (err != CP_OK)
+		return fail(c, 1, cp_error_name(err), err, "this is not a cellprov device's tag",
+			    "the tag holds no valid NDEF message: %s", cp_error_message(err));
+	rec = cp_ndef_find_mime(&msg, CP_MIME_RECEIPT);
+	if (!rec)
+		return fail(c, 1, "no-receipt", CP_ERR_NDEF_NO_RECORD, "the device has nothing to report",
+			    "the tag holds no receipt");
+	err = cp_receipt_decode(rec->payload, rec->payload_len, &c->receipt);
+	if (err != CP_OK)
+		return fail(c, 1, cp_error_name(err), err, "tap the device again",
+			    "the receipt is malformed: %s", cp_error_message(err));
+	if (memcmp(c->receipt.device_id, c->dr.device_id, CP_DEVICE_ID_LEN) != 0)
+		return fail(c, 1, cp_error_name(CP_ERR_WRONG_DEVICE), CP_ERR_WRONG_DEVICE,
+			    "tap the device named by DEVICE-ID", "the tag is another device's");
+	c->have_receipt = TRUE;
+	c->profile_seq = c->receipt.profile_seq;
+	c->receipt_bytes = g_bytes_new(rec->payload, rec->payload_len);
+	say(1, "read the receipt of message %" G_GUINT64_FORMAT ": %s", c->receipt.profile_seq,
+	    receipt_status_name(c->receipt.status));
+	return TRUE;
+}
+
 /* ---- output ---- */
+
+static void
+report_text(Companion *c, gboolean ok)
+{
+	g_autofree char *red = cp_redact(c->supi);
+
+	if (!ok) {
+		g_printerr("cellprov-companion: %s: step %d/%d: %s\n", command_names[c->command], c->failed_step,
+			   n_steps, c->error_message);
+		if (c->error_hint)
+			g_printerr("  what to do: %s\n", c->error_hint);
+		return;
+	}
+	switch (c->command) {
+	case CMD_CLAIM:
+		g_print("device %s provisioned%s%s\n", c->id_hex, c->supi ? " with SUPI " : "", c->supi ? red : "");
+		break;
+	case CMD_REPROVISION:
+		g_print("device %s re-provisioned%s%s, key generation %" G_GINT64_FORMAT "\n", c->id_hex,
+			c->supi ? " with SUPI " : "", c->supi ? red : "", c->generation);
+		break;
+	case CMD_ACCEPT_TRANSFER:
+		g_print("device %s transferred to this companion at binding version %" G_GINT64_FORMAT
+			"%s%s\n", c->id_hex, c->binding_version, c->supi ? ", SUPI " : "", c->supi ? red : "");
+		break;
+	case CMD_DECOMMISSION:
+		g_print("device %s decommissioned: %s\n", c->id_hex,
+			!g_strcmp0(c->relay_action, "released") ? "the SM released it; anyone may claim it again"
+								 : "the SM has not released it yet");
+		break;
+	case CMD_RELAY:
+		g_print("receipt of device %s (message %" G_GUINT64_FORMAT ", %s) relayed: %s, action %s\n", c->id_hex,
+			c->receipt.profile_seq, receipt_status_name(c->receipt.status),
+			c->relay_result ? c->relay_result : "?", c->relay_action ? c->relay_action : "none");
+		break;
+	case CMD_TRANSFER_TOKEN: {
+		g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(c->expires);
+		g_autofree char *when = t ? g_date_time_format_iso8601(t) : g_strdup("?");
+
+		g_print("transfer token for '%s': %s\nvalid until %s, once; the new owner runs:\n"
+			"  cellprov-companion accept-transfer %s --transfer-token TOKEN\n",
+			c->new_owner_name, c->token, when, c->id_hex);
+		break;
+	}
+	case CMD_DEVICES:
+		g_print("%-32s %-8s %-9s %-17s %s\n", "DEVICE-ID", "VERSION", "STATE", "SUPI", "PENDING");
+		for (guint i = 0; i < json_array_get_length(json_node_get_array(c->devices)); i++) {
+			JsonNode *n = json_array_get_element(json_node_get_array(c->devices), i);
+			JsonObject *d = JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
+			g_autofree char *supi = NULL, *pending = NULL;
+			const char *kind;
+
+			if (!d)
+				continue;
+			supi = cp_redact(json_str(d, "supi"));
+			kind = json_str(d, "pending");
+			pending = kind ? g_strdup_printf("%s %" G_GINT64_FORMAT, kind, json_int(d, "pending-seq", 0))
+				       : g_strdup("-");
+			g_print("%-32s %-8" G_GINT64_FORMAT " %-9s %-17s %s\n", json_str(d, "device-id") ? json_str(d, "device-id") : "?",
+				json_int(d, "binding-version", 0), json_str(d, "state") ? json_str(d, "state") : "?",
+				supi ? supi : "-", pending);
+		}
+		break;
+	}
+	if (c->relay_error)
+		g_printerr("cellprov-companion: warning: the SM was not told the outcome: %s\n"
+			   "  what to do: tap the device and run `cellprov-companion relay %s`\n",
+			   c->relay_error, c->id_hex);
+}
+
+static void
+add_int(JsonBuilder *b, const char *name, gint64 v)
+{
+	json_builder_set_member_name(b, name);
+	json_builder_add_int_value(b, v);
+}
+
+static void
+add_str(JsonBuilder *b, const char *name, const char *v)
+{
+	json_builder_set_member_name(b, name);
+	json_builder_add_string_value(b, v);
+}
 
 static void
 report(Companion *c, gboolean ok)
@@ -582,77 +1041,96 @@ report(Companion *c, gboolean ok)
 	g_autofree char *text = NULL;
 
 	if (!opt_json) {
-		if (ok) {
-			g_autofree char *red = cp_redact(c->supi);
-
-			g_print("device %s provisioned%s%s\n", c->id_hex, c->supi ? " with SUPI " : "",
-				c->supi ? red : "");
-		} else {
-			g_printerr("cellprov-companion: step %d/%d: %s\n", c->failed_step, N_STEPS, c->error_message);
-			if (c->error_hint)
-				g_printerr("  what to do: %s\n", c->error_hint);
-		}
+		report_text(c, ok);
 		return;
 	}
 	b = json_builder_new();
 	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "result");
-	json_builder_add_string_value(b, ok ? "ok" : "error");
-	if (c->id_hex[0]) {
+	add_str(b, "result", ok ? "ok" : "error");
+	add_str(b, "command", command_names[c->command]);
+	if (c->id_hex[0] && c->cert_url) {
 		json_builder_set_member_name(b, "device");
 		json_builder_begin_object(b);
-		json_builder_set_member_name(b, "device-id");
-		json_builder_add_string_value(b, c->id_hex);
-		json_builder_set_member_name(b, "certificate-url");
-		json_builder_add_string_value(b, c->cert_url);
-		json_builder_set_member_name(b, "manufacturer");
-		json_builder_add_string_value(b, c->dr.manufacturer);
-		json_builder_set_member_name(b, "model");
-		json_builder_add_string_value(b, c->dr.model);
-		json_builder_set_member_name(b, "serial");
-		json_builder_add_string_value(b, c->dr.serial);
+		add_str(b, "device-id", c->id_hex);
+		add_str(b, "certificate-url", c->cert_url);
+		add_str(b, "manufacturer", c->dr.manufacturer);
+		add_str(b, "model", c->dr.model);
+		add_str(b, "serial", c->dr.serial);
 		json_builder_end_object(b);
+	} else if (c->id_hex[0]) {
+		add_str(b, "device-id", c->id_hex);
 	}
 	if (c->profile) {
-		json_builder_set_member_name(b, "profile-seq");
-		json_builder_add_int_value(b, (gint64)c->profile_seq);
+		add_int(b, c->is_command ? "seq" : "profile-seq", (gint64)c->profile_seq);
+		if (c->operation)
+			add_str(b, "operation", c->operation);
+		if (c->binding_version >= 0)
+			add_int(b, "binding-version", c->binding_version);
+		if (c->replaces >= 0)
+			add_int(b, "replaces", c->replaces);
+		if (c->generation >= 0)
+			add_int(b, "generation", c->generation);
 		if (c->supi) {
 			g_autofree char *red = cp_redact(c->supi);
 
-			json_builder_set_member_name(b, "supi");
-			json_builder_add_string_value(b, red);
+			add_str(b, "supi", red);
 		}
+	}
+	if (c->token) {
+		/* asked for: the one place a token is printed */
+		add_str(b, "token", c->token);
+		add_str(b, "new-owner", c->new_owner_name);
+		add_int(b, "expires", c->expires);
+	}
+	if (c->devices) {
+		JsonArray *a = json_node_get_array(c->devices);
+
+		/* SUPIs redacted as everywhere (CELLPROV_SHOW_PERSONAL=1 shows them) */
+		for (guint i = 0; i < json_array_get_length(a); i++) {
+			JsonNode *n = json_array_get_element(a, i);
+			JsonObject *d = JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
+
+			if (d && json_str(d, "supi")) {
+				g_autofree char *red = cp_redact(json_str(d, "supi"));
+
+				json_object_set_string_member(d, "supi", red);
+			}
+		}
+		json_builder_set_member_name(b, "devices");
+		json_builder_add_value(b, json_node_copy(c->devices));
 	}
 	if (c->have_receipt) {
 		json_builder_set_member_name(b, "receipt");
 		json_builder_begin_object(b);
-		json_builder_set_member_name(b, "status");
-		json_builder_add_string_value(b, receipt_status_name(c->receipt.status));
-		json_builder_set_member_name(b, "reason");
-		json_builder_add_string_value(b, c->receipt.reason ? cp_error_name(c->receipt.reason) : "none");
+		add_str(b, "status", receipt_status_name(c->receipt.status));
+		add_str(b, "reason", c->receipt.reason ? cp_error_name(c->receipt.reason) : "none");
 		json_builder_set_member_name(b, "verified");
-		json_builder_add_boolean_value(b, c->receipt.has_mac);
-		if (c->receipt.has_registration) {
-			json_builder_set_member_name(b, "registration");
-			json_builder_add_string_value(b, c->receipt.registration);
+		json_builder_add_boolean_value(b, c->receipt.has_mac && c->k2);
+		add_int(b, "binding-version", (gint64)c->receipt.binding_version);
+		if (c->receipt.has_registration)
+			add_str(b, "registration", c->receipt.registration);
+		json_builder_end_object(b);
+	}
+	if (c->relayed || c->relay_error) {
+		json_builder_set_member_name(b, "relay");
+		json_builder_begin_object(b);
+		if (c->relayed) {
+			add_str(b, "result", c->relay_result ? c->relay_result : "processed");
+			add_str(b, "action", c->relay_action ? c->relay_action : "none");
+		} else {
+			add_str(b, "error", c->relay_error);
 		}
 		json_builder_end_object(b);
 	}
 	if (!ok) {
 		json_builder_set_member_name(b, "error");
 		json_builder_begin_object(b);
-		json_builder_set_member_name(b, "step");
-		json_builder_add_int_value(b, c->failed_step);
-		json_builder_set_member_name(b, "code");
-		json_builder_add_string_value(b, c->error_code);
-		json_builder_set_member_name(b, "number");
-		json_builder_add_int_value(b, c->error_number);
-		json_builder_set_member_name(b, "message");
-		json_builder_add_string_value(b, c->error_message);
-		if (c->error_hint) {
-			json_builder_set_member_name(b, "hint");
-			json_builder_add_string_value(b, c->error_hint);
-		}
+		add_int(b, "step", c->failed_step);
+		add_str(b, "code", c->error_code);
+		add_int(b, "number", c->error_number);
+		add_str(b, "message", c->error_message);
+		if (c->error_hint)
+			add_str(b, "hint", c->error_hint);
 		json_builder_end_object(b);
 	}
 	json_builder_end_object(b);
@@ -663,6 +1141,8 @@ report(Companion *c, gboolean ok)
 	/* JSON is UTF-8 whatever the locale: not g_print, which converts */
 	fputs(text, stdout);
 	fputc('\n', stdout);
+	if (c->token)
+		cp_cleanse(text, strlen(text));
 }
 
 static void
@@ -685,6 +1165,24 @@ companion_clear(Companion *c)
 		g_bytes_unref(c->profile);
 	cp_secret_free(c->k2);
 	g_free(c->supi);
+	g_free(c->operation);
+	if (c->receipt_bytes)
+		g_bytes_unref(c->receipt_bytes);
+	g_free(c->apn);
+	g_free(c->network_name);
+	g_free(c->new_owner);
+	if (c->transfer_token)
+		cp_cleanse(c->transfer_token, strlen(c->transfer_token));
+	g_free(c->transfer_token);
+	if (c->token)
+		cp_cleanse(c->token, strlen(c->token));
+	g_free(c->token);
+	g_free(c->new_owner_name);
+	if (c->devices)
+		json_node_unref(c->devices);
+	g_free(c->relay_result);
+	g_free(c->relay_action);
+	g_free(c->relay_error);
 	g_free(c->error_code);
 	g_free(c->error_message);
 	g_free(c->error_hint);
@@ -693,12 +1191,47 @@ companion_clear(Companion *c)
 #endif
 }
 
+static gboolean
+run(Companion *c)
+{
+	switch (c->command) {
+	case CMD_CLAIM:
+		if (!(step_read_tag(c) && step_call_sm(c) && step_write_profile(c, 3) && step_read_receipt(c, 4)))
+			return FALSE;
+		/* the device is provisioned whatever the SM says: a failed
+		 * relay is a warning (report_text) */
+		step_relay(c, 4);
+		return TRUE;
+	case CMD_REPROVISION:
+		return step_reprovision(c) && step_write_profile(c, 2) && step_read_receipt(c, 3) && step_relay(c, 3);
+	case CMD_ACCEPT_TRANSFER:
+		if (c->tag_file || !c->profile_file) {
+			if (!step_read_tag(c))
+				return FALSE;
+			if (strcmp(c->id_hex, c->want_id_hex) != 0)
+				return fail(c, 1, cp_error_name(CP_ERR_WRONG_DEVICE), CP_ERR_WRONG_DEVICE,
+					    "tap the device named by DEVICE-ID", "the tag is device %s's", c->id_hex);
+		}
+		return step_accept_transfer(c, n_steps - 2) && step_write_profile(c, n_steps - 1) &&
+		       step_read_receipt(c, n_steps) && step_relay(c, n_steps);
+	case CMD_DECOMMISSION:
+		return step_decommission(c) && step_write_profile(c, 2) && step_read_receipt(c, 3) && step_relay(c, 3);
+	case CMD_TRANSFER_TOKEN:
+		return step_transfer_token(c);
+	case CMD_DEVICES:
+		return step_devices(c);
+	case CMD_RELAY:
+		return step_read_any_receipt(c) && step_relay(c, 2);
+	}
+	return FALSE;
+}
+
 int
 main(int argc, char **argv)
 {
-	Companion c = { .tap_timeout = 60, .http_timeout = 30 };
+	Companion c = { .tap_timeout = 60, .http_timeout = 30, .binding_version = -1, .replaces = -1, .generation = -1 };
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GOptionContext) oc = g_option_context_new("- provision a cellprov device (reference companion)");
+	g_autoptr(GOptionContext) oc = g_option_context_new("[COMMAND [DEVICE-ID]] - the owner's companion for cellprov devices");
 	GOptionEntry entries[] = {
 		{ "sm", 's', 0, G_OPTION_ARG_STRING, &c.sm_url, "Subscription manager base URL", "URL" },
 		{ "token", 't', 0, G_OPTION_ARG_FILENAME, &c.token_path, "File (0600) or credential name holding the SM token", "FILE" },
@@ -712,10 +1245,15 @@ main(int argc, char **argv)
 		{ "receipt-tag-file", 0, 0, G_OPTION_ARG_FILENAME, &c.receipt_tag_file, "Tap 3 from a file (waited for)", "FILE" },
 		{ "tap-timeout", 0, 0, G_OPTION_ARG_INT, &c.tap_timeout, "Seconds to wait for each tap (default: 60)", "S" },
 		{ "http-timeout", 0, 0, G_OPTION_ARG_INT, &c.http_timeout, "Seconds to wait for the SM (default: 30)", "S" },
+		{ "apn", 0, 0, G_OPTION_ARG_STRING, &c.apn, "reprovision: a new APN", "APN" },
+		{ "network-name", 0, 0, G_OPTION_ARG_STRING, &c.network_name, "reprovision: a new network name", "NAME" },
+		{ "new-owner", 0, 0, G_OPTION_ARG_STRING, &c.new_owner, "transfer-token: the new owner's companion name", "NAME" },
+		{ "transfer-token", 0, 0, G_OPTION_ARG_STRING, &c.transfer_token, "accept-transfer: the token (- reads it from stdin)", "TOKEN" },
 		{ "json", 'J', 0, G_OPTION_ARG_NONE, &opt_json, "JSON output", NULL },
 		CP_OPTION_VERSION,
 		G_OPTION_ENTRY_NULL,
 	};
+	const char *cmd = "claim";
 	gboolean ok;
 
 	setlocale(LC_ALL, "");
@@ -723,9 +1261,41 @@ main(int argc, char **argv)
 	 * own messages, debug ones included, belong with the progress lines */
 	g_log_writer_default_set_use_stderr(TRUE);
 	g_option_context_add_main_entries(oc, entries, NULL);
+	g_option_context_set_description(oc,
+		"Commands (default: claim):\n"
+		"  claim                       read the tag, get a profile, write it, read and relay the receipt\n"
+		"  reprovision DEVICE-ID       new keys (and --apn, --network-name) for an owned device\n"
+		"  transfer-token DEVICE-ID    a single-use token for --new-owner\n"
+		"  accept-transfer DEVICE-ID   take the device with --transfer-token\n"
+		"  decommission DEVICE-ID      release the device: its card back to its original values\n"
+		"  devices                     this companion's devices\n"
+		"  relay DEVICE-ID             relay the receipt on the device's tag to the SM\n");
 	if (!g_option_context_parse(oc, &argc, &argv, &error)) {
 		g_printerr("cellprov-companion: %s\n", error->message);
 		return 2;
+	}
+	if (argc > 1)
+		cmd = argv[1];
+	for (c.command = 0; c.command < G_N_ELEMENTS(command_names); c.command++)
+		if (strcmp(cmd, command_names[c.command]) == 0)
+			break;
+	if (c.command == G_N_ELEMENTS(command_names)) {
+		g_printerr("cellprov-companion: unknown command '%s' (see --help)\n", cmd);
+		return 2;
+	}
+	if (c.command == CMD_CLAIM || c.command == CMD_DEVICES ? argc > 2 : argc != 3) {
+		g_printerr("cellprov-companion: %s %s\n", cmd,
+			   c.command == CMD_CLAIM || c.command == CMD_DEVICES ? "takes no argument" : "takes one DEVICE-ID");
+		return 2;
+	}
+	if (argc == 3) {
+		if (strlen(argv[2]) != 2 * CP_DEVICE_ID_LEN ||
+		    cp_hex_decode(argv[2], c.dr.device_id, CP_DEVICE_ID_LEN) != CP_DEVICE_ID_LEN) {
+			g_printerr("cellprov-companion: DEVICE-ID is 32 hex digits: '%s'\n", argv[2]);
+			return 2;
+		}
+		cp_hex_encode(c.dr.device_id, CP_DEVICE_ID_LEN, c.want_id_hex);
+		memcpy(c.id_hex, c.want_id_hex, sizeof(c.id_hex));
 	}
 	if (!c.sm_url || (!c.token_path && !c.client_cert)) {
 		g_printerr("cellprov-companion: --sm and --token or --client-cert are required\n");
@@ -735,12 +1305,71 @@ main(int argc, char **argv)
 		g_printerr("cellprov-companion: timeouts must be at least 1 s\n");
 		return 2;
 	}
-	if (!!c.tag_file != !!c.profile_file) {
-		g_printerr("cellprov-companion: --tag-file and --profile-file go together\n");
+	if ((c.apn || c.network_name) && c.command != CMD_REPROVISION) {
+		g_printerr("cellprov-companion: --apn and --network-name go with reprovision\n");
+		return 2;
+	}
+	if (!!c.new_owner != (c.command == CMD_TRANSFER_TOKEN)) {
+		g_printerr("cellprov-companion: transfer-token needs --new-owner, and only it takes one\n");
+		return 2;
+	}
+	if (!!c.transfer_token != (c.command == CMD_ACCEPT_TRANSFER)) {
+		g_printerr("cellprov-companion: accept-transfer needs --transfer-token, and only it takes one\n");
+		return 2;
+	}
+	if (c.transfer_token && strcmp(c.transfer_token, "-") == 0) {
+		char line[300];
+
+		g_free(c.transfer_token);
+		c.transfer_token = fgets(line, sizeof(line), stdin) ? g_strdup(g_strstrip(line)) : NULL;
+		cp_cleanse(line, sizeof(line));
+		if (!c.transfer_token || !*c.transfer_token) {
+			g_printerr("cellprov-companion: no transfer token on stdin\n");
+			return 2;
+		}
+	}
+	switch (c.command) {
+	case CMD_CLAIM:
+		if (!!c.tag_file != !!c.profile_file) {
+			g_printerr("cellprov-companion: --tag-file and --profile-file go together\n");
+			return 2;
+		}
+		break;
+	case CMD_ACCEPT_TRANSFER:
+		/* tap 1 reads the tag for a fresh attestation; in file mode
+		 * only with --tag-file (else the SM uses what it stored) */
+		n_steps = c.tag_file || !c.profile_file ? 4 : 3;
+		break;
+	case CMD_REPROVISION:
+	case CMD_DECOMMISSION:
+		n_steps = 3;
+		break;
+	case CMD_RELAY:
+		n_steps = 2;
+		break;
+	case CMD_TRANSFER_TOKEN:
+	case CMD_DEVICES:
+		n_steps = 1;
+		break;
+	}
+	if (c.tag_file && c.command != CMD_CLAIM && c.command != CMD_ACCEPT_TRANSFER && c.command != CMD_RELAY) {
+		g_printerr("cellprov-companion: %s reads no tag: --tag-file does not apply\n", cmd);
+		return 2;
+	}
+	if ((c.profile_file || c.receipt_tag_file) &&
+	    (c.command == CMD_TRANSFER_TOKEN || c.command == CMD_DEVICES || c.command == CMD_RELAY)) {
+		g_printerr("cellprov-companion: %s writes nothing to a tag: --profile-file and --receipt-tag-file do not apply\n", cmd);
+		return 2;
+	}
+	if (c.command == CMD_RELAY && !c.tag_file)
+		;       /* the tap over NFC */
+	else if (c.command != CMD_CLAIM && !c.profile_file && c.receipt_tag_file) {
+		g_printerr("cellprov-companion: --receipt-tag-file goes with --profile-file\n");
 		return 2;
 	}
 #if CP_COMPANION_NFC
-	if (!c.tag_file) {
+	if ((c.command == CMD_RELAY ? !c.tag_file : !c.profile_file) &&
+	    c.command != CMD_TRANSFER_TOKEN && c.command != CMD_DEVICES) {
 		c.reader = cp_nfc_reader_open(c.connstring, &error);
 		if (!c.reader) {
 			fail(&c, 1, "nfc-open", 0, "check --connstring and that no other program holds the reader",
@@ -751,7 +1380,7 @@ main(int argc, char **argv)
 		}
 	}
 #endif
-	ok = step_read_tag(&c) && step_call_sm(&c) && step_write_profile(&c) && step_read_receipt(&c);
+	ok = run(&c);
 	report(&c, ok);
 	companion_clear(&c);
 	return ok ? 0 : 1;

@@ -7,8 +7,15 @@ cellprov-companion taps through the simulated RF link: two simulated
 PN532s, real libnfc on both sides. Everything it starts is stopped at the
 end.
 
-Usage: demo.py BUILDDIR"""
+With --lifecycle: the device's whole life instead: a claim, a
+re-provisioning with new keys, a transfer to a second owner, a
+decommission (the card back to its original values) and a new claim by
+the first owner, each ending with `cellprovctl status` and the AUSF's
+view of the device.
 
+Usage: demo.py BUILDDIR [--lifecycle]"""
+
+import json
 import os
 import re
 import sys
@@ -40,7 +47,94 @@ def show(n, text, evidence=None):
                                       evidence)[:150], flush=True)
 
 
+def ausf_view(b):
+    view = b.ausf_view()
+    if not view:
+        print("    AUSF: no subscriber for the device", flush=True)
+    for supi, (owner, gens) in sorted(view.items()):
+        print("    AUSF: subscriber %s********** of companion %s**********, key generation%s %s"
+              % (supi[:5], owner[:5], "s" if len(gens) > 1 else "", ", ".join(map(str, gens))), flush=True)
+
+
+def status(b):
+    print("    $ cellprovctl status", flush=True)
+    sys.stdout.write("".join("    " + l + "\n" for l in b.ctl_text("status").splitlines()))
+    ausf_view(b)
+
+
+def chapter(n, text, res):
+    if res[0] != 0:
+        raise Fail("%s: %s" % (text, res[1].get("error")))
+    r = res[1]
+    print("    companion: %s" % ", ".join("%s %s" % (k, r[k]) for k in
+                                          ("operation", "binding-version", "replaces", "generation")
+                                          if k in r), flush=True)
+    if "receipt" in r:
+        print("    receipt: %s%s; the SM: %s, %s" % (r["receipt"]["status"],
+                                                 ", MAC verified with K''" if r["receipt"]["verified"] else "",
+                                                 r["relay"]["result"], r["relay"]["action"]), flush=True)
+
+
+def lifecycle():
+    b = E2E(sys.argv[1])
+    ok = False
+    try:
+        print("==> the network side (certificate server, AUSF, SM), a device from cellprov-mfg, "
+              "the QMI modem simulator, cellprovd, two companions ('bench' and 'neighbour')", flush=True)
+        b.setup()
+        b.start_bus()
+        info = b.make_gateway()
+        dev = info["device-id"]
+        b.start_modem()
+        original = b.card()
+        b.link_up()
+        b.start_cellprovd(debug=False)
+        print("    DeviceID %s; the card: IMSI %s**********" % (dev, original and b.modem_state()["imsi"][:5]),
+              flush=True)
+        print("==> 1. claim: 'bench' taps the device (cellprov-companion)", flush=True)
+        chapter(1, "claim", b.owner_step([]))
+        b.wait_state("provisioned")
+        status(b)
+        print("==> 2. re-provision: cellprov-companion reprovision %s (new keys, same SUPI)" % dev, flush=True)
+        chapter(2, "reprovision", b.owner_step(["reprovision", dev]))
+        status(b)
+        print("==> 3. transfer: 'bench' asks for a token for 'neighbour' (transfer-token), "
+              "'neighbour' taps with it (accept-transfer)", flush=True)
+        r = b.run([b.prog("tools/cellprov-companion"), "-J", "--sm", "https://127.0.0.1:%d" % b.sm_port,
+                   "--sm-ca", b.tls_ca, "--token", b.path("companion-token"), "transfer-token", dev,
+                   "--new-owner", "neighbour"])
+        tok = json.loads(r.stdout)
+        print("    a single-use token for %s, valid %d s" % (tok["new-owner"], tok["expires"] - int(time.time())),
+              flush=True)
+        chapter(3, "accept-transfer", b.owner_step(["accept-transfer", dev, "--transfer-token", tok["token"]],
+                                                   token=b.path("neighbour-token")))
+        status(b)
+        print("==> 4. decommission: 'neighbour' releases the device (an operator-signed command on a tap)",
+              flush=True)
+        chapter(4, "decommission", b.owner_step(["decommission", dev], token=b.path("neighbour-token")))
+        b.wait_state("idle")
+        print("    the card is %s its original values (cp-qmi-sim --dump)"
+              % ("back to" if b.card() == original else "NOT at"), flush=True)
+        if b.card() != original:
+            raise Fail("the card is not back to its original values")
+        status(b)
+        print("==> 5. a new claim by 'bench'", flush=True)
+        chapter(5, "claim", b.owner_step([]))
+        b.wait_state("provisioned")
+        status(b)
+        ok = True
+    except Fail as e:
+        print("FAILED:", e)
+        b.dump_logs()
+    finally:
+        b.teardown()
+        print("==> stopped everything it started", flush=True)
+    return 0 if ok else 1
+
+
 def main():
+    if sys.argv[2:] == ["--lifecycle"]:
+        return lifecycle()
     b = E2E(sys.argv[1])
     ok = False
     try:

@@ -10,6 +10,7 @@ does (phone, write_tag, tap). Standard library only."""
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -331,7 +332,42 @@ class E2E(netbench.Bench):
         comp = self.companion_nfc()
         return self.companion_result(comp, timeout=timeout)
 
-    # ---- the phone ----
+    # ---- the owner's lifecycle commands ----
+
+    def card(self):
+        """The card's files as the QMI simulator dumps them (ef-*)."""
+        return {k: v for k, v in self.modem_state().items() if k.startswith("ef-")}
+
+    def ausf_view(self):
+        """The AUSF's database: {supi: (companion SUPI, [key generations])} of
+        this device's subscribers."""
+        db = sqlite3.connect("file:%s?mode=ro" % self.path("ausf.db"), uri=True)
+        try:
+            subs = db.execute("SELECT supi, companion FROM subscribers WHERE device_id = ?",
+                              (self.gw_info["device-id"],)).fetchall()
+            return {supi: (comp, sorted(g for (g,) in db.execute(
+                "SELECT generation FROM keysets WHERE supi = ?", (supi,))))
+                for supi, comp in subs}
+        finally:
+            db.close()
+
+    def owner_step(self, args, token=None, timeout=90):
+        """cellprov-companion COMMAND over NFC as the owner (token: another
+        companion's); once the SM has answered (new key sets at the AUSF),
+        the simulated network learns them from the AUSF's export before the
+        device registers with them. Returns the companion's status and
+        JSON report."""
+        since = len(self.companion_log())
+        extra = (["--token", token] if token else []) + list(args)
+        comp = self.companion_nfc(extra=extra)
+        deadline = time.monotonic() + 30
+        while "the SM answered" not in self.companion_log()[since:] and comp.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        self.export_subscribers()
+        return self.companion_result(comp, timeout=timeout)
+
 
     def phone(self, script, timeout=60):
         """One tap of a scripted phone: a PN532 simulator on the device's

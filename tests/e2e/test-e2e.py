@@ -12,7 +12,9 @@ well-behaved companion never does: a replay of the profile recorded off
 the RF link, a flipped byte, a profile for another device, leaving
 mid-write, writing an expired profile, and the taps around kill -9 in
 profile-received and verified (held there by CELLPROVD_TEST_HOLD). Last,
-no secret in the debug logs."""
+no secret in the debug logs. On a second bench, the device lifecycle: claim,
+re-provision with new keys, transfer to a second owner, decommission to
+the original card and a new claim, each by cellprov-companion over NFC."""
 
 import base64
 import json
@@ -116,6 +118,92 @@ def test_happy_path(b):
     b.start_cellprovd()
     check(b.ctl("status").json["status"]["state"] == "provisioned" and committed_seq(b) == seq,
           "after a restart: provisioned, profile_seq %d committed" % seq)
+
+
+def lifecycle_status(b, bound, version):
+    st = b.ctl("status").json
+    owner = st.get("owner", {})
+    check(owner.get("bound") is bound and (not bound or owner.get("binding-version") == version),
+          "cellprovctl status: %s (%r)" % ("bound at binding version %d" % version if bound else "unbound", owner))
+    return st
+
+
+def test_lifecycle(b):
+    """Claim, re-provision with new keys, transfer to the neighbour,
+    decommission to the original card, a new claim by the first owner: each
+    through cellprov-companion over the RF link, the network learning the
+    AUSF's key sets from its export."""
+    dev = b.gw_info["device-id"]
+    b.start_modem()
+    original = b.card()
+    b.link_up()
+    b.start_cellprovd()
+    # claim: the receipt relayed, so the SM knows it provisioned
+    rc, res = b.owner_step([])
+    check(rc == 0 and res["receipt"]["status"] == "provisioned", "claim over NFC (%s)" % res.get("error"))
+    check(res["relay"]["result"] == "processed", "the claim's receipt relayed (%r)" % res.get("relay"))
+    b.wait_state("provisioned", timeout=10)
+    lifecycle_status(b, True, 1)
+    supi = FIRST_IMSI
+    check(b.ausf_view() == {supi: (netbench.COMPANION_SUPI, [1])}, "AUSF: one subscriber, key generation 1 (%r)" % b.ausf_view())
+    claimed = b.card()
+    # re-provision: the next key generation, the older one retired on the receipt
+    rc, res = b.owner_step(["reprovision", dev, "--apn", "iot.example"])
+    check(rc == 0 and res["operation"] == "reprovision" and res["generation"] == 2 and
+          res["receipt"]["status"] == "provisioned" and res["receipt"]["verified"],
+          "reprovision over NFC (%s)" % res.get("error"))
+    check(res["relay"]["action"] == "retired-older-keys", "the SM retired the older keys (%r)" % res["relay"])
+    check(b.ausf_view() == {supi: (netbench.COMPANION_SUPI, [2])}, "AUSF: generation 2 only (%r)" % b.ausf_view())
+    m = b.modem_state()
+    check(m.get("network-last") == "registered" and m.get("imsi") == supi, "registered with the new keys")
+    check(b.card()["ef-usim-auth-key"] != claimed["ef-usim-auth-key"], "the card holds new keys")
+    lifecycle_status(b, True, 1)
+    # transfer to the neighbour: a token, the neighbour takes it with a tap
+    r = b.run([b.prog("tools/cellprov-companion"), "-J", "--sm", "https://127.0.0.1:%d" % b.sm_port,
+               "--sm-ca", b.tls_ca, "--token", b.path("companion-token"), "transfer-token", dev,
+               "--new-owner", "neighbour"])
+    tok = json.loads(r.stdout)
+    check(len(tok["token"]) == 48 and tok["expires"] > time.time(), "a transfer token for the neighbour")
+    rc, res = b.owner_step(["accept-transfer", dev, "--transfer-token", tok["token"]],
+                           token=b.path("neighbour-token"))
+    check(rc == 0 and res["operation"] == "transfer" and res["binding-version"] == 2 and res["replaces"] == 1
+          and res["receipt"]["status"] == "provisioned", "accept-transfer over NFC (%s)" % res.get("error"))
+    check(res["relay"]["action"] == "removed-previous-owner", "the old owner's SUPI removed (%r)" % res["relay"])
+    view = b.ausf_view()
+    check(len(view) == 1 and list(view.values())[0][0] == netbench.NEIGHBOUR_SUPI and supi not in view,
+          "AUSF: only the neighbour's subscriber (%r)" % view)
+    supi = list(view)[0]
+    check(b.modem_state().get("imsi") == supi and b.modem_state().get("network-last") == "registered",
+          "registered under the neighbour's SUPI")
+    lifecycle_status(b, True, 2)
+    rc, res = b.owner_step(["accept-transfer", dev, "--transfer-token", tok["token"]],
+                           token=b.path("neighbour-token"))
+    check(rc == 1 and res["error"]["code"] == "bad-token" and "new one" in res["error"]["hint"],
+          "a token used twice: bad-token with a hint (%r)" % res.get("error"))
+    rc, res = b.owner_step(["decommission", dev])
+    check(rc == 1 and res["error"]["code"] == "not-owner", "the old owner cannot decommission (%r)"
+          % res.get("error"))
+    # decommission by the neighbour: the card back to its original values
+    rc, res = b.owner_step(["decommission", dev], token=b.path("neighbour-token"))
+    check(rc == 0 and res["receipt"]["status"] == "decommissioned" and res["relay"]["action"] == "released",
+          "decommission over NFC, released (%s %r)" % (res.get("error"), res.get("relay")))
+    b.wait_state("idle", timeout=10)
+    check(b.card() == original, "the card holds its original values again")
+    check(b.ausf_view() == {}, "AUSF: no subscriber for the device (%r)" % b.ausf_view())
+    lifecycle_status(b, False, 0)
+    # a new claim by the first owner, at the next binding version
+    rc, res = b.owner_step([])
+    check(rc == 0 and res["receipt"]["status"] == "provisioned" and res["binding-version"] == 3,
+          "the first owner claims it again (%s)" % res.get("error"))
+    b.wait_state("provisioned", timeout=10)
+    lifecycle_status(b, True, 3)
+    view = b.ausf_view()
+    check(len(view) == 1 and list(view.values())[0] == (netbench.COMPANION_SUPI, [1]), "AUSF: the first owner's (%r)" % view)
+    r = b.run([b.prog("tools/cellprov-companion"), "-J", "--sm", "https://127.0.0.1:%d" % b.sm_port,
+               "--sm-ca", b.tls_ca, "--token", b.path("companion-token"), "devices"])
+    devs = json.loads(r.stdout)["devices"]
+    check([(d["device-id"], d["binding-version"], d["state"]) for d in devs] == [(dev, 3, "bound")],
+          "devices: the first owner's, bound at version 3 (%r)" % devs)
 
 
 def locked_kib(pid):
@@ -498,7 +586,8 @@ def main():
     return run(sys.argv[1], [test_happy_path, test_secure_heap, test_replay, test_flipped_byte, test_other_device,
                              test_leave_mid_write, test_expired, test_kill_before_commit, test_registration_denied,
                              test_kill_at_every_state, test_kill_while_rolling_back,
-                             test_no_secret_in_logs, test_clean_stop])
+                             test_no_secret_in_logs, test_clean_stop]) or \
+        run(sys.argv[1], [test_lifecycle, test_clean_stop])
 
 
 if __name__ == "__main__":
