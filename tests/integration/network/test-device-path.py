@@ -141,5 +141,28 @@ def test_decommission(b):
     check(st == 204, "a released device: nothing waits (%d)" % st)
 
 
+def test_failed(b):
+    """A receipt that says the profile failed is processed too: the message
+    no longer waits (the device would only fail it again)."""
+    b.make_device("fl")
+    tag, res1, receipt = lc.claim(b, "fl")
+    st, res2 = lc.post(b, "fl", "reprovision", {})
+    check(st == 200, "the owner asks for a reprovision")
+    st, ans = poll(b, record(b, "fl"))
+    check(st == 200 and ans["seq"] == res2["profile-seq"], "the poll gets it (%d)" % st)
+    msg = b.path("msg-fl-failed")
+    with open(msg, "wb") as f:
+        f.write(lc.ndef(lc.MIME_PROFILE, base64.b64decode(ans["message"])))
+    b.counter["fl"] += 1
+    b.run([b.prog("tests/integration/network/cp-test-device"), "accept", "--config", b.conf("fl"),
+           "--tag", tag, "--profile", msg, "--last-seq", str(res1["profile-seq"]), "--bound", "1",
+           "--counter", str(b.counter["fl"]), "--status", "3", "--receipt-out", msg + ".receipt"])
+    st, ans = send_receipt(b, open(msg + ".receipt", "rb").read())
+    check(st == 200 and ans["status"] == "failed" and ans["result"] == "processed" and ans["action"] == "none",
+          "the device's failed receipt is processed, nothing retired (%r)" % ans)
+    st, ans = poll(b, record(b, "fl"))
+    check(st == 204, "the failed profile no longer waits: 204 (%d)" % st)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], [test_requests, test_reprovision, test_decommission]))
+    sys.exit(main(sys.argv[1], [test_requests, test_reprovision, test_decommission, test_failed]))
