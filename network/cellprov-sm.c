@@ -496,6 +496,24 @@ call_ausf(Provision *p)
 	soup_session_send_and_read_async(sm->ausf_session, m, G_PRIORITY_DEFAULT, NULL, ausf_answered, p);
 }
 
+/* A device record under the device's key: decoded, its attestation
+ * signature checked, its counter in the range the database stores.
+ * On failure, the HTTP status and the message to answer with. */
+static CpError
+record_verify(const uint8_t *rec, gsize len, EVP_PKEY *key, CpDeviceRecord *dr, guint *status, const char **why)
+{
+	CpError err = cp_device_record_verify(rec, len, key, dr);
+
+	if (err == CP_OK && dr->att_counter > G_MAXINT64) {
+		err = CP_ERR_BAD_VALUE;
+		*why = "att_counter out of range";
+	} else if (err != CP_OK) {
+		*why = err == CP_ERR_SIGNATURE ? "the device record's attestation signature is wrong" : cp_error_message(err);
+	}
+	*status = err == CP_ERR_SIGNATURE ? SOUP_STATUS_FORBIDDEN : SOUP_STATUS_BAD_REQUEST;
+	return err;
+}
+
 /* Counter strictly above the last accepted one, recorded in the same
  * statement so that two requests carrying one record cannot both pass. */
 static int
@@ -858,13 +876,13 @@ provision_step(Provision *p)
 		gsize len;
 		const uint8_t *rec = g_bytes_get_data(p->record, &len);
 
+		guint status;
+		const char *why;
+
 		g_debug("[%s] (%d/%d) checking the attestation", p->id_hex, p->step, N_STEPS);
-		err = cp_device_record_verify(rec, len, p->device_key, &p->dr);
+		err = record_verify(rec, len, p->device_key, &p->dr, &status, &why);
 		if (err != CP_OK) {
-			provision_fail(p, err == CP_ERR_SIGNATURE ? SOUP_STATUS_FORBIDDEN : SOUP_STATUS_BAD_REQUEST,
-				       cp_error_name(err), err,
-				       err == CP_ERR_SIGNATURE ? "the device record's attestation signature is wrong"
-							       : cp_error_message(err));
+			provision_fail(p, status, cp_error_name(err), err, why);
 			return;
 		}
 		if (!cp_memeq_consttime(p->dr.device_id, p->url_device_id, CP_DEVICE_ID_LEN)) {
@@ -889,11 +907,6 @@ provision_step(Provision *p)
 		if (!p->suite) {
 			provision_fail(p, SOUP_STATUS_BAD_REQUEST, cp_error_name(CP_ERR_SUITE), CP_ERR_SUITE,
 				       "the device offers no ECIES suite that this SM uses and its key can receive");
-			return;
-		}
-		if (p->dr.att_counter > G_MAXINT64) {
-			provision_fail(p, SOUP_STATUS_BAD_REQUEST, cp_error_name(CP_ERR_BAD_VALUE), CP_ERR_BAD_VALUE,
-				       "att_counter out of range");
 			return;
 		}
 		p->step++;
@@ -1935,16 +1948,18 @@ receipt_ausf_done(gboolean ok, const char *message, gpointer data)
 }
 
 /*
- * POST /v1/devices/{id}/receipt: the device's receipt, whoever relays it.
- * Trusted for its signature under the key the SM verified at claim time;
- * acted on once (the first relay marks it): a provisioned receipt retires
- * the older key generations (claim, reprovision) or removes the old
- * owner's SUPI (transfer); a decommissioned one releases the binding and
- * removes the subscriber.
+ * POST /v1/devices/{id}/receipt: the device's receipt, whoever relays it;
+ * POST /v1/device/receipt: the device's own (path_id NULL: the device is
+ * the receipt's). Trusted for its signature under the key the SM
+ * verified at claim time; acted on once (the first relay marks it): a
+ * provisioned receipt retires the older key generations (claim,
+ * reprovision) or removes the old owner's SUPI (transfer); a
+ * decommissioned one releases the binding and removes the subscriber.
  */
 static void
-handle_receipt(Sm *sm, SoupServerMessage *msg, const char *id_hex, JsonObject *req)
+handle_receipt(Sm *sm, SoupServerMessage *msg, const char *path_id, JsonObject *req)
 {
+	const char *id_hex;
 	g_autoptr(GBytes) raw = cp_json_base64(req, "receipt", CP_RECORD_MAX);
 	g_autoptr(GError) error = NULL;
 	g_autofree char *seq_s = NULL, *status_s = NULL;
@@ -1954,7 +1969,6 @@ handle_receipt(Sm *sm, SoupServerMessage *msg, const char *id_hex, JsonObject *r
 	AusfJob *job;
 	sqlite3_stmt *st;
 	guint64 row_version = 0, generation = 1;
-	char row_id[2 * CP_DEVICE_ID_LEN + 1];
 	int row_op = 0, known, marked;
 	CpError err;
 
@@ -1966,18 +1980,22 @@ handle_receipt(Sm *sm, SoupServerMessage *msg, const char *id_hex, JsonObject *r
 	rj->sm = sm;
 	sm->in_flight++;
 	rj->msg = g_object_ref(msg);
-	g_strlcpy(rj->id_hex, id_hex, sizeof(rj->id_hex));
 	rj->action = "none";
+	id_hex = rj->id_hex;
 	err = cp_receipt_decode(g_bytes_get_data(raw, NULL), g_bytes_get_size(raw), &rj->r);
 	if (err != CP_OK) {
 		cp_http_reply_cp_error(msg, SOUP_STATUS_BAD_REQUEST, err, "the receipt does not decode");
 		goto done;
 	}
-	cp_hex_encode(rj->r.device_id, CP_DEVICE_ID_LEN, row_id);
-	if (strcmp(row_id, id_hex) != 0) {
+	cp_hex_encode(rj->r.device_id, CP_DEVICE_ID_LEN, rj->id_hex);
+	if (path_id && strcmp(path_id, id_hex) != 0) {
 		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "device-id-mismatch", CP_ERR_WRONG_DEVICE,
 				    "the receipt is from another device");
 		goto done;
+	}
+	if (!path_id) {
+		g_message("[%s] receipt sent by the device", id_hex);
+		expire_releasing(sm, id_hex);
 	}
 	known = binding_load(sm, id_hex, &b, &error);
 	if (known < 0)
@@ -2255,6 +2273,145 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 		}
 	}
 	binding_clear(&b);
+}
+
+/*
+ * POST /v1/device/poll: the device asks, with a fresh device record, for
+ * the profile or command waiting for it (the last one issued whose
+ * receipt was not processed). The record's signature under the key
+ * stored at claim time is the authentication; its counter is recorded
+ * as a claim's is, so a record answers once.
+ */
+static void
+handle_poll(Sm *sm, SoupServerMessage *msg, JsonObject *req)
+{
+	g_autoptr(GBytes) raw = cp_json_base64(req, "device-record", CP_RECORD_MAX);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *msg_b64 = NULL, *kind = NULL;
+	g_autoptr(JsonBuilder) jb = NULL;
+	char id_hex[2 * CP_DEVICE_ID_LEN + 1];
+	const uint8_t *rec;
+	const char *why;
+	CpDeviceRecord dr;
+	Binding b = { 0 };
+	EVP_PKEY *pub = NULL;
+	sqlite3_stmt *st;
+	guint64 seq = 0;
+	GBytes *message = NULL;
+	gsize len;
+	guint status;
+	int known, fresh, rc;
+	CpError err;
+
+	if (!raw) {
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0, "device-record (base64) is required");
+		return;
+	}
+	rec = g_bytes_get_data(raw, &len);
+	err = cp_device_record_decode(rec, len, &dr);
+	if (err != CP_OK) {
+		cp_http_reply_cp_error(msg, SOUP_STATUS_BAD_REQUEST, err, "the device record does not decode");
+		return;
+	}
+	cp_hex_encode(dr.device_id, CP_DEVICE_ID_LEN, id_hex);
+	g_message("[%s] poll by the device", id_hex);
+	expire_releasing(sm, id_hex);
+	known = binding_load(sm, id_hex, &b, &error);
+	if (known < 0)
+		goto storage;
+	if (!known || !b.spki ||
+	    !(pub = cp_pubkey_from_spki(g_bytes_get_data(b.spki, NULL), g_bytes_get_size(b.spki)))) {
+		cp_http_reply_error(msg, SOUP_STATUS_NOT_FOUND, "unknown-device", 0,
+				    "the SM holds no verified key for this device");
+		goto out;
+	}
+	err = record_verify(rec, len, pub, &dr, &status, &why);
+	EVP_PKEY_free(pub);
+	if (err != CP_OK) {
+		g_message("[%s] poll refused: %s", id_hex, cp_error_name(err));
+		cp_http_reply_error(msg, status, cp_error_name(err), err, "%s", why);
+		goto out;
+	}
+	fresh = accept_counter(sm, id_hex, dr.att_counter, &error);
+	if (fresh < 0)
+		goto storage;
+	if (!fresh) {
+		g_message("[%s] poll refused: stale attestation", id_hex);
+		cp_http_reply_error(msg, SOUP_STATUS_CONFLICT, "stale-attestation", 0,
+				    "the device record's counter is not above the last one seen: make a new record");
+		goto out;
+	}
+	st = cp_db_prepare(sm->db,
+			   "SELECT p.kind, p.seq, p.message FROM pending p WHERE p.device_id = ?1 AND "
+			   "(p.kind = 'profile' AND EXISTS (SELECT 1 FROM provisionings v WHERE v.device_id = p.device_id "
+			   "AND v.profile_seq = p.seq AND v.receipt_status IS NULL) OR "
+			   "p.kind = 'command' AND EXISTS (SELECT 1 FROM commands c WHERE c.device_id = p.device_id "
+			   "AND c.seq = p.seq AND c.receipt_status IS NULL))", &error);
+	if (!st)
+		goto storage;
+	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		kind = col_text(st, 0);
+		seq = (guint64)sqlite3_column_int64(st, 1);
+		message = col_blob(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		cp_db_set_error(sm->db, &error, "reading the pending message");
+		goto storage;
+	}
+	if (!message) {
+		g_message("[%s] poll: nothing waits", id_hex);
+		soup_server_message_set_status(msg, SOUP_STATUS_NO_CONTENT, NULL);
+		goto out;
+	}
+	g_message("[%s] poll: %s seq %" G_GUINT64_FORMAT " sent", id_hex, kind, seq);
+	msg_b64 = g_base64_encode(g_bytes_get_data(message, NULL), g_bytes_get_size(message));
+	g_bytes_unref(message);
+	jb = json_builder_new();
+	json_builder_begin_object(jb);
+	json_builder_set_member_name(jb, "device-id");
+	json_builder_add_string_value(jb, id_hex);
+	json_builder_set_member_name(jb, "type");
+	json_builder_add_string_value(jb, kind);
+	json_builder_set_member_name(jb, "seq");
+	json_builder_add_int_value(jb, (gint64)seq);
+	json_builder_set_member_name(jb, "message");
+	json_builder_add_string_value(jb, msg_b64);
+	json_builder_end_object(jb);
+	cp_http_reply_json(msg, SOUP_STATUS_OK, jb);
+	goto out;
+
+storage:
+	cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, "%s", error->message);
+out:
+	binding_clear(&b);
+}
+
+/* /v1/device/...: the device's own requests over its data connection,
+ * authenticated by its signatures rather than a companion credential. */
+static void
+handle_device(SoupServer *server, SoupServerMessage *msg, const char *path,
+	      GHashTable *query, gpointer data)
+{
+	Sm *sm = data;
+	g_autoptr(JsonObject) req = NULL;
+
+	if (strcmp(path, "/v1/device/poll") != 0 && strcmp(path, "/v1/device/receipt") != 0) {
+		cp_http_reply_error(msg, SOUP_STATUS_NOT_FOUND, "not-found", 0, "no such resource: %s", path);
+		return;
+	}
+	if (strcmp(soup_server_message_get_method(msg), "POST") != 0) {
+		cp_http_reply_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed", 0, "use POST");
+		return;
+	}
+	if (!(req = cp_http_request_json(msg)))
+		return;
+	if (strcmp(path, "/v1/device/poll") == 0)
+		handle_poll(sm, msg, req);
+	else
+		handle_receipt(sm, msg, NULL, req);
 }
 
 static void
@@ -2713,6 +2870,7 @@ main(int argc, char **argv)
 		goto out;
 	cp_http_server_add_handler(sm.http, "/v1/provision", handle_provision, &sm);
 	cp_http_server_add_handler(sm.http, "/v1/devices", handle_devices, &sm);
+	cp_http_server_add_handler(sm.http, "/v1/device", handle_device, &sm);
 	cp_http_server_add_handler(sm.http, NULL, handle_default, &sm);
 	/* Stoppable before anyone learns we are ready: a SIGTERM right after
 	 * the port file appears is a clean stop, not the default action. */

@@ -380,7 +380,8 @@ imsi-last=001010000000100
 
     def sm_request(self, method, path, body=None, headers=None, token=None):
         conn = http.client.HTTPSConnection("127.0.0.1", self.sm_port, context=self.ssl_context(), timeout=20)
-        h = {"Authorization": "Bearer " + (token or self.token)}
+        # token False: no credential (the device's own requests)
+        h = {} if token is False else {"Authorization": "Bearer " + (token or self.token)}
         if body is not None:
             h["Content-Type"] = "application/json"
         h.update(headers or {})
