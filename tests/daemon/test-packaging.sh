@@ -81,6 +81,7 @@ sed -i "s|option proxy 'maybe'|option proxy '0'|" "$tmp/uci"
 
 # the network section: [network], and a bad interval named by cellprovd
 cp "$tmp/uci" "$tmp/uci.orig"
+cp "$tmp/etc/trusted-operators.pem" "$tmp/etc/sm-ca.pem"
 printf "config network 'network'\n\toption sm_url 'https://sm.example.net:8443'\n\toption sm_ca '%s'\n\toption poll_interval '3600'\n" \
 	"$tmp/etc/sm-ca.pem" >> "$tmp/uci"
 PATH="$tmp/bin:$PATH" UCI_FILE="$tmp/uci" sh "$owrt/cellprov-uci2conf" > "$tmp/net.conf"
