@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define G_LOG_DOMAIN "cellprovd"
 #include "cp-poll.h"
 
 #include <string.h>

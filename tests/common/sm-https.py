@@ -5,7 +5,8 @@ path) for the device's tests: HTTPS with a given certificate, verifies
 nothing. Each answer comes from DIR/<name>.json, read at every request
 (name: poll for /v1/device/poll, receipt for /v1/device/receipt, other):
 {"status": N, "body": "text" | null, "headers": {..}, "delay": seconds,
- "content-length": N (overrides the true one)}. Without the file: poll
+ "content-length": N (overrides the true one), "once": true (then the
+file is removed)}. Without the file: poll
 answers 204, receipt 200 {"result": "processed"}, anything else 404.
 Every request is appended to DIR/requests.log as one JSON line
 {"path", "time", "body"}. Prints the port on its first line."""
@@ -43,6 +44,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if os.path.exists(path):
             with open(path) as f:
                 answer = json.load(f)
+            if answer.get('once'):
+                os.unlink(path)
         time.sleep(answer.get('delay', 0))
         data = (answer.get('body') or '').encode()
         self.send_response(answer['status'])
