@@ -17,6 +17,7 @@
 #include "cp-conf.h"
 #include "cp-daemon.h"
 #include "cp-glib.h"
+#include "cp-poll.h"
 #include "cp-records.h"
 #include "cp-service.h"
 
@@ -33,6 +34,7 @@ typedef struct {
 	GMainLoop *loop;
 	CpDaemon *daemon;
 	CpService *service;
+	CpPoll *poll;
 	int status;
 	gboolean started;
 	guint watchdog_source;
@@ -141,6 +143,8 @@ on_ready(gboolean owned, gpointer data)
 		return;
 	}
 	app->started = TRUE;
+	if (app->poll)
+		cp_poll_start(app->poll, 0);
 	g_message("ready: device %s, %s", cp_daemon_get_device_id(app->daemon),
 		  cp_state_name(cp_daemon_get_state(app->daemon)));
 	notify("READY=1");
@@ -263,7 +267,14 @@ main(int argc, char **argv)
 		cp_daemon_free(app.daemon);
 		return EXIT_FAILURE;
 	}
+	app.poll = cp_poll_new(app.daemon, &error);
+	if (!app.poll && error) {
+		g_printerr("cellprovd: %s\n", error->message);
+		cp_daemon_free(app.daemon);
+		return EXIT_FAILURE;
+	}
 	if (check) {
+		cp_poll_free(app.poll);
 		printf("configuration OK: device %s, state %s\n", cp_daemon_get_device_id(app.daemon),
 		       cp_state_name(cp_daemon_get_state(app.daemon)));
 		cp_daemon_free(app.daemon);
@@ -276,6 +287,7 @@ main(int argc, char **argv)
 	app.service = cp_service_new(app.daemon, on_ready, &app, &error);
 	if (!app.service) {
 		g_printerr("cellprovd: cannot join the bus: %s\n", error->message);
+		cp_poll_free(app.poll);
 		cp_daemon_free(app.daemon);
 		g_main_loop_unref(app.loop);
 		return EXIT_FAILURE;
@@ -288,6 +300,7 @@ main(int argc, char **argv)
 	if (app.watchdog_source)
 		g_source_remove(app.watchdog_source);
 	cp_service_free(app.service);
+	cp_poll_free(app.poll);
 	cp_daemon_free(app.daemon);
 	g_main_loop_unref(app.loop);
 	g_free(app.last_status);

@@ -15,6 +15,7 @@ static const char *const modem_keys[] = {
 	"reset", NULL,
 };
 static const char *const daemon_keys[] = { "state-directory", "polkit", NULL };
+static const char *const network_keys[] = { "sm-url", "sm-ca", "poll-interval", NULL };
 
 static const struct {
 	const char *name;
@@ -24,6 +25,7 @@ static const struct {
 	{ "nfc", nfc_keys },
 	{ "modem", modem_keys },
 	{ "daemon", daemon_keys },
+	{ "network", network_keys },
 };
 
 static void
@@ -62,7 +64,7 @@ check_known(GKeyFile *kf, CpConf *c, GError **error)
 				keys = groups[g].keys;
 		if (!keys) {
 			set_error(error, c, G_KEY_FILE_ERROR_GROUP_NOT_FOUND, names[i], NULL,
-				  "unknown group (known: device, nfc, modem, daemon)");
+				  "unknown group (known: device, nfc, modem, daemon, network)");
 			return FALSE;
 		}
 		present = g_key_file_get_keys(kf, names[i], NULL, NULL);
@@ -381,6 +383,47 @@ get_seconds(GKeyFile *kf, CpConf *c, const char *group, const char *key, guint d
 	return TRUE;
 }
 
+/* [network]: the SM the device polls itself (docs/daemon.md). */
+static gboolean
+parse_network(GKeyFile *kf, CpConf *c, GError **error)
+{
+	g_autofree char *interval = NULL;
+	g_autoptr(GUri) uri = NULL;
+	guint64 n;
+
+	if (!get_string(kf, c, "network", "sm-url", FALSE, &c->sm_url, error) ||
+	    !get_string(kf, c, "network", "sm-ca", FALSE, &c->sm_ca, error) ||
+	    !get_string(kf, c, "network", "poll-interval", FALSE, &interval, error))
+		return FALSE;
+	if (c->sm_url) {
+		uri = g_uri_parse(c->sm_url, G_URI_FLAGS_NONE, NULL);
+		if (!uri || g_strcmp0(g_uri_get_scheme(uri), "https") != 0 ||
+		    !g_uri_get_host(uri) || !*g_uri_get_host(uri) || g_uri_get_query(uri) ||
+		    g_uri_get_fragment(uri) || g_uri_get_userinfo(uri)) {
+			set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "network", "sm-url",
+				  "'%s' is not an https://host[:port][/path] URL", c->sm_url);
+			return FALSE;
+		}
+	}
+	if (c->sm_ca && c->sm_ca[0] != '/') {
+		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "network", "sm-ca",
+			  "'%s' is not an absolute path", c->sm_ca);
+		return FALSE;
+	}
+	c->poll_interval = CP_CONF_DEFAULT_POLL_INTERVAL;
+	if (interval) {
+		if (!g_ascii_string_to_unsigned(interval, 10, CP_CONF_MIN_POLL_INTERVAL,
+						CP_CONF_MAX_POLL_INTERVAL, &n, NULL)) {
+			set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "network",
+				  "poll-interval", "'%s' is not a number of seconds from %d to %d",
+				  interval, CP_CONF_MIN_POLL_INTERVAL, CP_CONF_MAX_POLL_INTERVAL);
+			return FALSE;
+		}
+		c->poll_interval = (guint)n;
+	}
+	return TRUE;
+}
+
 static CpConf *
 parse(GKeyFile *kf, const char *name, GError **error)
 {
@@ -397,7 +440,8 @@ parse(GKeyFile *kf, const char *name, GError **error)
 	    !parse_modem(kf, c, error) ||
 	    !get_string(kf, c, "daemon", "state-directory", FALSE, &c->state_directory, error) ||
 	    !get_string(kf, c, "daemon", "polkit", FALSE, &polkit, error) ||
-	    !parse_bool(c, "daemon", "polkit", polkit, TRUE, &c->polkit, error))
+	    !parse_bool(c, "daemon", "polkit", polkit, TRUE, &c->polkit, error) ||
+	    !parse_network(kf, c, error))
 		return NULL;
 
 	if (!c->state_directory)
@@ -456,5 +500,7 @@ cp_conf_free(CpConf *c)
 	g_free(c->card);
 	g_free(c->adm1);
 	g_free(c->state_directory);
+	g_free(c->sm_url);
+	g_free(c->sm_ca);
 	g_free(c);
 }

@@ -34,6 +34,10 @@ typedef enum {
 #define CP_CONF_MAX_NFC_COMMAND_TIMEOUT 60
 #define CP_CONF_DEFAULT_NFC_SESSION_TIMEOUT 30
 #define CP_CONF_MAX_NFC_SESSION_TIMEOUT 600
+/* [network] poll-interval, seconds */
+#define CP_CONF_DEFAULT_POLL_INTERVAL 21600
+#define CP_CONF_MIN_POLL_INTERVAL 60
+#define CP_CONF_MAX_POLL_INTERVAL 604800
 
 typedef struct _CpConf {
 	char *path;                     /* the file it came from */
@@ -66,6 +70,11 @@ typedef struct _CpConf {
 	/* [daemon] */
 	char *state_directory;
 	gboolean polkit;                /* ask polkit for callers other than root */
+
+	/* [network] */
+	char *sm_url;                   /* NULL: the device does not poll the SM */
+	char *sm_ca;                    /* PEM CA file of the SM's TLS certificate; NULL: system's */
+	guint poll_interval;            /* seconds */
 } CpConf;
 
 /* Parse and check; on error a G_KEY_FILE_ERROR naming the file, group,

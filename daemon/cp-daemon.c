@@ -1106,43 +1106,58 @@ cp_daemon_profile_written(CpDaemon *d, GBytes *ndef)
 
 /* ---- the tag ---- */
 
-GBytes *
-cp_daemon_build_tag(CpDaemon *d, GError **error)
+/* A fresh signed device record: bumps and journals the attestation
+ * counter first. */
+static gboolean
+build_record(CpDaemon *d, CpBuf *rec, CpDeviceRecord *dr, GError **error)
 {
-	CpDeviceRecord dr;
-	cp_auto_buf rec = CP_BUF_INIT;
-	cp_auto_buf ndef = CP_BUF_INIT;
 	CpJournal next;
 	CpError err;
-	const uint8_t *receipt = NULL;
-	gsize receipt_len = 0;
 
 	/* The counter is on disk before any record carries it, so a crash
 	 * can never make the device show the same value twice. */
 	cp_journal_copy(&next, &d->j);
 	next.att_counter++;
 	if (!journal_commit(d, &next, error))
-		return NULL;
+		return FALSE;
 
-	memset(&dr, 0, sizeof(dr));
-	dr.version = CP_DEVICE_RECORD_VERSION;
-	memcpy(dr.device_id, d->device_id, sizeof(dr.device_id));
-	g_strlcpy(dr.manufacturer, d->conf->manufacturer, sizeof(dr.manufacturer));
-	g_strlcpy(dr.model, d->conf->model, sizeof(dr.model));
-	g_strlcpy(dr.serial, d->conf->serial, sizeof(dr.serial));
-	memcpy(dr.suites, d->conf->suites, d->conf->n_suites);
-	dr.n_suites = d->conf->n_suites;
-	dr.state = (uint8_t)cp_state_device_state(d->m.state);
-	dr.att_counter = d->j.att_counter;
-	err = cp_random(dr.att_random, sizeof(dr.att_random));
+	memset(dr, 0, sizeof(*dr));
+	dr->version = CP_DEVICE_RECORD_VERSION;
+	memcpy(dr->device_id, d->device_id, sizeof(dr->device_id));
+	g_strlcpy(dr->manufacturer, d->conf->manufacturer, sizeof(dr->manufacturer));
+	g_strlcpy(dr->model, d->conf->model, sizeof(dr->model));
+	g_strlcpy(dr->serial, d->conf->serial, sizeof(dr->serial));
+	memcpy(dr->suites, d->conf->suites, d->conf->n_suites);
+	dr->n_suites = d->conf->n_suites;
+	dr->state = (uint8_t)cp_state_device_state(d->m.state);
+	dr->att_counter = d->j.att_counter;
+	err = cp_random(dr->att_random, sizeof(dr->att_random));
 	if (err == CP_OK)
-		err = cp_device_record_encode(&dr, d->key, &rec);
-	if (err == CP_OK) {
-		if (d->receipt)
-			receipt = g_bytes_get_data(d->receipt, &receipt_len);
-		err = cp_tag_build(d->conf->certificate_url, rec.data, rec.len, receipt,
-				   receipt_len, &ndef);
+		err = cp_device_record_encode(dr, d->key, rec);
+	if (err != CP_OK) {
+		cp_set_error(error, err, "cannot build the device record: %s",
+			     cp_error_message(err));
+		return FALSE;
 	}
+	return TRUE;
+}
+
+GBytes *
+cp_daemon_build_tag(CpDaemon *d, GError **error)
+{
+	CpDeviceRecord dr;
+	cp_auto_buf rec = CP_BUF_INIT;
+	cp_auto_buf ndef = CP_BUF_INIT;
+	CpError err;
+	const uint8_t *receipt = NULL;
+	gsize receipt_len = 0;
+
+	if (!build_record(d, &rec, &dr, error))
+		return NULL;
+	if (d->receipt)
+		receipt = g_bytes_get_data(d->receipt, &receipt_len);
+	err = cp_tag_build(d->conf->certificate_url, rec.data, rec.len, receipt, receipt_len,
+			   &ndef);
 	if (err != CP_OK) {
 		cp_set_error(error, err, "cannot build the tag content: %s", cp_error_message(err));
 		return NULL;
@@ -1151,6 +1166,27 @@ cp_daemon_build_tag(CpDaemon *d, GError **error)
 		dr.att_counter, dr.state, receipt ? ", receipt" : "");
 	notify_changed(d);
 	return g_bytes_new(ndef.data, ndef.len);
+}
+
+GBytes *
+cp_daemon_build_record(CpDaemon *d, GError **error)
+{
+	CpDeviceRecord dr;
+	cp_auto_buf rec = CP_BUF_INIT;
+
+	if (!build_record(d, &rec, &dr, error))
+		return NULL;
+	g_debug("poll: device record with attestation counter %" G_GUINT64_FORMAT ", state %u",
+		dr.att_counter, dr.state);
+	notify_changed(d);
+	return g_bytes_new(rec.data, rec.len);
+}
+
+gboolean
+cp_daemon_is_busy(CpDaemon *d)
+{
+	return d->attempt || d->restoring || cp_state_is_busy(d->m.state) ||
+	       cp_state_is_command(d->m.state);
 }
 
 static GBytes *

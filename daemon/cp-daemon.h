@@ -82,6 +82,11 @@ gboolean cp_daemon_factory_reset(CpDaemon *d, GError **error);
 /* The NDEF message of the tag for a new read session: bumps and
  * journals the attestation counter first (NULL when it cannot). */
 GBytes *cp_daemon_build_tag(CpDaemon *d, GError **error);
+/* A fresh signed device record alone (the poll's, docs/daemon.md): bumps
+ * and journals the attestation counter first. */
+GBytes *cp_daemon_build_record(CpDaemon *d, GError **error);
+/* An attempt, a command or a roll-back is under way. */
+gboolean cp_daemon_is_busy(CpDaemon *d);
 /* A written NDEF message (what the transport delivers): a profile or a
  * command. */
 void cp_daemon_profile_written(CpDaemon *d, GBytes *ndef);

@@ -32,7 +32,11 @@ static const char *const good =
 	"reset=user\n"
 	"[daemon]\n"
 	"state-directory=/var/lib/cellprov\n"
-	"polkit=false\n";
+	"polkit=false\n"
+	"[network]\n"
+	"sm-url=https://sm.example.net:8443/cellprov\n"
+	"sm-ca=/etc/cellprov/sm-ca.pem\n"
+	"poll-interval=3600\n";
 
 static const char *const minimal =
 	"[device]\n"
@@ -72,6 +76,9 @@ test_good(void)
 	g_assert_cmpint(c->reset, ==, CP_RESET_USER);
 	g_assert_cmpstr(c->state_directory, ==, "/var/lib/cellprov");
 	g_assert_false(c->polkit);
+	g_assert_cmpstr(c->sm_url, ==, "https://sm.example.net:8443/cellprov");
+	g_assert_cmpstr(c->sm_ca, ==, "/etc/cellprov/sm-ca.pem");
+	g_assert_cmpuint(c->poll_interval, ==, 3600);
 }
 
 static void
@@ -94,6 +101,9 @@ test_defaults(void)
 	g_assert_cmpint(c->reset, ==, CP_RESET_AUTO);
 	g_assert_cmpstr(c->state_directory, ==, CP_CONF_DEFAULT_STATE_DIR);
 	g_assert_true(c->polkit);
+	g_assert_null(c->sm_url);
+	g_assert_null(c->sm_ca);
+	g_assert_cmpuint(c->poll_interval, ==, CP_CONF_DEFAULT_POLL_INTERVAL);
 	g_assert_cmpstr(cp_backend_kind_name(c->backend), ==, "auto");
 	g_assert_cmpstr(cp_reset_mode_name(c->reset), ==, "auto");
 }
@@ -178,6 +188,14 @@ test_bad(void)
 		{ "nfc", "session-timeout", "601", "[nfc] session-timeout: '601' is not a number of seconds from 1 to 600" },
 		{ "nfc", "session-timeout", "30s", "'30s' is not a number" },
 		{ "daemon", "state-directory", "var/lib", "[daemon] state-directory: 'var/lib' is not an absolute path" },
+		{ "network", "sm-url", "http://sm.example.net", "[network] sm-url: 'http://sm.example.net' is not an https://" },
+		{ "network", "sm-url", "https://sm.example.net/?a=b", "is not an https://" },
+		{ "network", "sm-url", "sm.example.net", "is not an https://" },
+		{ "network", "sm-ca", "ca.pem", "[network] sm-ca: 'ca.pem' is not an absolute path" },
+		{ "network", "poll-interval", "59", "[network] poll-interval: '59' is not a number of seconds from 60 to 604800" },
+		{ "network", "poll-interval", "604801", "from 60 to 604800" },
+		{ "network", "poll-interval", "6h", "'6h' is not a number" },
+		{ "network", "url", "x", "[network] url: unknown key" },
 		{ "mdoem", "device", "/dev/x", "[mdoem]: unknown group" },
 	};
 

@@ -22,6 +22,8 @@
 #include "cp-test-operator.h"
 #include "cp-daemon.h"
 #include "cp-glib.h"
+#include "cp-poll.h"
+#include "cp-test-https.h"
 
 #define OLD_IMSI "001010123456789"
 #define NEW_IMSI "001010000000001"
@@ -48,6 +50,8 @@ typedef struct {
 	CpSecret *k2;
 	CpSecret *k_prof;
 	gboolean stop_at_decommissioning;
+	CpTestHttps https;
+	CpPoll *poll;
 } Fixture;
 
 static void
@@ -227,6 +231,8 @@ fixture_teardown(Fixture *f, gconstpointer data)
 {
 	g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", f->dir);
 
+	cp_poll_free(f->poll);
+	cp_test_https_stop(&f->https);
 	cp_daemon_free(f->d);
 	if (f->sim) {
 		kill(f->sim, SIGTERM);
@@ -947,6 +953,221 @@ test_decommission_crash(Fixture *f, gconstpointer data)
 	check_journal_lifecycle(f, FALSE, FALSE);
 }
 
+/* ---- the cellular path: the device polls a local SM stand-in ---- */
+
+/* The structure inside a one-record NDEF message, base64. */
+static char *
+ndef_payload_b64(GBytes *ndef)
+{
+	CpNdefMessage msg;
+
+	g_assert_cmpint(cp_ndef_parse(g_bytes_get_data(ndef, NULL), g_bytes_get_size(ndef), &msg),
+			==, CP_OK);
+	return g_base64_encode(msg.records[0].payload, msg.records[0].payload_len);
+}
+
+static void
+serve_once(Fixture *f, const char *type, uint64_t seq, GBytes *ndef)
+{
+	g_autofree char *b64 = ndef_payload_b64(ndef);
+	g_autofree char *body = g_strdup_printf(
+		"{\\\"device-id\\\": \\\"x\\\", \\\"type\\\": \\\"%s\\\", "
+		"\\\"seq\\\": %" G_GUINT64_FORMAT ", \\\"message\\\": \\\"%s\\\"}",
+		type, seq, b64);
+	g_autofree char *json = g_strdup_printf("{\"status\": 200, \"once\": true, \"body\": \"%s\"}",
+						body);
+
+	cp_test_https_answer(&f->https, "poll", json);
+}
+
+static guint
+n_requests(Fixture *f, const char *path)
+{
+	g_auto(GStrv) r = cp_test_https_requests(&f->https);
+	g_autofree char *want = g_strdup_printf("\"path\": \"%s\"", path);
+	guint n = 0;
+
+	for (guint i = 0; r[i]; i++)
+		n += strstr(r[i], want) != NULL;
+	return n;
+}
+
+/* Run the main loop for ms, or until path has n requests (path NULL: the
+ * whole time). */
+static void
+run_until(Fixture *f, const char *path, guint n, guint ms)
+{
+	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+
+	while (g_get_monotonic_time() < end) {
+		g_main_context_iteration(NULL, FALSE);
+		if (path && n_requests(f, path) >= n && !cp_daemon_is_busy(f->d))
+			return;
+		g_usleep(5000);
+	}
+	if (path)
+		g_error("%s: %u requests, not %u, within %u ms", path, n_requests(f, path), n, ms);
+}
+
+/* The receipt the device posted last: its bytes are the tag's. */
+static void
+check_posted_receipt(Fixture *f)
+{
+	g_auto(GStrv) r = cp_test_https_requests(&f->https);
+	g_autofree char *b64 = NULL;
+	g_autofree guint8 *raw = NULL;
+	GBytes *tag = cp_daemon_get_receipt(f->d);
+	const char *last = NULL, *p, *q;
+	gsize len;
+
+	for (guint i = 0; r[i]; i++)
+		if (strstr(r[i], "/v1/device/receipt"))
+			last = r[i];
+	g_assert_nonnull(last);
+	p = strstr(last, "receipt\\\": \\\"");
+	g_assert_nonnull(p);
+	p += strlen("receipt\\\": \\\"");
+	q = strstr(p, "\\\"");
+	g_assert_nonnull(q);
+	b64 = g_strndup(p, (gsize)(q - p));
+	raw = g_base64_decode(b64, &len);
+	g_assert_nonnull(tag);
+	g_assert_cmpmem(raw, len, g_bytes_get_data(tag, NULL), g_bytes_get_size(tag));
+}
+
+static void
+start_poll(Fixture *f, guint interval_ms, guint backoff_ms)
+{
+	g_autoptr(GError) error = NULL;
+
+	cp_poll_free(f->poll);
+	f->poll = cp_poll_new(f->d, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(f->poll);
+	cp_poll_set_test_timing(f->poll, interval_ms, backoff_ms);
+	cp_poll_start(f->poll, 20);
+}
+
+/*
+ * [network] sm-url: an unbound device does not poll; bound, provisioned
+ * and registered it does: 204 changes nothing; a re-provisioning served is
+ * applied and its receipt posted; a server failing is retried with growing
+ * spacing; a server whose certificate is not from sm-ca is refused and
+ * nothing is applied; a decommission served is executed and its receipt
+ * posted, after which the (unbound) device polls no more.
+ */
+static void
+test_poll(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GBytes) ndef = NULL;
+	g_autofree char *base_conf = NULL;
+	g_auto(GStrv) reqs = NULL;
+	guint64 counter;
+	double t[5];
+	guint n = 0;
+
+	cp_test_https_start(&f->https, f->dir);
+	base_conf = f->conf_text;
+	f->conf_text = g_strdup_printf("%s[network]\nsm-url=%s\nsm-ca=%s\npoll-interval=60\n",
+				       base_conf, f->https.url, f->https.ca);
+	make_profile(f, 17);
+	start_sim(f);
+	f->d = start_daemon(f);
+
+	/* not bound: no poll */
+	start_poll(f, 100, 50);
+	run_until(f, NULL, 0, 600);
+	g_assert_cmpuint(n_requests(f, "/v1/device/poll"), ==, 0);
+
+	/* bound and registered: polls; 204 changes nothing */
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+	counter = cp_daemon_get_att_counter(f->d);
+	run_until(f, "/v1/device/poll", 2, 3000);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+	g_assert_cmpstr(cp_daemon_get_imsi(f->d), ==, NEW_IMSI);
+	g_assert_cmpuint(cp_daemon_get_att_counter(f->d), >=, counter + 2);
+	g_assert_cmpuint(n_requests(f, "/v1/device/receipt"), ==, 0);
+	g_assert_cmpstr(cp_poll_get_last_result(f->poll), ==, "nothing waiting");
+
+	/* a re-provisioning: applied, its receipt posted */
+	make_profile(f, 18);
+	sign_with(f, test_operator(), CP_OP_REPROVISION, 1);
+	strcpy(f->p.supi, "001010000000002");
+	add_subscriber(f);
+	ndef = profile_ndef(f);
+	serve_once(f, "profile", 18, ndef);
+	run_until(f, "/v1/device/receipt", 1, 30000);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+	g_assert_cmpstr(cp_daemon_get_imsi(f->d), ==, "001010000000002");
+	check_receipt_v2(f, 18, CP_RECEIPT_PROVISIONED, CP_OK, f->k2, 1);
+	check_posted_receipt(f);
+	g_clear_pointer(&ndef, g_bytes_unref);
+
+	/* the SM failing: retries at growing spacing */
+	cp_test_https_answer(&f->https, "poll", "{\"status\": 503, \"body\": \"{}\"}");
+	start_poll(f, 5000, 150);
+	n = n_requests(f, "/v1/device/poll");
+	run_until(f, "/v1/device/poll", n + 5, 8000);
+	reqs = cp_test_https_requests(&f->https);
+	for (guint i = g_strv_length(reqs) - 5, k = 0; k < 5; i++, k++)
+		t[k] = g_ascii_strtod(strstr(reqs[i], "\"time\": ") + 8, NULL);
+	for (guint k = 2; k < 5; k++) {
+		g_assert_cmpfloat(t[k] - t[k - 1], >, 1.5 * (t[k - 1] - t[k - 2]));
+	}
+	g_assert_cmpfloat(t[2] - t[1], >=, 0.29);
+	g_assert_true(g_str_has_prefix(cp_poll_get_last_result(f->poll), "failed: HTTP 503"));
+	cp_test_https_answer(&f->https, "poll", NULL);
+
+	/* a certificate not from sm-ca: refused before any request, nothing applied */
+	cp_poll_free(f->poll);
+	f->poll = NULL;
+	cp_daemon_free(f->d);
+	g_free(f->conf_text);
+	f->conf_text = g_strdup_printf("%s[network]\nsm-url=%s\nsm-ca=%s\n",
+				       base_conf, f->https.url, f->https.other_ca);
+	f->d = start_daemon(f);
+	ndef = command_ndef(f, test_operator(), f->device_id, 30, 1, 600);
+	serve_once(f, "command", 30, ndef);
+	n = g_strv_length(reqs);
+	start_poll(f, 200, 100);
+	run_until(f, NULL, 0, 1500);
+	g_strfreev(reqs);
+	reqs = cp_test_https_requests(&f->https);
+	g_assert_cmpuint(g_strv_length(reqs), ==, n);
+	g_assert_true(g_str_has_prefix(cp_poll_get_last_result(f->poll), "failed: "));
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+	g_assert_true(cp_daemon_get_bound(f->d));
+
+	/* with the right CA: the decommission is executed, its receipt posted */
+	cp_poll_free(f->poll);
+	f->poll = NULL;
+	cp_daemon_free(f->d);
+	g_free(f->conf_text);
+	f->conf_text = g_strdup_printf("%s[network]\nsm-url=%s\nsm-ca=%s\n",
+				       base_conf, f->https.url, f->https.ca);
+	f->d = start_daemon(f);
+	start_poll(f, 200, 100);
+	run_until(f, "/v1/device/receipt", 2, 30000);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_IDLE);
+	g_assert_false(cp_daemon_get_bound(f->d));
+	check_posted_receipt(f);
+	{
+		CpReceipt r;
+		GBytes *rb = cp_daemon_get_receipt(f->d);
+
+		g_assert_cmpint(cp_receipt_verify_device(g_bytes_get_data(rb, NULL),
+							 g_bytes_get_size(rb), f->key, &r), ==, CP_OK);
+		g_assert_cmpuint(r.status, ==, CP_RECEIPT_DECOMMISSIONED);
+		g_assert_cmpuint(r.profile_seq, ==, 30);
+	}
+
+	/* no longer bound: no more polls */
+	n = n_requests(f, "/v1/device/poll");
+	run_until(f, NULL, 0, 1000);
+	g_assert_cmpuint(n_requests(f, "/v1/device/poll"), ==, n);
+}
+
 /* The warning of a device that trusts on first use is expected here;
  * any other warning of the daemon still fails the test. */
 static void
@@ -978,5 +1199,7 @@ main(int argc, char **argv)
 		   test_factory_reset, fixture_teardown);
 	g_test_add("/daemon/flow-qmi/decommission-crash", Fixture, NULL, fixture_setup,
 		   test_decommission_crash, fixture_teardown);
+	g_test_add("/daemon/flow-qmi/poll", Fixture, NULL, fixture_setup, test_poll,
+		   fixture_teardown);
 	return g_test_run();
 }

@@ -65,6 +65,7 @@ grep -q '^proxy=false$' "$tmp/cellprov.conf" || fail "UCI proxy '0' is not proxy
 grep -q '^suites=B$' "$tmp/cellprov.conf" || fail "UCI list suite is not suites=B"
 grep -qxF "trusted-operators=$tmp/etc/trusted-operators.pem" "$tmp/cellprov.conf" ||
 	fail "UCI option trusted_operators is not [device] trusted-operators"
+grep -q '^\[network\]' "$tmp/cellprov.conf" && fail "[network] written without sm_url"
 out=$("$build/daemon/cellprovd" --check-config --config "$tmp/cellprov.conf" 2>&1) ||
 	{ cat "$tmp/cellprov.conf"; fail "cellprovd refuses the generated config: $out"; }
 echo "$out" | grep -q "device $id" || fail "check-config: $out"
@@ -77,6 +78,25 @@ if out=$("$build/daemon/cellprovd" --check-config --config "$tmp/bad.conf" 2>&1)
 fi
 echo "$out" | grep -q "\[modem\] proxy: 'maybe'" || fail "bad value not named: $out"
 sed -i "s|option proxy 'maybe'|option proxy '0'|" "$tmp/uci"
+
+# the network section: [network], and a bad interval named by cellprovd
+cp "$tmp/uci" "$tmp/uci.orig"
+cp "$tmp/etc/trusted-operators.pem" "$tmp/etc/sm-ca.pem"
+printf "config network 'network'\n\toption sm_url 'https://sm.example.net:8443'\n\toption sm_ca '%s'\n\toption poll_interval '3600'\n" \
+	"$tmp/etc/sm-ca.pem" >> "$tmp/uci"
+PATH="$tmp/bin:$PATH" UCI_FILE="$tmp/uci" sh "$owrt/cellprov-uci2conf" > "$tmp/net.conf"
+sed -n '/^\[network\]$/,$p' "$tmp/net.conf" > "$tmp/net.section"
+printf '[network]\nsm-url=https://sm.example.net:8443\nsm-ca=%s\npoll-interval=3600\n' "$tmp/etc/sm-ca.pem" |
+	cmp -s - "$tmp/net.section" || { cat "$tmp/net.conf"; fail "UCI network is not [network]"; }
+out=$("$build/daemon/cellprovd" --check-config --config "$tmp/net.conf" 2>&1) ||
+	fail "cellprovd refuses the generated [network]: $out"
+sed -i "s|option poll_interval '3600'|option poll_interval '30'|" "$tmp/uci"
+PATH="$tmp/bin:$PATH" UCI_FILE="$tmp/uci" sh "$owrt/cellprov-uci2conf" > "$tmp/bad.conf"
+if out=$("$build/daemon/cellprovd" --check-config --config "$tmp/bad.conf" 2>&1); then
+	fail "a poll_interval of 30 was accepted"
+fi
+echo "$out" | grep -q "\[network\] poll-interval: '30'" || fail "bad interval not named: $out"
+mv "$tmp/uci.orig" "$tmp/uci"
 
 # Every key cellprovd knows (the key lists of daemon/cp-conf.c) has its UCI
 # option: the example UCI config, which sets them all, gives every one.

@@ -10,7 +10,7 @@ import sys
 
 SOURCE = os.environ["CP_SOURCE_DIR"]
 EXAMPLES = {
-    "cellprov.conf": ("daemon/cp-conf.c", {"device", "nfc", "modem", "daemon"}),
+    "cellprov.conf": ("daemon/cp-conf.c", {"device", "nfc", "modem", "daemon", "network"}),
     "sm.conf": ("network/cellprov-sm.c", {"sm"}),
     "ausf.conf": ("network/cellprov-ausf.c", {"ausf"}),
 }

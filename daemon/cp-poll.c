@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define G_LOG_DOMAIN "cellprovd"
+#include "cp-poll.h"
+
+#include <string.h>
+
+#include "cellprov.h"
+#include "cp-glib.h"
+#include "cp-https.h"
+
+#define POLL_TIMEOUT_MS (60 * 1000)
+#define POLL_FIRST_BACKOFF_MS (60 * 1000)
+
+struct _CpPoll {
+	CpDaemon *d;
+	GTlsDatabase *database;
+	GCancellable *cancel;
+	guint interval_ms;
+	guint backoff_min_ms;
+	guint backoff_ms;               /* the next retry's delay */
+	guint timer;
+	guint next_delay_ms;
+	gboolean in_flight;             /* a POST is under way */
+	gboolean applying;              /* a polled message is being applied */
+	GBytes *receipt_before;         /* the daemon's receipt before it */
+	GBytes *receipt;                /* to post; NULL: none */
+	gint64 last_time;
+	char *last_result;
+	guint64 seq;                    /* of the message being applied */
+	char type[16];
+};
+
+static void poll_tick(CpPoll *p);
+
+static gboolean
+on_timer(gpointer data)
+{
+	CpPoll *p = data;
+
+	p->timer = 0;
+	poll_tick(p);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+schedule(CpPoll *p, guint ms)
+{
+	if (p->timer)
+		g_source_remove(p->timer);
+	p->next_delay_ms = ms;
+	p->timer = g_timeout_add(ms, on_timer, p);
+}
+
+/* The interval, +-20%. */
+static guint
+jittered(CpPoll *p)
+{
+	return (guint)g_random_double_range(0.8 * p->interval_ms, 1.2 * p->interval_ms);
+}
+
+static void
+set_result(CpPoll *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void
+set_result(CpPoll *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	g_free(p->last_result);
+	va_start(ap, fmt);
+	p->last_result = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	p->last_time = g_get_real_time();
+}
+
+static void
+succeeded(CpPoll *p)
+{
+	p->backoff_ms = p->backoff_min_ms;
+	schedule(p, jittered(p));
+}
+
+static void
+failed(CpPoll *p)
+{
+	guint ms = p->backoff_ms;
+
+	g_message("poll: %s; next try in %u s", p->last_result, (ms + 999) / 1000);
+	p->backoff_ms = MIN((guint64)p->backoff_ms * 2, p->interval_ms);
+	schedule(p, ms);
+}
+
+/*
+ * The SM's answers are flat JSON objects of strings and numbers: find the
+ * value of key. Strings without escapes other than \" \\ \/; a number
+ * comes back as its digits. NULL when absent or not understood.
+ */
+static char *
+json_get(GBytes *body, const char *key)
+{
+	gsize len;
+	const char *s = g_bytes_get_data(body, &len);
+	const char *end = s + len;
+	g_autofree char *want = g_strdup_printf("\"%s\"", key);
+	const char *k;
+	GString *out;
+
+	if (!s || !g_utf8_validate(s, (gssize)len, NULL))
+		return NULL;
+	for (k = s; k < end; k++) {
+		if (*k == '"' && (gsize)(end - k) >= strlen(want) &&
+		    memcmp(k, want, strlen(want)) == 0)
+			break;
+		if (*k == '"') {          /* skip any other string */
+			for (k++; k < end && *k != '"'; k++)
+				if (*k == '\\')
+					k++;
+		}
+	}
+	if (k >= end)
+		return NULL;
+	for (k += strlen(want); k < end && g_ascii_isspace(*k); k++)
+		;
+	if (k >= end || *k != ':')
+		return NULL;
+	for (k++; k < end && g_ascii_isspace(*k); k++)
+		;
+	if (k < end && g_ascii_isdigit(*k)) {
+		const char *v = k;
+
+		while (k < end && g_ascii_isdigit(*k))
+			k++;
+		return g_strndup(v, (gsize)(k - v));
+	}
+	if (k >= end || *k != '"')
+		return NULL;
+	out = g_string_new(NULL);
+	for (k++; k < end && *k != '"'; k++) {
+		if (*k == '\\') {
+			if (++k >= end || (*k != '"' && *k != '\\' && *k != '/')) {
+				g_string_free(out, TRUE);
+				return NULL;
+			}
+		}
+		g_string_append_c(out, *k);
+	}
+	if (k >= end) {
+		g_string_free(out, TRUE);
+		return NULL;
+	}
+	return g_string_free(out, FALSE);
+}
+
+/* "HTTP 409 stale-attestation" from an error answer. */
+static char *
+http_error(guint status, GBytes *body)
+{
+	g_autofree char *code = body ? json_get(body, "error") : NULL;
+
+	return g_strdup_printf("HTTP %u%s%s", status, code ? " " : "", code ? code : "");
+}
+
+static void
+post(CpPoll *p, const char *path, const char *member, GBytes *data, GAsyncReadyCallback cb)
+{
+	g_autofree char *b64 = g_base64_encode(g_bytes_get_data(data, NULL), g_bytes_get_size(data));
+	char *json = g_strdup_printf("{\"%s\": \"%s\"}", member, b64);
+	g_autoptr(GBytes) body = g_bytes_new_take(json, strlen(json));
+
+	p->in_flight = TRUE;
+	cp_https_post_async(cp_daemon_get_conf(p->d)->sm_url, path, p->database, body,
+			    POLL_TIMEOUT_MS, p->cancel, cb, p);
+}
+
+/* ---- the receipt ---- */
+
+static void
+on_receipt_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+	CpPoll *p = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) body = NULL;
+	g_autofree char *result = NULL;
+	g_autofree char *what = NULL;
+	guint status = cp_https_post_finish(res, &body, &error);
+
+	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return;
+	p->in_flight = FALSE;
+	if (status == 200)
+		result = json_get(body, "result");
+	if (status == 200 && (g_strcmp0(result, "processed") == 0 ||
+			      g_strcmp0(result, "already-processed") == 0)) {
+		set_result(p, "receipt of %s %" G_GUINT64_FORMAT " posted (%s)", p->type, p->seq,
+			   result);
+		g_message("poll: %s", p->last_result);
+		g_clear_pointer(&p->receipt, g_bytes_unref);
+		succeeded(p);
+		return;
+	}
+	if (status >= 400 && status < 500 && status != 408 && status != 429) {
+		/* the SM will never take it: the tag still shows it */
+		what = http_error(status, body);
+		set_result(p, "receipt of %s %" G_GUINT64_FORMAT " refused: %s", p->type, p->seq,
+			   what);
+		g_message("poll: %s; dropped", p->last_result);
+		g_clear_pointer(&p->receipt, g_bytes_unref);
+		succeeded(p);
+		return;
+	}
+	what = error ? g_strdup(error->message)
+		     : status == 200 ? g_strdup("unexpected answer") : http_error(status, body);
+	set_result(p, "failed: receipt: %s", what);
+	failed(p);
+}
+
+static void
+post_receipt(CpPoll *p)
+{
+	post(p, "/v1/device/receipt", "receipt", p->receipt, on_receipt_done);
+}
+
+/* The polled message's attempt is over when the daemon is idle again; its
+ * receipt is a new one on the tag. */
+static void
+check_applied(CpPoll *p)
+{
+	GBytes *now;
+
+	if (!p->applying || cp_daemon_is_busy(p->d))
+		return;
+	p->applying = FALSE;
+	now = cp_daemon_get_receipt(p->d);
+	if (now && now != p->receipt_before) {
+		g_clear_pointer(&p->receipt_before, g_bytes_unref);
+		p->receipt = g_bytes_ref(now);
+		post_receipt(p);
+		return;
+	}
+	g_clear_pointer(&p->receipt_before, g_bytes_unref);
+	set_result(p, "%s %" G_GUINT64_FORMAT " not applied (no receipt)", p->type, p->seq);
+	g_message("poll: %s", p->last_result);
+	succeeded(p);
+}
+
+static void
+on_changed(CpDaemon *d, gpointer data)
+{
+	check_applied(data);
+}
+
+static const CpDaemonListener listener = { .changed = on_changed };
+
+/* ---- the poll ---- */
+
+static void
+apply(CpPoll *p, GBytes *body)
+{
+	g_autofree char *type = json_get(body, "type");
+	g_autofree char *seq = json_get(body, "seq");
+	g_autofree char *message = json_get(body, "message");
+	g_autofree guint8 *raw = NULL;
+	gsize raw_len = 0;
+	const char *mime;
+	cp_auto_buf ndef = CP_BUF_INIT;
+	CpNdefMessage msg;
+	g_autoptr(GBytes) bytes = NULL;
+
+	if (g_strcmp0(type, "profile") == 0)
+		mime = CP_MIME_PROFILE;
+	else if (g_strcmp0(type, "command") == 0)
+		mime = CP_MIME_COMMAND;
+	else
+		mime = NULL;
+	if (message && *message)
+		raw = g_base64_decode(message, &raw_len);
+	memset(&msg, 0, sizeof(msg));
+	if (raw_len) {
+		cp_ndef_record_mime(&msg.records[0], mime ? mime : "", raw, raw_len);
+		msg.n_records = 1;
+	}
+	if (!mime || !seq || !raw_len || cp_ndef_encode(&msg, &ndef) != CP_OK) {
+		set_result(p, "failed: the SM's answer is not a profile or command");
+		failed(p);
+		return;
+	}
+	g_strlcpy(p->type, type, sizeof(p->type));
+	p->seq = g_ascii_strtoull(seq, NULL, 10);
+	g_message("poll: %s %" G_GUINT64_FORMAT " waiting (%" G_GSIZE_FORMAT " bytes): applying",
+		  p->type, p->seq, raw_len);
+	set_result(p, "%s %" G_GUINT64_FORMAT " applying", p->type, p->seq);
+	bytes = g_bytes_new(ndef.data, ndef.len);
+	g_clear_pointer(&p->receipt_before, g_bytes_unref);
+	if (cp_daemon_get_receipt(p->d))
+		p->receipt_before = g_bytes_ref(cp_daemon_get_receipt(p->d));
+	p->applying = TRUE;
+	cp_daemon_profile_written(p->d, bytes);
+	check_applied(p);
+}
+
+static void
+on_poll_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+	CpPoll *p = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) body = NULL;
+	g_autofree char *what = NULL;
+	guint status = cp_https_post_finish(res, &body, &error);
+
+	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return;
+	p->in_flight = FALSE;
+	if (status == 204) {
+		set_result(p, "nothing waiting");
+		g_message("poll: %s", p->last_result);
+		succeeded(p);
+		return;
+	}
+	if (status == 200) {
+		apply(p, body);
+		return;
+	}
+	what = error ? g_strdup(error->message) : http_error(status, body);
+	set_result(p, "failed: %s", what);
+	failed(p);
+}
+
+static gboolean
+eligible(CpPoll *p)
+{
+	return cp_daemon_get_bound(p->d) &&
+	       cp_daemon_get_state(p->d) == CP_STATE_PROVISIONED &&
+	       cp_daemon_get_operator(p->d)[0] != '\0' && !cp_daemon_is_busy(p->d);
+}
+
+static void
+poll_tick(CpPoll *p)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) record = NULL;
+
+	if (p->in_flight || p->applying)
+		return;
+	if (p->receipt) {
+		post_receipt(p);
+		return;
+	}
+	if (!eligible(p)) {
+		g_debug("poll: not bound, provisioned and registered: not polling");
+		schedule(p, jittered(p));
+		return;
+	}
+	record = cp_daemon_build_record(p->d, &error);
+	if (!record) {
+		set_result(p, "failed: %s", error->message);
+		failed(p);
+		return;
+	}
+	post(p, "/v1/device/poll", "device-record", record, on_poll_done);
+}
+
+CpPoll *
+cp_poll_new(CpDaemon *d, GError **error)
+{
+	const CpConf *conf = cp_daemon_get_conf(d);
+	g_autoptr(GTlsDatabase) db = NULL;
+	CpPoll *p;
+
+	if (!conf->sm_url)
+		return NULL;
+	db = cp_https_database_new(conf->sm_ca, error);
+	if (!db) {
+		g_prefix_error(error, "[network] sm-ca: ");
+		return NULL;
+	}
+	p = g_new0(CpPoll, 1);
+	p->d = d;
+	p->database = g_steal_pointer(&db);
+	p->cancel = g_cancellable_new();
+	p->interval_ms = conf->poll_interval * 1000;
+	p->backoff_min_ms = p->backoff_ms = MIN(POLL_FIRST_BACKOFF_MS, p->interval_ms);
+	p->last_result = g_strdup("");
+	cp_daemon_add_listener(d, &listener, p);
+	return p;
+}
+
+void
+cp_poll_set_test_timing(CpPoll *p, guint interval_ms, guint backoff_ms)
+{
+	p->interval_ms = interval_ms;
+	p->backoff_min_ms = p->backoff_ms = backoff_ms;
+}
+
+void
+cp_poll_start(CpPoll *p, guint first_ms)
+{
+	g_message("poll: asking %s every %u s (+-20%%)", cp_daemon_get_conf(p->d)->sm_url,
+		  p->interval_ms / 1000);
+	schedule(p, first_ms ? first_ms : jittered(p));
+}
+
+void
+cp_poll_free(CpPoll *p)
+{
+	if (!p)
+		return;
+	g_cancellable_cancel(p->cancel);
+	cp_daemon_remove_listener(p->d, p);
+	if (p->timer)
+		g_source_remove(p->timer);
+	g_clear_object(&p->cancel);
+	g_clear_object(&p->database);
+	g_clear_pointer(&p->receipt_before, g_bytes_unref);
+	g_clear_pointer(&p->receipt, g_bytes_unref);
+	g_free(p->last_result);
+	g_free(p);
+}
+
+gint64
+cp_poll_get_last_time(CpPoll *p)
+{
+	return p->last_time;
+}
+
+const char *
+cp_poll_get_last_result(CpPoll *p)
+{
+	return p->last_result;
+}
+
+guint
+cp_poll_get_next_delay_ms(CpPoll *p)
+{
+	return p->next_delay_ms;
+}
