@@ -273,6 +273,20 @@ main(int argc, char **argv)
 		cp_daemon_free(app.daemon);
 		return EXIT_FAILURE;
 	}
+	/* CELLPROVD_TEST_POLL_MS=N: the tests' way to poll the SM every N ms
+	 * (the configuration's minimum is a minute). */
+	if (app.poll && g_getenv("CELLPROVD_TEST_POLL_MS")) {
+		guint64 ms = g_ascii_strtoull(g_getenv("CELLPROVD_TEST_POLL_MS"), NULL, 10);
+
+		if (ms < 1 || ms > 60000) {
+			g_printerr("cellprovd: CELLPROVD_TEST_POLL_MS: want 1-60000 ms\n");
+			cp_poll_free(app.poll);
+			cp_daemon_free(app.daemon);
+			return EXIT_FAILURE;
+		}
+		g_warning("test knob CELLPROVD_TEST_POLL_MS: polling the SM every %" G_GUINT64_FORMAT " ms", ms);
+		cp_poll_set_test_timing(app.poll, (guint)ms, (guint)ms);
+	}
 	if (check) {
 		cp_poll_free(app.poll);
 		printf("configuration OK: device %s, state %s\n", cp_daemon_get_device_id(app.daemon),

@@ -206,6 +206,53 @@ def test_lifecycle(b):
           "devices: the first owner's, bound at version 3 (%r)" % devs)
 
 
+def wait_for(what, cond, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.2)
+    check(False, "waited %d s for %s" % (timeout, what))
+
+
+def test_cellular_path(b):
+    """The device asks the SM itself (docs/protocol.md 12.6), over its own
+    connection once registered: a re-provisioning and a decommission the
+    owner asked for reach it with nobody at its side, and its receipts
+    reach the SM, which retires the old keys and releases the device."""
+    dev = b.gw_info["device-id"]
+    check(b.kill_cellprovd(signal.SIGTERM) == 0, "cellprovd stops")
+    with open(b.gw_info["config"], "a") as f:
+        f.write("\n[network]\nsm-url=https://127.0.0.1:%d\nsm-ca=%s\n" % (b.sm_port, b.tls_ca))
+    b.start_cellprovd(env={"CELLPROVD_TEST_POLL_MS": "1000"})
+    lifecycle_status(b, True, 3)
+    supi = list(b.ausf_view())[0]
+    before = b.card()
+    # re-provisioning asked by the owner, with no tap
+    st, res = b.sm_request("POST", "/v1/devices/%s/reprovision" % dev, body=json.dumps({"apn": "iot.cellular"}))
+    check(st == 200 and res["operation"] == "reprovision" and res["generation"] == 2,
+          "the owner asks for a re-provisioning (%d %r)" % (st, res.get("error")))
+    b.export_subscribers()          # the network learns the new key set
+    wait_for("the device to take it and the SM to retire the older keys",
+             lambda: b.ausf_view() == {supi: (netbench.COMPANION_SUPI, [2])})
+    b.wait_state("provisioned", timeout=10)
+    m = b.modem_state()
+    check(m.get("network-last") == "registered" and b.card()["ef-usim-auth-key"] != before["ef-usim-auth-key"],
+          "the device polled, took the profile, registered with the new keys")
+    check("poll" in open(b.path("cellprovd.log")).read(), "cellprovd logged its polls")
+    lifecycle_status(b, True, 3)
+    # decommission asked by the owner, with no tap
+    st, res = b.sm_request("POST", "/v1/devices/%s/decommission" % dev, body="{}")
+    check(st == 200 and res["kind"] == "decommission", "the owner asks for a decommission (%d)" % st)
+    wait_for("the device to execute it and the SM to release it", lambda: b.ausf_view() == {})
+    b.wait_state("idle", timeout=10)
+    lifecycle_status(b, False, 0)
+    st, res = b.sm_request("GET", "/v1/devices")
+    check(st == 200 and [d for d in res["devices"] if d["device-id"] == dev] == [],
+          "the SM released the device (%r)" % res)
+
+
 def locked_kib(pid):
     for line in open("/proc/%d/status" % pid):
         if line.startswith("VmLck:"):
@@ -587,7 +634,7 @@ def main():
                              test_leave_mid_write, test_expired, test_kill_before_commit, test_registration_denied,
                              test_kill_at_every_state, test_kill_while_rolling_back,
                              test_no_secret_in_logs, test_clean_stop]) or \
-        run(sys.argv[1], [test_lifecycle, test_clean_stop])
+        run(sys.argv[1], [test_lifecycle, test_cellular_path, test_clean_stop])
 
 
 if __name__ == "__main__":
