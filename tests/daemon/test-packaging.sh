@@ -13,7 +13,7 @@ owrt="$src/packaging/openwrt/cellprov/files"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-for f in "$owrt/cellprovd.init" "$owrt/cellprov.hotplug" "$owrt/cellprov-uci2conf"; do
+for f in "$owrt/cellprovd.init" "$owrt/cellprov.hotplug" "$owrt/cellprov-uci2conf" "$owrt/cellprov.button"; do
 	sh -n "$f" || fail "$f does not parse"
 done
 
@@ -163,6 +163,28 @@ grep -qx 'rw /dev/bus/usb' "$tmp/procd" || { cat "$tmp/procd"; fail "init: a USB
 grep -q '^rw /dev/tty' "$tmp/procd" && fail "init: a tty in the jail of a USB reader"
 grep -q 'procd_add_reload_trigger cellprov$' "$owrt/cellprovd.init" || fail "init: no reload trigger"
 
+# The button: a long press of the configured one runs cellprovctl
+# factory-reset, nothing else does (cellprovctl and logger are stubs here).
+mkdir -p "$tmp/root/lib"
+cp "$tmp/procd-stubs.sh" "$tmp/root/lib/functions.sh"
+printf '#!/bin/sh\necho "cellprovctl $*" >> "%s"\n' "$tmp/button.log" > "$tmp/bin/cellprovctl"
+printf '#!/bin/sh\n:\n' > "$tmp/bin/logger"
+chmod +x "$tmp/bin/cellprovctl" "$tmp/bin/logger"
+press() {  # BUTTON ACTION SEEN
+	PATH="$tmp/bin:$PATH" UCI_FILE="$tmp/uci" IPKG_INSTROOT="$tmp/root" BUTTON=$1 ACTION=$2 SEEN=$3 \
+		sh "$owrt/cellprov.button"
+}
+rm -f "$tmp/button.log"
+press BTN_0 released 12
+[ -e "$tmp/button.log" ] && fail "button: a reset with no reset_button configured"
+printf "config daemon 'daemon'\n\toption reset_button 'BTN_0'\n\toption reset_seconds '5'\n" >> "$tmp/uci"
+press BTN_0 pressed 0
+press BTN_0 released 3
+press wps released 9
+[ -e "$tmp/button.log" ] && fail "button: a short press, a press, or another button reset"
+press BTN_0 released 6
+[ "$(cat "$tmp/button.log")" = "cellprovctl factory-reset" ] || fail "button: a long press did not reset"
+
 # The seccomp filter is the unit's (SystemCallFilter=), as gen-seccomp makes it.
 if command -v systemd-analyze >/dev/null; then
 	"$src/packaging/openwrt/cellprov/gen-seccomp" "$src/systemd/cellprovd.service.in" > "$tmp/seccomp.json" ||
@@ -184,7 +206,8 @@ PY
 
 # OpenWrt's shell (busybox ash), checked as dash, its nearest kin shellcheck knows.
 if command -v shellcheck >/dev/null; then
-	shellcheck -s dash "$owrt/cellprovd.init" "$owrt/cellprov.hotplug" "$owrt/cellprov-uci2conf" ||
+	shellcheck -s dash "$owrt/cellprovd.init" "$owrt/cellprov.hotplug" "$owrt/cellprov-uci2conf" \
+		"$owrt/cellprov.button" ||
 		fail "shellcheck"
 else
 	echo "no shellcheck: the OpenWrt shell not linted"
