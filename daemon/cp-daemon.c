@@ -81,6 +81,7 @@ struct _CpDaemon {
 
 	guint hold_received_ms;         /* tests only */
 	guint hold_verified_ms;
+	guint hold_provisioning_ms;
 	guint hold_decommissioning_ms;
 	guint hold_source;
 
@@ -582,6 +583,16 @@ on_backend_progress(CpBackend *b, CpBackendPhase phase, guint step, guint n_step
 	notify_changed(d);
 }
 
+static gboolean
+provisioning_hold_done(gpointer data)
+{
+	Attempt *a = data;
+
+	a->hold_source = 0;
+	cp_backend_backup_saved(a->d->backend, NULL);
+	return G_SOURCE_REMOVE;
+}
+
 /* Before the first write: the backup and the consumed profile_seq go to
  * disk, or nothing is written at all. */
 static void
@@ -652,6 +663,13 @@ on_backend_backup(CpBackend *b, GBytes *backup, gpointer user_data)
 	if (receipt)
 		set_receipt(d, g_bytes_get_data(receipt, NULL), g_bytes_get_size(receipt));
 	transition(d, CP_EVENT_BACKUP_SAVED);
+	if (d->hold_provisioning_ms) {
+		/* journaled, nothing on the card yet: the backend waits */
+		dlog(d, G_LOG_LEVEL_MESSAGE, "test hold: %u ms in %s", d->hold_provisioning_ms,
+		     cp_state_name(d->m.state));
+		a->hold_source = g_timeout_add(d->hold_provisioning_ms, provisioning_hold_done, a);
+		return;
+	}
 	cp_backend_backup_saved(b, NULL);
 }
 
@@ -1556,11 +1574,14 @@ cp_daemon_set_test_hold(CpDaemon *d, CpState state, guint ms, GError **error)
 	case CP_STATE_VERIFIED:
 		d->hold_verified_ms = ms;
 		return TRUE;
+	case CP_STATE_PROVISIONING:
+		d->hold_provisioning_ms = ms;
+		return TRUE;
 	case CP_STATE_DECOMMISSIONING:
 		d->hold_decommissioning_ms = ms;
 		return TRUE;
 	default:
-		cp_set_error(error, CP_ERR_ARGUMENT, "a test hold is possible in profile-received, verified and decommissioning only, not %s",
+		cp_set_error(error, CP_ERR_ARGUMENT, "a test hold is possible in profile-received, verified, provisioning and decommissioning only, not %s",
 			     cp_state_name(state));
 		return FALSE;
 	}

@@ -55,8 +55,8 @@ void cp_daemon_remove_listener(CpDaemon *d, gpointer user_data);
 
 /*
  * Tests only (CELLPROVD_TEST_HOLD, cellprovd(8)): after entering
- * profile-received, verified or decommissioning (before the card is
- * touched), wait ms before going on, so that a test can kill the daemon in
+ * profile-received, verified, provisioning or decommissioning (the last
+ * two journaled, before the card is touched), wait ms before going on, so that a test can kill the daemon in
  * those states, which otherwise last microseconds.
  * Any other state is CP_ERR_ARGUMENT.
  */
