@@ -1128,11 +1128,9 @@ test_poll(Fixture *f, gconstpointer data)
 	before = g_get_real_time();
 	write_and_wait(f);
 	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
-	g_assert_cmpint(cp_poll_get_next_time(f->poll), >=, before + 200 * 1000);
-	g_assert_cmpint(cp_poll_get_next_time(f->poll), <=, g_get_real_time() + 600 * 1000);
 	counter = cp_daemon_get_att_counter(f->d);
-	run_until(f, "/v1/device/poll", 1, 2000);
-	g_assert_cmpint(g_get_real_time() - before, <, 2000 * 1000);
+	run_until(f, "/v1/device/poll", 1, 5000);
+	wait_outcome(f, "nothing", 5000);
 	g_assert_cmpstr(cp_poll_get_outcome(f->poll), ==, "nothing");
 	g_assert_cmpint(cp_poll_get_last_time(f->poll), >=, before);
 	g_assert_cmpint(cp_poll_get_last_time(f->poll), <=, g_get_real_time());
@@ -1141,10 +1139,9 @@ test_poll(Fixture *f, gconstpointer data)
 	g_assert_cmpint(cp_poll_get_next_time(f->poll), <=, g_get_real_time() + 72000 * 1000);
 
 	/* a start already bound: early too */
-	before = g_get_real_time();
 	start_poll_early(f, 60000, 50, 200, 0);
-	run_until(f, "/v1/device/poll", 2, 2000);
-	g_assert_cmpint(g_get_real_time() - before, <, 2000 * 1000);
+	g_assert_cmpint(cp_poll_get_next_time(f->poll), <=, g_get_real_time() + 600 * 1000);
+	run_until(f, "/v1/device/poll", 2, 5000);
 
 	start_poll(f, 100, 50);
 	run_until(f, "/v1/device/poll", 3, 3000);
@@ -1215,8 +1212,7 @@ test_poll(Fixture *f, gconstpointer data)
 				       base_conf, closed_port(), f->https.ca);
 	f->d = start_daemon(f);
 	start_poll(f, 200, 100);
-	run_until(f, NULL, 0, 500);
-	g_assert_cmpstr(cp_poll_get_outcome(f->poll), ==, "unreachable");
+	wait_outcome(f, "unreachable", 5000);
 	g_assert_true(g_str_has_prefix(cp_poll_get_last_result(f->poll), "failed: "));
 
 	/* with the right CA: the decommission is executed, its receipt posted */
