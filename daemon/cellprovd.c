@@ -285,7 +285,7 @@ main(int argc, char **argv)
 			return EXIT_FAILURE;
 		}
 		g_warning("test knob CELLPROVD_TEST_POLL_MS: polling the SM every %" G_GUINT64_FORMAT " ms", ms);
-		cp_poll_set_test_timing(app.poll, (guint)ms, (guint)ms);
+		cp_poll_set_test_timing(app.poll, (guint)ms, (guint)ms, (guint)ms);
 	}
 	if (check) {
 		cp_poll_free(app.poll);
@@ -306,6 +306,7 @@ main(int argc, char **argv)
 		g_main_loop_unref(app.loop);
 		return EXIT_FAILURE;
 	}
+	cp_service_set_poll(app.service, app.poll);
 	g_unix_signal_add(SIGTERM, on_signal, &app);
 	g_unix_signal_add(SIGINT, on_signal, &app);
 

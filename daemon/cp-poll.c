@@ -10,6 +10,8 @@
 
 #define POLL_TIMEOUT_MS (60 * 1000)
 #define POLL_FIRST_BACKOFF_MS (60 * 1000)
+/* The first poll once bound and registered: 30-90 s later. */
+#define POLL_EARLY_MS (30 * 1000)
 
 struct _CpPoll {
 	CpDaemon *d;
@@ -18,19 +20,34 @@ struct _CpPoll {
 	guint interval_ms;
 	guint backoff_min_ms;
 	guint backoff_ms;               /* the next retry's delay */
+	guint early_ms;                 /* the first poll: early_ms to 3 * early_ms */
 	guint timer;
 	guint next_delay_ms;
+	gint64 next_time;               /* wall clock of the timer, 0: none */
+	gboolean started;
+	gboolean was_ready;             /* bound, provisioned and registered */
 	gboolean in_flight;             /* a POST is under way */
 	gboolean applying;              /* a polled message is being applied */
 	GBytes *receipt_before;         /* the daemon's receipt before it */
 	GBytes *receipt;                /* to post; NULL: none */
 	gint64 last_time;
 	char *last_result;
+	const char *outcome;            /* the stable word of last_result */
+	void (*notify)(gpointer data);
+	gpointer notify_data;
 	guint64 seq;                    /* of the message being applied */
+	gboolean attempt_ok;            /* its attempt succeeded */
 	char type[16];
 };
 
 static void poll_tick(CpPoll *p);
+
+static void
+notify(CpPoll *p)
+{
+	if (p->notify)
+		p->notify(p->notify_data);
+}
 
 static gboolean
 on_timer(gpointer data)
@@ -38,7 +55,10 @@ on_timer(gpointer data)
 	CpPoll *p = data;
 
 	p->timer = 0;
+	p->next_time = 0;
 	poll_tick(p);
+	if (!p->timer)
+		notify(p);
 	return G_SOURCE_REMOVE;
 }
 
@@ -48,7 +68,17 @@ schedule(CpPoll *p, guint ms)
 	if (p->timer)
 		g_source_remove(p->timer);
 	p->next_delay_ms = ms;
+	p->next_time = g_get_real_time() + (gint64)ms * 1000;
 	p->timer = g_timeout_add(ms, on_timer, p);
+	notify(p);
+}
+
+/* The first poll of a device just bound and registered (or found so at
+ * start): early_ms to 3 * early_ms, not a whole interval. */
+static guint
+early(CpPoll *p)
+{
+	return (guint)g_random_double_range(p->early_ms, 3.0 * p->early_ms);
 }
 
 /* The interval, +-20%. */
@@ -59,18 +89,21 @@ jittered(CpPoll *p)
 }
 
 static void
-set_result(CpPoll *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+set_result(CpPoll *p, const char *outcome, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
+/* outcome: the word of docs/dbus.md, LastPollResult */
 static void
-set_result(CpPoll *p, const char *fmt, ...)
+set_result(CpPoll *p, const char *outcome, const char *fmt, ...)
 {
 	va_list ap;
 
+	p->outcome = outcome;
 	g_free(p->last_result);
 	va_start(ap, fmt);
 	p->last_result = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
 	p->last_time = g_get_real_time();
+	notify(p);
 }
 
 static void
@@ -151,6 +184,25 @@ json_get(GBytes *body, const char *key)
 	return g_string_free(out, FALSE);
 }
 
+/* The word of a failed request: no answer, or an answer not understood. */
+static const char *
+failure_word(const GError *error)
+{
+	if (!error)
+		return "error";
+	if (error->domain == G_TLS_ERROR)
+		return "tls";
+	if (error->domain == G_RESOLVER_ERROR ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED) ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE) ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NETWORK_UNREACHABLE) ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_HOST_NOT_FOUND))
+		return "unreachable";
+	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+		return "timeout";
+	return "error";
+}
+
 /* "HTTP 409 stale-attestation" from an error answer. */
 static char *
 http_error(guint status, GBytes *body)
@@ -191,7 +243,9 @@ on_receipt_done(GObject *source, GAsyncResult *res, gpointer data)
 		result = json_get(body, "result");
 	if (status == 200 && (g_strcmp0(result, "processed") == 0 ||
 			      g_strcmp0(result, "already-processed") == 0)) {
-		set_result(p, "receipt of %s %" G_GUINT64_FORMAT " posted (%s)", p->type, p->seq,
+		set_result(p, !p->attempt_ok ? "refused"
+			      : strcmp(p->type, "profile") == 0 ? "applied-profile" : "applied-command",
+			   "receipt of %s %" G_GUINT64_FORMAT " posted (%s)", p->type, p->seq,
 			   result);
 		g_message("poll: %s", p->last_result);
 		g_clear_pointer(&p->receipt, g_bytes_unref);
@@ -201,7 +255,7 @@ on_receipt_done(GObject *source, GAsyncResult *res, gpointer data)
 	if (status >= 400 && status < 500 && status != 408 && status != 429) {
 		/* the SM will never take it: the tag still shows it */
 		what = http_error(status, body);
-		set_result(p, "receipt of %s %" G_GUINT64_FORMAT " refused: %s", p->type, p->seq,
+		set_result(p, "receipt-refused", "receipt of %s %" G_GUINT64_FORMAT " refused: %s", p->type, p->seq,
 			   what);
 		g_message("poll: %s; dropped", p->last_result);
 		g_clear_pointer(&p->receipt, g_bytes_unref);
@@ -210,7 +264,8 @@ on_receipt_done(GObject *source, GAsyncResult *res, gpointer data)
 	}
 	what = error ? g_strdup(error->message)
 		     : status == 200 ? g_strdup("unexpected answer") : http_error(status, body);
-	set_result(p, "failed: receipt: %s", what);
+	set_result(p, error || status == 200 ? failure_word(error) : "http-error",
+		   "failed: receipt: %s", what);
 	failed(p);
 }
 
@@ -230,6 +285,7 @@ check_applied(CpPoll *p)
 	if (!p->applying || cp_daemon_is_busy(p->d))
 		return;
 	p->applying = FALSE;
+	p->attempt_ok = cp_daemon_get_last_error(p->d, NULL) == CP_OK;
 	now = cp_daemon_get_receipt(p->d);
 	if (now && now != p->receipt_before) {
 		g_clear_pointer(&p->receipt_before, g_bytes_unref);
@@ -238,15 +294,40 @@ check_applied(CpPoll *p)
 		return;
 	}
 	g_clear_pointer(&p->receipt_before, g_bytes_unref);
-	set_result(p, "%s %" G_GUINT64_FORMAT " not applied (no receipt)", p->type, p->seq);
+	set_result(p, "refused", "%s %" G_GUINT64_FORMAT " not applied (no receipt)", p->type, p->seq);
 	g_message("poll: %s", p->last_result);
 	succeeded(p);
+}
+
+/* Bound, provisioned and registered (an operator in the journal). */
+static gboolean
+ready(CpPoll *p)
+{
+	return cp_daemon_get_bound(p->d) &&
+	       cp_daemon_get_state(p->d) == CP_STATE_PROVISIONED &&
+	       cp_daemon_get_operator(p->d)[0] != '\0';
+}
+
+/* The first poll of a device that just became ready comes early. */
+static void
+check_ready(CpPoll *p)
+{
+	gboolean was = p->was_ready;
+	guint ms;
+
+	p->was_ready = ready(p);
+	if (!p->started || was || !p->was_ready || p->in_flight || p->applying || p->receipt)
+		return;
+	ms = early(p);
+	g_message("poll: bound and registered: first poll in %u s", (ms + 999) / 1000);
+	schedule(p, ms);
 }
 
 static void
 on_changed(CpDaemon *d, gpointer data)
 {
 	check_applied(data);
+	check_ready(data);
 }
 
 static const CpDaemonListener listener = { .changed = on_changed };
@@ -280,7 +361,7 @@ apply(CpPoll *p, GBytes *body)
 		msg.n_records = 1;
 	}
 	if (!mime || !seq || !raw_len || cp_ndef_encode(&msg, &ndef) != CP_OK) {
-		set_result(p, "failed: the SM's answer is not a profile or command");
+		set_result(p, "error", "failed: the SM's answer is not a profile or command");
 		failed(p);
 		return;
 	}
@@ -288,7 +369,7 @@ apply(CpPoll *p, GBytes *body)
 	p->seq = g_ascii_strtoull(seq, NULL, 10);
 	g_message("poll: %s %" G_GUINT64_FORMAT " waiting (%" G_GSIZE_FORMAT " bytes): applying",
 		  p->type, p->seq, raw_len);
-	set_result(p, "%s %" G_GUINT64_FORMAT " applying", p->type, p->seq);
+	set_result(p, "applying", "%s %" G_GUINT64_FORMAT " applying", p->type, p->seq);
 	bytes = g_bytes_new(ndef.data, ndef.len);
 	g_clear_pointer(&p->receipt_before, g_bytes_unref);
 	if (cp_daemon_get_receipt(p->d))
@@ -311,7 +392,7 @@ on_poll_done(GObject *source, GAsyncResult *res, gpointer data)
 		return;
 	p->in_flight = FALSE;
 	if (status == 204) {
-		set_result(p, "nothing waiting");
+		set_result(p, "nothing", "nothing waiting");
 		g_message("poll: %s", p->last_result);
 		succeeded(p);
 		return;
@@ -321,16 +402,14 @@ on_poll_done(GObject *source, GAsyncResult *res, gpointer data)
 		return;
 	}
 	what = error ? g_strdup(error->message) : http_error(status, body);
-	set_result(p, "failed: %s", what);
+	set_result(p, error ? failure_word(error) : "http-error", "failed: %s", what);
 	failed(p);
 }
 
 static gboolean
 eligible(CpPoll *p)
 {
-	return cp_daemon_get_bound(p->d) &&
-	       cp_daemon_get_state(p->d) == CP_STATE_PROVISIONED &&
-	       cp_daemon_get_operator(p->d)[0] != '\0' && !cp_daemon_is_busy(p->d);
+	return ready(p) && !cp_daemon_is_busy(p->d);
 }
 
 static void
@@ -352,7 +431,7 @@ poll_tick(CpPoll *p)
 	}
 	record = cp_daemon_build_record(p->d, &error);
 	if (!record) {
-		set_result(p, "failed: %s", error->message);
+		set_result(p, "error", "failed: %s", error->message);
 		failed(p);
 		return;
 	}
@@ -379,24 +458,39 @@ cp_poll_new(CpDaemon *d, GError **error)
 	p->cancel = g_cancellable_new();
 	p->interval_ms = conf->poll_interval * 1000;
 	p->backoff_min_ms = p->backoff_ms = MIN(POLL_FIRST_BACKOFF_MS, p->interval_ms);
+	p->early_ms = POLL_EARLY_MS;
 	p->last_result = g_strdup("");
+	p->outcome = "";
 	cp_daemon_add_listener(d, &listener, p);
 	return p;
 }
 
 void
-cp_poll_set_test_timing(CpPoll *p, guint interval_ms, guint backoff_ms)
+cp_poll_set_test_timing(CpPoll *p, guint interval_ms, guint backoff_ms, guint early_ms)
 {
 	p->interval_ms = interval_ms;
 	p->backoff_min_ms = p->backoff_ms = backoff_ms;
+	p->early_ms = early_ms;
+}
+
+void
+cp_poll_set_notify(CpPoll *p, void (*cb)(gpointer data), gpointer data)
+{
+	p->notify = cb;
+	p->notify_data = data;
 }
 
 void
 cp_poll_start(CpPoll *p, guint first_ms)
 {
-	g_message("poll: asking %s every %u s (+-20%%)", cp_daemon_get_conf(p->d)->sm_url,
-		  p->interval_ms / 1000);
-	schedule(p, first_ms ? first_ms : jittered(p));
+	guint ms;
+
+	p->started = TRUE;
+	p->was_ready = ready(p);
+	ms = first_ms ? first_ms : p->was_ready ? early(p) : jittered(p);
+	g_message("poll: asking %s every %u s (+-20%%), first in %u s",
+		  cp_daemon_get_conf(p->d)->sm_url, p->interval_ms / 1000, (ms + 999) / 1000);
+	schedule(p, ms);
 }
 
 void
@@ -426,6 +520,18 @@ const char *
 cp_poll_get_last_result(CpPoll *p)
 {
 	return p->last_result;
+}
+
+const char *
+cp_poll_get_outcome(CpPoll *p)
+{
+	return p->outcome;
+}
+
+gint64
+cp_poll_get_next_time(CpPoll *p)
+{
+	return p->next_time;
 }
 
 guint

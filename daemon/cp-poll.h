@@ -17,12 +17,18 @@ CpPoll *cp_poll_new(CpDaemon *d, GError **error);
 void cp_poll_free(CpPoll *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpPoll, cp_poll_free)
 
-/* First poll after a jittered interval (first_ms when not 0). */
+/* First poll after first_ms when not 0; else 30-90 s when the device is
+ * bound, provisioned and registered, a jittered interval when not. When it
+ * becomes so later, its first poll comes 30-90 s later too. */
 void cp_poll_start(CpPoll *p, guint first_ms);
 
-/* Tests only: the interval and the first retry delay in ms instead of
- * poll-interval and 60 s. */
-void cp_poll_set_test_timing(CpPoll *p, guint interval_ms, guint backoff_ms);
+/* Tests only: the interval, the first retry delay and the early first
+ * poll (early_ms to 3 * early_ms) in ms instead of poll-interval, 60 s and
+ * 30 s. */
+void cp_poll_set_test_timing(CpPoll *p, guint interval_ms, guint backoff_ms, guint early_ms);
+
+/* Called whenever what the getters below return changes. */
+void cp_poll_set_notify(CpPoll *p, void (*cb)(gpointer data), gpointer data);
 
 /* The last poll or receipt post: wall-clock time (µs since the epoch, 0:
  * none yet) and outcome ("nothing waiting", "profile 7 applied", "failed:
@@ -30,3 +36,13 @@ void cp_poll_set_test_timing(CpPoll *p, guint interval_ms, guint backoff_ms);
 gint64 cp_poll_get_last_time(CpPoll *p);
 const char *cp_poll_get_last_result(CpPoll *p);
 guint cp_poll_get_next_delay_ms(CpPoll *p);
+
+/* The last result as a stable word (docs/dbus.md, LastPollResult): "" none
+ * yet, "nothing", "applying", "applied-profile", "applied-command",
+ * "refused", "receipt-refused", "unreachable", "tls", "timeout",
+ * "http-error", "error". */
+const char *cp_poll_get_outcome(CpPoll *p);
+
+/* Wall-clock time (µs since the epoch) the next poll is due; 0 while one
+ * is under way. */
+gint64 cp_poll_get_next_time(CpPoll *p);

@@ -14,6 +14,7 @@ struct _CpService {
 	CpDaemon *daemon;
 	GDBusConnection *bus;
 	CpDbusDaemon1 *skeleton;
+	CpPoll *poll;
 	guint owner_id;
 	void (*ready)(gboolean owned, gpointer data);
 	gpointer ready_data;
@@ -57,6 +58,27 @@ sync_properties(CpService *s)
 	rv = receipt ? g_variant_new_from_bytes(G_VARIANT_TYPE_BYTESTRING, receipt, TRUE)
 		     : g_variant_new_from_data(G_VARIANT_TYPE_BYTESTRING, "", 0, TRUE, NULL, NULL);
 	cp_dbus_daemon1_set_receipt(o, rv);
+	cp_dbus_daemon1_set_poll_enabled(o, s->poll != NULL);
+	cp_dbus_daemon1_set_last_poll(o, s->poll ? (guint64)(cp_poll_get_last_time(s->poll) / G_USEC_PER_SEC) : 0);
+	cp_dbus_daemon1_set_last_poll_result(o, s->poll ? cp_poll_get_outcome(s->poll) : "");
+	cp_dbus_daemon1_set_next_poll(o, s->poll ? (guint64)((cp_poll_get_next_time(s->poll) + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC) : 0);
+}
+
+static void
+on_poll_changed(gpointer data)
+{
+	sync_properties(data);
+}
+
+void
+cp_service_set_poll(CpService *s, CpPoll *poll)
+{
+	if (s->poll)
+		cp_poll_set_notify(s->poll, NULL, NULL);
+	s->poll = poll;
+	if (poll)
+		cp_poll_set_notify(poll, on_poll_changed, s);
+	sync_properties(s);
 }
 
 static void
@@ -357,6 +379,8 @@ cp_service_free(CpService *s)
 {
 	if (!s)
 		return;
+	if (s->poll)
+		cp_poll_set_notify(s->poll, NULL, NULL);
 	if (s->owner_id)
 		g_bus_unown_name(s->owner_id);
 	if (s->skeleton) {

@@ -11,6 +11,7 @@
 #include <gio/gio.h>
 
 #include "cp-daemon.h"
+#include "cp-poll.h"
 
 #define CP_DBUS_NAME "org.cellprov.Daemon1"
 #define CP_DBUS_PATH "/org/cellprov/Daemon1"
@@ -22,4 +23,8 @@ typedef struct _CpService CpService;
 CpService *cp_service_new(CpDaemon *daemon, void (*ready)(gboolean owned, gpointer data),
 			  gpointer data, GError **error);
 void cp_service_free(CpService *s);
+
+/* The poller whose state PollEnabled, LastPoll, LastPollResult and
+ * NextPoll show (NULL: none, no sm-url); it must outlive s or be unset. */
+void cp_service_set_poll(CpService *s, CpPoll *poll);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpService, cp_service_free)

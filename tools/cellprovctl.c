@@ -86,6 +86,25 @@ or_none(const char *s)
 	return s && *s ? s : "none";
 }
 
+/* Unix seconds: a number with -J, else UTC date and time ("never" for 0). */
+static void
+out_time(const char *key, const char *label, guint64 t, const char *zero)
+{
+	g_autoptr(GDateTime) dt = NULL;
+	g_autofree char *text = NULL;
+
+	if (opt_json || !t) {
+		if (opt_json)
+			cp_out_uint(key, label, t);
+		else
+			cp_out_str(key, label, zero);
+		return;
+	}
+	dt = g_date_time_new_from_unix_utc((gint64)MIN(t, (guint64)G_MAXINT64));
+	text = dt ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S UTC") : g_strdup_printf("%" G_GUINT64_FORMAT, t);
+	cp_out_str(key, label, text);
+}
+
 static void
 show_status(CpDbusDaemon1 *d)
 {
@@ -129,6 +148,11 @@ show_status(CpDbusDaemon1 *d)
 	cp_out_str("backend", "modem backend", or_none(cp_dbus_daemon1_get_backend(d)));
 	cp_out_uint("profile-seq", "profile seq", cp_dbus_daemon1_get_profile_seq(d));
 	cp_out_uint("attestation-counter", "attestation", cp_dbus_daemon1_get_attestation_counter(d));
+	cp_out_section("poll", "Polling the SM");
+	cp_out_bool("enabled", "enabled", cp_dbus_daemon1_get_poll_enabled(d));
+	out_time("last-poll", "last poll", cp_dbus_daemon1_get_last_poll(d), "never");
+	cp_out_str("last-poll-result", "last result", or_none(cp_dbus_daemon1_get_last_poll_result(d)));
+	out_time("next-poll", "next poll", cp_dbus_daemon1_get_next_poll(d), "none");
 }
 
 static void

@@ -4,11 +4,12 @@
 cellprovctl: properties (Version among them), methods and their
 registered errors, who may call what (root, polkit allowing, denying or
 absent, polkit=false), the polkit action file, StateChanged, sd_notify READY/STATUS/WATCHDOG, a second instance refused,
-clean SIGTERM, and no secret in a debug log."""
+clean SIGTERM, no secret in a debug log, and the poll properties."""
 
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -98,6 +99,47 @@ def check_owner(env):
     env.write_config()
 
 
+def closed_port():
+    """A local TCP port nobody listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_poll(env):
+    """[network] sm-url at a closed local port, and a journal bound,
+    provisioned and registered (an operator): the daemon polls early after
+    its start, and PollEnabled, LastPoll, LastPollResult ("unreachable")
+    and NextPoll, and cellprovctl status, say so."""
+    body = b"CPJ\x02" + tlv(0x01, bytes([7])) + tlv(0x02, (3).to_bytes(8, "big")) + \
+        tlv(0x03, (5).to_bytes(8, "big")) + tlv(0x04, b"\0\0") + tlv(0x07, b"00101") + \
+        tlv(0x0A, b"\x01") + tlv(0x0B, (2).to_bytes(8, "big"))
+    with open(os.path.join(env.state, "journal"), "wb") as f:
+        f.write(body + tlv(0x7F, hashlib.sha256(body).digest()))
+    env.write_config()
+    with open(env.config, "a") as f:
+        f.write("[network]\nsm-url=https://127.0.0.1:%d\n" % closed_port())
+    start = int(time.time())
+    env.start_daemon(env={"CELLPROVD_TEST_POLL_MS": "300"}, log_name="cellprovd-poll.log")
+    check(dbus_prop(env, "PollEnabled") == "boolean true", "PollEnabled: " + dbus_prop(env, "PollEnabled"))
+    deadline = time.time() + 10
+    while dbus_prop(env, "LastPollResult") != 'string "unreachable"' and time.time() < deadline:
+        time.sleep(0.1)
+    check(dbus_prop(env, "LastPollResult") == 'string "unreachable"',
+          "LastPollResult: " + dbus_prop(env, "LastPollResult"))
+    last = int(dbus_prop(env, "LastPoll").split()[1])
+    check(start <= last <= time.time(), "LastPoll %d, started at %d" % (last, start))
+    st = env.ctl("status", json_out=True).json["poll"]
+    check(st["enabled"] is True and st["last-poll-result"] == "unreachable" and
+          st["last-poll"] >= start and st["next-poll"] >= st["last-poll"], "poll: %r" % st)
+    text = env.ctl("status").stdout
+    check("last result: unreachable" in text and " UTC" in text, "text poll:\n" + text)
+    check("poll: failed: " in env.read_log(), "no failed poll logged")
+    check(env.stop_daemon() == 0, "clean stop")
+    os.unlink(os.path.join(env.state, "journal"))
+    env.write_config()
+
+
 def run(env):
     env.start_bus()
     notify = NotifySocket(env.dir)
@@ -118,6 +160,10 @@ def run(env):
     check(st["status"]["last-error"] == "none", "last error: %r" % st)
     check(st["network"]["imsi"] == "none", "imsi: %r" % st)
     check(st["daemon"]["profile-seq"] == 0, "profile seq: %r" % st)
+    # no [network] sm-url: no polling
+    check(st["poll"] == {"enabled": False, "last-poll": 0, "last-poll-result": "none",
+                         "next-poll": 0}, "poll: %r" % st["poll"])
+    check(dbus_prop(env, "PollEnabled") == "boolean false", "PollEnabled: " + dbus_prop(env, "PollEnabled"))
     # Version: the version cellprovd --version prints
     version = subprocess.run([env.daemon.args[0], "--version"], capture_output=True,
                              text=True).stdout.split()[1]
@@ -271,6 +317,9 @@ def run(env):
 
     # the owner binding: a journal bound to an operator, with trusted roots
     check_owner(env)
+
+    # polling the SM: its properties
+    check_poll(env)
 
     # cellprovctl without a daemon: a clear error
     r = env.ctl("status", check_rc=False)

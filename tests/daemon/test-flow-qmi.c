@@ -1009,6 +1009,21 @@ run_until(Fixture *f, const char *path, guint n, guint ms)
 		g_error("%s: %u requests, not %u, within %u ms", path, n_requests(f, path), n, ms);
 }
 
+/* Run the main loop until the poller's last result is want (its receipt
+ * post may still be on its way when the SM has seen it). */
+static void
+wait_outcome(Fixture *f, const char *want, guint ms)
+{
+	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+
+	while (g_strcmp0(cp_poll_get_outcome(f->poll), want) != 0 &&
+	       g_get_monotonic_time() < end) {
+		g_main_context_iteration(NULL, FALSE);
+		g_usleep(5000);
+	}
+	g_assert_cmpstr(cp_poll_get_outcome(f->poll), ==, want);
+}
+
 /* The receipt the device posted last: its bytes are the tag's. */
 static void
 check_posted_receipt(Fixture *f)
@@ -1035,8 +1050,10 @@ check_posted_receipt(Fixture *f)
 	g_assert_cmpmem(raw, len, g_bytes_get_data(tag, NULL), g_bytes_get_size(tag));
 }
 
+/* first_ms 0: the poller's own choice, with an early first poll of
+ * early_ms to 3 * early_ms */
 static void
-start_poll(Fixture *f, guint interval_ms, guint backoff_ms)
+start_poll_early(Fixture *f, guint interval_ms, guint backoff_ms, guint early_ms, guint first_ms)
 {
 	g_autoptr(GError) error = NULL;
 
@@ -1044,8 +1061,32 @@ start_poll(Fixture *f, guint interval_ms, guint backoff_ms)
 	f->poll = cp_poll_new(f->d, &error);
 	g_assert_no_error(error);
 	g_assert_nonnull(f->poll);
-	cp_poll_set_test_timing(f->poll, interval_ms, backoff_ms);
-	cp_poll_start(f->poll, 20);
+	cp_poll_set_test_timing(f->poll, interval_ms, backoff_ms, early_ms);
+	cp_poll_start(f->poll, first_ms);
+}
+
+static void
+start_poll(Fixture *f, guint interval_ms, guint backoff_ms)
+{
+	start_poll_early(f, interval_ms, backoff_ms, 20, 20);
+}
+
+/* A local TCP port nobody listens on. */
+static guint16
+closed_port(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSocket) sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+					       G_SOCKET_PROTOCOL_TCP, &error);
+	g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) any = g_inet_socket_address_new(lo, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+
+	g_assert_no_error(error);
+	g_assert_true(g_socket_bind(sock, any, TRUE, &error));
+	bound = g_socket_get_local_address(sock, &error);
+	g_assert_no_error(error);
+	return g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
 }
 
 /*
@@ -1063,6 +1104,7 @@ test_poll(Fixture *f, gconstpointer data)
 	g_autofree char *base_conf = NULL;
 	g_auto(GStrv) reqs = NULL;
 	guint64 counter;
+	gint64 before;
 	double t[5];
 	guint n = 0;
 
@@ -1074,16 +1116,35 @@ test_poll(Fixture *f, gconstpointer data)
 	start_sim(f);
 	f->d = start_daemon(f);
 
-	/* not bound: no poll */
-	start_poll(f, 100, 50);
+	/* not bound: no poll, none yet */
+	start_poll_early(f, 60000, 50, 200, 0);
+	g_assert_cmpstr(cp_poll_get_outcome(f->poll), ==, "");
+	g_assert_cmpint(cp_poll_get_last_time(f->poll), ==, 0);
 	run_until(f, NULL, 0, 600);
 	g_assert_cmpuint(n_requests(f, "/v1/device/poll"), ==, 0);
 
-	/* bound and registered: polls; 204 changes nothing */
+	/* just bound and registered: the first poll comes early (200-600 ms),
+	 * not after the interval (48-72 s); 204 changes nothing */
+	before = g_get_real_time();
 	write_and_wait(f);
 	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
 	counter = cp_daemon_get_att_counter(f->d);
-	run_until(f, "/v1/device/poll", 2, 3000);
+	run_until(f, "/v1/device/poll", 1, 5000);
+	wait_outcome(f, "nothing", 5000);
+	g_assert_cmpstr(cp_poll_get_outcome(f->poll), ==, "nothing");
+	g_assert_cmpint(cp_poll_get_last_time(f->poll), >=, before);
+	g_assert_cmpint(cp_poll_get_last_time(f->poll), <=, g_get_real_time());
+	g_assert_cmpint(cp_poll_get_next_time(f->poll), >=,
+			cp_poll_get_last_time(f->poll) + 48000 * 1000);
+	g_assert_cmpint(cp_poll_get_next_time(f->poll), <=, g_get_real_time() + 72000 * 1000);
+
+	/* a start already bound: early too */
+	start_poll_early(f, 60000, 50, 200, 0);
+	g_assert_cmpint(cp_poll_get_next_time(f->poll), <=, g_get_real_time() + 600 * 1000);
+	run_until(f, "/v1/device/poll", 2, 5000);
+
+	start_poll(f, 100, 50);
+	run_until(f, "/v1/device/poll", 3, 3000);
 	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
 	g_assert_cmpstr(cp_daemon_get_imsi(f->d), ==, NEW_IMSI);
 	g_assert_cmpuint(cp_daemon_get_att_counter(f->d), >=, counter + 2);
@@ -1102,6 +1163,7 @@ test_poll(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(cp_daemon_get_imsi(f->d), ==, "001010000000002");
 	check_receipt_v2(f, 18, CP_RECEIPT_PROVISIONED, CP_OK, f->k2, 1);
 	check_posted_receipt(f);
+	wait_outcome(f, "applied-profile", 2000);
 	g_clear_pointer(&ndef, g_bytes_unref);
 
 	/* the SM failing: retries at growing spacing */
@@ -1117,6 +1179,7 @@ test_poll(Fixture *f, gconstpointer data)
 	}
 	g_assert_cmpfloat(t[2] - t[1], >=, 0.29);
 	g_assert_true(g_str_has_prefix(cp_poll_get_last_result(f->poll), "failed: HTTP 503"));
+	g_assert_cmpstr(cp_poll_get_outcome(f->poll), ==, "http-error");
 	cp_test_https_answer(&f->https, "poll", NULL);
 
 	/* a certificate not from sm-ca: refused before any request, nothing applied */
@@ -1136,8 +1199,21 @@ test_poll(Fixture *f, gconstpointer data)
 	reqs = cp_test_https_requests(&f->https);
 	g_assert_cmpuint(g_strv_length(reqs), ==, n);
 	g_assert_true(g_str_has_prefix(cp_poll_get_last_result(f->poll), "failed: "));
+	g_assert_cmpstr(cp_poll_get_outcome(f->poll), ==, "tls");
 	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
 	g_assert_true(cp_daemon_get_bound(f->d));
+
+	/* nobody listening: unreachable */
+	cp_poll_free(f->poll);
+	f->poll = NULL;
+	cp_daemon_free(f->d);
+	g_free(f->conf_text);
+	f->conf_text = g_strdup_printf("%s[network]\nsm-url=https://127.0.0.1:%u\nsm-ca=%s\n",
+				       base_conf, closed_port(), f->https.ca);
+	f->d = start_daemon(f);
+	start_poll(f, 200, 100);
+	wait_outcome(f, "unreachable", 5000);
+	g_assert_true(g_str_has_prefix(cp_poll_get_last_result(f->poll), "failed: "));
 
 	/* with the right CA: the decommission is executed, its receipt posted */
 	cp_poll_free(f->poll);
@@ -1152,6 +1228,7 @@ test_poll(Fixture *f, gconstpointer data)
 	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_IDLE);
 	g_assert_false(cp_daemon_get_bound(f->d));
 	check_posted_receipt(f);
+	wait_outcome(f, "applied-command", 2000);
 	{
 		CpReceipt r;
 		GBytes *rb = cp_daemon_get_receipt(f->d);
