@@ -733,22 +733,10 @@ conf_string(GKeyFile *kf, const char *key, const char *def)
 static gboolean
 ausf_migrate(Ausf *a, GError **error)
 {
-	sqlite3_stmt *st = cp_db_prepare(a->db, "PRAGMA user_version", error);
 	int version;
 
-	if (!st)
+	if (!cp_db_schema_version(a->db, a->database, "AUSF", AUSF_SCHEMA_VERSION, &version, error))
 		return FALSE;
-	version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-	sqlite3_finalize(st);
-	if (version < 0) {
-		cp_db_set_error(a->db, error, "reading the schema version");
-		return FALSE;
-	}
-	if (version > AUSF_SCHEMA_VERSION) {
-		cp_set_error(error, CP_ERR_STORAGE, "%s: schema version %d is newer than this AUSF's (%d)",
-			     a->database, version, AUSF_SCHEMA_VERSION);
-		return FALSE;
-	}
 	if (version < 2) {
 		if (!cp_db_exec(a->db, "BEGIN IMMEDIATE", error))
 			return FALSE;

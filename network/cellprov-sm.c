@@ -2619,22 +2619,10 @@ migrate_owner_names(Sm *sm, GError **error)
 static gboolean
 sm_migrate(Sm *sm, GError **error)
 {
-	sqlite3_stmt *st = cp_db_prepare(sm->db, "PRAGMA user_version", error);
 	int version;
 
-	if (!st)
+	if (!cp_db_schema_version(sm->db, sm->database, "SM", SM_SCHEMA_VERSION, &version, error))
 		return FALSE;
-	version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-	sqlite3_finalize(st);
-	if (version < 0) {
-		cp_db_set_error(sm->db, error, "reading the schema version");
-		return FALSE;
-	}
-	if (version > SM_SCHEMA_VERSION) {
-		cp_set_error(error, CP_ERR_STORAGE, "%s: schema version %d is newer than this SM's (%d)",
-			     sm->database, version, SM_SCHEMA_VERSION);
-		return FALSE;
-	}
 	if (version < 2) {
 		if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", error))
 			return FALSE;

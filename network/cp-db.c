@@ -14,6 +14,28 @@ cp_db_set_error(sqlite3 *db, GError **error, const char *what)
 	cp_set_error(error, CP_ERR_STORAGE, "%s: %s", what, sqlite3_errmsg(db));
 }
 
+gboolean
+cp_db_schema_version(sqlite3 *db, const char *path, const char *who, int newest,
+		     int *version, GError **error)
+{
+	sqlite3_stmt *st = cp_db_prepare(db, "PRAGMA user_version", error);
+
+	if (!st)
+		return FALSE;
+	*version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (*version < 0) {
+		cp_db_set_error(db, error, "reading the schema version");
+		return FALSE;
+	}
+	if (*version > newest) {
+		cp_set_error(error, CP_ERR_STORAGE, "%s: schema version %d is newer than this %s's (%d)",
+			     path, *version, who, newest);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 sqlite3 *
 cp_db_open(const char *path, const char *schema, GError **error)
 {
