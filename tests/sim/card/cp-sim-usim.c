@@ -144,7 +144,8 @@ app_aid(SimDf app, gsize *len)
 }
 
 /* The application named by a full AID or by a prefix only one AID has
- * (TS 102 221 8.5.2, partial DF name); 6A82 if none or several. */
+ * (SELECT by DF name with a partial AID, TS 102 221 11.1.1); 6A82 if
+ * none or several. */
 static guint16
 aid_find(const uint8_t *aid, gsize len, SimDf *app)
 {
@@ -298,7 +299,7 @@ cp_sim_usim_new_card(const char *card, const char *iccid, const char *imsi, guin
 		goto fail;
 	}
 	f = file_add(u, CP_SIM_FID_AD, DF_USIM, "ef-ad", ACC_ALWAYS, ACC_ADM1, u->card->ad_size, 3);
-	memset(f->data, 0x00, f->size);
+	memset(f->data, 0x00, 4);   /* an SJA5's fifth byte stays FF */
 	f->data[3] = (uint8_t)mnc_length;
 	f = file_add(u, CP_SIM_FID_SPN, DF_USIM, "ef-spn", ACC_ALWAYS, ACC_ADM1, 17, 0);
 	f->data[0] = 0x01;
