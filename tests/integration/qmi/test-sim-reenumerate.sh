@@ -35,15 +35,17 @@ q --dms-set-operating-mode=offline | grep -q "successfully" || fail "offline"
 out=$(q --dms-set-operating-mode=reset)
 echo "$out" | grep -q "Operating mode set successfully" || fail "reset not answered: $out"
 # gone: no path, nothing to open
-for i in $(seq 40); do [ -e "$dir/pty" ] || break; sleep 0.01; done
-[ -e "$dir/pty" ] && fail "the port is still there after the reset"
-[ -e "$dir/pty2" ] && fail "the port is back too early"
+# (-L too: a symlink left to the closed pty would not be "gone")
+gone() { ! [ -e "$1" ] && ! [ -L "$1" ]; }
+for i in $(seq 40); do gone "$dir/pty" && break; sleep 0.01; done
+gone "$dir/pty" || fail "the port is still there after the reset"
+gone "$dir/pty2" || fail "the port is back too early"
 [ "$(dump_get port)" = "" ] || fail "dump port while gone: $(dump_get port)"
 out=$(q --dms-get-operating-mode)
 echo "$out" | grep -q "Mode:" && fail "qmicli reached a vanished port: $out"
 # back, under the other path
 wait_path "$dir/pty2" || fail "the port did not come back at pty2"
-[ -e "$dir/pty" ] && fail "the old path came back too"
+gone "$dir/pty" || fail "the old path came back too"
 [ "$(dump_get port)" = "$dir/pty2" ] || fail "dump port: $(dump_get port)"
 grep -q "ready $dir/pty2" "$dir/ready" || fail "no ready line for pty2"
 for i in $(seq 30); do
@@ -61,7 +63,7 @@ out=$(timeout 10 "$apdu" "$dir/pty2" apdu:0:0020000A00 2>>"$dir/apdu.log")
 q -d "$dir/pty2" --dms-set-operating-mode=offline | grep -q "successfully" || fail "offline 2"
 q -d "$dir/pty2" --dms-set-operating-mode=reset | grep -q "successfully" || fail "reset 2"
 wait_path "$dir/pty" || fail "the port did not come back at pty"
-[ -e "$dir/pty2" ] && fail "pty2 is still there"
+gone "$dir/pty2" || fail "pty2 is still there"
 [ "$(dump_get resets)" = 2 ] || fail "resets: $(dump_get resets)"
 
 # keep-port (the default): the path stays through a reset
