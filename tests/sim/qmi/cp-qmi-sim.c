@@ -39,6 +39,8 @@
 #define MSG_CTL_PROXY_OPEN 0xFF00
 
 #define MSG_UIM_READ_TRANSPARENT 0x0020
+#define MSG_UIM_READ_RECORD 0x0021
+#define MSG_UIM_GET_FILE_ATTRIBUTES 0x0024
 #define MSG_UIM_REGISTER_EVENTS 0x002E
 #define MSG_UIM_CARD_STATUS 0x002F
 #define MSG_UIM_SEND_APDU 0x003B
@@ -64,7 +66,38 @@ typedef struct {
 	GByteArray *in;
 	guint watch;
 	gboolean proxy;       /* a qmi-proxy client: expects Internal Proxy Open first */
+	gint64 busy_until;    /* --firmware slow: when the last delayed answer goes */
 } Conn;
+
+/* A response held back by --firmware slow. */
+typedef struct {
+	Conn *conn;
+	QmiMessage *msg;
+	guint timer;
+} Delayed;
+
+/* Firmware profiles (--firmware), each a behaviour of real modems. */
+typedef enum {
+	FW_DMS_UIM_UNSUPPORTED = 1 << 0,   /* DMS UIM messages: InvalidQmiCommand */
+	FW_DMS_UIM_NOT_SUPPORTED = 1 << 1, /* ... NotSupported */
+	FW_NO_LOGICAL_CHANNEL = 1 << 2,    /* UIM Open Logical Channel: AccessDenied */
+	FW_SLOW = 1 << 3,                  /* answers delayed as over a real card */
+} Firmware;
+
+static const struct {
+	const char *name;
+	Firmware flag;
+} firmwares[] = {
+	{ "dms-uim-unsupported", FW_DMS_UIM_UNSUPPORTED },
+	{ "dms-uim-not-supported", FW_DMS_UIM_NOT_SUPPORTED },
+	{ "no-logical-channel", FW_NO_LOGICAL_CHANNEL },
+	{ "slow", FW_SLOW },
+};
+
+typedef enum {
+	RESET_KEEP_PORT,
+	RESET_REENUMERATE,
+} ResetMode;
 
 typedef struct {
 	guint8 service;
@@ -82,6 +115,10 @@ typedef struct {
 typedef struct {
 	/* configuration */
 	char *pty_path;
+	char *reenumerate_path;    /* where the port comes back after a reset */
+	char *port_path;           /* where it is now; NULL while gone */
+	ResetMode reset_mode;
+	guint firmware;            /* Firmware flags */
 	gboolean proxy;
 	char *proxy_name;
 	char *dump_path;
@@ -101,6 +138,7 @@ typedef struct {
 	GPtrArray *profiles;       /* Profile */
 	GPtrArray *clients;        /* Client */
 	GPtrArray *conns;          /* Conn */
+	GPtrArray *delayed;        /* Delayed */
 	guint next_cid;
 	guint reg_timer;
 	guint reset_timer;
@@ -116,6 +154,8 @@ typedef struct {
 static Sim sim;
 
 static void dump(void);
+static gboolean open_pty(const char *path, GError **error);
+static void conn_free(Conn *c);
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -350,6 +390,20 @@ static gboolean
 reset_done_cb(gpointer data)
 {
 	sim.reset_timer = 0;
+	if (sim.reset_mode == RESET_REENUMERATE) {
+		g_autoptr(GError) error = NULL;
+		/* back under the other name when there is one, as USB may give */
+		const char *path = sim.reenumerate_path && sim.n_resets % 2 ? sim.reenumerate_path : sim.pty_path;
+
+		if (!open_pty(path, &error)) {
+			g_warning("reset: the port cannot come back: %s", error->message);
+			g_main_loop_quit(sim.loop);
+			return G_SOURCE_REMOVE;
+		}
+		g_message("reset: the port is back at %s", path);
+		printf("ready %s\n", path);
+		fflush(stdout);
+	}
 	card_start();
 	go_online();
 	dump();
@@ -428,13 +482,125 @@ handle_ctl(Conn *c, QmiMessage *req)
 	return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_QMI_COMMAND);
 }
 
+/* ---- firmware timing and re-enumeration -------------------------------- */
+
+static void
+delayed_free(Delayed *d)
+{
+	if (d->timer)
+		g_source_remove(d->timer);
+	qmi_message_unref(d->msg);
+	g_free(d);
+}
+
+static gboolean
+delayed_cb(gpointer data)
+{
+	Delayed *d = data;
+
+	d->timer = 0;
+	send_message(d->conn, d->msg);
+	g_ptr_array_remove(sim.delayed, d);
+	return G_SOURCE_REMOVE;
+}
+
+/*
+ * --firmware slow: a modem that talks to its card at the ISO 7816-3
+ * default rate (Fd 372, Dd 1 at 3.57 MHz: 1 etu = 104 us, 12 etu a
+ * character, so 1.25 ms a byte) and takes SLOW_TURNAROUND_MS per request.
+ * UIM requests pay for their bytes both ways; the answers of one client
+ * keep their order.
+ */
+#define SLOW_TURNAROUND_MS 20
+#define SLOW_US_PER_BYTE 1250
+
+static void
+respond(Conn *c, QmiMessage *req, QmiMessage *resp)
+{
+	gsize qlen = 0, rlen = 0;
+	gint64 now, due;
+	Delayed *d;
+
+	if (!(sim.firmware & FW_SLOW)) {
+		send_message(c, resp);
+		return;
+	}
+	if (qmi_message_get_service(req) == QMI_SERVICE_UIM) {
+		qmi_message_get_raw(req, &qlen, NULL);
+		qmi_message_get_raw(resp, &rlen, NULL);
+	}
+	now = g_get_monotonic_time();
+	due = MAX(now, c->busy_until) + SLOW_TURNAROUND_MS * 1000 + (gint64)(qlen + rlen) * SLOW_US_PER_BYTE;
+	c->busy_until = due;
+	d = g_new0(Delayed, 1);
+	d->conn = c;
+	d->msg = qmi_message_ref(resp);
+	d->timer = g_timeout_add((guint)((due - now + 999) / 1000), delayed_cb, d);
+	g_ptr_array_add(sim.delayed, d);
+}
+
+static void
+delayed_drop(Conn *c, gboolean send)
+{
+	for (guint i = sim.delayed->len; i > 0; i--) {
+		Delayed *d = g_ptr_array_index(sim.delayed, i - 1);
+
+		if (c && d->conn != c)
+			continue;
+		if (send)
+			send_message(d->conn, d->msg);
+		g_ptr_array_remove_index(sim.delayed, i - 1);
+	}
+}
+
+#define RESET_DROP_MS 100
+
+/* The module reboots: the answers given go out, then its port vanishes
+ * (the pty closed, its path removed) and the card loses power. */
+static gboolean
+port_drop_cb(gpointer data)
+{
+	delayed_drop(NULL, TRUE);
+	g_message("reset: the port %s disappears", sim.port_path);
+	if (sim.port_path)
+		unlink(sim.port_path);
+	g_clear_pointer(&sim.port_path, g_free);
+	while (sim.conns->len) {
+		Conn *c = g_ptr_array_index(sim.conns, 0);
+
+		g_ptr_array_remove_index(sim.conns, 0);
+		conn_free(c);
+	}
+	if (sim.pty_slave >= 0)
+		close(sim.pty_slave);
+	sim.pty_slave = -1;
+	cp_sim_usim_reset(sim.usim);
+	dump();
+	return G_SOURCE_REMOVE;
+}
+
+/* The DMS messages that reach the card (UIM Set PIN Protection 0x0027 to
+ * UIM Get PIN Status 0x002B, UIM Get ICCID 0x003C, UIM Get CK Status
+ * 0x0040 to UIM Get State 0x0044), which newer firmwares dropped. */
+static gboolean
+dms_is_uim(guint id)
+{
+	return (id >= 0x0027 && id <= 0x002B) || id == 0x003C || (id >= 0x0040 && id <= 0x0044);
+}
+
 static QmiMessage *
 handle_dms(QmiMessage *req)
 {
 	QmiMessage *resp;
 	guint8 mode;
+	guint id = qmi_message_get_message_id(req);
 
-	switch (qmi_message_get_message_id(req)) {
+	if (dms_is_uim(id) && (sim.firmware & FW_DMS_UIM_UNSUPPORTED))
+		return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_QMI_COMMAND);
+	if (dms_is_uim(id) && (sim.firmware & FW_DMS_UIM_NOT_SUPPORTED))
+		return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NOT_SUPPORTED);
+
+	switch (id) {
 	case 0x0020: { /* Get Capabilities: ModemManager fails a modem without them */
 		gsize o;
 
@@ -518,6 +684,10 @@ handle_dms(QmiMessage *req)
 				g_source_remove(sim.reg_timer);
 			sim.reg_timer = 0;
 			sim.reset_timer = g_timeout_add(sim.reset_delay_ms, reset_done_cb, NULL);
+			/* A USB module reboots: its port goes once the answer is
+			 * out and read (a pty's hangup discards unread input). */
+			if (sim.reset_mode == RESET_REENUMERATE)
+				g_timeout_add(MIN(RESET_DROP_MS, sim.reset_delay_ms / 2), port_drop_cb, NULL);
 			break;
 		default:
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_ARGUMENT);
@@ -553,6 +723,58 @@ list_has(GArray *a, guint n)
 	return FALSE;
 }
 
+/* UIM File TLV: file id, then the path as little-endian 16-bit ids. */
+static gboolean
+parse_file(QmiMessage *req, guint16 *fid, guint16 path[8], gsize *n_path)
+{
+	guint16 len;
+	const guint8 *f = raw_tlv(req, 0x02, &len);
+
+	if (!f || len < 3 || f[2] % 2 || f[2] > 16 || len != 3 + f[2])
+		return FALSE;
+	*fid = (guint16)(f[0] | f[1] << 8);
+	*n_path = f[2] / 2;
+	for (gsize i = 0; i < *n_path; i++)
+		path[i] = (guint16)(f[3 + 2 * i] | f[4 + 2 * i] << 8);
+	return TRUE;
+}
+
+static QmiMessage *
+uim_file_response(QmiMessage *req, guint16 sw)
+{
+	QmiMessage *resp;
+
+	if (sw == 0x6A82)
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_SIM_FILE_NOT_FOUND);
+	else if (sw != 0x9000)
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_ACCESS_DENIED);
+	else
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+	tlv_sw(resp, 0x10, sw);
+	return resp;
+}
+
+/* The modem learns the USIM's AID from EF.DIR, as real modems do. */
+static gsize
+usim_aid(guint8 aid[16])
+{
+	static const guint16 mf[] = { 0x3F00 };
+	g_autoptr(GByteArray) rec = g_byte_array_new();
+
+	for (guint r = 1; cp_sim_usim_read_record(sim.usim, mf, 1, 0x2F00, r, 0, rec) == 0x9000; r++) {
+		const guint8 *d = rec->data;
+
+		/* 61 L 4F n AID: a USIM has 1002 after the RID (TS 101 220) */
+		if (rec->len >= 11 && d[0] == 0x61 && d[2] == 0x4F && d[3] >= 7 && d[3] <= 16 &&
+		    4u + d[3] <= rec->len && d[9] == 0x10 && d[10] == 0x02) {
+			memcpy(aid, d + 4, d[3]);
+			return d[3];
+		}
+		g_byte_array_set_size(rec, 0);
+	}
+	return 0;
+}
+
 static QmiMessage *
 handle_uim(QmiMessage *req)
 {
@@ -567,12 +789,8 @@ handle_uim(QmiMessage *req)
 	case MSG_UIM_REGISTER_EVENTS:
 		return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
 	case MSG_UIM_CARD_STATUS: {
-		/* full AID as the card reports it in EF.DIR */
-		static const guint8 aid[] = {
-			0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x02, 0xFF,
-			0x33, 0xFF, 0x01, 0x89, 0x00, 0x00, 0x01, 0x00,
-		};
-		gsize o;
+		guint8 aid[16];
+		gsize o, aid_len = usim_aid(aid);
 
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
 		o = qmi_message_tlv_write_init(resp, 0x10, NULL);
@@ -593,8 +811,8 @@ handle_uim(QmiMessage *req)
 		qmi_message_tlv_write_guint8(resp, 0, NULL);
 		qmi_message_tlv_write_guint8(resp, 0, NULL);
 		qmi_message_tlv_write_guint8(resp, 0, NULL);
-		qmi_message_tlv_write_guint8(resp, sizeof(aid), NULL);
-		for (gsize i = 0; i < sizeof(aid); i++)
+		qmi_message_tlv_write_guint8(resp, (guint8)aid_len, NULL);
+		for (gsize i = 0; i < aid_len; i++)
 			qmi_message_tlv_write_guint8(resp, aid[i], NULL);
 		qmi_message_tlv_write_guint8(resp, 0, NULL);
 		qmi_message_tlv_write_guint8(resp, QMI_UIM_PIN_STATE_DISABLED, NULL);
@@ -606,27 +824,59 @@ handle_uim(QmiMessage *req)
 		qmi_message_tlv_write_complete(resp, o, NULL);
 		return resp;
 	}
-	case MSG_UIM_READ_TRANSPARENT: {
+	case MSG_UIM_READ_TRANSPARENT:
+	case MSG_UIM_READ_RECORD: {
 		g_autoptr(GByteArray) data = g_byte_array_new();
-		const guint8 *f = raw_tlv(req, 0x02, &len);
-		guint16 ilen;
+		guint16 ilen, fid, path[8], sw;
 		const guint8 *info = raw_tlv(req, 0x03, &ilen);
-		guint16 sw;
+		gsize n_path;
 
-		if (!f || len < 3 || !info || ilen != 4)
+		if (!parse_file(req, &fid, path, &n_path) || !info || ilen != 4)
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
-		sw = cp_sim_usim_read(sim.usim, (guint16)(f[0] | f[1] << 8),
-				      (guint16)(info[0] | info[1] << 8),
-				      (guint16)(info[2] | info[3] << 8), data);
-		if (sw == 0x6A82)
-			resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_SIM_FILE_NOT_FOUND);
-		else if (sw != 0x9000)
-			resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_ACCESS_DENIED);
+		if (qmi_message_get_message_id(req) == MSG_UIM_READ_RECORD)
+			sw = cp_sim_usim_read_record(sim.usim, path, n_path, fid,
+						     (guint)(info[0] | info[1] << 8),
+						     (guint16)(info[2] | info[3] << 8), data);
 		else
-			resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
-		tlv_sw(resp, 0x10, sw);
+			sw = cp_sim_usim_read_path(sim.usim, path, n_path, fid,
+						   (guint16)(info[0] | info[1] << 8),
+						   (guint16)(info[2] | info[3] << 8), data);
+		resp = uim_file_response(req, sw);
 		if (sw == 0x9000)
 			tlv_bytes16(resp, 0x11, data->data, data->len);
+		return resp;
+	}
+	case MSG_UIM_GET_FILE_ATTRIBUTES: {
+		g_autoptr(GByteArray) fcp = g_byte_array_new();
+		guint16 fid, path[8];
+		gsize n_path, o;
+		CpSimFileInfo fi;
+
+		if (!parse_file(req, &fid, path, &n_path))
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
+		if (!cp_sim_usim_file_info(sim.usim, path, n_path, fid, &fi, fcp))
+			return uim_file_response(req, 0x6A82);
+		resp = uim_file_response(req, 0x9000);
+		o = qmi_message_tlv_write_init(resp, 0x11, NULL);
+		qmi_message_tlv_write_guint16(resp, QMI_ENDIAN_LITTLE, (guint16)fi.size, NULL);
+		qmi_message_tlv_write_guint16(resp, QMI_ENDIAN_LITTLE, fid, NULL);
+		qmi_message_tlv_write_guint8(resp, fi.record_len ? QMI_UIM_FILE_TYPE_LINEAR_FIXED :
+					     QMI_UIM_FILE_TYPE_TRANSPARENT, NULL);
+		qmi_message_tlv_write_guint16(resp, QMI_ENDIAN_LITTLE, (guint16)fi.record_len, NULL);
+		qmi_message_tlv_write_guint16(resp, QMI_ENDIAN_LITTLE, (guint16)fi.n_records, NULL);
+		/* read, write, increase, deactivate, activate */
+		for (guint i = 0; i < 5; i++) {
+			gboolean adm = i == 0 ? fi.read_adm1 : i == 1 ? fi.update_adm1 : TRUE;
+
+			qmi_message_tlv_write_guint8(resp, adm ? QMI_UIM_SECURITY_ATTRIBUTE_LOGIC_SINGLE :
+						     QMI_UIM_SECURITY_ATTRIBUTE_LOGIC_ALWAYS, NULL);
+			qmi_message_tlv_write_guint16(resp, QMI_ENDIAN_LITTLE,
+						      adm ? QMI_UIM_SECURITY_ATTRIBUTE_ADM : 0, NULL);
+		}
+		qmi_message_tlv_write_guint16(resp, QMI_ENDIAN_LITTLE, (guint16)fcp->len, NULL);
+		for (guint i = 0; i < fcp->len; i++)
+			qmi_message_tlv_write_guint8(resp, fcp->data[i], NULL);
+		qmi_message_tlv_write_complete(resp, o, NULL);
 		return resp;
 	}
 	case MSG_UIM_OPEN_CHANNEL: {
@@ -636,6 +886,9 @@ handle_uim(QmiMessage *req)
 		v = raw_tlv(req, 0x10, &len);
 		if (!v || len < 1 || v[0] != len - 1)
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
+		/* as a Telit LE910C4 answers lpac (docs/simulators.md) */
+		if (sim.firmware & FW_NO_LOGICAL_CHANNEL)
+			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_ACCESS_DENIED);
 		ch = cp_sim_usim_open_channel(sim.usim, v + 1, v[0], &sw);
 		resp = qmi_message_response_new(req, ch ? QMI_PROTOCOL_ERROR_NONE : QMI_PROTOCOL_ERROR_INTERNAL);
 		if (ch)
@@ -838,7 +1091,7 @@ handle_message(Conn *c, QmiMessage *req)
 			g_message("fault: error for %s 0x%04x", qmi_service_get_string(svc),
 				  qmi_message_get_message_id(req));
 			resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INTERNAL);
-			send_message(c, resp);
+			respond(c, req, resp);
 			return;
 		}
 	}
@@ -864,12 +1117,13 @@ handle_message(Conn *c, QmiMessage *req)
 	/* the state first: a test reads it as soon as it has the answer */
 	dump();
 	if (resp)
-		send_message(c, resp);
+		respond(c, req, resp);
 }
 
 static void
 conn_free(Conn *c)
 {
+	delayed_drop(c, FALSE);
 	/* its clients go with it, as with qmi-proxy */
 	for (guint i = sim.clients->len; i > 0; i--) {
 		Client *cl = g_ptr_array_index(sim.clients, i - 1);
@@ -945,7 +1199,7 @@ accept_cb(int fd, GIOCondition cond, gpointer data)
 /* ---- transports -------------------------------------------------------- */
 
 static gboolean
-open_pty(GError **error)
+open_pty(const char *path, GError **error)
 {
 	struct termios t;
 	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -964,13 +1218,15 @@ open_pty(GError **error)
 	}
 	cfmakeraw(&t);
 	tcsetattr(sim.pty_slave, TCSANOW, &t);
-	unlink(sim.pty_path);
-	if (symlink(slave, sim.pty_path) < 0) {
+	unlink(path);
+	if (symlink(slave, path) < 0) {
 		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "symlink %s: %s",
-			    sim.pty_path, g_strerror(errno));
+			    path, g_strerror(errno));
 		return FALSE;
 	}
 	conn_new(master, FALSE);
+	g_free(sim.port_path);
+	sim.port_path = g_strdup(path);
 	return TRUE;
 }
 
@@ -1022,6 +1278,13 @@ dump(void)
 	g_string_append_printf(s, "qmi-requests=%u\n", sim.n_requests);
 	g_string_append_printf(s, "apdus=%u\n", sim.n_apdus);
 	g_string_append_printf(s, "resets=%u\n", sim.n_resets);
+	g_string_append_printf(s, "reset-mode=%s\n", sim.reset_mode == RESET_REENUMERATE ? "reenumerate" : "keep-port");
+	g_string_append_printf(s, "port=%s\n", sim.proxy ? sim.proxy_name : sim.port_path ? sim.port_path : "");
+	g_string_append(s, "firmware=");
+	for (gsize i = 0, n = 0; i < G_N_ELEMENTS(firmwares); i++)
+		if (sim.firmware & firmwares[i].flag)
+			g_string_append_printf(s, "%s%s", n++ ? "," : "", firmwares[i].name);
+	g_string_append_c(s, '\n');
 	tmp = g_strconcat(sim.dump_path, ".tmp", NULL);
 	if (g_file_set_contents_full(tmp, s->str, (gssize)s->len, G_FILE_SET_CONTENTS_NONE, 0600, NULL))
 		rename(tmp, sim.dump_path);
@@ -1113,6 +1376,45 @@ opt_fail_update(const char *name, const char *value, gpointer data, GError **err
 }
 
 static gboolean
+opt_firmware(const char *name, const char *value, gpointer data, GError **error)
+{
+	g_auto(GStrv) f = g_strsplit(value, ",", -1);
+
+	for (guint i = 0; f[i]; i++) {
+		gsize j;
+
+		if (g_strcmp0(f[i], "default") == 0)
+			continue;
+		for (j = 0; j < G_N_ELEMENTS(firmwares); j++)
+			if (g_strcmp0(f[i], firmwares[j].name) == 0)
+				break;
+		if (j == G_N_ELEMENTS(firmwares)) {
+			g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+				    "unknown firmware profile '%s' (default, dms-uim-unsupported, "
+				    "dms-uim-not-supported, no-logical-channel, slow)", f[i]);
+			return FALSE;
+		}
+		sim.firmware |= firmwares[j].flag;
+	}
+	return TRUE;
+}
+
+static gboolean
+opt_reset_mode(const char *name, const char *value, gpointer data, GError **error)
+{
+	if (g_strcmp0(value, "keep-port") == 0)
+		sim.reset_mode = RESET_KEEP_PORT;
+	else if (g_strcmp0(value, "reenumerate") == 0)
+		sim.reset_mode = RESET_REENUMERATE;
+	else {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "--reset-mode: want keep-port or reenumerate, not '%s'", value);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
 quit_cb(gpointer data)
 {
 	g_main_loop_quit(sim.loop);
@@ -1124,6 +1426,8 @@ main(int argc, char **argv)
 {
 	g_autofree char *subscribers = NULL, *imsi = NULL, *k_hex = NULL, *opc_hex = NULL;
 	g_autofree char *adm1 = NULL, *iccid = NULL, *plmn = NULL, *network_name = NULL, *apn = NULL;
+	g_autofree char *card = NULL, *read_le = NULL;
+	CpSimLe le = CP_SIM_LE_LENIENT;
 	int adm1_retries = 3, mnc_length = 2, reset_delay = 200, reg_delay = 100;
 	gboolean offline = FALSE;
 	g_autoptr(GError) error = NULL;
@@ -1142,6 +1446,11 @@ main(int argc, char **argv)
 		{ "adm1", 0, 0, G_OPTION_ARG_STRING, &adm1, "The card's ADM1 (8 characters)", "KEY" },
 		{ "adm1-retries", 0, 0, G_OPTION_ARG_INT, &adm1_retries, "Wrong ADM1 attempts before it blocks (3)", "N" },
 		{ "iccid", 0, 0, G_OPTION_ARG_STRING, &iccid, "The card's ICCID", "DIGITS" },
+		{ "card", 0, 0, G_OPTION_ARG_STRING, &card, "The card's model (" CP_SIM_CARD_DEFAULT ")", "NAME" },
+		{ "read-le", 0, 0, G_OPTION_ARG_STRING, &read_le, "READ answer to an Le the file cannot fill: lenient, exact, eof (lenient)", "MODE" },
+		{ "firmware", 0, 0, G_OPTION_ARG_CALLBACK, opt_firmware, "Firmware profile(s), comma-separated", "NAME[,NAME]" },
+		{ "reset-mode", 0, 0, G_OPTION_ARG_CALLBACK, opt_reset_mode, "On DMS reset: keep-port or reenumerate (keep-port)", "MODE" },
+		{ "reenumerate-path", 0, 0, G_OPTION_ARG_FILENAME, &sim.reenumerate_path, "After a reset the port comes back here (every other reset)", "PATH" },
 		{ "plmn", 0, 0, G_OPTION_ARG_STRING, &plmn, "The network's PLMN (00101)", "MCCMNC" },
 		{ "network-name", 0, 0, G_OPTION_ARG_STRING, &network_name, "The network's name", "NAME" },
 		{ "apn", 0, 0, G_OPTION_ARG_STRING, &apn, "APN of the modem's profile 1 (internet)", "APN" },
@@ -1178,6 +1487,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "cp-qmi-sim: delays >= 0, --adm1-retries 1-15, --mnc-length 2 or 3\n");
 		return 2;
 	}
+	if (sim.proxy && sim.reset_mode == RESET_REENUMERATE) {
+		fprintf(stderr, "cp-qmi-sim: --reset-mode reenumerate needs --pty\n");
+		return 2;
+	}
+	if (sim.reenumerate_path && sim.reset_mode != RESET_REENUMERATE) {
+		fprintf(stderr, "cp-qmi-sim: --reenumerate-path needs --reset-mode reenumerate\n");
+		return 2;
+	}
+	if (read_le && !cp_sim_le_from_string(read_le, &le)) {
+		fprintf(stderr, "cp-qmi-sim: --read-le: want lenient, exact or eof\n");
+		return 2;
+	}
 	sim.reset_delay_ms = (guint)reset_delay;
 	sim.reg_delay_ms = (guint)reg_delay;
 	if (cp_hex_decode(k_hex ? k_hex : "000102030405060708090a0b0c0d0e0f", k, 16) != 16 ||
@@ -1185,11 +1506,17 @@ main(int argc, char **argv)
 		fprintf(stderr, "cp-qmi-sim: --k and --opc want 32 hex digits\n");
 		return 2;
 	}
-	sim.usim = cp_sim_usim_new(iccid ? iccid : "8988211000000000017",
+	sim.usim = cp_sim_usim_new_card(card ? card : CP_SIM_CARD_DEFAULT,
+				   iccid ? iccid : "8988211000000000017",
 				   imsi ? imsi : "001010123456789", (guint)mnc_length, k, opc,
 				   adm1 ? adm1 : "12345678", (guint)adm1_retries);
-	if (!sim.usim)
+	if (!sim.usim) {
+		g_autofree char *names = g_strjoinv(", ", (char **)cp_sim_usim_cards());
+
+		fprintf(stderr, "cp-qmi-sim: cards: %s\n", names);
 		return 2;
+	}
+	cp_sim_usim_set_le(sim.usim, le);
 	sim.net = cp_sim_network_new(plmn ? plmn : "00101",
 				     network_name ? network_name : "cellprov test network");
 	if (subscribers) {
@@ -1202,6 +1529,7 @@ main(int argc, char **argv)
 	}
 	sim.clients = g_ptr_array_new_with_free_func(g_free);
 	sim.conns = g_ptr_array_new();
+	sim.delayed = g_ptr_array_new_with_free_func((GDestroyNotify)delayed_free);
 	sim.profiles = g_ptr_array_new_with_free_func(profile_free);
 	p = g_new0(Profile, 1);
 	p->index = 1;
@@ -1212,7 +1540,7 @@ main(int argc, char **argv)
 	sim.next_cid = 1;
 	sim.loop = g_main_loop_new(NULL, FALSE);
 
-	if (sim.pty_path ? !open_pty(&error) : !open_proxy(&error)) {
+	if (sim.pty_path ? !open_pty(sim.pty_path, &error) : !open_proxy(&error)) {
 		fprintf(stderr, "cp-qmi-sim: %s\n", error->message);
 		return 1;
 	}
@@ -1230,8 +1558,9 @@ main(int argc, char **argv)
 	fflush(stdout);
 	g_main_loop_run(sim.loop);
 	dump();
-	if (sim.pty_path)
-		unlink(sim.pty_path);
+	if (sim.port_path)
+		unlink(sim.port_path);
+	delayed_drop(NULL, FALSE);
 	while (sim.conns->len) {
 		Conn *c = g_ptr_array_index(sim.conns, 0);
 
@@ -1251,6 +1580,9 @@ main(int argc, char **argv)
 		close(sim.listen_fd);
 	g_free(sim.modem_imsi);
 	g_free(sim.pty_path);
+	g_free(sim.port_path);
+	g_free(sim.reenumerate_path);
+	g_ptr_array_unref(sim.delayed);
 	g_free(sim.proxy_name);
 	g_free(sim.dump_path);
 	g_free(sim.subscribers_path);
