@@ -448,7 +448,7 @@ accept_counter(Sm *sm, const char *id_hex, guint64 counter, GError **error)
 	st = cp_store_prepare(sm->db,
 			   "INSERT INTO attestations (device_id, att_counter, updated) VALUES (?1, ?2, ?3) "
 			   "ON CONFLICT(device_id) DO UPDATE SET att_counter = ?2, updated = ?3 "
-			   "WHERE att_counter < ?2", error);
+			   "WHERE attestations.att_counter < ?2", error);
 	if (!st)
 		return -1;
 	cp_stmt_bind_text(st, 1, id_hex);
@@ -690,7 +690,7 @@ bind_owner(Provision *p, GError **error)
 			   "VALUES (?1, ?2, ?3, ?4, 'bound', ?5, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(device_id) DO UPDATE SET "
 			   "state = 'bound', updated = ?5, releasing_since = NULL, device_spki = ?6, device_info = ?7, "
 			   "suite = ?8, certificate_url = ?9, device_supi = ?10 "
-			   "WHERE owner_supi = ?3 AND binding_version = ?4", error);
+			   "WHERE bindings.owner_supi = ?3 AND bindings.binding_version = ?4", error);
 	if (!st)
 		return FALSE;
 	cp_stmt_bind_blob(st, 6, spki, spki_len);

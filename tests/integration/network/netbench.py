@@ -255,8 +255,7 @@ imsi-last=001010000000100
 
     def db_rows(self, name, sql, args=()):
         """Rows of a query on the SM's ("sm") or the AUSF's ("ausf") store,
-        each a tuple; PostgreSQL gives text, so values are compared as str
-        where the test needs both stores (rows_str)."""
+        each a tuple, whichever the store ("?" parameters)."""
         if self.store == "sqlite":
             import sqlite3
             con = sqlite3.connect("file:%s?mode=ro" % self.path(name + ".db"), uri=True)
@@ -266,10 +265,20 @@ imsi-last=001010000000100
                 con.close()
         for a in args:
             sql = sql.replace("?", "'%s'" % str(a).replace("'", "''"), 1)
-        return self.pg.rows(name, sql)
+        # through JSON, numbers stay numbers and text text, as sqlite3 gives them
+        return [tuple(json.loads(r[0]).values())
+                for r in self.pg.rows(name, "SELECT row_to_json(q) FROM (%s) AS q" % sql)]
 
-    def rows_str(self, name, sql, args=()):
-        return [tuple(None if v is None else str(v) for v in r) for r in self.db_rows(name, sql, args)]
+    def ausf_snapshot(self):
+        """Everything the AUSF stores, to tell that a request wrote nothing."""
+        if self.store == "sqlite":
+            h = hashlib.sha256()
+            for f in ("ausf.db", "ausf.db-wal"):
+                p = self.path(f)
+                h.update(open(p, "rb").read() if os.path.exists(p) else b"-")
+            return h.hexdigest()
+        return (self.db_rows("ausf", "SELECT * FROM subscribers ORDER BY supi"),
+                self.db_rows("ausf", "SELECT * FROM keysets ORDER BY supi, generation"))
 
     def write_sm_conf(self):
         if not self.operator_root:
