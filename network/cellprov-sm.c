@@ -339,6 +339,10 @@ ausf_answered(GObject *source, GAsyncResult *res, gpointer data)
 		if (code && strcmp(code, "unknown-companion") == 0)
 			provision_fail(p, SOUP_STATUS_FORBIDDEN, "unknown-companion", 0,
 				       "the network holds no subscription for this companion");
+		else if (code && strcmp(code, "storage") == 0)
+			/* the AUSF's store: the network's storage, as the SM's is */
+			provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE,
+				       "the AUSF's store failed: try again");
 		else
 			provision_fail(p, SOUP_STATUS_BAD_GATEWAY, "ausf-failed", 0,
 				       e && cp_json_string(e, "message") ? cp_json_string(e, "message") : "the AUSF refused");

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -165,8 +166,9 @@ lite_open(CpStore *s, const char *path, GError **error)
 	}
 	sqlite3_busy_timeout(s->db, 5000);
 	/* WAL with synchronous=FULL: an answer given to a client is never
-	 * lost to a crash */
-	return lite_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", error);
+	 * lost to a crash; secure_delete: what a row held before (a key in
+	 * clear, before it was sealed) does not stay in a free page */
+	return lite_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;", error);
 }
 
 /* ---- PostgreSQL ---- */
@@ -182,6 +184,18 @@ pg_notice(void *data, const char *message)
 static gboolean
 pg_ready(CpStore *s, GError **error)
 {
+	/* A server that stopped or restarted, or a pooler that closed an
+	 * idle connection, has told us so (or closed the socket) while we
+	 * were idle: read that now, before a statement goes to a dead
+	 * connection and fails a request that could have been served: an
+	 * idle connection with something to read has its last message (a
+	 * FATAL) and then the end of the stream waiting. */
+	for (int i = 0; i < 4 && PQstatus(s->pg) == CONNECTION_OK; i++) {
+		struct pollfd pfd = { .fd = PQsocket(s->pg), .events = POLLIN };
+
+		if (poll(&pfd, 1, 0) <= 0 || !PQconsumeInput(s->pg))
+			break;
+	}
 	if (PQstatus(s->pg) == CONNECTION_OK)
 		return TRUE;
 	PQreset(s->pg);
