@@ -253,9 +253,14 @@ pg_open(CpStore *s, const char *conninfo, GError **error)
 	}
 	PQsetNoticeProcessor(s->pg, pg_notice, NULL);
 	s->generation = 1;
-	/* times in seconds since the epoch, text in UTF-8, whatever the
-	 * server's defaults */
-	return pg_exec(s, "SET client_encoding = 'UTF8'", error);
+	/* text in UTF-8 whatever the server's default (a parameter poolers
+	 * keep per client) */
+	if (PQsetClientEncoding(s->pg, "UTF8") != 0) {
+		set_errmsg(s, PQerrorMessage(s->pg));
+		cp_store_set_error(s, error, "postgresql: client_encoding");
+		return FALSE;
+	}
+	return TRUE;
 }
 
 /* "?N" -> "$N" outside quoted strings and identifiers; the highest N. */
