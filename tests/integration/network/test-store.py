@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The stores under load, with the real programs on a real PostgreSQL
-(pgserver.py): two SM processes, each with an AUSF process of its own, on
-one server, no state in any process.
+"""The stores under load, with the real programs: two SM processes, each
+with an AUSF process of its own, on one store, no state in any process.
+test-store.py BUILDDIR [postgresql|sqlite]: a real PostgreSQL server
+(pgserver.py), or the SQLite files the processes share.
 
 - 200 claims at once of 100 devices, each device by two companions, spread
   over both SMs: each device is bound exactly once, to the one companion
   that got 200 (the other 409 already-claimed), and no SUPI is given twice.
-- PostgreSQL stopped and started again under load: the requests that fail
+- (PostgreSQL) the server stopped and started again under load: the requests that fail
   fail with storage, the SM's records of a provisioning are all there or
   none is, and the same SM and AUSF processes serve again once it is back.
 - The SQLite stores the programs made before versioned schemas and sealed
@@ -86,8 +87,9 @@ def run_all(jobs, workers):
 
 
 def setup(b):
-    """lighttpd, two AUSF and two SM processes on one PostgreSQL."""
-    b.start_postgresql()
+    """lighttpd, two AUSF and two SM processes on one store."""
+    if b.store == "postgresql":
+        b.start_postgresql()
     b.make_tls()
     b.make_operator()
     b.make_ca()
@@ -280,12 +282,15 @@ def test_sqlite_migration(b):
           "a new device gets a SUPI none of the migrated subscribers has (%s)" % res.get("supi"))
 
 
-def main(builddir):
-    b = netbench.Bench(builddir, store="postgresql")
+def main(builddir, store):
+    b = netbench.Bench(builddir, store=store)
     failed = False
+    tests = [test_concurrent_claims, test_sqlite_migration]
+    if store == "postgresql":
+        tests.insert(1, test_restart_under_load)
     try:
         setup(b)
-        for t in (test_concurrent_claims, test_restart_under_load, test_sqlite_migration):
+        for t in tests:
             print("==", t.__name__)
             t(b)
         for name in ("sm", "sm2", "sm-old", "ausf", "ausf2", "ausf-old"):
@@ -309,4 +314,4 @@ def main(builddir):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "postgresql"))
