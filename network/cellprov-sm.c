@@ -450,9 +450,9 @@ accept_counter(Sm *sm, const char *id_hex, guint64 counter, GError **error)
 
 	g_snprintf(hex, sizeof(hex), "%016" G_GINT64_MODIFIER "x", counter);
 	st = cp_store_prepare(sm->db,
-			   "INSERT INTO attestations (device_id, att_counter, updated) VALUES (?1, ?2, ?3) "
-			   "ON CONFLICT(device_id) DO UPDATE SET att_counter = ?2, updated = ?3 "
-			   "WHERE attestations.att_counter < ?2", error);
+			      "INSERT INTO attestations (device_id, att_counter, updated) VALUES (?1, ?2, ?3) "
+			      "ON CONFLICT(device_id) DO UPDATE SET att_counter = ?2, updated = ?3 "
+			      "WHERE attestations.att_counter < ?2", error);
 	if (!st)
 		return -1;
 	cp_stmt_bind_text(st, 1, id_hex);
@@ -481,10 +481,10 @@ store_provisioning(Provision *p, GError **error)
 	cp_sha256(p->profile.data, p->profile.len, sha);
 	cp_hex_encode(sha, sizeof(sha), sha_hex);
 	st = cp_store_prepare(sm->db,
-			   "INSERT INTO provisionings (device_id, profile_seq, companion, supi, suite, att_counter, "
-			   "nonce, certificate_url, profile_sha256, created, operation, binding_version, generation) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-			   error);
+			      "INSERT INTO provisionings (device_id, profile_seq, companion, supi, suite, att_counter, "
+			      "nonce, certificate_url, profile_sha256, created, operation, binding_version, generation) "
+			      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+			      error);
 	if (!st)
 		return FALSE;
 	cp_stmt_bind_text(st, 1, p->id_hex);
@@ -513,9 +513,9 @@ static gboolean
 next_profile_seq(Provision *p, GError **error)
 {
 	CpStmt *st = cp_store_prepare(p->sm->db,
-					 "SELECT COALESCE(MAX(s), 0) FROM (SELECT profile_seq AS s FROM provisionings "
-					 "WHERE device_id = ?1 UNION ALL SELECT seq FROM commands WHERE device_id = ?1) AS seqs",
-					 error);
+					    "SELECT COALESCE(MAX(s), 0) FROM (SELECT profile_seq AS s FROM provisionings "
+					    "WHERE device_id = ?1 UNION ALL SELECT seq FROM commands WHERE device_id = ?1) AS seqs",
+					    error);
 
 	if (!st)
 		return FALSE;
@@ -568,8 +568,8 @@ again:
 		goto storage;
 	}
 	st = cp_store_prepare(sm->db,
-			   "INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated) "
-			   "VALUES (?1, ?2, ?3, 1, 'claiming', ?4, ?4) ON CONFLICT(device_id) DO NOTHING", &error);
+			      "INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated) "
+			      "VALUES (?1, ?2, ?3, 1, 'claiming', ?4, ?4) ON CONFLICT(device_id) DO NOTHING", &error);
 	if (!st)
 		goto storage;
 	cp_stmt_bind_text(st, 1, p->id_hex);
@@ -590,9 +590,9 @@ again:
 	}
 	/* a released device: anyone's, at the next binding version */
 	st = cp_store_prepare(sm->db,
-			   "UPDATE bindings SET owner_name = ?2, owner_supi = ?3, binding_version = binding_version + 1, "
-			   "state = 'claiming', replaced_version = NULL, previous_supi = NULL, releasing_since = NULL, "
-			   "updated = ?4 WHERE device_id = ?1 AND state = 'released' RETURNING binding_version", &error);
+			      "UPDATE bindings SET owner_name = ?2, owner_supi = ?3, binding_version = binding_version + 1, "
+			      "state = 'claiming', replaced_version = NULL, previous_supi = NULL, releasing_since = NULL, "
+			      "updated = ?4 WHERE device_id = ?1 AND state = 'released' RETURNING binding_version", &error);
 	if (!st)
 		goto storage;
 	cp_stmt_bind_text(st, 1, p->id_hex);
@@ -660,9 +660,9 @@ release_reservation(Provision *p)
 		return;
 	p->reserved = FALSE;
 	st = cp_store_prepare(p->sm->db, p->from_release ?
-			   "UPDATE bindings SET state = 'released', binding_version = binding_version - 1 "
-			   "WHERE device_id = ?1 AND state = 'claiming'" :
-			   "DELETE FROM bindings WHERE device_id = ?1 AND state = 'claiming'", NULL);
+			      "UPDATE bindings SET state = 'released', binding_version = binding_version - 1 "
+			      "WHERE device_id = ?1 AND state = 'claiming'" :
+			      "DELETE FROM bindings WHERE device_id = ?1 AND state = 'claiming'", NULL);
 	if (!st)
 		return;
 	cp_stmt_bind_text(st, 1, p->id_hex);
@@ -689,12 +689,12 @@ bind_owner(Provision *p, GError **error)
 		return FALSE;
 	}
 	st = cp_store_prepare(sm->db,
-			   "INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated, "
-			   "device_spki, device_info, suite, certificate_url, device_supi) "
-			   "VALUES (?1, ?2, ?3, ?4, 'bound', ?5, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(device_id) DO UPDATE SET "
-			   "state = 'bound', updated = ?5, releasing_since = NULL, device_spki = ?6, device_info = ?7, "
-			   "suite = ?8, certificate_url = ?9, device_supi = ?10 "
-			   "WHERE bindings.owner_supi = ?3 AND bindings.binding_version = ?4", error);
+			      "INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated, "
+			      "device_spki, device_info, suite, certificate_url, device_supi) "
+			      "VALUES (?1, ?2, ?3, ?4, 'bound', ?5, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(device_id) DO UPDATE SET "
+			      "state = 'bound', updated = ?5, releasing_since = NULL, device_spki = ?6, device_info = ?7, "
+			      "suite = ?8, certificate_url = ?9, device_supi = ?10 "
+			      "WHERE bindings.owner_supi = ?3 AND bindings.binding_version = ?4", error);
 	if (!st)
 		return FALSE;
 	cp_stmt_bind_blob(st, 6, spki, spki_len);
@@ -1139,9 +1139,9 @@ static gboolean
 store_pending(Sm *sm, const char *id_hex, const char *kind, guint64 seq, const CpBuf *msg, GError **error)
 {
 	CpStmt *st = cp_store_prepare(sm->db,
-					 "INSERT INTO pending (device_id, kind, seq, message, created) "
-					 "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (device_id) DO UPDATE SET "
-					 "kind = ?2, seq = ?3, message = ?4, created = ?5", error);
+					    "INSERT INTO pending (device_id, kind, seq, message, created) "
+					    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (device_id) DO UPDATE SET "
+					    "kind = ?2, seq = ?3, message = ?4, created = ?5", error);
 	int rc;
 
 	if (!st)
@@ -1348,9 +1348,9 @@ static int
 binding_load(Sm *sm, const char *id_hex, Binding *b, GError **error)
 {
 	CpStmt *st = cp_store_prepare(sm->db,
-					 "SELECT owner_name, owner_supi, state, device_supi, previous_supi, suite, "
-					 "certificate_url, binding_version, COALESCE(releasing_since, 0), device_spki, "
-					 "device_info FROM bindings WHERE device_id = ?1", error);
+					    "SELECT owner_name, owner_supi, state, device_supi, previous_supi, suite, "
+					    "certificate_url, binding_version, COALESCE(releasing_since, 0), device_spki, "
+					    "device_info FROM bindings WHERE device_id = ?1", error);
 	int rc;
 
 	memset(b, 0, sizeof(*b));
@@ -1397,9 +1397,9 @@ expire_releasing(Sm *sm, const char *id_hex)
 	int rc;
 
 	st = cp_store_prepare(sm->db,
-			   "UPDATE bindings SET state = 'released', previous_supi = NULL, updated = ?2 "
-			   "WHERE state = 'releasing' AND releasing_since <= ?1 AND (CAST(?3 AS TEXT) IS NULL OR device_id = ?3) "
-			   "RETURNING device_id, device_supi, previous_supi", &error);
+			      "UPDATE bindings SET state = 'released', previous_supi = NULL, updated = ?2 "
+			      "WHERE state = 'releasing' AND releasing_since <= ?1 AND (CAST(?3 AS TEXT) IS NULL OR device_id = ?3) "
+			      "RETURNING device_id, device_supi, previous_supi", &error);
 	if (!st)
 		goto fail;
 	cp_stmt_bind_int64(st, 1, limit);
@@ -1469,8 +1469,8 @@ take_token(Provision *p)
 	if (!cp_store_begin(sm->db, p->id_hex, &error))
 		goto storage;
 	st = cp_store_prepare(sm->db,
-			   "UPDATE transfer_tokens SET used = 1 WHERE token_sha256 = ?1 AND device_id = ?2 AND "
-			   "new_owner = ?3 AND used = 0 AND expires >= ?4 RETURNING owner_supi, binding_version", &error);
+			      "UPDATE transfer_tokens SET used = 1 WHERE token_sha256 = ?1 AND device_id = ?2 AND "
+			      "new_owner = ?3 AND used = 0 AND expires >= ?4 RETURNING owner_supi, binding_version", &error);
 	if (!st)
 		goto rollback;
 	cp_stmt_bind_text(st, 1, p->token_hex);
@@ -1580,9 +1580,9 @@ reply_devices(Sm *sm, SoupServerMessage *msg, Companion *c)
 	int rc;
 
 	st = cp_store_prepare(sm->db,
-			   "SELECT b.device_id, b.binding_version, b.state, b.device_supi, b.replaced_version, "
-			   "p.kind, p.seq FROM bindings b LEFT JOIN pending p ON p.device_id = b.device_id "
-			   "WHERE b.owner_supi = ?1 AND b.state IN ('bound', 'releasing') ORDER BY b.device_id", &error);
+			      "SELECT b.device_id, b.binding_version, b.state, b.device_supi, b.replaced_version, "
+			      "p.kind, p.seq FROM bindings b LEFT JOIN pending p ON p.device_id = b.device_id "
+			      "WHERE b.owner_supi = ?1 AND b.state IN ('bound', 'releasing') ORDER BY b.device_id", &error);
 	if (!st) {
 		cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, "%s", error->message);
 		return;
@@ -1681,8 +1681,8 @@ reply_command(Sm *sm, SoupServerMessage *msg, const char *id_hex, Binding *b)
 	if (!cp_store_begin(sm->db, id_hex, &error))
 		goto storage;
 	st = cp_store_prepare(sm->db,
-			   "SELECT COALESCE(MAX(s), 0) FROM (SELECT profile_seq AS s FROM provisionings WHERE device_id = ?1 "
-			   "UNION ALL SELECT seq FROM commands WHERE device_id = ?1) AS seqs", &error);
+			      "SELECT COALESCE(MAX(s), 0) FROM (SELECT profile_seq AS s FROM provisionings WHERE device_id = ?1 "
+			      "UNION ALL SELECT seq FROM commands WHERE device_id = ?1) AS seqs", &error);
 	if (!st)
 		goto rollback;
 	cp_stmt_bind_text(st, 1, id_hex);
@@ -1715,8 +1715,8 @@ reply_command(Sm *sm, SoupServerMessage *msg, const char *id_hex, Binding *b)
 	cp_sha256(out.data, out.len, sha);
 	cp_hex_encode(sha, sizeof(sha), sha_hex);
 	st = cp_store_prepare(sm->db,
-			   "INSERT INTO commands (device_id, seq, command, companion, binding_version, command_sha256, created) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &error);
+			      "INSERT INTO commands (device_id, seq, command, companion, binding_version, command_sha256, created) "
+			      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &error);
 	if (!st)
 		goto rollback;
 	cp_stmt_bind_text(st, 1, id_hex);
@@ -1970,9 +1970,9 @@ handle_receipt(Sm *sm, SoupServerMessage *msg, const char *path_id, JsonObject *
 	seq_s = g_strdup_printf("%" G_GUINT64_FORMAT, rj->r.profile_seq);
 	status_s = g_strdup_printf("%u", rj->r.status);
 	st = cp_store_prepare(sm->db, rj->command ?
-			   "SELECT binding_version, 0, 1 FROM commands WHERE device_id = ?1 AND seq = ?2" :
-			   "SELECT binding_version, operation, generation FROM provisionings WHERE device_id = ?1 AND profile_seq = ?2",
-			   &error);
+			      "SELECT binding_version, 0, 1 FROM commands WHERE device_id = ?1 AND seq = ?2" :
+			      "SELECT binding_version, operation, generation FROM provisionings WHERE device_id = ?1 AND profile_seq = ?2",
+			      &error);
 	if (!st)
 		goto storage;
 	cp_stmt_bind_text(st, 1, id_hex);
@@ -2298,11 +2298,11 @@ handle_poll(Sm *sm, SoupServerMessage *msg, JsonObject *req)
 		goto out;
 	}
 	st = cp_store_prepare(sm->db,
-			   "SELECT p.kind, p.seq, p.message FROM pending p WHERE p.device_id = ?1 AND "
-			   "(p.kind = 'profile' AND EXISTS (SELECT 1 FROM provisionings v WHERE v.device_id = p.device_id "
-			   "AND v.profile_seq = p.seq AND v.receipt_status IS NULL) OR "
-			   "p.kind = 'command' AND EXISTS (SELECT 1 FROM commands c WHERE c.device_id = p.device_id "
-			   "AND c.seq = p.seq AND c.receipt_status IS NULL))", &error);
+			      "SELECT p.kind, p.seq, p.message FROM pending p WHERE p.device_id = ?1 AND "
+			      "(p.kind = 'profile' AND EXISTS (SELECT 1 FROM provisionings v WHERE v.device_id = p.device_id "
+			      "AND v.profile_seq = p.seq AND v.receipt_status IS NULL) OR "
+			      "p.kind = 'command' AND EXISTS (SELECT 1 FROM commands c WHERE c.device_id = p.device_id "
+			      "AND c.seq = p.seq AND c.receipt_status IS NULL))", &error);
 	if (!st)
 		goto storage;
 	cp_stmt_bind_text(st, 1, id_hex);
