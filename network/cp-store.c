@@ -114,6 +114,14 @@ stmt_free(gpointer p)
 	if (st->lite)
 		sqlite3_finalize(st->lite);
 #if CP_HAVE_POSTGRESQL
+	/* a statement made for a second user of the same SQL text at once
+	 * goes from the server too */
+	if (!st->cached && st->s->pg && st->prepared_in == st->s->generation &&
+	    PQstatus(st->s->pg) == CONNECTION_OK) {
+		g_autofree char *sql = g_strdup_printf("DEALLOCATE %s", st->name);
+
+		PQclear(PQexec(st->s->pg, sql));
+	}
 	for (int i = 0; i < MAX_PARAMS; i++)
 		g_free(st->values[i]);
 	if (st->res)
@@ -563,7 +571,7 @@ cp_stmt_bind_blob(CpStmt *st, int i, const void *data, gsize len)
 #if CP_HAVE_POSTGRESQL
 	if (st->s->kind == CP_STORE_POSTGRESQL) {
 		/* binary format: bytea as it is */
-		pg_bind(st, i, data ? g_memdup2(data, len ? len : 1) : NULL, (int)len, 1);
+		pg_bind(st, i, data ? (len ? g_memdup2(data, len) : g_malloc0(1)) : NULL, (int)len, 1);
 		return;
 	}
 #endif
