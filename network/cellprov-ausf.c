@@ -3,8 +3,11 @@
  * cellprov-ausf: the AUSF/UDM role of the reference network. It holds the
  * companions' K_AUSF, gives each device a SUPI from a configured range,
  * derives K', K_usim and OPc, seals K' || OPc to the device key (ECIES) and
- * hands K_SM to the SM. The device's USIM credentials stay here, in SQLite,
- * and leave only as the subscriber file the network's authentication uses.
+ * hands K_SM to the SM. The device's USIM credentials stay here, in its
+ * store (SQLite or PostgreSQL, sealed under the operator's key-encryption
+ * key: cp-ausf-store.h), and leave only as the subscriber file the
+ * network's authentication uses. It keeps no state of its own between
+ * requests: any number of AUSF processes may share one PostgreSQL store.
  *
  * Its API is internal (the SM is its only client), every call with the
  * SM's token: POST /v1/devices (add a device, or its next key generation),
@@ -33,53 +36,9 @@
 #include "cp-config.h"
 #include "cellprov.h"
 #include "cp-conf.h"
-#include "cp-db.h"
+#include "cp-ausf-store.h"
 #include "cp-glib.h"
 #include "cp-http.h"
-
-#define AUSF_SCHEMA \
-	"CREATE TABLE IF NOT EXISTS subscribers (" \
-	" supi TEXT PRIMARY KEY," \
-	" device_id TEXT NOT NULL UNIQUE," \
-	" companion TEXT NOT NULL," \
-	" k_usim TEXT NOT NULL," \
-	" opc TEXT NOT NULL," \
-	" sqn TEXT NOT NULL," \
-	" created INTEGER NOT NULL," \
-	" updated INTEGER NOT NULL);"
-
-/*
- * Schema version 2 (PRAGMA user_version): key generations. A subscriber is
- * (SUPI, device, companion, last generation); its key sets are in
- * keysets, one a generation. A device may have a subscriber under each
- * companion it was transferred to, so device_id is no longer unique: the
- * table is rebuilt. Each subscriber of a version-1 database becomes
- * generation 1 with its key set.
- */
-#define AUSF_SCHEMA_VERSION 2
-#define AUSF_MIGRATE_2 \
-	"CREATE TABLE subscribers_2 (" \
-	" supi TEXT PRIMARY KEY," \
-	" device_id TEXT NOT NULL," \
-	" companion TEXT NOT NULL," \
-	" generation INTEGER NOT NULL," \
-	" created INTEGER NOT NULL," \
-	" updated INTEGER NOT NULL," \
-	" UNIQUE (device_id, companion));" \
-	"CREATE TABLE keysets (" \
-	" supi TEXT NOT NULL REFERENCES subscribers_2(supi) ON DELETE CASCADE," \
-	" generation INTEGER NOT NULL," \
-	" k_usim TEXT NOT NULL," \
-	" opc TEXT NOT NULL," \
-	" sqn TEXT NOT NULL," \
-	" created INTEGER NOT NULL," \
-	" PRIMARY KEY (supi, generation));" \
-	"INSERT INTO subscribers_2 (supi, device_id, companion, generation, created, updated)" \
-	" SELECT supi, device_id, companion, 1, created, updated FROM subscribers;" \
-	"INSERT INTO keysets (supi, generation, k_usim, opc, sqn, created)" \
-	" SELECT supi, 1, k_usim, opc, sqn, updated FROM subscribers;" \
-	"DROP TABLE subscribers;" \
-	"ALTER TABLE subscribers_2 RENAME TO subscribers;"
 
 typedef struct {
 	char *supi;
@@ -88,14 +47,14 @@ typedef struct {
 
 typedef struct {
 	GKeyFile *kf;
-	char *database;
+	char *store;
 	char *imsi_first;
 	char *imsi_last;
 	char *sqn;
 	CpSecret *op;
 	CpSecret *token;
 	GHashTable *companions;     /* SUPI -> Companion */
-	sqlite3 *db;
+	CpAusfStore *db;
 	CpHttpServer *http;
 	GMainLoop *loop;
 } Ausf;
@@ -202,37 +161,6 @@ imsi_valid(const char *s)
 	return s && strlen(s) == 15 && cp_supi_valid(s);
 }
 
-/* Next free SUPI in the range, as 15 digits. */
-static char *
-allocate_supi(Ausf *a, GError **error)
-{
-	sqlite3_stmt *st;
-	guint64 next, last = g_ascii_strtoull(a->imsi_last, NULL, 10);
-	int rc;
-
-	st = cp_db_prepare(a->db, "SELECT supi FROM subscribers WHERE supi BETWEEN ?1 AND ?2 "
-			   "ORDER BY supi DESC LIMIT 1", error);
-	if (!st)
-		return NULL;
-	sqlite3_bind_text(st, 1, a->imsi_first, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, a->imsi_last, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		next = g_ascii_strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10) + 1;
-	else
-		next = g_ascii_strtoull(a->imsi_first, NULL, 10);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		cp_db_set_error(a->db, error, "finding a free SUPI");
-		return NULL;
-	}
-	if (next > last) {
-		cp_set_error(error, CP_ERR_STATE, "the SUPI range %s-%s is used up", a->imsi_first, a->imsi_last);
-		return NULL;
-	}
-	return g_strdup_printf("%015" G_GUINT64_FORMAT, next);
-}
-
 typedef struct {
 	char *supi;
 	guint64 generation;
@@ -249,49 +177,6 @@ add_result_clear(AddResult *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* The device's subscriber under this companion and its last generation;
- * supi NULL when it has none. FALSE: storage error. */
-static gboolean
-find_subscriber(Ausf *a, const char *id_hex, const char *companion, char **supi,
-		guint64 *generation, GError **error)
-{
-	sqlite3_stmt *st = cp_db_prepare(a->db, "SELECT supi, generation FROM subscribers "
-					 "WHERE device_id = ?1 AND companion = ?2", error);
-	int rc;
-
-	*supi = NULL;
-	*generation = 0;
-	if (!st)
-		return FALSE;
-	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, companion, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*supi = g_strdup((const char *)sqlite3_column_text(st, 0));
-		*generation = (guint64)sqlite3_column_int64(st, 1);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		/* not "no such device": that would give it a second SUPI */
-		cp_db_set_error(a->db, error, "looking the device up");
-		return FALSE;
-	}
-	return TRUE;
-}
-
-static gboolean
-db_step_done(Ausf *a, sqlite3_stmt *st, const char *what, GError **error)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		cp_db_set_error(a->db, error, what);
-		return FALSE;
-	}
-	return TRUE;
-}
-
 /*
  * Step 6 of the flow. The device's subscriber under this companion gets
  * its next key generation (same SUPI; the older generations stay valid
@@ -304,17 +189,14 @@ add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_
 	   const char **code, GError **error)
 {
 	Companion *c = g_hash_table_lookup(a->companions, companion);
+	CpStore *db = cp_ausf_store_db(a->db);
 	char id_hex[2 * CP_DEVICE_ID_LEN + 1];
-	char k_usim_hex[33], opc_hex[33];
 	g_autofree char *supi = NULL;
 	g_autofree char *red = NULL;
 	cp_auto_secret *k_prime = NULL;
 	cp_auto_secret *k_usim = NULL;
 	cp_auto_secret *opc = NULL;
-	sqlite3_stmt *st;
-	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	guint64 generation;
-	gboolean stored;
 	CpError err;
 
 	if (!c) {
@@ -325,14 +207,16 @@ add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_
 	}
 	cp_hex_encode(device_id, CP_DEVICE_ID_LEN, id_hex);
 
-	if (!cp_db_exec(a->db, "BEGIN IMMEDIATE", error))
+	/* one writer for the whole store: the next SUPI is read, then
+	 * taken, by one AUSF process at a time */
+	if (!cp_store_begin(db, NULL, error))
 		goto storage;
-	if (!find_subscriber(a, id_hex, companion, &supi, &generation, error))
+	if (!cp_ausf_store_find(a->db, id_hex, companion, &supi, &generation, error))
 		goto rollback;
-	if (!supi && !(supi = allocate_supi(a, error))) {
+	if (!supi && !(supi = cp_ausf_store_next_supi(a->db, a->imsi_first, a->imsi_last, error))) {
 		if (g_error_matches(*error, CP_ERROR, CP_ERR_STORAGE))
 			goto rollback;
-		cp_db_exec(a->db, "ROLLBACK", NULL);
+		cp_store_rollback(db);
 		*http_status = SOUP_STATUS_SERVICE_UNAVAILABLE;
 		*code = "supi-range-exhausted";
 		return FALSE;
@@ -355,39 +239,14 @@ add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_
 		cp_set_error(error, err, "sealing the credentials failed: %s", cp_error_message(err));
 		goto crypto;
 	}
-
-	st = cp_db_prepare(a->db,
-			   "INSERT INTO subscribers (supi, device_id, companion, generation, created, updated) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?5) "
-			   "ON CONFLICT(supi) DO UPDATE SET generation = ?4, updated = ?5",
-			   error);
-	if (!st)
+	if (!cp_ausf_store_put_subscriber(a->db, supi, id_hex, companion, generation, error))
 		goto rollback;
-	sqlite3_bind_text(st, 1, supi, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, companion, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)generation);
-	sqlite3_bind_int64(st, 5, now);
-	if (!db_step_done(a, st, "storing the subscriber", error))
+	if (!cp_ausf_store_put_keyset(a->db, supi, generation, k_usim, opc, a->sqn, error)) {
+		if (!g_error_matches(*error, CP_ERROR, CP_ERR_STORAGE))
+			goto crypto;
 		goto rollback;
-
-	cp_hex_encode(k_usim->data, 16, k_usim_hex);
-	cp_hex_encode(opc->data, 16, opc_hex);
-	st = cp_db_prepare(a->db,
-			   "INSERT INTO keysets (supi, generation, k_usim, opc, sqn, created) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (supi, generation) DO NOTHING", error);
-	if (st) {
-		sqlite3_bind_text(st, 1, supi, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)generation);
-		sqlite3_bind_text(st, 3, k_usim_hex, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, opc_hex, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, a->sqn, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 6, now);
 	}
-	stored = st && db_step_done(a, st, "storing the key set", error);
-	cp_cleanse(k_usim_hex, sizeof(k_usim_hex));
-	cp_cleanse(opc_hex, sizeof(opc_hex));
-	if (!stored || !cp_db_exec(a->db, "COMMIT", error))
+	if (!cp_store_commit(db, error))
 		goto rollback;
 
 	red = cp_redact(supi);
@@ -398,100 +257,18 @@ add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_
 	return TRUE;
 
 crypto:
-	cp_db_exec(a->db, "ROLLBACK", NULL);
+	cp_store_rollback(db);
 	*http_status = SOUP_STATUS_INTERNAL_SERVER_ERROR;
 	*code = "crypto";
 	add_result_clear(r);
 	return FALSE;
 rollback:
-	cp_db_exec(a->db, "ROLLBACK", NULL);
+	cp_store_rollback(db);
 storage:
 	*http_status = SOUP_STATUS_INTERNAL_SERVER_ERROR;
 	*code = "storage";
 	add_result_clear(r);
 	return FALSE;
-}
-
-/*
- * The subscriber file of the contracts: "<imsi> <K> <OPc> <SQN>" a line,
- * one line per valid key set. An IMSI with several key generations has
- * several lines, newest first: the network tries each in turn.
- */
-static char *
-export_subscribers(Ausf *a, GError **error)
-{
-	GString *out = g_string_new("# cellprov subscribers: <imsi> <K_usim> <OPc> <SQN>\n"
-				    "# an IMSI with several valid key generations has a line each, newest first\n");
-	sqlite3_stmt *st = cp_db_prepare(a->db, "SELECT supi, k_usim, opc, sqn FROM keysets "
-					 "ORDER BY supi, generation DESC", error);
-	int rc;
-
-	if (!st) {
-		g_string_free(out, TRUE);
-		return NULL;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		g_string_append_printf(out, "%s %s %s %s\n",
-				       (const char *)sqlite3_column_text(st, 0),
-				       (const char *)sqlite3_column_text(st, 1),
-				       (const char *)sqlite3_column_text(st, 2),
-				       (const char *)sqlite3_column_text(st, 3));
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		cp_db_set_error(a->db, error, "reading subscribers");
-		cp_cleanse(out->str, out->len);
-		g_string_free(out, TRUE);
-		return NULL;
-	}
-	return g_string_free(out, FALSE);
-}
-
-/* Drop the key sets of supi below generation; -1: storage error, else
- * how many went. The last generation is never dropped. */
-static int
-retire_generations(Ausf *a, const char *supi, guint64 below, GError **error)
-{
-	sqlite3_stmt *st = cp_db_prepare(a->db,
-					 "DELETE FROM keysets WHERE supi = ?1 AND generation < ?2 AND "
-					 "generation < (SELECT generation FROM subscribers WHERE supi = ?1)", error);
-
-	if (!st)
-		return -1;
-	sqlite3_bind_text(st, 1, supi, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)MIN(below, (guint64)G_MAXINT64));
-	if (!db_step_done(a, st, "retiring key generations", error))
-		return -1;
-	return sqlite3_changes(a->db);
-}
-
-/* Remove supi and its key sets; -1: storage error, else 0 or 1. */
-static int
-remove_subscriber(Ausf *a, const char *supi, GError **error)
-{
-	sqlite3_stmt *st;
-	int n;
-
-	if (!cp_db_exec(a->db, "BEGIN IMMEDIATE", error))
-		return -1;
-	st = cp_db_prepare(a->db, "DELETE FROM keysets WHERE supi = ?1", error);
-	if (!st)
-		goto rollback;
-	sqlite3_bind_text(st, 1, supi, -1, SQLITE_STATIC);
-	if (!db_step_done(a, st, "removing the key sets", error))
-		goto rollback;
-	st = cp_db_prepare(a->db, "DELETE FROM subscribers WHERE supi = ?1", error);
-	if (!st)
-		goto rollback;
-	sqlite3_bind_text(st, 1, supi, -1, SQLITE_STATIC);
-	if (!db_step_done(a, st, "removing the subscriber", error))
-		goto rollback;
-	n = sqlite3_changes(a->db);
-	if (!cp_db_exec(a->db, "COMMIT", error))
-		goto rollback;
-	return n;
-rollback:
-	cp_db_exec(a->db, "ROLLBACK", NULL);
-	return -1;
 }
 
 static gboolean
@@ -650,7 +427,7 @@ handle_subscribers(SoupServer *server, SoupServerMessage *msg, const char *path,
 		if (!authorized(a, msg))
 			return;
 		g_message("GET /v1/subscribers");
-		text = export_subscribers(a, &error);
+		text = cp_ausf_store_export(a->db, &error);
 		if (!text) {
 			cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE,
 					    "%s", error->message);
@@ -665,7 +442,7 @@ handle_subscribers(SoupServer *server, SoupServerMessage *msg, const char *path,
 	if (strcmp(method, "DELETE") == 0 && path_supi(path, supi, "")) {
 		red = cp_redact(supi);
 		g_message("DELETE /v1/subscribers: SUPI %s", red);
-		n = remove_subscriber(a, supi, &error);
+		n = cp_ausf_store_remove(a->db, supi, &error);
 		what = "removed";
 	} else if (strcmp(method, "POST") == 0 && path_supi(path, supi, "/retire")) {
 		gint64 below;
@@ -681,7 +458,7 @@ handle_subscribers(SoupServer *server, SoupServerMessage *msg, const char *path,
 		}
 		red = cp_redact(supi);
 		g_message("POST /v1/subscribers/retire: SUPI %s, below generation %" G_GINT64_FORMAT, red, below);
-		n = retire_generations(a, supi, (guint64)below, &error);
+		n = cp_ausf_store_retire(a->db, supi, (guint64)below, &error);
 		what = "retired";
 	} else {
 		cp_http_reply_error(msg, SOUP_STATUS_NOT_FOUND, "not-found", 0,
@@ -729,39 +506,24 @@ conf_string(GKeyFile *kf, const char *key, const char *def)
 	return cp_conf_string(kf, "ausf", key, def);
 }
 
-/* The schema at AUSF_SCHEMA_VERSION, in one transaction. */
-static gboolean
-ausf_migrate(Ausf *a, GError **error)
-{
-	int version;
-
-	if (!cp_db_schema_version(a->db, a->database, "AUSF", AUSF_SCHEMA_VERSION, &version, error))
-		return FALSE;
-	if (version < 2) {
-		if (!cp_db_exec(a->db, "BEGIN IMMEDIATE", error))
-			return FALSE;
-		if (!cp_db_exec(a->db, AUSF_MIGRATE_2 "PRAGMA user_version = 2;", error) ||
-		    !cp_db_exec(a->db, "COMMIT", error)) {
-			cp_db_exec(a->db, "ROLLBACK", NULL);
-			g_prefix_error(error, "%s: migrating to schema version 2: ", a->database);
-			return FALSE;
-		}
-		g_message("database schema version 2: key generations (each subscriber's keys are generation 1)");
-	}
-	return TRUE;
-}
-
 static gboolean
 ausf_load(Ausf *a, const char *path, GError **error)
 {
-	g_autofree char *k_ausf = NULL, *op = NULL, *token = NULL;
+	g_autofree char *k_ausf = NULL, *op = NULL, *token = NULL, *kek_name = NULL, *database = NULL;
+	cp_auto_secret *kek = NULL;
 
 	a->kf = g_key_file_new();
 	if (!g_key_file_load_from_file(a->kf, path, G_KEY_FILE_NONE, error)) {
 		g_prefix_error(error, "%s: ", path);
 		return FALSE;
 	}
-	a->database = conf_string(a->kf, "database", "/var/lib/cellprov-ausf/ausf.db");
+	/* store = sqlite:PATH | postgresql:CONNINFO; the older database =
+	 * PATH is the SQLite file when store is not set */
+	database = conf_string(a->kf, "database", "/var/lib/cellprov-ausf/ausf.db");
+	a->store = conf_string(a->kf, "store", NULL);
+	if (!a->store)
+		a->store = g_strconcat("sqlite:", database, NULL);
+	kek_name = conf_string(a->kf, "kek", NULL);
 	a->imsi_first = conf_string(a->kf, "imsi-first", "001010000000001");
 	a->imsi_last = conf_string(a->kf, "imsi-last", "001010000099999");
 	a->sqn = conf_string(a->kf, "sqn", "000000000000");
@@ -781,6 +543,15 @@ ausf_load(Ausf *a, const char *path, GError **error)
 		cp_set_error(error, CP_ERR_BAD_VALUE, "%s: k-ausf, op and token are required", path);
 		return FALSE;
 	}
+	if (!kek_name) {
+		cp_set_error(error, CP_ERR_KEY, "%s: kek is required: the key-encryption key (64 hex digits, "
+			     "a systemd credential) that seals K_usim and OPc in the store", path);
+		return FALSE;
+	}
+	if (!g_str_has_prefix(a->store, "sqlite:") && !g_str_has_prefix(a->store, "postgresql:")) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "%s: store must be sqlite:PATH or postgresql:CONNINFO", path);
+		return FALSE;
+	}
 	secure_heap_init(k_ausf);
 	a->companions = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, companion_free);
 	if (!load_companions(a, k_ausf, error))
@@ -793,21 +564,24 @@ ausf_load(Ausf *a, const char *path, GError **error)
 		cp_set_error(error, CP_ERR_KEY, "%s: the token must be at least 16 characters", token);
 		return FALSE;
 	}
-	a->db = cp_db_open(a->database, AUSF_SCHEMA, error);
-	return a->db && ausf_migrate(a, error);
+	if (!(kek = cp_secret_load(kek_name, TRUE, 32, error))) {
+		g_prefix_error(error, "kek: ");
+		return FALSE;
+	}
+	a->db = cp_ausf_store_open(a->store, kek, error);
+	return a->db != NULL;
 }
 
 static void
 ausf_clear(Ausf *a)
 {
 	cp_http_server_free(a->http);
-	if (a->db)
-		cp_db_close(a->db);
+	cp_ausf_store_free(a->db);
 	if (a->companions)
 		g_hash_table_unref(a->companions);
 	cp_secret_free(a->op);
 	cp_secret_free(a->token);
-	g_free(a->database);
+	g_free(a->store);
 	g_free(a->imsi_first);
 	g_free(a->imsi_last);
 	g_free(a->sqn);
@@ -848,7 +622,7 @@ main(int argc, char **argv)
 		goto out;
 
 	if (export || export_path) {
-		g_autofree char *text = export_subscribers(&a, &error);
+		g_autofree char *text = cp_ausf_store_export(a.db, &error);
 
 		if (!text)
 			goto out;

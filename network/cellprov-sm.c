@@ -28,103 +28,9 @@
 #include "cellprov.h"
 #include "cp-chain.h"
 #include "cp-conf.h"
-#include "cp-db.h"
+#include "cp-sm-store.h"
 #include "cp-glib.h"
 #include "cp-http.h"
-
-#define SM_SCHEMA \
-	"CREATE TABLE IF NOT EXISTS attestations (" \
-	" device_id TEXT PRIMARY KEY," \
-	" att_counter TEXT NOT NULL," /* 16 hex digits: compares as the number */ \
-	" updated INTEGER NOT NULL);" \
-	"CREATE TABLE IF NOT EXISTS provisionings (" \
-	" id INTEGER PRIMARY KEY AUTOINCREMENT," \
-	" device_id TEXT NOT NULL," \
-	" profile_seq INTEGER NOT NULL," \
-	" companion TEXT NOT NULL," \
-	" supi TEXT NOT NULL," \
-	" suite TEXT NOT NULL," \
-	" att_counter TEXT NOT NULL," \
-	" nonce TEXT NOT NULL," \
-	" certificate_url TEXT NOT NULL," \
-	" profile_sha256 TEXT NOT NULL," \
-	" created INTEGER NOT NULL," \
-	" UNIQUE (device_id, profile_seq));"
-
-/*
- * Schema version 2 (PRAGMA user_version), ownership: the owner binding of
- * each device, and what each provisioning did to it. A database from
- * before it gets the columns and the table at start, and each device it
- * provisioned a binding at version 0 to the companion of its last
- * provisioning.
- */
-#define SM_SCHEMA_VERSION 3
-#define SM_MIGRATE_2 \
-	"ALTER TABLE provisionings ADD COLUMN operation INTEGER NOT NULL DEFAULT 0;" \
-	"ALTER TABLE provisionings ADD COLUMN binding_version INTEGER NOT NULL DEFAULT 0;" \
-	"CREATE TABLE bindings (" \
-	" device_id TEXT PRIMARY KEY," \
-	" owner_name TEXT NOT NULL," \
-	" owner_supi TEXT NOT NULL," \
-	" binding_version INTEGER NOT NULL," \
-	" state TEXT NOT NULL," /* 'claiming' while a first claim runs, then 'bound' */ \
-	" created INTEGER NOT NULL," \
-	" updated INTEGER NOT NULL);" \
-	"INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated)" \
-	" SELECT device_id, companion, companion, 0, 'bound', created, created FROM provisionings p" \
-	" WHERE profile_seq = (SELECT MAX(profile_seq) FROM provisionings q WHERE q.device_id = p.device_id);"
-
-/*
- * Schema version 3, the lifecycle: per binding the device's certified key
- * (SPKI DER, to check its receipts), its device info (record tags
- * 0x01-0x06, for K'' without a tap), suite, certificate URL and current
- * SUPI; a transfer's replaced version and the old owner's SUPI until the
- * device confirms; when a decommission started. A binding's state:
- * 'claiming', 'bound', 'releasing' (decommission issued), 'released' (no
- * owner; the row keeps the last version, so the next claim gets v+1).
- * Each provisioning's key generation and receipt; the commands issued;
- * the transfer tokens (hashed); the last message issued per device
- * (pending, for the cellular path). Bindings from before have no key: the
- * next claim by their owner stores it.
- */
-#define SM_MIGRATE_3 \
-	"ALTER TABLE bindings ADD COLUMN device_spki BLOB;" \
-	"ALTER TABLE bindings ADD COLUMN device_info BLOB;" \
-	"ALTER TABLE bindings ADD COLUMN suite TEXT;" \
-	"ALTER TABLE bindings ADD COLUMN certificate_url TEXT;" \
-	"ALTER TABLE bindings ADD COLUMN device_supi TEXT;" \
-	"ALTER TABLE bindings ADD COLUMN replaced_version INTEGER;" \
-	"ALTER TABLE bindings ADD COLUMN previous_supi TEXT;" \
-	"ALTER TABLE bindings ADD COLUMN releasing_since INTEGER;" \
-	"UPDATE bindings SET device_supi = (SELECT supi FROM provisionings p WHERE p.device_id = bindings.device_id" \
-	" ORDER BY profile_seq DESC LIMIT 1);" \
-	"ALTER TABLE provisionings ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;" \
-	"ALTER TABLE provisionings ADD COLUMN receipt_status INTEGER;" \
-	"CREATE TABLE commands (" \
-	" device_id TEXT NOT NULL," \
-	" seq INTEGER NOT NULL," \
-	" command INTEGER NOT NULL," \
-	" companion TEXT NOT NULL," \
-	" binding_version INTEGER NOT NULL," \
-	" command_sha256 TEXT NOT NULL," \
-	" receipt_status INTEGER," \
-	" created INTEGER NOT NULL," \
-	" PRIMARY KEY (device_id, seq));" \
-	"CREATE TABLE transfer_tokens (" \
-	" token_sha256 TEXT PRIMARY KEY," \
-	" device_id TEXT NOT NULL," \
-	" owner_supi TEXT NOT NULL," \
-	" new_owner TEXT NOT NULL," \
-	" binding_version INTEGER NOT NULL," \
-	" expires INTEGER NOT NULL," \
-	" used INTEGER NOT NULL DEFAULT 0," \
-	" created INTEGER NOT NULL);" \
-	"CREATE TABLE pending (" \
-	" device_id TEXT PRIMARY KEY," \
-	" kind TEXT NOT NULL," /* 'profile' or 'command' */ \
-	" seq INTEGER NOT NULL," \
-	" message BLOB NOT NULL," \
-	" created INTEGER NOT NULL);"
 
 typedef struct {
 	char *name;
@@ -135,7 +41,7 @@ typedef struct {
 
 typedef struct {
 	GKeyFile *kf;
-	char *database;
+	char *store;
 	X509_STORE *anchors;
 	GPtrArray *companions;
 	GPtrArray *url_prefixes;        /* GUri, parsed once */
@@ -160,7 +66,7 @@ typedef struct {
 	EVP_PKEY *signing_key;          /* the SM's operator signing key */
 	uint8_t op_chain[CP_CHAIN_MAX]; /* its chain, DER, signer first */
 	size_t op_chain_len;
-	sqlite3 *db;
+	CpStore *db;
 	SoupSession *fetch_session;
 	SoupSession *ausf_session;
 	CpHttpServer *http;
@@ -354,6 +260,21 @@ provision_free(Provision *p)
 	g_free(p);
 }
 
+static gint64
+now_s(void)
+{
+	return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+/* How long a claim may be under way: the certificate fetch, the AUSF
+ * call and a margin for the rest. An older 'claiming' binding was left
+ * by an SM process that stopped in the middle. */
+static guint64
+claim_timeout(Sm *sm)
+{
+	return sm->fetch_timeout + sm->ausf_timeout + 60;
+}
+
 static void
 provision_fail(Provision *p, guint status, const char *code, CpError number, const char *message)
 {
@@ -418,6 +339,10 @@ ausf_answered(GObject *source, GAsyncResult *res, gpointer data)
 		if (code && strcmp(code, "unknown-companion") == 0)
 			provision_fail(p, SOUP_STATUS_FORBIDDEN, "unknown-companion", 0,
 				       "the network holds no subscription for this companion");
+		else if (code && strcmp(code, "storage") == 0)
+			/* the AUSF's store: the network's storage, as the SM's is */
+			provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE,
+				       "the AUSF's store failed: try again");
 		else
 			provision_fail(p, SOUP_STATUS_BAD_GATEWAY, "ausf-failed", 0,
 				       e && cp_json_string(e, "message") ? cp_json_string(e, "message") : "the AUSF refused");
@@ -520,33 +445,33 @@ static int
 accept_counter(Sm *sm, const char *id_hex, guint64 counter, GError **error)
 {
 	char hex[17];
-	sqlite3_stmt *st;
+	CpStmt *st;
 	int rc;
 
 	g_snprintf(hex, sizeof(hex), "%016" G_GINT64_MODIFIER "x", counter);
-	st = cp_db_prepare(sm->db,
-			   "INSERT INTO attestations (device_id, att_counter, updated) VALUES (?1, ?2, ?3) "
-			   "ON CONFLICT(device_id) DO UPDATE SET att_counter = ?2, updated = ?3 "
-			   "WHERE att_counter < ?2", error);
+	st = cp_store_prepare(sm->db,
+			      "INSERT INTO attestations (device_id, att_counter, updated) VALUES (?1, ?2, ?3) "
+			      "ON CONFLICT(device_id) DO UPDATE SET att_counter = ?2, updated = ?3 "
+			      "WHERE attestations.att_counter < ?2", error);
 	if (!st)
 		return -1;
-	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, hex, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 3, g_get_real_time() / G_USEC_PER_SEC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		cp_db_set_error(sm->db, error, "recording the attestation counter");
+	cp_stmt_bind_text(st, 1, id_hex);
+	cp_stmt_bind_text(st, 2, hex);
+	cp_stmt_bind_int64(st, 3, g_get_real_time() / G_USEC_PER_SEC);
+	rc = cp_stmt_step(st);
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_DONE) {
+		cp_store_set_error(sm->db, error, "recording the attestation counter");
 		return -1;
 	}
-	return sqlite3_changes(sm->db) == 1 ? 1 : 0;
+	return cp_store_changes(sm->db) == 1 ? 1 : 0;
 }
 
 static gboolean
 store_provisioning(Provision *p, GError **error)
 {
 	Sm *sm = p->sm;
-	sqlite3_stmt *st;
+	CpStmt *st;
 	char nonce_hex[2 * CP_NONCE_LEN + 1], counter_hex[17], sha_hex[2 * CP_SHA256_LEN + 1];
 	uint8_t sha[CP_SHA256_LEN];
 	int rc;
@@ -555,30 +480,30 @@ store_provisioning(Provision *p, GError **error)
 	g_snprintf(counter_hex, sizeof(counter_hex), "%016" G_GINT64_MODIFIER "x", p->dr.att_counter);
 	cp_sha256(p->profile.data, p->profile.len, sha);
 	cp_hex_encode(sha, sizeof(sha), sha_hex);
-	st = cp_db_prepare(sm->db,
-			   "INSERT INTO provisionings (device_id, profile_seq, companion, supi, suite, att_counter, "
-			   "nonce, certificate_url, profile_sha256, created, operation, binding_version, generation) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-			   error);
+	st = cp_store_prepare(sm->db,
+			      "INSERT INTO provisionings (device_id, profile_seq, companion, supi, suite, att_counter, "
+			      "nonce, certificate_url, profile_sha256, created, operation, binding_version, generation) "
+			      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+			      error);
 	if (!st)
 		return FALSE;
-	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)p->profile_seq);
-	sqlite3_bind_text(st, 3, p->companion->supi, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, p->supi, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, p->suite == CP_SUITE_A ? "A" : "B", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, counter_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, nonce_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, p->url, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, sha_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 10, g_get_real_time() / G_USEC_PER_SEC);
-	sqlite3_bind_int(st, 11, p->operation);
-	sqlite3_bind_int64(st, 12, (sqlite3_int64)p->binding_version);
-	sqlite3_bind_int64(st, 13, (sqlite3_int64)p->generation);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		cp_db_set_error(sm->db, error, "storing the provisioning record");
+	cp_stmt_bind_text(st, 1, p->id_hex);
+	cp_stmt_bind_int64(st, 2, (gint64)p->profile_seq);
+	cp_stmt_bind_text(st, 3, p->companion->supi);
+	cp_stmt_bind_text(st, 4, p->supi);
+	cp_stmt_bind_text(st, 5, p->suite == CP_SUITE_A ? "A" : "B");
+	cp_stmt_bind_text(st, 6, counter_hex);
+	cp_stmt_bind_text(st, 7, nonce_hex);
+	cp_stmt_bind_text(st, 8, p->url);
+	cp_stmt_bind_text(st, 9, sha_hex);
+	cp_stmt_bind_int64(st, 10, g_get_real_time() / G_USEC_PER_SEC);
+	cp_stmt_bind_int64(st, 11, p->operation);
+	cp_stmt_bind_int64(st, 12, (gint64)p->binding_version);
+	cp_stmt_bind_int64(st, 13, (gint64)p->generation);
+	rc = cp_stmt_step(st);
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_DONE) {
+		cp_store_set_error(sm->db, error, "storing the provisioning record");
 		return FALSE;
 	}
 	return TRUE;
@@ -587,21 +512,21 @@ store_provisioning(Provision *p, GError **error)
 static gboolean
 next_profile_seq(Provision *p, GError **error)
 {
-	sqlite3_stmt *st = cp_db_prepare(p->sm->db,
-					 "SELECT MAX((SELECT COALESCE(MAX(profile_seq), 0) FROM provisionings WHERE device_id = ?1),"
-					 " (SELECT COALESCE(MAX(seq), 0) FROM commands WHERE device_id = ?1))",
-					 error);
+	CpStmt *st = cp_store_prepare(p->sm->db,
+					    "SELECT COALESCE(MAX(s), 0) FROM (SELECT profile_seq AS s FROM provisionings "
+					    "WHERE device_id = ?1 UNION ALL SELECT seq FROM commands WHERE device_id = ?1) AS seqs",
+					    error);
 
 	if (!st)
 		return FALSE;
-	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		cp_db_set_error(p->sm->db, error, "reading the profile sequence");
-		sqlite3_finalize(st);
+	cp_stmt_bind_text(st, 1, p->id_hex);
+	if (cp_stmt_step(st) != CP_STORE_ROW) {
+		cp_store_set_error(p->sm->db, error, "reading the profile sequence");
+		cp_stmt_finalize(st);
 		return FALSE;
 	}
-	p->profile_seq = (guint64)sqlite3_column_int64(st, 0) + 1;
-	sqlite3_finalize(st);
+	p->profile_seq = (guint64)cp_stmt_column_int64(st, 0) + 1;
+	cp_stmt_finalize(st);
 	return TRUE;
 }
 
@@ -623,49 +548,65 @@ check_binding(Provision *p)
 	g_autoptr(GError) error = NULL;
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	g_autofree char *owner = NULL;
-	sqlite3_stmt *st;
+	guint attempt = 0;
+	CpStmt *st;
 	int rc;
 
-	st = cp_db_prepare(sm->db,
-			   "INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated) "
-			   "VALUES (?1, ?2, ?3, 1, 'claiming', ?4, ?4) ON CONFLICT(device_id) DO NOTHING", &error);
+again:
+	/* a claim older than any provisioning lasts was left by an SM
+	 * process that is gone: the device is claimable again */
+	st = cp_store_prepare(sm->db, "DELETE FROM bindings WHERE device_id = ?1 AND state = 'claiming' AND updated < ?2",
+			      &error);
 	if (!st)
 		goto storage;
-	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, p->companion->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, p->companion->supi, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, now);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		cp_db_set_error(sm->db, &error, "reserving the owner binding");
+	cp_stmt_bind_text(st, 1, p->id_hex);
+	cp_stmt_bind_int64(st, 2, now - (gint64)claim_timeout(sm));
+	rc = cp_stmt_step(st);
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_DONE) {
+		cp_store_set_error(sm->db, &error, "dropping an abandoned claim");
 		goto storage;
 	}
-	if (sqlite3_changes(sm->db) == 1) {
+	st = cp_store_prepare(sm->db,
+			      "INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated) "
+			      "VALUES (?1, ?2, ?3, 1, 'claiming', ?4, ?4) ON CONFLICT(device_id) DO NOTHING", &error);
+	if (!st)
+		goto storage;
+	cp_stmt_bind_text(st, 1, p->id_hex);
+	cp_stmt_bind_text(st, 2, p->companion->name);
+	cp_stmt_bind_text(st, 3, p->companion->supi);
+	cp_stmt_bind_int64(st, 4, now);
+	rc = cp_stmt_step(st);
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_DONE) {
+		cp_store_set_error(sm->db, &error, "reserving the owner binding");
+		goto storage;
+	}
+	if (cp_store_changes(sm->db) == 1) {
 		p->reserved = TRUE;
 		p->operation = CP_OP_CLAIM;
 		p->binding_version = 1;
 		return TRUE;
 	}
 	/* a released device: anyone's, at the next binding version */
-	st = cp_db_prepare(sm->db,
-			   "UPDATE bindings SET owner_name = ?2, owner_supi = ?3, binding_version = binding_version + 1, "
-			   "state = 'claiming', replaced_version = NULL, previous_supi = NULL, releasing_since = NULL, "
-			   "updated = ?4 WHERE device_id = ?1 AND state = 'released' RETURNING binding_version", &error);
+	st = cp_store_prepare(sm->db,
+			      "UPDATE bindings SET owner_name = ?2, owner_supi = ?3, binding_version = binding_version + 1, "
+			      "state = 'claiming', replaced_version = NULL, previous_supi = NULL, releasing_since = NULL, "
+			      "updated = ?4 WHERE device_id = ?1 AND state = 'released' RETURNING binding_version", &error);
 	if (!st)
 		goto storage;
-	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, p->companion->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, p->companion->supi, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		p->binding_version = (guint64)sqlite3_column_int64(st, 0);
-		rc = sqlite3_step(st);
+	cp_stmt_bind_text(st, 1, p->id_hex);
+	cp_stmt_bind_text(st, 2, p->companion->name);
+	cp_stmt_bind_text(st, 3, p->companion->supi);
+	cp_stmt_bind_int64(st, 4, now);
+	rc = cp_stmt_step(st);
+	if (rc == CP_STORE_ROW) {
+		p->binding_version = (guint64)cp_stmt_column_int64(st, 0);
+		rc = cp_stmt_step(st);
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		cp_db_set_error(sm->db, &error, "reserving the owner binding");
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_DONE) {
+		cp_store_set_error(sm->db, &error, "reserving the owner binding");
 		goto storage;
 	}
 	if (p->binding_version) {
@@ -674,19 +615,25 @@ check_binding(Provision *p)
 		return TRUE;
 	}
 
-	st = cp_db_prepare(sm->db, "SELECT owner_supi, binding_version FROM bindings WHERE device_id = ?1", &error);
+	st = cp_store_prepare(sm->db, "SELECT owner_supi, binding_version FROM bindings WHERE device_id = ?1", &error);
 	if (!st)
 		goto storage;
-	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		/* not between two statements of one SM: they all run on its main loop */
-		cp_db_set_error(sm->db, &error, "reading the owner binding");
-		sqlite3_finalize(st);
+	cp_stmt_bind_text(st, 1, p->id_hex);
+	rc = cp_stmt_step(st);
+	if (rc == CP_STORE_DONE && attempt++ < 3) {
+		/* another SM process released its reservation between our
+		 * statements: claim again */
+		cp_stmt_finalize(st);
+		goto again;
+	}
+	if (rc != CP_STORE_ROW) {
+		cp_store_set_error(sm->db, &error, "reading the owner binding");
+		cp_stmt_finalize(st);
 		goto storage;
 	}
-	owner = g_strdup((const char *)sqlite3_column_text(st, 0));
-	p->binding_version = (guint64)sqlite3_column_int64(st, 1);
-	sqlite3_finalize(st);
+	owner = g_strdup(cp_stmt_column_text(st, 0));
+	p->binding_version = (guint64)cp_stmt_column_int64(st, 1);
+	cp_stmt_finalize(st);
 	if (g_strcmp0(owner, p->companion->supi) != 0) {
 		provision_fail(p, SOUP_STATUS_CONFLICT, "already-claimed", 0,
 			       "this device belongs to another owner: the current owner or the operator must release it first");
@@ -706,22 +653,22 @@ storage:
 static void
 release_reservation(Provision *p)
 {
-	sqlite3_stmt *st;
+	CpStmt *st;
 
 	undo_transfer(p);
 	if (!p->reserved)
 		return;
 	p->reserved = FALSE;
-	st = cp_db_prepare(p->sm->db, p->from_release ?
-			   "UPDATE bindings SET state = 'released', binding_version = binding_version - 1 "
-			   "WHERE device_id = ?1 AND state = 'claiming'" :
-			   "DELETE FROM bindings WHERE device_id = ?1 AND state = 'claiming'", NULL);
+	st = cp_store_prepare(p->sm->db, p->from_release ?
+			      "UPDATE bindings SET state = 'released', binding_version = binding_version - 1 "
+			      "WHERE device_id = ?1 AND state = 'claiming'" :
+			      "DELETE FROM bindings WHERE device_id = ?1 AND state = 'claiming'", NULL);
 	if (!st)
 		return;
-	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		g_warning("[%s] cannot release the owner binding: %s", p->id_hex, sqlite3_errmsg(p->sm->db));
-	sqlite3_finalize(st);
+	cp_stmt_bind_text(st, 1, p->id_hex);
+	if (cp_stmt_step(st) != CP_STORE_DONE)
+		g_warning("[%s] cannot release the owner binding: %s", p->id_hex, cp_store_errmsg(p->sm->db));
+	cp_stmt_finalize(st);
 }
 
 /* The binding holds once its profile is out: with the provisioning record,
@@ -730,7 +677,7 @@ static gboolean
 bind_owner(Provision *p, GError **error)
 {
 	Sm *sm = p->sm;
-	sqlite3_stmt *st;
+	CpStmt *st;
 	int rc;
 
 	g_autofree uint8_t *spki = NULL;
@@ -741,32 +688,32 @@ bind_owner(Provision *p, GError **error)
 		cp_set_error(error, CP_ERR_CRYPTO, "cannot encode the device key");
 		return FALSE;
 	}
-	st = cp_db_prepare(sm->db,
-			   "INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated, "
-			   "device_spki, device_info, suite, certificate_url, device_supi) "
-			   "VALUES (?1, ?2, ?3, ?4, 'bound', ?5, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(device_id) DO UPDATE SET "
-			   "state = 'bound', updated = ?5, releasing_since = NULL, device_spki = ?6, device_info = ?7, "
-			   "suite = ?8, certificate_url = ?9, device_supi = ?10 "
-			   "WHERE owner_supi = ?3 AND binding_version = ?4", error);
+	st = cp_store_prepare(sm->db,
+			      "INSERT INTO bindings (device_id, owner_name, owner_supi, binding_version, state, created, updated, "
+			      "device_spki, device_info, suite, certificate_url, device_supi) "
+			      "VALUES (?1, ?2, ?3, ?4, 'bound', ?5, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(device_id) DO UPDATE SET "
+			      "state = 'bound', updated = ?5, releasing_since = NULL, device_spki = ?6, device_info = ?7, "
+			      "suite = ?8, certificate_url = ?9, device_supi = ?10 "
+			      "WHERE bindings.owner_supi = ?3 AND bindings.binding_version = ?4", error);
 	if (!st)
 		return FALSE;
-	sqlite3_bind_blob(st, 6, spki, (int)spki_len, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(st, 7, g_bytes_get_data(p->info, NULL), (int)g_bytes_get_size(p->info), SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, p->suite == CP_SUITE_A ? "A" : "B", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, p->url, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 10, p->supi, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 1, p->id_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, p->companion->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, p->companion->supi, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)p->binding_version);
-	sqlite3_bind_int64(st, 5, g_get_real_time() / G_USEC_PER_SEC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		cp_db_set_error(sm->db, error, "storing the owner binding");
+	cp_stmt_bind_blob(st, 6, spki, spki_len);
+	cp_stmt_bind_blob(st, 7, g_bytes_get_data(p->info, NULL), g_bytes_get_size(p->info));
+	cp_stmt_bind_text(st, 8, p->suite == CP_SUITE_A ? "A" : "B");
+	cp_stmt_bind_text(st, 9, p->url);
+	cp_stmt_bind_text(st, 10, p->supi);
+	cp_stmt_bind_text(st, 1, p->id_hex);
+	cp_stmt_bind_text(st, 2, p->companion->name);
+	cp_stmt_bind_text(st, 3, p->companion->supi);
+	cp_stmt_bind_int64(st, 4, (gint64)p->binding_version);
+	cp_stmt_bind_int64(st, 5, g_get_real_time() / G_USEC_PER_SEC);
+	rc = cp_stmt_step(st);
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_DONE) {
+		cp_store_set_error(sm->db, error, "storing the owner binding");
 		return FALSE;
 	}
-	if (sqlite3_changes(sm->db) != 1) {
+	if (cp_store_changes(sm->db) != 1) {
 		cp_set_error(error, CP_ERR_STORAGE, "the owner binding changed during the provisioning");
 		return FALSE;
 	}
@@ -961,7 +908,11 @@ provision_step(Provision *p)
 				       "key derivation failed");
 			return;
 		}
-		if (!next_profile_seq(p, &error)) {
+		/* one transaction from the sequence number to the stored
+		 * record: the device's writer lock keeps another SM process
+		 * from taking the same number meanwhile */
+		if (!cp_store_begin(sm->db, p->id_hex, &error) || !next_profile_seq(p, &error)) {
+			cp_store_rollback(sm->db);
 			provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, error->message);
 			return;
 		}
@@ -990,6 +941,7 @@ provision_step(Provision *p)
 		err = cp_profile_encode(&prof, sm->signing_key, k_prof, &p->profile);
 		cp_cleanse(&prof, sizeof(prof));
 		if (err != CP_OK) {
+			cp_store_rollback(sm->db);
 			provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, cp_error_name(err), err,
 				       "the profile cannot be encoded");
 			return;
@@ -999,12 +951,11 @@ provision_step(Provision *p)
 		G_GNUC_FALLTHROUGH;
 	case STEP_STORE:
 		g_debug("[%s] (%d/%d) storing the provisioning record", p->id_hex, p->step, N_STEPS);
-		if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", &error) ||
+		if ((!cp_store_in_transaction(sm->db) && !cp_store_begin(sm->db, p->id_hex, &error)) ||
 		    !store_provisioning(p, &error) || !bind_owner(p, &error) ||
 		    !store_pending(sm, p->id_hex, "profile", p->profile_seq, &p->profile, &error) ||
-		    !cp_db_exec(sm->db, "COMMIT", &error)) {
-			if (!sqlite3_get_autocommit(sm->db))
-				cp_db_exec(sm->db, "ROLLBACK", NULL);
+		    !cp_store_commit(sm->db, &error)) {
+			cp_store_rollback(sm->db);
 			provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, error->message);
 			return;
 		}
@@ -1169,11 +1120,6 @@ handle_provision(SoupServer *server, SoupServerMessage *msg, const char *path,
 
 /* ---- the device lifecycle (docs/network.md, "The device lifecycle") ---- */
 
-static gint64
-now_s(void)
-{
-	return g_get_real_time() / G_USEC_PER_SEC;
-}
 
 /* A non-negative integer member, or def. */
 static guint64
@@ -1192,22 +1138,23 @@ cp_json_int(JsonObject *o, const char *name, guint64 def)
 static gboolean
 store_pending(Sm *sm, const char *id_hex, const char *kind, guint64 seq, const CpBuf *msg, GError **error)
 {
-	sqlite3_stmt *st = cp_db_prepare(sm->db,
-					 "INSERT OR REPLACE INTO pending (device_id, kind, seq, message, created) "
-					 "VALUES (?1, ?2, ?3, ?4, ?5)", error);
+	CpStmt *st = cp_store_prepare(sm->db,
+					    "INSERT INTO pending (device_id, kind, seq, message, created) "
+					    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (device_id) DO UPDATE SET "
+					    "kind = ?2, seq = ?3, message = ?4, created = ?5", error);
 	int rc;
 
 	if (!st)
 		return FALSE;
-	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)seq);
-	sqlite3_bind_blob(st, 4, msg->data, (int)msg->len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, now_s());
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		cp_db_set_error(sm->db, error, "storing the pending message");
+	cp_stmt_bind_text(st, 1, id_hex);
+	cp_stmt_bind_text(st, 2, kind);
+	cp_stmt_bind_int64(st, 3, (gint64)seq);
+	cp_stmt_bind_blob(st, 4, msg->data, msg->len);
+	cp_stmt_bind_int64(st, 5, now_s());
+	rc = cp_stmt_step(st);
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_DONE) {
+		cp_store_set_error(sm->db, error, "storing the pending message");
 		return FALSE;
 	}
 	return TRUE;
@@ -1218,7 +1165,7 @@ store_pending(Sm *sm, const char *id_hex, const char *kind, guint64 seq, const C
 static int
 db_run(Sm *sm, const char *sql, GError **error, ...)
 {
-	sqlite3_stmt *st = cp_db_prepare(sm->db, sql, error);
+	CpStmt *st = cp_store_prepare(sm->db, sql, error);
 	va_list ap;
 	const char *v;
 	int i = 1, rc;
@@ -1227,15 +1174,15 @@ db_run(Sm *sm, const char *sql, GError **error, ...)
 		return -1;
 	va_start(ap, error);
 	while ((v = va_arg(ap, const char *)) != (const char *)1)
-		sqlite3_bind_text(st, i++, v, -1, SQLITE_TRANSIENT);
+		cp_stmt_bind_text(st, i++, v);
 	va_end(ap);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		cp_db_set_error(sm->db, error, "updating the database");
+	rc = cp_stmt_step(st);
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_DONE) {
+		cp_store_set_error(sm->db, error, "updating the database");
 		return -1;
 	}
-	return sqlite3_changes(sm->db);
+	return cp_store_changes(sm->db);
 }
 #define END_ARGS ((const char *)1)
 
@@ -1380,37 +1327,38 @@ binding_clear(Binding *b)
 }
 
 static char *
-col_text(sqlite3_stmt *st, int i)
+col_text(CpStmt *st, int i)
 {
-	const char *t = (const char *)sqlite3_column_text(st, i);
+	const char *t = cp_stmt_column_text(st, i);
 
 	return t ? g_strdup(t) : NULL;
 }
 
 static GBytes *
-col_blob(sqlite3_stmt *st, int i)
+col_blob(CpStmt *st, int i)
 {
-	const void *d = sqlite3_column_blob(st, i);
+	gsize len;
+	const void *d = cp_stmt_column_blob(st, i, &len);
 
-	return d ? g_bytes_new(d, (gsize)sqlite3_column_bytes(st, i)) : NULL;
+	return d ? g_bytes_new(d, len) : NULL;
 }
 
 /* -1: storage error; 0: the SM never knew the device; 1: b is set. */
 static int
 binding_load(Sm *sm, const char *id_hex, Binding *b, GError **error)
 {
-	sqlite3_stmt *st = cp_db_prepare(sm->db,
-					 "SELECT owner_name, owner_supi, state, device_supi, previous_supi, suite, "
-					 "certificate_url, binding_version, COALESCE(releasing_since, 0), device_spki, "
-					 "device_info FROM bindings WHERE device_id = ?1", error);
+	CpStmt *st = cp_store_prepare(sm->db,
+					    "SELECT owner_name, owner_supi, state, device_supi, previous_supi, suite, "
+					    "certificate_url, binding_version, COALESCE(releasing_since, 0), device_spki, "
+					    "device_info FROM bindings WHERE device_id = ?1", error);
 	int rc;
 
 	memset(b, 0, sizeof(*b));
 	if (!st)
 		return -1;
-	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	cp_stmt_bind_text(st, 1, id_hex);
+	rc = cp_stmt_step(st);
+	if (rc == CP_STORE_ROW) {
 		b->owner_name = col_text(st, 0);
 		b->owner_supi = col_text(st, 1);
 		b->state = col_text(st, 2);
@@ -1418,17 +1366,17 @@ binding_load(Sm *sm, const char *id_hex, Binding *b, GError **error)
 		b->previous_supi = col_text(st, 4);
 		b->suite = col_text(st, 5);
 		b->url = col_text(st, 6);
-		b->version = (guint64)sqlite3_column_int64(st, 7);
-		b->releasing_since = sqlite3_column_int64(st, 8);
+		b->version = (guint64)cp_stmt_column_int64(st, 7);
+		b->releasing_since = cp_stmt_column_int64(st, 8);
 		b->spki = col_blob(st, 9);
 		b->info = col_blob(st, 10);
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		cp_db_set_error(sm->db, error, "reading the owner binding");
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_ROW && rc != CP_STORE_DONE) {
+		cp_store_set_error(sm->db, error, "reading the owner binding");
 		return -1;
 	}
-	return rc == SQLITE_ROW;
+	return rc == CP_STORE_ROW;
 }
 
 /*
@@ -1443,29 +1391,29 @@ expire_releasing(Sm *sm, const char *id_hex)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(GPtrArray) supis = g_ptr_array_new_with_free_func(g_free);
-	sqlite3_stmt *st;
+	CpStmt *st;
 	gint64 limit = now_s() - (gint64)MIN(sm->decommission_timeout, (guint64)G_MAXINT32 * 4);
 	char limit_s[24];
 	int rc;
 
-	st = cp_db_prepare(sm->db,
-			   "UPDATE bindings SET state = 'released', previous_supi = NULL, updated = ?2 "
-			   "WHERE state = 'releasing' AND releasing_since <= ?1 AND (?3 IS NULL OR device_id = ?3) "
-			   "RETURNING device_id, device_supi, previous_supi", &error);
+	st = cp_store_prepare(sm->db,
+			      "UPDATE bindings SET state = 'released', previous_supi = NULL, updated = ?2 "
+			      "WHERE state = 'releasing' AND releasing_since <= ?1 AND (CAST(?3 AS TEXT) IS NULL OR device_id = ?3) "
+			      "RETURNING device_id, device_supi, previous_supi", &error);
 	if (!st)
 		goto fail;
-	sqlite3_bind_int64(st, 1, limit);
-	sqlite3_bind_int64(st, 2, now_s());
-	sqlite3_bind_text(st, 3, id_hex, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	cp_stmt_bind_int64(st, 1, limit);
+	cp_stmt_bind_int64(st, 2, now_s());
+	cp_stmt_bind_text(st, 3, id_hex);
+	while ((rc = cp_stmt_step(st)) == CP_STORE_ROW) {
 		g_ptr_array_add(ids, col_text(st, 0));
 		for (int i = 1; i <= 2; i++)
-			if (sqlite3_column_text(st, i))
+			if (cp_stmt_column_text(st, i))
 				g_ptr_array_add(supis, col_text(st, i));
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		cp_db_set_error(sm->db, &error, "releasing timed-out decommissions");
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_DONE) {
+		cp_store_set_error(sm->db, &error, "releasing timed-out decommissions");
 		goto fail;
 	}
 	g_snprintf(limit_s, sizeof(limit_s), "%" G_GINT64_FORMAT, limit);
@@ -1513,39 +1461,39 @@ take_token(Provision *p)
 	g_autofree char *tok_owner = NULL;
 	g_autofree char *version_s = NULL, *next_s = NULL;
 	Binding b = { 0 };
-	sqlite3_stmt *st;
+	CpStmt *st;
 	guint64 tok_version = 0;
 	gboolean found = FALSE;
 	int rc;
 
-	if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", &error))
+	if (!cp_store_begin(sm->db, p->id_hex, &error))
 		goto storage;
-	st = cp_db_prepare(sm->db,
-			   "UPDATE transfer_tokens SET used = 1 WHERE token_sha256 = ?1 AND device_id = ?2 AND "
-			   "new_owner = ?3 AND used = 0 AND expires >= ?4 RETURNING owner_supi, binding_version", &error);
+	st = cp_store_prepare(sm->db,
+			      "UPDATE transfer_tokens SET used = 1 WHERE token_sha256 = ?1 AND device_id = ?2 AND "
+			      "new_owner = ?3 AND used = 0 AND expires >= ?4 RETURNING owner_supi, binding_version", &error);
 	if (!st)
 		goto rollback;
-	sqlite3_bind_text(st, 1, p->token_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, p->id_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, p->companion->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, now_s());
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	cp_stmt_bind_text(st, 1, p->token_hex);
+	cp_stmt_bind_text(st, 2, p->id_hex);
+	cp_stmt_bind_text(st, 3, p->companion->name);
+	cp_stmt_bind_int64(st, 4, now_s());
+	rc = cp_stmt_step(st);
+	if (rc == CP_STORE_ROW) {
 		found = TRUE;
 		tok_owner = col_text(st, 0);
-		tok_version = (guint64)sqlite3_column_int64(st, 1);
-		rc = sqlite3_step(st);
+		tok_version = (guint64)cp_stmt_column_int64(st, 1);
+		rc = cp_stmt_step(st);
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		cp_db_set_error(sm->db, &error, "consuming the transfer token");
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_DONE) {
+		cp_store_set_error(sm->db, &error, "consuming the transfer token");
 		goto rollback;
 	}
 	if (found && binding_load(sm, p->id_hex, &b, &error) < 0)
 		goto rollback;
 	if (!found || g_strcmp0(b.state, "bound") != 0 || g_strcmp0(b.owner_supi, tok_owner) != 0 ||
 	    b.version != tok_version) {
-		cp_db_exec(sm->db, "ROLLBACK", NULL);
+		cp_store_rollback(sm->db);
 		binding_clear(&b);
 		provision_fail(p, SOUP_STATUS_FORBIDDEN, "bad-token", 0,
 			       "no valid transfer token for this device and this companion (unknown, used, expired, "
@@ -1558,7 +1506,7 @@ take_token(Provision *p)
 		   "replaced_version = ?5, previous_supi = device_supi, state = 'bound', releasing_since = NULL "
 		   "WHERE device_id = ?1 AND binding_version = ?5", &error,
 		   p->id_hex, p->companion->name, p->companion->supi, next_s, version_s, END_ARGS) != 1 ||
-	    !cp_db_exec(sm->db, "COMMIT", &error)) {
+	    !cp_store_commit(sm->db, &error)) {
 		binding_clear(&b);
 		if (!error)
 			cp_set_error(&error, CP_ERR_STORAGE, "the owner binding changed during the transfer");
@@ -1576,8 +1524,7 @@ take_token(Provision *p)
 	return TRUE;
 
 rollback:
-	if (!sqlite3_get_autocommit(sm->db))
-		cp_db_exec(sm->db, "ROLLBACK", NULL);
+	cp_store_rollback(sm->db);
 storage:
 	provision_fail(p, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, error->message);
 	return FALSE;
@@ -1629,51 +1576,51 @@ reply_devices(Sm *sm, SoupServerMessage *msg, Companion *c)
 {
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autoptr(GError) error = NULL;
-	sqlite3_stmt *st;
+	CpStmt *st;
 	int rc;
 
-	st = cp_db_prepare(sm->db,
-			   "SELECT b.device_id, b.binding_version, b.state, b.device_supi, b.replaced_version, "
-			   "p.kind, p.seq FROM bindings b LEFT JOIN pending p ON p.device_id = b.device_id "
-			   "WHERE b.owner_supi = ?1 AND b.state IN ('bound', 'releasing') ORDER BY b.device_id", &error);
+	st = cp_store_prepare(sm->db,
+			      "SELECT b.device_id, b.binding_version, b.state, b.device_supi, b.replaced_version, "
+			      "p.kind, p.seq FROM bindings b LEFT JOIN pending p ON p.device_id = b.device_id "
+			      "WHERE b.owner_supi = ?1 AND b.state IN ('bound', 'releasing') ORDER BY b.device_id", &error);
 	if (!st) {
 		cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, "%s", error->message);
 		return;
 	}
-	sqlite3_bind_text(st, 1, c->supi, -1, SQLITE_STATIC);
+	cp_stmt_bind_text(st, 1, c->supi);
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "devices");
 	json_builder_begin_array(b);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = cp_stmt_step(st)) == CP_STORE_ROW) {
 		json_builder_begin_object(b);
 		json_builder_set_member_name(b, "device-id");
-		json_builder_add_string_value(b, (const char *)sqlite3_column_text(st, 0));
+		json_builder_add_string_value(b, cp_stmt_column_text(st, 0));
 		json_builder_set_member_name(b, "binding-version");
-		json_builder_add_int_value(b, sqlite3_column_int64(st, 1));
+		json_builder_add_int_value(b, cp_stmt_column_int64(st, 1));
 		json_builder_set_member_name(b, "state");
-		json_builder_add_string_value(b, (const char *)sqlite3_column_text(st, 2));
-		if (sqlite3_column_text(st, 3)) {
+		json_builder_add_string_value(b, cp_stmt_column_text(st, 2));
+		if (cp_stmt_column_text(st, 3)) {
 			json_builder_set_member_name(b, "supi");
-			json_builder_add_string_value(b, (const char *)sqlite3_column_text(st, 3));
+			json_builder_add_string_value(b, cp_stmt_column_text(st, 3));
 		}
-		if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+		if (!cp_stmt_column_null(st, 4)) {
 			json_builder_set_member_name(b, "replaces");
-			json_builder_add_int_value(b, sqlite3_column_int64(st, 4));
+			json_builder_add_int_value(b, cp_stmt_column_int64(st, 4));
 		}
-		if (sqlite3_column_text(st, 5)) {
+		if (cp_stmt_column_text(st, 5)) {
 			json_builder_set_member_name(b, "pending");
-			json_builder_add_string_value(b, (const char *)sqlite3_column_text(st, 5));
+			json_builder_add_string_value(b, cp_stmt_column_text(st, 5));
 			json_builder_set_member_name(b, "pending-seq");
-			json_builder_add_int_value(b, sqlite3_column_int64(st, 6));
+			json_builder_add_int_value(b, cp_stmt_column_int64(st, 6));
 		}
 		json_builder_end_object(b);
 	}
-	sqlite3_finalize(st);
+	cp_stmt_finalize(st);
 	json_builder_end_array(b);
 	json_builder_end_object(b);
-	if (rc != SQLITE_DONE) {
+	if (rc != CP_STORE_DONE) {
 		cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE,
-				    "reading the devices: %s", sqlite3_errmsg(sm->db));
+				    "reading the devices: %s", cp_store_errmsg(sm->db));
 		return;
 	}
 	cp_http_reply_json(msg, SOUP_STATUS_OK, b);
@@ -1725,23 +1672,28 @@ reply_command(Sm *sm, SoupServerMessage *msg, const char *id_hex, Binding *b)
 	cp_auto_buf out = CP_BUF_INIT;
 	char sha_hex[2 * CP_SHA256_LEN + 1], now_str[24];
 	uint8_t sha[CP_SHA256_LEN];
-	sqlite3_stmt *st;
+	CpStmt *st;
 	CpCommand cmd;
 	guint64 seq = 0;
 	CpError err;
 	int rc;
 
-	if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", &error))
+	if (!cp_store_begin(sm->db, id_hex, &error))
 		goto storage;
-	st = cp_db_prepare(sm->db,
-			   "SELECT MAX((SELECT COALESCE(MAX(profile_seq), 0) FROM provisionings WHERE device_id = ?1),"
-			   " (SELECT COALESCE(MAX(seq), 0) FROM commands WHERE device_id = ?1))", &error);
+	st = cp_store_prepare(sm->db,
+			      "SELECT COALESCE(MAX(s), 0) FROM (SELECT profile_seq AS s FROM provisionings WHERE device_id = ?1 "
+			      "UNION ALL SELECT seq FROM commands WHERE device_id = ?1) AS seqs", &error);
 	if (!st)
 		goto rollback;
-	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		seq = (guint64)sqlite3_column_int64(st, 0) + 1;
-	sqlite3_finalize(st);
+	cp_stmt_bind_text(st, 1, id_hex);
+	rc = cp_stmt_step(st);
+	if (rc == CP_STORE_ROW)
+		seq = (guint64)cp_stmt_column_int64(st, 0) + 1;
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_ROW) {
+		cp_store_set_error(sm->db, &error, "reading the sequence number");
+		goto rollback;
+	}
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.version = CP_COMMAND_VERSION;
 	cp_hex_decode(id_hex, cmd.device_id, CP_DEVICE_ID_LEN);
@@ -1756,35 +1708,35 @@ reply_command(Sm *sm, SoupServerMessage *msg, const char *id_hex, Binding *b)
 	cmd.op_chain_len = sm->op_chain_len;
 	err = cp_command_encode(&cmd, sm->signing_key, &out);
 	if (err != CP_OK) {
-		cp_db_exec(sm->db, "ROLLBACK", NULL);
+		cp_store_rollback(sm->db);
 		cp_http_reply_cp_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, err, "the command cannot be encoded");
 		return;
 	}
 	cp_sha256(out.data, out.len, sha);
 	cp_hex_encode(sha, sizeof(sha), sha_hex);
-	st = cp_db_prepare(sm->db,
-			   "INSERT INTO commands (device_id, seq, command, companion, binding_version, command_sha256, created) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &error);
+	st = cp_store_prepare(sm->db,
+			      "INSERT INTO commands (device_id, seq, command, companion, binding_version, command_sha256, created) "
+			      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &error);
 	if (!st)
 		goto rollback;
-	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-	sqlite3_bind_int(st, 3, CP_COMMAND_DECOMMISSION);
-	sqlite3_bind_text(st, 4, b->owner_supi, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)b->version);
-	sqlite3_bind_text(st, 6, sha_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, now_s());
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		cp_db_set_error(sm->db, &error, "storing the command");
+	cp_stmt_bind_text(st, 1, id_hex);
+	cp_stmt_bind_int64(st, 2, (gint64)seq);
+	cp_stmt_bind_int64(st, 3, CP_COMMAND_DECOMMISSION);
+	cp_stmt_bind_text(st, 4, b->owner_supi);
+	cp_stmt_bind_int64(st, 5, (gint64)b->version);
+	cp_stmt_bind_text(st, 6, sha_hex);
+	cp_stmt_bind_int64(st, 7, now_s());
+	rc = cp_stmt_step(st);
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_DONE) {
+		cp_store_set_error(sm->db, &error, "storing the command");
 		goto rollback;
 	}
 	g_snprintf(now_str, sizeof(now_str), "%" G_GINT64_FORMAT, now_s());
 	if (db_run(sm, "UPDATE bindings SET state = 'releasing', releasing_since = COALESCE(releasing_since, ?2), "
 		   "updated = ?2 WHERE device_id = ?1", &error, id_hex, now_str, END_ARGS) != 1 ||
 	    !store_pending(sm, id_hex, "command", seq, &out, &error) ||
-	    !cp_db_exec(sm->db, "COMMIT", &error))
+	    !cp_store_commit(sm->db, &error))
 		goto rollback;
 	g_message("[%s] decommission issued: seq %" G_GUINT64_FORMAT ", binding version %" G_GUINT64_FORMAT,
 		  id_hex, seq, b->version);
@@ -1807,8 +1759,7 @@ reply_command(Sm *sm, SoupServerMessage *msg, const char *id_hex, Binding *b)
 	cp_http_reply_json(msg, SOUP_STATUS_OK, jb);
 	return;
 rollback:
-	if (!sqlite3_get_autocommit(sm->db))
-		cp_db_exec(sm->db, "ROLLBACK", NULL);
+	cp_store_rollback(sm->db);
 storage:
 	cp_http_reply_error(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "storage", CP_ERR_STORAGE, "%s", error->message);
 }
@@ -1967,7 +1918,7 @@ handle_receipt(Sm *sm, SoupServerMessage *msg, const char *path_id, JsonObject *
 	EVP_PKEY *pub = NULL;
 	ReceiptJob *rj;
 	AusfJob *job;
-	sqlite3_stmt *st;
+	CpStmt *st;
 	guint64 row_version = 0, generation = 1;
 	int row_op = 0, known, marked;
 	CpError err;
@@ -2018,21 +1969,21 @@ handle_receipt(Sm *sm, SoupServerMessage *msg, const char *path_id, JsonObject *
 	rj->command = rj->r.status == CP_RECEIPT_DECOMMISSIONED;
 	seq_s = g_strdup_printf("%" G_GUINT64_FORMAT, rj->r.profile_seq);
 	status_s = g_strdup_printf("%u", rj->r.status);
-	st = cp_db_prepare(sm->db, rj->command ?
-			   "SELECT binding_version, 0, 1 FROM commands WHERE device_id = ?1 AND seq = ?2" :
-			   "SELECT binding_version, operation, generation FROM provisionings WHERE device_id = ?1 AND profile_seq = ?2",
-			   &error);
+	st = cp_store_prepare(sm->db, rj->command ?
+			      "SELECT binding_version, 0, 1 FROM commands WHERE device_id = ?1 AND seq = ?2" :
+			      "SELECT binding_version, operation, generation FROM provisionings WHERE device_id = ?1 AND profile_seq = ?2",
+			      &error);
 	if (!st)
 		goto storage;
-	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)rj->r.profile_seq);
-	known = sqlite3_step(st) == SQLITE_ROW;
+	cp_stmt_bind_text(st, 1, id_hex);
+	cp_stmt_bind_int64(st, 2, (gint64)rj->r.profile_seq);
+	known = cp_stmt_step(st) == CP_STORE_ROW;
 	if (known) {
-		row_version = (guint64)sqlite3_column_int64(st, 0);
-		row_op = sqlite3_column_int(st, 1);
-		generation = (guint64)sqlite3_column_int64(st, 2);
+		row_version = (guint64)cp_stmt_column_int64(st, 0);
+		row_op = (int)cp_stmt_column_int64(st, 1);
+		generation = (guint64)cp_stmt_column_int64(st, 2);
 	}
-	sqlite3_finalize(st);
+	cp_stmt_finalize(st);
 	if (!known) {
 		cp_http_reply_error(msg, SOUP_STATUS_NOT_FOUND, "unknown-message", 0,
 				    "this SM issued no %s with sequence number %" G_GUINT64_FORMAT " to this device",
@@ -2054,9 +2005,14 @@ handle_receipt(Sm *sm, SoupServerMessage *msg, const char *path_id, JsonObject *
 	job = ausf_job_new(sm, receipt_ausf_done, rj);
 	if (rj->command) {
 		if (row_version == b.version && strcmp(b.state, "released") != 0) {
-			if (db_run(sm, "UPDATE bindings SET state = 'released', updated = CAST(strftime('%s') AS INTEGER) "
-				   "WHERE device_id = ?1", &error, id_hex, END_ARGS) < 0 ||
-			    db_run(sm, "DELETE FROM pending WHERE device_id = ?1", &error, id_hex, END_ARGS) < 0) {
+			g_autofree char *now_str = g_strdup_printf("%" G_GINT64_FORMAT, now_s());
+
+			if (!cp_store_begin(sm->db, id_hex, &error) ||
+			    db_run(sm, "UPDATE bindings SET state = 'released', updated = ?2 "
+				   "WHERE device_id = ?1", &error, id_hex, now_str, END_ARGS) < 0 ||
+			    db_run(sm, "DELETE FROM pending WHERE device_id = ?1", &error, id_hex, END_ARGS) < 0 ||
+			    !cp_store_commit(sm->db, &error)) {
+				cp_store_rollback(sm->db);
 				ausf_job_free(job);
 				goto storage;
 			}
@@ -2295,7 +2251,7 @@ handle_poll(Sm *sm, SoupServerMessage *msg, JsonObject *req)
 	CpDeviceRecord dr;
 	Binding b = { 0 };
 	EVP_PKEY *pub = NULL;
-	sqlite3_stmt *st;
+	CpStmt *st;
 	guint64 seq = 0;
 	GBytes *message = NULL;
 	gsize len;
@@ -2341,24 +2297,24 @@ handle_poll(Sm *sm, SoupServerMessage *msg, JsonObject *req)
 				    "the device record's counter is not above the last one seen: make a new record");
 		goto out;
 	}
-	st = cp_db_prepare(sm->db,
-			   "SELECT p.kind, p.seq, p.message FROM pending p WHERE p.device_id = ?1 AND "
-			   "(p.kind = 'profile' AND EXISTS (SELECT 1 FROM provisionings v WHERE v.device_id = p.device_id "
-			   "AND v.profile_seq = p.seq AND v.receipt_status IS NULL) OR "
-			   "p.kind = 'command' AND EXISTS (SELECT 1 FROM commands c WHERE c.device_id = p.device_id "
-			   "AND c.seq = p.seq AND c.receipt_status IS NULL))", &error);
+	st = cp_store_prepare(sm->db,
+			      "SELECT p.kind, p.seq, p.message FROM pending p WHERE p.device_id = ?1 AND "
+			      "(p.kind = 'profile' AND EXISTS (SELECT 1 FROM provisionings v WHERE v.device_id = p.device_id "
+			      "AND v.profile_seq = p.seq AND v.receipt_status IS NULL) OR "
+			      "p.kind = 'command' AND EXISTS (SELECT 1 FROM commands c WHERE c.device_id = p.device_id "
+			      "AND c.seq = p.seq AND c.receipt_status IS NULL))", &error);
 	if (!st)
 		goto storage;
-	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	cp_stmt_bind_text(st, 1, id_hex);
+	rc = cp_stmt_step(st);
+	if (rc == CP_STORE_ROW) {
 		kind = col_text(st, 0);
-		seq = (guint64)sqlite3_column_int64(st, 1);
+		seq = (guint64)cp_stmt_column_int64(st, 1);
 		message = col_blob(st, 2);
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		cp_db_set_error(sm->db, &error, "reading the pending message");
+	cp_stmt_finalize(st);
+	if (rc != CP_STORE_ROW && rc != CP_STORE_DONE) {
+		cp_store_set_error(sm->db, &error, "reading the pending message");
 		goto storage;
 	}
 	if (!message) {
@@ -2587,69 +2543,6 @@ load_signing(Sm *sm, const char *key_name, const char *chain_path, GError **erro
 	return TRUE;
 }
 
-/* Bindings migrated from provisionings know the companion by its SUPI:
- * name it as the companions file does. */
-static gboolean
-migrate_owner_names(Sm *sm, GError **error)
-{
-	sqlite3_stmt *st = cp_db_prepare(sm->db,
-					 "UPDATE bindings SET owner_name = ?1 WHERE owner_supi = ?2 AND owner_name = owner_supi",
-					 error);
-
-	if (!st)
-		return FALSE;
-	for (guint i = 0; i < sm->companions->len; i++) {
-		Companion *c = g_ptr_array_index(sm->companions, i);
-
-		sqlite3_bind_text(st, 1, c->name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, c->supi, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			cp_db_set_error(sm->db, error, "naming the migrated owners");
-			sqlite3_finalize(st);
-			return FALSE;
-		}
-		sqlite3_reset(st);
-	}
-	sqlite3_finalize(st);
-	return TRUE;
-}
-
-/* The schema at SM_SCHEMA_VERSION, in one transaction; then no claim is
- * under way (none survives the process that made it). */
-static gboolean
-sm_migrate(Sm *sm, GError **error)
-{
-	int version;
-
-	if (!cp_db_schema_version(sm->db, sm->database, "SM", SM_SCHEMA_VERSION, &version, error))
-		return FALSE;
-	if (version < 2) {
-		if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", error))
-			return FALSE;
-		if (!cp_db_exec(sm->db, SM_MIGRATE_2 "PRAGMA user_version = 2;", error) ||
-		    !migrate_owner_names(sm, error) ||
-		    !cp_db_exec(sm->db, "COMMIT", error)) {
-			cp_db_exec(sm->db, "ROLLBACK", NULL);
-			g_prefix_error(error, "%s: migrating to schema version 2: ", sm->database);
-			return FALSE;
-		}
-		g_message("database schema version 2: each device provisioned before is bound at version 0 "
-			  "to the companion of its last provisioning");
-	}
-	if (version < 3) {
-		if (!cp_db_exec(sm->db, "BEGIN IMMEDIATE", error))
-			return FALSE;
-		if (!cp_db_exec(sm->db, SM_MIGRATE_3 "PRAGMA user_version = 3;", error) ||
-		    !cp_db_exec(sm->db, "COMMIT", error)) {
-			cp_db_exec(sm->db, "ROLLBACK", NULL);
-			g_prefix_error(error, "%s: migrating to schema version 3: ", sm->database);
-			return FALSE;
-		}
-		g_message("database schema version 3: the device lifecycle");
-	}
-	return cp_db_exec(sm->db, "DELETE FROM bindings WHERE state = 'claiming'", error);
-}
-
 static gboolean
 sm_load(Sm *sm, const char *path, GError **error)
 {
@@ -2663,7 +2556,18 @@ sm_load(Sm *sm, const char *path, GError **error)
 		g_prefix_error(error, "%s: ", path);
 		return FALSE;
 	}
-	sm->database = conf_string(sm->kf, "database", "/var/lib/cellprov-sm/sm.db");
+	/* store = sqlite:PATH | postgresql:CONNINFO; the older database =
+	 * PATH is the SQLite file when store is not set */
+	sm->store = conf_string(sm->kf, "store", NULL);
+	if (!sm->store) {
+		g_autofree char *database = conf_string(sm->kf, "database", "/var/lib/cellprov-sm/sm.db");
+
+		sm->store = g_strconcat("sqlite:", database, NULL);
+	}
+	if (!g_str_has_prefix(sm->store, "sqlite:") && !g_str_has_prefix(sm->store, "postgresql:")) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "%s: store must be sqlite:PATH or postgresql:CONNINFO", path);
+		return FALSE;
+	}
 	anchors = conf_string(sm->kf, "trust-anchors", NULL);
 	companions = conf_string(sm->kf, "companions", NULL);
 	fetch_ca = conf_string(sm->kf, "fetch-ca", NULL);
@@ -2747,23 +2651,30 @@ sm_load(Sm *sm, const char *path, GError **error)
 			base[strlen(base) - 1] = '\0';
 		sm->ausf_url = g_strdup(base);
 	}
-	sm->db = cp_db_open(sm->database, SM_SCHEMA, error);
-	return sm->db && sm_migrate(sm, error);
+	{
+		g_autofree CpSmOwner *owners = g_new0(CpSmOwner, sm->companions->len + 1);
+
+		for (guint i = 0; i < sm->companions->len; i++) {
+			owners[i].name = ((Companion *)sm->companions->pdata[i])->name;
+			owners[i].supi = ((Companion *)sm->companions->pdata[i])->supi;
+		}
+		sm->db = cp_sm_store_open(sm->store, owners, sm->companions->len, claim_timeout(sm), error);
+	}
+	return sm->db != NULL;
 }
 
 static void
 sm_clear(Sm *sm)
 {
 	cp_http_server_free(sm->http);
-	if (sm->db)
-		cp_db_close(sm->db);
+	cp_store_free(sm->db);
 	X509_STORE_free(sm->anchors);
 	EVP_PKEY_free(sm->signing_key);
 	if (sm->companions)
 		g_ptr_array_unref(sm->companions);
 	if (sm->url_prefixes)
 		g_ptr_array_unref(sm->url_prefixes);
-	g_free(sm->database);
+	g_free(sm->store);
 	g_free(sm->ausf_url);
 	g_free(sm->network_name);
 	g_free(sm->apn);

@@ -10,7 +10,6 @@ does (phone, write_tag, tap). Standard library only."""
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -341,15 +340,11 @@ class E2E(netbench.Bench):
     def ausf_view(self):
         """The AUSF's database: {supi: (companion SUPI, [key generations])} of
         this device's subscribers."""
-        db = sqlite3.connect("file:%s?mode=ro" % self.path("ausf.db"), uri=True)
-        try:
-            subs = db.execute("SELECT supi, companion FROM subscribers WHERE device_id = ?",
-                              (self.gw_info["device-id"],)).fetchall()
-            return {supi: (comp, sorted(g for (g,) in db.execute(
-                "SELECT generation FROM keysets WHERE supi = ?", (supi,))))
-                for supi, comp in subs}
-        finally:
-            db.close()
+        subs = self.db_rows("ausf", "SELECT supi, companion FROM subscribers WHERE device_id = ?",
+                            (self.gw_info["device-id"],))
+        return {supi: (comp, sorted(g for (g,) in self.db_rows(
+            "ausf", "SELECT generation FROM keysets WHERE supi = ?", (supi,))))
+            for supi, comp in subs}
 
     def owner_step(self, args, token=None, timeout=90):
         """cellprov-companion COMMAND over NFC as the owner (token: another

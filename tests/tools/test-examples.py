@@ -13,6 +13,8 @@ EXAMPLES = {
     "cellprov.conf": ("daemon/cp-conf.c", {"device", "nfc", "modem", "daemon", "network"}),
     "sm.conf": ("network/cellprov-sm.c", {"sm"}),
     "ausf.conf": ("network/cellprov-ausf.c", {"ausf"}),
+    "sm-postgresql.conf": ("network/cellprov-sm.c", {"sm"}),
+    "ausf-postgresql.conf": ("network/cellprov-ausf.c", {"ausf"}),
 }
 
 

@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import prereq  # noqa: E402
+import pgserver  # noqa: E402
 
 COMPANION_SUPI = "001010000009001"
 COMPANION_K_AUSF = "11" * 32
@@ -26,6 +27,8 @@ COMPANION_K_AUSF = "11" * 32
 NEIGHBOUR_SUPI = "001010000009002"
 NEIGHBOUR_K_AUSF = "22" * 32
 OP = "cdc202d5123e20f62b6d676ac72cb318"
+# the AUSF's key-encryption key (K_usim and OPc at rest)
+KEK = "5e" * 32
 
 
 class Fail(Exception):
@@ -65,9 +68,21 @@ def write(path, text, mode=0o644):
     os.chmod(path, mode)
 
 
+def store_kind():
+    """The store the tests run against: CP_TEST_STORE=postgresql (a real
+    server, pgserver.py) or sqlite (the default)."""
+    kind = os.environ.get("CP_TEST_STORE", "sqlite")
+    if kind not in ("sqlite", "postgresql"):
+        raise Fail("CP_TEST_STORE must be sqlite or postgresql, not %r" % kind)
+    return kind
+
+
 class Bench:
-    def __init__(self, builddir, sm_options=None, keep=False):
+    def __init__(self, builddir, sm_options=None, keep=False, store=None):
         self.build = builddir
+        self.store = store or store_kind()
+        self.pg = None
+        self.stores = {}
         self.tmp = tempfile.mkdtemp(prefix="cp-net-")
         self.keep = keep or os.environ.get("CP_KEEP_TMP") == "1"
         self.procs = {}
@@ -205,14 +220,65 @@ class Bench:
               % (COMPANION_SUPI, COMPANION_K_AUSF, NEIGHBOUR_SUPI, NEIGHBOUR_K_AUSF), 0o600)
         write(self.path("op"), OP + "\n", 0o600)
         write(self.path("ausf-token"), self.ausf_token + "\n", 0o600)
+        write(self.path("kek"), KEK + "\n", 0o600)
         write(self.path("ausf.conf"), """[ausf]
-database=%s
+%s
 k-ausf=%s
 op=%s
 token=%s
+kek=%s
 imsi-first=001010000000001
 imsi-last=001010000000100
-""" % (self.path("ausf.db"), self.path("k_ausf"), self.path("op"), self.path("ausf-token")))
+""" % (self.store_line("ausf"), self.path("k_ausf"), self.path("op"), self.path("ausf-token"),
+       self.path("kek")))
+
+    # ---- the stores ----
+
+    def start_postgresql(self):
+        if self.pg is None:
+            self.pg = pgserver.PgServer().start()
+
+    def store_spec(self, name):
+        """The store value of the SM ("sm") or the AUSF ("ausf")."""
+        if self.store == "sqlite":
+            return "sqlite:" + self.path(name + ".db")
+        if name not in self.stores:
+            self.start_postgresql()
+            self.stores[name] = self.pg.create_database(name)
+        return self.stores[name]
+
+    def store_line(self, name):
+        # SQLite keeps the older key, database=PATH, which must go on working
+        if self.store == "sqlite":
+            return "database=" + self.path(name + ".db")
+        return "store=" + self.store_spec(name)
+
+    def db_rows(self, name, sql, args=()):
+        """Rows of a query on the SM's ("sm") or the AUSF's ("ausf") store,
+        each a tuple, whichever the store ("?" parameters)."""
+        if self.store == "sqlite":
+            import sqlite3
+            con = sqlite3.connect("file:%s?mode=ro" % self.path(name + ".db"), uri=True)
+            try:
+                return con.execute(sql, args).fetchall()
+            finally:
+                con.close()
+        for a in args:
+            sql = sql.replace("?", "'%s'" % str(a).replace("'", "''"), 1)
+        # through JSON, numbers stay numbers and text text, as sqlite3 gives them
+        return [tuple(json.loads(r[0]).values())
+                for r in self.pg.rows(name, "SELECT row_to_json(q) FROM (%s) AS q" % sql)]
+
+    def ausf_snapshot(self):
+        """Everything the AUSF stores, to tell that a request wrote nothing."""
+        if self.store == "sqlite":
+            h = hashlib.sha256()
+            for f in ("ausf.db", "ausf.db-wal"):
+                p = self.path(f)
+                h.update(open(p, "rb").read() if os.path.exists(p) else b"-")
+            return h.hexdigest()
+        return (self.db_rows("ausf", "SELECT * FROM subscribers ORDER BY supi"),
+                self.db_rows("ausf", "SELECT * FROM keysets ORDER BY supi, generation"))
 
     def write_sm_conf(self):
         if not self.operator_root:
@@ -228,7 +294,7 @@ imsi-last=001010000000100
         write(self.path("companion-token"), self.token + "\n", 0o600)
         write(self.path("neighbour-token"), self.neighbour_token + "\n", 0o600)
         opts = {
-            "database": self.path("sm.db"),
+            self.store_line("sm").split("=", 1)[0]: self.store_line("sm").split("=", 1)[1],
             "tls-certificate": self.tls_cert,
             "tls-key": self.tls_key,
             "trust-anchors": self.path("ca", "root-cert.pem"),
@@ -245,7 +311,7 @@ imsi-last=001010000000100
             "signing-chain": self.signing_chain,
         }
         opts.update(self.sm_options)
-        write(self.path("sm.conf"), "[sm]\n" + "".join("%s=%s\n" % kv for kv in opts.items()))
+        write(self.path("sm.conf"), "[sm]\n" + "".join("%s=%s\n" % kv for kv in opts.items() if kv[1] is not None))
 
     def start_daemon(self, name, args, port_file):
         if os.path.exists(port_file):
@@ -287,6 +353,8 @@ imsi-last=001010000000100
         for prog, package in (("openssl", "openssl"), ("lighttpd", "lighttpd")):
             if not shutil.which(prog):
                 prereq.missing("%s is not installed (Debian package %s)" % (prog, package))
+        if self.store == "postgresql":
+            self.start_postgresql()
         self.make_tls()
         self.make_operator()
         self.make_ca()
@@ -305,6 +373,9 @@ imsi-last=001010000000100
             except OSError:
                 pass
         self.procs.clear()
+        if self.pg is not None:
+            self.pg.cleanup()
+            self.pg = None
         if self.keep:
             print("kept", self.tmp)
         else:
@@ -315,6 +386,8 @@ imsi-last=001010000000100
             p = self.path(name + ".log")
             if os.path.exists(p):
                 sys.stdout.write("---- %s.log ----\n%s" % (name, open(p).read()[-6000:]))
+        if self.pg is not None:
+            sys.stdout.write("---- postgresql ----\n%s" % self.pg.server_log()[-3000:])
 
     # ---- device and companion ----
 

@@ -5,7 +5,9 @@ SM fetches and verifies the chain and has the AUSF add the device; the
 device's checks (cp_profile_verify with its key) accept the profile, the
 USIM credentials it derives are the AUSF's subscriber export, and the
 receipt MAC'd with the device's K'' verifies in the companion. Then
-restarting the SM and the AUSF loses nothing."""
+restarting the SM and the AUSF loses nothing. K_usim and OPc are sealed
+in the AUSF's store (SQLite or PostgreSQL) under the key-encryption key,
+which the AUSF needs, and needs right, to start."""
 
 import hashlib
 import os
@@ -13,6 +15,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netbench  # noqa: E402
 from netbench import Fail, check, main, prereq  # noqa: E402
 
 
@@ -203,6 +206,60 @@ def test_qmi_network(b):
     check(state != "registered", "... and not a USIM with another K (%s)" % state)
 
 
+def test_keys_at_rest(b):
+    lines = [l.split() for l in open(b.export_subscribers()) if not l.startswith("#")]
+    check(lines, "the export has key sets")
+    rows = b.db_rows("ausf", "SELECT supi, generation, k_usim, opc FROM keysets")
+    check(rows and all(k.startswith("kek1:") and o.startswith("kek1:") for _, _, k, o in rows),
+          "every K_usim and OPc in the AUSF's store is sealed (kek1:)")
+    clear = [x.lower() for l in lines for x in (l[1], l[2])]
+    stored = " ".join(str(v) for r in rows for v in r).lower()
+    if b.store == "sqlite":
+        stored += open(b.path("ausf.db"), "rb").read().hex() + open(b.path("ausf.db"), "rb").read().decode(
+            "latin-1").lower()
+    check(not any(c in stored for c in clear), "no clear K_usim or OPc in the store")
+    # the row's identity is the additional data: a sealed key moved to
+    # another row does not open, and the export says so rather than
+    # handing out a wrong key
+    if len(rows) >= 2:
+        a, c = rows[0], rows[1]
+        if b.store == "sqlite":
+            import sqlite3
+            con = sqlite3.connect(b.path("ausf.db"))
+            con.execute("UPDATE keysets SET k_usim = ? WHERE supi = ? AND generation = ?", (c[2], a[0], a[1]))
+            con.commit()
+            con.close()
+        else:
+            b.pg.psql("ausf", "UPDATE keysets SET k_usim = '%s' WHERE supi = '%s' AND generation = %d"
+                      % (c[2], a[0], a[1]))
+        r = b.run([b.prog("network/cellprov-ausf"), "-c", b.path("ausf.conf"), "--export"], check_rc=False)
+        check(r.returncode == 1 and "does not open under the key-encryption key" in r.stderr and "cellprov subscribers" not in r.stdout,
+              "a sealed key moved to another row does not open: the export fails (%s)" % r.stderr.strip())
+        if b.store == "sqlite":
+            con = sqlite3.connect(b.path("ausf.db"))
+            con.execute("UPDATE keysets SET k_usim = ? WHERE supi = ? AND generation = ?", (a[2], a[0], a[1]))
+            con.commit()
+            con.close()
+        else:
+            b.pg.psql("ausf", "UPDATE keysets SET k_usim = '%s' WHERE supi = '%s' AND generation = %d"
+                      % (a[2], a[0], a[1]))
+    conf = open(b.path("ausf.conf")).read()
+    for what, text, want in (
+            ("no kek", conf.replace("kek=" + b.path("kek"), ""), "kek is required"),
+            ("a kek file that is missing", conf.replace("kek=" + b.path("kek"), "kek=" + b.path("no-such-kek")),
+             "kek: "),
+            ("another kek", conf.replace("kek=" + b.path("kek"), "kek=" + b.path("kek2")),
+             "is not the one this store's keys are sealed under"),
+            ("a kek of the wrong length", conf.replace("kek=" + b.path("kek"), "kek=" + b.path("kek-short")),
+             "kek: ")):
+        netbench.write(b.path("kek2"), "a7" * 32 + "\n", 0o600)
+        netbench.write(b.path("kek-short"), "a7" * 16 + "\n", 0o600)
+        netbench.write(b.path("ausf-bad.conf"), text)
+        r = b.run([b.prog("network/cellprov-ausf"), "-c", b.path("ausf-bad.conf"), "--export"], check_rc=False)
+        check(r.returncode == 1 and want in r.stderr and "cellprov subscribers" not in r.stdout,
+              "the AUSF refuses to start with %s (%s)" % (what, r.stderr.strip()))
+
+
 if __name__ == "__main__":
     os.environ["G_MESSAGES_DEBUG"] = "all"
-    sys.exit(main(sys.argv[1], [test_mfg, test_happy, test_restart, test_qmi_network]))
+    sys.exit(main(sys.argv[1], [test_mfg, test_happy, test_restart, test_keys_at_rest, test_qmi_network]))
