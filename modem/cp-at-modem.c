@@ -360,8 +360,10 @@ record_registration(CpAtModem *m, const CpAtReg *r)
 {
 	m->reg[r->kind] = *r;
 	m->have_reg[r->kind] = TRUE;
-	g_debug("%s: stat %d%s%d", cp_at_reg_name(r->kind), r->stat,
-		r->reject_cause >= 0 ? ", reject cause " : "", r->reject_cause >= 0 ? r->reject_cause : 0);
+	if (r->reject_cause >= 0)
+		g_debug("%s: stat %d, reject cause %d", cp_at_reg_name(r->kind), r->stat, r->reject_cause);
+	else
+		g_debug("%s: stat %d", cp_at_reg_name(r->kind), r->stat);
 	waiters_check(m);
 }
 
@@ -1023,7 +1025,10 @@ wait_evaluate(CpAtModem *m, GTask *task)
 {
 	const CpAtReg *denied = NULL;
 
-	for (guint k = 0; k < CP_AT_REG_N; k++) {
+	/* the packet domains first: their reject cause is the one that matters */
+	for (guint i = 0; i < G_N_ELEMENTS(wait_order); i++) {
+		guint k = wait_order[i];
+
 		if (!m->have_reg[k])
 			continue;
 		if (cp_at_stat_registered(m->reg[k].stat)) {

@@ -39,6 +39,7 @@ struct _CpAtPort {
 	CpAtUrcFunc urc_func;
 	gpointer urc_data;
 	GDestroyNotify urc_destroy;
+	guint timeout_ms;
 	guint n_commands;
 	guint n_urcs;
 };
@@ -389,7 +390,7 @@ cp_at_port_command(CpAtPort *port, const char *command, const char *prefix, CpAt
 	r->command = g_strdup(command);
 	r->prefix = g_strdup(prefix);
 	r->bare = bare;
-	r->timeout_ms = timeout_ms ? timeout_ms : CP_AT_TIMEOUT_DEFAULT_MS;
+	r->timeout_ms = timeout_ms ? timeout_ms : port->timeout_ms;
 	r->resp = g_new0(CpAtResponse, 1);
 	r->resp->lines = g_ptr_array_new_with_free_func(g_free);
 	r->resp->error_code = -1;
@@ -414,6 +415,12 @@ cp_at_port_set_urc_func(CpAtPort *port, CpAtUrcFunc func, gpointer user_data, GD
 	port->urc_func = func;
 	port->urc_data = user_data;
 	port->urc_destroy = destroy;
+}
+
+void
+cp_at_port_set_timeout(CpAtPort *port, guint timeout_ms)
+{
+	port->timeout_ms = timeout_ms ? timeout_ms : CP_AT_TIMEOUT_DEFAULT_MS;
 }
 
 gboolean
@@ -484,6 +491,7 @@ static void
 cp_at_port_init(CpAtPort *p)
 {
 	p->fd = -1;
+	p->timeout_ms = CP_AT_TIMEOUT_DEFAULT_MS;
 	p->parser = cp_at_parser_new(CP_AT_LINE_MAX_DEFAULT);
 	g_queue_init(&p->queue);
 }

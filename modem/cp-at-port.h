@@ -69,6 +69,10 @@ void cp_at_port_command(CpAtPort *port, const char *command, const char *prefix,
 			gpointer user_data);
 CpAtResponse *cp_at_port_command_finish(CpAtPort *port, GAsyncResult *result, GError **error);
 
+/* The timeout of commands sent with timeout_ms 0 (CP_AT_TIMEOUT_DEFAULT_MS
+ * until set); 0 restores the default. */
+void cp_at_port_set_timeout(CpAtPort *port, guint timeout_ms);
+
 /* TRUE once the tty vanished; every command then fails CP_ERR_MODEM_GONE. */
 gboolean cp_at_port_is_gone(CpAtPort *port);
 

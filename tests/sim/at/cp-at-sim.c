@@ -97,6 +97,8 @@ static struct {
 	char *modem_imsi;
 	GPtrArray *contexts;     /* Context */
 	gboolean resetting;
+	gboolean in_command;     /* gathering a command's answer */
+	guint sessions;          /* bit n: +CCHO session n is open */
 	/* transport */
 	int master;
 	int slave;
@@ -149,18 +151,31 @@ out_timer_cb(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
+/* Sends what out() gathered: a command's answer goes once its effects
+ * are in the dump (a test reads the dump as soon as it has the answer). */
+static void
+flush(void)
+{
+	if (sim.master < 0) {
+		g_byte_array_set_size(sim.out, 0);
+		return;
+	}
+	if (!sim.split) {
+		raw_write(sim.out->data, sim.out->len);
+		g_byte_array_set_size(sim.out, 0);
+	} else if (!sim.out_timer && sim.out->len) {
+		sim.out_timer = g_timeout_add(1, out_timer_cb, NULL);
+	}
+}
+
 static void
 out(const char *s)
 {
 	if (sim.master < 0)
 		return;
-	if (!sim.split) {
-		raw_write((const guint8 *)s, strlen(s));
-		return;
-	}
 	g_byte_array_append(sim.out, (const guint8 *)s, (guint)strlen(s));
-	if (!sim.out_timer)
-		sim.out_timer = g_timeout_add(1, out_timer_cb, NULL);
+	if (!sim.in_command)
+		flush();
 }
 
 /* An information or unsolicited line: <CR><LF>text<CR><LF> (V.250 §5.7.1). */
@@ -235,7 +250,12 @@ reg_fields(guint k, guint n)
 static void
 reg_urcs(void)
 {
-	for (guint k = 0; k < N_REG; k++) {
+	/* the EPS (and 5GS) state first, then the CS one, as an LTE module
+	 * that attached reports it */
+	static const guint order[N_REG] = { 1, 2, 0 };
+
+	for (guint i = 0; i < N_REG; i++) {
+		guint k = order[i];
 		g_autofree char *f = NULL, *line = NULL;
 
 		if (!sim.reg_n[k] || (k == 2 && !sim.model->has_c5greg))
@@ -295,6 +315,7 @@ static void
 card_start(void)
 {
 	cp_sim_usim_reset(sim.usim);
+	sim.sessions = 0;
 	g_free(sim.modem_imsi);
 	sim.modem_imsi = cp_sim_usim_get_imsi(sim.usim);
 }
@@ -578,8 +599,9 @@ extended(const char *name, const char *op, char **args)
 			out_cme(50, "incorrect parameters");
 			return;
 		}
-		/* §8.43: a channel that is not open is an error of the MT */
-		if (cgla && (apdu->data[0] & 0x03) != ch) {
+		/* §8.43: a session the MT did not open is its error, and the
+		 * CLA must name the channel (TS 102 221 §10.1.1) */
+		if (cgla && (!(sim.sessions & (1u << ch)) || (apdu->data[0] & 0x03) != ch)) {
 			out_cme(21, "invalid index");
 			return;
 		}
@@ -610,16 +632,19 @@ extended(const char *name, const char *op, char **args)
 			out_cme(sw == 0x6A82 ? 4 : 3, "operation not allowed");
 			return;
 		}
+		sim.sessions |= 1u << ch;
 		line = sim.model->ccho_prefixed ? g_strdup_printf("+CCHO: %u", ch) : g_strdup_printf("%u", ch);
 		answer(line);
 		out_final(TRUE);
 	} else if (strcmp(name, "+CCHC") == 0 && strcmp(op, "=") == 0 && nargs == 1) {
 		guint ch;
 
-		if (!parse_uint(args[0], 19, &ch) || ch == 0 || !cp_sim_usim_close_channel(sim.usim, ch)) {
+		if (!parse_uint(args[0], 19, &ch) || ch == 0 || !(sim.sessions & (1u << ch)) ||
+		    !cp_sim_usim_close_channel(sim.usim, ch)) {
 			out_cme(21, "invalid index");
 			return;
 		}
+		sim.sessions &= ~(1u << ch);
 		if (sim.model->ccho_prefixed && sim.model->iccid == ICCID_CICCID)
 			answer("+CCHC: 0");   /* SIMCom SIM7600 */
 		out_final(TRUE);
@@ -755,7 +780,7 @@ split_args(const char *s)
 }
 
 static void
-command_line(const char *line)
+command_line_run(const char *line)
 {
 	const char *body;
 	g_autofree char *name = NULL;
@@ -828,7 +853,16 @@ command_line(const char *line)
 		}
 		out_final(TRUE);
 	}
+}
+
+static void
+command_line(const char *line)
+{
+	sim.in_command = TRUE;
+	command_line_run(line);
+	sim.in_command = FALSE;
 	dump();
+	flush();
 }
 
 static gboolean
