@@ -10,7 +10,9 @@
  *
  * Lines end at CR or LF, whichever S3/S4 the module uses, so "\r\n",
  * "\n", a lone "\r" (V0, and the echo, which ends with S3 alone) and
- * "\n\r" all cut the same; empty lines are skipped.
+ * "\n\r" all cut the same; empty lines are skipped. Final result codes
+ * are the verbose ones (ATV1, which cp-at-modem sets): a V0 digit is not
+ * told from a +CIMI answer.
  */
 #pragma once
 
