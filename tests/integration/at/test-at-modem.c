@@ -292,6 +292,9 @@ run_flow(const char *label, const char *extra, const char *reset_path_key)
 	iccid = get_iccid(&b, &error);
 	CP_CHECK(iccid && strcmp(iccid, ICCID) == 0);
 	g_clear_error(&error);
+	imsi = get_imsi(&b, &error);
+	CP_CHECK(imsi && strcmp(imsi, OLD_IMSI) == 0);
+	g_clear_error(&error);
 
 	/* a logical channel on the USIM; select, read, verify, update by +CGLA */
 	ch = open_channel(&b, &error);
@@ -524,7 +527,6 @@ test_late(void)
 {
 	Bench b;
 	g_autoptr(GError) error = NULL;
-	g_autofree char *urcs = NULL;
 
 	bench_start(&b, "--registration-delay=800", TRUE);
 	CP_CHECK(bench_open(&b, b.pty));
