@@ -448,6 +448,52 @@ test_silence(void)
 	bench_stop(&b);
 }
 
+static gboolean
+cancel_cb(gpointer data)
+{
+	g_cancellable_cancel(data);
+	return G_SOURCE_REMOVE;
+}
+
+/* Cancelling: the call fails at once with G_IO_ERROR_CANCELLED; the
+ * command already sent keeps the port until its timeout, then the next
+ * one goes. A registration wait cancels the same way. */
+static void
+test_cancel(void)
+{
+	Bench b;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GCancellable) c = g_cancellable_new();
+	g_autoptr(GCancellable) c2 = g_cancellable_new();
+	g_autoptr(GAsyncResult) r = NULL, r2 = NULL;
+	g_autoptr(GBytes) resp = NULL;
+	g_autofree char *iccid = NULL;
+	static const guint8 sel[] = { 0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00 };
+	g_autoptr(GBytes) cmd = g_bytes_new_static(sel, sizeof(sel));
+	gint64 t0;
+
+	bench_start(&b, "--no-response +CSIM:1 --registration-delay=5000", TRUE);
+	CP_CHECK(bench_open(&b, b.pty));
+	cp_at_port_set_timeout(b.port, 1000);
+	t0 = g_get_monotonic_time();
+	g_timeout_add(50, cancel_cb, c);
+	r = SYNC(cp_at_modem_apdu(b.modem, 0, cmd, c, done_cb, NULL));
+	resp = cp_at_modem_apdu_finish(b.modem, r, &error);
+	CP_CHECK(!resp);
+	CP_CHECK(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED));
+	CP_CHECK(g_get_monotonic_time() - t0 < 900 * 1000);
+	g_clear_error(&error);
+	iccid = get_iccid(&b, &error);
+	CP_CHECK(iccid && strcmp(iccid, ICCID) == 0);
+	g_clear_error(&error);
+
+	g_timeout_add(100, cancel_cb, c2);
+	r2 = SYNC(cp_at_modem_wait_registered(b.modem, 3000, c2, done_cb, NULL));
+	CP_CHECK(!cp_at_modem_wait_registered_finish(b.modem, r2, &error));
+	CP_CHECK(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED));
+	bench_stop(&b);
+}
+
 /* A module that vanishes mid-flow: CP_ERR_MODEM_GONE for the command in
  * flight and for every one after it. */
 static void
@@ -574,6 +620,7 @@ main(int argc, char **argv)
 	run_flow("re-enumerates under a new name", "--reenumerate @PTY2", "pty2");
 	test_silence();
 	test_vanish();
+	test_cancel();
 	test_error();
 	test_denied();
 	test_late();
