@@ -514,6 +514,52 @@ cp_at_modem_get_imsi_finish(CpAtModem *m, GAsyncResult *result, GError **error)
 	return g_task_propagate_pointer(G_TASK(result), error);
 }
 
+/* ---- card status ------------------------------------------------------ */
+
+char *
+cp_at_parse_pin_state(const char *line, GError **error)
+{
+	const char *rest = after_prefix(line, "+CPIN:");
+	gsize n;
+
+	if (!rest || !(n = strlen(rest)) || n > 16)
+		return bad(error, line, "+CPIN"), NULL;
+	for (gsize i = 0; i < n; i++)
+		if (!g_ascii_isupper(rest[i]) && !g_ascii_isdigit(rest[i]) && rest[i] != ' ' && rest[i] != '-')
+			return bad(error, line, "+CPIN"), NULL;
+	return g_strdup(rest);
+}
+
+static gboolean
+parse_pin(GTask *task, const char *name, CpAtResponse *r)
+{
+	GError *error = NULL;
+	const char *line;
+	char *code;
+
+	if (!check(task, name, r))
+		return FALSE;
+	if (!(line = cp_at_response_line(r, name, &error)) || !(code = cp_at_parse_pin_state(line, &error))) {
+		g_task_return_error(task, error);
+		return FALSE;
+	}
+	g_task_return_pointer(task, code, g_free);
+	return TRUE;
+}
+
+void
+cp_at_modem_get_pin_state(CpAtModem *m, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+	g_object_unref(op_start(m, "+CPIN?", "+CPIN:", CP_AT_BARE_NONE, 0, parse_pin, 0,
+				cp_at_modem_get_pin_state, cancellable, callback, user_data));
+}
+
+char *
+cp_at_modem_get_pin_state_finish(CpAtModem *m, GAsyncResult *result, GError **error)
+{
+	return g_task_propagate_pointer(G_TASK(result), error);
+}
+
 /* ---- APDUs and channels ------------------------------------------------ */
 
 static gboolean

@@ -117,6 +117,15 @@ void cp_at_modem_close_channel(CpAtModem *m, guint channel, GCancellable *cancel
 			       GAsyncReadyCallback callback, gpointer user_data);
 gboolean cp_at_modem_close_channel_finish(CpAtModem *m, GAsyncResult *result, GError **error);
 
+/* +CPIN? (TS 27.007 §8.3): the card's PIN state, "READY", "SIM PIN",
+ * "SIM PUK"... (the <code> as the module gives it); +CME ERROR 10 or 13
+ * is CP_ERR_CARD_ABSENT. */
+void cp_at_modem_get_pin_state(CpAtModem *m, GCancellable *cancellable,
+			       GAsyncReadyCallback callback, gpointer user_data);
+char *cp_at_modem_get_pin_state_finish(CpAtModem *m, GAsyncResult *result, GError **error);
+/* "+CPIN: <code>": the code (upper-case letters, digits, spaces, '-'). */
+char *cp_at_parse_pin_state(const char *line, GError **error);
+
 /* +CGDCONT? : the APN of context cid ("" if it has none, NULL with an
  * error CP_ERR_APN if the context is not defined). */
 void cp_at_modem_get_apn(CpAtModem *m, guint cid, GCancellable *cancellable,

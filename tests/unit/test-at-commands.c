@@ -148,6 +148,17 @@ test_small(void)
 	CP_CHECK(!cp_at_parse_cgdcont("+CGDCONT: x,\"IP\",\"internet\"", &cid, &type, &apn, NULL));
 	CP_CHECK(!cp_at_parse_cgdcont("+CGDCONT: 1,\"IP\"", &cid, &type, &apn, NULL));
 
+	{
+		g_autofree char *p1 = cp_at_parse_pin_state("+CPIN: READY", NULL);
+		g_autofree char *p2 = cp_at_parse_pin_state("+CPIN: SIM PIN", NULL);
+
+		CP_CHECK(p1 && strcmp(p1, "READY") == 0);
+		CP_CHECK(p2 && strcmp(p2, "SIM PIN") == 0);
+		CP_CHECK(!cp_at_parse_pin_state("+CPIN: ", NULL));
+		CP_CHECK(!cp_at_parse_pin_state("+CPIN: ready", NULL));
+		CP_CHECK(!cp_at_parse_pin_state("+CPIN: READY,1", NULL));
+	}
+
 	CP_CHECK(cp_at_apn_valid("internet"));
 	CP_CHECK(cp_at_apn_valid("iot.cellprov-test.mnc001.mcc001.gprs"));
 	CP_CHECK(!cp_at_apn_valid(""));

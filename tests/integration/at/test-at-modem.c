@@ -289,6 +289,13 @@ run_flow(const char *label, const char *extra, const char *reset_path_key)
 		return;
 	}
 
+	{
+		g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_get_pin_state(b.modem, NULL, done_cb, NULL));
+		g_autofree char *pin = cp_at_modem_get_pin_state_finish(b.modem, r, &error);
+
+		CP_CHECK(pin && strcmp(pin, "READY") == 0);
+		g_clear_error(&error);
+	}
 	iccid = get_iccid(&b, &error);
 	CP_CHECK(iccid && strcmp(iccid, ICCID) == 0);
 	g_clear_error(&error);
@@ -539,6 +546,29 @@ test_error(void)
 	bench_stop(&b);
 }
 
+/* No card: +CME ERROR: 10 is CP_ERR_CARD_ABSENT, for the PIN state and
+ * for the ICCID (not a fall through the vendors' commands). */
+static void
+test_no_card(void)
+{
+	Bench b;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GAsyncResult) r = NULL;
+	g_autofree char *pin = NULL, *iccid = NULL;
+
+	bench_start(&b, "--no-card", TRUE);
+	CP_CHECK(bench_open(&b, b.pty));
+	r = SYNC(cp_at_modem_get_pin_state(b.modem, NULL, done_cb, NULL));
+	pin = cp_at_modem_get_pin_state_finish(b.modem, r, &error);
+	CP_CHECK(!pin);
+	CP_CHECK_INT(code_of(error), CP_ERR_CARD_ABSENT);
+	g_clear_error(&error);
+	iccid = get_iccid(&b, &error);
+	CP_CHECK(!iccid);
+	CP_CHECK_INT(code_of(error), CP_ERR_CARD_ABSENT);
+	bench_stop(&b);
+}
+
 /* Registration denied: CP_ERR_REG_DENIED with the module's reject cause
  * (+CEREG n=3): #8 for a subscriber the network does not know, #3 after
  * an authentication reject. */
@@ -622,6 +652,7 @@ main(int argc, char **argv)
 	test_vanish();
 	test_cancel();
 	test_error();
+	test_no_card();
 	test_denied();
 	test_late();
 	test_storm();

@@ -82,6 +82,7 @@ static struct {
 	guint split;
 	guint urc_storm;
 	gboolean deny;
+	gboolean no_card;
 	int reject_cause;        /* -1: from the attach result */
 	GArray *faults;          /* Fault */
 	/* module state */
@@ -292,6 +293,10 @@ attach_cb(gpointer data)
 
 		if (!cp_sim_network_load_new(sim.net, sim.subscribers_path, &added, &removed, &error))
 			g_warning("subscribers: %s", error->message);
+	}
+	if (sim.no_card) {
+		set_stat(0, -1);
+		return G_SOURCE_REMOVE;
 	}
 	a = cp_sim_network_attach(sim.net, sim.usim);
 	g_message("attach: %s", cp_sim_attach_name(a));
@@ -532,6 +537,13 @@ extended(const char *name, const char *op, char **args)
 	guint nargs = args ? g_strv_length(args) : 0;
 	g_autofree char *line = NULL;
 
+	/* without a card every card command is +CME ERROR: 10 (TS 27.007 §9.2.1) */
+	if (sim.no_card && (strcmp(name, "+CPIN") == 0 || strcmp(name, "+CIMI") == 0 ||
+			    strstr(name, "CCID") || strcmp(name, "+CRSM") == 0 || strcmp(name, "+CSIM") == 0 ||
+			    strcmp(name, "+CCHO") == 0 || strcmp(name, "+CGLA") == 0 || strcmp(name, "+CCHC") == 0)) {
+		out_cme(10, "SIM not inserted");
+		return;
+	}
 	if (strcmp(name, "+CMEE") == 0) {
 		if (strcmp(op, "?") == 0) {
 			line = g_strdup_printf("+CMEE: %u", sim.cmee);
@@ -1033,6 +1045,7 @@ main(int argc, char **argv)
 		{ "split", 0, 0, G_OPTION_ARG_INT, &split, "Write everything in pieces of N bytes, 1 ms apart", "N" },
 		{ "urc-storm", 0, 0, G_OPTION_ARG_INT, &storm, "N URCs before and after every answer line", "N" },
 		{ "deny", 0, 0, G_OPTION_ARG_NONE, &sim.deny, "The network rejects every attach", NULL },
+		{ "no-card", 0, 0, G_OPTION_ARG_NONE, &sim.no_card, "No USIM in the slot", NULL },
 		{ "reject-cause", 0, 0, G_OPTION_ARG_INT, &reject_cause, "EMM cause of a rejection (default 8 or 3)", "N" },
 		{ "fail", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail, "Answer the N-th +COMMAND with +CME ERROR: 100", "+CMD[:N]" },
 		{ "no-response", 0, 0, G_OPTION_ARG_CALLBACK, opt_no_response, "Never answer the N-th +COMMAND", "+CMD[:N]" },
