@@ -350,6 +350,8 @@ go_offline(guint fun)
 static void
 close_pty(void)
 {
+	/* the name goes first, as udev removes the node of a device that left */
+	unlink(sim.pty_path);
 	if (sim.watch)
 		g_source_remove(sim.watch);
 	sim.watch = 0;
@@ -363,7 +365,6 @@ close_pty(void)
 	if (sim.slave >= 0)
 		close(sim.slave);
 	sim.master = sim.slave = -1;
-	unlink(sim.pty_path);
 }
 
 static gboolean
