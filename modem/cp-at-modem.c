@@ -562,23 +562,104 @@ cp_at_modem_get_pin_state_finish(CpAtModem *m, GAsyncResult *result, GError **er
 
 /* ---- APDUs and channels ------------------------------------------------ */
 
-static gboolean
-parse_apdu(GTask *task, const char *name, CpAtResponse *r)
-{
-	GError *error = NULL;
-	g_autofree char *prefix = g_strconcat(name, ":", NULL);
-	const char *line;
-	GBytes *resp;
+/*
+ * An APDU over +CSIM/+CGLA, with the T=0 procedure the module may leave
+ * to the TE (ETSI TS 102 221 §7.3.1.1.4; QMI modems do it themselves):
+ * SW 61xx, more data: GET RESPONSE (INS C0, Le xx) until the card is
+ * done, the data gathered; SW 6Cxx, wrong Le: the command again with
+ * Le xx. At most APDU_ROUNDS commands for one APDU.
+ */
+#define APDU_ROUNDS 16
 
+typedef struct {
+	guint channel;
+	GByteArray *cmd;     /* the APDU being sent (the caller's, or GET RESPONSE) */
+	GByteArray *data;    /* response data gathered */
+	guint8 cla;
+	guint rounds;
+	gboolean retried;    /* a 6Cxx resend was made */
+} ApduData;
+
+static void
+apdu_data_free(ApduData *d)
+{
+	cp_cleanse(d->cmd->data, d->cmd->len);
+	cp_cleanse(d->data->data, d->data->len);
+	g_byte_array_unref(d->cmd);
+	g_byte_array_unref(d->data);
+	g_free(d);
+}
+
+static void apdu_send(GTask *task);
+
+static void
+apdu_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	g_autoptr(GTask) task = data;
+	ApduData *d = g_task_get_task_data(task);
+	const char *name = d->channel ? "+CGLA" : "+CSIM";
+	g_autofree char *prefix = g_strconcat(name, ":", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CpAtResponse) r = cp_at_port_command_finish(CP_AT_PORT(src), res, &error);
+	g_autoptr(GBytes) resp = NULL;
+	const guint8 *rd;
+	const char *line;
+	gsize n;
+	guint8 sw1, sw2;
+
+	if (!r) {
+		g_task_return_error(task, g_steal_pointer(&error));
+		return;
+	}
 	if (!check(task, name, r))
-		return FALSE;
+		return;
 	if (!(line = cp_at_response_line(r, name, &error)) ||
 	    !(resp = cp_at_parse_apdu_answer(line, prefix, &error))) {
-		g_task_return_error(task, error);
-		return FALSE;
+		g_task_return_error(task, g_steal_pointer(&error));
+		return;
 	}
-	g_task_return_pointer(task, resp, (GDestroyNotify)g_bytes_unref);
-	return TRUE;
+	rd = g_bytes_get_data(resp, &n);
+	sw1 = rd[n - 2];
+	sw2 = rd[n - 1];
+	g_byte_array_append(d->data, rd, (guint)(n - 2));
+	if (sw1 == 0x61 && d->rounds < APDU_ROUNDS) {
+		const guint8 get[] = { d->cla, 0xC0, 0x00, 0x00, sw2 };
+
+		g_byte_array_set_size(d->cmd, 0);
+		g_byte_array_append(d->cmd, get, sizeof(get));
+		apdu_send(g_steal_pointer(&task));
+		return;
+	}
+	if (sw1 == 0x6C && !d->retried && d->cmd->len == 5 && d->rounds < APDU_ROUNDS) {
+		/* case 2 with the wrong Le: again with the card's */
+		d->retried = TRUE;
+		d->cmd->data[4] = sw2;
+		apdu_send(g_steal_pointer(&task));
+		return;
+	}
+	g_byte_array_append(d->data, rd + n - 2, 2);
+	g_task_return_pointer(task, g_bytes_new(d->data->data, d->data->len), (GDestroyNotify)g_bytes_unref);
+}
+
+static void
+apdu_send(GTask *task)
+{
+	CpAtModem *m = g_task_get_source_object(task);
+	ApduData *d = g_task_get_task_data(task);
+	g_autofree char *hex = cp_hex_strdup(d->cmd->data, d->cmd->len);
+	g_autofree char *cmd = NULL;
+
+	d->rounds++;
+	/* §8.17 +CSIM=<length>,<command>; §8.43 +CGLA=<sessionid>,<length>,<command>:
+	 * <length> counts the characters of the hex string */
+	if (d->channel == 0)
+		cmd = g_strdup_printf("+CSIM=%u,\"%s\"", 2 * d->cmd->len, hex);
+	else
+		cmd = g_strdup_printf("+CGLA=%u,%u,\"%s\"", d->channel, 2 * d->cmd->len, hex);
+	cp_cleanse(hex, strlen(hex));
+	cp_at_port_command(m->port, cmd, d->channel ? "+CGLA:" : "+CSIM:", CP_AT_BARE_NONE, 0,
+			   g_task_get_cancellable(task), apdu_cb, task);
+	cp_cleanse(cmd, strlen(cmd));
 }
 
 void
@@ -586,25 +667,25 @@ cp_at_modem_apdu(CpAtModem *m, guint channel, GBytes *apdu, GCancellable *cancel
 		 GAsyncReadyCallback callback, gpointer user_data)
 {
 	gsize len;
-	const guint8 *d = g_bytes_get_data(apdu, &len);
-	g_autofree char *hex = cp_hex_strdup(d, len);
-	g_autofree char *cmd = NULL;
+	const guint8 *a = g_bytes_get_data(apdu, &len);
+	GTask *task;
+	ApduData *d;
 
-	if (len < 4 || len > 261) {
+	if (len < 4 || len > 261 || channel > 19) {
 		g_task_report_new_error(m, callback, user_data, cp_at_modem_apdu, CP_ERROR, CP_ERR_APDU,
-					"APDU of %zu bytes", len);
+					"APDU of %zu bytes on channel %u", len, channel);
 		return;
 	}
-	/* §8.17 +CSIM=<length>,<command>; §8.43 +CGLA=<sessionid>,<length>,<command>:
-	 * <length> counts the characters of the hex string */
-	if (channel == 0)
-		cmd = g_strdup_printf("+CSIM=%zu,\"%s\"", 2 * len, hex);
-	else
-		cmd = g_strdup_printf("+CGLA=%u,%zu,\"%s\"", channel, 2 * len, hex);
-	cp_cleanse(hex, strlen(hex));
-	g_object_unref(op_start(m, cmd, channel ? "+CGLA:" : "+CSIM:", CP_AT_BARE_NONE, 0, parse_apdu, 0,
-				cp_at_modem_apdu, cancellable, callback, user_data));
-	cp_cleanse(cmd, strlen(cmd));
+	task = g_task_new(m, cancellable, callback, user_data);
+	g_task_set_source_tag(task, cp_at_modem_apdu);
+	d = g_new0(ApduData, 1);
+	d->channel = channel;
+	d->cla = a[0];
+	d->cmd = g_byte_array_new();
+	g_byte_array_append(d->cmd, a, (guint)len);
+	d->data = g_byte_array_new();
+	g_task_set_task_data(task, d, (GDestroyNotify)apdu_data_free);
+	apdu_send(task);
 }
 
 GBytes *
@@ -1081,7 +1162,9 @@ wait_evaluate(CpAtModem *m, GTask *task)
 			wait_return(task, NULL);
 			return TRUE;
 		}
-		if (m->reg[k].stat == CP_AT_STAT_DENIED && (!denied || m->reg[k].reject_cause >= 0))
+		/* the first denied one, or the first that gives a cause */
+		if (m->reg[k].stat == CP_AT_STAT_DENIED &&
+		    (!denied || (denied->reject_cause < 0 && m->reg[k].reject_cause >= 0)))
 			denied = &m->reg[k];
 	}
 	if (!denied)

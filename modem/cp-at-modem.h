@@ -103,7 +103,9 @@ void cp_at_modem_get_imsi(CpAtModem *m, GCancellable *cancellable, GAsyncReadyCa
 char *cp_at_modem_get_imsi_finish(CpAtModem *m, GAsyncResult *result, GError **error);
 
 /* An APDU on the basic channel (+CSIM) or on a logical one (+CGLA,
- * channel > 0): the response, data || SW1 SW2. */
+ * channel > 0): the response, data || SW1 SW2. SW 61xx (GET RESPONSE)
+ * and 6Cxx (Le again) are followed here, as a QMI modem does: the
+ * caller sees the card's final answer. */
 void cp_at_modem_apdu(CpAtModem *m, guint channel, GBytes *apdu, GCancellable *cancellable,
 		      GAsyncReadyCallback callback, gpointer user_data);
 GBytes *cp_at_modem_apdu_finish(CpAtModem *m, GAsyncResult *result, GError **error);

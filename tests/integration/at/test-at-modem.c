@@ -318,10 +318,21 @@ run_flow(const char *label, const char *extra, const char *reset_path_key)
 		g_autofree char *rd = g_strdup_printf("%02XB0000009", ch);
 		g_autofree char *ver = g_strdup_printf("%02X2000" "0A08" ADM1_HEX, ch);
 		g_autofree char *upd = g_strdup_printf("%02XD6000009" "080910100000000010", ch);
+		/* SELECT returning the FCP (case 4), READ with Le 00 (case 2):
+		 * under T=0 the module's 61xx and 6Cxx are followed */
+		g_autofree char *fcp_sel = g_strdup_printf("%02XA40004026F07", ch);
+		g_autofree char *rd0 = g_strdup_printf("%02XB0000000", ch);
+		g_autofree char *f1 = apdu_hex(&b, ch, fcp_sel);
+		g_autofree char *f2 = apdu_hex(&b, ch, rd0);
 		g_autofree char *r1 = apdu_hex(&b, ch, sel);
 		g_autofree char *r2 = apdu_hex(&b, ch, rd);
 		g_autofree char *r3 = NULL, *r4 = NULL, *r5 = NULL;
 
+		/* FCP template (TS 102 221 §11.1.1.3) with the file id 6F07 */
+		CP_CHECK(g_str_has_prefix(f1, "62") && strstr(f1, "83026f07") && g_str_has_suffix(f1, "9000"));
+		ef = dump_get(&b, "ef-imsi");
+		CP_CHECK(g_str_has_prefix(f2, ef) && strlen(f2) == strlen(ef) + 4 && g_str_has_suffix(f2, "9000"));
+		g_clear_pointer(&ef, g_free);
 		CP_CHECK(strcmp(r1, "9000") == 0);
 		ef = dump_get(&b, "ef-imsi");
 		/* what +CGLA read is what the card holds */
@@ -654,6 +665,8 @@ main(int argc, char **argv)
 	run_flow("split in 3-byte writes", "--split 3", NULL);
 	run_flow("URCs in the middle of every answer", "--urc-storm 3", NULL);
 	run_flow("split and URCs", "--split 7 --urc-storm 2", NULL);
+	run_flow("T=0 procedure bytes (61xx, 6Cxx)", "--t0", NULL);
+	run_flow("T=0, split, URCs", "--t0 --split 5 --urc-storm 1 --model sim7600", NULL);
 	run_flow("re-enumerates under a new name", "--reenumerate @PTY2", "pty2");
 	test_silence();
 	test_vanish();

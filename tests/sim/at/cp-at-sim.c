@@ -83,6 +83,8 @@ static struct {
 	guint urc_storm;
 	gboolean deny;
 	gboolean no_card;
+	gboolean t0;
+	GByteArray *t0_pending[4];   /* per channel: the response GET RESPONSE hands out */
 	int reject_cause;        /* -1: from the attach result */
 	GArray *faults;          /* Fault */
 	/* module state */
@@ -321,6 +323,8 @@ card_start(void)
 {
 	cp_sim_usim_reset(sim.usim);
 	sim.sessions = 0;
+	for (guint i = 0; i < G_N_ELEMENTS(sim.t0_pending); i++)
+		g_clear_pointer(&sim.t0_pending[i], g_byte_array_unref);
 	g_free(sim.modem_imsi);
 	sim.modem_imsi = cp_sim_usim_get_imsi(sim.usim);
 }
@@ -531,6 +535,61 @@ answer(const char *line)
 	storm();
 }
 
+/*
+ * --t0: the card's T=0 procedure bytes reach the TE, as on modules that
+ * pass +CSIM/+CGLA through as TPDUs (ETSI TS 102 221 §7.3.1.1.4 and
+ * §10.3.1): a case 4 command with response data answers 61xx and GET
+ * RESPONSE (INS C0) hands the data out; a case 2 command with P3 = 0
+ * answers 6Cxx, the length to ask for.
+ */
+static void
+t0_apdu(GByteArray *apdu, GByteArray *out)
+{
+	guint ch = apdu->data[0] & 0x03;
+	GByteArray **pend = &sim.t0_pending[ch];
+	g_autoptr(GByteArray) resp = g_byte_array_new();
+
+	if (apdu->len == 5 && apdu->data[1] == 0xC0) {
+		guint le = apdu->data[4] ? apdu->data[4] : 256;
+		guint avail, n;
+
+		if (!*pend || (*pend)->len <= 2) {
+			static const guint8 sw[] = { 0x69, 0x85 };   /* nothing to get */
+
+			g_byte_array_append(out, sw, 2);
+			return;
+		}
+		avail = (*pend)->len - 2;
+		n = MIN(le, avail);
+		g_byte_array_append(out, (*pend)->data, n);
+		g_byte_array_remove_range(*pend, 0, n);
+		if ((*pend)->len > 2) {
+			const guint8 more[] = { 0x61, (guint8)MIN((*pend)->len - 2, 255) };
+
+			g_byte_array_append(out, more, 2);
+		} else {
+			g_byte_array_append(out, (*pend)->data, 2);
+			g_clear_pointer(pend, g_byte_array_unref);
+		}
+		return;
+	}
+	g_clear_pointer(pend, g_byte_array_unref);
+	cp_sim_usim_apdu(sim.usim, ch, apdu->data, apdu->len, resp);
+	if (apdu->len > 5 && resp->len > 2) {
+		const guint8 sw[] = { 0x61, (guint8)MIN(resp->len - 2, 255) };
+
+		*pend = g_steal_pointer(&resp);
+		g_byte_array_append(out, sw, 2);
+	} else if (apdu->len == 5 && apdu->data[4] == 0 && resp->len > 2 && resp->len - 2 < 256) {
+		const guint8 sw[] = { 0x6C, (guint8)(resp->len - 2) };
+
+		cp_cleanse(resp->data, resp->len);
+		g_byte_array_append(out, sw, 2);
+	} else {
+		g_byte_array_append(out, resp->data, resp->len);
+	}
+}
+
 /* One extended command: name ("+CSIM"), op ("=", "?", "=?", ""), args. */
 static void
 extended(const char *name, const char *op, char **args)
@@ -619,7 +678,10 @@ extended(const char *name, const char *op, char **args)
 			return;
 		}
 		sim.n_apdus++;
-		cp_sim_usim_apdu(sim.usim, apdu->data[0] & 0x03, apdu->data, apdu->len, resp);
+		if (sim.t0)
+			t0_apdu(apdu, resp);
+		else
+			cp_sim_usim_apdu(sim.usim, apdu->data[0] & 0x03, apdu->data, apdu->len, resp);
 		cp_cleanse(apdu->data, apdu->len);
 		hex = hex_upper(resp->data, resp->len);
 		line = g_strdup_printf("%s: %u,\"%s\"", name, resp->len * 2, hex);
@@ -1047,6 +1109,7 @@ main(int argc, char **argv)
 		{ "urc-storm", 0, 0, G_OPTION_ARG_INT, &storm, "N URCs before and after every answer line", "N" },
 		{ "deny", 0, 0, G_OPTION_ARG_NONE, &sim.deny, "The network rejects every attach", NULL },
 		{ "no-card", 0, 0, G_OPTION_ARG_NONE, &sim.no_card, "No USIM in the slot", NULL },
+		{ "t0", 0, 0, G_OPTION_ARG_NONE, &sim.t0, "Pass the card's T=0 procedure bytes (61xx, 6Cxx) through", NULL },
 		{ "reject-cause", 0, 0, G_OPTION_ARG_INT, &reject_cause, "EMM cause of a rejection (default 8 or 3)", "N" },
 		{ "fail", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail, "Answer the N-th +COMMAND with +CME ERROR: 100", "+CMD[:N]" },
 		{ "no-response", 0, 0, G_OPTION_ARG_CALLBACK, opt_no_response, "Never answer the N-th +COMMAND", "+CMD[:N]" },
@@ -1148,6 +1211,8 @@ main(int argc, char **argv)
 	g_free(sim.reenumerate_path);
 	g_free(sim.dump_path);
 	g_free(sim.subscribers_path);
+	for (guint i = 0; i < G_N_ELEMENTS(sim.t0_pending); i++)
+		g_clear_pointer(&sim.t0_pending[i], g_byte_array_unref);
 	cp_sim_usim_free(sim.usim);
 	cp_sim_network_free(sim.net);
 	return 0;
