@@ -519,6 +519,28 @@ test_cancel(void)
 	bench_stop(&b);
 }
 
+/* A line longer than the parser's bound: CP_ERR_MODEM saying so, and the
+ * port goes on with the next command. */
+static void
+test_overlong(void)
+{
+	Bench b;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) resp = NULL;
+	g_autofree char *iccid = NULL;
+
+	bench_start(&b, "--garbage +CSIM:1", TRUE);
+	CP_CHECK(bench_open(&b, b.pty));
+	resp = apdu(&b, 0, "00A4000C023F00", &error);
+	CP_CHECK(!resp);
+	CP_CHECK_INT(code_of(error), CP_ERR_MODEM);
+	CP_CHECK(error && strstr(error->message, "longer than"));
+	g_clear_error(&error);
+	iccid = get_iccid(&b, &error);
+	CP_CHECK(iccid && strcmp(iccid, ICCID) == 0);
+	bench_stop(&b);
+}
+
 /* A module that vanishes mid-flow: CP_ERR_MODEM_GONE for the command in
  * flight and for every one after it. */
 static void
@@ -670,6 +692,7 @@ main(int argc, char **argv)
 	run_flow("re-enumerates under a new name", "--reenumerate @PTY2", "pty2");
 	test_silence();
 	test_vanish();
+	test_overlong();
 	test_cancel();
 	test_error();
 	test_no_card();

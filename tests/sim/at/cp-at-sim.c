@@ -53,6 +53,7 @@ typedef enum {
 	FAULT_ERROR,
 	FAULT_NO_RESPONSE,
 	FAULT_VANISH,
+	FAULT_GARBAGE,
 } FaultKind;
 
 typedef struct {
@@ -887,6 +888,15 @@ command_line_run(const char *line)
 			g_message("fault: error for AT%s", name);
 			out_cme(100, "unknown");
 			return;
+		case FAULT_GARBAGE: {
+			/* a line no answer has: 4096 bytes of noise, then OK */
+			g_autofree char *junk = g_strnfill(4096, 'Z');
+
+			g_message("fault: garbage for AT%s", name);
+			out_line(junk);
+			out_final(TRUE);
+			return;
+		}
 		}
 	}
 	if (*body == '+') {
@@ -1069,6 +1079,12 @@ opt_vanish(const char *name, const char *value, gpointer data, GError **error)
 }
 
 static gboolean
+opt_garbage(const char *name, const char *value, gpointer data, GError **error)
+{
+	return parse_fault(FAULT_GARBAGE, value, error);
+}
+
+static gboolean
 quit_cb(gpointer data)
 {
 	g_main_loop_quit(sim.loop);
@@ -1114,6 +1130,7 @@ main(int argc, char **argv)
 		{ "fail", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail, "Answer the N-th +COMMAND with +CME ERROR: 100", "+CMD[:N]" },
 		{ "no-response", 0, 0, G_OPTION_ARG_CALLBACK, opt_no_response, "Never answer the N-th +COMMAND", "+CMD[:N]" },
 		{ "vanish", 0, 0, G_OPTION_ARG_CALLBACK, opt_vanish, "Disappear on the N-th +COMMAND", "+CMD[:N]" },
+		{ "garbage", 0, 0, G_OPTION_ARG_CALLBACK, opt_garbage, "Answer the N-th +COMMAND with a 4096-byte line and OK", "+CMD[:N]" },
 		{ "dump", 0, 0, G_OPTION_ARG_FILENAME, &sim.dump_path, "Write the card and modem state to FILE after every change", "FILE" },
 		G_OPTION_ENTRY_NULL,
 	};
