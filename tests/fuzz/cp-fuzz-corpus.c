@@ -173,6 +173,23 @@ main(int argc, char **argv)
 	memcpy(ccb + CP_T4T_CC_LEN, "\x05\x02\xe1\x05", 4);
 	write_seed("t4t-cc", "read-only-extra-tlv", ccb, sizeof ccb);
 
+	/* AT traffic: byte 0 picks the pending command (+CSIM, +CEREG, +CCHO,
+	 * none; 4: bare digits), byte 1 the piece size, then the module's bytes. */
+	{
+		static const char *const at[][2] = {
+			{ "csim-echo-urcs", "\x00\x02" "AT+CSIM=10,\"00A4000C00\"\r\r\n+CEREG: 2\r\n\r\n+CSIM: 4,\"9000\"\r\n"
+			  "\r\n+QIND: \"csq\",20,99\r\nRING\r\n\r\nOK\r\n\r\n+CEREG: 1\r\n" },
+			{ "cereg-read-and-urc", "\x01\x04" "\r\n+CEREG: 1,\"00C3\",\"0000001A\",7\r\n\r\n+CEREG: 3,3,,,,0,8\r\n\r\nOK\r\n" },
+			{ "ccho-bare", "\x06\x01" "\r\nRDY\r\n\r\n1\r\n\r\n+CPIN: READY\r\n\r\nOK\r\n" },
+			{ "cme-error", "\x02\x05" "\n+CME ERROR: 3\n\nOK\n" },
+			{ "v0-cr-only", "\x00\x00" "+CSIM: 4,\"6A82\"\r0\r" },
+			{ "overlong", "\x00\x10" "\r\n+CSIM: 80,\"000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F2021222324259000\"\r\n\r\nOK\r\n" },
+		};
+
+		for (size_t i = 0; i < sizeof at / sizeof at[0]; i++)
+			write_seed("at-parser", at[i][0], (const uint8_t *)at[i][1], strlen(at[i][1] + 2) + 2);
+	}
+
 	if (failures)
 		return 1;
 	printf("corpus written to %s\n", top);
