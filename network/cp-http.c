@@ -100,13 +100,18 @@ on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, g
 	local = g_socket_connection_get_local_address(conn, NULL);
 	c->remote = g_socket_connection_get_remote_address(conn, NULL);
 	if (s->tls) {
-		stream = g_tls_server_connection_new(G_IO_STREAM(conn), s->tls, &error);
+		/* The database is given at construction, NULL when no client
+		 * certificate is asked for: left unset, glib-networking
+		 * falls back to the system's and GnuTLS loads the whole CA
+		 * bundle into each new connection (most of a handshake's CPU) */
+		stream = g_initable_new(g_tls_backend_get_server_connection_type(g_tls_backend_get_default()),
+					NULL, &error, "base-io-stream", conn, "certificate", s->tls,
+					"database", s->client_db, NULL);
 		if (!stream) {
 			g_warning("TLS: %s", error->message);
 			goto refuse;
 		}
 		if (s->client_db) {
-			g_tls_connection_set_database(G_TLS_CONNECTION(stream), s->client_db);
 			g_object_set(stream, "authentication-mode", G_TLS_AUTHENTICATION_REQUESTED, NULL);
 			g_signal_connect(stream, "accept-certificate", G_CALLBACK(accept_client_cert), c);
 		}
