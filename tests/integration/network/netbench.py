@@ -244,8 +244,13 @@ imsi-last=001010000000100
             "signing-key": self.signing_key,
             "signing-chain": self.signing_chain,
         }
+        if hasattr(self, "ca_port"):
+            opts["url-prefixes"] = "https://127.0.0.1:%d/devices/" % self.ca_port
+        else:
+            opts["allow-any-url"] = "true"  # no certificate server: nothing to fetch
         opts.update(self.sm_options)
-        write(self.path("sm.conf"), "[sm]\n" + "".join("%s=%s\n" % kv for kv in opts.items()))
+        # "" unsets a key the defaults above set
+        write(self.path("sm.conf"), "[sm]\n" + "".join("%s=%s\n" % kv for kv in opts.items() if kv[1] != ""))
 
     def start_daemon(self, name, args, port_file):
         if os.path.exists(port_file):
