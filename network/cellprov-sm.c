@@ -164,6 +164,8 @@ typedef struct {
 	sqlite3 *db;
 	SoupSession *fetch_session;
 	SoupSession *ausf_session;
+	CpChainCache *chain_cache;
+	guint64 cache_entries, cache_bytes, cache_max_age;
 	CpHttpServer *http;
 	GMainLoop *loop;
 	guint in_flight;
@@ -854,8 +856,8 @@ provision_step(Provision *p)
 		G_GNUC_FALLTHROUGH;
 	case STEP_FETCH_CHAIN:
 		g_debug("[%s] (%d/%d) fetching the certificate chain", p->id_hex, p->step, N_STEPS);
-		cp_chain_fetch_async(sm->fetch_session, p->url, sm->fetch_max, sm->fetch_timeout, NULL,
-				     chain_fetched, p);
+		cp_chain_fetch_async(sm->fetch_session, sm->chain_cache, p->url, sm->fetch_max, sm->fetch_timeout,
+				     NULL, chain_fetched, p);
 		return;
 
 	case STEP_VERIFY_CHAIN: {
@@ -2471,6 +2473,9 @@ conf_numbers(Sm *sm, GError **error)
 		{ "max-connections", 64, 1, 65536, &sm->max_connections },
 		{ "connection-timeout", 30, 1, 86400, &sm->connection_timeout },
 		{ "body-max", 16384, 1, 1024 * 1024, &sm->body_max },
+		{ "chain-cache-entries", 1024, 0, 1000000, &sm->cache_entries },
+		{ "chain-cache-bytes", 4 * 1024 * 1024, 0, 1024ULL * 1024 * 1024, &sm->cache_bytes },
+		{ "chain-cache-max-age", 3600, 0, 30 * 86400, &sm->cache_max_age },
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
@@ -2783,6 +2788,7 @@ sm_load(Sm *sm, const char *path, GError **error)
 			base[strlen(base) - 1] = '\0';
 		sm->ausf_url = g_strdup(base);
 	}
+	sm->chain_cache = cp_chain_cache_new((guint)sm->cache_entries, (gsize)sm->cache_bytes, (guint)sm->cache_max_age);
 	sm->db = cp_db_open(sm->database, SM_SCHEMA, error);
 	return sm->db && sm_migrate(sm, error);
 }
@@ -2806,6 +2812,7 @@ sm_clear(Sm *sm)
 	cp_secret_free(sm->ausf_token);
 	g_clear_object(&sm->fetch_session);
 	g_clear_object(&sm->ausf_session);
+	cp_chain_cache_free(sm->chain_cache);
 	if (sm->kf)
 		g_key_file_unref(sm->kf);
 	if (sm->loop)
@@ -2896,6 +2903,11 @@ main(int argc, char **argv)
 	sm.http = cp_http_server_new(&hc, &error);
 	if (!sm.http)
 		goto out;
+	cp_http_server_add_counter(sm.http, "cellprov_chain_cache_hits_total",
+				   "Certificate chains served from the chain cache (fresh or revalidated).",
+				   cp_chain_cache_hits(sm.chain_cache));
+	cp_http_server_add_counter(sm.http, "cellprov_chain_cache_misses_total",
+				   "Certificate chains fetched in full.", cp_chain_cache_misses(sm.chain_cache));
 	cp_http_server_add_handler(sm.http, "/v1/provision", handle_provision, &sm);
 	cp_http_server_add_handler(sm.http, "/v1/devices", handle_devices, &sm);
 	cp_http_server_add_handler(sm.http, "/v1/device", handle_device, &sm);

@@ -54,6 +54,9 @@ typedef struct {
 	GSocketAddress *remote;
 	char *source;                /* the remote IP address */
 	GTlsCertificate *peer;       /* accepted client certificate */
+	GSource *hello;              /* waiting for the whole ClientHello */
+	GSocketConnection *held;     /* ... with a reference of ours */
+	guint hello_waits;
 } Conn;
 
 static void
@@ -83,6 +86,8 @@ conn_release(Conn *c)
 	source_add(s, c->source, -1);
 }
 
+static void hello_done(Conn *c);
+
 static void
 conn_gone(gpointer data, GObject *where_the_object_was)
 {
@@ -91,6 +96,8 @@ conn_gone(gpointer data, GObject *where_the_object_was)
 	conn_release(c);
 	if (c->deadline_id)
 		g_source_remove(c->deadline_id);
+	if (c->hello)
+		hello_done(c);
 	g_queue_unlink(&c->server->conns, &c->link);
 	g_clear_object(&c->remote);
 	g_clear_object(&c->peer);
@@ -179,14 +186,112 @@ oldest_unauthenticated(CpHttpServer *s)
 	return NULL;
 }
 
+/* Hand the connection to libsoup (through TLS when configured). */
+static void
+hand_over(Conn *c)
+{
+	CpHttpServer *s = c->server;
+	GSocketConnection *conn = c->conn;
+	g_autoptr(GSocketAddress) local = g_socket_connection_get_local_address(conn, NULL);
+	g_autoptr(GIOStream) stream = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (s->tls) {
+		/* The database is given at construction, NULL when no client
+		 * certificate is asked for: left unset, glib-networking
+		 * falls back to the system's and GnuTLS loads the whole CA
+		 * bundle into each new connection (most of a handshake's CPU) */
+		stream = g_initable_new(g_tls_backend_get_server_connection_type(g_tls_backend_get_default()),
+					NULL, &error, "base-io-stream", conn, "certificate", s->tls,
+					"database", s->client_db, NULL);
+		if (stream && s->client_db) {
+			g_object_set(stream, "authentication-mode", G_TLS_AUTHENTICATION_REQUESTED, NULL);
+			g_signal_connect(stream, "accept-certificate", G_CALLBACK(accept_client_cert), c);
+		}
+	} else {
+		stream = g_object_ref(G_IO_STREAM(conn));
+	}
+	if (!stream || !soup_server_accept_iostream(s->soup, stream, local, c->remote, &error)) {
+		g_warning("cannot accept a connection: %s", error->message);
+		g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+	}
+}
+
+static void
+hello_done(Conn *c)
+{
+	g_source_destroy(c->hello);
+	g_clear_pointer(&c->hello, g_source_unref);
+}
+
+/*
+ * glib-networking runs each TLS handshake in a thread of GLib's shared
+ * pool, blocking there on every read: a handful of clients that trickle
+ * their ClientHello would hold the pool (which the SM's own fetches and
+ * AUSF calls need too). So the handshake starts only once the whole
+ * first TLS record is in the socket's buffer; until then the main loop
+ * waits for it, with SO_RCVLOWAT so that a partial record wakes nobody.
+ */
+static gboolean
+on_hello(GSocket *sock, GIOCondition cond, gpointer data)
+{
+	Conn *c = data;
+	guint8 head[5];
+	g_autofree guint8 *all = NULL;
+	gssize n;
+	int want;
+
+	n = recv(g_socket_get_fd(sock), head, sizeof(head), MSG_PEEK | MSG_DONTWAIT);
+	if (n < (gssize)sizeof(head))
+		goto gone;           /* woken without the bytes asked for: closed */
+	want = (int)sizeof(head) + (head[3] << 8 | head[4]);
+	if (head[0] != 0x16) {
+		/* not a TLS handshake record: TLS refuses it at once */
+		want = 1;
+	} else {
+		all = g_malloc(want);
+		n = recv(g_socket_get_fd(sock), all, want, MSG_PEEK | MSG_DONTWAIT);
+		if (n < want) {
+			if (setsockopt(g_socket_get_fd(sock), SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)) < 0 ||
+			    (cond & (G_IO_HUP | G_IO_ERR)))
+				goto gone;
+			if (c->hello_waits++ > 2)
+				goto gone;   /* woken with less than asked for: closed */
+			return G_SOURCE_CONTINUE;
+		}
+	}
+	want = 1;
+	setsockopt(g_socket_get_fd(sock), SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want));
+	hello_done(c);
+	hand_over(c);
+	g_clear_object(&c->held);
+	return G_SOURCE_REMOVE;
+
+gone:
+	hello_done(c);
+	g_io_stream_close(G_IO_STREAM(c->conn), NULL, NULL);
+	g_clear_object(&c->held);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+wait_hello(Conn *c)
+{
+	GSocket *sock = g_socket_connection_get_socket(c->conn);
+	int want = 5;
+
+	setsockopt(g_socket_get_fd(sock), SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want));
+	c->held = g_object_ref(c->conn);
+	c->hello = g_socket_create_source(sock, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
+	g_source_set_callback(c->hello, G_SOURCE_FUNC(on_hello), c, NULL);
+	g_source_attach(c->hello, NULL);
+}
+
 static gboolean
 on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, gpointer data)
 {
 	CpHttpServer *s = data;
-	g_autoptr(GSocketAddress) local = NULL;
 	g_autoptr(GSocketAddress) remote = NULL;
-	g_autoptr(GIOStream) stream = NULL;
-	g_autoptr(GError) error = NULL;
 	g_autofree char *from = NULL;
 	Conn *c;
 
@@ -219,41 +324,12 @@ on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, g
 			conn_cut(old);
 		}
 	}
-	local = g_socket_connection_get_local_address(conn, NULL);
-	if (s->tls) {
-		/* The database is given at construction, NULL when no client
-		 * certificate is asked for: left unset, glib-networking
-		 * falls back to the system's and GnuTLS loads the whole CA
-		 * bundle into each new connection (most of a handshake's CPU) */
-		stream = g_initable_new(g_tls_backend_get_server_connection_type(g_tls_backend_get_default()),
-					NULL, &error, "base-io-stream", conn, "certificate", s->tls,
-					"database", s->client_db, NULL);
-		if (!stream) {
-			g_warning("TLS: %s", error->message);
-			g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
-			return TRUE;
-		}
-	} else {
-		stream = g_object_ref(G_IO_STREAM(conn));
-	}
 	c = g_new0(Conn, 1);
 	c->server = s;
 	c->conn = conn;
 	c->link.data = c;
 	c->remote = g_steal_pointer(&remote);
 	c->source = g_steal_pointer(&from);
-	if (s->client_db) {
-		g_object_set(stream, "authentication-mode", G_TLS_AUTHENTICATION_REQUESTED, NULL);
-		g_signal_connect(stream, "accept-certificate", G_CALLBACK(accept_client_cert), c);
-	}
-	if (!soup_server_accept_iostream(s->soup, stream, local, c->remote, &error)) {
-		g_warning("cannot accept a connection: %s", error->message);
-		g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
-		g_clear_object(&c->remote);
-		g_free(c->source);
-		g_free(c);
-		return TRUE;
-	}
 	c->counted = TRUE;
 	s->n_connections++;
 	s->n_unauthenticated++;
@@ -261,6 +337,10 @@ on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, g
 	g_queue_push_tail_link(&s->conns, &c->link);
 	g_object_weak_ref(G_OBJECT(conn), conn_gone, c);
 	conn_arm(c, s->cfg.request_timeout);
+	if (s->tls)
+		wait_hello(c);
+	else
+		hand_over(c);
 	return TRUE;
 }
 

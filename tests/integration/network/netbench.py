@@ -73,6 +73,7 @@ class Bench:
         self.procs = {}
         self.logs = {}
         self.sm_options = sm_options or {}
+        self.cert_max_age = 0  # Cache-Control max-age of the certificate server's answers
         self.token = "companion-token-" + os.urandom(8).hex()
         self.neighbour_token = "neighbour-token-" + os.urandom(8).hex()
         self.ausf_token = "ausf-token-" + os.urandom(8).hex()
@@ -176,7 +177,8 @@ class Bench:
             log = open(self.path("lighttpd.log"), "w")
             p = subprocess.Popen(["sh", script, "--root", self.path("www"), "--port", str(self.ca_port),
                                   "--tls-pem", self.tls_dir_file("server-both.pem"),
-                                  "--state-dir", self.path("cert-server")],
+                                  "--state-dir", self.path("cert-server")]
+                                 + (["--max-age", str(self.cert_max_age)] if self.cert_max_age else []),
                                  stdout=log, stderr=subprocess.STDOUT)
             if self.wait_port(self.ca_port, p):
                 self.procs["lighttpd"] = p
