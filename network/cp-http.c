@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/socket.h>
 
 #include "cp-conf.h"
@@ -830,6 +831,7 @@ listen_on(CpHttpServer *s, const char *listen, gboolean reuse_port, GError **err
 	g_autoptr(GSocketAddress) sa = NULL;
 	g_autoptr(GSocket) sock = NULL;
 	g_autoptr(GSocketAddress) bound = NULL;
+	struct sockaddr_storage native;
 	guint16 port;
 
 	if (!parse_listen(listen, &host, &port, error))
@@ -843,11 +845,18 @@ listen_on(CpHttpServer *s, const char *listen, gboolean reuse_port, GError **err
 	sock = g_socket_new(g_inet_address_get_family(addr), G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
 	if (!sock)
 		return FALSE;
-	/* Several processes on one port: the kernel spreads the connections */
-	if (reuse_port && !g_socket_set_option(sock, SOL_SOCKET, SO_REUSEPORT, 1, error))
-		return FALSE;
+	/* Several processes on one port: the kernel spreads the connections.
+	 * bind(2) itself, as g_socket_bind() turns SO_REUSEPORT off for TCP. */
 	g_socket_set_listen_backlog(sock, 256);
-	if (!g_socket_bind(sock, sa, TRUE, error) || !g_socket_listen(sock, error) ||
+	if (!g_socket_set_option(sock, SOL_SOCKET, SO_REUSEADDR, 1, error) ||
+	    (reuse_port && !g_socket_set_option(sock, SOL_SOCKET, SO_REUSEPORT, 1, error)) ||
+	    !g_socket_address_to_native(sa, &native, sizeof(native), error))
+		return FALSE;
+	if (bind(g_socket_get_fd(sock), (struct sockaddr *)&native, g_socket_address_get_native_size(sa)) < 0) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "cannot listen on %s: %s", listen, g_strerror(errno));
+		return FALSE;
+	}
+	if (!g_socket_listen(sock, error) ||
 	    !g_socket_listener_add_socket(G_SOCKET_LISTENER(s->service), sock, NULL, error)) {
 		g_prefix_error(error, "cannot listen on %s: ", listen);
 		return FALSE;

@@ -74,6 +74,8 @@ class Bench:
         self.logs = {}
         self.sm_options = sm_options or {}
         self.cert_max_age = 0  # Cache-Control max-age of the certificate server's answers
+        self.imsi_last = "001010000000100"
+        self.ausf_options = {}
         self.token = "companion-token-" + os.urandom(8).hex()
         self.neighbour_token = "neighbour-token-" + os.urandom(8).hex()
         self.ausf_token = "ausf-token-" + os.urandom(8).hex()
@@ -213,8 +215,9 @@ k-ausf=%s
 op=%s
 token=%s
 imsi-first=001010000000001
-imsi-last=001010000000100
-""" % (self.path("ausf.db"), self.path("k_ausf"), self.path("op"), self.path("ausf-token")))
+imsi-last=%s
+""" % (self.path("ausf.db"), self.path("k_ausf"), self.path("op"), self.path("ausf-token"), self.imsi_last)
+              + "".join("%s=%s\n" % kv for kv in self.ausf_options.items()))
 
     def write_sm_conf(self):
         if not self.operator_root:
