@@ -2507,7 +2507,11 @@ conf_bool(GKeyFile *kf, const char *key, gboolean *out, GError **error)
 static SoupSession *
 make_session(const char *ca_file, guint timeout, GError **error)
 {
+	/* libsoup's default of 2 connections per host would queue the
+	 * provisionings in flight behind each other at the AUSF and at a
+	 * certificate server */
 	SoupSession *s = soup_session_new_with_options("timeout", timeout, "idle-timeout", timeout,
+						       "max-conns", 256, "max-conns-per-host", 64,
 						       "user-agent", "cellprov-sm/" CP_VERSION, NULL);
 
 	if (ca_file) {

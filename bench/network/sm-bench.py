@@ -88,12 +88,15 @@ def run_load(b, n_clients, per_client, first_counter):
     def client(name):
         url = b.devices[name]["certificate-url"]
         for rec in records[name]:
-            dt, status, data = provision(b, ctx, url, rec)
+            try:
+                dt, status, data = provision(b, ctx, url, rec)
+            except OSError as e:
+                dt, status, data = 0, 0, str(e).encode()
             with lock:
                 if status == 200:
                     lat.append(dt)
                 else:
-                    errors.append(data[:200])
+                    errors.append(b"%d " % status + data[:200])
 
     threads = [threading.Thread(target=client, args=("bench%d" % c,)) for c in range(n_clients)]
     t0 = time.perf_counter()
@@ -246,6 +249,8 @@ def main():
                 rate = len(lat) / wall
                 r = {"workers": w, "clients": n, "per-s": rate, "p50-ms": pct(lat, 50) * 1e3,
                      "p99-ms": pct(lat, 99) * 1e3, "errors": len(errors), "of-bound": rate / bound}
+                if errors:
+                    r["first-error"] = errors[0].decode(errors="replace")
                 results.append(r)
                 print("%8d %8d %10.1f %10.2f %10.2f %8d %9.1f%%" % (w, n, rate, r["p50-ms"], r["p99-ms"],
                                                                  len(errors), 100 * r["of-bound"]), flush=True)
