@@ -502,6 +502,8 @@ record(CpHttpServer *s, SoupServerMessage *msg, guint status, const char *code)
 		else
 			code = fallback = g_strdup_printf("http-%u", status);
 	}
+	if (s->main)
+		return;          /* a scrape of /metrics: neither logged nor counted */
 	/* the endpoint, not the path: a path may hold a SUPI */
 	g_message("request=%s peer=%s method=%s endpoint=%s status=%u outcome=%s ms=%.2f",
 		  cp_http_request_id(msg), from, soup_server_message_get_method(msg), e ? e->path : "other",
@@ -531,6 +533,10 @@ request_headers(SoupServerMessage *msg)
 	g_object_set_data_full(G_OBJECT(msg), REQUEST_START, start, g_free);
 	soup_message_headers_replace(soup_server_message_get_response_headers(msg), "X-Request-Id",
 				     cp_http_request_id(msg));
+	/* libsoup closes the connection after the answer (no listener of its
+	 * own): say so, or a client reuses it and its next request meets a
+	 * closed socket */
+	soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
 }
 
 /* The body is in too: the handler's time starts. */
@@ -816,10 +822,8 @@ cp_http_config_load(CpHttpConfig *cfg, GKeyFile *kf, const char *group, GError *
 	}
 	/* kept by the key file: cfg points into it */
 	metrics = cp_conf_string(kf, group, "metrics-listen", NULL);
-	if (metrics) {
-		g_key_file_set_string(kf, group, "metrics-listen", metrics);
+	if (metrics)
 		cfg->metrics_listen = g_intern_string(metrics);
-	}
 	return TRUE;
 }
 
@@ -937,6 +941,8 @@ cp_http_server_new(const CpHttpConfig *cfg, GError **error)
 			g_prefix_error(error, "metrics-listen: ");
 			return NULL;
 		}
+		/* no body is read there: body_max 1 refuses any */
+		soup_server_add_early_handler(s->ops->soup, NULL, early_handler, s->ops, NULL);
 		soup_server_add_handler(s->ops->soup, NULL, handle_ops, s->ops, NULL);
 		g_signal_connect(s->ops->service, "incoming", G_CALLBACK(on_incoming), s->ops);
 		g_socket_service_start(s->ops->service);
