@@ -2173,8 +2173,11 @@ accept_transfer(Sm *sm, SoupServerMessage *msg, Companion *c, const uint8_t id[C
 			return;
 		}
 		if (!url_allowed(sm, uri)) {
-			cp_http_reply_error(msg, SOUP_STATUS_FORBIDDEN, "url-not-allowed", 0,
-					    "this SM does not fetch certificates from that host");
+			g_autofree char *shown = g_uri_to_string(uri);
+
+			g_message("request=%s certificate URL %s is outside url-prefixes", cp_http_request_id(msg), shown);
+			cp_http_reply_error(msg, SOUP_STATUS_BAD_GATEWAY, "chain-fetch-failed", 0,
+					    "the certificate chain could not be fetched from the certificate URL");
 			return;
 		}
 	}
