@@ -127,6 +127,21 @@ def start_workers(b, n):
             raise Fail("SM worker %d: %s" % (i, open(b.path(name + ".log")).read()[-800:]))
 
 
+def cpu_seconds(b):
+    """CPU seconds so far of each server process, and of this one (the clients)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, p in b.procs.items():
+        try:
+            f = open("/proc/%d/stat" % p.pid).read().rsplit(")", 1)[1].split()
+            out[re.sub(r"\d+$", "", name)] = out.get(re.sub(r"\d+$", "", name), 0) + (int(f[11]) + int(f[12])) / tick
+        except OSError:
+            pass
+    t = os.times()
+    out["clients"] = t.user + t.system
+    return out
+
+
 def openssl_speed():
     """`openssl speed` for the primitives of a provisioning, this run."""
     r = subprocess.run(["openssl", "speed", "-seconds", "1", "ecdsap256", "ecdhp256"],
@@ -233,15 +248,17 @@ def main():
         if args.campaign:
             ok = campaign(b, args.campaign, 16)
             return 0 if ok else 1
-        print("%8s %8s %10s %10s %10s %8s %10s" % ("workers", "clients", "prov/s", "p50 ms", "p99 ms",
-                                                  "errors", "of bound"))
+        print("%8s %8s %10s %10s %10s %8s %10s   %s" % ("workers", "clients", "prov/s", "p50 ms", "p99 ms",
+                                                       "errors", "of bound", "CPU ms per provisioning"))
         counter = 1
         results = []
         for w in [int(x) for x in args.workers.split(",")]:
             start_workers(b, w)
             for n in [int(x) for x in args.clients.split(",")]:
                 per = max(1, args.requests // n)
+                cpu0 = cpu_seconds(b)
                 lat, errors, wall = run_load(b, n, per, counter)
+                cpu1 = cpu_seconds(b)
                 counter += per
                 if not lat:
                     print("%8d %8d: every request failed: %s" % (w, n, errors[:1]))
@@ -251,9 +268,11 @@ def main():
                      "p99-ms": pct(lat, 99) * 1e3, "errors": len(errors), "of-bound": rate / bound}
                 if errors:
                     r["first-error"] = errors[0].decode(errors="replace")
+                r["cpu-ms"] = {k: (cpu1[k] - cpu0.get(k, 0)) * 1e3 / len(lat) for k in cpu1}
                 results.append(r)
-                print("%8d %8d %10.1f %10.2f %10.2f %8d %9.1f%%" % (w, n, rate, r["p50-ms"], r["p99-ms"],
-                                                                 len(errors), 100 * r["of-bound"]), flush=True)
+                print("%8d %8d %10.1f %10.2f %10.2f %8d %9.1f%%   %s"
+                      % (w, n, rate, r["p50-ms"], r["p99-ms"], len(errors), 100 * r["of-bound"],
+                         " ".join("%s %.2f" % kv for kv in sorted(r["cpu-ms"].items()))), flush=True)
         print(json.dumps({"cores": cores, "crypto": crypto, "bound-per-s": bound, "openssl-speed": speed,
                           "load": results}))
     except Fail as e:
