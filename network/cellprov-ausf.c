@@ -283,6 +283,8 @@ authorized(Ausf *a, SoupServerMessage *msg)
 	if (!ok)
 		cp_http_reply_error(msg, SOUP_STATUS_UNAUTHORIZED, "unauthorized", 0,
 				    "a valid bearer token is needed");
+	else
+		cp_http_server_set_authenticated(a->http, msg);
 	return ok;
 }
 
@@ -342,7 +344,7 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 				    "device_id is not the hash of public_key");
 		return;
 	}
-	g_message("POST /v1/devices: device %s, suite %s", id_hex, suite_s);
+	g_message("request=%s POST /v1/devices: device %s, suite %s", cp_http_request_id(msg), id_hex, suite_s);
 	{
 		JsonNode *n = json_object_get_member(req, "new-keys");
 
@@ -651,6 +653,8 @@ main(int argc, char **argv)
 	hc.max_connections = (guint)max_connections;
 	hc.connection_timeout = (guint)connection_timeout;
 	hc.body_max = 8192;
+	if (!cp_http_config_load(&hc, a.kf, "ausf", &error))
+		goto out;
 	a.http = cp_http_server_new(&hc, &error);
 	if (!a.http)
 		goto out;
@@ -665,6 +669,8 @@ main(int argc, char **argv)
 	if (port_file && !cp_http_server_write_port(a.http, port_file, &error))
 		goto out;
 	g_message("listening on port %u (%s)", cp_http_server_get_port(a.http), tls_cert ? "HTTPS" : "HTTP");
+	if (cp_http_server_get_metrics_port(a.http))
+		g_message("/metrics and /healthz on port %u", cp_http_server_get_metrics_port(a.http));
 
 	g_main_loop_run(a.loop);
 	ret = 0;

@@ -47,6 +47,7 @@ typedef struct {
 	GPtrArray *url_prefixes;        /* GUri, parsed once */
 	gboolean allow_http;
 	gboolean plain_http;
+	gboolean allow_any_url;         /* no url-prefixes: fetch from anywhere */
 	guint64 fetch_timeout;
 	guint64 fetch_max;
 	char *ausf_url;
@@ -69,6 +70,8 @@ typedef struct {
 	CpStore *db;
 	SoupSession *fetch_session;
 	SoupSession *ausf_session;
+	CpChainCache *chain_cache;
+	guint64 cache_entries, cache_bytes, cache_max_age;
 	CpHttpServer *http;
 	GMainLoop *loop;
 	guint in_flight;
@@ -168,6 +171,8 @@ authenticate(Sm *sm, SoupServerMessage *msg)
 		if (c->is_cert == cert && cp_memeq_consttime(c->hash, h, sizeof(h)) && !found)
 			found = c;
 	}
+	if (found)
+		cp_http_server_set_authenticated(sm->http, msg);
 	return found;
 }
 
@@ -278,8 +283,8 @@ claim_timeout(Sm *sm)
 static void
 provision_fail(Provision *p, guint status, const char *code, CpError number, const char *message)
 {
-	g_message("[%s] (%d/%d) failed: %s: %s", p->id_hex[0] ? p->id_hex : "-",
-		  p->step, N_STEPS, code, message);
+	g_message("[%s] request=%s (%d/%d) failed: %s: %s", p->id_hex[0] ? p->id_hex : "-",
+		  cp_http_request_id(p->msg), p->step, N_STEPS, code, message);
 	release_reservation(p);
 	cp_http_reply_error(p->msg, status, code, number, "%s", message);
 	soup_server_message_unpause(p->msg);
@@ -287,6 +292,20 @@ provision_fail(Provision *p, guint status, const char *code, CpError number, con
 }
 
 static void provision_step(Provision *p);
+
+/*
+ * Why a fetch failed (refused, unreachable, slow, an odd status, too
+ * large, not PEM) goes to the log only: told to the companion, it would
+ * make the SM a scanner of whatever the SM can reach.
+ */
+static void
+chain_unavailable(Provision *p, const char *why)
+{
+	g_message("[%s] request=%s certificate chain from %s: %s", p->id_hex, cp_http_request_id(p->msg),
+		  p->url, why);
+	provision_fail(p, SOUP_STATUS_BAD_GATEWAY, "chain-fetch-failed", 0,
+		       "the certificate chain could not be fetched from the certificate URL");
+}
 
 static void
 chain_fetched(GObject *source, GAsyncResult *res, gpointer data)
@@ -296,9 +315,7 @@ chain_fetched(GObject *source, GAsyncResult *res, gpointer data)
 
 	p->chain = cp_chain_fetch_finish(res, &error);
 	if (!p->chain) {
-		provision_fail(p, SOUP_STATUS_BAD_GATEWAY,
-			       error->domain == CP_CHAIN_ERROR ? cp_chain_error_code(error->code) : "chain-fetch-failed",
-			       0, error->message);
+		chain_unavailable(p, error->message);
 		return;
 	}
 	p->step++;
@@ -417,6 +434,8 @@ call_ausf(Provision *p)
 	auth = g_strdup_printf("Bearer %.*s", (int)sm->ausf_token->len, (const char *)sm->ausf_token->data);
 	soup_message_headers_replace(soup_message_get_request_headers(m), "Authorization", auth);
 	cp_cleanse(auth, strlen(auth));
+	/* the AUSF logs the same id: one provisioning, one id in both logs */
+	soup_message_headers_replace(soup_message_get_request_headers(m), "X-Request-Id", cp_http_request_id(p->msg));
 	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT);
 	soup_session_send_and_read_async(sm->ausf_session, m, G_PRIORITY_DEFAULT, NULL, ausf_answered, p);
 }
@@ -784,8 +803,8 @@ provision_step(Provision *p)
 		G_GNUC_FALLTHROUGH;
 	case STEP_FETCH_CHAIN:
 		g_debug("[%s] (%d/%d) fetching the certificate chain", p->id_hex, p->step, N_STEPS);
-		cp_chain_fetch_async(sm->fetch_session, p->url, sm->fetch_max, sm->fetch_timeout, NULL,
-				     chain_fetched, p);
+		cp_chain_fetch_async(sm->fetch_session, sm->chain_cache, p->url, sm->fetch_max, sm->fetch_timeout,
+				     NULL, chain_fetched, p);
 		return;
 
 	case STEP_VERIFY_CHAIN: {
@@ -795,8 +814,11 @@ provision_step(Provision *p)
 		g_debug("[%s] (%d/%d) verifying the chain", p->id_hex, p->step, N_STEPS);
 		p->device_key = cp_chain_verify(sm->anchors, pem, len, g_get_real_time() / G_USEC_PER_SEC, &error);
 		if (!p->device_key) {
-			provision_fail(p, error->code == CP_CHAIN_ERROR_GARBAGE ? SOUP_STATUS_BAD_GATEWAY : SOUP_STATUS_FORBIDDEN,
-				       cp_chain_error_code(error->code), 0, error->message);
+			if (error->code == CP_CHAIN_ERROR_GARBAGE)
+				chain_unavailable(p, error->message);
+			else
+				provision_fail(p, SOUP_STATUS_FORBIDDEN, cp_chain_error_code(error->code), 0,
+					       error->message);
 			return;
 		}
 		p->step++;
@@ -998,7 +1020,7 @@ uri_port(GUri *uri)
 static gboolean
 url_allowed(Sm *sm, GUri *uri)
 {
-	if (!sm->url_prefixes || !sm->url_prefixes->len)
+	if (sm->allow_any_url)
 		return TRUE;
 	for (guint i = 0; i < sm->url_prefixes->len; i++) {
 		GUri *pre = g_ptr_array_index(sm->url_prefixes, i);
@@ -1089,8 +1111,11 @@ handle_provision(SoupServer *server, SoupServerMessage *msg, const char *path,
 		return;
 	}
 	if (!url_allowed(sm, uri)) {
-		cp_http_reply_error(msg, SOUP_STATUS_FORBIDDEN, "url-not-allowed", 0,
-				    "this SM does not fetch certificates from that host");
+		g_autofree char *shown = g_uri_to_string(uri);
+
+		g_message("request=%s certificate URL %s is outside url-prefixes", cp_http_request_id(msg), shown);
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_GATEWAY, "chain-fetch-failed", 0,
+				    "the certificate chain could not be fetched from the certificate URL");
 		return;
 	}
 
@@ -1112,7 +1137,7 @@ handle_provision(SoupServer *server, SoupServerMessage *msg, const char *path,
 		provision_free(p);
 		return;
 	}
-	g_message("[%s] provisioning asked by companion '%s'", p->id_hex, c->name);
+	g_message("[%s] request=%s provisioning asked by companion '%s'", p->id_hex, cp_http_request_id(msg), c->name);
 	expire_releasing(sm, p->id_hex);
 	soup_server_message_pause(msg);
 	provision_step(p);
@@ -2104,8 +2129,11 @@ accept_transfer(Sm *sm, SoupServerMessage *msg, Companion *c, const uint8_t id[C
 			return;
 		}
 		if (!url_allowed(sm, uri)) {
-			cp_http_reply_error(msg, SOUP_STATUS_FORBIDDEN, "url-not-allowed", 0,
-					    "this SM does not fetch certificates from that host");
+			g_autofree char *shown = g_uri_to_string(uri);
+
+			g_message("request=%s certificate URL %s is outside url-prefixes", cp_http_request_id(msg), shown);
+			cp_http_reply_error(msg, SOUP_STATUS_BAD_GATEWAY, "chain-fetch-failed", 0,
+					    "the certificate chain could not be fetched from the certificate URL");
 			return;
 		}
 	}
@@ -2404,6 +2432,9 @@ conf_numbers(Sm *sm, GError **error)
 		{ "max-connections", 64, 1, 65536, &sm->max_connections },
 		{ "connection-timeout", 30, 1, 86400, &sm->connection_timeout },
 		{ "body-max", 16384, 1, 1024 * 1024, &sm->body_max },
+		{ "chain-cache-entries", 1024, 0, 1000000, &sm->cache_entries },
+		{ "chain-cache-bytes", 4 * 1024 * 1024, 0, 1024ULL * 1024 * 1024, &sm->cache_bytes },
+		{ "chain-cache-max-age", 3600, 0, 30 * 86400, &sm->cache_max_age },
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
@@ -2435,7 +2466,11 @@ conf_bool(GKeyFile *kf, const char *key, gboolean *out, GError **error)
 static SoupSession *
 make_session(const char *ca_file, guint timeout, GError **error)
 {
+	/* libsoup's default of 2 connections per host would queue the
+	 * provisionings in flight behind each other at the AUSF and at a
+	 * certificate server */
 	SoupSession *s = soup_session_new_with_options("timeout", timeout, "idle-timeout", timeout,
+						       "max-conns", 256, "max-conns-per-host", 64,
 						       "user-agent", "cellprov-sm/" CP_VERSION, NULL);
 
 	if (ca_file) {
@@ -2583,6 +2618,7 @@ sm_load(Sm *sm, const char *path, GError **error)
 	prefixes = g_key_file_get_string_list(sm->kf, "sm", "url-prefixes", NULL, NULL);
 	if (!conf_bool(sm->kf, "allow-http", &sm->allow_http, error) ||
 	    !conf_bool(sm->kf, "plain-http", &sm->plain_http, error) ||
+	    !conf_bool(sm->kf, "allow-any-url", &sm->allow_any_url, error) ||
 	    !conf_numbers(sm, error)) {
 		g_prefix_error(error, "%s: ", path);
 		return FALSE;
@@ -2626,6 +2662,18 @@ sm_load(Sm *sm, const char *path, GError **error)
 		}
 		g_ptr_array_add(sm->url_prefixes, pre);
 	}
+	if (!sm->url_prefixes->len && !sm->allow_any_url) {
+		cp_set_error(error, CP_ERR_BAD_VALUE,
+			     "%s: no url-prefixes: list the certificate servers the SM may fetch from, "
+			     "or set allow-any-url=true to fetch from any URL a companion sends (dangerous)", path);
+		return FALSE;
+	}
+	if (sm->url_prefixes->len && sm->allow_any_url) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "%s: url-prefixes and allow-any-url=true contradict each other", path);
+		return FALSE;
+	}
+	if (sm->allow_any_url)
+		g_warning("allow-any-url: fetching certificate chains from any URL a companion sends");
 	sl = g_strsplit(suites, ";", -1);
 	for (char **s = sl; *s && sm->n_suites < 2; s++) {
 		if (strcmp(*s, "A") == 0)
@@ -2651,6 +2699,7 @@ sm_load(Sm *sm, const char *path, GError **error)
 			base[strlen(base) - 1] = '\0';
 		sm->ausf_url = g_strdup(base);
 	}
+	sm->chain_cache = cp_chain_cache_new((guint)sm->cache_entries, (gsize)sm->cache_bytes, (guint)sm->cache_max_age);
 	{
 		g_autofree CpSmOwner *owners = g_new0(CpSmOwner, sm->companions->len + 1);
 
@@ -2681,6 +2730,7 @@ sm_clear(Sm *sm)
 	cp_secret_free(sm->ausf_token);
 	g_clear_object(&sm->fetch_session);
 	g_clear_object(&sm->ausf_session);
+	cp_chain_cache_free(sm->chain_cache);
 	if (sm->kf)
 		g_key_file_unref(sm->kf);
 	if (sm->loop)
@@ -2759,6 +2809,10 @@ main(int argc, char **argv)
 	hc.max_connections = (guint)sm.max_connections;
 	hc.connection_timeout = (guint)sm.connection_timeout;
 	hc.body_max = (gsize)sm.body_max;
+	if (!cp_http_config_load(&hc, sm.kf, "sm", &error)) {
+		g_prefix_error(&error, "%s: ", config ? config : CP_SYSCONFDIR "/cellprov/sm.conf");
+		goto out;
+	}
 	if (!tls_cert && !sm.plain_http) {
 		cp_set_error(&error, CP_ERR_BAD_VALUE,
 			     "no tls-certificate: set one, or plain-http=true to serve companions without TLS");
@@ -2767,6 +2821,11 @@ main(int argc, char **argv)
 	sm.http = cp_http_server_new(&hc, &error);
 	if (!sm.http)
 		goto out;
+	cp_http_server_add_counter(sm.http, "cellprov_chain_cache_hits_total",
+				   "Certificate chains served from the chain cache (fresh or revalidated).",
+				   cp_chain_cache_hits(sm.chain_cache));
+	cp_http_server_add_counter(sm.http, "cellprov_chain_cache_misses_total",
+				   "Certificate chains fetched in full.", cp_chain_cache_misses(sm.chain_cache));
 	cp_http_server_add_handler(sm.http, "/v1/provision", handle_provision, &sm);
 	cp_http_server_add_handler(sm.http, "/v1/devices", handle_devices, &sm);
 	cp_http_server_add_handler(sm.http, "/v1/device", handle_device, &sm);
@@ -2779,6 +2838,8 @@ main(int argc, char **argv)
 	if (port_file && !cp_http_server_write_port(sm.http, port_file, &error))
 		goto out;
 	g_message("listening on port %u (%s)", cp_http_server_get_port(sm.http), tls_cert ? "HTTPS" : "HTTP");
+	if (cp_http_server_get_metrics_port(sm.http))
+		g_message("/metrics and /healthz on port %u", cp_http_server_get_metrics_port(sm.http));
 
 	/* Bindings whose decommission timed out while the SM was down. */
 	expire_releasing(&sm, NULL);

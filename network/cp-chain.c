@@ -28,6 +28,127 @@ cp_chain_error_code(CpChainError code)
 	return "chain-error";
 }
 
+/* ---- cache ---- */
+
+typedef struct {
+	char *url;
+	GBytes *body;
+	char *etag;
+	gint64 expires;              /* monotonic, microseconds */
+	GList link;                  /* in lru, most recent first */
+} Entry;
+
+struct _CpChainCache {
+	GHashTable *entries;         /* url -> Entry */
+	GQueue lru;
+	guint max_entries;
+	gsize max_bytes;
+	gsize bytes;
+	guint max_age;
+	guint64 hits, misses;
+};
+
+static void
+entry_free(gpointer data)
+{
+	Entry *e = data;
+
+	g_free(e->url);
+	g_bytes_unref(e->body);
+	g_free(e->etag);
+	g_free(e);
+}
+
+CpChainCache *
+cp_chain_cache_new(guint max_entries, gsize max_bytes, guint max_age)
+{
+	CpChainCache *c = g_new0(CpChainCache, 1);
+
+	c->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, entry_free);
+	c->max_entries = max_entries;
+	c->max_bytes = max_bytes;
+	c->max_age = max_age;
+	return c;
+}
+
+void
+cp_chain_cache_free(CpChainCache *c)
+{
+	if (!c)
+		return;
+	g_hash_table_unref(c->entries);
+	g_free(c);
+}
+
+const guint64 *
+cp_chain_cache_hits(CpChainCache *c)
+{
+	return &c->hits;
+}
+
+const guint64 *
+cp_chain_cache_misses(CpChainCache *c)
+{
+	return &c->misses;
+}
+
+guint
+cp_chain_cache_size(CpChainCache *c)
+{
+	return g_hash_table_size(c->entries);
+}
+
+static void
+cache_remove(CpChainCache *c, Entry *e)
+{
+	g_queue_unlink(&c->lru, &e->link);
+	c->bytes -= g_bytes_get_size(e->body);
+	g_hash_table_remove(c->entries, e->url);
+}
+
+/* Seconds the answer may be reused, 0: not at all. */
+static guint
+cache_lifetime(CpChainCache *c, SoupMessageHeaders *h)
+{
+	g_autoptr(GHashTable) cc = NULL;
+	const char *v = soup_message_headers_get_list(h, "Cache-Control");
+	const char *age;
+	guint64 n;
+
+	if (!v)
+		return 0;
+	cc = soup_header_parse_param_list(v);
+	if (g_hash_table_contains(cc, "no-store") || g_hash_table_contains(cc, "no-cache") ||
+	    !(age = g_hash_table_lookup(cc, "max-age")) ||
+	    !g_ascii_string_to_unsigned(age, 10, 0, G_MAXUINT32, &n, NULL))
+		return 0;
+	return (guint)MIN(n, c->max_age);
+}
+
+static void
+cache_store(CpChainCache *c, const char *url, SoupMessageHeaders *h, GBytes *body)
+{
+	Entry *e = g_hash_table_lookup(c->entries, url);
+	guint lifetime = cache_lifetime(c, h);
+	gsize size = g_bytes_get_size(body);
+
+	if (e)
+		cache_remove(c, e);
+	if (!lifetime || !c->max_entries || size > c->max_bytes)
+		return;
+	while (c->lru.length && (c->lru.length >= c->max_entries || c->bytes + size > c->max_bytes))
+		cache_remove(c, c->lru.tail->data);
+	e = g_new0(Entry, 1);
+	e->url = g_strdup(url);
+	e->body = g_bytes_ref(body);
+	e->etag = g_strdup(soup_message_headers_get_one(h, "ETag"));
+	e->expires = g_get_monotonic_time() + (gint64)lifetime * G_USEC_PER_SEC;
+	e->link.data = e;
+	g_queue_push_head_link(&c->lru, &e->link);
+	c->bytes += size;
+	g_hash_table_insert(c->entries, e->url, e);
+}
+
 /* ---- fetch ---- */
 
 typedef struct {
@@ -42,6 +163,9 @@ typedef struct {
 	guint deadline_id;
 	gboolean timed_out;
 	guint timeout;
+	CpChainCache *cache;
+	char *url;
+	GBytes *cached;              /* the stale entry being revalidated */
 } Fetch;
 
 static void
@@ -58,6 +182,8 @@ fetch_free(gpointer p)
 	g_clear_object(&f->msg);
 	g_clear_object(&f->session);
 	g_clear_object(&f->cancellable);
+	g_free(f->url);
+	g_clear_pointer(&f->cached, g_bytes_unref);
 	if (f->body)
 		g_byte_array_unref(f->body);
 	g_free(f);
@@ -116,8 +242,11 @@ fetch_read_done(GObject *source, GAsyncResult *res, gpointer data)
 		return;
 	}
 	if (g_bytes_get_size(chunk) == 0) {
-		g_task_return_pointer(task, g_byte_array_free_to_bytes(g_steal_pointer(&f->body)),
-				      (GDestroyNotify)g_bytes_unref);
+		GBytes *body = g_byte_array_free_to_bytes(g_steal_pointer(&f->body));
+
+		if (f->cache)
+			cache_store(f->cache, f->url, soup_message_get_response_headers(f->msg), body);
+		g_task_return_pointer(task, body, (GDestroyNotify)g_bytes_unref);
 		g_object_unref(task);
 		return;
 	}
@@ -155,6 +284,17 @@ fetch_sent(GObject *source, GAsyncResult *res, gpointer data)
 		return;
 	}
 	status = soup_message_get_status(f->msg);
+	if (status == SOUP_STATUS_NOT_MODIFIED && f->cached) {
+		/* still the chain we have: fresh again for as long as this
+		 * answer says (cache_store keeps it only if it may) */
+		f->cache->hits++;
+		cache_store(f->cache, f->url, soup_message_get_response_headers(f->msg), f->cached);
+		g_task_return_pointer(task, g_steal_pointer(&f->cached), (GDestroyNotify)g_bytes_unref);
+		g_object_unref(task);
+		return;
+	}
+	if (f->cache)
+		f->cache->misses++;
 	if (status != SOUP_STATUS_OK) {
 		/* Our own phrase for the status, not the server's: its text would
 		 * reach the companion and the log unchecked */
@@ -176,13 +316,25 @@ fetch_sent(GObject *source, GAsyncResult *res, gpointer data)
 }
 
 void
-cp_chain_fetch_async(SoupSession *session, const char *url, gsize max_size, guint timeout,
-		     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+cp_chain_fetch_async(SoupSession *session, CpChainCache *cache, const char *url, gsize max_size,
+		     guint timeout, GCancellable *cancellable, GAsyncReadyCallback callback,
+		     gpointer user_data)
 {
 	GTask *task = g_task_new(NULL, cancellable, callback, user_data);
 	Fetch *f = g_new0(Fetch, 1);
+	Entry *e = cache ? g_hash_table_lookup(cache->entries, url) : NULL;
 
 	g_task_set_task_data(task, f, fetch_free);
+	if (e && g_get_monotonic_time() < e->expires) {
+		cache->hits++;
+		g_queue_unlink(&cache->lru, &e->link);
+		g_queue_push_head_link(&cache->lru, &e->link);
+		g_task_return_pointer(task, g_bytes_ref(e->body), (GDestroyNotify)g_bytes_unref);
+		g_object_unref(task);
+		return;
+	}
+	f->cache = cache;
+	f->url = g_strdup(url);
 	f->session = g_object_ref(session);
 	f->max_size = max_size;
 	f->timeout = timeout;
@@ -202,6 +354,10 @@ cp_chain_fetch_async(SoupSession *session, const char *url, gsize max_size, guin
 	soup_message_add_flags(f->msg, SOUP_MESSAGE_NO_REDIRECT);
 	soup_message_headers_replace(soup_message_get_request_headers(f->msg), "Accept",
 				     "application/pem-certificate-chain, application/x-pem-file, */*");
+	if (e && e->etag) {
+		f->cached = g_bytes_ref(e->body);
+		soup_message_headers_replace(soup_message_get_request_headers(f->msg), "If-None-Match", e->etag);
+	}
 	/* The deadline covers the whole exchange: a server that trickles
 	 * bytes fails as surely as a silent one */
 	f->deadline_id = g_timeout_add_seconds(timeout, fetch_deadline, f);

@@ -32,9 +32,29 @@ const char *cp_chain_error_code(CpChainError code);
 
 #define CP_CHAIN_MAX_CERTS 8
 
-/* GET url; the body, at most max_size bytes, within timeout seconds. */
-void cp_chain_fetch_async(SoupSession *session, const char *url, gsize max_size, guint timeout,
-			  GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+/*
+ * Chains fetched before, kept as HTTP caching allows: an answer with
+ * Cache-Control max-age=N (N > 0, at most max_age seconds are believed)
+ * is served again for that long; when it has an ETag, it is then
+ * revalidated with If-None-Match. An answer without max-age, or with
+ * no-store or no-cache, is not kept. At most max_entries chains and
+ * max_bytes bytes of them, the least recently used going first.
+ */
+typedef struct _CpChainCache CpChainCache;
+
+CpChainCache *cp_chain_cache_new(guint max_entries, gsize max_bytes, guint max_age);
+void cp_chain_cache_free(CpChainCache *cache);
+/* Counters for /metrics: answers served from the cache (fresh or
+ * revalidated), and fetches that found nothing usable. */
+const guint64 *cp_chain_cache_hits(CpChainCache *cache);
+const guint64 *cp_chain_cache_misses(CpChainCache *cache);
+guint cp_chain_cache_size(CpChainCache *cache);
+
+/* GET url; the body, at most max_size bytes, within timeout seconds.
+ * cache may be NULL. */
+void cp_chain_fetch_async(SoupSession *session, CpChainCache *cache, const char *url, gsize max_size,
+			  guint timeout, GCancellable *cancellable, GAsyncReadyCallback callback,
+			  gpointer user_data);
 GBytes *cp_chain_fetch_finish(GAsyncResult *result, GError **error);
 
 /*

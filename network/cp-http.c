@@ -3,8 +3,29 @@
 
 #include <stdarg.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/socket.h>
 
+#include "cp-conf.h"
 #include "cp-glib.h"
+
+/* Latency buckets of /metrics, seconds */
+static const double latency_buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+#define N_BUCKETS G_N_ELEMENTS(latency_buckets)
+
+typedef struct {
+	char *path;                  /* as registered; "other" for the default handler */
+	GHashTable *outcomes;        /* outcome string -> guint64 * */
+	guint64 buckets[N_BUCKETS + 1];
+	double sum;
+	guint64 count;
+} Endpoint;
+
+typedef struct {
+	char *name;
+	char *help;
+	const guint64 *value;
+} Counter;
 
 struct _CpHttpServer {
 	SoupServer *soup;
@@ -13,54 +34,119 @@ struct _CpHttpServer {
 	GTlsDatabase *client_db;
 	CpHttpConfig cfg;
 	guint n_connections;
-	GList *conns;                /* Conn */
+	guint n_unauthenticated;
+	GHashTable *per_source;      /* IP string -> count (GUINT_TO_POINTER) */
+	GQueue conns;                /* Conn, oldest first */
 	guint16 port;
+	GPtrArray *endpoints;        /* Endpoint */
+	GPtrArray *counters;         /* Counter */
+	guint64 refused_limit, refused_source, evicted, deadline_cuts;
+	CpHttpServer *ops;           /* metrics_listen */
+	CpHttpServer *main;          /* the server an ops server reports on */
 };
 
 typedef struct {
 	CpHttpServer *server;
 	GSocketConnection *conn;     /* weak */
+	GList link;                  /* in server->conns */
 	guint deadline_id;
 	gboolean counted;            /* holds one of max_connections */
+	gboolean authenticated;
 	GSocketAddress *remote;
+	char *source;                /* the remote IP address */
 	GTlsCertificate *peer;       /* accepted client certificate */
+	GSource *hello;              /* waiting for the whole ClientHello */
+	GSocketConnection *held;     /* ... with a reference of ours */
+	guint hello_waits;
 } Conn;
+
+static void
+source_add(CpHttpServer *s, const char *source, int delta)
+{
+	guint n = GPOINTER_TO_UINT(g_hash_table_lookup(s->per_source, source));
+
+	n = (guint)((int)n + delta);
+	if (n)
+		g_hash_table_insert(s->per_source, g_strdup(source), GUINT_TO_POINTER(n));
+	else
+		g_hash_table_remove(s->per_source, source);
+}
+
+/* Give back the slots a connection holds (once). */
+static void
+conn_release(Conn *c)
+{
+	CpHttpServer *s = c->server;
+
+	if (!c->counted)
+		return;
+	c->counted = FALSE;
+	s->n_connections--;
+	if (!c->authenticated)
+		s->n_unauthenticated--;
+	source_add(s, c->source, -1);
+}
+
+static void hello_done(Conn *c);
 
 static void
 conn_gone(gpointer data, GObject *where_the_object_was)
 {
 	Conn *c = data;
 
-	if (c->counted)
-		c->server->n_connections--;
+	conn_release(c);
 	if (c->deadline_id)
 		g_source_remove(c->deadline_id);
-	c->server->conns = g_list_remove(c->server->conns, c);
+	if (c->hello)
+		hello_done(c);
+	g_queue_unlink(&c->server->conns, &c->link);
 	g_clear_object(&c->remote);
 	g_clear_object(&c->peer);
+	g_free(c->source);
 	g_free(c);
 }
 
+/* Shut down rather than close: libsoup's pending read then sees EOF and
+ * lets the connection go; a closed fd could leave it polling. The slots
+ * are free from now on, whenever libsoup gets there. */
+static void
+conn_cut(Conn *c)
+{
+	g_socket_shutdown(g_socket_connection_get_socket(c->conn), TRUE, TRUE, NULL);
+	conn_release(c);
+	if (c->deadline_id) {
+		g_source_remove(c->deadline_id);
+		c->deadline_id = 0;
+	}
+}
+
 /*
- * A connection that is still open at its deadline is cut, whatever it is
- * doing: this bounds what a slow or silent client can hold (one slot for
- * connection_timeout seconds) without tracking each read.
+ * Each connection has one deadline at a time: from the accept (TLS
+ * handshake included) or from its last answer, request_timeout seconds
+ * to deliver a complete request; while a handler works on it,
+ * connection_timeout seconds to answer. A client that trickles bytes is
+ * cut as surely as a silent one.
  */
 static gboolean
 conn_deadline(gpointer data)
 {
 	Conn *c = data;
-	GSocket *sock = g_socket_connection_get_socket(c->conn);
 
 	c->deadline_id = 0;
-	g_debug("cutting a connection still open after %u s", c->server->cfg.connection_timeout);
-	/* Shut down rather than close: libsoup's pending read then sees EOF
-	 * and lets the connection go; a closed fd could leave it polling.
-	 * The slot is free from now on, whenever libsoup gets there. */
-	g_socket_shutdown(sock, TRUE, TRUE, NULL);
-	c->counted = FALSE;
-	c->server->n_connections--;
+	g_debug("cutting a connection from %s at its deadline", c->source);
+	c->server->deadline_cuts++;
+	conn_cut(c);
 	return G_SOURCE_REMOVE;
+}
+
+static void
+conn_arm(Conn *c, guint seconds)
+{
+	if (!c->counted)
+		return;
+	if (c->deadline_id)
+		g_source_remove(c->deadline_id);
+	c->deadline_id = g_timeout_add_seconds(seconds, conn_deadline, c);
 }
 
 /*
@@ -80,54 +166,182 @@ accept_client_cert(GTlsConnection *conn, GTlsCertificate *peer, GTlsCertificateF
 	return TRUE;
 }
 
-static gboolean
-on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, gpointer data)
+static char *
+address_string(GSocketAddress *a)
 {
-	CpHttpServer *s = data;
-	g_autoptr(GSocketAddress) local = NULL;
+	if (!a || !G_IS_INET_SOCKET_ADDRESS(a))
+		return g_strdup("unknown");
+	return g_inet_address_to_string(g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(a)));
+}
+
+/* The oldest connection that no request authenticated yet. */
+static Conn *
+oldest_unauthenticated(CpHttpServer *s)
+{
+	for (GList *l = s->conns.head; l; l = l->next) {
+		Conn *c = l->data;
+
+		if (c->counted && !c->authenticated)
+			return c;
+	}
+	return NULL;
+}
+
+/* Hand the connection to libsoup (through TLS when configured). */
+static void
+hand_over(Conn *c)
+{
+	CpHttpServer *s = c->server;
+	GSocketConnection *conn = c->conn;
+	g_autoptr(GSocketAddress) local = g_socket_connection_get_local_address(conn, NULL);
 	g_autoptr(GIOStream) stream = NULL;
 	g_autoptr(GError) error = NULL;
-	Conn *c;
 
-	if (s->n_connections >= s->cfg.max_connections) {
-		g_warning("refusing a connection: %u open, the limit", s->n_connections);
-		g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
-		return TRUE;
-	}
-	c = g_new0(Conn, 1);
-	c->server = s;
-	c->conn = conn;
-	local = g_socket_connection_get_local_address(conn, NULL);
-	c->remote = g_socket_connection_get_remote_address(conn, NULL);
 	if (s->tls) {
-		stream = g_tls_server_connection_new(G_IO_STREAM(conn), s->tls, &error);
-		if (!stream) {
-			g_warning("TLS: %s", error->message);
-			goto refuse;
-		}
-		if (s->client_db) {
-			g_tls_connection_set_database(G_TLS_CONNECTION(stream), s->client_db);
+		/* The database is given at construction, NULL when no client
+		 * certificate is asked for: left unset, glib-networking
+		 * falls back to the system's and GnuTLS loads the whole CA
+		 * bundle into each new connection (most of a handshake's CPU) */
+		stream = g_initable_new(g_tls_backend_get_server_connection_type(g_tls_backend_get_default()),
+					NULL, &error, "base-io-stream", conn, "certificate", s->tls,
+					"database", s->client_db, NULL);
+		if (stream && s->client_db) {
 			g_object_set(stream, "authentication-mode", G_TLS_AUTHENTICATION_REQUESTED, NULL);
 			g_signal_connect(stream, "accept-certificate", G_CALLBACK(accept_client_cert), c);
 		}
 	} else {
 		stream = g_object_ref(G_IO_STREAM(conn));
 	}
-	if (!soup_server_accept_iostream(s->soup, stream, local, c->remote, &error)) {
+	if (!stream || !soup_server_accept_iostream(s->soup, stream, local, c->remote, &error)) {
 		g_warning("cannot accept a connection: %s", error->message);
-		goto refuse;
+		g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
 	}
-	c->counted = TRUE;
-	c->deadline_id = g_timeout_add_seconds(s->cfg.connection_timeout, conn_deadline, c);
-	s->conns = g_list_prepend(s->conns, c);
-	g_object_weak_ref(G_OBJECT(conn), conn_gone, c);
-	s->n_connections++;
-	return TRUE;
+}
 
-refuse:
-	g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
-	g_clear_object(&c->remote);
-	g_free(c);
+static void
+hello_done(Conn *c)
+{
+	g_source_destroy(c->hello);
+	g_clear_pointer(&c->hello, g_source_unref);
+}
+
+/*
+ * glib-networking runs each TLS handshake in a thread of GLib's shared
+ * pool, blocking there on every read: a handful of clients that trickle
+ * their ClientHello would hold the pool (which the SM's own fetches and
+ * AUSF calls need too). So the handshake starts only once the whole
+ * first TLS record is in the socket's buffer; until then the main loop
+ * waits for it, with SO_RCVLOWAT so that a partial record wakes nobody.
+ */
+static gboolean
+on_hello(GSocket *sock, GIOCondition cond, gpointer data)
+{
+	Conn *c = data;
+	guint8 head[5];
+	g_autofree guint8 *all = NULL;
+	gssize n;
+	int want;
+
+	n = recv(g_socket_get_fd(sock), head, sizeof(head), MSG_PEEK | MSG_DONTWAIT);
+	if (n < (gssize)sizeof(head))
+		goto gone;           /* woken without the bytes asked for: closed */
+	want = (int)sizeof(head) + (head[3] << 8 | head[4]);
+	if (head[0] != 0x16) {
+		/* not a TLS handshake record: TLS refuses it at once */
+		want = 1;
+	} else {
+		all = g_malloc(want);
+		n = recv(g_socket_get_fd(sock), all, want, MSG_PEEK | MSG_DONTWAIT);
+		if (n < want) {
+			if (setsockopt(g_socket_get_fd(sock), SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)) < 0 ||
+			    (cond & (G_IO_HUP | G_IO_ERR)))
+				goto gone;
+			if (c->hello_waits++ > 2)
+				goto gone;   /* woken with less than asked for: closed */
+			return G_SOURCE_CONTINUE;
+		}
+	}
+	want = 1;
+	setsockopt(g_socket_get_fd(sock), SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want));
+	hello_done(c);
+	hand_over(c);
+	g_clear_object(&c->held);
+	return G_SOURCE_REMOVE;
+
+gone:
+	hello_done(c);
+	g_io_stream_close(G_IO_STREAM(c->conn), NULL, NULL);
+	g_clear_object(&c->held);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+wait_hello(Conn *c)
+{
+	GSocket *sock = g_socket_connection_get_socket(c->conn);
+	int want = 5;
+
+	setsockopt(g_socket_get_fd(sock), SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want));
+	c->held = g_object_ref(c->conn);
+	c->hello = g_socket_create_source(sock, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
+	g_source_set_callback(c->hello, G_SOURCE_FUNC(on_hello), c, NULL);
+	g_source_attach(c->hello, NULL);
+}
+
+static gboolean
+on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, gpointer data)
+{
+	CpHttpServer *s = data;
+	g_autoptr(GSocketAddress) remote = NULL;
+	g_autofree char *from = NULL;
+	Conn *c;
+
+	remote = g_socket_connection_get_remote_address(conn, NULL);
+	from = address_string(remote);
+	if (GPOINTER_TO_UINT(g_hash_table_lookup(s->per_source, from)) >= s->cfg.max_per_source) {
+		g_warning("refusing a connection from %s: %u open from there, the limit", from,
+			  s->cfg.max_per_source);
+		s->refused_source++;
+		g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+		return TRUE;
+	}
+	if (s->n_connections >= s->cfg.max_connections) {
+		g_warning("refusing a connection: %u open, the limit", s->n_connections);
+		s->refused_limit++;
+		g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+		return TRUE;
+	}
+	/* Full of connections nobody has authenticated on: the oldest one
+	 * makes room. A client that holds connections open without a
+	 * request loses them to newcomers, while an honest client's
+	 * connection authenticates long before a slot is needed again. */
+	if (s->n_unauthenticated >= s->cfg.max_unauthenticated) {
+		Conn *old = oldest_unauthenticated(s);
+
+		if (old) {
+			g_message("%u unauthenticated connections: dropping the oldest (from %s)",
+				  s->n_unauthenticated, old->source);
+			s->evicted++;
+			conn_cut(old);
+		}
+	}
+	c = g_new0(Conn, 1);
+	c->server = s;
+	c->conn = conn;
+	c->link.data = c;
+	c->remote = g_steal_pointer(&remote);
+	c->source = g_steal_pointer(&from);
+	c->counted = TRUE;
+	s->n_connections++;
+	s->n_unauthenticated++;
+	source_add(s, c->source, 1);
+	g_queue_push_tail_link(&s->conns, &c->link);
+	g_object_weak_ref(G_OBJECT(conn), conn_gone, c);
+	conn_arm(c, s->cfg.request_timeout);
+	if (s->tls)
+		wait_hello(c);
+	else
+		hand_over(c);
 	return TRUE;
 }
 
@@ -143,20 +357,314 @@ same_address(GSocketAddress *a, GSocketAddress *b)
 /* libsoup does not keep the peer certificate of a connection handed to it
  * as a stream: find the connection by its peer address (unique among the
  * open ones). */
-GTlsCertificate *
-cp_http_server_get_peer_certificate(CpHttpServer *s, SoupServerMessage *msg)
+static Conn *
+conn_of(CpHttpServer *s, SoupServerMessage *msg)
 {
 	GSocketAddress *remote = soup_server_message_get_remote_address(msg);
 
 	if (!remote || !G_IS_INET_SOCKET_ADDRESS(remote))
 		return NULL;
-	for (GList *l = s->conns; l; l = l->next) {
+	for (GList *l = s->conns.head; l; l = l->next) {
 		Conn *c = l->data;
 
 		if (c->remote && G_IS_INET_SOCKET_ADDRESS(c->remote) && same_address(c->remote, remote))
-			return c->peer;
+			return c;
 	}
 	return NULL;
+}
+
+GTlsCertificate *
+cp_http_server_get_peer_certificate(CpHttpServer *s, SoupServerMessage *msg)
+{
+	Conn *c = conn_of(s, msg);
+
+	return c ? c->peer : NULL;
+}
+
+void
+cp_http_server_set_authenticated(CpHttpServer *s, SoupServerMessage *msg)
+{
+	Conn *c = conn_of(s, msg);
+
+	if (!c || c->authenticated)
+		return;
+	c->authenticated = TRUE;
+	if (c->counted)
+		s->n_unauthenticated--;
+}
+
+/* ---- request ids, logs and metrics ---- */
+
+#define REQUEST_ID "cp-request-id"
+#define REQUEST_START "cp-request-start"
+#define REQUEST_CODE "cp-request-code"
+
+static gboolean
+request_id_valid(const char *id)
+{
+	gsize n = 0;
+
+	for (; id[n]; n++)
+		if (!g_ascii_isalnum(id[n]) && id[n] != '-' && id[n] != '_' && id[n] != '.')
+			return FALSE;
+	return n > 0 && n <= 64;
+}
+
+const char *
+cp_http_request_id(SoupServerMessage *msg)
+{
+	const char *id = g_object_get_data(G_OBJECT(msg), REQUEST_ID);
+	const char *asked;
+	uint8_t r[8];
+
+	if (id)
+		return id;
+	asked = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "X-Request-Id");
+	if (asked && request_id_valid(asked)) {
+		g_object_set_data_full(G_OBJECT(msg), REQUEST_ID, g_strdup(asked), g_free);
+	} else {
+		char hex[2 * sizeof(r) + 1];
+
+		/* an id, not a secret */
+		for (gsize i = 0; i < sizeof(r); i++)
+			r[i] = (uint8_t)g_random_int_range(0, 256);
+		for (gsize i = 0; i < sizeof(r); i++)
+			g_snprintf(hex + 2 * i, 3, "%02x", r[i]);
+		g_object_set_data_full(G_OBJECT(msg), REQUEST_ID, g_strdup(hex), g_free);
+	}
+	return g_object_get_data(G_OBJECT(msg), REQUEST_ID);
+}
+
+static Endpoint *
+endpoint_of(CpHttpServer *s, const char *path)
+{
+	Endpoint *other = NULL;
+
+	for (guint i = 0; i < s->endpoints->len; i++) {
+		Endpoint *e = g_ptr_array_index(s->endpoints, i);
+		gsize n = strlen(e->path);
+
+		if (strcmp(e->path, "other") == 0)
+			other = e;
+		else if (path && strncmp(path, e->path, n) == 0 && (path[n] == '\0' || path[n] == '/'))
+			return e;
+	}
+	return other;
+}
+
+static Endpoint *
+endpoint_add(CpHttpServer *s, const char *path)
+{
+	Endpoint *e = g_new0(Endpoint, 1);
+
+	e->path = g_strdup(path ? path : "other");
+	e->outcomes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	g_ptr_array_add(s->endpoints, e);
+	return e;
+}
+
+static void
+endpoint_free(gpointer data)
+{
+	Endpoint *e = data;
+
+	g_hash_table_unref(e->outcomes);
+	g_free(e->path);
+	g_free(e);
+}
+
+static void
+counter_free(gpointer data)
+{
+	Counter *c = data;
+
+	g_free(c->name);
+	g_free(c->help);
+	g_free(c);
+}
+
+/* One request done: counted by endpoint and outcome (the error code it
+ * got, "ok" for a 2xx/3xx), its time in the histogram, one log line. */
+static void
+record(CpHttpServer *s, SoupServerMessage *msg, guint status, const char *code)
+{
+	const char *path = g_uri_get_path(soup_server_message_get_uri(msg));
+	Endpoint *e = endpoint_of(s, path);
+	gint64 *start = g_object_get_data(G_OBJECT(msg), REQUEST_START);
+	double secs = start ? (double)(g_get_monotonic_time() - *start) / G_USEC_PER_SEC : 0;
+	g_autofree char *fallback = NULL;
+	g_autofree char *from = address_string(soup_server_message_get_remote_address(msg));
+	guint64 *n;
+
+	if (!code) {
+		if (status >= 200 && status < 400)
+			code = "ok";
+		else
+			code = fallback = g_strdup_printf("http-%u", status);
+	}
+	if (s->main)
+		return;          /* a scrape of /metrics: neither logged nor counted */
+	/* the endpoint, not the path: a path may hold a SUPI */
+	g_message("request=%s peer=%s method=%s endpoint=%s status=%u outcome=%s ms=%.2f",
+		  cp_http_request_id(msg), from, soup_server_message_get_method(msg), e ? e->path : "other",
+		  status, code, secs * 1e3);
+	if (!e)
+		return;
+	n = g_hash_table_lookup(e->outcomes, code);
+	if (!n) {
+		n = g_new0(guint64, 1);
+		g_hash_table_insert(e->outcomes, g_strdup(code), n);
+	}
+	(*n)++;
+	for (guint i = 0; i <= N_BUCKETS; i++)
+		if (i == N_BUCKETS || secs <= latency_buckets[i])
+			e->buckets[i]++;
+	e->sum += secs;
+	e->count++;
+}
+
+/* The headers are in: the request's clock and id start. */
+static void
+request_headers(SoupServerMessage *msg)
+{
+	gint64 *start = g_new(gint64, 1);
+
+	*start = g_get_monotonic_time();
+	g_object_set_data_full(G_OBJECT(msg), REQUEST_START, start, g_free);
+	soup_message_headers_replace(soup_server_message_get_response_headers(msg), "X-Request-Id",
+				     cp_http_request_id(msg));
+	/* libsoup closes the connection after the answer (no listener of its
+	 * own): say so, or a client reuses it and its next request meets a
+	 * closed socket */
+	soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
+}
+
+/* The body is in too: the handler's time starts. */
+static void
+on_request_read(SoupServer *server, SoupServerMessage *msg, gpointer data)
+{
+	CpHttpServer *s = data;
+	Conn *c = conn_of(s, msg);
+
+	if (c)
+		conn_arm(c, s->cfg.connection_timeout);
+}
+
+static void
+on_request_finished(SoupServer *server, SoupServerMessage *msg, gpointer data)
+{
+	CpHttpServer *s = data;
+	Conn *c = conn_of(s, msg);
+
+	if (c)
+		conn_arm(c, s->cfg.request_timeout);
+	if (!g_object_get_data(G_OBJECT(msg), REQUEST_START))
+		return;          /* never read, or not ours to count (/metrics) */
+	record(s, msg, soup_server_message_get_status(msg), g_object_get_data(G_OBJECT(msg), REQUEST_CODE));
+}
+
+static void
+text_metric(GString *out, const char *name, const char *type, const char *help)
+{
+	g_string_append_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Prometheus text exposition format 0.0.4. */
+static char *
+metrics_text(CpHttpServer *s)
+{
+	GString *out = g_string_new(NULL);
+	guint64 storage = 0;
+
+	text_metric(out, "cellprov_http_requests_total", "counter", "Requests answered, by endpoint and outcome.");
+	for (guint i = 0; i < s->endpoints->len; i++) {
+		Endpoint *e = g_ptr_array_index(s->endpoints, i);
+		GHashTableIter it;
+		gpointer k, v;
+
+		g_hash_table_iter_init(&it, e->outcomes);
+		while (g_hash_table_iter_next(&it, &k, &v)) {
+			g_string_append_printf(out, "cellprov_http_requests_total{endpoint=\"%s\",outcome=\"%s\"} %"
+					       G_GUINT64_FORMAT "\n", e->path, (char *)k, *(guint64 *)v);
+			if (strcmp(k, "storage") == 0)
+				storage += *(guint64 *)v;
+		}
+	}
+	text_metric(out, "cellprov_http_request_duration_seconds", "histogram",
+		    "Time from a complete request to its answer.");
+	for (guint i = 0; i < s->endpoints->len; i++) {
+		Endpoint *e = g_ptr_array_index(s->endpoints, i);
+
+		for (guint b = 0; b <= N_BUCKETS; b++) {
+			char le[G_ASCII_DTOSTR_BUF_SIZE];
+
+			if (b < N_BUCKETS)
+				g_ascii_formatd(le, sizeof(le), "%g", latency_buckets[b]);
+			else
+				g_strlcpy(le, "+Inf", sizeof(le));
+			g_string_append_printf(out, "cellprov_http_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%s\"} %"
+					       G_GUINT64_FORMAT "\n", e->path, le, e->buckets[b]);
+		}
+		g_string_append_printf(out, "cellprov_http_request_duration_seconds_sum{endpoint=\"%s\"} %.6f\n",
+				       e->path, e->sum);
+		g_string_append_printf(out, "cellprov_http_request_duration_seconds_count{endpoint=\"%s\"} %"
+				       G_GUINT64_FORMAT "\n", e->path, e->count);
+	}
+	text_metric(out, "cellprov_database_errors_total", "counter", "Requests that failed on the database (outcome storage).");
+	g_string_append_printf(out, "cellprov_database_errors_total %" G_GUINT64_FORMAT "\n", storage);
+	text_metric(out, "cellprov_http_connections", "gauge", "Open connections.");
+	g_string_append_printf(out, "cellprov_http_connections %u\n", s->n_connections);
+	text_metric(out, "cellprov_http_connections_unauthenticated", "gauge",
+		    "Open connections no request authenticated yet.");
+	g_string_append_printf(out, "cellprov_http_connections_unauthenticated %u\n", s->n_unauthenticated);
+	text_metric(out, "cellprov_http_connections_dropped_total", "counter",
+		    "Connections refused or cut, by reason.");
+	g_string_append_printf(out, "cellprov_http_connections_dropped_total{reason=\"max-connections\"} %" G_GUINT64_FORMAT "\n"
+			       "cellprov_http_connections_dropped_total{reason=\"per-source\"} %" G_GUINT64_FORMAT "\n"
+			       "cellprov_http_connections_dropped_total{reason=\"unauthenticated\"} %" G_GUINT64_FORMAT "\n"
+			       "cellprov_http_connections_dropped_total{reason=\"deadline\"} %" G_GUINT64_FORMAT "\n",
+			       s->refused_limit, s->refused_source, s->evicted, s->deadline_cuts);
+	for (guint i = 0; i < s->counters->len; i++) {
+		Counter *c = g_ptr_array_index(s->counters, i);
+
+		text_metric(out, c->name, "counter", c->help);
+		g_string_append_printf(out, "%s %" G_GUINT64_FORMAT "\n", c->name, *c->value);
+	}
+	return g_string_free(out, FALSE);
+}
+
+void
+cp_http_server_add_counter(CpHttpServer *s, const char *name, const char *help, const guint64 *value)
+{
+	Counter *c = g_new0(Counter, 1);
+
+	c->name = g_strdup(name);
+	c->help = g_strdup(help);
+	c->value = value;
+	g_ptr_array_add(s->counters, c);
+}
+
+static void
+handle_ops(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer data)
+{
+	CpHttpServer *ops = data;
+	const char *method = soup_server_message_get_method(msg);
+	char *text;
+
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		cp_http_reply_error(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed", 0, "use GET");
+		return;
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+		soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_STATIC, "ok\n", 3);
+	} else if (strcmp(path, "/metrics") == 0) {
+		text = metrics_text(ops->main);
+		soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+		soup_server_message_set_response(msg, "text/plain; version=0.0.4", SOUP_MEMORY_TAKE, text, strlen(text));
+	} else {
+		cp_http_reply_error(msg, SOUP_STATUS_NOT_FOUND, "not-found", 0, "only /metrics and /healthz here");
+	}
 }
 
 static char *
@@ -216,10 +724,13 @@ raw_reply_written(GObject *source, GAsyncResult *res, gpointer data)
  * take the connection from it, answer, close.
  */
 static void
-refuse_body(SoupServerMessage *msg, guint status, const char *code, const char *message)
+refuse_body(CpHttpServer *s, SoupServerMessage *msg, guint status, const char *code, const char *message)
 {
 	g_autofree char *json = error_json(code, 0, message);
 	RawReply *r = g_new0(RawReply, 1);
+
+	/* libsoup reports no end for a stolen connection: count it here */
+	record(s, msg, status, code);
 
 	r->stream = soup_server_message_steal_connection(msg);
 	if (!r->stream) {
@@ -248,8 +759,9 @@ early_handler(SoupServer *server, SoupServerMessage *msg, const char *path,
 	g_autofree char *message = NULL;
 	goffset len;
 
+	request_headers(msg);
 	if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CHUNKED) {
-		refuse_body(msg, SOUP_STATUS_LENGTH_REQUIRED, "length-required",
+		refuse_body(s, msg, SOUP_STATUS_LENGTH_REQUIRED, "length-required",
 			    "the request body needs a Content-Length");
 		return;
 	}
@@ -257,7 +769,7 @@ early_handler(SoupServer *server, SoupServerMessage *msg, const char *path,
 	      ? soup_message_headers_get_content_length(h) : 0;
 	if (len < 0 || (guint64)len > s->cfg.body_max) {
 		message = g_strdup_printf("the request body is larger than %zu bytes", s->cfg.body_max);
-		refuse_body(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "body-too-large", message);
+		refuse_body(s, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "body-too-large", message);
 	}
 }
 
@@ -288,16 +800,82 @@ parse_listen(const char *listen, char **host, guint16 *port, GError **error)
 	return TRUE;
 }
 
-CpHttpServer *
-cp_http_server_new(const CpHttpConfig *cfg, GError **error)
+gboolean
+cp_http_config_load(CpHttpConfig *cfg, GKeyFile *kf, const char *group, GError **error)
 {
-	g_autoptr(CpHttpServer) s = g_new0(CpHttpServer, 1);
+	guint64 request_timeout, per_source, unauthenticated;
+	g_autoptr(GError) local = NULL;
+	g_autofree char *metrics = NULL;
+
+	if (!cp_conf_uint(kf, group, "request-timeout", 10, 1, 3600, &request_timeout, error) ||
+	    !cp_conf_uint(kf, group, "max-connections-per-source", 16, 1, 65536, &per_source, error) ||
+	    !cp_conf_uint(kf, group, "max-unauthenticated", 32, 1, 65536, &unauthenticated, error))
+		return FALSE;
+	cfg->request_timeout = (guint)request_timeout;
+	cfg->max_per_source = (guint)per_source;
+	cfg->max_unauthenticated = (guint)unauthenticated;
+	cfg->reuse_port = g_key_file_get_boolean(kf, group, "reuse-port", &local);
+	if (local && !g_error_matches(local, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND) &&
+	    !g_error_matches(local, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND)) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "reuse-port: want true or false");
+		return FALSE;
+	}
+	/* kept by the key file: cfg points into it */
+	metrics = cp_conf_string(kf, group, "metrics-listen", NULL);
+	if (metrics)
+		cfg->metrics_listen = g_intern_string(metrics);
+	return TRUE;
+}
+
+static gboolean
+listen_on(CpHttpServer *s, const char *listen, gboolean reuse_port, GError **error)
+{
 	g_autofree char *host = NULL;
 	g_autoptr(GInetAddress) addr = NULL;
 	g_autoptr(GSocketAddress) sa = NULL;
+	g_autoptr(GSocket) sock = NULL;
 	g_autoptr(GSocketAddress) bound = NULL;
+	struct sockaddr_storage native;
 	guint16 port;
 
+	if (!parse_listen(listen, &host, &port, error))
+		return FALSE;
+	addr = g_inet_address_new_from_string(host);
+	if (!addr) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "listen address '%s' is not a numeric IP address", host);
+		return FALSE;
+	}
+	sa = g_inet_socket_address_new(addr, port);
+	sock = g_socket_new(g_inet_address_get_family(addr), G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
+	if (!sock)
+		return FALSE;
+	/* Several processes on one port: the kernel spreads the connections.
+	 * bind(2) itself, as g_socket_bind() turns SO_REUSEPORT off for TCP. */
+	g_socket_set_listen_backlog(sock, 256);
+	if (!g_socket_set_option(sock, SOL_SOCKET, SO_REUSEADDR, 1, error) ||
+	    (reuse_port && !g_socket_set_option(sock, SOL_SOCKET, SO_REUSEPORT, 1, error)) ||
+	    !g_socket_address_to_native(sa, &native, sizeof(native), error))
+		return FALSE;
+	if (bind(g_socket_get_fd(sock), (struct sockaddr *)&native, g_socket_address_get_native_size(sa)) < 0) {
+		cp_set_error(error, CP_ERR_BAD_VALUE, "cannot listen on %s: %s", listen, g_strerror(errno));
+		return FALSE;
+	}
+	if (!g_socket_listen(sock, error) ||
+	    !g_socket_listener_add_socket(G_SOCKET_LISTENER(s->service), sock, NULL, error)) {
+		g_prefix_error(error, "cannot listen on %s: ", listen);
+		return FALSE;
+	}
+	bound = g_socket_get_local_address(sock, error);
+	if (!bound)
+		return FALSE;
+	s->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+	return TRUE;
+}
+
+static CpHttpServer *
+server_new(const CpHttpConfig *cfg, GError **error)
+{
+	g_autoptr(CpHttpServer) s = g_new0(CpHttpServer, 1);
 	s->cfg = *cfg;
 	if (!s->cfg.max_connections)
 		s->cfg.max_connections = 64;
@@ -305,14 +883,30 @@ cp_http_server_new(const CpHttpConfig *cfg, GError **error)
 		s->cfg.connection_timeout = 30;
 	if (!s->cfg.body_max)
 		s->cfg.body_max = 16384;
+	if (!s->cfg.request_timeout)
+		s->cfg.request_timeout = 10;
+	if (!s->cfg.max_per_source)
+		s->cfg.max_per_source = 16;
+	if (!s->cfg.max_unauthenticated)
+		s->cfg.max_unauthenticated = 32;
+	s->per_source = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	s->endpoints = g_ptr_array_new_with_free_func(endpoint_free);
+	s->counters = g_ptr_array_new_with_free_func(counter_free);
+	s->soup = soup_server_new("server-header", "cellprov ", NULL);
+	g_signal_connect(s->soup, "request-read", G_CALLBACK(on_request_read), s);
+	g_signal_connect(s->soup, "request-finished", G_CALLBACK(on_request_finished), s);
+	g_signal_connect(s->soup, "request-aborted", G_CALLBACK(on_request_finished), s);
+	s->service = g_socket_service_new();
+	return g_steal_pointer(&s);
+}
 
-	if (!parse_listen(cfg->listen, &host, &port, error))
+CpHttpServer *
+cp_http_server_new(const CpHttpConfig *cfg, GError **error)
+{
+	g_autoptr(CpHttpServer) s = server_new(cfg, error);
+
+	if (!s)
 		return NULL;
-	addr = g_inet_address_new_from_string(host);
-	if (!addr) {
-		cp_set_error(error, CP_ERR_BAD_VALUE, "listen address '%s' is not a numeric IP address", host);
-		return NULL;
-	}
 	if (cfg->tls_certificate) {
 		if (cfg->tls_key)
 			s->tls = g_tls_certificate_new_from_files(cfg->tls_certificate, cfg->tls_key, error);
@@ -330,20 +924,36 @@ cp_http_server_new(const CpHttpConfig *cfg, GError **error)
 			}
 		}
 	}
-
-	s->soup = soup_server_new("server-header", "cellprov ", NULL);
-
-	s->service = g_socket_service_new();
-	sa = g_inet_socket_address_new(addr, port);
-	if (!g_socket_listener_add_address(G_SOCKET_LISTENER(s->service), sa, G_SOCKET_TYPE_STREAM,
-					   G_SOCKET_PROTOCOL_TCP, NULL, &bound, error)) {
-		g_prefix_error(error, "cannot listen on %s: ", cfg->listen);
+	if (!listen_on(s, cfg->listen, cfg->reuse_port, error))
 		return NULL;
-	}
-	s->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
 	g_signal_connect(s->service, "incoming", G_CALLBACK(on_incoming), s);
 	g_socket_service_start(s->service);
+
+	if (cfg->metrics_listen) {
+		CpHttpConfig oc = { .listen = cfg->metrics_listen, .max_connections = 8, .max_per_source = 8,
+				    .max_unauthenticated = 8, .body_max = 1, .reuse_port = cfg->reuse_port };
+
+		s->ops = server_new(&oc, error);
+		if (!s->ops)
+			return NULL;
+		s->ops->main = s;
+		if (!listen_on(s->ops, oc.listen, oc.reuse_port, error)) {
+			g_prefix_error(error, "metrics-listen: ");
+			return NULL;
+		}
+		/* no body is read there: body_max 1 refuses any */
+		soup_server_add_early_handler(s->ops->soup, NULL, early_handler, s->ops, NULL);
+		soup_server_add_handler(s->ops->soup, NULL, handle_ops, s->ops, NULL);
+		g_signal_connect(s->ops->service, "incoming", G_CALLBACK(on_incoming), s->ops);
+		g_socket_service_start(s->ops->service);
+	}
 	return g_steal_pointer(&s);
+}
+
+guint16
+cp_http_server_get_metrics_port(CpHttpServer *s)
+{
+	return s->ops ? s->ops->port : 0;
 }
 
 void
@@ -351,14 +961,28 @@ cp_http_server_free(CpHttpServer *s)
 {
 	if (!s)
 		return;
+	g_clear_pointer(&s->ops, cp_http_server_free);
 	if (s->service) {
 		g_socket_service_stop(s->service);
 		g_socket_listener_close(G_SOCKET_LISTENER(s->service));
 		g_object_unref(s->service);
 	}
+	if (s->soup)
+		g_signal_handlers_disconnect_by_data(s->soup, s);
+	/* connections libsoup still holds must not reach a freed server */
+	while (s->conns.head) {
+		Conn *c = s->conns.head->data;
+
+		g_object_weak_unref(G_OBJECT(c->conn), conn_gone, c);
+		c->counted = FALSE;
+		conn_gone(c, NULL);
+	}
 	g_clear_object(&s->soup);
 	g_clear_object(&s->tls);
 	g_clear_object(&s->client_db);
+	g_clear_pointer(&s->per_source, g_hash_table_unref);
+	g_clear_pointer(&s->endpoints, g_ptr_array_unref);
+	g_clear_pointer(&s->counters, g_ptr_array_unref);
 	g_free(s);
 }
 
@@ -366,6 +990,7 @@ void
 cp_http_server_add_handler(CpHttpServer *s, const char *path, SoupServerCallback callback, gpointer data)
 {
 	/* libsoup runs only the early handler of the path that matched */
+	endpoint_add(s, path);
 	soup_server_add_early_handler(s->soup, path, early_handler, s, NULL);
 	soup_server_add_handler(s->soup, path, callback, data, NULL);
 }
@@ -429,6 +1054,7 @@ cp_http_reply_error(SoupServerMessage *msg, guint status, const char *code,
 	message = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
 	json = error_json(code, number, message);
+	g_object_set_data_full(G_OBJECT(msg), REQUEST_CODE, g_strdup(code), g_free);
 	soup_server_message_set_status(msg, status, NULL);
 	soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_TAKE, json, strlen(json));
 }
@@ -440,9 +1066,43 @@ cp_http_reply_cp_error(SoupServerMessage *msg, guint status, CpError err, const 
 			    message ? message : cp_error_message(err));
 }
 
+/*
+ * json-glib keeps the last of two members with one name without a word:
+ * count the members it parses into each object and compare with what the
+ * object holds at its end.
+ */
+typedef struct {
+	GHashTable *members;         /* JsonObject -> members parsed */
+	char *name;                  /* the first repeated member name */
+} Dup;
+
+static void
+on_object_member(JsonParser *parser, JsonObject *object, const char *name, gpointer data)
+{
+	Dup *d = data;
+	guint n;
+
+	if (!d->members)
+		d->members = g_hash_table_new(NULL, NULL);
+	n = GPOINTER_TO_UINT(g_hash_table_lookup(d->members, object)) + 1;
+	g_hash_table_insert(d->members, object, GUINT_TO_POINTER(n));
+	if (!d->name && json_object_get_size(object) < n)
+		d->name = g_utf8_make_valid(name, -1);
+}
+
+static void
+on_object_end(JsonParser *parser, JsonObject *object, gpointer data)
+{
+	Dup *d = data;
+
+	if (d->members)
+		g_hash_table_remove(d->members, object);
+}
+
 JsonObject *
 cp_http_request_json(SoupServerMessage *msg)
 {
+	Dup dup = { 0 };
 	SoupMessageBody *body = soup_server_message_get_request_body(msg);
 	SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
 	const char *ct = soup_message_headers_get_content_type(h, NULL);
@@ -457,10 +1117,20 @@ cp_http_request_json(SoupServerMessage *msg)
 		return NULL;
 	}
 	bytes = soup_message_body_flatten(body);
+	g_signal_connect(parser, "object-member", G_CALLBACK(on_object_member), &dup);
+	g_signal_connect(parser, "object-end", G_CALLBACK(on_object_end), &dup);
 	if (!json_parser_load_from_data(parser, g_bytes_get_data(bytes, NULL),
 					(gssize)g_bytes_get_size(bytes), &error)) {
+		g_clear_pointer(&dup.members, g_hash_table_unref);
 		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-json", 0,
 				    "the request body is not JSON");
+		return NULL;
+	}
+	g_clear_pointer(&dup.members, g_hash_table_unref);
+	if (dup.name) {
+		cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0,
+				    "the member '%s' appears twice in one object", dup.name);
+		g_free(dup.name);
 		return NULL;
 	}
 	root = json_parser_get_root(parser);

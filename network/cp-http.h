@@ -19,9 +19,18 @@ typedef struct {
 	const char *tls_key;         /* PEM file; NULL: in tls_certificate */
 	const char *client_ca;       /* PEM roots for client certificates; NULL: none asked */
 	guint max_connections;       /* connections beyond this are closed at once */
-	guint connection_timeout;    /* seconds a connection may live, start to end */
+	guint connection_timeout;    /* seconds a handler may take to answer */
 	gsize body_max;              /* request body limit in bytes */
+	guint request_timeout;       /* seconds from accept (or the last answer) to a complete request */
+	guint max_per_source;        /* open connections from one IP address */
+	guint max_unauthenticated;   /* connections no request authenticated yet */
+	gboolean reuse_port;         /* SO_REUSEPORT: several processes on one port */
+	const char *metrics_listen;  /* "host:port" of /metrics and /healthz (plain HTTP); NULL: none */
 } CpHttpConfig;
+
+/* request-timeout, max-connections-per-source, max-unauthenticated,
+ * reuse-port and metrics-listen of group; cfg keeps its other members. */
+gboolean cp_http_config_load(CpHttpConfig *cfg, GKeyFile *kf, const char *group, GError **error);
 
 typedef struct _CpHttpServer CpHttpServer;
 
@@ -36,6 +45,19 @@ guint16 cp_http_server_get_port(CpHttpServer *s);
 GTlsCertificate *cp_http_server_get_peer_certificate(CpHttpServer *s, SoupServerMessage *msg);
 /* Write the bound port (decimal + newline) to path, atomically. */
 gboolean cp_http_server_write_port(CpHttpServer *s, const char *path, GError **error);
+/* The port of metrics_listen, 0 without one. */
+guint16 cp_http_server_get_metrics_port(CpHttpServer *s);
+
+/* A request on msg's connection proved who sends it: the connection no
+ * longer counts against max_unauthenticated. */
+void cp_http_server_set_authenticated(CpHttpServer *s, SoupServerMessage *msg);
+
+/* The request's id: its X-Request-Id when that is 1-64 characters of
+ * [A-Za-z0-9._-], else one made up; logged with the request's outcome. */
+const char *cp_http_request_id(SoupServerMessage *msg);
+
+/* A counter of the program's own for /metrics (value read when scraped). */
+void cp_http_server_add_counter(CpHttpServer *s, const char *name, const char *help, const guint64 *value);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpHttpServer, cp_http_server_free)
 
@@ -50,7 +72,8 @@ void cp_http_reply_cp_error(SoupServerMessage *msg, guint status, CpError err, c
 void cp_http_reply_json(SoupServerMessage *msg, guint status, JsonBuilder *b);
 
 /* Parse the request body as a JSON object; replies with an error and
- * returns NULL when it is not one (or not application/json). */
+ * returns NULL when it is not one (or not application/json), or when an
+ * object repeats a member name (bad-request). */
 JsonObject *cp_http_request_json(SoupServerMessage *msg);
 
 /* The token of "Authorization: Bearer <token>", or NULL. */

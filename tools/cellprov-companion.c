@@ -163,7 +163,7 @@ sm_hint(const char *code)
 		{ "key-usage", "the device certificate is not fit for provisioning: contact the manufacturer" },
 		{ "key-type", "the device certificate is not fit for provisioning: contact the manufacturer" },
 		{ "chain-fetch-timeout", "the manufacturer's certificate server did not answer: try again later" },
-		{ "chain-fetch-failed", "the manufacturer's certificate server cannot be reached: try again later" },
+		{ "chain-fetch-failed", "the SM could not fetch the device's certificate chain (the SM's log says why): try again later or tell the operator" },
 		{ "chain-fetch-status", "the manufacturer's certificate server does not know this device" },
 		{ "chain-too-large", "the manufacturer's certificate server sent too much" },
 		{ "chain-garbage", "the manufacturer's certificate server did not send a certificate chain" },

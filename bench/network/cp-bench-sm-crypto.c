@@ -8,9 +8,13 @@
  * HMAC), the SM's K'' and K_prof and the profile encode (the operator's
  * ECDSA signature and the HMAC), signed as the SM signs, by a test
  * operator made afresh (cp_cert_make).
- * Prints one JSON object: microseconds per operation and their sum.
+ * With a TLS certificate and key, also one full TLS handshake (OpenSSL,
+ * in memory, no session resumption), the server's and the client's CPU
+ * apart.
+ * Prints one JSON object: microseconds per operation and their sum (the
+ * server's side of the handshake included, the client's not).
  *
- *   cp-bench-sm-crypto ROOT.pem CHAIN.pem DEVICE-RECORD.bin [ITERATIONS]
+ *   cp-bench-sm-crypto ROOT.pem CHAIN.pem DEVICE-RECORD.bin [ITERATIONS [TLS-CERT TLS-KEY]]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +22,7 @@
 #include <time.h>
 
 #include <glib.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "cellprov.h"
@@ -39,6 +44,58 @@ now_us(void)
 		label = (now_us() - _t0) / (n);                        \
 	} while (0)
 
+/* Full handshakes between an OpenSSL server and client over memory BIOs,
+ * without tickets or a session cache: the CPU of each side apart. */
+static gboolean
+tls_handshakes(const char *cert, const char *key, int n, double *server_us, double *client_us)
+{
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	gboolean ok = FALSE;
+
+	*server_us = *client_us = 0;
+	if (!sctx || !cctx || SSL_CTX_use_certificate_chain_file(sctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(sctx, key, SSL_FILETYPE_PEM) != 1)
+		goto out;
+	SSL_CTX_set_session_cache_mode(sctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(sctx, 0);
+	SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_OFF);
+	for (int i = 0; i < n; i++) {
+		SSL *srv = SSL_new(sctx), *cli = SSL_new(cctx);
+		BIO *a, *b;
+		int done = 0;
+
+		BIO_new_bio_pair(&a, 0, &b, 0);
+		SSL_set_bio(srv, a, a);
+		SSL_set_bio(cli, b, b);
+		SSL_set_accept_state(srv);
+		SSL_set_connect_state(cli);
+		for (int round = 0; round < 10 && done != 3; round++) {
+			double t0 = now_us();
+
+			if (!(done & 1) && SSL_do_handshake(cli) == 1)
+				done |= 1;
+			*client_us += now_us() - t0;
+			t0 = now_us();
+			if (!(done & 2) && SSL_do_handshake(srv) == 1)
+				done |= 2;
+			*server_us += now_us() - t0;
+		}
+		SSL_free(srv);
+		SSL_free(cli);
+		if (done != 3)
+			goto out;
+	}
+	*server_us /= n;
+	*client_us /= n;
+	ok = TRUE;
+out:
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	return ok;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -53,12 +110,12 @@ main(int argc, char **argv)
 	CpSecret *k_c, *op, *k_prime, *k_usim, *opc, *k_sm, *k2, *k_prof;
 	CpProfile prof;
 	CpTestOperator oper;
-	double t_chain, t_ecdsa, t_ausf_kdf, t_ecies, t_sm_kdf, t_profile;
+	double t_chain, t_ecdsa, t_ausf_kdf, t_ecies, t_sm_kdf, t_profile, t_tls_server = 0, t_tls_client = 0;
 	int n = argc > 4 ? atoi(argv[4]) : 500;
 	gint64 t = g_get_real_time() / G_USEC_PER_SEC;
 
-	if (argc < 4 || n < 1) {
-		fprintf(stderr, "usage: cp-bench-sm-crypto ROOT.pem CHAIN.pem DEVICE-RECORD.bin [ITERATIONS]\n");
+	if (argc < 4 || n < 1 || argc == 6) {
+		fprintf(stderr, "usage: cp-bench-sm-crypto ROOT.pem CHAIN.pem DEVICE-RECORD.bin [ITERATIONS [TLS-CERT TLS-KEY]]\n");
 		return 2;
 	}
 	if (!g_file_get_contents(argv[2], &chain, &chain_len, NULL) ||
@@ -130,11 +187,16 @@ main(int argc, char **argv)
 		cp_buf_clear(&b);
 	});
 
+	if (argc > 6 && !tls_handshakes(argv[5], argv[6], n, &t_tls_server, &t_tls_client)) {
+		fprintf(stderr, "cp-bench-sm-crypto: TLS handshakes with %s failed\n", argv[5]);
+		return 1;
+	}
+
 	printf("{\"iterations\":%d,\"chain-verify-us\":%.1f,\"ecdsa-verify-us\":%.1f,"
 	       "\"ausf-kdf-us\":%.1f,\"ecies-seal-us\":%.1f,\"sm-kdf-us\":%.1f,\"profile-sign-us\":%.1f,"
-	       "\"total-us\":%.1f}\n",
-	       n, t_chain, t_ecdsa, t_ausf_kdf, t_ecies, t_sm_kdf, t_profile,
-	       t_chain + t_ecdsa + t_ausf_kdf + t_ecies + t_sm_kdf + t_profile);
+	       "\"tls-server-us\":%.1f,\"tls-client-us\":%.1f,\"total-us\":%.1f}\n",
+	       n, t_chain, t_ecdsa, t_ausf_kdf, t_ecies, t_sm_kdf, t_profile, t_tls_server, t_tls_client,
+	       t_chain + t_ecdsa + t_ausf_kdf + t_ecies + t_sm_kdf + t_profile + t_tls_server);
 	cp_secret_free(k_c);
 	cp_secret_free(op);
 	cp_secret_free(k_prime);

@@ -10,11 +10,12 @@ import sys
 
 SOURCE = os.environ["CP_SOURCE_DIR"]
 EXAMPLES = {
-    "cellprov.conf": ("daemon/cp-conf.c", {"device", "nfc", "modem", "daemon", "network"}),
-    "sm.conf": ("network/cellprov-sm.c", {"sm"}),
-    "ausf.conf": ("network/cellprov-ausf.c", {"ausf"}),
-    "sm-postgresql.conf": ("network/cellprov-sm.c", {"sm"}),
-    "ausf-postgresql.conf": ("network/cellprov-ausf.c", {"ausf"}),
+    "cellprov.conf": (["daemon/cp-conf.c"], {"device", "nfc", "modem", "daemon", "network"}),
+    # the connection keys are read by the HTTP layer the SM and the AUSF share
+    "sm.conf": (["network/cellprov-sm.c", "network/cp-http.c"], {"sm"}),
+    "ausf.conf": (["network/cellprov-ausf.c", "network/cp-http.c"], {"ausf"}),
+    "sm-postgresql.conf": (["network/cellprov-sm.c", "network/cp-http.c"], {"sm"}),
+    "ausf-postgresql.conf": (["network/cellprov-ausf.c", "network/cp-http.c"], {"ausf"}),
 }
 
 
@@ -24,8 +25,9 @@ def fail(msg):
 
 
 def main():
-    for name, (src, groups) in EXAMPLES.items():
-        code = open(os.path.join(SOURCE, src)).read()
+    for name, (srcs, groups) in EXAMPLES.items():
+        code = "".join(open(os.path.join(SOURCE, src)).read() for src in srcs)
+        src = " or ".join(srcs)
         literals = set(re.findall(r'"([a-z0-9-]+)"', code))
         group, keys = None, 0
         for n, line in enumerate(open(os.path.join(SOURCE, "examples", name)), 1):

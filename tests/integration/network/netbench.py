@@ -88,6 +88,9 @@ class Bench:
         self.procs = {}
         self.logs = {}
         self.sm_options = sm_options or {}
+        self.cert_max_age = 0  # Cache-Control max-age of the certificate server's answers
+        self.imsi_last = "001010000000100"
+        self.ausf_options = {}
         self.token = "companion-token-" + os.urandom(8).hex()
         self.neighbour_token = "neighbour-token-" + os.urandom(8).hex()
         self.ausf_token = "ausf-token-" + os.urandom(8).hex()
@@ -191,7 +194,8 @@ class Bench:
             log = open(self.path("lighttpd.log"), "w")
             p = subprocess.Popen(["sh", script, "--root", self.path("www"), "--port", str(self.ca_port),
                                   "--tls-pem", self.tls_dir_file("server-both.pem"),
-                                  "--state-dir", self.path("cert-server")],
+                                  "--state-dir", self.path("cert-server")]
+                                 + (["--max-age", str(self.cert_max_age)] if self.cert_max_age else []),
                                  stdout=log, stderr=subprocess.STDOUT)
             if self.wait_port(self.ca_port, p):
                 self.procs["lighttpd"] = p
@@ -228,9 +232,10 @@ op=%s
 token=%s
 kek=%s
 imsi-first=001010000000001
-imsi-last=001010000000100
+imsi-last=%s
 """ % (self.store_line("ausf"), self.path("k_ausf"), self.path("op"), self.path("ausf-token"),
-       self.path("kek")))
+       self.path("kek"), self.imsi_last)
+              + "".join("%s=%s\n" % kv for kv in self.ausf_options.items()))
 
     # ---- the stores ----
 
@@ -310,8 +315,14 @@ imsi-last=001010000000100
             "signing-key": self.signing_key,
             "signing-chain": self.signing_chain,
         }
+        if hasattr(self, "ca_port"):
+            opts["url-prefixes"] = "https://127.0.0.1:%d/devices/" % self.ca_port
+        else:
+            opts["allow-any-url"] = "true"  # no certificate server: nothing to fetch
         opts.update(self.sm_options)
-        write(self.path("sm.conf"), "[sm]\n" + "".join("%s=%s\n" % kv for kv in opts.items() if kv[1] is not None))
+        # None or "" unsets a key the defaults above set
+        write(self.path("sm.conf"), "[sm]\n" + "".join("%s=%s\n" % kv for kv in opts.items()
+                                                      if kv[1] is not None and kv[1] != ""))
 
     def start_daemon(self, name, args, port_file):
         if os.path.exists(port_file):

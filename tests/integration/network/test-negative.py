@@ -96,7 +96,7 @@ def test_chain_refusals(b):
             "device key that is not P-256")
 
     gone = d["certificate-url"][:-32] + "0" * 32
-    refused(b, b.tag("c", extra=["--url", gone]), "chain-fetch-status", "certificate URL the CA does not know")
+    refused(b, b.tag("c", extra=["--url", gone]), "chain-fetch-failed", "certificate URL the CA does not know")
 
     refused(b, b.tag("c", extra=["--url", d["certificate-url"].replace("https://", "http://")]),
             "insecure-url", "plain http:// certificate URL")
@@ -200,6 +200,18 @@ def test_http_limits(b):
     st, res = b.sm_request("POST", "/v1/provision", body='{"certificate-url": 5}')
     check(st == 400 and res["error"]["code"] == "bad-request", "wrong member type -> bad-request")
     d = b.make_device("lim")
+    url = json.dumps(d["certificate-url"])
+    for body, what in (('{"certificate-url": %s, "device-record": "AAAA", "certificate-url": %s}' % (url, url),
+                        "a member twice"),
+                       ('{"certificate-url": %s, "device-record": "AAAA", "x": {"a": 1, "\\u0061": 2}}' % url,
+                        "a member twice in a nested object, once escaped")):
+        st, res = b.sm_request("POST", "/v1/provision", body=body)
+        check(st == 400 and res["error"]["code"] == "bad-request" and "twice" in res["error"]["message"],
+              "%s -> bad-request (%s)" % (what, res["error"]["message"]))
+    st, res = b.sm_request("POST", "/v1/provision", body='{"certificate-url": %s, "x": {"certificate-url": 1}, '
+                           '"device-record": "AAAA"}' % url)
+    check(res["error"]["code"] != "bad-request" or "twice" not in res["error"]["message"],
+          "one name in two different objects is no repetition (%s)" % res["error"]["code"])
     st, res = b.sm_request("POST", "/v1/provision", body=json.dumps(
         {"certificate-url": d["certificate-url"], "device-record": "AAAA", "companion": 1}))
     check(st == 400 and res["error"]["code"] == "bad-request", "a companion that is not a string -> bad-request, not ignored")
@@ -230,7 +242,7 @@ def test_slow_clients(b):
             data = s.recv(1)
         except ConnectionResetError:
             data = b""
-        check(data == b"", "a silent client is cut after connection-timeout")
+        check(data == b"", "a silent client is cut after request-timeout")
     check(time.monotonic() - t0 < 7, "... within the timeout (%.1f s)" % (time.monotonic() - t0))
     st, res = b.sm_request("GET", "/nothing")
     check(st == 404, "the SM serves again")
@@ -308,33 +320,46 @@ class BadCa:
         self.mute_port = self.mute.getsockname()[1]
 
 
+GENERIC_FETCH = "the certificate chain could not be fetched from the certificate URL"
+
+
+def in_sm_log(b, text):
+    return text in open(b.path("sm.log"), errors="replace").read()
+
+
 def test_bad_ca(b):
+    # every way a fetch fails gets one code and one sentence: the companion
+    # learns nothing of what the SM can reach; the SM's log has the detail
+    restart_sm(b, **{"url-prefixes": "", "allow-any-url": "true"})
     d = b.make_device("bad")
     ca = BadCa(b)
     base = "https://127.0.0.1:%d" % ca.port
-    for kind, code in (("garbage", "chain-garbage"), ("huge", "chain-too-large"),
-                       ("empty", "chain-garbage"), ("reason", "chain-fetch-status"),
-                       ("slow", "chain-fetch-timeout")):
+    for kind, detail in (("garbage", "did not return a PEM chain"), ("huge", "larger than"),
+                         ("empty", "did not return a PEM chain"), ("reason", "answered 404 Not Found"),
+                         ("slow", "did not answer within")):
         t0 = time.monotonic()
-        res = refused(b, b.tag("bad", extra=["--url", "%s/%s/%s" % (base, kind, d["device-id"])]), code,
-                      "certificate server sending %s" % kind)
-        if kind == "reason":
-            check(res["error"]["message"].endswith("answered 404 Not Found"),
-                  "... the SM's JSON is valid and does not relay the server's reason phrase")
+        res = refused(b, b.tag("bad", extra=["--url", "%s/%s/%s" % (base, kind, d["device-id"])]),
+                      "chain-fetch-failed", "certificate server sending %s" % kind)
+        check(res["error"]["message"].endswith(GENERIC_FETCH), "... with the one generic message (%s)" % res["error"]["message"])
+        check(in_sm_log(b, "%s/%s/%s: " % (base, kind, d["device-id"])) and in_sm_log(b, detail),
+              "... and the SM's log says why (%s)" % detail)
         check(time.monotonic() - t0 < 8, "... in %.1f s" % (time.monotonic() - t0))
     t0 = time.monotonic()
-    refused(b, b.tag("bad", extra=["--url", "https://127.0.0.1:%d/devices/%s" % (ca.mute_port, d["device-id"])]),
-            "chain-fetch-timeout", "certificate server that never answers")
+    res = refused(b, b.tag("bad", extra=["--url", "https://127.0.0.1:%d/devices/%s" % (ca.mute_port, d["device-id"])]),
+                  "chain-fetch-failed", "certificate server that never answers")
+    check(res["error"]["message"].endswith(GENERIC_FETCH), "... with the one generic message")
     check(time.monotonic() - t0 < 8, "... in %.1f s (fetch-timeout 2 s)" % (time.monotonic() - t0))
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    refused(b, b.tag("bad", extra=["--url", "https://127.0.0.1:%d/devices/%s" % (port, d["device-id"])]),
-            "chain-fetch-failed", "certificate server not listening")
+    res = refused(b, b.tag("bad", extra=["--url", "https://127.0.0.1:%d/devices/%s" % (port, d["device-id"])]),
+                  "chain-fetch-failed", "certificate server not listening")
+    check(res["error"]["message"].endswith(GENERIC_FETCH), "... the same answer as a slow server: no port-scan oracle")
     rc, res, _ = b.companion(b.tag("bad"))
     check(rc == 0 and res["profile-seq"] == 1, "the same device then provisions from its real CA")
     ca.httpd.shutdown()
+    restart_sm(b, **{"url-prefixes": None, "allow-any-url": None})
 
 
 def restart_sm(b, **options):
@@ -356,12 +381,12 @@ def test_url_prefixes(b):
     check(rc == 0 and res["result"] == "ok", "a URL below an allowed prefix provisions")
     ident = d["device-id"]
     for url, code, what in (
-            ("https://127.0.0.1.example.invalid/devices/" + ident, "url-not-allowed",
+            ("https://127.0.0.1.example.invalid/devices/" + ident, "chain-fetch-failed",
              "a host that only begins with an allowed one"),
-            ("https://localhost:%d/devices/%s" % (b.ca_port, ident), "url-not-allowed", "another host name"),
-            ("https://127.0.0.1:%d/devices/%s" % (b.ca_port + 1, ident), "url-not-allowed", "another port"),
-            ("%s/other/%s" % (origin, ident), "url-not-allowed", "a path outside the prefix"),
-            ("%s/devices/../other/%s" % (origin, ident), "url-not-allowed", "dot segments out of the prefix"),
+            ("https://localhost:%d/devices/%s" % (b.ca_port, ident), "chain-fetch-failed", "another host name"),
+            ("https://127.0.0.1:%d/devices/%s" % (b.ca_port + 1, ident), "chain-fetch-failed", "another port"),
+            ("%s/other/%s" % (origin, ident), "chain-fetch-failed", "a path outside the prefix"),
+            ("%s/devices/../other/%s" % (origin, ident), "chain-fetch-failed", "dot segments out of the prefix"),
             ("https://127.0.0.1:%d@localhost:%d/devices/%s" % (b.ca_port, b.ca_port, ident), "bad-url",
              "user information before the host"),
             ("%s/devices/%s?x=1" % (origin, ident), "bad-url", "a query")):
@@ -374,7 +399,17 @@ def test_url_prefixes(b):
     b.write_sm_conf()
     r = b.run([b.prog("network/cellprov-sm"), "-c", b.path("sm.conf"), "--listen", "127.0.0.1:0"], check_rc=False)
     check(r.returncode == 1 and "url-prefixes" in r.stderr, "a prefix with user information is a config error")
-    restart_sm(b, **{"url-prefixes": None})
+    b.sm_options["url-prefixes"] = ""
+    b.write_sm_conf()
+    r = b.run([b.prog("network/cellprov-sm"), "-c", b.path("sm.conf"), "--listen", "127.0.0.1:0"], check_rc=False)
+    check(r.returncode == 1 and "allow-any-url" in r.stderr,
+          "no url-prefixes and no allow-any-url=true: the SM refuses to start")
+    b.sm_options["allow-any-url"] = "true"
+    b.sm_options["url-prefixes"] = "https://127.0.0.1:%d/devices/" % b.ca_port
+    b.write_sm_conf()
+    r = b.run([b.prog("network/cellprov-sm"), "-c", b.path("sm.conf"), "--listen", "127.0.0.1:0"], check_rc=False)
+    check(r.returncode == 1 and "contradict" in r.stderr, "url-prefixes with allow-any-url=true is a config error")
+    restart_sm(b, **{"url-prefixes": None, "allow-any-url": None})
 
 
 def refuses_to_start(b, prog, conf, what):
@@ -393,7 +428,9 @@ def test_bad_config(b):
     sm_conf = open(b.path("sm.conf")).read()
     for line in ("fetch-timeout=abc", "fetch-timeout=-1", "fetch-timeout=0", "body-max=0",
                  "max-connections=99999999999999999999", "fetch-max-size=4294967296",
-                 "profile-lifetime=18446744073709551615", "allow-http=yes", "plain-http=maybe"):
+                 "profile-lifetime=18446744073709551615", "allow-http=yes", "plain-http=maybe",
+                 "request-timeout=0", "max-connections-per-source=x", "max-unauthenticated=0",
+                 "reuse-port=2", "metrics-listen=localhost:1", "allow-any-url=perhaps"):
         conf = b.path("bad-sm.conf")
         open(conf, "w").write(sm_conf + line + "\n")
         refuses_to_start(b, "network/cellprov-sm", conf, line.split("=")[0])
@@ -484,4 +521,5 @@ def test_ausf_api(b):
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1], [test_chain_refusals, test_attestation, test_suites, test_companions, test_http_limits,
                                 test_bad_ca, test_url_prefixes, test_bad_config, test_ausf_api, test_slow_clients],
-                  sm_options={"max-connections": "4", "connection-timeout": "4", "fetch-timeout": "2"}))
+                  sm_options={"max-connections": "4", "connection-timeout": "4", "request-timeout": "4",
+                              "fetch-timeout": "2"}))

@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""A slowloris against the SM: 70 connections, each trickling a byte every
+2 s and reopened as soon as the SM cuts it, held while a real companion
+provisions a device again and again. First all from one address (the
+per-source limit turns most away), then from 70 addresses (the bound on
+unauthenticated connections drops the oldest of them for each newcomer).
+Every provisioning must succeed in good time, and /metrics must show
+which defence acted."""
+
+import os
+import re
+import socket
+import sys
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from netbench import Fail, check, main  # noqa: E402
+
+SLOW = 70
+
+
+class Slowloris:
+    def __init__(self, port, sources):
+        self.port = port
+        self.sources = sources
+        self.stop = threading.Event()
+        self.opened = 0
+        self.held = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def connect(self, i):
+        s = socket.socket()
+        s.bind((self.sources[i % len(self.sources)], 0))
+        s.settimeout(1)
+        try:
+            s.connect(("127.0.0.1", self.port))
+        except OSError:
+            s.close()
+            return None
+        self.opened += 1
+        return s
+
+    def run(self):
+        conns = [None] * SLOW
+        while not self.stop.is_set():
+            for i in range(SLOW):
+                if conns[i] is None:
+                    conns[i] = self.connect(i)
+                    continue
+                try:
+                    # the first bytes of a TLS ClientHello, one at a time
+                    conns[i].send(b"\x16")
+                except OSError:
+                    conns[i].close()
+                    conns[i] = self.connect(i)
+            self.held = sum(1 for c in conns if c is not None)
+            self.stop.wait(2)
+        for c in conns:
+            if c:
+                c.close()
+
+
+def metrics(b):
+    port = int(re.search(r"/metrics and /healthz on port (\d+)", open(b.path("sm.log")).read()).group(1))
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read().decode()
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r'^cellprov_http_connections_dropped_total\{reason="([a-z-]+)"\} (\d+)', text, re.M)}
+
+
+def provision_under_attack(b, name, what):
+    loris = Slowloris(b.sm_port, what[1])
+    try:
+        time.sleep(4)  # let the slow connections take what they can
+        check(loris.opened >= SLOW, "%s: %d slow connections opened" % (what[0], loris.opened))
+        for i in range(5):
+            t0 = time.monotonic()
+            rc, res, err = b.companion(b.tag(name))
+            dt = time.monotonic() - t0
+            check(rc == 0 and res["result"] == "ok",
+                  "%s: a companion provisions while %d slow connections are held (%.2f s) %s"
+                  % (what[0], loris.held, dt, "" if rc == 0 else res.get("error")))
+            check(dt < 5, "... in good time")
+            time.sleep(1)
+    finally:
+        loris.stop.set()
+        loris.thread.join()
+
+
+def test_slowloris(b):
+    b.make_device("h")
+    before = metrics(b)
+    provision_under_attack(b, "h", ("one source", ["127.0.0.2"]))
+    mid = metrics(b)
+    check(mid["per-source"] - before["per-source"] > 0,
+          "the per-source limit turned connections away (%d)" % (mid["per-source"] - before["per-source"]))
+    provision_under_attack(b, "h", ("70 sources", ["127.0.0.%d" % (i + 2) for i in range(SLOW)]))
+    after = metrics(b)
+    check(after["unauthenticated"] - mid["unauthenticated"] > 0,
+          "unauthenticated connections were dropped for newcomers (%d)" % (after["unauthenticated"] - mid["unauthenticated"]))
+    check(after["deadline"] - before["deadline"] > 0,
+          "slow connections were cut at request-timeout (%d)" % (after["deadline"] - before["deadline"]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], [test_slowloris],
+                  sm_options={"metrics-listen": "127.0.0.1:0", "request-timeout": "5"}))
