@@ -289,6 +289,33 @@ cp_ble_link_sending(const CpBleLink *l)
 	return l->tx_pending;
 }
 
+CpError
+cp_ble_link_sent(CpBleLink *l, uint64_t now, const uint8_t *seg, size_t len)
+{
+	CpBleSegment s;
+	CpError err;
+
+	if (l->error)
+		return l->error;
+	if ((err = cp_ble_segment_parse(seg, len, &s)))
+		return fail(l, err);
+	if (s.has_seq) {
+		if (s.seq != l->tx_next)
+			return fail(l, CP_ERR_BLE_SEQUENCE);
+		if (l->tx_in_flight >= CP_BLE_WINDOW)
+			return fail(l, CP_ERR_BLE_WINDOW);
+		l->tx_next++;
+		if (l->tx_in_flight++ == 0)
+			l->tx_wait_since = now;
+	}
+	if (s.flags & CP_BLE_FLAG_ACK) {
+		l->rx_unacked = 0;
+		l->rx_ack_now = false;
+	}
+	l->last_activity = now;
+	return CP_OK;
+}
+
 static bool
 ack_due(const CpBleLink *l, uint64_t now)
 {

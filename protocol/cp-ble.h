@@ -81,6 +81,12 @@ void cp_ble_link_take(CpBleLink *l);
  * CP_ERR_STATE while the previous one is not acknowledged whole,
  * CP_ERR_BLE_TOO_LARGE above the maximum, CP_ERR_ARGUMENT for none. */
 CpError cp_ble_link_send(CpBleLink *l, const uint8_t *msg, size_t len);
+/* A segment this side sent by other means (a capture being decoded):
+ * counted as cp_ble_link_next_segment() would have. CP_ERR_BLE_SEGMENT,
+ * _FLAGS for its structure, CP_ERR_BLE_SEQUENCE for a seq not the next,
+ * CP_ERR_BLE_WINDOW beyond the window. */
+CpError cp_ble_link_sent(CpBleLink *l, uint64_t now, const uint8_t *seg, size_t len);
+
 /* True while a queued message is not acknowledged whole. */
 bool cp_ble_link_sending(const CpBleLink *l);
 
