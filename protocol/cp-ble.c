@@ -534,7 +534,6 @@ cp_ble_rate_admit(CpBleRate *r, uint64_t now)
 void
 cp_ble_adv_data(uint8_t state, const uint8_t device_id[16], uint8_t out[CP_BLE_ADV_DATA_LEN])
 {
-	out[0] = CP_BLE_VERSION;
-	out[1] = state;
-	memcpy(out + 2, device_id, 8);
+	out[0] = (uint8_t)(CP_BLE_VERSION << 4 | (state & 0x0F));
+	memcpy(out + 1, device_id, CP_BLE_ADV_DATA_LEN - 1);
 }

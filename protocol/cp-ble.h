@@ -25,8 +25,12 @@
 #define CP_BLE_SERVICE_UUID "584971d3-8619-438a-8a65-74a2e1c8bb34"
 #define CP_BLE_RX_UUID "928f6d43-6900-4a8e-87a0-2a7fda6c13dd"   /* phone -> device: write */
 #define CP_BLE_TX_UUID "e0d26ddc-206e-4355-abf1-436c5043c43d"   /* device -> phone: indicate */
-/* Service data of the advertisement: version, state, DeviceID[0..7]. */
-#define CP_BLE_ADV_DATA_LEN 10
+/* The advertisement (section 18.3): the service UUID, and manufacturer
+ * data under this company identifier: version and state, DeviceID[0..4].
+ * Flags (3) + the UUID (18) + the manufacturer data (10) fill the 31 bytes
+ * of a legacy advertisement. */
+#define CP_BLE_ADV_COMPANY 0xFFFF
+#define CP_BLE_ADV_DATA_LEN 6
 
 /* Segments (section 18.4). */
 #define CP_BLE_FLAG_BEGIN 0x01
@@ -162,6 +166,6 @@ typedef struct {
  * in the last 60 s (it is then counted); else CP_ERR_BLE_RATE. */
 CpError cp_ble_rate_admit(CpBleRate *r, uint64_t now);
 
-/* The advertisement's service data: version 1, the record state byte, the
- * first 8 bytes of the DeviceID. */
+/* The advertisement's manufacturer data: 0x10 | the record's state (0-3),
+ * then the first 5 bytes of the DeviceID. */
 void cp_ble_adv_data(uint8_t state, const uint8_t device_id[16], uint8_t out[CP_BLE_ADV_DATA_LEN]);

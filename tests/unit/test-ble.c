@@ -451,7 +451,7 @@ test_rate(void)
 
 	cp_test_unhex("d727a449017a34c53dd88a22afa5736d", id, sizeof id);
 	cp_ble_adv_data(2, id, adv);
-	CP_CHECK_HEX(adv, sizeof adv, "0102d727a449017a34c5");
+	CP_CHECK_HEX(adv, sizeof adv, "12d727a44901");
 }
 
 /*
