@@ -104,11 +104,11 @@ cp_ble_segment_parse(const uint8_t *seg, size_t len, CpBleSegment *s)
 	CpBleSegment out = { 0 };
 	size_t p = 1;
 
-	/* 1: size and header */
+	/* 2: size */
 	if (!seg || len == 0 || len > CP_BLE_SEGMENT_MAX)
 		return CP_ERR_BLE_SEGMENT;
 	out.flags = seg[0];
-	/* 2: reserved flags */
+	/* 3: reserved flags; 4: the header */
 	if (out.flags & ~CP_BLE_FLAGS_KNOWN)
 		return CP_ERR_BLE_FLAGS;
 	if (out.flags & CP_BLE_FLAG_ACK) {
@@ -139,7 +139,7 @@ cp_ble_segment_parse(const uint8_t *seg, size_t len, CpBleSegment *s)
 	return CP_OK;
 }
 
-/* Message data, at offset 0 or continuing a long write: 9-10. */
+/* Message data, at offset 0 or continuing a long write: 10-11. */
 static CpError
 take_data(CpBleLink *l, const uint8_t *data, size_t n, bool end)
 {
@@ -174,7 +174,7 @@ cp_ble_link_receive(CpBleLink *l, uint64_t now, size_t offset,
 	l->last_activity = now;
 
 	if (offset != 0) {
-		/* A piece of a long write: more data of the open segment. */
+		/* 1: a piece of a long write: more data of the open segment. */
 		if (!seg || len == 0 || !l->seg_open || offset != l->seg_have ||
 		    len > CP_BLE_SEGMENT_MAX - l->seg_have)
 			return fail(l, CP_ERR_BLE_OFFSET);
@@ -186,10 +186,10 @@ cp_ble_link_receive(CpBleLink *l, uint64_t now, size_t offset,
 		return CP_OK;
 	}
 
-	/* 1-2 */
+	/* 2-4 */
 	if ((err = cp_ble_segment_parse(seg, len, &s)))
 		return fail(l, err);
-	/* 3: the ack names segments in flight, or repeats the last one */
+	/* 5: the ack names segments in flight, or repeats the last one */
 	if (s.flags & CP_BLE_FLAG_ACK) {
 		uint8_t first = (uint8_t)(l->tx_next - l->tx_in_flight);
 		unsigned acked = (uint8_t)(s.ack + 1 - first);
@@ -207,17 +207,17 @@ cp_ble_link_receive(CpBleLink *l, uint64_t now, size_t offset,
 		l->seg_open = false;
 		return CP_OK;
 	}
-	/* 4: sequence */
+	/* 6: sequence */
 	if (s.seq != l->rx_next)
 		return fail(l, CP_ERR_BLE_SEQUENCE);
-	/* 5: window */
+	/* 7: window */
 	if (l->rx_unacked >= CP_BLE_WINDOW)
 		return fail(l, CP_ERR_BLE_WINDOW);
 	if (s.flags & CP_BLE_FLAG_BEGIN) {
-		/* 6: a begin outside a message, and the previous one taken */
+		/* 8: a begin outside a message, and the previous one taken */
 		if (l->rx_in_message || l->rx_ready)
 			return fail(l, CP_ERR_BLE_FLAGS);
-		/* 7-8: the length */
+		/* 9: the length */
 		if (s.msg_len == 0)
 			return fail(l, CP_ERR_BLE_LENGTH);
 		if (s.msg_len > CP_BLE_MSG_MAX)
@@ -228,7 +228,7 @@ cp_ble_link_receive(CpBleLink *l, uint64_t now, size_t offset,
 		l->rx_have = 0;
 		l->rx_msg_start = now;
 	} else {
-		/* 6: a continuation inside a message; 9: after an end, only a long write */
+		/* 8: a continuation inside a message; 10: after an end, only a long write */
 		if (!l->rx_in_message)
 			return fail(l, CP_ERR_BLE_FLAGS);
 		if (l->rx_end_seen)
@@ -452,6 +452,10 @@ check_message(uint8_t op, bool response, uint16_t status, size_t body_len)
 {
 	int rule;
 
+	/* An error answers any request, also one this side does not know
+	 * (ble-opcode to a newer phone's request). */
+	if (response && status != CP_OK && op != 0 && op < CP_BLE_RESPONSE)
+		return body_len > 0 ? CP_ERR_BLE_MESSAGE : CP_OK;
 	if (!cp_ble_op_name(op))
 		return CP_ERR_BLE_OPCODE;
 	rule = body_rule(op, response, status);
@@ -473,7 +477,7 @@ cp_ble_message_parse(const uint8_t *buf, size_t len, CpBleMessage *m)
 		return CP_ERR_BLE_VERSION;
 	out.response = buf[1] & CP_BLE_RESPONSE;
 	out.op = buf[1] & ~CP_BLE_RESPONSE;
-	if (!cp_ble_op_name(out.op))
+	if (!out.response && !cp_ble_op_name(out.op))
 		return CP_ERR_BLE_OPCODE;
 	if (out.response) {
 		if (len < 4)

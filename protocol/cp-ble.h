@@ -148,7 +148,9 @@ typedef struct {
 } CpBleMessage;
 
 /* CP_ERR_BLE_MESSAGE, CP_ERR_BLE_VERSION, CP_ERR_BLE_OPCODE by the rules
- * of 18.6; the body is not parsed (cp_ndef_parse()). m untouched on failure. */
+ * of 18.6 (an error response may name any op 0x01-0x7F: it answers a
+ * request the device did not know); the body is not parsed
+ * (cp_ndef_parse()). m untouched on failure. */
 CpError cp_ble_message_parse(const uint8_t *buf, size_t len, CpBleMessage *m);
 /* Appends; the same rules. */
 CpError cp_ble_message_encode(const CpBleMessage *m, CpBuf *out);

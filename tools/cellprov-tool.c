@@ -947,7 +947,10 @@ decode_ble_message(CpJson *j, const Args *a, const uint8_t *msg, size_t len, boo
 	if ((err = cp_ble_message_parse(msg, len, &m)))
 		return fail(err, "ble message");
 	cp_json_uint(j, "version", msg[0]);
-	cp_json_string(j, "op", cp_ble_op_name(m.op));
+	if (cp_ble_op_name(m.op))
+		cp_json_string(j, "op", cp_ble_op_name(m.op));
+	else
+		cp_json_uint(j, "op-code", m.op);
 	cp_json_bool(j, "response", m.response);
 	if (m.response) {
 		cp_json_uint(j, "status", m.status);

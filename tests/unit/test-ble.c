@@ -385,7 +385,10 @@ test_messages(void)
 		{ "0201", CP_ERR_BLE_VERSION },
 		{ "0104", CP_ERR_BLE_OPCODE },
 		{ "0100", CP_ERR_BLE_OPCODE },
-		{ "0184000000", CP_ERR_BLE_OPCODE },
+		{ "0184000000", CP_ERR_BLE_OPCODE },     /* success of an unknown request */
+		{ "0184070f", CP_OK },                  /* ble-opcode answers it */
+		{ "0180070f", CP_ERR_BLE_OPCODE },      /* op 0 is none */
+		{ "0184070fd0", CP_ERR_BLE_MESSAGE },
 		{ "010101", CP_ERR_BLE_MESSAGE },       /* read-tag with a body */
 		{ "010301", CP_ERR_BLE_MESSAGE },       /* read-receipt with a body */
 		{ "0102", CP_ERR_BLE_MESSAGE },         /* write-profile without one */
