@@ -83,12 +83,12 @@ typedef enum {
 	CP_ERR_STORAGE = 0x0604,         /* the journal could not be written */
 
 	/* 0x07xx: BLE framing (docs/protocol.md section 18) */
-	CP_ERR_BLE_SEGMENT = 0x0701,     /* empty, a header cut short, a data segment without data, or longer than 512 bytes */
-	CP_ERR_BLE_FLAGS = 0x0702,       /* a reserved bit, a begin inside a message, a continuation outside one, or end not on the last segment */
-	CP_ERR_BLE_SEQUENCE = 0x0703,    /* its sequence number is not the next one */
-	CP_ERR_BLE_ACK = 0x0704,         /* it acknowledges more segments than are in flight */
-	CP_ERR_BLE_WINDOW = 0x0705,      /* more unacknowledged segments than the window */
-	CP_ERR_BLE_LENGTH = 0x0706,      /* length 0, or data past the length, or an end before it */
+	CP_ERR_BLE_SEGMENT = 0x0701,     /* empty, over 512 bytes, header cut, no data */
+	CP_ERR_BLE_FLAGS = 0x0702,       /* reserved bit, B/E not where they belong */
+	CP_ERR_BLE_SEQUENCE = 0x0703,    /* segment lost, repeated or reordered */
+	CP_ERR_BLE_ACK = 0x0704,         /* ack of a segment not sent */
+	CP_ERR_BLE_WINDOW = 0x0705,      /* more unacknowledged segments than W */
+	CP_ERR_BLE_LENGTH = 0x0706,      /* msg_len 0, data past it, data after E */
 	CP_ERR_BLE_TOO_LARGE = 0x0707,   /* above 4100 bytes */
 	CP_ERR_BLE_OFFSET = 0x0708,      /* a long write out of order */
 	CP_ERR_BLE_MTU = 0x0709,         /* MTU outside the ATT range */
@@ -98,8 +98,8 @@ typedef enum {
 	CP_ERR_BLE_SESSION_TIMEOUT = 0x070D, /* the session timeout expired */
 	CP_ERR_BLE_VERSION = 0x070E,     /* version byte not 1 */
 	CP_ERR_BLE_OPCODE = 0x070F,      /* opcode not defined */
-	CP_ERR_BLE_MESSAGE = 0x0710,     /* too short, or a body where none belongs or none where one does */
-	CP_ERR_BLE_RATE = 0x0711,        /* more sessions per minute than allowed */
+	CP_ERR_BLE_MESSAGE = 0x0710,     /* header short, body where none belongs */
+	CP_ERR_BLE_RATE = 0x0711,        /* too many sessions in a minute */
 } CpError;
 
 /* Short stable name, e.g. "wrong-device"; "unknown" for a code not listed. */
