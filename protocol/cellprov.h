@@ -2,6 +2,7 @@
 /* Everything of the cellprov protocol library. */
 #pragma once
 
+#include "cp-ble.h"
 #include "cp-buf.h"
 #include "cp-crypto.h"
 #include "cp-ecies.h"

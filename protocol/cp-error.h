@@ -81,6 +81,25 @@ typedef enum {
 	CP_ERR_BUSY = 0x0602,            /* a provisioning is already in progress */
 	CP_ERR_STATE = 0x0603,           /* the request does not fit the current state */
 	CP_ERR_STORAGE = 0x0604,         /* the journal could not be written */
+
+	/* 0x07xx: BLE framing (docs/protocol.md section 18) */
+	CP_ERR_BLE_SEGMENT = 0x0701,     /* empty, over 512 bytes, header cut, no data */
+	CP_ERR_BLE_FLAGS = 0x0702,       /* reserved bit, B/E not where they belong */
+	CP_ERR_BLE_SEQUENCE = 0x0703,    /* segment lost, repeated or reordered */
+	CP_ERR_BLE_ACK = 0x0704,         /* ack of a segment not sent */
+	CP_ERR_BLE_WINDOW = 0x0705,      /* more unacknowledged segments than W */
+	CP_ERR_BLE_LENGTH = 0x0706,      /* msg_len 0, data past it, data after E */
+	CP_ERR_BLE_TOO_LARGE = 0x0707,   /* above 4100 bytes */
+	CP_ERR_BLE_OFFSET = 0x0708,      /* a long write out of order */
+	CP_ERR_BLE_MTU = 0x0709,         /* MTU outside the ATT range */
+	CP_ERR_BLE_MESSAGE_TIMEOUT = 0x070A, /* the message timeout expired */
+	CP_ERR_BLE_ACK_TIMEOUT = 0x070B, /* the acknowledgement timeout expired */
+	CP_ERR_BLE_IDLE = 0x070C,        /* the idle timeout expired */
+	CP_ERR_BLE_SESSION_TIMEOUT = 0x070D, /* the session timeout expired */
+	CP_ERR_BLE_VERSION = 0x070E,     /* version byte not 1 */
+	CP_ERR_BLE_OPCODE = 0x070F,      /* opcode not defined */
+	CP_ERR_BLE_MESSAGE = 0x0710,     /* header short, body where none belongs */
+	CP_ERR_BLE_RATE = 0x0711,        /* too many sessions in a minute */
 } CpError;
 
 /* Short stable name, e.g. "wrong-device"; "unknown" for a code not listed. */

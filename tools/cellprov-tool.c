@@ -453,7 +453,7 @@ cmd_keys(int argc, char **argv)
 static const OptSpec decode_opts[] = {
 	{ .name = "k-prof" }, { .name = "k2" }, { .name = "pubkey" }, { .name = "device-key" }, { .name = "device-info" },
 	{ .name = "last-seq" }, { .name = "now" }, { .name = "operator-roots" }, { .name = "pin" },
-	{ .name = "binding" }, { .name = NULL }
+	{ .name = "binding" }, { .name = "ble", .flag = true }, { .name = NULL }
 };
 
 static uint8_t *
@@ -926,6 +926,134 @@ decode_ndef(CpJson *j, const Args *a, const uint8_t *buf, size_t len)
 	return 0;
 }
 
+/*
+ * --ble: a captured segment stream, one segment a line: "> HEX" written by
+ * the phone, "< HEX" indicated by the device, "> @OFFSET HEX" a piece of
+ * a long write; '#' comments and blank lines aside. Each side's link
+ * receives what the other sent and counts what it sent itself, so every
+ * rule of docs/protocol.md 18.4 is checked on both directions.
+ */
+static int
+decode_ble_message(CpJson *j, const Args *a, const uint8_t *msg, size_t len, bool to_device,
+		   size_t segments)
+{
+	CpBleMessage m;
+	CpError err;
+
+	cp_json_begin_object(j, NULL);
+	cp_json_string(j, "direction", to_device ? "phone-to-device" : "device-to-phone");
+	cp_json_uint(j, "segments", segments);
+	cp_json_uint(j, "length", len);
+	if ((err = cp_ble_message_parse(msg, len, &m)))
+		return fail(err, "ble message");
+	cp_json_uint(j, "version", msg[0]);
+	if (cp_ble_op_name(m.op))
+		cp_json_string(j, "op", cp_ble_op_name(m.op));
+	else
+		cp_json_uint(j, "op-code", m.op);
+	cp_json_bool(j, "response", m.response);
+	if (m.response) {
+		cp_json_uint(j, "status", m.status);
+		cp_json_string(j, "status-name", cp_error_name(m.status));
+	}
+	if (m.body_len > 0) {
+		int rc;
+
+		cp_json_begin_object(j, "body");
+		if ((rc = decode_ndef(j, a, m.body, m.body_len)))
+			return rc;
+		cp_json_end_object(j);
+	}
+	cp_json_end_object(j);
+	return 0;
+}
+
+static int
+decode_ble(CpJson *j, const Args *a, uint8_t *text, size_t len)
+{
+	CpBleLink *dev = cp_ble_link_new(CP_BLE_MTU_MAX, 0), *phone = cp_ble_link_new(CP_BLE_MTU_MAX, 0);
+	size_t counts[2] = { 0, 0 }, total = 0, lineno = 0;
+	char *save = NULL, *line;
+	int rc = 0;
+
+	if (!dev || !phone)
+		return fail(CP_ERR_CRYPTO, "ble");
+	if (memchr(text, '\0', len)) {
+		rc = fail(CP_ERR_BLE_SEGMENT, "ble: the stream is not text");
+		goto out;
+	}
+	text[len] = '\0';
+	cp_json_string(j, "type", "ble-stream");
+	cp_json_begin_array(j, "messages");
+	for (line = strtok_r((char *)text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		static uint8_t seg[CP_BLE_SEGMENT_MAX];
+		char where[64], *p = line, *end;
+		unsigned long offset = 0;
+		bool to_device, ready = false;
+		CpBleLink *rx, *tx;
+		CpError err;
+		long n;
+
+		lineno++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		end = p + strlen(p);
+		while (end > p && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (*p == '\0' || *p == '#')
+			continue;
+		snprintf(where, sizeof where, "ble line %zu", lineno);
+		if ((*p != '>' && *p != '<') || (p[1] != ' ' && p[1] != '\t')) {
+			rc = fail(CP_ERR_BLE_SEGMENT, where);
+			goto out;
+		}
+		to_device = *p == '>';
+		p += 2;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '@') {
+			offset = strtoul(p + 1, &end, 10);
+			if (end == p + 1 || (*end != ' ' && *end != '\t') || offset > 0xFFFF) {
+				rc = fail(CP_ERR_BLE_OFFSET, where);
+				goto out;
+			}
+			p = end;
+			while (*p == ' ' || *p == '\t')
+				p++;
+		}
+		n = cp_hex_decode(p, seg, sizeof seg);
+		if (n <= 0) {
+			rc = fail(CP_ERR_BLE_SEGMENT, where);
+			goto out;
+		}
+		rx = to_device ? dev : phone;
+		tx = to_device ? phone : dev;
+		total++;
+		if (offset == 0)
+			counts[to_device]++;
+		if ((err = cp_ble_link_receive(rx, 0, offset, seg, (size_t)n, &ready)) ||
+		    (offset == 0 && (err = cp_ble_link_sent(tx, 0, seg, (size_t)n)))) {
+			rc = fail(err, where);
+			goto out;
+		}
+		if (ready) {
+			size_t mlen;
+			const uint8_t *msg = cp_ble_link_message(rx, &mlen);
+
+			if ((rc = decode_ble_message(j, a, msg, mlen, to_device, counts[to_device])))
+				goto out;
+			counts[to_device] = 0;
+			cp_ble_link_take(rx);
+		}
+	}
+	cp_json_end_array(j);
+	cp_json_uint(j, "segments", total);
+out:
+	cp_ble_link_free(dev);
+	cp_ble_link_free(phone);
+	return rc;
+}
+
 static int
 cmd_decode(int argc, char **argv)
 {
@@ -950,8 +1078,12 @@ cmd_decode(int argc, char **argv)
 	cp_json_begin_object(&j, NULL);
 
 	memcpy(copy, buf, len);
-	/* A T4T NDEF file starts with NLEN: accept it as the tag holds it. */
-	if (len >= 2 && cp_be16(copy) == len - 2 && len > 2 && copy[2] != 0x01) {
+	if (flag(&a, "ble")) {
+		if (len >= sizeof copy)
+			usage_error("decode: %s: larger than %zu bytes", a.positional, sizeof copy - 1);
+		rc = decode_ble(&j, &a, copy, len);
+	} else if (len >= 2 && cp_be16(copy) == len - 2 && len > 2 && copy[2] != 0x01) {
+		/* A T4T NDEF file starts with NLEN: accept it as the tag holds it. */
 		cp_json_uint(&j, "nlen", len - 2);
 		rc = decode_ndef(&j, &a, copy + 2, len - 2);
 	} else if (len > 0 && copy[0] != 0x01) {
@@ -1046,10 +1178,12 @@ help(FILE *f)
 	      "      the cellprov key schedule: K', K_usim, OPc, K_SM, K'', K_prof\n"
 	      "  decode FILE [--k-prof HEX] [--k2 HEX] [--pubkey PEM] [--device-key PEM\n"
 	      "         --device-info HEX [--last-seq N] [--now UNIX] [--operator-roots PEM]\n"
-	      "         [--pin HEX --binding N]]\n"
+	      "         [--pin HEX --binding N]] [--ble]\n"
 	      "      decode an NDEF message (optionally with its T4T NLEN), a device record,\n"
 	      "      a profile or a receipt; the key options verify MACs, the signature, or\n"
-	      "      the whole profile as the device does (FILE - reads stdin)\n"
+	      "      the whole profile as the device does (FILE - reads stdin); --ble: FILE\n"
+	      "      is a BLE segment stream (\"> HEX\" phone to device, \"< HEX\" device to\n"
+	      "      phone), decoded into its messages and the NDEF inside\n"
 	      "  vectors [--signature HEX] [--op-root-cert HEX --op-sm-cert HEX] [--op-signature HEX]\n"
 	      "         [--receipt-signature HEX] [--command-signature HEX] [--output FILE] [--explain]\n"
 	      "      the published test vectors of docs/test-vectors/, from fixed inputs\n"

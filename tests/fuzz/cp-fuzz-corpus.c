@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cp-ble.h"
 #include "cp-fuzz-fixture.h"
 #include "cp-ndef.h"
 #include "cp-records.h"
@@ -55,6 +56,66 @@ profile_seed(const char *name, const CpProfile *p, const CpSecret *k_prof, CpBuf
 	check(cp_profile_encode(p, cp_fuzz_fixture()->op_sm_key, k_prof, out), name);
 	write_seed("profile", name, out->data, out->len);
 	write_seed("profile-verify", name, out->data, out->len);
+}
+
+/* fuzz-ble: what a phone receives when it reads this tag at this MTU,
+ * in the target's records (ctl 0, offset 0, len, segment). */
+static void
+ble_seed(const char *name, uint16_t mtu, const CpBuf *tag)
+{
+	CpBleLink *phone = cp_ble_link_new(mtu, 0), *dev = cp_ble_link_new(mtu, 0);
+	CpBleMessage m = { .op = CP_BLE_OP_READ_TAG };
+	CpBuf req = CP_BUF_INIT, resp = CP_BUF_INIT, seed = CP_BUF_INIT;
+	const uint8_t *got;
+	size_t len;
+
+	cp_buf_append_u8(&seed, (uint8_t)((mtu - 23) / 2));
+	check(cp_ble_message_encode(&m, &req), "ble request");
+	m = (CpBleMessage){ .op = CP_BLE_OP_READ_TAG, .response = true,
+			    .body = tag->data, .body_len = tag->len };
+	check(cp_ble_message_encode(&m, &resp), "ble response");
+	check(cp_ble_link_send(phone, req.data, req.len), "ble send");
+	for (int round = 0; round < 1000; round++) {
+		bool moved = false;
+
+		for (int side = 0; side < 2; side++) {
+			CpBleLink *from = side ? dev : phone, *to = side ? phone : dev;
+
+			for (;;) {
+				CpBuf seg = CP_BUF_INIT;
+
+				check(cp_ble_link_next_segment(from, 0, &seg), "ble segment");
+				if (seg.len == 0)
+					break;
+				check(cp_ble_link_receive(to, 0, 0, seg.data, seg.len, NULL), "ble receive");
+				if (side) {
+					cp_buf_append_u8(&seed, 0);
+					cp_buf_append_be16(&seed, 0);
+					cp_buf_append_u8(&seed, (uint8_t)seg.len);
+					cp_buf_append(&seed, seg.data, seg.len);
+				}
+				cp_buf_clear(&seg);
+				moved = true;
+			}
+		}
+		if ((got = cp_ble_link_message(dev, &len))) {
+			cp_ble_link_take(dev);
+			check(cp_ble_link_send(dev, resp.data, resp.len), "ble answer");
+		}
+		if (!moved)
+			break;
+	}
+	got = cp_ble_link_message(phone, &len);
+	if (!got || len != resp.len) {
+		fprintf(stderr, "ble seed %s: the answer did not arrive\n", name);
+		failures++;
+	}
+	write_seed("ble", name, seed.data, seed.len);
+	cp_buf_clear(&req);
+	cp_buf_clear(&resp);
+	cp_buf_clear(&seed);
+	cp_ble_link_free(phone);
+	cp_ble_link_free(dev);
 }
 
 int
@@ -188,6 +249,20 @@ main(int argc, char **argv)
 
 		for (size_t i = 0; i < sizeof at / sizeof at[0]; i++)
 			write_seed("at-parser", at[i][0], (const uint8_t *)at[i][1], strlen(at[i][1] + 2) + 2);
+	}
+	/* BLE: the tag read at three MTUs; a request in a long write. */
+	ble_seed("read-tag-23", 23, &tag2);
+	ble_seed("read-tag-185", 185, &tag2);
+	ble_seed("read-tag-517", 517, &tag2);
+	{
+		static const uint8_t lw[] = {
+			0x00,                                   /* MTU 23 */
+			0x00, 0x00, 0x00, 0x05, 0x03, 0x00, 0x00, 0x02, 0x01,
+			0x00, 0x00, 0x05, 0x01, 0x01,           /* offset 5 */
+			0x01, 0x00, 0x00, 0x02, 0x04, 0x00,     /* an ack, timeouts checked */
+		};
+
+		write_seed("ble", "long-write", lw, sizeof lw);
 	}
 
 	if (failures)

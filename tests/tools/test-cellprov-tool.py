@@ -244,6 +244,71 @@ with tempfile.TemporaryDirectory() as d:
           "\u00e9\ufffd\u20ac\u0001\ufffd", f"decode non-UTF-8 record type: {o}")
 
 # Bad arguments: one line on stderr, exit 2.
+# decode --ble on the published BLE stream, and the stream read here by
+# the rules of docs/protocol.md 18.4 (independently of the codec).
+ble_path = os.path.join(SOURCE, "docs", "test-vectors", "ble-read-tag.txt")
+rc, out, err = run("decode", "--ble", ble_path)
+check(rc == 0, f"decode --ble: {err}")
+if rc == 0:
+    d = json.loads(out)
+    msgs = d["messages"]
+    check(d["type"] == "ble-stream" and len(msgs) == 2, "decode --ble: two messages")
+    check(msgs[0]["op"] == "read-tag" and not msgs[0]["response"] and msgs[0]["length"] == 2,
+          "decode --ble: the request")
+    check(msgs[1]["response"] and msgs[1]["status-name"] == "ok" and msgs[1]["segments"] == 16
+          and msgs[1]["length"] == 277, "decode --ble: the answer")
+    recs = msgs[1].get("body", {}).get("records", [])
+    check(len(recs) == 2 and recs[1]["payload"]["fields"]["device-id"] == pub["device_id"],
+          "decode --ble: the device record inside")
+lines = [l.split() for l in open(ble_path) if l[:1] in "<>"]
+rx = {">": bytearray(), "<": bytearray()}
+want_len = {}
+seqs = {">": 0, "<": 0}
+for direction, hexseg in lines:
+    seg = bytes.fromhex(hexseg)
+    check(len(seg) <= 20, f"ble stream: {hexseg} longer than MTU 23 allows")
+    flags, p = seg[0], 1
+    if flags & 4:
+        p += 1
+    if flags == 4 and len(seg) == 2:
+        continue
+    check(seg[p] == seqs[direction] % 256, f"ble stream: seq of {hexseg}")
+    seqs[direction] += 1
+    p += 1
+    if flags & 1:
+        want_len[direction] = int.from_bytes(seg[p:p + 2], "big")
+        p += 2
+    rx[direction] += seg[p:]
+check(bytes(rx[">"]) == bytes.fromhex("0101"), "ble stream: the request bytes")
+check(bytes(rx["<"]) == bytes.fromhex("01810000" + pub["ndef_tag"]) and want_len["<"] == len(rx["<"]),
+      "ble stream: the answer is 01 81 00 00 and ndef_tag")
+
+with tempfile.TemporaryDirectory() as d:
+    def ble_stream(text):
+        path = os.path.join(d, "stream.txt")
+        with open(path, "w") as f:
+            f.write(text)
+        return run("decode", "--ble", path)
+
+    # a long write: the request's data in a second piece at offset 4
+    rc, out, err = ble_stream("# long write\n> 03000002 01\n> @4 01\n")
+    check(rc == 1, "decode --ble: hex with a space is refused")
+    rc, out, err = ble_stream("# long write\n> 0300000201\n> @5 01\n< 0400\n")
+    check(rc == 0 and json.loads(out)["messages"][0]["op"] == "read-tag", f"decode --ble long write: {out} {err}")
+    for text, name in (("> 0300000201\n> @6 01\n", "ble-offset"),
+                       ("> 0100000301\n> 000122\n> 000122\n", "ble-sequence"),
+                       ("> 0100000301\n> 000222\n", "ble-sequence"),
+                       ("> 030000020101\n< 0401\n", "ble-ack"),
+                       ("> 03000002010a\n", "ble-opcode"),
+                       ("> 030000010205\n", "ble-length"),
+                       ("> 0300000101\n", "ble-message"),
+                       ("> 01001005aa\n", "ble-too-large"),
+                       ("> 0100000a01\n> 000101\n> 000201\n> 000301\n> 000401\n", "ble-window"),
+                       ("= 0300000101\n", "ble-segment")):
+        rc, out, err = ble_stream(text)
+        got = json.loads(out).get("error", {}).get("name") if out.strip() else None
+        check(rc == 1 and got == name, f"decode --ble {text!r}: {rc} {got}, want {name}")
+
 for args in (["milenage", "--k", "00"], ["milenage"], ["kdf", "--key", "zz", "--fc", "f0"],
              ["kdf", "--key", "00", "--fc", "f0f1"], ["ecies-encrypt", "--profile", "C"],
              ["keys", "--kc", "00" * 32, "--device-id", "00" * 16, "--supi", "12ab",
