@@ -104,7 +104,7 @@ spki_pin(X509 *x, uint8_t pin[CP_SHA256_LEN])
 	return true;
 }
 
-static bool
+static void
 anchor_keep(Anchor *an, X509 *x)
 {
 	int n = i2d_X509(x, &an->der);
@@ -112,11 +112,10 @@ anchor_keep(Anchor *an, X509 *x)
 	if (n <= 0 || !spki_pin(x, an->pin) || !X509_up_ref(x)) {
 		OPENSSL_free(an->der);
 		an->der = NULL;
-		return false;
+		return;
 	}
 	an->der_len = (size_t)n;
 	an->x = x;
-	return true;
 }
 
 CpError
@@ -144,10 +143,10 @@ cp_anchors_from_pem(const char *pem, size_t len, CpAnchors **out)
 		 * (the SM's own certificate given as the root). */
 		if (X509_check_ca(x) == 0 || X509_STORE_add_cert(a->store, x) != 1)
 			goto out;
-		if (a->count < ANCHORS_MAX && !anchor_keep(&a->anchor[a->count], x)) {
-			err = CP_ERR_CRYPTO;
-			goto out;
-		}
+		/* Kept parsed only to save work: an anchor that cannot be is
+		 * still in the store, and its pin computed when reached. */
+		if (a->count < ANCHORS_MAX)
+			anchor_keep(&a->anchor[a->count], x);
 		a->count++;
 	}
 	*out = a;
@@ -245,7 +244,8 @@ anchor_same(const CpAnchors *anchors, const uint8_t *p, size_t len)
 	size_t n = der_sequence_len(p, len);
 
 	for (size_t i = 0; n && anchors && i < anchors->count && i < ANCHORS_MAX; i++)
-		if (anchors->anchor[i].der_len == n && memcmp(anchors->anchor[i].der, p, n) == 0)
+		if (anchors->anchor[i].x && anchors->anchor[i].der_len == n &&
+		    memcmp(anchors->anchor[i].der, p, n) == 0)
 			return anchors->anchor[i].x;
 	return NULL;
 }
@@ -342,7 +342,7 @@ static bool
 root_pin(const CpAnchors *anchors, X509 *root, uint8_t pin[CP_SHA256_LEN])
 {
 	for (size_t i = 0; anchors && i < anchors->count && i < ANCHORS_MAX; i++)
-		if (X509_cmp(anchors->anchor[i].x, root) == 0) {
+		if (anchors->anchor[i].x && X509_cmp(anchors->anchor[i].x, root) == 0) {
 			memcpy(pin, anchors->anchor[i].pin, CP_SHA256_LEN);
 			return true;
 		}
