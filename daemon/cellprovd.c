@@ -22,7 +22,7 @@
 #include "cp-service.h"
 
 #if CP_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
+#include "cp-notify.h"
 #endif
 
 #define STOP_TIMEOUT_MS 8000
@@ -45,7 +45,10 @@ static void
 notify(const char *what)
 {
 #if CP_HAVE_SYSTEMD
-	sd_notify(0, what);
+	int r = cp_notify(what);
+
+	if (r < 0)
+		g_debug("sd_notify %s: %s", what, g_strerror(-r));
 #else
 	(void)what;
 #endif
@@ -86,7 +89,7 @@ watchdog_setup(App *app)
 #if CP_HAVE_SYSTEMD
 	uint64_t usec = 0;
 
-	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+	if (cp_notify_watchdog(&usec) > 0 && usec > 0) {
 		guint ms = (guint)MAX(usec / 2000, 100);
 
 		app->watchdog_source = g_timeout_add(ms, watchdog_cb, app);

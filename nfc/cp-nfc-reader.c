@@ -263,6 +263,7 @@ static gboolean update_binary(CpNfcReader *r, guint off, const guint8 *d, guint 
 	c[4] = n;
 	memcpy(c + 5, d, n);
 	what = off == 0 ? g_strdup("UPDATE BINARY of NLEN") : g_strdup_printf("UPDATE BINARY at %u", off);
+	r->stats.updates++;
 	data = command(r, c, 5 + n, CP_NFC_ERROR_STATUS, what, error);
 	return data != NULL;
 }
@@ -345,9 +346,9 @@ GBytes *cp_nfc_reader_read_ndef(CpNfcReader *r, GError **error)
 
 gboolean cp_nfc_reader_write_ndef(CpNfcReader *r, const guint8 *ndef, gsize len, GError **error)
 {
-	static const guint8 zero[2] = { 0, 0 };
+	guint8 first[SHORT_APDU_MAX];
 	guint8 nlen[2];
-	gsize off = 0;
+	gsize off;
 	guint chunk;
 
 	if (!r->have_cc) {
@@ -369,10 +370,23 @@ gboolean cp_nfc_reader_write_ndef(CpNfcReader *r, const guint8 *ndef, gsize len,
 		return FALSE;
 
 	chunk = MIN(r->cc.mlc, SHORT_APDU_MAX);
-	g_debug("nfc: (1/3) write: NLEN 0");
-	if (!update_binary(r, 0, zero, 2, error))
+	first[0] = len >> 8;
+	first[1] = len & 0xFF;
+	if (len + 2 <= chunk) {
+		/* NLEN and the whole message in one command: the tag sees the
+		 * final NLEN with the message. */
+		g_debug("nfc: (1/1) write: %" G_GSIZE_FORMAT " bytes with NLEN in one UPDATE", len);
+		memcpy(first + 2, ndef, len);
+		return update_binary(r, 0, first, 2 + len, error);
+	}
+	/* NLEN = 0 opens the write, and carries the message's first bytes. */
+	off = chunk > 2 ? chunk - 2 : 0;
+	first[0] = first[1] = 0;
+	memcpy(first + 2, ndef, off);
+	g_debug("nfc: (1/3) write: NLEN 0 and %" G_GSIZE_FORMAT " bytes", off);
+	if (!update_binary(r, 0, first, 2 + off, error))
 		return FALSE;
-	g_debug("nfc: (2/3) write: %" G_GSIZE_FORMAT " bytes in chunks of %u", len, chunk);
+	g_debug("nfc: (2/3) write: %" G_GSIZE_FORMAT " bytes in chunks of %u", len - off, chunk);
 	while (off < len) {
 		guint n = MIN(chunk, len - off);
 
@@ -384,4 +398,20 @@ gboolean cp_nfc_reader_write_ndef(CpNfcReader *r, const guint8 *ndef, gsize len,
 	nlen[0] = len >> 8;
 	nlen[1] = len & 0xFF;
 	return update_binary(r, 0, nlen, 2, error);
+}
+
+guint cp_nfc_reader_write_min_updates(gsize len, guint mlc)
+{
+	gsize chunk = MIN(mlc, SHORT_APDU_MAX);
+
+	if (chunk == 0)
+		return 0;
+	if (len + 2 <= chunk)
+		return 1;
+	/* NLEN = 0 and the message fill ceil((2 + len) / chunk) commands
+	 * (two when the chunk cannot hold more than NLEN), then the final
+	 * NLEN. */
+	if (chunk <= 2)
+		return 1 + (guint)((len + chunk - 1) / chunk) + 1;
+	return (guint)((2 + len + chunk - 1) / chunk) + 1;
 }

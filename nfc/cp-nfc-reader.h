@@ -29,6 +29,7 @@ typedef struct {
 	guint apdus;                   /* C-APDUs sent */
 	gsize bytes_out;               /* C-APDU bytes sent */
 	gsize bytes_in;                /* R-APDU bytes received */
+	guint updates;                 /* UPDATE BINARY among the C-APDUs */
 } CpNfcReaderStats;
 
 /* connstring NULL: libnfc's default device. CP_NFC_ERROR_OPEN. */
@@ -57,12 +58,18 @@ const CpT4tCc *cp_nfc_reader_get_cc(CpNfcReader *reader);
 GBytes *cp_nfc_reader_read_ndef(CpNfcReader *reader, GError **error);
 
 /*
- * The T4T write procedure: UPDATE BINARY NLEN = 0, the message in chunks
- * of at most MLc at offset 2, then the final NLEN. CP_NFC_ERROR_READ_ONLY,
+ * The T4T write procedure (NFC Forum T4T, NDEF update) in the fewest
+ * UPDATE BINARY the tag's MLc allows: NLEN = 0 with the first MLc - 2
+ * bytes of the message, the rest in chunks of MLc, then the final NLEN;
+ * a message that fits one command with its NLEN goes in one, NLEN
+ * included. CP_NFC_ERROR_READ_ONLY,
  * CP_ERROR CP_ERR_NDEF_TOO_LARGE (checked against the CC before anything
  * is written), CP_NFC_ERROR_STATUS when the tag refuses a chunk or the
  * final NLEN (e.g. 6A80: it found the message malformed).
  */
+/* The fewest UPDATE BINARY that write a message of len bytes to a tag of
+ * this MLc (short APDUs: at most 255 bytes each) by that procedure. */
+guint cp_nfc_reader_write_min_updates(gsize len, guint mlc);
 gboolean cp_nfc_reader_write_ndef(CpNfcReader *reader, const guint8 *ndef, gsize len,
 				  GError **error);
 

@@ -355,6 +355,13 @@ make_template(void)
 	p256_template = p256_from_parts(g, NULL);
 }
 
+static bool
+p256_encoding_ok(const uint8_t *pub, size_t len)
+{
+	return pub && ((len == 33 && (pub[0] == 0x02 || pub[0] == 0x03)) ||
+		       (len == 65 && pub[0] == 0x04));
+}
+
 /* On the curve and not the point at infinity (EVP's "quick" check). */
 static bool
 point_valid(EVP_PKEY *key)
@@ -371,10 +378,7 @@ cp_p256_from_public(const uint8_t *pub, size_t len)
 {
 	EVP_PKEY *key;
 
-	if (!pub)
-		return NULL;
-	if (!((len == 33 && (pub[0] == 0x02 || pub[0] == 0x03)) ||
-	      (len == 65 && pub[0] == 0x04)))
+	if (!p256_encoding_ok(pub, len))
 		return NULL;
 	if (!CRYPTO_THREAD_run_once(&template_once, make_template) || !p256_template)
 		return NULL;
@@ -478,6 +482,68 @@ cp_x25519_public(EVP_PKEY *key, uint8_t out[32])
 }
 
 /* ---- ECDH, ECDSA ---- */
+
+/*
+ * The device's side of ECIES: the ephemeral point goes straight from its
+ * encoding to an EC_POINT of the one P-256 group, with no key object, no
+ * parameter copy and one point check, and is multiplied by the device's
+ * scalar the way OpenSSL's ECDH does (ecdh_simple_compute_key: the
+ * group's constant-time multiplication, then the affine x).
+ */
+CpError
+cp_p256_ecdh_encoded(EVP_PKEY *priv, const uint8_t *pub, size_t len, uint8_t out[32])
+{
+	BN_CTX *bnctx = NULL;
+	BIGNUM *d = NULL, *x;
+	EC_POINT *q = NULL, *r = NULL;
+	CpError err = CP_ERR_CRYPTO;
+
+	if (!priv || !out)
+		return CP_ERR_ARGUMENT;
+	if (!cp_pkey_is_p256(priv))
+		return CP_ERR_KEY;
+	if (!p256_encoding_ok(pub, len))
+		return CP_ERR_POINT;
+	if (!fetched())
+		return CP_ERR_CRYPTO;
+	bnctx = BN_CTX_secure_new();
+	d = BN_secure_new();
+	q = EC_POINT_new(group_p256);
+	r = EC_POINT_new(group_p256);
+	if (!bnctx || !d || !q || !r)
+		goto out;
+	if (EVP_PKEY_get_bn_param(priv, OSSL_PKEY_PARAM_PRIV_KEY, &d) != 1) {
+		err = CP_ERR_KEY;
+		goto out;
+	}
+	/*
+	 * Decoding is the point check: a compressed x with no square root
+	 * fails, and EC_POINT_set_affine_coordinates, which both forms end
+	 * in, refuses a point off the curve (the invalid-curve attack on the
+	 * device key). P-256 has cofactor 1, so on the curve and not infinity
+	 * is the whole check; the encodings above cannot name infinity.
+	 */
+	if (EC_POINT_oct2point(group_p256, q, pub, len, bnctx) != 1 ||
+	    EC_POINT_is_at_infinity(group_p256, q)) {
+		err = CP_ERR_POINT;
+		goto out;
+	}
+	BN_CTX_start(bnctx);
+	x = BN_CTX_get(bnctx);
+	if (x && EC_POINT_mul(group_p256, r, NULL, q, d, bnctx) == 1 &&
+	    !EC_POINT_is_at_infinity(group_p256, r) &&
+	    EC_POINT_get_affine_coordinates(group_p256, r, x, NULL, bnctx) == 1 &&
+	    BN_bn2binpad(x, out, 32) == 32)
+		err = CP_OK;
+	BN_CTX_end(bnctx);
+out:
+	EC_POINT_clear_free(r);
+	EC_POINT_free(q);
+	BN_clear_free(d);
+	BN_CTX_free(bnctx);
+	ERR_clear_error();
+	return err;
+}
 
 CpError
 cp_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t out[32])

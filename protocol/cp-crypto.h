@@ -57,6 +57,11 @@ CpError cp_x25519_public(EVP_PKEY *key, uint8_t out[32]);
  * CP_ERR_KEY for mismatched key types, CP_ERR_POINT for a peer key
  * OpenSSL refuses (invalid, or small order for X25519). */
 CpError cp_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t out[32]);
+/* P-256 ECDH with a peer point as sent (33-byte compressed or 65-byte
+ * uncompressed), without building a key object for it: CP_ERR_POINT for
+ * a point that is not on the curve or not in a P-256 form, CP_ERR_KEY
+ * for a priv that is not a P-256 private key. */
+CpError cp_p256_ecdh_encoded(EVP_PKEY *priv, const uint8_t *pub, size_t len, uint8_t out[32]);
 
 /* ECDSA P-256 with SHA-256, DER signature (at most CP_ECDSA_MAX bytes). */
 #define CP_ECDSA_MAX 72

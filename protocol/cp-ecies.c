@@ -127,14 +127,21 @@ cp_ecies_decrypt(CpSuite suite, EVP_PKEY *recipient_priv,
 	/* The caller splits enc_cred by suite, so a mismatch is its bug. */
 	if (eph_len != cp_ecies_eph_len(suite))
 		return CP_ERR_ARGUMENT;
-	if (!key_fits(suite, recipient_priv) || !cp_pkey_has_private(recipient_priv))
+	if (!key_fits(suite, recipient_priv))
 		return CP_ERR_KEY;
 
-	eph = suite == CP_SUITE_A ? cp_x25519_from_public(eph_pub)
-				  : cp_p256_from_public(eph_pub, eph_len);
-	if (!eph)
-		return CP_ERR_POINT;
-	err = cp_ecdh(recipient_priv, eph, z);
+	if (suite == CP_SUITE_B) {
+		/* No key object for the ephemeral point; a recipient without
+		 * its private scalar is CP_ERR_KEY from there. */
+		err = cp_p256_ecdh_encoded(recipient_priv, eph_pub, eph_len, z);
+	} else if (!cp_pkey_has_private(recipient_priv)) {
+		return CP_ERR_KEY;
+	} else {
+		eph = cp_x25519_from_public(eph_pub);
+		if (!eph)
+			return CP_ERR_POINT;
+		err = cp_ecdh(recipient_priv, eph, z);
+	}
 	if (err != CP_OK)
 		goto out;
 	if ((err = key_data(z, eph_pub, eph_len, kd)) != CP_OK ||

@@ -17,9 +17,26 @@
 
 #include "cp-tlv.h"
 
+#define ANCHORS_MAX 16
+
+/*
+ * Each anchor is kept parsed, with its DER and its pin: a chain that
+ * carries an anchor's very bytes (the operator root at its end) reuses
+ * the parsed certificate, and the pin of an anchor is computed once.
+ * Parsing a certificate is the dearest part of a chain check on OpenSSL
+ * 3.0: its public key goes through a decoder context built per key.
+ */
+typedef struct {
+	X509 *x;
+	unsigned char *der;
+	size_t der_len;
+	uint8_t pin[CP_SHA256_LEN];
+} Anchor;
+
 struct CpAnchors {
 	X509_STORE *store;
 	size_t count;
+	Anchor anchor[ANCHORS_MAX];
 };
 
 /* Every PEM block of a buffer, each required to be a certificate. */
@@ -72,6 +89,35 @@ fail:
 	return NULL;
 }
 
+/* SHA-256 of a certificate's SubjectPublicKeyInfo, the uncompressed
+ * form for P-256 (cp_pubkey_spki). */
+static bool
+spki_pin(X509 *x, uint8_t pin[CP_SHA256_LEN])
+{
+	size_t len = 0;
+	uint8_t *spki = cp_pubkey_spki(X509_get0_pubkey(x), &len);
+
+	if (!spki)
+		return false;
+	cp_sha256(spki, len, pin);
+	free(spki);
+	return true;
+}
+
+static void
+anchor_keep(Anchor *an, X509 *x)
+{
+	int n = i2d_X509(x, &an->der);
+
+	if (n <= 0 || !spki_pin(x, an->pin) || !X509_up_ref(x)) {
+		OPENSSL_free(an->der);
+		an->der = NULL;
+		return;
+	}
+	an->der_len = (size_t)n;
+	an->x = x;
+}
+
 CpError
 cp_anchors_from_pem(const char *pem, size_t len, CpAnchors **out)
 {
@@ -97,6 +143,10 @@ cp_anchors_from_pem(const char *pem, size_t len, CpAnchors **out)
 		 * (the SM's own certificate given as the root). */
 		if (X509_check_ca(x) == 0 || X509_STORE_add_cert(a->store, x) != 1)
 			goto out;
+		/* Kept parsed only to save work: an anchor that cannot be is
+		 * still in the store, and its pin computed when reached. */
+		if (a->count < ANCHORS_MAX)
+			anchor_keep(&a->anchor[a->count], x);
 		a->count++;
 	}
 	*out = a;
@@ -120,6 +170,10 @@ cp_anchors_free(CpAnchors *a)
 {
 	if (!a)
 		return;
+	for (size_t i = 0; i < a->count && i < ANCHORS_MAX; i++) {
+		X509_free(a->anchor[i].x);
+		OPENSSL_free(a->anchor[i].der);
+	}
 	X509_STORE_free(a->store);
 	free(a);
 }
@@ -159,10 +213,48 @@ cp_operator_chain_from_pem(const char *pem, size_t len, uint8_t *out, size_t *ou
 	return CP_OK;
 }
 
+/* The length of the DER SEQUENCE at p (header included), 0 if p does not
+ * start with one that fits in len. */
+static size_t
+der_sequence_len(const uint8_t *p, size_t len)
+{
+	size_t n, hdr;
+
+	if (len < 2 || p[0] != 0x30)
+		return 0;
+	if (p[1] < 0x80) {
+		hdr = 2;
+		n = p[1];
+	} else if (p[1] == 0x81 && len >= 3) {
+		hdr = 3;
+		n = p[2];
+	} else if (p[1] == 0x82 && len >= 4) {
+		hdr = 4;
+		n = (size_t)p[2] << 8 | p[3];
+	} else {
+		return 0;
+	}
+	return n <= len - hdr ? hdr + n : 0;
+}
+
+/* The anchor whose DER is exactly the certificate at p, if any. */
+static X509 *
+anchor_same(const CpAnchors *anchors, const uint8_t *p, size_t len)
+{
+	size_t n = der_sequence_len(p, len);
+
+	for (size_t i = 0; n && anchors && i < anchors->count && i < ANCHORS_MAX; i++)
+		if (anchors->anchor[i].x && anchors->anchor[i].der_len == n &&
+		    memcmp(anchors->anchor[i].der, p, n) == 0)
+			return anchors->anchor[i].x;
+	return NULL;
+}
+
 /* Split concatenated DER: each certificate must end exactly where the next
- * begins, the last exactly at the end. */
+ * begins, the last exactly at the end. A certificate byte for byte equal
+ * to an anchor is that anchor's parsed certificate. */
 static STACK_OF(X509) *
-der_certificates(const uint8_t *chain, size_t len)
+der_certificates(const CpAnchors *anchors, const uint8_t *chain, size_t len)
 {
 	const unsigned char *p = chain, *end = chain + len;
 	STACK_OF(X509) *certs = sk_X509_new_null();
@@ -170,11 +262,14 @@ der_certificates(const uint8_t *chain, size_t len)
 	if (!certs)
 		return NULL;
 	while (p < end) {
-		X509 *x;
+		X509 *x = anchor_same(anchors, p, (size_t)(end - p));
 
 		if (sk_X509_num(certs) == CP_CHAIN_CERTS_MAX)
 			goto fail;
-		x = d2i_X509(NULL, &p, end - p);
+		if (x && X509_up_ref(x))
+			p += der_sequence_len(p, (size_t)(end - p));
+		else
+			x = d2i_X509(NULL, &p, end - p);
 		if (!x)
 			goto fail;
 		if (!sk_X509_push(certs, x)) {
@@ -242,6 +337,18 @@ operator_name(X509 *leaf, char *out, size_t size)
 	}
 }
 
+/* The pin of the root a path ended in: an anchor's is kept. */
+static bool
+root_pin(const CpAnchors *anchors, X509 *root, uint8_t pin[CP_SHA256_LEN])
+{
+	for (size_t i = 0; anchors && i < anchors->count && i < ANCHORS_MAX; i++)
+		if (anchors->anchor[i].x && X509_cmp(anchors->anchor[i].x, root) == 0) {
+			memcpy(pin, anchors->anchor[i].pin, CP_SHA256_LEN);
+			return true;
+		}
+	return spki_pin(root, pin);
+}
+
 CpError
 cp_operator_chain_verify(const CpAnchors *anchors, const uint8_t *pin,
 		const uint8_t *chain, size_t len,
@@ -251,8 +358,6 @@ cp_operator_chain_verify(const CpAnchors *anchors, const uint8_t *pin,
 	X509_STORE *tofu = NULL, *store;
 	X509_STORE_CTX *ctx = NULL;
 	X509 *leaf, *root;
-	uint8_t *spki = NULL;
-	size_t spki_len = 0;
 	CpError err = CP_ERR_OPERATOR;
 
 	if (!chain || !signer || !id)
@@ -260,7 +365,7 @@ cp_operator_chain_verify(const CpAnchors *anchors, const uint8_t *pin,
 	*signer = NULL;
 	if (len == 0 || len > CP_CHAIN_MAX)
 		return CP_ERR_OPERATOR;
-	certs = der_certificates(chain, len);
+	certs = der_certificates(anchors, chain, len);
 	if (!certs)
 		goto out;
 	leaf = sk_X509_value(certs, 0);
@@ -289,17 +394,14 @@ cp_operator_chain_verify(const CpAnchors *anchors, const uint8_t *pin,
 		goto out;
 	verified = X509_STORE_CTX_get0_chain(ctx);
 	root = sk_X509_value(verified, sk_X509_num(verified) - 1);
-	spki = cp_pubkey_spki(X509_get0_pubkey(root), &spki_len);
-	if (!spki)
+	if (!root_pin(anchors, root, id->root))
 		goto out;
-	cp_sha256(spki, spki_len, id->root);
 	if (pin && CRYPTO_memcmp(pin, id->root, CP_SHA256_LEN) != 0)
 		goto out;
 	operator_name(leaf, id->name, sizeof id->name);
 	*signer = X509_get_pubkey(leaf);
 	err = *signer ? CP_OK : CP_ERR_CRYPTO;
 out:
-	free(spki);
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(tofu);
 	sk_X509_pop_free(certs, X509_free);
@@ -317,7 +419,7 @@ cp_operator_chain_signer(const uint8_t *chain, size_t len, EVP_PKEY *key)
 		return CP_ERR_ARGUMENT;
 	if (len == 0 || len > CP_CHAIN_MAX)
 		return CP_ERR_KEY;
-	certs = der_certificates(chain, len);
+	certs = der_certificates(NULL, chain, len);
 	if (certs && EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(certs, 0)), key) == 1)
 		err = CP_OK;
 	sk_X509_pop_free(certs, X509_free);

@@ -2,7 +2,8 @@
 /*
  * The companion's half of the NFC benchmark: tap 1 reads the tag (select,
  * CC, NDEF), tap 2 writes a profile of the given size with the T4T write
- * procedure. Prints per tap: APDUs, bytes each way, wall-clock time.
+ * procedure. Prints per tap: APDUs, bytes each way, UPDATE BINARY
+ * commands beside the T4T minimum for the tag's MLc, wall-clock time.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,13 +11,15 @@
 #include "cp-ndef.h"
 #include "cp-nfc-reader.h"
 
-static void report(const char *what, CpNfcReader *r, gint64 t0)
+static void report(const char *what, CpNfcReader *r, gint64 t0, guint min_updates)
 {
 	CpNfcReaderStats s;
 
 	cp_nfc_reader_get_stats(r, &s);
-	printf("reader %s apdus=%u c-apdu-bytes=%" G_GSIZE_FORMAT " r-apdu-bytes=%" G_GSIZE_FORMAT " wall-ms=%.1f\n",
-	       what, s.apdus, s.bytes_out, s.bytes_in, (g_get_monotonic_time() - t0) / 1000.0);
+	printf("reader %s apdus=%u c-apdu-bytes=%" G_GSIZE_FORMAT " r-apdu-bytes=%" G_GSIZE_FORMAT
+	       " updates=%u min-updates=%u wall-ms=%.1f\n",
+	       what, s.apdus, s.bytes_out, s.bytes_in, s.updates, min_updates,
+	       (g_get_monotonic_time() - t0) / 1000.0);
 	fflush(stdout);
 }
 
@@ -54,14 +57,15 @@ int main(int argc, char **argv)
 	if (!cp_nfc_reader_wait_target(r, 5000, &error) || !cp_nfc_reader_select(r, &error) ||
 	    !(read = cp_nfc_reader_read_ndef(r, &error)))
 		goto fail;
-	report("read", r, t0);
+	report("read", r, t0, 0);
 	cp_nfc_reader_release(r);
 
 	t0 = g_get_monotonic_time();
 	if (!cp_nfc_reader_wait_target(r, 5000, &error) || !cp_nfc_reader_select(r, &error) ||
 	    !cp_nfc_reader_write_ndef(r, msg.data, msg.len, &error))
 		goto fail;
-	report("write", r, t0);
+	report("write", r, t0,
+	       cp_nfc_reader_write_min_updates(msg.len, cp_nfc_reader_get_cc(r)->mlc));
 	cp_nfc_reader_release(r);
 	printf("reader profile-ndef-bytes=%zu tag-ndef-bytes=%" G_GSIZE_FORMAT "\n", msg.len, g_bytes_get_size(read));
 	return 0;

@@ -263,7 +263,7 @@ class E2E(netbench.Bench):
         eavesdropper on the field would record them: the UPDATE BINARY
         APDUs of the companion PN532's InDataExchange commands in the
         simulator's frame trace, put together as the T4T write procedure
-        lays them out (NLEN 0, chunks, final NLEN)."""
+        lays them out (NLEN 0 with the first bytes, chunks, final NLEN)."""
         msgs = []
         buf = bytearray()
         try:
@@ -283,11 +283,11 @@ class E2E(netbench.Bench):
             if len(buf) < off + n:
                 buf.extend(bytes(off + n - len(buf)))
             buf[off:off + n] = data
-            if off == 0 and n == 2:
+            if off == 0 and n >= 2:
+                # NLEN 0 opens a write (with or without the first bytes);
+                # a non-zero NLEN ends one (alone, or with the message).
                 nlen = data[0] << 8 | data[1]
-                if nlen == 0:
-                    buf = bytearray(2)
-                else:
+                if nlen:
                     msgs.append(bytes(buf[2:2 + nlen]))
         return msgs
 

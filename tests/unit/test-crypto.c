@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/buffer.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -241,12 +242,13 @@ static void
 test_ecdh(void)
 {
 	uint8_t a[32], b[32], pub[32], z1[32], z2[32];
-	EVP_PKEY *ka, *kb, *pa, *pb, *low, *p256;
+	EVP_PKEY *ka, *kb, *pa, *pb, *low, *p256, *ka_x25519;
 
 	/* RFC 7748 6.1: Alice, Bob and their shared secret. */
 	cp_test_unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", a, 32);
 	cp_test_unhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb", b, 32);
 	ka = cp_x25519_from_private(a);
+	ka_x25519 = cp_x25519_from_private(a);
 	kb = cp_x25519_from_private(b);
 	cp_x25519_public(ka, pub);
 	pa = cp_x25519_from_public(pub);
@@ -287,10 +289,37 @@ test_ecdh(void)
 		CP_CHECK_INT(cp_ecdh(p256, pub2, z1), CP_OK);
 		CP_CHECK_INT(cp_ecdh(k2, pub1, z2), CP_OK);
 		CP_CHECK(memcmp(z1, z2, 32) == 0);
+
+		/* From the encoded point, both forms, the same secret. */
+		{
+			uint8_t z3[32], u[65];
+			size_t n = 0;
+
+			memset(z3, 0, sizeof z3);
+			CP_CHECK_INT(cp_p256_ecdh_encoded(p256, c, 33, z3), CP_OK);
+			CP_CHECK(memcmp(z1, z3, 32) == 0);
+			CP_CHECK(EVP_PKEY_get_octet_string_param(pub2, OSSL_PKEY_PARAM_PUB_KEY,
+								 u, sizeof u, &n) && n == 65);
+			memset(z3, 0, sizeof z3);
+			CP_CHECK_INT(cp_p256_ecdh_encoded(p256, u, 65, z3), CP_OK);
+			CP_CHECK(memcmp(z1, z3, 32) == 0);
+			/* Off the curve, the hybrid form, a wrong length, no
+			 * private half, an X25519 key. */
+			u[64] ^= 1;
+			CP_CHECK_INT(cp_p256_ecdh_encoded(p256, u, 65, z3), CP_ERR_POINT);
+			u[64] ^= 1;
+			u[0] = 0x06;
+			CP_CHECK_INT(cp_p256_ecdh_encoded(p256, u, 65, z3), CP_ERR_POINT);
+			CP_CHECK_INT(cp_p256_ecdh_encoded(p256, c, 32, z3), CP_ERR_POINT);
+			CP_CHECK_INT(cp_p256_ecdh_encoded(pub1, c, 33, z3), CP_ERR_KEY);
+			CP_CHECK_INT(cp_p256_ecdh_encoded(ka_x25519, c, 33, z3), CP_ERR_KEY);
+			CP_CHECK_INT(cp_p256_ecdh_encoded(NULL, c, 33, z3), CP_ERR_ARGUMENT);
+		}
 		EVP_PKEY_free(k2);
 		EVP_PKEY_free(pub1);
 		EVP_PKEY_free(pub2);
 	}
+	EVP_PKEY_free(ka_x25519);
 	EVP_PKEY_free(p256);
 }
 

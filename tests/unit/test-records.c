@@ -1911,6 +1911,47 @@ test_published_vectors(void)
 	cp_test_vectors_free(&v);
 }
 
+/*
+ * A chain that carries an anchor's own bytes (the root at its end) reuses
+ * the parsed anchor and its pin: the same outcome and the same pin as a
+ * chain whose root is parsed (trust on first use), and a root copy that
+ * differs from the anchor by one byte is parsed like any certificate.
+ */
+static void
+test_chain_anchor_reuse(void)
+{
+	CpTestOperator *op = &fx.op;
+	uint8_t chain[CP_CHAIN_MAX];
+	CpOperatorId id;
+	EVP_PKEY *signer = NULL;
+
+	for (int round = 0; round < 2; round++) {
+		memset(&id, 0, sizeof id);
+		CP_CHECK_INT(cp_operator_chain_verify(round ? NULL : op->anchors, op->pin,
+						      op->chain, op->chain_len, &signer, &id), CP_OK);
+		CP_CHECK(memcmp(id.root, op->pin, CP_SHA256_LEN) == 0);
+		CP_CHECK(signer && EVP_PKEY_eq(signer, op->sm_key) == 1);
+		EVP_PKEY_free(signer);
+		signer = NULL;
+	}
+	/* The root's copy with its last signature byte changed: the anchor
+	 * still decides with anchors; without, the copy is no root. */
+	memcpy(chain, op->chain, op->chain_len);
+	chain[op->chain_len - 1] ^= 0x01;
+	memset(&id, 0, sizeof id);
+	CP_CHECK_INT(cp_operator_chain_verify(op->anchors, NULL, chain, op->chain_len, &signer, &id),
+		     CP_OK);
+	CP_CHECK(memcmp(id.root, op->pin, CP_SHA256_LEN) == 0);
+	EVP_PKEY_free(signer);
+	signer = NULL;
+	CP_CHECK_INT(cp_operator_chain_verify(NULL, NULL, chain, op->chain_len, &signer, &id),
+		     CP_ERR_OPERATOR);
+	CP_CHECK(signer == NULL);
+	/* The anchor's bytes cut short at the end of the chain: refused. */
+	CP_CHECK_INT(cp_operator_chain_verify(op->anchors, NULL, op->chain, op->chain_len - 1,
+					      &signer, &id), CP_ERR_OPERATOR);
+}
+
 int
 main(void)
 {
@@ -1920,6 +1961,7 @@ main(void)
 	test_profile_codec();
 	test_profile_verify();
 	test_profile_operator();
+	test_chain_anchor_reuse();
 	test_receipt();
 	test_command();
 	test_key_generations();

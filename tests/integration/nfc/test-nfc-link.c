@@ -146,7 +146,13 @@ static void test_read_write(void)
 	g_assert_null(g_ptr_array_index(d.ended, 1));
 	g_assert_cmpint(cp_ndef_parse(g_bytes_get_data(c.read3, NULL), g_bytes_get_size(c.read3), &msg), ==, CP_OK);
 	g_assert_nonnull(cp_ndef_find_mime(&msg, CP_MIME_RECEIPT));
-	/* 2 selects + CC read + NLEN + reads, then NLEN 0, 9 chunks, final NLEN, NLEN + reads. */
+	/* 2 selects + CC read + NLEN + reads, then NLEN 0 with the first 244
+	 * bytes, 8 chunks of at most 246 (MLc), the final NLEN: the T4T
+	 * minimum of ceil((2 + n) / MLc) + 1 UPDATEs, 10 for this profile. */
+	g_assert_cmpuint(g_bytes_get_size(profile), >, 9 * 246 - 2 - 246);
+	g_assert_cmpuint(g_bytes_get_size(profile), <=, 9 * 246 - 2);
+	g_assert_cmpuint(c.stats.updates, ==, 10);
+	g_assert_cmpuint(cp_nfc_reader_write_min_updates(g_bytes_get_size(profile), 246), ==, 10);
 	g_assert_cmpuint(c.stats.apdus, >, 20);
 	g_assert_cmpuint(c.stats.bytes_out, >, 2048);
 

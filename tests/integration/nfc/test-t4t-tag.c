@@ -262,6 +262,46 @@ static void test_single_update(void)
 }
 
 /*
+ * NLEN = 0 in the same UPDATE as the message's first bytes (the reader's
+ * shortest write): the write starts, the chunks deliver nothing, only the
+ * final NLEN delivers the message; a session that ends before it
+ * leaves the write pending, and the tag presents what it had.
+ */
+static void test_merged_first_chunk(void)
+{
+	guint8 first[2 + 4] = { 0x00, 0x00 };
+	const guint8 *m;
+	size_t mlen;
+	CpT4tEvent ev;
+	CpError err;
+	const guint8 nlen[2] = { 0x00, sizeof(msg_ok) };
+
+	memcpy(first + 2, msg_ok, 4);
+	for (int finish = 0; finish < 2; finish++) {
+		cp_t4t_tag_init(&tag);
+		g_assert_cmpint(cp_t4t_tag_load(&tag, msg_ok, sizeof(msg_ok)), ==, CP_OK);
+		select_ndef();
+		g_assert_cmphex(update(0, first, sizeof(first), &ev, &err), ==, CP_SW_OK);
+		g_assert_cmpint(ev, ==, CP_T4T_EVENT_WRITE_STARTED);
+		g_assert_true(cp_t4t_tag_write_pending(&tag));
+		g_assert_cmphex(update(6, msg_ok + 4, sizeof(msg_ok) - 4, &ev, &err), ==, CP_SW_OK);
+		g_assert_cmpint(ev, ==, CP_T4T_EVENT_NONE);
+		g_assert_true(cp_t4t_tag_write_pending(&tag));
+		if (!finish) {
+			/* The phone leaves: a new session drops the partial write. */
+			g_assert_cmpint(cp_t4t_tag_load(&tag, msg_ok, sizeof(msg_ok)), ==, CP_OK);
+			g_assert_false(cp_t4t_tag_write_pending(&tag));
+			continue;
+		}
+		g_assert_cmphex(update(0, nlen, 2, &ev, &err), ==, CP_SW_OK);
+		g_assert_cmpint(ev, ==, CP_T4T_EVENT_WRITTEN);
+		g_assert_false(cp_t4t_tag_write_pending(&tag));
+		m = cp_t4t_tag_message(&tag, &mlen);
+		g_assert_cmpmem(m, mlen, msg_ok, sizeof(msg_ok));
+	}
+}
+
+/*
  * NLEN one byte at a time: the high byte alone ends nothing; data written
  * without the NLEN = 0 step is presented for that session only.
  */
@@ -313,6 +353,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/nfc/t4t/write", test_write);
 	g_test_add_func("/nfc/t4t/write-rejected", test_write_rejected);
 	g_test_add_func("/nfc/t4t/single-update", test_single_update);
+	g_test_add_func("/nfc/t4t/merged-first-chunk", test_merged_first_chunk);
 	g_test_add_func("/nfc/t4t/nlen-bytes", test_nlen_bytes);
 	return g_test_run();
 }
