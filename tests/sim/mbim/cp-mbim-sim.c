@@ -402,6 +402,8 @@ set_reg_state(guint32 state, guint32 nw_error)
 	sim.nw_error = nw_error;
 	g_message("registration: %s%s%s", mbim_register_state_get_string(state),
 		  nw_error ? ", cause " : "", nw_error ? mbim_nw_error_get_string(nw_error) : "");
+	/* the state first: a test reads it as soon as it has the indication */
+	dump();
 	b = register_state_info();
 	indicate(MBIM_SERVICE_BASIC_CONNECT, MBIM_CID_BASIC_CONNECT_REGISTER_STATE, b);
 	if (was_reg != (state == MBIM_REGISTER_STATE_HOME)) {
@@ -409,7 +411,6 @@ set_reg_state(guint32 state, guint32 nw_error)
 
 		indicate(MBIM_SERVICE_BASIC_CONNECT, MBIM_CID_BASIC_CONNECT_PACKET_SERVICE, p);
 	}
-	dump();
 }
 
 static gint64
@@ -461,17 +462,19 @@ attach_cb(gpointer data)
 	sim.reg_timer = 0;
 	if (!sim.radio_on)
 		return G_SOURCE_REMOVE;
+	if (sim.deny_cause) {
+		/* the network rejects before it authenticates */
+		g_message("fault: registration denied, cause %u", sim.deny_cause);
+		set_reg_state(MBIM_REGISTER_STATE_DENIED, sim.deny_cause);
+		return G_SOURCE_REMOVE;
+	}
 	subscribers_refresh();
 	a = cp_sim_network_attach(sim.net, sim.usim);
 	g_message("attach: %s", cp_sim_attach_name(a));
-	if (a == CP_SIM_ATTACH_REGISTERED && sim.deny_cause) {
-		g_message("fault: registration denied, cause %u", sim.deny_cause);
-		set_reg_state(MBIM_REGISTER_STATE_DENIED, sim.deny_cause);
-	} else if (a == CP_SIM_ATTACH_REGISTERED) {
+	if (a == CP_SIM_ATTACH_REGISTERED)
 		set_reg_state(MBIM_REGISTER_STATE_HOME, NW_ERROR_NONE);
-	} else {
+	else
 		set_reg_state(MBIM_REGISTER_STATE_DENIED, attach_cause(a));
-	}
 	return G_SOURCE_REMOVE;
 }
 
