@@ -109,7 +109,8 @@ cp_mbim_has_device_reset(CpMbim *self)
 
 /*
  * One libmbim failure as a CP_ERROR: what was asked, and how it failed.
- * Status errors are the modem's own answer (MBIM 1.0 9.4.5); core errors
+ * Status errors are the modem's own answer (the Status of MBIM 1.0 9.4.3
+ * MBIM_COMMAND_DONE); core errors
  * are libmbim's (no answer, device closed); a device that went away makes
  * everything CP_ERR_MODEM_GONE.
  */

@@ -6,7 +6,7 @@
  * card reset), the subscriber ready status for the ICCID and the IMSI,
  * the basic-connect provisioned contexts for the APN, a reset through
  * MBIM's own messages and the registration from the register state and
- * its indications. docs/modem.md ("MBIM") says which message does what.
+ * its indications. docs/mbim.md says which message does what.
  *
  * Every operation is GIO-style: a GCancellable, a callback, a _finish.
  * One operation at a time per CpMbim is not required; libmbim matches
@@ -67,7 +67,7 @@ gboolean cp_mbim_is_present(CpMbim *self);
 /* Whether the device offers the MS basic connect extensions device reset. */
 gboolean cp_mbim_has_device_reset(CpMbim *self);
 
-/* Subscriber ready status (MBIM 1.0 10.5.3): ICCID, and the IMSI the modem
+/* Subscriber ready status (MBIM 1.0 10.5.2): ICCID, and the IMSI the modem
  * read from the card (NULL if it has none). CP_ERR_CARD_ABSENT when no card
  * or a bad one. */
 void cp_mbim_subscriber_async(CpMbim *self, GCancellable *cancellable,

@@ -96,7 +96,6 @@ bench_start(Bench *b, const char *const *extra)
 {
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 	g_autofree char *subs = NULL;
-	g_autofree char *out = NULL;
 	int out_fd;
 	g_autoptr(GError) e = NULL;
 

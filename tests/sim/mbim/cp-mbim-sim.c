@@ -4,7 +4,7 @@
  * really authenticates, for tests and benchmarks. It serves a pty the way
  * a cdc_mbim function serves /dev/cdc-wdmN: real mbim-proxy opens it, and
  * real mbimcli and libmbim talk to it through the proxy.
- * The message layouts are in docs/simulators-mbim.md; the program is
+ * The message layouts are in docs/mbim.md; the program is
  * described in docs/man/cp-mbim-sim.1.md.
  */
 #include <errno.h>
@@ -26,7 +26,7 @@
 #include "cp-sim-network.h"
 #include "cp-sim-usim.h"
 
-/* MBIM 1.0 section 9.1: message types */
+/* MBIM 1.0 section 9: message types */
 #define MSG_OPEN 0x00000001
 #define MSG_CLOSE 0x00000002
 #define MSG_COMMAND 0x00000003
@@ -37,7 +37,7 @@
 /* 9.1 header (12) + 9.2 fragment header (8) */
 #define HDR_LEN 12
 #define FRAG_LEN 20
-/* 9.4.3 command: service (16), CID, type, buffer length */
+/* 9.3.3 command: service (16), CID, type, buffer length */
 #define CMD_INFO_OFFSET (FRAG_LEN + 16 + 4 + 4 + 4)
 
 #define NW_ERROR_NONE 0
@@ -108,8 +108,8 @@ static void dump(void);
 /* ---- the information buffer: fixed part, then the data it refers to ------- */
 
 /*
- * MBIM 1.0 10.3: variable-size fields are an OL pair (offset, size) in
- * the fixed part, offsets counted from the start of the buffer (or of the
+ * MBIM 1.0 (chapter 10, data structures): variable-size fields are an
+ * OL pair (offset, size) in the fixed part, offsets counted from the start of the buffer (or of the
  * structure, for ref-struct-array elements), data 4-byte aligned after
  * it. The MS UICC service writes its byte arrays as (size, offset).
  */
@@ -324,7 +324,7 @@ send_message(MbimMessage *m)
 		send_raw(raw, len);
 }
 
-/* 9.4.3 MBIM_COMMAND_DONE and 9.5 MBIM_INDICATE_STATUS_MSG, one fragment. */
+/* 9.4.3 MBIM_COMMAND_DONE and 9.4.5 MBIM_INDICATE_STATUS_MSG, one fragment. */
 static void
 send_command_done(guint32 type, guint32 tid, MbimService service, guint32 cid,
 		  gboolean done, guint32 status, GByteArray *buf)
@@ -738,7 +738,7 @@ handle_basic_connect(guint32 cid, guint32 type, const Req *r, GByteArray **out)
 			return MBIM_STATUS_ERROR_NO_DEVICE_SUPPORT;
 		/* The function indicates every state change; mbim-proxy
 		 * forwards each to the clients that asked for it. The
-		 * answer echoes the list, as 10.5.30 says. */
+		 * answer echoes the list (MBIM 1.0, CID 19). */
 		*out = g_byte_array_new();
 		g_byte_array_append(*out, r->d, r->len);
 		return MBIM_STATUS_ERROR_NONE;
