@@ -794,10 +794,11 @@ main(int argc, char **argv)
 	/* a private network namespace gives this test its own @mbim-proxy */
 	if (unshare(CLONE_NEWNET) != 0)
 		return cp_test_missing("no network namespace (unshare -n) for a private @mbim-proxy");
-	/* Our own proxy, ended at the end; libmbim would spawn one that
-	 * outlives the test. It exits by itself if the test dies. */
+	/* Our own proxy, ended at the end (and by PR_SET_PDEATHSIG if the
+	 * test dies); libmbim would spawn one that outlives the test. It
+	 * must not exit while idle between two tests. */
 	proxy_argv[0] = proxy_path;
-	proxy_argv[1] = "--empty-timeout=5";
+	proxy_argv[1] = "--no-exit";
 	proxy_argv[2] = NULL;
 	if (!g_spawn_async(NULL, (char **)proxy_argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, child_setup, NULL,
 			   &proxy_pid, &e)) {

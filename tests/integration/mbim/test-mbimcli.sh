@@ -21,10 +21,13 @@ dir=$(mktemp -d)
 pid=
 ppid_=
 trap 'kill $pid $ppid_ 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; sed 's/^/sim: /' "$dir/log"; exit 1; }
+fail() { echo "FAIL: $*"; sed 's/^/sim: /' "$dir/log" 2>/dev/null; exit 1; }
 
-"$proxy" --empty-timeout=5 2>"$dir/proxy.log" &
+"$proxy" --no-exit 2>"$dir/proxy.log" &
 ppid_=$!
+# until it listens: else mbimcli would spawn a proxy of its own
+for i in $(seq 50); do grep -q "@mbim-proxy" /proc/net/unix && break; sleep 0.1; done
+grep -q "@mbim-proxy" /proc/net/unix || fail "mbim-proxy does not listen"
 
 cat >"$dir/subscribers" <<EOS
 001010123456789 000102030405060708090a0b0c0d0e0f 0f0e0d0c0b0a09080706050403020100 000000000020
