@@ -372,8 +372,8 @@ test_flow(void)
 	s = apdu_hex(m, ch, "00D6000009080910100000000010");
 	g_assert_cmpstr(s, ==, "6982");
 	g_free(s);
-	s = apdu_hex(m, ch, "002000000A083132333435363738");
-	g_assert_cmpstr(s, !=, "9000");   /* P2 00 is not ADM1 */
+	s = apdu_hex(m, ch, "00200000083132333435363738");
+	g_assert_cmpstr(s, ==, "6A88");   /* P2 00 is not ADM1 */
 	g_free(s);
 	s = apdu_hex(m, ch, "0020000A083132333435363738");
 	g_assert_cmpstr(s, ==, "9000");
