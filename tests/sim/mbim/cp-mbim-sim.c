@@ -480,12 +480,18 @@ attach_cb(gpointer data)
 
 /* The modem (re)starts its use of the card: it reads the IMSI once and
  * keeps it until its next start, as real modems do. */
+static GByteArray *subscriber_ready_info(void);
+
 static void
 card_start(void)
 {
+	g_autoptr(GByteArray) b = NULL;
+
 	cp_sim_usim_reset(sim.usim);
 	g_free(sim.modem_imsi);
 	sim.modem_imsi = cp_sim_usim_get_imsi(sim.usim);
+	b = subscriber_ready_info();
+	indicate(MBIM_SERVICE_BASIC_CONNECT, MBIM_CID_BASIC_CONNECT_SUBSCRIBER_READY_STATUS, b);
 }
 
 static void
