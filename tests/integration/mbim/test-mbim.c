@@ -683,6 +683,8 @@ test_fault_vanish(void)
 	while (!removed)
 		g_main_context_iteration(NULL, TRUE);
 	g_assert_false(cp_mbim_is_present(m));
+	g_assert_false(g_file_test(b.node, G_FILE_TEST_EXISTS));
+	assert_dump(&b, "node", "");
 	reg = wait_registered(m, 1000, &e);
 	g_assert_error(e, CP_ERROR, CP_ERR_MODEM_GONE);
 	g_clear_error(&e);

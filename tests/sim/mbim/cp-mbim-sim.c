@@ -955,6 +955,9 @@ static void
 vanish(void)
 {
 	g_message("fault: vanishing");
+	/* the node goes with the function */
+	unlink(sim.pty_path);
+	sim.master = -1;
 	dump();
 	/* Everything closes with the process, as when a module drops off USB. */
 	_exit(0);
