@@ -562,7 +562,8 @@ test_denied(gconstpointer data)
 static void
 test_bad_input(void)
 {
-	static const guint8 bad_aid[] = { 0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x04 };
+	/* 1009: no application of the card (1002 is the USIM, 1004 the ISIM) */
+	static const guint8 bad_aid[] = { 0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x09 };
 	Bench b;
 	g_autoptr(GError) e = NULL;
 	g_autoptr(GBytes) resp = NULL;
