@@ -46,6 +46,10 @@ typedef struct _Bench {
 	guint updates_at_backup;
 	GBytes *backup_bytes;
 	guint steps;
+	/* the phases the steps carried: seen (bits), and whether one went back */
+	guint phases;
+	CpModemPhase last_phase;
+	gboolean phase_went_back;
 	/* cancellation: at the step whose description holds cancel_at, or
 	 * while the backup is being saved (hold_backup) */
 	GCancellable *cancellable;
@@ -218,13 +222,17 @@ modem_new(Bench *b, const char *adm1)
 }
 
 static void
-progress_cb(CpModem *m, guint n, guint total, const char *what, gpointer data)
+progress_cb(CpModem *m, CpModemPhase phase, guint n, guint total, const char *what, gpointer data)
 {
 	Bench *b = data;
 
 	g_assert_cmpuint(n, >=, 1);
 	g_assert_cmpuint(n, <=, total);
 	b->steps++;
+	if (b->phases && phase < b->last_phase)
+		b->phase_went_back = TRUE;
+	b->phases |= 1u << phase;
+	b->last_phase = phase;
 	if (b->cancel_at && strstr(what, b->cancel_at)) {
 		b->cancel_at = NULL;
 		g_cancellable_cancel(b->cancellable);
@@ -336,7 +344,12 @@ test_success(gconstpointer data)
 	g_assert_cmpstr(b.result->iccid, ==, "8988211000000000017");
 	g_assert_cmpuint(b.backups, ==, 1);
 	g_assert_cmpuint(b.updates_at_backup, ==, 0);
-	g_assert_cmpuint(b.steps, ==, 17);
+	g_assert_cmpuint(b.steps, ==, 16);
+	/* every phase of a provisioning, in order, and no rollback */
+	g_assert_false(b.phase_went_back);
+	g_assert_cmpuint(b.phases, ==, (1u << CP_MODEM_PHASE_PREPARING) | (1u << CP_MODEM_PHASE_WRITING) |
+					(1u << CP_MODEM_PHASE_RESETTING) | (1u << CP_MODEM_PHASE_REGISTERING));
+	g_assert_cmpuint(b.last_phase, ==, CP_MODEM_PHASE_REGISTERING);
 
 	d = dump_read(&b);
 	g_assert_cmpstr(dump_get(d, "imsi"), ==, NEW_IMSI);
@@ -503,6 +516,9 @@ test_reg_denied(void)
 	/* a K the network does not hold for the new IMSI */
 	provision(&b, m, "00112233445566778899aabbccddeeff");
 	g_assert_error(b.error, CP_ERROR, CP_ERR_REG_DENIED);
+	/* the rollback's steps say so by their phase, the last one too */
+	g_assert_true(b.phases & (1u << CP_MODEM_PHASE_REGISTERING));
+	g_assert_cmpuint(b.last_phase, ==, CP_MODEM_PHASE_RESTORING);
 	d = dump_read(&b);
 	g_assert_cmpstr(dump_get(d, "network-last"), ==, "auth-reject");
 	assert_old_values(&b);

@@ -1,0 +1,552 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The card engine: the plan, the decisions (cp-card.h) and the USIM steps
+ * over the transport's APDU channel, written once for every modem driver.
+ * The layout of the card comes from its driver (cp-usim.h).
+ */
+#define G_LOG_DOMAIN "cellprov-modem"
+
+#include <string.h>
+
+#include "cp-card.h"
+#include "cp-modem-flow.h"
+
+/* ---- the plan ---------------------------------------------------------- */
+
+static guint
+plan_add(CpModemStep *out, guint n, guint32 have, CpModemStep s)
+{
+	if (have & CP_STEP_BIT(s))
+		out[n++] = s;
+	return n;
+}
+
+guint
+cp_card_plan_build(CpPlanKind kind, guint32 have, CpModemStep out[CP_N_STEPS])
+{
+	/* what every card and every flow has */
+	const guint32 card = CP_STEP_BIT(CP_STEP_CARD_STATUS) | CP_STEP_BIT(CP_STEP_ICCID) |
+			     CP_STEP_BIT(CP_STEP_OPEN_CHANNEL) | CP_STEP_BIT(CP_STEP_IDENTIFY) |
+			     CP_STEP_BIT(CP_STEP_VERIFY_ADM1) | CP_STEP_BIT(CP_STEP_READ_OLD) |
+			     CP_STEP_BIT(CP_STEP_BACKUP) | CP_STEP_BIT(CP_STEP_WRITE) |
+			     CP_STEP_BIT(CP_STEP_CLOSE_CHANNEL) | CP_STEP_BIT(CP_STEP_CHECK_IMSI);
+	gboolean lent = (have & CP_STEP_BIT(CP_STEP_TAKE)) != 0;
+	gboolean forward = kind == CP_PLAN_PROVISION;
+	guint n = 0;
+
+	have |= card;
+	if (!forward) {
+		/* the way back reads nothing and waits for no registration */
+		have &= ~(CP_STEP_BIT(CP_STEP_READ_APN) | CP_STEP_BIT(CP_STEP_READ_OLD) |
+			  CP_STEP_BIT(CP_STEP_BACKUP) | CP_STEP_BIT(CP_STEP_REGISTRATION) |
+			  CP_STEP_BIT(CP_STEP_CHECK_IMSI));
+		/* a rollback runs on the manager the provisioning reached */
+		if (kind == CP_PLAN_ROLLBACK)
+			have &= ~CP_STEP_BIT(CP_STEP_OPEN_MODEM);
+	}
+	if (!lent)
+		have &= ~(CP_STEP_BIT(CP_STEP_CLOSE_PORT) | CP_STEP_BIT(CP_STEP_GIVE_BACK));
+	else
+		have |= CP_STEP_BIT(CP_STEP_CLOSE_PORT);
+
+	n = plan_add(out, n, have, CP_STEP_OPEN_MODEM);
+	if (lent) {
+		n = plan_add(out, n, have, CP_STEP_READ_APN);
+		n = plan_add(out, n, have, CP_STEP_TAKE);
+	}
+	n = plan_add(out, n, have, CP_STEP_OPEN_PORT);
+	n = plan_add(out, n, have, CP_STEP_CARD_STATUS);
+	n = plan_add(out, n, have, CP_STEP_ICCID);
+	n = plan_add(out, n, have, CP_STEP_OPEN_CHANNEL);
+	n = plan_add(out, n, have, CP_STEP_IDENTIFY);
+	n = plan_add(out, n, have, CP_STEP_VERIFY_ADM1);
+	n = plan_add(out, n, have, CP_STEP_READ_OLD);
+	if (!lent)
+		n = plan_add(out, n, have, CP_STEP_READ_APN);
+	n = plan_add(out, n, have, CP_STEP_BACKUP);
+	n = plan_add(out, n, have, CP_STEP_WRITE);
+	n = plan_add(out, n, have, CP_STEP_CLOSE_CHANNEL);
+	if (!lent)
+		n = plan_add(out, n, have, CP_STEP_APN);
+	n = plan_add(out, n, have, CP_STEP_OFFLINE);
+	n = plan_add(out, n, have, CP_STEP_RESET);
+	if (lent) {
+		n = plan_add(out, n, have, CP_STEP_CLOSE_PORT);
+		n = plan_add(out, n, have, CP_STEP_GIVE_BACK);
+		n = plan_add(out, n, have, CP_STEP_APN);
+	}
+	n = plan_add(out, n, have, CP_STEP_REGISTRATION);
+	n = plan_add(out, n, have, CP_STEP_CHECK_IMSI);
+	return n;
+}
+
+const char *
+cp_card_step_name(CpModemStep s, gboolean restoring)
+{
+	switch (s) {
+	case CP_STEP_OPEN_MODEM: return "reaching the modem";
+	case CP_STEP_READ_APN: return "reading the current APN";
+	case CP_STEP_TAKE: return "taking the modem from its manager";
+	case CP_STEP_OPEN_PORT: return "opening the modem's port";
+	case CP_STEP_CARD_STATUS: return "checking the card";
+	case CP_STEP_ICCID: return "reading the ICCID";
+	case CP_STEP_OPEN_CHANNEL: return "opening a logical channel to the USIM application";
+	case CP_STEP_IDENTIFY: return "identifying the card";
+	case CP_STEP_VERIFY_ADM1: return "verifying ADM1";
+	case CP_STEP_READ_OLD: return "reading the current subscription";
+	case CP_STEP_BACKUP: return "saving the backup";
+	case CP_STEP_WRITE: return restoring ? "writing the old subscription back" : "writing the subscription";
+	case CP_STEP_CLOSE_CHANNEL: return "closing the logical channel";
+	case CP_STEP_APN: return restoring ? "putting the old APN back" : "setting the APN";
+	case CP_STEP_OFFLINE: return "taking the modem offline";
+	case CP_STEP_RESET: return "resetting the modem";
+	case CP_STEP_CLOSE_PORT: return "closing the modem's port";
+	case CP_STEP_GIVE_BACK: return "giving the modem back to its manager";
+	case CP_STEP_REGISTRATION: return "waiting for registration";
+	case CP_STEP_CHECK_IMSI: return "checking the IMSI the modem reports";
+	case CP_N_STEPS: break;
+	}
+	return "?";
+}
+
+/* ---- decisions --------------------------------------------------------- */
+
+/*
+ * VERIFY without data spends nothing and tells how many attempts are left
+ * (63Cx), or that ADM1 is verified already (9000). A wrong ADM1 never gets
+ * the last attempt: a misconfigured device, or a journaled retry after a
+ * crash, must not block the card, which only its issuer could unblock.
+ */
+CpCardAdm1
+cp_card_adm1_decide(guint16 sw, guint *left_out)
+{
+	guint left;
+
+	if (left_out)
+		*left_out = 0;
+	if (sw == 0x9000)
+		return CP_CARD_ADM1_VERIFIED;
+	if (sw == 0x6983 || sw == 0x63C0)
+		return CP_CARD_ADM1_BLOCKED;
+	if ((sw & 0xFFF0) != 0x63C0)
+		return CP_CARD_ADM1_NO_COUNTER;
+	left = sw & 0x0F;
+	if (left_out)
+		*left_out = left;
+	if (left < 2)
+		return CP_CARD_ADM1_LAST;
+	return CP_CARD_ADM1_PRESENT;
+}
+
+GError *
+cp_card_adm1_error(guint16 sw, gboolean presented)
+{
+	if (sw == 0x9000)
+		return NULL;
+	if (sw == 0x6983 || sw == 0x63C0)
+		return g_error_new(CP_ERROR, CP_ERR_ADM1_BLOCKED, "ADM1 is blocked on this card");
+	if ((sw & 0xFFF0) == 0x63C0 && presented)
+		return g_error_new(CP_ERROR, CP_ERR_ADM1,
+				   "the card rejected ADM1; %u attempts left before it blocks", sw & 0x0F);
+	if ((sw & 0xFFF0) == 0x63C0)
+		return g_error_new(CP_ERROR, CP_ERR_ADM1,
+				   "the card has one ADM1 attempt left: not trying, as a wrong ADM1 "
+				   "would block the card; check the configured ADM1");
+	/* without the counter there is no way to know the try is safe */
+	return cp_card_apdu_error(presented ? "VERIFY ADM1" : "VERIFY ADM1 (attempts left)", sw);
+}
+
+CpCardSw
+cp_card_sw_class(guint16 sw)
+{
+	switch (sw >> 8) {
+	case 0x90:
+		return sw == 0x9000 ? CP_CARD_SW_OK : CP_CARD_SW_ERROR;
+	case 0x61:
+	case 0x91:
+		return CP_CARD_SW_MORE;
+	case 0x62:
+	case 0x63:
+		return CP_CARD_SW_WARNING;
+	case 0x6C:
+		return CP_CARD_SW_WRONG_LE;
+	default:
+		return CP_CARD_SW_ERROR;
+	}
+}
+
+gboolean
+cp_card_sw_selected(guint16 sw)
+{
+	CpCardSw c = cp_card_sw_class(sw);
+
+	return c == CP_CARD_SW_OK || c == CP_CARD_SW_MORE;
+}
+
+GError *
+cp_card_apdu_error(const char *what, guint16 sw)
+{
+	return g_error_new(CP_ERROR, CP_ERR_APDU, "%s: the card answered %04X", what, sw);
+}
+
+guint8
+cp_card_cla(guint channel)
+{
+	return channel < 4 ? (guint8)channel : (guint8)(0x40 | ((channel - 4) & 0x0F));
+}
+
+/* ---- the steps --------------------------------------------------------- */
+
+static void
+apdu(CpModemFlow *f, guint8 ins, guint8 p1, guint8 p2, const guint8 *data, gsize lc, gboolean le)
+{
+	guint8 buf[5 + 255 + 1];
+	gsize n = 0;
+
+	buf[n++] = cp_card_cla(f->channel);
+	buf[n++] = ins;
+	buf[n++] = p1;
+	buf[n++] = p2;
+	if (lc) {
+		buf[n++] = (guint8)lc;
+		memcpy(buf + n, data, lc);
+		n += lc;
+	}
+	if (le)
+		buf[n++] = 0x00;
+	cp_modem_flow_transmit(f, buf, n);
+	/* a VERIFY carries ADM1, an UPDATE the keys */
+	cp_cleanse(buf, sizeof(buf));
+}
+
+static void
+select_fid(CpModemFlow *f, guint16 fid)
+{
+	guint8 b[2] = { (guint8)(fid >> 8), (guint8)fid };
+
+	apdu(f, 0xA4, 0x00, 0x0C, b, 2, FALSE);
+}
+
+static const CpUsimDriver *
+usim_driver(CpModemFlow *f)
+{
+	const CpUsimDriver *want = f->run.modem->card;
+
+	if (!want && f->card)
+		want = f->card;
+	if (!want && cp_modem_run_restoring(&f->run))
+		want = cp_usim_driver_find(cp_modem_run_values(&f->run)->card);
+	return want ? want : cp_usim_drivers()[0];
+}
+
+/* A transport with the basic channel only: select the USIM there. */
+void
+cp_card_select_usim(CpModemFlow *f)
+{
+	const CpUsimDriver *d = usim_driver(f);
+	guint16 sw;
+
+	if (f->sub == 0) {
+		f->channel = 0;
+		apdu(f, 0xA4, 0x04, 0x0C, d->aid, d->aid_len, FALSE);
+		return;
+	}
+	if (!cp_card_sw_selected(sw = cp_modem_flow_sw(f))) {
+		cp_modem_flow_fail(f, cp_card_apdu_error("SELECT ADF.USIM", sw));
+		return;
+	}
+	cp_modem_flow_next(f);
+}
+
+/* EF.ICCID (MF/2FE2) by APDUs on the basic channel, for a transport
+ * without a request of its own. */
+void
+cp_card_read_iccid(CpModemFlow *f)
+{
+	gsize len;
+	const guint8 *d;
+	guint16 sw;
+
+	f->channel = 0;
+	switch (f->sub) {
+	case 0:
+		select_fid(f, 0x3F00);
+		return;
+	case 1:
+	case 2:
+		if (!cp_card_sw_selected(sw = cp_modem_flow_sw(f))) {
+			cp_modem_flow_fail(f, cp_card_apdu_error("EF.ICCID", sw));
+			return;
+		}
+		if (f->sub == 1)
+			select_fid(f, 0x2FE2);
+		else
+			apdu(f, 0xB0, 0x00, 0x00, NULL, 0, TRUE);
+		return;
+	default:
+		d = g_bytes_get_data(f->resp, &len);
+		if (cp_usim_sw(d, len) != 0x9000) {
+			cp_modem_flow_fail(f, cp_card_apdu_error("EF.ICCID", cp_usim_sw(d, len)));
+			return;
+		}
+		cp_modem_run_set_iccid(&f->run, d, len - 2);
+		cp_modem_flow_check_iccid(f);
+	}
+}
+
+void
+cp_card_identify(CpModemFlow *f)
+{
+	const CpUsimDriver *const *drivers = cp_usim_drivers();
+	const CpUsimDriver *want = f->run.modem->card;
+
+	/* sub counts APDUs answered; ef walks the driver list when detecting */
+	if (!want && cp_modem_run_restoring(&f->run))
+		want = cp_usim_driver_find(cp_modem_run_values(&f->run)->card);
+	if (f->sub == 0) {
+		f->card = want ? want : drivers[f->ef];
+		select_fid(f, f->card->probe_fid);
+		return;
+	}
+	if (cp_card_sw_selected(cp_modem_flow_sw(f))) {
+		g_info("card: %s", f->card->description);
+		cp_modem_flow_next(f);
+		return;
+	}
+	if (!want && drivers[f->ef + 1]) {
+		f->ef++;
+		f->sub = 0;
+		cp_modem_flow_again(f);
+		return;
+	}
+	cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_CARD_UNKNOWN,
+					  want ? "the card is not a %s (no file %04X in its USIM application)"
+					       : "no USIM driver knows this card%s",
+					  want ? want->description : "", want ? want->probe_fid : 0));
+}
+
+void
+cp_card_verify_adm1(CpModemFlow *f)
+{
+	CpModem *m = f->run.modem;
+	guint16 sw;
+	guint left;
+
+	switch (f->sub) {
+	case 0:
+		apdu(f, 0x20, 0x00, f->card->adm1_p2, NULL, 0, FALSE);
+		return;
+	case 1:
+		sw = cp_modem_flow_sw(f);
+		switch (cp_card_adm1_decide(sw, &left)) {
+		case CP_CARD_ADM1_VERIFIED:
+			g_info("ADM1 is verified already");
+			cp_modem_flow_next(f);
+			return;
+		case CP_CARD_ADM1_PRESENT:
+			g_info("ADM1: %u attempts left", left);
+			apdu(f, 0x20, 0x00, f->card->adm1_p2, m->adm1->data, 8, FALSE);
+			return;
+		case CP_CARD_ADM1_LAST:
+		case CP_CARD_ADM1_BLOCKED:
+		case CP_CARD_ADM1_NO_COUNTER:
+			break;
+		}
+		cp_modem_flow_fail(f, cp_card_adm1_error(sw, FALSE));
+		return;
+	default:
+		sw = cp_modem_flow_sw(f);
+		if (sw == 0x9000)
+			cp_modem_flow_next(f);
+		else
+			cp_modem_flow_fail(f, cp_card_adm1_error(sw, TRUE));
+	}
+}
+
+void
+cp_card_read_old(CpModemFlow *f)
+{
+	CpModemBackup *b = f->backup;
+	gsize len;
+	const guint8 *d;
+	guint16 sw;
+
+	if (f->ef == CP_USIM_N_EF) {
+		g_autofree char *imsi = NULL;
+
+		b->card = g_strdup(f->card->name);
+		b->iccid = g_strdup(f->iccid);
+		b->imsi = cp_usim_imsi_decode(b->ef[CP_USIM_EF_IMSI], b->ef_len[CP_USIM_EF_IMSI]);
+		imsi = cp_redact(b->imsi);
+		g_info("current IMSI %s", imsi);
+		cp_modem_flow_next(f);
+		return;
+	}
+	switch (f->sub) {
+	case 0:
+		select_fid(f, f->card->fid[f->ef]);
+		return;
+	case 1:
+		if (!cp_card_sw_selected(sw = cp_modem_flow_sw(f))) {
+			cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(f->ef), sw));
+			return;
+		}
+		apdu(f, 0xB0, 0x00, 0x00, NULL, 0, TRUE);
+		return;
+	default:
+		d = g_bytes_get_data(f->resp, &len);
+		sw = cp_usim_sw(d, len);
+		if (sw != 0x9000 || len - 2 != f->card->size[f->ef]) {
+			cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(f->ef), sw));
+			return;
+		}
+		memcpy(b->ef[f->ef], d, len - 2);
+		b->ef_len[f->ef] = len - 2;
+		f->ef++;
+		f->sub = 0;
+		cp_modem_flow_again(f);
+	}
+}
+
+void
+cp_card_write(CpModemFlow *f)
+{
+	const CpModemBackup *b = cp_modem_run_values(&f->run);
+	CpModemTargetCopy *t = f->run.target;
+	guint8 out[CP_USIM_EF_MAX];
+	GError *error = NULL;
+	guint16 sw;
+
+	if (f->ef == CP_USIM_N_EF) {
+		cp_modem_flow_next(f);
+		return;
+	}
+	switch (f->sub) {
+	case 0:
+		select_fid(f, f->card->fid[f->ef]);
+		return;
+	case 1:
+		if (!cp_card_sw_selected(sw = cp_modem_flow_sw(f))) {
+			cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(f->ef), sw));
+			return;
+		}
+		if (!cp_modem_run_restoring(&f->run)) {
+			CpUsimValues v = {
+				.imsi = t->imsi,
+				.mnc_length = t->mnc_length,
+				.spn = t->network_name,
+				.k = t->k,
+				.opc = t->opc,
+			};
+
+			if (!f->card->encode(f->ef, &v, b->ef[f->ef], out, &error)) {
+				cp_modem_flow_fail(f, error);
+				return;
+			}
+		} else {
+			if (b->ef_len[f->ef] != f->card->size[f->ef]) {
+				cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_ROLLBACK,
+								  "the backup's %s has the wrong size",
+								  cp_usim_ef_name(f->ef)));
+				return;
+			}
+			memcpy(out, b->ef[f->ef], b->ef_len[f->ef]);
+		}
+		g_info("writing %s", cp_usim_ef_name(f->ef));
+		f->written = TRUE;
+		apdu(f, 0xD6, 0x00, 0x00, out, f->card->size[f->ef], FALSE);
+		cp_cleanse(out, sizeof(out));
+		return;
+	default:
+		if ((sw = cp_modem_flow_sw(f)) != 0x9000) {
+			cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(f->ef), sw));
+			return;
+		}
+		f->ef++;
+		f->sub = 0;
+		cp_modem_flow_again(f);
+	}
+}
+
+static void
+imsi_channel_closed(CpModemFlow *f, GError *error)
+{
+	if (error)
+		g_debug("closing the logical channel: %s", error->message);
+	g_clear_error(&error);
+	f->channel = 0;
+	f->channel_open = FALSE;
+	cp_modem_flow_check_imsi(f);
+}
+
+static void
+imsi_channel_opened(CpModemFlow *f, GError *error)
+{
+	if (error) {
+		cp_modem_flow_fail(f, error);
+		return;
+	}
+	f->sub = 2;
+	cp_modem_flow_again(f);
+}
+
+/*
+ * The IMSI the card holds now, for a modem that cannot say (newer QMI
+ * firmware answers DMS UIM Get IMSI with NotSupported; ModemManager then
+ * reads EF.IMSI through the UIM service too). Ends in the runner's
+ * check of the IMSI.
+ */
+void
+cp_card_read_imsi(CpModemFlow *f)
+{
+	const CpCardTransport *t = f->run.driver->transport;
+	const CpUsimDriver *d = usim_driver(f);
+	const guint8 *data;
+	gsize len;
+	guint16 sw;
+
+	switch (f->sub) {
+	case 0:
+		if (t->open_channel) {
+			f->on_done = imsi_channel_opened;
+			t->open_channel(&f->run, d->aid, d->aid_len);
+			return;
+		}
+		f->channel = 0;
+		apdu(f, 0xA4, 0x04, 0x0C, d->aid, d->aid_len, FALSE);
+		return;
+	case 1:
+		/* the SELECT of the USIM on the basic channel */
+		if (!cp_card_sw_selected(sw = cp_modem_flow_sw(f))) {
+			cp_modem_flow_fail(f, cp_card_apdu_error("SELECT ADF.USIM", sw));
+			return;
+		}
+		f->sub = 2;
+		/* fall through */
+	case 2:
+		select_fid(f, d->fid[CP_USIM_EF_IMSI]);
+		return;
+	case 3:
+		if (!cp_card_sw_selected(sw = cp_modem_flow_sw(f))) {
+			cp_modem_flow_fail(f, cp_card_apdu_error("EF.IMSI", sw));
+			return;
+		}
+		apdu(f, 0xB0, 0x00, 0x00, NULL, 0, TRUE);
+		return;
+	default:
+		data = g_bytes_get_data(f->resp, &len);
+		if ((sw = cp_usim_sw(data, len)) != 0x9000) {
+			cp_modem_flow_fail(f, cp_card_apdu_error("EF.IMSI", sw));
+			return;
+		}
+		g_free(f->modem_imsi);
+		f->modem_imsi = cp_usim_imsi_decode(data, len - 2);
+		f->imsi_read = TRUE;
+		if (f->channel_open && t->close_channel) {
+			f->on_done = imsi_channel_closed;
+			t->close_channel(&f->run, f->channel);
+			return;
+		}
+		cp_modem_flow_check_imsi(f);
+	}
+}
