@@ -227,6 +227,46 @@ select_fid(CpModemFlow *f, guint16 fid)
 	apdu(f, 0xA4, 0x00, 0x0C, b, 2, FALSE);
 }
 
+/* The answer to a SELECT: TRUE if it worked, else the flow fails. */
+static gboolean
+selected(CpModemFlow *f, const char *what)
+{
+	guint16 sw = cp_modem_flow_sw(f);
+
+	if (cp_card_sw_selected(sw))
+		return TRUE;
+	cp_modem_flow_fail(f, cp_card_apdu_error(what, sw));
+	return FALSE;
+}
+
+/*
+ * A transparent EF, from sub == first on: SELECT, then READ BINARY of the
+ * whole file. TRUE once the content is in *data, *len (without the SW);
+ * FALSE while a command is out or when the flow failed.
+ */
+static gboolean
+read_ef(CpModemFlow *f, guint first, guint16 fid, const char *what, const guint8 **data, gsize *len)
+{
+	guint16 sw;
+
+	if (f->sub == first) {
+		select_fid(f, fid);
+		return FALSE;
+	}
+	if (f->sub == first + 1) {
+		if (selected(f, what))
+			apdu(f, 0xB0, 0x00, 0x00, NULL, 0, TRUE);
+		return FALSE;
+	}
+	*data = g_bytes_get_data(f->resp, len);
+	if ((sw = cp_usim_sw(*data, *len)) != 0x9000) {
+		cp_modem_flow_fail(f, cp_card_apdu_error(what, sw));
+		return FALSE;
+	}
+	*len -= 2;
+	return TRUE;
+}
+
 static const CpUsimDriver *
 usim_driver(CpModemFlow *f)
 {
@@ -244,18 +284,14 @@ void
 cp_card_select_usim(CpModemFlow *f)
 {
 	const CpUsimDriver *d = usim_driver(f);
-	guint16 sw;
 
 	if (f->sub == 0) {
 		f->channel = 0;
 		apdu(f, 0xA4, 0x04, 0x0C, d->aid, d->aid_len, FALSE);
 		return;
 	}
-	if (!cp_card_sw_selected(sw = cp_modem_flow_sw(f))) {
-		cp_modem_flow_fail(f, cp_card_apdu_error("SELECT ADF.USIM", sw));
-		return;
-	}
-	cp_modem_flow_next(f);
+	if (selected(f, "SELECT ADF.USIM"))
+		cp_modem_flow_next(f);
 }
 
 /* EF.ICCID (MF/2FE2) by APDUs on the basic channel, for a transport
@@ -263,35 +299,20 @@ cp_card_select_usim(CpModemFlow *f)
 void
 cp_card_read_iccid(CpModemFlow *f)
 {
-	gsize len;
 	const guint8 *d;
-	guint16 sw;
+	gsize len;
 
 	f->channel = 0;
-	switch (f->sub) {
-	case 0:
+	if (f->sub == 0) {
 		select_fid(f, 0x3F00);
 		return;
-	case 1:
-	case 2:
-		if (!cp_card_sw_selected(sw = cp_modem_flow_sw(f))) {
-			cp_modem_flow_fail(f, cp_card_apdu_error("EF.ICCID", sw));
-			return;
-		}
-		if (f->sub == 1)
-			select_fid(f, 0x2FE2);
-		else
-			apdu(f, 0xB0, 0x00, 0x00, NULL, 0, TRUE);
-		return;
-	default:
-		d = g_bytes_get_data(f->resp, &len);
-		if (cp_usim_sw(d, len) != 0x9000) {
-			cp_modem_flow_fail(f, cp_card_apdu_error("EF.ICCID", cp_usim_sw(d, len)));
-			return;
-		}
-		cp_modem_run_set_iccid(&f->run, d, len - 2);
-		cp_modem_flow_check_iccid(f);
 	}
+	if (f->sub == 1 && !selected(f, "MF"))
+		return;
+	if (!read_ef(f, 1, 0x2FE2, "EF.ICCID", &d, &len))
+		return;
+	cp_modem_run_set_iccid(&f->run, d, len);
+	cp_modem_flow_check_iccid(f);
 }
 
 void
@@ -369,7 +390,6 @@ cp_card_read_old(CpModemFlow *f)
 	CpModemBackup *b = f->backup;
 	gsize len;
 	const guint8 *d;
-	guint16 sw;
 
 	if (f->ef == CP_USIM_N_EF) {
 		g_autofree char *imsi = NULL;
@@ -382,30 +402,19 @@ cp_card_read_old(CpModemFlow *f)
 		cp_modem_flow_next(f);
 		return;
 	}
-	switch (f->sub) {
-	case 0:
-		select_fid(f, f->card->fid[f->ef]);
+	if (!read_ef(f, 0, f->card->fid[f->ef], cp_usim_ef_name(f->ef), &d, &len))
 		return;
-	case 1:
-		if (!cp_card_sw_selected(sw = cp_modem_flow_sw(f))) {
-			cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(f->ef), sw));
-			return;
-		}
-		apdu(f, 0xB0, 0x00, 0x00, NULL, 0, TRUE);
+	if (len != f->card->size[f->ef]) {
+		cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_APDU, "%s: %" G_GSIZE_FORMAT " bytes, not %"
+						  G_GSIZE_FORMAT, cp_usim_ef_name(f->ef), len,
+						  f->card->size[f->ef]));
 		return;
-	default:
-		d = g_bytes_get_data(f->resp, &len);
-		sw = cp_usim_sw(d, len);
-		if (sw != 0x9000 || len - 2 != f->card->size[f->ef]) {
-			cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(f->ef), sw));
-			return;
-		}
-		memcpy(b->ef[f->ef], d, len - 2);
-		b->ef_len[f->ef] = len - 2;
-		f->ef++;
-		f->sub = 0;
-		cp_modem_flow_again(f);
 	}
+	memcpy(b->ef[f->ef], d, len);
+	b->ef_len[f->ef] = len;
+	f->ef++;
+	f->sub = 0;
+	cp_modem_flow_again(f);
 }
 
 void
@@ -426,10 +435,8 @@ cp_card_write(CpModemFlow *f)
 		select_fid(f, f->card->fid[f->ef]);
 		return;
 	case 1:
-		if (!cp_card_sw_selected(sw = cp_modem_flow_sw(f))) {
-			cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(f->ef), sw));
+		if (!selected(f, cp_usim_ef_name(f->ef)))
 			return;
-		}
 		if (!cp_modem_run_restoring(&f->run)) {
 			CpUsimValues v = {
 				.imsi = t->imsi,
@@ -503,7 +510,6 @@ cp_card_read_imsi(CpModemFlow *f)
 	const CpUsimDriver *d = usim_driver(f);
 	const guint8 *data;
 	gsize len;
-	guint16 sw;
 
 	switch (f->sub) {
 	case 0:
@@ -517,30 +523,15 @@ cp_card_read_imsi(CpModemFlow *f)
 		return;
 	case 1:
 		/* the SELECT of the USIM on the basic channel */
-		if (!cp_card_sw_selected(sw = cp_modem_flow_sw(f))) {
-			cp_modem_flow_fail(f, cp_card_apdu_error("SELECT ADF.USIM", sw));
+		if (!selected(f, "SELECT ADF.USIM"))
 			return;
-		}
 		f->sub = 2;
 		/* fall through */
-	case 2:
-		select_fid(f, d->fid[CP_USIM_EF_IMSI]);
-		return;
-	case 3:
-		if (!cp_card_sw_selected(sw = cp_modem_flow_sw(f))) {
-			cp_modem_flow_fail(f, cp_card_apdu_error("EF.IMSI", sw));
-			return;
-		}
-		apdu(f, 0xB0, 0x00, 0x00, NULL, 0, TRUE);
-		return;
 	default:
-		data = g_bytes_get_data(f->resp, &len);
-		if ((sw = cp_usim_sw(data, len)) != 0x9000) {
-			cp_modem_flow_fail(f, cp_card_apdu_error("EF.IMSI", sw));
+		if (!read_ef(f, 2, d->fid[CP_USIM_EF_IMSI], "EF.IMSI", &data, &len))
 			return;
-		}
 		g_free(f->modem_imsi);
-		f->modem_imsi = cp_usim_imsi_decode(data, len - 2);
+		f->modem_imsi = cp_usim_imsi_decode(data, len);
 		f->imsi_read = TRUE;
 		if (f->channel_open && t->close_channel) {
 			f->on_done = imsi_channel_closed;
