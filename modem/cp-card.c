@@ -189,6 +189,41 @@ cp_card_apdu_error(const char *what, guint16 sw)
 	return g_error_new(CP_ERROR, CP_ERR_APDU, "%s: the card answered %04X", what, sw);
 }
 
+gboolean
+cp_card_fcp_size(const guint8 *fcp, gsize len, gsize *size)
+{
+	gsize end, total = 0;
+	gboolean have_total = FALSE;
+
+	if (len < 2 || fcp[0] != 0x62 || fcp[1] >= 0x80)
+		return FALSE;
+	/* a template that says it is longer than what came is read as far as
+	 * it goes: the size comes early, and a card (or a modem) that
+	 * miscounts must not stop a provisioning */
+	end = MIN(2 + (gsize)fcp[1], len);
+	for (gsize i = 2; i + 2 <= end;) {
+		guint8 tag = fcp[i], l = fcp[i + 1];
+		gsize v = 0;
+
+		if (l > end - i - 2)
+			return FALSE;
+		if ((tag == 0x80 || tag == 0x81) && l >= 1 && l <= 4) {
+			for (guint k = 0; k < l; k++)
+				v = v << 8 | fcp[i + 2 + k];
+			if (tag == 0x80) {
+				*size = v;
+				return TRUE;
+			}
+			total = v;
+			have_total = TRUE;
+		}
+		i += 2 + l;
+	}
+	if (have_total)
+		*size = total;
+	return have_total;
+}
+
 guint8
 cp_card_cla(guint channel)
 {
@@ -239,31 +274,85 @@ selected(CpModemFlow *f, const char *what)
 	return FALSE;
 }
 
+enum {
+	RD_FCP,        /* the SELECT (or its GET RESPONSE) answered */
+	RD_DATA,       /* the READ BINARY answered */
+};
+
+static void
+read_binary(CpModemFlow *f, gsize le)
+{
+	guint8 cmd[] = { cp_card_cla(f->channel), 0xB0, 0x00, 0x00, (guint8)le };
+
+	cp_modem_flow_transmit(f, cmd, sizeof(cmd));
+}
+
 /*
- * A transparent EF, from sub == first on: SELECT, then READ BINARY of the
- * whole file. TRUE once the content is in *data, *len (without the SW);
- * FALSE while a command is out or when the flow failed.
+ * A transparent EF, from sub == first on: SELECT with its FCP, then READ
+ * BINARY of want bytes (0: the whole file), as the FCP sizes it (pySim's
+ * way): a file larger than what the card driver writes (EF.USIM_AUTH_KEY
+ * sized for TUAK) is read in its first want bytes; a smaller one is
+ * CP_ERR_CARD_UNKNOWN. 61xx gets its GET RESPONSE, 6Cxx its READ again
+ * with the length the card asks for, 6282 (end of file) is data. TRUE
+ * once the content is in *data, *len (without the SW); FALSE while a
+ * command is out or when the flow failed.
  */
 static gboolean
-read_ef(CpModemFlow *f, guint first, guint16 fid, const char *what, const guint8 **data, gsize *len)
+read_ef(CpModemFlow *f, guint first, guint16 fid, gsize want, const char *what,
+	const guint8 **data, gsize *len)
 {
+	guint8 b[2] = { (guint8)(fid >> 8), (guint8)fid };
+	gsize size;
 	guint16 sw;
 
 	if (f->sub == first) {
-		select_fid(f, fid);
-		return FALSE;
-	}
-	if (f->sub == first + 1) {
-		if (selected(f, what))
-			apdu(f, 0xB0, 0x00, 0x00, NULL, 0, TRUE);
+		f->rd = RD_FCP;
+		f->rd_again = FALSE;
+		apdu(f, 0xA4, 0x00, 0x04, b, 2, TRUE);
 		return FALSE;
 	}
 	*data = g_bytes_get_data(f->resp, len);
-	if ((sw = cp_usim_sw(*data, *len)) != 0x9000) {
-		cp_modem_flow_fail(f, cp_card_apdu_error(what, sw));
+	sw = cp_usim_sw(*data, *len);
+	*len -= 2;
+	if (f->rd == RD_FCP) {
+		if ((sw >> 8) == 0x61 && *len == 0 && !f->rd_again) {
+			guint8 get[] = { cp_card_cla(f->channel), 0xC0, 0x00, 0x00, (guint8)sw };
+
+			f->rd_again = TRUE;
+			cp_modem_flow_transmit(f, get, sizeof(get));
+			return FALSE;
+		}
+		if (!selected(f, what))
+			return FALSE;
+		if (!cp_card_fcp_size(*data, *len, &size)) {
+			cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_APDU, "%s: no file size in the FCP", what));
+			return FALSE;
+		}
+		if (size < want || size == 0) {
+			cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_CARD_UNKNOWN,
+							  "%s is %" G_GSIZE_FORMAT " bytes on this card, not %" G_GSIZE_FORMAT,
+							  what, size, want));
+			return FALSE;
+		}
+		f->rd = RD_DATA;
+		f->rd_again = FALSE;
+		f->rd_want = want ? want : MIN(size, 256);
+		read_binary(f, f->rd_want);
 		return FALSE;
 	}
-	*len -= 2;
+	if (cp_card_sw_class(sw) == CP_CARD_SW_WRONG_LE && !f->rd_again) {
+		f->rd_again = TRUE;
+		f->rd_want = sw & 0xFF;
+		read_binary(f, f->rd_want);
+		return FALSE;
+	}
+	if ((sw != 0x9000 && sw != 0x6282) || *len != f->rd_want) {
+		cp_modem_flow_fail(f, *len != f->rd_want && sw == 0x9000
+				      ? g_error_new(CP_ERROR, CP_ERR_APDU, "%s: %" G_GSIZE_FORMAT " bytes read, not %"
+						    G_GSIZE_FORMAT, what, *len, f->rd_want)
+				      : cp_card_apdu_error(what, sw));
+		return FALSE;
+	}
 	return TRUE;
 }
 
@@ -309,7 +398,7 @@ cp_card_read_iccid(CpModemFlow *f)
 	}
 	if (f->sub == 1 && !selected(f, "MF"))
 		return;
-	if (!read_ef(f, 1, 0x2FE2, "EF.ICCID", &d, &len))
+	if (!read_ef(f, 1, 0x2FE2, 0, "EF.ICCID", &d, &len))
 		return;
 	cp_modem_run_set_iccid(&f->run, d, len);
 	cp_modem_flow_check_iccid(f);
@@ -402,14 +491,8 @@ cp_card_read_old(CpModemFlow *f)
 		cp_modem_flow_next(f);
 		return;
 	}
-	if (!read_ef(f, 0, f->card->fid[f->ef], cp_usim_ef_name(f->ef), &d, &len))
+	if (!read_ef(f, 0, f->card->fid[f->ef], f->card->size[f->ef], cp_usim_ef_name(f->ef), &d, &len))
 		return;
-	if (len != f->card->size[f->ef]) {
-		cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_APDU, "%s: %" G_GSIZE_FORMAT " bytes, not %"
-						  G_GSIZE_FORMAT, cp_usim_ef_name(f->ef), len,
-						  f->card->size[f->ef]));
-		return;
-	}
 	memcpy(b->ef[f->ef], d, len);
 	b->ef_len[f->ef] = len;
 	f->ef++;
@@ -528,7 +611,7 @@ cp_card_read_imsi(CpModemFlow *f)
 		f->sub = 2;
 		/* fall through */
 	default:
-		if (!read_ef(f, 2, d->fid[CP_USIM_EF_IMSI], "EF.IMSI", &data, &len))
+		if (!read_ef(f, 2, d->fid[CP_USIM_EF_IMSI], d->size[CP_USIM_EF_IMSI], "EF.IMSI", &data, &len))
 			return;
 		g_free(f->modem_imsi);
 		f->modem_imsi = cp_usim_imsi_decode(data, len);

@@ -84,5 +84,10 @@ gboolean cp_card_sw_selected(guint16 sw);
 /* CP_ERR_APDU: "what: the card answered SW". */
 GError *cp_card_apdu_error(const char *what, guint16 sw);
 
+/* The size of a transparent EF from the FCP template a SELECT returns
+ * (TS 102 221 11.1.1.3: 62 L, then tag 80 file size, or 81 total size).
+ * FALSE when the bytes are not an FCP or hold no size. */
+gboolean cp_card_fcp_size(const guint8 *fcp, gsize len, gsize *size);
+
 /* The CLA byte of a command on a logical channel (TS 102 221 10.1.1). */
 guint8 cp_card_cla(guint channel);

@@ -38,6 +38,9 @@ struct _CpModemFlow {
 	guint channel;
 	gboolean channel_open;
 	GBytes *resp;
+	guint rd;                        /* where a read of an EF is (cp-card.c) */
+	gsize rd_want;
+	gboolean rd_again;               /* one more GET RESPONSE or READ at most */
 	gint64 card_deadline;            /* monotonic; until the card is ready */
 	guint retry_id;
 

@@ -188,6 +188,40 @@ test_sw(void)
 }
 
 static void
+test_fcp(void)
+{
+	/* TS 102 221 11.1.1.3: a transparent EF of 33 bytes, and of 40 (TUAK) */
+	static const guint8 ef33[] = {
+		0x62, 0x19, 0x82, 0x02, 0x41, 0x21, 0x83, 0x02, 0xAF, 0x20, 0xA5, 0x03, 0x80, 0x01, 0x71,
+		0x8A, 0x01, 0x05, 0x8B, 0x03, 0x6F, 0x06, 0x02, 0x80, 0x02, 0x00, 0x21,
+	};
+	static const guint8 ef40_total[] = {
+		0x62, 0x0A, 0x82, 0x02, 0x41, 0x21, 0x81, 0x02, 0x00, 0x28, 0x8A, 0x00,
+	};
+	/* the length byte says one more than follows */
+	static const guint8 short_template[] = {
+		0x62, 0x0B, 0x82, 0x02, 0x41, 0x21, 0x80, 0x02, 0x01, 0x00, 0x8A, 0x01,
+	};
+	static const guint8 no_size[] = { 0x62, 0x04, 0x82, 0x02, 0x41, 0x21 };
+	static const guint8 not_fcp[] = { 0x6F, 0x04, 0x80, 0x02, 0x00, 0x21 };
+	static const guint8 past_end[] = { 0x62, 0x06, 0x82, 0x02, 0x41, 0x21, 0x80, 0x05, 0x00 };
+	gsize size = 0;
+
+	g_assert_true(cp_card_fcp_size(ef33, sizeof(ef33), &size));
+	/* the A5 proprietary template is skipped whole: its 80 is not the size */
+	g_assert_cmpuint(size, ==, 33);
+	g_assert_true(cp_card_fcp_size(ef40_total, sizeof(ef40_total), &size));
+	g_assert_cmpuint(size, ==, 40);
+	g_assert_true(cp_card_fcp_size(short_template, sizeof(short_template), &size));
+	g_assert_cmpuint(size, ==, 256);
+	g_assert_false(cp_card_fcp_size(no_size, sizeof(no_size), &size));
+	g_assert_false(cp_card_fcp_size(not_fcp, sizeof(not_fcp), &size));
+	g_assert_false(cp_card_fcp_size(past_end, sizeof(past_end), &size));
+	g_assert_false(cp_card_fcp_size(ef33, 1, &size));
+	g_assert_false(cp_card_fcp_size(NULL, 0, &size));
+}
+
+static void
 test_cla(void)
 {
 	/* TS 102 221 10.1.1: channels 0-3 in b1-b2, 4-19 as 0x40 + n - 4 */
@@ -208,6 +242,7 @@ main(int argc, char **argv)
 	g_test_add_func("/card/adm1/decide", test_adm1_decide);
 	g_test_add_func("/card/adm1/error", test_adm1_error);
 	g_test_add_func("/card/sw", test_sw);
+	g_test_add_func("/card/fcp", test_fcp);
 	g_test_add_func("/card/cla", test_cla);
 	return g_test_run();
 }
