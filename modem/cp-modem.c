@@ -89,6 +89,10 @@ cp_modem_free(CpModem *modem)
 gboolean
 cp_modem_set_backend(CpModem *modem, CpModemBackendType type, GError **error)
 {
+	if (modem->busy) {
+		cp_set_error(error, CP_ERR_BUSY, "modem: an operation runs");
+		return FALSE;
+	}
 	switch (type) {
 	case CP_MODEM_BACKEND_AUTO:
 		/* without ModemManager support, AUTO can only mean QMI direct */
