@@ -609,7 +609,7 @@ cp_card_read_imsi(CpModemFlow *f)
 		if (!selected(f, "SELECT ADF.USIM"))
 			return;
 		f->sub = 2;
-		/* fall through */
+		G_GNUC_FALLTHROUGH;
 	default:
 		if (!read_ef(f, 2, d->fid[CP_USIM_EF_IMSI], d->size[CP_USIM_EF_IMSI], "EF.IMSI", &data, &len))
 			return;
