@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "cp-buf.h"
 #include "cp-card.h"
 #include "cp-modem-flow.h"
 
@@ -189,39 +190,76 @@ cp_card_apdu_error(const char *what, guint16 sw)
 	return g_error_new(CP_ERROR, CP_ERR_APDU, "%s: the card answered %04X", what, sw);
 }
 
-gboolean
-cp_card_fcp_size(const guint8 *fcp, gsize len, gsize *size)
+/* The value of tag in the BER-TLV template at t[0] (one-byte tags and
+ * lengths, as in the FCP and EF.DIR); a template that says it is longer
+ * than what came is read as far as it goes. */
+static const guint8 *
+template_find(const guint8 *t, gsize len, guint8 template_tag, guint8 tag, gsize *vlen)
 {
-	gsize end, total = 0;
-	gboolean have_total = FALSE;
+	gsize end;
 
-	if (len < 2 || fcp[0] != 0x62 || fcp[1] >= 0x80)
-		return FALSE;
-	/* a template that says it is longer than what came is read as far as
-	 * it goes: the size comes early, and a card (or a modem) that
-	 * miscounts must not stop a provisioning */
-	end = MIN(2 + (gsize)fcp[1], len);
+	if (!t || len < 2 || t[0] != template_tag || t[1] >= 0x80)
+		return NULL;
+	end = MIN(2 + (gsize)t[1], len);
 	for (gsize i = 2; i + 2 <= end;) {
-		guint8 tag = fcp[i], l = fcp[i + 1];
-		gsize v = 0;
+		guint8 l = t[i + 1];
 
 		if (l > end - i - 2)
-			return FALSE;
-		if ((tag == 0x80 || tag == 0x81) && l >= 1 && l <= 4) {
-			for (guint k = 0; k < l; k++)
-				v = v << 8 | fcp[i + 2 + k];
-			if (tag == 0x80) {
-				*size = v;
-				return TRUE;
-			}
-			total = v;
-			have_total = TRUE;
+			return NULL;
+		if (t[i] == tag) {
+			*vlen = l;
+			return t + i + 2;
 		}
 		i += 2 + l;
 	}
-	if (have_total)
-		*size = total;
-	return have_total;
+	return NULL;
+}
+
+gboolean
+cp_card_fcp_records(const guint8 *fcp, gsize len, gsize *record_len, guint *n_records)
+{
+	gsize l = 0;
+	const guint8 *v = template_find(fcp, len, 0x62, 0x82, &l);
+
+	/* descriptor byte, data coding, record length (2), records (1) */
+	if (!v || l < 5 || (v[0] & 0x07) != 0x02)
+		return FALSE;
+	*record_len = (gsize)(v[2] << 8 | v[3]);
+	*n_records = v[4];
+	return *record_len > 0 && *n_records > 0;
+}
+
+gboolean
+cp_card_dir_usim_aid(const guint8 *record, gsize len, guint8 aid[16], gsize *aid_len)
+{
+	static const guint8 usim[] = { 0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x02 };
+	gsize l = 0;
+	const guint8 *v = template_find(record, len, 0x61, 0x4F, &l);
+
+	if (!v || l < sizeof(usim) || l > 16 || memcmp(v, usim, sizeof(usim)) != 0)
+		return FALSE;
+	memcpy(aid, v, l);
+	*aid_len = l;
+	return TRUE;
+}
+
+gboolean
+cp_card_fcp_size(const guint8 *fcp, gsize len, gsize *size)
+{
+	static const guint8 tags[] = { 0x80, 0x81 };   /* file size, else total size */
+
+	for (guint t = 0; t < G_N_ELEMENTS(tags); t++) {
+		gsize l = 0, v = 0;
+		const guint8 *p = template_find(fcp, len, 0x62, tags[t], &l);
+
+		if (!p || l < 1 || l > 4)
+			continue;
+		for (gsize k = 0; k < l; k++)
+			v = v << 8 | p[k];
+		*size = v;
+		return TRUE;
+	}
+	return FALSE;
 }
 
 guint8
@@ -368,19 +406,130 @@ usim_driver(CpModemFlow *f)
 	return want ? want : cp_usim_drivers()[0];
 }
 
-/* A transport with the basic channel only: select the USIM there. */
-void
-cp_card_select_usim(CpModemFlow *f)
+/* The AID to open: EF.DIR's, else the card driver's (a prefix is
+ * enough for the cards it knows). */
+static void
+usim_aid(CpModemFlow *f, const guint8 **aid, gsize *len)
 {
-	const CpUsimDriver *d = usim_driver(f);
+	const CpUsimDriver *d = f->run.modem->card ? f->run.modem->card : cp_usim_drivers()[0];
 
-	if (f->sub == 0) {
-		f->channel = 0;
-		apdu(f, 0xA4, 0x04, 0x0C, d->aid, d->aid_len, FALSE);
+	if (f->aid_len) {
+		*aid = f->aid;
+		*len = f->aid_len;
+	} else {
+		*aid = d->aid;
+		*len = d->aid_len;
+	}
+}
+
+static void
+usim_opened(CpModemFlow *f, GError *error)
+{
+	if (!error && !f->channel_open)
+		error = g_error_new(CP_ERROR, CP_ERR_MODEM, "the modem opened no logical channel");
+	if (error)
+		cp_modem_flow_fail(f, error);
+	else
+		cp_modem_flow_next(f);
+}
+
+enum {
+	DIR_MF,        /* SELECT MF answered */
+	DIR_SELECT,    /* SELECT EF.DIR (with its FCP) answered */
+	DIR_RECORD,    /* READ RECORD f->ef answered */
+	DIR_OPEN,      /* the USIM selected on the basic channel */
+};
+
+static void
+open_usim(CpModemFlow *f)
+{
+	const CpCardTransport *t = f->run.driver->transport;
+	const guint8 *aid;
+	gsize len;
+
+	f->apdu_soft = FALSE;
+	f->dir = DIR_OPEN;
+	usim_aid(f, &aid, &len);
+	if (t->open_channel) {
+		f->on_done = usim_opened;
+		t->open_channel(&f->run, aid, len);
 		return;
 	}
-	if (selected(f, "SELECT ADF.USIM"))
-		cp_modem_flow_next(f);
+	/* a transport with the basic channel only: the USIM is selected there */
+	f->channel = 0;
+	apdu(f, 0xA4, 0x04, 0x0C, aid, len, FALSE);
+}
+
+/*
+ * The USIM application: its full AID from EF.DIR (MF/2F00, read on the
+ * basic channel, as pySim and lpac select it), then a logical channel to
+ * it, or a SELECT on the basic channel. A card without EF.DIR, or a modem
+ * that refuses commands on the basic channel, gets the card driver's AID.
+ */
+void
+cp_card_open_usim(CpModemFlow *f)
+{
+	static const guint8 ef_dir[] = { 0x2F, 0x00 };
+	const guint8 *d;
+	gsize len;
+	guint16 sw;
+
+	if (f->sub == 0) {
+		f->aid_len = 0;
+		f->channel = 0;
+		f->apdu_soft = TRUE;
+		f->dir = DIR_MF;
+		select_fid(f, 0x3F00);
+		return;
+	}
+	sw = cp_modem_flow_sw(f);
+	d = g_bytes_get_data(f->resp, &len);
+	len = len >= 2 ? len - 2 : 0;
+	switch (f->dir) {
+	case DIR_MF:
+		if (!cp_card_sw_selected(sw))
+			break;
+		f->dir = DIR_SELECT;
+		apdu(f, 0xA4, 0x00, 0x04, ef_dir, 2, TRUE);
+		return;
+	case DIR_SELECT:
+		if (!cp_card_sw_selected(sw) ||
+		    !cp_card_fcp_records(d, len, &f->dir_record_len, &f->dir_records) ||
+		    f->dir_record_len > 255)
+			break;
+		f->dir = DIR_RECORD;
+		f->ef = 1;
+		{
+			guint8 cmd[] = { 0x00, 0xB2, 0x01, 0x04, (guint8)f->dir_record_len };
+
+			cp_modem_flow_transmit(f, cmd, sizeof(cmd));
+		}
+		return;
+	case DIR_RECORD:
+		if (sw == 0x9000 && cp_card_dir_usim_aid(d, len, f->aid, &f->aid_len))
+			break;
+		if (sw != 0x9000 || f->ef >= f->dir_records)
+			break;
+		f->ef++;
+		{
+			guint8 cmd[] = { 0x00, 0xB2, (guint8)f->ef, 0x04, (guint8)f->dir_record_len };
+
+			cp_modem_flow_transmit(f, cmd, sizeof(cmd));
+		}
+		return;
+	default:
+		if (selected(f, "SELECT ADF.USIM"))
+			cp_modem_flow_next(f);
+		return;
+	}
+	if (f->aid_len) {
+		g_autofree char *hex = cp_hex_strdup(f->aid, f->aid_len);
+
+		g_info("EF.DIR: the USIM is %s", hex);
+	} else {
+		g_info("no USIM in EF.DIR (%04X): the card driver's AID", sw);
+	}
+	open_usim(f);
 }
 
 /* EF.ICCID (MF/2FE2) by APDUs on the basic channel, for a transport
@@ -591,18 +740,19 @@ cp_card_read_imsi(CpModemFlow *f)
 {
 	const CpCardTransport *t = f->run.driver->transport;
 	const CpUsimDriver *d = usim_driver(f);
-	const guint8 *data;
-	gsize len;
+	const guint8 *data, *aid;
+	gsize len, aid_len;
 
 	switch (f->sub) {
 	case 0:
+		usim_aid(f, &aid, &aid_len);
 		if (t->open_channel) {
 			f->on_done = imsi_channel_opened;
-			t->open_channel(&f->run, d->aid, d->aid_len);
+			t->open_channel(&f->run, aid, aid_len);
 			return;
 		}
 		f->channel = 0;
-		apdu(f, 0xA4, 0x04, 0x0C, d->aid, d->aid_len, FALSE);
+		apdu(f, 0xA4, 0x04, 0x0C, aid, aid_len, FALSE);
 		return;
 	case 1:
 		/* the SELECT of the USIM on the basic channel */

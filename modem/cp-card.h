@@ -89,5 +89,14 @@ GError *cp_card_apdu_error(const char *what, guint16 sw);
  * FALSE when the bytes are not an FCP or hold no size. */
 gboolean cp_card_fcp_size(const guint8 *fcp, gsize len, gsize *size);
 
+/* A linear fixed EF's record length and number of records from its FCP
+ * (tag 82, file descriptor). FALSE when the FCP has none. */
+gboolean cp_card_fcp_records(const guint8 *fcp, gsize len, gsize *record_len, guint *n_records);
+
+/* The AID of a USIM (RID A000000087, application code 1002, TS 101 220
+ * annex E) in one EF.DIR record (TS 102 221 13.1: 61 L 4F l AID ...), into
+ * aid (16 bytes); FALSE for another application or an empty record. */
+gboolean cp_card_dir_usim_aid(const guint8 *record, gsize len, guint8 aid[16], gsize *aid_len);
+
 /* The CLA byte of a command on a logical channel (TS 102 221 10.1.1). */
 guint8 cp_card_cla(guint channel);

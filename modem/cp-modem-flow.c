@@ -101,6 +101,13 @@ cp_modem_run_apdu_done(CpModemRun *run, GBytes *response, GError *error)
 {
 	CpModemFlow *f = cp_modem_flow(run);
 
+	/* a command the modem refused where the card engine can do without
+	 * (EF.DIR): an answer without data or SW */
+	if (!response && f->apdu_soft && g_error_matches(error, CP_ERROR, CP_ERR_MODEM)) {
+		g_info("the modem refused a command: %s", error->message);
+		g_error_free(error);
+		response = g_bytes_new(NULL, 0);
+	}
 	if (!response) {
 		cp_modem_flow_fail(f, error);
 		return;
@@ -474,14 +481,6 @@ iccid_done(CpModemFlow *f, GError *error)
 }
 
 static void
-channel_opened(CpModemFlow *f, GError *error)
-{
-	if (!error && !f->channel_open)
-		error = g_error_new(CP_ERROR, CP_ERR_MODEM, "the modem opened no logical channel");
-	step_done(f, error);
-}
-
-static void
 channel_closed(CpModemFlow *f, GError *error)
 {
 	if (!error) {
@@ -765,14 +764,7 @@ flow_run(CpModemFlow *f)
 		}
 		return;
 	case CP_STEP_OPEN_CHANNEL:
-		if (t->open_channel) {
-			const CpUsimDriver *d = m->card ? m->card : cp_usim_drivers()[0];
-
-			f->on_done = channel_opened;
-			t->open_channel(&f->run, d->aid, d->aid_len);
-		} else {
-			cp_card_select_usim(f);
-		}
+		cp_card_open_usim(f);
 		return;
 	case CP_STEP_IDENTIFY:
 		cp_card_identify(f);

@@ -41,6 +41,12 @@ struct _CpModemFlow {
 	guint rd;                        /* where a read of an EF is (cp-card.c) */
 	gsize rd_want;
 	gboolean rd_again;               /* one more GET RESPONSE or READ at most */
+	gboolean apdu_soft;              /* a refused command answers SW 0000 */
+	guint dir;                       /* where the read of EF.DIR is */
+	guint dir_records;
+	gsize dir_record_len;
+	guint8 aid[16];                  /* the USIM's AID from EF.DIR (aid_len 0: none) */
+	gsize aid_len;
 	gint64 card_deadline;            /* monotonic; until the card is ready */
 	guint retry_id;
 
@@ -83,7 +89,7 @@ void cp_modem_flow_check_imsi(CpModemFlow *f);
 guint16 cp_modem_flow_sw(CpModemFlow *f);
 
 /* The card steps (cp-card.c). */
-void cp_card_select_usim(CpModemFlow *f);
+void cp_card_open_usim(CpModemFlow *f);
 void cp_card_read_iccid(CpModemFlow *f);
 void cp_card_identify(CpModemFlow *f);
 void cp_card_verify_adm1(CpModemFlow *f);
