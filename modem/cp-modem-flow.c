@@ -23,7 +23,6 @@ static void complete(CpModemFlow *f, GError *error);
 static guint32
 driver_steps(const CpModemDriver *d)
 {
-	const CpCardTransport *t = d->transport;
 	const CpModemOps *o = d->ops;
 	guint32 have = CP_STEP_BIT(CP_STEP_OPEN_PORT);
 
@@ -39,7 +38,6 @@ driver_steps(const CpModemDriver *d)
 	HAVE(o->reset, CP_STEP_RESET);
 	HAVE(o->registration_start, CP_STEP_REGISTRATION);
 #undef HAVE
-	(void)t;
 	return have;
 }
 
