@@ -440,22 +440,21 @@ enum {
 	DIR_OPEN,      /* the USIM selected on the basic channel */
 };
 
+/* A logical channel to the USIM (then opened), or its SELECT on the basic
+ * channel for a transport without channels (answered as the next APDU). */
 static void
-open_usim(CpModemFlow *f)
+usim_reach(CpModemFlow *f, void (*opened)(CpModemFlow *f, GError *error))
 {
 	const CpCardTransport *t = f->run.driver->transport;
 	const guint8 *aid;
 	gsize len;
 
-	f->apdu_soft = FALSE;
-	f->dir = DIR_OPEN;
 	usim_aid(f, &aid, &len);
 	if (t->open_channel) {
-		f->on_done = usim_opened;
+		f->on_done = opened;
 		t->open_channel(&f->run, aid, len);
 		return;
 	}
-	/* a transport with the basic channel only: the USIM is selected there */
 	f->channel = 0;
 	apdu(f, 0xA4, 0x04, 0x0C, aid, len, FALSE);
 }
@@ -529,7 +528,9 @@ cp_card_open_usim(CpModemFlow *f)
 	} else {
 		g_info("no USIM in EF.DIR (%04X): the card driver's AID", sw);
 	}
-	open_usim(f);
+	f->apdu_soft = FALSE;
+	f->dir = DIR_OPEN;
+	usim_reach(f, usim_opened);
 }
 
 /* EF.ICCID (MF/2FE2) by APDUs on the basic channel, for a transport
@@ -740,19 +741,12 @@ cp_card_read_imsi(CpModemFlow *f)
 {
 	const CpCardTransport *t = f->run.driver->transport;
 	const CpUsimDriver *d = usim_driver(f);
-	const guint8 *data, *aid;
-	gsize len, aid_len;
+	const guint8 *data;
+	gsize len;
 
 	switch (f->sub) {
 	case 0:
-		usim_aid(f, &aid, &aid_len);
-		if (t->open_channel) {
-			f->on_done = imsi_channel_opened;
-			t->open_channel(&f->run, aid, aid_len);
-			return;
-		}
-		f->channel = 0;
-		apdu(f, 0xA4, 0x04, 0x0C, aid, aid_len, FALSE);
+		usim_reach(f, imsi_channel_opened);
 		return;
 	case 1:
 		/* the SELECT of the USIM on the basic channel */
