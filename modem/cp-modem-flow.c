@@ -262,6 +262,16 @@ stop_all(CpModemFlow *f)
 	f->on_done = NULL;
 }
 
+/* The way out is not cut short by a cancellation that stopped the way in. */
+static void
+uncancel(CpModemFlow *f)
+{
+	if (!g_cancellable_is_cancelled(f->run.cancellable))
+		return;
+	g_clear_object(&f->run.cancellable);
+	f->run.cancellable = g_cancellable_new();
+}
+
 static void
 given_back(CpModemFlow *f, GError *error)
 {
@@ -298,14 +308,14 @@ complete(CpModemFlow *f, GError *error)
 	stop_all(f);
 	f->end_error = error;
 	if (f->channel_open && f->port_open && !f->run.gone && d->transport->close_channel) {
+		uncancel(f);
 		f->on_done = closed_at_end;
 		d->transport->close_channel(&f->run, f->channel);
 		return;
 	}
 	port_close(f);
-	if (f->taken && !f->run.gone) {
-		g_clear_object(&f->run.cancellable);
-		f->run.cancellable = g_cancellable_new();
+	if (f->taken) {
+		uncancel(f);
 		f->on_done = given_back;
 		d->ops->give_back(&f->run);
 		return;
@@ -362,6 +372,7 @@ start_rollback(CpModemFlow *f, GError *error)
 	f->first_error = error;
 	f->rolling_back = TRUE;
 	if (f->channel_open && f->port_open && !f->run.gone && d->transport->close_channel) {
+		uncancel(f);
 		f->on_done = closed_for_rollback;
 		d->transport->close_channel(&f->run, f->channel);
 		return;
