@@ -14,13 +14,22 @@
 
 /* ---- the plan ---------------------------------------------------------- */
 
-static guint
-plan_add(CpModemStep *out, guint n, guint32 have, CpModemStep s)
-{
-	if (have & CP_STEP_BIT(s))
-		out[n++] = s;
-	return n;
-}
+/* The order of the steps for a modem the driver owns throughout... */
+static const CpModemStep order_owned[] = {
+	CP_STEP_OPEN_MODEM, CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS, CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL,
+	CP_STEP_IDENTIFY, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD, CP_STEP_READ_APN, CP_STEP_BACKUP,
+	CP_STEP_WRITE, CP_STEP_CLOSE_CHANNEL, CP_STEP_APN, CP_STEP_OFFLINE, CP_STEP_RESET,
+	CP_STEP_REGISTRATION, CP_STEP_CHECK_IMSI,
+};
+
+/* ... and for one a manager lends: the APN read before the take and set
+ * after the give-back, the port open only in between */
+static const CpModemStep order_lent[] = {
+	CP_STEP_OPEN_MODEM, CP_STEP_READ_APN, CP_STEP_TAKE, CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS,
+	CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL, CP_STEP_IDENTIFY, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD,
+	CP_STEP_BACKUP, CP_STEP_WRITE, CP_STEP_CLOSE_CHANNEL, CP_STEP_OFFLINE, CP_STEP_RESET,
+	CP_STEP_CLOSE_PORT, CP_STEP_GIVE_BACK, CP_STEP_APN, CP_STEP_REGISTRATION, CP_STEP_CHECK_IMSI,
+};
 
 guint
 cp_card_plan_build(CpPlanKind kind, guint32 have, CpModemStep out[CP_N_STEPS])
@@ -30,13 +39,15 @@ cp_card_plan_build(CpPlanKind kind, guint32 have, CpModemStep out[CP_N_STEPS])
 			     CP_STEP_BIT(CP_STEP_OPEN_CHANNEL) | CP_STEP_BIT(CP_STEP_IDENTIFY) |
 			     CP_STEP_BIT(CP_STEP_VERIFY_ADM1) | CP_STEP_BIT(CP_STEP_READ_OLD) |
 			     CP_STEP_BIT(CP_STEP_BACKUP) | CP_STEP_BIT(CP_STEP_WRITE) |
-			     CP_STEP_BIT(CP_STEP_CLOSE_CHANNEL) | CP_STEP_BIT(CP_STEP_CHECK_IMSI);
+			     CP_STEP_BIT(CP_STEP_CLOSE_CHANNEL) | CP_STEP_BIT(CP_STEP_CHECK_IMSI) |
+			     CP_STEP_BIT(CP_STEP_CLOSE_PORT);
 	gboolean lent = (have & CP_STEP_BIT(CP_STEP_TAKE)) != 0;
-	gboolean forward = kind == CP_PLAN_PROVISION;
+	const CpModemStep *order = lent ? order_lent : order_owned;
+	gsize n_order = lent ? G_N_ELEMENTS(order_lent) : G_N_ELEMENTS(order_owned);
 	guint n = 0;
 
 	have |= card;
-	if (!forward) {
+	if (kind != CP_PLAN_PROVISION) {
 		/* the way back reads nothing and waits for no registration */
 		have &= ~(CP_STEP_BIT(CP_STEP_READ_APN) | CP_STEP_BIT(CP_STEP_READ_OLD) |
 			  CP_STEP_BIT(CP_STEP_BACKUP) | CP_STEP_BIT(CP_STEP_REGISTRATION) |
@@ -45,39 +56,9 @@ cp_card_plan_build(CpPlanKind kind, guint32 have, CpModemStep out[CP_N_STEPS])
 		if (kind == CP_PLAN_ROLLBACK)
 			have &= ~CP_STEP_BIT(CP_STEP_OPEN_MODEM);
 	}
-	if (!lent)
-		have &= ~(CP_STEP_BIT(CP_STEP_CLOSE_PORT) | CP_STEP_BIT(CP_STEP_GIVE_BACK));
-	else
-		have |= CP_STEP_BIT(CP_STEP_CLOSE_PORT);
-
-	n = plan_add(out, n, have, CP_STEP_OPEN_MODEM);
-	if (lent) {
-		n = plan_add(out, n, have, CP_STEP_READ_APN);
-		n = plan_add(out, n, have, CP_STEP_TAKE);
-	}
-	n = plan_add(out, n, have, CP_STEP_OPEN_PORT);
-	n = plan_add(out, n, have, CP_STEP_CARD_STATUS);
-	n = plan_add(out, n, have, CP_STEP_ICCID);
-	n = plan_add(out, n, have, CP_STEP_OPEN_CHANNEL);
-	n = plan_add(out, n, have, CP_STEP_IDENTIFY);
-	n = plan_add(out, n, have, CP_STEP_VERIFY_ADM1);
-	n = plan_add(out, n, have, CP_STEP_READ_OLD);
-	if (!lent)
-		n = plan_add(out, n, have, CP_STEP_READ_APN);
-	n = plan_add(out, n, have, CP_STEP_BACKUP);
-	n = plan_add(out, n, have, CP_STEP_WRITE);
-	n = plan_add(out, n, have, CP_STEP_CLOSE_CHANNEL);
-	if (!lent)
-		n = plan_add(out, n, have, CP_STEP_APN);
-	n = plan_add(out, n, have, CP_STEP_OFFLINE);
-	n = plan_add(out, n, have, CP_STEP_RESET);
-	if (lent) {
-		n = plan_add(out, n, have, CP_STEP_CLOSE_PORT);
-		n = plan_add(out, n, have, CP_STEP_GIVE_BACK);
-		n = plan_add(out, n, have, CP_STEP_APN);
-	}
-	n = plan_add(out, n, have, CP_STEP_REGISTRATION);
-	n = plan_add(out, n, have, CP_STEP_CHECK_IMSI);
+	for (gsize i = 0; i < n_order; i++)
+		if (have & CP_STEP_BIT(order[i]))
+			out[n++] = order[i];
 	return n;
 }
 
