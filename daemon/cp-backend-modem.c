@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The modem/ backends (QMI, ModemManager) behind cp-backend.h. */
+/* The modem (modem/cp-modem.h, on its QMI or ModemManager driver) behind
+ * cp-backend.h. */
 #include "cp-backend.h"
 
 #include <string.h>
@@ -14,37 +15,34 @@
 typedef struct {
 	CpBackend parent;
 	CpModem *modem;
-	gboolean after_backup;
 } CpBackendModem;
 
-/*
- * cp-modem.h reports steps with a description only; the daemon's state
- * machine needs to know when writing ends and the reset begins. Until the
- * progress carries a phase, read it from the words the backends use.
- */
 static CpBackendPhase
-phase_of(const CpBackendModem *bm, const char *what)
+phase_of(CpModemPhase phase)
 {
-	g_autofree char *low = g_ascii_strdown(what ? what : "", -1);
-
-	if (strstr(low, "restor") || strstr(low, "roll"))
-		return CP_PHASE_RESTORING;
-	if (strstr(low, "regist") || strstr(low, "serving") || strstr(low, "attach"))
+	switch (phase) {
+	case CP_MODEM_PHASE_PREPARING:
+		return CP_PHASE_PREPARING;
+	case CP_MODEM_PHASE_WRITING:
+		return CP_PHASE_WRITING;
+	case CP_MODEM_PHASE_RESETTING:
+		return CP_PHASE_RESETTING;
+	case CP_MODEM_PHASE_REGISTERING:
 		return CP_PHASE_REGISTERING;
-	if (strstr(low, "reset") || strstr(low, "operating mode") || strstr(low, "online") ||
-	    strstr(low, "offline") ||
-	    strstr(low, "low-power") || strstr(low, "inhibit"))
-		return bm->after_backup ? CP_PHASE_RESETTING : CP_PHASE_PREPARING;
-	return bm->after_backup ? CP_PHASE_WRITING : CP_PHASE_PREPARING;
+	case CP_MODEM_PHASE_RESTORING:
+		break;
+	}
+	return CP_PHASE_RESTORING;
 }
 
 static void
-on_progress(CpModem *modem, guint step, guint n_steps, const char *description, gpointer user_data)
+on_progress(CpModem *modem, CpModemPhase phase, guint step, guint n_steps, const char *description,
+	    gpointer user_data)
 {
 	CpBackendModem *bm = user_data;
 
 	if (bm->parent.events.progress)
-		bm->parent.events.progress(&bm->parent, phase_of(bm, description), step, n_steps,
+		bm->parent.events.progress(&bm->parent, phase_of(phase), step, n_steps,
 					   description, bm->parent.user_data);
 }
 
@@ -54,7 +52,6 @@ on_backup(CpModem *modem, const CpModemBackup *backup, gpointer user_data)
 	CpBackendModem *bm = user_data;
 	g_autoptr(GBytes) bytes = cp_modem_backup_serialize(backup);
 
-	bm->after_backup = TRUE;
 	if (bm->parent.events.backup)
 		bm->parent.events.backup(&bm->parent, bytes, bm->parent.user_data);
 	else
@@ -97,7 +94,6 @@ provision(CpBackend *b, const CpBackendTarget *t, GCancellable *cancellable,
 	CpModemTarget mt;
 
 	fill_target(t, &mt);
-	bm->after_backup = FALSE;
 	cp_modem_provision_async(bm->modem, &mt, on_progress, on_backup, bm, cancellable,
 				 callback, data);
 }
@@ -139,7 +135,6 @@ restore(CpBackend *b, GBytes *backup, GCancellable *cancellable,
 					"the journaled backup is unusable: %s", error->message);
 		return;
 	}
-	bm->after_backup = TRUE;
 	cp_modem_restore_async(bm->modem, mb, on_progress, bm, cancellable, callback, data);
 }
 

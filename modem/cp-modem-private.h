@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * What cp-modem.c shares with its backends (QMI, ModemManager).
- * A backend gets one operation at a time and completes its GTask.
+ * What cp-modem.c shares with the flow runner and the modem drivers.
  */
 #pragma once
 
@@ -32,41 +31,36 @@ typedef struct {
 	CpSecret *opc;
 } CpModemTargetCopy;
 
-typedef struct {
-	const char *name;
-	void (*provision)(CpModem *modem, CpModemTargetCopy *target, GTask *task);
-	void (*restore)(CpModem *modem, const CpModemBackup *backup, GTask *task);
-} CpModemBackendOps;
+typedef struct _CpModemDriver CpModemDriver;
 
 struct _CpModem {
 	CpModemBackendType type;
 	char *device;
 	gboolean proxy;
 	char *proxy_path;
-	const CpUsimDriver *driver;       /* NULL: detect */
+	const CpUsimDriver *card;         /* NULL: detect */
 	CpSecret *adm1;
 	guint registration_timeout;
 	guint request_timeout;
 	CpModemReset reset;
-	const CpModemBackendOps *ops;
-	const CpModemBackendOps *resolved; /* AUTO: what the last operation ran on */
+	const CpModemDriver *driver;      /* NULL: AUTO, decided per operation */
+	const CpModemDriver *resolved;    /* what the last operation ran on */
 	gboolean busy;
 	/* the running operation's callbacks */
 	CpModemProgressFunc progress;
 	CpModemBackupFunc backup;
 	gpointer user_data;
-	/* set by the backend while it waits for cp_modem_backup_saved() */
-	void (*backup_saved)(gpointer backend_data, const GError *error);
+	/* set by the runner while it waits for cp_modem_backup_saved() */
+	void (*backup_saved)(gpointer flow, const GError *error);
 	gpointer backup_saved_data;
 };
 
-extern const CpModemBackendOps cp_modem_qmi_ops;
-/* The card part of the QMI plans and the reset that makes the modem read
- * the card again (no APN, no registration): for the ModemManager backend,
- * which does the rest through ModemManager. */
-extern const CpModemBackendOps cp_modem_qmi_card_ops;
-
 /* Log "(n/N) what" and tell the caller. */
-void cp_modem_step(CpModem *modem, guint n, guint n_steps, const char *what);
+void cp_modem_step(CpModem *modem, CpModemPhase phase, guint n, guint n_steps, const char *what);
+
+/* Run one operation on driver (cp-modem-flow.c): provisioning to target,
+ * or a restore of restore_of; completes task. */
+void cp_modem_flow_start(CpModem *modem, const CpModemDriver *driver, GTask *task,
+			 CpModemTargetCopy *target, const CpModemBackup *restore_of);
 
 CpModemBackup *cp_modem_backup_new(void);

@@ -2,9 +2,9 @@
 #define G_LOG_DOMAIN "cellprov-modem"
 
 #include "cp-config.h"
-#include "cp-modem-private.h"
+#include "cp-modem-driver.h"
 #if CP_HAVE_MM
-#include "cp-mm-backend.h"
+#include "cp-modem-mm.h"
 #endif
 
 #include <string.h>
@@ -54,8 +54,8 @@ cp_modem_new(const CpModemConfig *config, GError **error)
 	}
 	m = g_new0(CpModem, 1);
 	if (config->card && *config->card && g_strcmp0(config->card, "auto") != 0) {
-		m->driver = cp_usim_driver_find(config->card);
-		if (!m->driver) {
+		m->card = cp_usim_driver_find(config->card);
+		if (!m->card) {
 			g_autofree char *known = g_strjoinv(", ", (char **)driver_names);
 
 			cp_set_error(error, CP_ERR_CARD_UNKNOWN,
@@ -63,28 +63,8 @@ cp_modem_new(const CpModemConfig *config, GError **error)
 			return NULL;
 		}
 	}
-	switch (config->backend) {
-	case CP_MODEM_BACKEND_AUTO:
-#if CP_HAVE_MM
-		m->ops = &cp_modem_auto_ops;
-#else
-		/* without ModemManager support, AUTO can only mean QMI direct */
-		m->ops = &cp_modem_qmi_ops;
-#endif
-		break;
-	case CP_MODEM_BACKEND_QMI:
-		m->ops = &cp_modem_qmi_ops;
-		break;
-	case CP_MODEM_BACKEND_MM:
-#if CP_HAVE_MM
-		m->ops = &cp_modem_mm_ops;
-		break;
-#endif
-	default:
-		cp_set_error(error, CP_ERR_MODEM, "modem: the ModemManager backend is not in this build");
+	if (!cp_modem_set_backend(m, config->backend, error))
 		return NULL;
-	}
-	m->type = config->backend;
 	m->device = g_strdup(config->device);
 	m->proxy = config->proxy;
 	m->proxy_path = g_strdup(config->proxy_path);
@@ -106,18 +86,54 @@ cp_modem_free(CpModem *modem)
 	g_free(modem);
 }
 
+gboolean
+cp_modem_set_backend(CpModem *modem, CpModemBackendType type, GError **error)
+{
+	if (modem->busy) {
+		cp_set_error(error, CP_ERR_BUSY, "modem: an operation runs");
+		return FALSE;
+	}
+	switch (type) {
+	case CP_MODEM_BACKEND_AUTO:
+		/* without ModemManager support, AUTO can only mean QMI direct */
+		modem->driver = CP_HAVE_MM ? NULL : &cp_modem_driver_qmi;
+		break;
+	case CP_MODEM_BACKEND_QMI:
+		modem->driver = &cp_modem_driver_qmi;
+		break;
+	case CP_MODEM_BACKEND_MM:
+#if CP_HAVE_MM
+		modem->driver = &cp_modem_driver_mm;
+		break;
+#endif
+	default:
+		cp_set_error(error, CP_ERR_MODEM, "modem: the ModemManager backend is not in this build");
+		return FALSE;
+	}
+	modem->type = type;
+	modem->resolved = NULL;
+	return TRUE;
+}
+
 const char *
 cp_modem_get_backend_name(CpModem *modem)
 {
-	return modem->resolved ? modem->resolved->name : modem->ops->name;
+	if (modem->resolved)
+		return modem->resolved->name;
+	return modem->driver ? modem->driver->name : "auto";
 }
 
+static const char *const phase_names[] = {
+	"preparing", "writing", "resetting", "registering", "restoring",
+};
+
 void
-cp_modem_step(CpModem *modem, guint n, guint n_steps, const char *what)
+cp_modem_step(CpModem *modem, CpModemPhase phase, guint n, guint n_steps, const char *what)
 {
 	g_info("(%u/%u) %s", n, n_steps, what);
+	g_debug("phase: %s", phase_names[phase]);
 	if (modem->progress)
-		modem->progress(modem, n, n_steps, what, modem->user_data);
+		modem->progress(modem, phase, n, n_steps, what, modem->user_data);
 }
 
 /* ---- target ------------------------------------------------------------ */
@@ -255,6 +271,53 @@ op_begin(CpModem *modem, gpointer source_tag, GCancellable *cancellable,
 	return task;
 }
 
+#if CP_HAVE_MM
+typedef struct {
+	CpModem *modem;
+	GTask *task;
+	CpModemTargetCopy *target;
+	const CpModemBackup *restore_of;
+} AutoCall;
+
+static void
+auto_found_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	AutoCall *a = data;
+	GError *error = NULL;
+	gboolean mm = cp_mm_find_modem_finish(res, NULL, &error);
+
+	if (error) {
+		g_task_return_error(a->task, error);
+	} else {
+		/* not modem->driver: the next operation asks again */
+		a->modem->resolved = mm ? &cp_modem_driver_mm : &cp_modem_driver_qmi;
+		g_info("modem backend: %s", a->modem->resolved->name);
+		cp_modem_flow_start(a->modem, a->modem->resolved, a->task, a->target, a->restore_of);
+	}
+	g_free(a);
+}
+#endif
+
+/* AUTO: ModemManager when it runs and manages the device, QMI otherwise. */
+static void
+op_run(CpModem *modem, GTask *task, CpModemTargetCopy *target, const CpModemBackup *restore_of)
+{
+#if CP_HAVE_MM
+	if (!modem->driver) {
+		AutoCall *a = g_new0(AutoCall, 1);
+
+		a->modem = modem;
+		a->task = task;
+		a->target = target;
+		a->restore_of = restore_of;
+		cp_mm_find_modem_async(modem->device, g_task_get_cancellable(task), auto_found_cb, a);
+		return;
+	}
+#endif
+	modem->resolved = modem->driver;
+	cp_modem_flow_start(modem, modem->driver, task, target, restore_of);
+}
+
 static void
 return_early(gpointer source_tag, GCancellable *cancellable, GAsyncReadyCallback callback,
 	     gpointer callback_data, GError *error)
@@ -294,7 +357,7 @@ cp_modem_provision_async(CpModem *modem, const CpModemTarget *target,
 	t->k = cp_secret_dup(target->k);
 	t->opc = cp_secret_dup(target->opc);
 	g_task_set_task_data(task, t, target_copy_free);
-	modem->ops->provision(modem, t, task);
+	op_run(modem, task, t, NULL);
 }
 
 CpModemResult *
@@ -336,7 +399,7 @@ cp_modem_restore_async(CpModem *modem, const CpModemBackup *backup,
 	modem->progress = progress;
 	modem->user_data = user_data;
 	g_task_set_task_data(task, copy, (GDestroyNotify)cp_modem_backup_free);
-	modem->ops->restore(modem, copy, task);
+	op_run(modem, task, NULL, copy);
 }
 
 gboolean

@@ -9,11 +9,10 @@
  * (or free the modem). Every operation is a GIO-style async call with a
  * GCancellable; errors are CP_ERROR with the 0x05xx codes of cp-error.h,
  * or G_IO_ERROR_CANCELLED when the card holds its old values after a
- * cancellation (before the first write; with the QMI backend also after
- * it, once the rollback put them back). The way back is never cut short
- * by the cancellable: an operation cancelled past its first write ends
- * with what happened (success with the ModemManager backend, which goes
- * on; CP_ERR_ROLLBACK when the old values could not be put back).
+ * cancellation (before the first write, or after it once the rollback put
+ * them back). The way back is never cut short by the cancellable: an
+ * operation cancelled past its first write ends with what happened
+ * (CP_ERR_ROLLBACK when the old values could not be put back).
  *
  * Crash safety. Provisioning first reads the card's current values (IMSI,
  * AD, SPN, USIM_AUTH_KEY) into a CpModemBackup and hands it to the
@@ -22,7 +21,7 @@
  * cp_modem_backup_saved(). A daemon that crashes after that point finds the
  * backup in its journal at the next start and calls cp_modem_restore_async().
  * A failure after the first write within the same run is rolled back by the
- * backend itself; the error then says what failed (the code of the
+ * operation itself; the error then says what failed (the code of the
  * original failure), or CP_ERR_ROLLBACK if the rollback failed too.
  */
 #pragma once
@@ -73,9 +72,13 @@ CpModem *cp_modem_new(const CpModemConfig *config, GError **error);
 void cp_modem_free(CpModem *modem);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpModem, cp_modem_free)
 
-/* "qmi" or "mm": the backend of the last operation. AUTO decides at the
- * start of each operation; "auto" before the first. */
+/* "qmi" or "mm": the modem driver of the last operation. AUTO decides at
+ * the start of each operation; "auto" before the first. */
 const char *cp_modem_get_backend_name(CpModem *modem);
+
+/* Another backend type for the next operations (not while one runs).
+ * CP_ERR_MODEM when this build does not have it. */
+gboolean cp_modem_set_backend(CpModem *modem, CpModemBackendType type, GError **error);
 
 /* USIM driver names this build knows, NULL-terminated. */
 const char *const *cp_modem_card_drivers(void);
@@ -130,8 +133,18 @@ const char *cp_modem_backup_get_card(const CpModemBackup *backup);     /* driver
 const char *cp_modem_backup_get_iccid(const CpModemBackup *backup);    /* NULL if unknown */
 const char *cp_modem_backup_get_imsi(const CpModemBackup *backup);     /* decoded old IMSI; NULL if EF.IMSI was empty */
 
-/* Progress of an operation: step n of n_steps (1-based), a short description. */
-typedef void (*CpModemProgressFunc)(CpModem *modem, guint step, guint n_steps,
+/* Where an operation is: what a caller's state machine may act on. */
+typedef enum {
+	CP_MODEM_PHASE_PREPARING,     /* opening, reading the old values */
+	CP_MODEM_PHASE_WRITING,       /* the USIM files and the APN */
+	CP_MODEM_PHASE_RESETTING,     /* the modem re-reads the card */
+	CP_MODEM_PHASE_REGISTERING,   /* waiting for the network, checking the IMSI */
+	CP_MODEM_PHASE_RESTORING,     /* the rollback after a failure past the first write */
+} CpModemPhase;
+
+/* Progress of an operation: step n of n_steps (1-based), its phase, a
+ * short description (for people: match on the phase, not the text). */
+typedef void (*CpModemProgressFunc)(CpModem *modem, CpModemPhase phase, guint step, guint n_steps,
 				    const char *description, gpointer user_data);
 
 /*

@@ -20,7 +20,7 @@
 
 #include "cp-glib.h"
 #include "cp-modem.h"
-#include "cp-mm-backend.h"
+#include "cp-modem.h"
 
 static struct {
 	char *device, *backend, *adm1_path, *card;
@@ -34,7 +34,7 @@ static GMainLoop *loop;
 static int status = 1;
 
 static void
-progress_cb(CpModem *modem, guint step, guint n_steps, const char *what, gpointer data)
+progress_cb(CpModem *modem, CpModemPhase phase, guint step, guint n_steps, const char *what, gpointer data)
 {
 	printf("step %u/%u: %s\n", step, n_steps, what);
 	fflush(stdout);
@@ -170,7 +170,7 @@ main(int argc, char **argv)
 	config.reset = CP_MODEM_RESET_AUTO;
 	modem = cp_modem_new(&config, &error);
 	/* cp-modem.c may not dispatch to the ModemManager backends yet */
-	if (modem && type != CP_MODEM_BACKEND_QMI && !cp_mm_backend_select(modem, type, &error))
+	if (modem && type != CP_MODEM_BACKEND_QMI && !cp_modem_set_backend(modem, type, &error))
 		g_clear_pointer(&modem, cp_modem_free);
 	if (!modem) {
 		report_error(error);

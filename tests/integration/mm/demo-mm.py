@@ -138,11 +138,11 @@ def inside(builddir, strict):
         check(rc == 0, "the phone wrote the profile")
         say("step 10: the device verifies the profile and provisions through ModemManager")
         for pat in (r"profile \d+ verified",
-                    r"modem: \(\d+/\d+\) taking the modem from ModemManager",
+                    r"modem: \(\d+/\d+\) taking the modem from its manager",
                     r"journal: backup of the old USIM values saved",
-                    r"modem: \(\d+/\d+\) USIM \(\d+/\d+\): writing the subscription",
-                    r"modem: \(\d+/\d+\) USIM \(\d+/\d+\): resetting the modem",
-                    r"modem: \(\d+/\d+\) giving the modem back to ModemManager",
+                    r"modem: \(\d+/\d+\) writing the subscription",
+                    r"modem: \(\d+/\d+\) resetting the modem",
+                    r"modem: \(\d+/\d+\) giving the modem back to its manager",
                     r"modem: \(\d+/\d+\) setting the APN",
                     r"modem: \(\d+/\d+\) waiting for registration",
                     r"state: registering -> provisioned"):

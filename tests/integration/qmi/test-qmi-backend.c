@@ -46,6 +46,10 @@ typedef struct _Bench {
 	guint updates_at_backup;
 	GBytes *backup_bytes;
 	guint steps;
+	/* the phases the steps carried: seen (bits), and whether one went back */
+	guint phases;
+	CpModemPhase last_phase;
+	gboolean phase_went_back;
 	/* cancellation: at the step whose description holds cancel_at, or
 	 * while the backup is being saved (hold_backup) */
 	GCancellable *cancellable;
@@ -218,13 +222,17 @@ modem_new(Bench *b, const char *adm1)
 }
 
 static void
-progress_cb(CpModem *m, guint n, guint total, const char *what, gpointer data)
+progress_cb(CpModem *m, CpModemPhase phase, guint n, guint total, const char *what, gpointer data)
 {
 	Bench *b = data;
 
 	g_assert_cmpuint(n, >=, 1);
 	g_assert_cmpuint(n, <=, total);
 	b->steps++;
+	if (b->phases && phase < b->last_phase)
+		b->phase_went_back = TRUE;
+	b->phases |= 1u << phase;
+	b->last_phase = phase;
 	if (b->cancel_at && strstr(what, b->cancel_at)) {
 		b->cancel_at = NULL;
 		g_cancellable_cancel(b->cancellable);
@@ -336,7 +344,12 @@ test_success(gconstpointer data)
 	g_assert_cmpstr(b.result->iccid, ==, "8988211000000000017");
 	g_assert_cmpuint(b.backups, ==, 1);
 	g_assert_cmpuint(b.updates_at_backup, ==, 0);
-	g_assert_cmpuint(b.steps, ==, 17);
+	g_assert_cmpuint(b.steps, ==, 16);
+	/* every phase of a provisioning, in order, and no rollback */
+	g_assert_false(b.phase_went_back);
+	g_assert_cmpuint(b.phases, ==, (1u << CP_MODEM_PHASE_PREPARING) | (1u << CP_MODEM_PHASE_WRITING) |
+					(1u << CP_MODEM_PHASE_RESETTING) | (1u << CP_MODEM_PHASE_REGISTERING));
+	g_assert_cmpuint(b.last_phase, ==, CP_MODEM_PHASE_REGISTERING);
 
 	d = dump_read(&b);
 	g_assert_cmpstr(dump_get(d, "imsi"), ==, NEW_IMSI);
@@ -400,7 +413,7 @@ test_adm1_last_attempt(void)
 	g_autoptr(CpModem) right = NULL;
 	g_autoptr(CpModemBackup) backup = NULL;
 	g_autoptr(GError) error = NULL;
-	guint apdus, updates;
+	guint before, apdus, updates;
 
 	bench_start(&b, FALSE, "--adm1-retries=3");
 	/* a backup to restore, as a journal would hold it */
@@ -417,6 +430,7 @@ test_adm1_last_attempt(void)
 	g_assert_nonnull(strstr(b.error->message, "2 attempts left"));
 	g_clear_error(&b.error);
 	g_assert_cmpuint(dump_uint(&b, "adm1-retries"), ==, 2);
+	before = dump_uint(&b, "apdus");
 	provision(&b, wrong, NEW_K);
 	g_assert_error(b.error, CP_ERROR, CP_ERR_ADM1);
 	g_assert_nonnull(strstr(b.error->message, "1 attempts left"));
@@ -432,8 +446,9 @@ test_adm1_last_attempt(void)
 	g_assert_null(strstr(b.error->message, "8765"));
 	g_clear_error(&b.error);
 	g_assert_cmpuint(dump_uint(&b, "adm1-retries"), ==, 1);
-	/* the probe SELECT and the VERIFY without data, nothing more */
-	g_assert_cmpuint(dump_uint(&b, "apdus"), ==, apdus + 2);
+	/* what the run before sent up to the VERIFY without data, and not
+	 * the VERIFY with ADM1 that followed it there */
+	g_assert_cmpuint(dump_uint(&b, "apdus") - apdus, ==, apdus - before - 1);
 
 	/* a journaled restore after a crash does not spend it either */
 	cp_modem_restore_async(wrong, backup, NULL, NULL, NULL, restore_cb, &b);
@@ -459,8 +474,10 @@ test_unknown_card(void)
 	g_autoptr(CpModem) m = NULL;
 	g_autoptr(GHashTable) d = NULL;
 
-	/* a card without the SJA2's key file: the probe SELECT fails */
-	bench_start(&b, FALSE, "--fail-apdu=1");
+	/* a card without the SJA2's key file: the probe SELECT fails (the
+	 * first APDU, the SELECT MF before EF.DIR, fails too: the driver's
+	 * AID is opened and the probe is the second) */
+	bench_start(&b, FALSE, "--fail-apdu=1,2");
 	m = modem_new(&b, ADM1);
 	provision(&b, m, NEW_K);
 	g_assert_error(b.error, CP_ERROR, CP_ERR_CARD_UNKNOWN);
@@ -503,6 +520,9 @@ test_reg_denied(void)
 	/* a K the network does not hold for the new IMSI */
 	provision(&b, m, "00112233445566778899aabbccddeeff");
 	g_assert_error(b.error, CP_ERROR, CP_ERR_REG_DENIED);
+	/* the rollback's steps say so by their phase, the last one too */
+	g_assert_true(b.phases & (1u << CP_MODEM_PHASE_REGISTERING));
+	g_assert_cmpuint(b.last_phase, ==, CP_MODEM_PHASE_RESTORING);
 	d = dump_read(&b);
 	g_assert_cmpstr(dump_get(d, "network-last"), ==, "auth-reject");
 	assert_old_values(&b);

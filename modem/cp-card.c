@@ -1,0 +1,751 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The card engine: the plan, the decisions (cp-card.h) and the USIM steps
+ * over the transport's APDU channel, written once for every modem driver.
+ * The layout of the card comes from its driver (cp-usim.h).
+ */
+#define G_LOG_DOMAIN "cellprov-modem"
+
+#include <string.h>
+
+#include "cp-buf.h"
+#include "cp-card.h"
+#include "cp-modem-flow.h"
+
+/* ---- the plan ---------------------------------------------------------- */
+
+/* The order of the steps for a modem the driver owns throughout... */
+static const CpModemStep order_owned[] = {
+	CP_STEP_OPEN_MODEM, CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS, CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL,
+	CP_STEP_IDENTIFY, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD, CP_STEP_READ_APN, CP_STEP_BACKUP,
+	CP_STEP_WRITE, CP_STEP_CLOSE_CHANNEL, CP_STEP_APN, CP_STEP_OFFLINE, CP_STEP_RESET,
+	CP_STEP_REGISTRATION, CP_STEP_CHECK_IMSI,
+};
+
+/* ... and for one a manager lends: the APN read before the take and set
+ * after the give-back, the port open only in between */
+static const CpModemStep order_lent[] = {
+	CP_STEP_OPEN_MODEM, CP_STEP_READ_APN, CP_STEP_TAKE, CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS,
+	CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL, CP_STEP_IDENTIFY, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD,
+	CP_STEP_BACKUP, CP_STEP_WRITE, CP_STEP_CLOSE_CHANNEL, CP_STEP_OFFLINE, CP_STEP_RESET,
+	CP_STEP_CLOSE_PORT, CP_STEP_GIVE_BACK, CP_STEP_APN, CP_STEP_REGISTRATION, CP_STEP_CHECK_IMSI,
+};
+
+guint
+cp_card_plan_build(CpPlanKind kind, guint32 have, CpModemStep out[CP_N_STEPS])
+{
+	/* what every card and every flow has */
+	const guint32 card = CP_STEP_BIT(CP_STEP_CARD_STATUS) | CP_STEP_BIT(CP_STEP_ICCID) |
+			     CP_STEP_BIT(CP_STEP_OPEN_CHANNEL) | CP_STEP_BIT(CP_STEP_IDENTIFY) |
+			     CP_STEP_BIT(CP_STEP_VERIFY_ADM1) | CP_STEP_BIT(CP_STEP_READ_OLD) |
+			     CP_STEP_BIT(CP_STEP_BACKUP) | CP_STEP_BIT(CP_STEP_WRITE) |
+			     CP_STEP_BIT(CP_STEP_CLOSE_CHANNEL) | CP_STEP_BIT(CP_STEP_CHECK_IMSI) |
+			     CP_STEP_BIT(CP_STEP_CLOSE_PORT);
+	gboolean lent = (have & CP_STEP_BIT(CP_STEP_TAKE)) != 0;
+	const CpModemStep *order = lent ? order_lent : order_owned;
+	gsize n_order = lent ? G_N_ELEMENTS(order_lent) : G_N_ELEMENTS(order_owned);
+	guint n = 0;
+
+	have |= card;
+	if (kind != CP_PLAN_PROVISION) {
+		/* the way back reads nothing and waits for no registration */
+		have &= ~(CP_STEP_BIT(CP_STEP_READ_APN) | CP_STEP_BIT(CP_STEP_READ_OLD) |
+			  CP_STEP_BIT(CP_STEP_BACKUP) | CP_STEP_BIT(CP_STEP_REGISTRATION) |
+			  CP_STEP_BIT(CP_STEP_CHECK_IMSI));
+		/* a rollback runs on the manager the provisioning reached */
+		if (kind == CP_PLAN_ROLLBACK)
+			have &= ~CP_STEP_BIT(CP_STEP_OPEN_MODEM);
+	}
+	for (gsize i = 0; i < n_order; i++)
+		if (have & CP_STEP_BIT(order[i]))
+			out[n++] = order[i];
+	return n;
+}
+
+const char *
+cp_card_step_name(CpModemStep s, gboolean restoring)
+{
+	switch (s) {
+	case CP_STEP_OPEN_MODEM: return "reaching the modem";
+	case CP_STEP_READ_APN: return "reading the current APN";
+	case CP_STEP_TAKE: return "taking the modem from its manager";
+	case CP_STEP_OPEN_PORT: return "opening the modem's port";
+	case CP_STEP_CARD_STATUS: return "checking the card";
+	case CP_STEP_ICCID: return "reading the ICCID";
+	case CP_STEP_OPEN_CHANNEL: return "opening a logical channel to the USIM application";
+	case CP_STEP_IDENTIFY: return "identifying the card";
+	case CP_STEP_VERIFY_ADM1: return "verifying ADM1";
+	case CP_STEP_READ_OLD: return "reading the current subscription";
+	case CP_STEP_BACKUP: return "saving the backup";
+	case CP_STEP_WRITE: return restoring ? "writing the old subscription back" : "writing the subscription";
+	case CP_STEP_CLOSE_CHANNEL: return "closing the logical channel";
+	case CP_STEP_APN: return restoring ? "putting the old APN back" : "setting the APN";
+	case CP_STEP_OFFLINE: return "taking the modem offline";
+	case CP_STEP_RESET: return "resetting the modem";
+	case CP_STEP_CLOSE_PORT: return "closing the modem's port";
+	case CP_STEP_GIVE_BACK: return "giving the modem back to its manager";
+	case CP_STEP_REGISTRATION: return "waiting for registration";
+	case CP_STEP_CHECK_IMSI: return "checking the IMSI the modem reports";
+	case CP_N_STEPS: break;
+	}
+	return "?";
+}
+
+/* ---- decisions --------------------------------------------------------- */
+
+/*
+ * VERIFY without data spends nothing and tells how many attempts are left
+ * (63Cx), or that ADM1 is verified already (9000). A wrong ADM1 never gets
+ * the last attempt: a misconfigured device, or a journaled retry after a
+ * crash, must not block the card, which only its issuer could unblock.
+ */
+CpCardAdm1
+cp_card_adm1_decide(guint16 sw, guint *left_out)
+{
+	guint left;
+
+	if (left_out)
+		*left_out = 0;
+	if (sw == 0x9000)
+		return CP_CARD_ADM1_VERIFIED;
+	if (sw == 0x6983 || sw == 0x63C0)
+		return CP_CARD_ADM1_BLOCKED;
+	if ((sw & 0xFFF0) != 0x63C0)
+		return CP_CARD_ADM1_NO_COUNTER;
+	left = sw & 0x0F;
+	if (left_out)
+		*left_out = left;
+	if (left < 2)
+		return CP_CARD_ADM1_LAST;
+	return CP_CARD_ADM1_PRESENT;
+}
+
+GError *
+cp_card_adm1_error(guint16 sw, gboolean presented)
+{
+	if (sw == 0x9000)
+		return NULL;
+	if (sw == 0x6983 || sw == 0x63C0)
+		return g_error_new(CP_ERROR, CP_ERR_ADM1_BLOCKED, "ADM1 is blocked on this card");
+	if ((sw & 0xFFF0) == 0x63C0 && presented)
+		return g_error_new(CP_ERROR, CP_ERR_ADM1,
+				   "the card rejected ADM1; %u attempts left before it blocks", sw & 0x0F);
+	if ((sw & 0xFFF0) == 0x63C0)
+		return g_error_new(CP_ERROR, CP_ERR_ADM1,
+				   "the card has one ADM1 attempt left: not trying, as a wrong ADM1 "
+				   "would block the card; check the configured ADM1");
+	/* without the counter there is no way to know the try is safe */
+	return cp_card_apdu_error(presented ? "VERIFY ADM1" : "VERIFY ADM1 (attempts left)", sw);
+}
+
+CpCardSw
+cp_card_sw_class(guint16 sw)
+{
+	switch (sw >> 8) {
+	case 0x90:
+		return sw == 0x9000 ? CP_CARD_SW_OK : CP_CARD_SW_ERROR;
+	case 0x61:
+	case 0x91:
+		return CP_CARD_SW_MORE;
+	case 0x62:
+	case 0x63:
+		return CP_CARD_SW_WARNING;
+	case 0x6C:
+		return CP_CARD_SW_WRONG_LE;
+	default:
+		return CP_CARD_SW_ERROR;
+	}
+}
+
+gboolean
+cp_card_sw_selected(guint16 sw)
+{
+	CpCardSw c = cp_card_sw_class(sw);
+
+	return c == CP_CARD_SW_OK || c == CP_CARD_SW_MORE;
+}
+
+GError *
+cp_card_apdu_error(const char *what, guint16 sw)
+{
+	return g_error_new(CP_ERROR, CP_ERR_APDU, "%s: the card answered %04X", what, sw);
+}
+
+/* The value of tag in the BER-TLV template at t[0] (one-byte tags and
+ * lengths, as in the FCP and EF.DIR); a template that says it is longer
+ * than what came is read as far as it goes. */
+static const guint8 *
+template_find(const guint8 *t, gsize len, guint8 template_tag, guint8 tag, gsize *vlen)
+{
+	gsize end;
+
+	if (!t || len < 2 || t[0] != template_tag || t[1] >= 0x80)
+		return NULL;
+	end = MIN(2 + (gsize)t[1], len);
+	for (gsize i = 2; i + 2 <= end;) {
+		guint8 l = t[i + 1];
+
+		if (l > end - i - 2)
+			return NULL;
+		if (t[i] == tag) {
+			*vlen = l;
+			return t + i + 2;
+		}
+		i += 2 + l;
+	}
+	return NULL;
+}
+
+gboolean
+cp_card_fcp_records(const guint8 *fcp, gsize len, gsize *record_len, guint *n_records)
+{
+	gsize l = 0;
+	const guint8 *v = template_find(fcp, len, 0x62, 0x82, &l);
+
+	/* descriptor byte, data coding, record length (2), records (1) */
+	if (!v || l < 5 || (v[0] & 0x07) != 0x02)
+		return FALSE;
+	*record_len = (gsize)(v[2] << 8 | v[3]);
+	*n_records = v[4];
+	return *record_len > 0 && *n_records > 0;
+}
+
+gboolean
+cp_card_dir_usim_aid(const guint8 *record, gsize len, guint8 aid[16], gsize *aid_len)
+{
+	static const guint8 usim[] = { 0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x02 };
+	gsize l = 0;
+	const guint8 *v = template_find(record, len, 0x61, 0x4F, &l);
+
+	if (!v || l < sizeof(usim) || l > 16 || memcmp(v, usim, sizeof(usim)) != 0)
+		return FALSE;
+	memcpy(aid, v, l);
+	*aid_len = l;
+	return TRUE;
+}
+
+gboolean
+cp_card_fcp_size(const guint8 *fcp, gsize len, gsize *size)
+{
+	static const guint8 tags[] = { 0x80, 0x81 };   /* file size, else total size */
+
+	for (guint t = 0; t < G_N_ELEMENTS(tags); t++) {
+		gsize l = 0, v = 0;
+		const guint8 *p = template_find(fcp, len, 0x62, tags[t], &l);
+
+		if (!p || l < 1 || l > 4)
+			continue;
+		for (gsize k = 0; k < l; k++)
+			v = v << 8 | p[k];
+		*size = v;
+		return TRUE;
+	}
+	return FALSE;
+}
+
+guint8
+cp_card_cla(guint channel)
+{
+	return channel < 4 ? (guint8)channel : (guint8)(0x40 | ((channel - 4) & 0x0F));
+}
+
+/* ---- the steps --------------------------------------------------------- */
+
+static void
+apdu(CpModemFlow *f, guint8 ins, guint8 p1, guint8 p2, const guint8 *data, gsize lc, gboolean le)
+{
+	guint8 buf[5 + 255 + 1];
+	gsize n = 0;
+
+	buf[n++] = cp_card_cla(f->channel);
+	buf[n++] = ins;
+	buf[n++] = p1;
+	buf[n++] = p2;
+	if (lc) {
+		buf[n++] = (guint8)lc;
+		memcpy(buf + n, data, lc);
+		n += lc;
+	}
+	if (le)
+		buf[n++] = 0x00;
+	cp_modem_flow_transmit(f, buf, n);
+	/* a VERIFY carries ADM1, an UPDATE the keys */
+	cp_cleanse(buf, sizeof(buf));
+}
+
+static void
+select_fid(CpModemFlow *f, guint16 fid)
+{
+	guint8 b[2] = { (guint8)(fid >> 8), (guint8)fid };
+
+	apdu(f, 0xA4, 0x00, 0x0C, b, 2, FALSE);
+}
+
+/* The answer to a SELECT: TRUE if it worked, else the flow fails. */
+static gboolean
+selected(CpModemFlow *f, const char *what)
+{
+	guint16 sw = cp_modem_flow_sw(f);
+
+	if (cp_card_sw_selected(sw))
+		return TRUE;
+	cp_modem_flow_fail(f, cp_card_apdu_error(what, sw));
+	return FALSE;
+}
+
+enum {
+	RD_FCP,        /* the SELECT (or its GET RESPONSE) answered */
+	RD_DATA,       /* the READ BINARY answered */
+};
+
+static void
+read_binary(CpModemFlow *f, gsize le)
+{
+	guint8 cmd[] = { cp_card_cla(f->channel), 0xB0, 0x00, 0x00, (guint8)le };
+
+	cp_modem_flow_transmit(f, cmd, sizeof(cmd));
+}
+
+/*
+ * A transparent EF, from sub == first on: SELECT with its FCP, then READ
+ * BINARY of want bytes (0: the whole file), as the FCP sizes it (pySim's
+ * way): a file larger than what the card driver writes (EF.USIM_AUTH_KEY
+ * sized for TUAK) is read in its first want bytes; a smaller one is
+ * CP_ERR_CARD_UNKNOWN. 61xx gets its GET RESPONSE, 6Cxx its READ again
+ * with the length the card asks for, 6282 (end of file) is data. TRUE
+ * once the content is in *data, *len (without the SW); FALSE while a
+ * command is out or when the flow failed.
+ */
+static gboolean
+read_ef(CpModemFlow *f, guint first, guint16 fid, gsize want, const char *what,
+	const guint8 **data, gsize *len)
+{
+	guint8 b[2] = { (guint8)(fid >> 8), (guint8)fid };
+	gsize size;
+	guint16 sw;
+
+	if (f->sub == first) {
+		f->rd = RD_FCP;
+		f->rd_again = FALSE;
+		apdu(f, 0xA4, 0x00, 0x04, b, 2, TRUE);
+		return FALSE;
+	}
+	*data = g_bytes_get_data(f->resp, len);
+	sw = cp_usim_sw(*data, *len);
+	*len -= 2;
+	if (f->rd == RD_FCP) {
+		if ((sw >> 8) == 0x61 && *len == 0 && !f->rd_again) {
+			guint8 get[] = { cp_card_cla(f->channel), 0xC0, 0x00, 0x00, (guint8)sw };
+
+			f->rd_again = TRUE;
+			cp_modem_flow_transmit(f, get, sizeof(get));
+			return FALSE;
+		}
+		if (!selected(f, what))
+			return FALSE;
+		if (!cp_card_fcp_size(*data, *len, &size)) {
+			cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_APDU, "%s: no file size in the FCP", what));
+			return FALSE;
+		}
+		if (size < want || size == 0) {
+			cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_CARD_UNKNOWN,
+							  "%s is %" G_GSIZE_FORMAT " bytes on this card, not %" G_GSIZE_FORMAT,
+							  what, size, want));
+			return FALSE;
+		}
+		f->rd = RD_DATA;
+		f->rd_again = FALSE;
+		f->rd_want = want ? want : MIN(size, 256);
+		read_binary(f, f->rd_want);
+		return FALSE;
+	}
+	if (cp_card_sw_class(sw) == CP_CARD_SW_WRONG_LE && !f->rd_again) {
+		f->rd_again = TRUE;
+		f->rd_want = sw & 0xFF;
+		read_binary(f, f->rd_want);
+		return FALSE;
+	}
+	if ((sw != 0x9000 && sw != 0x6282) || *len != f->rd_want) {
+		cp_modem_flow_fail(f, *len != f->rd_want && sw == 0x9000
+				      ? g_error_new(CP_ERROR, CP_ERR_APDU, "%s: %" G_GSIZE_FORMAT " bytes read, not %"
+						    G_GSIZE_FORMAT, what, *len, f->rd_want)
+				      : cp_card_apdu_error(what, sw));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static const CpUsimDriver *
+usim_driver(CpModemFlow *f)
+{
+	const CpUsimDriver *want = f->run.modem->card;
+
+	if (!want && f->card)
+		want = f->card;
+	if (!want && cp_modem_run_restoring(&f->run))
+		want = cp_usim_driver_find(cp_modem_run_values(&f->run)->card);
+	return want ? want : cp_usim_drivers()[0];
+}
+
+/* The AID to open: EF.DIR's, else the card driver's (a prefix is
+ * enough for the cards it knows). */
+static void
+usim_aid(CpModemFlow *f, const guint8 **aid, gsize *len)
+{
+	const CpUsimDriver *d = f->run.modem->card ? f->run.modem->card : cp_usim_drivers()[0];
+
+	if (f->aid_len) {
+		*aid = f->aid;
+		*len = f->aid_len;
+	} else {
+		*aid = d->aid;
+		*len = d->aid_len;
+	}
+}
+
+static void
+usim_opened(CpModemFlow *f, GError *error)
+{
+	if (!error && !f->channel_open)
+		error = g_error_new(CP_ERROR, CP_ERR_MODEM, "the modem opened no logical channel");
+	if (error)
+		cp_modem_flow_fail(f, error);
+	else
+		cp_modem_flow_next(f);
+}
+
+enum {
+	DIR_MF,        /* SELECT MF answered */
+	DIR_SELECT,    /* SELECT EF.DIR (with its FCP) answered */
+	DIR_RECORD,    /* READ RECORD f->ef answered */
+	DIR_OPEN,      /* the USIM selected on the basic channel */
+};
+
+/* A logical channel to the USIM (then opened), or its SELECT on the basic
+ * channel for a transport without channels (answered as the next APDU). */
+static void
+usim_reach(CpModemFlow *f, void (*opened)(CpModemFlow *f, GError *error))
+{
+	const CpCardTransport *t = f->run.driver->transport;
+	const guint8 *aid;
+	gsize len;
+
+	usim_aid(f, &aid, &len);
+	if (t->open_channel) {
+		f->on_done = opened;
+		t->open_channel(&f->run, aid, len);
+		return;
+	}
+	f->channel = 0;
+	apdu(f, 0xA4, 0x04, 0x0C, aid, len, FALSE);
+}
+
+/*
+ * The USIM application: its full AID from EF.DIR (MF/2F00, read on the
+ * basic channel, as pySim and lpac select it), then a logical channel to
+ * it, or a SELECT on the basic channel. A card without EF.DIR, or a modem
+ * that refuses commands on the basic channel, gets the card driver's AID.
+ */
+void
+cp_card_open_usim(CpModemFlow *f)
+{
+	static const guint8 ef_dir[] = { 0x2F, 0x00 };
+	const guint8 *d;
+	gsize len;
+	guint16 sw;
+
+	if (f->sub == 0) {
+		f->aid_len = 0;
+		f->channel = 0;
+		f->apdu_soft = TRUE;
+		f->dir = DIR_MF;
+		select_fid(f, 0x3F00);
+		return;
+	}
+	sw = cp_modem_flow_sw(f);
+	d = g_bytes_get_data(f->resp, &len);
+	len = len >= 2 ? len - 2 : 0;
+	switch (f->dir) {
+	case DIR_MF:
+		if (!cp_card_sw_selected(sw))
+			break;
+		f->dir = DIR_SELECT;
+		apdu(f, 0xA4, 0x00, 0x04, ef_dir, 2, TRUE);
+		return;
+	case DIR_SELECT:
+		if (!cp_card_sw_selected(sw) ||
+		    !cp_card_fcp_records(d, len, &f->dir_record_len, &f->dir_records) ||
+		    f->dir_record_len > 255)
+			break;
+		f->dir = DIR_RECORD;
+		f->ef = 1;
+		{
+			guint8 cmd[] = { 0x00, 0xB2, 0x01, 0x04, (guint8)f->dir_record_len };
+
+			cp_modem_flow_transmit(f, cmd, sizeof(cmd));
+		}
+		return;
+	case DIR_RECORD:
+		if (sw == 0x9000 && cp_card_dir_usim_aid(d, len, f->aid, &f->aid_len))
+			break;
+		if (sw != 0x9000 || f->ef >= f->dir_records)
+			break;
+		f->ef++;
+		{
+			guint8 cmd[] = { 0x00, 0xB2, (guint8)f->ef, 0x04, (guint8)f->dir_record_len };
+
+			cp_modem_flow_transmit(f, cmd, sizeof(cmd));
+		}
+		return;
+	default:
+		if (selected(f, "SELECT ADF.USIM"))
+			cp_modem_flow_next(f);
+		return;
+	}
+	if (f->aid_len) {
+		g_autofree char *hex = cp_hex_strdup(f->aid, f->aid_len);
+
+		g_info("EF.DIR: the USIM is %s", hex);
+	} else {
+		g_info("no USIM in EF.DIR (%04X): the card driver's AID", sw);
+	}
+	f->apdu_soft = FALSE;
+	f->dir = DIR_OPEN;
+	usim_reach(f, usim_opened);
+}
+
+/* EF.ICCID (MF/2FE2) by APDUs on the basic channel, for a transport
+ * without a request of its own. */
+void
+cp_card_read_iccid(CpModemFlow *f)
+{
+	const guint8 *d;
+	gsize len;
+
+	f->channel = 0;
+	if (f->sub == 0) {
+		select_fid(f, 0x3F00);
+		return;
+	}
+	if (f->sub == 1 && !selected(f, "MF"))
+		return;
+	if (!read_ef(f, 1, 0x2FE2, 0, "EF.ICCID", &d, &len))
+		return;
+	cp_modem_run_set_iccid(&f->run, d, len);
+	cp_modem_flow_check_iccid(f);
+}
+
+void
+cp_card_identify(CpModemFlow *f)
+{
+	const CpUsimDriver *const *drivers = cp_usim_drivers();
+	const CpUsimDriver *want = f->run.modem->card;
+
+	/* sub counts APDUs answered; ef walks the driver list when detecting */
+	if (!want && cp_modem_run_restoring(&f->run))
+		want = cp_usim_driver_find(cp_modem_run_values(&f->run)->card);
+	if (f->sub == 0) {
+		f->card = want ? want : drivers[f->ef];
+		select_fid(f, f->card->probe_fid);
+		return;
+	}
+	if (cp_card_sw_selected(cp_modem_flow_sw(f))) {
+		g_info("card: %s", f->card->description);
+		cp_modem_flow_next(f);
+		return;
+	}
+	if (!want && drivers[f->ef + 1]) {
+		f->ef++;
+		f->sub = 0;
+		cp_modem_flow_again(f);
+		return;
+	}
+	cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_CARD_UNKNOWN,
+					  want ? "the card is not a %s (no file %04X in its USIM application)"
+					       : "no USIM driver knows this card%s",
+					  want ? want->description : "", want ? want->probe_fid : 0));
+}
+
+void
+cp_card_verify_adm1(CpModemFlow *f)
+{
+	CpModem *m = f->run.modem;
+	guint16 sw;
+	guint left;
+
+	switch (f->sub) {
+	case 0:
+		apdu(f, 0x20, 0x00, f->card->adm1_p2, NULL, 0, FALSE);
+		return;
+	case 1:
+		sw = cp_modem_flow_sw(f);
+		switch (cp_card_adm1_decide(sw, &left)) {
+		case CP_CARD_ADM1_VERIFIED:
+			g_info("ADM1 is verified already");
+			cp_modem_flow_next(f);
+			return;
+		case CP_CARD_ADM1_PRESENT:
+			g_info("ADM1: %u attempts left", left);
+			apdu(f, 0x20, 0x00, f->card->adm1_p2, m->adm1->data, 8, FALSE);
+			return;
+		case CP_CARD_ADM1_LAST:
+		case CP_CARD_ADM1_BLOCKED:
+		case CP_CARD_ADM1_NO_COUNTER:
+			break;
+		}
+		cp_modem_flow_fail(f, cp_card_adm1_error(sw, FALSE));
+		return;
+	default:
+		sw = cp_modem_flow_sw(f);
+		if (sw == 0x9000)
+			cp_modem_flow_next(f);
+		else
+			cp_modem_flow_fail(f, cp_card_adm1_error(sw, TRUE));
+	}
+}
+
+void
+cp_card_read_old(CpModemFlow *f)
+{
+	CpModemBackup *b = f->backup;
+	gsize len;
+	const guint8 *d;
+
+	if (f->ef == CP_USIM_N_EF) {
+		g_autofree char *imsi = NULL;
+
+		b->card = g_strdup(f->card->name);
+		b->iccid = g_strdup(f->iccid);
+		b->imsi = cp_usim_imsi_decode(b->ef[CP_USIM_EF_IMSI], b->ef_len[CP_USIM_EF_IMSI]);
+		imsi = cp_redact(b->imsi);
+		g_info("current IMSI %s", imsi);
+		cp_modem_flow_next(f);
+		return;
+	}
+	if (!read_ef(f, 0, f->card->fid[f->ef], f->card->size[f->ef], cp_usim_ef_name(f->ef), &d, &len))
+		return;
+	memcpy(b->ef[f->ef], d, len);
+	b->ef_len[f->ef] = len;
+	f->ef++;
+	f->sub = 0;
+	cp_modem_flow_again(f);
+}
+
+void
+cp_card_write(CpModemFlow *f)
+{
+	const CpModemBackup *b = cp_modem_run_values(&f->run);
+	CpModemTargetCopy *t = f->run.target;
+	guint8 out[CP_USIM_EF_MAX];
+	GError *error = NULL;
+	guint16 sw;
+
+	if (f->ef == CP_USIM_N_EF) {
+		cp_modem_flow_next(f);
+		return;
+	}
+	switch (f->sub) {
+	case 0:
+		select_fid(f, f->card->fid[f->ef]);
+		return;
+	case 1:
+		if (!selected(f, cp_usim_ef_name(f->ef)))
+			return;
+		if (!cp_modem_run_restoring(&f->run)) {
+			CpUsimValues v = {
+				.imsi = t->imsi,
+				.mnc_length = t->mnc_length,
+				.spn = t->network_name,
+				.k = t->k,
+				.opc = t->opc,
+			};
+
+			if (!f->card->encode(f->ef, &v, b->ef[f->ef], out, &error)) {
+				cp_modem_flow_fail(f, error);
+				return;
+			}
+		} else {
+			if (b->ef_len[f->ef] != f->card->size[f->ef]) {
+				cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_ROLLBACK,
+								  "the backup's %s has the wrong size",
+								  cp_usim_ef_name(f->ef)));
+				return;
+			}
+			memcpy(out, b->ef[f->ef], b->ef_len[f->ef]);
+		}
+		g_info("writing %s", cp_usim_ef_name(f->ef));
+		f->written = TRUE;
+		apdu(f, 0xD6, 0x00, 0x00, out, f->card->size[f->ef], FALSE);
+		cp_cleanse(out, sizeof(out));
+		return;
+	default:
+		if ((sw = cp_modem_flow_sw(f)) != 0x9000) {
+			cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(f->ef), sw));
+			return;
+		}
+		f->ef++;
+		f->sub = 0;
+		cp_modem_flow_again(f);
+	}
+}
+
+static void
+imsi_channel_closed(CpModemFlow *f, GError *error)
+{
+	if (error)
+		g_debug("closing the logical channel: %s", error->message);
+	g_clear_error(&error);
+	f->channel = 0;
+	f->channel_open = FALSE;
+	cp_modem_flow_check_imsi(f);
+}
+
+static void
+imsi_channel_opened(CpModemFlow *f, GError *error)
+{
+	if (error) {
+		cp_modem_flow_fail(f, error);
+		return;
+	}
+	f->sub = 2;
+	cp_modem_flow_again(f);
+}
+
+/*
+ * The IMSI the card holds now, for a modem that cannot say (newer QMI
+ * firmware answers DMS UIM Get IMSI with NotSupported; ModemManager then
+ * reads EF.IMSI through the UIM service too). Ends in the runner's
+ * check of the IMSI.
+ */
+void
+cp_card_read_imsi(CpModemFlow *f)
+{
+	const CpCardTransport *t = f->run.driver->transport;
+	const CpUsimDriver *d = usim_driver(f);
+	const guint8 *data;
+	gsize len;
+
+	switch (f->sub) {
+	case 0:
+		usim_reach(f, imsi_channel_opened);
+		return;
+	case 1:
+		/* the SELECT of the USIM on the basic channel */
+		if (!selected(f, "SELECT ADF.USIM"))
+			return;
+		f->sub = 2;
+		G_GNUC_FALLTHROUGH;
+	default:
+		if (!read_ef(f, 2, d->fid[CP_USIM_EF_IMSI], d->size[CP_USIM_EF_IMSI], "EF.IMSI", &data, &len))
+			return;
+		g_free(f->modem_imsi);
+		f->modem_imsi = cp_usim_imsi_decode(data, len);
+		f->imsi_read = TRUE;
+		if (f->channel_open && t->close_channel) {
+			f->on_done = imsi_channel_closed;
+			t->close_channel(&f->run, f->channel);
+			return;
+		}
+		cp_modem_flow_check_imsi(f);
+	}
+}

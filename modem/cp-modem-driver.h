@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What a modem driver fills in: two function tables the one flow runner
+ * (cp-modem-flow.c) calls. A driver is one file of adapters between a
+ * protocol (QMI, ModemManager, MBIM, AT) and these tables; the flow, the
+ * card's APDU plan (cp-card.c), the rollback and the crash restore are
+ * written once, in the runner.
+ *
+ * The layers, one name each (docs/modem.md):
+ *   CpBackend       daemon/: what the daemon provisions through
+ *   CpModem         modem/: the public API (cp-modem.h)
+ *   CpModemDriver   modem/: a protocol's tables, below:
+ *     CpCardTransport  the card: port, logical channels, APDUs (lpac's
+ *                      APDU driver interface, made async)
+ *     CpModemOps       the modem: APN, reset, registration, IMSI
+ *   CpUsimDriver    modem/: a card model's layout (cp-usim.h)
+ *
+ * Every entry is asynchronous and ends, exactly once, with
+ * cp_modem_run_done() (cp_modem_run_apdu_done() for transmit); an entry
+ * that needs more than one request keeps its own state in run->port or
+ * run->manager. An entry a driver leaves NULL is a step the flow skips
+ * (as ModemManager's base SIM does with its class vfuncs). Entries use
+ * run->cancellable for their requests and report errors as CP_ERROR
+ * (cancellation stays G_IO_ERROR_CANCELLED).
+ */
+#pragma once
+
+#include "cp-config.h"
+#include "cp-modem-private.h"
+
+typedef struct _CpModemRun CpModemRun;
+
+typedef struct {
+	const char *name;
+	/* Open the port (run->port); close frees it, synchronously, best
+	 * effort: it is also called on every way out, opened or not. */
+	void (*open)(CpModemRun *run);
+	void (*close)(CpModemRun *run);
+	/* Done with NULL when the card and its USIM application are ready;
+	 * CP_ERR_CARD_ABSENT when not (yet): the runner asks again for the
+	 * request timeout (a modem that has just started needs a while). */
+	void (*card_status)(CpModemRun *run);
+	/* EF.ICCID's bytes through cp_modem_run_set_iccid(). NULL: the
+	 * runner reads EF.ICCID with APDUs on the basic channel. */
+	void (*read_iccid)(CpModemRun *run);
+	/* A logical channel to the application aid (cp_modem_run_set_channel).
+	 * NULL: the transport has only the basic channel (AT+CSIM); the
+	 * runner then selects the application itself. */
+	void (*open_channel)(CpModemRun *run, const guint8 *aid, gsize aid_len);
+	void (*close_channel)(CpModemRun *run, guint channel);
+	/* One command APDU on channel (0: basic); the response (data, SW1,
+	 * SW2) through cp_modem_run_apdu_done(). Never logs the APDU. */
+	void (*transmit)(CpModemRun *run, guint channel, const guint8 *apdu, gsize len);
+} CpCardTransport;
+
+typedef struct {
+	const char *name;
+	/* Reach the modem's manager (run->manager); close frees it,
+	 * synchronously, best effort. */
+	void (*open)(CpModemRun *run);
+	void (*close)(CpModemRun *run);
+	/* The APN the modem attaches with: cp_modem_run_set_old_apn(). */
+	void (*read_apn)(CpModemRun *run);
+	/* A modem lent by a manager (ModemManager): take it for the card
+	 * and the reset, give it back after them. With take, the transport
+	 * opens after it and closes before give_back, and the APN is set
+	 * after give_back. */
+	void (*take)(CpModemRun *run);
+	void (*give_back)(CpModemRun *run);
+	/* Profile index (0: create one) gets apn. CP_ERR_APN when refused. */
+	void (*set_apn)(CpModemRun *run, guint index, const char *apn);
+	/* Make the modem read the card again: offline, then reset. Skipped
+	 * when the configuration says someone else resets (reset=user). */
+	void (*offline)(CpModemRun *run);
+	void (*reset)(CpModemRun *run);
+	/* Report what the modem sees with cp_modem_run_registration(), as
+	 * events or by polling, until registration_stop(); the runner owns
+	 * the deadline and decides. An error through cp_modem_run_done()
+	 * ends the wait. */
+	void (*registration_start)(CpModemRun *run);
+	void (*registration_stop)(CpModemRun *run);
+	/* cp_modem_run_set_imsi(). A modem without such a request (newer QMI
+	 * firmware answers NotSupported) sets none and is done without an
+	 * error: the runner then reads EF.IMSI through the card. */
+	void (*read_imsi)(CpModemRun *run);
+} CpModemOps;
+
+struct _CpModemDriver {
+	const char *name;                /* "qmi", "mm" */
+	const CpCardTransport *transport;
+	const CpModemOps *ops;
+	/* The transport shares the port with a manager (qmi-proxy). */
+	gboolean proxy;
+};
+
+extern const CpModemDriver cp_modem_driver_qmi;
+#if CP_HAVE_MM
+extern const CpModemDriver cp_modem_driver_mm;
+#endif
+
+typedef enum {
+	CP_MODEM_REG_SEARCHING,          /* or anything but the two below */
+	CP_MODEM_REG_REGISTERED,         /* home or roaming */
+	CP_MODEM_REG_DENIED,
+} CpModemRegState;
+
+/* The run of one operation, as the drivers see it. */
+struct _CpModemRun {
+	CpModem *modem;
+	const CpModemDriver *driver;
+	CpModemTargetCopy *target;       /* NULL when restoring */
+	/* Cancelled by the caller's cancellable (while the flow may stop)
+	 * and by cp_modem_run_gone(); replaced when a rollback begins. */
+	GCancellable *cancellable;
+	gpointer port;                   /* the transport's state */
+	gpointer manager;                /* the modem operations' state */
+	gboolean proxy;                  /* open the port through the proxy */
+	gboolean gone;
+};
+
+/* Step results. */
+void cp_modem_run_done(CpModemRun *run, GError *error);
+void cp_modem_run_apdu_done(CpModemRun *run, GBytes *response, GError *error);
+void cp_modem_run_set_iccid(CpModemRun *run, const guint8 *ef, gsize len);
+void cp_modem_run_set_channel(CpModemRun *run, guint channel);
+/* have FALSE: the modem has no profile (one will be created). */
+void cp_modem_run_set_old_apn(CpModemRun *run, gboolean have, guint index, const char *apn);
+void cp_modem_run_set_imsi(CpModemRun *run, const char *imsi);
+void cp_modem_run_registration(CpModemRun *run, CpModemRegState state, const char *plmn,
+			       const char *operator_name);
+/* The port went away: what runs fails with CP_ERR_MODEM_GONE. */
+void cp_modem_run_gone(CpModemRun *run);
+/* While restoring or rolling back: the backup being put back. */
+const CpModemBackup *cp_modem_run_values(CpModemRun *run);
+gboolean cp_modem_run_restoring(CpModemRun *run);

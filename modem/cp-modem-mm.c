@@ -1,0 +1,767 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The ModemManager driver (see cp-modem-mm.h): modem operations through
+ * ModemManager, the card through the QMI transport over qmi-proxy while
+ * ModemManager holds off (inhibited), and the reset through QMI before
+ * ModemManager probes the modem again.
+ *
+ * Waiting for ModemManager (re-probe, registration) reads the proxies'
+ * cached properties on a short timer, so a missed signal or a modem object
+ * replaced under us cannot hang the flow; every wait has a deadline.
+ */
+#define G_LOG_DOMAIN "cellprov-modem"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <libmm-glib.h>
+
+#include "cp-modem-mm.h"
+#include "cp-modem-qmi.h"
+
+#define POLL_MS 200
+
+typedef struct _Mm Mm;
+typedef gboolean (*WaitFunc)(Mm *mm, GError **error);
+
+struct _Mm {
+	CpModemRun *run;
+	GDBusConnection *bus;
+	MMManager *manager;
+	char *uid;
+	gboolean inhibited;
+
+	/* a wait on ModemManager's properties, then what follows it */
+	WaitFunc wait_fn;
+	void (*then)(Mm *mm);
+	guint poll_id;
+	guint deadline_id;
+	CpError deadline_code;
+	char *deadline_msg;
+
+	/* set_apn: the profile to change */
+	guint apn_index;
+	char *apn;
+	MMBearerIpFamily ip_type;
+
+	guint reg_poll_id;
+};
+
+static Mm *
+mm_of(CpModemRun *run)
+{
+	return run->manager;
+}
+
+/* ModemManager's error, kept in the message, as a CpError. Cancellation
+ * stays G_IO_ERROR_CANCELLED. Takes error. */
+static GError *
+mm_error(GError *error, CpError code, const char *what)
+{
+	GError *out;
+
+	if (!error || error->domain == CP_ERROR || g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return error;
+	g_dbus_error_strip_remote_error(error);
+	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) ||
+	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY))
+		out = g_error_new(CP_ERROR, CP_ERR_MODEM_TIMEOUT, "%s: ModemManager did not answer in time", what);
+	else
+		out = g_error_new(CP_ERROR, code, "%s: ModemManager: %s", what, error->message);
+	g_error_free(error);
+	return out;
+}
+
+/* ---- finding the modem ------------------------------------------------- */
+
+static gboolean
+modem_matches(MMModem *modem, const char *device)
+{
+	g_autofree char *real = NULL;
+	g_autofree char *name = NULL;
+	MMModemPortInfo *ports = NULL;
+	guint n = 0;
+	gboolean found = FALSE;
+
+	if (device[0] != '/')
+		return g_strcmp0(mm_modem_get_equipment_identifier(modem), device) == 0;
+	/* a udev symlink (/dev/cdc-wdm-lte) names the same port */
+	real = realpath(device, NULL);
+	name = g_path_get_basename(real ? real : device);
+	if (g_strcmp0(mm_modem_get_primary_port(modem), name) == 0)
+		return TRUE;
+	if (mm_modem_peek_ports(modem, (const MMModemPortInfo **)&ports, &n)) {
+		for (guint i = 0; i < n; i++)
+			if (g_strcmp0(ports[i].name, name) == 0)
+				found = TRUE;
+	}
+	return found;
+}
+
+/* The modem object for uid, or for device when uid is NULL; a new ref. */
+static MMObject *
+find_object(MMManager *manager, const char *uid, const char *device)
+{
+	GList *objects = g_dbus_object_manager_get_objects(G_DBUS_OBJECT_MANAGER(manager));
+	MMObject *found = NULL;
+
+	for (GList *l = objects; l; l = l->next) {
+		MMModem *modem = mm_object_peek_modem(MM_OBJECT(l->data));
+
+		if (!modem || found)
+			continue;
+		if (uid ? g_strcmp0(mm_modem_get_device(modem), uid) == 0 : modem_matches(modem, device))
+			found = g_object_ref(MM_OBJECT(l->data));
+	}
+	g_list_free_full(objects, g_object_unref);
+	return found;
+}
+
+static gboolean
+state_usable(MMModemState s)
+{
+	return s >= MM_MODEM_STATE_DISABLED;
+}
+
+/* ---- waiting on ModemManager's properties ------------------------------ */
+
+static void
+wait_stop(Mm *mm)
+{
+	if (mm->poll_id)
+		g_source_remove(mm->poll_id);
+	mm->poll_id = 0;
+	if (mm->deadline_id)
+		g_source_remove(mm->deadline_id);
+	mm->deadline_id = 0;
+	mm->wait_fn = NULL;
+	g_clear_pointer(&mm->deadline_msg, g_free);
+}
+
+static void
+wait_over(Mm *mm, GError *error)
+{
+	void (*then)(Mm *) = mm->then;
+
+	wait_stop(mm);
+	mm->then = NULL;
+	if (error || !then)
+		cp_modem_run_done(mm->run, error);
+	else
+		then(mm);
+}
+
+static gboolean
+wait_poll_cb(gpointer data)
+{
+	Mm *mm = data;
+	GError *error = NULL;
+
+	if (!mm->wait_fn(mm, &error))
+		return G_SOURCE_CONTINUE;
+	mm->poll_id = 0;
+	wait_over(mm, error);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+wait_deadline_cb(gpointer data)
+{
+	Mm *mm = data;
+	GError *error = g_error_new_literal(CP_ERROR, mm->deadline_code, mm->deadline_msg);
+
+	mm->deadline_id = 0;
+	wait_over(mm, error);
+	return G_SOURCE_REMOVE;
+}
+
+/* fn at once, then every POLL_MS until it says done or seconds pass. */
+static void
+wait_for(Mm *mm, WaitFunc fn, guint seconds, CpError code, char *msg, void (*then)(Mm *))
+{
+	GError *error = NULL;
+
+	mm->then = then;
+	if (fn(mm, &error)) {
+		g_free(msg);
+		wait_over(mm, error);
+		return;
+	}
+	mm->wait_fn = fn;
+	mm->deadline_code = code;
+	mm->deadline_msg = msg;
+	mm->deadline_id = g_timeout_add_seconds(seconds, wait_deadline_cb, mm);
+	mm->poll_id = g_timeout_add(POLL_MS, wait_poll_cb, mm);
+}
+
+static gboolean
+wait_found(Mm *mm, GError **error)
+{
+	g_autoptr(MMObject) obj = find_object(mm->manager, mm->uid, mm->run->modem->device);
+	MMModem *modem;
+	MMModemState state;
+
+	if (!obj)
+		return FALSE;
+	modem = mm_object_peek_modem(obj);
+	state = mm_modem_get_state(modem);
+	if (state == MM_MODEM_STATE_FAILED) {
+		g_set_error(error, CP_ERROR, CP_ERR_MODEM, "ModemManager could not use the modem: %s",
+			    mm_modem_state_failed_reason_get_string(mm_modem_get_state_failed_reason(modem)));
+		return TRUE;
+	}
+	if (state == MM_MODEM_STATE_LOCKED) {
+		g_set_error(error, CP_ERROR, CP_ERR_CARD_ABSENT, "the SIM is locked (%s)",
+			    mm_modem_lock_get_string(mm_modem_get_unlock_required(modem)));
+		return TRUE;
+	}
+	if (!state_usable(state))
+		return FALSE;
+	if (!mm->uid) {
+		mm->uid = g_strdup(mm_modem_get_device(modem));
+		g_info("ModemManager manages %s as %s (device %s, %s)", mm->run->modem->device,
+		       mm_modem_get_path(modem), mm->uid, mm_modem_state_get_string(state));
+	}
+	return TRUE;
+}
+
+static void
+find(Mm *mm, void (*then)(Mm *))
+{
+	CpModem *m = mm->run->modem;
+
+	wait_for(mm, wait_found, m->request_timeout * 3, CP_ERR_MODEM_GONE,
+		 g_strdup_printf("ModemManager does not manage %s", m->device), then);
+}
+
+/* ---- open, close ------------------------------------------------------- */
+
+static void
+manager_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	Mm *mm = data;
+	GError *error = NULL;
+	g_autofree char *owner = NULL;
+
+	mm->manager = mm_manager_new_finish(res, &error);
+	if (!mm->manager) {
+		cp_modem_run_done(mm->run, mm_error(error, CP_ERR_MODEM, "connecting to ModemManager"));
+		return;
+	}
+	owner = g_dbus_object_manager_client_get_name_owner(G_DBUS_OBJECT_MANAGER_CLIENT(mm->manager));
+	if (!owner) {
+		cp_modem_run_done(mm->run, g_error_new(CP_ERROR, CP_ERR_MODEM, "ModemManager is not running"));
+		return;
+	}
+	find(mm, NULL);
+}
+
+static void
+bus_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	Mm *mm = data;
+	GError *error = NULL;
+
+	mm->bus = g_bus_get_finish(res, &error);
+	if (!mm->bus) {
+		cp_modem_run_done(mm->run, mm_error(error, CP_ERR_MODEM, "connecting to the system bus"));
+		return;
+	}
+	mm_manager_new(mm->bus, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
+		       mm->run->cancellable, manager_cb, mm);
+}
+
+/* The system bus, ModemManager, and the modem in it. */
+static void
+mm_open(CpModemRun *run)
+{
+	Mm *mm = g_new0(Mm, 1);
+
+	mm->run = run;
+	mm->ip_type = MM_BEARER_IP_FAMILY_NONE;
+	run->manager = mm;
+	g_bus_get(G_BUS_TYPE_SYSTEM, run->cancellable, bus_cb, mm);
+}
+
+static void
+uninhibit_quietly_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!mm_manager_uninhibit_device_finish(MM_MANAGER(src), res, &error))
+		g_warning("could not give the modem back to ModemManager: %s", error->message);
+}
+
+static void
+mm_close(CpModemRun *run)
+{
+	Mm *mm = mm_of(run);
+
+	if (!mm)
+		return;
+	wait_stop(mm);
+	if (mm->reg_poll_id)
+		g_source_remove(mm->reg_poll_id);
+	if (mm->inhibited)
+		/* Only when giving it back failed: ModemManager would end the
+		 * inhibition with our bus name anyway, but not for a
+		 * long-lived daemon. */
+		mm_manager_uninhibit_device(mm->manager, mm->uid, NULL, uninhibit_quietly_cb, NULL);
+	g_clear_object(&mm->manager);
+	g_clear_object(&mm->bus);
+	g_free(mm->uid);
+	g_free(mm->apn);
+	g_free(mm);
+	run->manager = NULL;
+}
+
+/* ---- enabling ---------------------------------------------------------- */
+
+static void
+enable_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	Mm *mm = data;
+	GError *error = NULL;
+	void (*then)(Mm *) = mm->then;
+
+	mm->then = NULL;
+	if (!mm_modem_enable_finish(MM_MODEM(src), res, &error)) {
+		cp_modem_run_done(mm->run, mm_error(error, CP_ERR_MODEM, "enabling the modem"));
+		return;
+	}
+	if (then)
+		then(mm);
+	else
+		cp_modem_run_done(mm->run, NULL);
+}
+
+/* ModemManager's profile manager works only on an enabled modem. */
+static void
+enable(Mm *mm, void (*then)(Mm *))
+{
+	g_autoptr(MMObject) obj = find_object(mm->manager, mm->uid, NULL);
+	MMModem *modem;
+
+	if (!obj) {
+		cp_modem_run_done(mm->run, g_error_new(CP_ERROR, CP_ERR_MODEM_GONE, "the modem left ModemManager"));
+		return;
+	}
+	modem = mm_object_peek_modem(obj);
+	mm->then = then;
+	if (mm_modem_get_state(modem) >= MM_MODEM_STATE_ENABLED) {
+		mm->then = NULL;
+		if (then)
+			then(mm);
+		else
+			cp_modem_run_done(mm->run, NULL);
+		return;
+	}
+	mm_modem_enable(modem, mm->run->cancellable, enable_cb, mm);
+}
+
+/* ---- APN --------------------------------------------------------------- */
+
+static MMModem3gppProfileManager *
+profile_manager(Mm *mm, GError **error)
+{
+	g_autoptr(MMObject) obj = find_object(mm->manager, mm->uid, NULL);
+	MMModem3gppProfileManager *pm = obj ? mm_object_get_modem_3gpp_profile_manager(obj) : NULL;
+
+	if (!pm)
+		g_set_error(error, CP_ERROR, CP_ERR_APN, "ModemManager has no 3GPP profile manager for this modem");
+	return pm;
+}
+
+/* The first 3GPP profile, the one the modem attaches with. */
+static void
+profile_list_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	Mm *mm = data;
+	GError *error = NULL;
+	GList *profiles = NULL;
+	gboolean have = FALSE;
+	gint id = 0;
+	g_autofree char *apn = NULL;
+
+	if (!mm_modem_3gpp_profile_manager_list_finish(MM_MODEM_3GPP_PROFILE_MANAGER(src), res, &profiles, &error)) {
+		cp_modem_run_done(mm->run, mm_error(error, CP_ERR_APN, "reading the 3GPP profiles"));
+		return;
+	}
+	for (GList *l = profiles; l; l = l->next) {
+		MM3gppProfile *p = l->data;
+		gint pid = mm_3gpp_profile_get_profile_id(p);
+
+		if (pid == MM_3GPP_PROFILE_ID_UNKNOWN || (have && pid >= id))
+			continue;
+		have = TRUE;
+		id = pid;
+		g_free(apn);
+		apn = g_strdup(mm_3gpp_profile_get_apn(p) ? mm_3gpp_profile_get_apn(p) : "");
+	}
+	g_list_free_full(profiles, g_object_unref);
+	if (have)
+		g_info("the modem attaches with profile %d (APN '%s')", id, apn);
+	/* the backup keeps a profile as one byte, 0 meaning "none" */
+	if (have && (id < 1 || id > 255)) {
+		cp_modem_run_done(mm->run, g_error_new(CP_ERROR, CP_ERR_APN,
+						       "the modem's profile id %d cannot be kept in the backup", id));
+		return;
+	}
+	cp_modem_run_set_old_apn(mm->run, have, (guint)id, apn);
+	cp_modem_run_done(mm->run, NULL);
+}
+
+static void
+read_apn_enabled(Mm *mm)
+{
+	GError *error = NULL;
+	g_autoptr(MMModem3gppProfileManager) pm = profile_manager(mm, &error);
+
+	if (!pm) {
+		cp_modem_run_done(mm->run, error);
+		return;
+	}
+	mm_modem_3gpp_profile_manager_list(pm, mm->run->cancellable, profile_list_cb, mm);
+}
+
+static void
+mm_read_apn(CpModemRun *run)
+{
+	enable(mm_of(run), read_apn_enabled);
+}
+
+static void
+profile_set_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	Mm *mm = data;
+	GError *error = NULL;
+	g_autoptr(MM3gppProfile) stored =
+		mm_modem_3gpp_profile_manager_set_finish(MM_MODEM_3GPP_PROFILE_MANAGER(src), res, &error);
+
+	if (!stored) {
+		cp_modem_run_done(mm->run, mm_error(error, CP_ERR_APN, "setting the APN"));
+		return;
+	}
+	g_info("profile %d now has APN '%s'", mm_3gpp_profile_get_profile_id(stored),
+	       mm_3gpp_profile_get_apn(stored));
+	cp_modem_run_done(mm->run, NULL);
+}
+
+/* The profile gets the APN and keeps its IP type. */
+static void
+profile_types_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	Mm *mm = data;
+	GError *error = NULL;
+	GList *profiles = NULL;
+	g_autoptr(MM3gppProfile) p = mm_3gpp_profile_new();
+
+	if (!mm_modem_3gpp_profile_manager_list_finish(MM_MODEM_3GPP_PROFILE_MANAGER(src), res, &profiles, &error)) {
+		cp_modem_run_done(mm->run, mm_error(error, CP_ERR_APN, "reading the 3GPP profiles"));
+		return;
+	}
+	for (GList *l = profiles; l; l = l->next)
+		if (mm->apn_index && mm_3gpp_profile_get_profile_id(l->data) == (gint)mm->apn_index)
+			mm->ip_type = mm_3gpp_profile_get_ip_type(l->data);
+	g_list_free_full(profiles, g_object_unref);
+	if (mm->apn_index)
+		mm_3gpp_profile_set_profile_id(p, (gint)mm->apn_index);
+	mm_3gpp_profile_set_apn(p, mm->apn);
+	mm_3gpp_profile_set_ip_type(p, mm->ip_type != MM_BEARER_IP_FAMILY_NONE ? mm->ip_type
+									     : MM_BEARER_IP_FAMILY_IPV4V6);
+	mm_modem_3gpp_profile_manager_set(MM_MODEM_3GPP_PROFILE_MANAGER(src), p, mm->run->cancellable,
+					  profile_set_cb, mm);
+}
+
+static void
+mm_set_apn(CpModemRun *run, guint index, const char *apn)
+{
+	Mm *mm = mm_of(run);
+	GError *error = NULL;
+	g_autoptr(MMModem3gppProfileManager) pm = profile_manager(mm, &error);
+
+	if (!pm) {
+		cp_modem_run_done(run, error);
+		return;
+	}
+	mm->apn_index = index;
+	g_free(mm->apn);
+	mm->apn = g_strdup(apn);
+	mm_modem_3gpp_profile_manager_list(pm, run->cancellable, profile_types_cb, mm);
+}
+
+/* ---- inhibition -------------------------------------------------------- */
+
+static void
+inhibit_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	Mm *mm = data;
+	GError *error = NULL;
+
+	if (!mm_manager_inhibit_device_finish(MM_MANAGER(src), res, &error)) {
+		cp_modem_run_done(mm->run, mm_error(error, CP_ERR_MODEM, "taking the modem from ModemManager"));
+		return;
+	}
+	mm->inhibited = TRUE;
+	cp_modem_run_done(mm->run, NULL);
+}
+
+static void
+inhibit(Mm *mm)
+{
+	mm_manager_inhibit_device(mm->manager, mm->uid, mm->run->cancellable, inhibit_cb, mm);
+}
+
+/* InhibitDevice: ModemManager lets the ports go until the uninhibit (or
+ * until our bus name goes away). A modem still being probed (after a
+ * reset) is waited for first. */
+static void
+mm_take(CpModemRun *run)
+{
+	find(mm_of(run), inhibit);
+}
+
+static void
+reprobed(Mm *mm)
+{
+	enable(mm, NULL);
+}
+
+static void
+uninhibit_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	Mm *mm = data;
+	GError *error = NULL;
+	guint wait = MAX(mm->run->modem->registration_timeout, 30);
+
+	if (!mm_manager_uninhibit_device_finish(MM_MANAGER(src), res, &error)) {
+		cp_modem_run_done(mm->run, mm_error(error, CP_ERR_MODEM, "giving the modem back to ModemManager"));
+		return;
+	}
+	mm->inhibited = FALSE;
+	wait_for(mm, wait_found, wait, CP_ERR_MODEM_TIMEOUT,
+		 g_strdup_printf("ModemManager did not bring the modem back within %u s", wait), reprobed);
+}
+
+/* Uninhibit, wait for ModemManager to probe the modem again, enable it. */
+static void
+mm_give_back(CpModemRun *run)
+{
+	Mm *mm = mm_of(run);
+
+	if (!mm->inhibited) {
+		reprobed(mm);
+		return;
+	}
+	mm_manager_uninhibit_device(mm->manager, mm->uid, NULL, uninhibit_cb, mm);
+}
+
+/* ---- registration, IMSI ------------------------------------------------ */
+
+static gboolean
+registration_poll_cb(gpointer data)
+{
+	Mm *mm = data;
+	CpModemRun *run = mm->run;
+	g_autoptr(MMObject) obj = find_object(mm->manager, mm->uid, NULL);
+	MMModem3gppRegistrationState reg;
+	MMModem *modem;
+	MMModem3gpp *gpp;
+	MMModemState state;
+
+	/* a poll that reports may end the wait (and free mm): the source is
+	 * then gone and what it returns does not matter */
+	if (g_cancellable_is_cancelled(run->cancellable)) {
+		cp_modem_run_done(run, g_error_new(G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled"));
+		return G_SOURCE_CONTINUE;
+	}
+	if (!obj)
+		return G_SOURCE_CONTINUE;   /* re-probing after a reset: the deadline covers it */
+	modem = mm_object_peek_modem(obj);
+	gpp = mm_object_peek_modem_3gpp(obj);
+	state = mm_modem_get_state(modem);
+	if (state == MM_MODEM_STATE_FAILED) {
+		cp_modem_run_done(run, g_error_new(CP_ERROR, CP_ERR_MODEM, "ModemManager could not use the modem: %s",
+						   mm_modem_state_failed_reason_get_string(
+							   mm_modem_get_state_failed_reason(modem))));
+		return G_SOURCE_CONTINUE;
+	}
+	if (!gpp)
+		return G_SOURCE_CONTINUE;
+	reg = mm_modem_3gpp_get_registration_state(gpp);
+	if (reg == MM_MODEM_3GPP_REGISTRATION_STATE_DENIED)
+		cp_modem_run_registration(run, CP_MODEM_REG_DENIED, NULL, NULL);
+	else if (state >= MM_MODEM_STATE_REGISTERED &&
+		 (reg == MM_MODEM_3GPP_REGISTRATION_STATE_HOME || reg == MM_MODEM_3GPP_REGISTRATION_STATE_ROAMING))
+		cp_modem_run_registration(run, CP_MODEM_REG_REGISTERED, mm_modem_3gpp_get_operator_code(gpp),
+					  mm_modem_3gpp_get_operator_name(gpp));
+	return G_SOURCE_CONTINUE;
+}
+
+static void
+mm_registration_start(CpModemRun *run)
+{
+	Mm *mm = mm_of(run);
+
+	mm->reg_poll_id = g_timeout_add(POLL_MS, registration_poll_cb, mm);
+	registration_poll_cb(mm);
+}
+
+static void
+mm_registration_stop(CpModemRun *run)
+{
+	Mm *mm = mm_of(run);
+
+	if (mm && mm->reg_poll_id)
+		g_source_remove(mm->reg_poll_id);
+	if (mm)
+		mm->reg_poll_id = 0;
+}
+
+static void
+sim_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	Mm *mm = data;
+	GError *error = NULL;
+	g_autoptr(MMSim) sim = mm_modem_get_sim_finish(MM_MODEM(src), res, &error);
+
+	if (!sim) {
+		cp_modem_run_done(mm->run, mm_error(error, CP_ERR_MODEM, "reading the SIM"));
+		return;
+	}
+	cp_modem_run_set_imsi(mm->run, mm_sim_get_imsi(sim));
+	cp_modem_run_done(mm->run, NULL);
+}
+
+static void
+mm_read_imsi(CpModemRun *run)
+{
+	Mm *mm = mm_of(run);
+	g_autoptr(MMObject) obj = find_object(mm->manager, mm->uid, NULL);
+
+	if (!obj) {
+		cp_modem_run_done(run, g_error_new(CP_ERROR, CP_ERR_MODEM_GONE, "the modem left ModemManager"));
+		return;
+	}
+	mm_modem_get_sim(mm_object_peek_modem(obj), NULL, sim_cb, mm);
+}
+
+/* ---- the tables -------------------------------------------------------- */
+
+static const CpModemOps mm_ops = {
+	.name = "mm",
+	.open = mm_open,
+	.close = mm_close,
+	.read_apn = mm_read_apn,
+	.take = mm_take,
+	.give_back = mm_give_back,
+	.set_apn = mm_set_apn,
+	/* while inhibited, so that the modem has read the card before
+	 * ModemManager probes it again */
+	.offline = cp_qmi_offline,
+	.reset = cp_qmi_reset,
+	.registration_start = mm_registration_start,
+	.registration_stop = mm_registration_stop,
+	.read_imsi = mm_read_imsi,
+};
+
+/* ModemManager shares the port through qmi-proxy; so does the transport. */
+const CpModemDriver cp_modem_driver_mm = {
+	.name = "mm",
+	.transport = &cp_qmi_transport,
+	.ops = &mm_ops,
+	.proxy = TRUE,
+};
+
+/* ---- is it ModemManager's modem? (backend=auto) ------------------------ */
+
+
+typedef struct {
+	char *device;
+	GDBusConnection *bus;
+	char *uid;
+} FindCtx;
+
+static void
+find_ctx_free(gpointer data)
+{
+	FindCtx *f = data;
+
+	g_free(f->device);
+	g_clear_object(&f->bus);
+	g_free(f->uid);
+	g_free(f);
+}
+
+static void
+find_manager_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	g_autoptr(GTask) task = data;
+	FindCtx *f = g_task_get_task_data(task);
+	GError *error = NULL;
+	g_autoptr(MMManager) manager = mm_manager_new_finish(res, &error);
+	g_autofree char *owner = NULL;
+	g_autoptr(MMObject) obj = NULL;
+
+	if (!manager) {
+		g_task_return_error(task, mm_error(error, CP_ERR_MODEM, "connecting to ModemManager"));
+		return;
+	}
+	owner = g_dbus_object_manager_client_get_name_owner(G_DBUS_OBJECT_MANAGER_CLIENT(manager));
+	if (!owner) {
+		g_info("ModemManager is not running");
+		g_task_return_boolean(task, FALSE);
+		return;
+	}
+	obj = find_object(manager, NULL, f->device);
+	if (!obj) {
+		g_info("ModemManager runs but does not manage %s", f->device);
+		g_task_return_boolean(task, FALSE);
+		return;
+	}
+	f->uid = g_strdup(mm_modem_get_device(mm_object_peek_modem(obj)));
+	g_task_return_boolean(task, TRUE);
+}
+
+static void
+find_bus_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	g_autoptr(GTask) task = data;
+	FindCtx *f = g_task_get_task_data(task);
+	g_autoptr(GError) error = NULL;
+
+	f->bus = g_bus_get_finish(res, &error);
+	if (!f->bus) {
+		/* no system bus: no ModemManager either */
+		g_info("no system bus (%s)", error->message);
+		g_task_return_boolean(task, FALSE);
+		return;
+	}
+	mm_manager_new(f->bus, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
+		       g_task_get_cancellable(task), find_manager_cb, g_object_ref(task));
+}
+
+void
+cp_mm_find_modem_async(const char *device, GCancellable *cancellable,
+		       GAsyncReadyCallback callback, gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
+	FindCtx *f = g_new0(FindCtx, 1);
+
+	g_task_set_source_tag(task, cp_mm_find_modem_async);
+	f->device = g_strdup(device);
+	g_task_set_task_data(task, f, find_ctx_free);
+	g_bus_get(G_BUS_TYPE_SYSTEM, cancellable, find_bus_cb, g_object_ref(task));
+}
+
+gboolean
+cp_mm_find_modem_finish(GAsyncResult *res, char **uid, GError **error)
+{
+	FindCtx *f = g_task_get_task_data(G_TASK(res));
+	gboolean found = g_task_propagate_boolean(G_TASK(res), error);
+
+	if (uid)
+		*uid = found ? g_strdup(f->uid) : NULL;
+	return found;
+}
+
