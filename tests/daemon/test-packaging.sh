@@ -245,7 +245,7 @@ PY
 
 # OpenWrt's shell (busybox ash), checked as dash, its nearest kin shellcheck knows.
 if command -v shellcheck >/dev/null; then
-	shellcheck -s dash "$owrt/cellprovd.init" "$owrt/cellprov.hotplug" "$owrt/cellprov-uci2conf" \
+	shellcheck -s dash "$owrt/cellprovd.init" "$owrt/cellprov.hotplug" "$owrt/cellprov-uci2conf" "$owrt/cellprov-check" \
 		"$owrt/cellprov.button" ||
 		fail "shellcheck"
 else
