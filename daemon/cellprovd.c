@@ -17,6 +17,7 @@
 #include "cp-conf.h"
 #include "cp-daemon.h"
 #include "cp-glib.h"
+#include "cp-idle.h"
 #include "cp-poll.h"
 #include "cp-records.h"
 #include "cp-service.h"
@@ -35,6 +36,7 @@ typedef struct {
 	CpDaemon *daemon;
 	CpService *service;
 	CpPoll *poll;
+	CpIdle *idle;
 	int status;
 	gboolean started;
 	guint watchdog_source;
@@ -123,6 +125,21 @@ on_signal(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
+/*
+ * Nothing to do (cp-idle.h): give up the bus name first, so that a call
+ * from now on starts a new daemon by bus activation, then stop as on
+ * SIGTERM, with status 0 (systemd's Restart=on-failure leaves it stopped).
+ */
+static void
+on_idle(gpointer data)
+{
+	App *app = data;
+
+	notify("STOPPING=1");
+	cp_service_release_name(app->service);
+	cp_daemon_stop(app->daemon, STOP_TIMEOUT_MS, G_CALLBACK(stopped), app);
+}
+
 static void
 on_ready(gboolean owned, gpointer data)
 {
@@ -146,13 +163,17 @@ on_ready(gboolean owned, gpointer data)
 		return;
 	}
 	app->started = TRUE;
+	/* a daemon that exits when idle was started for work: a lifecycle
+	 * check (the timer spreads a fleet's starts) polls at once */
 	if (app->poll)
-		cp_poll_start(app->poll, 0);
+		cp_poll_start(app->poll, cp_daemon_get_conf(app->daemon)->exit_when_idle &&
+					 cp_poll_is_ready(app->poll) ? 1 : 0);
 	g_message("ready: device %s, %s", cp_daemon_get_device_id(app->daemon),
 		  cp_state_name(cp_daemon_get_state(app->daemon)));
 	notify("READY=1");
 	notify_status(app);
 	watchdog_setup(app);
+	app->idle = cp_idle_new(app->daemon, app->poll, app->service, on_idle, app);
 }
 
 /*
@@ -314,6 +335,8 @@ main(int argc, char **argv)
 	g_unix_signal_add(SIGINT, on_signal, &app);
 
 	g_main_loop_run(app.loop);
+
+	cp_idle_free(app.idle);
 
 	if (app.watchdog_source)
 		g_source_remove(app.watchdog_source);

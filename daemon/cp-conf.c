@@ -14,7 +14,8 @@ static const char *const modem_keys[] = {
 	"backend", "device", "proxy", "card", "adm1", "registration-timeout",
 	"reset", NULL,
 };
-static const char *const daemon_keys[] = { "state-directory", "polkit", NULL };
+static const char *const daemon_keys[] = { "state-directory", "polkit", "exit-when-idle", "linger",
+					    NULL };
 static const char *const network_keys[] = { "sm-url", "sm-ca", "poll-interval", NULL };
 
 static const struct {
@@ -429,6 +430,7 @@ parse(GKeyFile *kf, const char *name, GError **error)
 {
 	g_autoptr(CpConf) c = g_new0(CpConf, 1);
 	g_autofree char *polkit = NULL;
+	g_autofree char *exit_idle = NULL;
 
 	c->path = g_strdup(name);
 	if (!check_known(kf, c, error) || !parse_device(kf, c, error) ||
@@ -441,6 +443,10 @@ parse(GKeyFile *kf, const char *name, GError **error)
 	    !get_string(kf, c, "daemon", "state-directory", FALSE, &c->state_directory, error) ||
 	    !get_string(kf, c, "daemon", "polkit", FALSE, &polkit, error) ||
 	    !parse_bool(c, "daemon", "polkit", polkit, TRUE, &c->polkit, error) ||
+	    !get_string(kf, c, "daemon", "exit-when-idle", FALSE, &exit_idle, error) ||
+	    !parse_bool(c, "daemon", "exit-when-idle", exit_idle, TRUE, &c->exit_when_idle, error) ||
+	    !get_seconds(kf, c, "daemon", "linger", CP_CONF_DEFAULT_LINGER, CP_CONF_MAX_LINGER,
+			 &c->linger, error) ||
 	    !parse_network(kf, c, error))
 		return NULL;
 

@@ -34,6 +34,9 @@ typedef enum {
 #define CP_CONF_MAX_NFC_COMMAND_TIMEOUT 60
 #define CP_CONF_DEFAULT_NFC_SESSION_TIMEOUT 30
 #define CP_CONF_MAX_NFC_SESSION_TIMEOUT 600
+/* [daemon] linger, seconds */
+#define CP_CONF_DEFAULT_LINGER 300
+#define CP_CONF_MAX_LINGER 86400
 /* [network] poll-interval, seconds */
 #define CP_CONF_DEFAULT_POLL_INTERVAL 21600
 #define CP_CONF_MIN_POLL_INTERVAL 60
@@ -70,6 +73,8 @@ typedef struct _CpConf {
 	/* [daemon] */
 	char *state_directory;
 	gboolean polkit;                /* ask polkit for callers other than root */
+	gboolean exit_when_idle;        /* exit once bound, provisioned and done (docs/daemon.md) */
+	guint linger;                   /* seconds after the last activity before that exit */
 
 	/* [network] */
 	char *sm_url;                   /* NULL: the device does not poll the SM */

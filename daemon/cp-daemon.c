@@ -75,6 +75,9 @@ struct _CpDaemon {
 	char *operator_str;
 	char *step;
 	GBytes *receipt;                /* on the tag: the journal's, or a rejection's */
+	GBytes *receipt_presented;      /* the receipt of the read session under way */
+	GBytes *receipt_read;           /* the last receipt a read session presented and ended */
+	gint64 last_tag_time;           /* monotonic µs of the last tag session event, 0: none */
 	GPtrArray *log;
 
 	GArray *listeners;              /* Listener */
@@ -1207,6 +1210,34 @@ cp_daemon_is_busy(CpDaemon *d)
 	       cp_state_is_command(d->m.state);
 }
 
+/*
+ * Whether the phone has read the receipt (cp_daemon_get_receipt_read): a
+ * read session that presented it ended normally. The receipt is compared
+ * by its GBytes, which set_receipt() replaces with every new receipt.
+ */
+static void
+tag_session_started(CpDaemon *d, gboolean presented)
+{
+	d->last_tag_time = g_get_monotonic_time();
+	g_clear_pointer(&d->receipt_presented, g_bytes_unref);
+	if (presented && d->receipt)
+		d->receipt_presented = g_bytes_ref(d->receipt);
+}
+
+static void
+tag_session_ended(CpDaemon *d, gboolean normal)
+{
+	d->last_tag_time = g_get_monotonic_time();
+	if (normal && d->receipt_presented && d->receipt_presented == d->receipt &&
+	    d->receipt_read != d->receipt) {
+		g_clear_pointer(&d->receipt_read, g_bytes_unref);
+		d->receipt_read = g_steal_pointer(&d->receipt_presented);
+		g_message("tag: the receipt was read");
+	}
+	g_clear_pointer(&d->receipt_presented, g_bytes_unref);
+	notify_changed(d);
+}
+
 static GBytes *
 on_transport_content(CpTransport *t, gpointer user_data)
 {
@@ -1216,6 +1247,7 @@ on_transport_content(CpTransport *t, gpointer user_data)
 
 	if (!content)
 		g_warning("tag: presenting an empty tag: %s", error->message);
+	tag_session_started(d, content != NULL);
 	return content;
 }
 
@@ -1234,6 +1266,7 @@ on_transport_session_ended(CpTransport *t, const GError *error, gpointer user_da
 		dlog(d, G_LOG_LEVEL_MESSAGE, "tag: session ended: %s", error->message);
 	else
 		g_debug("tag: session ended");
+	tag_session_ended(d, error == NULL);
 }
 
 static void
@@ -1615,6 +1648,8 @@ cp_daemon_free(CpDaemon *d)
 	g_free(d->operator_str);
 	g_free(d->step);
 	g_clear_pointer(&d->receipt, g_bytes_unref);
+	g_clear_pointer(&d->receipt_presented, g_bytes_unref);
+	g_clear_pointer(&d->receipt_read, g_bytes_unref);
 	if (d->log)
 		g_ptr_array_unref(d->log);
 	if (d->listeners)
@@ -1824,4 +1859,16 @@ const char *
 cp_daemon_get_trust_mode(CpDaemon *d)
 {
 	return d->anchors ? "anchors" : "first-use";
+}
+
+gboolean
+cp_daemon_get_receipt_read(CpDaemon *d)
+{
+	return d->receipt && d->receipt_read == d->receipt;
+}
+
+gint64
+cp_daemon_get_last_tag_time(CpDaemon *d)
+{
+	return d->last_tag_time;
 }

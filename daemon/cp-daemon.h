@@ -114,5 +114,10 @@ const char *cp_daemon_get_owner_root(CpDaemon *d);
 const char *cp_daemon_get_trust_mode(CpDaemon *d);
 /* The receipt on the tag, NULL when none. */
 GBytes *cp_daemon_get_receipt(CpDaemon *d);
+/* The receipt on the tag has been read: a read session that presented
+ * it ended normally (docs/daemon.md, "Exiting when idle"). */
+gboolean cp_daemon_get_receipt_read(CpDaemon *d);
+/* Monotonic time (µs) of the last start or end of a tag session, 0: none. */
+gint64 cp_daemon_get_last_tag_time(CpDaemon *d);
 /* Log lines of the last attempt (NULL-terminated, owned by the daemon). */
 const char *const *cp_daemon_get_log(CpDaemon *d);

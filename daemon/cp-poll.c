@@ -35,6 +35,8 @@ struct _CpPoll {
 	const char *outcome;            /* the stable word of last_result */
 	void (*notify)(gpointer data);
 	gpointer notify_data;
+	void (*round_done)(gpointer data);
+	gpointer round_done_data;
 	guint64 seq;                    /* of the message being applied */
 	gboolean attempt_ok;            /* its attempt succeeded */
 	char type[16];
@@ -106,11 +108,21 @@ set_result(CpPoll *p, const char *outcome, const char *fmt, ...)
 	notify(p);
 }
 
+/* A poll, and whatever it applied and posted, is over: nothing is left
+ * for this round but a receipt that could not be posted yet. */
+static void
+round_over(CpPoll *p)
+{
+	if (p->round_done && !cp_poll_is_busy(p))
+		p->round_done(p->round_done_data);
+}
+
 static void
 succeeded(CpPoll *p)
 {
 	p->backoff_ms = p->backoff_min_ms;
 	schedule(p, jittered(p));
+	round_over(p);
 }
 
 static void
@@ -121,6 +133,7 @@ failed(CpPoll *p)
 	g_message("poll: %s; next try in %u s", p->last_result, (ms + 999) / 1000);
 	p->backoff_ms = MIN((guint64)p->backoff_ms * 2, p->interval_ms);
 	schedule(p, ms);
+	round_over(p);
 }
 
 /*
@@ -478,6 +491,25 @@ cp_poll_set_notify(CpPoll *p, void (*cb)(gpointer data), gpointer data)
 {
 	p->notify = cb;
 	p->notify_data = data;
+}
+
+void
+cp_poll_set_round_done(CpPoll *p, void (*cb)(gpointer data), gpointer data)
+{
+	p->round_done = cb;
+	p->round_done_data = data;
+}
+
+gboolean
+cp_poll_is_busy(CpPoll *p)
+{
+	return p->in_flight || p->applying || p->receipt;
+}
+
+gboolean
+cp_poll_is_ready(CpPoll *p)
+{
+	return ready(p);
 }
 
 void

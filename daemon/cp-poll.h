@@ -30,6 +30,18 @@ void cp_poll_set_test_timing(CpPoll *p, guint interval_ms, guint backoff_ms, gui
 /* Called whenever what the getters below return changes. */
 void cp_poll_set_notify(CpPoll *p, void (*cb)(gpointer data), gpointer data);
 
+/*
+ * Called when a poll round is over: the poll answered (or failed), what
+ * it brought was applied and its receipt posted (or dropped). A receipt
+ * still to post keeps the round open (cp_poll_is_busy).
+ */
+void cp_poll_set_round_done(CpPoll *p, void (*cb)(gpointer data), gpointer data);
+/* A POST is under way, a polled message is being applied, or its receipt
+ * waits to be posted. */
+gboolean cp_poll_is_busy(CpPoll *p);
+/* The device is bound, provisioned and registered: a poll would ask. */
+gboolean cp_poll_is_ready(CpPoll *p);
+
 /* The last poll or receipt post: wall-clock time (µs since the epoch, 0:
  * none yet) and outcome ("nothing waiting", "profile 7 applied", "failed:
  * ..."); and the delay to the next one. */

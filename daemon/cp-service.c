@@ -10,12 +10,21 @@
 #include "cp-dbus-generated.h"
 #include "cp-glib.h"
 
+/* The time of the last method call, written by the filter in GDBus's
+ * worker thread: shared with it, freed when the filter is gone. */
+typedef struct {
+	GMutex lock;
+	gint64 last_call;               /* monotonic µs, 0: none */
+} Activity;
+
 struct _CpService {
 	CpDaemon *daemon;
 	GDBusConnection *bus;
 	CpDbusDaemon1 *skeleton;
 	CpPoll *poll;
 	guint owner_id;
+	Activity *activity;
+	guint filter_id;
 	void (*ready)(gboolean owned, gpointer data);
 	gpointer ready_data;
 };
@@ -332,6 +341,52 @@ on_name_lost(GDBusConnection *bus, const char *name, gpointer data)
 	s->ready = NULL;
 }
 
+static void
+activity_free(gpointer data)
+{
+	Activity *a = data;
+
+	g_mutex_clear(&a->lock);
+	g_free(a);
+}
+
+/* Every method call to the daemon (its own methods, and the properties
+ * cellprovctl reads) is activity for the idle exit (cp-idle.h). */
+static GDBusMessage *
+activity_filter(GDBusConnection *bus, GDBusMessage *message, gboolean incoming, gpointer data)
+{
+	Activity *a = data;
+
+	if (incoming && g_dbus_message_get_message_type(message) == G_DBUS_MESSAGE_TYPE_METHOD_CALL &&
+	    g_strcmp0(g_dbus_message_get_path(message), CP_DBUS_PATH) == 0) {
+		g_mutex_lock(&a->lock);
+		a->last_call = g_get_monotonic_time();
+		g_mutex_unlock(&a->lock);
+	}
+	return message;
+}
+
+gint64
+cp_service_get_last_call_time(CpService *s)
+{
+	gint64 t;
+
+	g_mutex_lock(&s->activity->lock);
+	t = s->activity->last_call;
+	g_mutex_unlock(&s->activity->lock);
+	return t;
+}
+
+void
+cp_service_release_name(CpService *s)
+{
+	if (!s->owner_id)
+		return;
+	g_bus_unown_name(s->owner_id);
+	s->owner_id = 0;
+	g_dbus_connection_flush_sync(s->bus, NULL, NULL);
+}
+
 static GDBusConnection *
 connect_bus(GError **error)
 {
@@ -358,6 +413,10 @@ cp_service_new(CpDaemon *daemon, void (*ready)(gboolean owned, gpointer data), g
 	if (!s->bus)
 		return NULL;
 	cp_dbus_error_register();
+	s->activity = g_new0(Activity, 1);
+	g_mutex_init(&s->activity->lock);
+	s->filter_id = g_dbus_connection_add_filter(s->bus, activity_filter, s->activity,
+						    activity_free);
 	s->skeleton = cp_dbus_daemon1_skeleton_new();
 	sync_properties(s);
 	g_signal_connect(s->skeleton, "handle-forget", G_CALLBACK(handle_forget), s);
@@ -391,6 +450,10 @@ cp_service_free(CpService *s)
 	}
 	if (s->bus)
 		g_dbus_connection_flush_sync(s->bus, NULL, NULL);
+	if (s->filter_id)
+		g_dbus_connection_remove_filter(s->bus, s->filter_id);
+	else if (s->activity)
+		activity_free(s->activity);
 	g_clear_object(&s->bus);
 	g_free(s);
 }

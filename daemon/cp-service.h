@@ -27,4 +27,12 @@ void cp_service_free(CpService *s);
 /* The poller whose state PollEnabled, LastPoll, LastPollResult and
  * NextPoll show (NULL: none, no sm-url); it must outlive s or be unset. */
 void cp_service_set_poll(CpService *s, CpPoll *poll);
+
+/* Monotonic time (µs) of the last method call to the daemon's object
+ * (its methods and its properties), 0: none yet. */
+gint64 cp_service_get_last_call_time(CpService *s);
+
+/* Give up the bus name (before an exit when idle): a call from then on
+ * starts a new daemon by bus activation instead of reaching this one. */
+void cp_service_release_name(CpService *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpService, cp_service_free)

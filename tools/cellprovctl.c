@@ -45,14 +45,18 @@ connect_daemon(GError **error)
 		bus = g_bus_get_sync(G_BUS_TYPE_SYSTEM, NULL, error);
 	if (!bus)
 		return NULL;
-	proxy = cp_dbus_daemon1_proxy_new_sync(bus, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START,
+	/* cellprovd exits when it has nothing to do (cellprovd(8)): the bus
+	 * starts it again (D-Bus activation), and it answers from its
+	 * journal. Without an activation file nobody owns the name. */
+	proxy = cp_dbus_daemon1_proxy_new_sync(bus, G_DBUS_PROXY_FLAGS_NONE,
 					       DBUS_NAME, DBUS_PATH, NULL, error);
 	if (!proxy)
 		return NULL;
 	owner = g_dbus_proxy_get_name_owner(G_DBUS_PROXY(proxy));
 	if (!owner) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
-			    "cellprovd is not running (nobody owns %s on the bus)", DBUS_NAME);
+			    "cellprovd is not running (nobody owns %s on the bus, "
+			    "and the bus cannot start it)", DBUS_NAME);
 		g_object_unref(proxy);
 		return NULL;
 	}

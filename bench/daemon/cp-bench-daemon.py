@@ -5,7 +5,9 @@ and qmicli measured the same way on the same machine in the same run.
 
 Prints: idle and peak memory of cellprovd (RSS, VmHWM, and private dirty
 memory from /proc/PID/smaps_rollup: what the daemon costs beside shared
-libraries), the device side's CPU time for one provisioning on the
+libraries), what stays resident once the device is provisioned and its
+receipt read (cellprovd's default configuration exits then: the sum over
+every cellprovd process left, 0 when none), the device side's CPU time for one provisioning on the
 simulated bench (the cellprovd process only), and the stripped size of
 each program. ModemManager is measured idle on a private bus with no
 modem; qmicli for one request against the QMI simulator (peak RSS and CPU
@@ -70,7 +72,7 @@ def main():
     try:
         b.setup()
         b.start_bus()
-        b.make_gateway()
+        b.make_gateway(resident=False)     # the default: exit when idle
         b.start_modem()
         p = b.start_cellprovd(debug=False)
         time.sleep(1.0)
@@ -79,9 +81,21 @@ def main():
         comp, tag, after, rc, out = b.tap()
         b.wait_state("provisioned", timeout=60)
         c1 = cpu(p.pid)
-        b.finish_tap(comp, after)
         figures["cellprovd after provisioning"] = mem(p.pid)
         figures["cpu"] = c1 - c0
+        # the phone reads the receipt: nothing is left to do
+        t0 = time.monotonic()
+        b.finish_tap(comp, after)
+        try:
+            rc = p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise Fail("cellprovd still runs 60 s after its receipt was read")
+        if rc != 0:
+            raise Fail("cellprovd exited with %d when idle" % rc)
+        b.procs.pop("cellprovd", None)
+        left = [mem(pid) for pid in b.cellprovd_pids()]
+        figures["cellprovd provisioned, receipt read"] = tuple(sum(m[i] for m in left) for i in range(3))
+        figures["exit"] = (time.monotonic() - t0, len(left))
 
         # qmicli, one request against the same simulator
         # (wait4: the rusage of that one child, not of every child so far)
@@ -117,12 +131,15 @@ def main():
 
         print("memory (KiB)")
         row("", "RSS", "peak RSS", "private dirty")
-        for name in ("cellprovd idle", "cellprovd after provisioning", "ModemManager idle"):
+        for name in ("cellprovd idle", "cellprovd after provisioning",
+                     "cellprovd provisioned, receipt read", "ModemManager idle"):
             if name in figures:
                 rss, hwm, pd = figures[name]
                 row(name, rss, hwm, pd)
         if "qmicli" in figures:
             row("qmicli --dms-get-ids", "-", figures["qmicli"][0], "-")
+        print("(provisioned, receipt read: cellprovd exited 0 %.1f s after the companion's last tap; "
+              "%d cellprovd processes left)" % figures["exit"])
         print()
         print("CPU time (s)")
         row("cellprovd, one provisioning", "%.3f" % figures["cpu"])

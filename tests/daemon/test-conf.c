@@ -33,6 +33,8 @@ static const char *const good =
 	"[daemon]\n"
 	"state-directory=/var/lib/cellprov\n"
 	"polkit=false\n"
+	"exit-when-idle=false\n"
+	"linger=45\n"
 	"[network]\n"
 	"sm-url=https://sm.example.net:8443/cellprov\n"
 	"sm-ca=/etc/cellprov/sm-ca.pem\n"
@@ -76,6 +78,8 @@ test_good(void)
 	g_assert_cmpint(c->reset, ==, CP_RESET_USER);
 	g_assert_cmpstr(c->state_directory, ==, "/var/lib/cellprov");
 	g_assert_false(c->polkit);
+	g_assert_false(c->exit_when_idle);
+	g_assert_cmpuint(c->linger, ==, 45);
 	g_assert_cmpstr(c->sm_url, ==, "https://sm.example.net:8443/cellprov");
 	g_assert_cmpstr(c->sm_ca, ==, "/etc/cellprov/sm-ca.pem");
 	g_assert_cmpuint(c->poll_interval, ==, 3600);
@@ -101,6 +105,9 @@ test_defaults(void)
 	g_assert_cmpint(c->reset, ==, CP_RESET_AUTO);
 	g_assert_cmpstr(c->state_directory, ==, CP_CONF_DEFAULT_STATE_DIR);
 	g_assert_true(c->polkit);
+	g_assert_true(c->exit_when_idle);
+	g_assert_cmpuint(c->linger, ==, CP_CONF_DEFAULT_LINGER);
+	g_assert_cmpuint(c->linger, ==, 300);
 	g_assert_null(c->sm_url);
 	g_assert_null(c->sm_ca);
 	g_assert_cmpuint(c->poll_interval, ==, CP_CONF_DEFAULT_POLL_INTERVAL);
@@ -187,6 +194,12 @@ test_bad(void)
 		{ "nfc", "command-timeout", "61", "from 1 to 60" },
 		{ "nfc", "session-timeout", "601", "[nfc] session-timeout: '601' is not a number of seconds from 1 to 600" },
 		{ "nfc", "session-timeout", "30s", "'30s' is not a number" },
+		{ "daemon", "exit-when-idle", "1", "[daemon] exit-when-idle: '1' is not true or false" },
+		{ "daemon", "exit-when-idle", "yes", "'yes' is not true or false" },
+		{ "daemon", "linger", "0", "[daemon] linger: '0' is not a number of seconds from 1 to 86400" },
+		{ "daemon", "linger", "86401", "from 1 to 86400" },
+		{ "daemon", "linger", "5m", "'5m' is not a number" },
+		{ "daemon", "lingering", "5", "[daemon] lingering: unknown key" },
 		{ "daemon", "state-directory", "var/lib", "[daemon] state-directory: 'var/lib' is not an absolute path" },
 		{ "network", "sm-url", "http://sm.example.net", "[network] sm-url: 'http://sm.example.net' is not an https://" },
 		{ "network", "sm-url", "https://sm.example.net/?a=b", "is not an https://" },

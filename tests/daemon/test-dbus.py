@@ -110,13 +110,15 @@ def check_poll(env):
     """[network] sm-url at a closed local port, and a journal bound,
     provisioned and registered (an operator): the daemon polls early after
     its start, and PollEnabled, LastPoll, LastPollResult ("unreachable")
-    and NextPoll, and cellprovctl status, say so."""
+    and NextPoll, and cellprovctl status, say so (a resident daemon:
+    [daemon] exit-when-idle=false)."""
     body = b"CPJ\x02" + tlv(0x01, bytes([7])) + tlv(0x02, (3).to_bytes(8, "big")) + \
         tlv(0x03, (5).to_bytes(8, "big")) + tlv(0x04, b"\0\0") + tlv(0x07, b"00101") + \
         tlv(0x0A, b"\x01") + tlv(0x0B, (2).to_bytes(8, "big"))
     with open(os.path.join(env.state, "journal"), "wb") as f:
         f.write(body + tlv(0x7F, hashlib.sha256(body).digest()))
-    env.write_config()
+    # resident: a daemon that exits when idle would stop after its first poll
+    env.write_config(extra_daemon="exit-when-idle=false\n")
     with open(env.config, "a") as f:
         f.write("[network]\nsm-url=https://127.0.0.1:%d\n" % closed_port())
     start = int(time.time())

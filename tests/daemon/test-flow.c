@@ -20,6 +20,7 @@
 #include "cp-test-operator.h"
 #include "cp-daemon.h"
 #include "cp-glib.h"
+#include "cp-idle.h"
 
 typedef struct {
 	char *dir;
@@ -822,6 +823,132 @@ test_identity_errors(Fixture *f, gconstpointer data)
 
 /* The warning of a device that trusts on first use is expected here;
  * any other warning of the daemon still fails the test. */
+/* ---- exiting when idle (cp-idle.c) ---- */
+
+static void
+idle_done(gpointer data)
+{
+	(*(int *)data)++;
+}
+
+static gboolean
+idle_tick(gpointer data)
+{
+	return G_SOURCE_CONTINUE;
+}
+
+/* Run the main loop for ms, or until *done moves. */
+static void
+idle_run(int *done, guint ms)
+{
+	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+	guint tick = g_timeout_add(10, idle_tick, NULL);
+	int before = *done;
+
+	while (*done == before && g_get_monotonic_time() < end)
+		g_main_context_iteration(NULL, TRUE);
+	g_source_remove(tick);
+}
+
+/* A journal: bound and provisioned with a receipt, or none (armed). */
+static void
+idle_journal(Fixture *f, gboolean provisioned)
+{
+	g_autoptr(GError) error = NULL;
+	static const uint8_t receipt[] = { 0x01, 0x02, 0x03, 0x04 };
+	CpJournal j;
+
+	if (!provisioned)
+		return;
+	g_assert_cmpint(g_mkdir_with_parents(f->state_dir, 0700), ==, 0);
+	cp_journal_init(&j);
+	j.state = CP_STATE_PROVISIONED;
+	j.att_counter = 3;
+	j.committed_seq = 5;
+	j.bound = true;
+	j.binding_version = 1;
+	strcpy(j.imsi, "001010000000001");
+	strcpy(j.plmn, "00101");
+	cp_journal_set_receipt(&j, receipt, sizeof(receipt));
+	g_assert_true(cp_journal_save(f->state_dir, &j, &error));
+	g_assert_no_error(error);
+	cp_journal_clear(&j);
+}
+
+static void
+idle_conf(Fixture *f, const char *daemon_keys)
+{
+	char *text = g_strconcat(f->conf_text, daemon_keys, NULL);
+
+	g_free(f->conf_text);
+	f->conf_text = text;
+}
+
+/* A read session of the tag, as the transport reports it. */
+static void
+idle_tag_session(Fixture *f, const GError *error)
+{
+	const CpTransportEvents *ev = cp_daemon_transport_events();
+	g_autoptr(GBytes) content = ev->content(NULL, f->d);
+
+	g_assert_nonnull(content);
+	ev->session_ended(NULL, error, f->d);
+}
+
+/* Bound and provisioned: a read session that presented the receipt and
+ * ended normally ends the daemon's work; one that ended in an error does
+ * not; without it, the linger does. Armed: nothing, however long. */
+static void
+test_idle(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = g_error_new_literal(G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "left");
+	g_autoptr(CpIdle) idle = NULL;
+	int done = 0;
+	gint64 t0;
+
+	/* armed: never, even with a linger of 1 s */
+	idle_conf(f, "linger=1\n");
+	f->d = start_daemon(f);
+	idle = cp_idle_new(f->d, NULL, NULL, idle_done, &done);
+	g_assert_nonnull(idle);
+	idle_run(&done, 2500);
+	g_assert_cmpint(done, ==, 0);
+	g_clear_pointer(&idle, cp_idle_free);
+	g_clear_pointer(&f->d, cp_daemon_free);
+
+	/* bound and provisioned: the linger */
+	idle_journal(f, TRUE);
+	f->d = start_daemon(f);
+	g_assert_true(cp_idle_is_stable(f->d, NULL));
+	t0 = g_get_monotonic_time();
+	idle = cp_idle_new(f->d, NULL, NULL, idle_done, &done);
+	idle_run(&done, 5000);
+	g_assert_cmpint(done, ==, 1);
+	g_assert_cmpint(g_get_monotonic_time() - t0, >=, 900 * 1000);
+	g_clear_pointer(&idle, cp_idle_free);
+	g_clear_pointer(&f->d, cp_daemon_free);
+
+	/* the receipt read, with a long linger */
+	f->conf_text[strlen(f->conf_text) - strlen("linger=1\n")] = '\0';
+	idle_conf(f, "linger=3600\n");
+	f->d = start_daemon(f);
+	idle = cp_idle_new(f->d, NULL, NULL, idle_done, &done);
+	idle_tag_session(f, error);
+	g_assert_false(cp_daemon_get_receipt_read(f->d));
+	idle_run(&done, 300);
+	g_assert_cmpint(done, ==, 1);
+	idle_tag_session(f, NULL);
+	g_assert_true(cp_daemon_get_receipt_read(f->d));
+	g_assert_cmpint(done, ==, 2);
+	g_clear_pointer(&idle, cp_idle_free);
+	g_clear_pointer(&f->d, cp_daemon_free);
+
+	/* exit-when-idle=false: nothing watches */
+	idle_conf(f, "exit-when-idle=false\n");
+	f->d = start_daemon(f);
+	g_assert_null(cp_idle_new(f->d, NULL, NULL, idle_done, &done));
+}
+
 static void
 on_warning(const char *domain, GLogLevelFlags level, const char *message, gpointer data)
 {
@@ -850,5 +977,6 @@ main(int argc, char **argv)
 		   test_recovery_needs_backend, fixture_teardown);
 	g_test_add("/daemon/flow/identity-errors", Fixture, NULL, fixture_setup,
 		   test_identity_errors, fixture_teardown);
+	g_test_add("/daemon/flow/idle", Fixture, NULL, fixture_setup, test_idle, fixture_teardown);
 	return g_test_run();
 }

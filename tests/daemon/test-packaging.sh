@@ -13,7 +13,8 @@ owrt="$src/packaging/openwrt/cellprov/files"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-for f in "$owrt/cellprovd.init" "$owrt/cellprov.hotplug" "$owrt/cellprov-uci2conf" "$owrt/cellprov.button"; do
+for f in "$owrt/cellprovd.init" "$owrt/cellprov.hotplug" "$owrt/cellprov-uci2conf" "$owrt/cellprov.button" \
+	"$owrt/cellprov-check"; do
 	sh -n "$f" || fail "$f does not parse"
 done
 
@@ -162,6 +163,44 @@ run_init > "$tmp/procd" || fail "start_service with a USB reader"
 grep -qx 'rw /dev/bus/usb' "$tmp/procd" || { cat "$tmp/procd"; fail "init: a USB reader has no /dev/bus/usb"; }
 grep -q '^rw /dev/tty' "$tmp/procd" && fail "init: a tty in the jail of a USB reader"
 grep -q 'procd_add_reload_trigger cellprov$' "$owrt/cellprovd.init" || fail "init: no reload trigger"
+# exit when idle (the default): no respawn, which procd applies whatever
+# the exit status; a resident daemon keeps it
+grep -q '^param respawn' "$tmp/procd" && { cat "$tmp/procd"; fail "init: respawn with exit_when_idle"; }
+grep -qx 'exit-when-idle=true' "$tmp/run/cellprov.conf" || fail "init: exit_when_idle '1' is not exit-when-idle=true"
+grep -qx 'linger=300' "$tmp/run/cellprov.conf" || fail "init: UCI linger is not [daemon] linger"
+sed -i "s|option exit_when_idle '1'|option exit_when_idle '0'|" "$tmp/uci"
+run_init > "$tmp/procd" || fail "start_service with exit_when_idle '0'"
+grep -qx 'param respawn 3600 5 5' "$tmp/procd" || { cat "$tmp/procd"; fail "init: no respawn for a resident daemon"; }
+grep -qx 'exit-when-idle=false' "$tmp/run/cellprov.conf" || fail "init: exit_when_idle '0' is not exit-when-idle=false"
+sed -i "s|option exit_when_idle '0'|option exit_when_idle '1'|" "$tmp/uci"
+
+# The cron check (OpenWrt's cellprovd-check.timer): starts an armed
+# device's daemon at every run, a provisioned one's only with sm_url and
+# once per poll_interval.
+mkdir -p "$tmp/root/lib" "$tmp/root/etc/init.d"
+cp "$tmp/procd-stubs.sh" "$tmp/root/lib/functions.sh"
+printf '#!/bin/sh
+echo "init $*" >> "%s"
+' "$tmp/init.log" > "$tmp/root/etc/init.d/cellprovd"
+chmod +x "$tmp/root/etc/init.d/cellprovd"
+check_run() {
+	rm -f "$tmp/init.log"
+	PATH="$tmp/bin:$PATH" UCI_FILE="$tmp/uci" IPKG_INSTROOT="$tmp/root" CELLPROV_CHECK_NOW=1 \
+		CELLPROV_CHECK_STAMP="$tmp/run/last-check" sh "$owrt/cellprov-check"
+	cat "$tmp/init.log" 2>/dev/null | tr '\n' ' '
+}
+[ "$(check_run)" = "init enabled init start " ] || fail "check: an armed device's daemon not started: $(check_run)"
+touch "$tmp/state/provisioned"
+[ "$(check_run)" = "init enabled " ] || fail "check: started a provisioned device without sm_url"
+cp "$tmp/uci" "$tmp/uci.orig"
+printf "config network 'network'\n\toption sm_url 'https://sm.example.net'\n\toption poll_interval '3600'\n" >> "$tmp/uci"
+rm -f "$tmp/run/last-check"
+[ "$(check_run)" = "init enabled init start " ] || fail "check: no lifecycle check with sm_url"
+[ "$(check_run)" = "init enabled " ] || fail "check: a second lifecycle check within poll_interval"
+echo $(($(date +%s) - 3601)) > "$tmp/run/last-check"
+[ "$(check_run)" = "init enabled init start " ] || fail "check: no lifecycle check after poll_interval"
+mv "$tmp/uci.orig" "$tmp/uci"
+rm -f "$tmp/state/provisioned"
 
 # The button: a long press of the configured one runs cellprovctl
 # factory-reset, nothing else does (cellprovctl and logger are stubs here).
@@ -206,7 +245,7 @@ PY
 
 # OpenWrt's shell (busybox ash), checked as dash, its nearest kin shellcheck knows.
 if command -v shellcheck >/dev/null; then
-	shellcheck -s dash "$owrt/cellprovd.init" "$owrt/cellprov.hotplug" "$owrt/cellprov-uci2conf" \
+	shellcheck -s dash "$owrt/cellprovd.init" "$owrt/cellprov.hotplug" "$owrt/cellprov-uci2conf" "$owrt/cellprov-check" \
 		"$owrt/cellprov.button" ||
 		fail "shellcheck"
 else

@@ -44,6 +44,22 @@ for want in 'Type=notify' 'WatchdogSec=' 'StateDirectoryMode=0700' 'ProtectSyste
 	grep -q "^$want" "$tmp/cellprovd.service" || fail "the unit lacks $want"
 done
 
+# The lifecycle check's timer: starts cellprovd.service, spread at random,
+# installed beside it; verified together with the unit it starts.
+sed -e "s|@sysconfdir@|/etc|" "$src/systemd/cellprovd-check.timer.in" > "$tmp/cellprovd-check.timer"
+grep -q '@[a-z]*@' "$tmp/cellprovd-check.timer" && fail "unsubstituted @...@ in cellprovd-check.timer"
+systemd-analyze verify --man=no "$tmp/cellprovd-check.timer" "$tmp/cellprovd.service" > "$tmp/verify" 2>&1 ||
+	{ cat "$tmp/verify"; fail "systemd-analyze verify cellprovd-check.timer"; }
+[ -s "$tmp/verify" ] && { cat "$tmp/verify"; fail "systemd-analyze verify has complaints about cellprovd-check.timer"; }
+for want in 'Unit=cellprovd.service' 'OnUnitActiveSec=' 'RandomizedDelaySec=' 'WantedBy=timers.target'; do
+	grep -q "^$want" "$tmp/cellprovd-check.timer" || fail "the timer lacks $want"
+done
+# idle exits are status 0: a restart on success would undo them
+grep -q '^Restart=on-failure$' "$tmp/cellprovd.service" || fail "cellprovd.service restarts other than on failure"
+grep -q "cellprovd-check.timer" "$src/systemd/meson.build" || fail "the timer is not installed"
+grep -qx "lib/systemd/system/cellprovd-check.timer" "$src/debian/cellprovd.install" ||
+	fail "the Debian package does not ship the timer"
+
 # The network side's units: no privilege at all. Verified against the
 # binaries just built, or, in a build without the network side, against
 # stand-ins of the same name (verify only checks that ExecStart= exists).

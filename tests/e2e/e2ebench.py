@@ -38,7 +38,10 @@ class E2E(netbench.Bench):
 
     # ---- the device ----
 
-    def make_gateway(self, name="gw"):
+    def make_gateway(self, name="gw", resident=True):
+        """resident: [daemon] exit-when-idle=false, for the tests that
+        inspect and kill one cellprovd process across a provisioning; the
+        default configuration (exit when idle) has tests of its own."""
         self.gw = name
         self.pn532_target = self.path("pn532-device")
         self.qmi_pty = self.path("qmi")
@@ -57,6 +60,8 @@ class E2E(netbench.Bench):
             conf = "\n".join("proxy=false" if l.startswith("proxy=") else l for l in conf.splitlines()) + "\n"
         else:
             conf = conf.replace("[modem]\n", "[modem]\nproxy=false\nregistration-timeout=15\n")
+        if resident:
+            conf = conf.replace("[daemon]\n", "[daemon]\nexit-when-idle=false\n")
         with open(info["config"], "w") as f:
             f.write(conf)
         self.gw_info = info
@@ -183,6 +188,60 @@ class E2E(netbench.Bench):
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.bus_address = p.stdout.readline().strip()
         self.procs["dbus-daemon"] = p
+
+    def start_activating_bus(self, env=None):
+        """A bus that starts cellprovd by D-Bus activation, as the system
+        bus does on a device (org.cellprov.Daemon1.service). Activation on
+        a system-type bus goes through the setuid dbus-daemon-launch-helper,
+        so this is a session-type bus, whose dbus-daemon execs the service
+        itself: its Exec runs the built cellprovd with the bench's
+        configuration, appending its output and then its exit status
+        ("cellprovd exited N") to cellprovd.log."""
+        sock = self.path("activating_bus_socket")
+        services = self.path("dbus-services")
+        os.makedirs(services, exist_ok=True)
+        wrapper = self.path("cellprovd-activated.sh")
+        netbench.write(wrapper, "#!/bin/sh\n%s --config %s --debug >> %s 2>&1\n"
+                       "echo \"cellprovd exited $?\" >> %s\n" % (
+                           self.prog("daemon/cellprovd"), self.gw_info["config"],
+                           self.path("cellprovd.log"), self.path("cellprovd.log")))
+        os.chmod(wrapper, 0o755)
+        netbench.write(os.path.join(services, "org.cellprov.Daemon1.service"),
+                       "[D-BUS Service]\nName=org.cellprov.Daemon1\nExec=%s\n" % wrapper)
+        conf = self.path("activating-bus.conf")
+        netbench.write(conf, """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>session</type><listen>unix:path=%s</listen><auth>EXTERNAL</auth>
+<servicedir>%s</servicedir>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy>
+</busconfig>
+""" % (sock, services))
+        self.bus_address = "unix:path=" + sock
+        benv = self.nfc_env()
+        benv.update(env or {})
+        benv["CELLPROV_BUS_ADDRESS"] = self.bus_address
+        benv["G_MESSAGES_DEBUG"] = "all"
+        p = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork", "--print-address"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=benv)
+        check(p.stdout.readline().startswith("unix:path=" + sock), "the activating bus is up")
+        self.procs["dbus-daemon"] = p
+
+    def cellprovd_pids(self):
+        """The cellprovd processes of this bench (its configuration on their
+        command line), however they were started."""
+        exe = os.path.realpath(self.prog("daemon/cellprovd"))
+        pids = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmd = open("/proc/%s/cmdline" % pid, "rb").read().split(b"\0")
+                if os.path.realpath("/proc/%s/exe" % pid) == exe and \
+                        self.gw_info["config"].encode() in cmd:
+                    pids.append(int(pid))
+            except OSError:
+                pass
+        return pids
 
     def ctl(self, *args, check_rc=True):
         env = dict(os.environ, CELLPROV_BUS_ADDRESS=self.bus_address)
@@ -427,11 +486,27 @@ class E2E(netbench.Bench):
             raise Fail("companion printed no JSON (%d): %r %r" % (comp.returncode, out, err[-2000:]))
         return comp.returncode, res
 
-    def setup_all(self):
+    def setup_all(self, resident=True):
+        """resident False: cellprovd's default configuration (it exits when
+        idle) on a bus that starts it by D-Bus activation."""
         self.setup()
-        self.start_bus()
-        self.make_gateway()
+        if resident:
+            self.start_bus()
+            self.make_gateway()
+        else:
+            self.make_gateway(resident=False)
+            self.start_activating_bus()
         return self
+
+    def teardown(self):
+        # cellprovd started by D-Bus activation is no child of the bench
+        if getattr(self, "gw_info", None):
+            for pid in self.cellprovd_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        super().teardown()
 
     def dump_logs(self):
         super().dump_logs()
@@ -441,11 +516,11 @@ class E2E(netbench.Bench):
                 sys.stdout.write("---- %s.log ----\n%s" % (name, open(p).read()[-8000:]))
 
 
-def run(builddir, tests, **kw):
+def run(builddir, tests, resident=True, **kw):
     b = E2E(builddir, **kw)
     failed = False
     try:
-        b.setup_all()
+        b.setup_all(resident=resident)
         for t in tests:
             print("==", t.__name__, flush=True)
             t(b)

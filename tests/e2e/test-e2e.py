@@ -778,6 +778,111 @@ def test_clean_stop(b):
         check("still allocated at exit" not in text, "%s freed every secret in its secure heap" % name)
 
 
+def wait_exited(b, since, why, timeout=30):
+    """No cellprovd of the bench runs any more; it said why it exited and
+    exited with status 0 (the activation wrapper's line, or the plain
+    start's return code). Returns its log from since."""
+    wait_for("cellprovd to exit (%s)" % why, lambda: not b.cellprovd_pids(), timeout)
+    log = b.wait_daemon_log("cellprovd exited", since, timeout=5)
+    if "idle: bound and provisioned, %s: exiting" % why not in log or "cellprovd exited 0\n" not in log \
+            or "stopped" not in log:
+        raise Fail("cellprovd did not exit with 0 because %s:\n%s" % (why, log[-3000:]))
+    check(True, "cellprovd exited with 0: %s" % why)
+    return log
+
+
+def test_exit_when_idle(b):
+    """cellprovd's default configuration on a bus that starts it by D-Bus
+    activation: armed, it waits for its owner however long; provisioned and
+    its receipt read, it exits (status 0) and nothing of it is resident;
+    cellprovctl status starts it again, it answers from its journal and
+    exits after [daemon] linger; started as cellprovd-check.timer starts
+    it, it polls the SM at once, applies the re-provisioning its owner left
+    waiting, posts the receipt and exits; a re-arm brings it back armed,
+    and resident."""
+    linger = 3
+    conf = b.gw_info["config"]
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write(text.replace("[daemon]\n", "[daemon]\nlinger=%d\n" % linger))
+    b.start_modem()
+    b.link_up()
+    check(not b.cellprovd_pids(), "no cellprovd before the first call")
+    st = b.ctl("status").json
+    check(st["status"]["state"] == "idle", "bus activation: cellprovd answers, armed (%r)" % st["status"])
+    pids = b.cellprovd_pids()
+    check(len(pids) == 1, "one cellprovd, started by the bus (%r)" % pids)
+    time.sleep(linger + 2)
+    check(b.cellprovd_pids() == pids, "an armed device's cellprovd never exits on its own")
+
+    # the owner's tap: provisioned, the receipt read by the companion
+    since = len(b.daemon_log())
+    rc, res = b.tap_nfc()
+    check(rc == 0 and res["receipt"]["status"] == "provisioned" and res["receipt"]["verified"],
+          "the claim over NFC (%s)" % res.get("error"))
+    log = wait_exited(b, 0, "the receipt was read")
+    check("tag: the receipt was read" in log, "the receipt read is logged")
+    check(os.path.exists(os.path.join(b.state_dir, "provisioned")), "the provisioned marker is there")
+
+    # cellprovctl status: the bus starts cellprovd, which answers from its
+    # journal, then exits linger seconds after the last call
+    since = len(b.daemon_log())
+    st = b.ctl("status").json
+    check(st["status"]["state"] == "provisioned" and st["owner"]["bound"] is True,
+          "cellprovctl status after the exit: provisioned and bound (%r)" % st["status"])
+    check(len(b.cellprovd_pids()) == 1, "the status started one cellprovd")
+    start = time.monotonic()
+    log = wait_exited(b, since, "nothing for %d s" % linger, timeout=linger + 15)
+    check(time.monotonic() - start >= linger - 1, "it lingered %d s" % linger)
+
+    # the lifecycle check: the owner left a re-provisioning waiting; a
+    # plain start (the timer's) polls at once, applies it and exits
+    dev = b.gw_info["device-id"]
+    with open(conf, "a") as f:
+        f.write("\n[network]\nsm-url=https://127.0.0.1:%d\nsm-ca=%s\n" % (b.sm_port, b.tls_ca))
+    supi = list(b.ausf_view())[0]
+    before = b.card()
+    st, res = b.sm_request("POST", "/v1/devices/%s/reprovision" % dev, body="{}")
+    check(st == 200 and res.get("generation") == 2,
+          "the owner asks for a re-provisioning (%d %r)" % (st, res.get("error")))
+    b.export_subscribers()
+    since = len(b.daemon_log())
+    env = b.nfc_env()
+    env["CELLPROV_BUS_ADDRESS"] = b.bus_address
+    start = time.monotonic()
+    with open(b.path("cellprovd.log"), "a") as log:
+        p = subprocess.Popen([b.prog("daemon/cellprovd"), "--config", conf, "--debug"], stdout=log,
+                             stderr=subprocess.STDOUT, env=env)
+        rc = p.wait(timeout=90)
+        log.write("cellprovd exited %d\n" % rc)
+    took = time.monotonic() - start
+    log = wait_exited(b, since, "the poll is done")
+    check(rc == 0, "the lifecycle check's cellprovd exited 0")
+    if "waiting (" not in log or "posted (processed)" not in log:
+        raise Fail("no poll, application and receipt in the log:\n" + log[-3000:])
+    check(True, "it polled, applied the profile and posted the receipt")
+    check(took < 30, "it polled at once and exited (%.1f s)" % took)
+    check(b.ausf_view() == {supi: (netbench.COMPANION_SUPI, [2])}, "the SM took the receipt (%r)" % b.ausf_view())
+    check(b.card()["ef-usim-auth-key"] != before["ef-usim-auth-key"], "the card holds the new keys")
+    check(not b.cellprovd_pids(), "nothing of cellprovd is resident")
+
+    # a re-arm: the bus starts cellprovd, which stays for its owner's tap
+    since = len(b.daemon_log())
+    b.ctl("rearm")
+    pids = b.cellprovd_pids()
+    check(len(pids) == 1 and b.ctl("status").json["status"]["state"] == "idle", "re-armed by activation")
+    time.sleep(linger + 3)
+    check(b.cellprovd_pids() == pids and b.ctl("status").json["status"]["state"] == "idle",
+          "a re-armed cellprovd stays resident")
+    os.kill(pids[0], signal.SIGTERM)
+    wait_for("cellprovd to stop on SIGTERM", lambda: not b.cellprovd_pids())
+    log = b.wait_daemon_log("cellprovd exited", since, timeout=5)
+    if "cellprovd exited 0\n" not in log or "idle: bound" in log:
+        raise Fail("the re-armed cellprovd exited otherwise than by SIGTERM:\n" + log[-2000:])
+    check(True, "stopped by SIGTERM only, with 0")
+
+
 def main():
     # every program of the bench logs at debug level (cellprovd: --debug)
     os.environ["G_MESSAGES_DEBUG"] = "all"
@@ -785,7 +890,8 @@ def main():
                              test_leave_mid_write, test_expired, test_kill_before_commit, test_registration_denied,
                              test_kill_at_every_state, test_kill_while_rolling_back,
                              test_no_secret_in_logs, test_clean_stop]) or \
-        run(sys.argv[1], [test_lifecycle, test_cellular_path, test_lifecycle_kills, test_clean_stop])
+        run(sys.argv[1], [test_lifecycle, test_cellular_path, test_lifecycle_kills, test_clean_stop]) or \
+        run(sys.argv[1], [test_exit_when_idle], resident=False)
 
 
 if __name__ == "__main__":
