@@ -24,17 +24,36 @@ cp_test_sim_file(CpTestSim *s, const char *name)
 	return g_build_filename(s->dir, name, NULL);
 }
 
+GPid
+cp_test_spawn_ready(const char *const *argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GIOChannel) ch = NULL;
+	g_autofree char *line = NULL;
+	GPid pid;
+	int out_fd;
+
+	g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+					       cp_test_child_setup, NULL, &pid, NULL, &out_fd, NULL, &error));
+	g_assert_no_error(error);
+	/* "ready PATH" once the port is there */
+	ch = g_io_channel_unix_new(out_fd);
+	g_io_channel_set_close_on_unref(ch, TRUE);
+	g_io_channel_read_line(ch, &line, NULL, NULL, NULL);
+	g_assert_nonnull(line);
+	g_assert_true(g_str_has_prefix(line, "ready "));
+	return pid;
+}
+
 void
 cp_test_sim_start(CpTestSim *s, const char *prog, const char *node, const char *subscribers,
 		  const char *const *args)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-	g_autoptr(GIOChannel) ch = NULL;
 	g_autofree char *base = g_path_get_basename(prog);
 	g_autofree char *tmpl = g_strconcat(base, "-XXXXXX", NULL);
-	g_autofree char *subs = NULL, *line = NULL;
-	int out_fd;
+	g_autofree char *subs = NULL;
 
 	memset(s, 0, sizeof(*s));
 	s->dir = g_dir_make_tmp(tmpl, &error);
@@ -57,15 +76,7 @@ cp_test_sim_start(CpTestSim *s, const char *prog, const char *node, const char *
 	for (guint i = 0; args && args[i]; i++)
 		g_ptr_array_add(argv, args[i][0] == '@' ? cp_test_sim_file(s, args[i] + 1) : g_strdup(args[i]));
 	g_ptr_array_add(argv, NULL);
-	g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-					       cp_test_child_setup, NULL, &s->pid, NULL, &out_fd, NULL, &error));
-	g_assert_no_error(error);
-	/* "ready PATH" once the port is there */
-	ch = g_io_channel_unix_new(out_fd);
-	g_io_channel_set_close_on_unref(ch, TRUE);
-	g_io_channel_read_line(ch, &line, NULL, NULL, NULL);
-	g_assert_nonnull(line);
-	g_assert_true(g_str_has_prefix(line, "ready "));
+	s->pid = cp_test_spawn_ready((const char *const *)argv->pdata);
 }
 
 void

@@ -16,6 +16,9 @@ typedef struct {
 	GPid pid;       /* 0 once reaped */
 } CpTestSim;
 
+/* Spawns argv, which dies with the test, and returns once it printed its
+ * "ready" line on stdout. */
+GPid cp_test_spawn_ready(const char *const *argv);
 /* Starts prog in a new directory: --pty DIR/node (node NULL: no --pty),
  * --dump, --subscribers DIR/subscribers holding subscribers (mode 0600),
  * then args, in which "@NAME" stands for DIR/NAME. Returns once the
