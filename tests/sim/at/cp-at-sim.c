@@ -40,10 +40,10 @@ static const Model models[] = {
 	{ "sara-r4", "u-blox", "SARA-R410M-02B", ICCID_CCID, TRUE, FALSE },
 };
 
+/* A PDP context (TS 27.007 §10.1.1): the cid and APN, and its type. */
 typedef struct {
-	guint cid;
+	CpSimContext base;
 	char *type;
-	char *apn;
 } Context;
 
 static const char *const reg_names[N_REG] = { "+CREG", "+CEREG", "+C5GREG" };
@@ -67,7 +67,6 @@ static struct {
 	guint reg_n[N_REG];
 	guint stat;              /* LTE registration, +CEREG and +CREG (combined attach) */
 	int cause;               /* reject cause of the last denial, -1 none */
-	GPtrArray *contexts;     /* Context */
 	gboolean resetting;
 	gboolean in_command;     /* gathering a command's answer */
 	guint sessions;          /* bit n: +CCHO session n is open */
@@ -398,23 +397,13 @@ hex_upper(const guint8 *d, gsize n)
 static Context *
 context_find(guint cid)
 {
-	for (guint i = 0; i < sim.contexts->len; i++) {
-		Context *c = g_ptr_array_index(sim.contexts, i);
-
-		if (c->cid == cid)
-			return c;
-	}
-	return NULL;
+	return (Context *)cp_sim_modem_context_find(&sim.m, cid);
 }
 
 static void
-context_free(gpointer data)
+context_clear(CpSimContext *c)
 {
-	Context *c = data;
-
-	g_free(c->type);
-	g_free(c->apn);
-	g_free(c);
+	g_free(((Context *)c)->type);
 }
 
 /* The answer lines go through here: --urc-storm puts URCs before and
@@ -648,10 +637,10 @@ extended(const char *name, const char *op, char **args)
 		guint cid;
 
 		if (strcmp(op, "?") == 0) {
-			for (guint i = 0; i < sim.contexts->len; i++) {
-				Context *c = g_ptr_array_index(sim.contexts, i);
+			for (guint i = 0; i < sim.m.contexts->len; i++) {
+				Context *c = g_ptr_array_index(sim.m.contexts, i);
 				g_autofree char *l = g_strdup_printf("+CGDCONT: %u,\"%s\",\"%s\",\"0.0.0.0\",0,0,0,0",
-								     c->cid, c->type, c->apn);
+								     c->base.id, c->type, c->base.apn);
 
 				answer(l);
 			}
@@ -666,7 +655,7 @@ extended(const char *name, const char *op, char **args)
 			Context *c = context_find(cid);
 
 			if (c)
-				g_ptr_array_remove(sim.contexts, c);
+				cp_sim_modem_context_remove(&sim.m, &c->base);
 		} else {
 			g_autofree char *type = unquote(args[1]);
 			g_autofree char *apn = nargs >= 3 ? unquote(args[2]) : g_strdup("");
@@ -676,15 +665,12 @@ extended(const char *name, const char *op, char **args)
 				out_cme(50, "incorrect parameters");
 				return;
 			}
-			if (!(c = context_find(cid))) {
-				c = g_new0(Context, 1);
-				c->cid = cid;
-				g_ptr_array_add(sim.contexts, c);
-			}
+			if (!(c = context_find(cid)))
+				c = (Context *)cp_sim_modem_context_add(&sim.m, sizeof(Context), cid, NULL);
 			g_free(c->type);
-			g_free(c->apn);
+			g_free(c->base.apn);
 			c->type = g_steal_pointer(&type);
-			c->apn = g_steal_pointer(&apn);
+			c->base.apn = g_steal_pointer(&apn);
 		}
 		out_final(TRUE);
 	} else if (strcmp(name, "+CFUN") == 0) {
@@ -880,13 +866,10 @@ input(const guint8 *buf, gsize n, gpointer data)
 static void
 dump_keys(GString *s, gpointer data)
 {
-	Context *c = context_find(1);
-
 	g_string_append_printf(s, "model=%s\n", sim.model->name);
 	g_string_append_printf(s, "port=%s\n", sim.m.port_path ? sim.m.port_path : "");
 	g_string_append_printf(s, "cfun=%u\n", sim.fun);
 	g_string_append_printf(s, "stat=%u\n", sim.stat);
-	g_string_append_printf(s, "apn=%s\n", c ? c->apn : "");
 	g_string_append_printf(s, "echo=%d\n", sim.echo);
 	g_string_append_printf(s, "at-commands=%u\n", sim.n_commands);
 	g_string_append_printf(s, "apdus=%u\n", sim.n_apdus);
@@ -944,6 +927,7 @@ main(int argc, char **argv)
 	sim.m.input = input;
 	sim.m.attach = attach_cb;
 	sim.m.dump = dump_keys;
+	sim.m.context_clear = context_clear;
 	if (!cp_sim_modem_parse(&sim.m, entries, &argc, &argv))
 		return 2;
 	sim.model = &models[0];
@@ -963,12 +947,8 @@ main(int argc, char **argv)
 	sim.reject_cause = reject_cause;
 	if (!cp_sim_modem_setup(&sim.m, NULL, CP_SIM_LE_LENIENT))
 		return 2;
-	sim.contexts = g_ptr_array_new_with_free_func(context_free);
-	c = g_new0(Context, 1);
-	c->cid = 1;
+	c = (Context *)cp_sim_modem_context_add(&sim.m, sizeof(Context), 1, sim.m.apn);
 	c->type = g_strdup("IPV4V6");
-	c->apn = g_strdup(sim.m.apn);
-	g_ptr_array_add(sim.contexts, c);
 	sim.in = g_string_new(NULL);
 	sim.out = g_byte_array_new();
 	sim.echo = !no_echo;    /* V.250 §6.2.4: E1 is the default */
@@ -991,7 +971,6 @@ main(int argc, char **argv)
 	dump();
 	cp_sim_modem_run(&sim.m, sim.m.pty_path);
 	close_pty();
-	g_ptr_array_unref(sim.contexts);
 	g_string_free(sim.in, TRUE);
 	g_byte_array_unref(sim.out);
 	for (guint i = 0; i < G_N_ELEMENTS(sim.t0_pending); i++)

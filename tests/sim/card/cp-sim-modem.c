@@ -220,6 +220,7 @@ cp_sim_modem_setup(CpSimModem *m, const char *card, CpSimLe le)
 		m->subscribers_path = g_strdup(m->opt_subscribers);
 	}
 	m->loop = g_main_loop_new(NULL, FALSE);
+	m->contexts = g_ptr_array_new();
 	return TRUE;
 }
 
@@ -265,6 +266,49 @@ cp_sim_modem_attach(CpSimModem *m)
 	a = cp_sim_network_attach(m->net, m->usim);
 	g_message("attach: %s", cp_sim_attach_name(a));
 	return a;
+}
+
+/* ---- data contexts ----------------------------------------------------- */
+
+CpSimContext *
+cp_sim_modem_context_find(CpSimModem *m, guint id)
+{
+	for (guint i = 0; m->contexts && i < m->contexts->len; i++) {
+		CpSimContext *c = g_ptr_array_index(m->contexts, i);
+
+		if (c->id == id)
+			return c;
+	}
+	return NULL;
+}
+
+CpSimContext *
+cp_sim_modem_context_add(CpSimModem *m, gsize size, guint id, const char *apn)
+{
+	CpSimContext *c = g_malloc0(size);
+
+	if (!m->contexts)
+		m->contexts = g_ptr_array_new();
+	c->id = id;
+	c->apn = g_strdup(apn);
+	g_ptr_array_add(m->contexts, c);
+	return c;
+}
+
+static void
+context_free(CpSimModem *m, CpSimContext *c)
+{
+	if (m->context_clear)
+		m->context_clear(c);
+	g_free(c->apn);
+	g_free(c);
+}
+
+void
+cp_sim_modem_context_remove(CpSimModem *m, CpSimContext *c)
+{
+	if (g_ptr_array_remove(m->contexts, c))
+		context_free(m, c);
 }
 
 /* ---- the port ---------------------------------------------------------- */
@@ -423,6 +467,7 @@ cp_sim_modem_dump(CpSimModem *m)
 {
 	g_autoptr(GString) s = NULL;
 	g_autofree char *tmp = NULL;
+	CpSimContext *c;
 
 	if (!m->dump_path)
 		return;
@@ -430,6 +475,8 @@ cp_sim_modem_dump(CpSimModem *m)
 	cp_sim_usim_dump(m->usim, s);
 	cp_sim_network_dump(m->net, s);
 	g_string_append_printf(s, "modem-imsi=%s\n", m->modem_imsi ? m->modem_imsi : "");
+	c = cp_sim_modem_context_find(m, 1);
+	g_string_append_printf(s, "apn=%s\n", c ? c->apn : "");
 	m->dump(s, m->data);
 	tmp = g_strconcat(m->dump_path, ".tmp", NULL);
 	if (g_file_set_contents_full(tmp, s->str, (gssize)s->len, G_FILE_SET_CONTENTS_NONE, 0600, NULL))
@@ -465,6 +512,9 @@ cp_sim_modem_clear(CpSimModem *m)
 {
 	cp_sim_modem_port_close(m);
 	cp_sim_modem_attach_cancel(m);
+	for (guint i = 0; m->contexts && i < m->contexts->len; i++)
+		context_free(m, g_ptr_array_index(m->contexts, i));
+	g_clear_pointer(&m->contexts, g_ptr_array_unref);
 	g_clear_pointer(&m->fault_table, g_array_unref);
 	g_clear_pointer(&m->loop, g_main_loop_unref);
 	g_clear_pointer(&m->strings, g_ptr_array_unref);

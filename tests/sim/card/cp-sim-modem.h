@@ -45,6 +45,13 @@ typedef struct {
 	gboolean (*parse_key)(char **key, CpSimFault *f);
 } CpSimFaultSyntax;
 
+/* A data context (an AT PDP context, an MBIM provisioned context, a QMI
+ * profile): a front end's context structure begins with one. */
+typedef struct {
+	guint id;
+	char *apn;
+} CpSimContext;
+
 /* Shared options a front end may have besides the ones all have. */
 typedef enum {
 	CP_SIM_MODEM_PTY_OPTIONAL = 1 << 0,   /* --pty may be missing (another transport) */
@@ -62,6 +69,7 @@ typedef struct {
 	void (*input)(const guint8 *d, gsize len, gpointer data);   /* bytes from the port */
 	void (*attach)(gpointer data);        /* the registration delay is over */
 	void (*dump)(GString *s, gpointer data);   /* the front end's keys */
+	void (*context_clear)(CpSimContext *c);    /* frees the front end's fields */
 
 	/* the shared options */
 	char *pty_path;
@@ -75,6 +83,7 @@ typedef struct {
 	CpSimUsim *usim;
 	CpSimNetwork *net;
 	char *modem_imsi;        /* what the modem read from the card at its last start */
+	GPtrArray *contexts;     /* CpSimContext, by id */
 	GArray *fault_table;     /* CpSimFault */
 	char *port_path;         /* where the port is; NULL while it is gone */
 	guint n_enumerations;    /* times the port appeared */
@@ -114,6 +123,13 @@ void cp_sim_modem_attach_cancel(CpSimModem *m);
 /* The attach itself: the subscriber file's changes first, then AKA. */
 CpSimAttach cp_sim_modem_attach(CpSimModem *m);
 
+/* The modem's data contexts; the front end adds context 1, with --apn, at
+ * its start. */
+CpSimContext *cp_sim_modem_context_find(CpSimModem *m, guint id);
+/* A new context of the front end's size, its own fields zero. */
+CpSimContext *cp_sim_modem_context_add(CpSimModem *m, gsize size, guint id, const char *apn);
+void cp_sim_modem_context_remove(CpSimModem *m, CpSimContext *c);
+
 /* The port: a pty whose slave is symlinked at path; input() gets what
  * the host writes. */
 gboolean cp_sim_modem_port_open(CpSimModem *m, const char *path, GError **error);
@@ -134,5 +150,5 @@ CpSimFault *cp_sim_modem_fault(CpSimModem *m, guint service, guint message, cons
 G_NORETURN void cp_sim_modem_vanish(CpSimModem *m, const char *what);
 
 /* Writes the state to --dump (mode 0600, atomically): the card's, the
- * network's, modem-imsi, then the front end's keys. */
+ * network's, modem-imsi, apn (context 1's), then the front end's keys. */
 void cp_sim_modem_dump(CpSimModem *m);

@@ -32,9 +32,10 @@
 
 #define NW_ERROR_NONE 0
 
+/* A provisioned context (MBIM 1.0 10.5.13): its id and access string,
+ * and what the host sets with them. */
 typedef struct {
-	guint32 id;
-	char *apn;
+	CpSimContext base;
 	char *user;
 	char *password;
 	guint32 compression;
@@ -53,7 +54,6 @@ typedef struct {
 	guint32 reg_state;         /* MbimRegisterState */
 	guint32 nw_error;          /* MbimNwError of the last reject */
 	gboolean pass_through;
-	GPtrArray *contexts;       /* Context */
 	GByteArray *in;
 	guint reset_timer;
 	guint n_requests;
@@ -446,24 +446,14 @@ radio_state_info(void)
 static Context *
 context_find(guint32 id)
 {
-	for (guint k = 0; k < sim.contexts->len; k++) {
-		Context *c = g_ptr_array_index(sim.contexts, k);
-
-		if (c->id == id)
-			return c;
-	}
-	return NULL;
+	return (Context *)cp_sim_modem_context_find(&sim.m, id);
 }
 
 static void
-context_free(gpointer data)
+context_clear(CpSimContext *c)
 {
-	Context *c = data;
-
-	g_free(c->apn);
-	g_free(c->user);
-	g_free(c->password);
-	g_free(c);
+	g_free(((Context *)c)->user);
+	g_free(((Context *)c)->password);
 }
 
 static GByteArray *
@@ -471,14 +461,14 @@ contexts_info(void)
 {
 	Info *i = info_new();
 
-	info_u32(i, sim.contexts->len);
-	for (guint k = 0; k < sim.contexts->len; k++) {
-		Context *c = g_ptr_array_index(sim.contexts, k);
+	info_u32(i, sim.m.contexts->len);
+	for (guint k = 0; k < sim.m.contexts->len; k++) {
+		Context *c = g_ptr_array_index(sim.m.contexts, k);
 		Info *e = info_new();
 
-		info_u32(e, c->id);
+		info_u32(e, c->base.id);
 		info_raw(e, (const guint8 *)mbim_uuid_from_context_type(MBIM_CONTEXT_TYPE_INTERNET), 16);
-		info_string(e, c->apn);
+		info_string(e, c->base.apn);
 		info_string(e, c->user);
 		info_string(e, c->password);
 		info_u32(e, c->compression);
@@ -633,21 +623,19 @@ handle_basic_connect(guint32 cid, guint32 type, const Req *r, GByteArray **out)
 			if (strlen(apn) > 100)   /* 10.5.13: AccessString up to 100 characters */
 				return MBIM_STATUS_ERROR_INVALID_PARAMETERS;
 			if (!(c = context_find(v))) {
-				if (sim.contexts->len >= 8)
+				if (sim.m.contexts->len >= 8)
 					return MBIM_STATUS_ERROR_MAX_ACTIVATED_CONTEXTS;
-				c = g_new0(Context, 1);
-				c->id = v;
-				g_ptr_array_add(sim.contexts, c);
+				c = (Context *)cp_sim_modem_context_add(&sim.m, sizeof(Context), v, NULL);
 			}
-			g_free(c->apn);
+			g_free(c->base.apn);
 			g_free(c->user);
 			g_free(c->password);
-			c->apn = g_steal_pointer(&apn);
+			c->base.apn = g_steal_pointer(&apn);
 			c->user = g_steal_pointer(&user);
 			c->password = g_steal_pointer(&password);
 			c->compression = compression;
 			c->auth = auth;
-			g_message("context %u: APN '%s'", c->id, c->apn);
+			g_message("context %u: APN '%s'", c->base.id, c->base.apn);
 		}
 		*out = contexts_info();
 		return MBIM_STATUS_ERROR_NONE;
@@ -928,13 +916,10 @@ input(const guint8 *d, gsize n, gpointer data)
 static void
 dump_keys(GString *s, gpointer data)
 {
-	Context *c = context_find(1);
-
 	g_string_append_printf(s, "radio=%s\n", sim.radio_on ? "on" : "off");
 	g_string_append_printf(s, "registration=%s\n", mbim_register_state_get_string(sim.reg_state));
 	g_string_append_printf(s, "nw-error=%u\n", sim.nw_error);
-	g_string_append_printf(s, "apn=%s\n", c ? c->apn : "");
-	g_string_append_printf(s, "contexts=%u\n", sim.contexts->len);
+	g_string_append_printf(s, "contexts=%u\n", sim.m.contexts->len);
 	g_string_append_printf(s, "node=%s\n", sim.m.port_path ? sim.m.port_path : "");
 	g_string_append_printf(s, "enumerations=%u\n", sim.m.n_enumerations);
 	g_string_append_printf(s, "mbim-requests=%u\n", sim.n_requests);
@@ -997,6 +982,7 @@ main(int argc, char **argv)
 	sim.m.input = input;
 	sim.m.attach = attach_cb;
 	sim.m.dump = dump_keys;
+	sim.m.context_clear = context_clear;
 	if (!cp_sim_modem_parse(&sim.m, entries, &argc, &argv))
 		return 2;
 	if (deny < 0 || deny > 255) {
@@ -1006,13 +992,9 @@ main(int argc, char **argv)
 	sim.deny_cause = (guint)deny;
 	if (!cp_sim_modem_setup(&sim.m, NULL, CP_SIM_LE_LENIENT))
 		return 2;
-	sim.contexts = g_ptr_array_new_with_free_func(context_free);
-	c = g_new0(Context, 1);
-	c->id = 1;
-	c->apn = g_strdup(sim.m.apn);
+	c = (Context *)cp_sim_modem_context_add(&sim.m, sizeof(Context), 1, sim.m.apn);
 	c->user = g_strdup("");
 	c->password = g_strdup("");
-	g_ptr_array_add(sim.contexts, c);
 	sim.in = g_byte_array_new();
 
 	{
@@ -1033,7 +1015,6 @@ main(int argc, char **argv)
 	close_pty();
 	if (sim.reset_timer)
 		g_source_remove(sim.reset_timer);
-	g_ptr_array_unref(sim.contexts);
 	g_byte_array_unref(sim.in);
 	cp_sim_modem_clear(&sim.m);
 	return 0;

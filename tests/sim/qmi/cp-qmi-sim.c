@@ -85,10 +85,10 @@ typedef struct {
 	Conn *conn;
 } Client;
 
+/* A WDS profile: its index and APN, its name and PDP type. */
 typedef struct {
-	guint8 index;
+	CpSimContext base;
 	char *name;
-	char *apn;
 	guint8 pdp_type;
 } Profile;
 
@@ -105,7 +105,6 @@ typedef struct {
 	/* state */
 	guint8 op_mode;            /* QmiDmsOperatingMode */
 	guint8 reg_state;          /* QmiNasRegistrationState */
-	GPtrArray *profiles;       /* Profile */
 	GPtrArray *clients;        /* Client */
 	GPtrArray *conns;          /* Conn */
 	Conn *pty_conn;            /* the one on the pty, while it is there */
@@ -860,13 +859,7 @@ handle_uim(QmiMessage *req)
 static Profile *
 profile_find(guint8 index)
 {
-	for (guint i = 0; i < sim.profiles->len; i++) {
-		Profile *p = g_ptr_array_index(sim.profiles, i);
-
-		if (p->index == index)
-			return p;
-	}
-	return NULL;
+	return (Profile *)cp_sim_modem_context_find(&sim.m, index);
 }
 
 static void
@@ -883,19 +876,15 @@ profile_update(Profile *p, QmiMessage *req)
 	if (read_u8(req, 0x11, &pdp))
 		p->pdp_type = pdp;
 	if ((v = raw_tlv(req, 0x14, &len))) {
-		g_free(p->apn);
-		p->apn = g_strndup((const char *)v, len);
+		g_free(p->base.apn);
+		p->base.apn = g_strndup((const char *)v, len);
 	}
 }
 
 static void
-profile_free(gpointer data)
+profile_clear(CpSimContext *c)
 {
-	Profile *p = data;
-
-	g_free(p->name);
-	g_free(p->apn);
-	g_free(p);
+	g_free(((Profile *)c)->name);
 }
 
 static QmiMessage *
@@ -911,11 +900,11 @@ handle_wds(QmiMessage *req)
 	case 0x002A:   /* Get Profile List */
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
 		o = qmi_message_tlv_write_init(resp, 0x01, NULL);
-		qmi_message_tlv_write_guint8(resp, (guint8)sim.profiles->len, NULL);
-		for (guint i = 0; i < sim.profiles->len; i++) {
-			p = g_ptr_array_index(sim.profiles, i);
+		qmi_message_tlv_write_guint8(resp, (guint8)sim.m.contexts->len, NULL);
+		for (guint i = 0; i < sim.m.contexts->len; i++) {
+			p = g_ptr_array_index(sim.m.contexts, i);
 			qmi_message_tlv_write_guint8(resp, QMI_WDS_PROFILE_TYPE_3GPP, NULL);
-			qmi_message_tlv_write_guint8(resp, p->index, NULL);
+			qmi_message_tlv_write_guint8(resp, (guint8)p->base.id, NULL);
 			qmi_message_tlv_write_string(resp, 1, p->name, -1, NULL);
 		}
 		qmi_message_tlv_write_complete(resp, o, NULL);
@@ -929,7 +918,7 @@ handle_wds(QmiMessage *req)
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
 		tlv_string(resp, 0x10, p->name);
 		tlv_u8(resp, 0x11, p->pdp_type);
-		tlv_string(resp, 0x14, p->apn);
+		tlv_string(resp, 0x14, p->base.apn);
 		return resp;
 	case 0x0028:   /* Modify Profile */
 		v = raw_tlv(req, 0x01, &len);
@@ -939,23 +928,23 @@ handle_wds(QmiMessage *req)
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_PROFILE);
 		profile_update(p, req);
 		return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
-	case 0x0027:   /* Create Profile */
-		if (sim.profiles->len >= 16)
+	case 0x0027: { /* Create Profile */
+		guint8 index = 1;
+
+		if (sim.m.contexts->len >= 16)
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NO_FREE_PROFILE);
-		p = g_new0(Profile, 1);
-		p->index = 1;
-		while (profile_find(p->index))
-			p->index++;
+		while (profile_find(index))
+			index++;
+		p = (Profile *)cp_sim_modem_context_add(&sim.m, sizeof(Profile), index, "");
 		p->name = g_strdup("");
-		p->apn = g_strdup("");
 		profile_update(p, req);
-		g_ptr_array_add(sim.profiles, p);
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
 		o = qmi_message_tlv_write_init(resp, 0x01, NULL);
 		qmi_message_tlv_write_guint8(resp, QMI_WDS_PROFILE_TYPE_3GPP, NULL);
-		qmi_message_tlv_write_guint8(resp, p->index, NULL);
+		qmi_message_tlv_write_guint8(resp, (guint8)p->base.id, NULL);
 		qmi_message_tlv_write_complete(resp, o, NULL);
 		return resp;
+	}
 	}
 	return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_QMI_COMMAND);
 }
@@ -1164,13 +1153,11 @@ open_proxy(GError **error)
 static void
 dump_keys(GString *s, gpointer data)
 {
-	Profile *p = profile_find(1);
 	const char *port = sim.proxy ? sim.proxy_name : sim.m.port_path;
 
 	g_string_append_printf(s, "operating-mode=%s\n", qmi_dms_operating_mode_get_string(sim.op_mode));
 	g_string_append_printf(s, "registration=%s\n", qmi_nas_registration_state_get_string(sim.reg_state));
-	g_string_append_printf(s, "apn=%s\n", p ? p->apn : "");
-	g_string_append_printf(s, "profiles=%u\n", sim.profiles->len);
+	g_string_append_printf(s, "profiles=%u\n", sim.m.contexts->len);
 	g_string_append_printf(s, "qmi-requests=%u\n", sim.n_requests);
 	g_string_append_printf(s, "apdus=%u\n", sim.n_apdus);
 	g_string_append_printf(s, "resets=%u\n", sim.n_resets);
@@ -1320,6 +1307,7 @@ main(int argc, char **argv)
 	sim.m.input = pty_input;
 	sim.m.attach = attach_cb;
 	sim.m.dump = dump_keys;
+	sim.m.context_clear = profile_clear;
 	sim.listen_fd = -1;
 	if (!cp_sim_modem_parse(&sim.m, entries, &argc, &argv))
 		return 2;
@@ -1346,13 +1334,9 @@ main(int argc, char **argv)
 	sim.clients = g_ptr_array_new_with_free_func(g_free);
 	sim.conns = g_ptr_array_new();
 	sim.delayed = g_ptr_array_new_with_free_func((GDestroyNotify)delayed_free);
-	sim.profiles = g_ptr_array_new_with_free_func(profile_free);
-	p = g_new0(Profile, 1);
-	p->index = 1;
+	p = (Profile *)cp_sim_modem_context_add(&sim.m, sizeof(Profile), 1, sim.m.apn);
 	p->name = g_strdup("default");
-	p->apn = g_strdup(sim.m.apn);
 	p->pdp_type = 3;   /* IPv4v6 */
-	g_ptr_array_add(sim.profiles, p);
 	sim.next_cid = 1;
 
 	if (sim.m.pty_path ? !open_pty(sim.m.pty_path, &error) : !open_proxy(&error)) {
@@ -1371,7 +1355,6 @@ main(int argc, char **argv)
 	conns_free();
 	g_ptr_array_unref(sim.conns);
 	g_ptr_array_unref(sim.clients);
-	g_ptr_array_unref(sim.profiles);
 	g_clear_pointer(&sim.fail_apdu, g_array_unref);
 	g_clear_pointer(&sim.fail_update, g_array_unref);
 	if (sim.listen_fd >= 0)
