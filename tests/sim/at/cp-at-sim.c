@@ -238,7 +238,7 @@ set_stat(guint stat, int cause)
 }
 
 static void
-attach_cb(gpointer data)
+attach_cb(void)
 {
 	CpSimAttach a;
 
@@ -843,7 +843,7 @@ command_line(const char *line)
 
 /* What the host typed: S3 (<CR>) ends a command line. */
 static void
-input(const guint8 *buf, gsize n, gpointer data)
+input(const guint8 *buf, gsize n)
 {
 	for (gsize i = 0; i < n; i++) {
 		char c = (char)buf[i];
@@ -864,7 +864,7 @@ input(const guint8 *buf, gsize n, gpointer data)
 }
 
 static void
-dump_keys(GString *s, gpointer data)
+dump_keys(GString *s)
 {
 	g_string_append_printf(s, "model=%s\n", sim.model->name);
 	g_string_append_printf(s, "port=%s\n", sim.m.port_path ? sim.m.port_path : "");
@@ -889,15 +889,24 @@ fault_key(char **key, CpSimFault *f)
 	return TRUE;
 }
 
-static const CpSimFaultSyntax fault_syntax = {
-	.fail_option = "fail",
-	.fail_answer = "+CME ERROR: 100",
-	.what = "+COMMAND",
-	.arg = "+CMD[:N]",
-	.usage = "+COMMAND[:N], e.g. +CSIM:3 (or :N alone for a bare AT)",
-	.n_key = 1,
-	.garbage = TRUE,
-	.parse_key = fault_key,
+static const CpSimFrontEnd front_end = {
+	.name = "cp-at-sim",
+	.summary = "- AT modem simulator with a USIM and a network",
+	.flags = CP_SIM_MODEM_REENUMERATE,
+	.faults = {
+		.fail_option = "fail",
+		.fail_answer = "+CME ERROR: 100",
+		.what = "+COMMAND",
+		.arg = "+CMD[:N]",
+		.usage = "+COMMAND[:N], e.g. +CSIM:3 (or :N alone for a bare AT)",
+		.n_key = 1,
+		.garbage = TRUE,
+		.parse_key = fault_key,
+	},
+	.input = input,
+	.attach = attach_cb,
+	.dump = dump_keys,
+	.context_clear = context_clear,
 };
 
 int
@@ -920,15 +929,7 @@ main(int argc, char **argv)
 		G_OPTION_ENTRY_NULL,
 	};
 
-	sim.m.name = "cp-at-sim";
-	sim.m.summary = "- AT modem simulator with a USIM and a network";
-	sim.m.flags = CP_SIM_MODEM_REENUMERATE;
-	sim.m.faults = &fault_syntax;
-	sim.m.input = input;
-	sim.m.attach = attach_cb;
-	sim.m.dump = dump_keys;
-	sim.m.context_clear = context_clear;
-	if (!cp_sim_modem_parse(&sim.m, entries, &argc, &argv))
+	if (!cp_sim_modem_parse(&sim.m, &front_end, entries, &argc, &argv))
 		return 2;
 	sim.model = &models[0];
 	for (gsize i = 0; model && i < G_N_ELEMENTS(models); i++)
@@ -955,14 +956,8 @@ main(int argc, char **argv)
 	sim.verbose = TRUE;
 	sim.cause = -1;
 
-	{
-		g_autoptr(GError) error = NULL;
-
-		if (!cp_sim_modem_port_open(&sim.m, sim.m.pty_path, &error)) {
-			fprintf(stderr, "cp-at-sim: %s\n", error->message);
-			return 1;
-		}
-	}
+	if (!cp_sim_modem_port_start(&sim.m))
+		return 1;
 	card_start();
 	if (offline)
 		sim.fun = 0;

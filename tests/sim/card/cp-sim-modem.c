@@ -38,7 +38,7 @@ fault_clear(gpointer p)
 static gboolean
 parse_fault(CpSimModem *m, CpSimFaultKind kind, const char *value, GError **error)
 {
-	const CpSimFaultSyntax *syn = m->faults;
+	const CpSimFaultSyntax *syn = &m->fe->faults;
 	g_auto(GStrv) f = g_strsplit(value, ":", -1);
 	guint n = g_strv_length(f);
 	CpSimFault fault = { .kind = kind };
@@ -78,9 +78,10 @@ keep(CpSimModem *m, char *s)
 }
 
 gboolean
-cp_sim_modem_parse(CpSimModem *m, const GOptionEntry *entries, int *argc, char ***argv)
+cp_sim_modem_parse(CpSimModem *m, const CpSimFrontEnd *fe, const GOptionEntry *entries,
+		   int *argc, char ***argv)
 {
-	const CpSimFaultSyntax *syn = m->faults;
+	const CpSimFaultSyntax *syn = &fe->faults;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GOptionContext) ctx = NULL;
 	GOptionGroup *group;
@@ -115,6 +116,7 @@ cp_sim_modem_parse(CpSimModem *m, const GOptionEntry *entries, int *argc, char *
 	};
 
 	signal(SIGPIPE, SIG_IGN);
+	m->fe = fe;
 	m->master = m->slave = -1;
 	m->fault_table = g_array_new(FALSE, TRUE, sizeof(CpSimFault));
 	g_array_set_clear_func(m->fault_table, fault_clear);
@@ -123,28 +125,28 @@ cp_sim_modem_parse(CpSimModem *m, const GOptionEntry *entries, int *argc, char *
 	m->opt_reset_delay = 200;
 	m->opt_reg_delay = 100;
 
-	ctx = g_option_context_new(m->summary);
+	ctx = g_option_context_new(m->fe->summary);
 	group = g_option_group_new(NULL, NULL, NULL, m, NULL);
 	g_option_group_add_entries(group, shared);
-	if (m->flags & CP_SIM_MODEM_NETWORK_NAME)
+	if (m->fe->flags & CP_SIM_MODEM_NETWORK_NAME)
 		g_option_group_add_entries(group, (GOptionEntry[]){ optional[0], G_OPTION_ENTRY_NULL });
-	if (m->flags & CP_SIM_MODEM_REENUMERATE)
+	if (m->fe->flags & CP_SIM_MODEM_REENUMERATE)
 		g_option_group_add_entries(group, (GOptionEntry[]){ optional[1], G_OPTION_ENTRY_NULL });
 	if (syn->garbage)
 		g_option_group_add_entries(group, (GOptionEntry[]){ optional[2], G_OPTION_ENTRY_NULL });
 	g_option_group_add_entries(group, entries);
 	g_option_context_set_main_group(ctx, group);
 	if (!g_option_context_parse(ctx, argc, argv, &error)) {
-		fprintf(stderr, "%s: %s\n", m->name, error->message);
+		fprintf(stderr, "%s: %s\n", m->fe->name, error->message);
 		return FALSE;
 	}
-	if (!m->pty_path && !(m->flags & CP_SIM_MODEM_PTY_OPTIONAL)) {
-		fprintf(stderr, "%s: --pty PATH is required\n", m->name);
+	if (!m->pty_path && !(m->fe->flags & CP_SIM_MODEM_PTY_OPTIONAL)) {
+		fprintf(stderr, "%s: --pty PATH is required\n", m->fe->name);
 		return FALSE;
 	}
 	if (m->opt_reset_delay < 0 || m->opt_reg_delay < 0 || m->opt_adm1_retries < 1 ||
 	    m->opt_adm1_retries > 15 || (m->opt_mnc_length != 2 && m->opt_mnc_length != 3)) {
-		fprintf(stderr, "%s: delays >= 0, --adm1-retries 1-15, --mnc-length 2 or 3\n", m->name);
+		fprintf(stderr, "%s: delays >= 0, --adm1-retries 1-15, --mnc-length 2 or 3\n", m->fe->name);
 		return FALSE;
 	}
 	m->reset_delay_ms = (guint)m->opt_reset_delay;
@@ -190,7 +192,7 @@ cp_sim_modem_setup(CpSimModem *m, const char *card, CpSimLe le)
 
 	if (cp_hex_decode(m->opt_k ? m->opt_k : DEFAULT_K, k, 16) != 16 ||
 	    cp_hex_decode(m->opt_opc ? m->opt_opc : DEFAULT_OPC, opc, 16) != 16) {
-		fprintf(stderr, "%s: --k and --opc want 32 hex digits\n", m->name);
+		fprintf(stderr, "%s: --k and --opc want 32 hex digits\n", m->fe->name);
 		return FALSE;
 	}
 	m->usim = cp_sim_usim_new_card(card ? card : CP_SIM_CARD_DEFAULT,
@@ -204,7 +206,7 @@ cp_sim_modem_setup(CpSimModem *m, const char *card, CpSimLe le)
 		if (card && !g_strv_contains(cp_sim_usim_cards(), card)) {
 			g_autofree char *names = g_strjoinv(", ", (char **)cp_sim_usim_cards());
 
-			fprintf(stderr, "%s: cards: %s\n", m->name, names);
+			fprintf(stderr, "%s: cards: %s\n", m->fe->name, names);
 		}
 		return FALSE;
 	}
@@ -214,7 +216,7 @@ cp_sim_modem_setup(CpSimModem *m, const char *card, CpSimLe le)
 	if (m->opt_subscribers) {
 		m->subscribers_mtime = file_mtime(m->opt_subscribers);
 		if (!cp_sim_network_load(m->net, m->opt_subscribers, &error)) {
-			fprintf(stderr, "%s: %s\n", m->name, error->message);
+			fprintf(stderr, "%s: %s\n", m->fe->name, error->message);
 			return FALSE;
 		}
 		m->subscribers_path = g_strdup(m->opt_subscribers);
@@ -238,7 +240,7 @@ attach_cb(gpointer data)
 	CpSimModem *m = data;
 
 	m->reg_timer = 0;
-	m->attach(m->data);
+	m->fe->attach();
 	return G_SOURCE_REMOVE;
 }
 
@@ -298,8 +300,8 @@ cp_sim_modem_context_add(CpSimModem *m, gsize size, guint id, const char *apn)
 static void
 context_free(CpSimModem *m, CpSimContext *c)
 {
-	if (m->context_clear)
-		m->context_clear(c);
+	if (m->fe->context_clear)
+		m->fe->context_clear(c);
 	g_free(c->apn);
 	g_free(c);
 }
@@ -323,7 +325,7 @@ port_readable_cb(int fd, GIOCondition cond, gpointer data)
 	if (n <= 0)
 		return G_SOURCE_CONTINUE;   /* EIO while no one holds the node */
 	/* the input may take the port off the bus: its source goes with it */
-	m->input(buf, (gsize)n, m->data);
+	m->fe->input(buf, (gsize)n);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -383,6 +385,18 @@ cp_sim_modem_port_close(CpSimModem *m)
 	if (m->slave >= 0)
 		close(m->slave);
 	m->master = m->slave = -1;
+}
+
+gboolean
+cp_sim_modem_port_start(CpSimModem *m)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!cp_sim_modem_port_open(m, m->pty_path, &error)) {
+		fprintf(stderr, "%s: %s\n", m->fe->name, error->message);
+		return FALSE;
+	}
+	return TRUE;
 }
 
 gboolean
@@ -477,7 +491,7 @@ cp_sim_modem_dump(CpSimModem *m)
 	g_string_append_printf(s, "modem-imsi=%s\n", m->modem_imsi ? m->modem_imsi : "");
 	c = cp_sim_modem_context_find(m, 1);
 	g_string_append_printf(s, "apn=%s\n", c ? c->apn : "");
-	m->dump(s, m->data);
+	m->fe->dump(s);
 	tmp = g_strconcat(m->dump_path, ".tmp", NULL);
 	if (g_file_set_contents_full(tmp, s->str, (gssize)s->len, G_FILE_SET_CONTENTS_NONE, 0600, NULL))
 		rename(tmp, m->dump_path);

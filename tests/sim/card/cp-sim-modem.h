@@ -59,17 +59,20 @@ typedef enum {
 	CP_SIM_MODEM_REENUMERATE = 1 << 2,    /* --reenumerate PATH */
 } CpSimModemFlags;
 
+/* What a front end tells the shell about itself. */
 typedef struct {
-	/* set by the front end before cp_sim_modem_parse() */
 	const char *name;                     /* "cp-mbim-sim", in errors */
 	const char *summary;                  /* the --help line */
 	guint flags;                          /* CpSimModemFlags */
-	const CpSimFaultSyntax *faults;
-	gpointer data;                        /* the hooks' */
-	void (*input)(const guint8 *d, gsize len, gpointer data);   /* bytes from the port */
-	void (*attach)(gpointer data);        /* the registration delay is over */
-	void (*dump)(GString *s, gpointer data);   /* the front end's keys */
-	void (*context_clear)(CpSimContext *c);    /* frees the front end's fields */
+	CpSimFaultSyntax faults;
+	void (*input)(const guint8 *d, gsize len);   /* bytes from the port */
+	void (*attach)(void);                 /* the registration delay is over */
+	void (*dump)(GString *s);             /* the front end's keys */
+	void (*context_clear)(CpSimContext *c);   /* frees the front end's own fields */
+} CpSimFrontEnd;
+
+typedef struct {
+	const CpSimFrontEnd *fe;
 
 	/* the shared options */
 	char *pty_path;
@@ -104,10 +107,13 @@ typedef struct {
 
 /* Parses the command line: the shared options and the front end's
  * entries. FALSE (the error printed) is exit status 2. */
-gboolean cp_sim_modem_parse(CpSimModem *m, const GOptionEntry *entries, int *argc, char ***argv);
+gboolean cp_sim_modem_parse(CpSimModem *m, const CpSimFrontEnd *fe, const GOptionEntry *entries,
+			    int *argc, char ***argv);
 /* The card (card NULL: CP_SIM_CARD_DEFAULT) and the network, its
  * subscribers loaded. FALSE (the error printed) is exit status 2. */
 gboolean cp_sim_modem_setup(CpSimModem *m, const char *card, CpSimLe le);
+/* Opens the port at --pty. FALSE (the error printed) is exit status 1. */
+gboolean cp_sim_modem_port_start(CpSimModem *m);
 /* Prints "ready NAME", runs until SIGTERM or SIGINT, dumps a last time. */
 void cp_sim_modem_run(CpSimModem *m, const char *ready);
 void cp_sim_modem_clear(CpSimModem *m);

@@ -382,7 +382,7 @@ attach_cause(CpSimAttach a)
 }
 
 static void
-attach_cb(gpointer data)
+attach_cb(void)
 {
 	CpSimAttach a;
 
@@ -885,7 +885,7 @@ handle_message(MbimMessage *m)
 
 /* What the host wrote to the node: whole messages are handled. */
 static void
-input(const guint8 *d, gsize n, gpointer data)
+input(const guint8 *d, gsize n)
 {
 	g_byte_array_append(sim.in, d, (guint)n);
 	while (cp_sim_modem_port_fd(&sim.m) >= 0 && sim.in->len >= HDR_LEN) {
@@ -914,7 +914,7 @@ input(const guint8 *d, gsize n, gpointer data)
 /* ---- state dump and command line ----------------------------------------- */
 
 static void
-dump_keys(GString *s, gpointer data)
+dump_keys(GString *s)
 {
 	g_string_append_printf(s, "radio=%s\n", sim.radio_on ? "on" : "off");
 	g_string_append_printf(s, "registration=%s\n", mbim_register_state_get_string(sim.reg_state));
@@ -951,15 +951,24 @@ fault_key(char **key, CpSimFault *f)
 	return TRUE;
 }
 
-static const CpSimFaultSyntax fault_syntax = {
-	.fail_option = "fail",
-	.fail_answer = "status FAILURE",
-	.what = "SERVICE:CID",
-	.arg = "SVC:CID[:N]",
-	.usage = "SERVICE:CID[:N], e.g. ms-uicc-low-level-access:4:3 "
-		 "(services: basic-connect, ms-uicc-low-level-access, ms-basic-connect-extensions)",
-	.n_key = 2,
-	.parse_key = fault_key,
+static const CpSimFrontEnd front_end = {
+	.name = "cp-mbim-sim",
+	.summary = "- MBIM modem simulator with a USIM and a network",
+	.flags = CP_SIM_MODEM_NETWORK_NAME | CP_SIM_MODEM_REENUMERATE,
+	.faults = {
+		.fail_option = "fail",
+		.fail_answer = "status FAILURE",
+		.what = "SERVICE:CID",
+		.arg = "SVC:CID[:N]",
+		.usage = "SERVICE:CID[:N], e.g. ms-uicc-low-level-access:4:3 "
+			 "(services: basic-connect, ms-uicc-low-level-access, ms-basic-connect-extensions)",
+		.n_key = 2,
+		.parse_key = fault_key,
+	},
+	.input = input,
+	.attach = attach_cb,
+	.dump = dump_keys,
+	.context_clear = context_clear,
 };
 
 int
@@ -975,15 +984,7 @@ main(int argc, char **argv)
 		G_OPTION_ENTRY_NULL,
 	};
 
-	sim.m.name = "cp-mbim-sim";
-	sim.m.summary = "- MBIM modem simulator with a USIM and a network";
-	sim.m.flags = CP_SIM_MODEM_NETWORK_NAME | CP_SIM_MODEM_REENUMERATE;
-	sim.m.faults = &fault_syntax;
-	sim.m.input = input;
-	sim.m.attach = attach_cb;
-	sim.m.dump = dump_keys;
-	sim.m.context_clear = context_clear;
-	if (!cp_sim_modem_parse(&sim.m, entries, &argc, &argv))
+	if (!cp_sim_modem_parse(&sim.m, &front_end, entries, &argc, &argv))
 		return 2;
 	if (deny < 0 || deny > 255) {
 		fprintf(stderr, "cp-mbim-sim: --deny 1-255\n");
@@ -997,14 +998,8 @@ main(int argc, char **argv)
 	c->password = g_strdup("");
 	sim.in = g_byte_array_new();
 
-	{
-		g_autoptr(GError) error = NULL;
-
-		if (!cp_sim_modem_port_open(&sim.m, sim.m.pty_path, &error)) {
-			fprintf(stderr, "cp-mbim-sim: %s\n", error->message);
-			return 1;
-		}
-	}
+	if (!cp_sim_modem_port_start(&sim.m))
+		return 1;
 	card_start();
 	sim.reg_state = MBIM_REGISTER_STATE_DEREGISTERED;
 	if (!radio_off_at_start)

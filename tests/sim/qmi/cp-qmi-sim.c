@@ -298,7 +298,7 @@ set_reg_state(guint8 state)
 }
 
 static void
-attach_cb(gpointer data)
+attach_cb(void)
 {
 	CpSimAttach a;
 
@@ -1062,7 +1062,7 @@ conn_input(Conn *c, const guint8 *d, gsize n)
 }
 
 static void
-pty_input(const guint8 *d, gsize n, gpointer data)
+pty_input(const guint8 *d, gsize n)
 {
 	if (sim.pty_conn)
 		conn_input(sim.pty_conn, d, n);
@@ -1151,7 +1151,7 @@ open_proxy(GError **error)
 /* ---- state dump -------------------------------------------------------- */
 
 static void
-dump_keys(GString *s, gpointer data)
+dump_keys(GString *s)
 {
 	const char *port = sim.proxy ? sim.proxy_name : sim.m.port_path;
 
@@ -1191,14 +1191,23 @@ fault_key(char **key, CpSimFault *f)
 	return TRUE;
 }
 
-static const CpSimFaultSyntax fault_syntax = {
-	.fail_option = "fail-qmi",
-	.fail_answer = "a QMI error",
-	.what = "SERVICE:MESSAGE",
-	.arg = "SVC:MSG[:N]",
-	.usage = "SERVICE:MESSAGE[:N], e.g. uim:0x003b:3",
-	.n_key = 2,
-	.parse_key = fault_key,
+static const CpSimFrontEnd front_end = {
+	.name = "cp-qmi-sim",
+	.summary = "- QMI modem simulator with a USIM and a network",
+	.flags = CP_SIM_MODEM_PTY_OPTIONAL | CP_SIM_MODEM_NETWORK_NAME,
+	.faults = {
+		.fail_option = "fail-qmi",
+		.fail_answer = "a QMI error",
+		.what = "SERVICE:MESSAGE",
+		.arg = "SVC:MSG[:N]",
+		.usage = "SERVICE:MESSAGE[:N], e.g. uim:0x003b:3",
+		.n_key = 2,
+		.parse_key = fault_key,
+	},
+	.input = pty_input,
+	.attach = attach_cb,
+	.dump = dump_keys,
+	.context_clear = profile_clear,
 };
 
 static gboolean
@@ -1300,16 +1309,8 @@ main(int argc, char **argv)
 		G_OPTION_ENTRY_NULL,
 	};
 
-	sim.m.name = "cp-qmi-sim";
-	sim.m.summary = "- QMI modem simulator with a USIM and a network";
-	sim.m.flags = CP_SIM_MODEM_PTY_OPTIONAL | CP_SIM_MODEM_NETWORK_NAME;
-	sim.m.faults = &fault_syntax;
-	sim.m.input = pty_input;
-	sim.m.attach = attach_cb;
-	sim.m.dump = dump_keys;
-	sim.m.context_clear = profile_clear;
 	sim.listen_fd = -1;
-	if (!cp_sim_modem_parse(&sim.m, entries, &argc, &argv))
+	if (!cp_sim_modem_parse(&sim.m, &front_end, entries, &argc, &argv))
 		return 2;
 	if (!!sim.m.pty_path == !!sim.proxy) {
 		fprintf(stderr, "cp-qmi-sim: give exactly one of --pty PATH and --proxy\n");
