@@ -13,7 +13,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +23,7 @@
 #include "cp-glib.h"
 #include "cp-poll.h"
 #include "cp-test-https.h"
+#include "cp-test-sim.h"
 
 #define OLD_IMSI "001010123456789"
 #define NEW_IMSI "001010000000001"
@@ -59,12 +59,6 @@ write_secret(const char *path, const void *data, gsize len)
 {
 	g_assert_true(g_file_set_contents(path, data, (gssize)len, NULL));
 	g_assert_cmpint(chmod(path, 0600), ==, 0);
-}
-
-static void
-child_setup(gpointer data)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
 /* The operator whose SM signs the test profiles (made once). */
@@ -153,7 +147,6 @@ profile_ndef(Fixture *f)
 static void
 start_sim(Fixture *f)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(CpSecret) k_usim = cp_keys_k_usim(f->k_prime);
 	g_autofree char *k_hex = cp_hex_strdup(k_usim->data, k_usim->len);
 	g_autofree char *opc_hex = cp_hex_strdup(f->opc->data, f->opc->len);
@@ -161,24 +154,14 @@ start_sim(Fixture *f)
 	g_autofree char *dump = g_build_filename(f->dir, "dump", NULL);
 	g_autofree char *text = g_strdup_printf("# test network\n%s %s %s 000000000020\n",
 						NEW_IMSI, k_hex, opc_hex);
-	g_autofree char *line = NULL;
-	g_autoptr(GIOChannel) ch = NULL;
 	const char *argv[] = {
 		sim_path, "--pty", f->pty, "--dump", dump, "--subscribers", subs,
 		"--adm1", ADM1, "--imsi", OLD_IMSI, "--reset-delay=20", "--registration-delay=20", NULL,
 	};
-	int out_fd;
 
 	write_secret(subs, text, strlen(text));
 	cp_cleanse(text, strlen(text));
-	g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-					       child_setup, NULL, &f->sim, NULL, &out_fd, NULL, &error));
-	g_assert_no_error(error);
-	ch = g_io_channel_unix_new(out_fd);
-	g_io_channel_set_close_on_unref(ch, TRUE);
-	g_io_channel_read_line(ch, &line, NULL, NULL, NULL);
-	g_assert_nonnull(line);
-	g_assert_true(g_str_has_prefix(line, "ready"));
+	f->sim = cp_test_spawn_ready(argv);
 }
 
 static void
