@@ -801,10 +801,13 @@ cp_ble_reader_request(CpBleReader *r, guint8 op, const guint8 *body, gsize len, 
 		return NULL;
 	}
 	r->stats.requests++;
+	/* one indication at a time, as ATT delivers them (one outstanding
+	 * until confirmed): the acks of 18.4.2 fall where they would */
 	for (;;) {
-		GBytes *ind;
+		GBytes *ind = g_queue_pop_head(&r->indications);
+		gboolean got = ind != NULL;
 
-		while ((ind = g_queue_pop_head(&r->indications))) {
+		if (ind) {
 			gsize n;
 			const guint8 *d = g_bytes_get_data(ind, &n);
 			bool ready = false;
@@ -849,6 +852,8 @@ cp_ble_reader_request(CpBleReader *r, guint8 op, const guint8 *body, gsize len, 
 		}
 		if (answer)
 			break;
+		if (got)
+			continue;
 		drain(r);
 		if (!r->connected) {
 			g_set_error(error, CP_BLE_READER_ERROR, CP_BLE_READER_ERROR_LINK_LOST,

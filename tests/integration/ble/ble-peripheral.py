@@ -140,6 +140,7 @@ class Device:
 
     def write(self, value, options):
         if not self.link:
+            log(event="refused", reason="no session")
             # no session: ATT Application Error, as for a second phone
             raise dbus.exceptions.DBusException("0x81", name="org.bluez.Error.Failed")
         self.peer = str(options.get("device", ""))
@@ -181,9 +182,15 @@ class Device:
 
     def start(self):
         if self.link:
+            log(event="refused", reason="a session runs")
             raise dbus.exceptions.DBusException("0x81", name="org.bluez.Error.Failed")
+        try:
+            self.link = cpble.Link(23)
+        except Exception as e:
+            # BlueZ ignores StartNotify's answer: say it here
+            print("ble-peripheral: cannot start a session: %s" % e, file=sys.stderr)
+            raise
         log(event="session")
-        self.link = cpble.Link(23)
         self.tag = None
 
     def stop(self):
