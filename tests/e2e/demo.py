@@ -153,6 +153,20 @@ def start_ble(b):
         f.write("\n[ble]\nadapter=hci0\n")
 
 
+def ble_stats(b):
+    """The stand-in's counters (Stats), through Debian's python3, which has
+    python3-dbus, whatever python3 runs this."""
+    code = ("import json, sys, dbus\n"
+            "o = dbus.bus.BusConnection(sys.argv[1]).get_object(%r, %r)\n"
+            "print(json.dumps({str(k): int(v) for k, v in o.Stats(dbus_interface=%r).items()}))\n"
+            % (bluezbench.CONTROL_NAME, bluezbench.CONTROL_PATH, bluezbench.CONTROL_IFACE))
+    r = subprocess.run([bluezbench.PYTHON, "-c", code, b.ble.address], capture_output=True, text=True,
+                       timeout=30)
+    if r.returncode != 0:
+        raise Fail("the stand-in's Stats: %s" % r.stderr)
+    return json.loads(r.stdout)
+
+
 def companion_ble(b, tap_timeout=30):
     """cellprov-companion --transport ble on the phone's adapter; progress
     to companion.log as companion_nfc's."""
@@ -235,7 +249,7 @@ def main():
         print("         | the companion read the receipt over %s: %s, registered on %s, MAC verified with K''"
               % (over, res["receipt"]["status"], res["receipt"].get("registration")), flush=True)
         if ble:
-            st = b.ble.knob("Stats")
+            st = ble_stats(b)
             print("         | %d BLE connection(s), %d segments written (%d bytes), %d indicated (%d bytes)"
                   % (st["connections"], st["writes"], st["write-bytes"], st["notifications"],
                      st["notification-bytes"]), flush=True)
