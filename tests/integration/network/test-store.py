@@ -97,6 +97,9 @@ def setup(b):
     # every companion of the test connects from 127.0.0.1: the per-source
     # limit is for an address among many, not for the whole load
     b.sm_options["max-connections-per-source"] = "64"
+    # the test is about the store: a loaded machine must not turn a slow
+    # chain fetch into another failure than the store's
+    b.sm_options["fetch-timeout"] = "15"
     b.write_ausf_conf()
     conf = open(b.path("ausf.conf")).read().replace("imsi-last=001010000000100", "imsi-last=001010000004999")
     netbench.write(b.path("ausf.conf"), conf)
