@@ -66,6 +66,7 @@ static const char introspection_xml[] =
 typedef struct {
 	CpBleLink *link;
 	char *peer;                     /* the phone's Device1 on our adapter, from its first write */
+	guint peer_watch;               /* its PropertiesChanged: Connected false ends the session */
 	GBytes *content;                /* the tag of this session, built at its first read-tag */
 	gint64 last_ms;                 /* the last segment, for [ble] idle-timeout */
 	guint writes;
@@ -210,8 +211,10 @@ make_non_pairable(CpBlePeripheral *p)
 /* ---- sessions ---- */
 
 static void
-session_free(Session *s)
+session_free(CpBlePeripheral *p, Session *s)
 {
+	if (s->peer_watch)
+		g_dbus_connection_signal_unsubscribe(p->bus, s->peer_watch);
 	cp_ble_link_free(s->link);
 	g_free(s->peer);
 	g_clear_pointer(&s->content, g_bytes_unref);
@@ -240,7 +243,7 @@ end_session(CpBlePeripheral *p, CpError code, const char *why)
 			     cp_error_name(code));
 		disconnect_peer(p, s->peer);
 	}
-	session_free(s);
+	session_free(p, s);
 	if (p->cb.session_ended)
 		p->cb.session_ended(p, error, p->user_data);
 	sync_registration(p);
@@ -433,6 +436,26 @@ option_u16(GVariant *options, const char *key, guint fallback)
 	return g_variant_lookup(options, key, "q", &v) ? v : fallback;
 }
 
+/* BlueZ tells the application of the last subscriber's going only
+ * (StopNotify); the session's phone may go while another one is
+ * subscribed, refused. */
+static void
+on_peer_changed(GDBusConnection *bus, const char *sender, const char *path, const char *iface,
+		const char *signal, GVariant *params, gpointer data)
+{
+	CpBlePeripheral *p = data;
+	g_autoptr(GVariant) changed = NULL;
+	gboolean connected = TRUE;
+
+	g_variant_get(params, "(&s@a{sv}@as)", NULL, &changed, NULL);
+	if (!g_variant_lookup(changed, "Connected", "b", &connected) || connected)
+		return;
+	if (p->session && g_strcmp0(p->session->peer, path) == 0) {
+		g_debug("ble: the session's phone disconnected");
+		end_session(p, CP_OK, NULL);
+	}
+}
+
 static void
 write_value(CpBlePeripheral *p, GVariant *params, GDBusMethodInvocation *inv)
 {
@@ -457,8 +480,12 @@ write_value(CpBlePeripheral *p, GVariant *params, GDBusMethodInvocation *inv)
 		disconnect_peer(p, device);
 		return;
 	}
-	if (!s->peer)
+	if (!s->peer && device) {
 		s->peer = g_strdup(device);
+		s->peer_watch = g_dbus_connection_signal_subscribe(p->bus, BLUEZ,
+			"org.freedesktop.DBus.Properties", "PropertiesChanged", device, DEVICE,
+			G_DBUS_SIGNAL_FLAGS_NONE, on_peer_changed, p, NULL);
+	}
 	mtu = option_u16(options, "mtu", cp_ble_link_mtu(s->link));
 	offset = option_u16(options, "offset", 0);
 	s->writes++;
