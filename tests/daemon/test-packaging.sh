@@ -104,7 +104,7 @@ mv "$tmp/uci.orig" "$tmp/uci"
 import re, sys
 c = open(sys.argv[1]).read()
 known = set()
-for group in ("device", "nfc", "modem", "daemon"):
+for group in ("device", "nfc", "ble", "modem", "daemon"):
     m = re.search(r"%s_keys\[\]\s*=\s*\{(.*?)\};" % group, c, re.S)
     assert m, group
     known |= {(group, k) for k in re.findall(r'"([a-z0-9-]+)"', m.group(1))}
