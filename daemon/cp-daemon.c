@@ -1480,15 +1480,15 @@ make_nfc(CpDaemon *d, GError **error)
 static CpTransport *
 make_ble(CpDaemon *d, GError **error)
 {
+	if (!d->conf->ble_adapter)
+		return NULL;
+#if CP_DAEMON_BLE
 	CpTransportBleConf bc = {
 		.adapter = d->conf->ble_adapter,
 		.window = d->conf->ble_window,
 		.idle_timeout = d->conf->ble_idle_timeout,
 	};
 
-	if (!d->conf->ble_adapter)
-		return NULL;
-#if CP_DAEMON_BLE
 	memcpy(bc.device_id, d->device_id, sizeof(bc.device_id));
 	return cp_transport_ble_new(&bc, &transport_events, d, error);
 #else

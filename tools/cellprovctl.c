@@ -110,7 +110,6 @@ static void
 show_transports(CpDbusDaemon1 *d)
 {
 	GVariant *v = cp_dbus_daemon1_get_transports(d);
-	g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
 	GVariantIter it;
 	const char *name, *state;
 
