@@ -600,7 +600,7 @@ method_call(GDBusConnection *bus, const char *sender, const char *path, const ch
 		g_debug("ble: BlueZ released the advertisement");
 		p->adv_registered = FALSE;
 		g_dbus_method_invocation_return_value(inv, NULL);
-		update_state(p);
+		sync_registration(p);           /* again while the window is open */
 		return;
 	}
 	if (strcmp(path, RX_PATH) == 0 && strcmp(method, "WriteValue") == 0) {

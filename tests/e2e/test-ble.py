@@ -187,6 +187,23 @@ def test_flow23(b):
     log = b.daemon_log()
     check("ble: a profile was written" in log, "the event names its transport")
 
+    # a segment longer than MTU - 3 comes as a long write, in pieces at
+    # their offsets (18.4.3): read-receipt with a body, 206 bytes in one
+    # segment; the device answers ble-message, so it had the message whole
+    b.ble.knob("SplitLongWrites", dbus.Boolean(True))
+    ph.connect()
+    since = len(b.daemon_log())
+    msg = bytes([1, 3]) + bytes(200)
+    ph.values = []
+    ph.write(bytes([0x03, 0x00]) + len(msg).to_bytes(2, "big") + msg)
+    spin(lambda: ph.values, 5)
+    check(ph.values[:1] == [bytes.fromhex("070000000401830710")],
+          "the answer to the long write: ble-message (%s)" % [v.hex() for v in ph.values])
+    ph.disconnect()
+    log = b.wait_daemon_log("ble: session ended after", since)
+    check("after 12 writes (206 bytes)" in log, "the device got it in 12 pieces of at most 18 bytes")
+    b.ble.knob("SplitLongWrites", dbus.Boolean(False))
+
     # SIGTERM in the middle of a session
     ph.connect()
     ph.write(bytes([0x01, 0x00, 0x00, 0x64, 0x01, 0x02]) + bytes(10))    # B of 100 bytes
@@ -241,6 +258,20 @@ def test_flow517(b):
     ph.connect()
     b.receipt_over_ble(ph, comp, after)
     ph.disconnect()
+
+    # the window closes during a session: the session goes on, then the
+    # service goes
+    ph.connect()
+    since = len(b.daemon_log())
+    b.ctl("ble-window", "1")
+    b.wait_daemon_log("the provisioning window closed (the session running goes on)", since)
+    check(b.transports()["ble"] == "session", "still in session")
+    status, tag = ph.read_tag()
+    check(status == 0 and tag, "read-tag after the window closed, in the session it let in")
+    ph.disconnect()
+    check(b.wait_ble("closed"), "closed once the session ended (%s)" % b.transports())
+    check(b.wait_daemon_log("the cellprov service is unregistered from hci0", since),
+          "the service is no longer offered")
 
 
 def test_sessions(b):
