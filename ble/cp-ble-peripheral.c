@@ -305,11 +305,13 @@ pump(CpBlePeripheral *p)
 		g_source_remove(p->timer);
 	deadline = cp_ble_link_deadline(s->link);
 	deadline = MIN(deadline, (uint64_t)(s->last_ms + p->idle_ms));
-	p->timer = g_timeout_add(deadline > (uint64_t)now ? (guint)(deadline - (uint64_t)now) : 0,
+	/* at least 1 ms: a deadline reached is acted on at the next turn */
+	p->timer = g_timeout_add(deadline > (uint64_t)now ? (guint)MIN(deadline - (uint64_t)now,
+								       G_MAXUINT) : 1,
 				 on_timer, p);
 }
 
-/* A response without body (an error, or a status alone). */
+/* Queue the response to op: its status, and the body when there is one. */
 static void
 respond(CpBlePeripheral *p, uint8_t op, CpError status, GBytes *body)
 {

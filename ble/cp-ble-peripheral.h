@@ -32,13 +32,13 @@ typedef enum {
 const char *cp_ble_peripheral_state_name(CpBlePeripheralState state);
 
 typedef struct {
-	/* The first read-tag of a session: the tag's NDEF message (NULL: the
-	 * device cannot build it; the phone gets the error). */
+	/* The first read-tag of a session: the tag's NDEF message (transfer
+	 * full; NULL: the device cannot build it, the phone gets state). */
 	GBytes *(*content)(CpBlePeripheral *p, gpointer user_data);
 	/* write-profile with a well-formed NDEF message holding a profile or
 	 * a command record: CP_OK when taken, CP_ERR_BUSY. */
 	CpError (*written)(CpBlePeripheral *p, GBytes *ndef, gpointer user_data);
-	/* read-receipt: the receipt record, NULL when none. */
+	/* read-receipt: the receipt record (transfer full), NULL when none. */
 	GBytes *(*receipt)(CpBlePeripheral *p, gpointer user_data);
 	/* A session ended: NULL when the phone ended it, else why. */
 	void (*session_ended)(CpBlePeripheral *p, const GError *error, gpointer user_data);

@@ -1240,7 +1240,9 @@ on_transport_written(CpTransport *t, GBytes *ndef, gpointer user_data)
 static GBytes *
 on_transport_receipt(CpTransport *t, gpointer user_data)
 {
-	return cp_daemon_get_receipt(user_data);
+	GBytes *receipt = cp_daemon_get_receipt(user_data);
+
+	return receipt ? g_bytes_ref(receipt) : NULL;
 }
 
 static void

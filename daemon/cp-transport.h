@@ -36,7 +36,8 @@ typedef struct {
 	 * is under way (the message is dropped). NFC has no way to say it;
 	 * BLE answers it (docs/protocol.md 18.6). */
 	CpError (*written)(CpTransport *t, GBytes *ndef, gpointer user_data);
-	/* The receipt record on the tag, NULL when none (BLE read-receipt). */
+	/* The receipt record on the tag (a reference for the caller), NULL
+	 * when none (BLE read-receipt). */
 	GBytes *(*receipt)(CpTransport *t, gpointer user_data);
 	/* A session ended; error says why when it was not a normal end
 	 * (the phone left mid-write, a malformed or oversized write). */
