@@ -41,6 +41,9 @@ why = bluezbench.missing_prerequisite()
 if why:
     prereq.missing(why)
 
+import cpble  # noqa: E402
+cpble.run_under_sanitizer()
+
 import dbus  # noqa: E402
 import dbus.mainloop.glib  # noqa: E402
 import blephone  # noqa: E402
