@@ -152,8 +152,14 @@ def test_flow23(b):
     check(b.wait_ble("waiting"), "armed at start: ble advertising (%s)" % b.transports())
     st = b.ctl("status").json
     check(st["status"]["state"] == "idle", "idle")
+    hci0 = b.bus.get_object("org.bluez", "/org/bluez/hci0")
+    check(not hci0.Get("org.bluez.Adapter1", "Pairable", dbus_interface=blephone.PROPS),
+          "the adapter is not pairable")
+    hci0.Set("org.bluez.Adapter1", "Pairable", dbus.Boolean(True), dbus_interface=blephone.PROPS)
     ph = b.ble_phone()
     ph.connect()
+    check(spin(lambda: not hci0.Get("org.bluez.Adapter1", "Pairable", dbus_interface=blephone.PROPS), 5),
+          "a session makes the adapter non-pairable again")
     check(ph.mtu == 23, "MTU 23")
     adv = ph.advertised()
     check(adv == bytes([0x10]) + bytes.fromhex(b.gw_info["device-id"])[:5],
