@@ -10,6 +10,7 @@ static const char *const device_keys[] = {
 	"serial", "suites", "trusted-operators", NULL,
 };
 static const char *const nfc_keys[] = { "connstring", "command-timeout", "session-timeout", NULL };
+static const char *const ble_keys[] = { "adapter", "window", "idle-timeout", NULL };
 static const char *const modem_keys[] = {
 	"backend", "device", "proxy", "card", "adm1", "registration-timeout",
 	"reset", NULL,
@@ -24,6 +25,7 @@ static const struct {
 } groups[] = {
 	{ "device", device_keys },
 	{ "nfc", nfc_keys },
+	{ "ble", ble_keys },
 	{ "modem", modem_keys },
 	{ "daemon", daemon_keys },
 	{ "network", network_keys },
@@ -65,7 +67,7 @@ check_known(GKeyFile *kf, CpConf *c, GError **error)
 				keys = groups[g].keys;
 		if (!keys) {
 			set_error(error, c, G_KEY_FILE_ERROR_GROUP_NOT_FOUND, names[i], NULL,
-				  "unknown group (known: device, nfc, modem, daemon, network)");
+				  "unknown group (known: device, nfc, ble, modem, daemon, network)");
 			return FALSE;
 		}
 		present = g_key_file_get_keys(kf, names[i], NULL, NULL);
@@ -384,6 +386,28 @@ get_seconds(GKeyFile *kf, CpConf *c, const char *group, const char *key, guint d
 	return TRUE;
 }
 
+/* [ble]: the BLE transport (docs/ble.md); on when an adapter is named. */
+static gboolean
+parse_ble(GKeyFile *kf, CpConf *c, GError **error)
+{
+	if (!get_string(kf, c, "ble", "adapter", FALSE, &c->ble_adapter, error) ||
+	    !get_seconds(kf, c, "ble", "window", CP_CONF_DEFAULT_BLE_WINDOW, CP_CONF_MAX_BLE_WINDOW,
+			 &c->ble_window, error) ||
+	    !get_seconds(kf, c, "ble", "idle-timeout", CP_CONF_DEFAULT_BLE_IDLE_TIMEOUT,
+			 CP_CONF_MAX_BLE_IDLE_TIMEOUT, &c->ble_idle_timeout, error))
+		return FALSE;
+	if (c->ble_adapter) {
+		for (const char *p = c->ble_adapter; *p; p++) {
+			if (!g_ascii_isalnum(*p) && *p != '_') {
+				set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "ble", "adapter",
+					  "'%s' is not an adapter name such as hci0", c->ble_adapter);
+				return FALSE;
+			}
+		}
+	}
+	return TRUE;
+}
+
 /* [network]: the SM the device polls itself (docs/daemon.md). */
 static gboolean
 parse_network(GKeyFile *kf, CpConf *c, GError **error)
@@ -439,6 +463,7 @@ parse(GKeyFile *kf, const char *name, GError **error)
 			 CP_CONF_MAX_NFC_COMMAND_TIMEOUT, &c->nfc_command_timeout, error) ||
 	    !get_seconds(kf, c, "nfc", "session-timeout", CP_CONF_DEFAULT_NFC_SESSION_TIMEOUT,
 			 CP_CONF_MAX_NFC_SESSION_TIMEOUT, &c->nfc_session_timeout, error) ||
+	    !parse_ble(kf, c, error) ||
 	    !parse_modem(kf, c, error) ||
 	    !get_string(kf, c, "daemon", "state-directory", FALSE, &c->state_directory, error) ||
 	    !get_string(kf, c, "daemon", "polkit", FALSE, &polkit, error) ||
@@ -502,6 +527,7 @@ cp_conf_free(CpConf *c)
 	g_free(c->model);
 	g_free(c->serial);
 	g_free(c->nfc_connstring);
+	g_free(c->ble_adapter);
 	g_free(c->modem_device);
 	g_free(c->card);
 	g_free(c->adm1);

@@ -37,6 +37,11 @@ typedef enum {
 /* [daemon] linger, seconds */
 #define CP_CONF_DEFAULT_LINGER 300
 #define CP_CONF_MAX_LINGER 86400
+/* [ble]: the provisioning window and a session's idle limit, seconds */
+#define CP_CONF_DEFAULT_BLE_WINDOW 300
+#define CP_CONF_MAX_BLE_WINDOW 86400
+#define CP_CONF_DEFAULT_BLE_IDLE_TIMEOUT 30
+#define CP_CONF_MAX_BLE_IDLE_TIMEOUT 30
 /* [network] poll-interval, seconds */
 #define CP_CONF_DEFAULT_POLL_INTERVAL 21600
 #define CP_CONF_MIN_POLL_INTERVAL 60
@@ -60,6 +65,11 @@ typedef struct _CpConf {
 	char *nfc_connstring;           /* NULL: no NFC transport */
 	guint nfc_command_timeout;      /* seconds without a C-APDU that end a session */
 	guint nfc_session_timeout;      /* seconds a session may last */
+
+	/* [ble] */
+	char *ble_adapter;              /* NULL: no BLE transport */
+	guint ble_window;               /* seconds the provisioning window stays open */
+	guint ble_idle_timeout;         /* seconds without a segment that end a session */
 
 	/* [modem] */
 	CpBackendKind backend;

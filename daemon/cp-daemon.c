@@ -57,8 +57,8 @@ struct _CpDaemon {
 	CpMachine m;
 	CpJournal j;                    /* what is on disk */
 
-	CpTransport *transport;
-	char *transport_state;
+	GPtrArray *transports;          /* CpTransport: NFC, BLE, side by side */
+	char *transport_state;          /* "nfc waiting, ble closed", "none" */
 	CpBackend *backend;
 	gboolean own_transport_set;
 	gboolean own_backend_set;
@@ -1246,15 +1246,42 @@ on_transport_content(CpTransport *t, gpointer user_data)
 	GBytes *content = cp_daemon_build_tag(d, &error);
 
 	if (!content)
-		g_warning("tag: presenting an empty tag: %s", error->message);
+		g_warning("%s: presenting an empty tag: %s", cp_transport_name(t), error->message);
 	tag_session_started(d, content != NULL);
 	return content;
 }
 
-static void
+/* Whichever transport the phone uses first wins: while its profile is
+ * being provisioned, a profile over any other is refused busy. */
+static CpError
 on_transport_written(CpTransport *t, GBytes *ndef, gpointer user_data)
 {
-	cp_daemon_profile_written(user_data, ndef);
+	CpDaemon *d = user_data;
+
+	if (cp_daemon_is_busy(d)) {
+		dlog(d, G_LOG_LEVEL_MESSAGE, "%s: a profile was written while %s: ignored (%s)",
+		     cp_transport_name(t), cp_state_name(d->m.state), cp_error_name(CP_ERR_BUSY));
+		return CP_ERR_BUSY;
+	}
+	g_message("%s: a profile was written (%zu bytes)", cp_transport_name(t),
+		  g_bytes_get_size(ndef));
+	cp_daemon_profile_written(d, ndef);
+	return CP_OK;
+}
+
+static GBytes *
+on_transport_receipt(CpTransport *t, gpointer user_data)
+{
+	CpDaemon *d = user_data;
+	GBytes *receipt = cp_daemon_get_receipt(d);
+
+	/* asked for alone (BLE read-receipt): presented in this session */
+	d->last_tag_time = g_get_monotonic_time();
+	if (receipt && d->receipt_presented != receipt) {
+		g_clear_pointer(&d->receipt_presented, g_bytes_unref);
+		d->receipt_presented = g_bytes_ref(receipt);
+	}
+	return receipt ? g_bytes_ref(receipt) : NULL;
 }
 
 static void
@@ -1263,29 +1290,49 @@ on_transport_session_ended(CpTransport *t, const GError *error, gpointer user_da
 	CpDaemon *d = user_data;
 
 	if (error)
-		dlog(d, G_LOG_LEVEL_MESSAGE, "tag: session ended: %s", error->message);
+		dlog(d, G_LOG_LEVEL_MESSAGE, "%s: session ended: %s", cp_transport_name(t),
+		     error->message);
 	else
-		g_debug("tag: session ended");
+		g_debug("%s: session ended", cp_transport_name(t));
 	tag_session_ended(d, error == NULL);
 }
 
 static void
-on_transport_status(CpTransport *t, const char *state, const GError *error, gpointer user_data)
+update_transport_state(CpDaemon *d)
+{
+	GString *str = g_string_new(NULL);
+
+	for (guint i = 0; d->transports && i < d->transports->len; i++) {
+		CpTransport *t = g_ptr_array_index(d->transports, i);
+
+		g_string_append_printf(str, "%s%s %s", i ? ", " : "", cp_transport_name(t),
+				       cp_transport_state_name(t->state));
+	}
+	if (!str->len)
+		g_string_append(str, "none");
+	g_free(d->transport_state);
+	d->transport_state = g_string_free(str, FALSE);
+}
+
+static void
+on_transport_status(CpTransport *t, CpTransportState state, const GError *error,
+		    gpointer user_data)
 {
 	CpDaemon *d = user_data;
 
-	g_free(d->transport_state);
-	d->transport_state = g_strdup_printf("%s %s", t->ops->name, state);
+	update_transport_state(d);
 	if (error)
-		g_message("tag: %s: %s", d->transport_state, error->message);
+		g_message("%s: %s: %s", cp_transport_name(t), cp_transport_state_name(state),
+			  error->message);
 	else
-		g_info("tag: %s", d->transport_state);
+		g_info("%s: %s", cp_transport_name(t), cp_transport_state_name(state));
 	notify_changed(d);
 }
 
 static const CpTransportEvents transport_events = {
 	.content = on_transport_content,
 	.written = on_transport_written,
+	.receipt = on_transport_receipt,
 	.session_ended = on_transport_session_ended,
 	.status = on_transport_status,
 };
@@ -1366,6 +1413,7 @@ cp_daemon_new(CpConf *conf, GError **error)
 	d->step = g_strdup("");
 	d->last_error_msg = g_strdup("");
 	d->transport_state = g_strdup("none");
+	d->transports = g_ptr_array_new_with_free_func((GDestroyNotify)cp_transport_free);
 	cp_journal_init(&d->j);
 
 	d->key = load_key(conf->key, error);
@@ -1448,9 +1496,71 @@ cp_daemon_new(CpConf *conf, GError **error)
 void
 cp_daemon_set_transport(CpDaemon *d, CpTransport *t)
 {
-	g_clear_pointer(&d->transport, cp_transport_free);
-	d->transport = t;
+	g_ptr_array_set_size(d->transports, 0);
+	if (t)
+		g_ptr_array_add(d->transports, t);
 	d->own_transport_set = TRUE;
+}
+
+/* ---- the transports: one table, as many as the configuration names ---- */
+
+static CpTransport *
+make_nfc(CpDaemon *d, GError **error)
+{
+	if (!d->conf->nfc_connstring)
+		return NULL;
+#if CP_DAEMON_NFC
+	return cp_transport_nfc_new(d->conf->nfc_connstring, d->conf->nfc_command_timeout * 1000,
+				    d->conf->nfc_session_timeout * 1000, &transport_events, d,
+				    error);
+#else
+	g_warning("nfc: this cellprovd was built without NFC: the tag is not presented");
+	return NULL;
+#endif
+}
+
+static CpTransport *
+make_ble(CpDaemon *d, GError **error)
+{
+	if (!d->conf->ble_adapter)
+		return NULL;
+#if CP_DAEMON_BLE
+	CpTransportBleConf bc = {
+		.adapter = d->conf->ble_adapter,
+		.window = d->conf->ble_window,
+		.idle_timeout = d->conf->ble_idle_timeout,
+	};
+
+	memcpy(bc.device_id, d->device_id, sizeof(bc.device_id));
+	return cp_transport_ble_new(&bc, &transport_events, d, error);
+#else
+	g_warning("ble: this cellprovd was built without BLE: [ble] is ignored");
+	return NULL;
+#endif
+}
+
+/* NULL without an error: not configured (or not built). */
+static CpTransport *(*const transport_table[])(CpDaemon *d, GError **error) = {
+	make_nfc,
+	make_ble,
+};
+
+/* The device waits for a first provisioning (or a new one after a re-arm). */
+static gboolean
+is_armed(CpDaemon *d)
+{
+	return d->m.state == CP_STATE_IDLE || d->m.state == CP_STATE_FAILED;
+}
+
+guint
+cp_daemon_open_window(CpDaemon *d, guint seconds)
+{
+	guint n = 0;
+
+	for (guint i = 0; i < d->transports->len; i++)
+		n += cp_transport_open_window(g_ptr_array_index(d->transports, i), seconds,
+					      (uint8_t)cp_state_device_state(d->m.state));
+	return n;
 }
 
 void
@@ -1493,17 +1603,18 @@ cp_daemon_start(CpDaemon *d, GError **error)
 	/* the backend holds its own copy */
 	g_clear_pointer(&d->adm1, cp_secret_free);
 
-	if (!d->own_transport_set && d->conf->nfc_connstring) {
-#if CP_DAEMON_NFC
-		d->transport = cp_transport_nfc_new(d->conf->nfc_connstring,
-						    d->conf->nfc_command_timeout * 1000,
-						    d->conf->nfc_session_timeout * 1000,
-						    &transport_events, d, error);
-		if (!d->transport)
-			return FALSE;
-#else
-		g_warning("nfc: this cellprovd was built without NFC: the tag is not presented");
-#endif
+	if (!d->own_transport_set) {
+		for (gsize i = 0; i < G_N_ELEMENTS(transport_table); i++) {
+			g_autoptr(GError) local = NULL;
+			CpTransport *t = transport_table[i](d, &local);
+
+			if (local) {
+				g_propagate_error(error, g_steal_pointer(&local));
+				return FALSE;
+			}
+			if (t)
+				g_ptr_array_add(d->transports, t);
+		}
 	}
 
 	if (cp_state_recovery(d->j.state) == CP_RECOVER_DECOMMISSION) {
@@ -1532,12 +1643,18 @@ cp_daemon_start(CpDaemon *d, GError **error)
 		start_restore(d);
 	}
 
-	if (d->transport) {
-		g_free(d->transport_state);
-		d->transport_state = g_strdup_printf("%s starting", d->transport->ops->name);
-		if (!cp_transport_start(d->transport, error))
+	for (guint i = 0; i < d->transports->len; i++) {
+		CpTransport *t = g_ptr_array_index(d->transports, i);
+
+		t->state = CP_TRANSPORT_STARTING;
+		if (!cp_transport_start(t, error))
 			return FALSE;
 	}
+	update_transport_state(d);
+	/* the hotplug trigger or a button started the daemon: a device
+	 * waiting for its profile offers the transports that wait for a window */
+	if (is_armed(d))
+		cp_daemon_open_window(d, 0);
 	notify_changed(d);
 	return TRUE;
 }
@@ -1585,8 +1702,8 @@ cp_daemon_stop(CpDaemon *d, guint timeout_ms, GCallback done, gpointer user_data
 		g_source_remove(d->restore_source);
 		d->restore_source = 0;
 	}
-	if (d->transport)
-		cp_transport_stop(d->transport);
+	for (guint i = 0; i < d->transports->len; i++)
+		cp_transport_stop(g_ptr_array_index(d->transports, i));
 	g_cancellable_cancel(d->cancellable);
 	if (d->attempt || d->restoring) {
 		dlog(d, G_LOG_LEVEL_MESSAGE, "stop: waiting for the modem backend (at most %u ms)",
@@ -1633,7 +1750,7 @@ cp_daemon_free(CpDaemon *d)
 		g_source_remove(d->hold_source);
 	/* an attempt still running belongs to the backend's callback: the
 	 * backend goes first, which cancels it */
-	g_clear_pointer(&d->transport, cp_transport_free);
+	g_clear_pointer(&d->transports, g_ptr_array_unref);
 	g_clear_pointer(&d->backend, cp_backend_free);
 	g_clear_pointer(&d->attempt, attempt_free);
 	g_clear_object(&d->cancellable);
@@ -1704,6 +1821,7 @@ cp_daemon_rearm(CpDaemon *d, GError **error)
 		return FALSE;
 	dlog(d, G_LOG_LEVEL_MESSAGE, "rearm: a new profile will be accepted");
 	transition(d, CP_EVENT_REARM);
+	cp_daemon_open_window(d, 0);
 	return TRUE;
 }
 
@@ -1746,6 +1864,7 @@ cp_daemon_factory_reset(CpDaemon *d, GError **error)
 	update_operator(d);
 	update_owner(d);
 	transition(d, CP_EVENT_FACTORY_RESET);
+	cp_daemon_open_window(d, 0);
 	return TRUE;
 }
 
@@ -1785,6 +1904,18 @@ const char *
 cp_daemon_get_transport_state(CpDaemon *d)
 {
 	return d->transport_state;
+}
+
+guint
+cp_daemon_get_n_transports(CpDaemon *d)
+{
+	return d->transports->len;
+}
+
+CpTransport *
+cp_daemon_get_transport(CpDaemon *d, guint i)
+{
+	return i < d->transports->len ? g_ptr_array_index(d->transports, i) : NULL;
 }
 
 CpError

@@ -41,7 +41,9 @@ void cp_daemon_free(CpDaemon *d);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpDaemon, cp_daemon_free)
 
 /* Transport and backend, before cp_daemon_start (taken; either NULL:
- * none; the daemon then presents nothing / refuses profiles). The
+ * none; the daemon then presents nothing / refuses profiles). A transport
+ * set here replaces the ones the configuration names (see the table of
+ * cp-daemon.c). The
  * events of each must route to cp_daemon_transport_events() and
  * cp_daemon_backend_events() with the daemon as user_data. */
 void cp_daemon_set_transport(CpDaemon *d, CpTransport *t);
@@ -74,6 +76,11 @@ gboolean cp_daemon_start(CpDaemon *d, GError **error);
 void cp_daemon_stop(CpDaemon *d, guint timeout_ms, GCallback done, gpointer user_data);
 
 gboolean cp_daemon_forget(CpDaemon *d, GError **error);
+/* Open the provisioning window of every transport that has one (BLE) for
+ * seconds (0: its configured time); the number of transports that did.
+ * cp_daemon_start() opens it on a device waiting for its profile,
+ * cp_daemon_rearm() and cp_daemon_factory_reset() too. */
+guint cp_daemon_open_window(CpDaemon *d, guint seconds);
 gboolean cp_daemon_rearm(CpDaemon *d, GError **error);
 /* Forget the owner binding and K'', keep the pin, the committed
  * profile_seq and the USIM, re-arm (docs/daemon.md). */
@@ -96,7 +103,11 @@ const char *cp_daemon_get_step(CpDaemon *d);
 const CpConf *cp_daemon_get_conf(CpDaemon *d);
 const char *cp_daemon_get_device_id(CpDaemon *d);
 const char *cp_daemon_get_backend_name(CpDaemon *d);
+/* Every transport and its state, "nfc waiting, ble closed"; "none". */
 const char *cp_daemon_get_transport_state(CpDaemon *d);
+/* The transports, in the order of the table (owned by the daemon). */
+guint cp_daemon_get_n_transports(CpDaemon *d);
+CpTransport *cp_daemon_get_transport(CpDaemon *d, guint i);
 CpError cp_daemon_get_last_error(CpDaemon *d, const char **message);
 /* "00101 cellprov test network", "" when none */
 const char *cp_daemon_get_operator(CpDaemon *d);

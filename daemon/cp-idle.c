@@ -2,6 +2,8 @@
 #define G_LOG_DOMAIN "cellprovd"
 #include "cp-idle.h"
 
+#include "cp-transport.h"
+
 /* A caller of the D-Bus API keeps the daemon at least this long after its
  * last call, even once its work is done: cellprovctl's next call of the
  * same command still finds it. */
@@ -29,8 +31,21 @@ cp_idle_is_stable(CpDaemon *d, CpPoll *p)
 	 * owner's, failed for the owner's next try; a failed re-provisioning
 	 * that kept the working subscription is provisioned again
 	 * (CP_EVENT_KEPT). */
-	return cp_daemon_get_bound(d) && cp_daemon_get_state(d) == CP_STATE_PROVISIONED &&
-	       !cp_daemon_is_busy(d) && !(p && cp_poll_is_busy(p));
+	if (!cp_daemon_get_bound(d) || cp_daemon_get_state(d) != CP_STATE_PROVISIONED ||
+	    cp_daemon_is_busy(d) || (p && cp_poll_is_busy(p)))
+		return FALSE;
+	/* A phone in a session, or a provisioning window someone opened
+	 * (BLE advertising: cellprovctl ble-window, the button) waits for a
+	 * phone too. A tag without a window (NFC) is always offered: that
+	 * alone keeps nobody waiting. */
+	for (guint n = 0; n < cp_daemon_get_n_transports(d); n++) {
+		CpTransport *t = cp_daemon_get_transport(d, n);
+
+		if (t->state == CP_TRANSPORT_SESSION ||
+		    (t->ops->open_window && t->state == CP_TRANSPORT_WAITING))
+			return FALSE;
+	}
+	return TRUE;
 }
 
 static gint64

@@ -29,6 +29,21 @@ struct _CpService {
 	gpointer ready_data;
 };
 
+static GVariant *
+transports_variant(CpDaemon *d)
+{
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{ss}"));
+	for (guint i = 0; i < cp_daemon_get_n_transports(d); i++) {
+		CpTransport *t = cp_daemon_get_transport(d, i);
+
+		g_variant_builder_add(&b, "{ss}", cp_transport_name(t),
+				      cp_transport_state_name(t->state));
+	}
+	return g_variant_builder_end(&b);
+}
+
 static void
 sync_properties(CpService *s)
 {
@@ -52,6 +67,7 @@ sync_properties(CpService *s)
 	cp_dbus_daemon1_set_serial(o, c->serial);
 	cp_dbus_daemon1_set_backend(o, cp_daemon_get_backend_name(d));
 	cp_dbus_daemon1_set_transport(o, cp_daemon_get_transport_state(d));
+	cp_dbus_daemon1_set_transports(o, transports_variant(d));
 	cp_dbus_daemon1_set_last_error(o, err ? cp_error_name(err) : "");
 	cp_dbus_daemon1_set_last_error_code(o, (guint16)err);
 	cp_dbus_daemon1_set_last_error_message(o, message ? message : "");
@@ -305,6 +321,29 @@ handle_rearm(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
 	return authorize(data, inv, ACTION_CONTROL, run_rearm);
 }
 
+static void
+run_open_window(CpService *s, GDBusMethodInvocation *inv)
+{
+	guint seconds;
+	guint n;
+
+	g_variant_get(g_dbus_method_invocation_get_parameters(inv), "(u)", &seconds);
+	if (seconds > CP_CONF_MAX_BLE_WINDOW) {
+		g_dbus_method_invocation_return_error(inv, CP_ERROR, CP_ERR_ARGUMENT,
+			"a window of %u s is longer than %u s", seconds, CP_CONF_MAX_BLE_WINDOW);
+		return;
+	}
+	n = cp_daemon_open_window(s->daemon, seconds);
+	g_info("dbus: OpenWindow(%u): %u transport%s", seconds, n, n == 1 ? "" : "s");
+	cp_dbus_daemon1_complete_open_window(s->skeleton, inv, n);
+}
+
+static gboolean
+handle_open_window(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, guint seconds, gpointer data)
+{
+	return authorize(data, inv, ACTION_CONTROL, run_open_window);
+}
+
 static gboolean
 handle_get_imsi(CpDbusDaemon1 *o, GDBusMethodInvocation *inv, gpointer data)
 {
@@ -422,6 +461,7 @@ cp_service_new(CpDaemon *daemon, void (*ready)(gboolean owned, gpointer data), g
 	g_signal_connect(s->skeleton, "handle-forget", G_CALLBACK(handle_forget), s);
 	g_signal_connect(s->skeleton, "handle-rearm", G_CALLBACK(handle_rearm), s);
 	g_signal_connect(s->skeleton, "handle-factory-reset", G_CALLBACK(handle_factory_reset), s);
+	g_signal_connect(s->skeleton, "handle-open-window", G_CALLBACK(handle_open_window), s);
 	g_signal_connect(s->skeleton, "handle-get-imsi", G_CALLBACK(handle_get_imsi), s);
 	g_signal_connect(s->skeleton, "handle-get-log", G_CALLBACK(handle_get_log), s);
 	if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(s->skeleton), s->bus,

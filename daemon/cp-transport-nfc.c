@@ -4,13 +4,6 @@
 
 #include "cp-glib.h"
 
-void
-cp_transport_free(CpTransport *t)
-{
-	if (t)
-		t->ops->free(t);
-}
-
 #if CP_DAEMON_NFC
 
 #include "cp-nfc-tag.h"
@@ -33,8 +26,9 @@ on_written(CpNfcTag *tag, GBytes *ndef, gpointer user_data)
 {
 	CpTransport *t = user_data;
 
+	/* a Type 4 Tag cannot say busy: the daemon logs and drops it */
 	if (t->events.written)
-		t->events.written(t, ndef, t->user_data);
+		(void)t->events.written(t, ndef, t->user_data);
 }
 
 static void
@@ -54,8 +48,15 @@ on_state_changed(CpNfcTag *tag, CpNfcTagState state, const GError *error, gpoint
 {
 	CpTransport *t = user_data;
 
-	if (t->events.status)
-		t->events.status(t, cp_nfc_tag_state_name(state), error, t->user_data);
+	static const CpTransportState states[] = {
+		[CP_NFC_TAG_STOPPED] = CP_TRANSPORT_STOPPED,
+		[CP_NFC_TAG_OPENING] = CP_TRANSPORT_STARTING,
+		[CP_NFC_TAG_WAITING] = CP_TRANSPORT_WAITING,
+		[CP_NFC_TAG_SESSION] = CP_TRANSPORT_SESSION,
+	};
+
+	cp_transport_set_state(t, state < G_N_ELEMENTS(states) ? states[state] : CP_TRANSPORT_STARTING,
+			       error);
 }
 
 static gboolean

@@ -109,6 +109,25 @@ out_time(const char *key, const char *label, guint64 t, const char *zero)
 	cp_out_str(key, label, text);
 }
 
+/* Each transport and its state: "nfc: waiting" lines, {"nfc": "waiting"} in JSON. */
+static void
+show_transports(CpDbusDaemon1 *d)
+{
+	GVariant *v = cp_dbus_daemon1_get_transports(d);
+	GVariantIter it;
+	const char *name, *state;
+
+	cp_out_str("transport", "transport", or_none(cp_dbus_daemon1_get_transport(d)));
+	if (!v)
+		return;
+	g_variant_iter_init(&it, v);
+	while (g_variant_iter_next(&it, "{&s&s}", &name, &state)) {
+		g_autofree char *key = g_strconcat("transport-", name, NULL);
+
+		cp_out_str(key, name, state);
+	}
+}
+
 static void
 show_status(CpDbusDaemon1 *d)
 {
@@ -148,7 +167,7 @@ show_status(CpDbusDaemon1 *d)
 	cp_out_str("trust-mode", "trust mode", or_none(cp_dbus_daemon1_get_trust_mode(d)));
 	cp_out_section("daemon", "Daemon");
 	cp_out_str("version", "version", or_none(cp_dbus_daemon1_get_version(d)));
-	cp_out_str("transport", "transport", or_none(cp_dbus_daemon1_get_transport(d)));
+	show_transports(d);
 	cp_out_str("backend", "modem backend", or_none(cp_dbus_daemon1_get_backend(d)));
 	cp_out_uint("profile-seq", "profile seq", cp_dbus_daemon1_get_profile_seq(d));
 	cp_out_uint("attestation-counter", "attestation", cp_dbus_daemon1_get_attestation_counter(d));
@@ -262,6 +281,32 @@ call_method(CpDbusDaemon1 *d, const char *what)
 	return EXIT_SUCCESS;
 }
 
+static int
+open_window(CpDbusDaemon1 *d, const char *arg)
+{
+	g_autoptr(GError) error = NULL;
+	guint64 seconds = 0;
+	guint n = 0;
+
+	if (arg && !g_ascii_string_to_unsigned(arg, 10, 1, G_MAXUINT32, &seconds, NULL)) {
+		g_printerr("cellprovctl: ble-window: '%s' is not a number of seconds\n", arg);
+		return 2;
+	}
+	if (!cp_dbus_daemon1_call_open_window_sync(d, (guint)seconds, &n, NULL, &error)) {
+		print_error("ble-window", error);
+		return EXIT_FAILURE;
+	}
+	if (n == 0) {
+		g_printerr("cellprovctl: ble-window: no transport with a provisioning window "
+			   "(is [ble] adapter set?)\n");
+		return EXIT_FAILURE;
+	}
+	cp_out_section("result", "Result");
+	cp_out_uint("transports", "window opened on", n);
+	cp_out_str("transport", "transport", or_none(cp_dbus_daemon1_get_transport(d)));
+	return EXIT_SUCCESS;
+}
+
 /* The State values of org.cellprov.Daemon1 (docs/dbus.md). */
 static const char *const states[] = {
 	"idle", "profile-received", "verified", "provisioning", "resetting", "registering",
@@ -337,6 +382,7 @@ main(int argc, char **argv)
 		"  forget            drop the provisioning record (root or polkit)\n"
 		"  re-arm            accept a new profile (root or polkit)\n"
 		"  factory-reset     forget the owner, keep its operator pinned (root or polkit)\n"
+		"  ble-window [SECONDS]  open the BLE provisioning window ([ble] window) (root or polkit)\n"
 		"  wait STATE        wait until the daemon is in STATE");
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
@@ -346,11 +392,12 @@ main(int argc, char **argv)
 	cmd = argc > 1 ? argv[1] : "status";
 	if (!g_strv_contains((const char *const[]){ "status", "identity", "receipt", "logs",
 						    "forget", "re-arm", "rearm", "factory-reset", "wait",
-						    NULL }, cmd)) {
+						    "ble-window", NULL }, cmd)) {
 		g_printerr("cellprovctl: unknown command '%s' (try --help)\n", cmd);
 		return 2;
 	}
-	if ((strcmp(cmd, "wait") == 0) != (argc == 3) || argc > 3) {
+	if ((strcmp(cmd, "wait") == 0 && argc != 3) ||
+	    (strcmp(cmd, "wait") != 0 && strcmp(cmd, "ble-window") != 0 && argc > 2) || argc > 3) {
 		g_printerr("cellprovctl: %s: wrong number of arguments (try --help)\n", cmd);
 		return 2;
 	}
@@ -377,6 +424,8 @@ main(int argc, char **argv)
 		status = call_method(d, "factory-reset");
 	else if (strcmp(cmd, "wait") == 0)
 		status = wait_state(d, argv[2]);
+	else if (strcmp(cmd, "ble-window") == 0)
+		status = open_window(d, argc > 2 ? argv[2] : NULL);
 	else
 		status = call_method(d, "re-arm");
 	cp_out_flush();

@@ -22,6 +22,10 @@ static const char *const good =
 	"connstring=pn532_uart:/dev/ttyS1\n"
 	"command-timeout=3\n"
 	"session-timeout=20\n"
+	"[ble]\n"
+	"adapter=hci1\n"
+	"window=120\n"
+	"idle-timeout=10\n"
 	"[modem]\n"
 	"backend=qmi\n"
 	"device=/dev/cdc-wdm0\n"
@@ -70,6 +74,9 @@ test_good(void)
 	g_assert_cmpstr(c->nfc_connstring, ==, "pn532_uart:/dev/ttyS1");
 	g_assert_cmpuint(c->nfc_command_timeout, ==, 3);
 	g_assert_cmpuint(c->nfc_session_timeout, ==, 20);
+	g_assert_cmpstr(c->ble_adapter, ==, "hci1");
+	g_assert_cmpuint(c->ble_window, ==, 120);
+	g_assert_cmpuint(c->ble_idle_timeout, ==, 10);
 	g_assert_cmpint(c->backend, ==, CP_BACKEND_QMI);
 	g_assert_false(c->proxy);
 	g_assert_cmpstr(c->card, ==, "sysmo-isim-sja2");
@@ -97,6 +104,9 @@ test_defaults(void)
 	g_assert_null(c->nfc_connstring);
 	g_assert_cmpuint(c->nfc_command_timeout, ==, 5);
 	g_assert_cmpuint(c->nfc_session_timeout, ==, 30);
+	g_assert_null(c->ble_adapter);
+	g_assert_cmpuint(c->ble_window, ==, CP_CONF_DEFAULT_BLE_WINDOW);
+	g_assert_cmpuint(c->ble_idle_timeout, ==, 30);
 	g_assert_cmpuint(c->n_suites, ==, 1);
 	g_assert_cmpuint(c->suites[0], ==, CP_SUITE_B);
 	g_assert_cmpint(c->backend, ==, CP_BACKEND_AUTO);
@@ -200,6 +210,13 @@ test_bad(void)
 		{ "daemon", "linger", "86401", "from 1 to 86400" },
 		{ "daemon", "linger", "5m", "'5m' is not a number" },
 		{ "daemon", "lingering", "5", "[daemon] lingering: unknown key" },
+		{ "ble", "adapter", "/org/bluez/hci0", "[ble] adapter: '/org/bluez/hci0' is not an adapter name such as hci0" },
+		{ "ble", "adapter", "hci 0", "is not an adapter name" },
+		{ "ble", "window", "0", "[ble] window: '0' is not a number of seconds from 1 to 86400" },
+		{ "ble", "window", "86401", "from 1 to 86400" },
+		{ "ble", "window", "5m", "'5m' is not a number" },
+		{ "ble", "idle-timeout", "31", "[ble] idle-timeout: '31' is not a number of seconds from 1 to 30" },
+		{ "ble", "pairable", "true", "[ble] pairable: unknown key" },
 		{ "daemon", "state-directory", "var/lib", "[daemon] state-directory: 'var/lib' is not an absolute path" },
 		{ "network", "sm-url", "http://sm.example.net", "[network] sm-url: 'http://sm.example.net' is not an https://" },
 		{ "network", "sm-url", "https://sm.example.net/?a=b", "is not an https://" },

@@ -223,9 +223,22 @@ def run(env):
     logs = env.ctl("logs", user=NOBODY, json_out=True).json["log"]["lines"]
     check(any("forget" in l for l in logs), "nobody cannot read the log: %r" % logs)
 
+    # no transport configured here: Transports empty, no window to open
+    check(dbus_prop(env, "Transports").startswith("array [") and "dict entry" not in dbus_prop(env, "Transports"),
+          "Transports: " + dbus_prop(env, "Transports"))
+    check(st["daemon"]["transport"] == "none", "transport: %r" % st["daemon"])
+    r = env.ctl("ble-window", check_rc=False)
+    check(r.returncode == 1 and "no transport with a provisioning window" in r.stderr,
+          "ble-window without [ble]: %d %s" % (r.returncode, r.stderr))
+    r = env.ctl("ble-window", "ten", check_rc=False)
+    check(r.returncode == 2 and "'ten' is not a number of seconds" in r.stderr, "ble-window ten: " + r.stderr)
+    r = env.ctl("ble-window", "86401", check_rc=False)
+    check(r.returncode == 1 and "[org.cellprov.Daemon1.Error.Argument]" in r.stderr,
+          "ble-window 86401: " + r.stderr)
+
     # polkit absent: root still may, others are refused, saying why
     check(env.ctl("forget").returncode == 0, "root without polkit")
-    for cmd in (("forget",), ("re-arm",), ("status", "--personal")):
+    for cmd in (("forget",), ("re-arm",), ("ble-window",), ("status", "--personal")):
         r = env.ctl(*cmd, user=NOBODY, check_rc=False)
         check(r.returncode == 1 and "[org.cellprov.Daemon1.Error.NotAuthorized]" in r.stderr
               and "(not-authorized)" in r.stderr and "polkit" in r.stderr,

@@ -105,7 +105,7 @@ mv "$tmp/uci.orig" "$tmp/uci"
 import re, sys
 c = open(sys.argv[1]).read()
 known = set()
-for group in ("device", "nfc", "modem", "daemon"):
+for group in ("device", "nfc", "ble", "modem", "daemon"):
     m = re.search(r"%s_keys\[\]\s*=\s*\{(.*?)\};" % group, c, re.S)
     assert m, group
     known |= {(group, k) for k in re.findall(r'"([a-z0-9-]+)"', m.group(1))}
@@ -218,11 +218,17 @@ press BTN_0 released 12
 [ -e "$tmp/button.log" ] && fail "button: a reset with no reset_button configured"
 printf "config daemon 'daemon'\n\toption reset_button 'BTN_0'\n\toption reset_seconds '5'\n" >> "$tmp/uci"
 press BTN_0 pressed 0
-press BTN_0 released 3
 press wps released 9
-[ -e "$tmp/button.log" ] && fail "button: a short press, a press, or another button reset"
+[ -e "$tmp/button.log" ] && fail "button: a press, or another button, did something"
+press BTN_0 released 3
+[ "$(cat "$tmp/button.log")" = "cellprovctl ble-window" ] || fail "button: a short press did not open the BLE window"
+rm -f "$tmp/button.log"
 press BTN_0 released 6
 [ "$(cat "$tmp/button.log")" = "cellprovctl factory-reset" ] || fail "button: a long press did not reset"
+rm -f "$tmp/button.log"
+sed -i "s|option adapter 'hci0'|option adapter ''|" "$tmp/uci"
+press BTN_0 released 3
+[ -e "$tmp/button.log" ] && fail "button: a short press without BLE did something"
 
 # The seccomp filter is the unit's (SystemCallFilter=), as gen-seccomp makes it.
 if command -v systemd-analyze >/dev/null; then

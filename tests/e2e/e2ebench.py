@@ -157,7 +157,7 @@ class E2E(netbench.Bench):
 
     def write_tag_settled(self, path, extra=""):
         """The phone writes path; returns once cellprovd has ended that
-        session (debug line "tag: session ended"): the tag delivers a
+        session (debug line "nfc: session ended"): the tag delivers a
         written profile before it reports the session's end, in order on
         the daemon's main loop, so whatever the write caused has been
         decided by then (a clean end is logged at debug level only: this
@@ -167,7 +167,7 @@ class E2E(netbench.Bench):
             raise Fail("write_tag_settled needs cellprovd's debug log")
         since = len(self.daemon_log())
         rc, out = self.write_tag(path, extra)
-        return rc, out, self.wait_daemon_log("tag: session ended", since)
+        return rc, out, self.wait_daemon_log("nfc: session ended", since)
 
     def start_bus(self):
         sock = self.path("system_bus_socket")

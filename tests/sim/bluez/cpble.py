@@ -11,6 +11,9 @@ BlueZ stand-in (docs/ble.md). CP_PROTOCOL_LIB names the library file.
 
 import ctypes
 import os
+import re
+import subprocess
+import sys
 import time
 
 SERVICE_UUID = "584971d3-8619-438a-8a65-74a2e1c8bb34"
@@ -24,6 +27,34 @@ class _Buf(ctypes.Structure):
 
 
 _lib = None
+
+
+def run_under_sanitizer():
+    """A library built with gcc's AddressSanitizer loads into python3 only
+    with the sanitizer's runtime loaded first: call this before anything
+    else, and when CP_PROTOCOL_LIB needs it, the script runs again with the
+    runtime preloaded (leak checks off for python3 itself). The processes
+    it starts get the environment it was given."""
+    if os.environ.pop("CP_SANITIZER_RERUN", None):
+        os.environ.pop("LD_PRELOAD", None)
+        asan = os.environ.pop("CP_SANITIZER_ASAN_OPTIONS", "")
+        if asan:
+            os.environ["ASAN_OPTIONS"] = asan
+        else:
+            os.environ.pop("ASAN_OPTIONS", None)
+        return
+    path = os.environ.get("CP_PROTOCOL_LIB")
+    if not path:
+        return
+    r = subprocess.run(["ldd", path], capture_output=True, text=True)
+    m = re.search(r"libasan\.so\S* => (\S+)", r.stdout)
+    if not m:
+        return
+    env = dict(os.environ, LD_PRELOAD=m.group(1), CP_SANITIZER_RERUN="1",
+               CP_SANITIZER_ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", ""))
+    env["ASAN_OPTIONS"] = ":".join(x for x in (env["CP_SANITIZER_ASAN_OPTIONS"], "detect_leaks=0") if x)
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 
 def lib():
