@@ -884,15 +884,18 @@ idle_conf(Fixture *f, const char *daemon_keys)
 	f->conf_text = text;
 }
 
-/* A read session of the tag, as the transport reports it. */
+/* A read session of the tag, as a transport reports it (one with no
+ * hardware behind it: only its name is read). */
 static void
 idle_tag_session(Fixture *f, const GError *error)
 {
+	static const CpTransportOps ops = { .name = "test" };
+	CpTransport t = { .ops = &ops };
 	const CpTransportEvents *ev = cp_daemon_transport_events();
-	g_autoptr(GBytes) content = ev->content(NULL, f->d);
+	g_autoptr(GBytes) content = ev->content(&t, f->d);
 
 	g_assert_nonnull(content);
-	ev->session_ended(NULL, error, f->d);
+	ev->session_ended(&t, error, f->d);
 }
 
 /* Bound and provisioned: a read session that presented the receipt and
