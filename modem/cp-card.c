@@ -210,18 +210,38 @@ cp_card_fcp_records(const guint8 *fcp, gsize len, gsize *record_len, guint *n_re
 	return *record_len > 0 && *n_records > 0;
 }
 
-gboolean
-cp_card_dir_usim_aid(const guint8 *record, gsize len, guint8 aid[16], gsize *aid_len)
+static gboolean
+dir_app_aid(const guint8 *record, gsize len, guint8 app, guint8 aid[16], gsize *aid_len)
 {
-	static const guint8 usim[] = { 0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x02 };
+	/* RID A000000087 (3GPP), application code 10 xx (TS 101 220 annex E) */
+	const guint8 want[] = { 0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, app };
 	gsize l = 0;
 	const guint8 *v = template_find(record, len, 0x61, 0x4F, &l);
 
-	if (!v || l < sizeof(usim) || l > 16 || memcmp(v, usim, sizeof(usim)) != 0)
+	if (!v || l < sizeof(want) || l > 16 || memcmp(v, want, sizeof(want)) != 0)
 		return FALSE;
 	memcpy(aid, v, l);
 	*aid_len = l;
 	return TRUE;
+}
+
+gboolean
+cp_card_dir_usim_aid(const guint8 *record, gsize len, guint8 aid[16], gsize *aid_len)
+{
+	return dir_app_aid(record, len, 0x02, aid, aid_len);
+}
+
+gboolean
+cp_card_dir_isim_aid(const guint8 *record, gsize len, guint8 aid[16], gsize *aid_len)
+{
+	return dir_app_aid(record, len, 0x04, aid, aid_len);
+}
+
+gboolean
+cp_card_channel_refused(const GError *error)
+{
+	return error && error->domain == CP_ERROR &&
+	       (error->code == CP_ERR_MODEM || error->code == CP_ERR_APDU);
 }
 
 gboolean
@@ -403,15 +423,44 @@ usim_aid(CpModemFlow *f, const guint8 **aid, gsize *len)
 	}
 }
 
+static void usim_reach(CpModemFlow *f, void (*opened)(CpModemFlow *f, GError *error));
+
+/*
+ * A modem that refuses UIM Open Logical Channel (Telit LE910C4 in QMI mode
+ * answers AccessDenied: lpac issue 221) still passes APDUs on the basic
+ * channel (UIM Send APDU without a channel): the USIM is selected there
+ * instead, by its AID, as a terminal without logical channels does (TS
+ * 102 221 11.1.1). The error says so when that fails too.
+ */
+static gboolean
+channel_fallback(CpModemFlow *f, GError *error)
+{
+	if (f->basic_channel || !cp_card_channel_refused(error))
+		return FALSE;
+	g_message("the modem refused a logical channel (%s): selecting the USIM on the basic channel",
+		  error->message);
+	g_error_free(error);
+	f->basic_channel = TRUE;
+	f->channel = 0;
+	f->channel_open = FALSE;
+	return TRUE;
+}
+
 static void
 usim_opened(CpModemFlow *f, GError *error)
 {
 	if (!error && !f->channel_open)
 		error = g_error_new(CP_ERROR, CP_ERR_MODEM, "the modem opened no logical channel");
-	if (error)
+	if (error && channel_fallback(f, error)) {
+		usim_reach(f, usim_opened);
+		return;
+	}
+	if (error) {
 		cp_modem_flow_fail(f, error);
-	else
-		cp_modem_flow_next(f);
+		return;
+	}
+	f->at_df = CP_USIM_DF_USIM;
+	cp_modem_flow_next(f);
 }
 
 enum {
@@ -431,7 +480,7 @@ usim_reach(CpModemFlow *f, void (*opened)(CpModemFlow *f, GError *error))
 	gsize len;
 
 	usim_aid(f, &aid, &len);
-	if (t->open_channel) {
+	if (t->open_channel && !f->basic_channel) {
 		f->on_done = opened;
 		t->open_channel(&f->run, aid, len);
 		return;
@@ -456,6 +505,9 @@ cp_card_open_usim(CpModemFlow *f)
 
 	if (f->sub == 0) {
 		f->aid_len = 0;
+		f->isim_aid_len = 0;
+		f->at_df = -1;
+		f->path_pos = 0;
 		f->channel = 0;
 		f->apdu_soft = TRUE;
 		f->dir = DIR_MF;
@@ -486,9 +538,12 @@ cp_card_open_usim(CpModemFlow *f)
 		}
 		return;
 	case DIR_RECORD:
-		if (sw == 0x9000 && cp_card_dir_usim_aid(d, len, f->aid, &f->aid_len))
-			break;
-		if (sw != 0x9000 || f->ef >= f->dir_records)
+		if (sw == 0x9000 && !f->aid_len)
+			cp_card_dir_usim_aid(d, len, f->aid, &f->aid_len);
+		if (sw == 0x9000 && !f->isim_aid_len)
+			cp_card_dir_isim_aid(d, len, f->isim_aid, &f->isim_aid_len);
+		/* until both applications are known, or the records end */
+		if (sw != 0x9000 || (f->aid_len && f->isim_aid_len) || f->ef >= f->dir_records)
 			break;
 		f->ef++;
 		{
@@ -498,8 +553,11 @@ cp_card_open_usim(CpModemFlow *f)
 		}
 		return;
 	default:
-		if (selected(f, "SELECT ADF.USIM"))
+		if (selected(f, f->basic_channel ? "SELECT ADF.USIM on the basic channel, after the modem "
+				  "refused a logical channel" : "SELECT ADF.USIM")) {
+			f->at_df = CP_USIM_DF_USIM;
 			cp_modem_flow_next(f);
+		}
 		return;
 	}
 	if (f->aid_len) {
@@ -604,14 +662,94 @@ cp_card_verify_adm1(CpModemFlow *f)
 	}
 }
 
+static const char *
+df_name(CpUsimDf df)
+{
+	switch (df) {
+	case CP_USIM_DF_USIM: return "ADF.USIM";
+	case CP_USIM_DF_SYSTEM: return "DF.SYSTEM";
+	case CP_USIM_DF_ISIM: return "ADF.ISIM";
+	case CP_USIM_N_DF: break;
+	}
+	return "?";
+}
+
+/*
+ * Takes the channel to df, one SELECT per call: ADF.USIM and ADF.ISIM by
+ * their AIDs (EF.DIR's, else the driver's), DF.SYSTEM by the path MF,
+ * A515 (as pySim reaches the 2G key). TRUE once there, with f->file_sub
+ * the sub the file's own commands count from; FALSE while a SELECT is
+ * out or when the flow failed.
+ */
+static gboolean
+goto_df(CpModemFlow *f, CpUsimDf df)
+{
+	const guint8 *aid;
+	gsize len;
+
+	if (f->sub == 0)
+		f->file_sub = 0;
+	if (f->path_pos > 0 && !selected(f, df_name(df)))
+		return FALSE;
+	if (f->at_df == (gint)df && f->path_pos == 0)
+		return TRUE;
+	f->at_df = -1;
+	switch (df) {
+	case CP_USIM_DF_USIM:
+	case CP_USIM_DF_ISIM:
+		if (f->path_pos == 1)
+			break;
+		if (df == CP_USIM_DF_USIM)
+			usim_aid(f, &aid, &len);
+		else if (f->isim_aid_len)
+			aid = f->isim_aid, len = f->isim_aid_len;
+		else
+			aid = f->card->isim_aid, len = f->card->isim_aid_len;
+		f->path_pos++;
+		apdu(f, 0xA4, 0x04, 0x0C, aid, len, FALSE);
+		return FALSE;
+	case CP_USIM_DF_SYSTEM:
+		if (f->path_pos == 2)
+			break;
+		f->path_pos++;
+		select_fid(f, f->path_pos == 1 ? 0x3F00 : 0xA515);
+		return FALSE;
+	case CP_USIM_N_DF:
+		break;
+	}
+	f->path_pos = 0;
+	f->at_df = df;
+	f->file_sub = f->sub;
+	return TRUE;
+}
+
+/* The file at position pos of the card's order, or CP_USIM_N_EF past the
+ * last; files the card does not have (size 0, or ADF.ISIM on a card whose
+ * EF.DIR lists none) are skipped. */
+static CpUsimEf
+file_at(CpModemFlow *f, guint *pos)
+{
+	for (; *pos < CP_USIM_N_EF; (*pos)++) {
+		CpUsimEf ef = f->card->order[*pos];
+
+		if (!f->card->size[ef])
+			continue;
+		if (f->card->df[ef] == CP_USIM_DF_ISIM && !f->card->isim_aid && !f->isim_aid_len)
+			continue;
+		return ef;
+	}
+	return CP_USIM_N_EF;
+}
+
 void
 cp_card_read_old(CpModemFlow *f)
 {
 	CpModemBackup *b = f->backup;
+	CpUsimEf ef = file_at(f, &f->ef);
 	gsize len;
 	const guint8 *d;
 
-	if (f->ef == CP_USIM_N_EF) {
+	if (ef == CP_USIM_N_EF) {
 		g_autofree char *imsi = NULL;
 
 		b->card = g_strdup(f->card->name);
@@ -622,10 +760,12 @@ cp_card_read_old(CpModemFlow *f)
 		cp_modem_flow_next(f);
 		return;
 	}
-	if (!read_ef(f, 0, f->card->fid[f->ef], f->card->size[f->ef], cp_usim_ef_name(f->ef), &d, &len))
+	if (!goto_df(f, f->card->df[ef]))
 		return;
-	memcpy(b->ef[f->ef], d, len);
-	b->ef_len[f->ef] = len;
+	if (!read_ef(f, f->file_sub, f->card->fid[ef], f->card->size[ef], cp_usim_ef_name(ef), &d, &len))
+		return;
+	memcpy(b->ef[ef], d, len);
+	b->ef_len[ef] = len;
 	f->ef++;
 	f->sub = 0;
 	cp_modem_flow_again(f);
@@ -638,18 +778,27 @@ cp_card_write(CpModemFlow *f)
 	CpModemTargetCopy *t = f->run.target;
 	guint8 out[CP_USIM_EF_MAX];
 	GError *error = NULL;
+	CpUsimEf ef;
 	guint16 sw;
 
-	if (f->ef == CP_USIM_N_EF) {
+	/* a backup without a copy (one of the previous format, or of a card
+	 * whose ISIM was not found) has nothing to write there */
+	for (ef = file_at(f, &f->ef); ef != CP_USIM_N_EF && !b->ef_len[ef]; ef = file_at(f, &f->ef)) {
+		g_info("%s: not in the backup, left as it is", cp_usim_ef_name(ef));
+		f->ef++;
+	}
+	if (ef == CP_USIM_N_EF) {
 		cp_modem_flow_next(f);
 		return;
 	}
-	switch (f->sub) {
+	if (!goto_df(f, f->card->df[ef]))
+		return;
+	switch (f->sub - f->file_sub) {
 	case 0:
-		select_fid(f, f->card->fid[f->ef]);
+		select_fid(f, f->card->fid[ef]);
 		return;
 	case 1:
-		if (!selected(f, cp_usim_ef_name(f->ef)))
+		if (!selected(f, cp_usim_ef_name(ef)))
 			return;
 		if (!cp_modem_run_restoring(&f->run)) {
 			CpUsimValues v = {
@@ -660,27 +809,27 @@ cp_card_write(CpModemFlow *f)
 				.opc = t->opc,
 			};
 
-			if (!f->card->encode(f->ef, &v, b->ef[f->ef], out, &error)) {
+			if (!f->card->encode(ef, &v, b->ef[ef], out, &error)) {
 				cp_modem_flow_fail(f, error);
 				return;
 			}
 		} else {
-			if (b->ef_len[f->ef] != f->card->size[f->ef]) {
+			if (b->ef_len[ef] != f->card->size[ef]) {
 				cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_ROLLBACK,
 								  "the backup's %s has the wrong size",
-								  cp_usim_ef_name(f->ef)));
+								  cp_usim_ef_name(ef)));
 				return;
 			}
-			memcpy(out, b->ef[f->ef], b->ef_len[f->ef]);
+			memcpy(out, b->ef[ef], b->ef_len[ef]);
 		}
-		g_info("writing %s", cp_usim_ef_name(f->ef));
+		g_info("writing %s", cp_usim_ef_name(ef));
 		f->written = TRUE;
-		apdu(f, 0xD6, 0x00, 0x00, out, f->card->size[f->ef], FALSE);
+		apdu(f, 0xD6, 0x00, 0x00, out, f->card->size[ef], FALSE);
 		cp_cleanse(out, sizeof(out));
 		return;
 	default:
 		if ((sw = cp_modem_flow_sw(f)) != 0x9000) {
-			cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(f->ef), sw));
+			cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(ef), sw));
 			return;
 		}
 		f->ef++;
@@ -703,6 +852,10 @@ imsi_channel_closed(CpModemFlow *f, GError *error)
 static void
 imsi_channel_opened(CpModemFlow *f, GError *error)
 {
+	if (error && channel_fallback(f, error)) {
+		usim_reach(f, imsi_channel_opened);
+		return;
+	}
 	if (error) {
 		cp_modem_flow_fail(f, error);
 		return;

@@ -97,6 +97,13 @@ gboolean cp_card_fcp_records(const guint8 *fcp, gsize len, gsize *record_len, gu
  * annex E) in one EF.DIR record (TS 102 221 13.1: 61 L 4F l AID ...), into
  * aid (16 bytes); FALSE for another application or an empty record. */
 gboolean cp_card_dir_usim_aid(const guint8 *record, gsize len, guint8 aid[16], gsize *aid_len);
+/* The same for an ISIM (application code 1004). */
+gboolean cp_card_dir_isim_aid(const guint8 *record, gsize len, guint8 aid[16], gsize *aid_len);
+
+/* Whether an error opening a logical channel is the modem (or the card)
+ * refusing channels, after which the basic channel is tried: not a
+ * timeout, a vanished modem or a cancellation. */
+gboolean cp_card_channel_refused(const GError *error);
 
 /* The CLA byte of a command on a logical channel (TS 102 221 10.1.1). */
 guint8 cp_card_cla(guint channel);

@@ -47,6 +47,12 @@ struct _CpModemFlow {
 	gsize dir_record_len;
 	guint8 aid[16];                  /* the USIM's AID from EF.DIR (aid_len 0: none) */
 	gsize aid_len;
+	guint8 isim_aid[16];             /* the ISIM's, likewise */
+	gsize isim_aid_len;
+	gboolean basic_channel;          /* the modem refused a logical channel */
+	gint at_df;                      /* the CpUsimDf the channel is at, -1: unknown */
+	guint path_pos;                  /* SELECTs sent on the way to a DF */
+	guint file_sub;                  /* sub when the file's DF was reached */
 	gint64 card_deadline;            /* monotonic; until the card is ready */
 	guint retry_id;
 

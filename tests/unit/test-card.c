@@ -263,9 +263,33 @@ test_dir(void)
 	g_assert_cmphex(aid[6], ==, 0x02);
 	g_assert_cmphex(aid[15], ==, 0x00);
 	g_assert_false(cp_card_dir_usim_aid(isim, sizeof(isim), aid, &aid_len));
+	g_assert_true(cp_card_dir_isim_aid(isim, sizeof(isim), aid, &aid_len));
+	g_assert_cmpuint(aid_len, ==, 16);
+	g_assert_cmphex(aid[6], ==, 0x04);
+	g_assert_false(cp_card_dir_isim_aid(usim, sizeof(usim), aid, &aid_len));
+	g_assert_false(cp_card_dir_isim_aid(empty, sizeof(empty), aid, &aid_len));
 	g_assert_false(cp_card_dir_usim_aid(empty, sizeof(empty), aid, &aid_len));
 	g_assert_false(cp_card_dir_usim_aid(too_long, sizeof(too_long), aid, &aid_len));
 	g_assert_false(cp_card_dir_usim_aid(usim, 3, aid, &aid_len));
+}
+
+/* Which failures to open a logical channel fall back to the basic one. */
+static void
+test_channel_refused(void)
+{
+	g_autoptr(GError) denied = g_error_new(CP_ERROR, CP_ERR_MODEM,
+					       "opening a logical channel failed: AccessDenied");
+	g_autoptr(GError) card = g_error_new(CP_ERROR, CP_ERR_APDU, "the card refused (SW 6881)");
+	g_autoptr(GError) slow = g_error_new(CP_ERROR, CP_ERR_MODEM_TIMEOUT, "no answer");
+	g_autoptr(GError) gone = g_error_new(CP_ERROR, CP_ERR_MODEM_GONE, "gone");
+	g_autoptr(GError) cancel = g_error_new(G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled");
+
+	g_assert_true(cp_card_channel_refused(denied));
+	g_assert_true(cp_card_channel_refused(card));
+	g_assert_false(cp_card_channel_refused(slow));
+	g_assert_false(cp_card_channel_refused(gone));
+	g_assert_false(cp_card_channel_refused(cancel));
+	g_assert_false(cp_card_channel_refused(NULL));
 }
 
 static void
@@ -292,5 +316,6 @@ main(int argc, char **argv)
 	g_test_add_func("/card/fcp", test_fcp);
 	g_test_add_func("/card/dir", test_dir);
 	g_test_add_func("/card/cla", test_cla);
+	g_test_add_func("/card/channel-refused", test_channel_refused);
 	return g_test_run();
 }

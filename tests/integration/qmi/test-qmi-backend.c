@@ -303,6 +303,17 @@ provision(Bench *b, CpModem *m, const char *k_hex)
 	g_main_loop_run(b->loop);
 }
 
+/* Every copy of the key the card holds, each read from the dump: ADF.USIM's,
+ * the 2G key file under both its names, ADF.ISIM's. */
+static void
+assert_key_copies(GHashTable *d, const char *value)
+{
+	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==, value);
+	g_assert_cmpstr(dump_get(d, "ef-sim-auth-key"), ==, value);
+	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key-2g"), ==, value);
+	g_assert_cmpstr(dump_get(d, "ef-isim-auth-key"), ==, value);
+}
+
 /* The old card, as cp-qmi-sim starts it. */
 static void
 assert_old_values(Bench *b)
@@ -313,7 +324,7 @@ assert_old_values(Bench *b)
 	g_assert_cmpstr(dump_get(d, "ef-imsi"), ==, "080910101032547698");
 	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, "00000002");
 	g_assert_cmpstr(dump_get(d, "ef-spn"), ==, "017379736d6f636f6dffffffffffffffff");
-	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==, "14" OLD_K OLD_OPC);
+	assert_key_copies(d, "14" OLD_K OLD_OPC);
 	g_assert_cmpstr(dump_get(d, "apn"), ==, "internet");
 }
 
@@ -359,7 +370,7 @@ test_success(gconstpointer data)
 	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, "00000002");
 	/* "cellprov test network" cut to EF.SPN's 16 characters */
 	g_assert_cmpstr(dump_get(d, "ef-spn"), ==, "0163656c6c70726f762074657374206e65");
-	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==, "14" NEW_K NEW_OPC);
+	assert_key_copies(d, "14" NEW_K NEW_OPC);
 	/* the network authenticated the card with the K it holds for the new IMSI */
 	g_assert_cmpstr(dump_get(d, "registration"), ==, "registered");
 	g_assert_cmpstr(dump_get(d, "network-last"), ==, "registered");
@@ -555,10 +566,12 @@ test_vanish(gconstpointer data)
 	gint64 t0 = g_get_monotonic_time();
 	g_autoptr(GHashTable) d = NULL;
 
-	/* APDU 15 is EF.AD's UPDATE, EF.IMSI is written by then: probe,
-	 * VERIFY (counter), VERIFY, 4 x (SELECT, READ), SELECT, UPDATE,
-	 * SELECT, UPDATE */
-	bench_start(&b, FALSE, after_writes ? "--vanish=uim:0x003b:15" : "--vanish=uim:0x002f:1");
+	/* APDU 27 is EF.AD's UPDATE, EF.IMSI is written by then: EF.DIR
+	 * (SELECT MF, SELECT, 2 records), probe, VERIFY (counter), VERIFY,
+	 * 3 x (SELECT, READ), the 2G key (SELECT
+	 * MF, DF.SYSTEM, 6F20, READ), ADF.ISIM's (SELECT ADF, EF, READ),
+	 * ADF.USIM's (likewise), SELECT, UPDATE, SELECT, UPDATE */
+	bench_start(&b, FALSE, after_writes ? "--vanish=uim:0x003b:27" : "--vanish=uim:0x002f:1");
 	m = modem_new(&b, ADM1);
 	provision(&b, m, NEW_K);
 	g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
@@ -610,6 +623,72 @@ test_restore(void)
 	g_assert_no_error(b.error);
 	assert_old_values(&b);
 	bench_stop(&b);
+}
+
+static GBytes *backup_with(guint8 tag, const void *value, gsize len, gboolean drop);
+
+/* A journal the previous release wrote (version 1: ADF.USIM's four files,
+ * no other key copy) still restores: those four files come back, the
+ * copies it never held stay as they are. A version 1 backup that holds
+ * a copy is not one the previous release wrote. */
+static void
+test_restore_version1(void)
+{
+	static const guint8 key_2g[33] = { 0x14 };
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GBytes) v1 = backup_with(0, NULL, 0, FALSE);
+	g_autoptr(CpModemBackup) backup = NULL;
+	g_autoptr(GHashTable) d = NULL;
+	g_autoptr(GError) error = NULL;
+	gsize n;
+	const guint8 *data = g_bytes_get_data(v1, &n);
+
+	/* tag, 16-bit length, value */
+	g_assert_cmphex(data[3], ==, 1);
+	bench_start(&b, FALSE, NULL);
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	backup = cp_modem_backup_deserialize(v1, &error);
+	g_assert_no_error(error);
+	cp_modem_restore_async(m, backup, NULL, NULL, NULL, restore_cb, &b);
+	g_main_loop_run(b.loop);
+	g_assert_no_error(b.error);
+	d = dump_read(&b);
+	g_assert_cmpstr(dump_get(d, "imsi"), ==, OLD_IMSI);
+	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==,
+			"111111111111111111111111111111111111111111111111111111111111111111");
+	g_assert_cmpstr(dump_get(d, "ef-sim-auth-key"), ==, "14" NEW_K NEW_OPC);
+	g_assert_cmpstr(dump_get(d, "ef-isim-auth-key"), ==, "14" NEW_K NEW_OPC);
+	g_assert_cmpstr(dump_get(d, "apn"), ==, "internet");
+	bench_stop(&b);
+
+	/* version 1 with a tag only version 2 has */
+	{
+		g_autoptr(GBytes) bytes = NULL;
+		g_autoptr(CpModemBackup) bad = NULL;
+		CpBuf b2 = CP_BUF_INIT;
+		guint8 *d2;
+		gsize n2, cut = 0;
+
+		/* the copy goes after tag 0x13, before the APN pair */
+		for (gsize i = 0; i < n; i += 3 + (gsize)(data[i + 1] << 8 | data[i + 2]))
+			if (data[i] == 0x20) {
+				cut = i;
+				break;
+			}
+		g_assert_cmpuint(cut, >, 0);
+		cp_buf_append(&b2, data, cut);
+		cp_tlv_put(&b2, 0x14, key_2g, sizeof(key_2g));
+		cp_buf_append(&b2, data + cut, n - cut);
+		g_assert_false(b2.failed);
+		d2 = cp_buf_steal(&b2, &n2);
+		bytes = g_bytes_new_take(d2, n2);
+		bad = cp_modem_backup_deserialize(bytes, &error);
+		g_assert_null(bad);
+		g_assert_error(error, CP_ERROR, CP_ERR_UNKNOWN_TAG);
+	}
 }
 
 static void
@@ -805,7 +884,7 @@ test_backup_bad(void)
 		gboolean drop;
 		CpError code;
 	} cases[] = {
-		{ 0x01, "\x02", 1, FALSE, CP_ERR_VERSION },
+		{ 0x01, "\x03", 1, FALSE, CP_ERR_VERSION },
 		{ 0x02, "sysmo-isim-sja9", 15, FALSE, CP_ERR_CARD_UNKNOWN },
 		{ 0x02, "sysmo-isim-sja2\0", 16, FALSE, CP_ERR_BAD_VALUE },
 		{ 0x03, NULL, 0, TRUE, CP_ERR_MISSING_FIELD },
@@ -913,8 +992,8 @@ test_cancel_after_write(gconstpointer data)
 	Bench b;
 	g_autoptr(CpModem) m = NULL;
 
-	/* UPDATE 5 is the rollback's first */
-	bench_start(&b, FALSE, rollback_fails ? "--fail-update=5" : NULL);
+	/* UPDATE 7 is the rollback's first (six files written) */
+	bench_start(&b, FALSE, rollback_fails ? "--fail-update=7" : NULL);
 	m = modem_new(&b, ADM1);
 	b.cancel_at = "setting the APN";
 	provision_cancelled(&b, m);
@@ -1047,7 +1126,8 @@ main(int argc, char **argv)
 	g_test_add_func("/qmi/backend/wrong-adm1", test_wrong_adm1);
 	g_test_add_func("/qmi/backend/adm1-last-attempt", test_adm1_last_attempt);
 	g_test_add_func("/qmi/backend/unknown-card", test_unknown_card);
-	for (guint n = 1; n <= 4; n++) {
+	/* each of the six files written */
+	for (guint n = 1; n <= 6; n++) {
 		g_autofree char *name = g_strdup_printf("/qmi/backend/write-failure-%u", n);
 
 		g_test_add_data_func(name, GUINT_TO_POINTER(n), test_write_failure);
@@ -1058,6 +1138,7 @@ main(int argc, char **argv)
 	g_test_add_data_func("/qmi/backend/vanish-during-writes", GINT_TO_POINTER(TRUE), test_vanish);
 	g_test_add_func("/qmi/backend/restore", test_restore);
 	g_test_add_func("/qmi/backend/restore-twice", test_restore_twice);
+	g_test_add_func("/qmi/backend/restore-version1", test_restore_version1);
 	g_test_add_func("/qmi/backend/restore-cancelled", test_restore_cancelled);
 	g_test_add_func("/qmi/backend/restore-other-card", test_restore_other_card);
 	g_test_add_func("/qmi/backend/restore-in-callback", test_restore_in_callback);
