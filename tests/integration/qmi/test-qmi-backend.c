@@ -625,6 +625,50 @@ test_restore(void)
 	bench_stop(&b);
 }
 
+/*
+ * A firmware that refuses UIM Open Logical Channel (AccessDenied, as a
+ * Telit LE910C4): the USIM is selected on the basic channel and the
+ * provisioning goes through there, every copy of the key written; a
+ * failure after the writes rolls each copy back there too. If the basic
+ * channel's SELECT fails as well, the error says what was refused.
+ */
+static void
+test_no_logical_channel(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+
+	bench_start(&b, FALSE, "--firmware=no-logical-channel");
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	d = dump_read(&b);
+	g_assert_cmpstr(dump_get(d, "firmware"), ==, "no-logical-channel");
+	g_assert_cmpstr(dump_get(d, "imsi"), ==, NEW_IMSI);
+	assert_key_copies(d, "14" NEW_K NEW_OPC);
+	bench_stop(&b);
+
+	/* the last UPDATE (ADF.USIM's key) fails: all back on the basic channel */
+	bench_start(&b, FALSE, "--firmware=no-logical-channel --fail-update=6");
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_APDU);
+	g_clear_error(&b.error);
+	assert_old_values(&b);
+	bench_stop(&b);
+
+	/* APDU 5, after EF.DIR's four: the SELECT of the USIM on channel 0 */
+	bench_start(&b, FALSE, "--firmware=no-logical-channel --fail-apdu=5");
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_APDU);
+	g_assert_nonnull(strstr(b.error->message, "after the modem refused a logical channel"));
+	g_assert_nonnull(strstr(b.error->message, "6F00"));
+	assert_old_values(&b);
+	bench_stop(&b);
+}
+
 static GBytes *backup_with(guint8 tag, const void *value, gsize len, gboolean drop);
 
 /* A journal the previous release wrote (version 1: ADF.USIM's four files,
@@ -1139,6 +1183,7 @@ main(int argc, char **argv)
 	g_test_add_func("/qmi/backend/restore", test_restore);
 	g_test_add_func("/qmi/backend/restore-twice", test_restore_twice);
 	g_test_add_func("/qmi/backend/restore-version1", test_restore_version1);
+	g_test_add_func("/qmi/backend/no-logical-channel", test_no_logical_channel);
 	g_test_add_func("/qmi/backend/restore-cancelled", test_restore_cancelled);
 	g_test_add_func("/qmi/backend/restore-other-card", test_restore_other_card);
 	g_test_add_func("/qmi/backend/restore-in-callback", test_restore_in_callback);
