@@ -305,13 +305,31 @@ provision(Bench *b, CpModem *m, const char *k_hex)
 
 /* Every copy of the key the card holds, each read from the dump: ADF.USIM's,
  * the 2G key file under both its names, ADF.ISIM's. */
+static gboolean
+is_sja5(GHashTable *d)
+{
+	return g_str_equal(dump_get(d, "card"), "sysmoISIM-SJA5");
+}
+
 static void
 assert_key_copies(GHashTable *d, const char *value)
 {
-	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==, value);
+	/* an SJA5's USIM and ISIM key files are 67 bytes (TUAK): the 33 of
+	 * a Milenage key, the rest FF and never touched */
+	g_autofree char *tuak = g_strconcat(value, is_sja5(d) ? "ffffffffffffffffffffffffffffffffff"
+							      "ffffffffffffffffffffffffffffffffff" : "", NULL);
+
+	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==, tuak);
 	g_assert_cmpstr(dump_get(d, "ef-sim-auth-key"), ==, value);
 	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key-2g"), ==, value);
-	g_assert_cmpstr(dump_get(d, "ef-isim-auth-key"), ==, value);
+	g_assert_cmpstr(dump_get(d, "ef-isim-auth-key"), ==, tuak);
+}
+
+/* EF.AD with MNC length 2: 4 bytes on an SJA2, 5 (the last FF) on an SJA5 */
+static const char *
+ef_ad(GHashTable *d)
+{
+	return is_sja5(d) ? "00000002ff" : "00000002";
 }
 
 /* The old card, as cp-qmi-sim starts it. */
@@ -322,16 +340,15 @@ assert_old_values(Bench *b)
 
 	g_assert_cmpstr(dump_get(d, "imsi"), ==, OLD_IMSI);
 	g_assert_cmpstr(dump_get(d, "ef-imsi"), ==, "080910101032547698");
-	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, "00000002");
+	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, ef_ad(d));
 	g_assert_cmpstr(dump_get(d, "ef-spn"), ==, "017379736d6f636f6dffffffffffffffff");
 	assert_key_copies(d, "14" OLD_K OLD_OPC);
 	g_assert_cmpstr(dump_get(d, "apn"), ==, "internet");
 }
 
 static void
-test_success(gconstpointer data)
+run_success(gboolean proxy, const char *extra)
 {
-	gboolean proxy = GPOINTER_TO_INT(data);
 	Bench b;
 	g_autoptr(CpModem) m = NULL;
 	g_autoptr(GHashTable) d = NULL;
@@ -340,7 +357,7 @@ test_success(gconstpointer data)
 		g_test_skip("no network namespace (unshare -n) for a private @qmi-proxy");
 		return;		/* main() reports it (cp_test_missing) */
 	}
-	bench_start(&b, proxy, NULL);
+	bench_start(&b, proxy, extra);
 	m = modem_new(&b, ADM1);
 	g_string_truncate(log_text, 0);
 	provision(&b, m, NEW_K);
@@ -367,7 +384,7 @@ test_success(gconstpointer data)
 	/* TS 31.102 4.2.2, worked by hand: 8 bytes, parity 9 (odd), digits */
 	g_assert_cmpstr(dump_get(d, "ef-imsi"), ==, "080910100000000010");
 	g_assert_cmpstr(dump_get(d, "modem-imsi"), ==, NEW_IMSI);
-	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, "00000002");
+	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, ef_ad(d));
 	/* "cellprov test network" cut to EF.SPN's 16 characters */
 	g_assert_cmpstr(dump_get(d, "ef-spn"), ==, "0163656c6c70726f762074657374206e65");
 	assert_key_copies(d, "14" NEW_K NEW_OPC);
@@ -377,6 +394,21 @@ test_success(gconstpointer data)
 	g_assert_cmpstr(dump_get(d, "apn"), ==, "iot.cellprov");
 	g_assert_cmpstr(dump_get(d, "adm1-retries"), ==, "3");
 	bench_stop(&b);
+}
+
+/* On the simulator's defaults (an SJA5, a current firmware, a T=0 card). */
+static void
+test_success(gconstpointer data)
+{
+	run_success(GPOINTER_TO_INT(data), NULL);
+}
+
+/* The SJA2 (33-byte key files, 4-byte EF.AD) on an older firmware that
+ * still answers DMS UIM Get IMSI, and a lenient card. */
+static void
+test_success_sja2(void)
+{
+	run_success(FALSE, "--card sysmoISIM-SJA2 --firmware legacy --read-le lenient");
 }
 
 static void
@@ -701,10 +733,11 @@ test_restore_version1(void)
 	g_assert_no_error(b.error);
 	d = dump_read(&b);
 	g_assert_cmpstr(dump_get(d, "imsi"), ==, OLD_IMSI);
-	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==,
-			"111111111111111111111111111111111111111111111111111111111111111111");
+	/* the template's key (33 bytes of 11), the new copies untouched */
+	g_assert_true(g_str_has_prefix(dump_get(d, "ef-usim-auth-key"),
+				       "111111111111111111111111111111111111111111111111111111111111111111"));
 	g_assert_cmpstr(dump_get(d, "ef-sim-auth-key"), ==, "14" NEW_K NEW_OPC);
-	g_assert_cmpstr(dump_get(d, "ef-isim-auth-key"), ==, "14" NEW_K NEW_OPC);
+	g_assert_true(g_str_has_prefix(dump_get(d, "ef-isim-auth-key"), "14" NEW_K NEW_OPC));
 	g_assert_cmpstr(dump_get(d, "apn"), ==, "internet");
 	bench_stop(&b);
 
@@ -1167,6 +1200,7 @@ main(int argc, char **argv)
 
 	g_test_add_data_func("/qmi/backend/success-pty", GINT_TO_POINTER(FALSE), test_success);
 	g_test_add_data_func("/qmi/backend/success-proxy", GINT_TO_POINTER(TRUE), test_success);
+	g_test_add_func("/qmi/backend/success-sja2", test_success_sja2);
 	g_test_add_func("/qmi/backend/wrong-adm1", test_wrong_adm1);
 	g_test_add_func("/qmi/backend/adm1-last-attempt", test_adm1_last_attempt);
 	g_test_add_func("/qmi/backend/unknown-card", test_unknown_card);

@@ -277,6 +277,7 @@ cp_sim_usim_new_card(const char *card, const char *iccid, const char *imsi, guin
 	u->iccid = g_strdup(iccid);
 	u->adm1 = g_strdup(adm1);
 	u->adm1_max = u->adm1_left = adm1_retries;
+	u->le = CP_SIM_LE_DEFAULT;
 
 	/* MF: EF.DIR (SFI 30) and EF.ICCID (SFI 2) */
 	f = file_add(u, CP_SIM_FID_DIR, DF_MF, "ef-dir", ACC_ALWAYS, ACC_ADM1,
