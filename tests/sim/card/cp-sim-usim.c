@@ -329,6 +329,14 @@ cp_sim_usim_new(const char *iccid, const char *imsi, guint mnc_length,
 	return cp_sim_usim_new_card(CP_SIM_CARD_DEFAULT, iccid, imsi, mnc_length, k, opc, adm1, adm1_retries);
 }
 
+gsize
+cp_sim_usim_get_atr(CpSimUsim *u, uint8_t atr[33])
+{
+	long n = cp_hex_decode(u->card->atr, atr, 33);
+
+	return n > 0 ? (gsize)n : 0;
+}
+
 const char *
 cp_sim_usim_get_card(CpSimUsim *u)
 {

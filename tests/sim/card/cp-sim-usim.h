@@ -44,6 +44,9 @@ CpSimUsim *cp_sim_usim_new_card(const char *card, const char *iccid, const char 
 				guint mnc_length, const uint8_t k[16], const uint8_t opc[16],
 				const char *adm1, guint adm1_retries);
 const char *cp_sim_usim_get_card(CpSimUsim *u);
+/* The card's ATR (at most 33 bytes, ISO/IEC 7816-3 §8.2.1) into atr;
+ * returns its length. */
+gsize cp_sim_usim_get_atr(CpSimUsim *u, uint8_t atr[33]);
 
 /*
  * How READ BINARY and READ RECORD answer an Le the file cannot fill
