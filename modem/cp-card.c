@@ -506,6 +506,7 @@ cp_card_open_usim(CpModemFlow *f)
 	if (f->sub == 0) {
 		f->aid_len = 0;
 		f->isim_aid_len = 0;
+		f->dir_read = FALSE;
 		f->at_df = -1;
 		f->path_pos = 0;
 		f->channel = 0;
@@ -530,6 +531,7 @@ cp_card_open_usim(CpModemFlow *f)
 		    f->dir_record_len > 255)
 			break;
 		f->dir = DIR_RECORD;
+		f->dir_read = TRUE;
 		f->ef = 1;
 		{
 			guint8 cmd[] = { 0x00, 0xB2, 0x01, 0x04, (guint8)f->dir_record_len };
@@ -724,8 +726,9 @@ goto_df(CpModemFlow *f, CpUsimDf df)
 }
 
 /* The file at position pos of the card's order, or CP_USIM_N_EF past the
- * last; files the card does not have (size 0, or ADF.ISIM on a card whose
- * EF.DIR lists none) are skipped. */
+ * last; files the card does not have are skipped: size 0, or ADF.ISIM's
+ * when EF.DIR was read and lists none (or, EF.DIR unread, the driver names
+ * no ISIM). */
 static CpUsimEf
 file_at(CpModemFlow *f, guint *pos)
 {
@@ -734,7 +737,8 @@ file_at(CpModemFlow *f, guint *pos)
 
 		if (!f->card->size[ef])
 			continue;
-		if (f->card->df[ef] == CP_USIM_DF_ISIM && !f->card->isim_aid && !f->isim_aid_len)
+		if (f->card->df[ef] == CP_USIM_DF_ISIM && !f->isim_aid_len &&
+		    (f->dir_read || !f->card->isim_aid))
 			continue;
 		return ef;
 	}

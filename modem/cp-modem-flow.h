@@ -49,6 +49,7 @@ struct _CpModemFlow {
 	gsize aid_len;
 	guint8 isim_aid[16];             /* the ISIM's, likewise */
 	gsize isim_aid_len;
+	gboolean dir_read;               /* EF.DIR's records were read */
 	gboolean basic_channel;          /* the modem refused a logical channel */
 	gint at_df;                      /* the CpUsimDf the channel is at, -1: unknown */
 	guint path_pos;                  /* SELECTs sent on the way to a DF */

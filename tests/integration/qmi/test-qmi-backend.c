@@ -701,6 +701,32 @@ test_no_logical_channel(void)
 	bench_stop(&b);
 }
 
+/*
+ * EF.DIR read but no ISIM found in it (its second record, the ISIM's, is
+ * not readable: APDU 4): no ISIM copy is read, backed up or written; the
+ * USIM and the 2G key get the new key, ADF.ISIM keeps the old one. A
+ * failure after the writes puts back the copies that were written.
+ */
+static void
+test_no_isim(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+
+	bench_start(&b, FALSE, "--fail-apdu=4");
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	d = dump_read(&b);
+	g_assert_true(g_str_has_prefix(dump_get(d, "ef-usim-auth-key"), "14" NEW_K NEW_OPC));
+	g_assert_cmpstr(dump_get(d, "ef-sim-auth-key"), ==, "14" NEW_K NEW_OPC);
+	g_assert_true(g_str_has_prefix(dump_get(d, "ef-isim-auth-key"), "14" OLD_K OLD_OPC));
+	/* five files, not six */
+	g_assert_cmpuint(dump_uint(&b, "card-updates"), ==, 5);
+	bench_stop(&b);
+}
+
 static GBytes *backup_with(guint8 tag, const void *value, gsize len, gboolean drop);
 
 /* A journal the previous release wrote (version 1: ADF.USIM's four files,
@@ -1218,6 +1244,7 @@ main(int argc, char **argv)
 	g_test_add_func("/qmi/backend/restore-twice", test_restore_twice);
 	g_test_add_func("/qmi/backend/restore-version1", test_restore_version1);
 	g_test_add_func("/qmi/backend/no-logical-channel", test_no_logical_channel);
+	g_test_add_func("/qmi/backend/no-isim", test_no_isim);
 	g_test_add_func("/qmi/backend/restore-cancelled", test_restore_cancelled);
 	g_test_add_func("/qmi/backend/restore-other-card", test_restore_other_card);
 	g_test_add_func("/qmi/backend/restore-in-callback", test_restore_in_callback);
