@@ -17,7 +17,7 @@
 /* The order of the steps for a modem the driver owns throughout... */
 static const CpModemStep order_owned[] = {
 	CP_STEP_OPEN_MODEM, CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS, CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL,
-	CP_STEP_IDENTIFY, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD, CP_STEP_READ_APN, CP_STEP_BACKUP,
+	CP_STEP_IDENTIFY, CP_STEP_PROBE, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD, CP_STEP_READ_APN, CP_STEP_BACKUP,
 	CP_STEP_WRITE, CP_STEP_CLOSE_CHANNEL, CP_STEP_APN, CP_STEP_OFFLINE, CP_STEP_RESET,
 	CP_STEP_REGISTRATION, CP_STEP_CHECK_IMSI,
 };
@@ -26,7 +26,7 @@ static const CpModemStep order_owned[] = {
  * after the give-back, the port open only in between */
 static const CpModemStep order_lent[] = {
 	CP_STEP_OPEN_MODEM, CP_STEP_READ_APN, CP_STEP_TAKE, CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS,
-	CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL, CP_STEP_IDENTIFY, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD,
+	CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL, CP_STEP_IDENTIFY, CP_STEP_PROBE, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD,
 	CP_STEP_BACKUP, CP_STEP_WRITE, CP_STEP_CLOSE_CHANNEL, CP_STEP_OFFLINE, CP_STEP_RESET,
 	CP_STEP_CLOSE_PORT, CP_STEP_GIVE_BACK, CP_STEP_APN, CP_STEP_REGISTRATION, CP_STEP_CHECK_IMSI,
 };
@@ -47,7 +47,17 @@ cp_card_plan_build(CpPlanKind kind, guint32 have, CpModemStep out[CP_N_STEPS])
 	guint n = 0;
 
 	have |= card;
-	if (kind != CP_PLAN_PROVISION) {
+	if (kind == CP_PLAN_PROBE) {
+		/* nothing that writes, resets or spends an ADM1 attempt */
+		have &= CP_STEP_BIT(CP_STEP_OPEN_MODEM) | CP_STEP_BIT(CP_STEP_TAKE) |
+			CP_STEP_BIT(CP_STEP_OPEN_PORT) | CP_STEP_BIT(CP_STEP_CARD_STATUS) |
+			CP_STEP_BIT(CP_STEP_ICCID) | CP_STEP_BIT(CP_STEP_OPEN_CHANNEL) |
+			CP_STEP_BIT(CP_STEP_IDENTIFY) | CP_STEP_BIT(CP_STEP_CLOSE_CHANNEL) |
+			CP_STEP_BIT(CP_STEP_CHECK_IMSI) | CP_STEP_BIT(CP_STEP_CLOSE_PORT) |
+			CP_STEP_BIT(CP_STEP_GIVE_BACK);
+		have |= CP_STEP_BIT(CP_STEP_PROBE);
+	}
+	if (kind != CP_PLAN_PROVISION && kind != CP_PLAN_PROBE) {
 		/* the way back reads nothing and waits for no registration */
 		have &= ~(CP_STEP_BIT(CP_STEP_READ_APN) | CP_STEP_BIT(CP_STEP_READ_OLD) |
 			  CP_STEP_BIT(CP_STEP_BACKUP) | CP_STEP_BIT(CP_STEP_REGISTRATION) |
@@ -86,6 +96,7 @@ cp_card_step_name(CpModemStep s, gboolean restoring)
 	case CP_STEP_GIVE_BACK: return "giving the modem back to its manager";
 	case CP_STEP_REGISTRATION: return "waiting for registration";
 	case CP_STEP_CHECK_IMSI: return "checking the IMSI the modem reports";
+	case CP_STEP_PROBE: return "probing the card's files and ADM1's counter";
 	case CP_N_STEPS: break;
 	}
 	return "?";
@@ -439,6 +450,8 @@ channel_fallback(CpModemFlow *f, GError *error)
 		return FALSE;
 	g_message("the modem refused a logical channel (%s): selecting the USIM on the basic channel",
 		  error->message);
+	if (f->probe && !f->probe->channel_error)
+		f->probe->channel_error = g_strdup(error->message);
 	g_error_free(error);
 	f->basic_channel = TRUE;
 	f->channel = 0;
@@ -460,6 +473,8 @@ usim_opened(CpModemFlow *f, GError *error)
 		return;
 	}
 	f->at_df = CP_USIM_DF_USIM;
+	if (f->probe)
+		f->probe->logical_channel = TRUE;
 	cp_modem_flow_next(f);
 }
 
@@ -840,6 +855,72 @@ cp_card_write(CpModemFlow *f)
 		f->sub = 0;
 		cp_modem_flow_again(f);
 	}
+}
+
+/*
+ * A probe: for each file the driver writes, in its order, the DF reached
+ * as for a write and the file SELECTed with its FCP, whose size is
+ * recorded (a SELECT that fails stops the probe, with the error saying
+ * which file); then VERIFY ADM1 without data, which spends nothing (TS
+ * 102 221 11.1.9), for the counter. Nothing is read past the FCP.
+ */
+void
+cp_card_probe(CpModemFlow *f)
+{
+	CpModemProbe *p = f->probe;
+	CpUsimEf ef = file_at(f, &f->ef);
+	const guint8 *d;
+	gsize len, size = 0;
+	guint left;
+	guint16 sw;
+
+	if (f->sub == 0 && f->ef == 0) {
+		p->card = g_strdup(f->card->name);
+		p->card_description = g_strdup(f->card->description);
+	}
+	if (ef == CP_USIM_N_EF) {
+		/* past the last file (sub back at 0): the VERIFY */
+		if (f->sub == 0) {
+			apdu(f, 0x20, 0x00, f->card->adm1_p2, NULL, 0, FALSE);
+			return;
+		}
+		sw = cp_modem_flow_sw(f);
+		switch (cp_card_adm1_decide(sw, &left)) {
+		case CP_CARD_ADM1_VERIFIED:
+			p->adm1_verified = TRUE;
+			break;
+		case CP_CARD_ADM1_PRESENT:
+		case CP_CARD_ADM1_LAST:
+		case CP_CARD_ADM1_BLOCKED:
+			p->adm1_left = (gint)left;
+			break;
+		case CP_CARD_ADM1_NO_COUNTER:
+			break;
+		}
+		cp_modem_flow_next(f);
+		return;
+	}
+	if (!goto_df(f, f->card->df[ef]))
+		return;
+	if (f->sub == f->file_sub) {
+		guint8 b[2] = { (guint8)(f->card->fid[ef] >> 8), (guint8)f->card->fid[ef] };
+
+		apdu(f, 0xA4, 0x00, 0x04, b, 2, TRUE);
+		return;
+	}
+	if (!selected(f, cp_usim_ef_name(ef)))
+		return;
+	d = g_bytes_get_data(f->resp, &len);
+	cp_card_fcp_size(d, len - 2, &size);
+	if (p->n_files < CP_MODEM_PROBE_MAX_FILES) {
+		p->files[p->n_files].name = cp_usim_ef_name(ef);
+		p->files[p->n_files].size = size;
+		p->files[p->n_files].written = f->card->size[ef];
+		p->n_files++;
+	}
+	f->ef++;
+	f->sub = 0;
+	cp_modem_flow_again(f);
 }
 
 static void

@@ -15,6 +15,7 @@ struct _CpModemFlow {
 	GTask *task;
 	const CpModemBackup *restore_of; /* restore: the caller's backup */
 	CpModemBackup *backup;           /* provisioning: what was read */
+	CpModemProbe *probe;             /* a probe (no target, no backup): the report */
 
 	CpModemStep plan[CP_N_STEPS];
 	guint n_plan;
@@ -104,3 +105,6 @@ void cp_card_read_old(CpModemFlow *f);
 void cp_card_write(CpModemFlow *f);
 /* EF.IMSI as the modem reads it now, into f->modem_imsi. */
 void cp_card_read_imsi(CpModemFlow *f);
+/* A probe's look at the card: each file's size from its FCP, ADM1's
+ * counter from VERIFY without data; into f->probe. */
+void cp_card_probe(CpModemFlow *f);

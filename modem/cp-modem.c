@@ -42,11 +42,11 @@ cp_modem_new(const CpModemConfig *config, GError **error)
 		cp_set_error(error, CP_ERR_ARGUMENT, "modem: no device configured");
 		return NULL;
 	}
-	if (!config->adm1 || config->adm1->len != 8) {
+	if (config->adm1 && config->adm1->len != 8) {
 		cp_set_error(error, CP_ERR_ADM1, "modem: ADM1 must be 8 digits");
 		return NULL;
 	}
-	for (gsize i = 0; i < 8; i++) {
+	for (gsize i = 0; config->adm1 && i < 8; i++) {
 		if (!g_ascii_isdigit(config->adm1->data[i])) {
 			cp_set_error(error, CP_ERR_ADM1, "modem: ADM1 must be 8 digits");
 			return NULL;
@@ -68,7 +68,7 @@ cp_modem_new(const CpModemConfig *config, GError **error)
 	m->device = g_strdup(config->device);
 	m->proxy = config->proxy;
 	m->proxy_path = g_strdup(config->proxy_path);
-	m->adm1 = cp_secret_dup(config->adm1);
+	m->adm1 = config->adm1 ? cp_secret_dup(config->adm1) : NULL;
 	m->registration_timeout = config->registration_timeout ? config->registration_timeout : 120;
 	m->request_timeout = config->request_timeout ? config->request_timeout : 10;
 	m->reset = config->reset;
@@ -342,6 +342,11 @@ cp_modem_provision_async(CpModem *modem, const CpModemTarget *target,
 		return_early(cp_modem_provision_async, cancellable, callback, callback_data, error);
 		return;
 	}
+	if (!modem->adm1) {
+		return_early(cp_modem_provision_async, cancellable, callback, callback_data,
+			     g_error_new(CP_ERROR, CP_ERR_ADM1, "no ADM1 configured: the modem can only be probed"));
+		return;
+	}
 	task = op_begin(modem, cp_modem_provision_async, cancellable, callback, callback_data);
 	if (!task)
 		return;
@@ -382,6 +387,11 @@ cp_modem_restore_async(CpModem *modem, const CpModemBackup *backup,
 			     g_error_new(CP_ERROR, CP_ERR_ARGUMENT, "no backup"));
 		return;
 	}
+	if (!modem->adm1) {
+		return_early(cp_modem_restore_async, cancellable, callback, callback_data,
+			     g_error_new(CP_ERROR, CP_ERR_ADM1, "no ADM1 configured: the modem can only be probed"));
+		return;
+	}
 	/* our own copy: the caller may free theirs once the call returns */
 	bytes = cp_modem_backup_serialize(backup);
 	copy = bytes ? cp_modem_backup_deserialize(bytes, &error) : NULL;
@@ -406,6 +416,43 @@ gboolean
 cp_modem_restore_finish(CpModem *modem, GAsyncResult *res, GError **error)
 {
 	return g_task_propagate_boolean(G_TASK(res), error);
+}
+
+void
+cp_modem_probe_free(CpModemProbe *p)
+{
+	if (!p)
+		return;
+	g_free(p->backend);
+	g_free(p->error);
+	g_free(p->channel_error);
+	g_free(p->imsi_error);
+	g_free(p->iccid);
+	g_free(p->usim_aid);
+	g_free(p->isim_aid);
+	g_free(p->card);
+	g_free(p->card_description);
+	g_free(p);
+}
+
+void
+cp_modem_probe_async(CpModem *modem, CpModemProgressFunc progress, gpointer user_data,
+		     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer callback_data)
+{
+	GTask *task = op_begin(modem, cp_modem_probe_async, cancellable, callback, callback_data);
+
+	if (!task)
+		return;
+	modem->progress = progress;
+	modem->user_data = user_data;
+	/* no target, no backup: the runner takes it for a probe */
+	op_run(modem, task, NULL, NULL);
+}
+
+CpModemProbe *
+cp_modem_probe_finish(CpModem *modem, GAsyncResult *res, GError **error)
+{
+	return g_task_propagate_pointer(G_TASK(res), error);
 }
 
 void

@@ -82,6 +82,25 @@ test_plan_lent(void)
 	assert_plan(CP_PLAN_RESTORE, have_lent, restore, G_N_ELEMENTS(restore));
 }
 
+/* A probe: the card reached and identified, its files probed, the IMSI
+ * asked; nothing that writes, resets, verifies ADM1 or reads the APN. */
+static void
+test_plan_probe(void)
+{
+	static const CpModemStep owned[] = {
+		CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS, CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL,
+		CP_STEP_IDENTIFY, CP_STEP_PROBE, CP_STEP_CLOSE_CHANNEL, CP_STEP_CHECK_IMSI,
+	};
+	static const CpModemStep lent[] = {
+		CP_STEP_OPEN_MODEM, CP_STEP_TAKE, CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS, CP_STEP_ICCID,
+		CP_STEP_OPEN_CHANNEL, CP_STEP_IDENTIFY, CP_STEP_PROBE, CP_STEP_CLOSE_CHANNEL,
+		CP_STEP_CLOSE_PORT, CP_STEP_GIVE_BACK, CP_STEP_CHECK_IMSI,
+	};
+
+	assert_plan(CP_PLAN_PROBE, have_owned, owned, G_N_ELEMENTS(owned));
+	assert_plan(CP_PLAN_PROBE, have_lent, lent, G_N_ELEMENTS(lent));
+}
+
 static void
 test_plan_minimal(void)
 {
@@ -380,6 +399,7 @@ main(int argc, char **argv)
 	g_test_add_func("/card/plan/owned", test_plan_owned);
 	g_test_add_func("/card/plan/lent", test_plan_lent);
 	g_test_add_func("/card/plan/minimal", test_plan_minimal);
+	g_test_add_func("/card/plan/probe", test_plan_probe);
 	g_test_add_func("/card/plan/names", test_step_names);
 	g_test_add_func("/card/adm1/decide", test_adm1_decide);
 	g_test_add_func("/card/adm1/error", test_adm1_error);
