@@ -1,11 +1,11 @@
 #!/bin/sh
 # cellprov-probe against cp-qmi-sim in every hardware profile
 # (docs/simulators.md): both cards, every read mode, every firmware, a
-# card at its last ADM1 attempt and one no driver knows. Each run must
-# report what the profile is and leave the card as it was: no update,
-# no ADM1 attempt spent.
+# card at its last ADM1 attempt and one no driver knows; and the NFC
+# controller on cp-pn532-sim. Each run must report what the profile is
+# and leave the card as it was: no update, no ADM1 attempt spent.
 set -u
-sim=$1 qmicli=$2 probe=$3 apdu=
+sim=$1 qmicli=$2 probe=$3 pn532=${4:-} apdu=
 . "$(dirname "$0")/sim-lib.sh"
 
 # p ARGS...: the probe on the simulator's port; its output in $out, its
@@ -96,5 +96,27 @@ has "card: driver none"
 has "verdict card: unsupported: no card driver knows it"
 echo "$out" | grep -q "^error: no USIM driver knows this card" || fail "$what: error: $out"
 untouched 3
+
+# the NFC controller: a PN532 (the simulator's, firmware 1.6), and none
+if [ -n "$pn532" ]; then
+	what="--nfc"
+	start_sim
+	"$pn532" --target-pty "$dir/nfc" >"$dir/nfc.ready" 2>"$dir/nfc.log" &
+	nfc_pid=$!
+	for i in $(seq 50); do grep -q ready "$dir/nfc.ready" 2>/dev/null && break; sleep 0.1; done
+	LIBNFC_AUTO_SCAN=false p --nfc "pn532_uart:$dir/nfc"
+	kill $nfc_pid 2>/dev/null; wait $nfc_pid 2>/dev/null
+	[ $rc -eq 0 ] || fail "$what: exit $rc: $out"
+	has "nfc: pn532_uart:$dir/nfc"
+	has "nfc: chip PN532 v1.6"
+	has "nfc: ISO 14443-A target mode: yes"
+	has "nfc: frame size in target mode: 64 bytes (the PN532's own ATS); longer commands are chained"
+	has "verdict nfc: ok"
+	LIBNFC_AUTO_SCAN=false p --nfc "pn532_uart:$dir/none"
+	[ $rc -eq 3 ] || fail "$what: no controller: exit $rc: $out"
+	has "nfc: no NFC controller at pn532_uart:$dir/none"
+	has "verdict nfc: unusable: no controller"
+	untouched 3
+fi
 
 echo "qmi-probe: all checks passed"
