@@ -822,6 +822,31 @@ test_bad_config(void)
 	cfg.card = "no-such-card";
 	g_assert_null(cp_modem_new(&cfg, &error));
 	g_assert_error(error, CP_ERROR, CP_ERR_CARD_UNKNOWN);
+	g_clear_error(&error);
+
+	/* without ADM1 a modem can only be probed: a provisioning is refused
+	 * before anything is sent */
+	cfg.adm1 = NULL;
+	cfg.card = NULL;
+	{
+		g_autoptr(CpModem) m = cp_modem_new(&cfg, &error);
+		g_autoptr(CpSecret) k = cp_secret_new_from_hex(NEW_K, 16);
+		g_autoptr(CpSecret) opc = cp_secret_new_from_hex(NEW_OPC, 16);
+		CpModemTarget t = {
+			.imsi = NEW_IMSI, .mnc_length = 2, .plmn = "00101", .network_name = "n",
+			.apn = "a", .k = k, .opc = opc,
+		};
+		Bench b = { 0 };
+
+		g_assert_no_error(error);
+		b.loop = g_main_loop_new(NULL, FALSE);
+		cp_modem_provision_async(m, &t, NULL, NULL, NULL, NULL, provision_cb, &b);
+		g_main_loop_run(b.loop);
+		g_assert_error(b.error, CP_ERROR, CP_ERR_ADM1);
+		g_assert_null(b.result);
+		g_clear_error(&b.error);
+		g_main_loop_unref(b.loop);
+	}
 }
 
 /* A reset takes the simulator --reset-delay: wait until it is back. */
