@@ -17,7 +17,7 @@
 /* The order of the steps for a modem the driver owns throughout... */
 static const CpModemStep order_owned[] = {
 	CP_STEP_OPEN_MODEM, CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS, CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL,
-	CP_STEP_IDENTIFY, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD, CP_STEP_READ_APN, CP_STEP_BACKUP,
+	CP_STEP_IDENTIFY, CP_STEP_PROBE, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD, CP_STEP_READ_APN, CP_STEP_BACKUP,
 	CP_STEP_WRITE, CP_STEP_CLOSE_CHANNEL, CP_STEP_APN, CP_STEP_OFFLINE, CP_STEP_RESET,
 	CP_STEP_REGISTRATION, CP_STEP_CHECK_IMSI,
 };
@@ -26,7 +26,7 @@ static const CpModemStep order_owned[] = {
  * after the give-back, the port open only in between */
 static const CpModemStep order_lent[] = {
 	CP_STEP_OPEN_MODEM, CP_STEP_READ_APN, CP_STEP_TAKE, CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS,
-	CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL, CP_STEP_IDENTIFY, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD,
+	CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL, CP_STEP_IDENTIFY, CP_STEP_PROBE, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD,
 	CP_STEP_BACKUP, CP_STEP_WRITE, CP_STEP_CLOSE_CHANNEL, CP_STEP_OFFLINE, CP_STEP_RESET,
 	CP_STEP_CLOSE_PORT, CP_STEP_GIVE_BACK, CP_STEP_APN, CP_STEP_REGISTRATION, CP_STEP_CHECK_IMSI,
 };
@@ -47,7 +47,17 @@ cp_card_plan_build(CpPlanKind kind, guint32 have, CpModemStep out[CP_N_STEPS])
 	guint n = 0;
 
 	have |= card;
-	if (kind != CP_PLAN_PROVISION) {
+	if (kind == CP_PLAN_PROBE) {
+		/* nothing that writes, resets or spends an ADM1 attempt */
+		have &= CP_STEP_BIT(CP_STEP_OPEN_MODEM) | CP_STEP_BIT(CP_STEP_TAKE) |
+			CP_STEP_BIT(CP_STEP_OPEN_PORT) | CP_STEP_BIT(CP_STEP_CARD_STATUS) |
+			CP_STEP_BIT(CP_STEP_ICCID) | CP_STEP_BIT(CP_STEP_OPEN_CHANNEL) |
+			CP_STEP_BIT(CP_STEP_IDENTIFY) | CP_STEP_BIT(CP_STEP_CLOSE_CHANNEL) |
+			CP_STEP_BIT(CP_STEP_CHECK_IMSI) | CP_STEP_BIT(CP_STEP_CLOSE_PORT) |
+			CP_STEP_BIT(CP_STEP_GIVE_BACK);
+		have |= CP_STEP_BIT(CP_STEP_PROBE);
+	}
+	if (kind != CP_PLAN_PROVISION && kind != CP_PLAN_PROBE) {
 		/* the way back reads nothing and waits for no registration */
 		have &= ~(CP_STEP_BIT(CP_STEP_READ_APN) | CP_STEP_BIT(CP_STEP_READ_OLD) |
 			  CP_STEP_BIT(CP_STEP_BACKUP) | CP_STEP_BIT(CP_STEP_REGISTRATION) |
@@ -86,6 +96,7 @@ cp_card_step_name(CpModemStep s, gboolean restoring)
 	case CP_STEP_GIVE_BACK: return "giving the modem back to its manager";
 	case CP_STEP_REGISTRATION: return "waiting for registration";
 	case CP_STEP_CHECK_IMSI: return "checking the IMSI the modem reports";
+	case CP_STEP_PROBE: return "probing the card's files and ADM1's counter";
 	case CP_N_STEPS: break;
 	}
 	return "?";
@@ -210,18 +221,38 @@ cp_card_fcp_records(const guint8 *fcp, gsize len, gsize *record_len, guint *n_re
 	return *record_len > 0 && *n_records > 0;
 }
 
-gboolean
-cp_card_dir_usim_aid(const guint8 *record, gsize len, guint8 aid[16], gsize *aid_len)
+static gboolean
+dir_app_aid(const guint8 *record, gsize len, guint8 app, guint8 aid[16], gsize *aid_len)
 {
-	static const guint8 usim[] = { 0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x02 };
+	/* RID A000000087 (3GPP), application code 10 xx (TS 101 220 annex E) */
+	const guint8 want[] = { 0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, app };
 	gsize l = 0;
 	const guint8 *v = template_find(record, len, 0x61, 0x4F, &l);
 
-	if (!v || l < sizeof(usim) || l > 16 || memcmp(v, usim, sizeof(usim)) != 0)
+	if (!v || l < sizeof(want) || l > 16 || memcmp(v, want, sizeof(want)) != 0)
 		return FALSE;
 	memcpy(aid, v, l);
 	*aid_len = l;
 	return TRUE;
+}
+
+gboolean
+cp_card_dir_usim_aid(const guint8 *record, gsize len, guint8 aid[16], gsize *aid_len)
+{
+	return dir_app_aid(record, len, 0x02, aid, aid_len);
+}
+
+gboolean
+cp_card_dir_isim_aid(const guint8 *record, gsize len, guint8 aid[16], gsize *aid_len)
+{
+	return dir_app_aid(record, len, 0x04, aid, aid_len);
+}
+
+gboolean
+cp_card_channel_refused(const GError *error)
+{
+	return error && error->domain == CP_ERROR &&
+	       (error->code == CP_ERR_MODEM || error->code == CP_ERR_APDU);
 }
 
 gboolean
@@ -403,15 +434,48 @@ usim_aid(CpModemFlow *f, const guint8 **aid, gsize *len)
 	}
 }
 
+static void usim_reach(CpModemFlow *f, void (*opened)(CpModemFlow *f, GError *error));
+
+/*
+ * A modem that refuses UIM Open Logical Channel (Telit LE910C4 in QMI mode
+ * answers AccessDenied: lpac issue 221) still passes APDUs on the basic
+ * channel (UIM Send APDU without a channel): the USIM is selected there
+ * instead, by its AID, as a terminal without logical channels does (TS
+ * 102 221 11.1.1). The error says so when that fails too.
+ */
+static gboolean
+channel_fallback(CpModemFlow *f, GError *error)
+{
+	if (f->basic_channel || !cp_card_channel_refused(error))
+		return FALSE;
+	g_message("the modem refused a logical channel (%s): selecting the USIM on the basic channel",
+		  error->message);
+	if (f->probe && !f->probe->channel_error)
+		f->probe->channel_error = g_strdup(error->message);
+	g_error_free(error);
+	f->basic_channel = TRUE;
+	f->channel = 0;
+	f->channel_open = FALSE;
+	return TRUE;
+}
+
 static void
 usim_opened(CpModemFlow *f, GError *error)
 {
 	if (!error && !f->channel_open)
 		error = g_error_new(CP_ERROR, CP_ERR_MODEM, "the modem opened no logical channel");
-	if (error)
+	if (error && channel_fallback(f, error)) {
+		usim_reach(f, usim_opened);
+		return;
+	}
+	if (error) {
 		cp_modem_flow_fail(f, error);
-	else
-		cp_modem_flow_next(f);
+		return;
+	}
+	f->at_df = CP_USIM_DF_USIM;
+	if (f->probe)
+		f->probe->logical_channel = TRUE;
+	cp_modem_flow_next(f);
 }
 
 enum {
@@ -431,7 +495,7 @@ usim_reach(CpModemFlow *f, void (*opened)(CpModemFlow *f, GError *error))
 	gsize len;
 
 	usim_aid(f, &aid, &len);
-	if (t->open_channel) {
+	if (t->open_channel && !f->basic_channel) {
 		f->on_done = opened;
 		t->open_channel(&f->run, aid, len);
 		return;
@@ -456,6 +520,10 @@ cp_card_open_usim(CpModemFlow *f)
 
 	if (f->sub == 0) {
 		f->aid_len = 0;
+		f->isim_aid_len = 0;
+		f->dir_read = FALSE;
+		f->at_df = -1;
+		f->path_pos = 0;
 		f->channel = 0;
 		f->apdu_soft = TRUE;
 		f->dir = DIR_MF;
@@ -478,6 +546,7 @@ cp_card_open_usim(CpModemFlow *f)
 		    f->dir_record_len > 255)
 			break;
 		f->dir = DIR_RECORD;
+		f->dir_read = TRUE;
 		f->ef = 1;
 		{
 			guint8 cmd[] = { 0x00, 0xB2, 0x01, 0x04, (guint8)f->dir_record_len };
@@ -486,9 +555,12 @@ cp_card_open_usim(CpModemFlow *f)
 		}
 		return;
 	case DIR_RECORD:
-		if (sw == 0x9000 && cp_card_dir_usim_aid(d, len, f->aid, &f->aid_len))
-			break;
-		if (sw != 0x9000 || f->ef >= f->dir_records)
+		if (sw == 0x9000 && !f->aid_len)
+			cp_card_dir_usim_aid(d, len, f->aid, &f->aid_len);
+		if (sw == 0x9000 && !f->isim_aid_len)
+			cp_card_dir_isim_aid(d, len, f->isim_aid, &f->isim_aid_len);
+		/* until both applications are known, or the records end */
+		if (sw != 0x9000 || (f->aid_len && f->isim_aid_len) || f->ef >= f->dir_records)
 			break;
 		f->ef++;
 		{
@@ -498,8 +570,11 @@ cp_card_open_usim(CpModemFlow *f)
 		}
 		return;
 	default:
-		if (selected(f, "SELECT ADF.USIM"))
+		if (selected(f, f->basic_channel ? "SELECT ADF.USIM on the basic channel, after the modem "
+				  "refused a logical channel" : "SELECT ADF.USIM")) {
+			f->at_df = CP_USIM_DF_USIM;
 			cp_modem_flow_next(f);
+		}
 		return;
 	}
 	if (f->aid_len) {
@@ -604,14 +679,96 @@ cp_card_verify_adm1(CpModemFlow *f)
 	}
 }
 
+static const char *
+df_name(CpUsimDf df)
+{
+	switch (df) {
+	case CP_USIM_DF_USIM: return "ADF.USIM";
+	case CP_USIM_DF_SYSTEM: return "DF.SYSTEM";
+	case CP_USIM_DF_ISIM: return "ADF.ISIM";
+	case CP_USIM_N_DF: break;
+	}
+	return "?";
+}
+
+/*
+ * Takes the channel to df, one SELECT per call: ADF.USIM and ADF.ISIM by
+ * their AIDs (EF.DIR's, else the driver's), DF.SYSTEM by the path MF,
+ * A515 (as pySim reaches the 2G key). TRUE once there, with f->file_sub
+ * the sub the file's own commands count from; FALSE while a SELECT is
+ * out or when the flow failed.
+ */
+static gboolean
+goto_df(CpModemFlow *f, CpUsimDf df)
+{
+	const guint8 *aid;
+	gsize len;
+
+	if (f->sub == 0)
+		f->file_sub = 0;
+	if (f->path_pos > 0 && !selected(f, df_name(df)))
+		return FALSE;
+	if (f->at_df == (gint)df && f->path_pos == 0)
+		return TRUE;
+	f->at_df = -1;
+	switch (df) {
+	case CP_USIM_DF_USIM:
+	case CP_USIM_DF_ISIM:
+		if (f->path_pos == 1)
+			break;
+		if (df == CP_USIM_DF_USIM)
+			usim_aid(f, &aid, &len);
+		else if (f->isim_aid_len)
+			aid = f->isim_aid, len = f->isim_aid_len;
+		else
+			aid = f->card->isim_aid, len = f->card->isim_aid_len;
+		f->path_pos++;
+		apdu(f, 0xA4, 0x04, 0x0C, aid, len, FALSE);
+		return FALSE;
+	case CP_USIM_DF_SYSTEM:
+		if (f->path_pos == 2)
+			break;
+		f->path_pos++;
+		select_fid(f, f->path_pos == 1 ? 0x3F00 : 0xA515);
+		return FALSE;
+	case CP_USIM_N_DF:
+		break;
+	}
+	f->path_pos = 0;
+	f->at_df = df;
+	f->file_sub = f->sub;
+	return TRUE;
+}
+
+/* The file at position pos of the card's order, or CP_USIM_N_EF past the
+ * last; files the card does not have are skipped: size 0, or ADF.ISIM's
+ * when EF.DIR was read and lists none (or, EF.DIR unread, the driver names
+ * no ISIM). */
+static CpUsimEf
+file_at(CpModemFlow *f, guint *pos)
+{
+	for (; *pos < CP_USIM_N_EF; (*pos)++) {
+		CpUsimEf ef = f->card->order[*pos];
+
+		if (!f->card->size[ef])
+			continue;
+		if (f->card->df[ef] == CP_USIM_DF_ISIM && !f->isim_aid_len &&
+		    (f->dir_read || !f->card->isim_aid))
+			continue;
+		return ef;
+	}
+	return CP_USIM_N_EF;
+}
+
 void
 cp_card_read_old(CpModemFlow *f)
 {
 	CpModemBackup *b = f->backup;
+	CpUsimEf ef = file_at(f, &f->ef);
 	gsize len;
 	const guint8 *d;
 
-	if (f->ef == CP_USIM_N_EF) {
+	if (ef == CP_USIM_N_EF) {
 		g_autofree char *imsi = NULL;
 
 		b->card = g_strdup(f->card->name);
@@ -622,10 +779,12 @@ cp_card_read_old(CpModemFlow *f)
 		cp_modem_flow_next(f);
 		return;
 	}
-	if (!read_ef(f, 0, f->card->fid[f->ef], f->card->size[f->ef], cp_usim_ef_name(f->ef), &d, &len))
+	if (!goto_df(f, f->card->df[ef]))
 		return;
-	memcpy(b->ef[f->ef], d, len);
-	b->ef_len[f->ef] = len;
+	if (!read_ef(f, f->file_sub, f->card->fid[ef], f->card->size[ef], cp_usim_ef_name(ef), &d, &len))
+		return;
+	memcpy(b->ef[ef], d, len);
+	b->ef_len[ef] = len;
 	f->ef++;
 	f->sub = 0;
 	cp_modem_flow_again(f);
@@ -638,18 +797,27 @@ cp_card_write(CpModemFlow *f)
 	CpModemTargetCopy *t = f->run.target;
 	guint8 out[CP_USIM_EF_MAX];
 	GError *error = NULL;
+	CpUsimEf ef;
 	guint16 sw;
 
-	if (f->ef == CP_USIM_N_EF) {
+	/* a backup without a copy (one of the previous format, or of a card
+	 * whose ISIM was not found) has nothing to write there */
+	for (ef = file_at(f, &f->ef); ef != CP_USIM_N_EF && !b->ef_len[ef]; ef = file_at(f, &f->ef)) {
+		g_info("%s: not in the backup, left as it is", cp_usim_ef_name(ef));
+		f->ef++;
+	}
+	if (ef == CP_USIM_N_EF) {
 		cp_modem_flow_next(f);
 		return;
 	}
-	switch (f->sub) {
+	if (!goto_df(f, f->card->df[ef]))
+		return;
+	switch (f->sub - f->file_sub) {
 	case 0:
-		select_fid(f, f->card->fid[f->ef]);
+		select_fid(f, f->card->fid[ef]);
 		return;
 	case 1:
-		if (!selected(f, cp_usim_ef_name(f->ef)))
+		if (!selected(f, cp_usim_ef_name(ef)))
 			return;
 		if (!cp_modem_run_restoring(&f->run)) {
 			CpUsimValues v = {
@@ -660,33 +828,99 @@ cp_card_write(CpModemFlow *f)
 				.opc = t->opc,
 			};
 
-			if (!f->card->encode(f->ef, &v, b->ef[f->ef], out, &error)) {
+			if (!f->card->encode(ef, &v, b->ef[ef], out, &error)) {
 				cp_modem_flow_fail(f, error);
 				return;
 			}
 		} else {
-			if (b->ef_len[f->ef] != f->card->size[f->ef]) {
+			if (b->ef_len[ef] != f->card->size[ef]) {
 				cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_ROLLBACK,
 								  "the backup's %s has the wrong size",
-								  cp_usim_ef_name(f->ef)));
+								  cp_usim_ef_name(ef)));
 				return;
 			}
-			memcpy(out, b->ef[f->ef], b->ef_len[f->ef]);
+			memcpy(out, b->ef[ef], b->ef_len[ef]);
 		}
-		g_info("writing %s", cp_usim_ef_name(f->ef));
+		g_info("writing %s", cp_usim_ef_name(ef));
 		f->written = TRUE;
-		apdu(f, 0xD6, 0x00, 0x00, out, f->card->size[f->ef], FALSE);
+		apdu(f, 0xD6, 0x00, 0x00, out, f->card->size[ef], FALSE);
 		cp_cleanse(out, sizeof(out));
 		return;
 	default:
 		if ((sw = cp_modem_flow_sw(f)) != 0x9000) {
-			cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(f->ef), sw));
+			cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(ef), sw));
 			return;
 		}
 		f->ef++;
 		f->sub = 0;
 		cp_modem_flow_again(f);
 	}
+}
+
+/*
+ * A probe: for each file the driver writes, in its order, the DF reached
+ * as for a write and the file SELECTed with its FCP, whose size is
+ * recorded (a SELECT that fails stops the probe, with the error saying
+ * which file); then VERIFY ADM1 without data, which spends nothing (TS
+ * 102 221 11.1.9), for the counter. Nothing is read past the FCP.
+ */
+void
+cp_card_probe(CpModemFlow *f)
+{
+	CpModemProbe *p = f->probe;
+	CpUsimEf ef = file_at(f, &f->ef);
+	const guint8 *d;
+	gsize len, size = 0;
+	guint left;
+	guint16 sw;
+
+	if (f->sub == 0 && f->ef == 0) {
+		p->card = g_strdup(f->card->name);
+		p->card_description = g_strdup(f->card->description);
+	}
+	if (ef == CP_USIM_N_EF) {
+		/* past the last file (sub back at 0): the VERIFY */
+		if (f->sub == 0) {
+			apdu(f, 0x20, 0x00, f->card->adm1_p2, NULL, 0, FALSE);
+			return;
+		}
+		sw = cp_modem_flow_sw(f);
+		switch (cp_card_adm1_decide(sw, &left)) {
+		case CP_CARD_ADM1_VERIFIED:
+			p->adm1_verified = TRUE;
+			break;
+		case CP_CARD_ADM1_PRESENT:
+		case CP_CARD_ADM1_LAST:
+		case CP_CARD_ADM1_BLOCKED:
+			p->adm1_left = (gint)left;
+			break;
+		case CP_CARD_ADM1_NO_COUNTER:
+			break;
+		}
+		cp_modem_flow_next(f);
+		return;
+	}
+	if (!goto_df(f, f->card->df[ef]))
+		return;
+	if (f->sub == f->file_sub) {
+		guint8 b[2] = { (guint8)(f->card->fid[ef] >> 8), (guint8)f->card->fid[ef] };
+
+		apdu(f, 0xA4, 0x00, 0x04, b, 2, TRUE);
+		return;
+	}
+	if (!selected(f, cp_usim_ef_name(ef)))
+		return;
+	d = g_bytes_get_data(f->resp, &len);
+	cp_card_fcp_size(d, len - 2, &size);
+	if (p->n_files < CP_MODEM_PROBE_MAX_FILES) {
+		p->files[p->n_files].name = cp_usim_ef_name(ef);
+		p->files[p->n_files].size = size;
+		p->files[p->n_files].written = f->card->size[ef];
+		p->n_files++;
+	}
+	f->ef++;
+	f->sub = 0;
+	cp_modem_flow_again(f);
 }
 
 static void
@@ -703,6 +937,10 @@ imsi_channel_closed(CpModemFlow *f, GError *error)
 static void
 imsi_channel_opened(CpModemFlow *f, GError *error)
 {
+	if (error && channel_fallback(f, error)) {
+		usim_reach(f, imsi_channel_opened);
+		return;
+	}
 	if (error) {
 		cp_modem_flow_fail(f, error);
 		return;

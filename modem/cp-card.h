@@ -31,6 +31,7 @@ typedef enum {
 	CP_STEP_GIVE_BACK,        /* ops->give_back */
 	CP_STEP_REGISTRATION,     /* ops->registration_start .. _stop */
 	CP_STEP_CHECK_IMSI,       /* ops->read_imsi, or EF.IMSI through the card */
+	CP_STEP_PROBE,            /* a probe: the sizes of the driver's files, ADM1's counter */
 	CP_N_STEPS,
 } CpModemStep;
 
@@ -38,6 +39,7 @@ typedef enum {
 	CP_PLAN_PROVISION,
 	CP_PLAN_ROLLBACK,         /* after a failure past the first write, in the same run */
 	CP_PLAN_RESTORE,          /* a journaled backup, after a crash */
+	CP_PLAN_PROBE,            /* read-only: what the modem and the card are */
 } CpPlanKind;
 
 #define CP_STEP_BIT(s) ((guint32)1 << (s))
@@ -51,6 +53,9 @@ typedef enum {
  * and set after the give-back (a manager's profiles need the modem back).
  * Without it, the port opens first and stays open to the end. The way
  * back (rollback, restore) reads nothing and waits for no registration.
+ * A probe has no step that writes, resets or verifies ADM1: it reaches
+ * the card, identifies it, probes its files (CP_STEP_PROBE) and asks the
+ * modem for the IMSI.
  */
 guint cp_card_plan_build(CpPlanKind kind, guint32 have, CpModemStep out[CP_N_STEPS]);
 
@@ -97,6 +102,13 @@ gboolean cp_card_fcp_records(const guint8 *fcp, gsize len, gsize *record_len, gu
  * annex E) in one EF.DIR record (TS 102 221 13.1: 61 L 4F l AID ...), into
  * aid (16 bytes); FALSE for another application or an empty record. */
 gboolean cp_card_dir_usim_aid(const guint8 *record, gsize len, guint8 aid[16], gsize *aid_len);
+/* The same for an ISIM (application code 1004). */
+gboolean cp_card_dir_isim_aid(const guint8 *record, gsize len, guint8 aid[16], gsize *aid_len);
+
+/* Whether an error opening a logical channel is the modem (or the card)
+ * refusing channels, after which the basic channel is tried: not a
+ * timeout, a vanished modem or a cancellation. */
+gboolean cp_card_channel_refused(const GError *error);
 
 /* The CLA byte of a command on a logical channel (TS 102 221 10.1.1). */
 guint8 cp_card_cla(guint channel);

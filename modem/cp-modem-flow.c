@@ -13,6 +13,7 @@
 
 #include <string.h>
 
+#include "cp-buf.h"
 #include "cp-modem-flow.h"
 
 static void flow_run(CpModemFlow *f);
@@ -169,7 +170,7 @@ cp_modem_run_restoring(CpModemRun *run)
 {
 	CpModemFlow *f = cp_modem_flow(run);
 
-	return f->rolling_back || !run->target;
+	return f->rolling_back || f->restore_of;
 }
 
 const CpModemBackup *
@@ -240,6 +241,7 @@ flow_free(CpModemFlow *f)
 	g_clear_object(&f->run.cancellable);
 	g_clear_pointer(&f->resp, g_bytes_unref);
 	g_clear_pointer(&f->backup, cp_modem_backup_free);
+	g_clear_pointer(&f->probe, cp_modem_probe_free);
 	g_clear_error(&f->first_error);
 	g_free(f->iccid);
 	g_free(f->old_apn);
@@ -324,7 +326,20 @@ complete(CpModemFlow *f, GError *error)
 	if (f->modem_open && d->ops->close)
 		d->ops->close(&f->run);
 	f->modem_open = FALSE;
-	if (error) {
+	if (f->probe) {
+		/* a probe reports what it saw, and where it stopped */
+		CpModemProbe *p = g_steal_pointer(&f->probe);
+
+		if (error)
+			p->error = g_strdup(error->message);
+		g_clear_error(&error);
+		p->iccid = g_strdup(f->iccid);
+		if (f->aid_len)
+			p->usim_aid = cp_hex_strdup(f->aid, f->aid_len);
+		if (f->isim_aid_len)
+			p->isim_aid = cp_hex_strdup(f->isim_aid, f->isim_aid_len);
+		g_task_return_pointer(f->task, p, (GDestroyNotify)cp_modem_probe_free);
+	} else if (error) {
 		g_task_return_error(f->task, error);
 	} else if (f->run.target) {
 		CpModemResult *r = g_new0(CpModemResult, 1);
@@ -659,7 +674,13 @@ step_registration(CpModemFlow *f)
 void
 cp_modem_flow_check_imsi(CpModemFlow *f)
 {
-	const char *want = f->run.target->imsi;
+	const char *want;
+
+	if (f->probe) {
+		cp_modem_flow_next(f);
+		return;
+	}
+	want = f->run.target->imsi;
 
 	if (g_strcmp0(f->modem_imsi, want) != 0) {
 		g_autofree char *a = cp_redact(f->modem_imsi), *b = cp_redact(want);
@@ -674,6 +695,15 @@ cp_modem_flow_check_imsi(CpModemFlow *f)
 static void
 imsi_done(CpModemFlow *f, GError *error)
 {
+	if (f->probe) {
+		/* whether the modem says, not what */
+		f->probe->imsi_by_modem = !error && f->imsi_read;
+		f->probe->imsi_error = error ? g_strdup(error->message) :
+				       f->imsi_read ? NULL : g_strdup("the modem does not report its IMSI");
+		g_clear_error(&error);
+		cp_modem_flow_next(f);
+		return;
+	}
 	if (error) {
 		cp_modem_flow_fail(f, error);
 		return;
@@ -697,6 +727,11 @@ step_check_imsi(CpModemFlow *f)
 {
 	const CpModemOps *o = f->run.driver->ops;
 
+	if (f->probe && !o->read_imsi) {
+		f->probe->imsi_error = g_strdup("the modem has no IMSI request");
+		cp_modem_flow_next(f);
+		return;
+	}
 	if (f->imsi_by_card || !o->read_imsi) {
 		f->imsi_by_card = TRUE;
 		cp_card_read_imsi(f);
@@ -831,6 +866,9 @@ flow_run(CpModemFlow *f)
 	case CP_STEP_CHECK_IMSI:
 		step_check_imsi(f);
 		return;
+	case CP_STEP_PROBE:
+		cp_card_probe(f);
+		return;
 	case CP_N_STEPS:
 		break;
 	}
@@ -855,6 +893,12 @@ cp_modem_flow_start(CpModem *modem, const CpModemDriver *driver, GTask *task,
 		f->user_cancel_id = g_cancellable_connect(user, G_CALLBACK(user_cancelled_cb), f, NULL);
 	if (target)
 		f->backup = cp_modem_backup_new();
-	plan_set(f, target ? CP_PLAN_PROVISION : CP_PLAN_RESTORE);
+	if (!target && !restore_of) {
+		f->probe = g_new0(CpModemProbe, 1);
+		f->probe->backend = g_strdup(driver->name);
+		f->probe->adm1_left = -1;
+		f->probe->can_reset = driver->ops->reset != NULL;
+	}
+	plan_set(f, target ? CP_PLAN_PROVISION : restore_of ? CP_PLAN_RESTORE : CP_PLAN_PROBE);
 	flow_run(f);
 }

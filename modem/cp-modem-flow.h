@@ -15,6 +15,7 @@ struct _CpModemFlow {
 	GTask *task;
 	const CpModemBackup *restore_of; /* restore: the caller's backup */
 	CpModemBackup *backup;           /* provisioning: what was read */
+	CpModemProbe *probe;             /* a probe (no target, no backup): the report */
 
 	CpModemStep plan[CP_N_STEPS];
 	guint n_plan;
@@ -47,6 +48,13 @@ struct _CpModemFlow {
 	gsize dir_record_len;
 	guint8 aid[16];                  /* the USIM's AID from EF.DIR (aid_len 0: none) */
 	gsize aid_len;
+	guint8 isim_aid[16];             /* the ISIM's, likewise */
+	gsize isim_aid_len;
+	gboolean dir_read;               /* EF.DIR's records were read */
+	gboolean basic_channel;          /* the modem refused a logical channel */
+	gint at_df;                      /* the CpUsimDf the channel is at, -1: unknown */
+	guint path_pos;                  /* SELECTs sent on the way to a DF */
+	guint file_sub;                  /* sub when the file's DF was reached */
 	gint64 card_deadline;            /* monotonic; until the card is ready */
 	guint retry_id;
 
@@ -97,3 +105,6 @@ void cp_card_read_old(CpModemFlow *f);
 void cp_card_write(CpModemFlow *f);
 /* EF.IMSI as the modem reads it now, into f->modem_imsi. */
 void cp_card_read_imsi(CpModemFlow *f);
+/* A probe's look at the card: each file's size from its FCP, ADM1's
+ * counter from VERIFY without data; into f->probe. */
+void cp_card_probe(CpModemFlow *f);

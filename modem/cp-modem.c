@@ -42,11 +42,11 @@ cp_modem_new(const CpModemConfig *config, GError **error)
 		cp_set_error(error, CP_ERR_ARGUMENT, "modem: no device configured");
 		return NULL;
 	}
-	if (!config->adm1 || config->adm1->len != 8) {
+	if (config->adm1 && config->adm1->len != 8) {
 		cp_set_error(error, CP_ERR_ADM1, "modem: ADM1 must be 8 digits");
 		return NULL;
 	}
-	for (gsize i = 0; i < 8; i++) {
+	for (gsize i = 0; config->adm1 && i < 8; i++) {
 		if (!g_ascii_isdigit(config->adm1->data[i])) {
 			cp_set_error(error, CP_ERR_ADM1, "modem: ADM1 must be 8 digits");
 			return NULL;
@@ -68,7 +68,7 @@ cp_modem_new(const CpModemConfig *config, GError **error)
 	m->device = g_strdup(config->device);
 	m->proxy = config->proxy;
 	m->proxy_path = g_strdup(config->proxy_path);
-	m->adm1 = cp_secret_dup(config->adm1);
+	m->adm1 = config->adm1 ? cp_secret_dup(config->adm1) : NULL;
 	m->registration_timeout = config->registration_timeout ? config->registration_timeout : 120;
 	m->request_timeout = config->request_timeout ? config->request_timeout : 10;
 	m->reset = config->reset;
@@ -342,6 +342,11 @@ cp_modem_provision_async(CpModem *modem, const CpModemTarget *target,
 		return_early(cp_modem_provision_async, cancellable, callback, callback_data, error);
 		return;
 	}
+	if (!modem->adm1) {
+		return_early(cp_modem_provision_async, cancellable, callback, callback_data,
+			     g_error_new(CP_ERROR, CP_ERR_ADM1, "no ADM1 configured: the modem can only be probed"));
+		return;
+	}
 	task = op_begin(modem, cp_modem_provision_async, cancellable, callback, callback_data);
 	if (!task)
 		return;
@@ -382,6 +387,11 @@ cp_modem_restore_async(CpModem *modem, const CpModemBackup *backup,
 			     g_error_new(CP_ERROR, CP_ERR_ARGUMENT, "no backup"));
 		return;
 	}
+	if (!modem->adm1) {
+		return_early(cp_modem_restore_async, cancellable, callback, callback_data,
+			     g_error_new(CP_ERROR, CP_ERR_ADM1, "no ADM1 configured: the modem can only be probed"));
+		return;
+	}
 	/* our own copy: the caller may free theirs once the call returns */
 	bytes = cp_modem_backup_serialize(backup);
 	copy = bytes ? cp_modem_backup_deserialize(bytes, &error) : NULL;
@@ -409,6 +419,43 @@ cp_modem_restore_finish(CpModem *modem, GAsyncResult *res, GError **error)
 }
 
 void
+cp_modem_probe_free(CpModemProbe *p)
+{
+	if (!p)
+		return;
+	g_free(p->backend);
+	g_free(p->error);
+	g_free(p->channel_error);
+	g_free(p->imsi_error);
+	g_free(p->iccid);
+	g_free(p->usim_aid);
+	g_free(p->isim_aid);
+	g_free(p->card);
+	g_free(p->card_description);
+	g_free(p);
+}
+
+void
+cp_modem_probe_async(CpModem *modem, CpModemProgressFunc progress, gpointer user_data,
+		     GCancellable *cancellable, GAsyncReadyCallback callback, gpointer callback_data)
+{
+	GTask *task = op_begin(modem, cp_modem_probe_async, cancellable, callback, callback_data);
+
+	if (!task)
+		return;
+	modem->progress = progress;
+	modem->user_data = user_data;
+	/* no target, no backup: the runner takes it for a probe */
+	op_run(modem, task, NULL, NULL);
+}
+
+CpModemProbe *
+cp_modem_probe_finish(CpModem *modem, GAsyncResult *res, GError **error)
+{
+	return g_task_propagate_pointer(G_TASK(res), error);
+}
+
+void
 cp_modem_backup_saved(CpModem *modem, const GError *error)
 {
 	void (*cb)(gpointer, const GError *) = modem->backup_saved;
@@ -429,7 +476,7 @@ enum {
 	TAG_VERSION = 0x01,
 	TAG_CARD = 0x02,
 	TAG_ICCID = 0x03,
-	TAG_EF_FIRST = 0x10,   /* 0x10 + CpUsimEf */
+	TAG_EF_FIRST = 0x10,   /* 0x10 + CpUsimEf; the key copies (0x14, 0x15) from version 2 */
 	TAG_PROFILE = 0x20,
 	TAG_APN = 0x21,
 };
@@ -490,14 +537,15 @@ cp_modem_backup_serialize(const CpModemBackup *b)
 {
 	cp_auto_buf buf = CP_BUF_INIT;
 	SecretBlock *s;
-	guint8 version = 1;
+	guint8 version = 2;
 
 	cp_tlv_put(&buf, TAG_VERSION, &version, 1);
 	cp_tlv_put(&buf, TAG_CARD, b->card, strlen(b->card));
 	if (b->iccid)
 		cp_tlv_put(&buf, TAG_ICCID, b->iccid, strlen(b->iccid));
 	for (guint i = 0; i < CP_USIM_N_EF; i++)
-		cp_tlv_put(&buf, (guint8)(TAG_EF_FIRST + i), b->ef[i], b->ef_len[i]);
+		if (b->ef_len[i])
+			cp_tlv_put(&buf, (guint8)(TAG_EF_FIRST + i), b->ef[i], b->ef_len[i]);
 	if (b->have_apn) {
 		cp_tlv_put(&buf, TAG_PROFILE, &b->profile_index, 1);
 		cp_tlv_put(&buf, TAG_APN, b->apn, strlen(b->apn));
@@ -518,9 +566,24 @@ text_field(const CpTlvValue *v)
 	return g_strndup((const char *)v->value, v->len);
 }
 
+/*
+ * Version 1 (the releases before the key copies) holds ADF.USIM's four
+ * files; version 2 adds the other copies of the key (the 2G key file and
+ * ADF.ISIM's), each present when the card had it. A journal of either
+ * version restores: a version 1 backup leaves the copies it never held
+ * (and its provisioning never wrote) as they are.
+ */
 CpModemBackup *
 cp_modem_backup_deserialize(GBytes *bytes, GError **error)
 {
+	enum {
+		F_VERSION,
+		F_CARD,
+		F_ICCID,
+		F_EF,                                  /* + CpUsimEf */
+		F_PROFILE = F_EF + CP_USIM_N_EF,
+		F_APN,
+	};
 	static const CpTlvField fields[] = {
 		{ TAG_VERSION, 1, 1, true, false },
 		{ TAG_CARD, 1, 64, true, false },
@@ -530,6 +593,8 @@ cp_modem_backup_deserialize(GBytes *bytes, GError **error)
 		{ TAG_EF_FIRST + CP_USIM_EF_AD, 1, CP_USIM_EF_MAX, true, false },
 		{ TAG_EF_FIRST + CP_USIM_EF_SPN, 1, CP_USIM_EF_MAX, true, false },
 		{ TAG_EF_FIRST + CP_USIM_EF_AUTH_KEY, 1, CP_USIM_EF_MAX, true, false },
+		{ TAG_EF_FIRST + CP_USIM_EF_AUTH_KEY_2G, 1, CP_USIM_EF_MAX, false, false },
+		{ TAG_EF_FIRST + CP_USIM_EF_ISIM_AUTH_KEY, 1, CP_USIM_EF_MAX, false, false },
 		{ TAG_PROFILE, 1, 1, false, false },
 		{ TAG_APN, 0, 100, false, false },
 	};
@@ -538,8 +603,10 @@ cp_modem_backup_deserialize(GBytes *bytes, GError **error)
 	const CpUsimDriver *driver;
 	gsize len = 0;
 	const guint8 *data = bytes ? g_bytes_get_data(bytes, &len) : NULL;
+	guint version;
 	CpError e;
 
+	G_STATIC_ASSERT(G_N_ELEMENTS(fields) == F_APN + 1);
 	if (!data || !len) {
 		cp_set_error(error, CP_ERR_TRUNCATED, "modem backup: empty");
 		return NULL;
@@ -549,50 +616,60 @@ cp_modem_backup_deserialize(GBytes *bytes, GError **error)
 		cp_set_error(error, e, "modem backup: %s", cp_error_message(e));
 		return NULL;
 	}
-	if (v[0].value[0] != 1) {
-		cp_set_error(error, CP_ERR_VERSION, "modem backup: version %u is not 1", v[0].value[0]);
+	version = v[F_VERSION].value[0];
+	if (version != 1 && version != 2) {
+		cp_set_error(error, CP_ERR_VERSION, "modem backup: version %u is neither 1 nor 2", version);
 		return NULL;
 	}
-	if (!!v[7].value != !!v[8].value) {
+	if (version == 1 && (v[F_EF + CP_USIM_EF_AUTH_KEY_2G].value || v[F_EF + CP_USIM_EF_ISIM_AUTH_KEY].value)) {
+		cp_set_error(error, CP_ERR_UNKNOWN_TAG, "modem backup: version 1 holds no other key copies");
+		return NULL;
+	}
+	if (!!v[F_PROFILE].value != !!v[F_APN].value) {
 		cp_set_error(error, CP_ERR_MISSING_FIELD, "modem backup: profile and APN go together");
 		return NULL;
 	}
-	if (!cp_is_printable_ascii(v[1].value, v[1].len)) {
+	if (!cp_is_printable_ascii(v[F_CARD].value, v[F_CARD].len)) {
 		cp_set_error(error, CP_ERR_BAD_VALUE, "modem backup: the card driver name is not text");
 		return NULL;
 	}
-	if (!cp_is_digits(v[2].value, v[2].len)) {
+	if (!cp_is_digits(v[F_ICCID].value, v[F_ICCID].len)) {
 		cp_set_error(error, CP_ERR_BAD_VALUE, "modem backup: the ICCID is not digits");
 		return NULL;
 	}
-	if (v[8].value && v[8].len && !cp_is_printable_ascii(v[8].value, v[8].len)) {
+	if (v[F_APN].value && v[F_APN].len && !cp_is_printable_ascii(v[F_APN].value, v[F_APN].len)) {
 		cp_set_error(error, CP_ERR_BAD_VALUE, "modem backup: the APN is not printable ASCII");
 		return NULL;
 	}
 	b = cp_modem_backup_new();
-	b->card = text_field(&v[1]);
+	b->card = text_field(&v[F_CARD]);
 	driver = cp_usim_driver_find(b->card);
 	if (!driver) {
 		cp_set_error(error, CP_ERR_CARD_UNKNOWN, "modem backup: no USIM driver '%s'", b->card);
 		return NULL;
 	}
 	/* A restore writes every file whole: a size the card's files do not
-	 * have would fail half-way, after the files before it were written. */
+	 * have would fail half-way, after the files before it were written.
+	 * A copy the backup does not hold is not written. */
 	for (guint i = 0; i < CP_USIM_N_EF; i++) {
-		if (v[3 + i].len != driver->size[i]) {
+		const CpTlvValue *ef = &v[F_EF + i];
+
+		if (!ef->value)
+			continue;
+		if (ef->len != driver->size[i]) {
 			cp_set_error(error, CP_ERR_LENGTH, "modem backup: %s is %u bytes, %s has %" G_GSIZE_FORMAT,
-				     cp_usim_ef_name(i), (guint)v[3 + i].len, driver->name, driver->size[i]);
+				     cp_usim_ef_name(i), (guint)ef->len, driver->name, driver->size[i]);
 			return NULL;
 		}
-		memcpy(b->ef[i], v[3 + i].value, v[3 + i].len);
-		b->ef_len[i] = v[3 + i].len;
+		memcpy(b->ef[i], ef->value, ef->len);
+		b->ef_len[i] = ef->len;
 	}
-	b->iccid = text_field(&v[2]);
+	b->iccid = text_field(&v[F_ICCID]);
 	b->imsi = cp_usim_imsi_decode(b->ef[CP_USIM_EF_IMSI], b->ef_len[CP_USIM_EF_IMSI]);
-	if (v[7].value) {
+	if (v[F_PROFILE].value) {
 		b->have_apn = TRUE;
-		b->profile_index = v[7].value[0];
-		b->apn = v[8].len ? text_field(&v[8]) : g_strdup("");
+		b->profile_index = v[F_PROFILE].value[0];
+		b->apn = v[F_APN].len ? text_field(&v[F_APN]) : g_strdup("");
 	}
 	return g_steal_pointer(&b);
 }

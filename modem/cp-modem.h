@@ -54,7 +54,7 @@ typedef struct {
 	gboolean proxy;               /* open QMI through qmi-proxy */
 	const char *proxy_path;       /* abstract socket name; NULL: libqmi's "qmi-proxy" */
 	const char *card;             /* USIM driver name ("sysmo-isim-sja2", ...); NULL or "auto": detect */
-	const CpSecret *adm1;         /* 8 ASCII digits; copied, never logged */
+	const CpSecret *adm1;         /* 8 ASCII digits; copied, never logged; NULL: probe only */
 	guint registration_timeout;   /* seconds; 0: 120 */
 	guint request_timeout;        /* seconds per modem request; 0: 10 */
 	CpModemReset reset;
@@ -195,5 +195,45 @@ void cp_modem_restore_async(CpModem *modem, const CpModemBackup *backup,
 			    GCancellable *cancellable,
 			    GAsyncReadyCallback callback, gpointer callback_data);
 gboolean cp_modem_restore_finish(CpModem *modem, GAsyncResult *res, GError **error);
+
+/*
+ * A probe: read-only, on the same driver table and card steps as a
+ * provisioning, with no step that writes, resets or verifies ADM1 (the
+ * counter comes from VERIFY without data, which spends nothing). A modem
+ * without ADM1 configured (cp_modem_new with adm1 NULL) can only probe.
+ */
+#define CP_MODEM_PROBE_MAX_FILES 8
+
+typedef struct {
+	char *backend;                /* the driver that ran ("qmi", "mm") */
+	char *error;                  /* what stopped the probe early; NULL: it ran to the end */
+	gboolean logical_channel;     /* the modem opened one */
+	char *channel_error;          /* why it did not (then the basic channel was tried) */
+	gboolean imsi_by_modem;       /* the modem reported the IMSI itself */
+	char *imsi_error;             /* why it did not */
+	gboolean can_reset;           /* the driver resets the modem (not tried) */
+	char *iccid;
+	char *usim_aid;               /* hex, from EF.DIR; NULL: none there */
+	char *isim_aid;
+	char *card;                   /* the card driver that knows the card; NULL: none */
+	char *card_description;
+	struct {
+		const char *name;     /* EF.IMSI, ... */
+		gsize size;           /* from the FCP: the whole file */
+		gsize written;        /* what cellprov writes of it */
+	} files[CP_MODEM_PROBE_MAX_FILES];
+	guint n_files;
+	gint adm1_left;               /* attempts left; -1: the card gives no counter */
+	gboolean adm1_verified;       /* verified already (9000) */
+} CpModemProbe;
+
+void cp_modem_probe_free(CpModemProbe *probe);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CpModemProbe, cp_modem_probe_free)
+
+void cp_modem_probe_async(CpModem *modem, CpModemProgressFunc progress, gpointer user_data,
+			  GCancellable *cancellable, GAsyncReadyCallback callback, gpointer callback_data);
+/* The report, also when a step failed (then probe->error says which);
+ * NULL with an error only when the probe could not start. */
+CpModemProbe *cp_modem_probe_finish(CpModem *modem, GAsyncResult *res, GError **error);
 
 G_END_DECLS

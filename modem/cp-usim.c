@@ -140,6 +140,10 @@ cp_usim_ef_name(CpUsimEf ef)
 		return "EF.SPN";
 	case CP_USIM_EF_AUTH_KEY:
 		return "EF.USIM_AUTH_KEY";
+	case CP_USIM_EF_AUTH_KEY_2G:
+		return "EF.SIM_AUTH_KEY (2G)";
+	case CP_USIM_EF_ISIM_AUTH_KEY:
+		return "EF.ISIM_AUTH_KEY";
 	case CP_USIM_N_EF:
 		break;
 	}
@@ -149,6 +153,7 @@ cp_usim_ef_name(CpUsimEf ef)
 /* ---- sysmoISIM-SJA2 / SJA5 --------------------------------------------- */
 
 static const guint8 sysmo_usim_aid[] = { 0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x02 };
+static const guint8 sysmo_isim_aid[] = { 0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x04 };
 
 #define SYSMO_AUTH_MILENAGE 0x04
 #define SYSMO_AUTH_USE_OPC 0x10
@@ -184,6 +189,21 @@ sysmo_encode(CpUsimEf ef, const CpUsimValues *v, const guint8 *old, guint8 *out,
 		memcpy(out + 1, v->k->data, 16);
 		memcpy(out + 17, v->opc->data, 16);
 		return TRUE;
+	case CP_USIM_EF_ISIM_AUTH_KEY:
+		/* the USIM's layout; IMS AKA is Milenage as in the USIM */
+		return sysmo_encode(CP_USIM_EF_AUTH_KEY, v, old, out, error);
+	case CP_USIM_EF_AUTH_KEY_2G:
+		/* K at 1 and OPc at 17, as pySim writes them; the 2G algorithm
+		 * (COMP128 or Milenage, bits 0-3) stays, bit 4 says the second
+		 * field is OPc (pySim/sysmocom_sja2.py, EF_SIM_AUTH_KEY) */
+		if (!v->k || v->k->len != 16 || !v->opc || v->opc->len != 16) {
+			cp_set_error(error, CP_ERR_ARGUMENT, "K and OPc must be 16 bytes each");
+			return FALSE;
+		}
+		out[0] = (guint8)(old[0] | SYSMO_AUTH_USE_OPC);
+		memcpy(out + 1, v->k->data, 16);
+		memcpy(out + 17, v->opc->data, 16);
+		return TRUE;
 	case CP_USIM_N_EF:
 		break;
 	}
@@ -191,29 +211,40 @@ sysmo_encode(CpUsimEf ef, const CpUsimValues *v, const guint8 *old, guint8 *out,
 	return FALSE;
 }
 
+/*
+ * Every copy of the key a sysmoISIM keeps, as pySim writes them
+ * (pySim/legacy/cards.py, SysmoISIMSJA2.program): DF.SYSTEM's 2G key
+ * (6F20, the same file as ADF.USIM's EF.USIM_AUTH_KEY_2G AF22), ADF.ISIM's
+ * EF.ISIM_AUTH_KEY (AF20), and ADF.USIM's EF.USIM_AUTH_KEY last. Only the
+ * first 33 bytes (config, K, OPc) are written and backed up; an SJA5's
+ * 67-byte TUAK-sized files keep the rest.
+ */
+#define SYSMO_FILES \
+	.aid = sysmo_usim_aid, \
+	.aid_len = sizeof(sysmo_usim_aid), \
+	.adm1_p2 = 0x0A, \
+	.fid = { 0x6F07, 0x6FAD, 0x6F46, 0xAF20, 0x6F20, 0xAF20 }, \
+	.df = { CP_USIM_DF_USIM, CP_USIM_DF_USIM, CP_USIM_DF_USIM, CP_USIM_DF_USIM, \
+		CP_USIM_DF_SYSTEM, CP_USIM_DF_ISIM }, \
+	.size = { 9, 4, 17, 33, 33, 33 }, \
+	.order = { CP_USIM_EF_IMSI, CP_USIM_EF_AD, CP_USIM_EF_SPN, CP_USIM_EF_AUTH_KEY_2G, \
+		   CP_USIM_EF_ISIM_AUTH_KEY, CP_USIM_EF_AUTH_KEY }, \
+	.isim_aid = sysmo_isim_aid, \
+	.isim_aid_len = sizeof(sysmo_isim_aid), \
+	.probe_fid = 0xAF20, \
+	.encode = sysmo_encode
+
 static const CpUsimDriver sysmo_sja2 = {
 	.name = "sysmo-isim-sja2",
 	.description = "sysmocom sysmoISIM-SJA2 / SJA5",
-	.aid = sysmo_usim_aid,
-	.aid_len = sizeof(sysmo_usim_aid),
-	.adm1_p2 = 0x0A,
-	.fid = { 0x6F07, 0x6FAD, 0x6F46, 0xAF20 },
-	.size = { 9, 4, 17, 33 },
-	.probe_fid = 0xAF20,
-	.encode = sysmo_encode,
+	SYSMO_FILES,
 };
 
 /* SJA5 keeps the SJA2 layout for everything written here. */
 static const CpUsimDriver sysmo_sja5 = {
 	.name = "sysmo-isim-sja5",
 	.description = "sysmocom sysmoISIM-SJA5",
-	.aid = sysmo_usim_aid,
-	.aid_len = sizeof(sysmo_usim_aid),
-	.adm1_p2 = 0x0A,
-	.fid = { 0x6F07, 0x6FAD, 0x6F46, 0xAF20 },
-	.size = { 9, 4, 17, 33 },
-	.probe_fid = 0xAF20,
-	.encode = sysmo_encode,
+	SYSMO_FILES,
 };
 
 static const CpUsimDriver *const drivers[] = { &sysmo_sja2, &sysmo_sja5, NULL };

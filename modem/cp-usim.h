@@ -17,8 +17,20 @@ typedef enum {
 	CP_USIM_EF_AD,
 	CP_USIM_EF_SPN,
 	CP_USIM_EF_AUTH_KEY,
+	/* the other copies of the key (a driver whose card has none leaves
+	 * their size 0) */
+	CP_USIM_EF_AUTH_KEY_2G,       /* the 2G key file */
+	CP_USIM_EF_ISIM_AUTH_KEY,     /* ADF.ISIM's key file */
 	CP_USIM_N_EF,
 } CpUsimEf;
+
+/* Where a file is: the DF the channel is taken to before its SELECT. */
+typedef enum {
+	CP_USIM_DF_USIM,              /* ADF.USIM, the channel's application */
+	CP_USIM_DF_SYSTEM,            /* MF/A515, a proprietary DF (sysmoISIM) */
+	CP_USIM_DF_ISIM,              /* ADF.ISIM, by its AID (EF.DIR's) */
+	CP_USIM_N_DF,
+} CpUsimDf;
 
 /* What the subscription puts on the card. */
 typedef struct {
@@ -37,8 +49,18 @@ typedef struct {
 	const guint8 *aid;             /* the USIM application (prefix is enough to select) */
 	gsize aid_len;
 	guint8 adm1_p2;                /* VERIFY reference of ADM1 */
-	guint16 fid[CP_USIM_N_EF];     /* in the USIM application */
-	gsize size[CP_USIM_N_EF];      /* bytes written (and read for the backup) */
+	guint16 fid[CP_USIM_N_EF];     /* in df[] */
+	CpUsimDf df[CP_USIM_N_EF];
+	/* bytes written (and read for the backup; the file may be larger);
+	 * 0: the card has no such file */
+	gsize size[CP_USIM_N_EF];
+	/* The order the files are written in (and read): each of the
+	 * CP_USIM_N_EF files once; those of size 0 are skipped. */
+	CpUsimEf order[CP_USIM_N_EF];
+	/* ADF.ISIM's AID, when EF.DIR lists none (a prefix is enough to
+	 * select it); NULL: the card has no ISIM */
+	const guint8 *isim_aid;
+	gsize isim_aid_len;
 	/* A file only this card has: a successful SELECT identifies it. */
 	guint16 probe_fid;
 	/* Encode ef for v into out (size[ef] bytes); old is the current

@@ -4,9 +4,12 @@
  * driver runs, the ADM1 rule that never spends the last attempt, and the
  * status words.
  */
+#include <string.h>
+
 #include <glib.h>
 
 #include "cp-card.h"
+#include "cp-usim.h"
 #include "cp-glib.h"
 
 /* ---- plans ------------------------------------------------------------- */
@@ -77,6 +80,25 @@ test_plan_lent(void)
 	assert_plan(CP_PLAN_PROVISION, have_lent, provision, G_N_ELEMENTS(provision));
 	assert_plan(CP_PLAN_ROLLBACK, have_lent, rollback, G_N_ELEMENTS(rollback));
 	assert_plan(CP_PLAN_RESTORE, have_lent, restore, G_N_ELEMENTS(restore));
+}
+
+/* A probe: the card reached and identified, its files probed, the IMSI
+ * asked; nothing that writes, resets, verifies ADM1 or reads the APN. */
+static void
+test_plan_probe(void)
+{
+	static const CpModemStep owned[] = {
+		CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS, CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL,
+		CP_STEP_IDENTIFY, CP_STEP_PROBE, CP_STEP_CLOSE_CHANNEL, CP_STEP_CHECK_IMSI,
+	};
+	static const CpModemStep lent[] = {
+		CP_STEP_OPEN_MODEM, CP_STEP_TAKE, CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS, CP_STEP_ICCID,
+		CP_STEP_OPEN_CHANNEL, CP_STEP_IDENTIFY, CP_STEP_PROBE, CP_STEP_CLOSE_CHANNEL,
+		CP_STEP_CLOSE_PORT, CP_STEP_GIVE_BACK, CP_STEP_CHECK_IMSI,
+	};
+
+	assert_plan(CP_PLAN_PROBE, have_owned, owned, G_N_ELEMENTS(owned));
+	assert_plan(CP_PLAN_PROBE, have_lent, lent, G_N_ELEMENTS(lent));
 }
 
 static void
@@ -263,9 +285,101 @@ test_dir(void)
 	g_assert_cmphex(aid[6], ==, 0x02);
 	g_assert_cmphex(aid[15], ==, 0x00);
 	g_assert_false(cp_card_dir_usim_aid(isim, sizeof(isim), aid, &aid_len));
+	g_assert_true(cp_card_dir_isim_aid(isim, sizeof(isim), aid, &aid_len));
+	g_assert_cmpuint(aid_len, ==, 16);
+	g_assert_cmphex(aid[6], ==, 0x04);
+	g_assert_false(cp_card_dir_isim_aid(usim, sizeof(usim), aid, &aid_len));
+	g_assert_false(cp_card_dir_isim_aid(empty, sizeof(empty), aid, &aid_len));
 	g_assert_false(cp_card_dir_usim_aid(empty, sizeof(empty), aid, &aid_len));
 	g_assert_false(cp_card_dir_usim_aid(too_long, sizeof(too_long), aid, &aid_len));
 	g_assert_false(cp_card_dir_usim_aid(usim, 3, aid, &aid_len));
+}
+
+/* Every driver lists each file once in its order, within the backup's
+ * room, and the sysmoISIM drivers every copy of the key. */
+static void
+test_driver_files(void)
+{
+	const CpUsimDriver *const *d = cp_usim_drivers();
+
+	g_assert_nonnull(d[0]);
+	for (; *d; d++) {
+		guint seen = 0;
+
+		for (guint i = 0; i < CP_USIM_N_EF; i++) {
+			CpUsimEf ef = (*d)->order[i];
+
+			g_assert_cmpuint(ef, <, CP_USIM_N_EF);
+			g_assert_false(seen & (1u << ef));
+			seen |= 1u << ef;
+			g_assert_cmpuint((*d)->size[ef], <=, CP_USIM_EF_MAX);
+			g_assert_cmpuint((*d)->df[ef], <, CP_USIM_N_DF);
+		}
+		/* pySim's order: ADF.USIM's key last */
+		g_assert_cmpuint((*d)->order[CP_USIM_N_EF - 1], ==, CP_USIM_EF_AUTH_KEY);
+	}
+	d = (const CpUsimDriver *const[]){ cp_usim_driver_find("sysmo-isim-sja2"), NULL };
+	g_assert_cmphex(d[0]->fid[CP_USIM_EF_AUTH_KEY_2G], ==, 0x6F20);
+	g_assert_cmpuint(d[0]->df[CP_USIM_EF_AUTH_KEY_2G], ==, CP_USIM_DF_SYSTEM);
+	g_assert_cmpuint(d[0]->size[CP_USIM_EF_AUTH_KEY_2G], ==, 33);
+	g_assert_cmphex(d[0]->fid[CP_USIM_EF_ISIM_AUTH_KEY], ==, 0xAF20);
+	g_assert_cmpuint(d[0]->df[CP_USIM_EF_ISIM_AUTH_KEY], ==, CP_USIM_DF_ISIM);
+	g_assert_cmpuint(d[0]->size[CP_USIM_EF_ISIM_AUTH_KEY], ==, 33);
+}
+
+/* The key copies as pySim writes them: K at 1, OPc at 17; the 2G file
+ * keeps its algorithm and gets the OPc flag, the ISIM's is the USIM's. */
+static void
+test_key_copies_encode(void)
+{
+	const CpUsimDriver *d = cp_usim_driver_find("sysmo-isim-sja5");
+	guint8 k[16], opc[16], old[33], out[33];
+	g_autoptr(CpSecret) ks = NULL, opcs = NULL;
+	g_autoptr(GError) error = NULL;
+	CpUsimValues v = { 0 };
+
+	for (guint i = 0; i < 16; i++) {
+		k[i] = (guint8)i;
+		opc[i] = (guint8)(0xF0 | i);
+	}
+	ks = cp_secret_new_from(k, 16);
+	opcs = cp_secret_new_from(opc, 16);
+	v.k = ks;
+	v.opc = opcs;
+	memset(old, 0xAA, sizeof(old));
+	old[0] = 0x01;   /* COMP128v1, OP */
+	g_assert_true(d->encode(CP_USIM_EF_AUTH_KEY_2G, &v, old, out, &error));
+	g_assert_no_error(error);
+	g_assert_cmphex(out[0], ==, 0x11);
+	g_assert_cmpmem(out + 1, 16, k, 16);
+	g_assert_cmpmem(out + 17, 16, opc, 16);
+	old[0] = 0xE1;   /* card bits above the OPc flag stay */
+	g_assert_true(d->encode(CP_USIM_EF_ISIM_AUTH_KEY, &v, old, out, &error));
+	g_assert_cmphex(out[0], ==, 0xF4);
+	g_assert_cmpmem(out + 1, 16, k, 16);
+	g_assert_cmpmem(out + 17, 16, opc, 16);
+	v.opc = NULL;
+	g_assert_false(d->encode(CP_USIM_EF_AUTH_KEY_2G, &v, old, out, &error));
+	g_assert_error(error, CP_ERROR, CP_ERR_ARGUMENT);
+}
+
+/* Which failures to open a logical channel fall back to the basic one. */
+static void
+test_channel_refused(void)
+{
+	g_autoptr(GError) denied = g_error_new(CP_ERROR, CP_ERR_MODEM,
+					       "opening a logical channel failed: AccessDenied");
+	g_autoptr(GError) card = g_error_new(CP_ERROR, CP_ERR_APDU, "the card refused (SW 6881)");
+	g_autoptr(GError) slow = g_error_new(CP_ERROR, CP_ERR_MODEM_TIMEOUT, "no answer");
+	g_autoptr(GError) gone = g_error_new(CP_ERROR, CP_ERR_MODEM_GONE, "gone");
+	g_autoptr(GError) cancel = g_error_new(G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled");
+
+	g_assert_true(cp_card_channel_refused(denied));
+	g_assert_true(cp_card_channel_refused(card));
+	g_assert_false(cp_card_channel_refused(slow));
+	g_assert_false(cp_card_channel_refused(gone));
+	g_assert_false(cp_card_channel_refused(cancel));
+	g_assert_false(cp_card_channel_refused(NULL));
 }
 
 static void
@@ -285,6 +399,7 @@ main(int argc, char **argv)
 	g_test_add_func("/card/plan/owned", test_plan_owned);
 	g_test_add_func("/card/plan/lent", test_plan_lent);
 	g_test_add_func("/card/plan/minimal", test_plan_minimal);
+	g_test_add_func("/card/plan/probe", test_plan_probe);
 	g_test_add_func("/card/plan/names", test_step_names);
 	g_test_add_func("/card/adm1/decide", test_adm1_decide);
 	g_test_add_func("/card/adm1/error", test_adm1_error);
@@ -292,5 +407,8 @@ main(int argc, char **argv)
 	g_test_add_func("/card/fcp", test_fcp);
 	g_test_add_func("/card/dir", test_dir);
 	g_test_add_func("/card/cla", test_cla);
+	g_test_add_func("/card/channel-refused", test_channel_refused);
+	g_test_add_func("/card/driver-files", test_driver_files);
+	g_test_add_func("/card/key-copies-encode", test_key_copies_encode);
 	return g_test_run();
 }

@@ -208,6 +208,35 @@ provision(Bench *b, CpModem *m, const char *k_hex)
 	g_main_loop_run(b->loop);
 }
 
+/* Every copy of the key the card holds, each read from the dump: ADF.USIM's,
+ * the 2G key file under both its names, ADF.ISIM's. */
+static gboolean
+is_sja5(GHashTable *d)
+{
+	return g_str_equal(dump_get(d, "card"), "sysmoISIM-SJA5");
+}
+
+static void
+assert_key_copies(GHashTable *d, const char *value)
+{
+	/* an SJA5's USIM and ISIM key files are 67 bytes (TUAK): the 33 of
+	 * a Milenage key, the rest FF and never touched */
+	g_autofree char *tuak = g_strconcat(value, is_sja5(d) ? "ffffffffffffffffffffffffffffffffff"
+							      "ffffffffffffffffffffffffffffffffff" : "", NULL);
+
+	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==, tuak);
+	g_assert_cmpstr(dump_get(d, "ef-sim-auth-key"), ==, value);
+	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key-2g"), ==, value);
+	g_assert_cmpstr(dump_get(d, "ef-isim-auth-key"), ==, tuak);
+}
+
+/* EF.AD with MNC length 2: 4 bytes on an SJA2, 5 (the last FF) on an SJA5 */
+static const char *
+ef_ad(GHashTable *d)
+{
+	return is_sja5(d) ? "00000002ff" : "00000002";
+}
+
 /* The old card, as cp-qmi-sim starts it. */
 static void
 assert_old_values(Bench *b)
@@ -216,16 +245,15 @@ assert_old_values(Bench *b)
 
 	g_assert_cmpstr(dump_get(d, "imsi"), ==, OLD_IMSI);
 	g_assert_cmpstr(dump_get(d, "ef-imsi"), ==, "080910101032547698");
-	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, "00000002");
+	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, ef_ad(d));
 	g_assert_cmpstr(dump_get(d, "ef-spn"), ==, "017379736d6f636f6dffffffffffffffff");
-	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==, "14" OLD_K OLD_OPC);
+	assert_key_copies(d, "14" OLD_K OLD_OPC);
 	g_assert_cmpstr(dump_get(d, "apn"), ==, "internet");
 }
 
 static void
-test_success(gconstpointer data)
+run_success(gboolean proxy, const char *extra)
 {
-	gboolean proxy = GPOINTER_TO_INT(data);
 	Bench b;
 	g_autoptr(CpModem) m = NULL;
 	g_autoptr(GHashTable) d = NULL;
@@ -234,7 +262,7 @@ test_success(gconstpointer data)
 		g_test_skip("no network namespace (unshare -n) for a private @qmi-proxy");
 		return;		/* main() reports it (cp_test_missing) */
 	}
-	bench_start(&b, proxy, NULL);
+	bench_start(&b, proxy, extra);
 	m = modem_new(&b, ADM1);
 	cp_test_log_clear();
 	provision(&b, m, NEW_K);
@@ -261,16 +289,31 @@ test_success(gconstpointer data)
 	/* TS 31.102 4.2.2, worked by hand: 8 bytes, parity 9 (odd), digits */
 	g_assert_cmpstr(dump_get(d, "ef-imsi"), ==, "080910100000000010");
 	g_assert_cmpstr(dump_get(d, "modem-imsi"), ==, NEW_IMSI);
-	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, "00000002");
+	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, ef_ad(d));
 	/* "cellprov test network" cut to EF.SPN's 16 characters */
 	g_assert_cmpstr(dump_get(d, "ef-spn"), ==, "0163656c6c70726f762074657374206e65");
-	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==, "14" NEW_K NEW_OPC);
+	assert_key_copies(d, "14" NEW_K NEW_OPC);
 	/* the network authenticated the card with the K it holds for the new IMSI */
 	g_assert_cmpstr(dump_get(d, "registration"), ==, "registered");
 	g_assert_cmpstr(dump_get(d, "network-last"), ==, "registered");
 	g_assert_cmpstr(dump_get(d, "apn"), ==, "iot.cellprov");
 	g_assert_cmpstr(dump_get(d, "adm1-retries"), ==, "3");
 	bench_stop(&b);
+}
+
+/* On the simulator's defaults (an SJA5, a current firmware, a T=0 card). */
+static void
+test_success(gconstpointer data)
+{
+	run_success(GPOINTER_TO_INT(data), NULL);
+}
+
+/* The SJA2 (33-byte key files, 4-byte EF.AD) on an older firmware that
+ * still answers DMS UIM Get IMSI, and a lenient card. */
+static void
+test_success_sja2(void)
+{
+	run_success(FALSE, "--card sysmoISIM-SJA2 --firmware legacy --read-le lenient");
 }
 
 static void
@@ -460,10 +503,12 @@ test_vanish(gconstpointer data)
 	gint64 t0 = g_get_monotonic_time();
 	g_autoptr(GHashTable) d = NULL;
 
-	/* APDU 19 falls among the writes, EF.IMSI written by then: EF.DIR,
-	 * the probe, the two VERIFYs and the backup's SELECT/READ pairs come
-	 * first (on the simulator's card, APDUs 17 to 21 are all writes) */
-	bench_start(&b, FALSE, after_writes ? "--vanish=uim:0x003b:19" : "--vanish=uim:0x002f:1");
+	/* APDU 27 is EF.AD's UPDATE, EF.IMSI is written by then: EF.DIR
+	 * (SELECT MF, SELECT, 2 records), probe, VERIFY (counter), VERIFY,
+	 * 3 x (SELECT, READ), the 2G key (SELECT
+	 * MF, DF.SYSTEM, 6F20, READ), ADF.ISIM's (SELECT ADF, EF, READ),
+	 * ADF.USIM's (likewise), SELECT, UPDATE, SELECT, UPDATE */
+	bench_start(&b, FALSE, after_writes ? "--vanish=uim:0x003b:27" : "--vanish=uim:0x002f:1");
 	m = modem_new(&b, ADM1);
 	provision(&b, m, NEW_K);
 	g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
@@ -517,6 +562,143 @@ test_restore(void)
 	bench_stop(&b);
 }
 
+/*
+ * A firmware that refuses UIM Open Logical Channel (AccessDenied, as a
+ * Telit LE910C4): the USIM is selected on the basic channel and the
+ * provisioning goes through there, every copy of the key written; a
+ * failure after the writes rolls each copy back there too. If the basic
+ * channel's SELECT fails as well, the error says what was refused.
+ */
+static void
+test_no_logical_channel(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+
+	bench_start(&b, FALSE, "--firmware=no-logical-channel");
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	d = dump_read(&b);
+	g_assert_cmpstr(dump_get(d, "firmware"), ==, "no-logical-channel");
+	g_assert_cmpstr(dump_get(d, "imsi"), ==, NEW_IMSI);
+	assert_key_copies(d, "14" NEW_K NEW_OPC);
+	bench_stop(&b);
+
+	/* the last UPDATE (ADF.USIM's key) fails: all back on the basic channel */
+	bench_start(&b, FALSE, "--firmware=no-logical-channel --fail-update=6");
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_APDU);
+	g_clear_error(&b.error);
+	assert_old_values(&b);
+	bench_stop(&b);
+
+	/* APDU 5, after EF.DIR's four: the SELECT of the USIM on channel 0 */
+	bench_start(&b, FALSE, "--firmware=no-logical-channel --fail-apdu=5");
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_APDU);
+	g_assert_nonnull(strstr(b.error->message, "after the modem refused a logical channel"));
+	g_assert_nonnull(strstr(b.error->message, "6F00"));
+	assert_old_values(&b);
+	bench_stop(&b);
+}
+
+/*
+ * EF.DIR read but no ISIM found in it (its second record, the ISIM's, is
+ * not readable: APDU 4): no ISIM copy is read, backed up or written; the
+ * USIM and the 2G key get the new key, ADF.ISIM keeps the old one. A
+ * failure after the writes puts back the copies that were written.
+ */
+static void
+test_no_isim(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+
+	bench_start(&b, FALSE, "--fail-apdu=4");
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	d = dump_read(&b);
+	g_assert_true(g_str_has_prefix(dump_get(d, "ef-usim-auth-key"), "14" NEW_K NEW_OPC));
+	g_assert_cmpstr(dump_get(d, "ef-sim-auth-key"), ==, "14" NEW_K NEW_OPC);
+	g_assert_true(g_str_has_prefix(dump_get(d, "ef-isim-auth-key"), "14" OLD_K OLD_OPC));
+	/* five files, not six */
+	g_assert_cmpuint(dump_uint(&b, "card-updates"), ==, 5);
+	bench_stop(&b);
+}
+
+static GBytes *backup_with(guint8 tag, const void *value, gsize len, gboolean drop);
+
+/* A journal the previous release wrote (version 1: ADF.USIM's four files,
+ * no other key copy) still restores: those four files come back, the
+ * copies it never held stay as they are. A version 1 backup that holds
+ * a copy is not one the previous release wrote. */
+static void
+test_restore_version1(void)
+{
+	static const guint8 key_2g[33] = { 0x14 };
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GBytes) v1 = backup_with(0, NULL, 0, FALSE);
+	g_autoptr(CpModemBackup) backup = NULL;
+	g_autoptr(GHashTable) d = NULL;
+	g_autoptr(GError) error = NULL;
+	gsize n;
+	const guint8 *data = g_bytes_get_data(v1, &n);
+
+	/* tag, 16-bit length, value */
+	g_assert_cmphex(data[3], ==, 1);
+	bench_start(&b, FALSE, NULL);
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	backup = cp_modem_backup_deserialize(v1, &error);
+	g_assert_no_error(error);
+	cp_modem_restore_async(m, backup, NULL, NULL, NULL, restore_cb, &b);
+	g_main_loop_run(b.loop);
+	g_assert_no_error(b.error);
+	d = dump_read(&b);
+	g_assert_cmpstr(dump_get(d, "imsi"), ==, OLD_IMSI);
+	/* the template's key (33 bytes of 11), the new copies untouched */
+	g_assert_true(g_str_has_prefix(dump_get(d, "ef-usim-auth-key"),
+				       "111111111111111111111111111111111111111111111111111111111111111111"));
+	g_assert_cmpstr(dump_get(d, "ef-sim-auth-key"), ==, "14" NEW_K NEW_OPC);
+	g_assert_true(g_str_has_prefix(dump_get(d, "ef-isim-auth-key"), "14" NEW_K NEW_OPC));
+	g_assert_cmpstr(dump_get(d, "apn"), ==, "internet");
+	bench_stop(&b);
+
+	/* version 1 with a tag only version 2 has */
+	{
+		g_autoptr(GBytes) bytes = NULL;
+		g_autoptr(CpModemBackup) bad = NULL;
+		CpBuf b2 = CP_BUF_INIT;
+		guint8 *d2;
+		gsize n2, cut = 0;
+
+		/* the copy goes after tag 0x13, before the APN pair */
+		for (gsize i = 0; i < n; i += 3 + (gsize)(data[i + 1] << 8 | data[i + 2]))
+			if (data[i] == 0x20) {
+				cut = i;
+				break;
+			}
+		g_assert_cmpuint(cut, >, 0);
+		cp_buf_append(&b2, data, cut);
+		cp_tlv_put(&b2, 0x14, key_2g, sizeof(key_2g));
+		cp_buf_append(&b2, data + cut, n - cut);
+		g_assert_false(b2.failed);
+		d2 = cp_buf_steal(&b2, &n2);
+		bytes = g_bytes_new_take(d2, n2);
+		bad = cp_modem_backup_deserialize(bytes, &error);
+		g_assert_null(bad);
+		g_assert_error(error, CP_ERROR, CP_ERR_UNKNOWN_TAG);
+	}
+}
+
 static void
 test_backup_garbage(void)
 {
@@ -545,6 +727,31 @@ test_bad_config(void)
 	cfg.card = "no-such-card";
 	g_assert_null(cp_modem_new(&cfg, &error));
 	g_assert_error(error, CP_ERROR, CP_ERR_CARD_UNKNOWN);
+	g_clear_error(&error);
+
+	/* without ADM1 a modem can only be probed: a provisioning is refused
+	 * before anything is sent */
+	cfg.adm1 = NULL;
+	cfg.card = NULL;
+	{
+		g_autoptr(CpModem) m = cp_modem_new(&cfg, &error);
+		g_autoptr(CpSecret) k = cp_secret_new_from_hex(NEW_K, 16);
+		g_autoptr(CpSecret) opc = cp_secret_new_from_hex(NEW_OPC, 16);
+		CpModemTarget t = {
+			.imsi = NEW_IMSI, .mnc_length = 2, .plmn = "00101", .network_name = "n",
+			.apn = "a", .k = k, .opc = opc,
+		};
+		Bench b = { 0 };
+
+		g_assert_no_error(error);
+		b.loop = g_main_loop_new(NULL, FALSE);
+		cp_modem_provision_async(m, &t, NULL, NULL, NULL, NULL, provision_cb, &b);
+		g_main_loop_run(b.loop);
+		g_assert_error(b.error, CP_ERROR, CP_ERR_ADM1);
+		g_assert_null(b.result);
+		g_clear_error(&b.error);
+		g_main_loop_unref(b.loop);
+	}
 }
 
 /* A reset takes the simulator --reset-delay: wait until it is back. */
@@ -710,7 +917,7 @@ test_backup_bad(void)
 		gboolean drop;
 		CpError code;
 	} cases[] = {
-		{ 0x01, "\x02", 1, FALSE, CP_ERR_VERSION },
+		{ 0x01, "\x03", 1, FALSE, CP_ERR_VERSION },
 		{ 0x02, "sysmo-isim-sja9", 15, FALSE, CP_ERR_CARD_UNKNOWN },
 		{ 0x02, "sysmo-isim-sja2\0", 16, FALSE, CP_ERR_BAD_VALUE },
 		{ 0x03, NULL, 0, TRUE, CP_ERR_MISSING_FIELD },
@@ -818,8 +1025,8 @@ test_cancel_after_write(gconstpointer data)
 	Bench b;
 	g_autoptr(CpModem) m = NULL;
 
-	/* UPDATE 5 is the rollback's first */
-	bench_start(&b, FALSE, rollback_fails ? "--fail-update=5" : NULL);
+	/* UPDATE 7 is the rollback's first (six files written) */
+	bench_start(&b, FALSE, rollback_fails ? "--fail-update=7" : NULL);
 	m = modem_new(&b, ADM1);
 	b.cancel_at = "setting the APN";
 	provision_cancelled(&b, m);
@@ -948,10 +1155,12 @@ main(int argc, char **argv)
 
 	g_test_add_data_func("/qmi/backend/success-pty", GINT_TO_POINTER(FALSE), test_success);
 	g_test_add_data_func("/qmi/backend/success-proxy", GINT_TO_POINTER(TRUE), test_success);
+	g_test_add_func("/qmi/backend/success-sja2", test_success_sja2);
 	g_test_add_func("/qmi/backend/wrong-adm1", test_wrong_adm1);
 	g_test_add_func("/qmi/backend/adm1-last-attempt", test_adm1_last_attempt);
 	g_test_add_func("/qmi/backend/unknown-card", test_unknown_card);
-	for (guint n = 1; n <= 4; n++) {
+	/* each of the six files written */
+	for (guint n = 1; n <= 6; n++) {
 		g_autofree char *name = g_strdup_printf("/qmi/backend/write-failure-%u", n);
 
 		g_test_add_data_func(name, GUINT_TO_POINTER(n), test_write_failure);
@@ -962,6 +1171,9 @@ main(int argc, char **argv)
 	g_test_add_data_func("/qmi/backend/vanish-during-writes", GINT_TO_POINTER(TRUE), test_vanish);
 	g_test_add_func("/qmi/backend/restore", test_restore);
 	g_test_add_func("/qmi/backend/restore-twice", test_restore_twice);
+	g_test_add_func("/qmi/backend/restore-version1", test_restore_version1);
+	g_test_add_func("/qmi/backend/no-logical-channel", test_no_logical_channel);
+	g_test_add_func("/qmi/backend/no-isim", test_no_isim);
 	g_test_add_func("/qmi/backend/restore-cancelled", test_restore_cancelled);
 	g_test_add_func("/qmi/backend/restore-other-card", test_restore_other_card);
 	g_test_add_func("/qmi/backend/restore-in-callback", test_restore_in_callback);

@@ -62,6 +62,9 @@ check_card() {
 	case $3 in open_error=*_sw=6A82) ;; *) fail "$card: open by an ambiguous RID: $3";; esac
 	[ "$4" = open_channel=3_sw=9000 ] || fail "$card: open ISIM: $4"
 	case $5 in apdu_62*8302AF20*8002$(printf %04X "$key")*9000) ;; *) fail "$card: SELECT P2=04 FCP: $5";; esac
+	# the template's length byte counts exactly the bytes that follow
+	fcp=${5#apdu_}; fcp=${fcp%9000}
+	[ $((0x$(echo "$fcp" | cut -c3-4) * 2 + 4)) -eq ${#fcp} ] || fail "$card: FCP length byte: $fcp"
 	[ "$6" = apdu_6A86 ] || fail "$card: SELECT P2=00: $6"
 	[ "$7" = apdu_9000 ] || fail "$card: SELECT P2=0C: $7"
 	[ "$8" = apdu_6982 ] || fail "$card: READ of the key without ADM1: $8"
@@ -74,13 +77,22 @@ check_card() {
 	[ "$6" = close_ok ] || fail "$card: close: $6"
 }
 
+# the default card is the SJA5 (TUAK-sized key files)
+start_sim
+[ "$(dump_get card)" = sysmoISIM-SJA5 ] || fail "default card: $(dump_get card)"
 check_card sysmoISIM-SJA2 4 33
-# Le=00 on the historical default: the whole file
-[ "$READ_LE00" = "apdu_$(dump_get ef-usim-auth-key | tr a-f A-F)9000" ] || fail "lenient READ Le=00: $READ_LE00"
+# Le=00 on the default (exact, a T=0 card): 6Cxx with the file's size
+[ "$READ_LE00" = apdu_6C21 ] || fail "default READ Le=00, SJA2: $READ_LE00"
 check_card sysmoISIM-SJA5 5 67
+[ "$READ_LE00" = apdu_6C43 ] || fail "default READ Le=00, SJA5: $READ_LE00"
+# lenient, the historical default: the whole file with 9000
+start_sim --card sysmoISIM-SJA2 --read-le lenient
+out=$(a open:$USIM apdu:1:0120000A08$ADM1 apdu:1:01A4000C02AF20 apdu:1:01B0000000)
+set -- $(echo "$out" | tr ' ' '_')
+[ "$4" = "apdu_$(dump_get ef-usim-auth-key | tr a-f A-F)9000" ] || fail "lenient READ Le=00: $4"
 
 # a T=0 card answers 6Cxx with the length there is
-start_sim --read-le exact
+start_sim --card sysmoISIM-SJA2 --read-le exact
 out=$(a open:$USIM apdu:1:0120000A08$ADM1 apdu:1:01A4000C02AF20 apdu:1:01B0000000 apdu:1:01B0000440 \
 	apdu:1:01B0000410 apdu:1:01A4000C026F07 apdu:1:01B0000000)
 set -- $(echo "$out" | tr ' ' '_')

@@ -13,12 +13,18 @@ USIM=A0000000871002FFFFFFFF8907090000
 out=$("$sim" --pty "$dir/x" --firmware fast 2>&1) && fail "unknown firmware accepted"
 echo "$out" | grep -q "unknown firmware profile 'fast'" || fail "unknown firmware: $out"
 
-# the default firmware answers the DMS UIM commands
+# the default firmware is a current one: DMS UIM refused
 start_sim
-[ "$(dump_get firmware)" = "" ] || fail "default firmware: $(dump_get firmware)"
-q --dms-uim-get-imsi | grep -q "IMSI: '001010123456789'" || fail "default: DMS UIM Get IMSI"
+[ "$(dump_get firmware)" = dms-uim-unsupported ] || fail "default firmware: $(dump_get firmware)"
+q --dms-uim-get-imsi | grep -q "'InvalidQmiCommand'" || fail "default: DMS UIM Get IMSI answered"
+start_sim --firmware default
+[ "$(dump_get firmware)" = dms-uim-unsupported ] || fail "--firmware default: $(dump_get firmware)"
+# an older firmware answers the DMS UIM commands
+start_sim --firmware legacy
+[ "$(dump_get firmware)" = "" ] || fail "legacy firmware: $(dump_get firmware)"
+q --dms-uim-get-imsi | grep -q "IMSI: '001010123456789'" || fail "legacy: DMS UIM Get IMSI"
 out=$(a open:$USIM)
-[ "$out" = "open channel=1 sw=9000" ] || fail "default: open logical channel: $out"
+[ "$out" = "open channel=1 sw=9000" ] || fail "legacy: open logical channel: $out"
 
 for fw in "dms-uim-unsupported InvalidQmiCommand" "dms-uim-not-supported NotSupported"; do
 	set -- $fw

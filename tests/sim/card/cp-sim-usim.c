@@ -277,6 +277,7 @@ cp_sim_usim_new_card(const char *card, const char *iccid, const char *imsi, guin
 	u->iccid = g_strdup(iccid);
 	u->adm1 = g_strdup(adm1);
 	u->adm1_max = u->adm1_left = adm1_retries;
+	u->le = CP_SIM_LE_DEFAULT;
 
 	/* MF: EF.DIR (SFI 30) and EF.ICCID (SFI 2) */
 	f = file_add(u, CP_SIM_FID_DIR, DF_MF, "ef-dir", ACC_ALWAYS, ACC_ADM1,
@@ -326,6 +327,14 @@ cp_sim_usim_new(const char *iccid, const char *imsi, guint mnc_length,
 		const char *adm1, guint adm1_retries)
 {
 	return cp_sim_usim_new_card(CP_SIM_CARD_DEFAULT, iccid, imsi, mnc_length, k, opc, adm1, adm1_retries);
+}
+
+gsize
+cp_sim_usim_get_atr(CpSimUsim *u, uint8_t atr[33])
+{
+	long n = cp_hex_decode(u->card->atr, atr, 33);
+
+	return n > 0 ? (gsize)n : 0;
 }
 
 const char *

@@ -36,7 +36,7 @@ CpSimUsim *cp_sim_usim_new(const char *iccid, const char *imsi, guint mnc_length
 			   const char *adm1, guint adm1_retries);
 
 /* Card profiles (--card NAME): file sizes and identifiers of a real card. */
-#define CP_SIM_CARD_DEFAULT "sysmoISIM-SJA2"
+#define CP_SIM_CARD_DEFAULT "sysmoISIM-SJA5"
 /* NULL-terminated names, the default first. */
 const char *const *cp_sim_usim_cards(void);
 /* As cp_sim_usim_new for the named card; NULL (with a message) if unknown. */
@@ -44,12 +44,16 @@ CpSimUsim *cp_sim_usim_new_card(const char *card, const char *iccid, const char 
 				guint mnc_length, const uint8_t k[16], const uint8_t opc[16],
 				const char *adm1, guint adm1_retries);
 const char *cp_sim_usim_get_card(CpSimUsim *u);
+/* The card's ATR (at most 33 bytes, ISO/IEC 7816-3 §8.2.1) into atr;
+ * returns its length. */
+gsize cp_sim_usim_get_atr(CpSimUsim *u, uint8_t atr[33]);
 
 /*
  * How READ BINARY and READ RECORD answer an Le the file cannot fill
  * (Le '00' asks for 256 bytes, TS 102 221 10.1.3):
  * LENIENT: the bytes there are and 9000 (the model's historical default);
- * EXACT:   6Cxx, xx the length there is (a T=0 card, as the sysmoISIM);
+ * EXACT:   6Cxx, xx the length there is (a T=0 card, as the sysmoISIM;
+ *          CP_SIM_LE_DEFAULT);
  * EOF:     the bytes there are and 6282 (end of file before Le bytes).
  * An offset past the end is 6B00 in every mode.
  */
@@ -59,6 +63,8 @@ typedef enum {
 	CP_SIM_LE_EOF,
 } CpSimLe;
 
+#define CP_SIM_LE_DEFAULT CP_SIM_LE_EXACT
+/* A new card answers as CP_SIM_LE_DEFAULT. */
 void cp_sim_usim_set_le(CpSimUsim *u, CpSimLe mode);
 /* FALSE if name is none of lenient, exact, eof. */
 gboolean cp_sim_le_from_string(const char *name, CpSimLe *mode);

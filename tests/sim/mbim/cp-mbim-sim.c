@@ -669,16 +669,14 @@ handle_uicc(guint32 cid, guint32 type, const Req *r, GByteArray **out)
 
 	switch (cid) {
 	case MBIM_CID_MS_UICC_LOW_LEVEL_ACCESS_ATR: {
-		/* the sysmoISIM-SJA2's ATR: T=0/T=1, ETSI TS 102 221 class */
-		static const guint8 atr[] = {
-			0x3B, 0x9F, 0x96, 0x80, 0x1F, 0x87, 0x80, 0x31, 0xE0, 0x73, 0xFE,
-			0x21, 0x1B, 0x67, 0x4A, 0x35, 0x75, 0x30, 0x35, 0x02, 0x51, 0xCC,
-		};
+		/* the card's own ATR (its profile's) */
+		guint8 atr[33];
+		gsize n = cp_sim_usim_get_atr(sim.usim, atr);
 
 		if (set)
 			return MBIM_STATUS_ERROR_NO_DEVICE_SUPPORT;
 		i = info_new();
-		info_bytes(i, atr, sizeof(atr), TRUE);
+		info_bytes(i, atr, n, TRUE);
 		*out = info_finish(i);
 		return MBIM_STATUS_ERROR_NONE;
 	}

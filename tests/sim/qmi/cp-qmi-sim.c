@@ -58,11 +58,15 @@ typedef struct {
 
 /* Firmware profiles (--firmware), each a behaviour of real modems. */
 typedef enum {
+	FW_LEGACY = 0,                     /* an older firmware: DMS UIM answered */
 	FW_DMS_UIM_UNSUPPORTED = 1 << 0,   /* DMS UIM messages: InvalidQmiCommand */
 	FW_DMS_UIM_NOT_SUPPORTED = 1 << 1, /* ... NotSupported */
 	FW_NO_LOGICAL_CHANNEL = 1 << 2,    /* UIM Open Logical Channel: AccessDenied */
 	FW_SLOW = 1 << 3,                  /* answers delayed as over a real card */
 } Firmware;
+
+/* Without --firmware: what current modules do (docs/simulators.md). */
+#define FW_DEFAULT FW_DMS_UIM_UNSUPPORTED
 
 static const struct {
 	const char *name;
@@ -1244,22 +1248,32 @@ opt_fail_update(const char *name, const char *value, gpointer data, GError **err
 	return parse_list(&sim.fail_update, value, error);
 }
 
+/* The profiles named replace the default; repeated, they add up. */
+static gboolean firmware_given;
+
 static gboolean
 opt_firmware(const char *name, const char *value, gpointer data, GError **error)
 {
 	g_auto(GStrv) f = g_strsplit(value, ",", -1);
 
+	if (!firmware_given)
+		sim.firmware = FW_LEGACY;
+	firmware_given = TRUE;
 	for (guint i = 0; f[i]; i++) {
 		gsize j;
 
-		if (g_strcmp0(f[i], "default") == 0)
+		if (g_strcmp0(f[i], "default") == 0) {
+			sim.firmware |= FW_DEFAULT;
+			continue;
+		}
+		if (g_strcmp0(f[i], "legacy") == 0)
 			continue;
 		for (j = 0; j < G_N_ELEMENTS(firmwares); j++)
 			if (g_strcmp0(f[i], firmwares[j].name) == 0)
 				break;
 		if (j == G_N_ELEMENTS(firmwares)) {
 			g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-				    "unknown firmware profile '%s' (default, dms-uim-unsupported, "
+				    "unknown firmware profile '%s' (default, legacy, dms-uim-unsupported, "
 				    "dms-uim-not-supported, no-logical-channel, slow)", f[i]);
 			return FALSE;
 		}
@@ -1287,19 +1301,19 @@ int
 main(int argc, char **argv)
 {
 	g_autofree char *card = NULL, *read_le = NULL;
-	CpSimLe le = CP_SIM_LE_LENIENT;
+	CpSimLe le = CP_SIM_LE_DEFAULT;
 	gboolean offline = FALSE;
 	g_autoptr(GError) error = NULL;
 	Profile *p;
-	/* The hardware profiles (docs/simulators.md, "Defaults kept for now"):
-	 * --card, --read-le, --firmware and --reset-mode keep their defaults
-	 * (CP_SIM_CARD_DEFAULT, lenient, none, keep-port) until modem/ handles
-	 * the realistic ones. */
+	/* The hardware profiles (docs/simulators.md): --card, --read-le and
+	 * --firmware default to what current hardware does (CP_SIM_CARD_DEFAULT,
+	 * exact, dms-uim-unsupported); --reset-mode keeps keep-port until the
+	 * modem code follows a re-enumerating port. */
 	GOptionEntry entries[] = {
 		{ "proxy", 0, 0, G_OPTION_ARG_NONE, &sim.proxy, "Serve on the abstract socket @qmi-proxy (use inside unshare -n)", NULL },
 		{ "proxy-name", 0, 0, G_OPTION_ARG_STRING, &sim.proxy_name, "Abstract socket name (default qmi-proxy)", "NAME" },
 		{ "card", 0, 0, G_OPTION_ARG_STRING, &card, "The card's model (" CP_SIM_CARD_DEFAULT ")", "NAME" },
-		{ "read-le", 0, 0, G_OPTION_ARG_STRING, &read_le, "READ answer to an Le the file cannot fill: lenient, exact, eof (lenient)", "MODE" },
+		{ "read-le", 0, 0, G_OPTION_ARG_STRING, &read_le, "READ answer to an Le the file cannot fill: lenient, exact, eof (exact)", "MODE" },
 		{ "firmware", 0, 0, G_OPTION_ARG_CALLBACK, opt_firmware, "Firmware profile(s), comma-separated", "NAME[,NAME]" },
 		{ "reset-mode", 0, 0, G_OPTION_ARG_CALLBACK, opt_reset_mode, "On DMS reset: keep-port or reenumerate (keep-port)", "MODE" },
 		{ "reenumerate-path", 0, 0, G_OPTION_ARG_FILENAME, &sim.reenumerate_path, "After a reset the port comes back here (every other reset)", "PATH" },
@@ -1310,6 +1324,7 @@ main(int argc, char **argv)
 	};
 
 	sim.listen_fd = -1;
+	sim.firmware = FW_DEFAULT;
 	if (!cp_sim_modem_parse(&sim.m, &front_end, entries, &argc, &argv))
 		return 2;
 	if (!!sim.m.pty_path == !!sim.proxy) {
