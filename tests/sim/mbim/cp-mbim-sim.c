@@ -671,7 +671,7 @@ handle_uicc(guint32 cid, guint32 type, const Req *r, GByteArray **out)
 	case MBIM_CID_MS_UICC_LOW_LEVEL_ACCESS_ATR: {
 		/* the card's own ATR (its profile's) */
 		guint8 atr[33];
-		gsize n = cp_sim_usim_get_atr(sim.usim, atr);
+		gsize n = cp_sim_usim_get_atr(sim.m.usim, atr);
 
 		if (set)
 			return MBIM_STATUS_ERROR_NO_DEVICE_SUPPORT;
