@@ -201,6 +201,29 @@ def case_denied():
     check(first_apn() == "internet", "the old APN is back")
 
 
+def case_denied_idle():
+    """A reject with every domain detached: ModemManager 1.20 shows "idle", not
+    "denied"; the backend still ends with registration-denied, well before the
+    registration timeout, and rolls back."""
+    old = os.environ["CP_MM_BENCH_OLD_IMSI"]
+    before = sim_dump()
+    start = time.monotonic()
+    rc, out = run_provision("--registration-timeout", "40", k="00112233445566778899aabbccddeeff")
+    took = time.monotonic() - start
+    check(rc == 1, "cp-mm-provision fails")
+    check(out.get("error") == "registration-denied",
+          "with registration-denied, not a timeout (got %s: %s)" % (out.get("error"), out.get("message")))
+    check(took < 40, "before the registration timeout (%.1f s)" % took)
+    check(re.search(r"3GPP registration state changed \(\w+ -> idle\)", mm_log()) is not None and
+          "-> denied)" not in mm_log(), "while ModemManager showed the registration idle, never denied")
+    check(int(sim_dump().get("network-rejects", "0")) >= 1, "the network rejected the card's AKA")
+    d = sim_dump()
+    for ef in ("ef-imsi", "ef-ad", "ef-spn", "ef-usim-auth-key"):
+        check(d.get(ef) == before.get(ef), "%s is back to its old value" % ef)
+    m, s = wait("ModemManager registered with the old card", registered_with(old))
+    check(s.get("sim.properties.imsi") == old, "mmcli -i any: the old IMSI")
+
+
 def case_killed():
     """Killing the provisioning process while the modem is inhibited gives it back."""
     old = os.environ["CP_MM_BENCH_OLD_IMSI"]
@@ -295,6 +318,7 @@ CASES = {
     "bench": (case_bench, []),
     "provision": (case_provision, NEW_SUB),
     "denied": (case_denied, NEW_SUB),
+    "denied-idle": (case_denied_idle, NEW_SUB + ["--sim-arg=--reject-detached"]),
     "killed": (case_killed, NEW_SUB),
     "restore": (case_restore, NEW_SUB),
     "auto": (case_auto, NEW_SUB),

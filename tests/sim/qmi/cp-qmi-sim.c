@@ -120,6 +120,7 @@ typedef struct {
 	ResetMode reset_mode;
 	guint firmware;            /* Firmware flags */
 	gboolean proxy;
+	gboolean reject_detached;   /* a reject leaves the CS domain detached too */
 	char *proxy_name;
 	char *dump_path;
 	char *subscribers_path;
@@ -266,7 +267,8 @@ serving_system_tlvs(QmiMessage *m)
 	 * (limited service): the CS domain reads attached, the PS domain not.
 	 * ModemManager maps a detached domain to "idle" whatever the
 	 * registration state says, so only this shows it "denied". */
-	qmi_message_tlv_write_guint8(m, reg || denied ? QMI_NAS_ATTACH_STATE_ATTACHED : QMI_NAS_ATTACH_STATE_DETACHED, NULL);
+	qmi_message_tlv_write_guint8(m, reg || (denied && !sim.reject_detached) ? QMI_NAS_ATTACH_STATE_ATTACHED
+										 : QMI_NAS_ATTACH_STATE_DETACHED, NULL);
 	qmi_message_tlv_write_guint8(m, reg ? QMI_NAS_ATTACH_STATE_ATTACHED : QMI_NAS_ATTACH_STATE_DETACHED, NULL);
 	qmi_message_tlv_write_guint8(m, QMI_NAS_NETWORK_TYPE_3GPP, NULL);
 	if (sim.op_mode == QMI_DMS_OPERATING_MODE_ONLINE) {
@@ -1455,6 +1457,7 @@ main(int argc, char **argv)
 		{ "network-name", 0, 0, G_OPTION_ARG_STRING, &network_name, "The network's name", "NAME" },
 		{ "apn", 0, 0, G_OPTION_ARG_STRING, &apn, "APN of the modem's profile 1 (internet)", "APN" },
 		{ "offline", 0, 0, G_OPTION_ARG_NONE, &offline, "Start in low-power mode (no registration)", NULL },
+		{ "reject-detached", 0, 0, G_OPTION_ARG_NONE, &sim.reject_detached, "After a reject, both domains detached (ModemManager 1.20 shows idle)", NULL },
 		{ "reset-delay", 0, 0, G_OPTION_ARG_INT, &reset_delay, "Milliseconds a reset takes (200)", "MS" },
 		{ "registration-delay", 0, 0, G_OPTION_ARG_INT, &reg_delay, "Milliseconds from online to attach (100)", "MS" },
 		{ "dump", 0, 0, G_OPTION_ARG_FILENAME, &sim.dump_path, "Write the card and modem state to FILE after every change", "FILE" },
