@@ -851,11 +851,14 @@ const CpModemDriver cp_modem_driver_mm = {
 
 /* ---- is it ModemManager's modem? (backend=auto) ------------------------ */
 
-
 typedef struct {
 	char *device;
+	guint timeout;
 	GDBusConnection *bus;
+	MMManager *manager;
 	char *uid;
+	guint poll_id;
+	gint64 deadline;
 } FindCtx;
 
 static void
@@ -863,10 +866,93 @@ find_ctx_free(gpointer data)
 {
 	FindCtx *f = data;
 
+	if (f->poll_id)
+		g_source_remove(f->poll_id);
 	g_free(f->device);
+	g_clear_object(&f->manager);
 	g_clear_object(&f->bus);
 	g_free(f->uid);
 	g_free(f);
+}
+
+/* Probing done: the modem object exposed and out of its first states
+ * (a locked or failed modem is ModemManager's too). */
+static gboolean
+state_settled(MMModemState s)
+{
+	return s == MM_MODEM_STATE_FAILED || s == MM_MODEM_STATE_LOCKED || state_usable(s);
+}
+
+/* TRUE when the question is answered (*mine says how). ModemManager
+ * exposes a modem only once it has probed its ports, so while it has none,
+ * or one not settled yet, this one may still come. */
+static gboolean
+find_settled(FindCtx *f, gboolean *mine)
+{
+	g_autoptr(MMObject) obj = find_object(f->manager, NULL, f->device);
+	GList *objects;
+	gboolean pending = FALSE;
+	guint n = 0;
+
+	if (obj) {
+		MMModem *modem = mm_object_peek_modem(obj);
+
+		if (!state_settled(mm_modem_get_state(modem)))
+			return FALSE;
+		f->uid = g_strdup(mm_modem_get_device(modem));
+		*mine = TRUE;
+		return TRUE;
+	}
+	objects = g_dbus_object_manager_get_objects(G_DBUS_OBJECT_MANAGER(f->manager));
+	for (GList *l = objects; l; l = l->next) {
+		MMModem *modem = mm_object_peek_modem(MM_OBJECT(l->data));
+
+		if (!modem)
+			continue;
+		n++;
+		if (!state_settled(mm_modem_get_state(modem)))
+			pending = TRUE;
+	}
+	g_list_free_full(objects, g_object_unref);
+	if (n > 0 && !pending) {
+		*mine = FALSE;
+		return TRUE;
+	}
+	return FALSE;
+}
+
+/* TRUE once the task has its answer. */
+static gboolean
+find_step(GTask *task)
+{
+	FindCtx *f = g_task_get_task_data(task);
+	gboolean mine = FALSE;
+
+	if (g_task_return_error_if_cancelled(task))
+		return TRUE;
+	if (!find_settled(f, &mine)) {
+		if (g_get_monotonic_time() < f->deadline)
+			return FALSE;
+		g_info("ModemManager runs but has not shown %s within %u s", f->device, f->timeout);
+	} else if (mine) {
+		g_info("ModemManager manages %s (device %s)", f->device, f->uid);
+	} else {
+		g_info("ModemManager runs but does not manage %s", f->device);
+	}
+	g_task_return_boolean(task, mine);
+	return TRUE;
+}
+
+static gboolean
+find_poll_cb(gpointer data)
+{
+	GTask *task = data;
+	FindCtx *f = g_task_get_task_data(task);
+
+	if (!find_step(task))
+		return G_SOURCE_CONTINUE;
+	f->poll_id = 0;
+	return G_SOURCE_REMOVE;
 }
 
 static void
@@ -875,28 +961,25 @@ find_manager_cb(GObject *src, GAsyncResult *res, gpointer data)
 	g_autoptr(GTask) task = data;
 	FindCtx *f = g_task_get_task_data(task);
 	GError *error = NULL;
-	g_autoptr(MMManager) manager = mm_manager_new_finish(res, &error);
 	g_autofree char *owner = NULL;
-	g_autoptr(MMObject) obj = NULL;
 
-	if (!manager) {
+	f->manager = mm_manager_new_finish(res, &error);
+	if (!f->manager) {
 		g_task_return_error(task, mm_error(error, CP_ERR_MODEM, "connecting to ModemManager"));
 		return;
 	}
-	owner = g_dbus_object_manager_client_get_name_owner(G_DBUS_OBJECT_MANAGER_CLIENT(manager));
+	owner = g_dbus_object_manager_client_get_name_owner(G_DBUS_OBJECT_MANAGER_CLIENT(f->manager));
 	if (!owner) {
 		g_info("ModemManager is not running");
 		g_task_return_boolean(task, FALSE);
 		return;
 	}
-	obj = find_object(manager, NULL, f->device);
-	if (!obj) {
-		g_info("ModemManager runs but does not manage %s", f->device);
-		g_task_return_boolean(task, FALSE);
+	f->deadline = g_get_monotonic_time() + (gint64)f->timeout * G_TIME_SPAN_SECOND;
+	if (find_step(task))
 		return;
-	}
-	f->uid = g_strdup(mm_modem_get_device(mm_object_peek_modem(obj)));
-	g_task_return_boolean(task, TRUE);
+	/* the source holds the task until the answer */
+	f->poll_id = g_timeout_add_full(G_PRIORITY_DEFAULT, POLL_MS, find_poll_cb, g_object_ref(task),
+					g_object_unref);
 }
 
 static void
@@ -918,7 +1001,7 @@ find_bus_cb(GObject *src, GAsyncResult *res, gpointer data)
 }
 
 void
-cp_mm_find_modem_async(const char *device, GCancellable *cancellable,
+cp_mm_find_modem_async(const char *device, guint timeout, GCancellable *cancellable,
 		       GAsyncReadyCallback callback, gpointer user_data)
 {
 	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
@@ -926,6 +1009,7 @@ cp_mm_find_modem_async(const char *device, GCancellable *cancellable,
 
 	g_task_set_source_tag(task, cp_mm_find_modem_async);
 	f->device = g_strdup(device);
+	f->timeout = timeout;
 	g_task_set_task_data(task, f, find_ctx_free);
 	g_bus_get(G_BUS_TYPE_SYSTEM, cancellable, find_bus_cb, g_object_ref(task));
 }
@@ -940,4 +1024,3 @@ cp_mm_find_modem_finish(GAsyncResult *res, char **uid, GError **error)
 		*uid = found ? g_strdup(f->uid) : NULL;
 	return found;
 }
-

@@ -312,6 +312,20 @@ def case_auto():
     check(out.get("backend") == "qmi", "AUTO for a port ModemManager does not manage: qmi")
 
 
+def case_auto_probing():
+    """AUTO started while ModemManager still probes the modem (the bench
+    reports the ports and goes on at once): it waits for the probing to end
+    and picks ModemManager, instead of QMI beside a probing ModemManager."""
+    check(modem() is None or modem().get("modem.generic.state") in ("unknown", "initializing"),
+          "ModemManager has not finished probing the modem yet")
+    rc, out = run_provision("--backend", "auto")
+    check(out.get("backend") == "mm", "AUTO waited for ModemManager and chose it (got %s)"
+          % out.get("backend"))
+    check(rc == 0, "and provisions (%s)" % out.get("message", ""))
+    m, s = wait("the new IMSI registered", registered_with(NEW_IMSI))
+    check(m.get("modem.3gpp.operator-code") == PLMN, "mmcli -m any: registered on %s" % PLMN)
+
+
 NEW_SUB = ["--subscriber", " ".join((NEW_IMSI, NEW_K, NEW_OPC, NEW_SQN))]
 
 CASES = {
@@ -322,6 +336,7 @@ CASES = {
     "killed": (case_killed, NEW_SUB),
     "restore": (case_restore, NEW_SUB),
     "auto": (case_auto, NEW_SUB),
+    "auto-probing": (case_auto_probing, NEW_SUB + ["--wait", "none"]),
     "adm1": (case_adm1, NEW_SUB + ["--sim-arg=--adm1-retries=2"]),
 }
 
