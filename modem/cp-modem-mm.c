@@ -102,28 +102,48 @@ mm_error(GError *error, CpError code, const char *what)
 
 /* ---- finding the modem ------------------------------------------------- */
 
+/* Whether name is one of the modem's ports. */
+static gboolean
+modem_has_port(MMModem *modem, const char *name)
+{
+	const MMModemPortInfo *ports = NULL;
+	guint n = 0;
+
+	if (g_strcmp0(mm_modem_get_primary_port(modem), name) == 0)
+		return TRUE;
+	if (mm_modem_peek_ports(modem, &ports, &n)) {
+		for (guint i = 0; i < n; i++)
+			if (g_strcmp0(ports[i].name, name) == 0)
+				return TRUE;
+	}
+	return FALSE;
+}
+
+/* The port's name as ModemManager knows it: the node's own name, or, for a
+ * udev symlink (/dev/cdc-wdm-lte), the name of the node it points to. */
+static char *
+port_name(MMModem *modem, const char *device)
+{
+	g_autofree char *real = realpath(device, NULL);
+	g_autofree char *name = g_path_get_basename(device);
+	g_autofree char *real_name = real ? g_path_get_basename(real) : NULL;
+
+	if (modem_has_port(modem, name))
+		return g_steal_pointer(&name);
+	if (real_name && modem_has_port(modem, real_name))
+		return g_steal_pointer(&real_name);
+	return NULL;
+}
+
 static gboolean
 modem_matches(MMModem *modem, const char *device)
 {
-	g_autofree char *real = NULL;
 	g_autofree char *name = NULL;
-	MMModemPortInfo *ports = NULL;
-	guint n = 0;
-	gboolean found = FALSE;
 
 	if (device[0] != '/')
 		return g_strcmp0(mm_modem_get_equipment_identifier(modem), device) == 0;
-	/* a udev symlink (/dev/cdc-wdm-lte) names the same port */
-	real = realpath(device, NULL);
-	name = g_path_get_basename(real ? real : device);
-	if (g_strcmp0(mm_modem_get_primary_port(modem), name) == 0)
-		return TRUE;
-	if (mm_modem_peek_ports(modem, (const MMModemPortInfo **)&ports, &n)) {
-		for (guint i = 0; i < n; i++)
-			if (g_strcmp0(ports[i].name, name) == 0)
-				found = TRUE;
-	}
-	return found;
+	name = port_name(modem, device);
+	return name != NULL;
 }
 
 /* The modem object for uid, or for device when uid is NULL; a new ref. */
@@ -161,8 +181,7 @@ pick_kind(Mm *mm, MMModem *modem, GError **error)
 {
 	const char *primary = mm_modem_get_primary_port(modem);
 	const char *device = mm->run->modem->device;
-	g_autofree char *real = device[0] == '/' ? realpath(device, NULL) : NULL;
-	g_autofree char *configured = g_path_get_basename(real ? real : device);
+	g_autofree char *configured = device[0] == '/' ? port_name(modem, device) : NULL;
 	g_autofree char *drivers = NULL;
 	const MMModemPortInfo *ports = NULL;
 	MMModemPortType type = MM_MODEM_PORT_TYPE_UNKNOWN;
