@@ -113,10 +113,12 @@ def provision_argv(k=NEW_K, extra=(), adm1_value=None):
 
 # ---- cases ----------------------------------------------------------------
 
-# What ModemManager shows for each kind of modem: its primary port's type
-# and the driver of the interface.
-KIND_PORT = {"qmi": ("cdc-wdm0", "qmi", "qmi_wwan"), "mbim": ("cdc-wdm0", "mbim", "cdc_mbim"),
-             "at": ("ttyUSB0", "at", "option")}
+# What ModemManager shows for each kind of modem: its primary port, the
+# port's type, the interface's driver, and the plugin (cp-at-sim says it
+# is a Quectel BG96, which ModemManager's quectel plugin takes).
+KIND_PORT = {"qmi": ("cdc-wdm0", "qmi", "qmi_wwan", "generic"),
+             "mbim": ("cdc-wdm0", "mbim", "cdc_mbim", "generic"),
+             "at": ("ttyUSB0", "at", "option", "quectel")}
 
 
 def kind():
@@ -129,7 +131,8 @@ def listed(m, key):
 
 
 def check_kind(m):
-    port, ptype, driver = KIND_PORT[kind()]
+    port, ptype, driver, plugin = KIND_PORT[kind()]
+    check(m.get("modem.generic.plugin") == plugin, "driven by the %s plugin" % plugin)
     check(m.get("modem.generic.primary-port") == port, "primary port %s" % port)
     check("%s (%s)" % (port, ptype) in listed(m, "modem.generic.ports"),
           "ModemManager probed it as %s" % ptype)
@@ -162,7 +165,6 @@ def case_bench():
     check(m is not None, "mmcli -m any shows a modem")
     check(m.get("modem.generic.state") == "registered", "the modem is registered")
     check(m.get("modem.3gpp.operator-code") == PLMN, "on operator %s" % PLMN)
-    check(m.get("modem.generic.plugin") == "generic", "driven by the generic plugin")
     check_kind(m)
     s = sim_card()
     check(s and s.get("sim.properties.imsi") == os.environ["CP_MM_BENCH_OLD_IMSI"],
@@ -388,7 +390,7 @@ CASES = {
 }
 
 
-KIND_CASES = ("bench", "provision", "denied", "killed")
+KIND_CASES = ("bench", "provision", "denied", "killed", "restore")
 for _kind in ("mbim", "at"):
     for _case in KIND_CASES:
         CASES[_kind + "-" + _case] = CASES[_case]

@@ -740,6 +740,21 @@ extended(const char *name, const char *op, char **args)
 			out_final(TRUE);
 			return;
 		}
+		if (strcmp(op, "=?") == 0) {
+			/* §10.1.1 test command: the cids and options per PDP
+			 * type (a BG96's answer); ModemManager's profile
+			 * manager needs it */
+			static const char *const types[] = { "IP", "IPV6", "IPV4V6" };
+
+			for (gsize i = 0; i < G_N_ELEMENTS(types); i++) {
+				g_autofree char *l = g_strdup_printf("+CGDCONT: (1-15),\"%s\",,,(0-2),(0-4),(0),(0)",
+								     types[i]);
+
+				answer(l);
+			}
+			out_final(TRUE);
+			return;
+		}
 		if (strcmp(op, "=") != 0 || nargs < 1 || !parse_uint(args[0], 15, &cid) || cid == 0) {
 			out_cme(50, "incorrect parameters");
 			return;
