@@ -80,7 +80,10 @@ def wait(what, pred, timeout=30):
         if last:
             return last
         time.sleep(0.2)
-    raise Fail("timed out waiting for " + what)
+    m = modem() or {}
+    raise Fail("timed out waiting for %s (ModemManager: %s %s)"
+               % (what, m.get("modem.generic.state", "no modem"),
+                  m.get("modem.generic.state-failed-reason", "")))
 
 
 def registered_with(imsi):
@@ -305,6 +308,42 @@ def case_killed():
     check(sim_dump().get("ef-imsi") == before.get("ef-imsi"), "nothing was written")
 
 
+def case_crashed():
+    """Killed (SIGKILL) while it holds the modem, after writing the card:
+    ModemManager gets the modem back with the new files on the card; the
+    journaled backup then puts every file back byte for byte (the daemon's
+    crash recovery), and ModemManager registers the old card again."""
+    old = os.environ["CP_MM_BENCH_OLD_IMSI"]
+    before = sim_dump()
+    backup = os.path.join(os.environ["CP_MM_BENCH_DIR"], "backup.bin")
+    proc = subprocess.Popen(provision_argv(extra=["--backup-out", backup]), stdout=subprocess.PIPE,
+                            text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line.rstrip())
+        if "closing the logical channel" in line:
+            break
+    proc.kill()
+    proc.wait()
+    check(any("writing the subscription" in l for l in seen) and "backup saved" in seen,
+          "killed after the backup and the writes, while holding the modem")
+    check(sim_dump().get("ef-imsi") != before.get("ef-imsi"), "the card holds the new IMSI file")
+    wait("the modem back in ModemManager", lambda: (modem() or {}).get("modem.generic.state")
+         in ("disabled", "enabled", "searching", "registered", "locked"))
+    check("owner disappeared from bus" in mm_log(),
+          "ModemManager dropped the inhibition with our bus name")
+    argv = provision_argv()
+    argv = argv[:argv.index("--imsi")] + ["--restore", backup]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=90)
+    print(r.stdout, end="")
+    out = keyvals_eq(r.stdout)
+    check(r.returncode == 0 and out.get("restored") == "yes",
+          "restore from the backup succeeds (%s)" % out.get("message", ""))
+    check_card_restored(before)
+    m, s = wait("ModemManager registered with the old card", registered_with(old))
+    check(s.get("sim.properties.imsi") == old, "mmcli -i any: the old IMSI")
+
+
 def case_restore():
     """A backup taken during provisioning puts the old card and APN back (crash recovery)."""
     old = os.environ["CP_MM_BENCH_OLD_IMSI"]
@@ -383,6 +422,7 @@ CASES = {
     "denied": (case_denied, NEW_SUB),
     "denied-idle": (case_denied_idle, NEW_SUB + ["--sim-arg=--reject-detached"]),
     "killed": (case_killed, NEW_SUB),
+    "crashed": (case_crashed, NEW_SUB),
     "restore": (case_restore, NEW_SUB),
     "auto": (case_auto, NEW_SUB),
     "auto-probing": (case_auto_probing, NEW_SUB + ["--wait", "none"]),
@@ -390,7 +430,7 @@ CASES = {
 }
 
 
-KIND_CASES = ("bench", "provision", "denied", "killed", "restore")
+KIND_CASES = ("bench", "provision", "denied", "killed", "crashed", "restore")
 for _kind in ("mbim", "at"):
     for _case in KIND_CASES:
         CASES[_kind + "-" + _case] = CASES[_case]
