@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The ModemManager driver (see cp-modem-mm.h): modem operations through
- * ModemManager, the card through the QMI transport over qmi-proxy while
- * ModemManager holds off (inhibited), and the reset through QMI before
+ * ModemManager, the card while ModemManager holds off (inhibited) through
+ * the protocol of the modem's primary port (QMI over qmi-proxy, MBIM over
+ * mbim-proxy, AT on the tty), and the reset in that protocol before
  * ModemManager probes the modem again.
  *
  * Waiting for ModemManager (re-probe, registration) reads the proxies'
@@ -16,10 +17,34 @@
 
 #include <libmm-glib.h>
 
+#include "cp-mm-ports.h"
 #include "cp-modem-mm.h"
 #include "cp-modem-qmi.h"
 
 #define POLL_MS 200
+/* ModemManager's 3GPP registration "idle" (not registered, not searching)
+ * on an enabled modem, held this long: the modem gave up, which is how
+ * ModemManager 1.20 shows a reject with every domain detached. Enabling
+ * asks for automatic registration, so a modem still trying shows
+ * "searching" (or "registering") instead. */
+#define IDLE_DENIED_MS 5000
+
+/* The protocol of the modem's primary port: how the card is reached. */
+typedef struct {
+	const char *name;
+	MMModemPortType port_type;
+	const CpCardTransport *transport;
+	void (*offline)(CpModemRun *run);
+	void (*reset)(CpModemRun *run);
+} MmKind;
+
+static const MmKind kinds[] = {
+	{ "qmi", MM_MODEM_PORT_TYPE_QMI, &cp_qmi_transport, cp_qmi_offline, cp_qmi_reset },
+#if CP_HAVE_MBIM
+	{ "mbim", MM_MODEM_PORT_TYPE_MBIM, &cp_mm_mbim_transport, cp_mm_mbim_offline, cp_mm_mbim_reset },
+#endif
+	{ "at", MM_MODEM_PORT_TYPE_AT, &cp_mm_at_transport, cp_mm_at_offline, cp_mm_at_reset },
+};
 
 typedef struct _Mm Mm;
 typedef gboolean (*WaitFunc)(Mm *mm, GError **error);
@@ -30,6 +55,8 @@ struct _Mm {
 	MMManager *manager;
 	char *uid;
 	gboolean inhibited;
+	const MmKind *kind;      /* the primary port's protocol */
+	char *port_path;         /* the port the transport opens */
 
 	/* a wait on ModemManager's properties, then what follows it */
 	WaitFunc wait_fn;
@@ -45,6 +72,7 @@ struct _Mm {
 	MMBearerIpFamily ip_type;
 
 	guint reg_poll_id;
+	gint64 reg_idle_since;   /* monotonic µs; 0: not idle */
 };
 
 static Mm *
@@ -74,28 +102,48 @@ mm_error(GError *error, CpError code, const char *what)
 
 /* ---- finding the modem ------------------------------------------------- */
 
+/* Whether name is one of the modem's ports. */
+static gboolean
+modem_has_port(MMModem *modem, const char *name)
+{
+	const MMModemPortInfo *ports = NULL;
+	guint n = 0;
+
+	if (g_strcmp0(mm_modem_get_primary_port(modem), name) == 0)
+		return TRUE;
+	if (mm_modem_peek_ports(modem, &ports, &n)) {
+		for (guint i = 0; i < n; i++)
+			if (g_strcmp0(ports[i].name, name) == 0)
+				return TRUE;
+	}
+	return FALSE;
+}
+
+/* The port's name as ModemManager knows it: the node's own name, or, for a
+ * udev symlink (/dev/cdc-wdm-lte), the name of the node it points to. */
+static char *
+port_name(MMModem *modem, const char *device)
+{
+	g_autofree char *real = realpath(device, NULL);
+	g_autofree char *name = g_path_get_basename(device);
+	g_autofree char *real_name = real ? g_path_get_basename(real) : NULL;
+
+	if (modem_has_port(modem, name))
+		return g_steal_pointer(&name);
+	if (real_name && modem_has_port(modem, real_name))
+		return g_steal_pointer(&real_name);
+	return NULL;
+}
+
 static gboolean
 modem_matches(MMModem *modem, const char *device)
 {
-	g_autofree char *real = NULL;
 	g_autofree char *name = NULL;
-	MMModemPortInfo *ports = NULL;
-	guint n = 0;
-	gboolean found = FALSE;
 
 	if (device[0] != '/')
 		return g_strcmp0(mm_modem_get_equipment_identifier(modem), device) == 0;
-	/* a udev symlink (/dev/cdc-wdm-lte) names the same port */
-	real = realpath(device, NULL);
-	name = g_path_get_basename(real ? real : device);
-	if (g_strcmp0(mm_modem_get_primary_port(modem), name) == 0)
-		return TRUE;
-	if (mm_modem_peek_ports(modem, (const MMModemPortInfo **)&ports, &n)) {
-		for (guint i = 0; i < n; i++)
-			if (g_strcmp0(ports[i].name, name) == 0)
-				found = TRUE;
-	}
-	return found;
+	name = port_name(modem, device);
+	return name != NULL;
 }
 
 /* The modem object for uid, or for device when uid is NULL; a new ref. */
@@ -121,6 +169,57 @@ static gboolean
 state_usable(MMModemState s)
 {
 	return s >= MM_MODEM_STATE_DISABLED;
+}
+
+/* ---- the modem's kind ---------------------------------------------------- */
+
+/* The protocol of the modem's primary port (ModemManager's PrimaryPort in
+ * its Ports), and the port of that protocol the transport opens: the
+ * configured one when it is such a port, else the primary port. */
+static gboolean
+pick_kind(Mm *mm, MMModem *modem, GError **error)
+{
+	const char *primary = mm_modem_get_primary_port(modem);
+	const char *device = mm->run->modem->device;
+	g_autofree char *configured = device[0] == '/' ? port_name(modem, device) : NULL;
+	g_autofree char *drivers = NULL;
+	const MMModemPortInfo *ports = NULL;
+	MMModemPortType type = MM_MODEM_PORT_TYPE_UNKNOWN;
+	gboolean configured_is_port = FALSE;
+	guint n = 0;
+
+	if (!mm_modem_peek_ports(modem, &ports, &n))
+		n = 0;
+	for (guint i = 0; i < n; i++)
+		if (g_strcmp0(ports[i].name, primary) == 0)
+			type = ports[i].type;
+	for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++)
+		if (kinds[k].port_type == type)
+			mm->kind = &kinds[k];
+	if (!mm->kind) {
+		g_set_error(error, CP_ERROR, CP_ERR_MODEM,
+			    "ModemManager's primary port %s of the modem speaks %s, not QMI, MBIM or AT",
+			    primary ? primary : "(none)", mm_modem_port_type_get_string(type));
+		return FALSE;
+	}
+	for (guint i = 0; i < n; i++)
+		if (ports[i].type == type && g_strcmp0(ports[i].name, configured) == 0)
+			configured_is_port = TRUE;
+	g_free(mm->port_path);
+	mm->port_path = configured_is_port ? g_strdup(device) : g_strconcat("/dev/", primary, NULL);
+	if (mm_modem_get_drivers(modem))
+		drivers = g_strjoinv(",", (char **)mm_modem_get_drivers(modem));
+	g_info("ModemManager's plugin %s (drivers %s) drives the modem on %s (%s): the card through %s",
+	       mm_modem_get_plugin(modem), drivers ? drivers : "?", primary, mm->kind->name, mm->port_path);
+	return TRUE;
+}
+
+const char *
+cp_mm_port_path(CpModemRun *run)
+{
+	Mm *mm = run->manager;
+
+	return mm && mm->port_path ? mm->port_path : run->modem->device;
 }
 
 /* ---- waiting on ModemManager's properties ------------------------------ */
@@ -222,6 +321,8 @@ wait_found(Mm *mm, GError **error)
 		g_info("ModemManager manages %s as %s (device %s, %s)", mm->run->modem->device,
 		       mm_modem_get_path(modem), mm->uid, mm_modem_state_get_string(state));
 	}
+	if (!mm->kind)
+		pick_kind(mm, modem, error);
 	return TRUE;
 }
 
@@ -310,6 +411,7 @@ mm_close(CpModemRun *run)
 	g_clear_object(&mm->manager);
 	g_clear_object(&mm->bus);
 	g_free(mm->uid);
+	g_free(mm->port_path);
 	g_free(mm->apn);
 	g_free(mm);
 	run->manager = NULL;
@@ -589,9 +691,23 @@ registration_poll_cb(gpointer data)
 	if (!gpp)
 		return G_SOURCE_CONTINUE;
 	reg = mm_modem_3gpp_get_registration_state(gpp);
-	if (reg == MM_MODEM_3GPP_REGISTRATION_STATE_DENIED)
+	if (reg != MM_MODEM_3GPP_REGISTRATION_STATE_IDLE || state < MM_MODEM_STATE_ENABLED)
+		mm->reg_idle_since = 0;
+	else if (!mm->reg_idle_since)
+		mm->reg_idle_since = g_get_monotonic_time();
+	if (reg == MM_MODEM_3GPP_REGISTRATION_STATE_DENIED) {
+		g_info("ModemManager shows the 3GPP registration denied");
 		cp_modem_run_registration(run, CP_MODEM_REG_DENIED, NULL, NULL);
-	else if (state >= MM_MODEM_STATE_REGISTERED &&
+	} else if (mm->reg_idle_since &&
+		   g_get_monotonic_time() - mm->reg_idle_since >= IDLE_DENIED_MS * G_TIME_SPAN_MILLISECOND) {
+		/* ModemManager 1.20 has no reject cause on the bus (nor a
+		 * failed state for it): an enabled modem that stopped
+		 * trying, attached nowhere, was turned away */
+		g_info("ModemManager shows the modem idle for %u s (packet service %s): the network denied it",
+		       IDLE_DENIED_MS / 1000,
+		       mm_modem_3gpp_packet_service_state_get_string(mm_modem_3gpp_get_packet_service_state(gpp)));
+		cp_modem_run_registration(run, CP_MODEM_REG_DENIED, NULL, NULL);
+	} else if (state >= MM_MODEM_STATE_REGISTERED &&
 		 (reg == MM_MODEM_3GPP_REGISTRATION_STATE_HOME || reg == MM_MODEM_3GPP_REGISTRATION_STATE_ROAMING))
 		cp_modem_run_registration(run, CP_MODEM_REG_REGISTERED, mm_modem_3gpp_get_operator_code(gpp),
 					  mm_modem_3gpp_get_operator_name(gpp));
@@ -603,6 +719,7 @@ mm_registration_start(CpModemRun *run)
 {
 	Mm *mm = mm_of(run);
 
+	mm->reg_idle_since = 0;
 	mm->reg_poll_id = g_timeout_add(POLL_MS, registration_poll_cb, mm);
 	registration_poll_cb(mm);
 }
@@ -646,6 +763,83 @@ mm_read_imsi(CpModemRun *run)
 	mm_modem_get_sim(mm_object_peek_modem(obj), NULL, sim_cb, mm);
 }
 
+/* ---- the card, the offline and the reset: the kind's -------------------- */
+
+static const MmKind *
+kind_of(CpModemRun *run)
+{
+	Mm *mm = mm_of(run);
+
+	return mm ? mm->kind : NULL;
+}
+
+static void
+mm_port_open(CpModemRun *run)
+{
+	kind_of(run)->transport->open(run);
+}
+
+static void
+mm_port_close(CpModemRun *run)
+{
+	if (kind_of(run))
+		kind_of(run)->transport->close(run);
+}
+
+static void
+mm_card_status(CpModemRun *run)
+{
+	kind_of(run)->transport->card_status(run);
+}
+
+static void
+mm_read_iccid(CpModemRun *run)
+{
+	kind_of(run)->transport->read_iccid(run);
+}
+
+static void
+mm_open_channel(CpModemRun *run, const guint8 *aid, gsize aid_len)
+{
+	kind_of(run)->transport->open_channel(run, aid, aid_len);
+}
+
+static void
+mm_close_channel(CpModemRun *run, guint channel)
+{
+	kind_of(run)->transport->close_channel(run, channel);
+}
+
+static void
+mm_transmit(CpModemRun *run, guint channel, const guint8 *apdu, gsize len)
+{
+	kind_of(run)->transport->transmit(run, channel, apdu, len);
+}
+
+/* Each kind's transport fills every entry, so this one can too. */
+static const CpCardTransport mm_transport = {
+	.name = "mm",
+	.open = mm_port_open,
+	.close = mm_port_close,
+	.card_status = mm_card_status,
+	.read_iccid = mm_read_iccid,
+	.open_channel = mm_open_channel,
+	.close_channel = mm_close_channel,
+	.transmit = mm_transmit,
+};
+
+static void
+mm_offline(CpModemRun *run)
+{
+	kind_of(run)->offline(run);
+}
+
+static void
+mm_reset(CpModemRun *run)
+{
+	kind_of(run)->reset(run);
+}
+
 /* ---- the tables -------------------------------------------------------- */
 
 static const CpModemOps mm_ops = {
@@ -658,28 +852,32 @@ static const CpModemOps mm_ops = {
 	.set_apn = mm_set_apn,
 	/* while inhibited, so that the modem has read the card before
 	 * ModemManager probes it again */
-	.offline = cp_qmi_offline,
-	.reset = cp_qmi_reset,
+	.offline = mm_offline,
+	.reset = mm_reset,
 	.registration_start = mm_registration_start,
 	.registration_stop = mm_registration_stop,
 	.read_imsi = mm_read_imsi,
 };
 
-/* ModemManager shares the port through qmi-proxy; so does the transport. */
+/* ModemManager shares QMI and MBIM ports through their proxies; so does
+ * the transport. An AT tty is ModemManager's to let go (the inhibition). */
 const CpModemDriver cp_modem_driver_mm = {
 	.name = "mm",
-	.transport = &cp_qmi_transport,
+	.transport = &mm_transport,
 	.ops = &mm_ops,
 	.proxy = TRUE,
 };
 
 /* ---- is it ModemManager's modem? (backend=auto) ------------------------ */
 
-
 typedef struct {
 	char *device;
+	guint timeout;
 	GDBusConnection *bus;
+	MMManager *manager;
 	char *uid;
+	guint poll_id;
+	gint64 deadline;
 } FindCtx;
 
 static void
@@ -687,10 +885,93 @@ find_ctx_free(gpointer data)
 {
 	FindCtx *f = data;
 
+	if (f->poll_id)
+		g_source_remove(f->poll_id);
 	g_free(f->device);
+	g_clear_object(&f->manager);
 	g_clear_object(&f->bus);
 	g_free(f->uid);
 	g_free(f);
+}
+
+/* Probing done: the modem object exposed and out of its first states
+ * (a locked or failed modem is ModemManager's too). */
+static gboolean
+state_settled(MMModemState s)
+{
+	return s == MM_MODEM_STATE_FAILED || s == MM_MODEM_STATE_LOCKED || state_usable(s);
+}
+
+/* TRUE when the question is answered (*mine says how). ModemManager
+ * exposes a modem only once it has probed its ports, so while it has none,
+ * or one not settled yet, this one may still come. */
+static gboolean
+find_settled(FindCtx *f, gboolean *mine)
+{
+	g_autoptr(MMObject) obj = find_object(f->manager, NULL, f->device);
+	GList *objects;
+	gboolean pending = FALSE;
+	guint n = 0;
+
+	if (obj) {
+		MMModem *modem = mm_object_peek_modem(obj);
+
+		if (!state_settled(mm_modem_get_state(modem)))
+			return FALSE;
+		f->uid = g_strdup(mm_modem_get_device(modem));
+		*mine = TRUE;
+		return TRUE;
+	}
+	objects = g_dbus_object_manager_get_objects(G_DBUS_OBJECT_MANAGER(f->manager));
+	for (GList *l = objects; l; l = l->next) {
+		MMModem *modem = mm_object_peek_modem(MM_OBJECT(l->data));
+
+		if (!modem)
+			continue;
+		n++;
+		if (!state_settled(mm_modem_get_state(modem)))
+			pending = TRUE;
+	}
+	g_list_free_full(objects, g_object_unref);
+	if (n > 0 && !pending) {
+		*mine = FALSE;
+		return TRUE;
+	}
+	return FALSE;
+}
+
+/* TRUE once the task has its answer. */
+static gboolean
+find_step(GTask *task)
+{
+	FindCtx *f = g_task_get_task_data(task);
+	gboolean mine = FALSE;
+
+	if (g_task_return_error_if_cancelled(task))
+		return TRUE;
+	if (!find_settled(f, &mine)) {
+		if (g_get_monotonic_time() < f->deadline)
+			return FALSE;
+		g_info("ModemManager runs but has not shown %s within %u s", f->device, f->timeout);
+	} else if (mine) {
+		g_info("ModemManager manages %s (device %s)", f->device, f->uid);
+	} else {
+		g_info("ModemManager runs but does not manage %s", f->device);
+	}
+	g_task_return_boolean(task, mine);
+	return TRUE;
+}
+
+static gboolean
+find_poll_cb(gpointer data)
+{
+	GTask *task = data;
+	FindCtx *f = g_task_get_task_data(task);
+
+	if (!find_step(task))
+		return G_SOURCE_CONTINUE;
+	f->poll_id = 0;
+	return G_SOURCE_REMOVE;
 }
 
 static void
@@ -699,28 +980,25 @@ find_manager_cb(GObject *src, GAsyncResult *res, gpointer data)
 	g_autoptr(GTask) task = data;
 	FindCtx *f = g_task_get_task_data(task);
 	GError *error = NULL;
-	g_autoptr(MMManager) manager = mm_manager_new_finish(res, &error);
 	g_autofree char *owner = NULL;
-	g_autoptr(MMObject) obj = NULL;
 
-	if (!manager) {
+	f->manager = mm_manager_new_finish(res, &error);
+	if (!f->manager) {
 		g_task_return_error(task, mm_error(error, CP_ERR_MODEM, "connecting to ModemManager"));
 		return;
 	}
-	owner = g_dbus_object_manager_client_get_name_owner(G_DBUS_OBJECT_MANAGER_CLIENT(manager));
+	owner = g_dbus_object_manager_client_get_name_owner(G_DBUS_OBJECT_MANAGER_CLIENT(f->manager));
 	if (!owner) {
 		g_info("ModemManager is not running");
 		g_task_return_boolean(task, FALSE);
 		return;
 	}
-	obj = find_object(manager, NULL, f->device);
-	if (!obj) {
-		g_info("ModemManager runs but does not manage %s", f->device);
-		g_task_return_boolean(task, FALSE);
+	f->deadline = g_get_monotonic_time() + (gint64)f->timeout * G_TIME_SPAN_SECOND;
+	if (find_step(task))
 		return;
-	}
-	f->uid = g_strdup(mm_modem_get_device(mm_object_peek_modem(obj)));
-	g_task_return_boolean(task, TRUE);
+	/* the source holds the task until the answer */
+	f->poll_id = g_timeout_add_full(G_PRIORITY_DEFAULT, POLL_MS, find_poll_cb, g_object_ref(task),
+					g_object_unref);
 }
 
 static void
@@ -742,7 +1020,7 @@ find_bus_cb(GObject *src, GAsyncResult *res, gpointer data)
 }
 
 void
-cp_mm_find_modem_async(const char *device, GCancellable *cancellable,
+cp_mm_find_modem_async(const char *device, guint timeout, GCancellable *cancellable,
 		       GAsyncReadyCallback callback, gpointer user_data)
 {
 	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
@@ -750,6 +1028,7 @@ cp_mm_find_modem_async(const char *device, GCancellable *cancellable,
 
 	g_task_set_source_tag(task, cp_mm_find_modem_async);
 	f->device = g_strdup(device);
+	f->timeout = timeout;
 	g_task_set_task_data(task, f, find_ctx_free);
 	g_bus_get(G_BUS_TYPE_SYSTEM, cancellable, find_bus_cb, g_object_ref(task));
 }
@@ -764,4 +1043,3 @@ cp_mm_find_modem_finish(GAsyncResult *res, char **uid, GError **error)
 		*uid = found ? g_strdup(f->uid) : NULL;
 	return found;
 }
-

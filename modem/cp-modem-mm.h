@@ -22,7 +22,13 @@
  * device UID ModemManager inhibits by) when it does; FALSE without an
  * error when it does not (no bus, no ModemManager, not its modem); FALSE
  * with an error only when the question could not be asked.
+ *
+ * ModemManager shows a modem only once it has probed it: while it shows
+ * none, or one still initialising, the answer waits (up to timeout
+ * seconds) for the modem to appear and settle (disabled or further,
+ * locked, failed). A port ModemManager does not take is answered at once
+ * when it shows other modems, all settled; else after the timeout.
  */
-void cp_mm_find_modem_async(const char *device, GCancellable *cancellable,
+void cp_mm_find_modem_async(const char *device, guint timeout, GCancellable *cancellable,
 			    GAsyncReadyCallback callback, gpointer user_data);
 gboolean cp_mm_find_modem_finish(GAsyncResult *res, char **uid, GError **error);

@@ -310,7 +310,8 @@ op_run(CpModem *modem, GTask *task, CpModemTargetCopy *target, const CpModemBack
 		a->task = task;
 		a->target = target;
 		a->restore_of = restore_of;
-		cp_mm_find_modem_async(modem->device, g_task_get_cancellable(task), auto_found_cb, a);
+		cp_mm_find_modem_async(modem->device, modem->request_timeout * 3, g_task_get_cancellable(task),
+				       auto_found_cb, a);
 		return;
 	}
 #endif

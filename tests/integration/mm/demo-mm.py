@@ -4,12 +4,16 @@
 tests/e2e/demo.py (the e2e bench: manufacturer CA, certificate server, AUSF,
 SM, cellprov-mfg, cellprovd on the PN532 link, the companion) but with
 cellprovd configured `backend=mm`, inside cp-mm-bench: the real
-ModemManager owns the QMI modem simulator, cellprovd takes the modem from
-it only to write the USIM and leaves it registered. Ends with what the
-gateway's user sees: `mmcli -m any` and `mmcli -i any`.
+ModemManager owns the modem simulator (QMI, or with --modem an MBIM or AT
+one), cellprovd takes the modem from it only to write the USIM and leaves
+it registered. Ends with what the gateway's user sees: `mmcli -m any` and
+`mmcli -i any`.
 
-    demo-mm.py BUILDDIR           the demo (meson compile -C BUILDDIR e2e-demo-mm)
-    demo-mm.py --check BUILDDIR   the same flow with assertions (test mm-e2e)
+    demo-mm.py [--modem qmi|mbim|at] BUILDDIR
+                                  the demo (meson compile -C BUILDDIR
+                                  e2e-demo-mm, e2e-demo-mm-mbim, e2e-demo-mm-at)
+    demo-mm.py --check [--modem K] BUILDDIR
+                                  the same flow with assertions (tests mm-e2e*)
 
 Exit status: 0 done, 1 failed, 77 where cp-mm-bench cannot run (not root,
 no namespaces; 1 under CI=true or CP_REQUIRE_ALL=1)."""
@@ -77,7 +81,8 @@ class Checker:
 
 def configure_mm(config):
     """cellprov-mfg's config, with the modem that ModemManager manages in
-    the bench: backend=mm, the control port through qmi-proxy."""
+    the bench: backend=mm, its port (a QMI or MBIM control port, reached
+    through the proxy ModemManager uses too; or the AT tty)."""
     want = {
         "backend": "mm",
         "device": os.environ["CP_MM_BENCH_DEVICE"],
@@ -127,8 +132,10 @@ def inside(builddir, strict):
         b.qmi_dump = os.environ["CP_MM_BENCH_SIM_DUMP"]
         before = mm_keyvals("-i", "any")
         old_imsi = before.get("sim.properties.imsi")
-        say("==> ModemManager manages the modem: %s, SIM IMSI %s*****"
-            % (mm_keyvals("-m", "any").get("modem.generic.state"), (old_imsi or "")[:10]))
+        m = mm_keyvals("-m", "any")
+        say("==> ModemManager manages the %s modem on %s: %s, SIM IMSI %s*****"
+            % (os.environ["CP_MM_BENCH_KIND"].upper(), m.get("modem.generic.primary-port"),
+               m.get("modem.generic.state"), (old_imsi or "")[:10]))
         check(old_imsi == os.environ["CP_MM_BENCH_OLD_IMSI"], "ModemManager shows the old card")
 
         say("==> cellprovd (backend=mm) on the PN532 simulator")
@@ -192,10 +199,14 @@ def inside(builddir, strict):
     return 0 if ok else 1
 
 
-def outside(builddir, strict):
-    sim = os.path.join(builddir, "tests", "sim", "qmi", "cp-qmi-sim")
-    argv = ["/usr/bin/python3", os.path.join(HERE, "cp-mm-bench"), "--sim", sim, "--",
-            "/usr/bin/python3", os.path.abspath(__file__), "--inside"]
+SIMS = {"qmi": "tests/sim/qmi/cp-qmi-sim", "mbim": "tests/sim/mbim/cp-mbim-sim",
+        "at": "tests/sim/at/cp-at-sim"}
+
+
+def outside(builddir, strict, modem):
+    sim = os.path.join(builddir, SIMS[modem])
+    argv = ["/usr/bin/python3", os.path.join(HERE, "cp-mm-bench"), "--kind", modem, "--sim", sim,
+            "--", "/usr/bin/python3", os.path.abspath(__file__), "--inside"]
     if strict:
         argv.append("--check")
     return subprocess.run(argv + [os.path.abspath(builddir)]).returncode
@@ -206,10 +217,13 @@ def main():
     inner = "--inside" in args
     strict = "--check" in args
     rest = [a for a in args if a not in ("--inside", "--check")]
+    modem = "qmi"
+    if len(rest) == 3 and rest[0] == "--modem" and rest[1] in SIMS:
+        modem, rest = rest[1], rest[2:]
     if len(rest) != 1:
         print(__doc__, file=sys.stderr)
         return 2
-    return inside(rest[0], strict) if inner else outside(rest[0], strict)
+    return inside(rest[0], strict) if inner else outside(rest[0], strict, modem)
 
 
 if __name__ == "__main__":

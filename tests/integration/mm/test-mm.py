@@ -6,9 +6,13 @@ the QMI simulator, our MM backend in between.
     test-mm.py CASE            run CASE in a fresh bench (cp-mm-bench)
     test-mm.py --inside CASE   what runs inside the bench
 
-Environment (set by meson): CP_MM_BENCH (the harness), CP_QMI_SIM (the
-simulator; CP_MM_TEST_SIM overrides it), CP_MM_PROVISION (the provisioning
-helper).
+A case named KIND-CASE (mbim-provision, at-denied) runs CASE on that kind
+of modem: the bench's cdc_mbim port in front of cp-mbim-sim, or its
+option ttyUSB0 in front of cp-at-sim; the others run on the QMI modem.
+
+Environment (set by meson): CP_MM_BENCH (the harness), CP_QMI_SIM,
+CP_MBIM_SIM, CP_AT_SIM (the simulators; CP_MM_TEST_SIM overrides them),
+CP_MM_PROVISION (the provisioning helper).
 """
 
 import os
@@ -52,7 +56,7 @@ def mmcli(*args, check_rc=True):
 def keyvals(text):
     props = {}
     for line in text.splitlines():
-        m = re.match(r"\s*([\w.\-]+)\s*:\s*(.*)$", line)
+        m = re.match(r"\s*([\w.\-\[\]]+)\s*:\s*(.*)$", line)
         if m:
             props[m.group(1)] = m.group(2).strip()
     return props
@@ -76,7 +80,10 @@ def wait(what, pred, timeout=30):
         if last:
             return last
         time.sleep(0.2)
-    raise Fail("timed out waiting for " + what)
+    m = modem() or {}
+    raise Fail("timed out waiting for %s (ModemManager: %s %s)"
+               % (what, m.get("modem.generic.state", "no modem"),
+                  m.get("modem.generic.state-failed-reason", "")))
 
 
 def registered_with(imsi):
@@ -109,16 +116,64 @@ def provision_argv(k=NEW_K, extra=(), adm1_value=None):
 
 # ---- cases ----------------------------------------------------------------
 
+# What ModemManager shows for each kind of modem: its primary port, the
+# port's type, the interface's driver, and the plugin (cp-at-sim says it
+# is a Quectel BG96, which ModemManager's quectel plugin takes).
+KIND_PORT = {"qmi": ("cdc-wdm0", "qmi", "qmi_wwan", "generic"),
+             "mbim": ("cdc-wdm0", "mbim", "cdc_mbim", "generic"),
+             "at": ("ttyUSB0", "at", "option", "quectel")}
+
+
+def kind():
+    return os.environ.get("CP_MM_BENCH_KIND", "qmi")
+
+
+def listed(m, key):
+    """The values of a list property of `mmcli -K` (KEY.value[N])."""
+    return [v for k, v in m.items() if k.startswith(key + ".value[")]
+
+
+def check_kind(m):
+    port, ptype, driver, plugin = KIND_PORT[kind()]
+    check(m.get("modem.generic.plugin") == plugin, "driven by the %s plugin" % plugin)
+    check(m.get("modem.generic.primary-port") == port, "primary port %s" % port)
+    check("%s (%s)" % (port, ptype) in listed(m, "modem.generic.ports"),
+          "ModemManager probed it as %s" % ptype)
+    check(driver in listed(m, "modem.generic.drivers"), "behind the %s driver" % driver)
+
+
+def mm_resets():
+    """ModemManager 1.20 resets QMI modems (DMS); for MBIM (without QMI over
+    MBIM) and the generic AT modem its Reset() answers Unsupported."""
+    if kind() == "qmi":
+        return True
+    r = mmcli("-m", "any", "--reset", check_rc=False)
+    check(r.returncode != 0 and "Unsupported" in r.stderr,
+          "mmcli --reset: ModemManager 1.20 does not reset this kind (%s)" % r.stderr.strip())
+    return False
+
+
+def check_card_restored(before):
+    """Every elementary file of the card byte for byte as before."""
+    d = sim_dump()
+    efs = sorted(k for k in before if k.startswith("ef-"))
+    check(len(efs) >= 5, "the simulator dumps the card's files (%s)" % ", ".join(efs))
+    for ef in efs:
+        check(d.get(ef) == before.get(ef), "%s is back to its old value, byte for byte" % ef)
+
+
 def case_bench():
     """The bench itself: MM shows the old card registered; --reset works."""
     m = modem()
     check(m is not None, "mmcli -m any shows a modem")
     check(m.get("modem.generic.state") == "registered", "the modem is registered")
     check(m.get("modem.3gpp.operator-code") == PLMN, "on operator %s" % PLMN)
-    check(m.get("modem.generic.plugin") == "generic", "driven by the generic QMI plugin")
+    check_kind(m)
     s = sim_card()
     check(s and s.get("sim.properties.imsi") == os.environ["CP_MM_BENCH_OLD_IMSI"],
           "mmcli -i any shows the card's IMSI")
+    if not mm_resets():
+        return
     mmcli("-m", "any", "--reset")
     wait("re-registration after --reset", registered_with(os.environ["CP_MM_BENCH_OLD_IMSI"]))
     check(int(sim_dump().get("resets", "0")) >= 1, "the simulator saw the reset")
@@ -163,6 +218,7 @@ def case_provision():
     check("device inhibition setup" in log and "device inhibition teardown" in log,
           "the backend inhibited the modem in ModemManager and released it")
     m = modem()
+    check_kind(m)
     check(m and m.get("modem.generic.state") == "registered", "mmcli -m any: registered")
     check(m.get("modem.3gpp.operator-code") == PLMN, "mmcli -m any: operator id %s" % PLMN)
     check(m.get("modem.3gpp.operator-name") == OPERATOR, "mmcli -m any: operator '%s'" % OPERATOR)
@@ -175,6 +231,8 @@ def case_provision():
     check(int(d.get("network-attaches", "0")) >= 2 and int(d.get("resets", "0")) >= 1,
           "the modem was reset and attached again with the new card")
     check(d.get("apn") == APN, "the modem's profile holds the APN set through ModemManager")
+    if not mm_resets():
+        return
     mmcli("-m", "any", "--reset")
     m2 = wait("registration after mmcli --reset", registered_with(NEW_IMSI))[0]
     check(m2.get("modem.3gpp.operator-code") == PLMN, "mmcli --reset: registered again on %s" % PLMN)
@@ -193,12 +251,31 @@ def case_denied():
           "with registration-denied (got %s: %s)" % (out.get("error"), out.get("message")))
     check("denied" in out.get("message", ""), "the message says the network denied it")
     check(int(sim_dump().get("network-rejects", "0")) >= 1, "the network rejected the card's AKA")
-    d = sim_dump()
-    for ef in ("ef-imsi", "ef-ad", "ef-spn", "ef-usim-auth-key"):
-        check(d.get(ef) == before.get(ef), "%s is back to its old value" % ef)
+    check_card_restored(before)
     m, s = wait("ModemManager registered with the old card", registered_with(old))
     check(s.get("sim.properties.imsi") == old, "mmcli -i any: the old IMSI")
     check(first_apn() == "internet", "the old APN is back")
+
+
+def case_denied_idle():
+    """A reject with every domain detached: ModemManager 1.20 shows "idle", not
+    "denied"; the backend still ends with registration-denied, well before the
+    registration timeout, and rolls back."""
+    old = os.environ["CP_MM_BENCH_OLD_IMSI"]
+    before = sim_dump()
+    start = time.monotonic()
+    rc, out = run_provision("--registration-timeout", "40", k="00112233445566778899aabbccddeeff")
+    took = time.monotonic() - start
+    check(rc == 1, "cp-mm-provision fails")
+    check(out.get("error") == "registration-denied",
+          "with registration-denied, not a timeout (got %s: %s)" % (out.get("error"), out.get("message")))
+    check(took < 40, "before the registration timeout (%.1f s)" % took)
+    check(re.search(r"3GPP registration state changed \(\w+ -> idle\)", mm_log()) is not None and
+          "-> denied)" not in mm_log(), "while ModemManager showed the registration idle, never denied")
+    check(int(sim_dump().get("network-rejects", "0")) >= 1, "the network rejected the card's AKA")
+    check_card_restored(before)
+    m, s = wait("ModemManager registered with the old card", registered_with(old))
+    check(s.get("sim.properties.imsi") == old, "mmcli -i any: the old IMSI")
 
 
 def case_killed():
@@ -231,6 +308,42 @@ def case_killed():
     check(sim_dump().get("ef-imsi") == before.get("ef-imsi"), "nothing was written")
 
 
+def case_crashed():
+    """Killed (SIGKILL) while it holds the modem, after writing the card:
+    ModemManager gets the modem back with the new files on the card; the
+    journaled backup then puts every file back byte for byte (the daemon's
+    crash recovery), and ModemManager registers the old card again."""
+    old = os.environ["CP_MM_BENCH_OLD_IMSI"]
+    before = sim_dump()
+    backup = os.path.join(os.environ["CP_MM_BENCH_DIR"], "backup.bin")
+    proc = subprocess.Popen(provision_argv(extra=["--backup-out", backup]), stdout=subprocess.PIPE,
+                            text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line.rstrip())
+        if "closing the logical channel" in line:
+            break
+    proc.kill()
+    proc.wait()
+    check(any("writing the subscription" in l for l in seen) and "backup saved" in seen,
+          "killed after the backup and the writes, while holding the modem")
+    check(sim_dump().get("ef-imsi") != before.get("ef-imsi"), "the card holds the new IMSI file")
+    wait("the modem back in ModemManager", lambda: (modem() or {}).get("modem.generic.state")
+         in ("disabled", "enabled", "searching", "registered", "locked"))
+    check("owner disappeared from bus" in mm_log(),
+          "ModemManager dropped the inhibition with our bus name")
+    argv = provision_argv()
+    argv = argv[:argv.index("--imsi")] + ["--restore", backup]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=90)
+    print(r.stdout, end="")
+    out = keyvals_eq(r.stdout)
+    check(r.returncode == 0 and out.get("restored") == "yes",
+          "restore from the backup succeeds (%s)" % out.get("message", ""))
+    check_card_restored(before)
+    m, s = wait("ModemManager registered with the old card", registered_with(old))
+    check(s.get("sim.properties.imsi") == old, "mmcli -i any: the old IMSI")
+
+
 def case_restore():
     """A backup taken during provisioning puts the old card and APN back (crash recovery)."""
     old = os.environ["CP_MM_BENCH_OLD_IMSI"]
@@ -247,9 +360,7 @@ def case_restore():
     out = keyvals_eq(r.stdout)
     check(r.returncode == 0 and out.get("restored") == "yes",
           "restore succeeds (%s)" % out.get("message", ""))
-    d = sim_dump()
-    for ef in ("ef-imsi", "ef-ad", "ef-spn", "ef-usim-auth-key"):
-        check(d.get(ef) == before.get(ef), "%s is back to its old value" % ef)
+    check_card_restored(before)
     m, s = wait("ModemManager registered with the old card", registered_with(old))
     check(first_apn() == "internet", "the old APN is back")
 
@@ -289,17 +400,45 @@ def case_auto():
     check(out.get("backend") == "qmi", "AUTO for a port ModemManager does not manage: qmi")
 
 
+def case_auto_probing():
+    """AUTO started while ModemManager still probes the modem (the bench
+    reports the ports and goes on at once): it waits for the probing to end
+    and picks ModemManager, instead of QMI beside a probing ModemManager."""
+    check(modem() is None or modem().get("modem.generic.state") in ("unknown", "initializing"),
+          "ModemManager has not finished probing the modem yet")
+    rc, out = run_provision("--backend", "auto")
+    check(out.get("backend") == "mm", "AUTO waited for ModemManager and chose it (got %s)"
+          % out.get("backend"))
+    check(rc == 0, "and provisions (%s)" % out.get("message", ""))
+    m, s = wait("the new IMSI registered", registered_with(NEW_IMSI))
+    check(m.get("modem.3gpp.operator-code") == PLMN, "mmcli -m any: registered on %s" % PLMN)
+
+
 NEW_SUB = ["--subscriber", " ".join((NEW_IMSI, NEW_K, NEW_OPC, NEW_SQN))]
 
 CASES = {
     "bench": (case_bench, []),
     "provision": (case_provision, NEW_SUB),
     "denied": (case_denied, NEW_SUB),
+    "denied-idle": (case_denied_idle, NEW_SUB + ["--sim-arg=--reject-detached"]),
     "killed": (case_killed, NEW_SUB),
+    "crashed": (case_crashed, NEW_SUB),
     "restore": (case_restore, NEW_SUB),
     "auto": (case_auto, NEW_SUB),
+    "auto-probing": (case_auto_probing, NEW_SUB + ["--wait", "none"]),
     "adm1": (case_adm1, NEW_SUB + ["--sim-arg=--adm1-retries=2"]),
 }
+
+
+KIND_CASES = ("bench", "provision", "denied", "killed", "crashed", "restore")
+for _kind in ("mbim", "at"):
+    for _case in KIND_CASES:
+        CASES[_kind + "-" + _case] = CASES[_case]
+
+
+def case_kind(name):
+    k, _, rest = name.partition("-")
+    return (k, rest) if k in ("mbim", "at") and rest in KIND_CASES else ("qmi", name)
 
 
 def inside(name):
@@ -321,8 +460,11 @@ def inside(name):
 
 def outside(name):
     _, bench_args = CASES[name]
-    sim = os.environ.get("CP_MM_TEST_SIM") or os.environ.get("CP_QMI_SIM")
-    argv = ["/usr/bin/python3", os.environ["CP_MM_BENCH"], "--sim", sim] + bench_args
+    k, _ = case_kind(name)
+    sim = os.environ.get("CP_MM_TEST_SIM") or os.environ.get("CP_%s_SIM" % k.upper())
+    if not sim:
+        prereq.missing("test-mm: the %s simulator is not built" % k)
+    argv = ["/usr/bin/python3", os.environ["CP_MM_BENCH"], "--kind", k, "--sim", sim] + bench_args
     argv += ["--", "/usr/bin/python3", os.path.abspath(__file__), "--inside", name]
     return subprocess.run(argv).returncode
 

@@ -64,6 +64,7 @@ static struct {
 	gboolean verbose;
 	guint cmee;
 	guint fun;
+	guint cops_format;       /* +COPS <format>: 0 long name, 1 short, 2 numeric */
 	guint reg_n[N_REG];
 	guint stat;              /* LTE registration, +CEREG and +CREG (combined attach) */
 	int cause;               /* reject cause of the last denial, -1 none */
@@ -312,6 +313,7 @@ reset_done_cb(gpointer data)
 	sim.echo = TRUE;
 	sim.verbose = TRUE;
 	sim.cmee = 0;
+	sim.cops_format = 0;
 	memset(sim.reg_n, 0, sizeof(sim.reg_n));
 	card_start();
 	/* what the module says once it is up (Quectel BG96: RDY, +CPIN: READY,
@@ -647,6 +649,21 @@ extended(const char *name, const char *op, char **args)
 			out_final(TRUE);
 			return;
 		}
+		if (strcmp(op, "=?") == 0) {
+			/* §10.1.1 test command: the cids and options per PDP
+			 * type (a BG96's answer); ModemManager's profile
+			 * manager needs it */
+			static const char *const types[] = { "IP", "IPV6", "IPV4V6" };
+
+			for (gsize i = 0; i < G_N_ELEMENTS(types); i++) {
+				g_autofree char *l = g_strdup_printf("+CGDCONT: (1-15),\"%s\",,,(0-2),(0-4),(0),(0)",
+								     types[i]);
+
+				answer(l);
+			}
+			out_final(TRUE);
+			return;
+		}
 		if (strcmp(op, "=") != 0 || nargs < 1 || !parse_uint(args[0], 15, &cid) || cid == 0) {
 			out_cme(50, "incorrect parameters");
 			return;
@@ -698,6 +715,28 @@ extended(const char *name, const char *op, char **args)
 		} else if (fun != 1) {
 			go_offline(fun);
 		}
+	} else if (strcmp(name, "+COPS") == 0) {
+		guint mode, format;
+
+		/* §7.3: the operator in the format last set (long name after
+		 * power-on), only while registered; only mode 3 (set the
+		 * format) is taken here, the module always selects itself */
+		if (strcmp(op, "?") == 0) {
+			if (sim.stat == 1 || sim.stat == 5)
+				line = g_strdup_printf("+COPS: 0,%u,\"%s\",7", sim.cops_format,
+						       sim.cops_format == 2 ? cp_sim_network_get_plmn(sim.net) :
+						       cp_sim_network_get_name(sim.net));
+			answer(line ? line : "+COPS: 0");
+			out_final(TRUE);
+			return;
+		}
+		if (strcmp(op, "=") != 0 || nargs != 2 || !parse_uint(args[0], 4, &mode) || mode != 3 ||
+		    !parse_uint(args[1], 2, &format)) {
+			out_cme(50, "incorrect parameters");
+			return;
+		}
+		sim.cops_format = format;
+		out_final(TRUE);
 	} else if (strcmp(name, "+CREG") == 0 || strcmp(name, "+CEREG") == 0 ||
 		   (strcmp(name, "+C5GREG") == 0 && sim.model->has_c5greg)) {
 		guint k = name[2] == 'R' ? 0 : name[2] == 'E' ? 1 : 2;

@@ -485,6 +485,7 @@ device_services_info(void)
 		MBIM_CID_BASIC_CONNECT_DEVICE_CAPS,
 		MBIM_CID_BASIC_CONNECT_SUBSCRIBER_READY_STATUS,
 		MBIM_CID_BASIC_CONNECT_RADIO_STATE,
+		MBIM_CID_BASIC_CONNECT_PIN,
 		MBIM_CID_BASIC_CONNECT_REGISTER_STATE,
 		MBIM_CID_BASIC_CONNECT_PACKET_SERVICE,
 		MBIM_CID_BASIC_CONNECT_PROVISIONED_CONTEXTS,
@@ -591,6 +592,22 @@ handle_basic_connect(guint32 cid, guint32 type, const Req *r, GByteArray **out)
 		}
 		*out = radio_state_info();
 		return MBIM_STATUS_ERROR_NONE;
+	case MBIM_CID_BASIC_CONNECT_PIN: {
+		Info *i;
+
+		/* 10.5.7: the card has no PIN enabled; what ModemManager asks
+		 * before it calls the modem unlocked */
+		if (set)
+			return MBIM_STATUS_ERROR_NO_DEVICE_SUPPORT;
+		if (!sim.modem_imsi)
+			return MBIM_STATUS_ERROR_SIM_NOT_INSERTED;
+		i = info_new();
+		info_u32(i, MBIM_PIN_TYPE_UNKNOWN);
+		info_u32(i, MBIM_PIN_STATE_UNLOCKED);
+		info_u32(i, 0xFFFFFFFF);   /* RemainingAttempts: not applicable */
+		*out = info_finish(i);
+		return MBIM_STATUS_ERROR_NONE;
+	}
 	case MBIM_CID_BASIC_CONNECT_REGISTER_STATE:
 		if (set) {
 			/* automatic registration only: what the modem already does */

@@ -103,6 +103,7 @@ typedef struct {
 	ResetMode reset_mode;
 	guint firmware;            /* Firmware flags */
 	gboolean proxy;
+	gboolean reject_detached;   /* a reject leaves the CS domain detached too */
 	char *proxy_name;
 	GArray *fail_apdu;         /* guint: n-th APDU answered 6F00 */
 	GArray *fail_update;       /* guint: n-th UPDATE BINARY answered 6F00 */
@@ -244,7 +245,8 @@ serving_system_tlvs(QmiMessage *m)
 	 * (limited service): the CS domain reads attached, the PS domain not.
 	 * ModemManager maps a detached domain to "idle" whatever the
 	 * registration state says, so only this shows it "denied". */
-	qmi_message_tlv_write_guint8(m, reg || denied ? QMI_NAS_ATTACH_STATE_ATTACHED : QMI_NAS_ATTACH_STATE_DETACHED, NULL);
+	qmi_message_tlv_write_guint8(m, reg || (denied && !sim.reject_detached) ? QMI_NAS_ATTACH_STATE_ATTACHED
+										 : QMI_NAS_ATTACH_STATE_DETACHED, NULL);
 	qmi_message_tlv_write_guint8(m, reg ? QMI_NAS_ATTACH_STATE_ATTACHED : QMI_NAS_ATTACH_STATE_DETACHED, NULL);
 	qmi_message_tlv_write_guint8(m, QMI_NAS_NETWORK_TYPE_3GPP, NULL);
 	if (sim.op_mode == QMI_DMS_OPERATING_MODE_ONLINE) {
@@ -1318,6 +1320,7 @@ main(int argc, char **argv)
 		{ "reset-mode", 0, 0, G_OPTION_ARG_CALLBACK, opt_reset_mode, "On DMS reset: keep-port or reenumerate (keep-port)", "MODE" },
 		{ "reenumerate-path", 0, 0, G_OPTION_ARG_FILENAME, &sim.reenumerate_path, "After a reset the port comes back here (every other reset)", "PATH" },
 		{ "offline", 0, 0, G_OPTION_ARG_NONE, &offline, "Start in low-power mode (no registration)", NULL },
+		{ "reject-detached", 0, 0, G_OPTION_ARG_NONE, &sim.reject_detached, "After a reject, both domains detached (ModemManager 1.20 shows idle)", NULL },
 		{ "fail-apdu", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail_apdu, "Answer the N-th APDUs with 6F00", "N[,N]" },
 		{ "fail-update", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail_update, "Answer the N-th UPDATE BINARY APDUs with 6F00", "N[,N]" },
 		G_OPTION_ENTRY_NULL,
