@@ -724,8 +724,8 @@ extended(const char *name, const char *op, char **args)
 		if (strcmp(op, "?") == 0) {
 			if (sim.stat == 1 || sim.stat == 5)
 				line = g_strdup_printf("+COPS: 0,%u,\"%s\",7", sim.cops_format,
-						       sim.cops_format == 2 ? cp_sim_network_get_plmn(sim.net) :
-						       cp_sim_network_get_name(sim.net));
+						       sim.cops_format == 2 ? cp_sim_network_get_plmn(sim.m.net) :
+						       cp_sim_network_get_name(sim.m.net));
 			answer(line ? line : "+COPS: 0");
 			out_final(TRUE);
 			return;

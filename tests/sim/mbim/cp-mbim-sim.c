@@ -599,7 +599,7 @@ handle_basic_connect(guint32 cid, guint32 type, const Req *r, GByteArray **out)
 		 * before it calls the modem unlocked */
 		if (set)
 			return MBIM_STATUS_ERROR_NO_DEVICE_SUPPORT;
-		if (!sim.modem_imsi)
+		if (!sim.m.modem_imsi)
 			return MBIM_STATUS_ERROR_SIM_NOT_INSERTED;
 		i = info_new();
 		info_u32(i, MBIM_PIN_TYPE_UNKNOWN);
