@@ -95,6 +95,7 @@ static struct {
 	gboolean verbose;
 	guint cmee;
 	guint fun;
+	guint cops_format;       /* +COPS <format>: 0 long name, 1 short, 2 numeric */
 	guint reg_n[N_REG];
 	guint stat;              /* LTE registration, +CEREG and +CREG (combined attach) */
 	int cause;               /* reject cause of the last denial, -1 none */
@@ -392,6 +393,7 @@ reset_done_cb(gpointer data)
 	sim.echo = TRUE;
 	sim.verbose = TRUE;
 	sim.cmee = 0;
+	sim.cops_format = 0;
 	memset(sim.reg_n, 0, sizeof(sim.reg_n));
 	card_start();
 	g_message("reset done: %s", sim.pty_path);
@@ -792,6 +794,28 @@ extended(const char *name, const char *op, char **args)
 		} else if (fun != 1) {
 			go_offline(fun);
 		}
+	} else if (strcmp(name, "+COPS") == 0) {
+		guint mode, format;
+
+		/* §7.3: the operator in the format last set (long name after
+		 * power-on), only while registered; only mode 3 (set the
+		 * format) is taken here, the module always selects itself */
+		if (strcmp(op, "?") == 0) {
+			if (sim.stat == 1 || sim.stat == 5)
+				line = g_strdup_printf("+COPS: 0,%u,\"%s\",7", sim.cops_format,
+						       sim.cops_format == 2 ? cp_sim_network_get_plmn(sim.net) :
+						       cp_sim_network_get_name(sim.net));
+			answer(line ? line : "+COPS: 0");
+			out_final(TRUE);
+			return;
+		}
+		if (strcmp(op, "=") != 0 || nargs != 2 || !parse_uint(args[0], 4, &mode) || mode != 3 ||
+		    !parse_uint(args[1], 2, &format)) {
+			out_cme(50, "incorrect parameters");
+			return;
+		}
+		sim.cops_format = format;
+		out_final(TRUE);
 	} else if (strcmp(name, "+CREG") == 0 || strcmp(name, "+CEREG") == 0 ||
 		   (strcmp(name, "+C5GREG") == 0 && sim.model->has_c5greg)) {
 		guint k = name[2] == 'R' ? 0 : name[2] == 'E' ? 1 : 2;
