@@ -13,7 +13,11 @@ decommission (the card back to its original values) and a new claim by
 the first owner, each ending with `cellprovctl status` and the AUSF's
 view of the device.
 
-Usage: demo.py BUILDDIR [--lifecycle]"""
+With --modem at or --modem mbim: the same flow with cellprovd driving an
+AT module (cp-at-sim, backend=at) or an MBIM module (cp-mbim-sim through
+the bench's own mbim-proxy, backend=mbim) instead of the QMI one.
+
+Usage: demo.py BUILDDIR [--lifecycle] [--modem qmi|at|mbim]"""
 
 import json
 import os
@@ -23,6 +27,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2ebench import FIRST_IMSI, E2E, Fail  # noqa: E402
+
+MODEM_NAMES = {"qmi": "QMI", "at": "AT", "mbim": "MBIM"}
 
 
 def grep(path, pattern, timeout=30):
@@ -75,12 +81,13 @@ def chapter(n, text, res):
                                                  r["relay"]["result"], r["relay"]["action"]), flush=True)
 
 
-def lifecycle():
-    b = E2E(sys.argv[1])
+def lifecycle(modem):
+    b = E2E(sys.argv[1], modem=modem)
     ok = False
     try:
         print("==> the network side (certificate server, AUSF, SM), a device from cellprov-mfg, "
-              "the QMI modem simulator, cellprovd, two companions ('bench' and 'neighbour')", flush=True)
+              "the %s modem simulator, cellprovd, two companions ('bench' and 'neighbour')" % MODEM_NAMES[modem],
+              flush=True)
         b.setup()
         b.start_bus()
         info = b.make_gateway()
@@ -113,8 +120,8 @@ def lifecycle():
               flush=True)
         chapter(4, "decommission", b.owner_step(["decommission", dev], token=b.path("neighbour-token")))
         b.wait_state("idle")
-        print("    the card is %s its original values (cp-qmi-sim --dump)"
-              % ("back to" if b.card() == original else "NOT at"), flush=True)
+        print("    the card is %s its original values (cp-%s-sim --dump)"
+              % ("back to" if b.card() == original else "NOT at", modem), flush=True)
         if b.card() != original:
             raise Fail("the card is not back to its original values")
         status(b)
@@ -133,9 +140,18 @@ def lifecycle():
 
 
 def main():
-    if sys.argv[2:] == ["--lifecycle"]:
-        return lifecycle()
-    b = E2E(sys.argv[1])
+    args = sys.argv[2:]
+    modem = "qmi"
+    if "--modem" in args:
+        i = args.index("--modem")
+        modem = args[i + 1] if i + 1 < len(args) else ""
+        del args[i:i + 2]
+    if modem not in MODEM_NAMES or args not in ([], ["--lifecycle"]):
+        print(__doc__.splitlines()[-1], file=sys.stderr)
+        return 2
+    if args == ["--lifecycle"]:
+        return lifecycle(modem)
+    b = E2E(sys.argv[1], modem=modem)
     ok = False
     try:
         print("==> the network side: manufacturer CA, certificate server (HTTPS), AUSF/UDM, SM", flush=True)
@@ -144,8 +160,9 @@ def main():
         print("==> cellprov-mfg makes the device: key, certificate, DeviceID, cellprov.conf", flush=True)
         info = b.make_gateway()
         print("    DeviceID %s\n    %s" % (info["device-id"], info["certificate-url"]), flush=True)
-        print("==> the device: QMI modem simulator (programmable USIM, authenticating network), "
-              "its PN532 (simulated), cellprovd", flush=True)
+        print("==> the device: %s modem simulator (programmable USIM, authenticating network), "
+              "its PN532 (simulated), cellprovd (backend=%s)"
+              % (MODEM_NAMES[modem], "auto" if modem == "qmi" else modem), flush=True)
         b.start_modem()
         b.link_up()
         b.start_cellprovd(debug=False)

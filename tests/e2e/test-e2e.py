@@ -560,9 +560,7 @@ def test_kill_before_commit(b):
 
 
 def restart_modem(b, subscribers=None, extra=()):
-    p = b.procs.pop("qmi-sim")
-    p.terminate()
-    p.wait(10)
+    b.stop_modem()
     b.start_modem(subscribers=subscribers, extra=extra)
 
 
