@@ -157,9 +157,10 @@ class E2E(netbench.Bench):
         self.procs[name] = p
 
     def stop_modem(self):
-        p = self.procs.pop(self.modem + "-sim")
-        p.terminate()
-        p.wait(10)
+        p = self.procs.pop(self.modem + "-sim", None)
+        if p:
+            p.terminate()
+            p.wait(10)
 
     def modem_state(self):
         state = {}
