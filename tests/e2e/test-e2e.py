@@ -592,7 +592,7 @@ def test_registration_denied(b):
 # unanswered), registering (the attach takes 3 s). The daemon's plan
 # journals nothing between these, so a kill in each covers every way a
 # restart can find the card.
-KILL_STATES = {
+KILL_STATES_BY_MODEM = {
     "qmi": (("provisioning", ["--no-response", "wds:0x0028:1"]),
             ("resetting", ["--reset-delay", "3000"]),
             ("registering", ["--registration-delay", "3000"])),
@@ -609,7 +609,7 @@ def test_kill_at_every_state(b):
     # The companion over NFC keeps reading the tag throughout, as a phone
     # held to the device would, and reads the outcome after the restart.
     log_before = len(b.companion_log())
-    for state, extra in KILL_STATES[b.modem]:
+    for state, extra in KILL_STATES_BY_MODEM[b.modem]:
         restart_modem(b, extra=extra)
         if b.ctl("status").json["status"]["state"] != "idle":
             b.ctl("re-arm")
