@@ -10,7 +10,9 @@
  * accept-transfer, decommission, devices, relay) use the SM's
  * /v1/devices endpoints and, where the device must act, the same taps.
  * K'' lives only in this process. With --tag-file the tag is a file holding
- * the NDEF message (tests, and tags read by other means).
+ * the NDEF message (tests, and tags read by other means). With --transport
+ * ble a tap is a BLE session (docs/protocol.md section 18, cp-ble-reader.h):
+ * read-tag, write-profile and read-receipt requests over one connection.
  */
 #include <errno.h>
 #include <locale.h>
@@ -25,12 +27,17 @@
 #include "cp-config.h"
 #include "cellprov.h"
 #include "cp-glib.h"
+#include "cp-ble-reader.h"
 #if CP_COMPANION_NFC
 #include "cp-nfc-reader.h"
 #endif
 
 static gboolean opt_json;
 static int n_steps = 4;
+
+/* How long the companion waits for the device's answer to a request over
+ * BLE: at least 30 s (section 18.5: the device may be checking a profile) */
+#define BLE_ANSWER_TIMEOUT_MS 30000
 
 typedef enum {
 	CMD_CLAIM,
@@ -58,6 +65,11 @@ typedef struct {
 	char *profile_file;
 	char *receipt_tag_file;
 	char *connstring;
+	char *transport;
+	char *adapter;
+	char *ble_device;
+	guint8 ble_want[CP_DEVICE_ID_LEN];  /* --ble-device or DEVICE-ID */
+	gsize ble_want_len;
 	gint tap_timeout;
 	gint http_timeout;
 	char *apn;
@@ -101,6 +113,7 @@ typedef struct {
 #if CP_COMPANION_NFC
 	CpNfcReader *reader;
 #endif
+	CpBleReader *ble;
 } Companion;
 
 static void
@@ -227,12 +240,104 @@ json_b64(JsonObject *o, const char *name, gsize max)
 	return g_bytes_new_take(data, len);
 }
 
-/* ---- the tag: a file or the NFC reader ---- */
+/* ---- BLE: a tap is a request in a session ---- */
 
+static const char *
+ble_hint(const GError *e)
+{
+	if (e->domain == CP_ERROR) {
+		if (e->code == CP_ERR_BUSY)
+			return "the device is being provisioned (perhaps over its other transport): wait and try again";
+		if ((e->code & 0xff00) == 0x0700)
+			return "move closer and try again";
+		return NULL;
+	}
+	if (e->domain != CP_BLE_READER_ERROR)
+		return NULL;
+	switch ((CpBleReaderError)e->code) {
+	case CP_BLE_READER_ERROR_NO_BLUEZ:
+		return "start bluetoothd (systemctl start bluetooth)";
+	case CP_BLE_READER_ERROR_NO_ADAPTER:
+		return "check --adapter: `bluetoothctl list` shows the adapters";
+	case CP_BLE_READER_ERROR_ADAPTER_OFF:
+		return "power the adapter on: bluetoothctl power on";
+	case CP_BLE_READER_ERROR_NOT_FOUND:
+		return "open the device's provisioning window (its button, or cellprovctl) and come within a few metres";
+	case CP_BLE_READER_ERROR_CONNECT:
+	case CP_BLE_READER_ERROR_TIMEOUT:
+		return "move closer and try again";
+	case CP_BLE_READER_ERROR_NO_SERVICE:
+		return "this is not a cellprov device, or its provisioning window has closed";
+	case CP_BLE_READER_ERROR_LINK_LOST:
+		return "the link dropped: move closer and try again; what was being sent can be sent again";
+	case CP_BLE_READER_ERROR_REFUSED:
+		return "try again; if it repeats, restart the device's provisioning window";
+	case CP_BLE_READER_ERROR_BUSY:
+		return "the device is serving another phone: try again when it is done";
+	}
+	return NULL;
+}
+
+static gboolean
+ble_fail(Companion *c, int step, const GError *e, const char *what)
+{
+	const char *code = e->domain == CP_BLE_READER_ERROR ? cp_ble_reader_error_name(e->code)
+			   : e->domain == CP_ERROR ? cp_error_name((CpError)e->code) : "ble";
+
+	return fail(c, step, code, e->domain == CP_ERROR ? e->code : 0, ble_hint(e), "%s: %s", what, e->message);
+}
+
+/* The session: the one running, or a new one with the device. */
+static gboolean
+ble_session(Companion *c, int step, GError **error)
+{
+	g_auto(GStrv) seen = NULL;
+	CpBleReaderStats st;
+	char want[2 * CP_DEVICE_ID_LEN + 1];
+	gsize scan_len = MIN(c->ble_want_len, 5);
+
+	if (cp_ble_reader_is_connected(c->ble))
+		return TRUE;
+	cp_hex_encode(c->ble_want, c->ble_want_len, want);
+	say(step, "looking for %s%s over Bluetooth LE on %s (waiting %d s)", c->ble_want_len ? "device " : "a cellprov device",
+	    c->ble_want_len ? want : "", cp_ble_reader_adapter(c->ble), c->tap_timeout);
+	if (!cp_ble_reader_connect(c->ble, c->ble_want, scan_len, (guint)c->tap_timeout * 1000, &seen, error))
+		return FALSE;
+	if (!c->ble_want_len && g_strv_length(seen) > 1) {
+		g_autofree char *others = g_strjoinv(", ", seen + 1);
+
+		say(step, "several cellprov devices advertise: taking %s, not %s (choose with --ble-device)", seen[0], others);
+	}
+	cp_ble_reader_get_stats(c->ble, &st);
+	say(step, "connected to device %s... (ATT MTU %u)", seen[0], st.mtu);
+	return TRUE;
+}
+
+/* read-tag or read-receipt: the response's NDEF message (empty: none) */
 static GBytes *
-tag_read(Companion *c, int step, const char *file, gboolean wait)
+ble_read(Companion *c, int step, guint8 op)
 {
 	g_autoptr(GError) error = NULL;
+	GBytes *b;
+
+	if (!ble_session(c, step, &error) ||
+	    !(b = cp_ble_reader_request(c->ble, op, NULL, 0, BLE_ANSWER_TIMEOUT_MS, &error))) {
+		ble_fail(c, step, error, op == CP_BLE_OP_READ_TAG ? "reading the tag over BLE failed"
+								  : "reading the receipt over BLE failed");
+		return NULL;
+	}
+	return b;
+}
+
+/* ---- the tag: a file, the NFC reader or BLE ---- */
+
+static GBytes *
+tag_read(Companion *c, int step, const char *file, gboolean wait, gboolean receipt)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!file && c->ble)
+		return ble_read(c, step, receipt ? CP_BLE_OP_READ_RECEIPT : CP_BLE_OP_READ_TAG);
 
 	if (file) {
 		gint64 deadline = g_get_monotonic_time() + (gint64)c->tap_timeout * G_USEC_PER_SEC;
@@ -284,6 +389,16 @@ tag_write(Companion *c, int step, const uint8_t *ndef, gsize len)
 				    c->is_command ? "command" : "profile", error->message);
 		return TRUE;
 	}
+	if (c->ble) {
+		g_autoptr(GBytes) answer = NULL;
+
+		if (!ble_session(c, step, &error) ||
+		    !(answer = cp_ble_reader_request(c->ble, CP_BLE_OP_WRITE_PROFILE, ndef, len,
+						     BLE_ANSWER_TIMEOUT_MS, &error)))
+			return ble_fail(c, step, error, c->is_command ? "writing the command over BLE failed"
+								     : "writing the profile over BLE failed");
+		return TRUE;
+	}
 #if CP_COMPANION_NFC
 	say(step, "hold the phone to the device%s to write the %s (waiting %d s)", c->record ? " again" : "",
 	    c->is_command ? "command" : "profile", c->tap_timeout);
@@ -316,7 +431,7 @@ step_read_tag(Companion *c)
 	const uint8_t *data;
 	CpError err;
 
-	tag = tag_read(c, 1, c->tag_file, FALSE);
+	tag = tag_read(c, 1, c->tag_file, FALSE, FALSE);
 	if (!tag)
 		return FALSE;
 	data = g_bytes_get_data(tag, &len);
@@ -340,6 +455,14 @@ step_read_tag(Companion *c)
 			    "the device record is malformed: %s", cp_error_message(err));
 	c->record = g_bytes_new(rec->payload, rec->payload_len);
 	cp_hex_encode(c->dr.device_id, CP_DEVICE_ID_LEN, c->id_hex);
+	/* over BLE, the device chosen by its advertisement must be the one
+	 * whose tag content this is */
+	if (c->ble && !c->tag_file &&
+	    (memcmp(c->dr.device_id, cp_ble_reader_device_prefix(c->ble), 5) != 0 ||
+	     memcmp(c->dr.device_id, c->ble_want, c->ble_want_len) != 0))
+		return fail(c, 1, cp_error_name(CP_ERR_WRONG_DEVICE), CP_ERR_WRONG_DEVICE,
+			    "check --ble-device against the device's label",
+			    "the device that answered is %s, not the one advertised or asked for", c->id_hex);
 	say(1, "read device %s (%s %s, serial %s)", c->id_hex, c->dr.manufacturer, c->dr.model, c->dr.serial);
 	return TRUE;
 }
@@ -783,16 +906,23 @@ step_read_receipt(Companion *c, int step)
 		gboolean last = c->receipt_tag_file || g_get_monotonic_time() >= deadline;
 
 		g_clear_pointer(&tag, g_bytes_unref);
-		tag = tag_read(c, step, c->receipt_tag_file, TRUE);
+		tag = tag_read(c, step, c->receipt_tag_file, TRUE, TRUE);
 		if (!tag) {
 			if (last)
 				return FALSE;
-			say(step, "%s: tapping again", c->error_message);
-			g_usleep(500 * 1000);
+			say(step, "%s: %s again", c->error_message, c->ble ? "asking" : "tapping");
+			g_usleep(c->ble ? G_USEC_PER_SEC : 500 * 1000);
 			continue;
 		}
 		data = g_bytes_get_data(tag, &len);
-		err = cp_ndef_parse(data, len, &msg);
+		/* over BLE, read-receipt answers without a body when the device
+		 * has no receipt yet */
+		if (len == 0 && c->ble) {
+			msg.n_records = 0;
+			err = CP_OK;
+		} else {
+			err = cp_ndef_parse(data, len, &msg);
+		}
 		if (err != CP_OK) {
 			fail(c, step, cp_error_name(err), err, "tap the device again",
 			     "the tag holds no valid NDEF message: %s", cp_error_message(err));
@@ -812,9 +942,10 @@ step_read_receipt(Companion *c, int step)
 			say(step, "the device accepted the profile and is provisioning: waiting for the result");
 			said_accepted = TRUE;
 		} else if (!rec) {
-			say(step, "no receipt yet: tap the device again");
+			say(step, c->ble ? "no receipt yet: asking again" : "no receipt yet: tap the device again");
 		}
-		g_usleep(500 * 1000);
+		/* over BLE no more often than once a second (section 18.6) */
+		g_usleep(c->ble ? G_USEC_PER_SEC : 500 * 1000);
 	}
 	c->receipt_bytes = g_bytes_new(rec->payload, rec->payload_len);
 	if (!c->k2) {
@@ -920,10 +1051,13 @@ step_read_any_receipt(Companion *c)
 	gsize len;
 	CpError err;
 
-	tag = tag_read(c, 1, c->tag_file, FALSE);
+	tag = tag_read(c, 1, c->tag_file, FALSE, TRUE);
 	if (!tag)
 		return FALSE;
 	data = g_bytes_get_data(tag, &len);
+	if (len == 0 && c->ble)
+		return fail(c, 1, "no-receipt", CP_ERR_NDEF_NO_RECORD, "the device has nothing to report",
+			    "the device holds no receipt");
 	err = cp_ndef_parse(data, len, &msg);
 	if (err != CP_OK)
 		return fail(c, 1, cp_error_name(err), err, "this is not a cellprov device's tag",
@@ -1158,6 +1292,9 @@ companion_clear(Companion *c)
 	g_free(c->profile_file);
 	g_free(c->receipt_tag_file);
 	g_free(c->connstring);
+	g_free(c->transport);
+	g_free(c->adapter);
+	g_free(c->ble_device);
 	g_free(c->cert_url);
 	if (c->record)
 		g_bytes_unref(c->record);
@@ -1189,6 +1326,7 @@ companion_clear(Companion *c)
 #if CP_COMPANION_NFC
 	cp_nfc_reader_free(c->reader);
 #endif
+	cp_ble_reader_free(c->ble);
 }
 
 static gboolean
@@ -1239,7 +1377,11 @@ main(int argc, char **argv)
 		{ "sm-ca", 0, 0, G_OPTION_ARG_FILENAME, &c.sm_ca, "CA certificates for the SM's TLS (default: system)", "FILE" },
 		{ "client-cert", 0, 0, G_OPTION_ARG_FILENAME, &c.client_cert, "Authenticate with this TLS client certificate (PEM)", "FILE" },
 		{ "client-key", 0, 0, G_OPTION_ARG_FILENAME, &c.client_key, "Its private key (default: in --client-cert)", "FILE" },
+		{ "transport", 0, 0, G_OPTION_ARG_STRING, &c.transport, "How to reach the device: nfc (default) or ble", "T" },
 		{ "connstring", 'd', 0, G_OPTION_ARG_STRING, &c.connstring, "libnfc connstring of the reader", "CONN" },
+		{ "adapter", 0, 0, G_OPTION_ARG_STRING, &c.adapter, "BLE: the Bluetooth adapter (default: the first powered)", "HCI" },
+		{ "ble-device", 0, 0, G_OPTION_ARG_STRING, &c.ble_device, "BLE: the device's DeviceID or its first 10 hex digits",
+		  "HEX" },
 		{ "tag-file", 0, 0, G_OPTION_ARG_FILENAME, &c.tag_file, "Tap 1 from a file holding the tag's NDEF message", "FILE" },
 		{ "profile-file", 0, 0, G_OPTION_ARG_FILENAME, &c.profile_file, "Tap 2 to a file (the NDEF message to write)", "FILE" },
 		{ "receipt-tag-file", 0, 0, G_OPTION_ARG_FILENAME, &c.receipt_tag_file, "Tap 3 from a file (waited for)", "FILE" },
@@ -1254,7 +1396,7 @@ main(int argc, char **argv)
 		G_OPTION_ENTRY_NULL,
 	};
 	const char *cmd = "claim";
-	gboolean ok;
+	gboolean ok, use_ble;
 
 	setlocale(LC_ALL, "");
 	/* stdout is for the result (one JSON object with -J): the libraries'
@@ -1296,6 +1438,40 @@ main(int argc, char **argv)
 		}
 		cp_hex_encode(c.dr.device_id, CP_DEVICE_ID_LEN, c.want_id_hex);
 		memcpy(c.id_hex, c.want_id_hex, sizeof(c.id_hex));
+		memcpy(c.ble_want, c.dr.device_id, CP_DEVICE_ID_LEN);
+		c.ble_want_len = CP_DEVICE_ID_LEN;
+	}
+	if (c.transport && strcmp(c.transport, "nfc") != 0 && strcmp(c.transport, "ble") != 0) {
+		g_printerr("cellprov-companion: --transport is nfc or ble, not '%s'\n", c.transport);
+		return 2;
+	}
+	use_ble = !g_strcmp0(c.transport, "ble");
+	if (!use_ble && (c.adapter || c.ble_device)) {
+		g_printerr("cellprov-companion: --adapter and --ble-device go with --transport ble\n");
+		return 2;
+	}
+	if (use_ble && (c.connstring || c.tag_file || c.profile_file || c.receipt_tag_file)) {
+		g_printerr("cellprov-companion: --transport ble reaches the device over the air: "
+			   "--connstring and the tag files do not apply\n");
+		return 2;
+	}
+	if (c.ble_device) {
+		gsize n = strlen(c.ble_device);
+		guint8 id[CP_DEVICE_ID_LEN];
+
+		if (n < 10 || n > 2 * CP_DEVICE_ID_LEN || n % 2 ||
+		    cp_hex_decode(c.ble_device, id, sizeof(id)) != (long)(n / 2)) {
+			g_printerr("cellprov-companion: --ble-device is 10 to 32 hex digits: '%s'\n", c.ble_device);
+			return 2;
+		}
+		if (c.ble_want_len && memcmp(id, c.ble_want, n / 2) != 0) {
+			g_printerr("cellprov-companion: --ble-device and DEVICE-ID name different devices\n");
+			return 2;
+		}
+		if (!c.ble_want_len) {
+			memcpy(c.ble_want, id, n / 2);
+			c.ble_want_len = n / 2;
+		}
 	}
 	if (!c.sm_url || (!c.token_path && !c.client_cert)) {
 		g_printerr("cellprov-companion: --sm and --token or --client-cert are required\n");
@@ -1367,8 +1543,17 @@ main(int argc, char **argv)
 		g_printerr("cellprov-companion: --receipt-tag-file goes with --profile-file\n");
 		return 2;
 	}
+	if (use_ble && c.command != CMD_TRANSFER_TOKEN && c.command != CMD_DEVICES) {
+		c.ble = cp_ble_reader_open(c.adapter, &error);
+		if (!c.ble) {
+			ble_fail(&c, 1, error, "cannot use Bluetooth");
+			report(&c, FALSE);
+			companion_clear(&c);
+			return 1;
+		}
+	}
 #if CP_COMPANION_NFC
-	if ((c.command == CMD_RELAY ? !c.tag_file : !c.profile_file) &&
+	if (!use_ble && (c.command == CMD_RELAY ? !c.tag_file : !c.profile_file) &&
 	    c.command != CMD_TRANSFER_TOKEN && c.command != CMD_DEVICES) {
 		c.reader = cp_nfc_reader_open(c.connstring, &error);
 		if (!c.reader) {

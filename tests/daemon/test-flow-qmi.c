@@ -20,7 +20,6 @@
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -32,6 +31,7 @@
 #include "cp-glib.h"
 #include "cp-poll.h"
 #include "cp-test-https.h"
+#include "cp-test-sim.h"
 
 #define OLD_IMSI "001010123456789"
 #define NEW_IMSI "001010000000001"
@@ -69,12 +69,6 @@ write_secret(const char *path, const void *data, gsize len)
 {
 	g_assert_true(g_file_set_contents(path, data, (gssize)len, NULL));
 	g_assert_cmpint(chmod(path, 0600), ==, 0);
-}
-
-static void
-child_setup(gpointer data)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
 /* The operator whose SM signs the test profiles (made once). */
@@ -164,7 +158,6 @@ profile_ndef(Fixture *f)
 static void
 start_sim(Fixture *f)
 {
-	g_autoptr(GError) error = NULL;
 	g_autoptr(CpSecret) k_usim = cp_keys_k_usim(f->k_prime);
 	g_autofree char *k_hex = cp_hex_strdup(k_usim->data, k_usim->len);
 	g_autofree char *opc_hex = cp_hex_strdup(f->opc->data, f->opc->len);
@@ -172,14 +165,11 @@ start_sim(Fixture *f)
 	g_autofree char *dump = g_build_filename(f->dir, "dump", NULL);
 	g_autofree char *text = g_strdup_printf("# test network\n%s %s %s 000000000020\n",
 						NEW_IMSI, k_hex, opc_hex);
-	g_autofree char *line = NULL;
-	g_autoptr(GIOChannel) ch = NULL;
 	const char *base[] = {
 		sim_path, "--pty", f->pty, "--dump", dump, "--subscribers", subs,
 		"--adm1", ADM1, "--imsi", OLD_IMSI, "--reset-delay=20", "--registration-delay=20",
 	};
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
-	int out_fd;
 
 	for (gsize i = 0; i < G_N_ELEMENTS(base); i++)
 		g_ptr_array_add(argv, (gpointer)base[i]);
@@ -189,14 +179,7 @@ start_sim(Fixture *f)
 
 	write_secret(subs, text, strlen(text));
 	cp_cleanse(text, strlen(text));
-	g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-					       child_setup, NULL, &f->sim, NULL, &out_fd, NULL, &error));
-	g_assert_no_error(error);
-	ch = g_io_channel_unix_new(out_fd);
-	g_io_channel_set_close_on_unref(ch, TRUE);
-	g_io_channel_read_line(ch, &line, NULL, NULL, NULL);
-	g_assert_nonnull(line);
-	g_assert_true(g_str_has_prefix(line, "ready"));
+	f->sim = cp_test_spawn_ready((const char *const *)argv->pdata);
 }
 
 static void
@@ -1176,8 +1159,8 @@ test_poll(Fixture *f, gconstpointer data)
 
 	start_poll(f, 100, 50);
 	run_until(f, "/v1/device/poll", 3, 3000);
-	/* the SM has seen the poll; its answer may still be on its way */
-	wait_outcome(f, "nothing", 3000);
+	/* the request has reached the SM; its answer may not be handled yet */
+	wait_outcome(f, "nothing", 5000);
 	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
 	g_assert_cmpstr(cp_daemon_get_imsi(f->d), ==, NEW_IMSI);
 	g_assert_cmpuint(cp_daemon_get_att_counter(f->d), >=, counter + 2);
@@ -1227,7 +1210,8 @@ test_poll(Fixture *f, gconstpointer data)
 	serve_once(f, "command", 30, ndef);
 	n = g_strv_length(reqs);
 	start_poll(f, 200, 100);
-	run_until(f, NULL, 0, 1500);
+	/* the refusal comes with the handshake, before any request */
+	wait_outcome(f, "tls", 5000);
 	g_strfreev(reqs);
 	reqs = cp_test_https_requests(&f->https);
 	g_assert_cmpuint(g_strv_length(reqs), ==, n);
@@ -1406,7 +1390,7 @@ start_proxy(void)
 
 	if (!path || !*path || unshare(CLONE_NEWNET) != 0 || !loopback_up())
 		return FALSE;
-	if (!g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, child_setup, NULL,
+	if (!g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, cp_test_child_setup, NULL,
 			   &proxy_pid, NULL))
 		return FALSE;
 	for (guint i = 0; i < 500; i++) {

@@ -7,6 +7,11 @@ cellprov-companion taps through the simulated RF link: two simulated
 PN532s, real libnfc on both sides. Everything it starts is stopped at the
 end.
 
+With --ble: the same flow over Bluetooth LE: cellprovd serves its GATT
+service on hci0 of the BlueZ stand-in ([ble] adapter=hci0; its NFC tag
+stays up beside it) and cellprov-companion --transport ble scans, connects
+and runs its three requests from hci1.
+
 With --lifecycle: the device's whole life instead: a claim, a
 re-provisioning with new keys, a transfer to a second owner, a
 decommission (the card back to its original values) and a new claim by
@@ -17,11 +22,12 @@ With --modem at or --modem mbim: the same flow with cellprovd driving an
 AT module (cp-at-sim, backend=at) or an MBIM module (cp-mbim-sim through
 the bench's own mbim-proxy, backend=mbim) instead of the QMI one.
 
-Usage: demo.py BUILDDIR [--lifecycle] [--modem qmi|at|mbim]"""
+Usage: demo.py BUILDDIR [--ble | --lifecycle] [--modem qmi|at|mbim]"""
 
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -29,6 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2ebench import FIRST_IMSI, E2E, Fail  # noqa: E402
 
 MODEM_NAMES = {"qmi": "QMI", "at": "AT", "mbim": "MBIM"}
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(SOURCE, "tests", "sim", "bluez"))
+import bluezbench  # noqa: E402
 
 
 def grep(path, pattern, timeout=30):
@@ -139,6 +148,41 @@ def lifecycle(modem):
     return 0 if ok else 1
 
 
+def start_ble(b):
+    """The BlueZ stand-in (hci0 the device's adapter, hci1 the phone's) and
+    the device's [ble] group naming hci0."""
+    why = bluezbench.missing_prerequisite()
+    if why:
+        raise Fail("the BLE demo needs the BlueZ stand-in: " + why)
+    b.ble = bluezbench.Bench(["--mtu", "185"])
+    with open(b.gw_info["config"], "a") as f:
+        f.write("\n[ble]\nadapter=hci0\n")
+
+
+def ble_stats(b):
+    """The stand-in's counters (Stats), through Debian's python3, which has
+    python3-dbus, whatever python3 runs this."""
+    code = ("import json, sys, dbus\n"
+            "o = dbus.bus.BusConnection(sys.argv[1]).get_object(%r, %r)\n"
+            "print(json.dumps({str(k): int(v) for k, v in o.Stats(dbus_interface=%r).items()}))\n"
+            % (bluezbench.CONTROL_NAME, bluezbench.CONTROL_PATH, bluezbench.CONTROL_IFACE))
+    r = subprocess.run([bluezbench.PYTHON, "-c", code, b.ble.address], capture_output=True, text=True,
+                       timeout=30)
+    if r.returncode != 0:
+        raise Fail("the stand-in's Stats: %s" % r.stderr)
+    return json.loads(r.stdout)
+
+
+def companion_ble(b, tap_timeout=30):
+    """cellprov-companion --transport ble on the phone's adapter; progress
+    to companion.log as companion_nfc's."""
+    log = open(b.path("companion.log"), "a")
+    args = [b.prog("tools/cellprov-companion"), "--json", "--transport", "ble", "--adapter", "hci1",
+            "--sm", "https://127.0.0.1:%d" % b.sm_port, "--sm-ca", b.tls_ca,
+            "--token", b.path("companion-token"), "--tap-timeout", str(tap_timeout)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=b.ble.env())
+
+
 def main():
     args = sys.argv[2:]
     modem = "qmi"
@@ -146,12 +190,15 @@ def main():
         i = args.index("--modem")
         modem = args[i + 1] if i + 1 < len(args) else ""
         del args[i:i + 2]
-    if modem not in MODEM_NAMES or args not in ([], ["--lifecycle"]):
+    if modem not in MODEM_NAMES or args not in ([], ["--lifecycle"], ["--ble"]):
         print(__doc__.splitlines()[-1], file=sys.stderr)
         return 2
     if args == ["--lifecycle"]:
         return lifecycle(modem)
+    ble = args == ["--ble"]
+    over = "BLE" if ble else "NFC"
     b = E2E(sys.argv[1], modem=modem)
+    b.ble = None
     ok = False
     try:
         print("==> the network side: manufacturer CA, certificate server (HTTPS), AUSF/UDM, SM", flush=True)
@@ -165,14 +212,29 @@ def main():
               % (MODEM_NAMES[modem], "auto" if modem == "qmi" else modem), flush=True)
         b.start_modem()
         b.link_up()
-        b.start_cellprovd(debug=False)
+        if ble:
+            print("==> the BlueZ stand-in: hci0 the device's adapter, hci1 the phone's (ATT MTU 185)",
+                  flush=True)
+            start_ble(b)
+            b.start_cellprovd(debug=False, env={"DBUS_SYSTEM_BUS_ADDRESS": b.ble.address})
+            transports = {k: v for k, v in b.ctl("status").json["daemon"].items() if k.startswith("transport-")}
+            if "transport-ble" not in transports:
+                raise Fail("this cellprovd has no BLE transport (transports: %s): build with -Dble=enabled"
+                           % (", ".join(transports) or "none"))
+        else:
+            b.start_cellprovd(debug=False)
         dlog, smlog, ausflog = b.path("cellprovd.log"), b.path("sm.log"), b.path("ausf.log")
 
         clog = b.path("companion.log")
-        print("==> cellprov-companion on its own PN532, joined to the device's by the simulated RF link",
-              flush=True)
-        comp = b.companion_nfc()
-        show(1, "the companion reads the device's tag over NFC: certificate URL + signed device record",
+        if ble:
+            print("==> cellprov-companion --transport ble on hci1: scans for the cellprov service", flush=True)
+            comp = companion_ble(b)
+            print("         | %s" % grep(clog, r"\(1/4\) connected to device"), flush=True)
+        else:
+            print("==> cellprov-companion on its own PN532, joined to the device's by the simulated RF link",
+                  flush=True)
+            comp = b.companion_nfc()
+        show(1, "the companion reads the device's tag over %s: certificate URL + signed device record" % over,
              grep(clog, r"\(1/4\) read device"))
         show(2, "companion -> SM: URL and device record, over HTTPS, companion authenticated",
              grep(smlog, r"provisioning asked by companion"))
@@ -187,7 +249,7 @@ def main():
              grep(smlog, r"provisioned: profile_seq"))
         show(8, "SM -> companion: the profile (MAC'd with K_prof), K'' and the nonce",
              grep(clog, r"\(2/4\) the SM answered"))
-        show(9, "the companion writes the profile to the device over NFC",
+        show(9, "the companion writes the profile to the device over %s" % over,
              grep(clog, r"\(3/4\) wrote profile"))
         print("         | %s" % re.sub(r"^\S+: [0-9:.]+: ", "", grep(dlog, r"state: idle -> profile-received")),
               flush=True)
@@ -200,12 +262,18 @@ def main():
         if rc != 0 or not res["receipt"]["verified"]:
             raise Fail("the companion did not verify the receipt: %s" % (res,))
         print("         | %s" % grep(clog, r"\(4/4\) receipt verified"), flush=True)
-        print("         | the companion read the receipt over NFC: %s, registered on %s, MAC verified with K''"
-              % (res["receipt"]["status"], res["receipt"].get("registration")), flush=True)
-        taps = b.link_sessions()
-        print("         | %d NFC sessions on the RF link, %d APDUs, %d bytes over the air"
-              % (len(taps), sum(int(t["apdus"]) for t in taps), sum(int(t["rf-bytes"]) for t in taps)),
-              flush=True)
+        print("         | the companion read the receipt over %s: %s, registered on %s, MAC verified with K''"
+              % (over, res["receipt"]["status"], res["receipt"].get("registration")), flush=True)
+        if ble:
+            st = ble_stats(b)
+            print("         | %d BLE connection(s), %d segments written (%d bytes), %d indicated (%d bytes)"
+                  % (st["connections"], st["writes"], st["write-bytes"], st["notifications"],
+                     st["notification-bytes"]), flush=True)
+        else:
+            taps = b.link_sessions()
+            print("         | %d NFC sessions on the RF link, %d APDUs, %d bytes over the air"
+                  % (len(taps), sum(int(t["apdus"]) for t in taps), sum(int(t["rf-bytes"]) for t in taps)),
+                  flush=True)
         m = b.modem_state()
         print("         | the modem reports IMSI %s********** and the network says %s"
               % (m.get("modem-imsi", "")[:5], m.get("network-last")), flush=True)
@@ -219,6 +287,8 @@ def main():
         b.dump_logs()
     finally:
         b.teardown()
+        if b.ble:
+            b.ble.stop()
         print("==> stopped everything it started", flush=True)
     return 0 if ok else 1
 

@@ -620,6 +620,12 @@ def test_kill_at_every_state(b):
             end = time.monotonic() + 15
             while b.modem_state().get("imsi") == OLD_IMSI and time.monotonic() < end:
                 time.sleep(0.02)
+            # the APN write hangs (request timeout, 10 s): time for the
+            # phone, reading the tag every 500 ms, to see the attempt
+            end = time.monotonic() + 8
+            while ("accepted the profile and is provisioning" not in b.companion_log()[log_before:]
+                   and time.monotonic() < end):
+                time.sleep(0.05)
         b.kill_cellprovd(signal.SIGKILL)
         check(b.modem_state().get("imsi") != OLD_IMSI, "%s: killed in %s with the card written" % (b.modem, state))
         b.start_cellprovd()

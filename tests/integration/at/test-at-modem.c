@@ -9,19 +9,16 @@
  * registration denied and late. Card state is read back from the
  * simulator's dump, never through the code under test.
  */
-#include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib.h>
-#include <glib/gstdio.h>
 
 #include "cp-at-modem.h"
 #include "cp-buf.h"
 #include "cp-glib.h"
 #include "cp-test.h"
+#include "cp-test-sim.h"
 
 #define OLD_IMSI "001010123456789"
 #define NEW_IMSI "001010000000001"
@@ -33,11 +30,8 @@
 static const char *sim_path;
 
 typedef struct {
-	char *dir;
-	char *pty;
-	char *pty2;
-	char *dump;
-	GPid pid;
+	CpTestSim sim;
+	char *pty2;        /* where --reenumerate @ttyUSB5 brings the port back */
 	CpAtPort *port;
 	CpAtModem *modem;
 } Bench;
@@ -45,127 +39,31 @@ typedef struct {
 /* ---- the simulator ----------------------------------------------------- */
 
 static void
-child_setup(gpointer data)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
-static void
 bench_start(Bench *b, const char *extra, gboolean subscribed)
 {
-	g_autoptr(GError) error = NULL;
-	g_autofree char *subs = NULL, *text = NULL, *line = NULL;
-	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-	g_autoptr(GIOChannel) ch = NULL;
-	int out_fd;
+	/* the new IMSI keeps the card's K and OPc: only EF.IMSI is rewritten here */
+	g_autofree char *subs = subscribed ? g_strdup_printf("%s %s %s 000000000020\n%s %s %s 000000000020\n",
+							     OLD_IMSI, OLD_K, OLD_OPC, NEW_IMSI, OLD_K, OLD_OPC) :
+					     g_strdup("# nobody\n");
+	g_autofree char *args = g_strconcat("--reset-delay=100 --registration-delay=50 ", extra, NULL);
 
 	memset(b, 0, sizeof(*b));
-	b->dir = g_dir_make_tmp("cp-at-XXXXXX", &error);
-	g_assert_no_error(error);
-	b->pty = g_build_filename(b->dir, "ttyUSB2", NULL);
-	b->pty2 = g_build_filename(b->dir, "ttyUSB5", NULL);
-	b->dump = g_build_filename(b->dir, "dump", NULL);
-	subs = g_build_filename(b->dir, "subscribers", NULL);
-	/* the new IMSI keeps the card's K and OPc: only EF.IMSI is rewritten here */
-	text = subscribed ? g_strdup_printf("%s %s %s 000000000020\n%s %s %s 000000000020\n",
-					    OLD_IMSI, OLD_K, OLD_OPC, NEW_IMSI, OLD_K, OLD_OPC) :
-			    g_strdup("# nobody\n");
-	g_assert_true(g_file_set_contents(subs, text, -1, NULL));
-
-	g_ptr_array_add(argv, g_strdup(sim_path));
-	g_ptr_array_add(argv, g_strdup("--pty"));
-	g_ptr_array_add(argv, g_strdup(b->pty));
-	g_ptr_array_add(argv, g_strdup("--dump"));
-	g_ptr_array_add(argv, g_strdup(b->dump));
-	g_ptr_array_add(argv, g_strdup("--subscribers"));
-	g_ptr_array_add(argv, g_strdup(subs));
-	g_ptr_array_add(argv, g_strdup("--reset-delay=100"));
-	g_ptr_array_add(argv, g_strdup("--registration-delay=50"));
-	if (extra) {
-		g_auto(GStrv) e = g_strsplit(extra, " ", -1);
-
-		for (guint i = 0; e[i]; i++) {
-			if (strcmp(e[i], "@PTY2") == 0)
-				g_ptr_array_add(argv, g_strdup(b->pty2));
-			else if (*e[i])
-				g_ptr_array_add(argv, g_strdup(e[i]));
-		}
-	}
-	g_ptr_array_add(argv, NULL);
-	g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-					       child_setup, NULL, &b->pid, NULL, &out_fd, NULL, &error));
-	g_assert_no_error(error);
-	ch = g_io_channel_unix_new(out_fd);
-	g_io_channel_set_close_on_unref(ch, TRUE);
-	g_io_channel_read_line(ch, &line, NULL, NULL, NULL);
-	g_assert_nonnull(line);
-	g_assert_true(g_str_has_prefix(line, "ready"));
+	cp_test_sim_startv(&b->sim, sim_path, "ttyUSB2", subs, args);
+	b->pty2 = cp_test_sim_file(&b->sim, "ttyUSB5");
 }
 
 static void
 bench_stop(Bench *b)
 {
-	g_autofree char *subs = g_build_filename(b->dir, "subscribers", NULL);
-	g_autofree char *tmp = g_strconcat(b->dump, ".tmp", NULL);
-
 	g_clear_object(&b->modem);
 	g_clear_object(&b->port);
-	kill(b->pid, SIGTERM);
-	waitpid(b->pid, NULL, 0);
-	g_spawn_close_pid(b->pid);
-	g_unlink(b->dump);
-	g_unlink(tmp);
-	g_unlink(b->pty);
-	g_unlink(b->pty2);
-	g_unlink(subs);
-	g_rmdir(b->dir);
-	g_free(b->dir);
-	g_free(b->pty);
+	cp_test_sim_stop(&b->sim);
 	g_free(b->pty2);
-	g_free(b->dump);
-}
-
-/* One key of the simulator's dump. */
-static char *
-dump_get(Bench *b, const char *key)
-{
-	g_autofree char *text = NULL;
-	g_auto(GStrv) lines = NULL;
-	g_autofree char *prefix = g_strconcat(key, "=", NULL);
-
-	if (!g_file_get_contents(b->dump, &text, NULL, NULL))
-		return g_strdup("");
-	lines = g_strsplit(text, "\n", -1);
-	for (guint i = 0; lines[i]; i++)
-		if (g_str_has_prefix(lines[i], prefix))
-			return g_strdup(lines[i] + strlen(prefix));
-	return g_strdup("");
 }
 
 /* ---- synchronous wrappers over the async calls ------------------------- */
 
-static GAsyncResult *result;
-
-static void
-done_cb(GObject *src, GAsyncResult *res, gpointer data)
-{
-	result = g_object_ref(res);
-}
-
-/* Iterates until the call's callback ran; the result is the caller's. */
-static GAsyncResult *
-wait_result(void)
-{
-	GAsyncResult *r;
-
-	while (!result)
-		g_main_context_iteration(NULL, TRUE);
-	r = result;
-	result = NULL;
-	return r;
-}
-
-#define SYNC(call) (call, wait_result())
+#define SYNC(call) (call, cp_test_async_wait())
 
 static gboolean
 bench_open(Bench *b, const char *path)
@@ -189,7 +87,7 @@ bench_open(Bench *b, const char *path)
 	}
 	cp_at_port_set_timeout(b->port, 2000);
 	b->modem = cp_at_modem_new(b->port);
-	r = SYNC(cp_at_modem_setup(b->modem, NULL, done_cb, NULL));
+	r = SYNC(cp_at_modem_setup(b->modem, NULL, cp_test_async_done, NULL));
 	if (!cp_at_modem_setup_finish(b->modem, r, &error)) {
 		fprintf(stderr, "setup: %s\n", error->message);
 		return FALSE;
@@ -203,7 +101,7 @@ apdu(Bench *b, guint channel, const char *hex, GError **error)
 	guint8 buf[300];
 	long n = cp_hex_decode(hex, buf, sizeof(buf));
 	g_autoptr(GBytes) cmd = g_bytes_new(buf, (gsize)n);
-	g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_apdu(b->modem, channel, cmd, NULL, done_cb, NULL));
+	g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_apdu(b->modem, channel, cmd, NULL, cp_test_async_done, NULL));
 
 	return cp_at_modem_apdu_finish(b->modem, r, error);
 }
@@ -226,7 +124,7 @@ apdu_hex(Bench *b, guint channel, const char *hex)
 static char *
 get_iccid(Bench *b, GError **error)
 {
-	g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_get_iccid(b->modem, NULL, done_cb, NULL));
+	g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_get_iccid(b->modem, NULL, cp_test_async_done, NULL));
 
 	return cp_at_modem_get_iccid_finish(b->modem, r, error);
 }
@@ -234,7 +132,7 @@ get_iccid(Bench *b, GError **error)
 static char *
 get_imsi(Bench *b, GError **error)
 {
-	g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_get_imsi(b->modem, NULL, done_cb, NULL));
+	g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_get_imsi(b->modem, NULL, cp_test_async_done, NULL));
 
 	return cp_at_modem_get_imsi_finish(b->modem, r, error);
 }
@@ -244,7 +142,7 @@ open_channel(Bench *b, GError **error)
 {
 	static const guint8 aid[] = { 0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x02 };
 	g_autoptr(GBytes) a = g_bytes_new_static(aid, sizeof(aid));
-	g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_open_channel(b->modem, a, NULL, done_cb, NULL));
+	g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_open_channel(b->modem, a, NULL, cp_test_async_done, NULL));
 
 	return cp_at_modem_open_channel_finish(b->modem, r, error);
 }
@@ -252,20 +150,9 @@ open_channel(Bench *b, GError **error)
 static gboolean
 wait_registered(Bench *b, guint ms, GError **error)
 {
-	g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_wait_registered(b->modem, ms, NULL, done_cb, NULL));
+	g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_wait_registered(b->modem, ms, NULL, cp_test_async_done, NULL));
 
 	return cp_at_modem_wait_registered_finish(b->modem, r, error);
-}
-
-static gboolean
-wait_for_path(const char *path, gboolean present, guint ms)
-{
-	for (guint i = 0; i < ms / 10; i++) {
-		if (g_file_test(path, G_FILE_TEST_EXISTS) == present)
-			return TRUE;
-		g_usleep(10000);
-	}
-	return FALSE;
 }
 
 static int
@@ -289,15 +176,15 @@ run_flow(const char *label, const char *extra, const char *reset_path_key)
 
 	fprintf(stderr, "# flow: %s\n", label);
 	bench_start(&b, extra, TRUE);
-	reset_path = reset_path_key && strcmp(reset_path_key, "pty2") == 0 ? b.pty2 : b.pty;
-	CP_CHECK(bench_open(&b, b.pty));
+	reset_path = reset_path_key && strcmp(reset_path_key, "pty2") == 0 ? b.pty2 : b.sim.pty;
+	CP_CHECK(bench_open(&b, b.sim.pty));
 	if (!b.modem) {
 		bench_stop(&b);
 		return;
 	}
 
 	{
-		g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_get_pin_state(b.modem, NULL, done_cb, NULL));
+		g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_get_pin_state(b.modem, NULL, cp_test_async_done, NULL));
 		g_autofree char *pin = cp_at_modem_get_pin_state_finish(b.modem, r, &error);
 
 		CP_CHECK(pin && strcmp(pin, "READY") == 0);
@@ -330,13 +217,13 @@ run_flow(const char *label, const char *extra, const char *reset_path_key)
 
 		/* FCP template (TS 102 221 §11.1.1.3) with the file id 6F07 */
 		CP_CHECK(g_str_has_prefix(f1, "62") && strstr(f1, "83026f07") && g_str_has_suffix(f1, "9000"));
-		ef = dump_get(&b, "ef-imsi");
-		CP_CHECK(g_str_has_prefix(f2, ef) && strlen(f2) == strlen(ef) + 4 && g_str_has_suffix(f2, "9000"));
+		ef = cp_test_sim_dump_get(&b.sim, "ef-imsi");
+		CP_CHECK(ef && g_str_has_prefix(f2, ef) && strlen(f2) == strlen(ef) + 4 && g_str_has_suffix(f2, "9000"));
 		g_clear_pointer(&ef, g_free);
 		CP_CHECK(strcmp(r1, "9000") == 0);
-		ef = dump_get(&b, "ef-imsi");
+		ef = cp_test_sim_dump_get(&b.sim, "ef-imsi");
 		/* what +CGLA read is what the card holds */
-		CP_CHECK(g_str_has_prefix(r2, ef) && g_str_has_suffix(r2, "9000"));
+		CP_CHECK(ef && g_str_has_prefix(r2, ef) && g_str_has_suffix(r2, "9000"));
 		r3 = apdu_hex(&b, ch, upd);
 		CP_CHECK(strcmp(r3, "6982") == 0);   /* not before ADM1 */
 		r4 = apdu_hex(&b, ch, ver);
@@ -344,8 +231,8 @@ run_flow(const char *label, const char *extra, const char *reset_path_key)
 		r5 = apdu_hex(&b, ch, upd);
 		CP_CHECK(strcmp(r5, "9000") == 0);
 		g_free(ef);
-		ef = dump_get(&b, "ef-imsi");
-		CP_CHECK(strcmp(ef, "080910100000000010") == 0);
+		ef = cp_test_sim_dump_get(&b.sim, "ef-imsi");
+		CP_CHECK(g_strcmp0(ef, "080910100000000010") == 0);
 	}
 	/* the same by +CSIM on the basic channel: ADF.USIM by AID, EF.SPN */
 	{
@@ -354,17 +241,17 @@ run_flow(const char *label, const char *extra, const char *reset_path_key)
 		g_autofree char *r3 = apdu_hex(&b, 0, "0020000A08" ADM1_HEX);
 		g_autofree char *r4 = apdu_hex(&b, 0, "00D6000011" "0143504e4554ffffffffffffffffffffff");
 		g_autofree char *r5 = apdu_hex(&b, 0, "00B0000011");
-		g_autofree char *spn = dump_get(&b, "ef-spn");
+		g_autofree char *spn = cp_test_sim_dump_get(&b.sim, "ef-spn");
 
 		CP_CHECK(strcmp(r1, "9000") == 0);
 		CP_CHECK(strcmp(r2, "9000") == 0);
 		CP_CHECK(strcmp(r3, "9000") == 0);
 		CP_CHECK(strcmp(r4, "9000") == 0);
 		CP_CHECK(strcmp(r5, "0143504e4554ffffffffffffffffffffff9000") == 0);
-		CP_CHECK(strcmp(spn, "0143504e4554ffffffffffffffffffffff") == 0);
+		CP_CHECK(g_strcmp0(spn, "0143504e4554ffffffffffffffffffffff") == 0);
 	}
 	{
-		g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_close_channel(b.modem, ch, NULL, done_cb, NULL));
+		g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_close_channel(b.modem, ch, NULL, cp_test_async_done, NULL));
 
 		CP_CHECK(cp_at_modem_close_channel_finish(b.modem, r, &error));
 		g_clear_error(&error);
@@ -379,35 +266,35 @@ run_flow(const char *label, const char *extra, const char *reset_path_key)
 
 	/* APN: read, set, read back; a bad one never leaves */
 	{
-		g_autoptr(GAsyncResult) r1 = SYNC(cp_at_modem_get_apn(b.modem, 1, NULL, done_cb, NULL));
+		g_autoptr(GAsyncResult) r1 = SYNC(cp_at_modem_get_apn(b.modem, 1, NULL, cp_test_async_done, NULL));
 		g_autoptr(GAsyncResult) r2 = NULL, r3 = NULL, r4 = NULL;
 		g_autofree char *apn2 = NULL, *dumped = NULL, *count = NULL, *count2 = NULL;
 
 		apn = cp_at_modem_get_apn_finish(b.modem, r1, &error);
 		CP_CHECK(apn && strcmp(apn, "internet") == 0);
 		g_clear_error(&error);
-		r2 = SYNC(cp_at_modem_set_apn(b.modem, 1, "IPV4V6", "iot.cellprov-test", NULL, done_cb, NULL));
+		r2 = SYNC(cp_at_modem_set_apn(b.modem, 1, "IPV4V6", "iot.cellprov-test", NULL, cp_test_async_done, NULL));
 		CP_CHECK(cp_at_modem_set_apn_finish(b.modem, r2, &error));
 		g_clear_error(&error);
-		dumped = dump_get(&b, "apn");
-		CP_CHECK(strcmp(dumped, "iot.cellprov-test") == 0);
-		r3 = SYNC(cp_at_modem_get_apn(b.modem, 1, NULL, done_cb, NULL));
+		dumped = cp_test_sim_dump_get(&b.sim, "apn");
+		CP_CHECK(g_strcmp0(dumped, "iot.cellprov-test") == 0);
+		r3 = SYNC(cp_at_modem_get_apn(b.modem, 1, NULL, cp_test_async_done, NULL));
 		apn2 = cp_at_modem_get_apn_finish(b.modem, r3, &error);
 		CP_CHECK(apn2 && strcmp(apn2, "iot.cellprov-test") == 0);
 		g_clear_error(&error);
-		count = dump_get(&b, "at-commands");
-		r4 = SYNC(cp_at_modem_set_apn(b.modem, 1, "IP", "bad\",\"apn", NULL, done_cb, NULL));
+		count = cp_test_sim_dump_get(&b.sim, "at-commands");
+		r4 = SYNC(cp_at_modem_set_apn(b.modem, 1, "IP", "bad\",\"apn", NULL, cp_test_async_done, NULL));
 		CP_CHECK(!cp_at_modem_set_apn_finish(b.modem, r4, &error));
 		CP_CHECK_INT(code_of(error), CP_ERR_APN);
 		g_clear_error(&error);
-		count2 = dump_get(&b, "at-commands");
-		CP_CHECK(strcmp(count, count2) == 0);
+		count2 = cp_test_sim_dump_get(&b.sim, "at-commands");
+		CP_CHECK(count && g_strcmp0(count, count2) == 0);
 	}
 
 	/* reset: the port goes, comes back (maybe elsewhere), the module
 	 * registers with the new IMSI */
 	{
-		g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_set_functionality(b.modem, 1, TRUE, NULL, done_cb, NULL));
+		g_autoptr(GAsyncResult) r = SYNC(cp_at_modem_set_functionality(b.modem, 1, TRUE, NULL, cp_test_async_done, NULL));
 		g_autofree char *resets = NULL, *new_imsi = NULL;
 
 		CP_CHECK(cp_at_modem_set_functionality_finish(b.modem, r, &error));
@@ -423,16 +310,16 @@ run_flow(const char *label, const char *extra, const char *reset_path_key)
 			CP_CHECK_INT(code_of(error), CP_ERR_MODEM_GONE);
 			g_clear_error(&error);
 		}
-		CP_CHECK(wait_for_path(reset_path, TRUE, 5000));
-		if (reset_path != b.pty)
-			CP_CHECK(!g_file_test(b.pty, G_FILE_TEST_EXISTS));
+		CP_CHECK(cp_test_wait_path(reset_path, TRUE, 5000));
+		if (reset_path != b.sim.pty)
+			CP_CHECK(!g_file_test(b.sim.pty, G_FILE_TEST_EXISTS));
 		CP_CHECK(bench_open(&b, reset_path));
 		if (!b.modem) {
 			bench_stop(&b);
 			return;
 		}
-		resets = dump_get(&b, "resets");
-		CP_CHECK(strcmp(resets, "1") == 0);
+		resets = cp_test_sim_dump_get(&b.sim, "resets");
+		CP_CHECK(g_strcmp0(resets, "1") == 0);
 		g_free(iccid);
 		iccid = get_iccid(&b, &error);
 		CP_CHECK(iccid && strcmp(iccid, ICCID) == 0);   /* the same card */
@@ -462,7 +349,7 @@ test_silence(void)
 	gint64 t0;
 
 	bench_start(&b, "--no-response +CSIM:1", TRUE);
-	CP_CHECK(bench_open(&b, b.pty));
+	CP_CHECK(bench_open(&b, b.sim.pty));
 	cp_at_port_set_timeout(b.port, 300);
 	t0 = g_get_monotonic_time();
 	s = apdu_hex(&b, 0, "00A4000C023F00");
@@ -498,11 +385,11 @@ test_cancel(void)
 	gint64 t0;
 
 	bench_start(&b, "--no-response +CSIM:1 --registration-delay=5000", TRUE);
-	CP_CHECK(bench_open(&b, b.pty));
+	CP_CHECK(bench_open(&b, b.sim.pty));
 	cp_at_port_set_timeout(b.port, 1000);
 	t0 = g_get_monotonic_time();
 	g_timeout_add(50, cancel_cb, c);
-	r = SYNC(cp_at_modem_apdu(b.modem, 0, cmd, c, done_cb, NULL));
+	r = SYNC(cp_at_modem_apdu(b.modem, 0, cmd, c, cp_test_async_done, NULL));
 	resp = cp_at_modem_apdu_finish(b.modem, r, &error);
 	CP_CHECK(!resp);
 	CP_CHECK(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED));
@@ -513,7 +400,7 @@ test_cancel(void)
 	g_clear_error(&error);
 
 	g_timeout_add(100, cancel_cb, c2);
-	r2 = SYNC(cp_at_modem_wait_registered(b.modem, 3000, c2, done_cb, NULL));
+	r2 = SYNC(cp_at_modem_wait_registered(b.modem, 3000, c2, cp_test_async_done, NULL));
 	CP_CHECK(!cp_at_modem_wait_registered_finish(b.modem, r2, &error));
 	CP_CHECK(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED));
 	bench_stop(&b);
@@ -530,7 +417,7 @@ test_overlong(void)
 	g_autofree char *iccid = NULL;
 
 	bench_start(&b, "--garbage +CSIM:1", TRUE);
-	CP_CHECK(bench_open(&b, b.pty));
+	CP_CHECK(bench_open(&b, b.sim.pty));
 	resp = apdu(&b, 0, "00A4000C023F00", &error);
 	CP_CHECK(!resp);
 	CP_CHECK_INT(code_of(error), CP_ERR_MODEM);
@@ -552,7 +439,7 @@ test_vanish(void)
 	guint ch;
 
 	bench_start(&b, "--vanish +CGLA:2", TRUE);
-	CP_CHECK(bench_open(&b, b.pty));
+	CP_CHECK(bench_open(&b, b.sim.pty));
 	ch = open_channel(&b, &error);
 	CP_CHECK(ch >= 1);
 	s1 = apdu_hex(&b, ch, ch == 1 ? "01A4000C026F07" : "02A4000C026F07");
@@ -575,7 +462,7 @@ test_error(void)
 	guint ch;
 
 	bench_start(&b, "--fail +CCHO:1", TRUE);
-	CP_CHECK(bench_open(&b, b.pty));
+	CP_CHECK(bench_open(&b, b.sim.pty));
 	ch = open_channel(&b, &error);
 	CP_CHECK_INT(ch, 0);
 	CP_CHECK_INT(code_of(error), CP_ERR_MODEM);
@@ -597,8 +484,8 @@ test_no_card(void)
 	g_autofree char *pin = NULL, *iccid = NULL;
 
 	bench_start(&b, "--no-card", TRUE);
-	CP_CHECK(bench_open(&b, b.pty));
-	r = SYNC(cp_at_modem_get_pin_state(b.modem, NULL, done_cb, NULL));
+	CP_CHECK(bench_open(&b, b.sim.pty));
+	r = SYNC(cp_at_modem_get_pin_state(b.modem, NULL, cp_test_async_done, NULL));
 	pin = cp_at_modem_get_pin_state_finish(b.modem, r, &error);
 	CP_CHECK(!pin);
 	CP_CHECK_INT(code_of(error), CP_ERR_CARD_ABSENT);
@@ -619,7 +506,7 @@ test_denied(void)
 	g_autoptr(GError) error = NULL;
 
 	bench_start(&b, "", FALSE);
-	CP_CHECK(bench_open(&b, b.pty));
+	CP_CHECK(bench_open(&b, b.sim.pty));
 	CP_CHECK(!wait_registered(&b, 3000, &error));
 	CP_CHECK_INT(code_of(error), CP_ERR_REG_DENIED);
 	if (error)
@@ -629,7 +516,7 @@ test_denied(void)
 	bench_stop(&b);
 
 	bench_start(&b, "--deny --model sara-r4", TRUE);
-	CP_CHECK(bench_open(&b, b.pty));
+	CP_CHECK(bench_open(&b, b.sim.pty));
 	CP_CHECK(!wait_registered(&b, 3000, &error));
 	CP_CHECK_INT(code_of(error), CP_ERR_REG_DENIED);
 	CP_CHECK(error && strstr(error->message, "#3"));
@@ -645,7 +532,7 @@ test_late(void)
 	g_autoptr(GError) error = NULL;
 
 	bench_start(&b, "--registration-delay=2000", TRUE);
-	CP_CHECK(bench_open(&b, b.pty));
+	CP_CHECK(bench_open(&b, b.sim.pty));
 	CP_CHECK(!wait_registered(&b, 200, &error));
 	CP_CHECK_INT(code_of(error), CP_ERR_REG_TIMEOUT);
 	g_clear_error(&error);
@@ -664,7 +551,7 @@ test_storm(void)
 	g_autofree char *s = NULL;
 
 	bench_start(&b, "--urc-storm 1000", TRUE);
-	CP_CHECK(bench_open(&b, b.pty));
+	CP_CHECK(bench_open(&b, b.sim.pty));
 	s = apdu_hex(&b, 0, "00A4000C023F00");
 	CP_CHECK(strcmp(s, "9000") == 0);
 	CP_CHECK(cp_at_port_get_n_urcs(b.port) >= 2000);
@@ -689,7 +576,7 @@ main(int argc, char **argv)
 	run_flow("split and URCs", "--split 7 --urc-storm 2", NULL);
 	run_flow("T=0 procedure bytes (61xx, 6Cxx)", "--t0", NULL);
 	run_flow("T=0, split, URCs", "--t0 --split 5 --urc-storm 1 --model sim7600", NULL);
-	run_flow("re-enumerates under a new name", "--reenumerate @PTY2", "pty2");
+	run_flow("re-enumerates under a new name", "--reenumerate @ttyUSB5", "pty2");
 	test_silence();
 	test_vanish();
 	test_overlong();

@@ -9,9 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -19,6 +17,7 @@
 
 #include "cp-mbim.h"
 #include "cp-test.h"
+#include "cp-test-sim.h"
 
 #define OLD_IMSI "001010123456789"
 #define OLD_K "000102030405060708090a0b0c0d0e0f"
@@ -34,59 +33,16 @@ static const char *proxy_path;
 static GPid proxy_pid;
 
 typedef struct {
-	char *dir;
-	char *node;
-	char *dump;
-	GPid pid;
+	CpTestSim sim;
+	const char *node;   /* the cdc-wdm node */
 } Bench;
 
-/* Everything logged, whatever G_MESSAGES_DEBUG says. */
-static GString *log_text;
-
-static GLogWriterOutput
-log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer data)
-{
-	for (gsize i = 0; i < n_fields; i++) {
-		if (g_strcmp0(fields[i].key, "MESSAGE") == 0 && fields[i].value) {
-			if (fields[i].length < 0)
-				g_string_append(log_text, fields[i].value);
-			else
-				g_string_append_len(log_text, fields[i].value, fields[i].length);
-			g_string_append_c(log_text, '\n');
-		}
-	}
-	return g_log_writer_default(level, fields, n_fields, data);
-}
-
-/* Children end with the test, even when it aborts. */
-static void
-child_setup(gpointer data)
-{
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-}
-
 /* ---- the simulator ----------------------------------------------------------- */
-
-static char *
-dump_get(Bench *b, const char *key)
-{
-	g_autofree char *text = NULL;
-	g_auto(GStrv) lines = NULL;
-	g_autofree char *prefix = g_strconcat(key, "=", NULL);
-
-	if (!g_file_get_contents(b->dump, &text, NULL, NULL))
-		return NULL;
-	lines = g_strsplit(text, "\n", -1);
-	for (guint i = 0; lines[i]; i++)
-		if (g_str_has_prefix(lines[i], prefix))
-			return g_strdup(lines[i] + strlen(prefix));
-	return NULL;
-}
 
 static void
 assert_dump(Bench *b, const char *key, const char *want)
 {
-	g_autofree char *v = dump_get(b, key);
+	g_autofree char *v = cp_test_sim_dump_get(&b->sim, key);
 
 	g_assert_cmpstr(v, ==, want);
 }
@@ -94,100 +50,35 @@ assert_dump(Bench *b, const char *key, const char *want)
 static void
 bench_start(Bench *b, const char *const *extra)
 {
-	g_autoptr(GPtrArray) argv = g_ptr_array_new();
-	g_autofree char *subs = NULL;
-	int out_fd;
-	g_autoptr(GError) e = NULL;
+	g_autoptr(GPtrArray) args = g_ptr_array_new();
 
-	memset(b, 0, sizeof(*b));
-	b->dir = g_dir_make_tmp("cp-mbim-XXXXXX", NULL);
-	g_assert_nonnull(b->dir);
-	b->node = g_build_filename(b->dir, "cdc-wdm0", NULL);
-	b->dump = g_build_filename(b->dir, "dump", NULL);
-	subs = g_build_filename(b->dir, "subscribers", NULL);
-	/* the network knows the new IMSI with the card's key, not the old one */
-	g_assert_true(g_file_set_contents(subs, NEW_IMSI " " OLD_K " " OLD_OPC " 000000000020\n", -1, NULL));
-	g_ptr_array_add(argv, (char *)sim_path);
-	g_ptr_array_add(argv, "--pty");
-	g_ptr_array_add(argv, b->node);
-	g_ptr_array_add(argv, "--dump");
-	g_ptr_array_add(argv, b->dump);
-	g_ptr_array_add(argv, "--subscribers");
-	g_ptr_array_add(argv, subs);
-	g_ptr_array_add(argv, "--reset-delay=100");
-	g_ptr_array_add(argv, "--registration-delay=50");
+	g_ptr_array_add(args, "--reset-delay=100");
+	g_ptr_array_add(args, "--registration-delay=50");
 	for (guint i = 0; extra && extra[i]; i++)
-		g_ptr_array_add(argv, (char *)extra[i]);
-	g_ptr_array_add(argv, NULL);
-	g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-					       child_setup, NULL, &b->pid, NULL, &out_fd, NULL, &e));
-	/* "ready PATH" once the node is there */
-	{
-		char buf[256];
-		ssize_t n = read(out_fd, buf, sizeof(buf) - 1);
-
-		g_assert_cmpint(n, >, 0);
-		buf[n] = 0;
-		g_assert_true(g_str_has_prefix(buf, "ready "));
-	}
-	close(out_fd);
+		g_ptr_array_add(args, (char *)extra[i]);
+	g_ptr_array_add(args, NULL);
+	memset(b, 0, sizeof(*b));
+	/* the network knows the new IMSI with the card's key, not the old one */
+	cp_test_sim_start(&b->sim, sim_path, "cdc-wdm0", NEW_IMSI " " OLD_K " " OLD_OPC " 000000000020\n",
+			  (const char *const *)args->pdata);
+	b->node = b->sim.pty;
 }
 
 static void
 bench_stop(Bench *b)
 {
-	if (b->pid) {
-		kill(b->pid, SIGTERM);
-		waitpid(b->pid, NULL, 0);
-		g_spawn_close_pid(b->pid);
-	}
-	/* the simulator may have re-enumerated under another name */
-	{
-		g_autoptr(GDir) d = g_dir_open(b->dir, 0, NULL);
-		const char *name;
-
-		while (d && (name = g_dir_read_name(d))) {
-			g_autofree char *p = g_build_filename(b->dir, name, NULL);
-
-			g_unlink(p);
-		}
-	}
-	g_rmdir(b->dir);
-	g_free(b->dir);
-	g_free(b->node);
-	g_free(b->dump);
+	cp_test_sim_stop(&b->sim);
 }
 
 /* ---- running the async calls -------------------------------------------------- */
-
-static GAsyncResult *result;
-
-static void
-got(GObject *source, GAsyncResult *res, gpointer data)
-{
-	g_assert_null(result);
-	result = g_object_ref(res);
-}
-
-static GAsyncResult *
-wait_result(void)
-{
-	GAsyncResult *r;
-
-	while (!result)
-		g_main_context_iteration(NULL, TRUE);
-	r = result;
-	result = NULL;
-	return r;
-}
 
 static CpMbim *
 open_modem(const char *node, guint timeout, GError **error)
 {
 	g_autoptr(GAsyncResult) r = NULL;
 
-	cp_mbim_open_async(node, timeout, NULL, got, NULL);
-	r = wait_result();
+	cp_mbim_open_async(node, timeout, NULL, cp_test_async_done, NULL);
+	r = cp_test_async_wait();
 	return cp_mbim_open_finish(r, error);
 }
 
@@ -197,8 +88,8 @@ close_modem(CpMbim *m)
 	g_autoptr(GAsyncResult) r = NULL;
 	g_autoptr(GError) e = NULL;
 
-	cp_mbim_close_async(m, NULL, got, NULL);
-	r = wait_result();
+	cp_mbim_close_async(m, NULL, cp_test_async_done, NULL);
+	r = cp_test_async_wait();
 	g_assert_true(cp_mbim_close_finish(m, r, &e));
 	g_assert_no_error(e);
 	g_object_unref(m);
@@ -213,8 +104,8 @@ apdu(CpMbim *m, guint ch, const char *hex, GError **error)
 	size_t n = cp_test_unhex(hex, buf, sizeof(buf));
 
 	cmd = g_bytes_new(buf, n);
-	cp_mbim_apdu_async(m, ch, cmd, NULL, got, NULL);
-	r = wait_result();
+	cp_mbim_apdu_async(m, ch, cmd, NULL, cp_test_async_done, NULL);
+	r = cp_test_async_wait();
 	return cp_mbim_apdu_finish(m, r, error);
 }
 
@@ -240,8 +131,8 @@ open_channel(CpMbim *m, const guint8 *aid, gsize len, GError **error)
 {
 	g_autoptr(GAsyncResult) r = NULL;
 
-	cp_mbim_open_channel_async(m, aid, len, NULL, got, NULL);
-	r = wait_result();
+	cp_mbim_open_channel_async(m, aid, len, NULL, cp_test_async_done, NULL);
+	r = cp_test_async_wait();
 	return cp_mbim_open_channel_finish(m, r, error);
 }
 
@@ -250,8 +141,8 @@ close_channel(CpMbim *m, guint ch, GError **error)
 {
 	g_autoptr(GAsyncResult) r = NULL;
 
-	cp_mbim_close_channel_async(m, ch, NULL, got, NULL);
-	r = wait_result();
+	cp_mbim_close_channel_async(m, ch, NULL, cp_test_async_done, NULL);
+	r = cp_test_async_wait();
 	return cp_mbim_close_channel_finish(m, r, error);
 }
 
@@ -260,8 +151,8 @@ subscriber(CpMbim *m, char **iccid, char **imsi, GError **error)
 {
 	g_autoptr(GAsyncResult) r = NULL;
 
-	cp_mbim_subscriber_async(m, NULL, got, NULL);
-	r = wait_result();
+	cp_mbim_subscriber_async(m, NULL, cp_test_async_done, NULL);
+	r = cp_test_async_wait();
 	return cp_mbim_subscriber_finish(m, r, iccid, imsi, error);
 }
 
@@ -272,8 +163,8 @@ get_apn(CpMbim *m)
 	g_autoptr(GError) e = NULL;
 	char *apn;
 
-	cp_mbim_get_apn_async(m, NULL, got, NULL);
-	r = wait_result();
+	cp_mbim_get_apn_async(m, NULL, cp_test_async_done, NULL);
+	r = cp_test_async_wait();
 	apn = cp_mbim_get_apn_finish(m, r, &e);
 	g_assert_no_error(e);
 	return apn;
@@ -284,8 +175,8 @@ set_apn(CpMbim *m, const char *apn, GError **error)
 {
 	g_autoptr(GAsyncResult) r = NULL;
 
-	cp_mbim_set_apn_async(m, apn, NULL, got, NULL);
-	r = wait_result();
+	cp_mbim_set_apn_async(m, apn, NULL, cp_test_async_done, NULL);
+	r = cp_test_async_wait();
 	return cp_mbim_set_apn_finish(m, r, error);
 }
 
@@ -294,8 +185,8 @@ reset(CpMbim *m, gboolean *reenumerates, GError **error)
 {
 	g_autoptr(GAsyncResult) r = NULL;
 
-	cp_mbim_reset_async(m, NULL, got, NULL);
-	r = wait_result();
+	cp_mbim_reset_async(m, NULL, cp_test_async_done, NULL);
+	r = cp_test_async_wait();
 	return cp_mbim_reset_finish(m, r, reenumerates, error);
 }
 
@@ -304,8 +195,8 @@ wait_registered(CpMbim *m, guint ms, GError **error)
 {
 	g_autoptr(GAsyncResult) r = NULL;
 
-	cp_mbim_wait_registered_async(m, ms, NULL, got, NULL);
-	r = wait_result();
+	cp_mbim_wait_registered_async(m, ms, NULL, cp_test_async_done, NULL);
+	r = cp_test_async_wait();
 	return cp_mbim_wait_registered_finish(m, r, error);
 }
 
@@ -319,9 +210,7 @@ removed_cb(CpMbim *m, gpointer data)
 static void
 wait_node(const char *path)
 {
-	for (guint i = 0; i < 500 && !g_file_test(path, G_FILE_TEST_EXISTS); i++)
-		g_usleep(10000);
-	g_assert_true(g_file_test(path, G_FILE_TEST_EXISTS));
+	g_assert_true(cp_test_wait_path(path, TRUE, 5000));
 }
 
 /* ---- tests ----------------------------------------------------------------- */
@@ -351,8 +240,8 @@ test_flow(void)
 	g_assert_cmpstr(iccid, ==, ICCID);
 	g_assert_cmpstr(imsi, ==, OLD_IMSI);
 
-	cp_mbim_atr_async(m, NULL, got, NULL);
-	r = wait_result();
+	cp_mbim_atr_async(m, NULL, cp_test_async_done, NULL);
+	r = cp_test_async_wait();
 	atr = cp_mbim_atr_finish(m, r, &e);
 	g_assert_no_error(e);
 	g_assert_cmpuint(g_bytes_get_size(atr), >, 2);
@@ -438,8 +327,8 @@ test_flow(void)
 	g_assert_cmpstr(apn, ==, "iot.example-1.net");
 	close_modem(m);
 	/* ADM1 never reached a log line, in either spelling */
-	g_assert_null(strstr(log_text->str, ADM1));
-	g_assert_null(strstr(log_text->str, "3132333435363738"));
+	g_assert_null(strstr(cp_test_log_text(), ADM1));
+	g_assert_null(strstr(cp_test_log_text(), "3132333435363738"));
 	bench_stop(&b);
 }
 
@@ -690,9 +579,9 @@ test_fault_vanish(void)
 	g_assert_error(e, CP_ERROR, CP_ERR_MODEM_GONE);
 	g_clear_error(&e);
 	g_object_unref(m);
-	waitpid(b.pid, NULL, 0);
-	g_spawn_close_pid(b.pid);
-	b.pid = 0;
+	waitpid(b.sim.pid, NULL, 0);
+	g_spawn_close_pid(b.sim.pid);
+	b.sim.pid = 0;
 	bench_stop(&b);
 }
 
@@ -710,11 +599,11 @@ test_vanish_during_wait(void)
 	bench_start(&b, args);
 	m = open_modem(b.node, 5, &e);
 	g_assert_no_error(e);
-	cp_mbim_wait_registered_async(m, 10000, NULL, got, NULL);
+	cp_mbim_wait_registered_async(m, 10000, NULL, cp_test_async_done, NULL);
 	for (guint i = 0; i < 20; i++)
 		g_main_context_iteration(NULL, FALSE);
-	kill(b.pid, SIGKILL);
-	r = wait_result();
+	kill(b.sim.pid, SIGKILL);
+	r = cp_test_async_wait();
 	reg = cp_mbim_wait_registered_finish(m, r, &e);
 	g_assert_null(reg);
 	g_assert_error(e, CP_ERROR, CP_ERR_MODEM_GONE);
@@ -737,9 +626,9 @@ test_cancel_wait(void)
 	bench_start(&b, args);
 	m = open_modem(b.node, 5, &e);
 	g_assert_no_error(e);
-	cp_mbim_wait_registered_async(m, 10000, c, got, NULL);
+	cp_mbim_wait_registered_async(m, 10000, c, cp_test_async_done, NULL);
 	g_cancellable_cancel(c);
-	r = wait_result();
+	r = cp_test_async_wait();
 	reg = cp_mbim_wait_registered_finish(m, r, &e);
 	g_assert_null(reg);
 	g_assert_error(e, G_IO_ERROR, G_IO_ERROR_CANCELLED);
@@ -782,8 +671,7 @@ main(int argc, char **argv)
 	int rc;
 
 	g_test_init(&argc, &argv, NULL);
-	log_text = g_string_new(NULL);
-	g_log_set_writer_func(log_writer, NULL, NULL);
+	cp_test_log_capture();
 	/* libmbim warns when the port breaks, which is a case under test */
 	g_log_set_always_fatal(G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL);
 	sim_path = g_getenv("CP_MBIM_SIM");
@@ -803,7 +691,7 @@ main(int argc, char **argv)
 	proxy_argv[0] = proxy_path;
 	proxy_argv[1] = "--no-exit";
 	proxy_argv[2] = NULL;
-	if (!g_spawn_async(NULL, (char **)proxy_argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, child_setup, NULL,
+	if (!g_spawn_async(NULL, (char **)proxy_argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, cp_test_child_setup, NULL,
 			   &proxy_pid, &e)) {
 		g_printerr("mbim-proxy: %s\n", e->message);
 		return 1;

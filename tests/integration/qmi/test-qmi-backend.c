@@ -5,19 +5,15 @@
  * backend.
  */
 #include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <glib.h>
-#include <glib/gstdio.h>
 
 #include "cp-buf.h"
 #include "cp-modem.h"
 #include "cp-test.h"
+#include "cp-test-sim.h"
 #include "cp-tlv.h"
 
 #define OLD_IMSI "001010123456789"
@@ -32,12 +28,8 @@ static const char *sim_path;
 static gboolean have_netns;
 
 typedef struct _Bench {
-	char *dir;
-	char *pty;
-	char *dump;
-	GPid pid;
+	CpTestSim sim;
 	gboolean proxy;
-	char *proxy_name;
 	/* results */
 	GMainLoop *loop;
 	CpModemResult *result;
@@ -60,29 +52,11 @@ typedef struct _Bench {
 	CpModem *modem;
 } Bench;
 
-/* Everything logged, at every level, whatever G_MESSAGES_DEBUG says. */
-static GString *log_text;
-
-static GLogWriterOutput
-log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer data)
-{
-	for (gsize i = 0; i < n_fields; i++) {
-		if (g_strcmp0(fields[i].key, "MESSAGE") == 0 && fields[i].value) {
-			if (fields[i].length < 0)
-				g_string_append(log_text, fields[i].value);
-			else
-				g_string_append_len(log_text, fields[i].value, fields[i].length);
-			g_string_append_c(log_text, '\n');
-		}
-	}
-	return g_log_writer_default(level, fields, n_fields, data);
-}
-
 /* No secret reached a log line, in any case the test ran. */
 static void
 assert_no_secret_logged(const char *const *secrets)
 {
-	g_autofree char *lower = g_ascii_strdown(log_text->str, -1);
+	g_autofree char *lower = g_ascii_strdown(cp_test_log_text(), -1);
 
 	for (guint i = 0; secrets[i]; i++) {
 		g_autofree char *s = g_ascii_strdown(secrets[i], -1);
@@ -95,19 +69,7 @@ assert_no_secret_logged(const char *const *secrets)
 static GHashTable *
 dump_read(Bench *b)
 {
-	g_autofree char *text = NULL;
-	g_auto(GStrv) lines = NULL;
-	GHashTable *h = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-
-	g_assert_true(g_file_get_contents(b->dump, &text, NULL, NULL));
-	lines = g_strsplit(text, "\n", -1);
-	for (guint i = 0; lines[i]; i++) {
-		char *eq = strchr(lines[i], '=');
-
-		if (eq)
-			g_hash_table_insert(h, g_strndup(lines[i], (gsize)(eq - lines[i])), g_strdup(eq + 1));
-	}
-	return h;
+	return cp_test_sim_dump_read(&b->sim);
 }
 
 static const char *
@@ -119,81 +81,24 @@ dump_get(GHashTable *h, const char *key)
 	return v;
 }
 
-/* A failed assertion must not leave a simulator behind. */
-static void
-child_setup(gpointer data)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
 static void
 bench_start(Bench *b, gboolean proxy, const char *extra)
 {
-	g_autoptr(GError) error = NULL;
-	g_autofree char *subs = NULL, *subs_text = NULL, *line = NULL;
-	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-	g_autoptr(GIOChannel) ch = NULL;
-	int out_fd;
+	g_autofree char *subs = g_strdup_printf("# test network\n%s %s %s 000000000020\n%s %s %s 000000000020\n",
+						OLD_IMSI, OLD_K, OLD_OPC, NEW_IMSI, NEW_K, NEW_OPC);
+	g_autofree char *args = g_strconcat(proxy ? "--proxy " : "", "--reset-delay=20 --registration-delay=20 ",
+					    extra, NULL);
 
 	memset(b, 0, sizeof(*b));
-	b->dir = g_dir_make_tmp("cp-qmi-XXXXXX", &error);
-	g_assert_no_error(error);
-	b->pty = g_build_filename(b->dir, "pty", NULL);
-	b->dump = g_build_filename(b->dir, "dump", NULL);
 	b->proxy = proxy;
-	subs = g_build_filename(b->dir, "subscribers", NULL);
-	subs_text = g_strdup_printf("# test network\n%s %s %s 000000000020\n%s %s %s 000000000020\n",
-				    OLD_IMSI, OLD_K, OLD_OPC, NEW_IMSI, NEW_K, NEW_OPC);
-	g_assert_true(g_file_set_contents(subs, subs_text, -1, NULL));
-
-	g_ptr_array_add(argv, g_strdup(sim_path));
-	if (proxy) {
-		g_ptr_array_add(argv, g_strdup("--proxy"));
-	} else {
-		g_ptr_array_add(argv, g_strdup("--pty"));
-		g_ptr_array_add(argv, g_strdup(b->pty));
-	}
-	g_ptr_array_add(argv, g_strdup("--dump"));
-	g_ptr_array_add(argv, g_strdup(b->dump));
-	g_ptr_array_add(argv, g_strdup("--subscribers"));
-	g_ptr_array_add(argv, g_strdup(subs));
-	g_ptr_array_add(argv, g_strdup("--reset-delay=20"));
-	g_ptr_array_add(argv, g_strdup("--registration-delay=20"));
-	if (extra) {
-		g_auto(GStrv) e = g_strsplit(extra, " ", -1);
-
-		for (guint i = 0; e[i]; i++)
-			g_ptr_array_add(argv, g_strdup(e[i]));
-	}
-	g_ptr_array_add(argv, NULL);
-	g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-					       child_setup, NULL, &b->pid, NULL, &out_fd, NULL, &error));
-	g_assert_no_error(error);
-	ch = g_io_channel_unix_new(out_fd);
-	g_io_channel_set_close_on_unref(ch, TRUE);
-	g_io_channel_read_line(ch, &line, NULL, NULL, NULL);
-	g_assert_nonnull(line);
-	g_assert_true(g_str_has_prefix(line, "ready"));
+	cp_test_sim_startv(&b->sim, sim_path, proxy ? NULL : "pty", subs, args);
 	b->loop = g_main_loop_new(NULL, FALSE);
 }
 
 static void
 bench_stop(Bench *b)
 {
-	kill(b->pid, SIGTERM);
-	waitpid(b->pid, NULL, 0);
-	g_spawn_close_pid(b->pid);
-	g_unlink(b->dump);
-	g_unlink(b->pty);
-	{
-		g_autofree char *subs = g_build_filename(b->dir, "subscribers", NULL);
-
-		g_unlink(subs);
-	}
-	g_rmdir(b->dir);
-	g_free(b->dir);
-	g_free(b->pty);
-	g_free(b->dump);
+	cp_test_sim_stop(&b->sim);
 	g_main_loop_unref(b->loop);
 	cp_modem_result_free(b->result);
 	g_clear_error(&b->error);
@@ -208,7 +113,7 @@ modem_new(Bench *b, const char *adm1)
 	g_autoptr(CpSecret) a = cp_secret_new_from((const uint8_t *)adm1, strlen(adm1));
 	CpModemConfig cfg = {
 		.backend = CP_MODEM_BACKEND_QMI,
-		.device = b->proxy ? "/dev/cdc-wdm0" : b->pty,
+		.device = b->proxy ? "/dev/cdc-wdm0" : b->sim.pty,
 		.proxy = b->proxy,
 		.card = "sysmo-isim-sja2",
 		.adm1 = a,
@@ -331,11 +236,11 @@ test_success(gconstpointer data)
 	}
 	bench_start(&b, proxy, NULL);
 	m = modem_new(&b, ADM1);
-	g_string_truncate(log_text, 0);
+	cp_test_log_clear();
 	provision(&b, m, NEW_K);
 	g_assert_no_error(b.error);
 	/* the log says what happened, never with what */
-	g_assert_nonnull(strstr(log_text->str, "writing EF.USIM_AUTH_KEY"));
+	g_assert_nonnull(strstr(cp_test_log_text(), "writing EF.USIM_AUTH_KEY"));
 	assert_no_secret_logged((const char *const[]){ ADM1, NEW_K, NEW_OPC, OLD_K, OLD_OPC, NULL });
 	g_assert_nonnull(b.result);
 	g_assert_cmpstr(b.result->registered_plmn, ==, "00101");
@@ -377,12 +282,12 @@ test_wrong_adm1(void)
 
 	bench_start(&b, FALSE, NULL);
 	m = modem_new(&b, "87654321");
-	g_string_truncate(log_text, 0);
+	cp_test_log_clear();
 	provision(&b, m, NEW_K);
 	g_assert_error(b.error, CP_ERROR, CP_ERR_ADM1);
 	g_assert_nonnull(strstr(b.error->message, "2 attempts left"));
 	g_assert_null(strstr(b.error->message, "8765"));
-	g_assert_nonnull(strstr(log_text->str, "verifying ADM1"));
+	g_assert_nonnull(strstr(cp_test_log_text(), "verifying ADM1"));
 	assert_no_secret_logged((const char *const[]){ "87654321", ADM1, NEW_K, NEW_OPC, OLD_K, OLD_OPC, NULL });
 	g_assert_cmpuint(b.backups, ==, 0);
 	d = dump_read(&b);
@@ -555,10 +460,10 @@ test_vanish(gconstpointer data)
 	gint64 t0 = g_get_monotonic_time();
 	g_autoptr(GHashTable) d = NULL;
 
-	/* APDU 15 is EF.AD's UPDATE, EF.IMSI is written by then: probe,
-	 * VERIFY (counter), VERIFY, 4 x (SELECT, READ), SELECT, UPDATE,
-	 * SELECT, UPDATE */
-	bench_start(&b, FALSE, after_writes ? "--vanish=uim:0x003b:15" : "--vanish=uim:0x002f:1");
+	/* APDU 19 falls among the writes, EF.IMSI written by then: EF.DIR,
+	 * the probe, the two VERIFYs and the backup's SELECT/READ pairs come
+	 * first (on the simulator's card, APDUs 17 to 21 are all writes) */
+	bench_start(&b, FALSE, after_writes ? "--vanish=uim:0x003b:19" : "--vanish=uim:0x002f:1");
 	m = modem_new(&b, ADM1);
 	provision(&b, m, NEW_K);
 	g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
@@ -1010,7 +915,7 @@ test_reg_timeout(void)
 	bench_start(&b, FALSE, "--registration-delay=3000");
 	{
 		CpModemConfig cfg = {
-			.backend = CP_MODEM_BACKEND_QMI, .device = b.pty, .card = "sysmo-isim-sja2",
+			.backend = CP_MODEM_BACKEND_QMI, .device = b.sim.pty, .card = "sysmo-isim-sja2",
 			.adm1 = a, .registration_timeout = 1, .request_timeout = 2,
 		};
 
@@ -1030,8 +935,7 @@ main(int argc, char **argv)
 	int rc;
 
 	g_test_init(&argc, &argv, NULL);
-	log_text = g_string_new(NULL);
-	g_log_set_writer_func(log_writer, NULL, NULL);
+	cp_test_log_capture();
 	/* libqmi warns when the port breaks, which is a case under test */
 	g_log_set_always_fatal(G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL);
 	sim_path = g_getenv("CP_QMI_SIM");

@@ -5,24 +5,15 @@
  * it imitates do, with fault knobs. See docs/man/cp-at-sim.1.md and
  * docs/simulators-at.md (each behaviour and its source).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
-#include <unistd.h>
 
 #include <glib.h>
-#include <gio/gio.h>
-#include <glib-unix.h>
-#include <glib/gstdio.h>
 
 #include "cp-buf.h"
 #include "cp-secret.h"
-#include "cp-sim-network.h"
-#include "cp-sim-usim.h"
+#include "cp-sim-modem.h"
 
 #define LINE_MAX_IN 1200   /* V.250 §5.1 asks for at least 40; real modules take ~1.5 KiB */
 #define N_REG 3            /* +CREG, +CEREG, +C5GREG */
@@ -49,37 +40,18 @@ static const Model models[] = {
 	{ "sara-r4", "u-blox", "SARA-R410M-02B", ICCID_CCID, TRUE, FALSE },
 };
 
-typedef enum {
-	FAULT_ERROR,
-	FAULT_NO_RESPONSE,
-	FAULT_VANISH,
-	FAULT_GARBAGE,
-} FaultKind;
-
+/* A PDP context (TS 27.007 §10.1.1): the cid and APN, and its type. */
 typedef struct {
-	FaultKind kind;
-	char *command;   /* "+CSIM", "+CFUN", "" for a bare AT */
-	guint nth;       /* 1-based; 0: every one */
-	guint seen;
-} Fault;
-
-typedef struct {
-	guint cid;
+	CpSimContext base;
 	char *type;
-	char *apn;
 } Context;
 
 static const char *const reg_names[N_REG] = { "+CREG", "+CEREG", "+C5GREG" };
 
 static struct {
+	CpSimModem m;            /* the card, the network, the port, the faults */
 	/* configuration */
 	const Model *model;
-	char *pty_path;
-	char *reenumerate_path;
-	char *dump_path;
-	char *subscribers_path;
-	guint reset_delay_ms;
-	guint reg_delay_ms;
 	guint split;
 	guint urc_storm;
 	gboolean deny;
@@ -87,10 +59,7 @@ static struct {
 	gboolean t0;
 	GByteArray *t0_pending[4];   /* per channel: the response GET RESPONSE hands out */
 	int reject_cause;        /* -1: from the attach result */
-	GArray *faults;          /* Fault */
 	/* module state */
-	CpSimUsim *usim;
-	CpSimNetwork *net;
 	gboolean echo;
 	gboolean verbose;
 	guint cmee;
@@ -99,46 +68,32 @@ static struct {
 	guint reg_n[N_REG];
 	guint stat;              /* LTE registration, +CEREG and +CREG (combined attach) */
 	int cause;               /* reject cause of the last denial, -1 none */
-	char *modem_imsi;
-	GPtrArray *contexts;     /* Context */
 	gboolean resetting;
 	gboolean in_command;     /* gathering a command's answer */
 	guint sessions;          /* bit n: +CCHO session n is open */
 	/* transport */
-	int master;
-	int slave;
-	guint watch;
 	GString *in;
 	GByteArray *out;
 	guint out_timer;
-	guint reg_timer;
 	/* counters */
 	guint n_commands;
 	guint n_apdus;
 	guint n_resets;
 	guint n_urcs;
-	GMainLoop *loop;
 } sim;
 
-static void dump(void);
-static gboolean open_pty(const char *path, GError **error);
+static void
+dump(void)
+{
+	cp_sim_modem_dump(&sim.m);
+}
 
 /* ---- output ------------------------------------------------------------ */
 
 static void
 raw_write(const guint8 *d, gsize len)
 {
-	gsize done = 0;
-
-	while (done < len && sim.master >= 0) {
-		ssize_t n = write(sim.master, d + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return;
-		done += (gsize)n;
-	}
+	cp_sim_modem_port_write(&sim.m, d, len);
 }
 
 /* --split N: a piece of N bytes every millisecond, as a module behind a
@@ -161,7 +116,7 @@ out_timer_cb(gpointer data)
 static void
 flush(void)
 {
-	if (sim.master < 0) {
+	if (cp_sim_modem_port_fd(&sim.m) < 0) {
 		g_byte_array_set_size(sim.out, 0);
 		return;
 	}
@@ -176,7 +131,7 @@ flush(void)
 static void
 out(const char *s)
 {
-	if (sim.master < 0)
+	if (cp_sim_modem_port_fd(&sim.m) < 0)
 		return;
 	g_byte_array_append(sim.out, (const guint8 *)s, (guint)strlen(s));
 	if (!sim.in_command)
@@ -283,27 +238,18 @@ set_stat(guint stat, int cause)
 	dump();
 }
 
-static gboolean
-attach_cb(gpointer data)
+static void
+attach_cb(void)
 {
 	CpSimAttach a;
 
-	sim.reg_timer = 0;
 	if (sim.fun != 1)
-		return G_SOURCE_REMOVE;
-	if (sim.subscribers_path) {
-		g_autoptr(GError) error = NULL;
-		guint added, removed;
-
-		if (!cp_sim_network_load_new(sim.net, sim.subscribers_path, &added, &removed, &error))
-			g_warning("subscribers: %s", error->message);
-	}
+		return;
 	if (sim.no_card) {
 		set_stat(0, -1);
-		return G_SOURCE_REMOVE;
+		return;
 	}
-	a = cp_sim_network_attach(sim.net, sim.usim);
-	g_message("attach: %s", cp_sim_attach_name(a));
+	a = cp_sim_modem_attach(&sim.m);
 	if (a == CP_SIM_ATTACH_NO_IMSI) {
 		set_stat(0, -1);
 	} else if (a == CP_SIM_ATTACH_REGISTERED && !sim.deny) {
@@ -317,18 +263,15 @@ attach_cb(gpointer data)
 
 		set_stat(3, cause);
 	}
-	return G_SOURCE_REMOVE;
 }
 
 static void
 card_start(void)
 {
-	cp_sim_usim_reset(sim.usim);
+	cp_sim_modem_card_start(&sim.m);
 	sim.sessions = 0;
 	for (guint i = 0; i < G_N_ELEMENTS(sim.t0_pending); i++)
 		g_clear_pointer(&sim.t0_pending[i], g_byte_array_unref);
-	g_free(sim.modem_imsi);
-	sim.modem_imsi = cp_sim_usim_get_imsi(sim.usim);
 }
 
 static void
@@ -336,18 +279,14 @@ go_online(void)
 {
 	sim.fun = 1;
 	set_stat(2, -1);
-	if (sim.reg_timer)
-		g_source_remove(sim.reg_timer);
-	sim.reg_timer = g_timeout_add(sim.reg_delay_ms, attach_cb, NULL);
+	cp_sim_modem_attach_later(&sim.m);
 }
 
 static void
 go_offline(guint fun)
 {
 	sim.fun = fun;
-	if (sim.reg_timer)
-		g_source_remove(sim.reg_timer);
-	sim.reg_timer = 0;
+	cp_sim_modem_attach_cancel(&sim.m);
 	set_stat(0, -1);
 }
 
@@ -356,38 +295,19 @@ go_offline(guint fun)
 static void
 close_pty(void)
 {
-	/* the name goes first, as udev removes the node of a device that left */
-	unlink(sim.pty_path);
-	if (sim.watch)
-		g_source_remove(sim.watch);
-	sim.watch = 0;
+	cp_sim_modem_port_close(&sim.m);
 	if (sim.out_timer)
 		g_source_remove(sim.out_timer);
 	sim.out_timer = 0;
 	g_byte_array_set_size(sim.out, 0);
 	g_string_truncate(sim.in, 0);
-	if (sim.master >= 0)
-		close(sim.master);
-	if (sim.slave >= 0)
-		close(sim.slave);
-	sim.master = sim.slave = -1;
 }
 
 static gboolean
 reset_done_cb(gpointer data)
 {
-	g_autoptr(GError) error = NULL;
-
-	if (sim.reenumerate_path) {
-		/* back under another name, as a USB module whose ttyUSB index changed */
-		g_free(sim.pty_path);
-		sim.pty_path = g_steal_pointer(&sim.reenumerate_path);
-	}
-	if (!open_pty(sim.pty_path, &error)) {
-		g_warning("%s", error->message);
-		g_main_loop_quit(sim.loop);
+	if (!cp_sim_modem_port_return(&sim.m, cp_sim_modem_reset_path(&sim.m)))
 		return G_SOURCE_REMOVE;
-	}
 	sim.resetting = FALSE;
 	/* settings back to their defaults (V.250 §6.1.1 &F, as after power-on) */
 	sim.echo = TRUE;
@@ -396,7 +316,6 @@ reset_done_cb(gpointer data)
 	sim.cops_format = 0;
 	memset(sim.reg_n, 0, sizeof(sim.reg_n));
 	card_start();
-	g_message("reset done: %s", sim.pty_path);
 	/* what the module says once it is up (Quectel BG96: RDY, +CPIN: READY,
 	 * +QIND: SMS DONE; no one listens yet on a fresh port, so most are lost) */
 	urc("RDY");
@@ -416,7 +335,7 @@ reset_start_cb(gpointer data)
 	g_message("reset: the port goes away");
 	go_offline(0);
 	close_pty();
-	g_timeout_add(sim.reset_delay_ms, reset_done_cb, NULL);
+	g_timeout_add(sim.m.reset_delay_ms, reset_done_cb, NULL);
 	dump();
 	return G_SOURCE_REMOVE;
 }
@@ -480,23 +399,13 @@ hex_upper(const guint8 *d, gsize n)
 static Context *
 context_find(guint cid)
 {
-	for (guint i = 0; i < sim.contexts->len; i++) {
-		Context *c = g_ptr_array_index(sim.contexts, i);
-
-		if (c->cid == cid)
-			return c;
-	}
-	return NULL;
+	return (Context *)cp_sim_modem_context_find(&sim.m, cid);
 }
 
 static void
-context_free(gpointer data)
+context_clear(CpSimContext *c)
 {
-	Context *c = data;
-
-	g_free(c->type);
-	g_free(c->apn);
-	g_free(c);
+	g_free(((Context *)c)->type);
 }
 
 /* The answer lines go through here: --urc-storm puts URCs before and
@@ -577,7 +486,7 @@ t0_apdu(GByteArray *apdu, GByteArray *out)
 		return;
 	}
 	g_clear_pointer(pend, g_byte_array_unref);
-	cp_sim_usim_apdu(sim.usim, ch, apdu->data, apdu->len, resp);
+	cp_sim_usim_apdu(sim.m.usim, ch, apdu->data, apdu->len, resp);
 	if (apdu->len > 5 && resp->len > 2) {
 		const guint8 sw[] = { 0x61, (guint8)MIN(resp->len - 2, 255) };
 
@@ -627,11 +536,11 @@ extended(const char *name, const char *op, char **args)
 		out_final(TRUE);
 	} else if (strcmp(name, "+CIMI") == 0 && !*op) {
 		/* §7.1: the IMSI the MT read from the card at its start */
-		if (!sim.modem_imsi) {
+		if (!sim.m.modem_imsi) {
 			out_cme(10, "SIM not inserted");
 			return;
 		}
-		answer(sim.modem_imsi);
+		answer(sim.m.modem_imsi);
 		out_final(TRUE);
 	} else if ((strcmp(name, "+CCID") == 0 && sim.model->iccid == ICCID_CCID) ||
 		   (strcmp(name, "+QCCID") == 0 && sim.model->iccid == ICCID_QCCID) ||
@@ -641,7 +550,7 @@ extended(const char *name, const char *op, char **args)
 			return;
 		}
 		line = g_strdup_printf("%s: %s", sim.model->iccid == ICCID_CICCID ? "+ICCID" : name,
-				       cp_sim_usim_get_iccid(sim.usim));
+				       cp_sim_usim_get_iccid(sim.m.usim));
 		answer(line);
 		out_final(TRUE);
 	} else if (strcmp(name, "+CRSM") == 0 && strcmp(op, "=") == 0) {
@@ -657,7 +566,7 @@ extended(const char *name, const char *op, char **args)
 			out_cme(50, "incorrect parameters");
 			return;
 		}
-		sw = cp_sim_usim_read(sim.usim, (guint16)fid, (guint16)(p1 << 8 | p2), (guint16)p3, data);
+		sw = cp_sim_usim_read(sim.m.usim, (guint16)fid, (guint16)(p1 << 8 | p2), (guint16)p3, data);
 		hex = hex_upper(data->data, data->len);
 		line = sw == 0x9000 ? g_strdup_printf("+CRSM: %u,%u,\"%s\"", sw >> 8, sw & 0xFF, hex) :
 		       g_strdup_printf("+CRSM: %u,%u", sw >> 8, sw & 0xFF);
@@ -684,7 +593,7 @@ extended(const char *name, const char *op, char **args)
 		if (sim.t0)
 			t0_apdu(apdu, resp);
 		else
-			cp_sim_usim_apdu(sim.usim, apdu->data[0] & 0x03, apdu->data, apdu->len, resp);
+			cp_sim_usim_apdu(sim.m.usim, apdu->data[0] & 0x03, apdu->data, apdu->len, resp);
 		cp_cleanse(apdu->data, apdu->len);
 		hex = hex_upper(resp->data, resp->len);
 		line = g_strdup_printf("%s: %u,\"%s\"", name, resp->len * 2, hex);
@@ -704,7 +613,7 @@ extended(const char *name, const char *op, char **args)
 			out_cme(50, "incorrect parameters");
 			return;
 		}
-		ch = cp_sim_usim_open_channel(sim.usim, aid, (gsize)n, &sw);
+		ch = cp_sim_usim_open_channel(sim.m.usim, aid, (gsize)n, &sw);
 		if (!ch) {
 			/* no such application, or no channel left */
 			out_cme(sw == 0x6A82 ? 4 : 3, "operation not allowed");
@@ -718,7 +627,7 @@ extended(const char *name, const char *op, char **args)
 		guint ch;
 
 		if (!parse_uint(args[0], 19, &ch) || ch == 0 || !(sim.sessions & (1u << ch)) ||
-		    !cp_sim_usim_close_channel(sim.usim, ch)) {
+		    !cp_sim_usim_close_channel(sim.m.usim, ch)) {
 			out_cme(21, "invalid index");
 			return;
 		}
@@ -730,10 +639,10 @@ extended(const char *name, const char *op, char **args)
 		guint cid;
 
 		if (strcmp(op, "?") == 0) {
-			for (guint i = 0; i < sim.contexts->len; i++) {
-				Context *c = g_ptr_array_index(sim.contexts, i);
+			for (guint i = 0; i < sim.m.contexts->len; i++) {
+				Context *c = g_ptr_array_index(sim.m.contexts, i);
 				g_autofree char *l = g_strdup_printf("+CGDCONT: %u,\"%s\",\"%s\",\"0.0.0.0\",0,0,0,0",
-								     c->cid, c->type, c->apn);
+								     c->base.id, c->type, c->base.apn);
 
 				answer(l);
 			}
@@ -748,7 +657,7 @@ extended(const char *name, const char *op, char **args)
 			Context *c = context_find(cid);
 
 			if (c)
-				g_ptr_array_remove(sim.contexts, c);
+				cp_sim_modem_context_remove(&sim.m, &c->base);
 		} else {
 			g_autofree char *type = unquote(args[1]);
 			g_autofree char *apn = nargs >= 3 ? unquote(args[2]) : g_strdup("");
@@ -758,15 +667,12 @@ extended(const char *name, const char *op, char **args)
 				out_cme(50, "incorrect parameters");
 				return;
 			}
-			if (!(c = context_find(cid))) {
-				c = g_new0(Context, 1);
-				c->cid = cid;
-				g_ptr_array_add(sim.contexts, c);
-			}
+			if (!(c = context_find(cid)))
+				c = (Context *)cp_sim_modem_context_add(&sim.m, sizeof(Context), cid, NULL);
 			g_free(c->type);
-			g_free(c->apn);
+			g_free(c->base.apn);
 			c->type = g_steal_pointer(&type);
-			c->apn = g_steal_pointer(&apn);
+			c->base.apn = g_steal_pointer(&apn);
 		}
 		out_final(TRUE);
 	} else if (strcmp(name, "+CFUN") == 0) {
@@ -803,8 +709,8 @@ extended(const char *name, const char *op, char **args)
 		if (strcmp(op, "?") == 0) {
 			if (sim.stat == 1 || sim.stat == 5)
 				line = g_strdup_printf("+COPS: 0,%u,\"%s\",7", sim.cops_format,
-						       sim.cops_format == 2 ? cp_sim_network_get_plmn(sim.net) :
-						       cp_sim_network_get_name(sim.net));
+						       sim.cops_format == 2 ? cp_sim_network_get_plmn(sim.m.net) :
+						       cp_sim_network_get_name(sim.m.net));
 			answer(line ? line : "+COPS: 0");
 			out_final(TRUE);
 			return;
@@ -842,21 +748,6 @@ extended(const char *name, const char *op, char **args)
 	}
 }
 
-static Fault *
-fault_match(const char *name)
-{
-	for (guint i = 0; i < sim.faults->len; i++) {
-		Fault *f = &g_array_index(sim.faults, Fault, i);
-
-		if (g_ascii_strcasecmp(f->command, name) != 0)
-			continue;
-		f->seen++;
-		if (f->nth == 0 || f->seen == f->nth)
-			return f;
-	}
-	return NULL;
-}
-
 /* Splits "a,"b,c",d" at commas outside quotes. */
 static char **
 split_args(const char *s)
@@ -884,7 +775,7 @@ command_line_run(const char *line)
 {
 	const char *body;
 	g_autofree char *name = NULL;
-	Fault *f;
+	CpSimFault *f;
 
 	/* V.250 §5.2.1: the echo, then the command line from "AT" */
 	if (sim.echo) {
@@ -899,20 +790,20 @@ command_line_run(const char *line)
 	name = *body == '+' ? g_strndup(body, strcspn(body, "=?")) : g_strdup("");
 	for (char *p = name; *p; p++)
 		*p = g_ascii_toupper(*p);
-	if ((f = fault_match(name))) {
+	if ((f = cp_sim_modem_fault(&sim.m, 0, 0, name))) {
+		g_autofree char *what = g_strconcat("AT", name, NULL);
+
 		switch (f->kind) {
-		case FAULT_VANISH:
-			g_message("fault: vanishing at AT%s", name);
-			dump();
-			_exit(0);
-		case FAULT_NO_RESPONSE:
+		case CP_SIM_FAULT_VANISH:
+			cp_sim_modem_vanish(&sim.m, what);
+		case CP_SIM_FAULT_NO_RESPONSE:
 			g_message("fault: no answer to AT%s", name);
 			return;
-		case FAULT_ERROR:
+		case CP_SIM_FAULT_FAIL:
 			g_message("fault: error for AT%s", name);
 			out_cme(100, "unknown");
 			return;
-		case FAULT_GARBAGE: {
+		case CP_SIM_FAULT_GARBAGE: {
 			/* a line no answer has: 4096 bytes of noise, then OK */
 			g_autofree char *junk = g_strnfill(4096, 'Z');
 
@@ -974,20 +865,16 @@ command_line(const char *line)
 	flush();
 }
 
-static gboolean
-readable_cb(int fd, GIOCondition cond, gpointer data)
+/* What the host typed: S3 (<CR>) ends a command line. */
+static void
+input(const guint8 *buf, gsize n)
 {
-	char buf[512];
-	ssize_t n = read(fd, buf, sizeof(buf));
-
-	if (n <= 0)
-		return G_SOURCE_CONTINUE;   /* EIO while no one holds the slave */
-	for (ssize_t i = 0; i < n; i++) {
-		char c = buf[i];
+	for (gsize i = 0; i < n; i++) {
+		char c = (char)buf[i];
 
 		if (sim.resetting)
 			break;
-		if (c == '\r') {   /* S3 ends the command line */
+		if (c == '\r') {
 			g_autofree char *line = g_strdup(sim.in->str);
 
 			g_string_truncate(sim.in, 0);
@@ -998,152 +885,64 @@ readable_cb(int fd, GIOCondition cond, gpointer data)
 			g_string_append_c(sim.in, c);
 		}
 	}
-	return G_SOURCE_CONTINUE;
 }
-
-static gboolean
-open_pty(const char *path, GError **error)
-{
-	struct termios t;
-	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	const char *slave;
-
-	if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || !(slave = ptsname(master))) {
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "pty: %s", g_strerror(errno));
-		return FALSE;
-	}
-	/* hold the slave: without it the master reads EIO between a client's
-	 * close and its next open */
-	sim.slave = open(slave, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (sim.slave < 0 || tcgetattr(sim.slave, &t) < 0) {
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "pty %s: %s", slave, g_strerror(errno));
-		return FALSE;
-	}
-	cfmakeraw(&t);
-	tcsetattr(sim.slave, TCSANOW, &t);
-	unlink(path);
-	if (symlink(slave, path) < 0) {
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "symlink %s: %s", path, g_strerror(errno));
-		return FALSE;
-	}
-	sim.master = master;
-	sim.watch = g_unix_fd_add(master, G_IO_IN, readable_cb, NULL);
-	return TRUE;
-}
-
-/* ---- state dump -------------------------------------------------------- */
 
 static void
-dump(void)
+dump_keys(GString *s)
 {
-	g_autoptr(GString) s = NULL;
-	g_autofree char *tmp = NULL;
-	Context *c;
-
-	if (!sim.dump_path)
-		return;
-	s = g_string_new(NULL);
-	cp_sim_usim_dump(sim.usim, s);
-	cp_sim_network_dump(sim.net, s);
-	c = context_find(1);
 	g_string_append_printf(s, "model=%s\n", sim.model->name);
-	g_string_append_printf(s, "port=%s\n", sim.master >= 0 ? sim.pty_path : "");
+	g_string_append_printf(s, "port=%s\n", sim.m.port_path ? sim.m.port_path : "");
 	g_string_append_printf(s, "cfun=%u\n", sim.fun);
 	g_string_append_printf(s, "stat=%u\n", sim.stat);
-	g_string_append_printf(s, "modem-imsi=%s\n", sim.modem_imsi ? sim.modem_imsi : "");
-	g_string_append_printf(s, "apn=%s\n", c ? c->apn : "");
 	g_string_append_printf(s, "echo=%d\n", sim.echo);
 	g_string_append_printf(s, "at-commands=%u\n", sim.n_commands);
 	g_string_append_printf(s, "apdus=%u\n", sim.n_apdus);
 	g_string_append_printf(s, "urcs=%u\n", sim.n_urcs);
 	g_string_append_printf(s, "resets=%u\n", sim.n_resets);
-	tmp = g_strconcat(sim.dump_path, ".tmp", NULL);
-	if (g_file_set_contents_full(tmp, s->str, (gssize)s->len, G_FILE_SET_CONTENTS_NONE, 0600, NULL))
-		rename(tmp, sim.dump_path);
 }
 
 /* ---- command line ------------------------------------------------------ */
 
+/* --fail, --no-response, --vanish, --garbage: +COMMAND[:N] ("" a bare AT) */
 static gboolean
-parse_fault(FaultKind kind, const char *value, GError **error)
+fault_key(char **key, CpSimFault *f)
 {
-	g_auto(GStrv) f = g_strsplit(value, ":", -1);
-	Fault fault = { .kind = kind };
-	guint n = g_strv_length(f);
-	guint64 nth = 0;
-
-	if (n < 1 || n > 2 || (f[0][0] && f[0][0] != '+') ||
-	    (n == 2 && !g_ascii_string_to_unsigned(f[1], 10, 0, 1000000, &nth, NULL))) {
-		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-			    "'%s': want +COMMAND[:N], e.g. +CSIM:3 (or :N alone for a bare AT)", value);
+	if (key[0][0] && key[0][0] != '+')
 		return FALSE;
-	}
-	fault.command = g_ascii_strup(f[0], -1);
-	fault.nth = (guint)nth;
-	g_array_append_val(sim.faults, fault);
+	f->command = g_ascii_strup(key[0], -1);
 	return TRUE;
 }
 
-static gboolean
-opt_fail(const char *name, const char *value, gpointer data, GError **error)
-{
-	return parse_fault(FAULT_ERROR, value, error);
-}
-
-static gboolean
-opt_no_response(const char *name, const char *value, gpointer data, GError **error)
-{
-	return parse_fault(FAULT_NO_RESPONSE, value, error);
-}
-
-static gboolean
-opt_vanish(const char *name, const char *value, gpointer data, GError **error)
-{
-	return parse_fault(FAULT_VANISH, value, error);
-}
-
-static gboolean
-opt_garbage(const char *name, const char *value, gpointer data, GError **error)
-{
-	return parse_fault(FAULT_GARBAGE, value, error);
-}
-
-static gboolean
-quit_cb(gpointer data)
-{
-	g_main_loop_quit(sim.loop);
-	return G_SOURCE_REMOVE;
-}
+static const CpSimFrontEnd front_end = {
+	.name = "cp-at-sim",
+	.summary = "- AT modem simulator with a USIM and a network",
+	.flags = CP_SIM_MODEM_REENUMERATE,
+	.faults = {
+		.fail_option = "fail",
+		.fail_answer = "+CME ERROR: 100",
+		.what = "+COMMAND",
+		.arg = "+CMD[:N]",
+		.usage = "+COMMAND[:N], e.g. +CSIM:3 (or :N alone for a bare AT)",
+		.n_key = 1,
+		.garbage = TRUE,
+		.parse_key = fault_key,
+	},
+	.input = input,
+	.attach = attach_cb,
+	.dump = dump_keys,
+	.context_clear = context_clear,
+};
 
 int
 main(int argc, char **argv)
 {
-	g_autofree char *subscribers = NULL, *imsi = NULL, *k_hex = NULL, *opc_hex = NULL, *model = NULL;
-	g_autofree char *adm1 = NULL, *iccid = NULL, *plmn = NULL, *apn = NULL;
-	int adm1_retries = 3, mnc_length = 2, reset_delay = 200, reg_delay = 100, split = 0, storm = 0;
-	int reject_cause = -1;
+	g_autofree char *model = NULL;
+	int split = 0, storm = 0, reject_cause = -1;
 	gboolean no_echo = FALSE, offline = FALSE;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GOptionContext) ctx = NULL;
-	uint8_t k[16], opc[16];
 	Context *c;
 	GOptionEntry entries[] = {
-		{ "pty", 0, 0, G_OPTION_ARG_FILENAME, &sim.pty_path, "Serve on a pty; symlink its slave to PATH", "PATH" },
 		{ "model", 0, 0, G_OPTION_ARG_STRING, &model, "Module imitated: bg96 (default), rm500q, sim7600, sara-r4", "NAME" },
-		{ "subscribers", 0, 0, G_OPTION_ARG_FILENAME, &subscribers, "The network's subscriber file", "FILE" },
-		{ "imsi", 0, 0, G_OPTION_ARG_STRING, &imsi, "The card's initial IMSI", "DIGITS" },
-		{ "mnc-length", 0, 0, G_OPTION_ARG_INT, &mnc_length, "The card's initial MNC length (2)", "N" },
-		{ "k", 0, 0, G_OPTION_ARG_STRING, &k_hex, "The card's initial K (32 hex)", "HEX" },
-		{ "opc", 0, 0, G_OPTION_ARG_STRING, &opc_hex, "The card's initial OPc (32 hex)", "HEX" },
-		{ "adm1", 0, 0, G_OPTION_ARG_STRING, &adm1, "The card's ADM1 (8 characters)", "KEY" },
-		{ "adm1-retries", 0, 0, G_OPTION_ARG_INT, &adm1_retries, "Wrong ADM1 attempts before it blocks (3)", "N" },
-		{ "iccid", 0, 0, G_OPTION_ARG_STRING, &iccid, "The card's ICCID", "DIGITS" },
-		{ "plmn", 0, 0, G_OPTION_ARG_STRING, &plmn, "The network's PLMN (00101)", "MCCMNC" },
-		{ "apn", 0, 0, G_OPTION_ARG_STRING, &apn, "APN of PDP context 1 (internet)", "APN" },
 		{ "offline", 0, 0, G_OPTION_ARG_NONE, &offline, "Start with +CFUN: 0", NULL },
-		{ "reset-delay", 0, 0, G_OPTION_ARG_INT, &reset_delay, "Milliseconds the port is away on +CFUN=1,1 (200)", "MS" },
-		{ "registration-delay", 0, 0, G_OPTION_ARG_INT, &reg_delay, "Milliseconds from online to attach (100)", "MS" },
-		{ "reenumerate", 0, 0, G_OPTION_ARG_FILENAME, &sim.reenumerate_path, "After +CFUN=1,1 come back under PATH", "PATH" },
 		{ "no-echo", 0, 0, G_OPTION_ARG_NONE, &no_echo, "Start with ATE0 (modules start with ATE1)", NULL },
 		{ "split", 0, 0, G_OPTION_ARG_INT, &split, "Write everything in pieces of N bytes, 1 ms apart", "N" },
 		{ "urc-storm", 0, 0, G_OPTION_ARG_INT, &storm, "N URCs before and after every answer line", "N" },
@@ -1151,27 +950,11 @@ main(int argc, char **argv)
 		{ "no-card", 0, 0, G_OPTION_ARG_NONE, &sim.no_card, "No USIM in the slot", NULL },
 		{ "t0", 0, 0, G_OPTION_ARG_NONE, &sim.t0, "Pass the card's T=0 procedure bytes (61xx, 6Cxx) through", NULL },
 		{ "reject-cause", 0, 0, G_OPTION_ARG_INT, &reject_cause, "EMM cause of a rejection (default 8 or 3)", "N" },
-		{ "fail", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail, "Answer the N-th +COMMAND with +CME ERROR: 100", "+CMD[:N]" },
-		{ "no-response", 0, 0, G_OPTION_ARG_CALLBACK, opt_no_response, "Never answer the N-th +COMMAND", "+CMD[:N]" },
-		{ "vanish", 0, 0, G_OPTION_ARG_CALLBACK, opt_vanish, "Disappear on the N-th +COMMAND", "+CMD[:N]" },
-		{ "garbage", 0, 0, G_OPTION_ARG_CALLBACK, opt_garbage, "Answer the N-th +COMMAND with a 4096-byte line and OK", "+CMD[:N]" },
-		{ "dump", 0, 0, G_OPTION_ARG_FILENAME, &sim.dump_path, "Write the card and modem state to FILE after every change", "FILE" },
 		G_OPTION_ENTRY_NULL,
 	};
 
-	signal(SIGPIPE, SIG_IGN);
-	sim.faults = g_array_new(FALSE, FALSE, sizeof(Fault));
-	sim.master = sim.slave = -1;
-	ctx = g_option_context_new("- AT modem simulator with a USIM and a network");
-	g_option_context_add_main_entries(ctx, entries, NULL);
-	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
-		fprintf(stderr, "cp-at-sim: %s\n", error->message);
+	if (!cp_sim_modem_parse(&sim.m, &front_end, entries, &argc, &argv))
 		return 2;
-	}
-	if (!sim.pty_path) {
-		fprintf(stderr, "cp-at-sim: --pty PATH is required\n");
-		return 2;
-	}
 	sim.model = &models[0];
 	for (gsize i = 0; model && i < G_N_ELEMENTS(models); i++)
 		if (strcmp(model, models[i].name) == 0)
@@ -1180,81 +963,37 @@ main(int argc, char **argv)
 		fprintf(stderr, "cp-at-sim: --model: bg96, rm500q, sim7600 or sara-r4\n");
 		return 2;
 	}
-	if (reset_delay < 0 || reg_delay < 0 || split < 0 || storm < 0 || storm > 1000 ||
-	    adm1_retries < 1 || adm1_retries > 15 || (mnc_length != 2 && mnc_length != 3) ||
-	    reject_cause < -1 || reject_cause > 255) {
-		fprintf(stderr, "cp-at-sim: delays, --split, --urc-storm (up to 1000) >= 0, --adm1-retries 1-15, "
-			"--mnc-length 2 or 3, --reject-cause 0-255\n");
+	if (split < 0 || storm < 0 || storm > 1000 || reject_cause < -1 || reject_cause > 255) {
+		fprintf(stderr, "cp-at-sim: --split, --urc-storm (up to 1000) >= 0, --reject-cause 0-255\n");
 		return 2;
 	}
-	sim.reset_delay_ms = (guint)reset_delay;
-	sim.reg_delay_ms = (guint)reg_delay;
 	sim.split = (guint)split;
 	sim.urc_storm = (guint)storm;
 	sim.reject_cause = reject_cause;
-	if (cp_hex_decode(k_hex ? k_hex : "000102030405060708090a0b0c0d0e0f", k, 16) != 16 ||
-	    cp_hex_decode(opc_hex ? opc_hex : "0f0e0d0c0b0a09080706050403020100", opc, 16) != 16) {
-		fprintf(stderr, "cp-at-sim: --k and --opc want 32 hex digits\n");
+	if (!cp_sim_modem_setup(&sim.m, NULL, CP_SIM_LE_LENIENT))
 		return 2;
-	}
-	sim.usim = cp_sim_usim_new(iccid ? iccid : "8988211000000000017",
-				   imsi ? imsi : "001010123456789", (guint)mnc_length, k, opc,
-				   adm1 ? adm1 : "12345678", (guint)adm1_retries);
-	if (!sim.usim)
-		return 2;
-	sim.net = cp_sim_network_new(plmn ? plmn : "00101", "cellprov test network");
-	if (subscribers) {
-		if (!cp_sim_network_load(sim.net, subscribers, &error)) {
-			fprintf(stderr, "cp-at-sim: %s\n", error->message);
-			return 2;
-		}
-		sim.subscribers_path = g_strdup(subscribers);
-	}
-	sim.contexts = g_ptr_array_new_with_free_func(context_free);
-	c = g_new0(Context, 1);
-	c->cid = 1;
+	c = (Context *)cp_sim_modem_context_add(&sim.m, sizeof(Context), 1, sim.m.apn);
 	c->type = g_strdup("IPV4V6");
-	c->apn = g_strdup(apn ? apn : "internet");
-	g_ptr_array_add(sim.contexts, c);
 	sim.in = g_string_new(NULL);
 	sim.out = g_byte_array_new();
 	sim.echo = !no_echo;    /* V.250 §6.2.4: E1 is the default */
 	sim.verbose = TRUE;
 	sim.cause = -1;
-	sim.loop = g_main_loop_new(NULL, FALSE);
 
-	if (!open_pty(sim.pty_path, &error)) {
-		fprintf(stderr, "cp-at-sim: %s\n", error->message);
+	if (!cp_sim_modem_port_start(&sim.m))
 		return 1;
-	}
 	card_start();
 	if (offline)
 		sim.fun = 0;
 	else
 		go_online();
 	dump();
-	g_unix_signal_add(SIGTERM, quit_cb, NULL);
-	g_unix_signal_add(SIGINT, quit_cb, NULL);
-	printf("ready %s\n", sim.pty_path);
-	fflush(stdout);
-	g_main_loop_run(sim.loop);
-	dump();
+	cp_sim_modem_run(&sim.m, sim.m.pty_path);
 	close_pty();
-	for (guint i = 0; i < sim.faults->len; i++)
-		g_free(g_array_index(sim.faults, Fault, i).command);
-	g_array_unref(sim.faults);
-	g_ptr_array_unref(sim.contexts);
 	g_string_free(sim.in, TRUE);
 	g_byte_array_unref(sim.out);
-	g_main_loop_unref(sim.loop);
-	g_free(sim.modem_imsi);
-	g_free(sim.pty_path);
-	g_free(sim.reenumerate_path);
-	g_free(sim.dump_path);
-	g_free(sim.subscribers_path);
 	for (guint i = 0; i < G_N_ELEMENTS(sim.t0_pending); i++)
 		g_clear_pointer(&sim.t0_pending[i], g_byte_array_unref);
-	cp_sim_usim_free(sim.usim);
-	cp_sim_network_free(sim.net);
+	cp_sim_modem_clear(&sim.m);
 	return 0;
 }

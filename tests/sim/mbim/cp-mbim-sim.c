@@ -7,24 +7,14 @@
  * The message layouts are in docs/mbim.md; the program is
  * described in docs/man/cp-mbim-sim.1.md.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
-#include <unistd.h>
 
 #include <glib.h>
-#include <gio/gio.h>
-#include <glib-unix.h>
-#include <glib/gstdio.h>
 #include <libmbim-glib.h>
 
-#include "cp-buf.h"
-#include "cp-sim-network.h"
-#include "cp-sim-usim.h"
+#include "cp-sim-modem.h"
 
 /* MBIM 1.0 section 9: message types */
 #define MSG_OPEN 0x00000001
@@ -42,23 +32,10 @@
 
 #define NW_ERROR_NONE 0
 
-typedef enum {
-	FAULT_STATUS,
-	FAULT_NO_RESPONSE,
-	FAULT_VANISH,
-} FaultKind;
-
+/* A provisioned context (MBIM 1.0 10.5.13): its id and access string,
+ * and what the host sets with them. */
 typedef struct {
-	FaultKind kind;
-	MbimService service;
-	guint cid;
-	guint nth;            /* 1-based occurrence; 0: every one */
-	guint seen;
-} Fault;
-
-typedef struct {
-	guint32 id;
-	char *apn;
+	CpSimContext base;
 	char *user;
 	char *password;
 	guint32 compression;
@@ -66,44 +43,31 @@ typedef struct {
 } Context;
 
 typedef struct {
+	CpSimModem m;              /* the card, the network, the node, the faults */
 	/* configuration */
-	char *pty_path;
-	char *reenumerate_path;    /* the path the device comes back under after a device reset */
-	char *dump_path;
-	char *subscribers_path;
-	gint64 subscribers_mtime;
-	guint reset_delay_ms;
-	guint reg_delay_ms;
 	guint deny_cause;          /* 0: the network decides */
 	gboolean no_device_reset;
-	GArray *faults;            /* Fault */
 	/* state */
-	CpSimUsim *usim;
-	CpSimNetwork *net;
 	gboolean opened;           /* MBIM OPEN received, no CLOSE since */
 	gboolean radio_on;
 	gboolean rebooting;
 	guint32 reg_state;         /* MbimRegisterState */
 	guint32 nw_error;          /* MbimNwError of the last reject */
 	gboolean pass_through;
-	char *modem_imsi;          /* what the modem read from the card at its last start */
-	GPtrArray *contexts;       /* Context */
-	int master;
-	int slave;
-	guint watch;
 	GByteArray *in;
-	guint reg_timer;
 	guint reset_timer;
 	guint n_requests;
 	guint n_apdus;
 	guint n_resets;
-	guint n_enumerations;
-	GMainLoop *loop;
 } Sim;
 
 static Sim sim;
 
-static void dump(void);
+static void
+dump(void)
+{
+	cp_sim_modem_dump(&sim.m);
+}
 
 /* ---- the information buffer: fixed part, then the data it refers to ------- */
 
@@ -299,19 +263,7 @@ req_string(const Req *r, guint32 off)
 static void
 send_raw(const guint8 *d, gsize len)
 {
-	gsize done = 0;
-
-	if (sim.master < 0)
-		return;
-	while (done < len) {
-		ssize_t n = write(sim.master, d + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return;
-		done += (gsize)n;
-	}
+	cp_sim_modem_port_write(&sim.m, d, len);
 }
 
 static void
@@ -369,8 +321,8 @@ register_state_info(void)
 	info_u32(i, MBIM_REGISTER_MODE_AUTOMATIC);
 	info_u32(i, sim.radio_on ? MBIM_DATA_CLASS_LTE : 0);
 	info_u32(i, MBIM_CELLULAR_CLASS_GSM);
-	info_string(i, reg ? cp_sim_network_get_plmn(sim.net) : "");
-	info_string(i, reg ? cp_sim_network_get_name(sim.net) : "");
+	info_string(i, reg ? cp_sim_network_get_plmn(sim.m.net) : "");
+	info_string(i, reg ? cp_sim_network_get_name(sim.m.net) : "");
 	info_string(i, "");
 	info_u32(i, reg ? MBIM_REGISTRATION_FLAG_PACKET_SERVICE_AUTOMATIC_ATTACH : 0);
 	return info_finish(i);
@@ -413,31 +365,6 @@ set_reg_state(guint32 state, guint32 nw_error)
 	}
 }
 
-static gint64
-file_mtime(const char *path)
-{
-	GStatBuf st;
-
-	return g_stat(path, &st) == 0 ? (gint64)st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000 : -1;
-}
-
-/* The AUSF's subscriber file may change while the network runs. */
-static void
-subscribers_refresh(void)
-{
-	g_autoptr(GError) error = NULL;
-	gint64 mtime;
-	guint added, removed;
-
-	if (!sim.subscribers_path || (mtime = file_mtime(sim.subscribers_path)) == sim.subscribers_mtime)
-		return;
-	sim.subscribers_mtime = mtime;
-	if (!cp_sim_network_load_new(sim.net, sim.subscribers_path, &added, &removed, &error))
-		g_warning("subscribers: %s", error->message);
-	if (added || removed)
-		g_message("subscribers: %u key set(s) joined the network, %u left", added, removed);
-}
-
 /* TS 24.008 10.5.3.6 / 24.301 9.9.3.9 causes, as MbimNwError carries them. */
 static guint32
 attach_cause(CpSimAttach a)
@@ -454,28 +381,24 @@ attach_cause(CpSimAttach a)
 	return NW_ERROR_NONE;
 }
 
-static gboolean
-attach_cb(gpointer data)
+static void
+attach_cb(void)
 {
 	CpSimAttach a;
 
-	sim.reg_timer = 0;
 	if (!sim.radio_on)
-		return G_SOURCE_REMOVE;
+		return;
 	if (sim.deny_cause) {
 		/* the network rejects before it authenticates */
 		g_message("fault: registration denied, cause %u", sim.deny_cause);
 		set_reg_state(MBIM_REGISTER_STATE_DENIED, sim.deny_cause);
-		return G_SOURCE_REMOVE;
+		return;
 	}
-	subscribers_refresh();
-	a = cp_sim_network_attach(sim.net, sim.usim);
-	g_message("attach: %s", cp_sim_attach_name(a));
+	a = cp_sim_modem_attach(&sim.m);
 	if (a == CP_SIM_ATTACH_REGISTERED)
 		set_reg_state(MBIM_REGISTER_STATE_HOME, NW_ERROR_NONE);
 	else
 		set_reg_state(MBIM_REGISTER_STATE_DENIED, attach_cause(a));
-	return G_SOURCE_REMOVE;
 }
 
 /* The modem (re)starts its use of the card: it reads the IMSI once and
@@ -487,9 +410,7 @@ card_start(void)
 {
 	g_autoptr(GByteArray) b = NULL;
 
-	cp_sim_usim_reset(sim.usim);
-	g_free(sim.modem_imsi);
-	sim.modem_imsi = cp_sim_usim_get_imsi(sim.usim);
+	cp_sim_modem_card_start(&sim.m);
 	b = subscriber_ready_info();
 	indicate(MBIM_SERVICE_BASIC_CONNECT, MBIM_CID_BASIC_CONNECT_SUBSCRIBER_READY_STATUS, b);
 }
@@ -499,18 +420,14 @@ radio_on(void)
 {
 	sim.radio_on = TRUE;
 	set_reg_state(MBIM_REGISTER_STATE_SEARCHING, NW_ERROR_NONE);
-	if (sim.reg_timer)
-		g_source_remove(sim.reg_timer);
-	sim.reg_timer = g_timeout_add(sim.reg_delay_ms, attach_cb, NULL);
+	cp_sim_modem_attach_later(&sim.m);
 }
 
 static void
 radio_off(void)
 {
 	sim.radio_on = FALSE;
-	if (sim.reg_timer)
-		g_source_remove(sim.reg_timer);
-	sim.reg_timer = 0;
+	cp_sim_modem_attach_cancel(&sim.m);
 	set_reg_state(MBIM_REGISTER_STATE_DEREGISTERED, NW_ERROR_NONE);
 }
 
@@ -529,24 +446,14 @@ radio_state_info(void)
 static Context *
 context_find(guint32 id)
 {
-	for (guint k = 0; k < sim.contexts->len; k++) {
-		Context *c = g_ptr_array_index(sim.contexts, k);
-
-		if (c->id == id)
-			return c;
-	}
-	return NULL;
+	return (Context *)cp_sim_modem_context_find(&sim.m, id);
 }
 
 static void
-context_free(gpointer data)
+context_clear(CpSimContext *c)
 {
-	Context *c = data;
-
-	g_free(c->apn);
-	g_free(c->user);
-	g_free(c->password);
-	g_free(c);
+	g_free(((Context *)c)->user);
+	g_free(((Context *)c)->password);
 }
 
 static GByteArray *
@@ -554,14 +461,14 @@ contexts_info(void)
 {
 	Info *i = info_new();
 
-	info_u32(i, sim.contexts->len);
-	for (guint k = 0; k < sim.contexts->len; k++) {
-		Context *c = g_ptr_array_index(sim.contexts, k);
+	info_u32(i, sim.m.contexts->len);
+	for (guint k = 0; k < sim.m.contexts->len; k++) {
+		Context *c = g_ptr_array_index(sim.m.contexts, k);
 		Info *e = info_new();
 
-		info_u32(e, c->id);
+		info_u32(e, c->base.id);
 		info_raw(e, (const guint8 *)mbim_uuid_from_context_type(MBIM_CONTEXT_TYPE_INTERNET), 16);
-		info_string(e, c->apn);
+		info_string(e, c->base.apn);
 		info_string(e, c->user);
 		info_string(e, c->password);
 		info_u32(e, c->compression);
@@ -627,9 +534,9 @@ subscriber_ready_info(void)
 {
 	Info *i = info_new();
 
-	info_u32(i, sim.modem_imsi ? MBIM_SUBSCRIBER_READY_STATE_INITIALIZED : MBIM_SUBSCRIBER_READY_STATE_BAD_SIM);
-	info_string(i, sim.modem_imsi ? sim.modem_imsi : "");
-	info_string(i, cp_sim_usim_get_iccid(sim.usim));
+	info_u32(i, sim.m.modem_imsi ? MBIM_SUBSCRIBER_READY_STATE_INITIALIZED : MBIM_SUBSCRIBER_READY_STATE_BAD_SIM);
+	info_string(i, sim.m.modem_imsi ? sim.m.modem_imsi : "");
+	info_string(i, cp_sim_usim_get_iccid(sim.m.usim));
 	info_u32(i, 0);     /* ReadyInfo */
 	info_u32(i, 0);     /* no telephone numbers */
 	return info_finish(i);
@@ -716,21 +623,19 @@ handle_basic_connect(guint32 cid, guint32 type, const Req *r, GByteArray **out)
 			if (strlen(apn) > 100)   /* 10.5.13: AccessString up to 100 characters */
 				return MBIM_STATUS_ERROR_INVALID_PARAMETERS;
 			if (!(c = context_find(v))) {
-				if (sim.contexts->len >= 8)
+				if (sim.m.contexts->len >= 8)
 					return MBIM_STATUS_ERROR_MAX_ACTIVATED_CONTEXTS;
-				c = g_new0(Context, 1);
-				c->id = v;
-				g_ptr_array_add(sim.contexts, c);
+				c = (Context *)cp_sim_modem_context_add(&sim.m, sizeof(Context), v, NULL);
 			}
-			g_free(c->apn);
+			g_free(c->base.apn);
 			g_free(c->user);
 			g_free(c->password);
-			c->apn = g_steal_pointer(&apn);
+			c->base.apn = g_steal_pointer(&apn);
 			c->user = g_steal_pointer(&user);
 			c->password = g_steal_pointer(&password);
 			c->compression = compression;
 			c->auth = auth;
-			g_message("context %u: APN '%s'", c->id, c->apn);
+			g_message("context %u: APN '%s'", c->base.id, c->base.apn);
 		}
 		*out = contexts_info();
 		return MBIM_STATUS_ERROR_NONE;
@@ -784,7 +689,7 @@ handle_uicc(guint32 cid, guint32 type, const Req *r, GByteArray **out)
 			return MBIM_STATUS_ERROR_NO_DEVICE_SUPPORT;
 		if (!req_ref(r, 0, TRUE, &d, &len) || len == 0 || len > 16 || !req_u32(r, 8, &v))
 			return MBIM_STATUS_ERROR_INVALID_PARAMETERS;
-		ch = cp_sim_usim_open_channel(sim.usim, d, len, &sw);
+		ch = cp_sim_usim_open_channel(sim.m.usim, d, len, &sw);
 		g_message("open channel: %u (SW %04X)", ch, sw);
 		i = info_new();
 		info_u32(i, sw);
@@ -799,7 +704,7 @@ handle_uicc(guint32 cid, guint32 type, const Req *r, GByteArray **out)
 		if (!req_u32(r, 0, &ch) || !req_u32(r, 4, &v))
 			return MBIM_STATUS_ERROR_INVALID_PARAMETERS;
 		i = info_new();
-		info_u32(i, ch > 0 && ch < 4 && cp_sim_usim_close_channel(sim.usim, ch) ? 0x9000 : 0x6881);
+		info_u32(i, ch > 0 && ch < 4 && cp_sim_usim_close_channel(sim.m.usim, ch) ? 0x9000 : 0x6881);
 		*out = info_finish(i);
 		return MBIM_STATUS_ERROR_NONE;
 	case MBIM_CID_MS_UICC_LOW_LEVEL_ACCESS_APDU: {
@@ -815,7 +720,7 @@ handle_uicc(guint32 cid, guint32 type, const Req *r, GByteArray **out)
 		apdu = g_memdup2(d, len);
 		apdu[0] = (guint8)((apdu[0] & ~0x03) | ch);
 		sim.n_apdus++;
-		cp_sim_usim_apdu(sim.usim, ch, apdu, len, resp);
+		cp_sim_usim_apdu(sim.m.usim, ch, apdu, len, resp);
 		sw = (guint16)(resp->data[resp->len - 2] << 8 | resp->data[resp->len - 1]);
 		i = info_new();
 		info_u32(i, sw);
@@ -845,80 +750,23 @@ handle_uicc(guint32 cid, guint32 type, const Req *r, GByteArray **out)
 
 /* ---- the device: its node, a reset, vanishing -------------------------- */
 
-static gboolean readable_cb(int fd, GIOCondition cond, gpointer data);
-
-static gboolean
-open_pty(const char *path, GError **error)
-{
-	struct termios t;
-	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	const char *slave;
-
-	if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || !(slave = ptsname(master))) {
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "pty: %s", g_strerror(errno));
-		if (master >= 0)
-			close(master);
-		return FALSE;
-	}
-	/* Hold the slave open: without it the master reads EIO between one
-	 * open of the node and the next. Raw: MBIM is binary. */
-	sim.slave = open(slave, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (sim.slave < 0 || tcgetattr(sim.slave, &t) < 0) {
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "pty %s: %s", slave, g_strerror(errno));
-		close(master);
-		return FALSE;
-	}
-	cfmakeraw(&t);
-	tcsetattr(sim.slave, TCSANOW, &t);
-	unlink(path);
-	if (symlink(slave, path) < 0) {
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "symlink %s: %s",
-			    path, g_strerror(errno));
-		close(master);
-		return FALSE;
-	}
-	sim.master = master;
-	sim.in = g_byte_array_new();
-	sim.watch = g_unix_fd_add(master, G_IO_IN, readable_cb, NULL);
-	sim.n_enumerations++;
-	return TRUE;
-}
-
 /* The function drops off the bus: its node goes, every open file of it
  * hangs up. */
 static void
 close_pty(void)
 {
-	if (sim.watch)
-		g_source_remove(sim.watch);
-	sim.watch = 0;
-	if (sim.master >= 0)
-		close(sim.master);
-	if (sim.slave >= 0)
-		close(sim.slave);
-	sim.master = sim.slave = -1;
-	g_clear_pointer(&sim.in, g_byte_array_unref);
-	unlink(sim.pty_path);
+	cp_sim_modem_port_close(&sim.m);
+	g_byte_array_set_size(sim.in, 0);
 	sim.opened = FALSE;
 }
 
 static gboolean
 reboot_done_cb(gpointer data)
 {
-	g_autoptr(GError) error = NULL;
-
 	sim.reset_timer = 0;
 	sim.rebooting = FALSE;
-	if (sim.reenumerate_path) {
-		g_message("re-enumerated as %s", sim.reenumerate_path);
-		g_free(sim.pty_path);
-		sim.pty_path = g_strdup(sim.reenumerate_path);
-	}
-	if (!open_pty(sim.pty_path, &error)) {
-		g_warning("%s", error->message);
-		g_main_loop_quit(sim.loop);
+	if (!cp_sim_modem_port_return(&sim.m, cp_sim_modem_reset_path(&sim.m)))
 		return G_SOURCE_REMOVE;
-	}
 	card_start();
 	radio_on();
 	dump();
@@ -930,10 +778,10 @@ reboot_done_cb(gpointer data)
 static gboolean
 reboot_cb(gpointer data)
 {
-	g_message("device reset: off the bus for %u ms", sim.reset_delay_ms);
+	g_message("device reset: off the bus for %u ms", sim.m.reset_delay_ms);
 	close_pty();
 	radio_off();
-	sim.reset_timer = g_timeout_add(sim.reset_delay_ms, reboot_done_cb, NULL);
+	sim.reset_timer = g_timeout_add(sim.m.reset_delay_ms, reboot_done_cb, NULL);
 	dump();
 	return G_SOURCE_REMOVE;
 }
@@ -951,33 +799,6 @@ handle_bcx(guint32 cid, guint32 type, const Req *r, GByteArray **out)
 	return MBIM_STATUS_ERROR_NONE;
 }
 
-static void
-vanish(void)
-{
-	g_message("fault: vanishing");
-	/* the node goes with the function */
-	unlink(sim.pty_path);
-	sim.master = -1;
-	dump();
-	/* Everything closes with the process, as when a module drops off USB. */
-	_exit(0);
-}
-
-static Fault *
-fault_match(MbimService service, guint32 cid)
-{
-	for (guint k = 0; k < sim.faults->len; k++) {
-		Fault *f = &g_array_index(sim.faults, Fault, k);
-
-		if (f->service != service || f->cid != cid)
-			continue;
-		f->seen++;
-		if (f->nth == 0 || f->seen == f->nth)
-			return f;
-	}
-	return NULL;
-}
-
 /* ---- dispatch -------------------------------------------------------------- */
 
 static void
@@ -990,21 +811,23 @@ handle_command(MbimMessage *m)
 	guint32 tid = mbim_message_get_transaction_id(m);
 	guint32 status;
 	Req r;
-	Fault *f;
+	CpSimFault *f;
 
 	r.d = mbim_message_command_get_raw_information_buffer(m, &r.len);
 	sim.n_requests++;
-	f = fault_match(service, cid);
+	f = cp_sim_modem_fault(&sim.m, service, cid, NULL);
 	if (f) {
+		g_autofree char *what = g_strdup_printf("%s %u", mbim_service_get_string(service), cid);
+
 		switch (f->kind) {
-		case FAULT_VANISH:
-			vanish();
+		case CP_SIM_FAULT_VANISH:
+			cp_sim_modem_vanish(&sim.m, what);
+		case CP_SIM_FAULT_NO_RESPONSE:
+			g_message("fault: no answer to %s", what);
 			return;
-		case FAULT_NO_RESPONSE:
-			g_message("fault: no answer to %s %u", mbim_service_get_string(service), cid);
-			return;
-		case FAULT_STATUS:
-			g_message("fault: failure for %s %u", mbim_service_get_string(service), cid);
+		case CP_SIM_FAULT_FAIL:
+		case CP_SIM_FAULT_GARBAGE:
+			g_message("fault: failure for %s", what);
 			send_command_done(MSG_COMMAND_DONE, tid, service, cid, TRUE, MBIM_STATUS_ERROR_FAILURE, NULL);
 			return;
 		}
@@ -1060,16 +883,12 @@ handle_message(MbimMessage *m)
 	send_message(resp);
 }
 
-static gboolean
-readable_cb(int fd, GIOCondition cond, gpointer data)
+/* What the host wrote to the node: whole messages are handled. */
+static void
+input(const guint8 *d, gsize n)
 {
-	guint8 buf[4096];
-	ssize_t n = read(fd, buf, sizeof(buf));
-
-	if (n <= 0)
-		return G_SOURCE_CONTINUE;   /* EIO while no one holds the node */
-	g_byte_array_append(sim.in, buf, (guint)n);
-	while (sim.in && sim.in->len >= HDR_LEN) {
+	g_byte_array_append(sim.in, d, (guint)n);
+	while (cp_sim_modem_port_fd(&sim.m) >= 0 && sim.in->len >= HDR_LEN) {
 		guint32 len = (guint32)sim.in->data[4] | (guint32)sim.in->data[5] << 8 |
 			      (guint32)sim.in->data[6] << 16 | (guint32)sim.in->data[7] << 24;
 		g_autoptr(MbimMessage) m = NULL;
@@ -1089,45 +908,28 @@ readable_cb(int fd, GIOCondition cond, gpointer data)
 			continue;
 		}
 		handle_message(m);
-		if (sim.master < 0)
-			return G_SOURCE_REMOVE;
 	}
-	return G_SOURCE_CONTINUE;
 }
 
 /* ---- state dump and command line ----------------------------------------- */
 
 static void
-dump(void)
+dump_keys(GString *s)
 {
-	g_autoptr(GString) s = NULL;
-	g_autofree char *tmp = NULL;
-	Context *c;
-
-	if (!sim.dump_path)
-		return;
-	s = g_string_new(NULL);
-	cp_sim_usim_dump(sim.usim, s);
-	cp_sim_network_dump(sim.net, s);
 	g_string_append_printf(s, "radio=%s\n", sim.radio_on ? "on" : "off");
 	g_string_append_printf(s, "registration=%s\n", mbim_register_state_get_string(sim.reg_state));
 	g_string_append_printf(s, "nw-error=%u\n", sim.nw_error);
-	g_string_append_printf(s, "modem-imsi=%s\n", sim.modem_imsi ? sim.modem_imsi : "");
-	c = context_find(1);
-	g_string_append_printf(s, "apn=%s\n", c ? c->apn : "");
-	g_string_append_printf(s, "contexts=%u\n", sim.contexts->len);
-	g_string_append_printf(s, "node=%s\n", sim.master >= 0 ? sim.pty_path : "");
-	g_string_append_printf(s, "enumerations=%u\n", sim.n_enumerations);
+	g_string_append_printf(s, "contexts=%u\n", sim.m.contexts->len);
+	g_string_append_printf(s, "node=%s\n", sim.m.port_path ? sim.m.port_path : "");
+	g_string_append_printf(s, "enumerations=%u\n", sim.m.n_enumerations);
 	g_string_append_printf(s, "mbim-requests=%u\n", sim.n_requests);
 	g_string_append_printf(s, "apdus=%u\n", sim.n_apdus);
 	g_string_append_printf(s, "resets=%u\n", sim.n_resets);
-	tmp = g_strconcat(sim.dump_path, ".tmp", NULL);
-	if (g_file_set_contents_full(tmp, s->str, (gssize)s->len, G_FILE_SET_CONTENTS_NONE, 0600, NULL))
-		rename(tmp, sim.dump_path);
 }
 
+/* --fail, --no-response, --vanish: SERVICE:CID[:N] */
 static gboolean
-parse_fault(FaultKind kind, const char *value, GError **error)
+fault_key(char **key, CpSimFault *f)
 {
 	static const struct {
 		const char *name;
@@ -1137,170 +939,78 @@ parse_fault(FaultKind kind, const char *value, GError **error)
 		{ "ms-uicc-low-level-access", MBIM_SERVICE_MS_UICC_LOW_LEVEL_ACCESS },
 		{ "ms-basic-connect-extensions", MBIM_SERVICE_MS_BASIC_CONNECT_EXTENSIONS },
 	};
-	g_auto(GStrv) f = g_strsplit(value, ":", -1);
-	guint n = g_strv_length(f);
-	Fault fault = { .kind = kind, .service = MBIM_SERVICE_INVALID };
-	guint64 cid, nth = 0;
+	guint64 cid;
 
-	if (n < 2 || n > 3)
-		goto bad;
+	f->service = MBIM_SERVICE_INVALID;
 	for (guint k = 0; k < G_N_ELEMENTS(names); k++)
-		if (g_ascii_strcasecmp(f[0], names[k].name) == 0)
-			fault.service = names[k].service;
-	if (fault.service == MBIM_SERVICE_INVALID ||
-	    !g_ascii_string_to_unsigned(f[1], 10, 1, 1000, &cid, NULL))
-		goto bad;
-	if (n == 3 && !g_ascii_string_to_unsigned(f[2], 10, 0, 1000000, &nth, NULL))
-		goto bad;
-	fault.cid = (guint)cid;
-	fault.nth = (guint)nth;
-	g_array_append_val(sim.faults, fault);
+		if (g_ascii_strcasecmp(key[0], names[k].name) == 0)
+			f->service = names[k].service;
+	if (f->service == MBIM_SERVICE_INVALID || !g_ascii_string_to_unsigned(key[1], 10, 1, 1000, &cid, NULL))
+		return FALSE;
+	f->message = (guint)cid;
 	return TRUE;
-bad:
-	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-		    "fault '%s': want SERVICE:CID[:N], e.g. ms-uicc-low-level-access:4:3 "
-		    "(services: basic-connect, ms-uicc-low-level-access, ms-basic-connect-extensions)", value);
-	return FALSE;
 }
 
-static gboolean
-opt_fail(const char *name, const char *value, gpointer data, GError **error)
-{
-	return parse_fault(FAULT_STATUS, value, error);
-}
-
-static gboolean
-opt_no_response(const char *name, const char *value, gpointer data, GError **error)
-{
-	return parse_fault(FAULT_NO_RESPONSE, value, error);
-}
-
-static gboolean
-opt_vanish(const char *name, const char *value, gpointer data, GError **error)
-{
-	return parse_fault(FAULT_VANISH, value, error);
-}
-
-static gboolean
-quit_cb(gpointer data)
-{
-	g_main_loop_quit(sim.loop);
-	return G_SOURCE_REMOVE;
-}
+static const CpSimFrontEnd front_end = {
+	.name = "cp-mbim-sim",
+	.summary = "- MBIM modem simulator with a USIM and a network",
+	.flags = CP_SIM_MODEM_NETWORK_NAME | CP_SIM_MODEM_REENUMERATE,
+	.faults = {
+		.fail_option = "fail",
+		.fail_answer = "status FAILURE",
+		.what = "SERVICE:CID",
+		.arg = "SVC:CID[:N]",
+		.usage = "SERVICE:CID[:N], e.g. ms-uicc-low-level-access:4:3 "
+			 "(services: basic-connect, ms-uicc-low-level-access, ms-basic-connect-extensions)",
+		.n_key = 2,
+		.parse_key = fault_key,
+	},
+	.input = input,
+	.attach = attach_cb,
+	.dump = dump_keys,
+	.context_clear = context_clear,
+};
 
 int
 main(int argc, char **argv)
 {
-	g_autofree char *subscribers = NULL, *imsi = NULL, *k_hex = NULL, *opc_hex = NULL;
-	g_autofree char *adm1 = NULL, *iccid = NULL, *plmn = NULL, *network_name = NULL, *apn = NULL;
-	int adm1_retries = 3, mnc_length = 2, reset_delay = 200, reg_delay = 100, deny = 0;
+	int deny = 0;
 	gboolean radio_off_at_start = FALSE;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GOptionContext) ctx = NULL;
-	uint8_t k[16], opc[16];
 	Context *c;
 	GOptionEntry entries[] = {
-		{ "pty", 0, 0, G_OPTION_ARG_FILENAME, &sim.pty_path, "Serve on a pty; symlink its slave to PATH (the device node)", "PATH" },
-		{ "subscribers", 0, 0, G_OPTION_ARG_FILENAME, &subscribers, "The network's subscriber file", "FILE" },
-		{ "imsi", 0, 0, G_OPTION_ARG_STRING, &imsi, "The card's initial IMSI", "DIGITS" },
-		{ "mnc-length", 0, 0, G_OPTION_ARG_INT, &mnc_length, "The card's initial MNC length (2)", "N" },
-		{ "k", 0, 0, G_OPTION_ARG_STRING, &k_hex, "The card's initial K (32 hex)", "HEX" },
-		{ "opc", 0, 0, G_OPTION_ARG_STRING, &opc_hex, "The card's initial OPc (32 hex)", "HEX" },
-		{ "adm1", 0, 0, G_OPTION_ARG_STRING, &adm1, "The card's ADM1 (8 characters)", "KEY" },
-		{ "adm1-retries", 0, 0, G_OPTION_ARG_INT, &adm1_retries, "Wrong ADM1 attempts before it blocks (3)", "N" },
-		{ "iccid", 0, 0, G_OPTION_ARG_STRING, &iccid, "The card's ICCID", "DIGITS" },
-		{ "plmn", 0, 0, G_OPTION_ARG_STRING, &plmn, "The network's PLMN (00101)", "MCCMNC" },
-		{ "network-name", 0, 0, G_OPTION_ARG_STRING, &network_name, "The network's name", "NAME" },
-		{ "apn", 0, 0, G_OPTION_ARG_STRING, &apn, "APN of provisioned context 1 (internet)", "APN" },
 		{ "radio-off", 0, 0, G_OPTION_ARG_NONE, &radio_off_at_start, "Start with the radio off (no registration)", NULL },
-		{ "reset-delay", 0, 0, G_OPTION_ARG_INT, &reset_delay, "Milliseconds a device reset keeps the module off the bus (200)", "MS" },
-		{ "registration-delay", 0, 0, G_OPTION_ARG_INT, &reg_delay, "Milliseconds from radio on to attach (100)", "MS" },
-		{ "reenumerate", 0, 0, G_OPTION_ARG_FILENAME, &sim.reenumerate_path, "After a device reset, come back under PATH", "PATH" },
 		{ "no-device-reset", 0, 0, G_OPTION_ARG_NONE, &sim.no_device_reset, "Offer no MS device reset (as older modules)", NULL },
 		{ "deny", 0, 0, G_OPTION_ARG_INT, &deny, "The network denies every attach with this cause (MbimNwError)", "CAUSE" },
-		{ "dump", 0, 0, G_OPTION_ARG_FILENAME, &sim.dump_path, "Write the card and modem state to FILE after every change", "FILE" },
-		{ "fail", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail, "Answer the N-th SERVICE:CID with status FAILURE", "SVC:CID[:N]" },
-		{ "no-response", 0, 0, G_OPTION_ARG_CALLBACK, opt_no_response, "Never answer the N-th SERVICE:CID", "SVC:CID[:N]" },
-		{ "vanish", 0, 0, G_OPTION_ARG_CALLBACK, opt_vanish, "Disappear on the N-th SERVICE:CID", "SVC:CID[:N]" },
 		G_OPTION_ENTRY_NULL,
 	};
 
-	signal(SIGPIPE, SIG_IGN);
-	sim.faults = g_array_new(FALSE, FALSE, sizeof(Fault));
-	sim.master = sim.slave = -1;
-	ctx = g_option_context_new("- MBIM modem simulator with a USIM and a network");
-	g_option_context_add_main_entries(ctx, entries, NULL);
-	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
-		fprintf(stderr, "cp-mbim-sim: %s\n", error->message);
+	if (!cp_sim_modem_parse(&sim.m, &front_end, entries, &argc, &argv))
+		return 2;
+	if (deny < 0 || deny > 255) {
+		fprintf(stderr, "cp-mbim-sim: --deny 1-255\n");
 		return 2;
 	}
-	if (!sim.pty_path) {
-		fprintf(stderr, "cp-mbim-sim: --pty PATH is required\n");
-		return 2;
-	}
-	if (reset_delay < 0 || reg_delay < 0 || adm1_retries < 1 || adm1_retries > 15 ||
-	    (mnc_length != 2 && mnc_length != 3) || deny < 0 || deny > 255) {
-		fprintf(stderr, "cp-mbim-sim: delays >= 0, --adm1-retries 1-15, --mnc-length 2 or 3, --deny 1-255\n");
-		return 2;
-	}
-	sim.reset_delay_ms = (guint)reset_delay;
-	sim.reg_delay_ms = (guint)reg_delay;
 	sim.deny_cause = (guint)deny;
-	if (cp_hex_decode(k_hex ? k_hex : "000102030405060708090a0b0c0d0e0f", k, 16) != 16 ||
-	    cp_hex_decode(opc_hex ? opc_hex : "0f0e0d0c0b0a09080706050403020100", opc, 16) != 16) {
-		fprintf(stderr, "cp-mbim-sim: --k and --opc want 32 hex digits\n");
+	if (!cp_sim_modem_setup(&sim.m, NULL, CP_SIM_LE_LENIENT))
 		return 2;
-	}
-	sim.usim = cp_sim_usim_new(iccid ? iccid : "8988211000000000017",
-				   imsi ? imsi : "001010123456789", (guint)mnc_length, k, opc,
-				   adm1 ? adm1 : "12345678", (guint)adm1_retries);
-	if (!sim.usim)
-		return 2;
-	sim.net = cp_sim_network_new(plmn ? plmn : "00101",
-				     network_name ? network_name : "cellprov test network");
-	if (subscribers) {
-		sim.subscribers_mtime = file_mtime(subscribers);
-		if (!cp_sim_network_load(sim.net, subscribers, &error)) {
-			fprintf(stderr, "cp-mbim-sim: %s\n", error->message);
-			return 2;
-		}
-		sim.subscribers_path = g_strdup(subscribers);
-	}
-	sim.contexts = g_ptr_array_new_with_free_func(context_free);
-	c = g_new0(Context, 1);
-	c->id = 1;
-	c->apn = g_strdup(apn ? apn : "internet");
+	c = (Context *)cp_sim_modem_context_add(&sim.m, sizeof(Context), 1, sim.m.apn);
 	c->user = g_strdup("");
 	c->password = g_strdup("");
-	g_ptr_array_add(sim.contexts, c);
-	sim.loop = g_main_loop_new(NULL, FALSE);
+	sim.in = g_byte_array_new();
 
-	if (!open_pty(sim.pty_path, &error)) {
-		fprintf(stderr, "cp-mbim-sim: %s\n", error->message);
+	if (!cp_sim_modem_port_start(&sim.m))
 		return 1;
-	}
 	card_start();
 	sim.reg_state = MBIM_REGISTER_STATE_DEREGISTERED;
 	if (!radio_off_at_start)
 		radio_on();
 	dump();
-	g_unix_signal_add(SIGTERM, quit_cb, NULL);
-	g_unix_signal_add(SIGINT, quit_cb, NULL);
-	/* readiness: the node is there once this line is out */
-	printf("ready %s\n", sim.pty_path);
-	fflush(stdout);
-	g_main_loop_run(sim.loop);
-	dump();
+	/* readiness: the node is there once the line is out */
+	cp_sim_modem_run(&sim.m, sim.m.pty_path);
 	close_pty();
-	g_ptr_array_unref(sim.contexts);
-	g_array_unref(sim.faults);
-	g_main_loop_unref(sim.loop);
-	g_free(sim.modem_imsi);
-	g_free(sim.pty_path);
-	g_free(sim.reenumerate_path);
-	g_free(sim.dump_path);
-	g_free(sim.subscribers_path);
-	cp_sim_usim_free(sim.usim);
-	cp_sim_network_free(sim.net);
+	if (sim.reset_timer)
+		g_source_remove(sim.reset_timer);
+	g_byte_array_unref(sim.in);
+	cp_sim_modem_clear(&sim.m);
 	return 0;
 }

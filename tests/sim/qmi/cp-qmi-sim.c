@@ -6,26 +6,20 @@
  * See docs/man/cp-qmi-sim.1.md.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <glib.h>
 #include <gio/gio.h>
 #include <glib-unix.h>
-#include <glib/gstdio.h>
 #include <libqmi-glib.h>
 
-#include "cp-buf.h"
-#include "cp-sim-network.h"
-#include "cp-sim-usim.h"
+#include "cp-sim-modem.h"
 
 /* QMUX: marker, length (2), flags, service, client; then the service
  * header, whose first byte says request (0), response (2), indication (4). */
@@ -47,22 +41,8 @@
 #define MSG_UIM_LOGICAL_CHANNEL 0x003F
 #define MSG_UIM_OPEN_CHANNEL 0x0042
 
-typedef enum {
-	FAULT_QMI_ERROR,
-	FAULT_NO_RESPONSE,
-	FAULT_VANISH,
-} FaultKind;
-
 typedef struct {
-	FaultKind kind;
-	guint service;
-	guint message;
-	guint nth;            /* 1-based occurrence; 0: every one */
-	guint seen;
-} Fault;
-
-typedef struct {
-	int fd;
+	int fd;               /* a proxy client's socket, or the pty's master */
 	GByteArray *in;
 	guint watch;
 	gboolean proxy;       /* a qmi-proxy client: expects Internal Proxy Open first */
@@ -105,57 +85,51 @@ typedef struct {
 	Conn *conn;
 } Client;
 
+/* A WDS profile: its index and APN, its name and PDP type. */
 typedef struct {
-	guint8 index;
+	CpSimContext base;
 	char *name;
-	char *apn;
 	guint8 pdp_type;
 } Profile;
 
 typedef struct {
+	CpSimModem m;              /* the card, the network, the pty, the faults */
 	/* configuration */
-	char *pty_path;
 	char *reenumerate_path;    /* where the port comes back after a reset */
-	char *port_path;           /* where it is now; NULL while gone */
 	ResetMode reset_mode;
 	guint firmware;            /* Firmware flags */
 	gboolean proxy;
 	char *proxy_name;
-	char *dump_path;
-	char *subscribers_path;
-	gint64 subscribers_mtime;
-	guint reset_delay_ms;
-	guint reg_delay_ms;
-	GArray *faults;            /* Fault */
 	GArray *fail_apdu;         /* guint: n-th APDU answered 6F00 */
 	GArray *fail_update;       /* guint: n-th UPDATE BINARY answered 6F00 */
 	/* state */
-	CpSimUsim *usim;
-	CpSimNetwork *net;
 	guint8 op_mode;            /* QmiDmsOperatingMode */
 	guint8 reg_state;          /* QmiNasRegistrationState */
-	char *modem_imsi;          /* what the modem read from the card at its last start */
-	GPtrArray *profiles;       /* Profile */
 	GPtrArray *clients;        /* Client */
 	GPtrArray *conns;          /* Conn */
+	Conn *pty_conn;            /* the one on the pty, while it is there */
 	GPtrArray *delayed;        /* Delayed */
 	guint next_cid;
-	guint reg_timer;
 	guint reset_timer;
 	guint n_requests;
 	guint n_apdus;
 	guint n_updates;
 	guint n_resets;
-	int pty_slave;
 	int listen_fd;
-	GMainLoop *loop;
 } Sim;
 
 static Sim sim;
 
-static void dump(void);
 static gboolean open_pty(const char *path, GError **error);
+static Conn *conn_new(int fd, gboolean proxy);
 static void conn_free(Conn *c);
+static void conns_free(void);
+
+static void
+dump(void)
+{
+	cp_sim_modem_dump(&sim.m);
+}
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -256,7 +230,7 @@ client_find(guint8 service, guint8 cid)
 static void
 serving_system_tlvs(QmiMessage *m)
 {
-	const char *plmn = cp_sim_network_get_plmn(sim.net);
+	const char *plmn = cp_sim_network_get_plmn(sim.m.net);
 	gboolean reg = sim.reg_state == QMI_NAS_REGISTRATION_STATE_REGISTERED;
 	gboolean denied = sim.reg_state == QMI_NAS_REGISTRATION_STATE_REGISTRATION_DENIED;
 	gsize o = qmi_message_tlv_write_init(m, 0x01, NULL);
@@ -285,7 +259,7 @@ serving_system_tlvs(QmiMessage *m)
 		o = qmi_message_tlv_write_init(m, 0x12, NULL);
 		qmi_message_tlv_write_guint16(m, QMI_ENDIAN_LITTLE, (guint16)atoi(mcc), NULL);
 		qmi_message_tlv_write_guint16(m, QMI_ENDIAN_LITTLE, (guint16)atoi(plmn + 3), NULL);
-		qmi_message_tlv_write_string(m, 1, cp_sim_network_get_name(sim.net), -1, NULL);
+		qmi_message_tlv_write_string(m, 1, cp_sim_network_get_name(sim.m.net), -1, NULL);
 		qmi_message_tlv_write_complete(m, o, NULL);
 	}
 }
@@ -323,47 +297,17 @@ set_reg_state(guint8 state)
 	dump();
 }
 
-static gint64
-file_mtime(const char *path)
-{
-	GStatBuf st;
-
-	return g_stat(path, &st) == 0 ? (gint64)st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000 : -1;
-}
-
-/* The AUSF adds subscribers, key generations, retires and removes them
- * while the network runs: the file's changes apply before the next attach. */
 static void
-subscribers_refresh(void)
-{
-	g_autoptr(GError) error = NULL;
-	gint64 mtime;
-	guint added, removed;
-
-	if (!sim.subscribers_path || (mtime = file_mtime(sim.subscribers_path)) == sim.subscribers_mtime)
-		return;
-	sim.subscribers_mtime = mtime;
-	if (!cp_sim_network_load_new(sim.net, sim.subscribers_path, &added, &removed, &error))
-		g_warning("subscribers: %s", error->message);
-	if (added || removed)
-		g_message("subscribers: %u key set(s) joined the network, %u left", added, removed);
-}
-
-static gboolean
-attach_cb(gpointer data)
+attach_cb(void)
 {
 	CpSimAttach a;
 
-	sim.reg_timer = 0;
 	if (sim.op_mode != QMI_DMS_OPERATING_MODE_ONLINE)
-		return G_SOURCE_REMOVE;
-	subscribers_refresh();
-	a = cp_sim_network_attach(sim.net, sim.usim);
-	g_message("attach: %s", cp_sim_attach_name(a));
+		return;
+	a = cp_sim_modem_attach(&sim.m);
 	set_reg_state(a == CP_SIM_ATTACH_REGISTERED ?
 		      QMI_NAS_REGISTRATION_STATE_REGISTERED :
 		      QMI_NAS_REGISTRATION_STATE_REGISTRATION_DENIED);
-	return G_SOURCE_REMOVE;
 }
 
 /* The modem (re)starts its use of the card: it reads the IMSI once and
@@ -371,9 +315,7 @@ attach_cb(gpointer data)
 static void
 card_start(void)
 {
-	cp_sim_usim_reset(sim.usim);
-	g_free(sim.modem_imsi);
-	sim.modem_imsi = cp_sim_usim_get_imsi(sim.usim);
+	cp_sim_modem_card_start(&sim.m);
 }
 
 static void
@@ -381,9 +323,7 @@ go_online(void)
 {
 	sim.op_mode = QMI_DMS_OPERATING_MODE_ONLINE;
 	set_reg_state(QMI_NAS_REGISTRATION_STATE_NOT_REGISTERED_SEARCHING);
-	if (sim.reg_timer)
-		g_source_remove(sim.reg_timer);
-	sim.reg_timer = g_timeout_add(sim.reg_delay_ms, attach_cb, NULL);
+	cp_sim_modem_attach_later(&sim.m);
 }
 
 static gboolean
@@ -391,16 +331,12 @@ reset_done_cb(gpointer data)
 {
 	sim.reset_timer = 0;
 	if (sim.reset_mode == RESET_REENUMERATE) {
-		g_autoptr(GError) error = NULL;
 		/* back under the other name when there is one, as USB may give */
-		const char *path = sim.reenumerate_path && sim.n_resets % 2 ? sim.reenumerate_path : sim.pty_path;
+		const char *path = sim.reenumerate_path && sim.n_resets % 2 ? sim.reenumerate_path : sim.m.pty_path;
 
-		if (!open_pty(path, &error)) {
-			g_warning("reset: the port cannot come back: %s", error->message);
-			g_main_loop_quit(sim.loop);
+		if (!cp_sim_modem_port_return(&sim.m, path))
 			return G_SOURCE_REMOVE;
-		}
-		g_message("reset: the port is back at %s", path);
+		sim.pty_conn = conn_new(cp_sim_modem_port_fd(&sim.m), FALSE);
 		printf("ready %s\n", path);
 		fflush(stdout);
 	}
@@ -561,20 +497,10 @@ static gboolean
 port_drop_cb(gpointer data)
 {
 	delayed_drop(NULL, TRUE);
-	g_message("reset: the port %s disappears", sim.port_path);
-	if (sim.port_path)
-		unlink(sim.port_path);
-	g_clear_pointer(&sim.port_path, g_free);
-	while (sim.conns->len) {
-		Conn *c = g_ptr_array_index(sim.conns, 0);
-
-		g_ptr_array_remove_index(sim.conns, 0);
-		conn_free(c);
-	}
-	if (sim.pty_slave >= 0)
-		close(sim.pty_slave);
-	sim.pty_slave = -1;
-	cp_sim_usim_reset(sim.usim);
+	g_message("reset: the port %s disappears", sim.m.port_path);
+	conns_free();
+	cp_sim_modem_port_close(&sim.m);
+	cp_sim_usim_reset(sim.m.usim);
 	dump();
 	return G_SOURCE_REMOVE;
 }
@@ -641,14 +567,14 @@ handle_dms(QmiMessage *req)
 		tlv_u8(resp, 0x01, sim.op_mode);
 		return resp;
 	case 0x0043:   /* UIM Get IMSI: the modem's view since its last start */
-		if (!sim.modem_imsi || sim.op_mode == QMI_DMS_OPERATING_MODE_RESET)
+		if (!sim.m.modem_imsi || sim.op_mode == QMI_DMS_OPERATING_MODE_RESET)
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_DEVICE_NOT_READY);
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
-		tlv_string(resp, 0x01, sim.modem_imsi);
+		tlv_string(resp, 0x01, sim.m.modem_imsi);
 		return resp;
 	case 0x003C:   /* UIM Get ICCID */
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
-		tlv_string(resp, 0x01, cp_sim_usim_get_iccid(sim.usim));
+		tlv_string(resp, 0x01, cp_sim_usim_get_iccid(sim.m.usim));
 		return resp;
 	case 0x002E:   /* Set Operating Mode */
 		if (!read_u8(req, 0x01, &mode))
@@ -680,14 +606,12 @@ handle_dms(QmiMessage *req)
 				return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_TRANSITION);
 			sim.op_mode = mode;
 			sim.n_resets++;
-			if (sim.reg_timer)
-				g_source_remove(sim.reg_timer);
-			sim.reg_timer = 0;
-			sim.reset_timer = g_timeout_add(sim.reset_delay_ms, reset_done_cb, NULL);
+			cp_sim_modem_attach_cancel(&sim.m);
+			sim.reset_timer = g_timeout_add(sim.m.reset_delay_ms, reset_done_cb, NULL);
 			/* A USB module reboots: its port goes once the answer is
 			 * out and read (a pty's hangup discards unread input). */
 			if (sim.reset_mode == RESET_REENUMERATE)
-				g_timeout_add(MIN(RESET_DROP_MS, sim.reset_delay_ms / 2), port_drop_cb, NULL);
+				g_timeout_add(MIN(RESET_DROP_MS, sim.m.reset_delay_ms / 2), port_drop_cb, NULL);
 			break;
 		default:
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_ARGUMENT);
@@ -761,7 +685,7 @@ usim_aid(guint8 aid[16])
 	static const guint16 mf[] = { 0x3F00 };
 	g_autoptr(GByteArray) rec = g_byte_array_new();
 
-	for (guint r = 1; cp_sim_usim_read_record(sim.usim, mf, 1, 0x2F00, r, 0, rec) == 0x9000; r++) {
+	for (guint r = 1; cp_sim_usim_read_record(sim.m.usim, mf, 1, 0x2F00, r, 0, rec) == 0x9000; r++) {
 		const guint8 *d = rec->data;
 
 		/* 61 L 4F n AID: a USIM has 1002 after the RID (TS 101 220) */
@@ -834,11 +758,11 @@ handle_uim(QmiMessage *req)
 		if (!parse_file(req, &fid, path, &n_path) || !info || ilen != 4)
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
 		if (qmi_message_get_message_id(req) == MSG_UIM_READ_RECORD)
-			sw = cp_sim_usim_read_record(sim.usim, path, n_path, fid,
+			sw = cp_sim_usim_read_record(sim.m.usim, path, n_path, fid,
 						     (guint)(info[0] | info[1] << 8),
 						     (guint16)(info[2] | info[3] << 8), data);
 		else
-			sw = cp_sim_usim_read_path(sim.usim, path, n_path, fid,
+			sw = cp_sim_usim_read_path(sim.m.usim, path, n_path, fid,
 						   (guint16)(info[0] | info[1] << 8),
 						   (guint16)(info[2] | info[3] << 8), data);
 		resp = uim_file_response(req, sw);
@@ -854,7 +778,7 @@ handle_uim(QmiMessage *req)
 
 		if (!parse_file(req, &fid, path, &n_path))
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
-		if (!cp_sim_usim_file_info(sim.usim, path, n_path, fid, &fi, fcp))
+		if (!cp_sim_usim_file_info(sim.m.usim, path, n_path, fid, &fi, fcp))
 			return uim_file_response(req, 0x6A82);
 		resp = uim_file_response(req, 0x9000);
 		o = qmi_message_tlv_write_init(resp, 0x11, NULL);
@@ -889,7 +813,7 @@ handle_uim(QmiMessage *req)
 		/* as a Telit LE910C4 answers lpac (docs/simulators.md) */
 		if (sim.firmware & FW_NO_LOGICAL_CHANNEL)
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_ACCESS_DENIED);
-		ch = cp_sim_usim_open_channel(sim.usim, v + 1, v[0], &sw);
+		ch = cp_sim_usim_open_channel(sim.m.usim, v + 1, v[0], &sw);
 		resp = qmi_message_response_new(req, ch ? QMI_PROTOCOL_ERROR_NONE : QMI_PROTOCOL_ERROR_INTERNAL);
 		if (ch)
 			tlv_u8(resp, 0x10, (guint8)ch);
@@ -901,7 +825,7 @@ handle_uim(QmiMessage *req)
 
 		if (!read_u8(req, 0x11, &ch))
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_MISSING_ARGUMENT);
-		return qmi_message_response_new(req, cp_sim_usim_close_channel(sim.usim, ch) ?
+		return qmi_message_response_new(req, cp_sim_usim_close_channel(sim.m.usim, ch) ?
 						QMI_PROTOCOL_ERROR_NONE : QMI_PROTOCOL_ERROR_INVALID_ARGUMENT);
 	}
 	case MSG_UIM_SEND_APDU: {
@@ -922,7 +846,7 @@ handle_uim(QmiMessage *req)
 			g_message("fault: APDU %u answered 6F00", sim.n_apdus);
 			g_byte_array_append(out, fail, 2);
 		} else {
-			cp_sim_usim_apdu(sim.usim, ch, v + 2, len - 2, out);
+			cp_sim_usim_apdu(sim.m.usim, ch, v + 2, len - 2, out);
 		}
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
 		tlv_bytes16(resp, 0x10, out->data, out->len);
@@ -935,13 +859,7 @@ handle_uim(QmiMessage *req)
 static Profile *
 profile_find(guint8 index)
 {
-	for (guint i = 0; i < sim.profiles->len; i++) {
-		Profile *p = g_ptr_array_index(sim.profiles, i);
-
-		if (p->index == index)
-			return p;
-	}
-	return NULL;
+	return (Profile *)cp_sim_modem_context_find(&sim.m, index);
 }
 
 static void
@@ -958,19 +876,15 @@ profile_update(Profile *p, QmiMessage *req)
 	if (read_u8(req, 0x11, &pdp))
 		p->pdp_type = pdp;
 	if ((v = raw_tlv(req, 0x14, &len))) {
-		g_free(p->apn);
-		p->apn = g_strndup((const char *)v, len);
+		g_free(p->base.apn);
+		p->base.apn = g_strndup((const char *)v, len);
 	}
 }
 
 static void
-profile_free(gpointer data)
+profile_clear(CpSimContext *c)
 {
-	Profile *p = data;
-
-	g_free(p->name);
-	g_free(p->apn);
-	g_free(p);
+	g_free(((Profile *)c)->name);
 }
 
 static QmiMessage *
@@ -986,11 +900,11 @@ handle_wds(QmiMessage *req)
 	case 0x002A:   /* Get Profile List */
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
 		o = qmi_message_tlv_write_init(resp, 0x01, NULL);
-		qmi_message_tlv_write_guint8(resp, (guint8)sim.profiles->len, NULL);
-		for (guint i = 0; i < sim.profiles->len; i++) {
-			p = g_ptr_array_index(sim.profiles, i);
+		qmi_message_tlv_write_guint8(resp, (guint8)sim.m.contexts->len, NULL);
+		for (guint i = 0; i < sim.m.contexts->len; i++) {
+			p = g_ptr_array_index(sim.m.contexts, i);
 			qmi_message_tlv_write_guint8(resp, QMI_WDS_PROFILE_TYPE_3GPP, NULL);
-			qmi_message_tlv_write_guint8(resp, p->index, NULL);
+			qmi_message_tlv_write_guint8(resp, (guint8)p->base.id, NULL);
 			qmi_message_tlv_write_string(resp, 1, p->name, -1, NULL);
 		}
 		qmi_message_tlv_write_complete(resp, o, NULL);
@@ -1004,7 +918,7 @@ handle_wds(QmiMessage *req)
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
 		tlv_string(resp, 0x10, p->name);
 		tlv_u8(resp, 0x11, p->pdp_type);
-		tlv_string(resp, 0x14, p->apn);
+		tlv_string(resp, 0x14, p->base.apn);
 		return resp;
 	case 0x0028:   /* Modify Profile */
 		v = raw_tlv(req, 0x01, &len);
@@ -1014,62 +928,36 @@ handle_wds(QmiMessage *req)
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_PROFILE);
 		profile_update(p, req);
 		return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
-	case 0x0027:   /* Create Profile */
-		if (sim.profiles->len >= 16)
+	case 0x0027: { /* Create Profile */
+		guint8 index = 1;
+
+		if (sim.m.contexts->len >= 16)
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NO_FREE_PROFILE);
-		p = g_new0(Profile, 1);
-		p->index = 1;
-		while (profile_find(p->index))
-			p->index++;
+		while (profile_find(index))
+			index++;
+		p = (Profile *)cp_sim_modem_context_add(&sim.m, sizeof(Profile), index, "");
 		p->name = g_strdup("");
-		p->apn = g_strdup("");
 		profile_update(p, req);
-		g_ptr_array_add(sim.profiles, p);
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
 		o = qmi_message_tlv_write_init(resp, 0x01, NULL);
 		qmi_message_tlv_write_guint8(resp, QMI_WDS_PROFILE_TYPE_3GPP, NULL);
-		qmi_message_tlv_write_guint8(resp, p->index, NULL);
+		qmi_message_tlv_write_guint8(resp, (guint8)p->base.id, NULL);
 		qmi_message_tlv_write_complete(resp, o, NULL);
 		return resp;
+	}
 	}
 	return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_QMI_COMMAND);
 }
 
 /* ---- dispatch and faults ----------------------------------------------- */
 
-static Fault *
-fault_match(QmiMessage *req)
-{
-	guint svc = qmi_message_get_service(req);
-	guint id = qmi_message_get_message_id(req);
-
-	for (guint i = 0; i < sim.faults->len; i++) {
-		Fault *f = &g_array_index(sim.faults, Fault, i);
-
-		if (f->service != svc || f->message != id)
-			continue;
-		f->seen++;
-		if (f->nth == 0 || f->seen == f->nth)
-			return f;
-	}
-	return NULL;
-}
-
-static void
-vanish(void)
-{
-	g_message("fault: vanishing");
-	dump();
-	/* Everything closes with the process, as when a module drops off USB. */
-	_exit(0);
-}
-
 static void
 handle_message(Conn *c, QmiMessage *req)
 {
 	g_autoptr(QmiMessage) resp = NULL;
 	QmiService svc = qmi_message_get_service(req);
-	Fault *f;
+	guint id = qmi_message_get_message_id(req);
+	CpSimFault *f;
 
 	sim.n_requests++;
 	if (svc != QMI_SERVICE_CTL && !client_find((guint8)svc, qmi_message_get_client_id(req))) {
@@ -1077,19 +965,19 @@ handle_message(Conn *c, QmiMessage *req)
 		send_message(c, resp);
 		return;
 	}
-	f = fault_match(req);
+	f = cp_sim_modem_fault(&sim.m, svc, id, NULL);
 	if (f) {
+		g_autofree char *what = g_strdup_printf("%s 0x%04x", qmi_service_get_string(svc), id);
+
 		switch (f->kind) {
-		case FAULT_VANISH:
-			vanish();
+		case CP_SIM_FAULT_VANISH:
+			cp_sim_modem_vanish(&sim.m, what);
+		case CP_SIM_FAULT_NO_RESPONSE:
+			g_message("fault: no response to %s", what);
 			return;
-		case FAULT_NO_RESPONSE:
-			g_message("fault: no response to %s 0x%04x", qmi_service_get_string(svc),
-				  qmi_message_get_message_id(req));
-			return;
-		case FAULT_QMI_ERROR:
-			g_message("fault: error for %s 0x%04x", qmi_service_get_string(svc),
-				  qmi_message_get_message_id(req));
+		case CP_SIM_FAULT_FAIL:
+		case CP_SIM_FAULT_GARBAGE:
+			g_message("fault: error for %s", what);
 			resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INTERNAL);
 			respond(c, req, resp);
 			return;
@@ -1133,29 +1021,30 @@ conn_free(Conn *c)
 	}
 	if (c->watch)
 		g_source_remove(c->watch);
-	close(c->fd);
+	if (c->proxy)
+		close(c->fd);   /* the pty's is the shell's */
+	if (c == sim.pty_conn)
+		sim.pty_conn = NULL;
 	g_byte_array_unref(c->in);
 	g_free(c);
 }
 
-static gboolean
-conn_readable_cb(int fd, GIOCondition cond, gpointer data)
+static void
+conns_free(void)
 {
-	Conn *c = data;
-	guint8 buf[4096];
-	ssize_t n = read(fd, buf, sizeof(buf));
+	while (sim.conns->len) {
+		Conn *c = g_ptr_array_index(sim.conns, 0);
 
-	if (n <= 0) {
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			return G_SOURCE_CONTINUE;
-		if (!c->proxy)
-			return G_SOURCE_CONTINUE;   /* pty: EIO while no one holds the slave */
-		c->watch = 0;
-		g_ptr_array_remove(sim.conns, c);
+		g_ptr_array_remove_index(sim.conns, 0);
 		conn_free(c);
-		return G_SOURCE_REMOVE;
 	}
-	g_byte_array_append(c->in, buf, (guint)n);
+}
+
+/* Whole messages from the connection's input are handled. */
+static void
+conn_input(Conn *c, const guint8 *d, gsize n)
+{
+	g_byte_array_append(c->in, d, (guint)n);
 	for (;;) {
 		g_autoptr(GError) error = NULL;
 		g_autoptr(QmiMessage) m = qmi_message_new_from_raw(c->in, &error);
@@ -1170,6 +1059,31 @@ conn_readable_cb(int fd, GIOCondition cond, gpointer data)
 		if (qmi_message_is_request(m))
 			handle_message(c, m);
 	}
+}
+
+static void
+pty_input(const guint8 *d, gsize n)
+{
+	if (sim.pty_conn)
+		conn_input(sim.pty_conn, d, n);
+}
+
+static gboolean
+conn_readable_cb(int fd, GIOCondition cond, gpointer data)
+{
+	Conn *c = data;
+	guint8 buf[4096];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	if (n <= 0) {
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			return G_SOURCE_CONTINUE;
+		c->watch = 0;
+		g_ptr_array_remove(sim.conns, c);
+		conn_free(c);
+		return G_SOURCE_REMOVE;
+	}
+	conn_input(c, buf, (gsize)n);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -1181,7 +1095,9 @@ conn_new(int fd, gboolean proxy)
 	c->fd = fd;
 	c->proxy = proxy;
 	c->in = g_byte_array_new();
-	c->watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, conn_readable_cb, c);
+	/* the pty's input comes through the shell (pty_input) */
+	if (proxy)
+		c->watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, conn_readable_cb, c);
 	g_ptr_array_add(sim.conns, c);
 	return c;
 }
@@ -1201,32 +1117,9 @@ accept_cb(int fd, GIOCondition cond, gpointer data)
 static gboolean
 open_pty(const char *path, GError **error)
 {
-	struct termios t;
-	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	const char *slave;
-
-	if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || !(slave = ptsname(master))) {
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "pty: %s", g_strerror(errno));
+	if (!cp_sim_modem_port_open(&sim.m, path, error))
 		return FALSE;
-	}
-	/* Hold the slave open: without it the master reads EIO between the
-	 * client's close and its next open. */
-	sim.pty_slave = open(slave, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (sim.pty_slave < 0 || tcgetattr(sim.pty_slave, &t) < 0) {
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "pty %s: %s", slave, g_strerror(errno));
-		return FALSE;
-	}
-	cfmakeraw(&t);
-	tcsetattr(sim.pty_slave, TCSANOW, &t);
-	unlink(path);
-	if (symlink(slave, path) < 0) {
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "symlink %s: %s",
-			    path, g_strerror(errno));
-		return FALSE;
-	}
-	conn_new(master, FALSE);
-	g_free(sim.port_path);
-	sim.port_path = g_strdup(path);
+	sim.pty_conn = conn_new(cp_sim_modem_port_fd(&sim.m), FALSE);
 	return TRUE;
 }
 
@@ -1258,88 +1151,64 @@ open_proxy(GError **error)
 /* ---- state dump -------------------------------------------------------- */
 
 static void
-dump(void)
+dump_keys(GString *s)
 {
-	g_autoptr(GString) s = NULL;
-	g_autofree char *tmp = NULL;
-	Profile *p;
+	const char *port = sim.proxy ? sim.proxy_name : sim.m.port_path;
 
-	if (!sim.dump_path)
-		return;
-	s = g_string_new(NULL);
-	cp_sim_usim_dump(sim.usim, s);
-	cp_sim_network_dump(sim.net, s);
 	g_string_append_printf(s, "operating-mode=%s\n", qmi_dms_operating_mode_get_string(sim.op_mode));
 	g_string_append_printf(s, "registration=%s\n", qmi_nas_registration_state_get_string(sim.reg_state));
-	g_string_append_printf(s, "modem-imsi=%s\n", sim.modem_imsi ? sim.modem_imsi : "");
-	p = profile_find(1);
-	g_string_append_printf(s, "apn=%s\n", p ? p->apn : "");
-	g_string_append_printf(s, "profiles=%u\n", sim.profiles->len);
+	g_string_append_printf(s, "profiles=%u\n", sim.m.contexts->len);
 	g_string_append_printf(s, "qmi-requests=%u\n", sim.n_requests);
 	g_string_append_printf(s, "apdus=%u\n", sim.n_apdus);
 	g_string_append_printf(s, "resets=%u\n", sim.n_resets);
 	g_string_append_printf(s, "reset-mode=%s\n", sim.reset_mode == RESET_REENUMERATE ? "reenumerate" : "keep-port");
-	g_string_append_printf(s, "port=%s\n", sim.proxy ? sim.proxy_name : sim.port_path ? sim.port_path : "");
+	g_string_append_printf(s, "port=%s\n", port ? port : "");
 	g_string_append(s, "firmware=");
 	for (gsize i = 0, n = 0; i < G_N_ELEMENTS(firmwares); i++)
 		if (sim.firmware & firmwares[i].flag)
 			g_string_append_printf(s, "%s%s", n++ ? "," : "", firmwares[i].name);
 	g_string_append_c(s, '\n');
-	tmp = g_strconcat(sim.dump_path, ".tmp", NULL);
-	if (g_file_set_contents_full(tmp, s->str, (gssize)s->len, G_FILE_SET_CONTENTS_NONE, 0600, NULL))
-		rename(tmp, sim.dump_path);
 }
 
 /* ---- command line ------------------------------------------------------ */
 
+/* --fail-qmi, --no-response, --vanish: SERVICE:MESSAGE[:N] */
 static gboolean
-parse_fault(FaultKind kind, const char *value, GError **error)
+fault_key(char **key, CpSimFault *f)
 {
-	g_auto(GStrv) f = g_strsplit(value, ":", -1);
-	Fault fault = { .kind = kind };
-	guint n = g_strv_length(f);
-	guint64 msg = 0, nth = 0;
-	int svc;
+	guint64 msg;
+	int svc = g_ascii_strcasecmp(key[0], "ctl") == 0 ? QMI_SERVICE_CTL :
+		  g_ascii_strcasecmp(key[0], "dms") == 0 ? QMI_SERVICE_DMS :
+		  g_ascii_strcasecmp(key[0], "nas") == 0 ? QMI_SERVICE_NAS :
+		  g_ascii_strcasecmp(key[0], "uim") == 0 ? QMI_SERVICE_UIM :
+		  g_ascii_strcasecmp(key[0], "wds") == 0 ? QMI_SERVICE_WDS : -1;
 
-	if (n < 2 || n > 3)
-		goto bad;
-	svc = g_ascii_strcasecmp(f[0], "ctl") == 0 ? QMI_SERVICE_CTL :
-	      g_ascii_strcasecmp(f[0], "dms") == 0 ? QMI_SERVICE_DMS :
-	      g_ascii_strcasecmp(f[0], "nas") == 0 ? QMI_SERVICE_NAS :
-	      g_ascii_strcasecmp(f[0], "uim") == 0 ? QMI_SERVICE_UIM :
-	      g_ascii_strcasecmp(f[0], "wds") == 0 ? QMI_SERVICE_WDS : -1;
-	if (svc < 0 || !g_ascii_string_to_unsigned(f[1] + (g_str_has_prefix(f[1], "0x") ? 2 : 0), 16, 0, 0xFFFF, &msg, NULL))
-		goto bad;
-	if (n == 3 && !g_ascii_string_to_unsigned(f[2], 10, 0, 1000000, &nth, NULL))
-		goto bad;
-	fault.service = (guint)svc;
-	fault.message = (guint)msg;
-	fault.nth = (guint)nth;
-	g_array_append_val(sim.faults, fault);
+	if (svc < 0 || !g_ascii_string_to_unsigned(key[1] + (g_str_has_prefix(key[1], "0x") ? 2 : 0), 16, 0, 0xFFFF,
+						   &msg, NULL))
+		return FALSE;
+	f->service = (guint)svc;
+	f->message = (guint)msg;
 	return TRUE;
-bad:
-	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-		    "fault '%s': want SERVICE:MESSAGE[:N], e.g. uim:0x003b:3", value);
-	return FALSE;
 }
 
-static gboolean
-opt_fail_qmi(const char *name, const char *value, gpointer data, GError **error)
-{
-	return parse_fault(FAULT_QMI_ERROR, value, error);
-}
-
-static gboolean
-opt_no_response(const char *name, const char *value, gpointer data, GError **error)
-{
-	return parse_fault(FAULT_NO_RESPONSE, value, error);
-}
-
-static gboolean
-opt_vanish(const char *name, const char *value, gpointer data, GError **error)
-{
-	return parse_fault(FAULT_VANISH, value, error);
-}
+static const CpSimFrontEnd front_end = {
+	.name = "cp-qmi-sim",
+	.summary = "- QMI modem simulator with a USIM and a network",
+	.flags = CP_SIM_MODEM_PTY_OPTIONAL | CP_SIM_MODEM_NETWORK_NAME,
+	.faults = {
+		.fail_option = "fail-qmi",
+		.fail_answer = "a QMI error",
+		.what = "SERVICE:MESSAGE",
+		.arg = "SVC:MSG[:N]",
+		.usage = "SERVICE:MESSAGE[:N], e.g. uim:0x003b:3",
+		.n_key = 2,
+		.parse_key = fault_key,
+	},
+	.input = pty_input,
+	.attach = attach_cb,
+	.dump = dump_keys,
+	.context_clear = profile_clear,
+};
 
 static gboolean
 parse_list(GArray **a, const char *value, GError **error)
@@ -1414,79 +1283,41 @@ opt_reset_mode(const char *name, const char *value, gpointer data, GError **erro
 	return TRUE;
 }
 
-static gboolean
-quit_cb(gpointer data)
-{
-	g_main_loop_quit(sim.loop);
-	return G_SOURCE_REMOVE;
-}
-
 int
 main(int argc, char **argv)
 {
-	g_autofree char *subscribers = NULL, *imsi = NULL, *k_hex = NULL, *opc_hex = NULL;
-	g_autofree char *adm1 = NULL, *iccid = NULL, *plmn = NULL, *network_name = NULL, *apn = NULL;
 	g_autofree char *card = NULL, *read_le = NULL;
 	CpSimLe le = CP_SIM_LE_LENIENT;
-	int adm1_retries = 3, mnc_length = 2, reset_delay = 200, reg_delay = 100;
 	gboolean offline = FALSE;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GOptionContext) ctx = NULL;
-	uint8_t k[16], opc[16];
 	Profile *p;
+	/* The hardware profiles (docs/simulators.md, "Defaults kept for now"):
+	 * --card, --read-le, --firmware and --reset-mode keep their defaults
+	 * (CP_SIM_CARD_DEFAULT, lenient, none, keep-port) until modem/ handles
+	 * the realistic ones. */
 	GOptionEntry entries[] = {
-		{ "pty", 0, 0, G_OPTION_ARG_FILENAME, &sim.pty_path, "Serve on a pty; symlink its slave to PATH", "PATH" },
 		{ "proxy", 0, 0, G_OPTION_ARG_NONE, &sim.proxy, "Serve on the abstract socket @qmi-proxy (use inside unshare -n)", NULL },
 		{ "proxy-name", 0, 0, G_OPTION_ARG_STRING, &sim.proxy_name, "Abstract socket name (default qmi-proxy)", "NAME" },
-		{ "subscribers", 0, 0, G_OPTION_ARG_FILENAME, &subscribers, "The network's subscriber file", "FILE" },
-		{ "imsi", 0, 0, G_OPTION_ARG_STRING, &imsi, "The card's initial IMSI", "DIGITS" },
-		{ "mnc-length", 0, 0, G_OPTION_ARG_INT, &mnc_length, "The card's initial MNC length (2)", "N" },
-		{ "k", 0, 0, G_OPTION_ARG_STRING, &k_hex, "The card's initial K (32 hex)", "HEX" },
-		{ "opc", 0, 0, G_OPTION_ARG_STRING, &opc_hex, "The card's initial OPc (32 hex)", "HEX" },
-		{ "adm1", 0, 0, G_OPTION_ARG_STRING, &adm1, "The card's ADM1 (8 characters)", "KEY" },
-		{ "adm1-retries", 0, 0, G_OPTION_ARG_INT, &adm1_retries, "Wrong ADM1 attempts before it blocks (3)", "N" },
-		{ "iccid", 0, 0, G_OPTION_ARG_STRING, &iccid, "The card's ICCID", "DIGITS" },
 		{ "card", 0, 0, G_OPTION_ARG_STRING, &card, "The card's model (" CP_SIM_CARD_DEFAULT ")", "NAME" },
 		{ "read-le", 0, 0, G_OPTION_ARG_STRING, &read_le, "READ answer to an Le the file cannot fill: lenient, exact, eof (lenient)", "MODE" },
 		{ "firmware", 0, 0, G_OPTION_ARG_CALLBACK, opt_firmware, "Firmware profile(s), comma-separated", "NAME[,NAME]" },
 		{ "reset-mode", 0, 0, G_OPTION_ARG_CALLBACK, opt_reset_mode, "On DMS reset: keep-port or reenumerate (keep-port)", "MODE" },
 		{ "reenumerate-path", 0, 0, G_OPTION_ARG_FILENAME, &sim.reenumerate_path, "After a reset the port comes back here (every other reset)", "PATH" },
-		{ "plmn", 0, 0, G_OPTION_ARG_STRING, &plmn, "The network's PLMN (00101)", "MCCMNC" },
-		{ "network-name", 0, 0, G_OPTION_ARG_STRING, &network_name, "The network's name", "NAME" },
-		{ "apn", 0, 0, G_OPTION_ARG_STRING, &apn, "APN of the modem's profile 1 (internet)", "APN" },
 		{ "offline", 0, 0, G_OPTION_ARG_NONE, &offline, "Start in low-power mode (no registration)", NULL },
-		{ "reset-delay", 0, 0, G_OPTION_ARG_INT, &reset_delay, "Milliseconds a reset takes (200)", "MS" },
-		{ "registration-delay", 0, 0, G_OPTION_ARG_INT, &reg_delay, "Milliseconds from online to attach (100)", "MS" },
-		{ "dump", 0, 0, G_OPTION_ARG_FILENAME, &sim.dump_path, "Write the card and modem state to FILE after every change", "FILE" },
-		{ "fail-qmi", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail_qmi, "Answer the N-th SERVICE:MESSAGE with a QMI error", "SVC:MSG[:N]" },
-		{ "no-response", 0, 0, G_OPTION_ARG_CALLBACK, opt_no_response, "Never answer the N-th SERVICE:MESSAGE", "SVC:MSG[:N]" },
-		{ "vanish", 0, 0, G_OPTION_ARG_CALLBACK, opt_vanish, "Disappear on the N-th SERVICE:MESSAGE", "SVC:MSG[:N]" },
 		{ "fail-apdu", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail_apdu, "Answer the N-th APDUs with 6F00", "N[,N]" },
 		{ "fail-update", 0, 0, G_OPTION_ARG_CALLBACK, opt_fail_update, "Answer the N-th UPDATE BINARY APDUs with 6F00", "N[,N]" },
 		G_OPTION_ENTRY_NULL,
 	};
 
-	signal(SIGPIPE, SIG_IGN);
-	sim.faults = g_array_new(FALSE, FALSE, sizeof(Fault));
-	sim.pty_slave = -1;
 	sim.listen_fd = -1;
-	ctx = g_option_context_new("- QMI modem simulator with a USIM and a network");
-	g_option_context_add_main_entries(ctx, entries, NULL);
-	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
-		fprintf(stderr, "cp-qmi-sim: %s\n", error->message);
+	if (!cp_sim_modem_parse(&sim.m, &front_end, entries, &argc, &argv))
 		return 2;
-	}
-	if (!!sim.pty_path == !!sim.proxy) {
+	if (!!sim.m.pty_path == !!sim.proxy) {
 		fprintf(stderr, "cp-qmi-sim: give exactly one of --pty PATH and --proxy\n");
 		return 2;
 	}
 	if (!sim.proxy_name)
 		sim.proxy_name = g_strdup("qmi-proxy");
-	if (reset_delay < 0 || reg_delay < 0 || adm1_retries < 1 || adm1_retries > 15 ||
-	    (mnc_length != 2 && mnc_length != 3)) {
-		fprintf(stderr, "cp-qmi-sim: delays >= 0, --adm1-retries 1-15, --mnc-length 2 or 3\n");
-		return 2;
-	}
 	if (sim.proxy && sim.reset_mode == RESET_REENUMERATE) {
 		fprintf(stderr, "cp-qmi-sim: --reset-mode reenumerate needs --pty\n");
 		return 2;
@@ -1499,48 +1330,17 @@ main(int argc, char **argv)
 		fprintf(stderr, "cp-qmi-sim: --read-le: want lenient, exact or eof\n");
 		return 2;
 	}
-	sim.reset_delay_ms = (guint)reset_delay;
-	sim.reg_delay_ms = (guint)reg_delay;
-	if (cp_hex_decode(k_hex ? k_hex : "000102030405060708090a0b0c0d0e0f", k, 16) != 16 ||
-	    cp_hex_decode(opc_hex ? opc_hex : "0f0e0d0c0b0a09080706050403020100", opc, 16) != 16) {
-		fprintf(stderr, "cp-qmi-sim: --k and --opc want 32 hex digits\n");
+	if (!cp_sim_modem_setup(&sim.m, card, le))
 		return 2;
-	}
-	sim.usim = cp_sim_usim_new_card(card ? card : CP_SIM_CARD_DEFAULT,
-				   iccid ? iccid : "8988211000000000017",
-				   imsi ? imsi : "001010123456789", (guint)mnc_length, k, opc,
-				   adm1 ? adm1 : "12345678", (guint)adm1_retries);
-	if (!sim.usim) {
-		g_autofree char *names = g_strjoinv(", ", (char **)cp_sim_usim_cards());
-
-		fprintf(stderr, "cp-qmi-sim: cards: %s\n", names);
-		return 2;
-	}
-	cp_sim_usim_set_le(sim.usim, le);
-	sim.net = cp_sim_network_new(plmn ? plmn : "00101",
-				     network_name ? network_name : "cellprov test network");
-	if (subscribers) {
-		sim.subscribers_mtime = file_mtime(subscribers);
-		if (!cp_sim_network_load(sim.net, subscribers, &error)) {
-			fprintf(stderr, "cp-qmi-sim: %s\n", error->message);
-			return 2;
-		}
-		sim.subscribers_path = g_strdup(subscribers);
-	}
 	sim.clients = g_ptr_array_new_with_free_func(g_free);
 	sim.conns = g_ptr_array_new();
 	sim.delayed = g_ptr_array_new_with_free_func((GDestroyNotify)delayed_free);
-	sim.profiles = g_ptr_array_new_with_free_func(profile_free);
-	p = g_new0(Profile, 1);
-	p->index = 1;
+	p = (Profile *)cp_sim_modem_context_add(&sim.m, sizeof(Profile), 1, sim.m.apn);
 	p->name = g_strdup("default");
-	p->apn = g_strdup(apn ? apn : "internet");
 	p->pdp_type = 3;   /* IPv4v6 */
-	g_ptr_array_add(sim.profiles, p);
 	sim.next_cid = 1;
-	sim.loop = g_main_loop_new(NULL, FALSE);
 
-	if (sim.pty_path ? !open_pty(sim.pty_path, &error) : !open_proxy(&error)) {
+	if (sim.m.pty_path ? !open_pty(sim.m.pty_path, &error) : !open_proxy(&error)) {
 		fprintf(stderr, "cp-qmi-sim: %s\n", error->message);
 		return 1;
 	}
@@ -1551,42 +1351,20 @@ main(int argc, char **argv)
 	else
 		go_online();
 	dump();
-	g_unix_signal_add(SIGTERM, quit_cb, NULL);
-	g_unix_signal_add(SIGINT, quit_cb, NULL);
-	/* readiness: the transport is up once this line is out */
-	printf("ready %s\n", sim.pty_path ? sim.pty_path : sim.proxy_name);
-	fflush(stdout);
-	g_main_loop_run(sim.loop);
-	dump();
-	if (sim.port_path)
-		unlink(sim.port_path);
+	cp_sim_modem_run(&sim.m, sim.m.pty_path ? sim.m.pty_path : sim.proxy_name);
 	delayed_drop(NULL, FALSE);
-	while (sim.conns->len) {
-		Conn *c = g_ptr_array_index(sim.conns, 0);
-
-		g_ptr_array_remove_index(sim.conns, 0);
-		conn_free(c);
-	}
+	conns_free();
 	g_ptr_array_unref(sim.conns);
 	g_ptr_array_unref(sim.clients);
-	g_ptr_array_unref(sim.profiles);
-	g_array_unref(sim.faults);
 	g_clear_pointer(&sim.fail_apdu, g_array_unref);
 	g_clear_pointer(&sim.fail_update, g_array_unref);
-	g_main_loop_unref(sim.loop);
-	if (sim.pty_slave >= 0)
-		close(sim.pty_slave);
 	if (sim.listen_fd >= 0)
 		close(sim.listen_fd);
-	g_free(sim.modem_imsi);
-	g_free(sim.pty_path);
-	g_free(sim.port_path);
+	if (sim.reset_timer)
+		g_source_remove(sim.reset_timer);
 	g_free(sim.reenumerate_path);
 	g_ptr_array_unref(sim.delayed);
 	g_free(sim.proxy_name);
-	g_free(sim.dump_path);
-	g_free(sim.subscribers_path);
-	cp_sim_usim_free(sim.usim);
-	cp_sim_network_free(sim.net);
+	cp_sim_modem_clear(&sim.m);
 	return 0;
 }
