@@ -174,8 +174,13 @@ cp_backend_modem_new(const CpConf *conf, const CpSecret *adm1, const CpBackendEv
 	CpBackendModem *bm;
 	CpModem *modem;
 
-	mc.backend = conf->backend == CP_BACKEND_QMI ? CP_MODEM_BACKEND_QMI :
-		     conf->backend == CP_BACKEND_MM ? CP_MODEM_BACKEND_MM : CP_MODEM_BACKEND_AUTO;
+	switch (conf->backend) {
+	case CP_BACKEND_QMI: mc.backend = CP_MODEM_BACKEND_QMI; break;
+	case CP_BACKEND_MM: mc.backend = CP_MODEM_BACKEND_MM; break;
+	case CP_BACKEND_AT: mc.backend = CP_MODEM_BACKEND_AT; break;
+	case CP_BACKEND_MBIM: mc.backend = CP_MODEM_BACKEND_MBIM; break;
+	default: mc.backend = CP_MODEM_BACKEND_AUTO; break;
+	}
 	mc.device = conf->modem_device;
 	mc.proxy = conf->proxy;
 	/* the bench puts its simulator behind another abstract socket */

@@ -267,7 +267,7 @@ parse_enum(CpConf *c, const char *group, const char *key, const char *v,
 	return FALSE;
 }
 
-static const char *const backend_names[] = { "auto", "qmi", "mm", NULL };
+static const char *const backend_names[] = { "auto", "qmi", "mm", "at", "mbim", NULL };
 static const char *const reset_names[] = { "auto", "user", NULL };
 
 const char *

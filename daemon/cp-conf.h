@@ -19,6 +19,8 @@ typedef enum {
 	CP_BACKEND_AUTO,        /* ModemManager when it runs, else QMI */
 	CP_BACKEND_QMI,
 	CP_BACKEND_MM,
+	CP_BACKEND_AT,          /* the module's AT port, directly */
+	CP_BACKEND_MBIM,        /* MBIM through mbim-proxy */
 } CpBackendKind;
 
 typedef enum {

@@ -86,7 +86,7 @@ typedef struct {
 } CpModemOps;
 
 struct _CpModemDriver {
-	const char *name;                /* "qmi", "mm" */
+	const char *name;                /* "qmi", "mm", "at", "mbim" */
 	const CpCardTransport *transport;
 	const CpModemOps *ops;
 	/* The transport shares the port with a manager (qmi-proxy). */
@@ -94,6 +94,10 @@ struct _CpModemDriver {
 };
 
 extern const CpModemDriver cp_modem_driver_qmi;
+extern const CpModemDriver cp_modem_driver_at;
+#if CP_HAVE_MBIM
+extern const CpModemDriver cp_modem_driver_mbim;
+#endif
 #if CP_HAVE_MM
 extern const CpModemDriver cp_modem_driver_mm;
 #endif

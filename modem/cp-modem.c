@@ -105,9 +105,23 @@ cp_modem_set_backend(CpModem *modem, CpModemBackendType type, GError **error)
 #if CP_HAVE_MM
 		modem->driver = &cp_modem_driver_mm;
 		break;
+#else
+		cp_set_error(error, CP_ERR_MODEM, "modem: the ModemManager backend is not in this build");
+		return FALSE;
+#endif
+	case CP_MODEM_BACKEND_AT:
+		modem->driver = &cp_modem_driver_at;
+		break;
+	case CP_MODEM_BACKEND_MBIM:
+#if CP_HAVE_MBIM
+		modem->driver = &cp_modem_driver_mbim;
+		break;
+#else
+		cp_set_error(error, CP_ERR_MODEM, "modem: the MBIM backend is not in this build");
+		return FALSE;
 #endif
 	default:
-		cp_set_error(error, CP_ERR_MODEM, "modem: the ModemManager backend is not in this build");
+		cp_set_error(error, CP_ERR_MODEM, "modem: unknown backend %d", (int)type);
 		return FALSE;
 	}
 	modem->type = type;

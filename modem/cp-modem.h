@@ -37,6 +37,8 @@ typedef enum {
 	CP_MODEM_BACKEND_AUTO,   /* ModemManager if it runs and manages the device, else QMI */
 	CP_MODEM_BACKEND_QMI,
 	CP_MODEM_BACKEND_MM,
+	CP_MODEM_BACKEND_AT,     /* the module's AT port (a tty), directly */
+	CP_MODEM_BACKEND_MBIM,   /* MBIM through mbim-proxy */
 } CpModemBackendType;
 
 typedef enum {

@@ -99,7 +99,7 @@ def main():
 
         # qmicli, one request against the same simulator
         # (wait4: the rusage of that one child, not of every child so far)
-        q = subprocess.Popen(["qmicli", "-d", b.qmi_pty, "--device-open-qmi", "--dms-get-ids"],
+        q = subprocess.Popen(["qmicli", "-d", b.modem_pty, "--device-open-qmi", "--dms-get-ids"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _, status, ru = os.wait4(q.pid, 0)
         q.returncode = os.waitstatus_to_exitcode(status)

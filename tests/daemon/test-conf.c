@@ -125,6 +125,38 @@ test_defaults(void)
 	g_assert_cmpstr(cp_reset_mode_name(c->reset), ==, "auto");
 }
 
+/* Every backend by its name; an AT module's control port is its tty. */
+static void
+test_backends(void)
+{
+	static const struct {
+		const char *name;
+		CpBackendKind kind;
+		const char *device;
+	} cases[] = {
+		{ "auto", CP_BACKEND_AUTO, "/dev/cdc-wdm0" },
+		{ "qmi", CP_BACKEND_QMI, "/dev/cdc-wdm0" },
+		{ "mm", CP_BACKEND_MM, "/dev/cdc-wdm0" },
+		{ "at", CP_BACKEND_AT, "/dev/ttyUSB2" },
+		{ "mbim", CP_BACKEND_MBIM, "/dev/cdc-wdm1" },
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autofree char *data = g_strdup_printf("%s[modem]\nbackend=%s\ndevice=%s\n"
+							"card=sysmo-isim-sja2\nadm1=/etc/cellprov/adm1\n",
+							"[device]\nkey=device-key\ncertificate-url=" URL "\n"
+							"manufacturer=Example Ltd\nmodel=GW-1\nserial=SN0001\n",
+							cases[i].name, cases[i].device);
+		g_autoptr(CpConf) c = cp_conf_load_data(data, strlen(data), "b.conf", &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpint(c->backend, ==, cases[i].kind);
+		g_assert_cmpstr(cp_backend_kind_name(c->backend), ==, cases[i].name);
+		g_assert_cmpstr(c->modem_device, ==, cases[i].device);
+	}
+}
+
 /* The installed example parses, and says what the defaults are. */
 static void
 test_example(void)
@@ -185,7 +217,8 @@ test_bad(void)
 		{ "device", "suites", "B;B", "B is listed twice" },
 		{ "device", "suites", ";", "not an ECIES profile" },
 		{ "device", "colour", "blue", "[device] colour: unknown key" },
-		{ "modem", "backend", "at", "[modem] backend: 'at' is not one of auto, qmi, mm" },
+		{ "modem", "backend", "AT", "[modem] backend: 'AT' is not one of auto, qmi, mm, at, mbim" },
+		{ "modem", "backend", "ncm", "[modem] backend: 'ncm' is not one of auto, qmi, mm, at, mbim" },
 		{ "modem", "device", NULL, "[modem] device: missing" },
 		{ "modem", "device", "cdc-wdm0", "not an absolute device path" },
 		{ "modem", "proxy", "yes", "[modem] proxy: 'yes' is not true or false" },
@@ -277,6 +310,7 @@ main(int argc, char **argv)
 	g_test_add_func("/daemon/conf/good", test_good);
 	g_test_add_func("/daemon/conf/defaults", test_defaults);
 	g_test_add_func("/daemon/conf/bad", test_bad);
+	g_test_add_func("/daemon/conf/backends", test_backends);
 	g_test_add_func("/daemon/conf/example", test_example);
 	g_test_add_func("/daemon/conf/missing", test_missing_groups_and_files);
 	return g_test_run();

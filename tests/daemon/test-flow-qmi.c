@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The daemon in-process with its real QMI backend on cp-qmi-sim (real
- * libqmi in between): a profile accepted and provisioned commits its
+ * The daemon in-process with a real modem backend on its simulator:
+ * QMI on cp-qmi-sim (real libqmi in between), AT on cp-at-sim, MBIM on
+ * cp-mbim-sim (real libmbim and a real mbim-proxy, in a network namespace
+ * of this test's own); CP_FLOW_BACKEND chooses (qmi when unset), each
+ * backend is one meson test. A profile accepted and provisioned commits its
  * profile_seq, the commit survives a restart, and the same profile
  * written again after a re-arm is refused as a replay with a receipt MAC'd
  * with K''. The simulated network knows the subscription the profile
@@ -10,9 +13,14 @@
  */
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <gio/gunixsocketaddress.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +38,7 @@
 #define ADM1 "12345678"
 
 static const char *sim_path;
+static const char *backend = "qmi";
 
 typedef struct {
 	char *dir;
@@ -50,6 +59,7 @@ typedef struct {
 	CpSecret *k2;
 	CpSecret *k_prof;
 	gboolean stop_at_decommissioning;
+	const char *const *sim_args;     /* more simulator options */
 	CpTestHttps https;
 	CpPoll *poll;
 } Fixture;
@@ -143,7 +153,8 @@ profile_ndef(Fixture *f)
 	return g_bytes_new(out.data, out.len);
 }
 
-/* cp-qmi-sim on a pty; its network knows the profile's subscription. */
+/* The backend's simulator on a pty; its network knows the profile's
+ * subscription. */
 static void
 start_sim(Fixture *f)
 {
@@ -154,14 +165,21 @@ start_sim(Fixture *f)
 	g_autofree char *dump = g_build_filename(f->dir, "dump", NULL);
 	g_autofree char *text = g_strdup_printf("# test network\n%s %s %s 000000000020\n",
 						NEW_IMSI, k_hex, opc_hex);
-	const char *argv[] = {
+	const char *base[] = {
 		sim_path, "--pty", f->pty, "--dump", dump, "--subscribers", subs,
-		"--adm1", ADM1, "--imsi", OLD_IMSI, "--reset-delay=20", "--registration-delay=20", NULL,
+		"--adm1", ADM1, "--imsi", OLD_IMSI, "--reset-delay=20", "--registration-delay=20",
 	};
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+
+	for (gsize i = 0; i < G_N_ELEMENTS(base); i++)
+		g_ptr_array_add(argv, (gpointer)base[i]);
+	for (const char *const *a = f->sim_args; a && *a; a++)
+		g_ptr_array_add(argv, (gpointer)*a);
+	g_ptr_array_add(argv, NULL);
 
 	write_secret(subs, text, strlen(text));
 	cp_cleanse(text, strlen(text));
-	f->sim = cp_test_spawn_ready(argv);
+	f->sim = cp_test_spawn_ready((const char *const *)argv->pdata);
 }
 
 static void
@@ -173,7 +191,7 @@ fixture_setup(Fixture *f, gconstpointer data)
 	CpDeviceRecord dr;
 	char *pem;
 
-	f->dir = g_dir_make_tmp("cp-flow-qmi-XXXXXX", &error);
+	f->dir = g_dir_make_tmp("cp-flow-XXXXXX", &error);
 	g_assert_no_error(error);
 	f->state_dir = g_build_filename(f->dir, "state", NULL);
 	f->pty = g_build_filename(f->dir, "pty", NULL);
@@ -191,9 +209,10 @@ fixture_setup(Fixture *f, gconstpointer data)
 	f->conf_text = g_strdup_printf(
 		"[device]\nkey=%s\ncertificate-url=https://certs.example.net/devices/%s\n"
 		"manufacturer=Example Ltd\nmodel=GW-1\nserial=SN0001\nsuites=B\n"
-		"[modem]\nbackend=qmi\ndevice=%s\nproxy=false\ncard=sysmo-isim-sja2\nadm1=%s\n"
+		"[modem]\nbackend=%s\ndevice=%s\nproxy=false\ncard=sysmo-isim-sja2\nadm1=%s\n"
 		"registration-timeout=15\n"
-		"[daemon]\nstate-directory=%s\n", key_path, id_hex, f->pty, adm1_path, f->state_dir);
+		"[daemon]\nstate-directory=%s\n", key_path, id_hex, backend, f->pty, adm1_path,
+		f->state_dir);
 
 	memset(&dr, 0, sizeof(dr));
 	dr.version = 1;
@@ -270,7 +289,7 @@ start_daemon(Fixture *f)
 	cp_daemon_add_listener(d, &l, f);
 	g_assert_true(cp_daemon_start(d, &error));
 	g_assert_no_error(error);
-	g_assert_cmpstr(cp_daemon_get_backend_name(d), ==, "qmi");
+	g_assert_cmpstr(cp_daemon_get_backend_name(d), ==, backend);
 	return d;
 }
 
@@ -556,6 +575,20 @@ dump_value(Fixture *f, const char *key)
 	return NULL;
 }
 
+/* Registered, as the simulator says: QMI's serving system, MBIM's
+ * register state, AT's +CEREG <stat> (home or roaming). */
+static gboolean
+modem_registered(Fixture *f)
+{
+	g_autofree char *reg = dump_value(f, strcmp(backend, "at") == 0 ? "stat" : "registration");
+
+	if (strcmp(backend, "at") == 0)
+		return g_strcmp0(reg, "1") == 0 || g_strcmp0(reg, "5") == 0;
+	if (strcmp(backend, "mbim") == 0)
+		return g_strcmp0(reg, "home") == 0 || g_strcmp0(reg, "roaming") == 0;
+	return g_strcmp0(reg, "registered") == 0;
+}
+
 /* The receipt on the tag: signed by this device, MAC'd with k2 (NULL: no
  * mac), at binding version binding. */
 static void
@@ -703,10 +736,8 @@ test_lifecycle(Fixture *f, gconstpointer data)
 		 * back with the working subscription and registers */
 		for (int i = 0; i < 100; i++) {
 			g_autofree char *modem_imsi = dump_value(f, "modem-imsi");
-			g_autofree char *reg = dump_value(f, "registration");
 
-			if (g_strcmp0(modem_imsi, "001010000000002") == 0 &&
-			    g_strcmp0(reg, "registered") == 0)
+			if (g_strcmp0(modem_imsi, "001010000000002") == 0 && modem_registered(f))
 				break;
 			g_assert_cmpint(i, <, 99);
 			g_usleep(50000);
@@ -1235,6 +1266,157 @@ test_poll(Fixture *f, gconstpointer data)
 
 /* The warning of a device that trusts on first use is expected here;
  * any other warning of the daemon still fails the test. */
+/*
+ * The whole flow on the backend, ending registered with the new IMSI: the
+ * modem reports it (the simulator's modem-imsi) and is registered; the
+ * card holds the new subscription and the APN is set.
+ */
+static void
+test_provision(Fixture *f, gconstpointer data)
+{
+	g_autofree char *imsi = NULL, *apn = NULL, *card_imsi = NULL;
+
+	f->sim_args = data;
+	make_profile(f, 5);
+	start_sim(f);
+	f->d = start_daemon(f);
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_OK);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_PROVISIONED);
+	check_receipt(f, CP_RECEIPT_PROVISIONED, CP_OK);
+	g_assert_cmpstr(cp_daemon_get_imsi(f->d), ==, NEW_IMSI);
+	imsi = dump_value(f, "modem-imsi");
+	card_imsi = dump_value(f, "imsi");
+	apn = dump_value(f, "apn");
+	g_assert_cmpstr(imsi, ==, NEW_IMSI);
+	g_assert_cmpstr(card_imsi, ==, NEW_IMSI);
+	g_assert_cmpstr(apn, ==, "internet");
+	g_assert_true(modem_registered(f));
+}
+
+/*
+ * Registration denied (the network does not know the new subscription):
+ * the daemon rolls back, and the card's files are the old ones byte for
+ * byte, as the simulator dumps them.
+ */
+static void
+test_denied(Fixture *f, gconstpointer data)
+{
+	g_autofree char *before = NULL, *after = NULL, *imsi = NULL;
+
+	make_profile(f, 6);
+	strcpy(f->p.supi, "001010000000099");
+	start_sim(f);
+	before = card_files(f);
+	f->d = start_daemon(f);
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_FAILED);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_ERR_REG_DENIED);
+	check_receipt(f, CP_RECEIPT_FAILED, CP_ERR_REG_DENIED);
+	after = card_files(f);
+	g_assert_cmpstr(after, ==, before);
+	imsi = dump_value(f, "imsi");
+	g_assert_cmpstr(imsi, ==, OLD_IMSI);
+}
+
+/*
+ * A wrong ADM1 in the device's config. With attempts left the card
+ * counts one down and nothing is written; with one attempt left the
+ * engine does not try at all (a wrong key would block the card for good).
+ */
+static void
+test_adm1_wrong(Fixture *f, gconstpointer data)
+{
+	const char *left = data;
+	g_autofree char *path = g_build_filename(f->dir, "adm1", NULL);
+	g_autofree char *before = NULL, *after = NULL, *retries = NULL;
+	g_autofree char *arg = g_strdup_printf("--adm1-retries=%s", left);
+	const char *args[] = { arg, NULL };
+
+	write_secret(path, "87654321\n", 9);
+	f->sim_args = args;
+	make_profile(f, 7);
+	start_sim(f);
+	before = card_files(f);
+	f->d = start_daemon(f);
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_FAILED);
+	g_assert_cmpint(cp_daemon_get_last_error(f->d, NULL), ==, CP_ERR_ADM1);
+	after = card_files(f);
+	g_assert_cmpstr(after, ==, before);
+	retries = dump_value(f, "adm1-retries");
+	if (strcmp(left, "1") == 0)
+		g_assert_cmpstr(retries, ==, "1");
+	else
+		g_assert_cmpuint(g_ascii_strtoull(retries, NULL, 10), ==, g_ascii_strtoull(left, NULL, 10) - 1);
+}
+
+static GPid proxy_pid;
+
+static void
+stop_proxy(void)
+{
+	if (proxy_pid) {
+		kill(proxy_pid, SIGTERM);
+		waitpid(proxy_pid, NULL, 0);
+		proxy_pid = 0;
+	}
+}
+
+/* The loopback of a new network namespace starts down (the SM's HTTPS
+ * server of the poll test listens there). */
+static gboolean
+loopback_up(void)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	gboolean ok;
+
+	if (fd < 0)
+		return FALSE;
+	g_strlcpy(ifr.ifr_name, "lo", sizeof(ifr.ifr_name));
+	ok = ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
+	ifr.ifr_flags |= IFF_UP;
+	ok = ok && ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
+	close(fd);
+	return ok;
+}
+
+/* MBIM goes through mbim-proxy: this test's own, in a network namespace
+ * of its own (its @mbim-proxy socket is then ours), up within 5 s. */
+static gboolean
+start_proxy(void)
+{
+	const char *path = g_getenv("CP_MBIM_PROXY");
+	const char *argv[] = { path, "--no-exit", NULL };
+
+	if (!path || !*path || unshare(CLONE_NEWNET) != 0 || !loopback_up())
+		return FALSE;
+	if (!g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, cp_test_child_setup, NULL,
+			   &proxy_pid, NULL))
+		return FALSE;
+	for (guint i = 0; i < 500; i++) {
+		g_autoptr(GSocketAddress) a = g_unix_socket_address_new_with_type("mbim-proxy", -1,
+										  G_UNIX_SOCKET_ADDRESS_ABSTRACT);
+		g_autoptr(GSocket) sk = g_socket_new(G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM,
+						     G_SOCKET_PROTOCOL_DEFAULT, NULL);
+
+		if (sk && g_socket_connect(sk, a, NULL, NULL))
+			return TRUE;
+		g_usleep(10000);
+	}
+	stop_proxy();
+	return FALSE;
+}
+
+static void
+add(const char *name, gconstpointer data, void (*func)(Fixture *, gconstpointer))
+{
+	g_autofree char *path = g_strdup_printf("/daemon/flow-%s/%s", backend, name);
+
+	g_test_add(path, Fixture, data, fixture_setup, func, fixture_teardown);
+}
+
 static void
 on_warning(const char *domain, GLogLevelFlags level, const char *message, gpointer data)
 {
@@ -1246,25 +1428,40 @@ on_warning(const char *domain, GLogLevelFlags level, const char *message, gpoint
 int
 main(int argc, char **argv)
 {
+	int rc;
+
 	g_test_init(&argc, &argv, NULL);
 	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
 	g_log_set_handler("cellprovd", G_LOG_LEVEL_WARNING, on_warning, NULL);
-	sim_path = g_getenv("CP_QMI_SIM");
+	if (g_getenv("CP_FLOW_BACKEND"))
+		backend = g_getenv("CP_FLOW_BACKEND");
+	sim_path = g_getenv("CP_FLOW_SIM");
 	if (!sim_path) {
-		g_printerr("CP_QMI_SIM is not set\n");
+		g_printerr("CP_FLOW_SIM is not set\n");
 		return 1;
 	}
-	g_test_add("/daemon/flow-qmi/accept-restart-replay", Fixture, NULL, fixture_setup,
-		   test_accept_restart_replay, fixture_teardown);
-	g_test_add("/daemon/flow-qmi/binding", Fixture, NULL, fixture_setup, test_binding,
-		   fixture_teardown);
-	g_test_add("/daemon/flow-qmi/lifecycle", Fixture, NULL, fixture_setup, test_lifecycle,
-		   fixture_teardown);
-	g_test_add("/daemon/flow-qmi/factory-reset", Fixture, NULL, fixture_setup,
-		   test_factory_reset, fixture_teardown);
-	g_test_add("/daemon/flow-qmi/decommission-crash", Fixture, NULL, fixture_setup,
-		   test_decommission_crash, fixture_teardown);
-	g_test_add("/daemon/flow-qmi/poll", Fixture, NULL, fixture_setup, test_poll,
-		   fixture_teardown);
-	return g_test_run();
+	if (strcmp(backend, "mbim") == 0 && !start_proxy()) {
+		g_printerr("no mbim-proxy of this test's own (CP_MBIM_PROXY, unshare -n)\n");
+		return 1;
+	}
+	add("accept-restart-replay", NULL, test_accept_restart_replay);
+	add("binding", NULL, test_binding);
+	add("lifecycle", NULL, test_lifecycle);
+	add("factory-reset", NULL, test_factory_reset);
+	add("decommission-crash", NULL, test_decommission_crash);
+	add("poll", NULL, test_poll);
+	add("provision", NULL, test_provision);
+	add("denied-rollback", NULL, test_denied);
+	add("adm1-wrong", "3", test_adm1_wrong);
+	add("adm1-last-attempt", "1", test_adm1_wrong);
+	if (strcmp(backend, "at") == 0) {
+		/* every answer in 3-byte pieces, two URCs around every answer
+		 * line (inside the +CSIM answers), echo on (the default) */
+		static const char *const rough[] = { "--split=3", "--urc-storm=2", NULL };
+
+		add("provision-split-urcs-echo", rough, test_provision);
+	}
+	rc = g_test_run();
+	stop_proxy();
+	return rc;
 }

@@ -80,6 +80,25 @@ fi
 echo "$out" | grep -q "\[modem\] proxy: 'maybe'" || fail "bad value not named: $out"
 sed -i "s|option proxy 'maybe'|option proxy '0'|" "$tmp/uci"
 
+# every backend goes through as cellprovd names it; an AT module's port is a tty
+for b in at:/dev/ttyUSB2 mbim:/dev/cdc-wdm1 mm:/dev/cdc-wdm0 auto:/dev/cdc-wdm0; do
+	sed -e "s|option backend 'qmi'|option backend '${b%%:*}'|" \
+	    -e "s|option device '/dev/cdc-wdm0'|option device '${b#*:}'|" "$tmp/uci" > "$tmp/uci.$$"
+	PATH="$tmp/bin:$PATH" UCI_FILE="$tmp/uci.$$" sh "$owrt/cellprov-uci2conf" > "$tmp/b.conf"
+	grep -qx "backend=${b%%:*}" "$tmp/b.conf" && grep -qx "device=${b#*:}" "$tmp/b.conf" ||
+		{ cat "$tmp/b.conf"; fail "UCI backend ${b%%:*} not written out"; }
+	out=$("$build/daemon/cellprovd" --check-config --config "$tmp/b.conf" 2>&1) ||
+		fail "cellprovd refuses backend ${b%%:*}: $out"
+done
+sed -i "s|option backend 'qmi'|option backend 'ncm'|" "$tmp/uci"
+PATH="$tmp/bin:$PATH" UCI_FILE="$tmp/uci" sh "$owrt/cellprov-uci2conf" > "$tmp/bad.conf"
+if out=$("$build/daemon/cellprovd" --check-config --config "$tmp/bad.conf" 2>&1); then
+	fail "UCI backend 'ncm' was accepted"
+fi
+echo "$out" | grep -q "\[modem\] backend: 'ncm' is not one of auto, qmi, mm, at, mbim" || fail "bad backend not named: $out"
+sed -i "s|option backend 'ncm'|option backend 'qmi'|" "$tmp/uci"
+rm -f "$tmp/uci.$$"
+
 # the network section: [network], and a bad interval named by cellprovd
 cp "$tmp/uci" "$tmp/uci.orig"
 cp "$tmp/etc/trusted-operators.pem" "$tmp/etc/sm-ca.pem"

@@ -18,7 +18,11 @@ decommission (the card back to its original values) and a new claim by
 the first owner, each ending with `cellprovctl status` and the AUSF's
 view of the device.
 
-Usage: demo.py BUILDDIR [--ble | --lifecycle]"""
+With --modem at or --modem mbim: the same flow with cellprovd driving an
+AT module (cp-at-sim, backend=at) or an MBIM module (cp-mbim-sim through
+the bench's own mbim-proxy, backend=mbim) instead of the QMI one.
+
+Usage: demo.py BUILDDIR [--ble | --lifecycle] [--modem qmi|at|mbim]"""
 
 import json
 import os
@@ -30,6 +34,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2ebench import FIRST_IMSI, E2E, Fail  # noqa: E402
 
+MODEM_NAMES = {"qmi": "QMI", "at": "AT", "mbim": "MBIM"}
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(SOURCE, "tests", "sim", "bluez"))
 import bluezbench  # noqa: E402
@@ -85,12 +90,13 @@ def chapter(n, text, res):
                                                  r["relay"]["result"], r["relay"]["action"]), flush=True)
 
 
-def lifecycle():
-    b = E2E(sys.argv[1])
+def lifecycle(modem):
+    b = E2E(sys.argv[1], modem=modem)
     ok = False
     try:
         print("==> the network side (certificate server, AUSF, SM), a device from cellprov-mfg, "
-              "the QMI modem simulator, cellprovd, two companions ('bench' and 'neighbour')", flush=True)
+              "the %s modem simulator, cellprovd, two companions ('bench' and 'neighbour')" % MODEM_NAMES[modem],
+              flush=True)
         b.setup()
         b.start_bus()
         info = b.make_gateway()
@@ -123,8 +129,8 @@ def lifecycle():
               flush=True)
         chapter(4, "decommission", b.owner_step(["decommission", dev], token=b.path("neighbour-token")))
         b.wait_state("idle")
-        print("    the card is %s its original values (cp-qmi-sim --dump)"
-              % ("back to" if b.card() == original else "NOT at"), flush=True)
+        print("    the card is %s its original values (cp-%s-sim --dump)"
+              % ("back to" if b.card() == original else "NOT at", modem), flush=True)
         if b.card() != original:
             raise Fail("the card is not back to its original values")
         status(b)
@@ -178,11 +184,20 @@ def companion_ble(b, tap_timeout=30):
 
 
 def main():
-    if sys.argv[2:] == ["--lifecycle"]:
-        return lifecycle()
-    ble = sys.argv[2:] == ["--ble"]
+    args = sys.argv[2:]
+    modem = "qmi"
+    if "--modem" in args:
+        i = args.index("--modem")
+        modem = args[i + 1] if i + 1 < len(args) else ""
+        del args[i:i + 2]
+    if modem not in MODEM_NAMES or args not in ([], ["--lifecycle"], ["--ble"]):
+        print(__doc__.splitlines()[-1], file=sys.stderr)
+        return 2
+    if args == ["--lifecycle"]:
+        return lifecycle(modem)
+    ble = args == ["--ble"]
     over = "BLE" if ble else "NFC"
-    b = E2E(sys.argv[1])
+    b = E2E(sys.argv[1], modem=modem)
     b.ble = None
     ok = False
     try:
@@ -192,8 +207,9 @@ def main():
         print("==> cellprov-mfg makes the device: key, certificate, DeviceID, cellprov.conf", flush=True)
         info = b.make_gateway()
         print("    DeviceID %s\n    %s" % (info["device-id"], info["certificate-url"]), flush=True)
-        print("==> the device: QMI modem simulator (programmable USIM, authenticating network), "
-              "its PN532 (simulated), cellprovd", flush=True)
+        print("==> the device: %s modem simulator (programmable USIM, authenticating network), "
+              "its PN532 (simulated), cellprovd (backend=%s)"
+              % (MODEM_NAMES[modem], "auto" if modem == "qmi" else modem), flush=True)
         b.start_modem()
         b.link_up()
         if ble:

@@ -1,15 +1,20 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The whole simulated bench: the network side of tests/integration/network
 (TLS and manufacturer CAs, lighttpd, cellprov-ausf, cellprov-sm), a device
-made by cellprov-mfg, the QMI modem simulator with its authenticating
+made by cellprov-mfg, a modem simulator (QMI by default; AT or MBIM, the
+latter through a mbim-proxy of the bench's own) with its authenticating
 network, two PN532 simulators joined by an RF link, cellprovd on one and
 cellprov-companion on the other (companion_nfc, tap_nfc), or a scripted
 phone in place of the companion for what a well-behaved companion never
 does (phone, write_tag, tap). Standard library only."""
 
+import ctypes
+import fcntl
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -21,16 +26,46 @@ sys.path.insert(0, os.path.join(SOURCE, "tests", "integration", "network"))
 import netbench  # noqa: E402
 from netbench import Fail, check, prereq  # noqa: E402
 
-ADM1 = "12345678"          # the QMI simulator's card
+ADM1 = "12345678"          # the simulators' card
 FIRST_IMSI = "001010000000001"
 OLD_IMSI = "001010123456789"
+# the modem simulators, by the backend= that drives them
+MODEM_SIMS = {"qmi": "tests/sim/qmi/cp-qmi-sim", "at": "tests/sim/at/cp-at-sim",
+              "mbim": "tests/sim/mbim/cp-mbim-sim"}
+
+
+def private_network():
+    """A network namespace of this process's own (root), its loopback up:
+    MBIM goes through mbim-proxy, whose socket is the abstract @mbim-proxy,
+    shared by everything in a namespace; the bench's own proxy must be the
+    one cellprovd reaches. Everything the bench starts afterwards is in it."""
+    if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) != 0:   # CLONE_NEWNET
+        prereq.missing("no network namespace of the bench's own for @mbim-proxy (root, unshare -n)")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, struct.pack("16sH14x", b"lo", 0)))[1]
+        fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 1))   # SIOCSIFFLAGS IFF_UP
 
 
 class E2E(netbench.Bench):
-    def __init__(self, builddir, say_steps=False, **kw):
+    def __init__(self, builddir, say_steps=False, modem="qmi", **kw):
+        if modem not in MODEM_SIMS:
+            raise ValueError("modem %r: one of %s" % (modem, ", ".join(MODEM_SIMS)))
+        if modem == "mbim":
+            private_network()
         super().__init__(builddir, **kw)
         self.say_steps = say_steps
         self.daemon_debug = False
+        self.modem = modem
+        self.modem_dump = None
+
+    # the QMI bench's name for the simulator's dump (tests/integration/mm)
+    @property
+    def qmi_dump(self):
+        return self.modem_dump
+
+    @qmi_dump.setter
+    def qmi_dump(self, path):
+        self.modem_dump = path
 
     def step(self, n, text):
         if self.say_steps:
@@ -44,7 +79,7 @@ class E2E(netbench.Bench):
         default configuration (exit when idle) has tests of its own."""
         self.gw = name
         self.pn532_target = self.path("pn532-device")
-        self.qmi_pty = self.path("qmi")
+        self.modem_pty = self.path(self.modem)
         self.state_dir = self.path("state-" + name)
         # As a manufacturer ships it: trusting the bench's operator only.
         if not self.operator_root:
@@ -52,10 +87,13 @@ class E2E(netbench.Bench):
         info = self.make_device(name, extra=[
             "--trusted-operators", self.operator_root,
             "--adm1", ADM1, "--connstring", "pn532_uart:" + self.pn532_target,
-            "--modem-device", self.qmi_pty, "--card", "sysmo-isim-sja2",
+            "--modem-device", self.modem_pty, "--card", "sysmo-isim-sja2",
             "--state-directory", self.state_dir])
-        # the simulator is on a pty, not behind qmi-proxy
+        # the simulator is on a pty, not behind qmi-proxy; backend=auto
+        # finds QMI (no ModemManager on the bench), the others are named
         conf = open(info["config"]).read()
+        if self.modem != "qmi":
+            conf = conf.replace("\nbackend=auto\n", "\nbackend=%s\n" % self.modem)
         if "proxy=" in conf:
             conf = "\n".join("proxy=false" if l.startswith("proxy=") else l for l in conf.splitlines()) + "\n"
         else:
@@ -76,28 +114,57 @@ class E2E(netbench.Bench):
         k = json.loads(r.stdout)
         return k["k-usim"], k["opc"]
 
+    def start_mbim_proxy(self):
+        """The bench's own mbim-proxy (in its own network namespace), up
+        once @mbim-proxy takes connections; it stays across modem restarts."""
+        if "mbim-proxy" in self.procs:
+            return
+        proxy = os.environ.get("CP_MBIM_PROXY") or "/usr/libexec/mbim-proxy"
+        if not os.path.exists(proxy):
+            prereq.missing("mbim-proxy (Debian package libmbim-proxy) is not installed")
+        self.procs["mbim-proxy"] = subprocess.Popen([proxy, "--no-exit"], stdout=subprocess.DEVNULL,
+                                                    stderr=open(self.path("mbim-proxy.log"), "a"))
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                try:
+                    s.connect("\0mbim-proxy")
+                    return
+                except OSError:
+                    time.sleep(0.02)
+        raise Fail("mbim-proxy did not come up")
+
     def start_modem(self, subscribers=None, extra=()):
-        """The QMI simulator; by default its network knows the device's
+        """The modem simulator; by default its network knows the device's
         future subscription (so AKA succeeds once the USIM holds it)."""
         subs = self.path("subscribers.txt")
         if subscribers is None:
             k, opc = self.usim_credentials()
             subscribers = ["%s %s %s 000000000000" % (FIRST_IMSI, k, opc)]
         netbench.write(subs, "# bench network\n" + "".join(s + "\n" for s in subscribers))
-        self.qmi_dump = self.path("qmi.state")
-        log = open(self.path("qmi-sim.log"), "a")
-        p = subprocess.Popen([self.prog("tests/sim/qmi/cp-qmi-sim"), "--pty", self.qmi_pty,
-                              "--subscribers", subs, "--dump", self.qmi_dump, "--adm1", ADM1,
+        if self.modem == "mbim":
+            self.start_mbim_proxy()
+        name = self.modem + "-sim"
+        self.modem_dump = self.path(self.modem + ".state")
+        log = open(self.path(name + ".log"), "a")
+        p = subprocess.Popen([self.prog(MODEM_SIMS[self.modem]), "--pty", self.modem_pty,
+                              "--subscribers", subs, "--dump", self.modem_dump, "--adm1", ADM1,
                               "--imsi", OLD_IMSI] + list(extra),
                              stdout=subprocess.PIPE, stderr=log, text=True)
         line = p.stdout.readline()
         if not line.startswith("ready"):
-            raise Fail("cp-qmi-sim did not start: %r" % line)
-        self.procs["qmi-sim"] = p
+            raise Fail("cp-%s did not start: %r" % (name, line))
+        self.procs[name] = p
+
+    def stop_modem(self):
+        p = self.procs.pop(self.modem + "-sim", None)
+        if p:
+            p.terminate()
+            p.wait(10)
 
     def modem_state(self):
         state = {}
-        for line in open(self.qmi_dump).read().splitlines():
+        for line in open(self.modem_dump).read().splitlines():
             if "=" in line:
                 k, v = line.split("=", 1)
                 state[k] = v
@@ -393,7 +460,7 @@ class E2E(netbench.Bench):
     # ---- the owner's lifecycle commands ----
 
     def card(self):
-        """The card's files as the QMI simulator dumps them (ef-*)."""
+        """The card's files as the modem simulator dumps them (ef-*)."""
         return {k: v for k, v in self.modem_state().items() if k.startswith("ef-")}
 
     def ausf_view(self):
@@ -510,7 +577,7 @@ class E2E(netbench.Bench):
 
     def dump_logs(self):
         super().dump_logs()
-        for name in ("cellprovd", "qmi-sim", "pn532-sim", "pn532-link", "companion"):
+        for name in ("cellprovd", self.modem + "-sim", "mbim-proxy", "pn532-sim", "pn532-link", "companion"):
             p = self.path(name + ".log")
             if os.path.exists(p):
                 sys.stdout.write("---- %s.log ----\n%s" % (name, open(p).read()[-8000:]))
