@@ -46,6 +46,8 @@ step_phase(CpModemFlow *f, CpModemStep s)
 {
 	if (f->rolling_back)
 		return CP_MODEM_PHASE_RESTORING;
+	if (f->following)
+		return f->follow_phase;
 	switch (s) {
 	case CP_STEP_WRITE:
 	case CP_STEP_CLOSE_CHANNEL:
@@ -242,6 +244,8 @@ flow_free(CpModemFlow *f)
 	g_clear_pointer(&f->backup, cp_modem_backup_free);
 	g_clear_error(&f->first_error);
 	g_free(f->iccid);
+	g_free(f->iccid_before);
+	g_free(f->run.device);
 	g_free(f->old_apn);
 	g_free(f->reg_plmn);
 	g_free(f->reg_name);
@@ -380,9 +384,15 @@ start_rollback(CpModemFlow *f, GError *error)
 	rollback_begin(f);
 }
 
+static void follow_begin(CpModemFlow *f, GError *error);
+
 void
 cp_modem_flow_fail(CpModemFlow *f, GError *error)
 {
+	if (f->reset_sent && (f->run.gone || g_error_matches(error, CP_ERROR, CP_ERR_MODEM_GONE))) {
+		follow_begin(f, error);
+		return;
+	}
 	if (f->run.gone && !g_error_matches(error, CP_ERROR, CP_ERR_MODEM_GONE)) {
 		g_clear_error(&error);
 		error = g_error_new(CP_ERROR, CP_ERR_MODEM_GONE, "the modem went away");
@@ -468,6 +478,18 @@ cp_modem_flow_check_iccid(CpModemFlow *f)
 		cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_CARD_ABSENT,
 						  "the card's ICCID cannot be read"));
 		return;
+	}
+	if (f->following) {
+		f->following = FALSE;
+		if (g_strcmp0(f->iccid, f->iccid_before) != 0) {
+			g_autofree char *x = cp_redact(f->iccid), *y = cp_redact(f->iccid_before);
+
+			cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_CARD_ABSENT,
+							  "the modem came back with another card (ICCID %s, not %s)",
+							  x, y));
+			return;
+		}
+		g_message("the modem is back, with the same card");
 	}
 	if (cp_modem_run_restoring(&f->run) && g_strcmp0(f->iccid, b->iccid) != 0) {
 		g_autofree char *x = cp_redact(f->iccid), *y = cp_redact(b->iccid);
@@ -706,6 +728,160 @@ step_check_imsi(CpModemFlow *f)
 	o->read_imsi(&f->run);
 }
 
+
+/* ---- a module that re-enumerates ---------------------------------------- */
+
+/*
+ * A USB module's reset reboots it: the port goes away once the reset is
+ * answered and returns seconds later, often under another name. The
+ * port is found again by its USB device and interface (cp-modem-port.h),
+ * or, where sysfs does not know it (a pty), at the configured path.
+ */
+static char *
+port_locate(CpModemFlow *f)
+{
+	CpModem *m = f->run.modem;
+
+	if (m->port_id)
+		return cp_port_id_find(m->port_id, m->sysfs);
+	return g_strdup(m->device);
+}
+
+/* The port may be gone a while: after our reset, and on the way back
+ * (a rollback or a restore after a crash, which may start while the
+ * module reboots). A provisioning's first open does not wait. */
+static gboolean
+port_may_wait(CpModemFlow *f)
+{
+	return f->following || f->rolling_back || !f->run.target;
+}
+
+static gboolean
+port_waited_enough(CpModemFlow *f)
+{
+	GCancellable *user = g_task_get_cancellable(f->task);
+
+	if (g_get_monotonic_time() >= f->port_deadline)
+		return TRUE;
+	/* a provisioning cancelled while the module reboots rolls back */
+	return !f->rolling_back && f->run.target && user && g_cancellable_is_cancelled(user);
+}
+
+static gboolean
+port_retry_cb(gpointer data)
+{
+	CpModemFlow *f = data;
+
+	f->retry_id = 0;
+	flow_run(f);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+port_retry(CpModemFlow *f)
+{
+	f->sub++;
+	f->retry_id = g_timeout_add(200, port_retry_cb, f);
+}
+
+static void
+port_opened(CpModemFlow *f, GError *error)
+{
+	if ((g_error_matches(error, CP_ERROR, CP_ERR_MODEM_GONE) ||
+	     g_error_matches(error, CP_ERROR, CP_ERR_MODEM_TIMEOUT) || (error && f->run.gone)) &&
+	    port_may_wait(f) && !port_waited_enough(f)) {
+		/* there, but not answering yet: a module still starting */
+		g_debug("the port does not open yet: %s", error->message);
+		g_error_free(error);
+		port_close(f);
+		f->run.gone = FALSE;
+		uncancel(f);
+		port_retry(f);
+		return;
+	}
+	step_done(f, error);
+}
+
+static void
+step_open_port(CpModemFlow *f)
+{
+	CpModem *m = f->run.modem;
+	g_autofree char *path = port_locate(f);
+
+	if (f->sub == 0)
+		f->port_deadline = g_get_monotonic_time() + (gint64)m->reenumerate_timeout * G_USEC_PER_SEC;
+	if (!path && port_may_wait(f)) {
+		if (!port_waited_enough(f)) {
+			if (f->sub == 0)
+				g_message("waiting up to %u s for the modem's port (%s)", m->reenumerate_timeout,
+					  cp_port_id_describe(m->port_id));
+			port_retry(f);
+			return;
+		}
+		cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_MODEM_GONE,
+						  "the modem's port (%s) did not come back within %u s",
+						  cp_port_id_describe(m->port_id), m->reenumerate_timeout));
+		return;
+	}
+	if (path && g_strcmp0(path, f->run.device) != 0) {
+		g_message("the modem's port is now %s", path);
+		g_free(f->run.device);
+		f->run.device = g_steal_pointer(&path);
+	}
+	f->port_open = TRUE;
+	f->on_done = port_opened;
+	f->run.driver->transport->open(&f->run);
+}
+
+/* The port went away after the reset: open it again where it comes back,
+ * check the card is the one written, and go on where the flow was. */
+static void
+follow_begin(CpModemFlow *f, GError *error)
+{
+	static const CpModemStep reopen[] = { CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS, CP_STEP_ICCID };
+	guint at = f->pos;
+
+	g_message("the modem went away after its reset (%s): following it", error->message);
+	g_error_free(error);
+	stop_all(f);
+	f->reset_sent = FALSE;
+	port_close(f);
+	f->run.gone = FALSE;
+	g_clear_object(&f->run.cancellable);
+	f->run.cancellable = g_cancellable_new();
+	/* the reset's own answer may be what was lost */
+	if (f->plan[at] == CP_STEP_RESET)
+		at++;
+	memmove(&f->plan[at + G_N_ELEMENTS(reopen)], &f->plan[at], (f->n_plan - at) * sizeof(f->plan[0]));
+	memcpy(&f->plan[at], reopen, sizeof(reopen));
+	f->n_plan += G_N_ELEMENTS(reopen);
+	g_free(f->iccid_before);
+	f->iccid_before = g_strdup(f->iccid);
+	/* the reopening carries the phase of what it resumes (the phases
+	 * the daemon journals never go back) */
+	f->follow_phase = step_phase(f, f->plan[at + G_N_ELEMENTS(reopen)]);
+	f->following = TRUE;
+	f->pos = at;
+	f->sub = 0;
+	f->ef = 0;
+	flow_run(f);
+}
+
+/* A reset that re-enumerates is followed only while the port is the
+ * flow's own to the end: a lent modem's port closes after the reset and
+ * its manager sees the module come back. */
+static void
+step_reset(CpModemFlow *f)
+{
+	gboolean owned = f->port_open && !f->rolling_back && f->run.target;
+
+	for (guint i = f->pos + 1; owned && i < f->n_plan; i++)
+		if (f->plan[i] == CP_STEP_CLOSE_PORT)
+			owned = FALSE;
+	f->reset_sent = owned;
+	f->run.driver->ops->reset(&f->run);
+}
+
 /* ---- the flow ---------------------------------------------------------- */
 
 static void
@@ -755,8 +931,7 @@ flow_run(CpModemFlow *f)
 		o->take(&f->run);
 		return;
 	case CP_STEP_OPEN_PORT:
-		f->port_open = TRUE;
-		t->open(&f->run);
+		step_open_port(f);
 		return;
 	case CP_STEP_CARD_STATUS:
 		if (f->sub == 0)
@@ -815,7 +990,7 @@ flow_run(CpModemFlow *f)
 			cp_modem_flow_next(f);
 			return;
 		}
-		o->reset(&f->run);
+		step_reset(f);
 		return;
 	case CP_STEP_CLOSE_PORT:
 		port_close(f);
@@ -848,6 +1023,18 @@ cp_modem_flow_start(CpModem *modem, const CpModemDriver *driver, GTask *task,
 	f->run.driver = driver;
 	f->run.target = target;
 	f->run.proxy = modem->proxy || driver->proxy;
+	/* the module's physical place, kept for the operations after it (a
+	 * restore from a failed provisioning's callback finds the module
+	 * under its new name) */
+	if (!modem->port_id || g_file_test(modem->device, G_FILE_TEST_EXISTS)) {
+		CpPortId *id = cp_port_id_resolve(modem->sysfs, modem->device);
+
+		if (id) {
+			cp_port_id_free(modem->port_id);
+			modem->port_id = id;
+		}
+	}
+	f->run.device = g_strdup(modem->device);
 	f->run.cancellable = g_cancellable_new();
 	f->task = task;
 	f->restore_of = restore_of;

@@ -16,7 +16,8 @@ struct _CpModemFlow {
 	const CpModemBackup *restore_of; /* restore: the caller's backup */
 	CpModemBackup *backup;           /* provisioning: what was read */
 
-	CpModemStep plan[CP_N_STEPS];
+	/* room for the three steps a re-enumeration inserts */
+	CpModemStep plan[CP_N_STEPS + 3];
 	guint n_plan;
 	guint pos;
 	guint sub;                       /* requests answered within the step */
@@ -28,6 +29,12 @@ struct _CpModemFlow {
 	gboolean port_open;
 	gboolean modem_open;
 	gboolean taken;
+	/* a module that re-enumerates after its reset (cp-modem-port.h) */
+	gboolean reset_sent;             /* a port that goes now is followed */
+	gboolean following;              /* reopening it: port, card, ICCID */
+	CpModemPhase follow_phase;       /* ... in the phase of the step it resumes */
+	char *iccid_before;              /* the card the module must come back with */
+	gint64 port_deadline;            /* monotonic; until the port is back */
 	GError *first_error;             /* the failure that started a rollback */
 	GError *end_error;               /* held while the way out closes things */
 	gulong user_cancel_id;
