@@ -25,6 +25,7 @@
 
 #include "cp-buf.h"
 #include "cp-sim-network.h"
+#include "cp-sim-sysfs.h"
 #include "cp-sim-usim.h"
 
 /* QMUX: marker, length (2), flags, service, client; then the service
@@ -118,6 +119,9 @@ typedef struct {
 	char *reenumerate_path;    /* where the port comes back after a reset */
 	char *port_path;           /* where it is now; NULL while gone */
 	ResetMode reset_mode;
+	gboolean reset_mode_set;
+	char *sysfs;               /* the fake sysfs the port appears in */
+	char *usb_port;            /* the module's USB device there */
 	guint firmware;            /* Firmware flags */
 	gboolean proxy;
 	char *proxy_name;
@@ -156,6 +160,35 @@ static Sim sim;
 static void dump(void);
 static gboolean open_pty(const char *path, GError **error);
 static void conn_free(Conn *c);
+
+/* The QMI interface of Quectel's EC25/EG25 (qmi_wwan binds interface 4). */
+#define QMI_INTERFACE 4
+
+/* The kernel's view of the module (--sysfs): its USB device and the
+ * cdc-wdm port, named after the port's path. */
+static void
+sysfs_up(const char *path)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *name = NULL;
+
+	if (!sim.sysfs)
+		return;
+	name = g_path_get_basename(path);
+	if (!cp_sim_sysfs_add(sim.sysfs, sim.usb_port, QMI_INTERFACE, "usbmisc", name, &error))
+		g_warning("sysfs: %s", error->message);
+}
+
+static void
+sysfs_down(const char *path)
+{
+	g_autofree char *name = NULL;
+
+	if (!sim.sysfs || !path)
+		return;
+	name = g_path_get_basename(path);
+	cp_sim_sysfs_remove(sim.sysfs, sim.usb_port, "usbmisc", name);
+}
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -562,6 +595,7 @@ port_drop_cb(gpointer data)
 {
 	delayed_drop(NULL, TRUE);
 	g_message("reset: the port %s disappears", sim.port_path);
+	sysfs_down(sim.port_path);
 	if (sim.port_path)
 		unlink(sim.port_path);
 	g_clear_pointer(&sim.port_path, g_free);
@@ -1059,6 +1093,7 @@ static void
 vanish(void)
 {
 	g_message("fault: vanishing");
+	sysfs_down(sim.port_path);
 	dump();
 	/* Everything closes with the process, as when a module drops off USB. */
 	_exit(0);
@@ -1227,6 +1262,7 @@ open_pty(const char *path, GError **error)
 	conn_new(master, FALSE);
 	g_free(sim.port_path);
 	sim.port_path = g_strdup(path);
+	sysfs_up(path);
 	return TRUE;
 }
 
@@ -1402,6 +1438,7 @@ opt_firmware(const char *name, const char *value, gpointer data, GError **error)
 static gboolean
 opt_reset_mode(const char *name, const char *value, gpointer data, GError **error)
 {
+	sim.reset_mode_set = TRUE;
 	if (g_strcmp0(value, "keep-port") == 0)
 		sim.reset_mode = RESET_KEEP_PORT;
 	else if (g_strcmp0(value, "reenumerate") == 0)
@@ -1449,7 +1486,9 @@ main(int argc, char **argv)
 		{ "card", 0, 0, G_OPTION_ARG_STRING, &card, "The card's model (" CP_SIM_CARD_DEFAULT ")", "NAME" },
 		{ "read-le", 0, 0, G_OPTION_ARG_STRING, &read_le, "READ answer to an Le the file cannot fill: lenient, exact, eof (lenient)", "MODE" },
 		{ "firmware", 0, 0, G_OPTION_ARG_CALLBACK, opt_firmware, "Firmware profile(s), comma-separated", "NAME[,NAME]" },
-		{ "reset-mode", 0, 0, G_OPTION_ARG_CALLBACK, opt_reset_mode, "On DMS reset: keep-port or reenumerate (keep-port)", "MODE" },
+		{ "reset-mode", 0, 0, G_OPTION_ARG_CALLBACK, opt_reset_mode, "On DMS reset: keep-port or reenumerate (reenumerate on a pty, keep-port on the proxy)", "MODE" },
+		{ "sysfs", 0, 0, G_OPTION_ARG_FILENAME, &sim.sysfs, "Show the module and its port in a fake sysfs under DIR", "DIR" },
+		{ "usb-port", 0, 0, G_OPTION_ARG_STRING, &sim.usb_port, "The module's USB device in that sysfs (1-1)", "NAME" },
 		{ "reenumerate-path", 0, 0, G_OPTION_ARG_FILENAME, &sim.reenumerate_path, "After a reset the port comes back here (every other reset)", "PATH" },
 		{ "plmn", 0, 0, G_OPTION_ARG_STRING, &plmn, "The network's PLMN (00101)", "MCCMNC" },
 		{ "network-name", 0, 0, G_OPTION_ARG_STRING, &network_name, "The network's name", "NAME" },
@@ -1487,10 +1526,20 @@ main(int argc, char **argv)
 		fprintf(stderr, "cp-qmi-sim: delays >= 0, --adm1-retries 1-15, --mnc-length 2 or 3\n");
 		return 2;
 	}
+	/* A USB module reboots off the bus; on the proxy the simulator is
+	 * the proxy itself, whose port stays (docs/simulators.md). */
+	if (!sim.reset_mode_set)
+		sim.reset_mode = sim.proxy ? RESET_KEEP_PORT : RESET_REENUMERATE;
 	if (sim.proxy && sim.reset_mode == RESET_REENUMERATE) {
 		fprintf(stderr, "cp-qmi-sim: --reset-mode reenumerate needs --pty\n");
 		return 2;
 	}
+	if (sim.sysfs && (sim.proxy || sim.sysfs[0] != '/')) {
+		fprintf(stderr, "cp-qmi-sim: --sysfs wants an absolute DIR and --pty\n");
+		return 2;
+	}
+	if (!sim.usb_port)
+		sim.usb_port = g_strdup("1-1");
 	if (sim.reenumerate_path && sim.reset_mode != RESET_REENUMERATE) {
 		fprintf(stderr, "cp-qmi-sim: --reenumerate-path needs --reset-mode reenumerate\n");
 		return 2;
@@ -1558,6 +1607,7 @@ main(int argc, char **argv)
 	fflush(stdout);
 	g_main_loop_run(sim.loop);
 	dump();
+	sysfs_down(sim.port_path);
 	if (sim.port_path)
 		unlink(sim.port_path);
 	delayed_drop(NULL, FALSE);
@@ -1582,6 +1632,8 @@ main(int argc, char **argv)
 	g_free(sim.pty_path);
 	g_free(sim.port_path);
 	g_free(sim.reenumerate_path);
+	g_free(sim.sysfs);
+	g_free(sim.usb_port);
 	g_ptr_array_unref(sim.delayed);
 	g_free(sim.proxy_name);
 	g_free(sim.dump_path);
