@@ -385,17 +385,34 @@ start_rollback(CpModemFlow *f, GError *error)
 }
 
 static void follow_begin(CpModemFlow *f, GError *error);
+static gboolean start_again(CpModemFlow *f, GError *error);
 
 void
 cp_modem_flow_fail(CpModemFlow *f, GError *error)
 {
-	if (f->reset_sent && (f->run.gone || g_error_matches(error, CP_ERROR, CP_ERR_MODEM_GONE))) {
+	gboolean gone = f->run.gone || g_error_matches(error, CP_ERROR, CP_ERR_MODEM_GONE);
+	/* the wait for the port itself ran out: that is final */
+	gboolean waited = f->pos < f->n_plan && f->plan[f->pos] == CP_STEP_OPEN_PORT;
+
+	if (gone && !waited && (f->reset_sent || f->following) && f->reopens < CP_MODEM_MAX_REOPENS) {
 		follow_begin(f, error);
 		return;
 	}
+	if (gone && start_again(f, error))
+		return;
 	if (f->run.gone && !g_error_matches(error, CP_ERROR, CP_ERR_MODEM_GONE)) {
 		g_clear_error(&error);
 		error = g_error_new(CP_ERROR, CP_ERR_MODEM_GONE, "the modem went away");
+	}
+	if (gone && !waited && f->rolling_back && !f->rollback_writing && f->reopens < CP_MODEM_MAX_REOPENS) {
+		/* the way back opened the port of a module about to drop off
+		 * the bus: nothing written yet, wait for it and begin again */
+		g_message("the modem went away before the rollback wrote (%s): waiting for it", error->message);
+		g_error_free(error);
+		f->reopens++;
+		stop_all(f);
+		rollback_begin(f);
+		return;
 	}
 	if (f->rolling_back) {
 		GError *e = g_error_new(CP_ERROR, CP_ERR_ROLLBACK,
@@ -566,6 +583,7 @@ step_backup(CpModemFlow *f)
 		f->backup->profile_index = (guint8)f->profile_index;
 		f->backup->apn = g_strdup(f->old_apn ? f->old_apn : "");
 	}
+	f->backup_handed = TRUE;
 	if (!m->backup) {
 		cp_modem_flow_next(f);
 		return;
@@ -747,15 +765,6 @@ port_locate(CpModemFlow *f)
 	return g_strdup(m->device);
 }
 
-/* The port may be gone a while: after our reset, and on the way back
- * (a rollback or a restore after a crash, which may start while the
- * module reboots). A provisioning's first open does not wait. */
-static gboolean
-port_may_wait(CpModemFlow *f)
-{
-	return f->following || f->rolling_back || !f->run.target;
-}
-
 static gboolean
 port_waited_enough(CpModemFlow *f)
 {
@@ -789,7 +798,7 @@ port_opened(CpModemFlow *f, GError *error)
 {
 	if ((g_error_matches(error, CP_ERROR, CP_ERR_MODEM_GONE) ||
 	     g_error_matches(error, CP_ERROR, CP_ERR_MODEM_TIMEOUT) || (error && f->run.gone)) &&
-	    port_may_wait(f) && !port_waited_enough(f)) {
+	    !port_waited_enough(f)) {
 		/* there, but not answering yet: a module still starting */
 		g_debug("the port does not open yet: %s", error->message);
 		g_error_free(error);
@@ -798,6 +807,15 @@ port_opened(CpModemFlow *f, GError *error)
 		uncancel(f);
 		port_retry(f);
 		return;
+	}
+	if (error && f->sub > 0 && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+		/* awaited, and not back: say so, whatever the last try met */
+		GError *e = g_error_new(CP_ERROR, CP_ERR_MODEM_GONE,
+					"the modem's port did not come back within %u s (%s)",
+					f->run.modem->reenumerate_timeout, error->message);
+
+		g_error_free(error);
+		error = e;
 	}
 	step_done(f, error);
 }
@@ -810,7 +828,11 @@ step_open_port(CpModemFlow *f)
 
 	if (f->sub == 0)
 		f->port_deadline = g_get_monotonic_time() + (gint64)m->reenumerate_timeout * G_USEC_PER_SEC;
-	if (!path && port_may_wait(f)) {
+	/* The port may be gone a while, at any open: after our reset, and at
+	 * the start of an operation, which may begin while the module
+	 * reboots (a rollback's reset a moment ago, a restore after a crash,
+	 * a power cycle). Before the first write the wait costs only time. */
+	if (!path) {
 		if (!port_waited_enough(f)) {
 			if (f->sub == 0)
 				g_message("waiting up to %u s for the modem's port (%s)", m->reenumerate_timeout,
@@ -845,10 +867,20 @@ follow_begin(CpModemFlow *f, GError *error)
 	g_error_free(error);
 	stop_all(f);
 	f->reset_sent = FALSE;
+	f->reopens++;
 	port_close(f);
 	f->run.gone = FALSE;
 	g_clear_object(&f->run.cancellable);
 	f->run.cancellable = g_cancellable_new();
+	if (f->following) {
+		/* gone again while reopening (it answered once more before it
+		 * dropped off the bus): from the port again */
+		f->pos = f->follow_at;
+		f->sub = 0;
+		f->ef = 0;
+		flow_run(f);
+		return;
+	}
 	/* the reset's own answer may be what was lost */
 	if (f->plan[at] == CP_STEP_RESET)
 		at++;
@@ -861,10 +893,41 @@ follow_begin(CpModemFlow *f, GError *error)
 	 * the daemon journals never go back) */
 	f->follow_phase = step_phase(f, f->plan[at + G_N_ELEMENTS(reopen)]);
 	f->following = TRUE;
+	f->follow_at = at;
 	f->pos = at;
 	f->sub = 0;
 	f->ef = 0;
 	flow_run(f);
+}
+
+/*
+ * The port went away before anything was written or handed over: a
+ * module that was reset a moment ago (the rollback of the operation
+ * before, another program) and answered once more before it dropped off
+ * the bus. Start again once, from the port, when it is back; nothing
+ * has changed on the card. Not for a lent modem (its manager follows).
+ */
+static gboolean
+start_again(CpModemFlow *f, GError *error)
+{
+	CpModemStep s = f->plan[f->pos];
+
+	if (f->started_again || f->written || f->rolling_back || f->backup_handed ||
+	    f->run.driver->ops->take || g_cancellable_is_cancelled(g_task_get_cancellable(f->task)) ||
+	    s == CP_STEP_OPEN_PORT)
+		return FALSE;
+	g_message("the modem went away before anything was written (%s): starting again when it is back",
+		  error->message);
+	g_error_free(error);
+	stop_all(f);
+	port_close(f);
+	f->run.gone = FALSE;
+	g_clear_object(&f->run.cancellable);
+	f->run.cancellable = g_cancellable_new();
+	f->started_again = TRUE;
+	plan_set(f, f->run.target ? CP_PLAN_PROVISION : CP_PLAN_RESTORE);
+	flow_run(f);
+	return TRUE;
 }
 
 /* A reset that re-enumerates is followed only while the port is the
@@ -963,6 +1026,7 @@ flow_run(CpModemFlow *f)
 		step_backup(f);
 		return;
 	case CP_STEP_WRITE:
+		f->rollback_writing = f->rolling_back;
 		cp_card_write(f);
 		return;
 	case CP_STEP_CLOSE_CHANNEL:

@@ -27,6 +27,7 @@ wait_path() {
 	--reenumerate-path "$dir/pty2" --sysfs "$dir/sys" --usb-port 3-1.2 >"$dir/ready" 2>"$dir/log" &
 pid=$!
 wait_path "$dir/pty" || fail "no port"
+wait_path "$dir/dump" || fail "no dump"
 [ "$(dump_get reset-mode)" = reenumerate ] || fail "reset-mode: $(dump_get reset-mode)"
 [ "$(dump_get port)" = "$dir/pty" ] || fail "port: $(dump_get port)"
 usbif=$dir/sys/devices/cp-sim/usb1/3-1.2/3-1.2:1.4

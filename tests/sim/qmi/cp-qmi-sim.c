@@ -146,6 +146,7 @@ typedef struct {
 	guint next_cid;
 	guint reg_timer;
 	guint reset_timer;
+	guint drop_timer;          /* the port's drop after a reset's answer */
 	guint n_requests;
 	guint n_apdus;
 	guint n_updates;
@@ -159,6 +160,7 @@ static Sim sim;
 
 static void dump(void);
 static gboolean open_pty(const char *path, GError **error);
+static gboolean port_drop_cb(gpointer data);
 static void conn_free(Conn *c);
 
 /* The QMI interface of Quectel's EC25/EG25 (qmi_wwan binds interface 4). */
@@ -428,6 +430,11 @@ reset_done_cb(gpointer data)
 		/* back under the other name when there is one, as USB may give */
 		const char *path = sim.reenumerate_path && sim.n_resets % 2 ? sim.reenumerate_path : sim.pty_path;
 
+		/* both due at once (a loaded machine): the port goes first */
+		if (sim.drop_timer) {
+			g_source_remove(sim.drop_timer);
+			port_drop_cb(NULL);
+		}
 		if (!open_pty(path, &error)) {
 			g_warning("reset: the port cannot come back: %s", error->message);
 			g_main_loop_quit(sim.loop);
@@ -593,6 +600,7 @@ delayed_drop(Conn *c, gboolean send)
 static gboolean
 port_drop_cb(gpointer data)
 {
+	sim.drop_timer = 0;
 	delayed_drop(NULL, TRUE);
 	g_message("reset: the port %s disappears", sim.port_path);
 	sysfs_down(sim.port_path);
@@ -721,7 +729,8 @@ handle_dms(QmiMessage *req)
 			/* A USB module reboots: its port goes once the answer is
 			 * out and read (a pty's hangup discards unread input). */
 			if (sim.reset_mode == RESET_REENUMERATE)
-				g_timeout_add(MIN(RESET_DROP_MS, sim.reset_delay_ms / 2), port_drop_cb, NULL);
+				sim.drop_timer = g_timeout_add(MIN(RESET_DROP_MS, sim.reset_delay_ms / 2),
+							       port_drop_cb, NULL);
 			break;
 		default:
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_ARGUMENT);
@@ -1093,7 +1102,11 @@ static void
 vanish(void)
 {
 	g_message("fault: vanishing");
+	/* off the bus: the node goes with the module (a pty's number is
+	 * reused by the next one opened, another program's) */
 	sysfs_down(sim.port_path);
+	if (sim.port_path)
+		unlink(sim.port_path);
 	dump();
 	/* Everything closes with the process, as when a module drops off USB. */
 	_exit(0);
