@@ -800,7 +800,11 @@ port_opened(CpModemFlow *f, GError *error)
 	     g_error_matches(error, CP_ERROR, CP_ERR_MODEM_TIMEOUT) || (error && f->run.gone)) &&
 	    !port_waited_enough(f)) {
 		/* there, but not answering yet: a module still starting */
-		g_debug("the port does not open yet: %s", error->message);
+		if (f->sub == 0)
+			g_message("waiting up to %u s for the modem's port at %s (%s)",
+				  f->run.modem->reenumerate_timeout, f->run.device, error->message);
+		else
+			g_debug("the port does not open yet: %s", error->message);
 		g_error_free(error);
 		port_close(f);
 		f->run.gone = FALSE;
