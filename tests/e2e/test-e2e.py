@@ -6,8 +6,8 @@ cellprov-companion taps through the simulated RF link (a second PN532 in
 initiator mode, real libnfc on both sides) for everything a well-behaved
 companion does: the happy path (ending with the modem registered on the
 new IMSI and the receipt verified), registration denied, kill -9 in every
-journaled state and during the rollback (the companion held to the device
-throughout). A scripted phone on the device's PN532 stands in for what a
+journaled state, during the rollback and while the module's port is gone
+after its reset (the companion held to the device throughout). A scripted phone on the device's PN532 stands in for what a
 well-behaved companion never does: a replay of the profile recorded off
 the RF link, a flipped byte, a profile for another device, leaving
 mid-write, writing an expired profile, and the taps around kill -9 in
