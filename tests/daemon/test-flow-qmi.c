@@ -50,6 +50,7 @@ typedef struct {
 	CpSecret *k2;
 	CpSecret *k_prof;
 	gboolean stop_at_decommissioning;
+	const char *sim_extra;           /* one more simulator argument */
 	CpTestHttps https;
 	CpPoll *poll;
 } Fixture;
@@ -165,7 +166,8 @@ start_sim(Fixture *f)
 	g_autoptr(GIOChannel) ch = NULL;
 	const char *argv[] = {
 		sim_path, "--pty", f->pty, "--dump", dump, "--subscribers", subs,
-		"--adm1", ADM1, "--imsi", OLD_IMSI, "--reset-delay=20", "--registration-delay=20", NULL,
+		"--adm1", ADM1, "--imsi", OLD_IMSI, "--reset-delay=20", "--registration-delay=20",
+		f->sim_extra, NULL,
 	};
 	int out_fd;
 
@@ -953,6 +955,42 @@ test_decommission_crash(Fixture *f, gconstpointer data)
 	check_journal_lifecycle(f, FALSE, FALSE);
 }
 
+
+/* The module re-enumerates after the reset and stays off the bus longer
+ * than the follow's and the rollback's waits (reenumerate-timeout 1 s,
+ * back after 3.5 s): the backend reports CP_ERR_ROLLBACK, the journal
+ * keeps the backup in rolling-back, and the daemon's restore from it
+ * (which waits for the port, and is retried while it fails) puts the old
+ * values back once the module is there again. */
+static void
+test_module_not_back(Fixture *f, gconstpointer data)
+{
+	g_autofree char *card0 = NULL, *now = NULL, *conf = f->conf_text;
+	g_auto(GStrv) parts = g_strsplit(conf, "registration-timeout=15\n", 2);
+	g_autoptr(GError) error = NULL;
+	CpJournal j;
+	gboolean found = FALSE;
+
+	f->conf_text = g_strjoinv("registration-timeout=15\nreenumerate-timeout=1\n", parts);
+	f->sim_extra = "--reset-delay=3500";
+	make_profile(f, 17);
+	start_sim(f);
+	card0 = card_files(f);
+	f->d = start_daemon(f);
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_FAILED);
+	/* the engine could not roll back (the module was not there); the
+	 * daemon did, from its journal */
+	check_receipt(f, CP_RECEIPT_FAILED, CP_ERR_ROLLBACK);
+	now = card_files(f);
+	g_assert_cmpstr(now, ==, card0);
+	check_committed(f, 17);
+	g_assert_true(cp_journal_load(f->state_dir, &j, &found, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(j.state, ==, CP_STATE_FAILED);
+	cp_journal_clear(&j);
+}
+
 /* ---- the cellular path: the device polls a local SM stand-in ---- */
 
 /* The structure inside a one-record NDEF message, base64. */
@@ -1276,6 +1314,8 @@ main(int argc, char **argv)
 		   test_factory_reset, fixture_teardown);
 	g_test_add("/daemon/flow-qmi/decommission-crash", Fixture, NULL, fixture_setup,
 		   test_decommission_crash, fixture_teardown);
+	g_test_add("/daemon/flow-qmi/module-not-back", Fixture, NULL, fixture_setup,
+		   test_module_not_back, fixture_teardown);
 	g_test_add("/daemon/flow-qmi/poll", Fixture, NULL, fixture_setup, test_poll,
 		   fixture_teardown);
 	return g_test_run();
