@@ -746,7 +746,6 @@ step_check_imsi(CpModemFlow *f)
 	o->read_imsi(&f->run);
 }
 
-
 /* ---- a module that re-enumerates ---------------------------------------- */
 
 /*
@@ -796,10 +795,10 @@ port_retry(CpModemFlow *f)
 static void
 port_opened(CpModemFlow *f, GError *error)
 {
-	if ((g_error_matches(error, CP_ERROR, CP_ERR_MODEM_GONE) ||
-	     g_error_matches(error, CP_ERROR, CP_ERR_MODEM_TIMEOUT) || (error && f->run.gone)) &&
+	if (error && (f->run.gone || !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) &&
 	    !port_waited_enough(f)) {
-		/* there, but not answering yet: a module still starting */
+		/* not there, or there but not answering yet (a module still
+		 * starting, or one that drops off the bus as it is opened) */
 		if (f->sub == 0)
 			g_message("waiting up to %u s for the modem's port at %s (%s)",
 				  f->run.modem->reenumerate_timeout, f->run.device, error->message);
@@ -849,7 +848,7 @@ step_open_port(CpModemFlow *f)
 						  cp_port_id_describe(m->port_id), m->reenumerate_timeout));
 		return;
 	}
-	if (path && g_strcmp0(path, f->run.device) != 0) {
+	if (g_strcmp0(path, f->run.device) != 0) {
 		g_message("the modem's port is now %s", path);
 		g_free(f->run.device);
 		f->run.device = g_steal_pointer(&path);
@@ -895,7 +894,8 @@ follow_begin(CpModemFlow *f, GError *error)
 	f->iccid_before = g_strdup(f->iccid);
 	/* the reopening carries the phase of what it resumes (the phases
 	 * the daemon journals never go back) */
-	f->follow_phase = step_phase(f, f->plan[at + G_N_ELEMENTS(reopen)]);
+	f->follow_phase = at + G_N_ELEMENTS(reopen) < f->n_plan ?
+			  step_phase(f, f->plan[at + G_N_ELEMENTS(reopen)]) : CP_MODEM_PHASE_RESETTING;
 	f->following = TRUE;
 	f->follow_at = at;
 	f->pos = at;
