@@ -189,6 +189,8 @@ cp_backend_modem_new(const CpConf *conf, const CpSecret *adm1, const CpBackendEv
 	mc.adm1 = adm1;
 	mc.registration_timeout = conf->registration_timeout;
 	mc.reset = conf->reset == CP_RESET_USER ? CP_MODEM_RESET_USER : CP_MODEM_RESET_AUTO;
+	mc.reenumerate_timeout = conf->reenumerate_timeout;
+	mc.sysfs = conf->sysfs;
 
 	modem = cp_modem_new(&mc, error);
 	if (!modem)

@@ -13,7 +13,7 @@ static const char *const nfc_keys[] = { "connstring", "command-timeout", "sessio
 static const char *const ble_keys[] = { "adapter", "window", "idle-timeout", NULL };
 static const char *const modem_keys[] = {
 	"backend", "device", "proxy", "card", "adm1", "registration-timeout",
-	"reset", NULL,
+	"reset", "reenumerate-timeout", "sysfs", NULL,
 };
 static const char *const daemon_keys[] = { "state-directory", "polkit", "exit-when-idle", "linger",
 					    NULL };
@@ -300,6 +300,9 @@ parse_bool(CpConf *c, const char *group, const char *key, const char *value, gbo
 	return TRUE;
 }
 
+static gboolean get_seconds(GKeyFile *kf, CpConf *c, const char *group, const char *key, guint def,
+			    guint max, guint *out, GError **error);
+
 static gboolean
 parse_modem(GKeyFile *kf, CpConf *c, GError **error)
 {
@@ -321,8 +324,16 @@ parse_modem(GKeyFile *kf, CpConf *c, GError **error)
 	    !get_string(kf, c, "modem", "adm1", TRUE, &c->adm1, error) ||
 	    !check_secret_source(c, "modem", "adm1", c->adm1, error) ||
 	    !get_string(kf, c, "modem", "registration-timeout", FALSE, &timeout, error) ||
-	    !get_string(kf, c, "modem", "reset", FALSE, &reset, error))
+	    !get_string(kf, c, "modem", "reset", FALSE, &reset, error) ||
+	    !get_string(kf, c, "modem", "sysfs", FALSE, &c->sysfs, error) ||
+	    !get_seconds(kf, c, "modem", "reenumerate-timeout", CP_CONF_DEFAULT_REENUMERATE_TIMEOUT,
+			 CP_CONF_MAX_REG_TIMEOUT, &c->reenumerate_timeout, error))
 		return FALSE;
+	if (c->sysfs && c->sysfs[0] != '/') {
+		set_error(error, c, G_KEY_FILE_ERROR_INVALID_VALUE, "modem", "sysfs",
+			  "'%s' is not an absolute path", c->sysfs);
+		return FALSE;
+	}
 
 	if (!parse_enum(c, "modem", "backend", backend ? backend : "auto", backend_names, &v, error))
 		return FALSE;
@@ -519,6 +530,7 @@ cp_conf_free(CpConf *c)
 	if (!c)
 		return;
 	g_free(c->path);
+	g_free(c->sysfs);
 	g_free(c->key);
 	g_free(c->certificate);
 	g_free(c->certificate_url);

@@ -31,6 +31,8 @@ typedef enum {
 #define CP_CONF_DEFAULT_STATE_DIR "/var/lib/cellprov"
 #define CP_CONF_DEFAULT_REG_TIMEOUT 120
 #define CP_CONF_MAX_REG_TIMEOUT 3600
+/* A module's reboot takes 12 s or more (docs/modem.md): five times that. */
+#define CP_CONF_DEFAULT_REENUMERATE_TIMEOUT 60
 /* [nfc]: a reader holding the tag (CP_NFC_TAG_*_TIMEOUT_MS, seconds here) */
 #define CP_CONF_DEFAULT_NFC_COMMAND_TIMEOUT 5
 #define CP_CONF_MAX_NFC_COMMAND_TIMEOUT 60
@@ -81,6 +83,8 @@ typedef struct _CpConf {
 	char *adm1;                     /* absolute path or credential name */
 	guint registration_timeout;     /* seconds */
 	CpResetMode reset;
+	guint reenumerate_timeout;      /* seconds for the port to come back after a reset */
+	char *sysfs;                    /* NULL: /sys */
 
 	/* [daemon] */
 	char *state_directory;

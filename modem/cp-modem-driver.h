@@ -116,6 +116,12 @@ struct _CpModemRun {
 	/* Cancelled by the caller's cancellable (while the flow may stop)
 	 * and by cp_modem_run_gone(); replaced when a rollback begins. */
 	GCancellable *cancellable;
+	/* The port to open: the configured one, or where the module came
+	 * back after a reset under another name (cp-modem-port.h). A
+	 * transport opens this, never modem->device, and calls
+	 * cp_modem_run_gone() when the port goes away: the runner then
+	 * follows the module (after a reset) or rolls back. */
+	char *device;
 	gpointer port;                   /* the transport's state */
 	gpointer manager;                /* the modem operations' state */
 	gboolean proxy;                  /* open the port through the proxy */

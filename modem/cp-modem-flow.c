@@ -47,6 +47,8 @@ step_phase(CpModemFlow *f, CpModemStep s)
 {
 	if (f->rolling_back)
 		return CP_MODEM_PHASE_RESTORING;
+	if (f->following)
+		return f->follow_phase;
 	switch (s) {
 	case CP_STEP_WRITE:
 	case CP_STEP_CLOSE_CHANNEL:
@@ -244,6 +246,8 @@ flow_free(CpModemFlow *f)
 	g_clear_pointer(&f->probe, cp_modem_probe_free);
 	g_clear_error(&f->first_error);
 	g_free(f->iccid);
+	g_free(f->iccid_before);
+	g_free(f->run.device);
 	g_free(f->old_apn);
 	g_free(f->reg_plmn);
 	g_free(f->reg_name);
@@ -395,12 +399,35 @@ start_rollback(CpModemFlow *f, GError *error)
 	rollback_begin(f);
 }
 
+static void follow_begin(CpModemFlow *f, GError *error);
+static gboolean start_again(CpModemFlow *f, GError *error);
+
 void
 cp_modem_flow_fail(CpModemFlow *f, GError *error)
 {
+	gboolean gone = f->run.gone || g_error_matches(error, CP_ERROR, CP_ERR_MODEM_GONE);
+	/* the wait for the port itself ran out: that is final */
+	gboolean waited = f->pos < f->n_plan && f->plan[f->pos] == CP_STEP_OPEN_PORT;
+
+	if (gone && !waited && (f->reset_sent || f->following) && f->reopens < CP_MODEM_MAX_REOPENS) {
+		follow_begin(f, error);
+		return;
+	}
+	if (gone && start_again(f, error))
+		return;
 	if (f->run.gone && !g_error_matches(error, CP_ERROR, CP_ERR_MODEM_GONE)) {
 		g_clear_error(&error);
 		error = g_error_new(CP_ERROR, CP_ERR_MODEM_GONE, "the modem went away");
+	}
+	if (gone && !waited && f->rolling_back && !f->rollback_writing && f->reopens < CP_MODEM_MAX_REOPENS) {
+		/* the way back opened the port of a module about to drop off
+		 * the bus: nothing written yet, wait for it and begin again */
+		g_message("the modem went away before the rollback wrote (%s): waiting for it", error->message);
+		g_error_free(error);
+		f->reopens++;
+		stop_all(f);
+		rollback_begin(f);
+		return;
 	}
 	if (f->rolling_back) {
 		GError *e = g_error_new(CP_ERROR, CP_ERR_ROLLBACK,
@@ -484,6 +511,18 @@ cp_modem_flow_check_iccid(CpModemFlow *f)
 						  "the card's ICCID cannot be read"));
 		return;
 	}
+	if (f->following) {
+		f->following = FALSE;
+		if (g_strcmp0(f->iccid, f->iccid_before) != 0) {
+			g_autofree char *x = cp_redact(f->iccid), *y = cp_redact(f->iccid_before);
+
+			cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_CARD_ABSENT,
+							  "the modem came back with another card (ICCID %s, not %s)",
+							  x, y));
+			return;
+		}
+		g_message("the modem is back, with the same card");
+	}
 	if (cp_modem_run_restoring(&f->run) && g_strcmp0(f->iccid, b->iccid) != 0) {
 		g_autofree char *x = cp_redact(f->iccid), *y = cp_redact(b->iccid);
 
@@ -559,6 +598,7 @@ step_backup(CpModemFlow *f)
 		f->backup->profile_index = (guint8)f->profile_index;
 		f->backup->apn = g_strdup(f->old_apn ? f->old_apn : "");
 	}
+	f->backup_handed = TRUE;
 	if (!m->backup) {
 		cp_modem_flow_next(f);
 		return;
@@ -741,6 +781,209 @@ step_check_imsi(CpModemFlow *f)
 	o->read_imsi(&f->run);
 }
 
+/* ---- a module that re-enumerates ---------------------------------------- */
+
+/*
+ * A USB module's reset reboots it: the port goes away once the reset is
+ * answered and returns seconds later, often under another name. The
+ * port is found again by its USB device and interface (cp-modem-port.h),
+ * or, where sysfs does not know it (a pty), at the configured path.
+ */
+static char *
+port_locate(CpModemFlow *f)
+{
+	CpModem *m = f->run.modem;
+
+	if (m->port_id)
+		return cp_port_id_find(m->port_id, m->sysfs);
+	return g_strdup(m->device);
+}
+
+static gboolean
+port_waited_enough(CpModemFlow *f)
+{
+	GCancellable *user = g_task_get_cancellable(f->task);
+
+	if (g_get_monotonic_time() >= f->port_deadline)
+		return TRUE;
+	/* a provisioning cancelled while the module reboots rolls back */
+	return !f->rolling_back && f->run.target && user && g_cancellable_is_cancelled(user);
+}
+
+static gboolean
+port_retry_cb(gpointer data)
+{
+	CpModemFlow *f = data;
+
+	f->retry_id = 0;
+	flow_run(f);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+port_retry(CpModemFlow *f)
+{
+	f->sub++;
+	f->retry_id = g_timeout_add(200, port_retry_cb, f);
+}
+
+static void
+port_opened(CpModemFlow *f, GError *error)
+{
+	if (error && (f->run.gone || !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) &&
+	    !port_waited_enough(f)) {
+		/* not there, or there but not answering yet (a module still
+		 * starting, or one that drops off the bus as it is opened) */
+		if (f->sub == 0)
+			g_message("waiting up to %u s for the modem's port at %s (%s)",
+				  f->run.modem->reenumerate_timeout, f->run.device, error->message);
+		else
+			g_debug("the port does not open yet: %s", error->message);
+		g_error_free(error);
+		port_close(f);
+		f->run.gone = FALSE;
+		uncancel(f);
+		port_retry(f);
+		return;
+	}
+	if (error && f->sub > 0 && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+		/* awaited, and not back: say so, whatever the last try met */
+		GError *e = g_error_new(CP_ERROR, CP_ERR_MODEM_GONE,
+					"the modem's port did not come back within %u s (%s)",
+					f->run.modem->reenumerate_timeout, error->message);
+
+		g_error_free(error);
+		error = e;
+	}
+	step_done(f, error);
+}
+
+static void
+step_open_port(CpModemFlow *f)
+{
+	CpModem *m = f->run.modem;
+	g_autofree char *path = port_locate(f);
+
+	if (f->sub == 0)
+		f->port_deadline = g_get_monotonic_time() + (gint64)m->reenumerate_timeout * G_USEC_PER_SEC;
+	/* The port may be gone a while, at any open: after our reset, and at
+	 * the start of an operation, which may begin while the module
+	 * reboots (a rollback's reset a moment ago, a restore after a crash,
+	 * a power cycle). Before the first write the wait costs only time. */
+	if (!path) {
+		if (!port_waited_enough(f)) {
+			if (f->sub == 0)
+				g_message("waiting up to %u s for the modem's port (%s)", m->reenumerate_timeout,
+					  cp_port_id_describe(m->port_id));
+			port_retry(f);
+			return;
+		}
+		cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_MODEM_GONE,
+						  "the modem's port (%s) did not come back within %u s",
+						  cp_port_id_describe(m->port_id), m->reenumerate_timeout));
+		return;
+	}
+	if (g_strcmp0(path, f->run.device) != 0) {
+		g_message("the modem's port is now %s", path);
+		g_free(f->run.device);
+		f->run.device = g_steal_pointer(&path);
+	}
+	f->port_open = TRUE;
+	f->on_done = port_opened;
+	f->run.driver->transport->open(&f->run);
+}
+
+/* The port went away after the reset: open it again where it comes back,
+ * check the card is the one written, and go on where the flow was. */
+static void
+follow_begin(CpModemFlow *f, GError *error)
+{
+	static const CpModemStep reopen[] = { CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS, CP_STEP_ICCID };
+	guint at = f->pos;
+
+	g_message("the modem went away after its reset (%s): following it", error->message);
+	g_error_free(error);
+	stop_all(f);
+	f->reset_sent = FALSE;
+	f->reopens++;
+	port_close(f);
+	f->run.gone = FALSE;
+	g_clear_object(&f->run.cancellable);
+	f->run.cancellable = g_cancellable_new();
+	if (f->following) {
+		/* gone again while reopening (it answered once more before it
+		 * dropped off the bus): from the port again */
+		f->pos = f->follow_at;
+		f->sub = 0;
+		f->ef = 0;
+		flow_run(f);
+		return;
+	}
+	/* the reset's own answer may be what was lost */
+	if (f->plan[at] == CP_STEP_RESET)
+		at++;
+	memmove(&f->plan[at + G_N_ELEMENTS(reopen)], &f->plan[at], (f->n_plan - at) * sizeof(f->plan[0]));
+	memcpy(&f->plan[at], reopen, sizeof(reopen));
+	f->n_plan += G_N_ELEMENTS(reopen);
+	g_free(f->iccid_before);
+	f->iccid_before = g_strdup(f->iccid);
+	/* the reopening carries the phase of what it resumes (the phases
+	 * the daemon journals never go back) */
+	f->follow_phase = at + G_N_ELEMENTS(reopen) < f->n_plan ?
+			  step_phase(f, f->plan[at + G_N_ELEMENTS(reopen)]) : CP_MODEM_PHASE_RESETTING;
+	f->following = TRUE;
+	f->follow_at = at;
+	f->pos = at;
+	f->sub = 0;
+	f->ef = 0;
+	flow_run(f);
+}
+
+/*
+ * The port went away before anything was written or handed over: a
+ * module that was reset a moment ago (the rollback of the operation
+ * before, another program) and answered once more before it dropped off
+ * the bus. Start again once, from the port, when it is back; nothing
+ * has changed on the card. Not for a lent modem (its manager follows).
+ */
+static gboolean
+start_again(CpModemFlow *f, GError *error)
+{
+	CpModemStep s = f->plan[f->pos];
+
+	if (f->started_again || f->written || f->rolling_back || f->backup_handed ||
+	    f->run.driver->ops->take || g_cancellable_is_cancelled(g_task_get_cancellable(f->task)) ||
+	    s == CP_STEP_OPEN_PORT)
+		return FALSE;
+	g_message("the modem went away before anything was written (%s): starting again when it is back",
+		  error->message);
+	g_error_free(error);
+	stop_all(f);
+	port_close(f);
+	f->run.gone = FALSE;
+	g_clear_object(&f->run.cancellable);
+	f->run.cancellable = g_cancellable_new();
+	f->started_again = TRUE;
+	plan_set(f, f->run.target ? CP_PLAN_PROVISION : CP_PLAN_RESTORE);
+	flow_run(f);
+	return TRUE;
+}
+
+/* A reset that re-enumerates is followed only while the port is the
+ * flow's own to the end: a lent modem's port closes after the reset and
+ * its manager sees the module come back. */
+static void
+step_reset(CpModemFlow *f)
+{
+	gboolean owned = f->port_open && !f->rolling_back && f->run.target;
+
+	for (guint i = f->pos + 1; owned && i < f->n_plan; i++)
+		if (f->plan[i] == CP_STEP_CLOSE_PORT)
+			owned = FALSE;
+	f->reset_sent = owned;
+	f->run.driver->ops->reset(&f->run);
+}
+
 /* ---- the flow ---------------------------------------------------------- */
 
 static void
@@ -790,8 +1033,7 @@ flow_run(CpModemFlow *f)
 		o->take(&f->run);
 		return;
 	case CP_STEP_OPEN_PORT:
-		f->port_open = TRUE;
-		t->open(&f->run);
+		step_open_port(f);
 		return;
 	case CP_STEP_CARD_STATUS:
 		if (f->sub == 0)
@@ -823,6 +1065,7 @@ flow_run(CpModemFlow *f)
 		step_backup(f);
 		return;
 	case CP_STEP_WRITE:
+		f->rollback_writing = f->rolling_back;
 		cp_card_write(f);
 		return;
 	case CP_STEP_CLOSE_CHANNEL:
@@ -850,7 +1093,7 @@ flow_run(CpModemFlow *f)
 			cp_modem_flow_next(f);
 			return;
 		}
-		o->reset(&f->run);
+		step_reset(f);
 		return;
 	case CP_STEP_CLOSE_PORT:
 		port_close(f);
@@ -886,6 +1129,18 @@ cp_modem_flow_start(CpModem *modem, const CpModemDriver *driver, GTask *task,
 	f->run.driver = driver;
 	f->run.target = target;
 	f->run.proxy = modem->proxy || driver->proxy;
+	/* the module's physical place, kept for the operations after it (a
+	 * restore from a failed provisioning's callback finds the module
+	 * under its new name) */
+	if (!modem->port_id || g_file_test(modem->device, G_FILE_TEST_EXISTS)) {
+		CpPortId *id = cp_port_id_resolve(modem->sysfs, modem->device);
+
+		if (id) {
+			cp_port_id_free(modem->port_id);
+			modem->port_id = id;
+		}
+	}
+	f->run.device = g_strdup(modem->device);
 	f->run.cancellable = g_cancellable_new();
 	f->task = task;
 	f->restore_of = restore_of;

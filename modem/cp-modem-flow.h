@@ -10,6 +10,10 @@
 
 typedef struct _CpModemFlow CpModemFlow;
 
+/* A module that drops off the bus more than once in one operation is
+ * followed this many times, each wait bounded by reenumerate-timeout. */
+#define CP_MODEM_MAX_REOPENS 4
+
 struct _CpModemFlow {
 	CpModemRun run;                  /* first: what the drivers see */
 	GTask *task;
@@ -17,7 +21,8 @@ struct _CpModemFlow {
 	CpModemBackup *backup;           /* provisioning: what was read */
 	CpModemProbe *probe;             /* a probe (no target, no backup): the report */
 
-	CpModemStep plan[CP_N_STEPS];
+	/* room for the three steps a re-enumeration inserts */
+	CpModemStep plan[CP_N_STEPS + 3];
 	guint n_plan;
 	guint pos;
 	guint sub;                       /* requests answered within the step */
@@ -29,6 +34,17 @@ struct _CpModemFlow {
 	gboolean port_open;
 	gboolean modem_open;
 	gboolean taken;
+	/* a module that re-enumerates after its reset (cp-modem-port.h) */
+	gboolean reset_sent;             /* a port that goes now is followed */
+	gboolean following;              /* reopening it: port, card, ICCID */
+	CpModemPhase follow_phase;       /* ... in the phase of the step it resumes */
+	char *iccid_before;
+	guint follow_at;                 /* where the reopening steps are */
+	guint reopens;                   /* followed or begun again: at most CP_MODEM_MAX_REOPENS */
+	gboolean rollback_writing;       /* the rollback has begun to write */
+	gboolean started_again;          /* gone before any write: once from the port */
+	gboolean backup_handed;          /* the backup went to the caller */              /* the card the module must come back with */
+	gint64 port_deadline;            /* monotonic; until the port is back */
 	GError *first_error;             /* the failure that started a rollback */
 	GError *end_error;               /* held while the way out closes things */
 	gulong user_cancel_id;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "cp-modem.h"
+#include "cp-modem-port.h"
 #include "cp-usim.h"
 
 #define CP_MODEM_LOG_DOMAIN "cellprov-modem"
@@ -43,6 +44,11 @@ struct _CpModem {
 	guint registration_timeout;
 	guint request_timeout;
 	CpModemReset reset;
+	/* a module that re-enumerates: seconds to wait for its port, where
+	 * sysfs is, and the port's physical identity once known */
+	guint reenumerate_timeout;
+	char *sysfs;
+	CpPortId *port_id;
 	const CpModemDriver *driver;      /* NULL: AUTO, decided per operation */
 	const CpModemDriver *resolved;    /* what the last operation ran on */
 	gboolean busy;

@@ -187,7 +187,7 @@ device_open_cb(GObject *src, GAsyncResult *res, gpointer data)
 
 	if (!qmi_device_open_finish(QMI_DEVICE(src), res, &error)) {
 		done(run, g_error_new(CP_ERROR, CP_ERR_MODEM_GONE, "cannot open %s: %s",
-				      run->modem->device, error->message));
+				      run->device, error->message));
 		g_error_free(error);
 		return;
 	}
@@ -207,7 +207,7 @@ device_new_cb(GObject *src, GAsyncResult *res, gpointer data)
 
 	if (!dev) {
 		done(run, g_error_new(CP_ERROR, CP_ERR_MODEM_GONE, "no modem at %s: %s",
-				      run->modem->device, error->message));
+				      run->device, error->message));
 		g_error_free(error);
 		return;
 	}
@@ -221,7 +221,7 @@ device_new_cb(GObject *src, GAsyncResult *res, gpointer data)
 static void
 qmi_open(CpModemRun *run)
 {
-	g_autoptr(GFile) file = g_file_new_for_path(run->modem->device);
+	g_autoptr(GFile) file = g_file_new_for_path(run->device);
 	QmiPort *p = g_new0(QmiPort, 1);
 
 	p->run = run;

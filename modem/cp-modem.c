@@ -72,6 +72,8 @@ cp_modem_new(const CpModemConfig *config, GError **error)
 	m->registration_timeout = config->registration_timeout ? config->registration_timeout : 120;
 	m->request_timeout = config->request_timeout ? config->request_timeout : 10;
 	m->reset = config->reset;
+	m->reenumerate_timeout = config->reenumerate_timeout ? config->reenumerate_timeout : 60;
+	m->sysfs = g_strdup(config->sysfs ? config->sysfs : "/sys");
 	return g_steal_pointer(&m);
 }
 
@@ -82,6 +84,8 @@ cp_modem_free(CpModem *modem)
 		return;
 	g_free(modem->device);
 	g_free(modem->proxy_path);
+	g_free(modem->sysfs);
+	cp_port_id_free(modem->port_id);
 	cp_secret_free(modem->adm1);
 	g_free(modem);
 }

@@ -60,6 +60,12 @@ typedef struct {
 	guint registration_timeout;   /* seconds; 0: 120 */
 	guint request_timeout;        /* seconds per modem request; 0: 10 */
 	CpModemReset reset;
+	/* A USB module re-enumerates after its reset (often under another
+	 * cdc-wdm/ttyUSB name): seconds to wait for its port to come back on
+	 * the same USB device and interface (0: 60), and where sysfs is
+	 * (NULL: /sys; tests give a fake tree). */
+	guint reenumerate_timeout;
+	const char *sysfs;
 } CpModemConfig;
 
 typedef struct _CpModem CpModem;

@@ -34,6 +34,8 @@ static const char *const good =
 	"adm1=adm1\n"
 	"registration-timeout=30\n"
 	"reset=user\n"
+	"reenumerate-timeout=90\n"
+	"sysfs=/run/fake-sys\n"
 	"[daemon]\n"
 	"state-directory=/var/lib/cellprov\n"
 	"polkit=false\n"
@@ -83,6 +85,8 @@ test_good(void)
 	g_assert_cmpstr(c->adm1, ==, "adm1");
 	g_assert_cmpuint(c->registration_timeout, ==, 30);
 	g_assert_cmpint(c->reset, ==, CP_RESET_USER);
+	g_assert_cmpuint(c->reenumerate_timeout, ==, 90);
+	g_assert_cmpstr(c->sysfs, ==, "/run/fake-sys");
 	g_assert_cmpstr(c->state_directory, ==, "/var/lib/cellprov");
 	g_assert_false(c->polkit);
 	g_assert_false(c->exit_when_idle);
@@ -113,6 +117,9 @@ test_defaults(void)
 	g_assert_true(c->proxy);
 	g_assert_cmpuint(c->registration_timeout, ==, CP_CONF_DEFAULT_REG_TIMEOUT);
 	g_assert_cmpint(c->reset, ==, CP_RESET_AUTO);
+	g_assert_cmpuint(c->reenumerate_timeout, ==, CP_CONF_DEFAULT_REENUMERATE_TIMEOUT);
+	g_assert_cmpuint(c->reenumerate_timeout, ==, 60);
+	g_assert_null(c->sysfs);
 	g_assert_cmpstr(c->state_directory, ==, CP_CONF_DEFAULT_STATE_DIR);
 	g_assert_true(c->polkit);
 	g_assert_true(c->exit_when_idle);
@@ -232,6 +239,9 @@ test_bad(void)
 		{ "modem", "registration-timeout", "12s", "'12s' is not a number" },
 		{ "modem", "registration-timeout", "-5", "'-5' is not a number" },
 		{ "modem", "reset", "later", "[modem] reset: 'later' is not one of auto, user" },
+		{ "modem", "reenumerate-timeout", "0", "is not a number of seconds from 1 to 3600" },
+		{ "modem", "reenumerate-timeout", "1m", "'1m' is not a number" },
+		{ "modem", "sysfs", "sys", "'sys' is not an absolute path" },
 		{ "nfc", "reader", "x", "[nfc] reader: unknown key" },
 		{ "nfc", "command-timeout", "0", "[nfc] command-timeout: '0' is not a number of seconds from 1 to 60" },
 		{ "nfc", "command-timeout", "61", "from 1 to 60" },

@@ -967,6 +967,42 @@ test_decommission_crash(Fixture *f, gconstpointer data)
 	check_journal_lifecycle(f, FALSE, FALSE);
 }
 
+/* The module re-enumerates after the reset and stays off the bus longer
+ * than the follow's and the rollback's waits (reenumerate-timeout 1 s,
+ * back after 3.5 s): the backend reports CP_ERR_ROLLBACK, the journal
+ * keeps the backup in rolling-back, and the daemon's restore from it
+ * (which waits for the port, and is retried while it fails) puts the old
+ * values back once the module is there again. */
+static void
+test_module_not_back(Fixture *f, gconstpointer data)
+{
+	static const char *const slow_back[] = { "--reset-delay=3500", NULL };
+	g_autofree char *card0 = NULL, *now = NULL, *conf = f->conf_text;
+	g_auto(GStrv) parts = g_strsplit(conf, "registration-timeout=15\n", 2);
+	g_autoptr(GError) error = NULL;
+	CpJournal j;
+	gboolean found = FALSE;
+
+	f->conf_text = g_strjoinv("registration-timeout=15\nreenumerate-timeout=1\n", parts);
+	f->sim_args = slow_back;
+	make_profile(f, 17);
+	start_sim(f);
+	card0 = card_files(f);
+	f->d = start_daemon(f);
+	write_and_wait(f);
+	g_assert_cmpint(cp_daemon_get_state(f->d), ==, CP_STATE_FAILED);
+	/* the engine could not roll back (the module was not there); the
+	 * daemon did, from its journal */
+	check_receipt(f, CP_RECEIPT_FAILED, CP_ERR_ROLLBACK);
+	now = card_files(f);
+	g_assert_cmpstr(now, ==, card0);
+	check_committed(f, 17);
+	g_assert_true(cp_journal_load(f->state_dir, &j, &found, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(j.state, ==, CP_STATE_FAILED);
+	cp_journal_clear(&j);
+}
+
 /* ---- the cellular path: the device polls a local SM stand-in ---- */
 
 /* The structure inside a one-record NDEF message, base64. */
@@ -1449,6 +1485,8 @@ main(int argc, char **argv)
 	add("lifecycle", NULL, test_lifecycle);
 	add("factory-reset", NULL, test_factory_reset);
 	add("decommission-crash", NULL, test_decommission_crash);
+	if (strcmp(backend, "qmi") == 0)
+		add("module-not-back", NULL, test_module_not_back);
 	add("poll", NULL, test_poll);
 	add("provision", NULL, test_provision);
 	add("denied-rollback", NULL, test_denied);

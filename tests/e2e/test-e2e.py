@@ -6,8 +6,8 @@ cellprov-companion taps through the simulated RF link (a second PN532 in
 initiator mode, real libnfc on both sides) for everything a well-behaved
 companion does: the happy path (ending with the modem registered on the
 new IMSI and the receipt verified), registration denied, kill -9 in every
-journaled state and during the rollback (the companion held to the device
-throughout). A scripted phone on the device's PN532 stands in for what a
+journaled state, during the rollback and while the module's port is gone
+after its reset (the companion held to the device throughout). A scripted phone on the device's PN532 stands in for what a
 well-behaved companion never does: a replay of the profile recorded off
 the RF link, a flipped byte, a profile for another device, leaving
 mid-write, writing an expired profile, and the taps around kill -9 in
@@ -678,6 +678,39 @@ def test_kill_while_rolling_back(b):
     b.ctl("re-arm")
 
 
+def test_kill_while_port_gone(b):
+    # the module re-enumerates after its reset (the simulator's default)
+    # and stays off the bus 4 s: cellprovd killed while the port is gone,
+    # the restart's restore waits for the port and rolls back once it is
+    # back
+    restart_modem(b, extra=["--reset-delay", "4000"])
+    if b.ctl("status").json["status"]["state"] != "idle":
+        b.ctl("re-arm")
+    comp = b.companion_nfc(tap_timeout=45)
+    end = time.monotonic() + 60
+    while b.modem_state().get("port") != "" and time.monotonic() < end:
+        time.sleep(0.02)
+    check(b.modem_state().get("port") == "", "the module's port went away after the reset")
+    check(b.modem_state().get("imsi") != OLD_IMSI, "... with the card written")
+    b.kill_cellprovd(signal.SIGKILL)
+    log_before = len(b.daemon_log())
+    b.start_cellprovd()
+    check(b.ctl("status").json["status"]["state"] == "rolling-back", "the restart rolls back")
+    check(b.modem_state().get("port") == "", "... while the port is still gone")
+    b.wait_state("failed", timeout=60)
+    tail = b.daemon_log()[log_before:]
+    check("waiting up to 60 s for the modem's port" in tail, "... the restore waited for the port")
+    st = b.ctl("status").json
+    check(st["status"]["last-error"] == "interrupted", "... rolled back, reason interrupted (%s)"
+          % st["status"]["last-error"])
+    check(b.modem_state().get("imsi") == OLD_IMSI and b.modem_state().get("port") != "",
+          "... the USIM holds the old IMSI again, on the module that came back")
+    rc, res = b.companion_result(comp)
+    check(res["receipt"]["status"] == "failed" and res["receipt"]["reason"] == "interrupted"
+          and res["receipt"]["verified"], "... and the receipt says interrupted, MAC'd (%s)" % res.get("receipt"))
+    b.ctl("re-arm")
+
+
 def b64_forms(secret):
     """Every base64 run that must appear wherever secret is base64-encoded
     inside a longer blob: the characters that depend on its bytes only, at
@@ -924,7 +957,7 @@ def main():
     os.environ["G_MESSAGES_DEBUG"] = "all"
     return run(sys.argv[1], [test_happy_path, test_secure_heap, test_replay, test_flipped_byte, test_other_device,
                              test_leave_mid_write, test_expired, test_kill_before_commit, test_registration_denied,
-                             test_kill_at_every_state, test_kill_while_rolling_back,
+                             test_kill_at_every_state, test_kill_while_rolling_back, test_kill_while_port_gone,
                              test_no_secret_in_logs, test_clean_stop]) or \
         run(sys.argv[1], [test_lifecycle, test_cellular_path, test_lifecycle_kills, test_clean_stop]) or \
         run(sys.argv[1], [test_exit_when_idle], resident=False) or \

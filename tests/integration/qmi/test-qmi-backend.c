@@ -50,6 +50,15 @@ typedef struct _Bench {
 	/* run after the provisioning's callback, from inside it */
 	void (*then)(struct _Bench *b, CpModem *m);
 	CpModem *modem;
+	/* the module's fake sysfs (NULL: none) and how long its port may be
+	 * gone after a reset (0: 2 s) */
+	char *sysfs;
+	guint reenumerate_timeout;
+	/* a second module (another card) that appears once the first is gone */
+	const char *other_card;
+	GPid other_pid;
+	char *other_dump;
+	guint other_id;
 } Bench;
 
 /* No secret reached a log line, in any case the test ran. */
@@ -64,6 +73,12 @@ assert_no_secret_logged(const char *const *secrets)
 		if (strstr(lower, s))
 			g_error("a secret reached the log: %s", secrets[i]);
 	}
+}
+
+static gboolean
+log_has(const char *what)
+{
+	return strstr(cp_test_log_text(), what) != NULL;
 }
 
 static GHashTable *
@@ -98,6 +113,16 @@ bench_start(Bench *b, gboolean proxy, const char *extra)
 static void
 bench_stop(Bench *b)
 {
+	if (b->other_pid) {
+		kill(b->other_pid, SIGTERM);
+		waitpid(b->other_pid, NULL, 0);
+		g_spawn_close_pid(b->other_pid);
+	}
+	if (b->other_id)
+		g_source_remove(b->other_id);
+	g_free(b->other_dump);
+	g_free(b->sysfs);
+	/* the dump, the subscribers, the ports, the fake sysfs */
 	cp_test_sim_stop(&b->sim);
 	g_main_loop_unref(b->loop);
 	cp_modem_result_free(b->result);
@@ -119,6 +144,8 @@ modem_new(Bench *b, const char *adm1)
 		.adm1 = a,
 		.registration_timeout = 5,
 		.request_timeout = 2,
+		.reenumerate_timeout = b->reenumerate_timeout ? b->reenumerate_timeout : 2,
+		.sysfs = b->sysfs,
 	};
 	CpModem *m = cp_modem_new(&cfg, &error);
 
@@ -277,7 +304,14 @@ run_success(gboolean proxy, const char *extra)
 	g_assert_cmpstr(b.result->iccid, ==, "8988211000000000017");
 	g_assert_cmpuint(b.backups, ==, 1);
 	g_assert_cmpuint(b.updates_at_backup, ==, 0);
-	g_assert_cmpuint(b.steps, ==, 16);
+	/* on the pty the module re-enumerates after its reset (the
+	 * simulator's default): the port, the card and the ICCID again, and
+	 * registration from the start */
+	if (proxy)
+		g_assert_cmpuint(b.steps, ==, 16);
+	else
+		g_assert_cmpuint(b.steps, >=, 19);
+	g_assert_true(proxy != log_has("following it"));
 	/* every phase of a provisioning, in order, and no rollback */
 	g_assert_false(b.phase_went_back);
 	g_assert_cmpuint(b.phases, ==, (1u << CP_MODEM_PHASE_PREPARING) | (1u << CP_MODEM_PHASE_WRITING) |
@@ -1136,6 +1170,197 @@ test_reg_timeout(void)
 	bench_stop(&b);
 }
 
+/* ---- a module that re-enumerates after its reset ------------------------ */
+
+static void
+bench_sysfs(Bench *b, guint timeout)
+{
+	b->sysfs = cp_test_sim_file(&b->sim, "sys");
+	b->reenumerate_timeout = timeout;
+}
+
+/* The default module: the port goes after the reset and comes back under
+ * another name on the same USB device and interface; the provisioning
+ * follows it there and ends registered. */
+static void
+test_reenumerate_new_name(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+	g_autofree char *pty2 = NULL, *moved = NULL;
+
+	bench_start(&b, FALSE, "--reenumerate-path @pty2 --sysfs @sys --usb-port=2-1.4 --reset-delay=400");
+	bench_sysfs(&b, 5);
+	pty2 = cp_test_sim_file(&b.sim, "pty2");
+	moved = g_strdup_printf("the modem's port is now %s", pty2);
+	m = modem_new(&b, ADM1);
+		cp_test_log_clear();
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	g_assert_nonnull(b.result);
+	g_assert_cmpstr(b.result->imsi, ==, NEW_IMSI);
+	g_assert_cmpstr(b.result->registered_plmn, ==, "00101");
+	g_assert_true(log_has("following it"));
+	g_assert_true(log_has(moved));
+	g_assert_true(log_has("the modem is back, with the same card"));
+	/* the reopening is part of the reset, and no phase went back */
+	g_assert_false(b.phase_went_back);
+	g_assert_cmpuint(b.last_phase, ==, CP_MODEM_PHASE_REGISTERING);
+	d = dump_read(&b);
+	g_assert_cmpstr(dump_get(d, "port"), ==, pty2);
+	g_assert_cmpstr(dump_get(d, "resets"), ==, "1");
+	g_assert_cmpstr(dump_get(d, "modem-imsi"), ==, NEW_IMSI);
+	g_assert_cmpstr(dump_get(d, "registration"), ==, "registered");
+	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==, "14" NEW_K NEW_OPC);
+
+	/* the next operation finds the module under its new name too: a
+	 * restore puts the old values back (its own reset sends the port
+	 * back to the first name) */
+	{
+		g_autoptr(GError) error = NULL;
+		g_autoptr(CpModemBackup) backup = cp_modem_backup_deserialize(b.backup_bytes, &error);
+
+		g_assert_no_error(error);
+		g_clear_error(&b.error);
+		cp_modem_restore_async(m, backup, NULL, NULL, NULL, restore_cb, &b);
+		g_main_loop_run(b.loop);
+		g_assert_no_error(b.error);
+		assert_old_values(&b);
+	}
+	bench_stop(&b);
+}
+
+/* Without sysfs the port is awaited at its configured path: a module that
+ * comes back there is followed; the same code path. */
+static void
+test_reenumerate_same_path(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+
+	bench_start(&b, FALSE, "--reset-delay=300");
+	b.reenumerate_timeout = 5;
+	m = modem_new(&b, ADM1);
+		cp_test_log_clear();
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	g_assert_cmpstr(b.result->imsi, ==, NEW_IMSI);
+	g_assert_true(log_has("following it"));
+	g_assert_false(log_has("the modem's port is now"));
+	bench_stop(&b);
+}
+
+/* Back after the reenumerate-timeout: the provisioning fails, and its
+ * rollback (which waits for the port again) puts the old values back. */
+static void
+test_reenumerate_late(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+
+	bench_start(&b, FALSE, "--reenumerate-path @pty2 --sysfs @sys --reset-delay=1800");
+	bench_sysfs(&b, 1);
+	m = modem_new(&b, ADM1);
+		cp_test_log_clear();
+	provision(&b, m, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_MODEM_GONE);
+	g_assert_nonnull(strstr(b.error->message, "did not come back within 1 s"));
+	g_assert_true(log_has("the old subscription is back"));
+	assert_old_values(&b);
+	bench_stop(&b);
+}
+
+/* Never back: reported as CP_ERR_ROLLBACK (the daemon keeps the backup
+ * and restores when the module is back), the card still new. */
+static void
+test_reenumerate_never(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+	gint64 t0 = g_get_monotonic_time();
+
+	bench_start(&b, FALSE, "--sysfs @sys --reset-delay=600000");
+	bench_sysfs(&b, 1);
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_ROLLBACK);
+	g_assert_nonnull(strstr(b.error->message, "did not come back"));
+	g_assert_nonnull(b.backup_bytes);
+	/* two bounded waits, the follow's and the rollback's */
+	g_assert_cmpint(g_get_monotonic_time() - t0, >=, 2 * G_USEC_PER_SEC);
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+	d = dump_read(&b);
+	g_assert_cmpstr(dump_get(d, "port"), ==, "");
+	g_assert_cmpstr(dump_get(d, "imsi"), ==, NEW_IMSI);
+	bench_stop(&b);
+}
+
+/* Another module, with another card, where the first one was. */
+static gboolean
+other_module_cb(gpointer data)
+{
+	Bench *b = data;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *pty2 = NULL, *sys = NULL, *iccid = NULL;
+	int out_fd;
+	char buf[64];
+
+	if (!b->backups || g_file_test(b->sim.pty, G_FILE_TEST_EXISTS) ||
+	    g_file_test(b->sim.pty, G_FILE_TEST_IS_SYMLINK))
+		return G_SOURCE_CONTINUE;
+	b->other_id = 0;
+	pty2 = cp_test_sim_file(&b->sim, "pty2");
+	sys = cp_test_sim_file(&b->sim, "sys");
+	b->other_dump = cp_test_sim_file(&b->sim, "dump2");
+	iccid = g_strdup_printf("--iccid=%s", b->other_card);
+	{
+		const char *argv[] = {
+			sim_path, "--pty", pty2, "--sysfs", sys, "--dump", b->other_dump, iccid,
+			"--reset-delay=20", "--registration-delay=20", NULL,
+		};
+
+		g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+						       cp_test_child_setup, NULL, &b->other_pid, NULL, &out_fd, NULL,
+						       &error));
+	}
+	g_assert_no_error(error);
+	/* ready once it has said so */
+	g_assert_cmpint(read(out_fd, buf, sizeof(buf)), >, 0);
+	close(out_fd);
+	return G_SOURCE_REMOVE;
+}
+
+/* The module comes back with another card: refused before anything is
+ * written to it; the rollback refuses it too, so the error is
+ * CP_ERR_ROLLBACK and the backup stays with the daemon. */
+static void
+test_reenumerate_other_card(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+
+	bench_start(&b, FALSE, "--sysfs @sys --reset-delay=600000");
+	bench_sysfs(&b, 3);
+	b.other_card = "8988211000000000025";
+	b.other_id = g_timeout_add(20, other_module_cb, &b);
+	m = modem_new(&b, ADM1);
+		cp_test_log_clear();
+	provision(&b, m, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_ROLLBACK);
+	g_assert_nonnull(strstr(b.error->message, "came back with another card"));
+	g_assert_nonnull(strstr(b.error->message, "not the one the backup was taken from"));
+	g_assert_nonnull(b.backup_bytes);
+	g_assert_true(b.other_pid != 0);
+	/* nothing written to the other card */
+	d = cp_test_sim_dump_read(&(CpTestSim){ .dump = b.other_dump });
+	g_assert_cmpstr(dump_get(d, "card-updates"), ==, "0");
+	g_assert_cmpstr(dump_get(d, "imsi"), ==, OLD_IMSI);
+	bench_stop(&b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1187,6 +1412,11 @@ main(int argc, char **argv)
 	g_test_add_func("/qmi/backend/backup-garbage", test_backup_garbage);
 	g_test_add_func("/qmi/backend/backup-bad", test_backup_bad);
 	g_test_add_func("/qmi/backend/bad-config", test_bad_config);
+	g_test_add_func("/qmi/backend/reenumerate-new-name", test_reenumerate_new_name);
+	g_test_add_func("/qmi/backend/reenumerate-same-path", test_reenumerate_same_path);
+	g_test_add_func("/qmi/backend/reenumerate-late", test_reenumerate_late);
+	g_test_add_func("/qmi/backend/reenumerate-never", test_reenumerate_never);
+	g_test_add_func("/qmi/backend/reenumerate-other-card", test_reenumerate_other_card);
 	rc = g_test_run();
 	if (rc == 0 && !have_netns)
 		return cp_test_missing("no network namespace (unshare -n) for a private @qmi-proxy");

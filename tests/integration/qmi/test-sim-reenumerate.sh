@@ -12,6 +12,7 @@ sim=$1 qmicli=$2 apdu=$3
 ADM1=3132333435363738
 
 out=$("$sim" --proxy --reset-mode reenumerate 2>&1) && fail "reenumerate on the proxy accepted"
+out=$("$sim" --pty "$dir/x" --sysfs relative 2>&1) && fail "a relative --sysfs accepted"
 out=$("$sim" --pty "$dir/x" --reset-mode reboot 2>&1) && fail "unknown reset mode accepted"
 echo "$out" | grep -q "keep-port or reenumerate" || fail "unknown reset mode: $out"
 
@@ -23,11 +24,15 @@ wait_path() {
 
 # a reset long enough to see the port gone
 "$sim" --pty "$dir/pty" --dump "$dir/dump" --reset-delay=800 --registration-delay=50 \
-	--reset-mode reenumerate --reenumerate-path "$dir/pty2" >"$dir/ready" 2>"$dir/log" &
+	--reenumerate-path "$dir/pty2" --sysfs "$dir/sys" --usb-port 3-1.2 >"$dir/ready" 2>"$dir/log" &
 pid=$!
 wait_path "$dir/pty" || fail "no port"
+wait_path "$dir/dump" || fail "no dump"
 [ "$(dump_get reset-mode)" = reenumerate ] || fail "reset-mode: $(dump_get reset-mode)"
 [ "$(dump_get port)" = "$dir/pty" ] || fail "port: $(dump_get port)"
+usbif=$dir/sys/devices/cp-sim/usb1/3-1.2/3-1.2:1.4
+[ "$(readlink -f "$dir/sys/class/usbmisc/pty/device")" = "$usbif" ] || fail "sysfs: no usbmisc/pty on $usbif"
+[ "$(cat "$usbif/bInterfaceNumber")" = 04 ] || fail "sysfs: bInterfaceNumber"
 # ADM1 verified on the basic channel: the card's security state
 out=$(a apdu:0:0020000A08$ADM1 apdu:0:0020000A00)
 [ "$(echo "$out" | tr '\n' ' ')" = "apdu 9000 apdu 9000 " ] || fail "ADM1: $out"
@@ -41,11 +46,15 @@ for i in $(seq 40); do gone "$dir/pty" && break; sleep 0.01; done
 gone "$dir/pty" || fail "the port is still there after the reset"
 gone "$dir/pty2" || fail "the port is back too early"
 [ "$(dump_get port)" = "" ] || fail "dump port while gone: $(dump_get port)"
+! [ -e "$dir/sys/class/usbmisc/pty" ] && ! [ -e "$dir/sys/devices/cp-sim/usb1/3-1.2" ] ||
+	fail "sysfs: the module is still on the bus while gone"
 out=$(q --dms-get-operating-mode)
 echo "$out" | grep -q "Mode:" && fail "qmicli reached a vanished port: $out"
 # back, under the other path
 wait_path "$dir/pty2" || fail "the port did not come back at pty2"
 gone "$dir/pty" || fail "the old path came back too"
+[ "$(readlink -f "$dir/sys/class/usbmisc/pty2/device")" = "$usbif" ] || fail "sysfs: no usbmisc/pty2 on $usbif"
+! [ -e "$dir/sys/class/usbmisc/pty" ] || fail "sysfs: usbmisc/pty came back too"
 [ "$(dump_get port)" = "$dir/pty2" ] || fail "dump port: $(dump_get port)"
 grep -q "ready $dir/pty2" "$dir/ready" || fail "no ready line for pty2"
 for i in $(seq 30); do
@@ -66,8 +75,10 @@ wait_path "$dir/pty" || fail "the port did not come back at pty"
 gone "$dir/pty2" || fail "pty2 is still there"
 [ "$(dump_get resets)" = 2 ] || fail "resets: $(dump_get resets)"
 
-# keep-port (the default): the path stays through a reset
+# reenumerate is the default on a pty; keep-port keeps the path through a reset
 start_sim
+[ "$(dump_get reset-mode)" = reenumerate ] || fail "default reset-mode: $(dump_get reset-mode)"
+start_sim --reset-mode keep-port
 q --dms-set-operating-mode=offline >/dev/null
 q --dms-set-operating-mode=reset | grep -q "successfully" || fail "keep-port: reset"
 [ -e "$dir/pty" ] || fail "keep-port: the port vanished"

@@ -20,6 +20,7 @@
 #include <libqmi-glib.h>
 
 #include "cp-sim-modem.h"
+#include "cp-sim-sysfs.h"
 
 /* QMUX: marker, length (2), flags, service, client; then the service
  * header, whose first byte says request (0), response (2), indication (4). */
@@ -101,6 +102,9 @@ typedef struct {
 	/* configuration */
 	char *reenumerate_path;    /* where the port comes back after a reset */
 	ResetMode reset_mode;
+	gboolean reset_mode_set;
+	char *sysfs;               /* the fake sysfs the port appears in */
+	char *usb_port;            /* the module's USB device there */
 	guint firmware;            /* Firmware flags */
 	gboolean proxy;
 	gboolean reject_detached;   /* a reject leaves the CS domain detached too */
@@ -116,6 +120,7 @@ typedef struct {
 	GPtrArray *delayed;        /* Delayed */
 	guint next_cid;
 	guint reset_timer;
+	guint drop_timer;          /* the port's drop after a reset's answer */
 	guint n_requests;
 	guint n_apdus;
 	guint n_updates;
@@ -332,6 +337,37 @@ go_online(void)
 	cp_sim_modem_attach_later(&sim.m);
 }
 
+/* The QMI interface of Quectel's EC25/EG25 (qmi_wwan binds interface 4). */
+#define QMI_INTERFACE 4
+
+/* The kernel's view of the module (--sysfs): its USB device and the
+ * cdc-wdm port, named after the port's path. */
+static void
+sysfs_up(const char *path)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *name = NULL;
+
+	if (!sim.sysfs)
+		return;
+	name = g_path_get_basename(path);
+	if (!cp_sim_sysfs_add(sim.sysfs, sim.usb_port, QMI_INTERFACE, "usbmisc", name, &error))
+		g_warning("sysfs: %s", error->message);
+}
+
+static void
+sysfs_down(const char *path)
+{
+	g_autofree char *name = NULL;
+
+	if (!sim.sysfs || !path)
+		return;
+	name = g_path_get_basename(path);
+	cp_sim_sysfs_remove(sim.sysfs, sim.usb_port, "usbmisc", name);
+}
+
+static gboolean port_drop_cb(gpointer data);
+
 static gboolean
 reset_done_cb(gpointer data)
 {
@@ -340,9 +376,15 @@ reset_done_cb(gpointer data)
 		/* back under the other name when there is one, as USB may give */
 		const char *path = sim.reenumerate_path && sim.n_resets % 2 ? sim.reenumerate_path : sim.m.pty_path;
 
+		/* both due at once (a loaded machine): the port goes first */
+		if (sim.drop_timer) {
+			g_source_remove(sim.drop_timer);
+			port_drop_cb(NULL);
+		}
 		if (!cp_sim_modem_port_return(&sim.m, path))
 			return G_SOURCE_REMOVE;
 		sim.pty_conn = conn_new(cp_sim_modem_port_fd(&sim.m), FALSE);
+		sysfs_up(path);
 		printf("ready %s\n", path);
 		fflush(stdout);
 	}
@@ -502,8 +544,10 @@ delayed_drop(Conn *c, gboolean send)
 static gboolean
 port_drop_cb(gpointer data)
 {
+	sim.drop_timer = 0;
 	delayed_drop(NULL, TRUE);
 	g_message("reset: the port %s disappears", sim.m.port_path);
+	sysfs_down(sim.m.port_path);
 	conns_free();
 	cp_sim_modem_port_close(&sim.m);
 	cp_sim_usim_reset(sim.m.usim);
@@ -617,7 +661,8 @@ handle_dms(QmiMessage *req)
 			/* A USB module reboots: its port goes once the answer is
 			 * out and read (a pty's hangup discards unread input). */
 			if (sim.reset_mode == RESET_REENUMERATE)
-				g_timeout_add(MIN(RESET_DROP_MS, sim.m.reset_delay_ms / 2), port_drop_cb, NULL);
+				sim.drop_timer = g_timeout_add(MIN(RESET_DROP_MS, sim.m.reset_delay_ms / 2),
+							       port_drop_cb, NULL);
 			break;
 		default:
 			return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_INVALID_ARGUMENT);
@@ -977,6 +1022,7 @@ handle_message(Conn *c, QmiMessage *req)
 
 		switch (f->kind) {
 		case CP_SIM_FAULT_VANISH:
+			sysfs_down(sim.m.port_path);
 			cp_sim_modem_vanish(&sim.m, what);
 		case CP_SIM_FAULT_NO_RESPONSE:
 			g_message("fault: no response to %s", what);
@@ -1126,6 +1172,7 @@ open_pty(const char *path, GError **error)
 	if (!cp_sim_modem_port_open(&sim.m, path, error))
 		return FALSE;
 	sim.pty_conn = conn_new(cp_sim_modem_port_fd(&sim.m), FALSE);
+	sysfs_up(path);
 	return TRUE;
 }
 
@@ -1296,6 +1343,7 @@ opt_reset_mode(const char *name, const char *value, gpointer data, GError **erro
 			    "--reset-mode: want keep-port or reenumerate, not '%s'", value);
 		return FALSE;
 	}
+	sim.reset_mode_set = TRUE;
 	return TRUE;
 }
 
@@ -1309,15 +1357,16 @@ main(int argc, char **argv)
 	Profile *p;
 	/* The hardware profiles (docs/simulators.md): --card, --read-le and
 	 * --firmware default to what current hardware does (CP_SIM_CARD_DEFAULT,
-	 * exact, dms-uim-unsupported); --reset-mode keeps keep-port until the
-	 * modem code follows a re-enumerating port. */
+	 * exact, dms-uim-unsupported, and --reset-mode reenumerate on a pty). */
 	GOptionEntry entries[] = {
 		{ "proxy", 0, 0, G_OPTION_ARG_NONE, &sim.proxy, "Serve on the abstract socket @qmi-proxy (use inside unshare -n)", NULL },
 		{ "proxy-name", 0, 0, G_OPTION_ARG_STRING, &sim.proxy_name, "Abstract socket name (default qmi-proxy)", "NAME" },
 		{ "card", 0, 0, G_OPTION_ARG_STRING, &card, "The card's model (" CP_SIM_CARD_DEFAULT ")", "NAME" },
 		{ "read-le", 0, 0, G_OPTION_ARG_STRING, &read_le, "READ answer to an Le the file cannot fill: lenient, exact, eof (exact)", "MODE" },
 		{ "firmware", 0, 0, G_OPTION_ARG_CALLBACK, opt_firmware, "Firmware profile(s), comma-separated", "NAME[,NAME]" },
-		{ "reset-mode", 0, 0, G_OPTION_ARG_CALLBACK, opt_reset_mode, "On DMS reset: keep-port or reenumerate (keep-port)", "MODE" },
+		{ "reset-mode", 0, 0, G_OPTION_ARG_CALLBACK, opt_reset_mode, "On DMS reset: keep-port or reenumerate (reenumerate on a pty, keep-port on the proxy)", "MODE" },
+		{ "sysfs", 0, 0, G_OPTION_ARG_FILENAME, &sim.sysfs, "Show the module and its port in a fake sysfs under DIR", "DIR" },
+		{ "usb-port", 0, 0, G_OPTION_ARG_STRING, &sim.usb_port, "The module's USB device in that sysfs (1-1)", "NAME" },
 		{ "reenumerate-path", 0, 0, G_OPTION_ARG_FILENAME, &sim.reenumerate_path, "After a reset the port comes back here (every other reset)", "PATH" },
 		{ "offline", 0, 0, G_OPTION_ARG_NONE, &offline, "Start in low-power mode (no registration)", NULL },
 		{ "reject-detached", 0, 0, G_OPTION_ARG_NONE, &sim.reject_detached, "After a reject, both domains detached (ModemManager 1.20 shows idle)", NULL },
@@ -1336,6 +1385,16 @@ main(int argc, char **argv)
 	}
 	if (!sim.proxy_name)
 		sim.proxy_name = g_strdup("qmi-proxy");
+	/* A USB module reboots off the bus; on the proxy the simulator is
+	 * the proxy itself, whose port stays (docs/simulators.md). */
+	if (!sim.reset_mode_set)
+		sim.reset_mode = sim.proxy ? RESET_KEEP_PORT : RESET_REENUMERATE;
+	if (sim.sysfs && (sim.proxy || sim.sysfs[0] != '/')) {
+		fprintf(stderr, "cp-qmi-sim: --sysfs wants an absolute DIR and --pty\n");
+		return 2;
+	}
+	if (!sim.usb_port)
+		sim.usb_port = g_strdup("1-1");
 	if (sim.proxy && sim.reset_mode == RESET_REENUMERATE) {
 		fprintf(stderr, "cp-qmi-sim: --reset-mode reenumerate needs --pty\n");
 		return 2;
@@ -1380,6 +1439,11 @@ main(int argc, char **argv)
 		close(sim.listen_fd);
 	if (sim.reset_timer)
 		g_source_remove(sim.reset_timer);
+	if (sim.drop_timer)
+		g_source_remove(sim.drop_timer);
+	sysfs_down(sim.m.port_path);
+	g_free(sim.sysfs);
+	g_free(sim.usb_port);
 	g_free(sim.reenumerate_path);
 	g_ptr_array_unref(sim.delayed);
 	g_free(sim.proxy_name);
