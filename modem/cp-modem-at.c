@@ -121,7 +121,7 @@ at_open(CpModemRun *run)
 
 	p->run = run;
 	run->port = p;
-	p->port = cp_at_port_open(run->modem->device, &error);
+	p->port = cp_at_port_open(run->device, &error);
 	if (!p->port) {
 		done(run, error);
 		return;

@@ -118,7 +118,7 @@ mbim_open(CpModemRun *run)
 
 	p->run = run;
 	run->port = p;
-	cp_mbim_open_async(run->modem->device, run->modem->request_timeout, run->cancellable,
+	cp_mbim_open_async(run->device, run->modem->request_timeout, run->cancellable,
 			   open_cb, run);
 }
 

@@ -6,6 +6,7 @@
  */
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <string.h>
 
 #include <glib.h>
@@ -1212,7 +1213,8 @@ test_reenumerate_new_name(void)
 	g_assert_cmpstr(dump_get(d, "resets"), ==, "1");
 	g_assert_cmpstr(dump_get(d, "modem-imsi"), ==, NEW_IMSI);
 	g_assert_cmpstr(dump_get(d, "registration"), ==, "registered");
-	g_assert_cmpstr(dump_get(d, "ef-usim-auth-key"), ==, "14" NEW_K NEW_OPC);
+	/* the SJA5's key file: the rest of its 67 bytes kept */
+	g_assert_true(g_str_has_prefix(dump_get(d, "ef-usim-auth-key"), "14" NEW_K NEW_OPC));
 
 	/* the next operation finds the module under its new name too: a
 	 * restore puts the old values back (its own reset sends the port
