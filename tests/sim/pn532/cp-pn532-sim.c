@@ -1491,7 +1491,9 @@ static const struct {
 			       "release" },
 	{ "write-too-large", "tap; select-app; read-cc; write-ndef DATA sw=6A84; release" },
 	{ "malformed", "tap; select-app; read-cc; write-ndef DATA sw=6A80; release" },
-	{ "vanish", "tap; select-app; read-cc; read-ndef; release; vanish 500; "
+	/* the controller goes once the first session is over: the phone's
+	 * release is handled before the port drops */
+	{ "vanish", "tap; select-app; read-cc; read-ndef; release; sleep 300; vanish 500; "
 		    "tap 10000; select-app; read-cc; read-ndef; release" },
 	/* Phone-like sequences (see the man page): one reads and writes in
 	 * the T4T 2.0 form with exact Le, the other with the P2 00 SELECTs of
