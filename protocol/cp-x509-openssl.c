@@ -409,21 +409,40 @@ out:
 	return err;
 }
 
+/*
+ * The last chain and key found to match, per thread: a signer (the SM)
+ * encodes every profile with one chain and one key, and parsing the
+ * chain again for each (OpenSSL 3 looks up a decoder for each key it
+ * parses) cost more than the profile's signature. The key is held, so
+ * its address cannot come back as another key's.
+ */
+static __thread EVP_PKEY *signer_key;
+static __thread uint8_t signer_chain_hash[CP_SHA256_LEN];
+
 CpError
 cp_operator_chain_signer(const uint8_t *chain, size_t len, EVP_PKEY *key)
 {
 	STACK_OF(X509) *certs;
+	uint8_t hash[CP_SHA256_LEN];
 	CpError err = CP_ERR_KEY;
 
 	if (!chain || !key)
 		return CP_ERR_ARGUMENT;
 	if (len == 0 || len > CP_CHAIN_MAX)
 		return CP_ERR_KEY;
+	cp_sha256(chain, len, hash);
+	if (key == signer_key && CRYPTO_memcmp(hash, signer_chain_hash, sizeof(hash)) == 0)
+		return CP_OK;
 	certs = der_certificates(NULL, chain, len);
 	if (certs && EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(certs, 0)), key) == 1)
 		err = CP_OK;
 	sk_X509_pop_free(certs, X509_free);
 	ERR_clear_error();
+	if (err == CP_OK && EVP_PKEY_up_ref(key) == 1) {
+		EVP_PKEY_free(signer_key);
+		signer_key = key;
+		memcpy(signer_chain_hash, hash, sizeof(hash));
+	}
 	return err;
 }
 
