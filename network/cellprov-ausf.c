@@ -300,7 +300,6 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 	g_autofree char *enc_b64 = NULL, *k_sm_b64 = NULL;
 	const char *companion, *id_hex, *suite_s;
 	uint8_t device_id[CP_DEVICE_ID_LEN], check[CP_DEVICE_ID_LEN];
-	const unsigned char *p;
 	EVP_PKEY *pub = NULL;
 	AddResult r = { 0 };
 	guint status = 0;
@@ -326,12 +325,10 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 		return;
 	}
 	suite = strcmp(suite_s, "A") == 0 ? CP_SUITE_A : CP_SUITE_B;
-	p = g_bytes_get_data(spki, NULL);
-	pub = d2i_PUBKEY(NULL, &p, (long)g_bytes_get_size(spki));
+	pub = cp_pubkey_from_spki(g_bytes_get_data(spki, NULL), g_bytes_get_size(spki));
 	/* Suite B seals to a P-256 key, suite A to an X25519 one: a key of
 	 * the other kind is the request's fault, not a crypto failure */
-	if (!pub || p != (const unsigned char *)g_bytes_get_data(spki, NULL) + g_bytes_get_size(spki) ||
-	    !(suite == CP_SUITE_B ? cp_pkey_is_p256(pub) : cp_pkey_is_x25519(pub))) {
+	if (!pub || !(suite == CP_SUITE_B ? cp_pkey_is_p256(pub) : cp_pkey_is_x25519(pub))) {
 		EVP_PKEY_free(pub);
 		cp_http_reply_cp_error(msg, SOUP_STATUS_BAD_REQUEST, CP_ERR_KEY,
 				       "public_key must be a DER SPKI of the suite's kind: P-256 for B, X25519 for A");

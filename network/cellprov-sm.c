@@ -2464,13 +2464,10 @@ conf_bool(GKeyFile *kf, const char *key, gboolean *out, GError **error)
 }
 
 static SoupSession *
-make_session(const char *ca_file, guint timeout, GError **error)
+make_session(const char *ca_file, guint timeout, guint idle, guint per_host, GError **error)
 {
-	/* libsoup's default of 2 connections per host would queue the
-	 * provisionings in flight behind each other at the AUSF and at a
-	 * certificate server */
-	SoupSession *s = soup_session_new_with_options("timeout", timeout, "idle-timeout", timeout,
-						       "max-conns", 256, "max-conns-per-host", 64,
+	SoupSession *s = soup_session_new_with_options("timeout", timeout, "idle-timeout", idle,
+						       "max-conns", 256, "max-conns-per-host", per_host,
 						       "user-agent", "cellprov-sm/" CP_VERSION, NULL);
 
 	if (ca_file) {
@@ -2689,8 +2686,15 @@ sm_load(Sm *sm, const char *path, GError **error)
 	    !(sm->anchors = cp_chain_anchors_load(anchors, error)) ||
 	    !load_companions(sm, companions, error) ||
 	    !(sm->ausf_token = cp_secret_load(token, FALSE, 0, error)) ||
-	    !(sm->fetch_session = make_session(fetch_ca, sm->fetch_timeout, error)) ||
-	    !(sm->ausf_session = make_session(ausf_ca, sm->ausf_timeout, error)))
+	    /* libsoup's default of 2 connections per host would queue the
+	     * provisionings in flight behind each other at a certificate
+	     * server; the AUSF keeps its connections alive and answers one
+	     * request at a time, and counts an SM's connections against
+	     * its max-connections-per-source (16): 8 an SM process. An
+	     * idle one is closed here before the AUSF's request-timeout
+	     * (10 s by default) would cut it under a request. */
+	    !(sm->fetch_session = make_session(fetch_ca, sm->fetch_timeout, sm->fetch_timeout, 64, error)) ||
+	    !(sm->ausf_session = make_session(ausf_ca, sm->ausf_timeout, MIN(sm->ausf_timeout, 5), 8, error)))
 		return FALSE;
 	{
 		g_autofree char *base = sm->ausf_url;

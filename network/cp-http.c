@@ -533,10 +533,6 @@ request_headers(SoupServerMessage *msg)
 	g_object_set_data_full(G_OBJECT(msg), REQUEST_START, start, g_free);
 	soup_message_headers_replace(soup_server_message_get_response_headers(msg), "X-Request-Id",
 				     cp_http_request_id(msg));
-	/* libsoup closes the connection after the answer (no listener of its
-	 * own): say so, or a client reuses it and its next request meets a
-	 * closed socket */
-	soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
 }
 
 /* The body is in too: the handler's time starts. */
@@ -551,16 +547,69 @@ on_request_read(SoupServer *server, SoupServerMessage *msg, gpointer data)
 }
 
 static void
-on_request_finished(SoupServer *server, SoupServerMessage *msg, gpointer data)
+request_done(CpHttpServer *s, SoupServerMessage *msg, Conn *c)
 {
-	CpHttpServer *s = data;
-	Conn *c = conn_of(s, msg);
-
 	if (c)
 		conn_arm(c, s->cfg.request_timeout);
 	if (!g_object_get_data(G_OBJECT(msg), REQUEST_START))
 		return;          /* never read, or not ours to count (/metrics) */
 	record(s, msg, soup_server_message_get_status(msg), g_object_get_data(G_OBJECT(msg), REQUEST_CODE));
+}
+
+static void
+on_request_finished(SoupServer *server, SoupServerMessage *msg, gpointer data)
+{
+	CpHttpServer *s = data;
+
+	request_done(s, msg, conn_of(s, msg));
+}
+
+/*
+ * Keep-alive. libsoup 3.2 keeps a connection it was handed as a stream
+ * only while the server has a listener of its own (we have none), and a
+ * connection it keeps that the client then closes is never let go of
+ * (its next request's reader has no one to tell of the EOF: the socket
+ * stays in CLOSE_WAIT). So a connection worth keeping is taken back once
+ * the whole answer is written (its wrote-body, where libsoup allows
+ * that) and handed over again as a new one, whose first read an EOF
+ * ends cleanly. Only a connection a request authenticated on is kept;
+ * any other is told "Connection: close" before its answer is written.
+ */
+static void
+on_got_body(SoupServerMessage *msg, gpointer data)
+{
+	CpHttpServer *s = data;
+	Conn *c = conn_of(s, msg);
+
+	/* after the handler: it has authenticated the connection or not */
+	if (!c || !c->counted || !c->authenticated || s->main)
+		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
+}
+
+static void
+on_wrote_body(SoupServerMessage *msg, gpointer data)
+{
+	CpHttpServer *s = data;
+	Conn *c = conn_of(s, msg);
+	g_autoptr(GSocketAddress) local = NULL;
+	g_autoptr(GIOStream) stream = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (!c || !c->counted || !c->authenticated || soup_server_message_get_http_version(msg) != SOUP_HTTP_1_1 ||
+	    soup_message_headers_header_contains(soup_server_message_get_request_headers(msg), "Connection", "close") ||
+	    soup_message_headers_header_contains(soup_server_message_get_response_headers(msg), "Connection", "close"))
+		return;          /* libsoup closes it once finished */
+	request_done(s, msg, c);
+	local = g_socket_connection_get_local_address(c->conn, NULL);
+	g_object_ref(msg);
+	stream = soup_server_message_steal_connection(msg);
+	g_object_unref(msg);
+	if (!stream)
+		return;
+	if (!soup_server_accept_iostream(s->soup, stream, local, c->remote, &error)) {
+		g_warning("cannot keep a connection: %s", error->message);
+		g_io_stream_close(stream, NULL, NULL);
+	}
 }
 
 static void
@@ -760,6 +809,8 @@ early_handler(SoupServer *server, SoupServerMessage *msg, const char *path,
 	goffset len;
 
 	request_headers(msg);
+	g_signal_connect_after(msg, "got-body", G_CALLBACK(on_got_body), s);
+	g_signal_connect(msg, "wrote-body", G_CALLBACK(on_wrote_body), s);
 	if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CHUNKED) {
 		refuse_body(s, msg, SOUP_STATUS_LENGTH_REQUIRED, "length-required",
 			    "the request body needs a Content-Length");
@@ -1053,6 +1104,13 @@ cp_http_reply_error(SoupServerMessage *msg, guint status, const char *code,
 	va_start(ap, fmt);
 	message = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
+	/* A database's error text names its host, socket or file: the log
+	 * has it, the client one sentence */
+	if (strcmp(code, "storage") == 0) {
+		g_warning("request=%s storage: %s", cp_http_request_id(msg), message);
+		g_free(message);
+		message = g_strdup("the network's database failed: try again later");
+	}
 	json = error_json(code, number, message);
 	g_object_set_data_full(G_OBJECT(msg), REQUEST_CODE, g_strdup(code), g_free);
 	soup_server_message_set_status(msg, status, NULL);
