@@ -207,13 +207,16 @@ add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_
 	}
 	cp_hex_encode(device_id, CP_DEVICE_ID_LEN, id_hex);
 
-	/* one writer for the whole store: the next SUPI is read, then
-	 * taken, by one AUSF process at a time */
-	if (!cp_store_begin(db, NULL, error))
+	/* one writer a device (PostgreSQL: an advisory lock on its id; one
+	 * SQLite file has one writer): its subscriber is looked up, then
+	 * made, by one AUSF process at a time. The SUPI a new one takes
+	 * needs no lock: the row's key decides between processes. */
+	if (!cp_store_begin(db, id_hex, error))
 		goto storage;
 	if (!cp_ausf_store_find(a->db, id_hex, companion, &supi, &generation, error))
 		goto rollback;
-	if (!supi && !(supi = cp_ausf_store_next_supi(a->db, a->imsi_first, a->imsi_last, error))) {
+	if (!supi && !(supi = cp_ausf_store_take_supi(a->db, a->imsi_first, a->imsi_last, id_hex, companion,
+						       error))) {
 		if (g_error_matches(*error, CP_ERROR, CP_ERR_STORAGE))
 			goto rollback;
 		cp_store_rollback(db);
