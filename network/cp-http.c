@@ -52,6 +52,7 @@ typedef struct {
 	guint deadline_id;
 	gboolean counted;            /* holds one of max_connections */
 	gboolean authenticated;
+	gboolean idle;               /* kept alive between two requests */
 	GSocketAddress *remote;
 	char *source;                /* the remote IP address */
 	GTlsCertificate *peer;       /* accepted client certificate */
@@ -288,6 +289,20 @@ wait_hello(Conn *c)
 	g_source_attach(c->hello, NULL);
 }
 
+/* The oldest connection kept alive between requests (from source, or
+ * from anywhere when NULL). */
+static Conn *
+oldest_idle(CpHttpServer *s, const char *source)
+{
+	for (GList *l = s->conns.head; l; l = l->next) {
+		Conn *c = l->data;
+
+		if (c->counted && c->idle && (!source || strcmp(c->source, source) == 0))
+			return c;
+	}
+	return NULL;
+}
+
 static gboolean
 on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, gpointer data)
 {
@@ -298,6 +313,16 @@ on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, g
 
 	remote = g_socket_connection_get_remote_address(conn, NULL);
 	from = address_string(remote);
+	/* A connection kept alive with no request on it gives way to a new
+	 * one (HTTP lets a server close an idle connection at any time):
+	 * idle connections never make a limit refuse anybody, so many
+	 * clients behind one address (a carrier-grade NAT) are limited by
+	 * their requests in flight, not by the connections they keep. */
+	if (GPOINTER_TO_UINT(g_hash_table_lookup(s->per_source, from)) >= s->cfg.max_per_source &&
+	    (c = oldest_idle(s, from)))
+		conn_cut(c);
+	if (s->n_connections >= s->cfg.max_connections && (c = oldest_idle(s, NULL)))
+		conn_cut(c);
 	if (GPOINTER_TO_UINT(g_hash_table_lookup(s->per_source, from)) >= s->cfg.max_per_source) {
 		g_warning("refusing a connection from %s: %u open from there, the limit", from,
 			  s->cfg.max_per_source);
@@ -609,7 +634,9 @@ on_wrote_body(SoupServerMessage *msg, gpointer data)
 	if (!soup_server_accept_iostream(s->soup, stream, local, c->remote, &error)) {
 		g_warning("cannot keep a connection: %s", error->message);
 		g_io_stream_close(stream, NULL, NULL);
+		return;
 	}
+	c->idle = TRUE;
 }
 
 static void
@@ -807,8 +834,11 @@ early_handler(SoupServer *server, SoupServerMessage *msg, const char *path,
 	SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
 	g_autofree char *message = NULL;
 	goffset len;
+	Conn *c;
 
 	request_headers(msg);
+	if ((c = conn_of(s, msg)))
+		c->idle = FALSE;
 	g_signal_connect_after(msg, "got-body", G_CALLBACK(on_got_body), s);
 	g_signal_connect(msg, "wrote-body", G_CALLBACK(on_wrote_body), s);
 	if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CHUNKED) {
