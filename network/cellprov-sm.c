@@ -436,7 +436,13 @@ call_ausf(Provision *p)
 	cp_cleanse(auth, strlen(auth));
 	/* the AUSF logs the same id: one provisioning, one id in both logs */
 	soup_message_headers_replace(soup_message_get_request_headers(m), "X-Request-Id", cp_http_request_id(p->msg));
-	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT);
+	/* libsoup sends a POST on a connection of its own unless told it may
+	 * be sent again (which it does only when a kept connection fails
+	 * before any answer): a claim's call gives the same SUPI and keys
+	 * twice, a re-provisioning's a further key generation, the older
+	 * one still valid, whose answer the SM never sees. So the calls
+	 * share kept connections. */
+	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT | SOUP_MESSAGE_IDEMPOTENT);
 	soup_session_send_and_read_async(sm->ausf_session, m, G_PRIORITY_DEFAULT, NULL, ausf_answered, p);
 }
 
