@@ -227,9 +227,9 @@ def main():
         if args.campaign:
             ok = campaign(b, args.campaign, 16)
             return 0 if ok else 1
-        print("%8s %8s %10s %10s %10s %8s %10s %10s   %s" % ("workers", "clients", "prov/s", "p50 ms", "p99 ms",
-                                                            "errors", "of bound", "cores busy",
-                                                            "CPU ms per provisioning"))
+        print("%8s %8s %10s %10s %10s %8s %10s %11s %13s   %s" % ("workers", "clients", "prov/s", "p50 ms", "p99 ms",
+                                                                 "errors", "of bound", "cores busy",
+                                                                 "CPU-limited", "CPU ms per provisioning"))
         counter = 1
         results = []
         for w in [int(x) for x in args.workers.split(",")]:
@@ -256,10 +256,15 @@ def main():
                 # other users' included), and the share of them ours took
                 r["cores-busy"] = cores * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
                 r["cores-ours"] = sum(r["cpu-ms"].values()) * rate / 1e3
+                # what the CPU our processes spent per provisioning would
+                # allow on otherwise idle cores (the load generator's
+                # included), and that rate's share of the bound
+                r["cpu-limited-per-s"] = cores * 1e3 / sum(r["cpu-ms"].values())
                 results.append(r)
-                print("%8d %8d %10.1f %10.2f %10.2f %8d %9.1f%% %4.2f (%.2f)   %s"
+                print("%8d %8d %10.1f %10.2f %10.2f %8d %9.1f%% %4.2f (%.2f) %7.0f %5.1f%%   %s"
                       % (w, n, rate, r["p50-ms"], r["p99-ms"], len(errors), 100 * r["of-bound"],
-                         r["cores-busy"], r["cores-ours"],
+                         r["cores-busy"], r["cores-ours"], r["cpu-limited-per-s"],
+                         100 * r["cpu-limited-per-s"] / bound,
                          " ".join("%s %.2f" % kv for kv in sorted(r["cpu-ms"].items()))), flush=True)
         print(json.dumps({"cores": cores, "crypto": crypto, "bound-per-s": bound, "openssl-speed": speed,
                           "load": results}))
