@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <string.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "cp-conf.h"
@@ -53,6 +55,7 @@ typedef struct {
 	gboolean counted;            /* holds one of max_connections */
 	gboolean authenticated;
 	gboolean idle;               /* kept alive between two requests */
+	GIOStream *stream;           /* what libsoup was handed (TLS or conn); libsoup's */
 	GSocketAddress *remote;
 	char *source;                /* the remote IP address */
 	GTlsCertificate *peer;       /* accepted client certificate */
@@ -213,8 +216,12 @@ hand_over(Conn *c)
 	} else {
 		stream = g_object_ref(G_IO_STREAM(conn));
 	}
+	/* set first: with the request already in, libsoup may serve it
+	 * (and keep the connection) before it returns */
+	c->stream = stream;
 	if (!stream || !soup_server_accept_iostream(s->soup, stream, local, c->remote, &error)) {
 		g_warning("cannot accept a connection: %s", error->message);
+		c->stream = NULL;
 		g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
 	}
 }
@@ -350,6 +357,9 @@ on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, g
 			conn_cut(old);
 		}
 	}
+	/* an answer is written in pieces (headers, body): on a kept
+	 * connection Nagle would hold the body for the client's delayed ACK */
+	g_socket_set_option(g_socket_connection_get_socket(conn), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
 	c = g_new0(Conn, 1);
 	c->server = s;
 	c->conn = conn;
@@ -618,22 +628,34 @@ on_wrote_body(SoupServerMessage *msg, gpointer data)
 	Conn *c = conn_of(s, msg);
 	g_autoptr(GSocketAddress) local = NULL;
 	g_autoptr(GIOStream) stream = NULL;
+	g_autoptr(GIOStream) base = NULL;
 	g_autoptr(GError) error = NULL;
+	GInputStream *in;
 
-	if (!c || !c->counted || !c->authenticated || soup_server_message_get_http_version(msg) != SOUP_HTTP_1_1 ||
+	if (!c || !c->counted || !c->authenticated || !c->stream ||
+	    soup_server_message_get_http_version(msg) != SOUP_HTTP_1_1 ||
 	    soup_message_headers_header_contains(soup_server_message_get_request_headers(msg), "Connection", "close") ||
 	    soup_message_headers_header_contains(soup_server_message_get_response_headers(msg), "Connection", "close"))
 		return;          /* libsoup closes it once finished */
 	request_done(s, msg, c);
 	local = g_socket_connection_get_local_address(c->conn, NULL);
+	/* What libsoup gives back wraps what it was handed: the stream of
+	 * our own goes to it again, or each request would add a layer */
+	base = g_object_ref(c->stream);
 	g_object_ref(msg);
 	stream = soup_server_message_steal_connection(msg);
 	g_object_unref(msg);
 	if (!stream)
 		return;
-	if (!soup_server_accept_iostream(s->soup, stream, local, c->remote, &error)) {
+	/* ... and the wrapper, once gone, must not close our input stream
+	 * under the next request (its buffered reader closes what it reads
+	 * from when finalized) */
+	in = g_io_stream_get_input_stream(stream);
+	if (G_IS_FILTER_INPUT_STREAM(in))
+		g_filter_input_stream_set_close_base_stream(G_FILTER_INPUT_STREAM(in), FALSE);
+	if (!soup_server_accept_iostream(s->soup, base, local, c->remote, &error)) {
 		g_warning("cannot keep a connection: %s", error->message);
-		g_io_stream_close(stream, NULL, NULL);
+		g_io_stream_close(base, NULL, NULL);
 		return;
 	}
 	c->idle = TRUE;
