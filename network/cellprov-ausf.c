@@ -207,13 +207,16 @@ add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_
 	}
 	cp_hex_encode(device_id, CP_DEVICE_ID_LEN, id_hex);
 
-	/* one writer for the whole store: the next SUPI is read, then
-	 * taken, by one AUSF process at a time */
-	if (!cp_store_begin(db, NULL, error))
+	/* one writer a device (PostgreSQL: an advisory lock on its id; one
+	 * SQLite file has one writer): its subscriber is looked up, then
+	 * made, by one AUSF process at a time. The SUPI a new one takes
+	 * needs no lock: the row's key decides between processes. */
+	if (!cp_store_begin(db, id_hex, error))
 		goto storage;
 	if (!cp_ausf_store_find(a->db, id_hex, companion, &supi, &generation, error))
 		goto rollback;
-	if (!supi && !(supi = cp_ausf_store_next_supi(a->db, a->imsi_first, a->imsi_last, error))) {
+	if (!supi && !(supi = cp_ausf_store_take_supi(a->db, a->imsi_first, a->imsi_last, id_hex, companion,
+						       error))) {
 		if (g_error_matches(*error, CP_ERROR, CP_ERR_STORAGE))
 			goto rollback;
 		cp_store_rollback(db);
@@ -300,7 +303,6 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 	g_autofree char *enc_b64 = NULL, *k_sm_b64 = NULL;
 	const char *companion, *id_hex, *suite_s;
 	uint8_t device_id[CP_DEVICE_ID_LEN], check[CP_DEVICE_ID_LEN];
-	const unsigned char *p;
 	EVP_PKEY *pub = NULL;
 	AddResult r = { 0 };
 	guint status = 0;
@@ -326,12 +328,10 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 		return;
 	}
 	suite = strcmp(suite_s, "A") == 0 ? CP_SUITE_A : CP_SUITE_B;
-	p = g_bytes_get_data(spki, NULL);
-	pub = d2i_PUBKEY(NULL, &p, (long)g_bytes_get_size(spki));
+	pub = cp_pubkey_from_spki(g_bytes_get_data(spki, NULL), g_bytes_get_size(spki));
 	/* Suite B seals to a P-256 key, suite A to an X25519 one: a key of
 	 * the other kind is the request's fault, not a crypto failure */
-	if (!pub || p != (const unsigned char *)g_bytes_get_data(spki, NULL) + g_bytes_get_size(spki) ||
-	    !(suite == CP_SUITE_B ? cp_pkey_is_p256(pub) : cp_pkey_is_x25519(pub))) {
+	if (!pub || !(suite == CP_SUITE_B ? cp_pkey_is_p256(pub) : cp_pkey_is_x25519(pub))) {
 		EVP_PKEY_free(pub);
 		cp_http_reply_cp_error(msg, SOUP_STATUS_BAD_REQUEST, CP_ERR_KEY,
 				       "public_key must be a DER SPKI of the suite's kind: P-256 for B, X25519 for A");

@@ -436,7 +436,13 @@ call_ausf(Provision *p)
 	cp_cleanse(auth, strlen(auth));
 	/* the AUSF logs the same id: one provisioning, one id in both logs */
 	soup_message_headers_replace(soup_message_get_request_headers(m), "X-Request-Id", cp_http_request_id(p->msg));
-	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT);
+	/* libsoup sends a POST on a connection of its own unless told it may
+	 * be sent again (which it does only when a kept connection fails
+	 * before any answer): a claim's call gives the same SUPI and keys
+	 * twice, a re-provisioning's a further key generation, the older
+	 * one still valid, whose answer the SM never sees. So the calls
+	 * share kept connections. */
+	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT | SOUP_MESSAGE_IDEMPOTENT);
 	soup_session_send_and_read_async(sm->ausf_session, m, G_PRIORITY_DEFAULT, NULL, ausf_answered, p);
 }
 
@@ -2464,13 +2470,10 @@ conf_bool(GKeyFile *kf, const char *key, gboolean *out, GError **error)
 }
 
 static SoupSession *
-make_session(const char *ca_file, guint timeout, GError **error)
+make_session(const char *ca_file, guint timeout, guint idle, guint per_host, GError **error)
 {
-	/* libsoup's default of 2 connections per host would queue the
-	 * provisionings in flight behind each other at the AUSF and at a
-	 * certificate server */
-	SoupSession *s = soup_session_new_with_options("timeout", timeout, "idle-timeout", timeout,
-						       "max-conns", 256, "max-conns-per-host", 64,
+	SoupSession *s = soup_session_new_with_options("timeout", timeout, "idle-timeout", idle,
+						       "max-conns", 256, "max-conns-per-host", per_host,
 						       "user-agent", "cellprov-sm/" CP_VERSION, NULL);
 
 	if (ca_file) {
@@ -2689,8 +2692,15 @@ sm_load(Sm *sm, const char *path, GError **error)
 	    !(sm->anchors = cp_chain_anchors_load(anchors, error)) ||
 	    !load_companions(sm, companions, error) ||
 	    !(sm->ausf_token = cp_secret_load(token, FALSE, 0, error)) ||
-	    !(sm->fetch_session = make_session(fetch_ca, sm->fetch_timeout, error)) ||
-	    !(sm->ausf_session = make_session(ausf_ca, sm->ausf_timeout, error)))
+	    /* libsoup's default of 2 connections per host would queue the
+	     * provisionings in flight behind each other at a certificate
+	     * server; the AUSF keeps its connections alive and answers one
+	     * request at a time, and counts an SM's connections against
+	     * its max-connections-per-source (16): 8 an SM process. An
+	     * idle one is closed here before the AUSF's request-timeout
+	     * (10 s by default) would cut it under a request. */
+	    !(sm->fetch_session = make_session(fetch_ca, sm->fetch_timeout, sm->fetch_timeout, 64, error)) ||
+	    !(sm->ausf_session = make_session(ausf_ca, sm->ausf_timeout, MIN(sm->ausf_timeout, 5), 8, error)))
 		return FALSE;
 	{
 		g_autofree char *base = sm->ausf_url;

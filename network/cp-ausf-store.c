@@ -356,10 +356,12 @@ cp_ausf_store_find(CpAusfStore *st, const char *id_hex, const char *companion, c
 }
 
 char *
-cp_ausf_store_next_supi(CpAusfStore *st, const char *first, const char *last, GError **error)
+cp_ausf_store_take_supi(CpAusfStore *st, const char *first, const char *last, const char *id_hex,
+			const char *companion, GError **error)
 {
 	CpStmt *q;
 	guint64 next, max = g_ascii_strtoull(last, NULL, 10);
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	int rc;
 
 	/* SUPIs of the range are 15 digits: text order is number order */
@@ -379,11 +381,38 @@ cp_ausf_store_next_supi(CpAusfStore *st, const char *first, const char *last, GE
 		cp_store_set_error(st->db, error, "finding a free SUPI");
 		return NULL;
 	}
-	if (next > max) {
-		cp_set_error(error, CP_ERR_STATE, "the SUPI range %s-%s is used up", first, last);
+	/*
+	 * The highest SUPI read is only a hint: another process may take
+	 * the next one between the read and the insert. The insert decides
+	 * (the primary key; on PostgreSQL it waits for the other
+	 * transaction holding that SUPI, and finds it taken if that one
+	 * commits): taken, the one after is tried.
+	 */
+	q = cp_store_prepare(st->db, "INSERT INTO subscribers (supi, device_id, companion, generation, created, updated) "
+			     "VALUES (?1, ?2, ?3, 0, ?4, ?4) ON CONFLICT (supi) DO NOTHING", error);
+	if (!q)
 		return NULL;
+	for (; next <= max; next++) {
+		g_autofree char *supi = g_strdup_printf("%015" G_GUINT64_FORMAT, next);
+
+		cp_stmt_reset(q);
+		cp_stmt_bind_text(q, 1, supi);
+		cp_stmt_bind_text(q, 2, id_hex);
+		cp_stmt_bind_text(q, 3, companion);
+		cp_stmt_bind_int64(q, 4, now);
+		if (cp_stmt_step(q) != CP_STORE_DONE) {
+			cp_store_set_error(st->db, error, "taking a SUPI");
+			cp_stmt_finalize(q);
+			return NULL;
+		}
+		if (cp_store_changes(st->db) == 1) {
+			cp_stmt_finalize(q);
+			return g_steal_pointer(&supi);
+		}
 	}
-	return g_strdup_printf("%015" G_GUINT64_FORMAT, next);
+	cp_stmt_finalize(q);
+	cp_set_error(error, CP_ERR_STATE, "the SUPI range %s-%s is used up", first, last);
+	return NULL;
 }
 
 gboolean

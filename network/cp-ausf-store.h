@@ -31,9 +31,13 @@ CpStore *cp_ausf_store_db(CpAusfStore *st);
  * *supi NULL when it has none. */
 gboolean cp_ausf_store_find(CpAusfStore *st, const char *id_hex, const char *companion, char **supi,
 			    guint64 *generation, GError **error);
-/* The next free SUPI of [first, last] (15 digits each), inside the
- * writer transaction; CP_ERR_STATE when the range is used up. */
-char *cp_ausf_store_next_supi(CpAusfStore *st, const char *first, const char *last, GError **error);
+/* A free SUPI of [first, last] (15 digits each), taken for the device
+ * under this companion (its subscriber row inserted at generation 0,
+ * gone with the transaction if it rolls back), with no lock beyond the
+ * row's own: concurrent transactions of several processes each get
+ * another. CP_ERR_STATE when the range is used up. */
+char *cp_ausf_store_take_supi(CpAusfStore *st, const char *first, const char *last, const char *id_hex,
+			      const char *companion, GError **error);
 gboolean cp_ausf_store_put_subscriber(CpAusfStore *st, const char *supi, const char *id_hex,
 				      const char *companion, guint64 generation, GError **error);
 /* A generation's key set, sealed; kept as it is if the generation has one. */

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <string.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "cp-conf.h"
@@ -52,6 +54,8 @@ typedef struct {
 	guint deadline_id;
 	gboolean counted;            /* holds one of max_connections */
 	gboolean authenticated;
+	gboolean idle;               /* kept alive between two requests */
+	GIOStream *stream;           /* what libsoup was handed (TLS or conn); libsoup's */
 	GSocketAddress *remote;
 	char *source;                /* the remote IP address */
 	GTlsCertificate *peer;       /* accepted client certificate */
@@ -212,8 +216,12 @@ hand_over(Conn *c)
 	} else {
 		stream = g_object_ref(G_IO_STREAM(conn));
 	}
+	/* set first: with the request already in, libsoup may serve it
+	 * (and keep the connection) before it returns */
+	c->stream = stream;
 	if (!stream || !soup_server_accept_iostream(s->soup, stream, local, c->remote, &error)) {
 		g_warning("cannot accept a connection: %s", error->message);
+		c->stream = NULL;
 		g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
 	}
 }
@@ -288,6 +296,20 @@ wait_hello(Conn *c)
 	g_source_attach(c->hello, NULL);
 }
 
+/* The oldest connection kept alive between requests (from source, or
+ * from anywhere when NULL). */
+static Conn *
+oldest_idle(CpHttpServer *s, const char *source)
+{
+	for (GList *l = s->conns.head; l; l = l->next) {
+		Conn *c = l->data;
+
+		if (c->counted && c->idle && (!source || strcmp(c->source, source) == 0))
+			return c;
+	}
+	return NULL;
+}
+
 static gboolean
 on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, gpointer data)
 {
@@ -298,6 +320,16 @@ on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, g
 
 	remote = g_socket_connection_get_remote_address(conn, NULL);
 	from = address_string(remote);
+	/* A connection kept alive with no request on it gives way to a new
+	 * one (HTTP lets a server close an idle connection at any time):
+	 * idle connections never make a limit refuse anybody, so many
+	 * clients behind one address (a carrier-grade NAT) are limited by
+	 * their requests in flight, not by the connections they keep. */
+	if (GPOINTER_TO_UINT(g_hash_table_lookup(s->per_source, from)) >= s->cfg.max_per_source &&
+	    (c = oldest_idle(s, from)))
+		conn_cut(c);
+	if (s->n_connections >= s->cfg.max_connections && (c = oldest_idle(s, NULL)))
+		conn_cut(c);
 	if (GPOINTER_TO_UINT(g_hash_table_lookup(s->per_source, from)) >= s->cfg.max_per_source) {
 		g_warning("refusing a connection from %s: %u open from there, the limit", from,
 			  s->cfg.max_per_source);
@@ -325,6 +357,9 @@ on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, g
 			conn_cut(old);
 		}
 	}
+	/* an answer is written in pieces (headers, body): on a kept
+	 * connection Nagle would hold the body for the client's delayed ACK */
+	g_socket_set_option(g_socket_connection_get_socket(conn), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
 	c = g_new0(Conn, 1);
 	c->server = s;
 	c->conn = conn;
@@ -533,10 +568,6 @@ request_headers(SoupServerMessage *msg)
 	g_object_set_data_full(G_OBJECT(msg), REQUEST_START, start, g_free);
 	soup_message_headers_replace(soup_server_message_get_response_headers(msg), "X-Request-Id",
 				     cp_http_request_id(msg));
-	/* libsoup closes the connection after the answer (no listener of its
-	 * own): say so, or a client reuses it and its next request meets a
-	 * closed socket */
-	soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
 }
 
 /* The body is in too: the handler's time starts. */
@@ -551,16 +582,83 @@ on_request_read(SoupServer *server, SoupServerMessage *msg, gpointer data)
 }
 
 static void
-on_request_finished(SoupServer *server, SoupServerMessage *msg, gpointer data)
+request_done(CpHttpServer *s, SoupServerMessage *msg, Conn *c)
 {
-	CpHttpServer *s = data;
-	Conn *c = conn_of(s, msg);
-
 	if (c)
 		conn_arm(c, s->cfg.request_timeout);
 	if (!g_object_get_data(G_OBJECT(msg), REQUEST_START))
 		return;          /* never read, or not ours to count (/metrics) */
 	record(s, msg, soup_server_message_get_status(msg), g_object_get_data(G_OBJECT(msg), REQUEST_CODE));
+}
+
+static void
+on_request_finished(SoupServer *server, SoupServerMessage *msg, gpointer data)
+{
+	CpHttpServer *s = data;
+
+	request_done(s, msg, conn_of(s, msg));
+}
+
+/*
+ * Keep-alive. libsoup 3.2 keeps a connection it was handed as a stream
+ * only while the server has a listener of its own (we have none), and a
+ * connection it keeps that the client then closes is never let go of
+ * (its next request's reader has no one to tell of the EOF: the socket
+ * stays in CLOSE_WAIT). So a connection worth keeping is taken back once
+ * the whole answer is written (its wrote-body, where libsoup allows
+ * that) and handed over again as a new one, whose first read an EOF
+ * ends cleanly. Only a connection a request authenticated on is kept;
+ * any other is told "Connection: close" before its answer is written.
+ */
+static void
+on_got_body(SoupServerMessage *msg, gpointer data)
+{
+	CpHttpServer *s = data;
+	Conn *c = conn_of(s, msg);
+
+	/* after the handler: it has authenticated the connection or not */
+	if (!c || !c->counted || !c->authenticated || s->main)
+		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
+}
+
+static void
+on_wrote_body(SoupServerMessage *msg, gpointer data)
+{
+	CpHttpServer *s = data;
+	Conn *c = conn_of(s, msg);
+	g_autoptr(GSocketAddress) local = NULL;
+	g_autoptr(GIOStream) stream = NULL;
+	g_autoptr(GIOStream) base = NULL;
+	g_autoptr(GError) error = NULL;
+	GInputStream *in;
+
+	if (!c || !c->counted || !c->authenticated || !c->stream ||
+	    soup_server_message_get_http_version(msg) != SOUP_HTTP_1_1 ||
+	    soup_message_headers_header_contains(soup_server_message_get_request_headers(msg), "Connection", "close") ||
+	    soup_message_headers_header_contains(soup_server_message_get_response_headers(msg), "Connection", "close"))
+		return;          /* libsoup closes it once finished */
+	request_done(s, msg, c);
+	local = g_socket_connection_get_local_address(c->conn, NULL);
+	/* What libsoup gives back wraps what it was handed: the stream of
+	 * our own goes to it again, or each request would add a layer */
+	base = g_object_ref(c->stream);
+	g_object_ref(msg);
+	stream = soup_server_message_steal_connection(msg);
+	g_object_unref(msg);
+	if (!stream)
+		return;
+	/* ... and the wrapper, once gone, must not close our input stream
+	 * under the next request (its buffered reader closes what it reads
+	 * from when finalized) */
+	in = g_io_stream_get_input_stream(stream);
+	if (G_IS_FILTER_INPUT_STREAM(in))
+		g_filter_input_stream_set_close_base_stream(G_FILTER_INPUT_STREAM(in), FALSE);
+	if (!soup_server_accept_iostream(s->soup, base, local, c->remote, &error)) {
+		g_warning("cannot keep a connection: %s", error->message);
+		g_io_stream_close(base, NULL, NULL);
+		return;
+	}
+	c->idle = TRUE;
 }
 
 static void
@@ -758,8 +856,13 @@ early_handler(SoupServer *server, SoupServerMessage *msg, const char *path,
 	SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
 	g_autofree char *message = NULL;
 	goffset len;
+	Conn *c;
 
 	request_headers(msg);
+	if ((c = conn_of(s, msg)))
+		c->idle = FALSE;
+	g_signal_connect_after(msg, "got-body", G_CALLBACK(on_got_body), s);
+	g_signal_connect(msg, "wrote-body", G_CALLBACK(on_wrote_body), s);
 	if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CHUNKED) {
 		refuse_body(s, msg, SOUP_STATUS_LENGTH_REQUIRED, "length-required",
 			    "the request body needs a Content-Length");
@@ -1053,6 +1156,13 @@ cp_http_reply_error(SoupServerMessage *msg, guint status, const char *code,
 	va_start(ap, fmt);
 	message = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
+	/* A database's error text names its host, socket or file: the log
+	 * has it, the client one sentence */
+	if (strcmp(code, "storage") == 0) {
+		g_warning("request=%s storage: %s", cp_http_request_id(msg), message);
+		g_free(message);
+		message = g_strdup("the network's database failed: try again later");
+	}
 	json = error_json(code, number, message);
 	g_object_set_data_full(G_OBJECT(msg), REQUEST_CODE, g_strdup(code), g_free);
 	soup_server_message_set_status(msg, status, NULL);

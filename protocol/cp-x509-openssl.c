@@ -409,20 +409,53 @@ out:
 	return err;
 }
 
+/*
+ * The last chain and key found to match, per thread: a signer (the SM)
+ * encodes every profile with one chain and one key, and parsing the
+ * chain again for each (OpenSSL 3 looks up a decoder for each key it
+ * parses) cost more than the profile's signature. What is kept is a
+ * public copy of the key (the private one stays its owner's, to free
+ * with its secure memory), compared by value.
+ */
+static __thread EVP_PKEY *signer_public;
+static __thread uint8_t signer_chain_hash[CP_SHA256_LEN];
+
+static void
+remember_signer(EVP_PKEY *key, const uint8_t hash[CP_SHA256_LEN])
+{
+	size_t len = 0;
+	uint8_t *spki = cp_pubkey_spki(key, &len);
+	EVP_PKEY *pub = spki ? cp_pubkey_from_spki(spki, len) : NULL;
+
+	free(spki);
+	if (!pub)
+		return;
+	EVP_PKEY_free(signer_public);
+	signer_public = pub;
+	memcpy(signer_chain_hash, hash, CP_SHA256_LEN);
+}
+
 CpError
 cp_operator_chain_signer(const uint8_t *chain, size_t len, EVP_PKEY *key)
 {
 	STACK_OF(X509) *certs;
+	uint8_t hash[CP_SHA256_LEN];
 	CpError err = CP_ERR_KEY;
 
 	if (!chain || !key)
 		return CP_ERR_ARGUMENT;
 	if (len == 0 || len > CP_CHAIN_MAX)
 		return CP_ERR_KEY;
+	cp_sha256(chain, len, hash);
+	if (signer_public && CRYPTO_memcmp(hash, signer_chain_hash, sizeof(hash)) == 0 &&
+	    EVP_PKEY_eq(signer_public, key) == 1)
+		return CP_OK;
 	certs = der_certificates(NULL, chain, len);
 	if (certs && EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(certs, 0)), key) == 1)
 		err = CP_OK;
 	sk_X509_pop_free(certs, X509_free);
+	if (err == CP_OK)
+		remember_signer(key, hash);
 	ERR_clear_error();
 	return err;
 }

@@ -53,19 +53,6 @@ def pct(values, p):
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
-def provision(b, ctx, url, rec):
-    """One provisioning on a new TLS connection: (seconds, status, answer)."""
-    body = json.dumps({"certificate-url": url, "device-record": rec})
-    t0 = time.perf_counter()
-    conn = http.client.HTTPSConnection("127.0.0.1", b.sm_port, context=ctx, timeout=30)
-    conn.request("POST", "/v1/provision", body=body,
-                 headers={"Authorization": "Bearer " + b.token, "Content-Type": "application/json"})
-    r = conn.getresponse()
-    data = r.read()
-    conn.close()
-    return time.perf_counter() - t0, r.status, data
-
-
 def records_for(b, name, first, count):
     out = b.path("records-%s-%d" % (name, first))
     b.run([b.prog("tests/integration/network/cp-test-device"), "records", "--config", b.conf(name),
@@ -73,38 +60,39 @@ def records_for(b, name, first, count):
     return open(out).read().split()
 
 
+def load(b, n_clients, jobs):
+    """jobs: (client, certificate URL, record) in each client's order, run
+    by cp-bench-load. Returns [(client, status, seconds, body)], the wall
+    time and the load generator's CPU seconds."""
+    text = "".join("%d %s %s\n" % j for j in jobs)
+    r = subprocess.run([b.prog("bench/network/cp-bench-load"), "127.0.0.1", str(b.sm_port), b.tls_ca,
+                        b.token, str(n_clients)], input=text, capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        raise Fail("cp-bench-load: %s" % r.stderr[-800:])
+    lines = r.stdout.splitlines()
+    m = re.match(r"wall-us (\d+) cpu-us (\d+)$", lines[-1])
+    if not m:
+        raise Fail("cp-bench-load printed no summary: %r" % lines[-1:])
+    out = []
+    for line in lines[:-1]:
+        k, status, us, body = line.split(" ", 3)
+        out.append((int(k), int(status), int(us) / 1e6, body))
+    return out, int(m.group(1)) / 1e6, int(m.group(2)) / 1e6
+
+
 def run_load(b, n_clients, per_client, first_counter):
-    lat = []
-    errors = []
-    lock = threading.Lock()
     records = {}
     for c in range(n_clients):
         name = "bench%d" % c
         if name not in b.devices:
             b.make_device(name)
         records[name] = records_for(b, name, first_counter, per_client)
-    ctx = b.ssl_context()
-
-    def client(name):
-        url = b.devices[name]["certificate-url"]
-        for rec in records[name]:
-            try:
-                dt, status, data = provision(b, ctx, url, rec)
-            except OSError as e:
-                dt, status, data = 0, 0, str(e).encode()
-            with lock:
-                if status == 200:
-                    lat.append(dt)
-                else:
-                    errors.append(b"%d " % status + data[:200])
-
-    threads = [threading.Thread(target=client, args=("bench%d" % c,)) for c in range(n_clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return lat, errors, time.perf_counter() - t0
+    jobs = [(c, b.devices["bench%d" % c]["certificate-url"], rec)
+            for c in range(n_clients) for rec in records["bench%d" % c]]
+    out, wall, cpu = load(b, n_clients, jobs)
+    lat = [dt for _, st, dt, _ in out if st == 200]
+    errors = [("%d %s" % (st, body[:200])).encode() for _, st, _, body in out if st != 200]
+    return lat, errors, wall, cpu
 
 
 def start_workers(b, n):
@@ -128,7 +116,7 @@ def start_workers(b, n):
 
 
 def cpu_seconds(b):
-    """CPU seconds so far of each server process, and of this one (the clients)."""
+    """CPU seconds so far of each server process."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for name, p in b.procs.items():
@@ -137,9 +125,14 @@ def cpu_seconds(b):
             out[re.sub(r"\d+$", "", name)] = out.get(re.sub(r"\d+$", "", name), 0) + (int(f[11]) + int(f[12])) / tick
         except OSError:
             pass
-    t = os.times()
-    out["clients"] = t.user + t.system
     return out
+
+
+def machine_busy():
+    """(busy, total) jiffies of all cores so far (/proc/stat)."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    idle = f[3] + (f[4] if len(f) > 4 else 0)
+    return sum(f) - idle, sum(f)
 
 
 def openssl_speed():
@@ -173,28 +166,13 @@ def campaign(b, n, clients):
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
         recs = dict(ex.map(make, names))
     print("campaign: made in %.0f s; provisioning with %d clients" % (time.perf_counter() - t0, clients), flush=True)
-    ctx = b.ssl_context()
+    jobs = [(i % clients, b.devices[name]["certificate-url"], recs[name]) for i, name in enumerate(names)]
+    out, wall, _ = load(b, clients, jobs)
     results = {}
-    lock = threading.Lock()
-    queue = list(names)
-
-    def client():
-        while True:
-            with lock:
-                if not queue:
-                    return
-                name = queue.pop()
-            dt, status, data = provision(b, ctx, b.devices[name]["certificate-url"], recs[name])
-            with lock:
-                results.setdefault(name, []).append((dt, status, data))
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    # cp-bench-load answers client by client, each in its order
+    order = [name for k in range(clients) for i, name in enumerate(names) if i % clients == k]
+    for (k, status, dt, body), name in zip(out, order):
+        results.setdefault(name, []).append((dt, status, body))
     ok = {k: json.loads(v[0][2]) for k, v in results.items() if len(v) == 1 and v[0][1] == 200}
     lat = [v[0][0] for v in results.values() if v[0][1] == 200]
     supis = [o.get("supi") for o in ok.values()]
@@ -244,12 +222,14 @@ def main():
                  crypto["ecies-seal-us"], crypto["sm-kdf-us"], crypto["profile-sign-us"],
                  crypto["tls-server-us"], crypto["tls-client-us"], crypto["total-us"]))
         print("openssl speed (this run): " + "; ".join(" ".join(l.split()) for l in speed))
-        print("crypto bound on %d cores: %.0f provisionings/s" % (cores, bound))
+        print("crypto bound on %d cores: %.0f provisionings/s (%.0f/s with the companions' side of the "
+              "handshake on the same cores)" % (cores, bound, cores * 1e6 / (crypto["total-us"] + crypto["tls-client-us"])))
         if args.campaign:
             ok = campaign(b, args.campaign, 16)
             return 0 if ok else 1
-        print("%8s %8s %10s %10s %10s %8s %10s   %s" % ("workers", "clients", "prov/s", "p50 ms", "p99 ms",
-                                                       "errors", "of bound", "CPU ms per provisioning"))
+        print("%8s %8s %10s %10s %10s %8s %10s %11s %13s   %s" % ("workers", "clients", "prov/s", "p50 ms", "p99 ms",
+                                                                 "errors", "of bound", "cores busy",
+                                                                 "CPU-limited", "CPU ms per provisioning"))
         counter = 1
         results = []
         for w in [int(x) for x in args.workers.split(",")]:
@@ -257,8 +237,11 @@ def main():
             for n in [int(x) for x in args.clients.split(",")]:
                 per = max(1, args.requests // n)
                 cpu0 = cpu_seconds(b)
-                lat, errors, wall = run_load(b, n, per, counter)
+                busy0 = machine_busy()
+                lat, errors, wall, load_cpu = run_load(b, n, per, counter)
+                busy1 = machine_busy()
                 cpu1 = cpu_seconds(b)
+                cpu1["load"] = cpu1.get("load", 0) + load_cpu
                 counter += per
                 if not lat:
                     print("%8d %8d: every request failed: %s" % (w, n, errors[:1]))
@@ -269,9 +252,19 @@ def main():
                 if errors:
                     r["first-error"] = errors[0].decode(errors="replace")
                 r["cpu-ms"] = {k: (cpu1[k] - cpu0.get(k, 0)) * 1e3 / len(lat) for k in cpu1}
+                # the machine's cores busy during the point (all processes,
+                # other users' included), and the share of them ours took
+                r["cores-busy"] = cores * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
+                r["cores-ours"] = sum(r["cpu-ms"].values()) * rate / 1e3
+                # what the CPU our processes spent per provisioning would
+                # allow on otherwise idle cores (the load generator's
+                # included), and that rate's share of the bound
+                r["cpu-limited-per-s"] = cores * 1e3 / sum(r["cpu-ms"].values())
                 results.append(r)
-                print("%8d %8d %10.1f %10.2f %10.2f %8d %9.1f%%   %s"
+                print("%8d %8d %10.1f %10.2f %10.2f %8d %9.1f%% %4.2f (%.2f) %7.0f %5.1f%%   %s"
                       % (w, n, rate, r["p50-ms"], r["p99-ms"], len(errors), 100 * r["of-bound"],
+                         r["cores-busy"], r["cores-ours"], r["cpu-limited-per-s"],
+                         100 * r["cpu-limited-per-s"] / bound,
                          " ".join("%s %.2f" % kv for kv in sorted(r["cpu-ms"].items()))), flush=True)
         print(json.dumps({"cores": cores, "crypto": crypto, "bound-per-s": bound, "openssl-speed": speed,
                           "load": results}))

@@ -305,6 +305,10 @@ check_operator(EVP_PKEY *root_key, EVP_PKEY *sm_key)
 		 memcmp(chain + sm_len, root, root_len) == 0);
 	CP_CHECK_INT(cp_operator_chain_signer(sm, sm_len, sm_key), CP_OK);
 	CP_CHECK_INT(cp_operator_chain_signer(root, root_len, root_key), CP_OK);
+	/* a match remembered does not answer for another key or chain */
+	CP_CHECK_INT(cp_operator_chain_signer(root, root_len, root_key), CP_OK);
+	CP_CHECK_INT(cp_operator_chain_signer(root, root_len, sm_key), CP_ERR_KEY);
+	CP_CHECK_INT(cp_operator_chain_signer(sm, sm_len, root_key), CP_ERR_KEY);
 	pem = cp_cert_to_pem(root, root_len);
 	CP_CHECK_INT(cp_anchors_from_pem(pem, strlen(pem), &anchors), CP_OK);
 	CP_CHECK_INT(cp_operator_chain_verify(anchors, pin, chain, chain_len, &signer, &id), CP_OK);

@@ -385,6 +385,30 @@ test_encodings(void)
 	CP_CHECK(cp_pubkey_from_spki(spki, len - 1) == NULL);
 	EVP_PKEY_free(pub);
 	free(spki2);
+	/* A point off the curve (y changed) and a compressed point in an
+	 * uncompressed one's place are refused */
+	spki[len - 1] ^= 0x01;
+	CP_CHECK(cp_pubkey_from_spki(spki, len) == NULL);
+	spki[len - 1] ^= 0x01;
+	spki[26] = 0x02;
+	CP_CHECK(cp_pubkey_from_spki(spki, len) == NULL);
+	spki[26] = 0x04;
+	/* X25519's SPKI gives the same key back */
+	{
+		EVP_PKEY *x = cp_x25519_generate(), *xp;
+		uint8_t *xs = cp_pubkey_spki(x, &len2), a[32], b[32];
+
+		CP_CHECK(xs != NULL && len2 == 44);
+		xp = cp_pubkey_from_spki(xs, len2);
+		CP_CHECK(xp && cp_pkey_is_x25519(xp) && !cp_pkey_has_private(xp));
+		CP_CHECK_INT(cp_x25519_public(x, a), CP_OK);
+		CP_CHECK_INT(cp_x25519_public(xp, b), CP_OK);
+		CP_CHECK(memcmp(a, b, 32) == 0);
+		CP_CHECK(cp_pubkey_from_spki(xs, len2 - 1) == NULL);
+		EVP_PKEY_free(x);
+		EVP_PKEY_free(xp);
+		free(xs);
+	}
 
 	/* The same bytes as OpenSSL's own encoder ... */
 	{

@@ -222,6 +222,13 @@ def test_restart_under_load(b):
     check(failed and codes == {(500, "storage")},
           "with PostgreSQL down, %d of %d claims fail, all with 500 storage (%r)" % (len(failed), len(names), codes))
     check(ok, "%d claims before or after the outage succeed" % len(ok))
+    # the database's error text (its socket path, host, port) is the log's
+    # only: every failed claim carries the one generic sentence
+    messages = set(res["error"].get("message") for _, _, res in failed)
+    check(len(messages) == 1 and not any(w in m for m in messages for w in (b.pg.dir, "socket", "5432", "PGRES")),
+          "one generic storage message, no database detail (%r)" % messages)
+    logs = "".join(open(b.path(n + ".log")).read() for n in ("sm", "sm2", "ausf", "ausf2"))
+    check("storage: " in logs, "the database's error text is in the log")
     bound = consistent(b, "after the outage")
     check(all(b.devices[n]["device-id"] in bound for n in ok), "every claim answered 200 is bound")
     # the same processes take the connection up again
