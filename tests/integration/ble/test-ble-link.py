@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The BLE framing codec over the BlueZ stand-in, through real D-Bus: a
-device (ble-device.py, the codec behind the cellprov GATT service on hci0)
+device (ble-peripheral.py, the codec behind the cellprov GATT service on
+hci0)
 and this test as the phone on hci1 (the codec again, writing RX and
 reading TX's indications) run a read-tag session of protocol section 18.
 
@@ -31,7 +32,8 @@ import dbus.mainloop.glib  # noqa: E402
 from gi.repository import GLib  # noqa: E402
 import cpble  # noqa: E402
 
-DEVICE = os.path.join(HERE, "ble-device.py")
+DEVICE = os.path.join(HERE, "ble-peripheral.py")
+DEVICE_ID = "d727a449017a34c53dd88a22afa5736d"      # the test vectors'
 CHRC = "org.bluez.GattCharacteristic1"
 PROPS = "org.freedesktop.DBus.Properties"
 
@@ -47,12 +49,12 @@ def check(cond, what):
         print("FAIL:", what, file=sys.stderr, flush=True)
 
 
-def tag_ndef():
+def vector(name):
     with open(os.path.join(SOURCE, "docs", "test-vectors", "cellprov-v2.txt")) as f:
         for line in f:
-            if line.startswith("ndef_tag"):
-                return bytes.fromhex(line.split("=", 1)[1].strip())
-    raise RuntimeError("no ndef_tag")
+            if line.split("=", 1)[0].strip() == name:
+                return line.split("=", 1)[1].strip()
+    raise RuntimeError("no " + name)
 
 
 def spin(cond, timeout):
@@ -102,7 +104,7 @@ class Phone:
         self.dev = found[-1]
         mdata = self.bus.get_object("org.bluez", self.dev).Get(
             "org.bluez.Device1", "ManufacturerData", dbus_interface=PROPS)
-        check(bytes(mdata[0xFFFF]) == b"\x10\xd7\x27\xa4\x49\x01", "the DeviceID prefix advertised")
+        check(bytes(mdata[0xFFFF]) == b"\x10" + bytes.fromhex(DEVICE_ID)[:5], "the DeviceID prefix advertised")
         self.bus.get_object("org.bluez", self.dev).Connect(dbus_interface="org.bluez.Device1")
         self.connected = True
         spin(lambda: find(CHRC, cpble.TX_UUID), 5)
@@ -156,15 +158,21 @@ def main():
         print("usage: test-ble-link.py %s" % "|".join(mtus), file=sys.stderr)
         return 2
     dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
-    ndef = tag_ndef()
+    check(vector("device_id") == DEVICE_ID, "the test vectors' DeviceID")
+    ndef = bytes.fromhex(vector("ndef_tag"))
     want = b"\x01\x81\x00\x00" + ndef
     bench = bluezbench.Bench(["--mtu", str(mtus[name])])
     try:
         with tempfile.TemporaryDirectory() as d:
             log = os.path.join(d, "device.log")
+            tag = os.path.join(d, "tag")
+            with open(tag, "wb") as f:
+                f.write(ndef)
             r, w = os.pipe()
             env = bench.env({"CP_SOURCE_DIR": SOURCE})
-            dev = subprocess.Popen([bluezbench.PYTHON, DEVICE, "--ndef", ndef.hex(), "--log", log,
+            dev = subprocess.Popen([bluezbench.PYTHON, DEVICE, "--device-id", DEVICE_ID, "--tag", tag,
+                                    "--profile-out", os.path.join(d, "profile"),
+                                    "--receipt", os.path.join(d, "receipt"), "--log", log,
                                     "--ready-fd", str(w)], env=env, pass_fds=(w,))
             bench.procs.append(dev)
             os.close(w)
@@ -192,8 +200,9 @@ def main():
                   (got if not isinstance(got, bytes) else got[:8].hex()))
             with open(log) as f:
                 events = [json.loads(x) for x in f]
-            check([e["hex"] for e in events if e["event"] == "request"][-1] == "0101",
-                  "the device received read-tag")
+            last = [e for e in events if e["event"] == "request"][-1]
+            check((last["version"], last["op"], last["bytes"]) == (1, 1, 2),
+                  "the device received read-tag: %s" % last)
             print("%s: %d writes, %d indications, %d bytes, %.3f s" %
                   (name, stats["writes"], stats["indications"], stats["bytes"], elapsed))
             if name == "mtu23":
