@@ -8,9 +8,9 @@
  * connection (scan, connect, discovery, subscription) and of the request.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "cellprov.h"
+#include "cp-bench-profile.h"
 #include "cp-ble-reader.h"
 
 static void
@@ -34,25 +34,16 @@ main(int argc, char **argv)
 	g_autoptr(CpBleReader) r = NULL;
 	g_autoptr(GBytes) tag = NULL;
 	g_autoptr(GBytes) answer = NULL;
-	g_autofree guint8 *payload = NULL;
 	cp_auto_buf msg = CP_BUF_INIT;
-	CpNdefMessage m = { 0 };
 	CpBleReaderStats before;
-	gsize size;
 	gint64 t0, t1;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s ADAPTER PROFILE-BYTES\n", argv[0]);
 		return 2;
 	}
-	size = strtoul(argv[2], NULL, 10);
-	payload = g_malloc(size);
-	for (gsize i = 0; i < size; i++)
-		payload[i] = g_random_int() & 0xFF;
-	cp_ndef_record_mime(&m.records[0], CP_MIME_PROFILE, payload, size);
-	m.n_records = 1;
-	if (cp_ndef_encode(&m, &msg) != CP_OK) {
-		fprintf(stderr, "cannot encode a profile of %" G_GSIZE_FORMAT " bytes\n", size);
+	if (!cp_bench_profile_ndef(argv[2], &msg, &error)) {
+		fprintf(stderr, "cp-ble-bench-reader: %s\n", error->message);
 		return 2;
 	}
 	r = cp_ble_reader_open(argv[1], &error);

@@ -6,9 +6,8 @@
  * commands beside the T4T minimum for the tag's MLc, wall-clock time.
  */
 #include <stdio.h>
-#include <stdlib.h>
 
-#include "cp-ndef.h"
+#include "cp-bench-profile.h"
 #include "cp-nfc-reader.h"
 
 static void report(const char *what, CpNfcReader *r, gint64 t0, guint min_updates)
@@ -28,24 +27,15 @@ int main(int argc, char **argv)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CpNfcReader) r = NULL;
 	g_autoptr(GBytes) read = NULL;
-	g_autofree guint8 *payload = NULL;
 	cp_auto_buf msg = CP_BUF_INIT;
-	CpNdefMessage m = { 0 };
-	gsize size;
 	gint64 t0;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s CONNSTRING PROFILE-BYTES\n", argv[0]);
 		return 2;
 	}
-	size = strtoul(argv[2], NULL, 10);
-	payload = g_malloc(size);
-	for (gsize i = 0; i < size; i++)
-		payload[i] = g_random_int() & 0xFF;
-	cp_ndef_record_mime(&m.records[0], CP_MIME_PROFILE, payload, size);
-	m.n_records = 1;
-	if (cp_ndef_encode(&m, &msg) != CP_OK) {
-		fprintf(stderr, "cannot encode a profile of %" G_GSIZE_FORMAT " bytes\n", size);
+	if (!cp_bench_profile_ndef(argv[2], &msg, &error)) {
+		fprintf(stderr, "cp-nfc-bench-reader: %s\n", error->message);
 		return 2;
 	}
 

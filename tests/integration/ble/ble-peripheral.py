@@ -16,9 +16,11 @@ library's codec (tests/sim/bluez/cpble.py). It answers
                  cp-test-device --receipt-out writes it) in an NDEF
                  message, or no body while there is none
 
-one session at a time. Not the device's daemon: what the companion's
-tests need until cellprovd serves BLE, and a reference for it. Logs JSON
-lines (--log): session, request (op, bytes), profile, error, stop."""
+one session at a time. Not the device's daemon: the device the
+companion's tests (test-companion-ble.py, cp-ble-bench) and the codec's
+link tests (test-ble-link.py) talk to, and a reference for cellprovd.
+Logs JSON lines (--log): session, request (version, op, bytes), profile,
+processed, refused, error, stop."""
 
 import argparse
 import json
@@ -96,7 +98,7 @@ class Device:
         if len(msg) < 2:
             return response(1, 0x0710)
         op = msg[1]
-        log(event="request", op=op, bytes=len(msg))
+        log(event="request", version=msg[0], op=op, bytes=len(msg))
         if msg[0] != 1:
             return response(op & 0x7F, 0x070E)
         if op == 0x01 and len(msg) == 2:

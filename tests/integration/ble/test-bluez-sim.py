@@ -27,7 +27,7 @@ if why:
 
 import dbus  # noqa: E402
 import dbus.mainloop.glib  # noqa: E402
-from gi.repository import GLib  # noqa: E402
+from blephone import spin  # noqa: E402
 
 ECHO = os.path.join(SOURCE, "tests", "sim", "bluez", "cp-gatt-echo")
 SERVICE_UUID = "5e1c33a9-1d3a-4c4e-9d5b-2a6f0c7e8b01"
@@ -50,21 +50,6 @@ def check(cond, what):
     if not cond:
         failures += 1
         print("FAIL:", what, file=sys.stderr, flush=True)
-
-
-def spin(cond, timeout=5.0):
-    """Run the main loop until cond() or the timeout."""
-    ctx = GLib.MainContext.default()
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        while ctx.pending():
-            ctx.iteration(False)
-        if cond():
-            return True
-        time.sleep(0.005)
-    while ctx.pending():
-        ctx.iteration(False)
-    return cond()
 
 
 def expect_error(name, fn, *args, **kw):

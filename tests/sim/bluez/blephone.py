@@ -26,7 +26,7 @@ OM = "org.freedesktop.DBus.ObjectManager"
 READ_TAG, WRITE_PROFILE, READ_RECEIPT = 1, 2, 3
 
 
-def spin(cond, timeout):
+def spin(cond, timeout=5.0):
     """Run the main context until cond() or timeout seconds."""
     ctx = GLib.MainContext.default()
     end = time.monotonic() + timeout
