@@ -54,6 +54,7 @@ add_port(Tree *t, const char *usb, guint ifnum, const char *class, const char *n
 	g_autofree char *node = g_build_filename(t->dev, name, NULL);
 
 	put(f, num);
+	g_free(f);
 	f = g_build_filename(port, "uevent", NULL);
 	put(f, "DEVNAME=x\n");
 	ln(parent, dev);

@@ -623,6 +623,7 @@ test_no_logical_channel(void)
 
 	/* the last UPDATE (ADF.USIM's key) fails: all back on the basic channel */
 	bench_start(&b, FALSE, "--firmware=no-logical-channel --fail-update=6");
+	g_clear_pointer(&m, cp_modem_free);
 	m = modem_new(&b, ADM1);
 	provision(&b, m, NEW_K);
 	g_assert_error(b.error, CP_ERROR, CP_ERR_APDU);
@@ -632,6 +633,7 @@ test_no_logical_channel(void)
 
 	/* APDU 5, after EF.DIR's four: the SELECT of the USIM on channel 0 */
 	bench_start(&b, FALSE, "--firmware=no-logical-channel --fail-apdu=5");
+	g_clear_pointer(&m, cp_modem_free);
 	m = modem_new(&b, ADM1);
 	provision(&b, m, NEW_K);
 	g_assert_error(b.error, CP_ERROR, CP_ERR_APDU);
