@@ -39,6 +39,12 @@ port_of(CpModemRun *run)
 	return run->port;
 }
 
+CpAtModem *
+cp_modem_at_of(CpModemRun *run)
+{
+	return port_of(run)->at;
+}
+
 /* The port reports its going away as CP_ERR_MODEM_GONE on the command
  * that saw it (and on every one after): tell the runner. */
 static void

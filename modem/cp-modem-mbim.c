@@ -25,12 +25,25 @@ typedef struct {
 	CpMbim *mbim;
 	gulong removed_id;
 	char *iccid;                     /* card_status: the subscriber's */
+	gboolean resetting;              /* its leaving is the reset's doing */
 } MbimPort;
 
 static MbimPort *
 port_of(CpModemRun *run)
 {
 	return run->port;
+}
+
+CpMbim *
+cp_modem_mbim_of(CpModemRun *run)
+{
+	return port_of(run)->mbim;
+}
+
+void
+cp_modem_mbim_set_resetting(CpModemRun *run, gboolean resetting)
+{
+	port_of(run)->resetting = resetting;
 }
 
 static void
@@ -53,7 +66,7 @@ mbim_close(CpModemRun *run)
 	if (p->mbim) {
 		if (p->removed_id)
 			g_signal_handler_disconnect(p->mbim, p->removed_id);
-		if (!run->gone)
+		if (!run->gone && cp_mbim_is_present(p->mbim))
 			cp_mbim_close_async(p->mbim, NULL, NULL, NULL);
 	}
 	g_clear_object(&p->mbim);
@@ -67,7 +80,10 @@ mbim_close(CpModemRun *run)
 static void
 removed_cb(CpMbim *mbim, gpointer data)
 {
-	cp_modem_run_gone(data);
+	CpModemRun *run = data;
+
+	if (!port_of(run)->resetting)
+		cp_modem_run_gone(run);
 }
 
 static void
