@@ -25,29 +25,24 @@
  * is not the end (registered elsewhere, or a +COPS without a network) */
 #define AT_REG_RETRY_MS 500
 
-
-typedef struct _Wait Wait;
-
 typedef struct {
 	CpModemRun *run;
 	CpAtPort *port;
 	CpAtModem *at;
 	char *pdp_type;                  /* read_apn: the context's type */
-	Wait *wait;                      /* the registration wait in flight */
-	guint retry_id;
+	guint retry_id;                  /* the registration wait again */
 } AtPort;
-
-/* A registration wait outlives registration_stop(), which cancels it:
- * its answer then finds port NULL. */
-struct _Wait {
-	AtPort *port;
-	GCancellable *cancellable;
-};
 
 static AtPort *
 port_of(CpModemRun *run)
 {
 	return run->port;
+}
+
+CpAtModem *
+cp_modem_at_of(CpModemRun *run)
+{
+	return port_of(run)->at;
 }
 
 /* The port reports its going away as CP_ERR_MODEM_GONE on the command
@@ -63,26 +58,12 @@ done(CpModemRun *run, GError *error)
 /* ---- port -------------------------------------------------------------- */
 
 static void
-wait_abandon(AtPort *p)
-{
-	Wait *w = p->wait;
-
-	if (!w)
-		return;
-	/* its callback frees it */
-	p->wait = NULL;
-	w->port = NULL;
-	g_cancellable_cancel(w->cancellable);
-}
-
-static void
 at_registration_stop(CpModemRun *run)
 {
 	AtPort *p = port_of(run);
 
 	if (!p)
 		return;
-	wait_abandon(p);
 	if (p->retry_id)
 		g_source_remove(p->retry_id);
 	p->retry_id = 0;
@@ -369,13 +350,6 @@ at_reset(CpModemRun *run)
 
 static void wait_start(AtPort *p);
 
-static void
-wait_free(Wait *w)
-{
-	g_object_unref(w->cancellable);
-	g_free(w);
-}
-
 static gboolean
 retry_cb(gpointer data)
 {
@@ -387,24 +361,22 @@ retry_cb(gpointer data)
 }
 
 /* The answer was not the end (registered on another network, a denial
- * the runner let pass): ask again a little later. w->port is NULL when
- * the runner stopped the wait meanwhile (the port may be closed). */
+ * the runner let pass): ask again a little later. No run when the runner
+ * stopped the wait meanwhile (the port may be closed). */
 static void
-wait_end(Wait *w, GError *error)
+wait_end(CpModemRegRequest *req, GError *error)
 {
-	AtPort *p = w->port;
+	CpModemRun *run = cp_modem_reg_request_end(req);
 
-	wait_free(w);
-	if (!p) {
+	if (!run) {
 		g_clear_error(&error);
 		return;
 	}
-	p->wait = NULL;
 	if (error) {
-		done(p->run, error);
+		done(run, error);
 		return;
 	}
-	p->retry_id = g_timeout_add(AT_REG_RETRY_MS, retry_cb, p);
+	port_of(run)->retry_id = g_timeout_add(AT_REG_RETRY_MS, retry_cb, port_of(run));
 }
 
 /* "+COPS: <mode>[,<format>,"<oper>"[,<AcT>]]" with format 2: the PLMN. */
@@ -433,61 +405,64 @@ parse_cops_numeric(const char *line)
 static void
 cops_cb(GObject *src, GAsyncResult *res, gpointer data)
 {
-	Wait *w = data;
+	CpModemRegRequest *req = data;
+	CpModemRun *run = cp_modem_reg_request_run(req);
 	GError *error = NULL;
 	g_autoptr(CpAtResponse) r = cp_at_port_command_finish(CP_AT_PORT(src), res, &error);
 	g_autofree char *plmn = NULL;
 	const char *line;
 
-	if (!w->port || !r || !cp_at_response_check(r, "+COPS?", &error) ||
+	if (!run || !r || !cp_at_response_check(r, "+COPS?", &error) ||
 	    !(line = cp_at_response_line(r, "+COPS?", &error))) {
-		wait_end(w, error);
+		wait_end(req, error);
 		return;
 	}
 	plmn = parse_cops_numeric(line);
 	if (plmn)
-		cp_modem_run_registration(w->port->run, CP_MODEM_REG_REGISTERED, plmn, NULL);
+		cp_modem_run_registration(run, CP_MODEM_REG_REGISTERED, plmn, NULL);
 	else
 		g_debug("+COPS? names no network yet");
-	wait_end(w, NULL);
+	wait_end(req, NULL);
 }
 
 static void
 cops_format_cb(GObject *src, GAsyncResult *res, gpointer data)
 {
-	Wait *w = data;
+	CpModemRegRequest *req = data;
+	CpModemRun *run = cp_modem_reg_request_run(req);
 	GError *error = NULL;
 	g_autoptr(CpAtResponse) r = cp_at_port_command_finish(CP_AT_PORT(src), res, &error);
 
-	if (!w->port || !r || !cp_at_response_check(r, "+COPS=3,2", &error)) {
-		wait_end(w, error);
+	if (!run || !r || !cp_at_response_check(r, "+COPS=3,2", &error)) {
+		wait_end(req, error);
 		return;
 	}
-	cp_at_port_command(w->port->port, "+COPS?", "+COPS:", CP_AT_BARE_NONE, 0,
-			   w->cancellable, cops_cb, w);
+	cp_at_port_command(port_of(run)->port, "+COPS?", "+COPS:", CP_AT_BARE_NONE, 0,
+			   cp_modem_reg_request_cancellable(req), cops_cb, req);
 }
 
 static void
 registered_cb(GObject *src, GAsyncResult *res, gpointer data)
 {
-	Wait *w = data;
+	CpModemRegRequest *req = data;
+	CpModemRun *run = cp_modem_reg_request_run(req);
 	GError *error = NULL;
 	gboolean ok = cp_at_modem_wait_registered_finish(CP_AT_MODEM(src), res, &error);
 
-	if (!ok && w->port && g_error_matches(error, CP_ERROR, CP_ERR_REG_DENIED)) {
+	if (!ok && run && g_error_matches(error, CP_ERROR, CP_ERR_REG_DENIED)) {
 		g_info("%s", error->message);
 		g_clear_error(&error);
-		cp_modem_run_registration(w->port->run, CP_MODEM_REG_DENIED, NULL, NULL);
-		wait_end(w, NULL);
+		cp_modem_run_registration(run, CP_MODEM_REG_DENIED, NULL, NULL);
+		wait_end(req, NULL);
 		return;
 	}
-	if (!ok || !w->port) {
-		wait_end(w, error);
+	if (!ok || !run) {
+		wait_end(req, error);
 		return;
 	}
 	/* registered: on which network (numeric format, TS 27.007 §7.3) */
-	cp_at_port_command(w->port->port, "+COPS=3,2", NULL, CP_AT_BARE_NONE, 0,
-			   w->cancellable, cops_format_cb, w);
+	cp_at_port_command(port_of(run)->port, "+COPS=3,2", NULL, CP_AT_BARE_NONE, 0,
+			   cp_modem_reg_request_cancellable(req), cops_format_cb, req);
 }
 
 /* The module's registration URCs and reads (cp-at-modem) until a
@@ -498,11 +473,9 @@ wait_start(AtPort *p)
 {
 	CpModemRun *run = p->run;
 	guint ms = (run->modem->registration_timeout + 10) * 1000;
+	CpModemRegRequest *req = cp_modem_run_reg_request(run);
 
-	p->wait = g_new0(Wait, 1);
-	p->wait->port = p;
-	p->wait->cancellable = g_cancellable_new();
-	cp_at_modem_wait_registered(p->at, ms, p->wait->cancellable, registered_cb, p->wait);
+	cp_at_modem_wait_registered(p->at, ms, cp_modem_reg_request_cancellable(req), registered_cb, req);
 }
 
 static void

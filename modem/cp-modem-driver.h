@@ -26,6 +26,8 @@
 #pragma once
 
 #include "cp-config.h"
+#include "cp-at-modem.h"
+#include "cp-mbim.h"
 #include "cp-modem-private.h"
 
 typedef struct _CpModemRun CpModemRun;
@@ -138,6 +140,26 @@ void cp_modem_run_set_old_apn(CpModemRun *run, gboolean have, guint index, const
 void cp_modem_run_set_imsi(CpModemRun *run, const char *imsi);
 void cp_modem_run_registration(CpModemRun *run, CpModemRegState state, const char *plmn,
 			       const char *operator_name);
+/* A driver's registration request (a wait, a poll), one at a time: it
+ * outlives registration_stop() and the port's close, which abandon it (and
+ * cancel its cancellable), so its answer may come after them. NULL while
+ * another is in flight. The answer's callback calls ..._end(), which frees
+ * it and gives the run, or NULL when abandoned: drop the answer then.
+ * ..._run() peeks at the same between the steps of a request. */
+typedef struct _CpModemRegRequest CpModemRegRequest;
+CpModemRegRequest *cp_modem_run_reg_request(CpModemRun *run);
+GCancellable *cp_modem_reg_request_cancellable(CpModemRegRequest *req);
+CpModemRun *cp_modem_reg_request_run(CpModemRegRequest *req);
+CpModemRun *cp_modem_reg_request_end(CpModemRegRequest *req);
+/* The AT and MBIM drivers' transports serve the ModemManager driver too
+ * (cp-mm-ports.c), whose own offline and reset use the port they opened:
+ * the AT module, the MBIM device. While the MBIM device resets on
+ * purpose, its leaving the bus is not the port gone. */
+CpAtModem *cp_modem_at_of(CpModemRun *run);
+#if CP_HAVE_MBIM
+CpMbim *cp_modem_mbim_of(CpModemRun *run);
+void cp_modem_mbim_set_resetting(CpModemRun *run, gboolean resetting);
+#endif
 /* The port went away: what runs fails with CP_ERR_MODEM_GONE. */
 void cp_modem_run_gone(CpModemRun *run);
 /* While restoring or rolling back: the backup being put back. */

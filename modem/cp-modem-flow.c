@@ -209,6 +209,63 @@ backup_wait_stop(CpModemFlow *f)
 	g_clear_pointer(&f->backup_wait, g_source_unref);
 }
 
+/* ---- the drivers' registration requests -------------------------------- */
+
+struct _CpModemRegRequest {
+	CpModemRun *run;                 /* NULL: abandoned */
+	GCancellable *cancellable;
+};
+
+CpModemRegRequest *
+cp_modem_run_reg_request(CpModemRun *run)
+{
+	CpModemFlow *f = cp_modem_flow(run);
+
+	if (f->reg_request)
+		return NULL;
+	f->reg_request = g_new0(CpModemRegRequest, 1);
+	f->reg_request->run = run;
+	f->reg_request->cancellable = g_cancellable_new();
+	return f->reg_request;
+}
+
+GCancellable *
+cp_modem_reg_request_cancellable(CpModemRegRequest *req)
+{
+	return req->cancellable;
+}
+
+CpModemRun *
+cp_modem_reg_request_run(CpModemRegRequest *req)
+{
+	return req->run;
+}
+
+CpModemRun *
+cp_modem_reg_request_end(CpModemRegRequest *req)
+{
+	CpModemRun *run = req->run;
+
+	if (run)
+		cp_modem_flow(run)->reg_request = NULL;
+	g_object_unref(req->cancellable);
+	g_free(req);
+	return run;
+}
+
+/* The request's callback frees it. */
+static void
+reg_request_abandon(CpModemFlow *f)
+{
+	CpModemRegRequest *req = f->reg_request;
+
+	if (!req)
+		return;
+	f->reg_request = NULL;
+	req->run = NULL;
+	g_cancellable_cancel(req->cancellable);
+}
+
 static void
 registration_stop(CpModemFlow *f)
 {
@@ -220,6 +277,7 @@ registration_stop(CpModemFlow *f)
 	f->deadline_id = 0;
 	if (f->run.driver->ops->registration_stop)
 		f->run.driver->ops->registration_stop(&f->run);
+	reg_request_abandon(f);
 }
 
 static void
@@ -227,6 +285,7 @@ port_close(CpModemFlow *f)
 {
 	if (f->port_open)
 		f->run.driver->transport->close(&f->run);
+	reg_request_abandon(f);
 	f->port_open = FALSE;
 	f->channel = 0;
 	f->channel_open = FALSE;
@@ -236,6 +295,7 @@ static void
 flow_free(CpModemFlow *f)
 {
 	backup_wait_stop(f);
+	reg_request_abandon(f);
 	if (f->retry_id)
 		g_source_remove(f->retry_id);
 	if (f->user_cancel_id)

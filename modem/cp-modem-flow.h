@@ -84,6 +84,7 @@ struct _CpModemFlow {
 	/* registration and result */
 	gboolean waiting;
 	guint deadline_id;
+	CpModemRegRequest *reg_request;  /* the driver's request in flight */
 	char *reg_plmn;
 	char *reg_name;
 	char *modem_imsi;

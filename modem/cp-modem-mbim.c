@@ -20,27 +20,30 @@
 #include "cp-mbim.h"
 #include "cp-modem-driver.h"
 
-typedef struct _Wait Wait;
-
 typedef struct {
 	CpModemRun *run;
 	CpMbim *mbim;
 	gulong removed_id;
 	char *iccid;                     /* card_status: the subscriber's */
-	Wait *wait;                      /* the registration wait in flight */
+	gboolean resetting;              /* its leaving is the reset's doing */
 } MbimPort;
-
-/* A registration wait outlives registration_stop(), which cancels it:
- * its answer then finds port NULL. */
-struct _Wait {
-	MbimPort *port;
-	GCancellable *cancellable;
-};
 
 static MbimPort *
 port_of(CpModemRun *run)
 {
 	return run->port;
+}
+
+CpMbim *
+cp_modem_mbim_of(CpModemRun *run)
+{
+	return port_of(run)->mbim;
+}
+
+void
+cp_modem_mbim_set_resetting(CpModemRun *run, gboolean resetting)
+{
+	port_of(run)->resetting = resetting;
 }
 
 static void
@@ -51,20 +54,6 @@ done(CpModemRun *run, GError *error)
 
 /* ---- port -------------------------------------------------------------- */
 
-static void
-mbim_registration_stop(CpModemRun *run)
-{
-	MbimPort *p = port_of(run);
-	Wait *w = p ? p->wait : NULL;
-
-	if (!w)
-		return;
-	/* its callback frees it */
-	p->wait = NULL;
-	w->port = NULL;
-	g_cancellable_cancel(w->cancellable);
-}
-
 /* Teardown, best effort: the device may be gone already. Closing ends
  * our client of the proxy only. */
 static void
@@ -74,11 +63,10 @@ mbim_close(CpModemRun *run)
 
 	if (!p)
 		return;
-	mbim_registration_stop(run);
 	if (p->mbim) {
 		if (p->removed_id)
 			g_signal_handler_disconnect(p->mbim, p->removed_id);
-		if (!run->gone)
+		if (!run->gone && cp_mbim_is_present(p->mbim))
 			cp_mbim_close_async(p->mbim, NULL, NULL, NULL);
 	}
 	g_clear_object(&p->mbim);
@@ -92,7 +80,10 @@ mbim_close(CpModemRun *run)
 static void
 removed_cb(CpMbim *mbim, gpointer data)
 {
-	cp_modem_run_gone(data);
+	CpModemRun *run = data;
+
+	if (!port_of(run)->resetting)
+		cp_modem_run_gone(run);
 }
 
 static void
@@ -300,31 +291,27 @@ mbim_reset(CpModemRun *run)
 static void
 registered_cb(GObject *src, GAsyncResult *res, gpointer data)
 {
-	Wait *w = data;
-	MbimPort *p = w->port;
+	CpModemRun *run = cp_modem_reg_request_end(data);
 	GError *error = NULL;
 	g_autoptr(CpMbimRegistration) r = cp_mbim_wait_registered_finish(CP_MBIM(src), res, &error);
 
-	g_object_unref(w->cancellable);
-	g_free(w);
-	if (!p) {
+	if (!run) {
 		g_clear_error(&error);
 		return;
 	}
-	p->wait = NULL;
 	if (g_error_matches(error, CP_ERROR, CP_ERR_REG_DENIED)) {
 		g_info("%s", error->message);
 		g_error_free(error);
-		cp_modem_run_registration(p->run, CP_MODEM_REG_DENIED, NULL, NULL);
+		cp_modem_run_registration(run, CP_MODEM_REG_DENIED, NULL, NULL);
 		return;
 	}
 	if (!r) {
-		done(p->run, error);
+		done(run, error);
 		return;
 	}
 	/* the runner stops the wait, or waits on for its network: then the
 	 * modem is roaming elsewhere until the deadline */
-	cp_modem_run_registration(p->run, CP_MODEM_REG_REGISTERED, r->plmn, NULL);
+	cp_modem_run_registration(run, CP_MODEM_REG_REGISTERED, r->plmn, NULL);
 }
 
 /* cp-mbim's wait, on the register state and its indications; the runner
@@ -332,13 +319,11 @@ registered_cb(GObject *src, GAsyncResult *res, gpointer data)
 static void
 mbim_registration_start(CpModemRun *run)
 {
-	MbimPort *p = port_of(run);
 	guint ms = (run->modem->registration_timeout + 10) * 1000;
+	CpModemRegRequest *req = cp_modem_run_reg_request(run);
 
-	p->wait = g_new0(Wait, 1);
-	p->wait->port = p;
-	p->wait->cancellable = g_cancellable_new();
-	cp_mbim_wait_registered_async(p->mbim, ms, p->wait->cancellable, registered_cb, p->wait);
+	cp_mbim_wait_registered_async(port_of(run)->mbim, ms, cp_modem_reg_request_cancellable(req),
+				      registered_cb, req);
 }
 
 static void
@@ -385,7 +370,6 @@ static const CpModemOps mbim_ops = {
 	.offline = mbim_offline,
 	.reset = mbim_reset,
 	.registration_start = mbim_registration_start,
-	.registration_stop = mbim_registration_stop,
 	.read_imsi = mbim_read_imsi,
 };
 

@@ -29,21 +29,25 @@
  * "searching" (or "registering") instead. */
 #define IDLE_DENIED_MS 5000
 
-/* The protocol of the modem's primary port: how the card is reached. */
+/* The protocol of the modem's primary port: how the card is reached (the
+ * transport of that protocol's driver) and reset. */
 typedef struct {
 	const char *name;
 	MMModemPortType port_type;
-	const CpCardTransport *transport;
+	const CpModemDriver *driver;
+	/* NULL: the transport's */
+	void (*read_iccid)(CpModemRun *run);
 	void (*offline)(CpModemRun *run);
 	void (*reset)(CpModemRun *run);
 } MmKind;
 
 static const MmKind kinds[] = {
-	{ "qmi", MM_MODEM_PORT_TYPE_QMI, &cp_qmi_transport, cp_qmi_offline, cp_qmi_reset },
+	{ "qmi", MM_MODEM_PORT_TYPE_QMI, &cp_modem_driver_qmi, NULL, cp_qmi_offline, cp_qmi_reset },
 #if CP_HAVE_MBIM
-	{ "mbim", MM_MODEM_PORT_TYPE_MBIM, &cp_mm_mbim_transport, cp_mm_mbim_offline, cp_mm_mbim_reset },
+	{ "mbim", MM_MODEM_PORT_TYPE_MBIM, &cp_modem_driver_mbim, NULL, cp_mm_mbim_offline, cp_mm_mbim_reset },
 #endif
-	{ "at", MM_MODEM_PORT_TYPE_AT, &cp_mm_at_transport, cp_mm_at_offline, cp_mm_at_reset },
+	{ "at", MM_MODEM_PORT_TYPE_AT, &cp_modem_driver_at, cp_mm_at_read_iccid, cp_mm_at_offline,
+	  cp_mm_at_reset },
 };
 
 typedef struct _Mm Mm;
@@ -57,6 +61,7 @@ struct _Mm {
 	gboolean inhibited;
 	const MmKind *kind;      /* the primary port's protocol */
 	char *port_path;         /* the port the transport opens */
+	CpMmNodeWait *node_wait; /* after a reset (cp-mm-ports.c) */
 
 	/* a wait on ModemManager's properties, then what follows it */
 	WaitFunc wait_fn;
@@ -220,6 +225,12 @@ cp_mm_port_path(CpModemRun *run)
 	Mm *mm = run->manager;
 
 	return mm && mm->port_path ? mm->port_path : run->modem->device;
+}
+
+CpMmNodeWait **
+cp_mm_node_wait(CpModemRun *run)
+{
+	return &mm_of(run)->node_wait;
 }
 
 /* ---- waiting on ModemManager's properties ------------------------------ */
@@ -400,6 +411,7 @@ mm_close(CpModemRun *run)
 
 	if (!mm)
 		return;
+	cp_mm_node_wait_stop(run);
 	wait_stop(mm);
 	if (mm->reg_poll_id)
 		g_source_remove(mm->reg_poll_id);
@@ -773,50 +785,69 @@ kind_of(CpModemRun *run)
 	return mm ? mm->kind : NULL;
 }
 
+static const CpCardTransport *
+transport_of(CpModemRun *run)
+{
+	return kind_of(run)->driver->transport;
+}
+
+/* A transport opens run->device: the QMI one the configured port, the
+ * MBIM and AT ones the modem's port of their protocol (pick_kind). */
 static void
 mm_port_open(CpModemRun *run)
 {
-	kind_of(run)->transport->open(run);
+	char *device = run->device;
+
+	if (kind_of(run)->driver != &cp_modem_driver_qmi)
+		run->device = (char *)cp_mm_port_path(run);
+	transport_of(run)->open(run);
+	run->device = device;
 }
 
 static void
 mm_port_close(CpModemRun *run)
 {
-	if (kind_of(run))
-		kind_of(run)->transport->close(run);
+	if (!kind_of(run))
+		return;
+	cp_mm_node_wait_stop(run);
+	transport_of(run)->close(run);
 }
 
 static void
 mm_card_status(CpModemRun *run)
 {
-	kind_of(run)->transport->card_status(run);
+	transport_of(run)->card_status(run);
 }
 
 static void
 mm_read_iccid(CpModemRun *run)
 {
-	kind_of(run)->transport->read_iccid(run);
+	if (kind_of(run)->read_iccid)
+		kind_of(run)->read_iccid(run);
+	else
+		transport_of(run)->read_iccid(run);
 }
 
 static void
 mm_open_channel(CpModemRun *run, const guint8 *aid, gsize aid_len)
 {
-	kind_of(run)->transport->open_channel(run, aid, aid_len);
+	transport_of(run)->open_channel(run, aid, aid_len);
 }
 
 static void
 mm_close_channel(CpModemRun *run, guint channel)
 {
-	kind_of(run)->transport->close_channel(run, channel);
+	transport_of(run)->close_channel(run, channel);
 }
 
 static void
 mm_transmit(CpModemRun *run, guint channel, const guint8 *apdu, gsize len)
 {
-	kind_of(run)->transport->transmit(run, channel, apdu, len);
+	transport_of(run)->transmit(run, channel, apdu, len);
 }
 
-/* Each kind's transport fills every entry, so this one can too. */
+/* Each kind fills every entry (the AT ICCID is the kind's own), so this
+ * one can too. */
 static const CpCardTransport mm_transport = {
 	.name = "mm",
 	.open = mm_port_open,

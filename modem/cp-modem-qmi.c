@@ -17,8 +17,6 @@
 #include "cp-modem-qmi.h"
 #include "cp-qmi-uim-raw.h"
 
-typedef struct _Poll Poll;
-
 typedef struct {
 	CpModemRun *run;
 	QmiDevice *device;
@@ -31,16 +29,8 @@ typedef struct {
 	/* registration */
 	gulong ss_id;
 	guint poll_id;
-	Poll *poll;                      /* the Get Serving System in flight */
 	guint8 profile_index;            /* read_apn: the profile asked about */
 } QmiPort;
-
-/* A registration poll outlives the wait that sent it when the wait ends
- * (registered, denied, deadline) before the answer: the answer then finds
- * port NULL. */
-struct _Poll {
-	QmiPort *port;
-};
 
 static QmiPort *
 port_of(CpModemRun *run)
@@ -80,21 +70,12 @@ done(CpModemRun *run, GError *error)
 /* ---- port -------------------------------------------------------------- */
 
 static void
-poll_abandon(QmiPort *p)
-{
-	if (p->poll)
-		p->poll->port = NULL;
-	p->poll = NULL;
-}
-
-static void
 qmi_registration_stop(CpModemRun *run)
 {
 	QmiPort *p = port_of(run);
 
 	if (!p)
 		return;
-	poll_abandon(p);
 	if (p->poll_id)
 		g_source_remove(p->poll_id);
 	p->poll_id = 0;
@@ -571,8 +552,7 @@ serving_system_ind_cb(QmiClientNas *nas, QmiIndicationNasServingSystemOutput *ou
 static void
 serving_system_cb(GObject *src, GAsyncResult *res, gpointer data)
 {
-	Poll *poll = data;
-	QmiPort *p = poll->port;
+	CpModemRun *run = cp_modem_reg_request_end(data);
 	GError *error = NULL;
 	g_autoptr(QmiMessageNasGetServingSystemOutput) out =
 		qmi_client_nas_get_serving_system_finish(QMI_CLIENT_NAS(src), res, &error);
@@ -581,16 +561,14 @@ serving_system_cb(GObject *src, GAsyncResult *res, gpointer data)
 	const char *name = NULL;
 	gboolean plmn;
 
-	g_free(poll);
-	if (!p) {
+	if (!run) {
 		g_clear_error(&error);
 		return;
 	}
-	p->poll = NULL;
 	if (!out || !qmi_message_nas_get_serving_system_output_get_result(out, &error)) {
 		/* during a reset the modem may refuse: the next poll asks again */
-		if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED) || p->run->gone) {
-			done(p->run, error);
+		if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED) || run->gone) {
+			done(run, error);
 			return;
 		}
 		g_debug("serving system: %s", error->message);
@@ -600,7 +578,7 @@ serving_system_cb(GObject *src, GAsyncResult *res, gpointer data)
 	if (!qmi_message_nas_get_serving_system_output_get_serving_system(out, &state, NULL, NULL, NULL, NULL, NULL))
 		return;
 	plmn = qmi_message_nas_get_serving_system_output_get_current_plmn(out, &mcc, &mnc, &name, NULL);
-	registration_seen(p->run, state, plmn, mcc, mnc, name);
+	registration_seen(run, state, plmn, mcc, mnc, name);
 }
 
 /* Indications are not sent by every modem while it searches: poll too,
@@ -609,13 +587,12 @@ static gboolean
 poll_cb(gpointer data)
 {
 	QmiPort *p = data;
+	CpModemRegRequest *req = cp_modem_run_reg_request(p->run);
 
-	if (p->poll)
+	if (!req)
 		return G_SOURCE_CONTINUE;
-	p->poll = g_new0(Poll, 1);
-	p->poll->port = p;
 	qmi_client_nas_get_serving_system(p->nas, NULL, timeout_of(p->run), p->run->cancellable,
-					  serving_system_cb, p->poll);
+					  serving_system_cb, req);
 	return G_SOURCE_CONTINUE;
 }
 
