@@ -273,8 +273,8 @@ main(int argc, char **argv)
 	int timeout = 10;
 	GOptionEntry entries[] = {
 		{ "device", 'd', 0, G_OPTION_ARG_FILENAME, &device, "The modem's control port (/dev/cdc-wdm0)", "PATH" },
-		{ "backend", 'b', 0, G_OPTION_ARG_STRING, &backend, "qmi or mm (auto)", "NAME" },
-		{ "proxy", 'p', 0, G_OPTION_ARG_NONE, &proxy, "Open QMI through qmi-proxy", NULL },
+		{ "backend", 'b', 0, G_OPTION_ARG_STRING, &backend, "qmi, mbim, at or mm (auto)", "NAME" },
+		{ "proxy", 'p', 0, G_OPTION_ARG_NONE, &proxy, "Open QMI through qmi-proxy (MBIM always goes through mbim-proxy)", NULL },
 		{ "card", 'c', 0, G_OPTION_ARG_STRING, &card, "The card driver to check for (auto)", "NAME" },
 		{ "timeout", 't', 0, G_OPTION_ARG_INT, &timeout, "Seconds per modem request (10)", "S" },
 		{ "json", 'J', 0, G_OPTION_ARG_NONE, &json, "JSON output", NULL },
@@ -315,8 +315,12 @@ main(int argc, char **argv)
 		cfg.backend = CP_MODEM_BACKEND_QMI;
 	else if (g_str_equal(backend, "mm"))
 		cfg.backend = CP_MODEM_BACKEND_MM;
+	else if (g_str_equal(backend, "at"))
+		cfg.backend = CP_MODEM_BACKEND_AT;
+	else if (g_str_equal(backend, "mbim"))
+		cfg.backend = CP_MODEM_BACKEND_MBIM;
 	else {
-		fprintf(stderr, "cellprov-probe: --backend: auto, qmi or mm\n");
+		fprintf(stderr, "cellprov-probe: --backend: auto, qmi, mbim, at or mm\n");
 		return 2;
 	}
 	modem = cp_modem_new(&cfg, &error);
