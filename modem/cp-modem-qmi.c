@@ -662,6 +662,32 @@ qmi_read_imsi(CpModemRun *run)
 				    imsi_cb, run);
 }
 
+/* DMS Get Revision: the firmware revision, as qmicli --dms-get-revision. */
+static void
+revision_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	CpModemRun *run = data;
+	GError *error = NULL;
+	g_autoptr(QmiMessageDmsGetRevisionOutput) out =
+		qmi_client_dms_get_revision_finish(QMI_CLIENT_DMS(src), res, &error);
+	const char *revision = NULL;
+
+	if (!out || !qmi_message_dms_get_revision_output_get_result(out, &error) ||
+	    !qmi_message_dms_get_revision_output_get_revision(out, &revision, &error)) {
+		done(run, error);
+		return;
+	}
+	cp_modem_run_set_firmware(run, revision);
+	done(run, NULL);
+}
+
+static void
+qmi_read_firmware(CpModemRun *run)
+{
+	qmi_client_dms_get_revision(port_of(run)->dms, NULL, timeout_of(run), run->cancellable,
+				    revision_cb, run);
+}
+
 /* ---- the tables -------------------------------------------------------- */
 
 const CpCardTransport cp_qmi_transport = {
@@ -685,6 +711,7 @@ static const CpModemOps qmi_ops = {
 	.registration_start = qmi_registration_start,
 	.registration_stop = qmi_registration_stop,
 	.read_imsi = qmi_read_imsi,
+	.read_firmware = qmi_read_firmware,
 };
 
 const CpModemDriver cp_modem_driver_qmi = {

@@ -48,7 +48,7 @@ dump_get() { sed -n "s/^$1=//p" "$dir/dump"; }
 # p ARGS...: the probe on the simulator's port; its output in $out, its
 # exit status in $rc
 p() { out=$(timeout 60 "$probe" -d "$dir/pty" -b "$backend" "$@" 2>"$dir/probe.log"); rc=$?; }
-has() { echo "$out" | grep -qx -- "$1" || fail "$what: no line '$1' in: $out"; }
+has() { echo "$out" | grep -qxF -- "$1" || fail "$what: no line '$1' in: $out"; }
 untouched() {
 	[ "$(dump_get card-updates)" = 0 ] || fail "$what: the card was written"
 	[ "$(dump_get adm1-retries)" = "$1" ] || fail "$what: ADM1 attempts $(dump_get adm1-retries), not $1"
@@ -75,6 +75,21 @@ for profile in $profiles; do
 	p
 	[ $rc -eq 0 ] || fail "$what: exit $rc: $out"
 	has "modem: $backend on $dir/pty"
+	# +CGMR as each module answers it, SIMCom's "+CGMR: " prefix taken
+	# off; MBIM: device caps' FirmwareInfo, and the UICC service's ATR
+	# (the simulator's SJA5: docs/hardware.md)
+	case $profile in
+	--model=bg96|--t0) has "modem: firmware BG96MAR02A07M1G";;
+	--model=rm500q) has "modem: firmware RM500QGLABR11A06M4G";;
+	--model=sim7600) has "modem: firmware LE20B04SIM7600M22";;
+	--model=sara-r4) has "modem: firmware L0.0.00.00.05.06 [Feb 03 2018 13:00:41]";;
+	*) has "modem: firmware cp-mbim-sim 1.0";;
+	esac
+	if [ "$backend" = at ]; then
+		has "card: ATR: not available through this modem"
+	else
+		has "card: ATR 3b9f96801f878031e073fe211b674a357530350265f8"
+	fi
 	has "modem: logical channels: yes"
 	has "modem: IMSI request: answered"
 	has "verdict modem: ok"
@@ -91,6 +106,8 @@ import json, os, sys
 r = json.load(sys.stdin)
 assert r["modem"]["backend"] == os.environ["BACKEND"], r
 assert r["modem"]["logical-channels"] is True, r
+assert r["modem"]["firmware"], r
+assert ("atr" in r["card"]) == (os.environ["BACKEND"] == "mbim"), r
 assert r["card"]["driver"] == "sysmo-isim-sja2", r
 assert r["card"]["adm1-attempts-left"] == 3, r
 assert r["card"]["verdict"] == "ok", r

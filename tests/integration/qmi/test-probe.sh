@@ -42,6 +42,10 @@ for fw in legacy dms-uim-unsupported dms-uim-not-supported no-logical-channel sl
 	start_sim --firmware "$fw"
 	p
 	[ $rc -eq 0 ] || fail "$what: exit $rc: $out"
+	# DMS Get Revision, as qmicli reads it
+	rev=$(q --dms-get-revision | sed -n "s/^.*Revision: '\(.*\)'$/\1/p")
+	[ -n "$rev" ] || fail "$what: qmicli --dms-get-revision"
+	has "modem: firmware $rev"
 	case $fw in
 	legacy|no-logical-channel|slow) has "modem: IMSI request: answered";;
 	*) has "modem: IMSI request: the modem does not report its IMSI; cellprov reads EF.IMSI through the card";;
