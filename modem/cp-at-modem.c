@@ -516,8 +516,8 @@ cp_at_modem_get_imsi_finish(CpAtModem *m, GAsyncResult *result, GError **error)
 
 /* ---- firmware revision ------------------------------------------------- */
 
-/* §5.3 answers the revision alone; SIMCom and u-blox prefix "+CGMR: ",
- * which ModemManager strips too (mm-broadband-modem.c, modem_load_revision). */
+/* §5.3 answers the revision alone; SIMCom prefixes "+CGMR: ", which
+ * ModemManager strips too (src/mm-broadband-modem.c). */
 char *
 cp_at_parse_revision(const char *line, GError **error)
 {

@@ -32,8 +32,9 @@ typedef struct {
 	gboolean ccho_prefixed;   /* "+CCHO: <n>" rather than "<n>" */
 	gboolean has_c5greg;
 	/* +CGMR's answer: TS 27.007 §5.3 gives the revision alone; SIMCom
-	 * prefixes "+CGMR: " (ModemManager strips it, mm-broadband-modem.c
-	 * modem_load_revision). Revisions of the vendors' forms. */
+	 * prefixes "+CGMR: " (ModemManager strips it where it loads the
+	 * revision, src/mm-broadband-modem.c). Revisions of the vendors'
+	 * forms (docs/at.md). */
 	const char *cgmr;
 } Model;
 
