@@ -514,6 +514,56 @@ cp_at_modem_get_imsi_finish(CpAtModem *m, GAsyncResult *result, GError **error)
 	return g_task_propagate_pointer(G_TASK(result), error);
 }
 
+/* ---- firmware revision ------------------------------------------------- */
+
+/* §5.3 answers the revision alone; SIMCom prefixes "+CGMR: ", which
+ * ModemManager strips too (src/mm-broadband-modem.c). */
+char *
+cp_at_parse_revision(const char *line, GError **error)
+{
+	const char *rest = after_prefix(line, "+CGMR:");
+	g_autofree char *s = g_strstrip(g_strdup(rest ? rest : line));
+	gsize n = strlen(s);
+
+	if (n < 1 || n > 128)
+		return bad(error, line, "+CGMR"), NULL;
+	for (gsize i = 0; i < n; i++)
+		if (!g_ascii_isprint(s[i]))
+			return bad(error, line, "+CGMR"), NULL;
+	return g_steal_pointer(&s);
+}
+
+static gboolean
+parse_revision(GTask *task, const char *name, CpAtResponse *r)
+{
+	GError *error = NULL;
+	const char *line;
+	char *revision;
+
+	if (!check(task, name, r))
+		return FALSE;
+	if (!(line = cp_at_response_line(r, name, &error)) || !(revision = cp_at_parse_revision(line, &error))) {
+		g_task_return_error(task, error);
+		return FALSE;
+	}
+	g_task_return_pointer(task, revision, g_free);
+	return TRUE;
+}
+
+void
+cp_at_modem_get_revision(CpAtModem *m, GCancellable *cancellable, GAsyncReadyCallback callback,
+			 gpointer user_data)
+{
+	g_object_unref(op_start(m, "+CGMR", "+CGMR:", CP_AT_BARE_TEXT, 0, parse_revision, 0,
+				cp_at_modem_get_revision, cancellable, callback, user_data));
+}
+
+char *
+cp_at_modem_get_revision_finish(CpAtModem *m, GAsyncResult *result, GError **error)
+{
+	return g_task_propagate_pointer(G_TASK(result), error);
+}
+
 /* ---- card status ------------------------------------------------------ */
 
 char *

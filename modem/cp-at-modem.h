@@ -102,6 +102,12 @@ char *cp_at_modem_get_iccid_finish(CpAtModem *m, GAsyncResult *result, GError **
 void cp_at_modem_get_imsi(CpAtModem *m, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
 char *cp_at_modem_get_imsi_finish(CpAtModem *m, GAsyncResult *result, GError **error);
 
+/* +CGMR (TS 27.007 §5.3): the firmware revision, printable, 1-128 bytes. */
+void cp_at_modem_get_revision(CpAtModem *m, GCancellable *cancellable, GAsyncReadyCallback callback,
+			      gpointer user_data);
+char *cp_at_modem_get_revision_finish(CpAtModem *m, GAsyncResult *result, GError **error);
+char *cp_at_parse_revision(const char *line, GError **error);
+
 /* An APDU on the basic channel (+CSIM) or on a logical one (+CGLA,
  * channel > 0): the response, data || SW1 SW2. SW 61xx (GET RESPONSE)
  * and 6Cxx (Le again) are followed here, as a QMI modem does: the

@@ -197,6 +197,21 @@ is_registration(const char *line)
 	       has_prefix(line, "+CEREG:") || has_prefix(line, "+C5GREG:");
 }
 
+/* A URC without a '+' or '^' prefix: a call, and what Quectel ("RDY")
+ * and SIMCom ("SMS DONE", "PB DONE") send when they have started. */
+static bool
+bare_urc(const char *s)
+{
+	static const char *const words[] = { "RING", "RDY", "SMS DONE", "PB DONE" };
+
+	if (s[0] == '+' || s[0] == '^')
+		return true;
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (strcmp(s, words[i]) == 0)
+			return true;
+	return false;
+}
+
 static void
 classify(CpAtParser *p, CpAtLine *l)
 {
@@ -229,6 +244,11 @@ classify(CpAtParser *p, CpAtLine *l)
 		return;
 	}
 	if (p->bare == CP_AT_BARE_DIGITS && is_number(s, l->len)) {
+		l->kind = CP_AT_LINE_RESPONSE;
+		p->answered = true;
+		return;
+	}
+	if (p->bare == CP_AT_BARE_TEXT && !p->answered && !bare_urc(s)) {
 		l->kind = CP_AT_LINE_RESPONSE;
 		p->answered = true;
 		return;

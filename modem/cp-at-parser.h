@@ -48,6 +48,7 @@ typedef enum {
 typedef enum {
 	CP_AT_BARE_NONE,     /* only prefixed lines are the answer; others are URCs */
 	CP_AT_BARE_DIGITS,   /* lines of digits only are the answer too (+CIMI, +CGSN, +CCHO) */
+	CP_AT_BARE_TEXT,     /* the first line that is no URC ('+', '^', RING, RDY) is the answer too (+CGMR) */
 } CpAtBare;
 
 typedef struct {

@@ -16,7 +16,8 @@
 
 /* The order of the steps for a modem the driver owns throughout... */
 static const CpModemStep order_owned[] = {
-	CP_STEP_OPEN_MODEM, CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS, CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL,
+	CP_STEP_OPEN_MODEM, CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS, CP_STEP_MODEM_INFO, CP_STEP_ICCID,
+	CP_STEP_OPEN_CHANNEL,
 	CP_STEP_IDENTIFY, CP_STEP_PROBE, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD, CP_STEP_READ_APN, CP_STEP_BACKUP,
 	CP_STEP_WRITE, CP_STEP_CLOSE_CHANNEL, CP_STEP_APN, CP_STEP_OFFLINE, CP_STEP_RESET,
 	CP_STEP_REGISTRATION, CP_STEP_CHECK_IMSI,
@@ -26,7 +27,7 @@ static const CpModemStep order_owned[] = {
  * after the give-back, the port open only in between */
 static const CpModemStep order_lent[] = {
 	CP_STEP_OPEN_MODEM, CP_STEP_READ_APN, CP_STEP_TAKE, CP_STEP_OPEN_PORT, CP_STEP_CARD_STATUS,
-	CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL, CP_STEP_IDENTIFY, CP_STEP_PROBE, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD,
+	CP_STEP_MODEM_INFO, CP_STEP_ICCID, CP_STEP_OPEN_CHANNEL, CP_STEP_IDENTIFY, CP_STEP_PROBE, CP_STEP_VERIFY_ADM1, CP_STEP_READ_OLD,
 	CP_STEP_BACKUP, CP_STEP_WRITE, CP_STEP_CLOSE_CHANNEL, CP_STEP_OFFLINE, CP_STEP_RESET,
 	CP_STEP_CLOSE_PORT, CP_STEP_GIVE_BACK, CP_STEP_APN, CP_STEP_REGISTRATION, CP_STEP_CHECK_IMSI,
 };
@@ -55,7 +56,7 @@ cp_card_plan_build(CpPlanKind kind, guint32 have, CpModemStep out[CP_N_STEPS])
 			CP_STEP_BIT(CP_STEP_IDENTIFY) | CP_STEP_BIT(CP_STEP_CLOSE_CHANNEL) |
 			CP_STEP_BIT(CP_STEP_CHECK_IMSI) | CP_STEP_BIT(CP_STEP_CLOSE_PORT) |
 			CP_STEP_BIT(CP_STEP_GIVE_BACK);
-		have |= CP_STEP_BIT(CP_STEP_PROBE);
+		have |= CP_STEP_BIT(CP_STEP_MODEM_INFO) | CP_STEP_BIT(CP_STEP_PROBE);
 	}
 	if (kind != CP_PLAN_PROVISION && kind != CP_PLAN_PROBE) {
 		/* the way back reads nothing and waits for no registration */
@@ -97,6 +98,7 @@ cp_card_step_name(CpModemStep s, gboolean restoring)
 	case CP_STEP_REGISTRATION: return "waiting for registration";
 	case CP_STEP_CHECK_IMSI: return "checking the IMSI the modem reports";
 	case CP_STEP_PROBE: return "probing the card's files and ADM1's counter";
+	case CP_STEP_MODEM_INFO: return "asking the modem's firmware and the card's ATR";
 	case CP_N_STEPS: break;
 	}
 	return "?";

@@ -32,6 +32,7 @@ typedef enum {
 	CP_STEP_REGISTRATION,     /* ops->registration_start .. _stop */
 	CP_STEP_CHECK_IMSI,       /* ops->read_imsi, or EF.IMSI through the card */
 	CP_STEP_PROBE,            /* a probe: the sizes of the driver's files, ADM1's counter */
+	CP_STEP_MODEM_INFO,       /* a probe: ops->read_firmware, transport->read_atr */
 	CP_N_STEPS,
 } CpModemStep;
 

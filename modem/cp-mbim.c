@@ -511,6 +511,38 @@ return_bytes(GTask *task, GBytes *b)
 }
 
 static void
+firmware_done(CpMbim *self, GTask *task, MbimMessage *resp)
+{
+	g_autoptr(GError) e = NULL;
+	char *firmware = NULL;
+
+	if (!mbim_message_device_caps_response_parse(resp, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+						     NULL, NULL, &firmware, NULL, &e)) {
+		return_parse_error(task, e);
+		return;
+	}
+	g_task_return_pointer(task, firmware, g_free);
+	g_object_unref(task);
+}
+
+void
+cp_mbim_firmware_async(CpMbim *self, GCancellable *cancellable,
+		       GAsyncReadyCallback callback, gpointer user_data)
+{
+	GTask *task = request_new(self, "device caps", cancellable, callback, user_data,
+				  firmware_done, cp_mbim_firmware_async);
+	g_autoptr(MbimMessage) msg = mbim_message_device_caps_query_new(NULL);
+
+	request_send(self, task, msg);
+}
+
+char *
+cp_mbim_firmware_finish(CpMbim *self, GAsyncResult *res, GError **error)
+{
+	return g_task_propagate_pointer(G_TASK(res), error);
+}
+
+static void
 atr_done(CpMbim *self, GTask *task, MbimMessage *resp)
 {
 	g_autoptr(GError) e = NULL;

@@ -75,6 +75,11 @@ void cp_mbim_subscriber_async(CpMbim *self, GCancellable *cancellable,
 gboolean cp_mbim_subscriber_finish(CpMbim *self, GAsyncResult *res, char **iccid, char **imsi,
 				   GError **error);
 
+/* Device caps (MBIM 1.0 10.5.1): the firmware revision (FirmwareInfo). */
+void cp_mbim_firmware_async(CpMbim *self, GCancellable *cancellable,
+			    GAsyncReadyCallback callback, gpointer user_data);
+char *cp_mbim_firmware_finish(CpMbim *self, GAsyncResult *res, GError **error);
+
 /* The card's ATR. */
 void cp_mbim_atr_async(CpMbim *self, GCancellable *cancellable,
 		       GAsyncReadyCallback callback, gpointer user_data);

@@ -502,6 +502,24 @@ at_read_imsi(CpModemRun *run)
 	cp_at_modem_get_imsi(port_of(run)->at, run->cancellable, imsi_cb, run);
 }
 
+static void
+revision_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	CpModemRun *run = data;
+	GError *error = NULL;
+	g_autofree char *revision = cp_at_modem_get_revision_finish(CP_AT_MODEM(src), res, &error);
+
+	if (revision)
+		cp_modem_run_set_firmware(run, revision);
+	done(run, error);
+}
+
+static void
+at_read_firmware(CpModemRun *run)
+{
+	cp_at_modem_get_revision(port_of(run)->at, run->cancellable, revision_cb, run);
+}
+
 /* ---- the tables -------------------------------------------------------- */
 
 static const CpCardTransport at_transport = {
@@ -524,6 +542,7 @@ static const CpModemOps at_ops = {
 	.registration_start = at_registration_start,
 	.registration_stop = at_registration_stop,
 	.read_imsi = at_read_imsi,
+	.read_firmware = at_read_firmware,
 };
 
 const CpModemDriver cp_modem_driver_at = {

@@ -53,6 +53,9 @@ typedef struct {
 	/* One command APDU on channel (0: basic); the response (data, SW1,
 	 * SW2) through cp_modem_run_apdu_done(). Never logs the APDU. */
 	void (*transmit)(CpModemRun *run, guint channel, const guint8 *apdu, gsize len);
+	/* The card's ATR through cp_modem_run_set_atr(); asked by a probe
+	 * only. NULL: the modem has no request for it. */
+	void (*read_atr)(CpModemRun *run);
 } CpCardTransport;
 
 typedef struct {
@@ -85,6 +88,9 @@ typedef struct {
 	 * firmware answers NotSupported) sets none and is done without an
 	 * error: the runner then reads EF.IMSI through the card. */
 	void (*read_imsi)(CpModemRun *run);
+	/* The modem's firmware revision through cp_modem_run_set_firmware();
+	 * asked by a probe only. NULL: the modem has no request for it. */
+	void (*read_firmware)(CpModemRun *run);
 } CpModemOps;
 
 struct _CpModemDriver {
@@ -138,6 +144,8 @@ void cp_modem_run_set_channel(CpModemRun *run, guint channel);
 /* have FALSE: the modem has no profile (one will be created). */
 void cp_modem_run_set_old_apn(CpModemRun *run, gboolean have, guint index, const char *apn);
 void cp_modem_run_set_imsi(CpModemRun *run, const char *imsi);
+void cp_modem_run_set_firmware(CpModemRun *run, const char *revision);
+void cp_modem_run_set_atr(CpModemRun *run, const guint8 *atr, gsize len);
 void cp_modem_run_registration(CpModemRun *run, CpModemRegState state, const char *plmn,
 			       const char *operator_name);
 /* A driver's registration request (a wait, a poll), one at a time: it

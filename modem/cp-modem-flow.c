@@ -160,6 +160,28 @@ cp_modem_run_set_imsi(CpModemRun *run, const char *imsi)
 }
 
 void
+cp_modem_run_set_firmware(CpModemRun *run, const char *revision)
+{
+	CpModemFlow *f = cp_modem_flow(run);
+
+	if (f->probe) {
+		g_free(f->probe->firmware);
+		f->probe->firmware = g_strdup(revision);
+	}
+}
+
+void
+cp_modem_run_set_atr(CpModemRun *run, const guint8 *atr, gsize len)
+{
+	CpModemFlow *f = cp_modem_flow(run);
+
+	if (f->probe) {
+		g_free(f->probe->atr);
+		f->probe->atr = cp_hex_strdup(atr, len);
+	}
+}
+
+void
 cp_modem_run_gone(CpModemRun *run)
 {
 	g_message("the modem's port went away");
@@ -841,6 +863,72 @@ step_check_imsi(CpModemFlow *f)
 	o->read_imsi(&f->run);
 }
 
+/* ---- a probe's questions to the modem ------------------------------------ */
+
+#define NOT_AVAILABLE "not available through this modem"
+
+/* A refusal is a fact to report; a port gone or a cancel ends the probe. */
+static gboolean
+info_failed(CpModemFlow *f, GError *error, char **out)
+{
+	if (!error)
+		return FALSE;
+	if (f->run.gone || g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+		cp_modem_flow_fail(f, error);
+		return TRUE;
+	}
+	*out = g_strdup(error->message);
+	g_error_free(error);
+	return FALSE;
+}
+
+static void
+firmware_done(CpModemFlow *f, GError *error)
+{
+	if (info_failed(f, error, &f->probe->firmware_error))
+		return;
+	if (!f->probe->firmware && !f->probe->firmware_error)
+		f->probe->firmware_error = g_strdup("the modem gave none");
+	f->sub = 1;
+	cp_modem_flow_again(f);
+}
+
+static void
+atr_done(CpModemFlow *f, GError *error)
+{
+	if (info_failed(f, error, &f->probe->atr_error))
+		return;
+	if (!f->probe->atr && !f->probe->atr_error)
+		f->probe->atr_error = g_strdup("the modem gave none");
+	cp_modem_flow_next(f);
+}
+
+/* The firmware revision (sub 0), then the ATR (sub 1): an entry the
+ * driver left NULL is reported as not available. */
+static void
+step_modem_info(CpModemFlow *f)
+{
+	const CpModemDriver *d = f->run.driver;
+
+	if (f->sub == 0) {
+		if (!d->ops->read_firmware) {
+			f->probe->firmware_error = g_strdup(NOT_AVAILABLE);
+			f->sub = 1;
+		} else {
+			f->on_done = firmware_done;
+			d->ops->read_firmware(&f->run);
+			return;
+		}
+	}
+	if (!d->transport->read_atr) {
+		f->probe->atr_error = g_strdup(NOT_AVAILABLE);
+		cp_modem_flow_next(f);
+		return;
+	}
+	f->on_done = atr_done;
+	d->transport->read_atr(&f->run);
+}
+
 /* ---- a module that re-enumerates ---------------------------------------- */
 
 /*
@@ -1171,6 +1259,9 @@ flow_run(CpModemFlow *f)
 		return;
 	case CP_STEP_PROBE:
 		cp_card_probe(f);
+		return;
+	case CP_STEP_MODEM_INFO:
+		step_modem_info(f);
 		return;
 	case CP_N_STEPS:
 		break;

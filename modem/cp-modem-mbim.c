@@ -349,6 +349,43 @@ mbim_read_imsi(CpModemRun *run)
 	cp_mbim_subscriber_async(port_of(run)->mbim, run->cancellable, imsi_cb, run);
 }
 
+static void
+firmware_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	CpModemRun *run = data;
+	GError *error = NULL;
+	g_autofree char *firmware = cp_mbim_firmware_finish(CP_MBIM(src), res, &error);
+
+	if (firmware && *firmware)
+		cp_modem_run_set_firmware(run, firmware);
+	done(run, error);
+}
+
+static void
+mbim_read_firmware(CpModemRun *run)
+{
+	cp_mbim_firmware_async(port_of(run)->mbim, run->cancellable, firmware_cb, run);
+}
+
+/* MS UICC low-level access ATR */
+static void
+atr_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	CpModemRun *run = data;
+	GError *error = NULL;
+	g_autoptr(GBytes) atr = cp_mbim_atr_finish(CP_MBIM(src), res, &error);
+
+	if (atr)
+		cp_modem_run_set_atr(run, g_bytes_get_data(atr, NULL), g_bytes_get_size(atr));
+	done(run, error);
+}
+
+static void
+mbim_read_atr(CpModemRun *run)
+{
+	cp_mbim_atr_async(port_of(run)->mbim, run->cancellable, atr_cb, run);
+}
+
 /* ---- the tables -------------------------------------------------------- */
 
 static const CpCardTransport mbim_transport = {
@@ -360,6 +397,7 @@ static const CpCardTransport mbim_transport = {
 	.open_channel = mbim_open_channel,
 	.close_channel = mbim_close_channel,
 	.transmit = mbim_transmit,
+	.read_atr = mbim_read_atr,
 };
 
 /* The port is the transport's: opened before these run, closed after. */
@@ -371,6 +409,7 @@ static const CpModemOps mbim_ops = {
 	.reset = mbim_reset,
 	.registration_start = mbim_registration_start,
 	.read_imsi = mbim_read_imsi,
+	.read_firmware = mbim_read_firmware,
 };
 
 const CpModemDriver cp_modem_driver_mbim = {

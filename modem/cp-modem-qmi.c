@@ -639,6 +639,72 @@ qmi_read_imsi(CpModemRun *run)
 				    imsi_cb, run);
 }
 
+/* UIM Get Slot Status (libqmi 1.26): the ATR of the active physical
+ * slot. UIM has no other message for the ATR; modems without slot
+ * management answer InvalidQmiCommand or NotSupported. */
+static void
+slot_status_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	CpModemRun *run = data;
+	GError *error = NULL;
+	g_autoptr(QmiMessageUimGetSlotStatusOutput) out =
+		qmi_client_uim_get_slot_status_finish(QMI_CLIENT_UIM(src), res, &error);
+	GArray *status = NULL, *info = NULL;
+
+	if (!out || !qmi_message_uim_get_slot_status_output_get_result(out, &error)) {
+		done(run, error);
+		return;
+	}
+	if (!qmi_message_uim_get_slot_status_output_get_physical_slot_status(out, &status, NULL) ||
+	    !qmi_message_uim_get_slot_status_output_get_physical_slot_information(out, &info, NULL)) {
+		done(run, g_error_new(CP_ERROR, CP_ERR_MODEM, "UIM Get Slot Status: no slot information"));
+		return;
+	}
+	for (guint i = 0; i < status->len && i < info->len; i++) {
+		QmiPhysicalSlotStatusSlot *s = &g_array_index(status, QmiPhysicalSlotStatusSlot, i);
+		QmiPhysicalSlotInformationSlot *n = &g_array_index(info, QmiPhysicalSlotInformationSlot, i);
+
+		if (s->physical_slot_status == QMI_UIM_SLOT_STATE_ACTIVE && n->atr_value && n->atr_value->len) {
+			cp_modem_run_set_atr(run, (const guint8 *)n->atr_value->data, n->atr_value->len);
+			break;
+		}
+	}
+	done(run, NULL);
+}
+
+static void
+qmi_read_atr(CpModemRun *run)
+{
+	qmi_client_uim_get_slot_status(port_of(run)->uim, NULL, timeout_of(run), run->cancellable,
+				       slot_status_cb, run);
+}
+
+/* DMS Get Revision: the firmware revision, as qmicli --dms-get-revision. */
+static void
+revision_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	CpModemRun *run = data;
+	GError *error = NULL;
+	g_autoptr(QmiMessageDmsGetRevisionOutput) out =
+		qmi_client_dms_get_revision_finish(QMI_CLIENT_DMS(src), res, &error);
+	const char *revision = NULL;
+
+	if (!out || !qmi_message_dms_get_revision_output_get_result(out, &error) ||
+	    !qmi_message_dms_get_revision_output_get_revision(out, &revision, &error)) {
+		done(run, error);
+		return;
+	}
+	cp_modem_run_set_firmware(run, revision);
+	done(run, NULL);
+}
+
+static void
+qmi_read_firmware(CpModemRun *run)
+{
+	qmi_client_dms_get_revision(port_of(run)->dms, NULL, timeout_of(run), run->cancellable,
+				    revision_cb, run);
+}
+
 /* ---- the tables -------------------------------------------------------- */
 
 const CpCardTransport cp_qmi_transport = {
@@ -650,6 +716,7 @@ const CpCardTransport cp_qmi_transport = {
 	.open_channel = qmi_open_channel,
 	.close_channel = qmi_close_channel,
 	.transmit = qmi_transmit,
+	.read_atr = qmi_read_atr,
 };
 
 /* The port is the transport's: opened before these run, closed after. */
@@ -662,6 +729,7 @@ static const CpModemOps qmi_ops = {
 	.registration_start = qmi_registration_start,
 	.registration_stop = qmi_registration_stop,
 	.read_imsi = qmi_read_imsi,
+	.read_firmware = qmi_read_firmware,
 };
 
 const CpModemDriver cp_modem_driver_qmi = {

@@ -446,6 +446,10 @@ cp_modem_probe_free(CpModemProbe *p)
 	g_free(p->error);
 	g_free(p->channel_error);
 	g_free(p->imsi_error);
+	g_free(p->firmware);
+	g_free(p->firmware_error);
+	g_free(p->atr);
+	g_free(p->atr_error);
 	g_free(p->iccid);
 	g_free(p->usim_aid);
 	g_free(p->isim_aid);

@@ -213,13 +213,17 @@ gboolean cp_modem_restore_finish(CpModem *modem, GAsyncResult *res, GError **err
 #define CP_MODEM_PROBE_MAX_FILES 8
 
 typedef struct {
-	char *backend;                /* the driver that ran ("qmi", "mm") */
+	char *backend;                /* the driver that ran ("qmi", "mbim", "at", "mm") */
 	char *error;                  /* what stopped the probe early; NULL: it ran to the end */
 	gboolean logical_channel;     /* the modem opened one */
 	char *channel_error;          /* why it did not (then the basic channel was tried) */
 	gboolean imsi_by_modem;       /* the modem reported the IMSI itself */
 	char *imsi_error;             /* why it did not */
 	gboolean can_reset;           /* the driver resets the modem (not tried) */
+	char *firmware;               /* the modem's firmware revision */
+	char *firmware_error;         /* why there is none */
+	char *atr;                    /* the card's ATR, hex */
+	char *atr_error;              /* why there is none */
 	char *iccid;
 	char *usim_aid;               /* hex, from EF.DIR; NULL: none there */
 	char *isim_aid;

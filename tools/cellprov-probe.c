@@ -168,6 +168,10 @@ static void
 print_text(const CpModemProbe *p, const char *device)
 {
 	printf("modem: %s on %s\n", p->backend, device);
+	if (p->firmware)
+		printf("modem: firmware %s\n", p->firmware);
+	else
+		printf("modem: firmware: %s\n", p->firmware_error ? p->firmware_error : "not asked");
 	if (p->logical_channel)
 		printf("modem: logical channels: yes\n");
 	else if (p->channel_error)
@@ -180,6 +184,10 @@ print_text(const CpModemProbe *p, const char *device)
 		printf("modem: IMSI request: %s; cellprov reads EF.IMSI through the card\n",
 		       p->imsi_error ? p->imsi_error : "not tried");
 	printf("modem: reset: %s\n", p->can_reset ? "the driver resets the modem (not tried)" : "none");
+	if (p->atr)
+		printf("card: ATR %s\n", p->atr);
+	else
+		printf("card: ATR: %s\n", p->atr_error ? p->atr_error : "not asked");
 	printf("card: ICCID %s\n", p->iccid ? p->iccid : "unknown");
 	printf("card: EF.DIR USIM %s\n", p->usim_aid ? p->usim_aid : "none");
 	printf("card: EF.DIR ISIM %s\n", p->isim_aid ? p->isim_aid : "none");
@@ -210,6 +218,10 @@ print_json(const CpModemProbe *p, const char *device, const Nfc *nfc)
 	cp_json_begin_object(&j, "modem");
 	cp_json_string(&j, "backend", p->backend);
 	cp_json_string(&j, "device", device);
+	if (p->firmware)
+		cp_json_string(&j, "firmware", p->firmware);
+	if (p->firmware_error)
+		cp_json_string(&j, "firmware-error", p->firmware_error);
 	cp_json_bool(&j, "logical-channels", p->logical_channel);
 	if (p->channel_error)
 		cp_json_string(&j, "channel-error", p->channel_error);
@@ -220,6 +232,10 @@ print_json(const CpModemProbe *p, const char *device, const Nfc *nfc)
 	cp_json_string(&j, "verdict", modem_verdict(p));
 	cp_json_end_object(&j);
 	cp_json_begin_object(&j, "card");
+	if (p->atr)
+		cp_json_string(&j, "atr", p->atr);
+	if (p->atr_error)
+		cp_json_string(&j, "atr-error", p->atr_error);
 	if (p->iccid)
 		cp_json_string(&j, "iccid", p->iccid);
 	if (p->usim_aid)
@@ -273,8 +289,8 @@ main(int argc, char **argv)
 	int timeout = 10;
 	GOptionEntry entries[] = {
 		{ "device", 'd', 0, G_OPTION_ARG_FILENAME, &device, "The modem's control port (/dev/cdc-wdm0)", "PATH" },
-		{ "backend", 'b', 0, G_OPTION_ARG_STRING, &backend, "qmi or mm (auto)", "NAME" },
-		{ "proxy", 'p', 0, G_OPTION_ARG_NONE, &proxy, "Open QMI through qmi-proxy", NULL },
+		{ "backend", 'b', 0, G_OPTION_ARG_STRING, &backend, "qmi, mbim, at or mm (auto)", "NAME" },
+		{ "proxy", 'p', 0, G_OPTION_ARG_NONE, &proxy, "Open QMI through qmi-proxy (MBIM always goes through mbim-proxy)", NULL },
 		{ "card", 'c', 0, G_OPTION_ARG_STRING, &card, "The card driver to check for (auto)", "NAME" },
 		{ "timeout", 't', 0, G_OPTION_ARG_INT, &timeout, "Seconds per modem request (10)", "S" },
 		{ "json", 'J', 0, G_OPTION_ARG_NONE, &json, "JSON output", NULL },
@@ -315,8 +331,12 @@ main(int argc, char **argv)
 		cfg.backend = CP_MODEM_BACKEND_QMI;
 	else if (g_str_equal(backend, "mm"))
 		cfg.backend = CP_MODEM_BACKEND_MM;
+	else if (g_str_equal(backend, "at"))
+		cfg.backend = CP_MODEM_BACKEND_AT;
+	else if (g_str_equal(backend, "mbim"))
+		cfg.backend = CP_MODEM_BACKEND_MBIM;
 	else {
-		fprintf(stderr, "cellprov-probe: --backend: auto, qmi or mm\n");
+		fprintf(stderr, "cellprov-probe: --backend: auto, qmi, mbim, at or mm\n");
 		return 2;
 	}
 	modem = cp_modem_new(&cfg, &error);

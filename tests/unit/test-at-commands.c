@@ -136,6 +136,16 @@ test_small(void)
 	CP_CHECK(!cp_at_parse_imsi("00101012345678a", NULL));
 	CP_CHECK(!cp_at_parse_imsi("+CIMI: 001010123456789", NULL));
 
+	f = cp_at_parse_revision("+CGMR: LE20B04SIM7600M22", NULL);
+	CP_CHECK(f && strcmp(f, "LE20B04SIM7600M22") == 0);
+	g_free(f);
+	f = cp_at_parse_revision("L0.0.00.00.05.06 [Feb 03 2018 13:00:41]", NULL);
+	CP_CHECK(f && strcmp(f, "L0.0.00.00.05.06 [Feb 03 2018 13:00:41]") == 0);
+	g_free(f);
+	f = NULL;
+	CP_CHECK(!cp_at_parse_revision("+CGMR: ", NULL));
+	CP_CHECK(!cp_at_parse_revision("BG96\tMAR02", NULL));
+
 	CP_CHECK(cp_at_parse_cgdcont("+CGDCONT: 1,\"IPV4V6\",\"iot.example\",\"0.0.0.0\",0,0", &cid, &type, &apn, &error));
 	CP_CHECK(cid == 1 && strcmp(type, "IPV4V6") == 0 && strcmp(apn, "iot.example") == 0);
 	g_clear_pointer(&type, g_free);

@@ -128,6 +128,24 @@ test_bare(void)
 	cp_at_parser_set_command(p, "AT+CSIM=4,\"0070\"", "+CSIM:", CP_AT_BARE_NONE);
 	feed(p, "\r\n1\r\n\r\nOK\r\n", 0, &s);
 	CP_CHECK_INT(s.kind[0], CP_AT_LINE_URC);
+
+	/* BARE_TEXT (+CGMR): the first line that is no URC, once */
+	s.n = 0;
+	cp_at_parser_set_command(p, "AT+CGMR", "+CGMR:", CP_AT_BARE_TEXT);
+	feed(p, "\r\nRDY\r\n\r\n+CEREG: 1\r\n\r\nBG96MAR02A07M1G\r\n\r\nRING\r\n\r\nSMS DONE\r\n\r\nOK\r\n", 0, &s);
+	CP_CHECK_INT(s.n, 6);
+	CP_CHECK_INT(s.kind[0], CP_AT_LINE_URC);
+	CP_CHECK_INT(s.kind[1], CP_AT_LINE_URC);
+	CP_CHECK_INT(s.kind[2], CP_AT_LINE_RESPONSE);
+	CP_CHECK_INT(s.kind[3], CP_AT_LINE_URC);
+	CP_CHECK_INT(s.kind[4], CP_AT_LINE_URC);
+	CP_CHECK_INT(s.kind[5], CP_AT_LINE_FINAL);
+	s.n = 0;
+	cp_at_parser_set_command(p, "AT+CGMR", "+CGMR:", CP_AT_BARE_TEXT);
+	feed(p, "\r\nPB DONE\r\n\r\n+CGMR: LE20B04SIM7600M22\r\n\r\nOK\r\n", 0, &s);
+	CP_CHECK_INT(s.n, 3);
+	CP_CHECK_INT(s.kind[0], CP_AT_LINE_URC);
+	CP_CHECK_INT(s.kind[1], CP_AT_LINE_RESPONSE);
 	cp_at_parser_free(p);
 }
 

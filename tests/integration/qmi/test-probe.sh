@@ -17,13 +17,16 @@ untouched() {
 	[ "$(dump_get adm1-retries)" = "$1" ] || fail "$what: ADM1 attempts $(dump_get adm1-retries), not $1"
 }
 
-for card in "sysmoISIM-SJA2 4 33" "sysmoISIM-SJA5 5 67"; do
+# each card's ATR (docs/hardware.md), through UIM Get Slot Status
+for card in "sysmoISIM-SJA2 4 33 3b9f96801f878031e073fe211b674a4c753034054ba9" \
+	    "sysmoISIM-SJA5 5 67 3b9f96801f878031e073fe211b674a357530350265f8"; do
 	set -- $card
 	for le in lenient exact eof; do
 		what="$1 --read-le $le"
 		start_sim --card "$1" --read-le "$le"
 		p
 		[ $rc -eq 0 ] || fail "$what: exit $rc: $out"
+		has "card: ATR $4"
 		has "card: ICCID 8988211000000000017"
 		has "card: EF.DIR USIM a0000000871002ffffffff8907090000"
 		has "card: EF.DIR ISIM a0000000871004ffffffff8907090000"
@@ -42,6 +45,10 @@ for fw in legacy dms-uim-unsupported dms-uim-not-supported no-logical-channel sl
 	start_sim --firmware "$fw"
 	p
 	[ $rc -eq 0 ] || fail "$what: exit $rc: $out"
+	# DMS Get Revision, as qmicli reads it
+	rev=$(q --dms-get-revision | sed -n "s/^.*Revision: '\(.*\)'$/\1/p")
+	[ -n "$rev" ] || fail "$what: qmicli --dms-get-revision"
+	has "modem: firmware $rev"
 	case $fw in
 	legacy|no-logical-channel|slow) has "modem: IMSI request: answered";;
 	*) has "modem: IMSI request: the modem does not report its IMSI; cellprov reads EF.IMSI through the card";;
@@ -70,6 +77,8 @@ r = json.load(sys.stdin)
 assert r["modem"]["backend"] == "qmi", r
 assert r["modem"]["logical-channels"] is True, r
 assert r["modem"]["imsi-request"] is False, r
+assert r["modem"]["firmware"], r
+assert r["card"]["atr"].startswith("3b9f96801f878031e073fe211b674a"), r
 assert r["card"]["driver"] == "sysmo-isim-sja2", r
 assert r["card"]["adm1-attempts-left"] == 3, r
 sizes = {f["name"]: f["size"] for f in r["card"]["files"]}

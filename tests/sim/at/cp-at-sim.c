@@ -31,13 +31,19 @@ typedef struct {
 	IccidCmd iccid;
 	gboolean ccho_prefixed;   /* "+CCHO: <n>" rather than "<n>" */
 	gboolean has_c5greg;
+	/* +CGMR's answer: TS 27.007 §5.3 gives the revision alone; SIMCom
+	 * prefixes "+CGMR: " (ModemManager strips it where it loads the
+	 * revision, src/mm-broadband-modem.c). Revisions of the vendors'
+	 * forms (docs/at.md). */
+	const char *cgmr;
 } Model;
 
 static const Model models[] = {
-	{ "bg96", "Quectel", "BG96", ICCID_QCCID, FALSE, FALSE },
-	{ "rm500q", "Quectel", "RM500Q-GL", ICCID_QCCID, FALSE, TRUE },
-	{ "sim7600", "SIMCOM INCORPORATED", "SIMCOM_SIM7600E-H", ICCID_CICCID, TRUE, FALSE },
-	{ "sara-r4", "u-blox", "SARA-R410M-02B", ICCID_CCID, TRUE, FALSE },
+	{ "bg96", "Quectel", "BG96", ICCID_QCCID, FALSE, FALSE, "BG96MAR02A07M1G" },
+	{ "rm500q", "Quectel", "RM500Q-GL", ICCID_QCCID, FALSE, TRUE, "RM500QGLABR11A06M4G" },
+	{ "sim7600", "SIMCOM INCORPORATED", "SIMCOM_SIM7600E-H", ICCID_CICCID, TRUE, FALSE,
+	  "+CGMR: LE20B04SIM7600M22" },
+	{ "sara-r4", "u-blox", "SARA-R410M-02B", ICCID_CCID, TRUE, FALSE, "L0.0.00.00.05.06 [Feb 03 2018 13:00:41]" },
 };
 
 /* A PDP context (TS 27.007 §10.1.1): the cid and APN, and its type. */
@@ -530,6 +536,9 @@ extended(const char *name, const char *op, char **args)
 		out_final(TRUE);
 	} else if (strcmp(name, "+CGMM") == 0 && !*op) {
 		answer(sim.model->model);
+		out_final(TRUE);
+	} else if (strcmp(name, "+CGMR") == 0 && !*op) {
+		answer(sim.model->cgmr);
 		out_final(TRUE);
 	} else if (strcmp(name, "+CPIN") == 0 && strcmp(op, "?") == 0) {
 		answer("+CPIN: READY");

@@ -41,6 +41,7 @@
 #define MSG_UIM_SEND_APDU 0x003B
 #define MSG_UIM_LOGICAL_CHANNEL 0x003F
 #define MSG_UIM_OPEN_CHANNEL 0x0042
+#define MSG_UIM_GET_SLOT_STATUS 0x0047
 
 typedef struct {
 	int fd;               /* a proxy client's socket, or the pty's master */
@@ -851,6 +852,38 @@ handle_uim(QmiMessage *req)
 		qmi_message_tlv_write_guint16(resp, QMI_ENDIAN_LITTLE, (guint16)fcp->len, NULL);
 		for (guint i = 0; i < fcp->len; i++)
 			qmi_message_tlv_write_guint8(resp, fcp->data[i], NULL);
+		qmi_message_tlv_write_complete(resp, o, NULL);
+		return resp;
+	}
+	case MSG_UIM_GET_SLOT_STATUS: {
+		/* one physical slot, active, logical slot 1: its status (TLV
+		 * 0x10, the ICCID as EF.ICCID holds it) and information (TLV
+		 * 0x11: protocol, applications, ATR, eUICC), as libqmi's
+		 * qmi-service-uim.json lays them out (since libqmi 1.26) */
+		const char *iccid = cp_sim_usim_get_iccid(sim.m.usim);
+		guint8 atr[33], ef[10];
+		gsize o, n_atr = cp_sim_usim_get_atr(sim.m.usim, atr), n_ef = 0;
+
+		for (gsize i = 0; iccid[i] && n_ef < sizeof ef; i += 2, n_ef++)
+			ef[n_ef] = (guint8)((iccid[i] - '0') | (iccid[i + 1] ? (iccid[i + 1] - '0') << 4 : 0xF0));
+		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
+		o = qmi_message_tlv_write_init(resp, 0x10, NULL);
+		qmi_message_tlv_write_guint8(resp, 1, NULL);
+		qmi_message_tlv_write_guint32(resp, QMI_ENDIAN_LITTLE, QMI_UIM_PHYSICAL_CARD_STATE_PRESENT, NULL);
+		qmi_message_tlv_write_guint32(resp, QMI_ENDIAN_LITTLE, QMI_UIM_SLOT_STATE_ACTIVE, NULL);
+		qmi_message_tlv_write_guint8(resp, 1, NULL);
+		qmi_message_tlv_write_guint8(resp, (guint8)n_ef, NULL);
+		for (gsize i = 0; i < n_ef; i++)
+			qmi_message_tlv_write_guint8(resp, ef[i], NULL);
+		qmi_message_tlv_write_complete(resp, o, NULL);
+		o = qmi_message_tlv_write_init(resp, 0x11, NULL);
+		qmi_message_tlv_write_guint8(resp, 1, NULL);
+		qmi_message_tlv_write_guint32(resp, QMI_ENDIAN_LITTLE, QMI_UIM_CARD_PROTOCOL_UICC, NULL);
+		qmi_message_tlv_write_guint8(resp, 2, NULL);   /* EF.DIR's USIM and ISIM */
+		qmi_message_tlv_write_guint8(resp, (guint8)n_atr, NULL);
+		for (gsize i = 0; i < n_atr; i++)
+			qmi_message_tlv_write_guint8(resp, atr[i], NULL);
+		qmi_message_tlv_write_guint8(resp, 0, NULL);
 		qmi_message_tlv_write_complete(resp, o, NULL);
 		return resp;
 	}
