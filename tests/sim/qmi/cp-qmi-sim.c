@@ -864,8 +864,14 @@ handle_uim(QmiMessage *req)
 		guint8 atr[33], ef[10];
 		gsize o, n_atr = cp_sim_usim_get_atr(sim.m.usim, atr), n_ef = 0;
 
-		for (gsize i = 0; iccid[i] && n_ef < sizeof ef; i += 2, n_ef++)
-			ef[n_ef] = (guint8)((iccid[i] - '0') | (iccid[i + 1] ? (iccid[i + 1] - '0') << 4 : 0xF0));
+		/* BCD, nibbles swapped, an odd last digit padded with F: never
+		 * reading past the string's end */
+		for (gsize i = 0; iccid[i] && n_ef < sizeof ef; n_ef++) {
+			gboolean pair = iccid[i + 1] != '\0';
+
+			ef[n_ef] = (guint8)((iccid[i] - '0') | (pair ? (iccid[i + 1] - '0') << 4 : 0xF0));
+			i += pair ? 2 : 1;
+		}
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
 		o = qmi_message_tlv_write_init(resp, 0x10, NULL);
 		qmi_message_tlv_write_guint8(resp, 1, NULL);
