@@ -1046,6 +1046,11 @@ decode_ble(CpJson *j, const Args *a, uint8_t *text, size_t len)
 			cp_ble_link_take(rx);
 		}
 	}
+	if (total == 0) {
+		/* nothing but blank lines and comments: not a capture */
+		rc = fail(CP_ERR_BLE_SEGMENT, "ble: no segment in the stream");
+		goto out;
+	}
 	cp_json_end_array(j);
 	cp_json_uint(j, "segments", total);
 out:

@@ -304,7 +304,9 @@ with tempfile.TemporaryDirectory() as d:
                        ("> 0300000101\n", "ble-message"),
                        ("> 01001005aa\n", "ble-too-large"),
                        ("> 0100000a01\n> 000101\n> 000201\n> 000301\n> 000401\n", "ble-window"),
-                       ("= 0300000101\n", "ble-segment")):
+                       ("= 0300000101\n", "ble-segment"),
+                       ("", "ble-segment"),
+                       ("# only a comment\n\n", "ble-segment")):
         rc, out, err = ble_stream(text)
         got = json.loads(out).get("error", {}).get("name") if out.strip() else None
         check(rc == 1 and got == name, f"decode --ble {text!r}: {rc} {got}, want {name}")
