@@ -289,6 +289,12 @@ cp_ble_link_sending(const CpBleLink *l)
 	return l->tx_pending;
 }
 
+bool
+cp_ble_link_receiving(const CpBleLink *l)
+{
+	return l->rx_in_message;
+}
+
 CpError
 cp_ble_link_sent(CpBleLink *l, uint64_t now, const uint8_t *seg, size_t len)
 {

@@ -93,6 +93,9 @@ CpError cp_ble_link_sent(CpBleLink *l, uint64_t now, const uint8_t *seg, size_t 
 
 /* True while a queued message is not acknowledged whole. */
 bool cp_ble_link_sending(const CpBleLink *l);
+/* True while a message has begun arriving and is not whole yet (a capture
+ * that ends here was cut inside it). */
+bool cp_ble_link_receiving(const CpBleLink *l);
 
 /*
  * The next segment to send now, appended to out (at most MTU - 3 bytes):

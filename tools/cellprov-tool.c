@@ -1051,6 +1051,13 @@ decode_ble(CpJson *j, const Args *a, uint8_t *text, size_t len)
 		rc = fail(CP_ERR_BLE_SEGMENT, "ble: no segment in the stream");
 		goto out;
 	}
+	if (cp_ble_link_receiving(dev) || cp_ble_link_receiving(phone)) {
+		/* the messages before it were fine; this one never ended */
+		rc = fail(CP_ERR_BLE_LENGTH, cp_ble_link_receiving(dev) ?
+			  "ble: the stream ends inside a message to the device" :
+			  "ble: the stream ends inside a message to the phone");
+		goto out;
+	}
 	cp_json_end_array(j);
 	cp_json_uint(j, "segments", total);
 out:

@@ -306,7 +306,10 @@ with tempfile.TemporaryDirectory() as d:
                        ("> 0100000a01\n> 000101\n> 000201\n> 000301\n> 000401\n", "ble-window"),
                        ("= 0300000101\n", "ble-segment"),
                        ("", "ble-segment"),
-                       ("# only a comment\n\n", "ble-segment")):
+                       ("# only a comment\n\n", "ble-segment"),
+                       # cut inside a message, after a whole one
+                       ("> 030000020101\n< 0400\n> 0101000301\n", "ble-length"),
+                       ("< 0100000401\n", "ble-length")):
         rc, out, err = ble_stream(text)
         got = json.loads(out).get("error", {}).get("name") if out.strip() else None
         check(rc == 1 and got == name, f"decode --ble {text!r}: {rc} {got}, want {name}")

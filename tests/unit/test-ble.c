@@ -161,6 +161,33 @@ test_roundtrip(void)
 }
 
 /* The MTU changes mid-message: the next segments follow it. */
+/* A message is "receiving" from its first segment until it is whole, and
+ * not while one waits to be taken. */
+static void
+test_receiving(void)
+{
+	CpBleLink *phone = cp_ble_link_new(23, 0), *dev = cp_ble_link_new(23, 0);
+	cp_auto_buf seg = CP_BUF_INIT;
+	Traffic t = { 0 };
+	bool ready = true;
+	size_t len = 0;
+
+	fill(big, 100, 3);
+	CP_CHECK(!cp_ble_link_receiving(dev));
+	CP_CHECK_INT(cp_ble_link_send(phone, big, 100), CP_OK);
+	CP_CHECK_INT(cp_ble_link_next_segment(phone, 0, &seg), CP_OK);
+	CP_CHECK_INT(cp_ble_link_receive(dev, 0, 0, seg.data, seg.len, &ready), CP_OK);
+	CP_CHECK(!ready && cp_ble_link_receiving(dev));
+	CP_CHECK(!cp_ble_link_receiving(phone));
+	CP_CHECK(exchange(phone, dev, 1, &t));
+	CP_CHECK(cp_ble_link_message(dev, &len) != NULL && len == 100);
+	CP_CHECK(!cp_ble_link_receiving(dev));
+	cp_ble_link_take(dev);
+	CP_CHECK(!cp_ble_link_receiving(dev));
+	cp_ble_link_free(phone);
+	cp_ble_link_free(dev);
+}
+
 static void
 test_mtu_change(void)
 {
@@ -562,6 +589,7 @@ main(void)
 {
 	test_segment_parse();
 	test_roundtrip();
+	test_receiving();
 	test_mtu_change();
 	test_long_write();
 	test_rules();
