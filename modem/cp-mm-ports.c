@@ -41,35 +41,6 @@ cp_mm_node_wait_stop(CpModemRun *run)
 	g_clear_pointer(w, g_free);
 }
 
-/* EF.ICCID (TS 102 221 13.2) from its digits: BCD, nibbles swapped, F padded. */
-static gboolean
-iccid_to_ef(CpModemRun *run, const char *iccid, GError **error)
-{
-	guint8 ef[10];
-	gsize n = iccid ? strlen(iccid) : 0;
-
-	if (n < 18 || n > 20) {
-		g_set_error(error, CP_ERROR, CP_ERR_MODEM, "the modem reported an ICCID of %zu digits", n);
-		return FALSE;
-	}
-	memset(ef, 0xFF, sizeof(ef));
-	for (gsize i = 0; i < n; i++) {
-		guint8 d;
-
-		if (!g_ascii_isdigit(iccid[i])) {
-			g_set_error_literal(error, CP_ERROR, CP_ERR_MODEM, "the modem reported an ICCID that is not digits");
-			return FALSE;
-		}
-		d = (guint8)(iccid[i] - '0');
-		if (i % 2 == 0)
-			ef[i / 2] = (guint8)(0xF0 | d);
-		else
-			ef[i / 2] = (guint8)((ef[i / 2] & 0x0F) | (d << 4));
-	}
-	cp_modem_run_set_iccid(run, ef, sizeof(ef));
-	return TRUE;
-}
-
 /* ---- after a reset: the module's node back ------------------------------ */
 
 static gboolean
@@ -170,7 +141,7 @@ at_iccid_cb(GObject *src, GAsyncResult *res, gpointer data)
 	g_autofree char *iccid = cp_at_modem_get_iccid_finish(CP_AT_MODEM(src), res, &error);
 
 	if (iccid)
-		iccid_to_ef(run, iccid, &error);
+		cp_modem_run_set_iccid_digits(run, iccid, &error);
 	cp_modem_run_done(run, error);
 }
 

@@ -140,6 +140,9 @@ struct _CpModemRun {
 void cp_modem_run_done(CpModemRun *run, GError *error);
 void cp_modem_run_apdu_done(CpModemRun *run, GBytes *response, GError *error);
 void cp_modem_run_set_iccid(CpModemRun *run, const guint8 *ef, gsize len);
+/* The ICCID as a modem reports it, in digits (18-20, else an error and
+ * nothing set). */
+gboolean cp_modem_run_set_iccid_digits(CpModemRun *run, const char *digits, GError **error);
 void cp_modem_run_set_channel(CpModemRun *run, guint channel);
 /* have FALSE: the modem has no profile (one will be created). */
 void cp_modem_run_set_old_apn(CpModemRun *run, gboolean have, guint index, const char *apn);

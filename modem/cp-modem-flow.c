@@ -129,6 +129,28 @@ cp_modem_run_set_iccid(CpModemRun *run, const guint8 *ef, gsize len)
 	f->iccid = ef ? cp_usim_iccid_decode(ef, len) : NULL;
 }
 
+gboolean
+cp_modem_run_set_iccid_digits(CpModemRun *run, const char *digits, GError **error)
+{
+	CpModemFlow *f = cp_modem_flow(run);
+	gsize n = digits ? strlen(digits) : 0;
+
+	/* 18 to 20 digits: TS 102 221 13.2 keeps them in 10 bytes, F padded */
+	if (n < 18 || n > 20) {
+		g_set_error(error, CP_ERROR, CP_ERR_MODEM, "the modem reported an ICCID of %zu digits", n);
+		return FALSE;
+	}
+	for (gsize i = 0; i < n; i++)
+		if (!g_ascii_isdigit(digits[i])) {
+			g_set_error_literal(error, CP_ERROR, CP_ERR_MODEM,
+					    "the modem reported an ICCID that is not digits");
+			return FALSE;
+		}
+	g_free(f->iccid);
+	f->iccid = g_strdup(digits);
+	return TRUE;
+}
+
 void
 cp_modem_run_set_channel(CpModemRun *run, guint channel)
 {

@@ -138,32 +138,13 @@ mbim_card_status(CpModemRun *run)
 	cp_mbim_subscriber_async(port_of(run)->mbim, run->cancellable, subscriber_cb, run);
 }
 
-/* The ICCID the card status brought, as EF.ICCID's bytes (TS 102 221
- * §13.2: BCD, nibbles swapped, F padded). */
+/* The ICCID the card status brought. Not 18-20 digits: none, and the
+ * runner refuses to go on (card-absent: nothing ties a backup to it). */
 static void
 mbim_read_iccid(CpModemRun *run)
 {
-	const char *iccid = port_of(run)->iccid;
-	guint8 ef[10];
-	gsize n = iccid ? strlen(iccid) : 0;
-
-	if (n < 18 || n > 20) {
+	if (!cp_modem_run_set_iccid_digits(run, port_of(run)->iccid, NULL))
 		cp_modem_run_set_iccid(run, NULL, 0);
-		done(run, NULL);
-		return;
-	}
-	memset(ef, 0xFF, sizeof(ef));
-	for (gsize i = 0; i < n; i++) {
-		guint8 d = (guint8)(iccid[i] - '0');
-
-		if (d > 9) {
-			cp_modem_run_set_iccid(run, NULL, 0);
-			done(run, NULL);
-			return;
-		}
-		ef[i / 2] = i % 2 ? (guint8)((ef[i / 2] & 0x0F) | (d << 4)) : (guint8)((ef[i / 2] & 0xF0) | d);
-	}
-	cp_modem_run_set_iccid(run, ef, sizeof(ef));
 	done(run, NULL);
 }
 
