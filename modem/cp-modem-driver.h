@@ -140,6 +140,12 @@ struct _CpModemRun {
 void cp_modem_run_done(CpModemRun *run, GError *error);
 void cp_modem_run_apdu_done(CpModemRun *run, GBytes *response, GError *error);
 void cp_modem_run_set_iccid(CpModemRun *run, const guint8 *ef, gsize len);
+/* The AIDs of the card's USIM and ISIM as the modem lists them (from
+ * EF.DIR, which it reads at start: QMI UIM Get Card Status); len 0 for
+ * one it does not list. A card_status that can tell calls it; with both
+ * known, the runner does not read EF.DIR itself. */
+void cp_modem_run_set_applications(CpModemRun *run, const guint8 *usim, gsize usim_len,
+				   const guint8 *isim, gsize isim_len);
 void cp_modem_run_set_channel(CpModemRun *run, guint channel);
 /* have FALSE: the modem has no profile (one will be created). */
 void cp_modem_run_set_old_apn(CpModemRun *run, gboolean have, guint index, const char *apn);

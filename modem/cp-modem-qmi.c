@@ -236,6 +236,7 @@ card_status_cb(GObject *src, GAsyncResult *res, gpointer data)
 	GArray *cards = NULL;
 	guint16 gw;
 	gboolean ready = FALSE;
+	GArray *usim = NULL, *isim = NULL;
 
 	if (!out || !qmi_message_uim_get_card_status_output_get_result(out, &error)) {
 		if (g_error_matches(error, QMI_PROTOCOL_ERROR, QMI_PROTOCOL_ERROR_DEVICE_NOT_READY)) {
@@ -259,11 +260,18 @@ card_status_cb(GObject *src, GAsyncResult *res, gpointer data)
 					&g_array_index(card->applications,
 						       QmiMessageUimGetCardStatusOutputCardStatusCardsElementApplicationsElement, i);
 
-				if (app->type == QMI_UIM_CARD_APPLICATION_TYPE_USIM)
+				if (app->type == QMI_UIM_CARD_APPLICATION_TYPE_USIM) {
 					ready = TRUE;
+					usim = app->application_identifier_value;
+				}
+				if (app->type == QMI_UIM_CARD_APPLICATION_TYPE_ISIM)
+					isim = app->application_identifier_value;
 			}
 		}
 	}
+	/* the AIDs of EF.DIR's records, as the modem read them at its start */
+	cp_modem_run_set_applications(run, usim ? (const guint8 *)usim->data : NULL, usim ? usim->len : 0,
+				      isim ? (const guint8 *)isim->data : NULL, isim ? isim->len : 0);
 	done(run, ready ? NULL : g_error_new(CP_ERROR, CP_ERR_CARD_ABSENT, "no USIM in the modem"));
 }
 
