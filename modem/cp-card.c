@@ -689,7 +689,9 @@ cp_card_open_usim(CpModemFlow *f)
 }
 
 /* EF.ICCID (MF/2FE2) by APDUs on the basic channel, for a transport
- * without a request of its own. */
+ * without a request of its own: from the MF, READ BINARY by its SFI 02
+ * of its 10 bytes (TS 102 221 13.2); where that does not answer them,
+ * SELECT and READ BINARY as the FCP sizes it. */
 void
 cp_card_read_iccid(CpModemFlow *f)
 {
@@ -701,9 +703,24 @@ cp_card_read_iccid(CpModemFlow *f)
 		select_fid(f, 0x3F00);
 		return;
 	}
-	if (f->sub == 1 && !selected(f, "MF"))
+	if (f->sub == 1) {
+		guint8 cmd[] = { 0x00, 0xB0, 0x80 | 0x02, 0x00, 10 };
+
+		if (!selected(f, "MF"))
+			return;
+		cp_modem_flow_transmit(f, cmd, sizeof(cmd));
 		return;
-	if (!read_ef(f, 1, 0x2FE2, 0, "EF.ICCID", &d, &len))
+	}
+	if (f->sub == 2) {
+		d = g_bytes_get_data(f->resp, &len);
+		if (len == 10 + 2 && cp_usim_sw(d, len) == 0x9000) {
+			cp_modem_run_set_iccid(&f->run, d, 10);
+			cp_modem_flow_check_iccid(f);
+			return;
+		}
+		g_info("EF.ICCID by its SFI: the card answered %04X; selecting it", cp_usim_sw(d, len));
+	}
+	if (!read_ef(f, 2, 0x2FE2, 0, "EF.ICCID", &d, &len))
 		return;
 	cp_modem_run_set_iccid(&f->run, d, len);
 	cp_modem_flow_check_iccid(f);

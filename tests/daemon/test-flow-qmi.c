@@ -1340,6 +1340,7 @@ test_denied(Fixture *f, gconstpointer data)
 {
 	g_autofree char *before = NULL, *after = NULL, *imsi = NULL;
 
+	f->sim_args = data;
 	make_profile(f, 6);
 	strcpy(f->p.supi, "001010000000099");
 	start_sim(f);
@@ -1490,6 +1491,14 @@ main(int argc, char **argv)
 	add("poll", NULL, test_poll);
 	add("provision", NULL, test_provision);
 	add("denied-rollback", NULL, test_denied);
+	{
+		/* a card whose files have no SFI: each file SELECTed instead,
+		 * written and rolled back byte for byte */
+		static const char *const no_sfi[] = { "--no-sfi", NULL };
+
+		add("provision-no-sfi", no_sfi, test_provision);
+		add("denied-rollback-no-sfi", no_sfi, test_denied);
+	}
 	add("adm1-wrong", "3", test_adm1_wrong);
 	add("adm1-last-attempt", "1", test_adm1_wrong);
 	if (strcmp(backend, "at") == 0) {
