@@ -686,6 +686,9 @@ apdus_have(GHashTable *d, const char *what)
  * not read (no SELECT of 2F00, no READ RECORD), ADF.ISIM is selected by
  * the modem's full AID (not the driver's prefix); EF.IMSI and EF.AD go by
  * their SFIs (READ and UPDATE BINARY with P1 87 and 83), never SELECTed.
+ * QMI clients are allocated when first used: UIM, WDS and DMS before the
+ * reset (NAS too when the registration starts before the module drops
+ * off), then on the port the module came back on UIM first, no WDS.
  */
 static void
 test_aid_from_modem(void)
@@ -707,6 +710,16 @@ test_aid_from_modem(void)
 	g_assert_false(apdus_have(d, ":6f07") || apdus_have(d, ":6fad"));
 	g_assert_cmpstr(dump_get(d, "ef-imsi"), ==, "080910100000000010");
 	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, ef_ad(d));
+	g_assert_cmpstr(dump_get(d, "resets"), ==, "1");
+	{
+		const char *a = dump_get(d, "qmi-client-allocations");
+		const char *again = strstr(a, ",uim");
+
+		g_assert_true(g_str_has_prefix(a, "uim,wds,dms,"));
+		g_assert_nonnull(again);
+		g_assert_null(strstr(again, "wds"));
+		g_assert_null(strstr(again + 4, "uim"));
+	}
 	bench_stop(&b);
 }
 

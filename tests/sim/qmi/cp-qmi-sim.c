@@ -124,6 +124,7 @@ typedef struct {
 	guint drop_timer;          /* the port's drop after a reset's answer */
 	guint n_requests;
 	guint n_apdus;
+	GString *allocations;              /* the services of the client ids given */
 	guint n_updates;
 	guint n_resets;
 	int listen_fd;
@@ -436,6 +437,8 @@ handle_ctl(Conn *c, QmiMessage *req)
 		cl = g_new0(Client, 1);
 		cl->service = service;
 		cl->cid = (guint8)(sim.next_cid++ % 250 + 1);
+		g_string_append_printf(sim.allocations, "%s%s", sim.allocations->len ? "," : "",
+				       qmi_service_get_string(service));
 		cl->conn = c;
 		g_ptr_array_add(sim.clients, cl);
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
@@ -1263,6 +1266,7 @@ dump_keys(GString *s)
 	g_string_append_printf(s, "profiles=%u\n", sim.m.contexts->len);
 	g_string_append_printf(s, "qmi-requests=%u\n", sim.n_requests);
 	g_string_append_printf(s, "apdus=%u\n", sim.n_apdus);
+	g_string_append_printf(s, "qmi-client-allocations=%s\n", sim.allocations->str);
 	g_string_append_printf(s, "resets=%u\n", sim.n_resets);
 	g_string_append_printf(s, "reset-mode=%s\n", sim.reset_mode == RESET_REENUMERATE ? "reenumerate" : "keep-port");
 	g_string_append_printf(s, "port=%s\n", port ? port : "");
@@ -1466,6 +1470,7 @@ main(int argc, char **argv)
 	p->name = g_strdup("default");
 	p->pdp_type = 3;   /* IPv4v6 */
 	sim.next_cid = 1;
+	sim.allocations = g_string_new(NULL);
 
 	if (sim.m.pty_path ? !open_pty(sim.m.pty_path, &error) : !open_proxy(&error)) {
 		fprintf(stderr, "cp-qmi-sim: %s\n", error->message);
