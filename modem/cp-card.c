@@ -564,6 +564,7 @@ usim_opened(CpModemFlow *f, GError *error)
 
 enum {
 	DIR_MF,        /* SELECT MF answered */
+	DIR_LISTED,    /* the modem was asked for the card's applications */
 	DIR_SELECT,    /* SELECT EF.DIR (with its FCP) answered */
 	DIR_RECORD,    /* READ RECORD f->ef answered */
 	DIR_OPEN,      /* the USIM selected on the basic channel */
@@ -589,19 +590,41 @@ usim_reach(CpModemFlow *f, void (*opened)(CpModemFlow *f, GError *error))
 }
 
 /*
- * The USIM application: its full AID from EF.DIR (MF/2F00, read on the
- * basic channel, as pySim and lpac select it), then a logical channel to
- * it, or a SELECT on the basic channel. A card without EF.DIR, or a modem
- * that refuses commands on the basic channel, gets the card driver's AID.
+ * The USIM application: its full AID as the modem lists it (QMI's card
+ * status, MBIM's application list: the modem read EF.DIR at its start),
+ * else from EF.DIR (MF/2F00, read on the basic channel, as pySim and lpac
+ * select it), then a logical channel to it, or a SELECT on the basic
+ * channel. EF.DIR is read where the modem lists no ISIM beside the USIM
+ * (a list that may leave applications out). A card without EF.DIR, or a
+ * modem that refuses commands on the basic channel, gets the card
+ * driver's AID.
  */
+static void
+applications_listed(CpModemFlow *f, GError *error)
+{
+	if (error) {
+		cp_modem_flow_fail(f, error);
+		return;
+	}
+	f->sub = 0;
+	cp_modem_flow_again(f);
+}
+
 void
 cp_card_open_usim(CpModemFlow *f)
 {
 	static const guint8 ef_dir[] = { 0x2F, 0x00 };
+	const CpCardTransport *t = f->run.driver->transport;
 	const guint8 *d;
 	gsize len;
 	guint16 sw;
 
+	if (f->sub == 0 && !f->modem_aid_len && t->list_applications && f->dir != DIR_LISTED) {
+		f->dir = DIR_LISTED;
+		f->on_done = applications_listed;
+		t->list_applications(&f->run);
+		return;
+	}
 	if (f->sub == 0) {
 		f->aid_len = 0;
 		f->isim_aid_len = 0;

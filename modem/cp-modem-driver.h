@@ -49,6 +49,11 @@ typedef struct {
 	 * NULL: the transport has only the basic channel (AT+CSIM); the
 	 * runner then selects the application itself. */
 	void (*open_channel)(CpModemRun *run, const guint8 *aid, gsize aid_len);
+	/* The card's applications as the modem lists them, through
+	 * cp_modem_run_set_applications(); done with NULL whether or not it
+	 * could (the runner then reads EF.DIR). Asked before a channel is
+	 * opened. NULL: the modem has no such list, or card_status gave it. */
+	void (*list_applications)(CpModemRun *run);
 	void (*close_channel)(CpModemRun *run, guint channel);
 	/* One command APDU on channel (0: basic); the response (data, SW1,
 	 * SW2) through cp_modem_run_apdu_done(). Never logs the APDU. */

@@ -1310,7 +1310,7 @@ test_poll(Fixture *f, gconstpointer data)
 static void
 test_provision(Fixture *f, gconstpointer data)
 {
-	g_autofree char *imsi = NULL, *apn = NULL, *card_imsi = NULL;
+	g_autofree char *imsi = NULL, *apn = NULL, *card_imsi = NULL, *log = NULL;
 
 	f->sim_args = data;
 	make_profile(f, 5);
@@ -1328,6 +1328,10 @@ test_provision(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(card_imsi, ==, NEW_IMSI);
 	g_assert_cmpstr(apn, ==, "internet");
 	g_assert_true(modem_registered(f));
+	/* the USIM's and ISIM's AIDs from the modem's list (QMI's card
+	 * status, MBIM's application list); AT has none: EF.DIR */
+	log = dump_value(f, "card-apdu-log");
+	g_assert_cmpint(strstr(log, ":2f00") != NULL, ==, strcmp(backend, "at") == 0);
 }
 
 /*
