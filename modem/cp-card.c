@@ -642,6 +642,7 @@ cp_card_open_usim(CpModemFlow *f)
 			f->isim_aid_len = f->modem_isim_aid_len;
 			f->dir_read = TRUE;
 			f->dir = DIR_OPEN;
+			f->apdu_soft = FALSE;
 			g_info("the modem lists the USIM and the ISIM: EF.DIR is not read");
 			usim_reach(f, usim_opened);
 			return;
