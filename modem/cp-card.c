@@ -408,6 +408,87 @@ read_ef(CpModemFlow *f, guint first, guint16 fid, gsize want, const char *what,
 	return TRUE;
 }
 
+/* What a card answers to a READ or UPDATE BINARY naming a file by an SFI
+ * it does not give that file (TS 102 221 10.2.1.5, ISO/IEC 7816-4 5.6):
+ * no such file, P1-P2 not understood, or an offset (a card reading b8
+ * as part of it) outside the file. The file is then SELECTed. */
+static gboolean
+sfi_refused(guint16 sw)
+{
+	return sw == 0x6A82 || sw == 0x6A86 || sw == 0x6B00 || sw == 0x6981 || sw == 0x6A81;
+}
+
+/* ef's SFI where the driver names one the card has not refused; 0: none. */
+static guint8
+sfi_of(CpModemFlow *f, const CpUsimDriver *d, CpUsimEf ef)
+{
+	return (f->sfi_refused & (1u << ef)) ? 0 : d->sfi[ef];
+}
+
+enum {
+	RD_SFI = RD_DATA + 1,   /* READ BINARY by the SFI answered */
+	RD_CURRENT,             /* READ BINARY of the file still selected answered */
+};
+
+/*
+ * One of the driver's files, in the DF the channel is at, from sub ==
+ * f->file_sub on: READ BINARY by its SFI (P1 b8 = 1, TS 102 221 11.1.3.2)
+ * where it has one, or of the current EF where it is still selected;
+ * else, and where the card refuses the SFI, read_ef's SELECT and READ.
+ * Read without the FCP, a file shorter than the driver writes answers
+ * 6Cxx (T=0), 6282 or fewer bytes: CP_ERR_CARD_UNKNOWN as from the FCP.
+ * The SFI leaves f->cur_ef unknown: only a SELECT sets it.
+ */
+static gboolean
+read_file(CpModemFlow *f, const CpUsimDriver *d, CpUsimEf ef, const guint8 **data, gsize *len)
+{
+	const char *what = cp_usim_ef_name(ef);
+	gsize want = d->size[ef];
+	guint8 sfi = sfi_of(f, d, ef);
+	guint16 sw;
+
+	if (f->sub == f->file_sub && (sfi || f->cur_ef == (gint)ef)) {
+		guint8 cmd[] = { cp_card_cla(f->channel), 0xB0, sfi ? (guint8)(0x80 | sfi) : 0x00, 0x00,
+				 (guint8)want };
+
+		f->rd = sfi ? RD_SFI : RD_CURRENT;
+		f->rd_want = want;
+		if (sfi)
+			f->cur_ef = -1;
+		cp_modem_flow_transmit(f, cmd, sizeof(cmd));
+		return FALSE;
+	}
+	if (f->sub == f->file_sub || (f->rd != RD_SFI && f->rd != RD_CURRENT)) {
+		if (f->sub == f->file_sub)
+			f->cur_ef = -1;
+		if (!read_ef(f, f->file_sub, d->fid[ef], want, what, data, len))
+			return FALSE;
+		f->cur_ef = (gint)ef;
+		return TRUE;
+	}
+	*data = g_bytes_get_data(f->resp, len);
+	sw = cp_usim_sw(*data, *len);
+	*len -= 2;
+	if (f->rd == RD_SFI && sfi_refused(sw)) {
+		g_info("%s: the card refused its SFI %02X (%04X): selecting it", what, d->sfi[ef], sw);
+		f->sfi_refused |= 1u << ef;
+		f->file_sub = f->sub;
+		return read_ef(f, f->file_sub, d->fid[ef], want, what, data, len);
+	}
+	if ((sw == 0x9000 || sw == 0x6282) && *len == want)
+		return TRUE;
+	if (sw == 0x6282 || sw == 0x9000 || (cp_card_sw_class(sw) == CP_CARD_SW_WRONG_LE && (sw & 0xFF) < want)) {
+		gsize size = cp_card_sw_class(sw) == CP_CARD_SW_WRONG_LE ? (gsize)(sw & 0xFF) : *len;
+
+		cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_CARD_UNKNOWN,
+						  "%s is %" G_GSIZE_FORMAT " bytes on this card, not %" G_GSIZE_FORMAT,
+						  what, size, want));
+		return FALSE;
+	}
+	cp_modem_flow_fail(f, cp_card_apdu_error(what, sw));
+	return FALSE;
+}
+
 static const CpUsimDriver *
 usim_driver(CpModemFlow *f)
 {
@@ -475,6 +556,7 @@ usim_opened(CpModemFlow *f, GError *error)
 		return;
 	}
 	f->at_df = CP_USIM_DF_USIM;
+	f->cur_ef = -1;
 	if (f->probe)
 		f->probe->logical_channel = TRUE;
 	cp_modem_flow_next(f);
@@ -482,6 +564,7 @@ usim_opened(CpModemFlow *f, GError *error)
 
 enum {
 	DIR_MF,        /* SELECT MF answered */
+	DIR_LISTED,    /* the modem was asked for the card's applications */
 	DIR_SELECT,    /* SELECT EF.DIR (with its FCP) answered */
 	DIR_RECORD,    /* READ RECORD f->ef answered */
 	DIR_OPEN,      /* the USIM selected on the basic channel */
@@ -507,26 +590,63 @@ usim_reach(CpModemFlow *f, void (*opened)(CpModemFlow *f, GError *error))
 }
 
 /*
- * The USIM application: its full AID from EF.DIR (MF/2F00, read on the
- * basic channel, as pySim and lpac select it), then a logical channel to
- * it, or a SELECT on the basic channel. A card without EF.DIR, or a modem
- * that refuses commands on the basic channel, gets the card driver's AID.
+ * The USIM application: its full AID as the modem lists it (QMI's card
+ * status, MBIM's application list: the modem read EF.DIR at its start),
+ * else from EF.DIR (MF/2F00, read on the basic channel, as pySim and lpac
+ * select it), then a logical channel to it, or a SELECT on the basic
+ * channel. EF.DIR is read where the modem lists no ISIM beside the USIM
+ * (a list that may leave applications out). A card without EF.DIR, or a
+ * modem that refuses commands on the basic channel, gets the card
+ * driver's AID.
  */
+static void
+applications_listed(CpModemFlow *f, GError *error)
+{
+	if (error) {
+		cp_modem_flow_fail(f, error);
+		return;
+	}
+	f->sub = 0;
+	cp_modem_flow_again(f);
+}
+
 void
 cp_card_open_usim(CpModemFlow *f)
 {
 	static const guint8 ef_dir[] = { 0x2F, 0x00 };
+	const CpCardTransport *t = f->run.driver->transport;
 	const guint8 *d;
 	gsize len;
 	guint16 sw;
 
+	if (f->sub == 0 && !f->modem_aid_len && t->list_applications && f->dir != DIR_LISTED) {
+		f->dir = DIR_LISTED;
+		f->on_done = applications_listed;
+		t->list_applications(&f->run);
+		return;
+	}
 	if (f->sub == 0) {
 		f->aid_len = 0;
 		f->isim_aid_len = 0;
 		f->dir_read = FALSE;
 		f->at_df = -1;
+		f->cur_ef = -1;
 		f->path_pos = 0;
 		f->channel = 0;
+		if (f->modem_aid_len && f->modem_isim_aid_len) {
+			/* the modem read EF.DIR at its start and lists what
+			 * it found: the same records, no APDU */
+			memcpy(f->aid, f->modem_aid, f->modem_aid_len);
+			f->aid_len = f->modem_aid_len;
+			memcpy(f->isim_aid, f->modem_isim_aid, f->modem_isim_aid_len);
+			f->isim_aid_len = f->modem_isim_aid_len;
+			f->dir_read = TRUE;
+			f->dir = DIR_OPEN;
+			f->apdu_soft = FALSE;
+			g_info("the modem lists the USIM and the ISIM: EF.DIR is not read");
+			usim_reach(f, usim_opened);
+			return;
+		}
 		f->apdu_soft = TRUE;
 		f->dir = DIR_MF;
 		select_fid(f, 0x3F00);
@@ -575,6 +695,7 @@ cp_card_open_usim(CpModemFlow *f)
 		if (selected(f, f->basic_channel ? "SELECT ADF.USIM on the basic channel, after the modem "
 				  "refused a logical channel" : "SELECT ADF.USIM")) {
 			f->at_df = CP_USIM_DF_USIM;
+			f->cur_ef = -1;
 			cp_modem_flow_next(f);
 		}
 		return;
@@ -592,7 +713,9 @@ cp_card_open_usim(CpModemFlow *f)
 }
 
 /* EF.ICCID (MF/2FE2) by APDUs on the basic channel, for a transport
- * without a request of its own. */
+ * without a request of its own: from the MF, READ BINARY by its SFI 02
+ * of its 10 bytes (TS 102 221 13.2); where that does not answer them,
+ * SELECT and READ BINARY as the FCP sizes it. */
 void
 cp_card_read_iccid(CpModemFlow *f)
 {
@@ -604,9 +727,24 @@ cp_card_read_iccid(CpModemFlow *f)
 		select_fid(f, 0x3F00);
 		return;
 	}
-	if (f->sub == 1 && !selected(f, "MF"))
+	if (f->sub == 1) {
+		guint8 cmd[] = { 0x00, 0xB0, 0x80 | 0x02, 0x00, 10 };
+
+		if (!selected(f, "MF"))
+			return;
+		cp_modem_flow_transmit(f, cmd, sizeof(cmd));
 		return;
-	if (!read_ef(f, 1, 0x2FE2, 0, "EF.ICCID", &d, &len))
+	}
+	if (f->sub == 2) {
+		d = g_bytes_get_data(f->resp, &len);
+		if (len == 10 + 2 && cp_usim_sw(d, len) == 0x9000) {
+			cp_modem_run_set_iccid(&f->run, d, 10);
+			cp_modem_flow_check_iccid(f);
+			return;
+		}
+		g_info("EF.ICCID by its SFI: the card answered %04X; selecting it", cp_usim_sw(d, len));
+	}
+	if (!read_ef(f, 2, 0x2FE2, 0, "EF.ICCID", &d, &len))
 		return;
 	cp_modem_run_set_iccid(&f->run, d, len);
 	cp_modem_flow_check_iccid(f);
@@ -623,11 +761,19 @@ cp_card_identify(CpModemFlow *f)
 		want = cp_usim_driver_find(cp_modem_run_values(&f->run)->card);
 	if (f->sub == 0) {
 		f->card = want ? want : drivers[f->ef];
+		f->cur_ef = -1;
 		select_fid(f, f->card->probe_fid);
 		return;
 	}
 	if (cp_card_sw_selected(cp_modem_flow_sw(f))) {
 		g_info("card: %s", f->card->description);
+		/* the file stays selected (a VERIFY leaves it): the backup
+		 * reads it without a SELECT of its own */
+		f->cur_ef = -1;
+		for (guint i = 0; i < CP_USIM_N_EF && f->at_df == CP_USIM_DF_USIM; i++)
+			if (f->card->size[i] && f->card->df[i] == CP_USIM_DF_USIM &&
+			    f->card->fid[i] == f->card->probe_fid)
+				f->cur_ef = (gint)i;
 		cp_modem_flow_next(f);
 		return;
 	}
@@ -713,6 +859,7 @@ goto_df(CpModemFlow *f, CpUsimDf df)
 	if (f->at_df == (gint)df && f->path_pos == 0)
 		return TRUE;
 	f->at_df = -1;
+	f->cur_ef = -1;
 	switch (df) {
 	case CP_USIM_DF_USIM:
 	case CP_USIM_DF_ISIM:
@@ -742,15 +889,15 @@ goto_df(CpModemFlow *f, CpUsimDf df)
 	return TRUE;
 }
 
-/* The file at position pos of the card's order, or CP_USIM_N_EF past the
- * last; files the card does not have are skipped: size 0, or ADF.ISIM's
- * when EF.DIR was read and lists none (or, EF.DIR unread, the driver names
- * no ISIM). */
+/* The file at position pos of the card's order (counted from its end when
+ * reverse), or CP_USIM_N_EF past the last; files the card does not have
+ * are skipped: size 0, or ADF.ISIM's when EF.DIR was read and lists none
+ * (or, EF.DIR unread, the driver names no ISIM). */
 static CpUsimEf
-file_at(CpModemFlow *f, guint *pos)
+file_at(CpModemFlow *f, guint *pos, gboolean reverse)
 {
 	for (; *pos < CP_USIM_N_EF; (*pos)++) {
-		CpUsimEf ef = f->card->order[*pos];
+		CpUsimEf ef = f->card->order[reverse ? CP_USIM_N_EF - 1 - *pos : *pos];
 
 		if (!f->card->size[ef])
 			continue;
@@ -766,7 +913,7 @@ void
 cp_card_read_old(CpModemFlow *f)
 {
 	CpModemBackup *b = f->backup;
-	CpUsimEf ef = file_at(f, &f->ef);
+	CpUsimEf ef = file_at(f, &f->ef, TRUE);
 	gsize len;
 	const guint8 *d;
 
@@ -783,7 +930,7 @@ cp_card_read_old(CpModemFlow *f)
 	}
 	if (!goto_df(f, f->card->df[ef]))
 		return;
-	if (!read_ef(f, f->file_sub, f->card->fid[ef], f->card->size[ef], cp_usim_ef_name(ef), &d, &len))
+	if (!read_file(f, f->card, ef, &d, &len))
 		return;
 	memcpy(b->ef[ef], d, len);
 	b->ef_len[ef] = len;
@@ -792,19 +939,76 @@ cp_card_read_old(CpModemFlow *f)
 	cp_modem_flow_again(f);
 }
 
+enum {
+	WR_SELECT,     /* the SELECT answered */
+	WR_UPDATE,     /* UPDATE BINARY of the current EF answered */
+	WR_SFI,        /* UPDATE BINARY by the SFI answered */
+};
+
+static void
+write_select(CpModemFlow *f, CpUsimEf ef)
+{
+	f->wr = WR_SELECT;
+	f->cur_ef = -1;
+	select_fid(f, f->card->fid[ef]);
+}
+
+/*
+ * UPDATE BINARY of ef: by its SFI (P1 b8 = 1, TS 102 221 11.1.4.2) where
+ * the card has not refused it, else of the current EF, which the caller
+ * made ef. The content is the target's encoding, or the backup's bytes
+ * when restoring.
+ */
+static void
+update(CpModemFlow *f, CpUsimEf ef)
+{
+	const CpModemBackup *b = cp_modem_run_values(&f->run);
+	CpModemTargetCopy *t = f->run.target;
+	guint8 sfi = sfi_of(f, f->card, ef);
+	guint8 out[CP_USIM_EF_MAX];
+	GError *error = NULL;
+
+	if (!cp_modem_run_restoring(&f->run)) {
+		CpUsimValues v = {
+			.imsi = t->imsi,
+			.mnc_length = t->mnc_length,
+			.spn = t->network_name,
+			.k = t->k,
+			.opc = t->opc,
+		};
+
+		if (!f->card->encode(ef, &v, b->ef[ef], out, &error)) {
+			cp_modem_flow_fail(f, error);
+			return;
+		}
+	} else {
+		if (b->ef_len[ef] != f->card->size[ef]) {
+			cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_ROLLBACK,
+							  "the backup's %s has the wrong size",
+							  cp_usim_ef_name(ef)));
+			return;
+		}
+		memcpy(out, b->ef[ef], b->ef_len[ef]);
+	}
+	g_info("writing %s", cp_usim_ef_name(ef));
+	f->written = TRUE;
+	f->wr = sfi ? WR_SFI : WR_UPDATE;
+	if (sfi)
+		f->cur_ef = -1;
+	apdu(f, 0xD6, sfi ? (guint8)(0x80 | sfi) : 0x00, 0x00, out, f->card->size[ef], FALSE);
+	cp_cleanse(out, sizeof(out));
+}
+
 void
 cp_card_write(CpModemFlow *f)
 {
 	const CpModemBackup *b = cp_modem_run_values(&f->run);
-	CpModemTargetCopy *t = f->run.target;
-	guint8 out[CP_USIM_EF_MAX];
-	GError *error = NULL;
 	CpUsimEf ef;
 	guint16 sw;
 
 	/* a backup without a copy (one of the previous format, or of a card
 	 * whose ISIM was not found) has nothing to write there */
-	for (ef = file_at(f, &f->ef); ef != CP_USIM_N_EF && !b->ef_len[ef]; ef = file_at(f, &f->ef)) {
+	for (ef = file_at(f, &f->ef, FALSE); ef != CP_USIM_N_EF && !b->ef_len[ef]; ef = file_at(f, &f->ef, FALSE)) {
 		g_info("%s: not in the backup, left as it is", cp_usim_ef_name(ef));
 		f->ef++;
 	}
@@ -814,49 +1018,42 @@ cp_card_write(CpModemFlow *f)
 	}
 	if (!goto_df(f, f->card->df[ef]))
 		return;
-	switch (f->sub - f->file_sub) {
-	case 0:
-		select_fid(f, f->card->fid[ef]);
+	if (f->sub == f->file_sub) {
+		/* by its SFI, or the file still selected (the backup's last
+		 * read is the first write), else SELECTed */
+		if (sfi_of(f, f->card, ef) || f->cur_ef == (gint)ef)
+			update(f, ef);
+		else
+			write_select(f, ef);
 		return;
-	case 1:
+	}
+	sw = cp_modem_flow_sw(f);
+	switch (f->wr) {
+	case WR_SELECT:
 		if (!selected(f, cp_usim_ef_name(ef)))
 			return;
-		if (!cp_modem_run_restoring(&f->run)) {
-			CpUsimValues v = {
-				.imsi = t->imsi,
-				.mnc_length = t->mnc_length,
-				.spn = t->network_name,
-				.k = t->k,
-				.opc = t->opc,
-			};
-
-			if (!f->card->encode(ef, &v, b->ef[ef], out, &error)) {
-				cp_modem_flow_fail(f, error);
-				return;
-			}
-		} else {
-			if (b->ef_len[ef] != f->card->size[ef]) {
-				cp_modem_flow_fail(f, g_error_new(CP_ERROR, CP_ERR_ROLLBACK,
-								  "the backup's %s has the wrong size",
-								  cp_usim_ef_name(ef)));
-				return;
-			}
-			memcpy(out, b->ef[ef], b->ef_len[ef]);
-		}
-		g_info("writing %s", cp_usim_ef_name(ef));
-		f->written = TRUE;
-		apdu(f, 0xD6, 0x00, 0x00, out, f->card->size[ef], FALSE);
-		cp_cleanse(out, sizeof(out));
+		f->cur_ef = (gint)ef;
+		update(f, ef);
 		return;
-	default:
-		if ((sw = cp_modem_flow_sw(f)) != 0x9000) {
-			cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(ef), sw));
+	case WR_SFI:
+		if (sfi_refused(sw)) {
+			g_info("%s: the card refused its SFI %02X (%04X): selecting it",
+			       cp_usim_ef_name(ef), f->card->sfi[ef], sw);
+			f->sfi_refused |= 1u << ef;
+			write_select(f, ef);
 			return;
 		}
-		f->ef++;
-		f->sub = 0;
-		cp_modem_flow_again(f);
+		break;
+	default:
+		break;
 	}
+	if (sw != 0x9000) {
+		cp_modem_flow_fail(f, cp_card_apdu_error(cp_usim_ef_name(ef), sw));
+		return;
+	}
+	f->ef++;
+	f->sub = 0;
+	cp_modem_flow_again(f);
 }
 
 /*
@@ -870,7 +1067,7 @@ void
 cp_card_probe(CpModemFlow *f)
 {
 	CpModemProbe *p = f->probe;
-	CpUsimEf ef = file_at(f, &f->ef);
+	CpUsimEf ef = file_at(f, &f->ef, FALSE);
 	const guint8 *d;
 	gsize len, size = 0;
 	guint left;
@@ -907,6 +1104,7 @@ cp_card_probe(CpModemFlow *f)
 	if (f->sub == f->file_sub) {
 		guint8 b[2] = { (guint8)(f->card->fid[ef] >> 8), (guint8)f->card->fid[ef] };
 
+		f->cur_ef = -1;
 		apdu(f, 0xA4, 0x00, 0x04, b, 2, TRUE);
 		return;
 	}
@@ -967,6 +1165,8 @@ cp_card_read_imsi(CpModemFlow *f)
 
 	switch (f->sub) {
 	case 0:
+		f->file_sub = 2;
+		f->cur_ef = -1;
 		usim_reach(f, imsi_channel_opened);
 		return;
 	case 1:
@@ -976,7 +1176,7 @@ cp_card_read_imsi(CpModemFlow *f)
 		f->sub = 2;
 		G_GNUC_FALLTHROUGH;
 	default:
-		if (!read_ef(f, 2, d->fid[CP_USIM_EF_IMSI], d->size[CP_USIM_EF_IMSI], "EF.IMSI", &data, &len))
+		if (!read_file(f, d, CP_USIM_EF_IMSI, &data, &len))
 			return;
 		g_free(f->modem_imsi);
 		f->modem_imsi = cp_usim_imsi_decode(data, len);

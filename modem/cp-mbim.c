@@ -614,6 +614,59 @@ open_channel_done(CpMbim *self, GTask *task, MbimMessage *resp)
 	g_object_unref(task);
 }
 
+static void
+applications_done(CpMbim *self, GTask *task, MbimMessage *resp)
+{
+	g_autoptr(GError) e = NULL;
+	MbimUiccApplicationArray *list = NULL;
+	CpMbimApplications *apps;
+
+	if (!mbim_message_ms_uicc_low_level_access_application_list_response_parse(resp, NULL, NULL, NULL,
+										   NULL, &list, &e)) {
+		return_parse_error(task, e);
+		return;
+	}
+	apps = g_new0(CpMbimApplications, 1);
+	for (guint k = 0; list && list[k]; k++) {
+		MbimUiccApplication *a = list[k];
+
+		if (a->application_id_size < 1 || a->application_id_size > 16)
+			continue;
+		if (a->application_type == MBIM_UICC_APPLICATION_TYPE_USIM && !apps->usim_len) {
+			memcpy(apps->usim, a->application_id, a->application_id_size);
+			apps->usim_len = a->application_id_size;
+		} else if (a->application_type == MBIM_UICC_APPLICATION_TYPE_ISIM && !apps->isim_len) {
+			memcpy(apps->isim, a->application_id, a->application_id_size);
+			apps->isim_len = a->application_id_size;
+		}
+	}
+	mbim_uicc_application_array_free(list);
+	g_task_return_pointer(task, apps, g_free);
+	g_object_unref(task);
+}
+
+void
+cp_mbim_applications_async(CpMbim *self, GCancellable *cancellable,
+			   GAsyncReadyCallback callback, gpointer user_data)
+{
+	GTask *task = request_new(self, "the card's application list", cancellable, callback, user_data,
+				  applications_done, cp_mbim_applications_async);
+	g_autoptr(MbimMessage) msg = mbim_message_ms_uicc_low_level_access_application_list_query_new(NULL);
+
+	request_send(self, task, msg);
+}
+
+gboolean
+cp_mbim_applications_finish(CpMbim *self, GAsyncResult *res, CpMbimApplications *apps, GError **error)
+{
+	g_autofree CpMbimApplications *a = g_task_propagate_pointer(G_TASK(res), error);
+
+	if (!a)
+		return FALSE;
+	*apps = *a;
+	return TRUE;
+}
+
 void
 cp_mbim_open_channel_async(CpMbim *self, const guint8 *aid, gsize aid_len,
 			   GCancellable *cancellable, GAsyncReadyCallback callback,

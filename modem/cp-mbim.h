@@ -85,6 +85,21 @@ void cp_mbim_atr_async(CpMbim *self, GCancellable *cancellable,
 		       GAsyncReadyCallback callback, gpointer user_data);
 GBytes *cp_mbim_atr_finish(CpMbim *self, GAsyncResult *res, GError **error);
 
+/* The card's applications as the modem lists them (MS UICC low-level
+ * access Application List, from EF.DIR): the AIDs of the USIM and the
+ * ISIM, len 0 for one not listed. */
+typedef struct {
+	guint8 usim[16];
+	gsize usim_len;
+	guint8 isim[16];
+	gsize isim_len;
+} CpMbimApplications;
+
+void cp_mbim_applications_async(CpMbim *self, GCancellable *cancellable,
+				GAsyncReadyCallback callback, gpointer user_data);
+gboolean cp_mbim_applications_finish(CpMbim *self, GAsyncResult *res, CpMbimApplications *apps,
+				     GError **error);
+
 /* Opens a logical channel and selects the application (aid, 1-16 bytes).
  * The channel number is the result; an error status word gives CP_ERR_APDU
  * with the SW in the message (6A82: no such application). */

@@ -49,6 +49,11 @@ typedef struct {
 	 * NULL: the transport has only the basic channel (AT+CSIM); the
 	 * runner then selects the application itself. */
 	void (*open_channel)(CpModemRun *run, const guint8 *aid, gsize aid_len);
+	/* The card's applications as the modem lists them, through
+	 * cp_modem_run_set_applications(); done with NULL whether or not it
+	 * could (the runner then reads EF.DIR). Asked before a channel is
+	 * opened. NULL: the modem has no such list, or card_status gave it. */
+	void (*list_applications)(CpModemRun *run);
 	void (*close_channel)(CpModemRun *run, guint channel);
 	/* One command APDU on channel (0: basic); the response (data, SW1,
 	 * SW2) through cp_modem_run_apdu_done(). Never logs the APDU. */
@@ -143,6 +148,12 @@ void cp_modem_run_set_iccid(CpModemRun *run, const guint8 *ef, gsize len);
 /* The ICCID as a modem reports it, in digits (18-20, else an error and
  * nothing set). */
 gboolean cp_modem_run_set_iccid_digits(CpModemRun *run, const char *digits, GError **error);
+/* The AIDs of the card's USIM and ISIM as the modem lists them (from
+ * EF.DIR, which it reads at start: QMI UIM Get Card Status); len 0 for
+ * one it does not list. A card_status that can tell calls it; with both
+ * known, the runner does not read EF.DIR itself. */
+void cp_modem_run_set_applications(CpModemRun *run, const guint8 *usim, gsize usim_len,
+				   const guint8 *isim, gsize isim_len);
 void cp_modem_run_set_channel(CpModemRun *run, guint channel);
 /* have FALSE: the modem has no profile (one will be created). */
 void cp_modem_run_set_old_apn(CpModemRun *run, gboolean have, guint index, const char *apn);

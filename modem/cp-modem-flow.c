@@ -152,6 +152,21 @@ cp_modem_run_set_iccid_digits(CpModemRun *run, const char *digits, GError **erro
 }
 
 void
+cp_modem_run_set_applications(CpModemRun *run, const guint8 *usim, gsize usim_len,
+			      const guint8 *isim, gsize isim_len)
+{
+	CpModemFlow *f = cp_modem_flow(run);
+
+	/* asked again after a reset: the list of the card there is now */
+	f->modem_aid_len = usim && usim_len <= sizeof(f->modem_aid) ? usim_len : 0;
+	if (f->modem_aid_len)
+		memcpy(f->modem_aid, usim, usim_len);
+	f->modem_isim_aid_len = isim && isim_len <= sizeof(f->modem_isim_aid) ? isim_len : 0;
+	if (f->modem_isim_aid_len)
+		memcpy(f->modem_isim_aid, isim, isim_len);
+}
+
+void
 cp_modem_run_set_channel(CpModemRun *run, guint channel)
 {
 	CpModemFlow *f = cp_modem_flow(run);
@@ -1298,6 +1313,7 @@ cp_modem_flow_start(CpModem *modem, const CpModemDriver *driver, GTask *task,
 	CpModemFlow *f = g_new0(CpModemFlow, 1);
 	GCancellable *user = g_task_get_cancellable(task);
 
+	f->cur_ef = -1;
 	f->run.modem = modem;
 	f->run.driver = driver;
 	f->run.target = target;

@@ -66,11 +66,18 @@ struct _CpModemFlow {
 	gsize aid_len;
 	guint8 isim_aid[16];             /* the ISIM's, likewise */
 	gsize isim_aid_len;
-	gboolean dir_read;               /* EF.DIR's records were read */
+	gboolean dir_read;               /* EF.DIR's records were read, or the modem listed both */
+	guint8 modem_aid[16];            /* the USIM's AID as the modem lists it (0: it did not) */
+	gsize modem_aid_len;
+	guint8 modem_isim_aid[16];       /* the ISIM's, likewise */
+	gsize modem_isim_aid_len;
 	gboolean basic_channel;          /* the modem refused a logical channel */
 	gint at_df;                      /* the CpUsimDf the channel is at, -1: unknown */
 	guint path_pos;                  /* SELECTs sent on the way to a DF */
 	guint file_sub;                  /* sub when the file's DF was reached */
+	gint cur_ef;                     /* the CpUsimEf selected on the channel, -1: unknown */
+	guint32 sfi_refused;             /* 1 << CpUsimEf: the card refused its SFI */
+	guint wr;                        /* where a write of an EF is (cp-card.c) */
 	gint64 card_deadline;            /* monotonic; until the card is ready */
 	guint retry_id;
 

@@ -149,6 +149,30 @@ mbim_read_iccid(CpModemRun *run)
 }
 
 static void
+applications_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	CpModemRun *run = data;
+	g_autoptr(GError) error = NULL;
+	CpMbimApplications a;
+
+	if (!cp_mbim_applications_finish(CP_MBIM(src), res, &a, &error)) {
+		/* a modem without the list: EF.DIR */
+		g_debug("the card's application list: %s", error->message);
+		cp_modem_run_set_applications(run, NULL, 0, NULL, 0);
+		done(run, g_error_matches(error, CP_ERROR, CP_ERR_MODEM) ? NULL : g_steal_pointer(&error));
+		return;
+	}
+	cp_modem_run_set_applications(run, a.usim, a.usim_len, a.isim, a.isim_len);
+	done(run, NULL);
+}
+
+static void
+mbim_list_applications(CpModemRun *run)
+{
+	cp_mbim_applications_async(port_of(run)->mbim, run->cancellable, applications_cb, run);
+}
+
+static void
 channel_open_cb(GObject *src, GAsyncResult *res, gpointer data)
 {
 	CpModemRun *run = data;
@@ -374,6 +398,7 @@ static const CpCardTransport mbim_transport = {
 	.open = mbim_open,
 	.close = mbim_close,
 	.card_status = mbim_card_status,
+	.list_applications = mbim_list_applications,
 	.read_iccid = mbim_read_iccid,
 	.open_channel = mbim_open_channel,
 	.close_channel = mbim_close_channel,

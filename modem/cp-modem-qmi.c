@@ -24,9 +24,13 @@ typedef struct {
 	QmiClientUim *uim;
 	QmiClientNas *nas;
 	QmiClientWds *wds;
-	guint n_clients;
+	void (*then)(CpModemRun *run);   /* what waits for a client */
 	gulong removed_id;
+	/* set_apn, until its WDS client is there */
+	guint apn_index;
+	char *apn;
 	/* registration */
+	gboolean reg_wanted;
 	gulong ss_id;
 	guint poll_id;
 	guint8 profile_index;            /* read_apn: the profile asked about */
@@ -76,6 +80,7 @@ qmi_registration_stop(CpModemRun *run)
 
 	if (!p)
 		return;
+	p->reg_wanted = FALSE;
 	if (p->poll_id)
 		g_source_remove(p->poll_id);
 	p->poll_id = 0;
@@ -112,6 +117,7 @@ qmi_close(CpModemRun *run)
 	g_clear_object(&p->nas);
 	g_clear_object(&p->wds);
 	g_clear_object(&p->device);
+	g_free(p->apn);
 	g_free(p);
 	run->port = NULL;
 }
@@ -122,7 +128,16 @@ device_removed_cb(QmiDevice *device, gpointer data)
 	cp_modem_run_gone(data);
 }
 
-static void allocate_next(CpModemRun *run);
+static QmiClient **
+client_slot(QmiPort *p, QmiService svc)
+{
+	switch (svc) {
+	case QMI_SERVICE_DMS: return (QmiClient **)&p->dms;
+	case QMI_SERVICE_NAS: return (QmiClient **)&p->nas;
+	case QMI_SERVICE_WDS: return (QmiClient **)&p->wds;
+	default: return (QmiClient **)&p->uim;
+	}
+}
 
 static void
 client_cb(GObject *src, GAsyncResult *res, gpointer data)
@@ -136,27 +151,36 @@ client_cb(GObject *src, GAsyncResult *res, gpointer data)
 		done(run, error);
 		return;
 	}
-	switch (p->n_clients++) {
-	case 0: p->dms = QMI_CLIENT_DMS(c); break;
-	case 1: p->uim = QMI_CLIENT_UIM(c); break;
-	case 2: p->nas = QMI_CLIENT_NAS(c); break;
-	default: p->wds = QMI_CLIENT_WDS(c); break;
+	*client_slot(p, qmi_client_get_service(c)) = c;
+	p->then(run);
+}
+
+/*
+ * then, once the port has a client of svc. A client is allocated when
+ * first needed (CTL Allocate Client ID), kept while the port is open
+ * (the modem's requests before its reset share it) and released when the
+ * port closes: a provisioning allocates UIM, WDS, DMS before the reset
+ * and, the module having re-enumerated (new client ids), UIM, DMS and NAS
+ * after it; a modem that kept its port keeps its clients.
+ */
+static void
+client_then(CpModemRun *run, QmiService svc, void (*then)(CpModemRun *run))
+{
+	QmiPort *p = port_of(run);
+
+	if (*client_slot(p, svc)) {
+		then(run);
+		return;
 	}
-	allocate_next(run);
+	p->then = then;
+	qmi_device_allocate_client(p->device, svc, QMI_CID_NONE, timeout_of(run), run->cancellable,
+				   client_cb, run);
 }
 
 static void
-allocate_next(CpModemRun *run)
+port_ready(CpModemRun *run)
 {
-	static const QmiService services[] = { QMI_SERVICE_DMS, QMI_SERVICE_UIM, QMI_SERVICE_NAS, QMI_SERVICE_WDS };
-	QmiPort *p = port_of(run);
-
-	if (p->n_clients == G_N_ELEMENTS(services)) {
-		done(run, NULL);
-		return;
-	}
-	qmi_device_allocate_client(p->device, services[p->n_clients], QMI_CID_NONE,
-				   timeout_of(run), run->cancellable, client_cb, run);
+	done(run, NULL);
 }
 
 static void
@@ -174,7 +198,8 @@ device_open_cb(GObject *src, GAsyncResult *res, gpointer data)
 	}
 	p->removed_id = g_signal_connect(p->device, QMI_DEVICE_SIGNAL_REMOVED,
 					 G_CALLBACK(device_removed_cb), run);
-	allocate_next(run);
+	/* the card's service first: the other clients when first used */
+	client_then(run, QMI_SERVICE_UIM, port_ready);
 }
 
 static void
@@ -198,7 +223,7 @@ device_new_cb(GObject *src, GAsyncResult *res, gpointer data)
 	qmi_device_open(p->device, flags, timeout_of(run), run->cancellable, device_open_cb, run);
 }
 
-/* The port and the four clients (DMS, UIM, NAS, WDS). */
+/* The port and its UIM client (the others when first needed). */
 static void
 qmi_open(CpModemRun *run)
 {
@@ -236,6 +261,7 @@ card_status_cb(GObject *src, GAsyncResult *res, gpointer data)
 	GArray *cards = NULL;
 	guint16 gw;
 	gboolean ready = FALSE;
+	GArray *usim = NULL, *isim = NULL;
 
 	if (!out || !qmi_message_uim_get_card_status_output_get_result(out, &error)) {
 		if (g_error_matches(error, QMI_PROTOCOL_ERROR, QMI_PROTOCOL_ERROR_DEVICE_NOT_READY)) {
@@ -259,11 +285,18 @@ card_status_cb(GObject *src, GAsyncResult *res, gpointer data)
 					&g_array_index(card->applications,
 						       QmiMessageUimGetCardStatusOutputCardStatusCardsElementApplicationsElement, i);
 
-				if (app->type == QMI_UIM_CARD_APPLICATION_TYPE_USIM)
+				if (app->type == QMI_UIM_CARD_APPLICATION_TYPE_USIM) {
 					ready = TRUE;
+					usim = app->application_identifier_value;
+				}
+				if (app->type == QMI_UIM_CARD_APPLICATION_TYPE_ISIM)
+					isim = app->application_identifier_value;
 			}
 		}
 	}
+	/* the AIDs of EF.DIR's records, as the modem read them at its start */
+	cp_modem_run_set_applications(run, usim ? (const guint8 *)usim->data : NULL, usim ? usim->len : 0,
+				      isim ? (const guint8 *)isim->data : NULL, isim ? isim->len : 0);
 	done(run, ready ? NULL : g_error_new(CP_ERROR, CP_ERR_CARD_ABSENT, "no USIM in the modem"));
 }
 
@@ -411,7 +444,7 @@ profile_list_cb(GObject *src, GAsyncResult *res, gpointer data)
 }
 
 static void
-qmi_read_apn(CpModemRun *run)
+read_apn(CpModemRun *run)
 {
 	g_autoptr(QmiMessageWdsGetProfileListInput) in = qmi_message_wds_get_profile_list_input_new();
 
@@ -458,9 +491,17 @@ profile_create_cb(GObject *src, GAsyncResult *res, gpointer data)
 }
 
 static void
-qmi_set_apn(CpModemRun *run, guint index, const char *apn)
+qmi_read_apn(CpModemRun *run)
+{
+	client_then(run, QMI_SERVICE_WDS, read_apn);
+}
+
+static void
+set_apn(CpModemRun *run)
 {
 	QmiPort *p = port_of(run);
+	guint index = p->apn_index;
+	const char *apn = p->apn;
 
 	if (index) {
 		g_autoptr(QmiMessageWdsModifyProfileInput) in = qmi_message_wds_modify_profile_input_new();
@@ -478,6 +519,17 @@ qmi_set_apn(CpModemRun *run, guint index, const char *apn)
 		qmi_client_wds_create_profile(p->wds, in, timeout_of(run), run->cancellable,
 					      profile_create_cb, run);
 	}
+}
+
+static void
+qmi_set_apn(CpModemRun *run, guint index, const char *apn)
+{
+	QmiPort *p = port_of(run);
+
+	p->apn_index = index;
+	g_free(p->apn);
+	p->apn = g_strdup(apn);
+	client_then(run, QMI_SERVICE_WDS, set_apn);
 }
 
 /* ---- operating mode ---------------------------------------------------- */
@@ -504,16 +556,28 @@ set_mode(CpModemRun *run, QmiDmsOperatingMode mode)
 					  mode_cb, run);
 }
 
+static void
+offline(CpModemRun *run)
+{
+	set_mode(run, QMI_DMS_OPERATING_MODE_OFFLINE);
+}
+
+static void
+reset(CpModemRun *run)
+{
+	set_mode(run, QMI_DMS_OPERATING_MODE_RESET);
+}
+
 void
 cp_qmi_offline(CpModemRun *run)
 {
-	set_mode(run, QMI_DMS_OPERATING_MODE_OFFLINE);
+	client_then(run, QMI_SERVICE_DMS, offline);
 }
 
 void
 cp_qmi_reset(CpModemRun *run)
 {
-	set_mode(run, QMI_DMS_OPERATING_MODE_RESET);
+	client_then(run, QMI_SERVICE_DMS, reset);
 }
 
 /* ---- registration ------------------------------------------------------ */
@@ -597,13 +661,22 @@ poll_cb(gpointer data)
 }
 
 static void
-qmi_registration_start(CpModemRun *run)
+registration_start(CpModemRun *run)
 {
 	QmiPort *p = port_of(run);
 
+	if (!p->reg_wanted)
+		return;
 	p->ss_id = g_signal_connect(p->nas, "serving-system", G_CALLBACK(serving_system_ind_cb), run);
 	p->poll_id = g_timeout_add(500, poll_cb, p);
 	poll_cb(p);
+}
+
+static void
+qmi_registration_start(CpModemRun *run)
+{
+	port_of(run)->reg_wanted = TRUE;
+	client_then(run, QMI_SERVICE_NAS, registration_start);
 }
 
 static void
@@ -633,10 +706,16 @@ imsi_cb(GObject *src, GAsyncResult *res, gpointer data)
 }
 
 static void
-qmi_read_imsi(CpModemRun *run)
+read_imsi(CpModemRun *run)
 {
 	qmi_client_dms_uim_get_imsi(port_of(run)->dms, NULL, timeout_of(run), run->cancellable,
 				    imsi_cb, run);
+}
+
+static void
+qmi_read_imsi(CpModemRun *run)
+{
+	client_then(run, QMI_SERVICE_DMS, read_imsi);
 }
 
 /* UIM Get Slot Status (libqmi 1.26): the ATR of the active physical
@@ -699,10 +778,16 @@ revision_cb(GObject *src, GAsyncResult *res, gpointer data)
 }
 
 static void
-qmi_read_firmware(CpModemRun *run)
+read_firmware(CpModemRun *run)
 {
 	qmi_client_dms_get_revision(port_of(run)->dms, NULL, timeout_of(run), run->cancellable,
 				    revision_cb, run);
+}
+
+static void
+qmi_read_firmware(CpModemRun *run)
+{
+	client_then(run, QMI_SERVICE_DMS, read_firmware);
 }
 
 /* ---- the tables -------------------------------------------------------- */

@@ -212,12 +212,15 @@ sysmo_encode(CpUsimEf ef, const CpUsimValues *v, const guint8 *old, guint8 *out,
 }
 
 /*
- * Every copy of the key a sysmoISIM keeps, as pySim writes them
+ * Every copy of the key a sysmoISIM keeps, in the order pySim writes them
  * (pySim/legacy/cards.py, SysmoISIMSJA2.program): DF.SYSTEM's 2G key
  * (6F20, the same file as ADF.USIM's EF.USIM_AUTH_KEY_2G AF22), ADF.ISIM's
- * EF.ISIM_AUTH_KEY (AF20), and ADF.USIM's EF.USIM_AUTH_KEY last. Only the
- * first 33 bytes (config, K, OPc) are written and backed up; an SJA5's
- * 67-byte TUAK-sized files keep the rest.
+ * EF.ISIM_AUTH_KEY (AF20), and ADF.USIM's EF.USIM_AUTH_KEY last; ADF.USIM's
+ * other files just before its key, so that the channel goes to each DF
+ * once. Only the first 33 bytes (config, K, OPc) are written and backed
+ * up; an SJA5's 67-byte TUAK-sized files keep the rest. EF.IMSI has SFI
+ * 07 and EF.AD SFI 03 (TS 31.102 4.2.2, 4.2.18; both cards' FCPs say so,
+ * docs/simulators.md); EF.SPN and the key files have none.
  */
 #define SYSMO_FILES \
 	.aid = sysmo_usim_aid, \
@@ -227,8 +230,9 @@ sysmo_encode(CpUsimEf ef, const CpUsimValues *v, const guint8 *old, guint8 *out,
 	.df = { CP_USIM_DF_USIM, CP_USIM_DF_USIM, CP_USIM_DF_USIM, CP_USIM_DF_USIM, \
 		CP_USIM_DF_SYSTEM, CP_USIM_DF_ISIM }, \
 	.size = { 9, 4, 17, 33, 33, 33 }, \
-	.order = { CP_USIM_EF_IMSI, CP_USIM_EF_AD, CP_USIM_EF_SPN, CP_USIM_EF_AUTH_KEY_2G, \
-		   CP_USIM_EF_ISIM_AUTH_KEY, CP_USIM_EF_AUTH_KEY }, \
+	.sfi = { [CP_USIM_EF_IMSI] = 0x07, [CP_USIM_EF_AD] = 0x03 }, \
+	.order = { CP_USIM_EF_AUTH_KEY_2G, CP_USIM_EF_ISIM_AUTH_KEY, CP_USIM_EF_IMSI, CP_USIM_EF_AD, \
+		   CP_USIM_EF_SPN, CP_USIM_EF_AUTH_KEY }, \
 	.isim_aid = sysmo_isim_aid, \
 	.isim_aid_len = sizeof(sysmo_isim_aid), \
 	.probe_fid = 0xAF20, \

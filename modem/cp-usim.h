@@ -54,8 +54,14 @@ typedef struct {
 	/* bytes written (and read for the backup; the file may be larger);
 	 * 0: the card has no such file */
 	gsize size[CP_USIM_N_EF];
-	/* The order the files are written in (and read): each of the
-	 * CP_USIM_N_EF files once; those of size 0 are skipped. */
+	/* The short file identifier (TS 102 221 8.3) a file has in its DF,
+	 * for READ and UPDATE BINARY without a SELECT (11.1.3, 11.1.4);
+	 * 0: none. The engine falls back to SELECT where the card refuses. */
+	guint8 sfi[CP_USIM_N_EF];
+	/* The order the files are written in: each of the CP_USIM_N_EF
+	 * files once; those of size 0 are skipped. The backup reads them in
+	 * the reverse order, so that the file read last is the one written
+	 * first, still selected, and the files of one DF come together. */
 	CpUsimEf order[CP_USIM_N_EF];
 	/* ADF.ISIM's AID, when EF.DIR lists none (a prefix is enough to
 	 * select it); NULL: the card has no ISIM */

@@ -4,8 +4,9 @@
  * zero: the messages the backend sent to the modem (QMI requests, AT
  * command lines, MBIM requests) and the APDUs that reached the card, both
  * counted by the simulator, printed beside the fewest APDUs the card
- * needs; and this process's CPU time (the engine, the driver, libqmi or
- * libmbim), averaged over RUNS runs.
+ * needs through that modem (card_minimum below); and this process's CPU
+ * time (the engine, the driver, libqmi or libmbim), averaged over RUNS
+ * runs.
  *   bench-modem-provision [RUNS] KIND=SIM...   (KIND: qmi, at, mbim)
  * MBIM goes through a mbim-proxy of the bench's own, in a network
  * namespace of its own (root): CP_MBIM_PROXY, else /usr/libexec/mbim-proxy.
@@ -32,13 +33,77 @@ typedef struct {
 	CpModemBackendType backend;
 	const char *messages_key;        /* the simulator's dump */
 	const char *messages_name;
+	/* what the simulator's default modem does not tell, so that the
+	 * card is asked (docs/modem.md, "The message floor") */
+	gboolean no_applications;        /* no list of the card's applications: EF.DIR */
+	gboolean no_iccid;               /* no ICCID request: EF.ICCID */
+	gboolean no_imsi;                /* no IMSI request after the reset: EF.IMSI */
 } Kind;
 
 static const Kind kinds[] = {
-	{ "qmi", CP_MODEM_BACKEND_QMI, "qmi-requests", "QMI requests" },
-	{ "at", CP_MODEM_BACKEND_AT, "at-commands", "AT command lines" },
-	{ "mbim", CP_MODEM_BACKEND_MBIM, "mbim-requests", "MBIM requests" },
+	/* UIM Get Card Status lists the applications, UIM Read Transparent
+	 * reads EF.ICCID; current firmware answers DMS UIM Get IMSI with
+	 * InvalidQmiCommand (docs/simulators.md) */
+	{ "qmi", CP_MODEM_BACKEND_QMI, "qmi-requests", "QMI requests", FALSE, FALSE, TRUE },
+	/* 27.007 has no application list; the simulator's modem answers
+	 * +CCID and +QCCID with ERROR; +CIMI tells the IMSI */
+	{ "at", CP_MODEM_BACKEND_AT, "at-commands", "AT command lines", TRUE, TRUE, FALSE },
+	/* MS UICC Application List, Subscriber Ready Status (ICCID, IMSI) */
+	{ "mbim", CP_MODEM_BACKEND_MBIM, "mbim-requests", "MBIM requests", FALSE, FALSE, FALSE },
 };
+
+/* EF.DIR's records on this card: the USIM's, then the ISIM's */
+#define DIR_RECORDS 2
+
+/*
+ * The fewest APDUs one provisioning of card d needs, under the rules no
+ * provisioning may break: every file backed up (READ BINARY) before the
+ * first UPDATE BINARY; ADM1's counter asked (VERIFY without data) before
+ * ADM1 is presented; the card identified before anything is read (a
+ * SELECT of its driver's probe file). Files are reached as TS 102 221
+ * allows on every UICC: an SFI (8.3) in the current DF, else a SELECT by
+ * file id (the MF, a DF, an EF of the current DF) or by AID. Counted:
+ *   - per file a READ BINARY and an UPDATE BINARY;
+ *   - per file without an SFI two SELECTs (for the read, for the write),
+ *     but one for the file read last and written first, and none for the
+ *     probe file when it is read first (the identification selected it);
+ *   - the DFs: the backup goes from ADF.USIM (where the channel opens) to
+ *     each other DF once, the writes from the last of them to each other
+ *     DF and back to ADF.USIM for its files; a DF costs the SELECTs to
+ *     reach it (an ADF 1 by AID, DF.SYSTEM 2: the MF, then A515); the DF
+ *     visited last by the backup and first by the writes is the dearest.
+ * Selection by path (P1 08) would save the MF's SELECTs where a card has
+ * it; TS 102 221 does not ask every card to, and it is not counted.
+ */
+static guint
+card_minimum(const CpUsimDriver *d, guint *files, guint *ef_selects, guint *df_selects)
+{
+	guint df_cost[CP_USIM_N_DF] = { [CP_USIM_DF_USIM] = 1, [CP_USIM_DF_SYSTEM] = 2, [CP_USIM_DF_ISIM] = 1 };
+	gboolean df_used[CP_USIM_N_DF] = { FALSE };
+	guint no_sfi = 0, sum = 0, max = 0;
+
+	*files = 0;
+	for (guint i = 0; i < CP_USIM_N_EF; i++) {
+		if (!d->size[i] || (d->df[i] == CP_USIM_DF_ISIM && !d->isim_aid))
+			continue;
+		(*files)++;
+		df_used[d->df[i]] = TRUE;
+		if (!d->sfi[i])
+			no_sfi++;
+	}
+	/* two each, but one for the pivot and none more for the probe file
+	 * (the identification's SELECT, counted apart) */
+	*ef_selects = no_sfi >= 2 ? 2 * no_sfi - 2 : 0;
+	for (guint df = 0; df < CP_USIM_N_DF; df++)
+		if (df != CP_USIM_DF_USIM && df_used[df]) {
+			sum += df_cost[df];
+			max = MAX(max, df_cost[df]);
+		}
+	*df_selects = sum ? 2 * sum - max + df_cost[CP_USIM_DF_USIM] : 0;
+	/* the identification's SELECT, VERIFY twice, a READ and an UPDATE
+	 * per file */
+	return 1 + 2 + 2 * *files + *ef_selects + *df_selects;
+}
 
 static GMainLoop *loop;
 static GError *failure;
@@ -173,13 +238,9 @@ int
 main(int argc, char **argv)
 {
 	int runs = 5, first = 1, rc = 0;
-	/* What the card needs at least: SELECT ADF.USIM; VERIFY twice (the
-	 * attempts left, which costs nothing, then ADM1: the last attempt is
-	 * never spent); per file SELECT, READ BINARY (the backup), UPDATE
-	 * BINARY. The ICCID (SELECT EF.ICCID, READ BINARY) only where the
-	 * modem does not report it. */
-	const guint selects = 1 + CP_USIM_N_EF, verifies = 2, reads = CP_USIM_N_EF, updates = CP_USIM_N_EF;
-	const guint minimum = selects + verifies + reads + updates;
+	const CpUsimDriver *card = cp_usim_driver_find("sysmo-isim-sja2");
+	guint files, ef_selects, df_selects;
+	const guint minimum = card_minimum(card, &files, &ef_selects, &df_selects);
 
 	if (argc > 1 && g_ascii_isdigit(argv[1][0])) {
 		runs = atoi(argv[1]);
@@ -190,15 +251,17 @@ main(int argc, char **argv)
 		return 2;
 	}
 	loop = g_main_loop_new(NULL, FALSE);
-	printf("provisioning over %d runs per backend (simulator delays 0); the card needs at least %u APDUs:\n"
-	       "  %u SELECT (ADF.USIM, %u files), %u VERIFY (attempts left, ADM1), %u READ BINARY, %u UPDATE BINARY;\n"
-	       "  2 more (SELECT EF.ICCID, READ BINARY) where the modem does not report the ICCID\n",
-	       runs, minimum, selects, CP_USIM_N_EF, verifies, reads, updates);
+	printf("provisioning over %d runs per backend (simulator delays 0); the card (%s) needs at least %u APDUs:\n"
+	       "  1 SELECT (identification; it selects the file the backup reads first), 2 VERIFY (attempts left, ADM1),\n"
+	       "  %u READ BINARY, %u UPDATE BINARY, %u SELECT of a file without an SFI, %u SELECT of a DF;\n"
+	       "  and where the modem does not tell: %u (EF.DIR: SELECT MF, SELECT EF.DIR, READ RECORD x %u) for the\n"
+	       "  applications, 2 (SELECT MF, READ BINARY by SFI) for the ICCID, 1 (READ BINARY by SFI) for the IMSI\n",
+	       runs, card->name, minimum, files, files, ef_selects, df_selects, 2 + DIR_RECORDS, DIR_RECORDS);
 	for (int a = first; a < argc; a++) {
 		const char *eq = strchr(argv[a], '=');
 		const Kind *k = NULL;
 		double cpu = 0, wall = 0;
-		guint msgs = 0, apdus = 0;
+		guint msgs = 0, apdus = 0, floor;
 
 		for (gsize i = 0; eq && i < G_N_ELEMENTS(kinds); i++)
 			if (strncmp(argv[a], kinds[i].kind, (gsize)(eq - argv[a])) == 0 &&
@@ -221,8 +284,10 @@ main(int argc, char **argv)
 			break;
 		printf("%s:\n", k->kind);
 		printf("  %-17s per provisioning: %.1f\n", k->messages_name, (double)msgs / runs);
-		printf("  APDUs             per provisioning: %.1f (the card's minimum %u, +%.1f)\n",
-		       (double)apdus / runs, minimum, (double)apdus / runs - minimum);
+		floor = minimum + (k->no_applications ? 2 + DIR_RECORDS : 0) + (k->no_iccid ? 2 : 0) +
+			(k->no_imsi ? 1 : 0);
+		printf("  APDUs             per provisioning: %.1f (the minimum through this modem %u, %.2fx)\n",
+		       (double)apdus / runs, floor, (double)apdus / runs / floor);
 		printf("  host CPU          per provisioning: %.2f ms\n", cpu / runs * 1e3);
 		printf("  wall time         per provisioning: %.2f ms\n", wall / runs * 1e3);
 		fflush(stdout);

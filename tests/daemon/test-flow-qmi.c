@@ -1307,10 +1307,13 @@ test_poll(Fixture *f, gconstpointer data)
  * modem reports it (the simulator's modem-imsi) and is registered; the
  * card holds the new subscription and the APN is set.
  */
+/* An MBIM modem that answers the MS UICC application list with FAILURE. */
+#define NO_APP_LIST "--fail=ms-uicc-low-level-access:7"
+
 static void
 test_provision(Fixture *f, gconstpointer data)
 {
-	g_autofree char *imsi = NULL, *apn = NULL, *card_imsi = NULL;
+	g_autofree char *imsi = NULL, *apn = NULL, *card_imsi = NULL, *log = NULL;
 
 	f->sim_args = data;
 	make_profile(f, 5);
@@ -1328,6 +1331,13 @@ test_provision(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(card_imsi, ==, NEW_IMSI);
 	g_assert_cmpstr(apn, ==, "internet");
 	g_assert_true(modem_registered(f));
+	/* the USIM's and ISIM's AIDs from the modem's list (QMI's card
+	 * status, MBIM's application list); AT has none, nor an MBIM modem
+	 * that refuses the list: EF.DIR */
+	log = dump_value(f, "card-apdu-log");
+	g_assert_cmpint(strstr(log, ":2f00") != NULL, ==,
+			strcmp(backend, "at") == 0 ||
+			(f->sim_args && g_strv_contains(f->sim_args, NO_APP_LIST)));
 }
 
 /*
@@ -1340,6 +1350,7 @@ test_denied(Fixture *f, gconstpointer data)
 {
 	g_autofree char *before = NULL, *after = NULL, *imsi = NULL;
 
+	f->sim_args = data;
 	make_profile(f, 6);
 	strcpy(f->p.supi, "001010000000099");
 	start_sim(f);
@@ -1490,8 +1501,21 @@ main(int argc, char **argv)
 	add("poll", NULL, test_poll);
 	add("provision", NULL, test_provision);
 	add("denied-rollback", NULL, test_denied);
+	{
+		/* a card whose files have no SFI: each file SELECTed instead,
+		 * written and rolled back byte for byte */
+		static const char *const no_sfi[] = { "--no-sfi", NULL };
+
+		add("provision-no-sfi", no_sfi, test_provision);
+		add("denied-rollback-no-sfi", no_sfi, test_denied);
+	}
 	add("adm1-wrong", "3", test_adm1_wrong);
 	add("adm1-last-attempt", "1", test_adm1_wrong);
+	if (strcmp(backend, "mbim") == 0) {
+		static const char *const no_list[] = { NO_APP_LIST, NULL };
+
+		add("provision-no-application-list", no_list, test_provision);
+	}
 	if (strcmp(backend, "at") == 0) {
 		/* every answer in 3-byte pieces, two URCs around every answer
 		 * line (inside the +CSIM answers), echo on (the default) */

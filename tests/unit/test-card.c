@@ -317,6 +317,14 @@ test_driver_files(void)
 		}
 		/* pySim's order: ADF.USIM's key last */
 		g_assert_cmpuint((*d)->order[CP_USIM_N_EF - 1], ==, CP_USIM_EF_AUTH_KEY);
+		/* an SFI is 1-30 (TS 102 221 8.3) and names one file of its
+		 * DF: two files sharing one would send a write to the other */
+		for (guint i = 0; i < CP_USIM_N_EF; i++) {
+			g_assert_cmpuint((*d)->sfi[i], <=, 30);
+			for (guint j = i + 1; j < CP_USIM_N_EF; j++)
+				g_assert_false((*d)->sfi[i] && (*d)->sfi[i] == (*d)->sfi[j] &&
+					       (*d)->df[i] == (*d)->df[j]);
+		}
 	}
 	d = (const CpUsimDriver *const[]){ cp_usim_driver_find("sysmo-isim-sja2"), NULL };
 	g_assert_cmphex(d[0]->fid[CP_USIM_EF_AUTH_KEY_2G], ==, 0x6F20);
@@ -325,6 +333,11 @@ test_driver_files(void)
 	g_assert_cmphex(d[0]->fid[CP_USIM_EF_ISIM_AUTH_KEY], ==, 0xAF20);
 	g_assert_cmpuint(d[0]->df[CP_USIM_EF_ISIM_AUTH_KEY], ==, CP_USIM_DF_ISIM);
 	g_assert_cmpuint(d[0]->size[CP_USIM_EF_ISIM_AUTH_KEY], ==, 33);
+	/* TS 31.102 4.2.2 and 4.2.18; the sysmoISIM's FCPs say the same */
+	g_assert_cmphex(d[0]->sfi[CP_USIM_EF_IMSI], ==, 0x07);
+	g_assert_cmphex(d[0]->sfi[CP_USIM_EF_AD], ==, 0x03);
+	g_assert_cmphex(d[0]->sfi[CP_USIM_EF_SPN], ==, 0);
+	g_assert_cmphex(d[0]->sfi[CP_USIM_EF_AUTH_KEY], ==, 0);
 }
 
 /* The key copies as pySim writes them: K at 1, OPc at 17; the 2G file

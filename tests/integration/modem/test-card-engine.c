@@ -334,6 +334,65 @@ test_restore(void)
 	bench_free(&b);
 }
 
+/*
+ * A card whose files have no SFI: the engine tries EF.IMSI's and EF.AD's
+ * once each, then SELECTs them. The card ends exactly as a card with
+ * SFIs does after the same provisioning (every file where it belongs,
+ * none written through another's SFI or selection), a restore (which
+ * reads nothing, so learns each refusal from its UPDATE) puts it back
+ * byte for byte, and so does a rollback from each write.
+ */
+static void
+test_no_sfi(void)
+{
+	Bench a, b;
+	g_autoptr(CpModem) ma = bench_new(&a, ADM1);
+	g_autofree char *with_sfi = NULL;
+	guint apdus_sfi;
+
+	provision(&a, ma);
+	g_assert_no_error(a.error);
+	with_sfi = card_state(&a);
+	apdus_sfi = a.apdus;
+	bench_free(&a);
+
+	{
+		g_autoptr(CpModem) m = bench_new(&b, ADM1);
+		g_autofree char *before = NULL, *after = NULL, *restored = NULL;
+		g_autoptr(CpModemBackup) backup = NULL;
+
+		cp_sim_usim_drop_sfi(b.usim);
+		before = card_state(&b);
+		provision(&b, m);
+		g_assert_no_error(b.error);
+		after = card_state(&b);
+		g_assert_cmpstr(after, ==, with_sfi);
+		/* each refused once, then SELECTed for the read and the write */
+		g_assert_cmpuint(b.apdus, >, apdus_sfi);
+		backup = cp_modem_backup_deserialize(b.backup, &b.error);
+		g_assert_no_error(b.error);
+		cp_modem_restore_async(m, backup, NULL, NULL, NULL, restore_cb, &b);
+		g_main_loop_run(b.loop);
+		g_assert_no_error(b.error);
+		restored = card_state(&b);
+		g_assert_cmpstr(restored, ==, before);
+		bench_free(&b);
+	}
+	for (guint n = 1; n <= 6; n++) {
+		g_autoptr(CpModem) m = bench_new(&b, ADM1);
+		g_autofree char *before = NULL, *after = NULL;
+
+		cp_sim_usim_drop_sfi(b.usim);
+		before = card_state(&b);
+		b.fail_update = n;
+		provision(&b, m);
+		g_assert_error(b.error, CP_ERROR, CP_ERR_APDU);
+		after = card_state(&b);
+		g_assert_cmpstr(after, ==, before);
+		bench_free(&b);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -342,5 +401,6 @@ main(int argc, char **argv)
 	g_test_add_func("/card-engine/wrong-adm1", test_wrong_adm1);
 	g_test_add_func("/card-engine/rollback", test_rollback);
 	g_test_add_func("/card-engine/restore", test_restore);
+	g_test_add_func("/card-engine/no-sfi", test_no_sfi);
 	return g_test_run();
 }

@@ -95,10 +95,10 @@ has "card: ADM1 attempts left 1"
 has "verdict card: refused: one ADM1 attempt left (cellprov never spends it; verify by hand)"
 untouched 1
 
-# a card without the drivers' probe file (APDUs 5 and 6, after EF.DIR's four:
-# each driver's SELECT of it)
+# a card without the drivers' probe file (APDUs 1 and 2: the modem lists the
+# applications, EF.DIR is not read; each driver's SELECT of it)
 what="unknown card"
-start_sim --fail-apdu=5,6
+start_sim --fail-apdu=1,2
 p
 [ $rc -eq 3 ] || fail "$what: exit $rc: $out"
 has "card: driver none"

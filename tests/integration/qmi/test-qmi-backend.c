@@ -457,9 +457,9 @@ test_unknown_card(void)
 	g_autoptr(CpModem) m = NULL;
 	g_autoptr(GHashTable) d = NULL;
 
-	/* a card without the SJA2's key file: the probe SELECT fails (the
-	 * first APDU, the SELECT MF before EF.DIR, fails too: the driver's
-	 * AID is opened and the probe is the second) */
+	/* a card without the drivers' key file: APDUs 1 and 2, each
+	 * driver's SELECT of it (the modem lists the applications: EF.DIR
+	 * is not read) */
 	bench_start(&b, FALSE, "--fail-apdu=1,2");
 	m = modem_new(&b, ADM1);
 	provision(&b, m, NEW_K);
@@ -631,8 +631,9 @@ test_no_logical_channel(void)
 	assert_old_values(&b);
 	bench_stop(&b);
 
-	/* APDU 5, after EF.DIR's four: the SELECT of the USIM on channel 0 */
-	bench_start(&b, FALSE, "--firmware=no-logical-channel --fail-apdu=5");
+	/* APDU 1 (the modem lists the applications: EF.DIR is not read):
+	 * the SELECT of the USIM on channel 0 */
+	bench_start(&b, FALSE, "--firmware=no-logical-channel --fail-apdu=1");
 	g_clear_pointer(&m, cp_modem_free);
 	m = modem_new(&b, ADM1);
 	provision(&b, m, NEW_K);
@@ -644,10 +645,10 @@ test_no_logical_channel(void)
 }
 
 /*
- * EF.DIR read but no ISIM found in it (its second record, the ISIM's, is
- * not readable: APDU 4): no ISIM copy is read, backed up or written; the
- * USIM and the 2G key get the new key, ADF.ISIM keeps the old one. A
- * failure after the writes puts back the copies that were written.
+ * A card whose EF.DIR lists no ISIM: the modem lists the USIM alone, so
+ * the engine reads EF.DIR itself and finds none there either; no ISIM
+ * copy is read, backed up or written; the USIM and the 2G key get the
+ * new key, ADF.ISIM keeps the old one.
  */
 static void
 test_no_isim(void)
@@ -656,11 +657,13 @@ test_no_isim(void)
 	g_autoptr(CpModem) m = NULL;
 	g_autoptr(GHashTable) d = NULL;
 
-	bench_start(&b, FALSE, "--fail-apdu=4");
+	bench_start(&b, FALSE, "--dir-usim-only");
 	m = modem_new(&b, ADM1);
 	provision(&b, m, NEW_K);
 	g_assert_no_error(b.error);
 	d = dump_read(&b);
+	/* EF.DIR read by the engine: SELECT, then its records */
+	g_assert_nonnull(strstr(dump_get(d, "card-apdu-log"), "0:A40004:2f00,0:B20104"));
 	g_assert_true(g_str_has_prefix(dump_get(d, "ef-usim-auth-key"), "14" NEW_K NEW_OPC));
 	g_assert_cmpstr(dump_get(d, "ef-sim-auth-key"), ==, "14" NEW_K NEW_OPC);
 	g_assert_true(g_str_has_prefix(dump_get(d, "ef-isim-auth-key"), "14" OLD_K OLD_OPC));
@@ -670,6 +673,110 @@ test_no_isim(void)
 }
 
 static GBytes *backup_with(guint8 tag, const void *value, gsize len, gboolean drop);
+
+/* The card's commands (channel:INS P1 P2[:SELECT data]) holding what. */
+static gboolean
+apdus_have(GHashTable *d, const char *what)
+{
+	return strstr(dump_get(d, "card-apdu-log"), what) != NULL;
+}
+
+/*
+ * The modem lists the USIM and the ISIM (UIM Get Card Status): EF.DIR is
+ * not read (no SELECT of 2F00, no READ RECORD), ADF.ISIM is selected by
+ * the modem's full AID (not the driver's prefix); EF.IMSI and EF.AD go by
+ * their SFIs (READ and UPDATE BINARY with P1 87 and 83), never SELECTed.
+ * QMI clients are allocated when first used: UIM, WDS and DMS before the
+ * reset (NAS too when the registration starts before the module drops
+ * off), then on the port the module came back on UIM first, no WDS.
+ */
+static void
+test_aid_from_modem(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+
+	bench_start(&b, FALSE, NULL);
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	d = dump_read(&b);
+	g_assert_false(apdus_have(d, ":2f00"));
+	g_assert_false(apdus_have(d, ":B2"));
+	g_assert_true(apdus_have(d, ":A4040C:a0000000871004ffffffff8907090000"));
+	g_assert_true(apdus_have(d, ":B08700") && apdus_have(d, ":D68700"));
+	g_assert_true(apdus_have(d, ":B08300") && apdus_have(d, ":D68300"));
+	g_assert_false(apdus_have(d, ":6f07") || apdus_have(d, ":6fad"));
+	g_assert_cmpstr(dump_get(d, "ef-imsi"), ==, "080910100000000010");
+	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, ef_ad(d));
+	g_assert_cmpstr(dump_get(d, "resets"), ==, "1");
+	{
+		const char *a = dump_get(d, "qmi-client-allocations");
+		const char *again = strstr(a, ",uim");
+
+		g_assert_true(g_str_has_prefix(a, "uim,wds,dms,"));
+		g_assert_nonnull(again);
+		g_assert_null(strstr(again, "wds"));
+		g_assert_null(strstr(again + 4, "uim"));
+	}
+	bench_stop(&b);
+}
+
+/*
+ * A card whose files have no SFI refuses READ and UPDATE BINARY by one
+ * (6A82): the engine SELECTs the file instead. Every file lands where it
+ * belongs, byte for byte: a write or read sent to the file still
+ * selected instead would put EF.AD's bytes into EF.IMSI or the like. A
+ * restore, whose flow has not seen the refusal (it reads nothing), learns
+ * it from its first UPDATE; a rollback goes back byte for byte too.
+ */
+static void
+test_sfi_refused(void)
+{
+	Bench b;
+	g_autoptr(CpModem) m = NULL;
+	g_autoptr(GHashTable) d = NULL;
+	g_autoptr(CpModemBackup) backup = NULL;
+	g_autoptr(GError) error = NULL;
+
+	bench_start(&b, FALSE, "--no-sfi");
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_no_error(b.error);
+	d = dump_read(&b);
+	/* tried once each, then SELECTed for the backup's read */
+	g_assert_true(apdus_have(d, ":B08700,1:A40004:6f07,1:B00000"));
+	g_assert_true(apdus_have(d, ":B08300,1:A40004:6fad,1:B00000"));
+	g_assert_false(apdus_have(d, ":D687") || apdus_have(d, ":D683"));
+	g_assert_cmpstr(dump_get(d, "imsi"), ==, NEW_IMSI);
+	g_assert_cmpstr(dump_get(d, "ef-imsi"), ==, "080910100000000010");
+	g_assert_cmpstr(dump_get(d, "ef-ad"), ==, ef_ad(d));
+	g_assert_cmpstr(dump_get(d, "ef-spn"), ==, "0163656c6c70726f762074657374206e65");
+	assert_key_copies(d, "14" NEW_K NEW_OPC);
+	g_clear_pointer(&d, g_hash_table_unref);
+
+	backup = cp_modem_backup_deserialize(b.backup_bytes, &error);
+	g_assert_no_error(error);
+	cp_modem_restore_async(m, backup, NULL, NULL, NULL, restore_cb, &b);
+	g_main_loop_run(b.loop);
+	g_assert_no_error(b.error);
+	assert_old_values(&b);
+	d = dump_read(&b);
+	g_assert_true(apdus_have(d, ":D68700,1:A4000C:6f07,1:D60000"));
+	g_clear_pointer(&d, g_hash_table_unref);
+	bench_stop(&b);
+
+	/* the last UPDATE (ADF.USIM's key) fails: each file back, exactly */
+	bench_start(&b, FALSE, "--no-sfi --fail-update=6");
+	g_clear_pointer(&m, cp_modem_free);
+	m = modem_new(&b, ADM1);
+	provision(&b, m, NEW_K);
+	g_assert_error(b.error, CP_ERROR, CP_ERR_APDU);
+	g_clear_error(&b.error);
+	assert_old_values(&b);
+	bench_stop(&b);
+}
 
 /* A journal the previous release wrote (version 1: ADF.USIM's four files,
  * no other key copy) still restores: those four files come back, the
@@ -1403,6 +1510,8 @@ main(int argc, char **argv)
 	g_test_add_func("/qmi/backend/restore-version1", test_restore_version1);
 	g_test_add_func("/qmi/backend/no-logical-channel", test_no_logical_channel);
 	g_test_add_func("/qmi/backend/no-isim", test_no_isim);
+	g_test_add_func("/qmi/backend/aid-from-modem", test_aid_from_modem);
+	g_test_add_func("/qmi/backend/sfi-refused", test_sfi_refused);
 	g_test_add_func("/qmi/backend/restore-cancelled", test_restore_cancelled);
 	g_test_add_func("/qmi/backend/restore-other-card", test_restore_other_card);
 	g_test_add_func("/qmi/backend/restore-in-callback", test_restore_in_callback);

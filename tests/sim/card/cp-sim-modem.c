@@ -95,6 +95,8 @@ cp_sim_modem_parse(CpSimModem *m, const CpSimFrontEnd *fe, const GOptionEntry *e
 		{ "adm1", 0, 0, G_OPTION_ARG_STRING, &m->opt_adm1, "The card's ADM1 (8 characters)", "KEY" },
 		{ "adm1-retries", 0, 0, G_OPTION_ARG_INT, &m->opt_adm1_retries, "Wrong ADM1 attempts before it blocks (3)", "N" },
 		{ "iccid", 0, 0, G_OPTION_ARG_STRING, &m->opt_iccid, "The card's ICCID", "DIGITS" },
+		{ "no-sfi", 0, 0, G_OPTION_ARG_NONE, &m->opt_no_sfi, "A card whose files have no SFI", NULL },
+		{ "dir-usim-only", 0, 0, G_OPTION_ARG_NONE, &m->opt_dir_usim_only, "A card whose EF.DIR lists no ISIM", NULL },
 		{ "plmn", 0, 0, G_OPTION_ARG_STRING, &m->opt_plmn, "The network's PLMN (00101)", "MCCMNC" },
 		{ "apn", 0, 0, G_OPTION_ARG_STRING, &m->apn, "APN of the modem's context 1 (internet)", "APN" },
 		{ "reset-delay", 0, 0, G_OPTION_ARG_INT, &m->opt_reset_delay, "Milliseconds a reset takes (200)", "MS" },
@@ -211,6 +213,10 @@ cp_sim_modem_setup(CpSimModem *m, const char *card, CpSimLe le)
 		return FALSE;
 	}
 	cp_sim_usim_set_le(m->usim, le);
+	if (m->opt_no_sfi)
+		cp_sim_usim_drop_sfi(m->usim);
+	if (m->opt_dir_usim_only)
+		cp_sim_usim_dir_usim_only(m->usim);
 	m->net = cp_sim_network_new(m->opt_plmn ? m->opt_plmn : DEFAULT_PLMN,
 				    m->opt_network_name ? m->opt_network_name : DEFAULT_NETWORK_NAME);
 	if (m->opt_subscribers) {

@@ -103,6 +103,8 @@ typedef struct {
 	char *opt_subscribers, *opt_imsi, *opt_k, *opt_opc, *opt_adm1, *opt_iccid;
 	char *opt_plmn, *opt_network_name;
 	int opt_adm1_retries, opt_mnc_length, opt_reset_delay, opt_reg_delay;
+	gboolean opt_no_sfi;
+	gboolean opt_dir_usim_only;
 } CpSimModem;
 
 /* Parses the command line: the shared options and the front end's

@@ -93,6 +93,9 @@ struct _CpSimUsim {
 	Channel ch[N_CHANNELS];
 	guint n_auth;
 	guint n_updates;
+	/* every command: channel, INS P1 P2, a SELECT's file id or AID; no
+	 * other data (a VERIFY carries ADM1, an UPDATE the keys) */
+	GString *log;
 };
 
 static SimFile *
@@ -278,6 +281,7 @@ cp_sim_usim_new_card(const char *card, const char *iccid, const char *imsi, guin
 	u->adm1 = g_strdup(adm1);
 	u->adm1_max = u->adm1_left = adm1_retries;
 	u->le = CP_SIM_LE_DEFAULT;
+	u->log = g_string_new(NULL);
 
 	/* MF: EF.DIR (SFI 30) and EF.ICCID (SFI 2) */
 	f = file_add(u, CP_SIM_FID_DIR, DF_MF, "ef-dir", ACC_ALWAYS, ACC_ADM1,
@@ -376,7 +380,24 @@ cp_sim_usim_free(CpSimUsim *u)
 		cp_cleanse(u->adm1, strlen(u->adm1));
 	g_free(u->adm1);
 	g_free(u->iccid);
+	if (u->log)
+		g_string_free(u->log, TRUE);
 	g_free(u);
+}
+
+void
+cp_sim_usim_drop_sfi(CpSimUsim *u)
+{
+	for (gsize i = 0; i < u->n_files; i++)
+		u->files[i].sfi = 0;
+}
+
+void
+cp_sim_usim_dir_usim_only(CpSimUsim *u)
+{
+	SimFile *f = file_in(u, DF_MF, CP_SIM_FID_DIR);
+
+	memset(f->data + DIR_RECORD_LEN, 0xFF, DIR_RECORD_LEN);
 }
 
 void
@@ -722,6 +743,17 @@ ef_by_p1(CpSimUsim *u, Channel *c, uint8_t p1, guint16 *sw)
 	return c->ef;
 }
 
+static void
+log_apdu(CpSimUsim *u, guint channel, const uint8_t *apdu, gsize lc)
+{
+	char hex[2 * 16 + 1] = "";
+
+	if (apdu[1] == 0xA4 && lc <= 16)
+		cp_hex_encode(apdu + 5, lc, hex);
+	g_string_append_printf(u->log, "%s%u:%02X%02X%02X%s%s", u->log->len ? "," : "", channel,
+			       apdu[1], apdu[2], apdu[3], *hex ? ":" : "", hex);
+}
+
 void
 cp_sim_usim_apdu(CpSimUsim *u, guint channel, const uint8_t *apdu, gsize len, GByteArray *out)
 {
@@ -752,6 +784,7 @@ cp_sim_usim_apdu(CpSimUsim *u, guint channel, const uint8_t *apdu, gsize len, GB
 			return;
 		}
 	}
+	log_apdu(u, channel, apdu, lc);
 
 	switch (apdu[1]) {
 	case 0xA4:
@@ -985,4 +1018,5 @@ cp_sim_usim_dump(CpSimUsim *u, GString *out)
 	g_string_append_printf(out, "adm1-retries=%u\n", u->adm1_left);
 	g_string_append_printf(out, "card-updates=%u\n", u->n_updates);
 	g_string_append_printf(out, "card-authentications=%u\n", u->n_auth);
+	g_string_append_printf(out, "card-apdu-log=%s\n", u->log->str);
 }

@@ -69,6 +69,13 @@ void cp_sim_usim_set_le(CpSimUsim *u, CpSimLe mode);
 /* FALSE if name is none of lenient, exact, eof. */
 gboolean cp_sim_le_from_string(const char *name, CpSimLe *mode);
 void cp_sim_usim_free(CpSimUsim *u);
+/* A card whose files have no short file identifier (TS 102 221 8.3: an
+ * SFI is optional): FCPs without one, and READ or UPDATE BINARY naming
+ * one answer 6A82 (file not found, 11.1.3.2 and 10.2.1.5). */
+void cp_sim_usim_drop_sfi(CpSimUsim *u);
+/* A card whose EF.DIR lists the USIM alone (its ISIM record empty, FF):
+ * the modems list no ISIM, the engine finds none. */
+void cp_sim_usim_dir_usim_only(CpSimUsim *u);
 
 /* Card power cycle: security state cleared, logical channels closed. */
 void cp_sim_usim_reset(CpSimUsim *u);

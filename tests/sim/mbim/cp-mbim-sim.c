@@ -498,6 +498,7 @@ device_services_info(void)
 		MBIM_CID_MS_UICC_LOW_LEVEL_ACCESS_CLOSE_CHANNEL,
 		MBIM_CID_MS_UICC_LOW_LEVEL_ACCESS_APDU,
 		MBIM_CID_MS_UICC_LOW_LEVEL_ACCESS_RESET,
+		MBIM_CID_MS_UICC_LOW_LEVEL_ACCESS_APPLICATION_LIST,
 	};
 	static const guint32 bcx[] = {
 		MBIM_CID_MS_BASIC_CONNECT_EXTENSIONS_DEVICE_RESET,
@@ -685,6 +686,48 @@ handle_uicc(guint32 cid, guint32 type, const Req *r, GByteArray **out)
 	Info *i;
 
 	switch (cid) {
+	case MBIM_CID_MS_UICC_LOW_LEVEL_ACCESS_APPLICATION_LIST: {
+		/* EF.DIR's applications as the modem read them: per record
+		 * (61 L 4F n AID 50 m label) its type, AID and label, no PIN
+		 * references (MS UICC low-level access, libmbim's
+		 * MbimUiccApplication) */
+		static const guint16 mf[] = { 0x3F00 };
+		g_autoptr(GByteArray) rec = g_byte_array_new();
+		guint n = 0;
+
+		if (set)
+			return MBIM_STATUS_ERROR_NO_DEVICE_SUPPORT;
+		i = info_new();
+		info_u32(i, 1);          /* version */
+		info_u32(i, 0);          /* count, below */
+		info_u32(i, 0);          /* the active one: the USIM, first */
+		info_u32(i, 0);          /* the list's size, below */
+		for (guint k = 1; cp_sim_usim_read_record(sim.m.usim, mf, 1, 0x2F00, k, 0, rec) == 0x9000; k++) {
+			const guint8 *e = rec->data;
+			gsize l = rec->len;
+
+			if (l >= 11 && e[0] == 0x61 && e[2] == 0x4F && e[3] >= 7 && e[3] <= 16 &&
+			    4u + e[3] <= l && e[9] == 0x10 && (e[10] == 0x02 || e[10] == 0x04)) {
+				Info *app = info_new();
+				gsize at = 4u + e[3];
+				gsize name = at + 2 <= l && e[at] == 0x50 && at + 2 + e[at + 1] <= l ? e[at + 1] : 0;
+
+				info_u32(app, e[10] == 0x02 ? MBIM_UICC_APPLICATION_TYPE_USIM :
+							      MBIM_UICC_APPLICATION_TYPE_ISIM);
+				info_bytes(app, e + 4, e[3], FALSE);
+				info_bytes(app, e + at + 2, name, FALSE);
+				info_u32(app, 0);
+				info_bytes(app, NULL, 0, FALSE);
+				info_struct(i, app);
+				n++;
+			}
+			g_byte_array_set_size(rec, 0);
+		}
+		*out = info_finish(i);
+		set_u32(*out, 4, n);
+		set_u32(*out, 12, (*out)->len - 16);
+		return MBIM_STATUS_ERROR_NONE;
+	}
 	case MBIM_CID_MS_UICC_LOW_LEVEL_ACCESS_ATR: {
 		/* the card's own ATR (its profile's) */
 		guint8 atr[33];

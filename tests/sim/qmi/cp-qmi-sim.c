@@ -124,6 +124,7 @@ typedef struct {
 	guint drop_timer;          /* the port's drop after a reset's answer */
 	guint n_requests;
 	guint n_apdus;
+	GString *allocations;              /* the services of the client ids given */
 	guint n_updates;
 	guint n_resets;
 	int listen_fd;
@@ -436,6 +437,8 @@ handle_ctl(Conn *c, QmiMessage *req)
 		cl = g_new0(Client, 1);
 		cl->service = service;
 		cl->cid = (guint8)(sim.next_cid++ % 250 + 1);
+		g_string_append_printf(sim.allocations, "%s%s", sim.allocations->len ? "," : "",
+				       qmi_service_get_string(service));
 		cl->conn = c;
 		g_ptr_array_add(sim.clients, cl);
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
@@ -730,9 +733,12 @@ uim_file_response(QmiMessage *req, guint16 sw)
 	return resp;
 }
 
-/* The modem learns the USIM's AID from EF.DIR, as real modems do. */
+/* The modem learns the applications from EF.DIR, as real modems do, and
+ * lists each in its card status (libqmi's UIM Get Card Status output: an
+ * application type and AID per record): the USIM (1002 after the RID, TS
+ * 101 220 annex E) and the ISIM (1004). */
 static gsize
-usim_aid(guint8 aid[16])
+app_aid(guint8 code, guint8 aid[16])
 {
 	static const guint16 mf[] = { 0x3F00 };
 	g_autoptr(GByteArray) rec = g_byte_array_new();
@@ -740,15 +746,36 @@ usim_aid(guint8 aid[16])
 	for (guint r = 1; cp_sim_usim_read_record(sim.m.usim, mf, 1, 0x2F00, r, 0, rec) == 0x9000; r++) {
 		const guint8 *d = rec->data;
 
-		/* 61 L 4F n AID: a USIM has 1002 after the RID (TS 101 220) */
+		/* 61 L 4F n AID */
 		if (rec->len >= 11 && d[0] == 0x61 && d[2] == 0x4F && d[3] >= 7 && d[3] <= 16 &&
-		    4u + d[3] <= rec->len && d[9] == 0x10 && d[10] == 0x02) {
+		    4u + d[3] <= rec->len && d[9] == 0x10 && d[10] == code) {
 			memcpy(aid, d + 4, d[3]);
 			return d[3];
 		}
 		g_byte_array_set_size(rec, 0);
 	}
 	return 0;
+}
+
+static void
+card_status_app(QmiMessage *resp, QmiUimCardApplicationType type, const guint8 *aid, gsize aid_len)
+{
+	qmi_message_tlv_write_guint8(resp, type, NULL);
+	qmi_message_tlv_write_guint8(resp, QMI_UIM_CARD_APPLICATION_STATE_READY, NULL);
+	qmi_message_tlv_write_guint8(resp, QMI_UIM_CARD_APPLICATION_PERSONALIZATION_STATE_READY, NULL);
+	qmi_message_tlv_write_guint8(resp, 0, NULL);
+	qmi_message_tlv_write_guint8(resp, 0, NULL);
+	qmi_message_tlv_write_guint8(resp, 0, NULL);
+	qmi_message_tlv_write_guint8(resp, (guint8)aid_len, NULL);
+	for (gsize i = 0; i < aid_len; i++)
+		qmi_message_tlv_write_guint8(resp, aid[i], NULL);
+	qmi_message_tlv_write_guint8(resp, 0, NULL);
+	qmi_message_tlv_write_guint8(resp, QMI_UIM_PIN_STATE_DISABLED, NULL);
+	qmi_message_tlv_write_guint8(resp, 3, NULL);
+	qmi_message_tlv_write_guint8(resp, 10, NULL);
+	qmi_message_tlv_write_guint8(resp, QMI_UIM_PIN_STATE_DISABLED, NULL);
+	qmi_message_tlv_write_guint8(resp, 3, NULL);
+	qmi_message_tlv_write_guint8(resp, 10, NULL);
 }
 
 static QmiMessage *
@@ -765,8 +792,8 @@ handle_uim(QmiMessage *req)
 	case MSG_UIM_REGISTER_EVENTS:
 		return qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
 	case MSG_UIM_CARD_STATUS: {
-		guint8 aid[16];
-		gsize o, aid_len = usim_aid(aid);
+		guint8 aid[16], isim[16];
+		gsize o, aid_len = app_aid(0x02, aid), isim_len = app_aid(0x04, isim);
 
 		resp = qmi_message_response_new(req, QMI_PROTOCOL_ERROR_NONE);
 		o = qmi_message_tlv_write_init(resp, 0x10, NULL);
@@ -780,23 +807,10 @@ handle_uim(QmiMessage *req)
 		qmi_message_tlv_write_guint8(resp, 0, NULL);
 		qmi_message_tlv_write_guint8(resp, 0, NULL);
 		qmi_message_tlv_write_guint8(resp, QMI_UIM_CARD_ERROR_UNKNOWN, NULL);
-		qmi_message_tlv_write_guint8(resp, 1, NULL);
-		qmi_message_tlv_write_guint8(resp, QMI_UIM_CARD_APPLICATION_TYPE_USIM, NULL);
-		qmi_message_tlv_write_guint8(resp, QMI_UIM_CARD_APPLICATION_STATE_READY, NULL);
-		qmi_message_tlv_write_guint8(resp, QMI_UIM_CARD_APPLICATION_PERSONALIZATION_STATE_READY, NULL);
-		qmi_message_tlv_write_guint8(resp, 0, NULL);
-		qmi_message_tlv_write_guint8(resp, 0, NULL);
-		qmi_message_tlv_write_guint8(resp, 0, NULL);
-		qmi_message_tlv_write_guint8(resp, (guint8)aid_len, NULL);
-		for (gsize i = 0; i < aid_len; i++)
-			qmi_message_tlv_write_guint8(resp, aid[i], NULL);
-		qmi_message_tlv_write_guint8(resp, 0, NULL);
-		qmi_message_tlv_write_guint8(resp, QMI_UIM_PIN_STATE_DISABLED, NULL);
-		qmi_message_tlv_write_guint8(resp, 3, NULL);
-		qmi_message_tlv_write_guint8(resp, 10, NULL);
-		qmi_message_tlv_write_guint8(resp, QMI_UIM_PIN_STATE_DISABLED, NULL);
-		qmi_message_tlv_write_guint8(resp, 3, NULL);
-		qmi_message_tlv_write_guint8(resp, 10, NULL);
+		qmi_message_tlv_write_guint8(resp, isim_len ? 2 : 1, NULL);
+		card_status_app(resp, QMI_UIM_CARD_APPLICATION_TYPE_USIM, aid, aid_len);
+		if (isim_len)
+			card_status_app(resp, QMI_UIM_CARD_APPLICATION_TYPE_ISIM, isim, isim_len);
 		qmi_message_tlv_write_complete(resp, o, NULL);
 		return resp;
 	}
@@ -1252,6 +1266,7 @@ dump_keys(GString *s)
 	g_string_append_printf(s, "profiles=%u\n", sim.m.contexts->len);
 	g_string_append_printf(s, "qmi-requests=%u\n", sim.n_requests);
 	g_string_append_printf(s, "apdus=%u\n", sim.n_apdus);
+	g_string_append_printf(s, "qmi-client-allocations=%s\n", sim.allocations->str);
 	g_string_append_printf(s, "resets=%u\n", sim.n_resets);
 	g_string_append_printf(s, "reset-mode=%s\n", sim.reset_mode == RESET_REENUMERATE ? "reenumerate" : "keep-port");
 	g_string_append_printf(s, "port=%s\n", port ? port : "");
@@ -1455,6 +1470,7 @@ main(int argc, char **argv)
 	p->name = g_strdup("default");
 	p->pdp_type = 3;   /* IPv4v6 */
 	sim.next_cid = 1;
+	sim.allocations = g_string_new(NULL);
 
 	if (sim.m.pty_path ? !open_pty(sim.m.pty_path, &error) : !open_proxy(&error)) {
 		fprintf(stderr, "cp-qmi-sim: %s\n", error->message);
