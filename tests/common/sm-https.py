@@ -29,10 +29,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         directory = self.server.directory
         length = int(self.headers.get('Content-Length', '0'))
         body = self.rfile.read(length).decode('utf-8', 'replace')
-        with open(os.path.join(directory, 'requests.log'), 'a') as f:
-            f.write(json.dumps({'path': self.path, 'time': time.time(),
-                                'content-type': self.headers.get('Content-Type'),
-                                'body': body}) + '\n')
+        line = json.dumps({'path': self.path, 'time': time.time(),
+                           'content-type': self.headers.get('Content-Type'),
+                           'body': body}) + '\n'
+        # one write(2) with O_APPEND: a reader sees whole lines or none
+        fd = os.open(os.path.join(directory, 'requests.log'),
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
         name = {'/v1/device/poll': 'poll',
                 '/v1/device/receipt': 'receipt'}.get(self.path, 'other')
         answer = {'poll': {'status': 204, 'body': None},
