@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "cp-config.h"
+#include "cp-backend.h"
 #include "cp-conf.h"
 #include "cp-daemon.h"
 #include "cp-glib.h"
@@ -312,9 +313,21 @@ main(int argc, char **argv)
 		cp_poll_set_test_timing(app.poll, (guint)ms, (guint)ms, (guint)ms);
 	}
 	if (check) {
+		g_autofree char *modules = NULL;
+
 		cp_poll_free(app.poll);
+		/* the modem backend's modules load (none is loaded otherwise
+		 * until a provisioning needs it) */
+		if (CP_DAEMON_MODEM &&
+		    !cp_backend_modem_check(cp_daemon_get_conf(app.daemon), &modules, &error)) {
+			g_printerr("cellprovd: %s\n", error->message);
+			cp_daemon_free(app.daemon);
+			return EXIT_FAILURE;
+		}
 		printf("configuration OK: device %s, state %s\n", cp_daemon_get_device_id(app.daemon),
 		       cp_state_name(cp_daemon_get_state(app.daemon)));
+		if (modules)
+			printf("modem backend modules: %s\n", modules);
 		cp_daemon_free(app.daemon);
 		return EXIT_SUCCESS;
 	}
