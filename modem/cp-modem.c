@@ -368,19 +368,24 @@ auto_owner_cb(GObject *src, GAsyncResult *res, gpointer data)
 	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(src), res, &error);
 	gboolean runs = FALSE;
 
-	if (reply)
-		g_variant_get(reply, "(b)", &runs);
 	if (g_task_return_error_if_cancelled(a->task)) {
 		g_object_unref(a->task);
 		g_free(a);
 		return;
 	}
+	if (!reply) {
+		op_fail(a->task, g_error_new(CP_ERROR, CP_ERR_MODEM,
+					     "modem: asking the bus whether ModemManager runs: %s",
+					     error->message));
+		g_free(a);
+		return;
+	}
+	g_variant_get(reply, "(b)", &runs);
 	if (runs) {
 		auto_ask_mm(a);
 		return;
 	}
-	g_info("ModemManager is not running%s%s", error ? ": " : "", error ? error->message : "");
-	g_info("modem backend: qmi");
+	g_info("ModemManager is not running: modem backend qmi");
 	op_run_on(a->modem, "qmi", a->task, a->target, a->restore_of);
 	g_free(a);
 }
