@@ -117,6 +117,18 @@ def fresh_gio_modules(b):
     return d
 
 
+def unit_environment(unit):
+    """The Environment= of a systemd unit, as a dict."""
+    env = {}
+    if os.path.exists(unit):
+        for line in open(unit):
+            if line.startswith("Environment="):
+                for kv in line.split("=", 1)[1].split():
+                    k, v = kv.split("=", 1)
+                    env[k] = v
+    return env
+
+
 def cpu(pid):
     """Seconds on a CPU: schedstat's nanoseconds (all threads), finer than
     the clock ticks of /proc/PID/stat."""
@@ -151,7 +163,8 @@ def main():
         b.start_bus()
         b.make_gateway(resident=False)     # the default: exit when idle
         b.start_modem()
-        env = {}
+        # the environment cellprovd.service gives it
+        env = unit_environment(os.path.join(build, "systemd", "cellprovd.service"))
         stale = gio_cache_stale() and os.path.exists(GIO_QUERYMODULES)
         if stale:
             env["GIO_MODULE_DIR"] = fresh_gio_modules(b)
@@ -223,6 +236,9 @@ def main():
             row("qmicli --dms-get-ids", "-", figures["qmicli"][0], "-")
         print("(provisioned, receipt read: cellprovd exited 0 %.1f s after the companion's last tap; "
               "%d cellprovd processes left)" % figures["exit"])
+        if env:
+            print("(cellprovd ran with the environment of cellprovd.service: %s)"
+                  % " ".join("%s=%s" % kv for kv in sorted(env.items()) if kv[0] != "GIO_MODULE_DIR"))
         if stale:
             print("(this machine's %s/giomodule.cache is older than its modules: cellprovd ran with "
                   "GIO_MODULE_DIR, a copy of them with a fresh cache, as on a system whose package "
