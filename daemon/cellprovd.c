@@ -5,6 +5,7 @@
 #include <glib.h>
 #include <glib-unix.h>
 #include <locale.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "cp-config.h"
+#include "cp-backend.h"
 #include "cp-conf.h"
 #include "cp-daemon.h"
 #include "cp-glib.h"
@@ -214,6 +216,21 @@ setup_test_hold(CpDaemon *d, const char *spec, GError **error)
  * kept out of core dumps. Without it they use the ordinary heap, still
  * cleansed on free: worth a warning, not a refusal to run.
  */
+/*
+ * What the process needs of its allocators (docs/daemon.md, "Memory"):
+ * OpenSSL without its error strings (a table of some 55 KiB on the heap
+ * that cellprovd never prints: it reports errors with its own messages),
+ * and one malloc arena for every thread (the GLib main context, GDBus,
+ * the NFC worker and the GTask pool would each dirty one of their own).
+ * Before the first allocation of either.
+ */
+static void
+allocators_init(void)
+{
+	mallopt(M_ARENA_MAX, 1);
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL);
+}
+
 static void
 secure_heap_init(void)
 {
@@ -252,6 +269,7 @@ main(int argc, char **argv)
 		G_OPTION_ENTRY_NULL,
 	};
 
+	allocators_init();
 	setlocale(LC_ALL, "");
 	/* the process holds the device key: no core dumps of it, and no
 	 * ptrace by other processes of the same user */
@@ -312,9 +330,21 @@ main(int argc, char **argv)
 		cp_poll_set_test_timing(app.poll, (guint)ms, (guint)ms, (guint)ms);
 	}
 	if (check) {
+		g_autofree char *modules = NULL;
+
 		cp_poll_free(app.poll);
+		/* the modem backend's modules load (none is loaded otherwise
+		 * until a provisioning needs it) */
+		if (CP_DAEMON_MODEM &&
+		    !cp_backend_modem_check(cp_daemon_get_conf(app.daemon), &modules, &error)) {
+			g_printerr("cellprovd: %s\n", error->message);
+			cp_daemon_free(app.daemon);
+			return EXIT_FAILURE;
+		}
 		printf("configuration OK: device %s, state %s\n", cp_daemon_get_device_id(app.daemon),
 		       cp_state_name(cp_daemon_get_state(app.daemon)));
+		if (modules)
+			printf("modem backend modules: %s\n", modules);
 		cp_daemon_free(app.daemon);
 		return EXIT_SUCCESS;
 	}

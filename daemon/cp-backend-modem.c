@@ -11,6 +11,7 @@
 #if CP_DAEMON_MODEM
 
 #include "cp-modem.h"
+#include "cp-modem-driver.h"
 
 typedef struct {
 	CpBackend parent;
@@ -203,7 +204,36 @@ cp_backend_modem_new(const CpConf *conf, const CpSecret *adm1, const CpBackendEv
 	return &bm->parent;
 }
 
+gboolean
+cp_backend_modem_check(const CpConf *conf, char **names, GError **error)
+{
+	const char *want[2] = { NULL, NULL };
+
+	switch (conf->backend) {
+	case CP_BACKEND_QMI: want[0] = "qmi"; break;
+	case CP_BACKEND_MM: want[0] = "mm"; break;
+	case CP_BACKEND_AT: want[0] = "at"; break;
+	case CP_BACKEND_MBIM: want[0] = "mbim"; break;
+	default:
+		want[0] = "qmi";
+		want[1] = CP_HAVE_MM ? "mm" : NULL;
+		break;
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(want) && want[i]; i++)
+		if (!cp_modem_module_get(want[i], error))
+			return FALSE;
+	*names = want[1] ? g_strjoin(", ", want[0], want[1], NULL) : g_strdup(want[0]);
+	return TRUE;
+}
+
 #else
+
+gboolean
+cp_backend_modem_check(const CpConf *conf, char **names, GError **error)
+{
+	cp_set_error(error, CP_ERR_MODEM, "this cellprovd was built without a modem backend (QMI)");
+	return FALSE;
+}
 
 CpBackend *
 cp_backend_modem_new(const CpConf *conf, const CpSecret *adm1, const CpBackendEvents *events,

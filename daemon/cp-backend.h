@@ -93,3 +93,7 @@ typedef struct _CpConf CpConf;
 CpBackend *cp_backend_modem_new(const CpConf *conf, const CpSecret *adm1,
 				const CpBackendEvents *events, gpointer user_data,
 				GError **error);
+/* Load the modules of the configured modem backend (AUTO: those of
+ * ModemManager and QMI) as a provisioning would, touching no modem; their
+ * names, comma-separated, in names. For --check-config. */
+gboolean cp_backend_modem_check(const CpConf *conf, char **names, GError **error);

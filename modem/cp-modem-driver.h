@@ -106,6 +106,31 @@ struct _CpModemDriver {
 	gboolean proxy;
 };
 
+/*
+ * A driver as cellprovd loads it: each driver is a module of its own
+ * (cellprov-modem-NAME.so in CP_MODULE_DIR, CELLPROV_MODULE_DIR for the
+ * build tree), loaded when an operation first needs it, so that an idle
+ * daemon maps no modem library. A module exports one CpModemModule named
+ * cp_modem_module and resolves the engine's symbols (cp-modem-engine.sym)
+ * against the daemon. Programs that link every driver (cellprov-probe,
+ * the tests of the drivers) get the same answers from a table
+ * (cp-modem-builtin.c).
+ */
+typedef struct {
+	const char *version;             /* CP_VERSION: the engine's own */
+	const CpModemDriver *driver;
+	/* the ModemManager module: does ModemManager manage the device?
+	 * (cp-modem-mm.h; what AUTO asks) */
+	void (*find_modem_async)(const char *device, guint timeout, GCancellable *cancellable,
+				 GAsyncReadyCallback callback, gpointer user_data);
+	gboolean (*find_modem_finish)(GAsyncResult *res, char **uid, GError **error);
+} CpModemModule;
+
+/* The driver name ("qmi", "mm", "at", "mbim") from its module, loaded
+ * once and kept. CP_ERR_MODEM saying why not: not in this build, not
+ * installed, not loadable, not a module of this cellprov. */
+const CpModemModule *cp_modem_module_get(const char *name, GError **error);
+
 extern const CpModemDriver cp_modem_driver_qmi;
 extern const CpModemDriver cp_modem_driver_at;
 #if CP_HAVE_MBIM

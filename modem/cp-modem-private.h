@@ -49,7 +49,9 @@ struct _CpModem {
 	guint reenumerate_timeout;
 	char *sysfs;
 	CpPortId *port_id;
-	const CpModemDriver *driver;      /* NULL: AUTO, decided per operation */
+	/* a driver the program gives (the card engine's test); NULL: the
+	 * type's (AUTO: decided per operation), from its module */
+	const CpModemDriver *driver;
 	const CpModemDriver *resolved;    /* what the last operation ran on */
 	gboolean busy;
 	/* the running operation's callbacks */

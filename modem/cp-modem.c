@@ -3,9 +3,6 @@
 
 #include "cp-config.h"
 #include "cp-modem-driver.h"
-#if CP_HAVE_MM
-#include "cp-modem-mm.h"
-#endif
 
 #include <string.h>
 
@@ -99,38 +96,45 @@ cp_modem_set_backend(CpModem *modem, CpModemBackendType type, GError **error)
 	}
 	switch (type) {
 	case CP_MODEM_BACKEND_AUTO:
-		/* without ModemManager support, AUTO can only mean QMI direct */
-		modem->driver = CP_HAVE_MM ? NULL : &cp_modem_driver_qmi;
-		break;
 	case CP_MODEM_BACKEND_QMI:
-		modem->driver = &cp_modem_driver_qmi;
+	case CP_MODEM_BACKEND_AT:
 		break;
 	case CP_MODEM_BACKEND_MM:
-#if CP_HAVE_MM
-		modem->driver = &cp_modem_driver_mm;
-		break;
-#else
-		cp_set_error(error, CP_ERR_MODEM, "modem: the ModemManager backend is not in this build");
-		return FALSE;
-#endif
-	case CP_MODEM_BACKEND_AT:
-		modem->driver = &cp_modem_driver_at;
+		if (!CP_HAVE_MM) {
+			cp_set_error(error, CP_ERR_MODEM, "modem: the ModemManager backend is not in this build");
+			return FALSE;
+		}
 		break;
 	case CP_MODEM_BACKEND_MBIM:
-#if CP_HAVE_MBIM
-		modem->driver = &cp_modem_driver_mbim;
+		if (!CP_HAVE_MBIM) {
+			cp_set_error(error, CP_ERR_MODEM, "modem: the MBIM backend is not in this build");
+			return FALSE;
+		}
 		break;
-#else
-		cp_set_error(error, CP_ERR_MODEM, "modem: the MBIM backend is not in this build");
-		return FALSE;
-#endif
 	default:
 		cp_set_error(error, CP_ERR_MODEM, "modem: unknown backend %d", (int)type);
 		return FALSE;
 	}
+	/* the driver itself is loaded by the first operation (op_run) */
+	modem->driver = NULL;
 	modem->type = type;
 	modem->resolved = NULL;
 	return TRUE;
+}
+
+/* The driver of a backend type; NULL for AUTO (decided per operation). */
+static const char *
+type_name(CpModemBackendType type)
+{
+	switch (type) {
+	case CP_MODEM_BACKEND_QMI: return "qmi";
+	case CP_MODEM_BACKEND_MM: return "mm";
+	case CP_MODEM_BACKEND_AT: return "at";
+	case CP_MODEM_BACKEND_MBIM: return "mbim";
+	case CP_MODEM_BACKEND_AUTO: break;
+	}
+	/* without ModemManager support, AUTO can only mean QMI direct */
+	return CP_HAVE_MM ? NULL : "qmi";
 }
 
 const char *
@@ -138,7 +142,9 @@ cp_modem_get_backend_name(CpModem *modem)
 {
 	if (modem->resolved)
 		return modem->resolved->name;
-	return modem->driver ? modem->driver->name : "auto";
+	if (modem->driver)
+		return modem->driver->name;
+	return type_name(modem->type) ? type_name(modem->type) : "auto";
 }
 
 static const char *const phase_names[] = {
@@ -289,12 +295,35 @@ op_begin(CpModem *modem, gpointer source_tag, GCancellable *cancellable,
 	return task;
 }
 
-#if CP_HAVE_MM
+static void
+op_fail(GTask *task, GError *error)
+{
+	g_task_return_error(task, error);
+	g_object_unref(task);
+}
+
+/* Run on the driver called name, loading its module first. */
+static void
+op_run_on(CpModem *modem, const char *name, GTask *task, CpModemTargetCopy *target,
+	  const CpModemBackup *restore_of)
+{
+	GError *error = NULL;
+	const CpModemModule *m = cp_modem_module_get(name, &error);
+
+	if (!m) {
+		op_fail(task, error);
+		return;
+	}
+	modem->resolved = m->driver;
+	cp_modem_flow_start(modem, m->driver, task, target, restore_of);
+}
+
 typedef struct {
 	CpModem *modem;
 	GTask *task;
 	CpModemTargetCopy *target;
 	const CpModemBackup *restore_of;
+	const CpModemModule *mm;
 } AutoCall;
 
 static void
@@ -302,39 +331,115 @@ auto_found_cb(GObject *src, GAsyncResult *res, gpointer data)
 {
 	AutoCall *a = data;
 	GError *error = NULL;
-	gboolean mm = cp_mm_find_modem_finish(res, NULL, &error);
+	gboolean mm = a->mm->find_modem_finish(res, NULL, &error);
 
 	if (error) {
-		g_task_return_error(a->task, error);
+		op_fail(a->task, error);
 	} else {
 		/* not modem->driver: the next operation asks again */
-		a->modem->resolved = mm ? &cp_modem_driver_mm : &cp_modem_driver_qmi;
-		g_info("modem backend: %s", a->modem->resolved->name);
-		cp_modem_flow_start(a->modem, a->modem->resolved, a->task, a->target, a->restore_of);
+		g_info("modem backend: %s", mm ? "mm" : "qmi");
+		op_run_on(a->modem, mm ? "mm" : "qmi", a->task, a->target, a->restore_of);
 	}
 	g_free(a);
 }
-#endif
 
-/* AUTO: ModemManager when it runs and manages the device, QMI otherwise. */
+static void
+auto_ask_mm(AutoCall *a)
+{
+	GError *error = NULL;
+
+	a->mm = cp_modem_module_get("mm", &error);
+	if (!a->mm) {
+		op_fail(a->task, error);
+		g_free(a);
+		return;
+	}
+	a->mm->find_modem_async(a->modem->device, a->modem->request_timeout * 3,
+				g_task_get_cancellable(a->task), auto_found_cb, a);
+}
+
+/* Whether ModemManager runs, asked of the bus itself: the ModemManager
+ * module (and its libraries) loads only when it does. */
+static void
+auto_owner_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	AutoCall *a = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(src), res, &error);
+	gboolean runs = FALSE;
+
+	if (g_task_return_error_if_cancelled(a->task)) {
+		g_object_unref(a->task);
+		g_free(a);
+		return;
+	}
+	if (!reply) {
+		op_fail(a->task, g_error_new(CP_ERROR, CP_ERR_MODEM,
+					     "modem: asking the bus whether ModemManager runs: %s",
+					     error->message));
+		g_free(a);
+		return;
+	}
+	g_variant_get(reply, "(b)", &runs);
+	if (runs) {
+		auto_ask_mm(a);
+		return;
+	}
+	g_info("ModemManager is not running: modem backend qmi");
+	op_run_on(a->modem, "qmi", a->task, a->target, a->restore_of);
+	g_free(a);
+}
+
+static void
+auto_bus_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+	AutoCall *a = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GDBusConnection) bus = g_bus_get_finish(res, &error);
+
+	if (!bus && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+		op_fail(a->task, g_steal_pointer(&error));
+		g_free(a);
+		return;
+	}
+	if (!bus) {
+		/* no system bus: no ModemManager either */
+		g_info("no system bus (%s): modem backend qmi", error->message);
+		op_run_on(a->modem, "qmi", a->task, a->target, a->restore_of);
+		g_free(a);
+		return;
+	}
+	g_dbus_connection_call(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+			       "org.freedesktop.DBus", "NameHasOwner",
+			       g_variant_new("(s)", "org.freedesktop.ModemManager1"), G_VARIANT_TYPE("(b)"),
+			       G_DBUS_CALL_FLAGS_NONE, -1, g_task_get_cancellable(a->task),
+			       auto_owner_cb, a);
+}
+
+/* AUTO: ModemManager when it runs and manages the device (the
+ * ModemManager module asks it), QMI otherwise. */
 static void
 op_run(CpModem *modem, GTask *task, CpModemTargetCopy *target, const CpModemBackup *restore_of)
 {
-#if CP_HAVE_MM
-	if (!modem->driver) {
-		AutoCall *a = g_new0(AutoCall, 1);
+	const char *name = type_name(modem->type);
+	AutoCall *a;
 
-		a->modem = modem;
-		a->task = task;
-		a->target = target;
-		a->restore_of = restore_of;
-		cp_mm_find_modem_async(modem->device, modem->request_timeout * 3, g_task_get_cancellable(task),
-				       auto_found_cb, a);
+	if (modem->driver) {
+		/* a driver given by the program (tests) */
+		modem->resolved = modem->driver;
+		cp_modem_flow_start(modem, modem->driver, task, target, restore_of);
 		return;
 	}
-#endif
-	modem->resolved = modem->driver;
-	cp_modem_flow_start(modem, modem->driver, task, target, restore_of);
+	if (name) {
+		op_run_on(modem, name, task, target, restore_of);
+		return;
+	}
+	a = g_new0(AutoCall, 1);
+	a->modem = modem;
+	a->task = task;
+	a->target = target;
+	a->restore_of = restore_of;
+	g_bus_get(G_BUS_TYPE_SYSTEM, g_task_get_cancellable(task), auto_bus_cb, a);
 }
 
 static void

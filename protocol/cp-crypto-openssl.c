@@ -2,7 +2,10 @@
 /*
  * The one crypto backend: OpenSSL 3 through EVP. Algorithms are fetched
  * once per process (an explicit fetch per call costs more than hashing a
- * short message); key objects are EVP_PKEY throughout.
+ * short message), each kind when first used: a fetch fills OpenSSL's store
+ * with every algorithm of its kind the provider has (the ciphers, some
+ * 150 KiB of heap), which a daemon waiting for a profile need not hold.
+ * Key objects are EVP_PKEY throughout.
  */
 #include "cp-crypto.h"
 
@@ -25,6 +28,8 @@
 #include "cp-secret.h"
 
 static CRYPTO_ONCE fetch_once = CRYPTO_ONCE_STATIC_INIT;
+static CRYPTO_ONCE mac_once = CRYPTO_ONCE_STATIC_INIT;
+static CRYPTO_ONCE aes_once = CRYPTO_ONCE_STATIC_INIT;
 static EVP_MD *md_sha256;
 static EVP_MAC *mac_hmac;
 static EVP_CIPHER *cipher_ctr;
@@ -33,21 +38,45 @@ static EVP_KDF *kdf_x963;
 static EC_GROUP *group_p256;
 
 static void
-fetch_all(void)
+fetch_digest(void)
 {
 	md_sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
-	mac_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	cipher_ctr = EVP_CIPHER_fetch(NULL, "AES-128-CTR", NULL);
-	cipher_ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
-	kdf_x963 = EVP_KDF_fetch(NULL, "X963KDF", NULL);
 	group_p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
 }
 
+static void
+fetch_mac(void)
+{
+	mac_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	kdf_x963 = EVP_KDF_fetch(NULL, "X963KDF", NULL);
+}
+
+static void
+fetch_aes(void)
+{
+	cipher_ctr = EVP_CIPHER_fetch(NULL, "AES-128-CTR", NULL);
+	cipher_ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
+}
+
+/* SHA-256 and the P-256 group */
 static bool
 fetched(void)
 {
-	return CRYPTO_THREAD_run_once(&fetch_once, fetch_all) &&
-	       md_sha256 && mac_hmac && cipher_ctr && cipher_ecb && kdf_x963 && group_p256;
+	return CRYPTO_THREAD_run_once(&fetch_once, fetch_digest) && md_sha256 && group_p256;
+}
+
+/* HMAC and the X9.63 KDF */
+static bool
+fetched_mac(void)
+{
+	return CRYPTO_THREAD_run_once(&mac_once, fetch_mac) && mac_hmac && kdf_x963;
+}
+
+/* AES-128, CTR and ECB */
+static bool
+fetched_aes(void)
+{
+	return CRYPTO_THREAD_run_once(&aes_once, fetch_aes) && cipher_ctr && cipher_ecb;
 }
 
 void
@@ -74,7 +103,7 @@ cp_hmac_sha256(const uint8_t *key, size_t key_len,
 
 	if ((!key && key_len) || (!data && len) || !out)
 		return CP_ERR_ARGUMENT;
-	if (!fetched())
+	if (!fetched_mac())
 		return CP_ERR_CRYPTO;
 	ctx = EVP_MAC_CTX_new(mac_hmac);
 	if (!ctx)
@@ -119,7 +148,7 @@ cp_aes128_ctr(const uint8_t key[16], const uint8_t icb[16],
 {
 	if (!key || !icb || (len && (!in || !out)))
 		return CP_ERR_ARGUMENT;
-	if (!fetched())
+	if (!fetched_aes())
 		return CP_ERR_CRYPTO;
 	if (len == 0)
 		return CP_OK;
@@ -131,7 +160,7 @@ cp_aes128_ecb_block(const uint8_t key[16], const uint8_t in[16], uint8_t out[16]
 {
 	if (!key || !in || !out)
 		return CP_ERR_ARGUMENT;
-	if (!fetched())
+	if (!fetched_aes())
 		return CP_ERR_CRYPTO;
 	return aes_run(cipher_ecb, key, NULL, in, 16, out);
 }
@@ -145,7 +174,7 @@ cp_aes128_new(const uint8_t key[16])
 {
 	CpAes128 *aes;
 
-	if (!key || !fetched())
+	if (!key || !fetched_aes())
 		return NULL;
 	aes = calloc(1, sizeof *aes);
 	if (!aes)
@@ -193,7 +222,7 @@ cp_x963_kdf_sha256(const uint8_t *z, size_t z_len,
 
 	if (!z || !z_len || (!shared_info && si_len) || !out || !out_len)
 		return CP_ERR_ARGUMENT;
-	if (!fetched())
+	if (!fetched_mac())
 		return CP_ERR_CRYPTO;
 	ctx = EVP_KDF_CTX_new(kdf_x963);
 	if (!ctx)

@@ -43,6 +43,92 @@ def mem(pid):
     return int(st["VmRSS"].split()[0]), int(st["VmHWM"].split()[0]), pd
 
 
+def by_mapping(pid):
+    """Private dirty and RSS (KiB) per mapping of /proc/PID/smaps, grouped:
+    each file by name (its relocated data: .data.rel.ro, GOT, .data, .bss),
+    [heap], [stack], the mlocked secure heap, and the other anonymous maps
+    by size (a thread's stack is 8 MiB, a glibc arena 64 MiB reserved)."""
+    groups = {}
+    cur = None
+
+    def close(m):
+        if not m:
+            return
+        name, size, pd, rss, locked = m
+        if name == "":
+            if locked:
+                name = "[secure heap, mlocked]"
+            elif size in (8192, 8188):
+                name = "[thread stacks]"
+            elif size >= 60000:
+                name = "[malloc arenas]"
+            else:
+                name = "[anonymous]"
+        g = groups.setdefault(name, [0, 0, 0])
+        g[0] += pd
+        g[1] += rss
+        g[2] += 1
+
+    for line in open("/proc/%d/smaps" % pid):
+        f = line.split()
+        if "-" in f[0] and not f[0].endswith(":"):
+            close(cur)
+            lo, hi = (int(x, 16) for x in f[0].split("-"))
+            path = f[5] if len(f) > 5 else ""
+            cur = [os.path.basename(path).split(".so")[0] + (".so" if ".so" in path else "")
+                   if path.startswith("/") else path, (hi - lo) // 1024, 0, 0, False]
+        elif f[0] == "Private_Dirty:":
+            cur[2] = int(f[1])
+        elif f[0] == "Rss:":
+            cur[3] = int(f[1])
+        elif f[0] == "Locked:" and int(f[1]) > 0:
+            cur[4] = True
+    close(cur)
+    return groups
+
+
+GIO_MODULES = "/usr/lib/x86_64-linux-gnu/gio/modules"
+GIO_QUERYMODULES = "/usr/lib/x86_64-linux-gnu/glib-2.0/gio-querymodules"
+
+
+def gio_cache_stale():
+    """Whether GIO would load its modules (TLS, proxy) eagerly: it does
+    for a module changed (ctime) after giomodule.cache was written, and
+    the libraries they bring stay mapped (libproxy, libstdc++, p11-kit).
+    A system whose packages ran their triggers has a fresh cache."""
+    cache = os.path.join(GIO_MODULES, "giomodule.cache")
+    if not os.path.exists(cache):
+        return False
+    t = os.stat(cache).st_mtime
+    return any(os.stat(os.path.join(GIO_MODULES, f)).st_ctime > t
+               for f in os.listdir(GIO_MODULES) if f.endswith(".so"))
+
+
+def fresh_gio_modules(b):
+    """The system's GIO modules in the bench's directory with a cache
+    written after them: what GIO_MODULE_DIR gives cellprovd when this
+    machine's cache is stale."""
+    d = b.path("gio-modules")
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(GIO_MODULES):
+        if f.endswith(".so"):
+            shutil.copy(os.path.join(GIO_MODULES, f), d)
+    subprocess.run([GIO_QUERYMODULES, d], check=True)
+    return d
+
+
+def unit_environment(unit):
+    """The Environment= of a systemd unit, as a dict."""
+    env = {}
+    if os.path.exists(unit):
+        for line in open(unit):
+            if line.startswith("Environment="):
+                for kv in line.split("=", 1)[1].split():
+                    k, v = kv.split("=", 1)
+                    env[k] = v
+    return env
+
+
 def cpu(pid):
     """Seconds on a CPU: schedstat's nanoseconds (all threads), finer than
     the clock ticks of /proc/PID/stat."""
@@ -67,6 +153,9 @@ def row(name, *cols):
 
 def main():
     build = sys.argv[1]
+    # a program just linked is dirty page cache until written back: its
+    # pages would count as the process's private dirty memory
+    os.sync()
     b = E2E(build)
     figures = {}
     try:
@@ -74,14 +163,21 @@ def main():
         b.start_bus()
         b.make_gateway(resident=False)     # the default: exit when idle
         b.start_modem()
-        p = b.start_cellprovd(debug=False)
+        # the environment cellprovd.service gives it
+        env = unit_environment(os.path.join(build, "systemd", "cellprovd.service"))
+        stale = gio_cache_stale() and os.path.exists(GIO_QUERYMODULES)
+        if stale:
+            env["GIO_MODULE_DIR"] = fresh_gio_modules(b)
+        p = b.start_cellprovd(debug=False, env=env)
         time.sleep(1.0)
         figures["cellprovd idle"] = mem(p.pid)
+        maps_idle = by_mapping(p.pid)
         c0 = cpu(p.pid)
         comp, tag, after, rc, out = b.tap()
         b.wait_state("provisioned", timeout=60)
         c1 = cpu(p.pid)
         figures["cellprovd after provisioning"] = mem(p.pid)
+        maps_after = by_mapping(p.pid)
         figures["cpu"] = c1 - c0
         # the phone reads the receipt: nothing is left to do
         t0 = time.monotonic()
@@ -140,6 +236,26 @@ def main():
             row("qmicli --dms-get-ids", "-", figures["qmicli"][0], "-")
         print("(provisioned, receipt read: cellprovd exited 0 %.1f s after the companion's last tap; "
               "%d cellprovd processes left)" % figures["exit"])
+        if env:
+            print("(cellprovd ran with the environment of cellprovd.service: %s)"
+                  % " ".join("%s=%s" % kv for kv in sorted(env.items()) if kv[0] != "GIO_MODULE_DIR"))
+        if stale:
+            print("(this machine's %s/giomodule.cache is older than its modules: cellprovd ran with "
+                  "GIO_MODULE_DIR, a copy of them with a fresh cache, as on a system whose package "
+                  "triggers ran)" % GIO_MODULES)
+        print()
+        print("cellprovd private dirty by mapping (KiB; RSS in brackets)")
+        row("", "idle", "provisioned")
+        names = sorted(set(maps_idle) | set(maps_after),
+                       key=lambda n: -max(maps_idle.get(n, [0])[0], maps_after.get(n, [0])[0]))
+        for name in names:
+            i, a = maps_idle.get(name), maps_after.get(name)
+            if max(i[0] if i else 0, a[0] if a else 0) < 4:
+                continue
+            row(name[:34], "%d (%d)" % (i[0], i[1]) if i else "-", "%d (%d)" % (a[0], a[1]) if a else "-")
+        small_i = sum(v[0] for n, v in maps_idle.items() if max(v[0], maps_after.get(n, [0])[0]) < 4)
+        small_a = sum(v[0] for n, v in maps_after.items() if max(v[0], maps_idle.get(n, [0])[0]) < 4)
+        row("(the rest, under 4 each)", small_i, small_a)
         print()
         print("CPU time (s)")
         row("cellprovd, one provisioning", "%.3f" % figures["cpu"])

@@ -171,8 +171,11 @@ class E2E(netbench.Bench):
         return state
 
     def nfc_env(self):
+        # cellprovd's modem drivers from the build tree (CP_MODULE_DIR is
+        # where they are installed)
         return dict(os.environ, LIBNFC_AUTO_SCAN="false", LIBNFC_INTRUSIVE_SCAN="false",
-                    LIBNFC_LOG_LEVEL="0")
+                    LIBNFC_LOG_LEVEL="0",
+                    CELLPROV_MODULE_DIR=os.environ.get("CELLPROV_MODULE_DIR") or self.prog("modem"))
 
     def start_cellprovd(self, debug=True, env=None):
         """cellprovd on the bench, once it answers on the bus; env adds to

@@ -70,12 +70,32 @@ def committed_seq(b):
     return ctl
 
 
+MODEM_LIBS = ("libqmi-glib", "libmm-glib", "libmbim-glib", "libqrtr-glib")
+
+
+def mapped_libs(pid):
+    """The files of the modem libraries and cellprov modules the process
+    maps (/proc/PID/maps), by name prefix."""
+    found = {}
+    for line in open("/proc/%d/maps" % pid):
+        path = line.split()[-1] if "/" in line else ""
+        name = os.path.basename(path)
+        for prefix in MODEM_LIBS + ("cellprov-modem-",):
+            if name.startswith(prefix):
+                found[name.split(".so")[0]] = path
+    return found
+
+
 def test_happy_path(b):
     b.start_modem()
     b.link_up()
-    b.start_cellprovd()
+    p = b.start_cellprovd()
     st = b.ctl("status").json
     check(st["status"]["state"] == "idle", "cellprovd is idle on the bench")
+    # the modem drivers are modules: an idle daemon maps none of them,
+    # nor any modem library (modem/cp-modem-module.c)
+    idle = mapped_libs(p.pid)
+    check(not idle, "idle cellprovd maps no modem library or module (%s)" % ", ".join(sorted(idle)))
     rc, res = b.tap_nfc()
     check(rc == 0 and res["result"] == "ok", "companion over NFC: ok (%s)" % res.get("error"))
     check(res["device"]["device-id"] == b.gw_info["device-id"], "the companion read the device's DeviceID")
@@ -92,6 +112,18 @@ def test_happy_path(b):
     with open(b.first_profile, "wb") as f:
         f.write(written[0])
     b.wait_state("provisioned", timeout=5)
+    # a QMI provisioning (backend=auto, no ModemManager on the bench) maps
+    # the QMI module and libqmi, not ModemManager's module or library;
+    # libmbim and libqrtr only as libqmi's own (Debian's speaks QMI over
+    # MBIM and QRTR)
+    after = mapped_libs(p.pid)
+    check("cellprov-modem-qmi" in after and "libqmi-glib" in after,
+          "the provisioning loaded the QMI module and libqmi (%s)" % ", ".join(sorted(after)))
+    with open(after["libqmi-glib"], "rb") as f:
+        libqmi = f.read()
+    extra = [n for n in after if n not in ("cellprov-modem-qmi", "libqmi-glib") and
+             not (n in ("libmbim-glib", "libqrtr-glib") and n.encode() in libqmi)]
+    check(not extra, "nothing but the QMI module and libqmi mapped (%s)" % ", ".join(sorted(extra)))
     st = b.ctl("status").json
     check(st["network"]["operator"].startswith("00101"), "operator %r" % st["network"]["operator"])
     check(st["network"]["imsi"].startswith("00101") and "*" in st["network"]["imsi"],
