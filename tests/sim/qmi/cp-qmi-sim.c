@@ -383,10 +383,13 @@ reset_done_cb(gpointer data)
 			g_source_remove(sim.drop_timer);
 			port_drop_cb(NULL);
 		}
-		if (!cp_sim_modem_port_return(&sim.m, path))
-			return G_SOURCE_REMOVE;
-		sim.pty_conn = conn_new(cp_sim_modem_port_fd(&sim.m), FALSE);
+		/* the kernel's device_add(): the sysfs device, then its node */
 		sysfs_up(path);
+		if (!cp_sim_modem_port_return(&sim.m, path)) {
+			sysfs_down(path);
+			return G_SOURCE_REMOVE;
+		}
+		sim.pty_conn = conn_new(cp_sim_modem_port_fd(&sim.m), FALSE);
 		printf("ready %s\n", path);
 		fflush(stdout);
 	}
@@ -1222,10 +1225,13 @@ accept_cb(int fd, GIOCondition cond, gpointer data)
 static gboolean
 open_pty(const char *path, GError **error)
 {
-	if (!cp_sim_modem_port_open(&sim.m, path, error))
-		return FALSE;
-	sim.pty_conn = conn_new(cp_sim_modem_port_fd(&sim.m), FALSE);
+	/* the sysfs device first, then its node, as device_add() does */
 	sysfs_up(path);
+	if (!cp_sim_modem_port_open(&sim.m, path, error)) {
+		sysfs_down(path);
+		return FALSE;
+	}
+	sim.pty_conn = conn_new(cp_sim_modem_port_fd(&sim.m), FALSE);
 	return TRUE;
 }
 
