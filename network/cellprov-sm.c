@@ -31,6 +31,7 @@
 #include "cp-sm-store.h"
 #include "cp-glib.h"
 #include "cp-http.h"
+#include "cp-workers.h"
 
 typedef struct {
 	char *name;
@@ -2786,12 +2787,16 @@ main(int argc, char **argv)
 {
 	g_autofree char *config = NULL, *listen = NULL, *port_file = NULL;
 	g_autofree char *cfg_listen = NULL, *tls_cert = NULL, *tls_key = NULL, *client_ca = NULL;
+	g_autofree char *worker_opt = NULL;
+	g_auto(GStrv) args = g_strdupv(argv);
+	CpWorker worker;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GOptionContext) oc = g_option_context_new("- cellprov subscription manager (reference network)");
 	GOptionEntry entries[] = {
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "Configuration file (default: " CP_SYSCONFDIR "/cellprov/sm.conf)", "FILE" },
 		{ "listen", 'l', 0, G_OPTION_ARG_STRING, &listen, "Listen on host:port (overrides the file; port 0: any free port)", "ADDR" },
 		{ "port-file", 0, 0, G_OPTION_ARG_FILENAME, &port_file, "Write the bound port here once listening", "FILE" },
+		CP_OPTION_WORKER(&worker_opt),
 		CP_OPTION_VERSION,
 		G_OPTION_ENTRY_NULL
 	};
@@ -2803,6 +2808,18 @@ main(int argc, char **argv)
 	if (!g_option_context_parse(oc, &argc, &argv, &error)) {
 		g_printerr("cellprov-sm: %s\n", error->message);
 		return 2;
+	}
+	if (!cp_worker_parse(worker_opt, &worker, &error)) {
+		g_printerr("cellprov-sm: %s\n", error->message);
+		return 2;
+	}
+	if (worker.fd < 0) {
+		/* workers > 1: this process supervises them */
+		int r = cp_workers_main("cellprov-sm", "sm", config ? config : CP_SYSCONFDIR "/cellprov/sm.conf", args,
+					listen, "127.0.0.1:8443", port_file);
+
+		if (r >= 0)
+			return r;
 	}
 	secure_heap_init();
 	if (!sm_load(&sm, config ? config : CP_SYSCONFDIR "/cellprov/sm.conf", &error))
@@ -2828,6 +2845,7 @@ main(int argc, char **argv)
 			     "no tls-certificate: set one, or plain-http=true to serve companions without TLS");
 		goto out;
 	}
+	cp_worker_apply(&worker, &hc);
 	sm.http = cp_http_server_new(&hc, &error);
 	if (!sm.http)
 		goto out;
@@ -2845,7 +2863,7 @@ main(int argc, char **argv)
 	sm.loop = g_main_loop_new(NULL, FALSE);
 	g_unix_signal_add(SIGTERM, on_signal, &sm);
 	g_unix_signal_add(SIGINT, on_signal, &sm);
-	if (port_file && !cp_http_server_write_port(sm.http, port_file, &error))
+	if (port_file && worker.fd < 0 && !cp_http_server_write_port(sm.http, port_file, &error))
 		goto out;
 	g_message("listening on port %u (%s)", cp_http_server_get_port(sm.http), tls_cert ? "HTTPS" : "HTTP");
 	if (cp_http_server_get_metrics_port(sm.http))
@@ -2853,7 +2871,9 @@ main(int argc, char **argv)
 
 	/* Bindings whose decommission timed out while the SM was down. */
 	expire_releasing(&sm, NULL);
+	cp_worker_ready(&worker);
 	g_main_loop_run(sm.loop);
+	cp_worker_stopping(&worker);
 	ret = 0;
 out:
 	if (error)
