@@ -8,6 +8,8 @@ the program with a specific error."""
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -112,8 +114,68 @@ def bad_values(b):
           "a worker's configuration error stops the supervisor (%d %r)" % (r.returncode, r.stderr[-300:]))
 
 
+def notify_and_watchdog(b):
+    """Under systemd's protocol: READY=1 from the supervisor once both
+    workers listen, WATCHDOG=1 pings from it, nothing from a worker; a
+    worker stopped (SIGSTOP) is killed and replaced within the watchdog's
+    interval, and SIGTERM gets STOPPING=1."""
+    path = b.path("notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    sock.settimeout(10)
+    conf = b.path("notify-sm.conf")
+    with open(conf, "w") as f:
+        f.write(open(b.path("sm.conf")).read() + "workers=2\n")
+    log = open(b.path("notify-sm.log"), "w")
+    env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="1000000")
+    p = subprocess.Popen([b.prog("network/cellprov-sm"), "-c", conf, "--listen", "127.0.0.1:0"],
+                         stdout=log, stderr=subprocess.STDOUT, env=env)
+    got = []
+
+    def receive(want):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            data, anc, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(12))
+            pid = [struct.unpack("iII", d)[0] for lvl, t, d in anc
+                   if lvl == socket.SOL_SOCKET and t == socket.SCM_CREDENTIALS][0]
+            got.append((pid, data.decode()))
+            if want in data.decode():
+                return
+        raise Fail("no %r from the supervisor (%r)" % (want, got))
+
+    try:
+        receive("READY=1")
+        check(got[-1][1].startswith("READY=1\nSTATUS=2 workers on port "), "READY=1 with a status")
+        workers = children(p.pid)
+        check(len(workers) == 2, "two workers when READY=1 comes")
+        receive("WATCHDOG=1")
+        os.kill(workers[0], signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while workers[0] in children(p.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(workers[0] not in children(p.pid), "a stalled worker is killed within the watchdog interval")
+        check(len([c for c in children(p.pid) if c != workers[1]]) <= 1, "and only it")
+        deadline = time.monotonic() + 5
+        while "listening again" not in open(b.path("notify-sm.log")).read() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check("sent no heartbeat" in open(b.path("notify-sm.log")).read(), "the log says why it was killed")
+        receive("WATCHDOG=1")
+        p.send_signal(signal.SIGTERM)
+        receive("STOPPING=1")
+        check(p.wait(timeout=10) == 0, "the supervisor exits 0 on SIGTERM")
+        check(all(pid == p.pid for pid, _ in got), "only the supervisor talks to systemd (%r)" %
+              sorted(set(pid for pid, _ in got)))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        sock.close()
+
+
 def test_workers(b):
     bad_values(b)
+    notify_and_watchdog(b)
 
     b.stop("sm")
     b.stop("ausf")
