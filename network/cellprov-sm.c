@@ -231,6 +231,7 @@ typedef struct {
 	char token_hex[2 * CP_SHA256_LEN + 1];
 	CpBuf profile;
 	gint64 started;
+	gboolean ausf_retry;            /* the AUSF call is being sent again */
 } Provision;
 
 static void release_reservation(Provision *p);
@@ -323,6 +324,28 @@ chain_fetched(GObject *source, GAsyncResult *res, gpointer data)
 	provision_step(p);
 }
 
+/*
+ * A call to the AUSF that failed in transport may have gone out on a kept
+ * connection the AUSF closed just then (idle at its request-timeout, or
+ * given way at a connection limit): sent again once, on a connection of
+ * its own, when sending it twice does what sending it once does. libsoup
+ * 3 re-sends only GET, HEAD, OPTIONS, TRACE, PUT and DELETE itself,
+ * SOUP_MESSAGE_IDEMPOTENT or not. Not after a timeout (the AUSF is slow,
+ * not gone) or a TLS failure other than the peer's close.
+ */
+static gboolean
+ausf_worth_resending(const GError *error)
+{
+	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return FALSE;
+	if (error->domain == G_TLS_ERROR)
+		return g_error_matches(error, G_TLS_ERROR, G_TLS_ERROR_EOF);
+	return TRUE;
+}
+
+static void call_ausf(Provision *p);
+
 static void
 ausf_answered(GObject *source, GAsyncResult *res, gpointer data)
 {
@@ -339,6 +362,14 @@ ausf_answered(GObject *source, GAsyncResult *res, gpointer data)
 	guint status;
 
 	if (!body) {
+		/* only a claim's call is idempotent (new-keys false) */
+		if (p->operation == CP_OP_CLAIM && !p->ausf_retry && ausf_worth_resending(error)) {
+			g_message("request=%s the AUSF call failed (%s): sending it again on a new connection",
+				  cp_http_request_id(p->msg), error->message);
+			p->ausf_retry = TRUE;
+			call_ausf(p);
+			return;
+		}
 		provision_fail(p, SOUP_STATUS_BAD_GATEWAY, "ausf-failed", 0, error->message);
 		return;
 	}
@@ -437,13 +468,16 @@ call_ausf(Provision *p)
 	cp_cleanse(auth, strlen(auth));
 	/* the AUSF logs the same id: one provisioning, one id in both logs */
 	soup_message_headers_replace(soup_message_get_request_headers(m), "X-Request-Id", cp_http_request_id(p->msg));
-	/* libsoup sends a POST on a connection of its own unless told it may
-	 * be sent again (which it does only when a kept connection fails
-	 * before any answer): a claim's call gives the same SUPI and keys
-	 * twice, a re-provisioning's a further key generation, the older
-	 * one still valid, whose answer the SM never sees. So the calls
-	 * share kept connections. */
-	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT | SOUP_MESSAGE_IDEMPOTENT);
+	/* libsoup sends a POST on a connection of its own unless it is
+	 * flagged idempotent. A claim's call is (new-keys false: sent twice,
+	 * it gives the same SUPI and keys twice): it goes over the kept
+	 * connections, and is sent again once if a kept one fails under it
+	 * (ausf_answered). A re-provisioning's or a transfer's makes a key
+	 * generation each time it is sent: a connection of its own, which
+	 * no idle close can race, and never sent twice. */
+	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT);
+	if (p->operation == CP_OP_CLAIM)
+		soup_message_add_flags(m, p->ausf_retry ? SOUP_MESSAGE_NEW_CONNECTION : SOUP_MESSAGE_IDEMPOTENT);
 	soup_session_send_and_read_async(sm->ausf_session, m, G_PRIORITY_DEFAULT, NULL, ausf_answered, p);
 }
 
@@ -1230,6 +1264,7 @@ typedef struct {
 	guint i;
 	AusfDone done;
 	gpointer data;
+	gboolean retry;  /* the current call is being sent again */
 } AusfJob;
 
 static AusfJob *
@@ -1281,6 +1316,12 @@ ausf_job_answered(GObject *source, GAsyncResult *res, gpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
 
+	if (!body && !j->retry && ausf_worth_resending(error)) {
+		/* retire and remove may be repeated: see ausf_worth_resending */
+		j->retry = TRUE;
+		ausf_job_next(j);
+		return;
+	}
 	if (!body || soup_message_get_status(m) != SOUP_STATUS_OK) {
 		g_autofree char *msg = g_strdup_printf("the AUSF refused %s %s: %s",
 						       (const char *)j->methods->pdata[j->i], "/v1/subscribers/...",
@@ -1293,6 +1334,7 @@ ausf_job_answered(GObject *source, GAsyncResult *res, gpointer data)
 		return;
 	}
 	j->i++;
+	j->retry = FALSE;
 	ausf_job_next(j);
 }
 
@@ -1321,7 +1363,9 @@ ausf_job_next(AusfJob *j)
 	auth = g_strdup_printf("Bearer %.*s", (int)sm->ausf_token->len, (const char *)sm->ausf_token->data);
 	soup_message_headers_replace(soup_message_get_request_headers(m), "Authorization", auth);
 	cp_cleanse(auth, strlen(auth));
-	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT);
+	/* POST .../retire and DELETE: idempotent, over the kept connections */
+	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT |
+			       (j->retry ? SOUP_MESSAGE_NEW_CONNECTION : SOUP_MESSAGE_IDEMPOTENT));
 	soup_session_send_and_read_async(sm->ausf_session, m, G_PRIORITY_DEFAULT, NULL, ausf_job_answered, j);
 }
 

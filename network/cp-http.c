@@ -619,6 +619,14 @@ on_got_body(SoupServerMessage *msg, gpointer data)
 	/* after the handler: it has authenticated the connection or not */
 	if (!c || !c->counted || !c->authenticated || s->main)
 		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
+	/* At a limit, the next newcomer would close an idle kept connection,
+	 * maybe just as its client sends a request on it (which the client
+	 * cannot tell from a failure after its request was served). The
+	 * answer that would leave a connection idle at a limit says
+	 * "Connection: close" instead: the client knows before it sends. */
+	else if (s->n_connections >= s->cfg.max_connections ||
+		 GPOINTER_TO_UINT(g_hash_table_lookup(s->per_source, c->source)) >= s->cfg.max_per_source)
+		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
 }
 
 static void
