@@ -849,11 +849,10 @@ provision_step(Provision *p)
 		return;
 
 	case STEP_VERIFY_CHAIN: {
-		gsize len;
-		const void *pem = g_bytes_get_data(p->chain, &len);
-
 		g_debug("[%s] (%d/%d) verifying the chain", p->id_hex, p->step, N_STEPS);
-		p->device_key = cp_chain_verify(sm->anchors, pem, len, g_get_real_time() / G_USEC_PER_SEC, &error);
+		/* a cached chain is parsed once, verified every time */
+		p->device_key = cp_chain_verify_cached(sm->chain_cache, p->url, p->chain, sm->anchors,
+						       g_get_real_time() / G_USEC_PER_SEC, &error);
 		if (!p->device_key) {
 			if (error->code == CP_CHAIN_ERROR_GARBAGE)
 				chain_unavailable(p, error->message);
