@@ -245,15 +245,32 @@ def test_keepalive(b):
     c = http.client.HTTPSConnection("127.0.0.1", b.sm_port, context=b.ssl_context(), timeout=10)
     check(get(c) == (401, "close"), "an unauthenticated request is answered with Connection: close")
     c.close()
+    # the connections above gone at the SM too, so that it counts these alone
+    deadline = time.monotonic() + 5
+    while fds() > base and time.monotonic() < deadline:
+        time.sleep(0.05)
     kept = []
     for i in range(20):
         c = http.client.HTTPSConnection("127.0.0.1", b.sm_port, context=b.ssl_context(), timeout=10)
         kept.append((c, get(c, b.token)))
     answers = [a for _, a in kept]
-    check(answers[:15] == [(200, None)] * 15 and answers[15:] == [(200, "close")] * 5,
-          "20 connections from one address: the first 15 kept alive, each answer that would leave a 16th "
+    # (after the 16th, whether the SM has closed the one before when the
+    # next comes, or made an idle one give way to it, is a matter of timing)
+    check(answers[:15] == [(200, None)] * 15 and answers[15] == (200, "close") and
+          all(a in ((200, None), (200, "close")) for a in answers[16:]),
+          "20 connections from one address: the first 15 kept alive, the answer that would leave a 16th "
           "idle (the limit) says Connection: close (%r)" % answers)
-    kept = kept[:15]
+    # again from none: 15 kept, then two newcomers
+    for c, _ in kept:
+        c.close()
+    deadline = time.monotonic() + 5
+    while fds() > base and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kept = []
+    for i in range(15):
+        c = http.client.HTTPSConnection("127.0.0.1", b.sm_port, context=b.ssl_context(), timeout=10)
+        kept.append((c, get(c, b.token)))
+    check([a for _, a in kept] == [(200, None)] * 15, "15 connections kept again")
     # a newcomer at the limit still gets in: the oldest idle one gives way
     extra = []
     for i in range(2):
@@ -262,14 +279,15 @@ def test_keepalive(b):
         extra.append((c, None))
     answers = [get(c, b.token) for c, _ in extra]
     check(answers[0] == (200, "close") and answers[1][0] == 200,
-          "two newcomers at the limit served, the first (at the limit) told Connection: close (%r)" % answers)
+          "two newcomers, the second at the limit: both served, the first (at the limit when it is "
+          "answered) told Connection: close (%r)" % answers)
     fresh = 0
     for c, _ in kept:
         try:
             fresh += get(c, b.token)[0] == 200
         except (OSError, http.client.HTTPException):
             pass
-    check(fresh < 15, "the oldest idle connections gave way to the newer ones (%d of 15 still open)" % fresh)
+    check(fresh == 14, "the oldest idle connection gave way to the second newcomer (%d of 15 still open)" % fresh)
     kept += extra
     for c, _ in kept:
         c.close()
