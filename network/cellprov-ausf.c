@@ -39,6 +39,7 @@
 #include "cp-ausf-store.h"
 #include "cp-glib.h"
 #include "cp-http.h"
+#include "cp-workers.h"
 
 typedef struct {
 	char *supi;
@@ -599,6 +600,9 @@ main(int argc, char **argv)
 	g_autofree char *config = NULL, *listen = NULL, *port_file = NULL, *export_path = NULL;
 	g_autofree char *cfg_listen = NULL, *tls_cert = NULL, *tls_key = NULL;
 	gboolean export = FALSE;
+	g_autofree char *worker_opt = NULL;
+	g_auto(GStrv) args = g_strdupv(argv);
+	CpWorker worker;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GOptionContext) oc = g_option_context_new("- cellprov AUSF/UDM (reference network)");
 	GOptionEntry entries[] = {
@@ -607,6 +611,7 @@ main(int argc, char **argv)
 		{ "port-file", 0, 0, G_OPTION_ARG_FILENAME, &port_file, "Write the bound port here once listening", "FILE" },
 		{ "export", 0, 0, G_OPTION_ARG_NONE, &export, "Print the subscriber file and exit", NULL },
 		{ "export-file", 0, 0, G_OPTION_ARG_FILENAME, &export_path, "Write the subscriber file (0600) and exit", "FILE" },
+		CP_OPTION_WORKER(&worker_opt),
 		CP_OPTION_VERSION,
 		G_OPTION_ENTRY_NULL
 	};
@@ -619,6 +624,19 @@ main(int argc, char **argv)
 	if (!g_option_context_parse(oc, &argc, &argv, &error)) {
 		g_printerr("cellprov-ausf: %s\n", error->message);
 		return 2;
+	}
+	if (!cp_worker_parse(worker_opt, &worker, &error)) {
+		g_printerr("cellprov-ausf: %s\n", error->message);
+		return 2;
+	}
+	if (worker.fd < 0 && !export && !export_path) {
+		/* workers > 1: this process supervises them */
+		int r = cp_workers_main("cellprov-ausf", "ausf",
+					config ? config : CP_SYSCONFDIR "/cellprov/ausf.conf", args,
+					listen, "127.0.0.1:8081", port_file);
+
+		if (r >= 0)
+			return r;
 	}
 	if (!ausf_load(&a, config ? config : CP_SYSCONFDIR "/cellprov/ausf.conf", &error))
 		goto out;
@@ -655,6 +673,7 @@ main(int argc, char **argv)
 	hc.body_max = 8192;
 	if (!cp_http_config_load(&hc, a.kf, "ausf", &error))
 		goto out;
+	cp_worker_apply(&worker, &hc);
 	a.http = cp_http_server_new(&hc, &error);
 	if (!a.http)
 		goto out;
@@ -666,13 +685,15 @@ main(int argc, char **argv)
 	a.loop = g_main_loop_new(NULL, FALSE);
 	g_unix_signal_add(SIGTERM, on_signal, &a);
 	g_unix_signal_add(SIGINT, on_signal, &a);
-	if (port_file && !cp_http_server_write_port(a.http, port_file, &error))
+	if (port_file && worker.fd < 0 && !cp_http_server_write_port(a.http, port_file, &error))
 		goto out;
 	g_message("listening on port %u (%s)", cp_http_server_get_port(a.http), tls_cert ? "HTTPS" : "HTTP");
 	if (cp_http_server_get_metrics_port(a.http))
 		g_message("/metrics and /healthz on port %u", cp_http_server_get_metrics_port(a.http));
 
+	cp_worker_ready(&worker);
 	g_main_loop_run(a.loop);
+	cp_worker_stopping(&worker);
 	ret = 0;
 out:
 	if (error)

@@ -31,6 +31,7 @@
 #include "cp-sm-store.h"
 #include "cp-glib.h"
 #include "cp-http.h"
+#include "cp-workers.h"
 
 typedef struct {
 	char *name;
@@ -230,6 +231,7 @@ typedef struct {
 	char token_hex[2 * CP_SHA256_LEN + 1];
 	CpBuf profile;
 	gint64 started;
+	gboolean ausf_retry;            /* the AUSF call is being sent again */
 } Provision;
 
 static void release_reservation(Provision *p);
@@ -322,6 +324,28 @@ chain_fetched(GObject *source, GAsyncResult *res, gpointer data)
 	provision_step(p);
 }
 
+/*
+ * A call to the AUSF that failed in transport may have gone out on a kept
+ * connection the AUSF closed just then (idle at its request-timeout, or
+ * given way at a connection limit): sent again once, on a connection of
+ * its own, when sending it twice does what sending it once does. libsoup
+ * 3 re-sends only GET, HEAD, OPTIONS, TRACE, PUT and DELETE itself,
+ * SOUP_MESSAGE_IDEMPOTENT or not. Not after a timeout (the AUSF is slow,
+ * not gone) or a TLS failure other than the peer's close.
+ */
+static gboolean
+ausf_worth_resending(const GError *error)
+{
+	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return FALSE;
+	if (error->domain == G_TLS_ERROR)
+		return g_error_matches(error, G_TLS_ERROR, G_TLS_ERROR_EOF);
+	return TRUE;
+}
+
+static void call_ausf(Provision *p);
+
 static void
 ausf_answered(GObject *source, GAsyncResult *res, gpointer data)
 {
@@ -338,6 +362,14 @@ ausf_answered(GObject *source, GAsyncResult *res, gpointer data)
 	guint status;
 
 	if (!body) {
+		/* only a claim's call is idempotent (new-keys false) */
+		if (p->operation == CP_OP_CLAIM && !p->ausf_retry && ausf_worth_resending(error)) {
+			g_message("request=%s the AUSF call failed (%s): sending it again on a new connection",
+				  cp_http_request_id(p->msg), error->message);
+			p->ausf_retry = TRUE;
+			call_ausf(p);
+			return;
+		}
 		provision_fail(p, SOUP_STATUS_BAD_GATEWAY, "ausf-failed", 0, error->message);
 		return;
 	}
@@ -436,13 +468,16 @@ call_ausf(Provision *p)
 	cp_cleanse(auth, strlen(auth));
 	/* the AUSF logs the same id: one provisioning, one id in both logs */
 	soup_message_headers_replace(soup_message_get_request_headers(m), "X-Request-Id", cp_http_request_id(p->msg));
-	/* libsoup sends a POST on a connection of its own unless told it may
-	 * be sent again (which it does only when a kept connection fails
-	 * before any answer): a claim's call gives the same SUPI and keys
-	 * twice, a re-provisioning's a further key generation, the older
-	 * one still valid, whose answer the SM never sees. So the calls
-	 * share kept connections. */
-	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT | SOUP_MESSAGE_IDEMPOTENT);
+	/* libsoup sends a POST on a connection of its own unless it is
+	 * flagged idempotent. A claim's call is (new-keys false: sent twice,
+	 * it gives the same SUPI and keys twice): it goes over the kept
+	 * connections, and is sent again once if a kept one fails under it
+	 * (ausf_answered). A re-provisioning's or a transfer's makes a key
+	 * generation each time it is sent: a connection of its own, which
+	 * no idle close can race, and never sent twice. */
+	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT);
+	if (p->operation == CP_OP_CLAIM)
+		soup_message_add_flags(m, p->ausf_retry ? SOUP_MESSAGE_NEW_CONNECTION : SOUP_MESSAGE_IDEMPOTENT);
 	soup_session_send_and_read_async(sm->ausf_session, m, G_PRIORITY_DEFAULT, NULL, ausf_answered, p);
 }
 
@@ -814,11 +849,10 @@ provision_step(Provision *p)
 		return;
 
 	case STEP_VERIFY_CHAIN: {
-		gsize len;
-		const void *pem = g_bytes_get_data(p->chain, &len);
-
 		g_debug("[%s] (%d/%d) verifying the chain", p->id_hex, p->step, N_STEPS);
-		p->device_key = cp_chain_verify(sm->anchors, pem, len, g_get_real_time() / G_USEC_PER_SEC, &error);
+		/* a cached chain is parsed once, verified every time */
+		p->device_key = cp_chain_verify_cached(sm->chain_cache, p->url, p->chain, sm->anchors,
+						       g_get_real_time() / G_USEC_PER_SEC, &error);
 		if (!p->device_key) {
 			if (error->code == CP_CHAIN_ERROR_GARBAGE)
 				chain_unavailable(p, error->message);
@@ -1229,6 +1263,7 @@ typedef struct {
 	guint i;
 	AusfDone done;
 	gpointer data;
+	gboolean retry;  /* the current call is being sent again */
 } AusfJob;
 
 static AusfJob *
@@ -1280,6 +1315,12 @@ ausf_job_answered(GObject *source, GAsyncResult *res, gpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
 
+	if (!body && !j->retry && ausf_worth_resending(error)) {
+		/* retire and remove may be repeated: see ausf_worth_resending */
+		j->retry = TRUE;
+		ausf_job_next(j);
+		return;
+	}
 	if (!body || soup_message_get_status(m) != SOUP_STATUS_OK) {
 		g_autofree char *msg = g_strdup_printf("the AUSF refused %s %s: %s",
 						       (const char *)j->methods->pdata[j->i], "/v1/subscribers/...",
@@ -1292,6 +1333,7 @@ ausf_job_answered(GObject *source, GAsyncResult *res, gpointer data)
 		return;
 	}
 	j->i++;
+	j->retry = FALSE;
 	ausf_job_next(j);
 }
 
@@ -1320,7 +1362,9 @@ ausf_job_next(AusfJob *j)
 	auth = g_strdup_printf("Bearer %.*s", (int)sm->ausf_token->len, (const char *)sm->ausf_token->data);
 	soup_message_headers_replace(soup_message_get_request_headers(m), "Authorization", auth);
 	cp_cleanse(auth, strlen(auth));
-	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT);
+	/* POST .../retire and DELETE: idempotent, over the kept connections */
+	soup_message_add_flags(m, SOUP_MESSAGE_NO_REDIRECT |
+			       (j->retry ? SOUP_MESSAGE_NEW_CONNECTION : SOUP_MESSAGE_IDEMPOTENT));
 	soup_session_send_and_read_async(sm->ausf_session, m, G_PRIORITY_DEFAULT, NULL, ausf_job_answered, j);
 }
 
@@ -2786,12 +2830,16 @@ main(int argc, char **argv)
 {
 	g_autofree char *config = NULL, *listen = NULL, *port_file = NULL;
 	g_autofree char *cfg_listen = NULL, *tls_cert = NULL, *tls_key = NULL, *client_ca = NULL;
+	g_autofree char *worker_opt = NULL;
+	g_auto(GStrv) args = g_strdupv(argv);
+	CpWorker worker;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GOptionContext) oc = g_option_context_new("- cellprov subscription manager (reference network)");
 	GOptionEntry entries[] = {
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "Configuration file (default: " CP_SYSCONFDIR "/cellprov/sm.conf)", "FILE" },
 		{ "listen", 'l', 0, G_OPTION_ARG_STRING, &listen, "Listen on host:port (overrides the file; port 0: any free port)", "ADDR" },
 		{ "port-file", 0, 0, G_OPTION_ARG_FILENAME, &port_file, "Write the bound port here once listening", "FILE" },
+		CP_OPTION_WORKER(&worker_opt),
 		CP_OPTION_VERSION,
 		G_OPTION_ENTRY_NULL
 	};
@@ -2803,6 +2851,18 @@ main(int argc, char **argv)
 	if (!g_option_context_parse(oc, &argc, &argv, &error)) {
 		g_printerr("cellprov-sm: %s\n", error->message);
 		return 2;
+	}
+	if (!cp_worker_parse(worker_opt, &worker, &error)) {
+		g_printerr("cellprov-sm: %s\n", error->message);
+		return 2;
+	}
+	if (worker.fd < 0) {
+		/* workers > 1: this process supervises them */
+		int r = cp_workers_main("cellprov-sm", "sm", config ? config : CP_SYSCONFDIR "/cellprov/sm.conf", args,
+					listen, "127.0.0.1:8443", port_file);
+
+		if (r >= 0)
+			return r;
 	}
 	secure_heap_init();
 	if (!sm_load(&sm, config ? config : CP_SYSCONFDIR "/cellprov/sm.conf", &error))
@@ -2828,6 +2888,7 @@ main(int argc, char **argv)
 			     "no tls-certificate: set one, or plain-http=true to serve companions without TLS");
 		goto out;
 	}
+	cp_worker_apply(&worker, &hc);
 	sm.http = cp_http_server_new(&hc, &error);
 	if (!sm.http)
 		goto out;
@@ -2845,7 +2906,7 @@ main(int argc, char **argv)
 	sm.loop = g_main_loop_new(NULL, FALSE);
 	g_unix_signal_add(SIGTERM, on_signal, &sm);
 	g_unix_signal_add(SIGINT, on_signal, &sm);
-	if (port_file && !cp_http_server_write_port(sm.http, port_file, &error))
+	if (port_file && worker.fd < 0 && !cp_http_server_write_port(sm.http, port_file, &error))
 		goto out;
 	g_message("listening on port %u (%s)", cp_http_server_get_port(sm.http), tls_cert ? "HTTPS" : "HTTP");
 	if (cp_http_server_get_metrics_port(sm.http))
@@ -2853,7 +2914,9 @@ main(int argc, char **argv)
 
 	/* Bindings whose decommission timed out while the SM was down. */
 	expire_releasing(&sm, NULL);
+	cp_worker_ready(&worker);
 	g_main_loop_run(sm.loop);
+	cp_worker_stopping(&worker);
 	ret = 0;
 out:
 	if (error)

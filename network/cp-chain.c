@@ -36,6 +36,9 @@ typedef struct {
 	char *etag;
 	gint64 expires;              /* monotonic, microseconds */
 	GList link;                  /* in lru, most recent first */
+	X509 *leaf;                  /* body parsed, once it was verified */
+	STACK_OF(X509) *untrusted;
+	gsize parsed_size;           /* counted for them in bytes */
 } Entry;
 
 struct _CpChainCache {
@@ -55,6 +58,8 @@ entry_free(gpointer data)
 
 	g_free(e->url);
 	g_bytes_unref(e->body);
+	sk_X509_pop_free(e->untrusted, X509_free);
+	X509_free(e->leaf);
 	g_free(e->etag);
 	g_free(e);
 }
@@ -102,7 +107,7 @@ static void
 cache_remove(CpChainCache *c, Entry *e)
 {
 	g_queue_unlink(&c->lru, &e->link);
-	c->bytes -= g_bytes_get_size(e->body);
+	c->bytes -= g_bytes_get_size(e->body) + e->parsed_size;
 	g_hash_table_remove(c->entries, e->url);
 }
 
@@ -410,25 +415,24 @@ has_pem_garbage(const char *pem, gsize len)
 	return FALSE;
 }
 
-EVP_PKEY *
-cp_chain_verify(X509_STORE *anchors, const void *pem, gsize len, gint64 now, GError **error)
+gboolean
+cp_chain_parse(const void *pem, gsize len, X509 **leaf_out, STACK_OF(X509) **untrusted_out, GError **error)
 {
 	BIO *bio = NULL;
 	X509 *leaf = NULL;
 	STACK_OF(X509) *untrusted = NULL;
-	X509_STORE_CTX *ctx = NULL;
-	EVP_PKEY *key = NULL;
-	char group[32] = "";
-	int n = 0, verr;
+	int n = 0;
 
-	if (len == 0 || memchr(pem, '\0', len) || has_pem_garbage(pem, len)) {
+	if (len == 0 || len > G_MAXINT || memchr(pem, '\0', len) || has_pem_garbage(pem, len)) {
 		chain_error(error, CP_CHAIN_ERROR_GARBAGE, "the certificate URL did not return a PEM chain");
-		return NULL;
+		return FALSE;
 	}
 	bio = BIO_new_mem_buf(pem, (int)len);
 	untrusted = sk_X509_new_null();
-	if (!bio || !untrusted)
-		goto oom;
+	if (!bio || !untrusted) {
+		chain_error(error, CP_CHAIN_ERROR_FETCH, "out of memory");
+		goto fail;
+	}
 	for (;;) {
 		X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
 
@@ -438,24 +442,46 @@ cp_chain_verify(X509_STORE *anchors, const void *pem, gsize len, gint64 now, GEr
 			X509_free(x);
 			chain_error(error, CP_CHAIN_ERROR_GARBAGE, "the chain has more than %d certificates",
 				    CP_CHAIN_MAX_CERTS);
-			goto out;
+			goto fail;
 		}
-		if (!leaf)
+		if (!leaf) {
 			leaf = x;
-		else if (!sk_X509_push(untrusted, x)) {
+		} else if (!sk_X509_push(untrusted, x)) {
 			X509_free(x);
-			goto oom;
+			chain_error(error, CP_CHAIN_ERROR_FETCH, "out of memory");
+			goto fail;
 		}
 	}
 	ERR_clear_error();
 	if (!leaf || BIO_pending(bio) > 0) {
 		chain_error(error, CP_CHAIN_ERROR_GARBAGE, "the certificate chain does not parse");
+		goto fail;
+	}
+	BIO_free(bio);
+	*leaf_out = leaf;
+	*untrusted_out = untrusted;
+	return TRUE;
+
+fail:
+	ERR_clear_error();
+	sk_X509_pop_free(untrusted, X509_free);
+	X509_free(leaf);
+	BIO_free(bio);
+	return FALSE;
+}
+
+EVP_PKEY *
+cp_chain_check(X509_STORE *anchors, X509 *leaf, STACK_OF(X509) *untrusted, gint64 now, GError **error)
+{
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	EVP_PKEY *key = NULL;
+	char group[32] = "";
+	int verr;
+
+	if (!ctx || !X509_STORE_CTX_init(ctx, anchors, leaf, untrusted)) {
+		chain_error(error, CP_CHAIN_ERROR_FETCH, "out of memory");
 		goto out;
 	}
-
-	ctx = X509_STORE_CTX_new();
-	if (!ctx || !X509_STORE_CTX_init(ctx, anchors, leaf, untrusted))
-		goto oom;
 	X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), (time_t)now);
 	if (X509_verify_cert(ctx) != 1) {
 		verr = X509_STORE_CTX_get_error(ctx);
@@ -494,17 +520,49 @@ cp_chain_verify(X509_STORE *anchors, const void *pem, gsize len, gint64 now, GEr
 		key = NULL;
 		chain_error(error, CP_CHAIN_ERROR_KEY_TYPE, "the device key is not a P-256 key");
 	}
-	goto out;
-
-oom:
-	chain_error(error, CP_CHAIN_ERROR_FETCH, "out of memory");
 out:
 	ERR_clear_error();
 	X509_STORE_CTX_free(ctx);
+	return key;
+}
+
+EVP_PKEY *
+cp_chain_verify(X509_STORE *anchors, const void *pem, gsize len, gint64 now, GError **error)
+{
+	X509 *leaf = NULL;
+	STACK_OF(X509) *untrusted = NULL;
+	EVP_PKEY *key;
+
+	if (!cp_chain_parse(pem, len, &leaf, &untrusted, error))
+		return NULL;
+	key = cp_chain_check(anchors, leaf, untrusted, now, error);
 	sk_X509_pop_free(untrusted, X509_free);
 	X509_free(leaf);
-	BIO_free(bio);
 	return key;
+}
+
+EVP_PKEY *
+cp_chain_verify_cached(CpChainCache *c, const char *url, GBytes *chain, X509_STORE *anchors, gint64 now,
+		       GError **error)
+{
+	Entry *e = c ? g_hash_table_lookup(c->entries, url) : NULL;
+	gsize len;
+	const void *pem = g_bytes_get_data(chain, &len);
+
+	/* the entry holds a reference to its body: the same GBytes is the
+	 * same text, parsed once (a new answer for the URL is a new entry) */
+	if (!e || e->body != chain)
+		return cp_chain_verify(anchors, pem, len, now, error);
+	if (!e->leaf) {
+		if (!cp_chain_parse(pem, len, &e->leaf, &e->untrusted, error))
+			return NULL;
+		/* the parsed certificates count against max_bytes too */
+		e->parsed_size = CP_CHAIN_PARSED_FACTOR * len;
+		c->bytes += e->parsed_size;
+		while (c->bytes > c->max_bytes && c->lru.tail && c->lru.tail->data != e)
+			cache_remove(c, c->lru.tail->data);
+	}
+	return cp_chain_check(anchors, e->leaf, e->untrusted, now, error);
 }
 
 X509_STORE *

@@ -62,6 +62,22 @@ GBytes *cp_chain_fetch_finish(GAsyncResult *result, GError **error);
  * (Unix seconds). On success returns the device certificate's public key.
  */
 EVP_PKEY *cp_chain_verify(X509_STORE *anchors, const void *pem, gsize len, gint64 now, GError **error);
+/* Its two halves: the certificates of a PEM chain (the device
+ * certificate, then the others; at most CP_CHAIN_MAX_CERTS, nothing else
+ * in the text), and their verification to anchors at now. */
+gboolean cp_chain_parse(const void *pem, gsize len, X509 **leaf, STACK_OF(X509) **untrusted, GError **error);
+EVP_PKEY *cp_chain_check(X509_STORE *anchors, X509 *leaf, STACK_OF(X509) *untrusted, gint64 now, GError **error);
+
+/*
+ * cp_chain_verify of a chain cp_chain_fetch gave for url: when it is the
+ * body the cache keeps for url, its certificates are parsed once and
+ * kept beside it (counted as CP_CHAIN_PARSED_FACTOR times the PEM's
+ * size against the cache's max_bytes), and every later call verifies
+ * them again at now without parsing the text. cache may be NULL.
+ */
+#define CP_CHAIN_PARSED_FACTOR 3
+EVP_PKEY *cp_chain_verify_cached(CpChainCache *cache, const char *url, GBytes *chain, X509_STORE *anchors,
+				 gint64 now, GError **error);
 
 /* A store holding the PEM certificates of path as trust anchors. */
 X509_STORE *cp_chain_anchors_load(const char *path, GError **error);

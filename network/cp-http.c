@@ -619,6 +619,14 @@ on_got_body(SoupServerMessage *msg, gpointer data)
 	/* after the handler: it has authenticated the connection or not */
 	if (!c || !c->counted || !c->authenticated || s->main)
 		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
+	/* At a limit, the next newcomer would close an idle kept connection,
+	 * maybe just as its client sends a request on it (which the client
+	 * cannot tell from a failure after its request was served). The
+	 * answer that would leave a connection idle at a limit says
+	 * "Connection: close" instead: the client knows before it sends. */
+	else if (s->n_connections >= s->cfg.max_connections ||
+		 GPOINTER_TO_UINT(g_hash_table_lookup(s->per_source, c->source)) >= s->cfg.max_per_source)
+		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection", "close");
 }
 
 static void
@@ -930,8 +938,9 @@ cp_http_config_load(CpHttpConfig *cfg, GKeyFile *kf, const char *group, GError *
 	return TRUE;
 }
 
-static gboolean
-listen_on(CpHttpServer *s, const char *listen, gboolean reuse_port, GError **error)
+/* A TCP socket bound to listen (not yet listening); *port the bound port. */
+static GSocket *
+bind_socket(const char *listen, gboolean reuse_port, char **host_out, guint16 *port_out, GError **error)
 {
 	g_autofree char *host = NULL;
 	g_autoptr(GInetAddress) addr = NULL;
@@ -942,37 +951,60 @@ listen_on(CpHttpServer *s, const char *listen, gboolean reuse_port, GError **err
 	guint16 port;
 
 	if (!parse_listen(listen, &host, &port, error))
-		return FALSE;
+		return NULL;
 	addr = g_inet_address_new_from_string(host);
 	if (!addr) {
 		cp_set_error(error, CP_ERR_BAD_VALUE, "listen address '%s' is not a numeric IP address", host);
-		return FALSE;
+		return NULL;
 	}
 	sa = g_inet_socket_address_new(addr, port);
 	sock = g_socket_new(g_inet_address_get_family(addr), G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
 	if (!sock)
-		return FALSE;
+		return NULL;
 	/* Several processes on one port: the kernel spreads the connections.
 	 * bind(2) itself, as g_socket_bind() turns SO_REUSEPORT off for TCP. */
 	g_socket_set_listen_backlog(sock, 256);
 	if (!g_socket_set_option(sock, SOL_SOCKET, SO_REUSEADDR, 1, error) ||
 	    (reuse_port && !g_socket_set_option(sock, SOL_SOCKET, SO_REUSEPORT, 1, error)) ||
 	    !g_socket_address_to_native(sa, &native, sizeof(native), error))
-		return FALSE;
+		return NULL;
 	if (bind(g_socket_get_fd(sock), (struct sockaddr *)&native, g_socket_address_get_native_size(sa)) < 0) {
 		cp_set_error(error, CP_ERR_BAD_VALUE, "cannot listen on %s: %s", listen, g_strerror(errno));
-		return FALSE;
+		return NULL;
 	}
+	bound = g_socket_get_local_address(sock, error);
+	if (!bound)
+		return NULL;
+	*port_out = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+	if (host_out)
+		*host_out = g_steal_pointer(&host);
+	return g_steal_pointer(&sock);
+}
+
+static gboolean
+listen_on(CpHttpServer *s, const char *listen, gboolean reuse_port, GError **error)
+{
+	g_autoptr(GSocket) sock = bind_socket(listen, reuse_port, NULL, &s->port, error);
+
+	if (!sock)
+		return FALSE;
 	if (!g_socket_listen(sock, error) ||
 	    !g_socket_listener_add_socket(G_SOCKET_LISTENER(s->service), sock, NULL, error)) {
 		g_prefix_error(error, "cannot listen on %s: ", listen);
 		return FALSE;
 	}
-	bound = g_socket_get_local_address(sock, error);
-	if (!bound)
-		return FALSE;
-	s->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
 	return TRUE;
+}
+
+GSocket *
+cp_http_reserve_port(const char *listen, char **bound, guint16 *port, GError **error)
+{
+	g_autofree char *host = NULL;
+	GSocket *sock = bind_socket(listen, TRUE, &host, port, error);
+
+	if (sock && bound)
+		*bound = g_strdup_printf(strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, *port);
+	return sock;
 }
 
 static CpHttpServer *
@@ -1035,6 +1067,22 @@ cp_http_server_new(const CpHttpConfig *cfg, GError **error)
 	if (cfg->metrics_listen) {
 		CpHttpConfig oc = { .listen = cfg->metrics_listen, .max_connections = 8, .max_per_source = 8,
 				    .max_unauthenticated = 8, .body_max = 1, .reuse_port = cfg->reuse_port };
+		g_autofree char *host = NULL, *own = NULL;
+		guint16 port;
+
+		/* Worker k of a process's workers answers for itself on the
+		 * k-th port after metrics-listen's (any free one for port 0):
+		 * one port for all would answer a scrape with any one of them. */
+		if (cfg->worker && parse_listen(cfg->metrics_listen, &host, &port, NULL) && port) {
+			if (port + cfg->worker > 65535) {
+				cp_set_error(error, CP_ERR_BAD_VALUE, "metrics-listen: no port %u + %u for worker %u",
+					     port, cfg->worker, cfg->worker);
+				return NULL;
+			}
+			own = g_strdup_printf(strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port + cfg->worker);
+			oc.listen = own;
+			oc.reuse_port = FALSE;
+		}
 
 		s->ops = server_new(&oc, error);
 		if (!s->ops)

@@ -26,6 +26,8 @@ typedef struct {
 	guint max_unauthenticated;   /* connections no request authenticated yet */
 	gboolean reuse_port;         /* SO_REUSEPORT: several processes on one port */
 	const char *metrics_listen;  /* "host:port" of /metrics and /healthz (plain HTTP); NULL: none */
+	guint worker;                /* this process's worker number (0: the first or only one): its
+				      * metrics on metrics_listen's port + worker */
 } CpHttpConfig;
 
 /* request-timeout, max-connections-per-source, max-unauthenticated,
@@ -43,6 +45,11 @@ guint16 cp_http_server_get_port(CpHttpServer *s);
 /* The client certificate the connection of msg presented and that chains
  * to client_ca, or NULL. */
 GTlsCertificate *cp_http_server_get_peer_certificate(CpHttpServer *s, SoupServerMessage *msg);
+/* A socket bound to listen (host:port, port 0 any) with SO_REUSEPORT and
+ * not listening: it holds the port for processes that listen on it with
+ * SO_REUSEPORT, and takes none of their connections. *bound is
+ * "host:port" with the port chosen. */
+GSocket *cp_http_reserve_port(const char *listen, char **bound, guint16 *port, GError **error);
 /* Write the bound port (decimal + newline) to path, atomically. */
 gboolean cp_http_server_write_port(CpHttpServer *s, const char *path, GError **error);
 /* The port of metrics_listen, 0 without one. */

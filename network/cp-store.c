@@ -114,14 +114,6 @@ stmt_free(gpointer p)
 	if (st->lite)
 		sqlite3_finalize(st->lite);
 #if CP_HAVE_POSTGRESQL
-	/* a statement made for a second user of the same SQL text at once
-	 * goes from the server too */
-	if (!st->cached && st->s->pg && st->prepared_in == st->s->generation &&
-	    PQstatus(st->s->pg) == CONNECTION_OK) {
-		g_autofree char *sql = g_strdup_printf("DEALLOCATE %s", st->name);
-
-		PQclear(PQexec(st->s->pg, sql));
-	}
 	for (int i = 0; i < MAX_PARAMS; i++)
 		g_free(st->values[i]);
 	if (st->res)
@@ -345,7 +337,12 @@ pg_step(CpStmt *st)
 	 * must not run outside it */
 	if (!s->in_tx && !pg_ready(s, NULL))
 		return CP_STORE_ERROR;
-	if (st->prepared_in != s->generation) {
+	/* The cached statement of an SQL text is prepared once a connection
+	 * (protocol-level, named: what a pooler such as PgBouncer 1.21 with
+	 * max_prepared_statements follows); a second user of the text at
+	 * once runs it unnamed (parsed for this execution only), so that no
+	 * statement is ever deallocated by name. */
+	if (st->cached && st->prepared_in != s->generation) {
 		res = PQprepare(s->pg, st->name, st->pg_sql, st->n_params, NULL);
 		if (!pg_result_ok(s, res)) {
 			PQclear(res);
@@ -356,7 +353,10 @@ pg_step(CpStmt *st)
 	}
 	for (int i = 0; i < st->n_params; i++)
 		values[i] = st->values[i];
-	res = PQexecPrepared(s->pg, st->name, st->n_params, values, st->lengths, st->formats, 0);
+	if (st->cached)
+		res = PQexecPrepared(s->pg, st->name, st->n_params, values, st->lengths, st->formats, 0);
+	else
+		res = PQexecParams(s->pg, st->pg_sql, st->n_params, NULL, values, st->lengths, st->formats, 0);
 	if (!pg_result_ok(s, res)) {
 		PQclear(res);
 		return CP_STORE_ERROR;

@@ -77,7 +77,8 @@ for unit in cellprov-ausf cellprov-sm; do
 	check_unit $unit "$netbin"
 	for want in 'DynamicUser=yes' 'StateDirectoryMode=0700' 'ProtectSystem=strict' \
 		'CapabilityBoundingSet=$' 'SystemCallFilter=@system-service' 'NoNewPrivileges=yes' \
-		'PrivateDevices=yes' 'LoadCredential=' 'LimitMEMLOCK=' 'UMask=0077'; do
+		'PrivateDevices=yes' 'LoadCredential=' 'LimitMEMLOCK=' 'UMask=0077' \
+		'Type=notify' 'NotifyAccess=main' 'WatchdogSec='; do
 		grep -q "^$want" "$tmp/$unit.service" || fail "$unit.service lacks $want"
 	done
 done

@@ -162,11 +162,10 @@ def lifecycle_status(b, bound, version):
     return st
 
 
-def test_lifecycle(b):
-    """Claim, re-provision with new keys, transfer to the neighbour,
-    decommission to the original card, a new claim by the first owner: each
-    through cellprov-companion over the RF link, the network learning the
-    AUSF's key sets from its export."""
+def claim_and_reprovision(b):
+    """The lifecycle's first two steps: a claim over NFC, then a
+    re-provisioning with new keys, the device registered with them.
+    Returns the original card, and the SUPI."""
     dev = b.gw_info["device-id"]
     b.start_modem()
     original = b.card()
@@ -192,6 +191,16 @@ def test_lifecycle(b):
     check(m.get("network-last") == "registered" and m.get("imsi") == supi, "registered with the new keys")
     check(b.card()["ef-usim-auth-key"] != claimed["ef-usim-auth-key"], "the card holds new keys")
     lifecycle_status(b, True, 1)
+    return original, supi
+
+
+def test_lifecycle(b):
+    """Claim, re-provision with new keys, transfer to the neighbour,
+    decommission to the original card, a new claim by the first owner: each
+    through cellprov-companion over the RF link, the network learning the
+    AUSF's key sets from its export."""
+    dev = b.gw_info["device-id"]
+    original, supi = claim_and_reprovision(b)
     # transfer to the neighbour: a token, the neighbour takes it with a tap
     r = b.run([b.prog("tools/cellprov-companion"), "-J", "--sm", "https://127.0.0.1:%d" % b.sm_port,
                "--sm-ca", b.tls_ca, "--token", b.path("companion-token"), "transfer-token", dev,
@@ -238,6 +247,26 @@ def test_lifecycle(b):
     devs = json.loads(r.stdout)["devices"]
     check([(d["device-id"], d["binding-version"], d["state"]) for d in devs] == [(dev, 3, "bound")],
           "devices: the first owner's, bound at version 3 (%r)" % devs)
+
+
+def test_store_lifecycle(b):
+    """End to end on the PostgreSQL stores (b.store): the claim and the
+    re-provisioning, then what the SM's and the AUSF's stores hold after
+    them: one binding, bound at version 1 to the companion, its two
+    provisionings at key generations 1 and 2, the device's subscriber
+    with generation 2 alone."""
+    dev = b.gw_info["device-id"]
+    _, supi = claim_and_reprovision(b)
+    check(b.db_rows("sm", "SELECT owner_supi, binding_version, state FROM bindings WHERE device_id = ?",
+                    (dev,)) == [(netbench.COMPANION_SUPI, 1, "bound")],
+          "the %s store: the device bound once, at version 1, to the companion" % b.store)
+    rows = b.db_rows("sm", "SELECT profile_seq, operation, generation, supi FROM provisionings "
+                     "WHERE device_id = ? ORDER BY profile_seq", (dev,))
+    # operation: the profile's (docs/protocol.md: 1 claim, 2 reprovision)
+    check([(r[1], r[2], r[3]) for r in rows] == [(1, 1, supi), (2, 2, supi)],
+          "... its provisionings: the claim at generation 1, the re-provisioning at 2 (%r)" % rows)
+    check(b.db_rows("ausf", "SELECT COUNT(*) FROM keysets WHERE supi = ?", (supi,)) == [(1,)],
+          "the AUSF's %s store: one key set left for the SUPI" % b.store)
 
 
 def wait_for(what, cond, timeout=30):
@@ -987,6 +1016,10 @@ def test_exit_when_idle(b):
 def main():
     # every program of the bench logs at debug level (cellprovd: --debug)
     os.environ["G_MESSAGES_DEBUG"] = "all"
+    if sys.argv[2:] == ["postgresql"]:
+        # the one case on PostgreSQL of the normal run (the whole test
+        # takes CP_TEST_STORE=postgresql)
+        return run(sys.argv[1], [test_store_lifecycle, test_clean_stop], store="postgresql")
     return run(sys.argv[1], [test_happy_path, test_secure_heap, test_replay, test_flipped_byte, test_other_device,
                              test_leave_mid_write, test_expired, test_kill_before_commit, test_registration_denied,
                              test_kill_at_every_state, test_kill_while_rolling_back, test_kill_while_port_gone,

@@ -11,11 +11,12 @@ import sys
 SOURCE = os.environ["CP_SOURCE_DIR"]
 EXAMPLES = {
     "cellprov.conf": (["daemon/cp-conf.c"], {"device", "nfc", "modem", "daemon", "network"}),
-    # the connection keys are read by the HTTP layer the SM and the AUSF share
-    "sm.conf": (["network/cellprov-sm.c", "network/cp-http.c"], {"sm"}),
-    "ausf.conf": (["network/cellprov-ausf.c", "network/cp-http.c"], {"ausf"}),
-    "sm-postgresql.conf": (["network/cellprov-sm.c", "network/cp-http.c"], {"sm"}),
-    "ausf-postgresql.conf": (["network/cellprov-ausf.c", "network/cp-http.c"], {"ausf"}),
+    # the connection keys are read by the HTTP layer the SM and the AUSF share,
+    # workers by the supervisor
+    "sm.conf": (["network/cellprov-sm.c", "network/cp-http.c", "network/cp-workers.c"], {"sm"}),
+    "ausf.conf": (["network/cellprov-ausf.c", "network/cp-http.c", "network/cp-workers.c"], {"ausf"}),
+    "sm-postgresql.conf": (["network/cellprov-sm.c", "network/cp-http.c", "network/cp-workers.c"], {"sm"}),
+    "ausf-postgresql.conf": (["network/cellprov-ausf.c", "network/cp-http.c", "network/cp-workers.c"], {"ausf"}),
 }
 
 

@@ -12,12 +12,16 @@
  * files) are kept by the caller between runs. Results are one JSON line
  * on stdout.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <glib.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "cellprov.h"
 #if CP_TEST_NFC
@@ -568,6 +572,176 @@ cmd_nfc(int argc, char **argv)
 }
 #endif
 
+/* A certificate of the manufacturer's kind (cellprov-mfg device): subject
+ * O=manufacturer, CN=DeviceID, serialNumber; CA:FALSE; key usage
+ * digitalSignature and keyAgreement; 127-bit random serial number. */
+static X509 *
+device_cert(EVP_PKEY *key, const char *id_hex, const char *org, const char *serial_number,
+	    X509 *issuer, EVP_PKEY *issuer_key)
+{
+	static const struct {
+		int nid;
+		const char *value;
+	} exts[] = {
+		{ NID_basic_constraints, "critical,CA:FALSE" },
+		{ NID_key_usage, "critical,digitalSignature,keyAgreement" },
+		{ NID_subject_key_identifier, "hash" },
+		{ NID_authority_key_identifier, "keyid:always" },
+	};
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	uint8_t serial[16];
+	BIGNUM *bn = NULL;
+	time_t now = time(NULL) - 60;
+	gboolean ok = x && name && cp_random(serial, sizeof(serial)) == CP_OK;
+
+	if (ok) {
+		serial[0] = (uint8_t)((serial[0] & 0x7f) | 0x01);
+		bn = BN_bin2bn(serial, sizeof(serial), NULL);
+	}
+	ok = ok && bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) && X509_set_version(x, 2) &&
+	     X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)org, -1, -1, 0) &&
+	     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)id_hex, -1, -1, 0) &&
+	     X509_NAME_add_entry_by_txt(name, "serialNumber", MBSTRING_UTF8,
+					(const unsigned char *)serial_number, -1, -1, 0) &&
+	     X509_set_subject_name(x, name) && X509_set_issuer_name(x, X509_get_subject_name(issuer)) &&
+	     ASN1_TIME_set(X509_getm_notBefore(x), now) &&
+	     ASN1_TIME_set(X509_getm_notAfter(x), now + 30 * 86400) && X509_set_pubkey(x, key);
+	for (gsize i = 0; ok && i < G_N_ELEMENTS(exts); i++) {
+		X509V3_CTX ctx;
+		X509_EXTENSION *ext;
+
+		X509V3_set_ctx_nodb(&ctx);
+		X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, exts[i].nid, exts[i].value);
+		ok = ext && X509_add_ext(x, ext, -1) == 1;
+		X509_EXTENSION_free(ext);
+	}
+	ok = ok && X509_sign(x, issuer_key, EVP_sha256());
+	BN_free(bn);
+	X509_NAME_free(name);
+	if (!ok) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+static char *
+cert_pem(X509 *x)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data, *out = NULL;
+	long n;
+
+	if (bio && PEM_write_bio_X509(bio, x)) {
+		n = BIO_get_mem_data(bio, &data);
+		out = g_strndup(data, (gsize)n);
+	}
+	BIO_free(bio);
+	return out;
+}
+
+/* A campaign's devices, made in one process for a load generator: for
+ * each, a P-256 key, a certificate from the CA of cellprov-mfg ca, its
+ * chain file under --chains (as cellprov-mfg device publishes it) and a
+ * device record with att_counter 1; "URL RECORD" (base64) a line in
+ * --out. The keys stay in memory: a campaign's devices are provisioned
+ * once each, and nothing else is asked of them. */
+static int
+cmd_campaign(int argc, char **argv)
+{
+	g_autofree char *ca_dir = NULL, *chains = NULL, *url_base = NULL, *out = NULL, *prefix = NULL;
+	gint64 count = 0;
+	GOptionEntry entries[] = {
+		{ "ca", 0, 0, G_OPTION_ARG_FILENAME, &ca_dir, "directory of cellprov-mfg ca", NULL },
+		{ "chains", 0, 0, G_OPTION_ARG_FILENAME, &chains, "where the chain files go", NULL },
+		{ "url-base", 0, 0, G_OPTION_ARG_STRING, &url_base, "certificate URL base", NULL },
+		{ "count", 0, 0, G_OPTION_ARG_INT64, &count, "how many devices", NULL },
+		{ "serial-prefix", 0, 0, G_OPTION_ARG_STRING, &prefix, "serial numbers PREFIX0, PREFIX1, ...", NULL },
+		{ "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "output file", NULL },
+		G_OPTION_ENTRY_NULL
+	};
+	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
+	g_autoptr(GString) text = g_string_new(NULL);
+	g_autofree char *int_key_pem = NULL, *int_cert_pem = NULL, *path = NULL;
+	EVP_PKEY *int_key = NULL;
+	X509 *int_cert = NULL;
+	BIO *bio;
+	gsize len;
+	int ret = 1;
+
+	g_option_context_add_main_entries(oc, entries, NULL);
+	if (!g_option_context_parse(oc, &argc, &argv, NULL) || !ca_dir || !chains || !url_base || !out ||
+	    count < 1 || count > 10000000)
+		return 2;
+	path = g_build_filename(ca_dir, "intermediate-key.pem", NULL);
+	if (!g_file_get_contents(path, &int_key_pem, &len, NULL) || !(int_key = cp_pkey_from_pem(int_key_pem, len))) {
+		fprintf(stderr, "%s: not a key\n", path);
+		goto out;
+	}
+	cp_cleanse(int_key_pem, len);
+	g_free(path);
+	path = g_build_filename(ca_dir, "intermediate-cert.pem", NULL);
+	if (!g_file_get_contents(path, &int_cert_pem, &len, NULL) ||
+	    !(bio = BIO_new_mem_buf(int_cert_pem, (int)len))) {
+		fprintf(stderr, "%s: not readable\n", path);
+		goto out;
+	}
+	int_cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	if (!int_cert) {
+		fprintf(stderr, "%s: not a certificate\n", path);
+		goto out;
+	}
+	if (g_mkdir_with_parents(chains, 0755) < 0) {
+		fprintf(stderr, "%s: %s\n", chains, g_strerror(errno));
+		goto out;
+	}
+	for (gint64 i = 0; i < count; i++) {
+		g_autofree char *serial = g_strdup_printf("%s%" G_GINT64_FORMAT, prefix ? prefix : "SN-", i);
+		g_autofree char *leaf = NULL, *chain = NULL, *chain_path = NULL, *b64 = NULL;
+		char id_hex[2 * CP_DEVICE_ID_LEN + 1];
+		cp_auto_buf rec = CP_BUF_INIT;
+		CpDeviceRecord dr = { 0 };
+		EVP_PKEY *key = cp_p256_generate();
+		X509 *cert = NULL;
+		gboolean ok = key && cp_device_id(key, dr.device_id) == CP_OK;
+
+		if (ok) {
+			cp_hex_encode(dr.device_id, CP_DEVICE_ID_LEN, id_hex);
+			cert = device_cert(key, id_hex, "Example Ltd", serial, int_cert, int_key);
+			leaf = cert ? cert_pem(cert) : NULL;
+		}
+		if (leaf) {
+			chain = g_strconcat(leaf, int_cert_pem, NULL);
+			chain_path = g_build_filename(chains, id_hex, NULL);
+			dr.version = 1;
+			g_strlcpy(dr.manufacturer, "Example Ltd", sizeof(dr.manufacturer));
+			g_strlcpy(dr.model, "GW-1", sizeof(dr.model));
+			g_strlcpy(dr.serial, serial, sizeof(dr.serial));
+			dr.suites[dr.n_suites++] = CP_SUITE_B;
+			dr.att_counter = 1;
+		}
+		ok = leaf && g_file_set_contents(chain_path, chain, -1, NULL) &&
+		     cp_random(dr.att_random, sizeof(dr.att_random)) == CP_OK &&
+		     cp_device_record_encode(&dr, key, &rec) == CP_OK;
+		X509_free(cert);
+		EVP_PKEY_free(key);
+		if (!ok) {
+			fprintf(stderr, "device %" G_GINT64_FORMAT ": cannot make it\n", i);
+			goto out;
+		}
+		b64 = g_base64_encode(rec.data, rec.len);
+		g_string_append_printf(text, "%s/%s %s\n", url_base, id_hex, b64);
+	}
+	ret = g_file_set_contents(out, text->str, (gssize)text->len, NULL) ? 0 : 1;
+out:
+	EVP_PKEY_free(int_key);
+	X509_free(int_cert);
+	return ret;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -577,10 +751,12 @@ main(int argc, char **argv)
 		return cmd_accept(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "records") == 0)
 		return cmd_records(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "campaign") == 0)
+		return cmd_campaign(argc - 1, argv + 1);
 #if CP_TEST_NFC
 	if (argc >= 2 && strcmp(argv[1], "nfc") == 0)
 		return cmd_nfc(argc - 1, argv + 1);
 #endif
-	fprintf(stderr, "usage: cp-test-device tag|accept|records ...\n");
+	fprintf(stderr, "usage: cp-test-device tag|accept|records|campaign ...\n");
 	return 2;
 }

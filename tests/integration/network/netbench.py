@@ -82,6 +82,7 @@ class Bench:
         self.build = builddir
         self.store = store or store_kind()
         self.pg = None
+        self.pg_durable = False  # fsync and synchronous_commit on (the benchmark)
         self.stores = {}
         self.tmp = tempfile.mkdtemp(prefix="cp-net-")
         self.keep = keep or os.environ.get("CP_KEEP_TMP") == "1"
@@ -241,7 +242,7 @@ imsi-last=%s
 
     def start_postgresql(self):
         if self.pg is None:
-            self.pg = pgserver.PgServer().start()
+            self.pg = pgserver.PgServer(durable=self.pg_durable).start()
 
     def store_spec(self, name):
         """The store value of the SM ("sm") or the AUSF ("ausf")."""

@@ -37,6 +37,15 @@ full_page_writes = off
 logging_collector = off
 log_min_messages = warning
 """
+# a benchmark measures the server as an operator runs it: every commit on
+# disk before its answer, as the SQLite store's synchronous=FULL
+DURABLE = """
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+shared_buffers = 128MB
+max_connections = 200
+"""
 
 
 def bindir():
@@ -47,7 +56,8 @@ def bindir():
 
 
 class PgServer:
-    def __init__(self):
+    def __init__(self, durable=False):
+        self.durable = durable
         self.bin = bindir()
         if not self.bin or not shutil.which("psql"):
             prereq.missing("PostgreSQL is not installed (Debian package postgresql)")
@@ -91,7 +101,7 @@ class PgServer:
         self._run([os.path.join(self.bin, "initdb"), "-D", self.data, "-U", SUPERUSER, "--auth=trust",
                    "--no-sync", "--encoding=UTF8", "--locale=C"])
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
-            f.write(SETTINGS % self.socket)
+            f.write(SETTINGS % self.socket + (DURABLE if self.durable else ""))
         self._start()
         return self
 
@@ -114,6 +124,13 @@ class PgServer:
     def cleanup(self):
         self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def postmaster_pid(self):
+        try:
+            with open(os.path.join(self.data, "postmaster.pid")) as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return None
 
     def conninfo(self, db):
         return "host=%s dbname=%s user=%s" % (self.socket, db, SUPERUSER)
