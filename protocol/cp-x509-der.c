@@ -11,6 +11,7 @@
 #include <string.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/obj_mac.h>
 
 #include "cp-crypto.h"
 #include "cp-tlv.h"
@@ -539,26 +540,80 @@ cp_cert_chain_parse(const uint8_t *chain, size_t len, CpCert *certs, size_t *n)
 
 /* ---- keys and signatures ---- */
 
+/* P-256's parameters, made once, copied into each key built here: cheaper
+ * than naming the group for each key (EVP_PKEY_fromdata) or decoding a
+ * SubjectPublicKeyInfo (OpenSSL's decoders). */
+static CRYPTO_ONCE params_once = CRYPTO_ONCE_STATIC_INIT;
+static EVP_PKEY *p256_params;
+
+static void
+make_params(void)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+
+	if (!ctx || EVP_PKEY_paramgen_init(ctx) <= 0 ||
+	    EVP_PKEY_CTX_set_group_name(ctx, SN_X9_62_prime256v1) <= 0 ||
+	    EVP_PKEY_paramgen(ctx, &p256_params) <= 0)
+		p256_params = NULL;
+	EVP_PKEY_CTX_free(ctx);
+}
+
 EVP_PKEY *
 cp_cert_key(const CpCert *c)
 {
-	return cp_p256_from_public(c->point, 65);
+	EVP_PKEY *key;
+
+	if (!CRYPTO_THREAD_run_once(&params_once, make_params) || !p256_params)
+		return NULL;
+	key = EVP_PKEY_new();
+	/*
+	 * The point is the uncompressed form (the reader took no other), which
+	 * OpenSSL decodes through EC_POINT_set_affine_coordinates: it refuses
+	 * coordinates not below p and a point off the curve. 65 bytes cannot
+	 * encode the point at infinity, and P-256 has cofactor 1: that is the
+	 * whole check.
+	 */
+	if (!key || EVP_PKEY_copy_parameters(key, p256_params) != 1 ||
+	    EVP_PKEY_set1_encoded_public_key(key, c->point, 65) != 1) {
+		EVP_PKEY_free(key);
+		key = NULL;
+	}
+	ERR_clear_error();
+	return key;
 }
 
-bool
-cp_cert_signature_ok(const CpCert *c, EVP_PKEY *key)
+EVP_PKEY_CTX *
+cp_cert_verifier(EVP_PKEY *key)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+
+	if (ctx && EVP_PKEY_verify_init(ctx) == 1)
+		return ctx;
+	EVP_PKEY_CTX_free(ctx);
+	return NULL;
+}
+
+/* SHA-256 of the TBS, then ECDSA on the digest: one hash, and a context
+ * copied from a prepared one (an anchor's) or prepared here. */
+static bool
+signature_ok(const CpCert *c, EVP_PKEY *key, EVP_PKEY_CTX *prepared)
 {
 	uint8_t digest[CP_SHA256_LEN];
 	EVP_PKEY_CTX *ctx;
 	bool ok;
 
 	cp_sha256(c->tbs.p, c->tbs.len, digest);
-	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
-	ok = ctx && EVP_PKEY_verify_init(ctx) == 1 &&
-	     EVP_PKEY_verify(ctx, c->sig.p, c->sig.len, digest, sizeof digest) == 1;
+	ctx = prepared ? EVP_PKEY_CTX_dup(prepared) : cp_cert_verifier(key);
+	ok = ctx && EVP_PKEY_verify(ctx, c->sig.p, c->sig.len, digest, sizeof digest) == 1;
 	EVP_PKEY_CTX_free(ctx);
 	ERR_clear_error();
 	return ok;
+}
+
+bool
+cp_cert_signature_ok(const CpCert *c, EVP_PKEY *key)
+{
+	return signature_ok(c, key, NULL);
 }
 
 /* Whether issuer is a candidate for c's issuer: its subject is c's issuer,
@@ -664,7 +719,7 @@ cp_cert_path_verify(const CpCert *certs, size_t n, const CpCertAnchor *anchors, 
 
 		if (!key)
 			return CP_CERT_POINT;
-		ok = cp_cert_signature_ok(path[i], key);
+		ok = signature_ok(path[i], key, i + 1 < depth ? NULL : anchor->verify);
 		if (i + 1 < depth)
 			EVP_PKEY_free(key);
 		if (!ok)

@@ -69,10 +69,12 @@ typedef struct {
 	CpDer skid, akid;       /* subject / authority key identifier, len 0 if absent */
 } CpCert;
 
-/* An anchor: its certificate and its key, prepared once. */
+/* An anchor: its certificate, its key and a verification context,
+ * prepared once (verify may be NULL: one is made per use). */
 typedef struct {
 	CpCert cert;
 	EVP_PKEY *key;
+	EVP_PKEY_CTX *verify;
 } CpCertAnchor;
 
 /* Read the certificate that starts at der; *used is its length. Without
@@ -86,6 +88,9 @@ CP_X509_INTERNAL CpCertError cp_cert_chain_parse(const uint8_t *chain, size_t le
 
 /* The certificate's public key (P-256), from its point: no decoder. */
 CP_X509_INTERNAL EVP_PKEY *cp_cert_key(const CpCert *c);
+
+/* A context for EVP_PKEY_verify with key, verify_init done. */
+CP_X509_INTERNAL EVP_PKEY_CTX *cp_cert_verifier(EVP_PKEY *key);
 
 /* Whether c's signature verifies under key. */
 CP_X509_INTERNAL bool cp_cert_signature_ok(const CpCert *c, EVP_PKEY *key);

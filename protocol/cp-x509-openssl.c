@@ -100,7 +100,9 @@ anchor_keep(CpAnchors *a, X509 *x)
 	if (!a->der[i])
 		return false;
 	if (cp_cert_parse(a->der[i], (size_t)n, NULL, &an->cert) != CP_CERT_OK ||
-	    !(an->key = cp_cert_key(&an->cert))) {
+	    !(an->key = cp_cert_key(&an->cert)) || !(an->verify = cp_cert_verifier(an->key))) {
+		EVP_PKEY_free(an->key);
+		an->key = NULL;
 		free(a->der[i]);
 		a->der[i] = NULL;
 		return true;
@@ -166,6 +168,7 @@ cp_anchors_free(CpAnchors *a)
 	if (!a)
 		return;
 	for (size_t i = 0; i < a->usable; i++) {
+		EVP_PKEY_CTX_free(a->anchor[i].verify);
 		EVP_PKEY_free(a->anchor[i].key);
 		free(a->der[i]);
 	}
@@ -247,8 +250,9 @@ cp_operator_chain_verify(const CpAnchors *anchors, const uint8_t *pin,
 		goto fail;
 	cp_cert_operator_name(&certs[0], id->name, sizeof id->name);
 	EVP_PKEY_free(tofu.key);
+	/* A point off the curve is refused here, as a chain that fails. */
 	*signer = cp_cert_key(&certs[0]);
-	return *signer ? CP_OK : CP_ERR_CRYPTO;
+	return *signer ? CP_OK : CP_ERR_OPERATOR;
 fail:
 	EVP_PKEY_free(tofu.key);
 	return CP_ERR_OPERATOR;
