@@ -27,6 +27,7 @@
 static CRYPTO_ONCE fetch_once = CRYPTO_ONCE_STATIC_INIT;
 static EVP_MD *md_sha256;
 static EVP_MAC *mac_hmac;
+static EVP_MAC_CTX *hmac_sha256;     /* HMAC with SHA-256 set: each use copies it */
 static EVP_CIPHER *cipher_ctr;
 static EVP_CIPHER *cipher_ecb;
 static EVP_KDF *kdf_x963;
@@ -62,6 +63,16 @@ fetch_all(void)
 {
 	md_sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
 	mac_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (mac_hmac && (hmac_sha256 = EVP_MAC_CTX_new(mac_hmac))) {
+		OSSL_PARAM params[2];
+
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA2-256", 0);
+		params[1] = OSSL_PARAM_construct_end();
+		if (EVP_MAC_CTX_set_params(hmac_sha256, params) != 1) {
+			EVP_MAC_CTX_free(hmac_sha256);
+			hmac_sha256 = NULL;
+		}
+	}
 	cipher_ctr = EVP_CIPHER_fetch(NULL, "AES-128-CTR", NULL);
 	cipher_ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
 	kdf_x963 = EVP_KDF_fetch(NULL, "X963KDF", NULL);
@@ -74,7 +85,7 @@ static bool
 fetched(void)
 {
 	return CRYPTO_THREAD_run_once(&fetch_once, fetch_all) &&
-	       md_sha256 && mac_hmac && cipher_ctr && cipher_ecb && kdf_x963 && group_p256 &&
+	       md_sha256 && mac_hmac && hmac_sha256 && cipher_ctr && cipher_ecb && kdf_x963 && group_p256 &&
 	       p256_mont;
 }
 
@@ -95,7 +106,6 @@ cp_hmac_sha256(const uint8_t *key, size_t key_len,
 	       uint8_t out[CP_HMAC_SHA256_LEN])
 {
 	static const uint8_t empty[1];
-	OSSL_PARAM params[2];
 	EVP_MAC_CTX *ctx;
 	size_t n = 0;
 	CpError err = CP_ERR_CRYPTO;
@@ -104,12 +114,12 @@ cp_hmac_sha256(const uint8_t *key, size_t key_len,
 		return CP_ERR_ARGUMENT;
 	if (!fetched())
 		return CP_ERR_CRYPTO;
-	ctx = EVP_MAC_CTX_new(mac_hmac);
+	/* A copy of the prepared context: naming the digest at each init
+	 * made HMAC fetch SHA-256 for every MAC. */
+	ctx = EVP_MAC_CTX_dup(hmac_sha256);
 	if (!ctx)
 		return CP_ERR_CRYPTO;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA2-256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (EVP_MAC_init(ctx, key_len ? key : empty, key_len, params) &&
+	if (EVP_MAC_init(ctx, key_len ? key : empty, key_len, NULL) &&
 	    EVP_MAC_update(ctx, len ? data : empty, len) &&
 	    EVP_MAC_final(ctx, out, &n, CP_HMAC_SHA256_LEN) &&
 	    n == CP_HMAC_SHA256_LEN)
