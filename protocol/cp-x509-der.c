@@ -370,6 +370,7 @@ extensions(CpDer v, CpCert *c)
 {
 	Reader r = der_reader(v), f;
 	unsigned seen = 0;
+	bool bc_critical = false;
 	CpDer seq, ext_list, oid, b, value;
 
 	TRY(der_next(&r, 0x30, &ext_list, NULL));
@@ -425,15 +426,17 @@ extensions(CpDer v, CpCert *c)
 			break;
 		case CE_BASIC_CONSTRAINTS:
 			TRY(basic_constraints(value, c));
+			bc_critical = critical;
 			break;
 		}
 	}
 	/*
-	 * RFC 5280 as OpenSSL's strict mode checks it: a CA has keyUsage
-	 * with keyCertSign and a subject key identifier; a pathLenConstraint
-	 * belongs to a CA; keyCertSign to a CA only.
+	 * RFC 5280 as OpenSSL's strict mode checks it: a CA has a critical
+	 * basicConstraints, keyUsage with keyCertSign and a subject key
+	 * identifier; a pathLenConstraint belongs to a CA; keyCertSign to a
+	 * CA only.
 	 */
-	if (c->ca && (!c->has_ku || !(c->ku & CP_KU_KEY_CERT_SIGN) || !c->skid.len))
+	if (c->ca && (!bc_critical || !c->has_ku || !(c->ku & CP_KU_KEY_CERT_SIGN) || !c->skid.len))
 		return CP_CERT_EXTENSION;
 	if (!c->ca && (c->path_len >= 0 || (c->ku & CP_KU_KEY_CERT_SIGN)))
 		return CP_CERT_EXTENSION;

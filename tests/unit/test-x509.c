@@ -180,6 +180,7 @@ typedef struct {
 	unsigned ku;            /* first byte of the BIT STRING; 0: no keyUsage */
 	bool no_akid, no_skid;
 	int64_t not_before, not_after;
+	bool bc_not_critical;
 } Spec;
 
 #define NB 1700000000
@@ -216,7 +217,7 @@ cert_init(Cert *c, const Spec *s, EVP_PKEY *key, EVP_PKEY *issuer_key)
 		tlv(&v, 0x02, &n, 1);
 	}
 	tlv_buf(&b, 0x30, &v);
-	extension(&c->part[P_EXTS], ce_bc, 3, true, &b);
+	extension(&c->part[P_EXTS], ce_bc, 3, !s->bc_not_critical, &b);
 	if (s->ku) {
 		uint8_t bits[2] = { 0, (uint8_t)s->ku };
 
@@ -276,9 +277,9 @@ cert_der(const Cert *c, uint8_t *out)
 
 static EVP_PKEY *root_key, *inter_key, *sm_key, *other_key;
 
-static const Spec ROOT = { "Test Operator", "root", "Test Operator", "root", true, -1, 0x06, false, false, 0, 0 };
-static const Spec INTER = { "Test Operator", "intermediate", "Test Operator", "root", true, -1, 0x06, false, false, 0, 0 };
-static const Spec SM = { "Test Operator", "subscription manager", "Test Operator", "root", false, -1, 0x80, false, false, 0, 0 };
+static const Spec ROOT = { "Test Operator", "root", "Test Operator", "root", true, -1, 0x06, false, false, 0, 0, false };
+static const Spec INTER = { "Test Operator", "intermediate", "Test Operator", "root", true, -1, 0x06, false, false, 0, 0, false };
+static const Spec SM = { "Test Operator", "subscription manager", "Test Operator", "root", false, -1, 0x80, false, false, 0, 0, false };
 
 static size_t
 make(const Spec *s, EVP_PKEY *key, EVP_PKEY *issuer_key, uint8_t *out)
@@ -483,6 +484,12 @@ test_der(void)
 		s = ROOT;
 		s.no_skid = true;
 		CHECK_CERT(parse_with(&s, P_SERIAL, "\x02\x01\x05", 3), CP_CERT_EXTENSION);
+		s = ROOT;
+		s.bc_not_critical = true;      /* RFC 5280 4.2.1.9: critical in a CA */
+		CHECK_CERT(parse_with(&s, P_SERIAL, "\x02\x01\x05", 3), CP_CERT_EXTENSION);
+		s = SM;
+		s.bc_not_critical = true;      /* an end entity's may be either */
+		CHECK_CERT(parse_with(&s, P_SERIAL, "\x02\x01\x05", 3), CP_CERT_OK);
 		s = SM;
 		s.ku = 0x84;
 		CHECK_CERT(parse_with(&s, P_SERIAL, "\x02\x01\x05", 3), CP_CERT_EXTENSION);
@@ -851,6 +858,118 @@ differential_chain(const char *what, const uint8_t *root, size_t root_len,
 	cp_anchors_free(anchors);
 }
 
+/*
+ * A certificate made by OpenSSL itself, with extensions in its config
+ * syntax: the way the network tests make their operator chain with the
+ * openssl command (tests/integration/network/netbench.py) and the tools'
+ * tests make another operator's root.
+ */
+static size_t
+openssl_make(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
+	     const char *const *ext, uint8_t *out, X509 **keep)
+{
+	X509 *x = X509_new();
+	X509V3_CTX v3;
+	unsigned char *q = out;
+	int n = 0;
+
+	if (!x || X509_set_version(x, X509_VERSION_3) != 1 ||
+	    ASN1_INTEGER_set(X509_get_serialNumber(x), 7) != 1 ||
+	    !X509_time_adj_ex(X509_getm_notBefore(x), 0, 0, &(time_t){ NB }) ||
+	    !X509_time_adj_ex(X509_getm_notAfter(x), 30, 0, &(time_t){ NB }) ||
+	    X509_set_pubkey(x, key) != 1 ||
+	    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "O", MBSTRING_UTF8,
+				       (const unsigned char *)"cellprov test operator", -1, -1, 0) != 1 ||
+	    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
+				       (const unsigned char *)cn, -1, -1, 0) != 1 ||
+	    X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x)) != 1)
+		abort();
+	X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
+	for (; *ext; ext += 2) {
+		X509_EXTENSION *e = X509V3_EXT_conf(NULL, &v3, ext[0], ext[1]);
+
+		if (!e || X509_add_ext(x, e, -1) != 1)
+			abort();
+		X509_EXTENSION_free(e);
+	}
+	if (X509_sign(x, issuer_key, EVP_sha256()) <= 0 || (n = i2d_X509(x, &q)) <= 0)
+		abort();
+	if (keep)
+		*keep = x;
+	else
+		X509_free(x);
+	return (size_t)n;
+}
+
+static void
+differential_openssl_made(void)
+{
+	static const char *const netbench_root[] = {
+		"basicConstraints", "critical,CA:TRUE", "keyUsage", "critical,keyCertSign,cRLSign",
+		"subjectKeyIdentifier", "hash", NULL,
+	};
+	static const char *const netbench_sm[] = {
+		"basicConstraints", "critical,CA:FALSE", "keyUsage", "critical,digitalSignature",
+		"subjectKeyIdentifier", "hash", "authorityKeyIdentifier", "keyid", NULL,
+	};
+	/* openssl req's default v3_ca: the key identifiers with the issuer
+	 * and serial in the authority's, basicConstraints not critical */
+	static const char *const req_root[] = {
+		"subjectKeyIdentifier", "hash", "authorityKeyIdentifier", "keyid:always,issuer",
+		"basicConstraints", "CA:TRUE", "keyUsage", "keyCertSign", NULL,
+	};
+	static const char *const req_sm[] = {
+		"basicConstraints", "CA:FALSE", "subjectKeyIdentifier", "hash",
+		"authorityKeyIdentifier", "keyid,issuer:always", NULL,
+	};
+	/* an extended key usage, critical: OpenSSL understands it, the
+	 * profile does not */
+	static const char *const eku_sm[] = {
+		"basicConstraints", "critical,CA:FALSE", "extendedKeyUsage", "critical,codeSigning",
+		"subjectKeyIdentifier", "hash", "authorityKeyIdentifier", "keyid", NULL,
+	};
+	static const char *const root_no_ku[] = {
+		"basicConstraints", "critical,CA:TRUE", "subjectKeyIdentifier", "hash", NULL,
+	};
+	struct {
+		const char *what;
+		const char *const *root, *const *sm;
+	} v[] = {
+		{ "openssl netbench", netbench_root, netbench_sm },
+		{ "openssl req", req_root, req_sm },
+		{ "openssl authority issuer and serial", netbench_root, req_sm },
+		{ "openssl eku", netbench_root, eku_sm },
+		{ "openssl root without keyUsage", root_no_ku, netbench_sm },
+	};
+
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		uint8_t root[2048], chain[CP_CHAIN_MAX];
+		size_t root_len, len;
+		X509 *rx = NULL;
+
+		root_len = openssl_make(root_key, "root", NULL, root_key, v[i].root, root, &rx);
+		len = openssl_make(sm_key, "sm", rx, root_key, v[i].sm, chain, NULL);
+		memcpy(chain + len, root, root_len);
+		if (v[i].sm == eku_sm) {
+			/* The one difference, on purpose: OpenSSL knows
+			 * extendedKeyUsage and, with no purpose asked, ignores
+			 * what it says; the profile does not know it, and a
+			 * certificate restricted to other uses by a critical
+			 * one does not sign profiles. */
+			CpAnchors *a = anchors_of(root, root_len);
+
+			CP_CHECK(openssl_verify(root, root_len, chain, len + root_len).ok);
+			CP_CHECK(!ours(a, chain, len + root_len).ok);
+			cp_anchors_free(a);
+		} else if (v[i].root == root_no_ku) {
+			agree(v[i].what, -2, NULL, 0, NULL, chain, len + root_len);
+		} else {
+			differential_chain(v[i].what, root, root_len, chain, len + root_len, len, 20);
+		}
+		X509_free(rx);
+	}
+}
+
 static void
 test_differential(void)
 {
@@ -968,6 +1087,7 @@ test_differential(void)
 			}
 		}
 	}
+	differential_openssl_made();
 	CP_CHECK(differential_accepted > 10);
 	printf("differential: %d chains, %d accepted by both\n", differential_cases, differential_accepted);
 }
