@@ -734,7 +734,9 @@ cp_cert_path_verify(const CpCert *certs, size_t n, const CpCertAnchor *anchors, 
 
 /* ---- the operator's name ---- */
 
-/* A directory string as ASCII into out, if it is printable ASCII. */
+/* A directory string as ASCII into out, if it is printable ASCII: the
+ * string types OpenSSL's ASN1_STRING_to_UTF8 converts, the wide ones
+ * only where every character is ASCII. */
 static bool
 string_ascii(uint8_t tag, CpDer v, char *out, size_t size)
 {
@@ -742,9 +744,11 @@ string_ascii(uint8_t tag, CpDer v, char *out, size_t size)
 
 	switch (tag) {
 	case 0x0c:      /* UTF8String */
+	case 0x12:      /* NumericString */
 	case 0x13:      /* PrintableString */
 	case 0x14:      /* TeletexString */
 	case 0x16:      /* IA5String */
+	case 0x1a:      /* VisibleString */
 		w = 1;
 		break;
 	case 0x1e:      /* BMPString */

@@ -516,6 +516,72 @@ test_der(void)
 	}
 }
 
+/* The operator's name: O, else CN, when printable ASCII of at most 64. */
+static void
+test_name(void)
+{
+	static const struct {
+		const char *o_tlv;      /* the O value's TLV, or NULL for none */
+		size_t o_len;
+		const char *want;
+	} v[] = {
+		{ "\x0c\x04" "Op A", 6, "Op A" },
+		{ "\x13\x04" "Op B", 6, "Op B" },
+		{ "\x1e\x08\x00" "O\x00" "p\x00 \x00" "C", 10, "Op C" },     /* BMPString */
+		{ "\x1e\x04\x04\x1f\x00p", 6, "cn" },                        /* not ASCII: the CN */
+		{ "\x0c\x04" "Op\x01" "D", 6, "cn" },                            /* a control character */
+		{ "\x0c\x03" "\xc3\xa9x", 5, "cn" },                          /* UTF-8, not ASCII */
+		{ NULL, 0, "cn" },
+	};
+	char big[80], out[CP_OPERATOR_NAME_MAX + 1];
+
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		Buf seq = { 0 }, set = { 0 }, atv = { 0 }, nm = { 0 };
+		uint8_t der[2048];
+		size_t n;
+		Cert c;
+		CpCert cc;
+
+		if (v[i].o_tlv) {
+			tlv(&atv, 0x06, OID_O, 3);
+			put(&atv, v[i].o_tlv, v[i].o_len);
+			tlv_buf(&set, 0x30, &atv);
+			tlv_buf(&seq, 0x31, &set);
+		}
+		memset(&atv, 0, sizeof atv);
+		memset(&set, 0, sizeof set);
+		tlv(&atv, 0x06, OID_CN, 3);
+		tlv(&atv, 0x0c, "cn", 2);
+		tlv_buf(&set, 0x30, &atv);
+		tlv_buf(&seq, 0x31, &set);
+		tlv_buf(&nm, 0x30, &seq);
+		cert_init(&c, &SM, sm_key, root_key);
+		c.part[P_SUBJECT] = nm;
+		n = cert_der(&c, der);
+		CHECK_CERT(cp_cert_parse(der, n, NULL, &cc), CP_CERT_OK);
+		cp_cert_operator_name(&cc, out, sizeof out);
+		if (strcmp(out, v[i].want) != 0)
+			fprintf(stderr, "name %zu: %s, want %s\n", i, out, v[i].want);
+		CP_CHECK(strcmp(out, v[i].want) == 0);
+	}
+	/* 64 characters are a name, 65 are not */
+	memset(big, 'a', sizeof big);
+	for (size_t len = 64; len <= 65; len++) {
+		Spec s = SM;
+		uint8_t der[2048];
+		size_t n;
+		CpCert cc;
+
+		big[len] = '\0';
+		s.o = big;
+		n = make(&s, sm_key, root_key, der);
+		CHECK_CERT(cp_cert_parse(der, n, NULL, &cc), CP_CERT_OK);
+		cp_cert_operator_name(&cc, out, sizeof out);
+		CP_CHECK(len == 64 ? strcmp(out, big) == 0 : strcmp(out, "subscription manager") == 0);
+		big[len] = 'a';
+	}
+}
+
 /* ---- path validation ---- */
 
 typedef struct {
@@ -1102,6 +1168,7 @@ main(void)
 	if (!root_key || !inter_key || !sm_key || !other_key)
 		return cp_test_missing("no P-256 keys");
 	test_der();
+	test_name();
 	test_path();
 	test_differential();
 	EVP_PKEY_free(root_key);
