@@ -32,22 +32,60 @@ static CRYPTO_ONCE mac_once = CRYPTO_ONCE_STATIC_INIT;
 static CRYPTO_ONCE aes_once = CRYPTO_ONCE_STATIC_INIT;
 static EVP_MD *md_sha256;
 static EVP_MAC *mac_hmac;
+static EVP_MAC_CTX *hmac_sha256;     /* HMAC with SHA-256 set: each use copies it */
 static EVP_CIPHER *cipher_ctr;
 static EVP_CIPHER *cipher_ecb;
 static EVP_KDF *kdf_x963;
 static EC_GROUP *group_p256;
+/* For decompressing a P-256 point: p, a, b, (p + 1) / 4, and p's
+ * Montgomery context (which BN_mod_sqrt would build for every point). */
+static BIGNUM *p256_p, *p256_a, *p256_b, *p256_sqrt_exp;
+static BN_MONT_CTX *p256_mont;
+
+static void
+prepare_decompression(void)
+{
+	BN_CTX *bnctx = BN_CTX_new();
+
+	p256_p = BN_new();
+	p256_a = BN_new();
+	p256_b = BN_new();
+	p256_sqrt_exp = BN_new();
+	p256_mont = BN_MONT_CTX_new();
+	if (!bnctx || !p256_p || !p256_a || !p256_b || !p256_sqrt_exp || !p256_mont ||
+	    EC_GROUP_get_curve(group_p256, p256_p, p256_a, p256_b, bnctx) != 1 ||
+	    !BN_copy(p256_sqrt_exp, p256_p) || !BN_add_word(p256_sqrt_exp, 1) ||
+	    !BN_rshift(p256_sqrt_exp, p256_sqrt_exp, 2) ||
+	    !BN_MONT_CTX_set(p256_mont, p256_p, bnctx)) {
+		BN_MONT_CTX_free(p256_mont);
+		p256_mont = NULL;
+	}
+	BN_CTX_free(bnctx);
+}
 
 static void
 fetch_digest(void)
 {
 	md_sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
 	group_p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	if (group_p256)
+		prepare_decompression();
 }
 
 static void
 fetch_mac(void)
 {
 	mac_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (mac_hmac && (hmac_sha256 = EVP_MAC_CTX_new(mac_hmac))) {
+		OSSL_PARAM params[2];
+
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA2-256", 0);
+		params[1] = OSSL_PARAM_construct_end();
+		if (EVP_MAC_CTX_set_params(hmac_sha256, params) != 1) {
+			EVP_MAC_CTX_free(hmac_sha256);
+			hmac_sha256 = NULL;
+		}
+	}
 	kdf_x963 = EVP_KDF_fetch(NULL, "X963KDF", NULL);
 }
 
@@ -62,14 +100,14 @@ fetch_aes(void)
 static bool
 fetched(void)
 {
-	return CRYPTO_THREAD_run_once(&fetch_once, fetch_digest) && md_sha256 && group_p256;
+	return CRYPTO_THREAD_run_once(&fetch_once, fetch_digest) && md_sha256 && group_p256 && p256_mont;
 }
 
-/* HMAC and the X9.63 KDF */
+/* HMAC (with SHA-256 set) and the X9.63 KDF */
 static bool
 fetched_mac(void)
 {
-	return CRYPTO_THREAD_run_once(&mac_once, fetch_mac) && mac_hmac && kdf_x963;
+	return CRYPTO_THREAD_run_once(&mac_once, fetch_mac) && mac_hmac && hmac_sha256 && kdf_x963;
 }
 
 /* AES-128, CTR and ECB */
@@ -96,7 +134,6 @@ cp_hmac_sha256(const uint8_t *key, size_t key_len,
 	       uint8_t out[CP_HMAC_SHA256_LEN])
 {
 	static const uint8_t empty[1];
-	OSSL_PARAM params[2];
 	EVP_MAC_CTX *ctx;
 	size_t n = 0;
 	CpError err = CP_ERR_CRYPTO;
@@ -105,12 +142,12 @@ cp_hmac_sha256(const uint8_t *key, size_t key_len,
 		return CP_ERR_ARGUMENT;
 	if (!fetched_mac())
 		return CP_ERR_CRYPTO;
-	ctx = EVP_MAC_CTX_new(mac_hmac);
+	/* A copy of the prepared context: naming the digest at each init
+	 * made HMAC fetch SHA-256 for every MAC. */
+	ctx = EVP_MAC_CTX_dup(hmac_sha256);
 	if (!ctx)
 		return CP_ERR_CRYPTO;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA2-256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (EVP_MAC_init(ctx, key_len ? key : empty, key_len, params) &&
+	if (EVP_MAC_init(ctx, key_len ? key : empty, key_len, NULL) &&
 	    EVP_MAC_update(ctx, len ? data : empty, len) &&
 	    EVP_MAC_final(ctx, out, &n, CP_HMAC_SHA256_LEN) &&
 	    n == CP_HMAC_SHA256_LEN)
@@ -513,6 +550,41 @@ cp_x25519_public(EVP_PKEY *key, uint8_t out[32])
 /* ---- ECDH, ECDSA ---- */
 
 /*
+ * A compressed point (SEC 1 2.3.4) into q. p = 3 (mod 4), so a square root
+ * of rhs = x^3 + ax + b is rhs^((p + 1) / 4), computed with p's Montgomery
+ * context made once; if rhs has none, that is no root and
+ * EC_POINT_set_affine_coordinates, which checks that (x, y) is on the
+ * curve, refuses the point. x must be below p, and y = 0 has no odd root.
+ */
+static bool
+p256_decompress(EC_POINT *q, const uint8_t pub[33], BN_CTX *bnctx)
+{
+	BIGNUM *x, *y, *rhs;
+	bool ok = false;
+
+	BN_CTX_start(bnctx);
+	x = BN_CTX_get(bnctx);
+	y = BN_CTX_get(bnctx);
+	rhs = BN_CTX_get(bnctx);
+	if (!rhs || !BN_bin2bn(pub + 1, 32, x) || BN_ucmp(x, p256_p) >= 0)
+		goto out;
+	if (!BN_mod_sqr(rhs, x, p256_p, bnctx) ||
+	    !BN_mod_add_quick(rhs, rhs, p256_a, p256_p) ||
+	    !BN_mod_mul(rhs, rhs, x, p256_p, bnctx) ||
+	    !BN_mod_add_quick(rhs, rhs, p256_b, p256_p) ||
+	    !BN_mod_exp_mont(y, rhs, p256_sqrt_exp, p256_p, bnctx, p256_mont))
+		goto out;
+	if (BN_is_odd(y) != (pub[0] & 1)) {
+		if (BN_is_zero(y) || !BN_usub(y, p256_p, y))
+			goto out;
+	}
+	ok = EC_POINT_set_affine_coordinates(group_p256, q, x, y, bnctx) == 1;
+out:
+	BN_CTX_end(bnctx);
+	return ok;
+}
+
+/*
  * The device's side of ECIES: the ephemeral point goes straight from its
  * encoding to an EC_POINT of the one P-256 group, with no key object, no
  * parameter copy and one point check, and is multiplied by the device's
@@ -552,7 +624,8 @@ cp_p256_ecdh_encoded(EVP_PKEY *priv, const uint8_t *pub, size_t len, uint8_t out
 	 * device key). P-256 has cofactor 1, so on the curve and not infinity
 	 * is the whole check; the encodings above cannot name infinity.
 	 */
-	if (EC_POINT_oct2point(group_p256, q, pub, len, bnctx) != 1 ||
+	if ((len == 33 ? !p256_decompress(q, pub, bnctx) :
+			 EC_POINT_oct2point(group_p256, q, pub, len, bnctx) != 1) ||
 	    EC_POINT_is_at_infinity(group_p256, q)) {
 		err = CP_ERR_POINT;
 		goto out;
@@ -651,7 +724,8 @@ cp_ecdsa_verify(EVP_PKEY *key, const uint8_t *msg, size_t len,
 		const uint8_t *sig, size_t sig_len)
 {
 	static const uint8_t empty[1];
-	EVP_MD_CTX *ctx;
+	uint8_t digest[CP_SHA256_LEN];
+	EVP_PKEY_CTX *ctx;
 	CpError err = CP_ERR_CRYPTO;
 	int r;
 
@@ -661,15 +735,19 @@ cp_ecdsa_verify(EVP_PKEY *key, const uint8_t *msg, size_t len,
 		return CP_ERR_KEY;
 	if (sig_len == 0 || sig_len > CP_ECDSA_MAX)
 		return CP_ERR_SIGNATURE;
-	ctx = EVP_MD_CTX_new();
-	if (!ctx)
+	if (!fetched())
 		return CP_ERR_CRYPTO;
-	if (EVP_DigestVerifyInit_ex(ctx, NULL, "SHA2-256", NULL, NULL, key, NULL) == 1) {
-		r = EVP_DigestVerify(ctx, sig, sig_len, msg ? msg : empty, len);
+	/* The message hashed with the digest fetched once, then ECDSA on the
+	 * digest: what EVP_DigestVerify does, without fetching SHA-256 again
+	 * for each call. */
+	cp_sha256(msg ? msg : empty, len, digest);
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+	if (ctx && EVP_PKEY_verify_init(ctx) == 1) {
+		r = EVP_PKEY_verify(ctx, sig, sig_len, digest, sizeof digest);
 		/* 0 is a wrong signature, <0 one that does not even parse. */
 		err = r == 1 ? CP_OK : CP_ERR_SIGNATURE;
 	}
-	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_CTX_free(ctx);
 	/* A failed parse leaves errors queued; they belong to nobody. */
 	ERR_clear_error();
 	return err;

@@ -93,7 +93,9 @@ bool cp_pkey_has_private(EVP_PKEY *key);
 
 /*
  * X.509, for the operator's signing chain (docs/protocol.md, "The
- * operator's signature"): the backend is cp-x509-openssl.c.
+ * operator's signature"): the backend is cp-x509-openssl.c, and op_chain
+ * is read by the library's own strict DER reader (cp-x509-der.c), within
+ * the certificate profile of docs/protocol.md 4.5.
  *
  * A chain on the wire (op_chain) is certificates in DER, concatenated, the
  * signing certificate first, then what issued it, at most CP_CHAIN_CERTS_MAX
@@ -106,7 +108,8 @@ bool cp_pkey_has_private(EVP_PKEY *key);
 /* Trust anchors: the operator roots a device accepts. */
 typedef struct CpAnchors CpAnchors;
 /* From PEM: one or more CERTIFICATE blocks, each a CA certificate, nothing
- * else. CP_ERR_KEY otherwise (including no certificate at all). */
+ * else. CP_ERR_KEY otherwise (including no certificate at all). An anchor
+ * outside the certificate profile is loaded and counted but ends no path. */
 CpError cp_anchors_from_pem(const char *pem, size_t len, CpAnchors **out);
 size_t cp_anchors_count(const CpAnchors *a);
 void cp_anchors_free(CpAnchors *a);
@@ -130,7 +133,8 @@ typedef struct {
  * Validity times are not checked: a device has no trusted clock before it
  * registers. The signing certificate must be an end entity (not a CA) with
  * a P-256 key, and allow digitalSignature if it has a keyUsage. Every
- * failure of the chain, its form or the pin is CP_ERR_OPERATOR. On success
+ * failure of the chain, its form (a certificate outside the profile
+ * included) or the pin is CP_ERR_OPERATOR. On success
  * *signer is the signing certificate's key (the caller frees it) and id
  * names the operator.
  */
@@ -139,7 +143,7 @@ CpError cp_operator_chain_verify(const CpAnchors *anchors, const uint8_t *pin,
 			EVP_PKEY **signer, CpOperatorId *id);
 
 /* Whether key is the public half of op_chain's signing certificate's key
- * (CP_ERR_KEY if not, or if the chain does not parse). */
+ * (CP_ERR_KEY if not, or if the chain does not read within the profile). */
 CpError cp_operator_chain_signer(const uint8_t *chain, size_t len, EVP_PKEY *key);
 
 /*

@@ -16,27 +16,20 @@
 #include <openssl/x509v3.h>
 
 #include "cp-tlv.h"
-
-#define ANCHORS_MAX 16
+#include "cp-x509-der.h"
 
 /*
- * Each anchor is kept parsed, with its DER and its pin: a chain that
- * carries an anchor's very bytes (the operator root at its end) reuses
- * the parsed certificate, and the pin of an anchor is computed once.
- * Parsing a certificate is the dearest part of a chain check on OpenSSL
- * 3.0: its public key goes through a decoder context built per key.
+ * The anchors are parsed by OpenSSL once, when loaded, and then read
+ * again by the chain's own reader (cp-x509-der.c), which path validation
+ * runs on; each keeps its DER, its key and its pin. An anchor outside the
+ * certificate profile (docs/protocol.md 4.5) is counted but can end no
+ * path: usable counts those that can, the first in the arrays.
  */
-typedef struct {
-	X509 *x;
-	unsigned char *der;
-	size_t der_len;
-	uint8_t pin[CP_SHA256_LEN];
-} Anchor;
-
 struct CpAnchors {
-	X509_STORE *store;
-	size_t count;
-	Anchor anchor[ANCHORS_MAX];
+	size_t count, usable;
+	CpCertAnchor *anchor;
+	uint8_t **der;
+	uint8_t (*pin)[CP_SHA256_LEN];
 };
 
 /* Every PEM block of a buffer, each required to be a certificate. */
@@ -89,33 +82,34 @@ fail:
 	return NULL;
 }
 
-/* SHA-256 of a certificate's SubjectPublicKeyInfo, the uncompressed
- * form for P-256 (cp_pubkey_spki). */
+/* An anchor as the chain's reader sees it, kept if it is in the profile. */
 static bool
-spki_pin(X509 *x, uint8_t pin[CP_SHA256_LEN])
+anchor_keep(CpAnchors *a, X509 *x)
 {
-	size_t len = 0;
-	uint8_t *spki = cp_pubkey_spki(X509_get0_pubkey(x), &len);
+	size_t i = a->usable;
+	CpCertAnchor *an = &a->anchor[i];
+	uint8_t *der = NULL;
+	int n = i2d_X509(x, &der);
 
-	if (!spki)
+	if (n <= 0)
 		return false;
-	cp_sha256(spki, len, pin);
-	free(spki);
-	return true;
-}
-
-static void
-anchor_keep(Anchor *an, X509 *x)
-{
-	int n = i2d_X509(x, &an->der);
-
-	if (n <= 0 || !spki_pin(x, an->pin) || !X509_up_ref(x)) {
-		OPENSSL_free(an->der);
-		an->der = NULL;
-		return;
+	a->der[i] = malloc((size_t)n);
+	if (a->der[i])
+		memcpy(a->der[i], der, (size_t)n);
+	OPENSSL_free(der);
+	if (!a->der[i])
+		return false;
+	if (cp_cert_parse(a->der[i], (size_t)n, NULL, &an->cert) != CP_CERT_OK ||
+	    !(an->key = cp_cert_key(&an->cert)) || !(an->verify = cp_cert_verifier(an->key))) {
+		EVP_PKEY_free(an->key);
+		an->key = NULL;
+		free(a->der[i]);
+		a->der[i] = NULL;
+		return true;
 	}
-	an->der_len = (size_t)n;
-	an->x = x;
+	cp_sha256(an->cert.spki.p, an->cert.spki.len, a->pin[i]);
+	a->usable++;
+	return true;
 }
 
 CpError
@@ -124,6 +118,7 @@ cp_anchors_from_pem(const char *pem, size_t len, CpAnchors **out)
 	STACK_OF(X509) *certs;
 	CpAnchors *a;
 	CpError err = CP_ERR_KEY;
+	size_t n;
 
 	if (!out)
 		return CP_ERR_ARGUMENT;
@@ -131,22 +126,24 @@ cp_anchors_from_pem(const char *pem, size_t len, CpAnchors **out)
 	certs = pem_certificates(pem, len);
 	if (!certs)
 		return CP_ERR_KEY;
+	n = (size_t)sk_X509_num(certs);
 	a = calloc(1, sizeof *a);
-	if (!a || !(a->store = X509_STORE_new())) {
+	if (!a || !(a->anchor = calloc(n, sizeof *a->anchor)) ||
+	    !(a->der = calloc(n, sizeof *a->der)) || !(a->pin = calloc(n, sizeof *a->pin))) {
 		err = CP_ERR_CRYPTO;
 		goto out;
 	}
-	for (int i = 0; i < sk_X509_num(certs); i++) {
-		X509 *x = sk_X509_value(certs, i);
+	for (size_t i = 0; i < n; i++) {
+		X509 *x = sk_X509_value(certs, (int)i);
 
 		/* An anchor is a CA: an end-entity certificate here is a mistake
 		 * (the SM's own certificate given as the root). */
-		if (X509_check_ca(x) == 0 || X509_STORE_add_cert(a->store, x) != 1)
+		if (X509_check_ca(x) == 0)
 			goto out;
-		/* Kept parsed only to save work: an anchor that cannot be is
-		 * still in the store, and its pin computed when reached. */
-		if (a->count < ANCHORS_MAX)
-			anchor_keep(&a->anchor[a->count], x);
+		if (!anchor_keep(a, x)) {
+			err = CP_ERR_CRYPTO;
+			goto out;
+		}
 		a->count++;
 	}
 	*out = a;
@@ -170,11 +167,14 @@ cp_anchors_free(CpAnchors *a)
 {
 	if (!a)
 		return;
-	for (size_t i = 0; i < a->count && i < ANCHORS_MAX; i++) {
-		X509_free(a->anchor[i].x);
-		OPENSSL_free(a->anchor[i].der);
+	for (size_t i = 0; i < a->usable; i++) {
+		EVP_PKEY_CTX_free(a->anchor[i].verify);
+		EVP_PKEY_free(a->anchor[i].key);
+		free(a->der[i]);
 	}
-	X509_STORE_free(a->store);
+	free(a->anchor);
+	free(a->der);
+	free(a->pin);
 	free(a);
 }
 
@@ -213,250 +213,72 @@ cp_operator_chain_from_pem(const char *pem, size_t len, uint8_t *out, size_t *ou
 	return CP_OK;
 }
 
-/* The length of the DER SEQUENCE at p (header included), 0 if p does not
- * start with one that fits in len. */
-static size_t
-der_sequence_len(const uint8_t *p, size_t len)
-{
-	size_t n, hdr;
-
-	if (len < 2 || p[0] != 0x30)
-		return 0;
-	if (p[1] < 0x80) {
-		hdr = 2;
-		n = p[1];
-	} else if (p[1] == 0x81 && len >= 3) {
-		hdr = 3;
-		n = p[2];
-	} else if (p[1] == 0x82 && len >= 4) {
-		hdr = 4;
-		n = (size_t)p[2] << 8 | p[3];
-	} else {
-		return 0;
-	}
-	return n <= len - hdr ? hdr + n : 0;
-}
-
-/* The anchor whose DER is exactly the certificate at p, if any. */
-static X509 *
-anchor_same(const CpAnchors *anchors, const uint8_t *p, size_t len)
-{
-	size_t n = der_sequence_len(p, len);
-
-	for (size_t i = 0; n && anchors && i < anchors->count && i < ANCHORS_MAX; i++)
-		if (anchors->anchor[i].x && anchors->anchor[i].der_len == n &&
-		    memcmp(anchors->anchor[i].der, p, n) == 0)
-			return anchors->anchor[i].x;
-	return NULL;
-}
-
-/* Split concatenated DER: each certificate must end exactly where the next
- * begins, the last exactly at the end. A certificate byte for byte equal
- * to an anchor is that anchor's parsed certificate. */
-static STACK_OF(X509) *
-der_certificates(const CpAnchors *anchors, const uint8_t *chain, size_t len)
-{
-	const unsigned char *p = chain, *end = chain + len;
-	STACK_OF(X509) *certs = sk_X509_new_null();
-
-	if (!certs)
-		return NULL;
-	while (p < end) {
-		X509 *x = anchor_same(anchors, p, (size_t)(end - p));
-
-		if (sk_X509_num(certs) == CP_CHAIN_CERTS_MAX)
-			goto fail;
-		if (x && X509_up_ref(x))
-			p += der_sequence_len(p, (size_t)(end - p));
-		else
-			x = d2i_X509(NULL, &p, end - p);
-		if (!x)
-			goto fail;
-		if (!sk_X509_push(certs, x)) {
-			X509_free(x);
-			goto fail;
-		}
-	}
-	if (sk_X509_num(certs) == 0)
-		goto fail;
-	return certs;
-fail:
-	sk_X509_pop_free(certs, X509_free);
-	return NULL;
-}
-
-static bool
-self_signed(X509 *x)
-{
-	EVP_PKEY *key = X509_get0_pubkey(x);
-
-	return key && X509_check_issued(x, x) == X509_V_OK && X509_verify(x, key) == 1;
-}
-
-static bool
-signing_certificate_ok(X509 *leaf)
-{
-	EVP_PKEY *key = X509_get0_pubkey(leaf);
-
-	if (!key || !cp_pkey_is_p256(key))
-		return false;
-	/* An end entity: a CA certificate does not sign profiles. */
-	if (X509_check_ca(leaf) != 0)
-		return false;
-	if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) &&
-	    !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE))
-		return false;
-	return true;
-}
-
-/* The signing certificate's O, else its CN, as printable ASCII. */
-static void
-operator_name(X509 *leaf, char *out, size_t size)
-{
-	const X509_NAME *subject = X509_get_subject_name(leaf);
-	static const int nids[] = { NID_organizationName, NID_commonName };
-
-	out[0] = '\0';
-	for (size_t i = 0; i < sizeof nids / sizeof nids[0]; i++) {
-		int at = X509_NAME_get_index_by_NID(subject, nids[i], -1);
-		const ASN1_STRING *s;
-		unsigned char *utf8 = NULL;
-		int n;
-
-		if (at < 0)
-			continue;
-		s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
-		n = ASN1_STRING_to_UTF8(&utf8, s);
-		if (n > 0 && (size_t)n < size && cp_is_printable_ascii(utf8, (size_t)n)) {
-			memcpy(out, utf8, (size_t)n);
-			out[n] = '\0';
-		}
-		OPENSSL_free(utf8);
-		if (out[0])
-			return;
-	}
-}
-
-/* The pin of the root a path ended in: an anchor's is kept. */
-static bool
-root_pin(const CpAnchors *anchors, X509 *root, uint8_t pin[CP_SHA256_LEN])
-{
-	for (size_t i = 0; anchors && i < anchors->count && i < ANCHORS_MAX; i++)
-		if (anchors->anchor[i].x && X509_cmp(anchors->anchor[i].x, root) == 0) {
-			memcpy(pin, anchors->anchor[i].pin, CP_SHA256_LEN);
-			return true;
-		}
-	return spki_pin(root, pin);
-}
-
 CpError
 cp_operator_chain_verify(const CpAnchors *anchors, const uint8_t *pin,
 		const uint8_t *chain, size_t len,
 		EVP_PKEY **signer, CpOperatorId *id)
 {
-	STACK_OF(X509) *certs = NULL, *verified;
-	X509_STORE *tofu = NULL, *store;
-	X509_STORE_CTX *ctx = NULL;
-	X509 *leaf, *root;
-	CpError err = CP_ERR_OPERATOR;
+	CpCert certs[CP_CHAIN_CERTS_MAX];
+	CpCertAnchor tofu = { 0 };
+	const CpCertAnchor *set = &tofu;
+	size_t n = 0, n_set = 1, root = 0;
 
 	if (!chain || !signer || !id)
 		return CP_ERR_ARGUMENT;
 	*signer = NULL;
 	if (len == 0 || len > CP_CHAIN_MAX)
 		return CP_ERR_OPERATOR;
-	certs = der_certificates(anchors, chain, len);
-	if (!certs)
-		goto out;
-	leaf = sk_X509_value(certs, 0);
-	if (!signing_certificate_ok(leaf))
-		goto out;
-
+	if (cp_cert_chain_parse(chain, len, certs, &n) != CP_CERT_OK)
+		return CP_ERR_OPERATOR;
 	if (cp_anchors_count(anchors) > 0) {
-		store = anchors->store;
+		set = anchors->anchor;
+		n_set = anchors->usable;
 	} else {
 		/* Trust on first use: the chain brings its own root. */
-		X509 *last = sk_X509_value(certs, sk_X509_num(certs) - 1);
-
-		if (sk_X509_num(certs) < 2 || !self_signed(last))
-			goto out;
-		tofu = X509_STORE_new();
-		if (!tofu || X509_STORE_add_cert(tofu, last) != 1)
-			goto out;
-		store = tofu;
+		if (n < 2 || cp_cert_self_signed(&certs[n - 1], &tofu.key) != CP_CERT_OK)
+			return CP_ERR_OPERATOR;
+		tofu.cert = certs[n - 1];
 	}
-	ctx = X509_STORE_CTX_new();
-	if (!ctx || X509_STORE_CTX_init(ctx, store, leaf, certs) != 1)
-		goto out;
-	X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_NO_CHECK_TIME | X509_V_FLAG_X509_STRICT);
-	X509_STORE_CTX_set_depth(ctx, CP_CHAIN_CERTS_MAX);
-	if (X509_verify_cert(ctx) != 1)
-		goto out;
-	verified = X509_STORE_CTX_get0_chain(ctx);
-	root = sk_X509_value(verified, sk_X509_num(verified) - 1);
-	if (!root_pin(anchors, root, id->root))
-		goto out;
+	/* No validity times: a device has no trusted clock (docs/crypto.md). */
+	if (cp_cert_path_verify(certs, n, set, n_set, -1, &root) != CP_CERT_OK)
+		goto fail;
+	if (set == &tofu)
+		cp_sha256(tofu.cert.spki.p, tofu.cert.spki.len, id->root);
+	else
+		memcpy(id->root, anchors->pin[root], CP_SHA256_LEN);
 	if (pin && CRYPTO_memcmp(pin, id->root, CP_SHA256_LEN) != 0)
-		goto out;
-	operator_name(leaf, id->name, sizeof id->name);
-	*signer = X509_get_pubkey(leaf);
-	err = *signer ? CP_OK : CP_ERR_CRYPTO;
-out:
-	X509_STORE_CTX_free(ctx);
-	X509_STORE_free(tofu);
-	sk_X509_pop_free(certs, X509_free);
-	ERR_clear_error();
-	return err;
+		goto fail;
+	cp_cert_operator_name(&certs[0], id->name, sizeof id->name);
+	EVP_PKEY_free(tofu.key);
+	/* A point off the curve is refused here, as a chain that fails. */
+	*signer = cp_cert_key(&certs[0]);
+	return *signer ? CP_OK : CP_ERR_OPERATOR;
+fail:
+	EVP_PKEY_free(tofu.key);
+	return CP_ERR_OPERATOR;
 }
 
-/*
- * The last chain and key found to match, per thread: a signer (the SM)
- * encodes every profile with one chain and one key, and parsing the
- * chain again for each (OpenSSL 3 looks up a decoder for each key it
- * parses) cost more than the profile's signature. What is kept is a
- * public copy of the key (the private one stays its owner's, to free
- * with its secure memory), compared by value.
- */
-static __thread EVP_PKEY *signer_public;
-static __thread uint8_t signer_chain_hash[CP_SHA256_LEN];
-
-static void
-remember_signer(EVP_PKEY *key, const uint8_t hash[CP_SHA256_LEN])
-{
-	size_t len = 0;
-	uint8_t *spki = cp_pubkey_spki(key, &len);
-	EVP_PKEY *pub = spki ? cp_pubkey_from_spki(spki, len) : NULL;
-
-	free(spki);
-	if (!pub)
-		return;
-	EVP_PKEY_free(signer_public);
-	signer_public = pub;
-	memcpy(signer_chain_hash, hash, CP_SHA256_LEN);
-}
-
+/* The chain's signing certificate carries the uncompressed point, so its
+ * SubjectPublicKeyInfo is byte for byte cp_pubkey_spki's of the same key. */
 CpError
 cp_operator_chain_signer(const uint8_t *chain, size_t len, EVP_PKEY *key)
 {
-	STACK_OF(X509) *certs;
-	uint8_t hash[CP_SHA256_LEN];
+	CpCert certs[CP_CHAIN_CERTS_MAX];
+	size_t n = 0, spki_len = 0;
+	uint8_t *spki;
 	CpError err = CP_ERR_KEY;
 
 	if (!chain || !key)
 		return CP_ERR_ARGUMENT;
 	if (len == 0 || len > CP_CHAIN_MAX)
 		return CP_ERR_KEY;
-	cp_sha256(chain, len, hash);
-	if (signer_public && CRYPTO_memcmp(hash, signer_chain_hash, sizeof(hash)) == 0 &&
-	    EVP_PKEY_eq(signer_public, key) == 1)
-		return CP_OK;
-	certs = der_certificates(NULL, chain, len);
-	if (certs && EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(certs, 0)), key) == 1)
+	if (cp_cert_chain_parse(chain, len, certs, &n) != CP_CERT_OK)
+		return CP_ERR_KEY;
+	spki = cp_pubkey_spki(key, &spki_len);
+	if (spki && spki_len == certs[0].spki.len &&
+	    memcmp(spki, certs[0].spki.p, spki_len) == 0)
 		err = CP_OK;
-	sk_X509_pop_free(certs, X509_free);
-	if (err == CP_OK)
-		remember_signer(key, hash);
-	ERR_clear_error();
+	free(spki);
 	return err;
 }
 

@@ -303,6 +303,28 @@ test_ecdh(void)
 			memset(z3, 0, sizeof z3);
 			CP_CHECK_INT(cp_p256_ecdh_encoded(p256, u, 65, z3), CP_OK);
 			CP_CHECK(memcmp(z1, z3, 32) == 0);
+			/* The decompression: over many points, of both
+			 * parities of y, the uncompressed form's secret. */
+			for (int i = 0, odd = 0; i < 64; i++) {
+				EVP_PKEY *e = cp_p256_generate();
+				uint8_t ec[33], eu[65], za[32], zb[32];
+				size_t en = 0;
+
+				CP_CHECK(e && cp_p256_public_compressed(e, ec) == CP_OK &&
+					 EVP_PKEY_get_octet_string_param(e, OSSL_PKEY_PARAM_PUB_KEY,
+									 eu, sizeof eu, &en) && en == 65);
+				odd += ec[0] == 0x03;
+				CP_CHECK_INT(cp_p256_ecdh_encoded(p256, ec, 33, za), CP_OK);
+				CP_CHECK_INT(cp_p256_ecdh_encoded(p256, eu, 65, zb), CP_OK);
+				CP_CHECK(memcmp(za, zb, 32) == 0);
+				/* the other root is -Q: d(-Q) has the same x */
+				ec[0] ^= 1;
+				CP_CHECK_INT(cp_p256_ecdh_encoded(p256, ec, 33, za), CP_OK);
+				CP_CHECK(memcmp(za, zb, 32) == 0);
+				EVP_PKEY_free(e);
+				if (i == 63)
+					CP_CHECK(odd > 8 && odd < 56);
+			}
 			/* Off the curve, the hybrid form, a wrong length, no
 			 * private half, an X25519 key. */
 			u[64] ^= 1;
