@@ -207,22 +207,28 @@ cp_backend_modem_new(const CpConf *conf, const CpSecret *adm1, const CpBackendEv
 gboolean
 cp_backend_modem_check(const CpConf *conf, char **names, GError **error)
 {
-	const char *want[2] = { NULL, NULL };
+	const char *want[5] = { NULL };
+	guint n = 0;
 
 	switch (conf->backend) {
-	case CP_BACKEND_QMI: want[0] = "qmi"; break;
-	case CP_BACKEND_MM: want[0] = "mm"; break;
-	case CP_BACKEND_AT: want[0] = "at"; break;
-	case CP_BACKEND_MBIM: want[0] = "mbim"; break;
+	case CP_BACKEND_QMI: want[n++] = "qmi"; break;
+	case CP_BACKEND_MM: want[n++] = "mm"; break;
+	case CP_BACKEND_AT: want[n++] = "at"; break;
+	case CP_BACKEND_MBIM: want[n++] = "mbim"; break;
 	default:
-		want[0] = "qmi";
-		want[1] = CP_HAVE_MM ? "mm" : NULL;
+		/* auto: whichever the port turns out to need */
+		want[n++] = "qmi";
+		want[n++] = "at";
+		if (CP_HAVE_MBIM)
+			want[n++] = "mbim";
+		if (CP_HAVE_MM)
+			want[n++] = "mm";
 		break;
 	}
-	for (guint i = 0; i < G_N_ELEMENTS(want) && want[i]; i++)
+	for (guint i = 0; i < n; i++)
 		if (!cp_modem_module_get(want[i], error))
 			return FALSE;
-	*names = want[1] ? g_strjoin(", ", want[0], want[1], NULL) : g_strdup(want[0]);
+	*names = g_strjoinv(", ", (char **)want);
 	return TRUE;
 }
 

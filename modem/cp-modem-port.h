@@ -36,3 +36,12 @@ const char *cp_port_id_describe(const CpPortId *id);
  * while there is none.
  */
 char *cp_port_id_find(const CpPortId *id, const char *sysfs);
+
+/*
+ * The control protocol the kernel's view gives the port at path (below
+ * sysfs): "qmi" (a cdc-wdm of qmi_wwan, a wwan QMI port), "mbim" (a
+ * cdc-wdm of cdc_mbim, a wwan MBIM port), "at" (a tty, a wwan AT port), or
+ * NULL when nothing says (another driver, a pty, a port sysfs does not
+ * know). A static string.
+ */
+const char *cp_port_protocol(const char *sysfs, const char *path);

@@ -3,6 +3,7 @@
 
 #include "cp-config.h"
 #include "cp-modem-driver.h"
+#include "cp-modem-port.h"
 
 #include <string.h>
 
@@ -133,8 +134,7 @@ type_name(CpModemBackendType type)
 	case CP_MODEM_BACKEND_MBIM: return "mbim";
 	case CP_MODEM_BACKEND_AUTO: break;
 	}
-	/* without ModemManager support, AUTO can only mean QMI direct */
-	return CP_HAVE_MM ? NULL : "qmi";
+	return NULL;
 }
 
 const char *
@@ -318,6 +318,24 @@ op_run_on(CpModem *modem, const char *name, GTask *task, CpModemTargetCopy *targ
 	cp_modem_flow_start(modem, m->driver, task, target, restore_of);
 }
 
+/*
+ * AUTO without ModemManager (not running, or not managing this port):
+ * the protocol the port's kernel view says (cp_port_id_protocol: the
+ * driver of a cdc-wdm port, a wwan port's type, a tty), QMI when it says
+ * nothing (a pty, a driver not known here).
+ */
+static const char *
+direct_backend(CpModem *modem, const char *why)
+{
+	const char *protocol = modem->device ? cp_port_protocol(modem->sysfs, modem->device) : NULL;
+
+	if (protocol)
+		g_info("%s: modem backend %s, as the kernel presents %s", why, protocol, modem->device);
+	else
+		g_info("%s: modem backend qmi", why);
+	return protocol ? protocol : "qmi";
+}
+
 typedef struct {
 	CpModem *modem;
 	GTask *task;
@@ -337,8 +355,10 @@ auto_found_cb(GObject *src, GAsyncResult *res, gpointer data)
 		op_fail(a->task, error);
 	} else {
 		/* not modem->driver: the next operation asks again */
-		g_info("modem backend: %s", mm ? "mm" : "qmi");
-		op_run_on(a->modem, mm ? "mm" : "qmi", a->task, a->target, a->restore_of);
+		if (mm)
+			g_info("modem backend: mm");
+		op_run_on(a->modem, mm ? "mm" : direct_backend(a->modem, "ModemManager does not manage the modem"),
+			  a->task, a->target, a->restore_of);
 	}
 	g_free(a);
 }
@@ -385,8 +405,8 @@ auto_owner_cb(GObject *src, GAsyncResult *res, gpointer data)
 		auto_ask_mm(a);
 		return;
 	}
-	g_info("ModemManager is not running: modem backend qmi");
-	op_run_on(a->modem, "qmi", a->task, a->target, a->restore_of);
+	op_run_on(a->modem, direct_backend(a->modem, "ModemManager is not running"), a->task, a->target,
+		  a->restore_of);
 	g_free(a);
 }
 
@@ -404,8 +424,9 @@ auto_bus_cb(GObject *src, GAsyncResult *res, gpointer data)
 	}
 	if (!bus) {
 		/* no system bus: no ModemManager either */
-		g_info("no system bus (%s): modem backend qmi", error->message);
-		op_run_on(a->modem, "qmi", a->task, a->target, a->restore_of);
+		g_info("no system bus (%s)", error->message);
+		op_run_on(a->modem, direct_backend(a->modem, "no ModemManager without a bus"), a->task,
+			  a->target, a->restore_of);
 		g_free(a);
 		return;
 	}
@@ -417,7 +438,8 @@ auto_bus_cb(GObject *src, GAsyncResult *res, gpointer data)
 }
 
 /* AUTO: ModemManager when it runs and manages the device (the
- * ModemManager module asks it), QMI otherwise. */
+ * ModemManager module asks it), the port's own protocol otherwise
+ * (direct_backend). */
 static void
 op_run(CpModem *modem, GTask *task, CpModemTargetCopy *target, const CpModemBackup *restore_of)
 {
@@ -432,6 +454,11 @@ op_run(CpModem *modem, GTask *task, CpModemTargetCopy *target, const CpModemBack
 	}
 	if (name) {
 		op_run_on(modem, name, task, target, restore_of);
+		return;
+	}
+	if (!CP_HAVE_MM) {
+		op_run_on(modem, direct_backend(modem, "no ModemManager in this build"), task, target,
+			  restore_of);
 		return;
 	}
 	a = g_new0(AutoCall, 1);

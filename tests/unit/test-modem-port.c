@@ -62,6 +62,19 @@ add_port(Tree *t, const char *usb, guint ifnum, const char *class, const char *n
 	put(node, "");
 }
 
+/* The driver bound to interface ifnum of usb (a link into the bus's
+ * drivers, as the kernel makes it). */
+static void
+bind_driver(Tree *t, const char *usb, guint ifnum, const char *driver)
+{
+	g_autofree char *link = g_strdup_printf("%s/devices/pci0000:00/0000:00:14.0/usb3/%s/%s:1.%u/driver",
+						t->root, usb, usb, ifnum);
+	g_autofree char *target = g_build_filename(t->root, "bus", "usb", "drivers", driver, NULL);
+
+	g_assert_cmpint(g_mkdir_with_parents(target, 0755), ==, 0);
+	ln(target, link);
+}
+
 static void
 del_port(Tree *t, const char *class, const char *name)
 {
@@ -192,10 +205,82 @@ test_find(void)
 	tree_free(&t);
 }
 
+static const char *
+protocol(Tree *t, const char *name)
+{
+	g_autofree char *path = node(t, name);
+	const char *p = cp_port_protocol(t->root, path);
+
+	return p ? p : "unknown";
+}
+
+/* backend=auto without ModemManager goes by what the kernel presents */
+static void
+test_protocol(void)
+{
+	Tree t;
+	g_autofree char *type = NULL;
+
+	tree_new(&t);
+	/* cdc-wdm: by the interface's driver; none bound says nothing */
+	g_assert_cmpstr(protocol(&t, "cdc-wdm0"), ==, "unknown");
+	bind_driver(&t, "3-1", 4, "qmi_wwan");
+	g_assert_cmpstr(protocol(&t, "cdc-wdm0"), ==, "qmi");
+	add_port(&t, "3-4", 12, "usbmisc", "cdc-wdm1", FALSE);
+	bind_driver(&t, "3-4", 12, "cdc_mbim");
+	g_assert_cmpstr(protocol(&t, "cdc-wdm1"), ==, "mbim");
+	add_port(&t, "3-5", 0, "usbmisc", "cdc-wdm2", FALSE);
+	bind_driver(&t, "3-5", 0, "huawei_cdc_ncm");
+	g_assert_cmpstr(protocol(&t, "cdc-wdm2"), ==, "unknown");
+	/* ttys: an option ttyUSB, a CDC ACM port */
+	bind_driver(&t, "3-1", 2, "option");
+	g_assert_cmpstr(protocol(&t, "ttyUSB2"), ==, "at");
+	g_assert_cmpstr(protocol(&t, "ttyACM0"), ==, "at");
+	/* wwan ports say their type */
+	add_port(&t, "3-6", 3, "wwan", "wwan0at0", FALSE);
+	add_port(&t, "3-6", 4, "wwan", "wwan0mbim0", FALSE);
+	add_port(&t, "3-6", 5, "wwan", "wwan0qcdm0", FALSE);
+	g_assert_cmpstr(protocol(&t, "wwan0at0"), ==, "unknown");
+	type = g_build_filename(t.root, "class", "wwan", "wwan0at0", "type", NULL);
+	put(type, "AT\n");
+	g_free(type);
+	type = g_build_filename(t.root, "class", "wwan", "wwan0mbim0", "type", NULL);
+	put(type, "MBIM\n");
+	g_free(type);
+	type = g_build_filename(t.root, "class", "wwan", "wwan0qcdm0", "type", NULL);
+	put(type, "QCDM\n");
+	g_assert_cmpstr(protocol(&t, "wwan0at0"), ==, "at");
+	g_assert_cmpstr(protocol(&t, "wwan0mbim0"), ==, "mbim");
+	g_assert_cmpstr(protocol(&t, "wwan0qcdm0"), ==, "unknown");
+	/* a wwan port of a PCIe module (MHI): on no USB interface */
+	{
+		g_autofree char *port = g_build_filename(t.root, "devices", "pci0000:00", "0000:00:1c.0",
+							 "0000:01:00.0", "wwan0", "wwan0mbim1", NULL);
+		g_autofree char *entry = g_build_filename(t.root, "class", "wwan", "wwan0mbim1", NULL);
+		g_autofree char *f = g_build_filename(port, "type", NULL);
+		g_autofree char *n = node(&t, "wwan0mbim1");
+
+		put(f, "MBIM\n");
+		ln(port, entry);
+		put(n, "");
+		g_assert_null(cp_port_id_resolve(t.root, n));
+		g_assert_cmpstr(protocol(&t, "wwan0mbim1"), ==, "mbim");
+	}
+	/* sysfs does not know a pty */
+	{
+		g_autofree char *pty = node(&t, "pts-7");
+
+		put(pty, "");
+		g_assert_cmpstr(protocol(&t, "pts-7"), ==, "unknown");
+	}
+	tree_free(&t);
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/modem/port/protocol", test_protocol);
 	g_test_add_func("/modem/port/resolve", test_resolve);
 	g_test_add_func("/modem/port/find", test_find);
 	return g_test_run();
