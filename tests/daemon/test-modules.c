@@ -14,7 +14,9 @@
 #include "cp-modem-driver.h"
 
 #include <glib/gstdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const modem_libs[] = { "libqmi-glib", "libmm-glib", "libmbim-glib", "libqrtr-glib", NULL };
 
@@ -144,6 +146,84 @@ test_broken(void)
 	test_idle_maps_none();
 }
 
+/* A fake sysfs under top with the port name of class on a USB interface
+ * bound to driver (NULL: none), and its node under top/dev. */
+static char *
+fake_port(const char *top, const char *class, const char *name, const char *driver)
+{
+	g_autofree char *intf = g_strdup_printf("%s/sys/devices/usb1/1-1/1-1:1.%u", top, class[0] == 't' ? 2 : 12);
+	g_autofree char *port = g_build_filename(intf, class, name, NULL);
+	g_autofree char *num = g_build_filename(intf, "bInterfaceNumber", NULL);
+	g_autofree char *dev = g_build_filename(port, "device", NULL);
+	g_autofree char *entry = g_strdup_printf("%s/sys/class/%s/%s", top, class, name);
+	g_autofree char *entry_dir = g_path_get_dirname(entry);
+	g_autofree char *node = g_strdup_printf("%s/dev/%s", top, name);
+	g_autofree char *node_dir = g_path_get_dirname(node);
+
+	g_assert_cmpint(g_mkdir_with_parents(port, 0755), ==, 0);
+	g_assert_cmpint(g_mkdir_with_parents(entry_dir, 0755), ==, 0);
+	g_assert_cmpint(g_mkdir_with_parents(node_dir, 0755), ==, 0);
+	g_assert_true(g_file_set_contents(num, class[0] == 't' ? "02\n" : "0c\n", -1, NULL));
+	g_assert_cmpint(symlink(intf, dev), ==, 0);
+	g_assert_cmpint(symlink(port, entry), ==, 0);
+	if (driver) {
+		g_autofree char *drv = g_strdup_printf("%s/sys/bus/usb/drivers/%s", top, driver);
+		g_autofree char *link = g_build_filename(intf, "driver", NULL);
+
+		g_assert_cmpint(g_mkdir_with_parents(drv, 0755), ==, 0);
+		g_assert_cmpint(symlink(drv, link), ==, 0);
+	}
+	g_assert_true(g_file_set_contents(node, "", -1, NULL));
+	return g_steal_pointer(&node);
+}
+
+/* backend=auto with no ModemManager (no system bus here): the backend the
+ * port's kernel view names, QMI when it names none; each module asked for
+ * is missing, so the error names the backend chosen and nothing loads. */
+static void
+test_auto_by_kernel_view(void)
+{
+	static const struct {
+		const char *class, *name, *driver, *chosen;
+	} cases[] = {
+		{ "usbmisc", "cdc-wdm7", "cdc_mbim", "mbim" },
+		{ "usbmisc", "cdc-wdm8", "qmi_wwan", "qmi" },
+		{ "tty", "ttyUSB9", "option", "at" },
+		{ "usbmisc", "cdc-wdm9", NULL, "qmi" },
+	};
+	g_autofree char *empty = g_dir_make_tmp("cp-modules-XXXXXX", NULL);
+
+	g_setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/cellprov-test-bus", TRUE);
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *top = g_dir_make_tmp("cp-auto-XXXXXX", NULL);
+		g_autofree char *node = fake_port(top, cases[i].class, cases[i].name, cases[i].driver);
+		g_autofree char *sysfs = g_build_filename(top, "sys", NULL);
+		g_autofree char *want = g_strdup_printf("the %s backend is not installed", cases[i].chosen);
+		CpModemConfig cfg = { .backend = CP_MODEM_BACKEND_AUTO, .device = node, .sysfs = sysfs,
+				      .request_timeout = 1 };
+		g_autoptr(GError) error = NULL;
+		g_autoptr(CpModem) m = cp_modem_new(&cfg, &error);
+		Wait w = { g_main_loop_new(NULL, FALSE), NULL, NULL };
+		g_autofree char *rm = g_strdup_printf("rm -rf '%s'", top);
+
+		g_assert_no_error(error);
+		g_setenv("CELLPROV_MODULE_DIR", empty, TRUE);
+		cp_modem_probe_async(m, NULL, NULL, NULL, probe_cb, &w);
+		g_main_loop_run(w.loop);
+		g_main_loop_unref(w.loop);
+		g_assert_null(w.probe);
+		g_assert_error(w.error, CP_ERROR, CP_ERR_MODEM);
+		if (!strstr(w.error->message, want))
+			g_error("%s bound to %s: %s, not %s", cases[i].name, cases[i].driver ? cases[i].driver : "nothing",
+				w.error->message, want);
+		g_clear_error(&w.error);
+		g_assert_cmpint(system(rm), ==, 0);
+	}
+	g_rmdir(empty);
+	g_unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+	test_idle_maps_none();
+}
+
 static void
 test_qmi_maps_libqmi_only(void)
 {
@@ -187,6 +267,7 @@ main(int argc, char **argv)
 	g_test_add_func("/modules/idle-maps-none", test_idle_maps_none);
 	g_test_add_func("/modules/missing", test_missing);
 	g_test_add_func("/modules/broken", test_broken);
+	g_test_add_func("/modules/auto-by-kernel-view", test_auto_by_kernel_view);
 	g_test_add_func("/modules/qmi-maps-libqmi-only", test_qmi_maps_libqmi_only);
 	return g_test_run();
 }
