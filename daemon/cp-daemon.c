@@ -1473,10 +1473,16 @@ cp_daemon_new(CpConf *conf, GError **error)
 		set_receipt(d, d->j.receipt, d->j.receipt_len);
 	update_operator(d);
 	update_owner(d);
-	if (d->anchors)
-		g_message("owner: %zu trusted operator root%s from %s", cp_anchors_count(d->anchors),
-			  cp_anchors_count(d->anchors) == 1 ? "" : "s", conf->trusted_operators);
-	else
+	if (d->anchors) {
+		size_t n = cp_anchors_count(d->anchors), unusable = n - cp_anchors_usable(d->anchors);
+
+		g_message("owner: %zu trusted operator root%s from %s", n, n == 1 ? "" : "s",
+			  conf->trusted_operators);
+		if (unusable)
+			g_warning("owner: %zu of the trusted operator roots in %s %s outside the certificate "
+				  "profile (docs/protocol.md 4.5) and will accept no operator", unusable, conf->trusted_operators,
+				  unusable == 1 ? "is" : "are");
+	} else
 		g_warning("owner: no [device] trusted-operators: this device will trust the first "
 			  "operator that provisions it (trust on first use)");
 	if (d->j.bound)

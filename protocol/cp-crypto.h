@@ -112,6 +112,9 @@ typedef struct CpAnchors CpAnchors;
  * outside the certificate profile is loaded and counted but ends no path. */
 CpError cp_anchors_from_pem(const char *pem, size_t len, CpAnchors **out);
 size_t cp_anchors_count(const CpAnchors *a);
+/* Those of them inside the certificate profile: the ones that can end a
+ * path (the rest accept nothing, which the caller should say). */
+size_t cp_anchors_usable(const CpAnchors *a);
 void cp_anchors_free(CpAnchors *a);
 
 /* A PEM chain file (signing certificate first) as op_chain bytes: out holds

@@ -162,6 +162,12 @@ cp_anchors_count(const CpAnchors *a)
 	return a ? a->count : 0;
 }
 
+size_t
+cp_anchors_usable(const CpAnchors *a)
+{
+	return a ? a->usable : 0;
+}
+
 void
 cp_anchors_free(CpAnchors *a)
 {

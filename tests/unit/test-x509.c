@@ -1148,7 +1148,13 @@ test_differential(void)
 			if (v[i].root.ku) {
 				differential_chain(v[i].what, rt, rt_len, chain, len, 0, 0);
 			} else {
-				/* an anchor outside the profile: loaded, but ends no path */
+				/* an anchor outside the profile: loaded and counted,
+				 * not usable, and it ends no path */
+				CpAnchors *a = anchors_of(rt, rt_len);
+
+				CP_CHECK(a != NULL);
+				CP_CHECK(cp_anchors_count(a) == 1 && cp_anchors_usable(a) == 0);
+				cp_anchors_free(a);
 				agree(v[i].what, -2, NULL, 0, NULL, chain, len);
 			}
 		}
