@@ -12,7 +12,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
-#include <openssl/crypto.h>
 
 #include "cp-config.h"
 #include "cp-backend.h"
@@ -170,8 +169,8 @@ on_ready(gboolean owned, gpointer data)
 	if (app->poll)
 		cp_poll_start(app->poll, cp_daemon_get_conf(app->daemon)->exit_when_idle &&
 					 cp_poll_is_ready(app->poll) ? 1 : 0);
-	g_message("ready: device %s, %s", cp_daemon_get_device_id(app->daemon),
-		  cp_state_name(cp_daemon_get_state(app->daemon)));
+	g_message("ready: device %s, %s (crypto: %s)", cp_daemon_get_device_id(app->daemon),
+		  cp_state_name(cp_daemon_get_state(app->daemon)), cp_crypto_backend());
 	notify("READY=1");
 	notify_status(app);
 	watchdog_setup(app);
@@ -218,30 +217,31 @@ setup_test_hold(CpDaemon *d, const char *spec, GError **error)
  */
 /*
  * What the process needs of its allocators (docs/daemon.md, "Memory"):
- * OpenSSL without its error strings (a table of some 55 KiB on the heap
- * that cellprovd never prints: it reports errors with its own messages),
- * and one malloc arena for every thread (the GLib main context, GDBus,
- * the NFC worker and the GTask pool would each dirty one of their own).
- * Before the first allocation of either.
+ * one malloc arena for every thread (the GLib main context, GDBus, the
+ * NFC worker and the GTask pool would each dirty one of their own), and
+ * the crypto backend set up lean (OpenSSL without its error strings, a
+ * table of some 55 KiB on the heap that cellprovd never prints) with the
+ * secure heap its secrets come from (once the options are read). The
+ * first before the first allocation.
  */
 static void
 allocators_init(void)
 {
 	mallopt(M_ARENA_MAX, 1);
-	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL);
+	cp_crypto_init(0);
 }
 
 static void
 secure_heap_init(void)
 {
-	switch (CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, 32)) {
-	case 1:
+	switch (cp_crypto_init(SECURE_HEAP_SIZE)) {
+	case CP_SECURE_HEAP_LOCKED:
 		break;
-	case 2:
+	case CP_SECURE_HEAP_NOT_LOCKED:
 		g_warning("secure heap: %d KiB not locked in memory (no right to mlock: "
 			  "LimitMEMLOCK= or CAP_IPC_LOCK); secrets could reach swap", SECURE_HEAP_SIZE / 1024);
 		break;
-	default:
+	case CP_SECURE_HEAP_NONE:
 		g_warning("secure heap: cannot set it up; secrets stay on the ordinary heap");
 		break;
 	}
@@ -259,6 +259,7 @@ main(int argc, char **argv)
 	CpDaemonListener status_listener = { .changed = on_changed_status };
 	struct rlimit no_core = { 0, 0 };
 	App app = { 0 };
+	size_t secure_left;
 	const GOptionEntry entries[] = {
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
 		  "Configuration file (default " CP_SYSCONFDIR "/cellprov/cellprov.conf)", "FILE" },
@@ -345,6 +346,7 @@ main(int argc, char **argv)
 		       cp_state_name(cp_daemon_get_state(app.daemon)));
 		if (modules)
 			printf("modem backend modules: %s\n", modules);
+		printf("crypto: %s\n", cp_crypto_backend());
 		cp_daemon_free(app.daemon);
 		return EXIT_SUCCESS;
 	}
@@ -376,13 +378,13 @@ main(int argc, char **argv)
 	g_main_loop_unref(app.loop);
 	g_free(app.last_status);
 	/*
-	 * OpenSSL's own cleanup frees its DRBGs, then the secure heap, which
-	 * it releases only when empty. LeakSanitizer does not see into that
-	 * heap: this is the leak check for secrets.
+	 * The backend's cleanup releases the secure heap only when empty.
+	 * LeakSanitizer does not see into that heap: this is the leak check
+	 * for secrets.
 	 */
-	OPENSSL_cleanup();
-	if (CRYPTO_secure_malloc_initialized())
-		g_warning("secure heap: %zu bytes still allocated at exit", CRYPTO_secure_used());
+	secure_left = cp_crypto_cleanup();
+	if (secure_left)
+		g_warning("secure heap: %zu bytes still allocated at exit", secure_left);
 	g_message("stopped");
 	return app.status;
 }

@@ -44,7 +44,7 @@ typedef struct {
 
 struct _CpDaemon {
 	CpConf *conf;
-	EVP_PKEY *key;
+	CpKey *key;
 	CpSecret *adm1;
 	uint8_t device_id[CP_DEVICE_ID_LEN];
 	char device_id_hex[2 * CP_DEVICE_ID_LEN + 1];
@@ -1356,11 +1356,11 @@ cp_daemon_backend_events(void)
 
 /* ---- life cycle ---- */
 
-static EVP_PKEY *
+static CpKey *
 load_key(const char *source, GError **error)
 {
 	g_autoptr(CpSecret) pem = cp_secret_load(source, FALSE, 0, error);
-	EVP_PKEY *key;
+	CpKey *key;
 
 	if (!pem)
 		return NULL;
@@ -1760,7 +1760,7 @@ cp_daemon_free(CpDaemon *d)
 	g_clear_pointer(&d->backend, cp_backend_free);
 	g_clear_pointer(&d->attempt, attempt_free);
 	g_clear_object(&d->cancellable);
-	EVP_PKEY_free(d->key);
+	cp_key_free(d->key);
 	cp_anchors_free(d->anchors);
 	cp_secret_free(d->adm1);
 	cp_journal_clear(&d->j);

@@ -33,6 +33,7 @@
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
 
+#include "cp-crypto-openssl.h"
 #include "cp-config.h"
 #include "cellprov.h"
 #include "cp-conf.h"
@@ -186,7 +187,7 @@ add_result_clear(AddResult *r)
  */
 static gboolean
 add_device(Ausf *a, const char *companion, const uint8_t device_id[CP_DEVICE_ID_LEN],
-	   EVP_PKEY *pub, CpSuite suite, gboolean new_keys, AddResult *r, guint *http_status,
+	   CpKey *pub, CpSuite suite, gboolean new_keys, AddResult *r, guint *http_status,
 	   const char **code, GError **error)
 {
 	Companion *c = g_hash_table_lookup(a->companions, companion);
@@ -304,7 +305,7 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 	g_autofree char *enc_b64 = NULL, *k_sm_b64 = NULL;
 	const char *companion, *id_hex, *suite_s;
 	uint8_t device_id[CP_DEVICE_ID_LEN], check[CP_DEVICE_ID_LEN];
-	EVP_PKEY *pub = NULL;
+	CpKey *pub = NULL;
 	AddResult r = { 0 };
 	guint status = 0;
 	const char *code = NULL;
@@ -333,14 +334,14 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 	/* Suite B seals to a P-256 key, suite A to an X25519 one: a key of
 	 * the other kind is the request's fault, not a crypto failure */
 	if (!pub || !(suite == CP_SUITE_B ? cp_pkey_is_p256(pub) : cp_pkey_is_x25519(pub))) {
-		EVP_PKEY_free(pub);
+		cp_key_free(pub);
 		cp_http_reply_cp_error(msg, SOUP_STATUS_BAD_REQUEST, CP_ERR_KEY,
 				       "public_key must be a DER SPKI of the suite's kind: P-256 for B, X25519 for A");
 		return;
 	}
 	/* The SM checked this too; the AUSF does not take its word for it */
 	if (cp_device_id(pub, check) != CP_OK || memcmp(check, device_id, sizeof(check)) != 0) {
-		EVP_PKEY_free(pub);
+		cp_key_free(pub);
 		cp_http_reply_error(msg, SOUP_STATUS_CONFLICT, "device-id-mismatch", 0,
 				    "device_id is not the hash of public_key");
 		return;
@@ -350,7 +351,7 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 		JsonNode *n = json_object_get_member(req, "new-keys");
 
 		if (n && (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)) {
-			EVP_PKEY_free(pub);
+			cp_key_free(pub);
 			cp_http_reply_error(msg, SOUP_STATUS_BAD_REQUEST, "bad-request", 0,
 					    "new-keys must be true or false");
 			return;
@@ -358,12 +359,12 @@ handle_devices(SoupServer *server, SoupServerMessage *msg, const char *path,
 		new_keys = n ? json_node_get_boolean(n) : TRUE;
 	}
 	if (!add_device(a, companion, device_id, pub, suite, new_keys, &r, &status, &code, &error)) {
-		EVP_PKEY_free(pub);
+		cp_key_free(pub);
 		g_warning("device %s: %s", id_hex, error->message);
 		cp_http_reply_error(msg, status, code, cp_error_from_gerror(error, 0), "%s", error->message);
 		return;
 	}
-	EVP_PKEY_free(pub);
+	cp_key_free(pub);
 
 	enc_b64 = g_base64_encode(r.enc_cred, r.enc_cred_len);
 	k_sm_b64 = g_base64_encode(r.k_sm->data, r.k_sm->len);

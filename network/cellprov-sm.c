@@ -24,6 +24,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "cp-crypto-openssl.h"
 #include "cp-config.h"
 #include "cellprov.h"
 #include "cp-chain.h"
@@ -65,7 +66,7 @@ typedef struct {
 	guint64 body_max;
 	CpSuite suites[2];
 	gsize n_suites;
-	EVP_PKEY *signing_key;          /* the SM's operator signing key */
+	CpKey *signing_key;          /* the SM's operator signing key */
 	uint8_t op_chain[CP_CHAIN_MAX]; /* its chain, DER, signer first */
 	size_t op_chain_len;
 	CpStore *db;
@@ -207,7 +208,7 @@ typedef struct {
 	CpDeviceRecord dr;
 	CpSuite suite;
 	GBytes *chain;
-	EVP_PKEY *device_key;
+	CpKey *device_key;
 	char *supi;
 	uint8_t enc_cred[CP_ENC_CRED_MAX];
 	size_t enc_cred_len;
@@ -252,7 +253,7 @@ provision_free(Provision *p)
 		g_bytes_unref(p->record);
 	if (p->chain)
 		g_bytes_unref(p->chain);
-	EVP_PKEY_free(p->device_key);
+	cp_key_free(p->device_key);
 	g_free(p->supi);
 	g_free(p->apn);
 	g_free(p->network_name);
@@ -485,7 +486,7 @@ call_ausf(Provision *p)
  * signature checked, its counter in the range the database stores.
  * On failure, the HTTP status and the message to answer with. */
 static CpError
-record_verify(const uint8_t *rec, gsize len, EVP_PKEY *key, CpDeviceRecord *dr, guint *status, const char **why)
+record_verify(const uint8_t *rec, gsize len, CpKey *key, CpDeviceRecord *dr, guint *status, const char **why)
 {
 	CpError err = cp_device_record_verify(rec, len, key, dr);
 
@@ -1990,7 +1991,7 @@ handle_receipt(Sm *sm, SoupServerMessage *msg, const char *path_id, JsonObject *
 	g_autoptr(GError) error = NULL;
 	g_autofree char *seq_s = NULL, *status_s = NULL;
 	Binding b = { 0 };
-	EVP_PKEY *pub = NULL;
+	CpKey *pub = NULL;
 	ReceiptJob *rj;
 	AusfJob *job;
 	CpStmt *st;
@@ -2033,7 +2034,7 @@ handle_receipt(Sm *sm, SoupServerMessage *msg, const char *path_id, JsonObject *
 		goto done;
 	}
 	err = cp_receipt_verify_device(g_bytes_get_data(raw, NULL), g_bytes_get_size(raw), pub, &rj->r);
-	EVP_PKEY_free(pub);
+	cp_key_free(pub);
 	if (err != CP_OK) {
 		g_message("[%s] receipt refused: %s", id_hex, cp_error_name(err));
 		cp_http_reply_cp_error(msg, err == CP_ERR_SIGNATURE ? SOUP_STATUS_FORBIDDEN : SOUP_STATUS_BAD_REQUEST, err,
@@ -2328,7 +2329,7 @@ handle_poll(Sm *sm, SoupServerMessage *msg, JsonObject *req)
 	const char *why;
 	CpDeviceRecord dr;
 	Binding b = { 0 };
-	EVP_PKEY *pub = NULL;
+	CpKey *pub = NULL;
 	CpStmt *st;
 	guint64 seq = 0;
 	GBytes *message = NULL;
@@ -2360,7 +2361,7 @@ handle_poll(Sm *sm, SoupServerMessage *msg, JsonObject *req)
 		goto out;
 	}
 	err = record_verify(rec, len, pub, &dr, &status, &why);
-	EVP_PKEY_free(pub);
+	cp_key_free(pub);
 	if (err != CP_OK) {
 		g_message("[%s] poll refused: %s", id_hex, cp_error_name(err));
 		cp_http_reply_error(msg, status, cp_error_name(err), err, "%s", why);
@@ -2541,11 +2542,11 @@ no_passphrase(char *buf, int size, int rwflag, void *u)
 
 /* Any private key OpenSSL reads, so that the wrong kind gets its own
  * message (cp_pkey_from_pem knows only the protocol's). */
-static EVP_PKEY *
+static CpKey *
 private_key_from_pem(const CpSecret *pem)
 {
 	BIO *bio = BIO_new_mem_buf(pem->data, (int)pem->len);
-	EVP_PKEY *key;
+	CpKey *key;
 
 	if (!bio)
 		return NULL;
@@ -2569,7 +2570,7 @@ load_signing(Sm *sm, const char *key_name, const char *chain_path, GError **erro
 	g_autofree char *chain = NULL;
 	gsize len, n_certs = 0;
 	CpOperatorId id;
-	EVP_PKEY *signer = NULL;
+	CpKey *signer = NULL;
 	CpError err;
 
 	if (!(pem = cp_secret_load(key_name, FALSE, 0, error))) {
@@ -2621,7 +2622,7 @@ load_signing(Sm *sm, const char *key_name, const char *chain_path, GError **erro
 		g_warning("signing-chain %s does not end in a self-signed root that signs down to a P-256 end-entity "
 			  "certificate for digitalSignature: devices that trust on first use will refuse its profiles",
 			  chain_path);
-	EVP_PKEY_free(signer);
+	cp_key_free(signer);
 	return TRUE;
 }
 
@@ -2772,7 +2773,7 @@ sm_clear(Sm *sm)
 	cp_http_server_free(sm->http);
 	cp_store_free(sm->db);
 	X509_STORE_free(sm->anchors);
-	EVP_PKEY_free(sm->signing_key);
+	cp_key_free(sm->signing_key);
 	if (sm->companions)
 		g_ptr_array_unref(sm->companions);
 	if (sm->url_prefixes)

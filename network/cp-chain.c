@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "cp-crypto-openssl.h"
 #include "cp-chain.h"
 
 #include <string.h>
@@ -470,11 +471,12 @@ fail:
 	return FALSE;
 }
 
-EVP_PKEY *
+CpKey *
 cp_chain_check(X509_STORE *anchors, X509 *leaf, STACK_OF(X509) *untrusted, gint64 now, GError **error)
 {
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-	EVP_PKEY *key = NULL;
+	EVP_PKEY *pub;
+	CpKey *key = NULL;
 	char group[32] = "";
 	int verr;
 
@@ -513,11 +515,12 @@ cp_chain_check(X509_STORE *anchors, X509 *leaf, STACK_OF(X509) *untrusted, gint6
 			    "the device certificate must be an end entity with key usage digitalSignature and keyAgreement");
 		goto out;
 	}
-	key = X509_get_pubkey(leaf);
-	if (!key || EVP_PKEY_get_base_id(key) != EVP_PKEY_EC ||
-	    !EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) || strcmp(group, "prime256v1") != 0) {
-		EVP_PKEY_free(key);
-		key = NULL;
+	pub = X509_get_pubkey(leaf);
+	if (pub && EVP_PKEY_get_base_id(pub) == EVP_PKEY_EC &&
+	    EVP_PKEY_get_group_name(pub, group, sizeof(group), NULL) && strcmp(group, "prime256v1") == 0) {
+		key = pub;
+	} else {
+		EVP_PKEY_free(pub);
 		chain_error(error, CP_CHAIN_ERROR_KEY_TYPE, "the device key is not a P-256 key");
 	}
 out:
@@ -526,12 +529,12 @@ out:
 	return key;
 }
 
-EVP_PKEY *
+CpKey *
 cp_chain_verify(X509_STORE *anchors, const void *pem, gsize len, gint64 now, GError **error)
 {
 	X509 *leaf = NULL;
 	STACK_OF(X509) *untrusted = NULL;
-	EVP_PKEY *key;
+	CpKey *key;
 
 	if (!cp_chain_parse(pem, len, &leaf, &untrusted, error))
 		return NULL;
@@ -541,7 +544,7 @@ cp_chain_verify(X509_STORE *anchors, const void *pem, gsize len, gint64 now, GEr
 	return key;
 }
 
-EVP_PKEY *
+CpKey *
 cp_chain_verify_cached(CpChainCache *c, const char *url, GBytes *chain, X509_STORE *anchors, gint64 now,
 		       GError **error)
 {

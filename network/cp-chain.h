@@ -11,6 +11,8 @@
 #include <libsoup/soup.h>
 #include <openssl/x509.h>
 
+#include "cp-crypto-openssl.h"
+
 #define CP_CHAIN_ERROR (cp_chain_error_quark())
 GQuark cp_chain_error_quark(void);
 
@@ -61,12 +63,12 @@ GBytes *cp_chain_fetch_finish(GAsyncResult *result, GError **error);
  * Verify a PEM chain (device certificate first) to anchors at time now
  * (Unix seconds). On success returns the device certificate's public key.
  */
-EVP_PKEY *cp_chain_verify(X509_STORE *anchors, const void *pem, gsize len, gint64 now, GError **error);
+CpKey *cp_chain_verify(X509_STORE *anchors, const void *pem, gsize len, gint64 now, GError **error);
 /* Its two halves: the certificates of a PEM chain (the device
  * certificate, then the others; at most CP_CHAIN_MAX_CERTS, nothing else
  * in the text), and their verification to anchors at now. */
 gboolean cp_chain_parse(const void *pem, gsize len, X509 **leaf, STACK_OF(X509) **untrusted, GError **error);
-EVP_PKEY *cp_chain_check(X509_STORE *anchors, X509 *leaf, STACK_OF(X509) *untrusted, gint64 now, GError **error);
+CpKey *cp_chain_check(X509_STORE *anchors, X509 *leaf, STACK_OF(X509) *untrusted, gint64 now, GError **error);
 
 /*
  * cp_chain_verify of a chain cp_chain_fetch gave for url: when it is the
@@ -76,7 +78,7 @@ EVP_PKEY *cp_chain_check(X509_STORE *anchors, X509 *leaf, STACK_OF(X509) *untrus
  * them again at now without parsing the text. cache may be NULL.
  */
 #define CP_CHAIN_PARSED_FACTOR 3
-EVP_PKEY *cp_chain_verify_cached(CpChainCache *cache, const char *url, GBytes *chain, X509_STORE *anchors,
+CpKey *cp_chain_verify_cached(CpChainCache *cache, const char *url, GBytes *chain, X509_STORE *anchors,
 				 gint64 now, GError **error);
 
 /* A store holding the PEM certificates of path as trust anchors. */

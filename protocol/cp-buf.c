@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <limits.h>
 #include <string.h>
-#include <openssl/crypto.h>
+#include "cp-secret.h"
 
 void
 cp_buf_init(CpBuf *b)
@@ -19,7 +19,7 @@ void
 cp_buf_clear(CpBuf *b)
 {
 	if (b->data) {
-		OPENSSL_cleanse(b->data, b->cap);
+		cp_cleanse(b->data, b->cap);
 		free(b->data);
 	}
 	cp_buf_init(b);
@@ -51,7 +51,7 @@ cp_buf_reserve(CpBuf *b, size_t extra)
 		goto fail;
 	if (b->data) {
 		memcpy(p, b->data, b->len);
-		OPENSSL_cleanse(b->data, b->cap);
+		cp_cleanse(b->data, b->cap);
 		free(b->data);
 	}
 	b->data = p;

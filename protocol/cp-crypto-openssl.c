@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The one crypto backend: OpenSSL 3 through EVP. Algorithms are fetched
+ * The OpenSSL 3 backend, through EVP: the installed library's, and
+ * cellprovd's unless built with -Ddevice-crypto=mbedtls. Algorithms are fetched
  * once per process (an explicit fetch per call costs more than hashing a
  * short message), each kind when first used: a fetch fills OpenSSL's store
  * with every algorithm of its kind the provider has (the ciphers, some
  * 150 KiB of heap), which a daemon waiting for a profile need not hold.
- * Key objects are EVP_PKEY throughout.
+ * A CpKey is an EVP_PKEY (cp-crypto-openssl.h).
  */
-#include "cp-crypto.h"
+#include "cp-crypto-openssl.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include "cp-crypto-internal.h"
 #include "cp-secret.h"
 
 static CRYPTO_ONCE fetch_once = CRYPTO_ONCE_STATIC_INIT;
@@ -461,6 +463,26 @@ cp_p256_from_public(const uint8_t *pub, size_t len)
 	     * certificates and SPKIs use the uncompressed one. */
 	    EVP_PKEY_set_utf8_string_param(key, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
 					   "uncompressed") != 1) {
+		EVP_PKEY_free(key);
+		key = NULL;
+	}
+	ERR_clear_error();
+	return key;
+}
+
+CpKey *
+cp_p256_from_point(const uint8_t point[65])
+{
+	EVP_PKEY *key;
+
+	if (!CRYPTO_THREAD_run_once(&template_once, make_template) || !p256_template)
+		return NULL;
+	key = EVP_PKEY_new();
+	/* OpenSSL decodes the uncompressed form through
+	 * EC_POINT_set_affine_coordinates: it refuses coordinates not below p
+	 * and a point off the curve. */
+	if (!key || EVP_PKEY_copy_parameters(key, p256_template) != 1 ||
+	    EVP_PKEY_set1_encoded_public_key(key, point, 65) != 1) {
 		EVP_PKEY_free(key);
 		key = NULL;
 	}
@@ -945,4 +967,96 @@ EVP_PKEY *
 cp_pubkey_from_pem(const char *pem, size_t len)
 {
 	return pem_read(pem, len, false);
+}
+
+/* ---- keys, verifiers, the secure heap ---- */
+
+void
+cp_key_free(CpKey *key)
+{
+	/* OpenSSL keeps a P-256 scalar in secure memory and clears it. */
+	EVP_PKEY_free(key);
+}
+
+/* A verifier is an EVP_PKEY_CTX with verify_init done; each use copies it. */
+CpVerifier *
+cp_verifier_new(CpKey *key)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+
+	if (ctx && EVP_PKEY_verify_init(ctx) == 1)
+		return (CpVerifier *)ctx;
+	EVP_PKEY_CTX_free(ctx);
+	return NULL;
+}
+
+void
+cp_verifier_free(CpVerifier *v)
+{
+	EVP_PKEY_CTX_free((EVP_PKEY_CTX *)v);
+}
+
+bool
+cp_verify_digest(CpVerifier *prepared, CpKey *key, const uint8_t digest[CP_SHA256_LEN],
+		 const uint8_t *sig, size_t sig_len)
+{
+	EVP_PKEY_CTX *ctx;
+	bool ok;
+
+	ctx = prepared ? EVP_PKEY_CTX_dup((EVP_PKEY_CTX *)prepared)
+		       : (EVP_PKEY_CTX *)cp_verifier_new(key);
+	/* OpenSSL refuses a signature whose DER does not re-encode to itself. */
+	ok = ctx && EVP_PKEY_verify(ctx, sig, sig_len, digest, CP_SHA256_LEN) == 1;
+	EVP_PKEY_CTX_free(ctx);
+	ERR_clear_error();
+	return ok;
+}
+
+/*
+ * OPENSSL_secure_zalloc falls back to the ordinary heap when the program
+ * has not called CRYPTO_secure_malloc_init(), and
+ * OPENSSL_secure_clear_free tells the two apart, so one pair serves both.
+ */
+void *
+cp_secure_zalloc(size_t n)
+{
+	return OPENSSL_secure_zalloc(n);
+}
+
+void
+cp_secure_free(void *p, size_t n)
+{
+	OPENSSL_secure_clear_free(p, n);
+}
+
+CpSecureHeap
+cp_crypto_init(size_t secure_heap_size)
+{
+	/* No error strings: some 55 KiB of heap that nothing prints. */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL);
+	if (!secure_heap_size)
+		return CP_SECURE_HEAP_NONE;
+	switch (CRYPTO_secure_malloc_init(secure_heap_size, 32)) {
+	case 1:
+		return CP_SECURE_HEAP_LOCKED;
+	case 2:
+		return CP_SECURE_HEAP_NOT_LOCKED;
+	default:
+		return CP_SECURE_HEAP_NONE;
+	}
+}
+
+size_t
+cp_crypto_cleanup(void)
+{
+	/* OpenSSL's own cleanup frees its DRBGs, then the secure heap, which
+	 * it releases only when empty. */
+	OPENSSL_cleanup();
+	return CRYPTO_secure_malloc_initialized() ? CRYPTO_secure_used() : 0;
+}
+
+const char *
+cp_crypto_backend(void)
+{
+	return OpenSSL_version(OPENSSL_VERSION);
 }

@@ -1,17 +1,56 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The narrow crypto interface: every primitive cellprov needs, with one
- * backend (cp-crypto-openssl.c, OpenSSL 3 EVP). Nothing else in the tree
- * calls OpenSSL's primitives directly; key objects are EVP_PKEY.
+ * The narrow crypto interface: every primitive cellprov needs. Two
+ * backends implement it: OpenSSL 3 (cp-crypto-openssl.c, the installed
+ * library, which every program but cellprovd uses) and Mbed TLS 2.28
+ * (cp-crypto-mbedtls.c: the device's subset, linked into cellprovd when
+ * built with -Ddevice-crypto=mbedtls; docs/architecture.md says why).
+ * Nothing else in the library calls a crypto library directly.
  */
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
-#include <openssl/evp.h>
 
 #include "cp-error.h"
+
+/*
+ * A key: P-256 or X25519, public or private, opaque. The OpenSSL build's
+ * keys are EVP_PKEYs: a program that uses OpenSSL beside the library
+ * includes cp-crypto-openssl.h first and sees them as such.
+ */
+#ifdef CP_CRYPTO_OPENSSL
+#include <openssl/evp.h>
+typedef EVP_PKEY CpKey;
+#else
+#define CP_CRYPTO_KEY_OPAQUE 1
+typedef struct CpKey CpKey;
+#endif
+
+/* Free a key (NULL is fine); a private key's scalar is cleansed. */
+void cp_key_free(CpKey *key);
+
+/*
+ * For a program that holds secrets (cellprovd, the SM, the AUSF), before
+ * its first allocation: the backend set up lean, and a heap of
+ * secure_heap_size bytes that CpSecrets and private keys come from,
+ * locked in memory and left out of core dumps where the platform allows.
+ * Without it (or size 0) they come from the ordinary heap, cleansed when
+ * freed. Called first with 0 and again with a size, it makes the heap
+ * then; once made, later calls change nothing.
+ */
+typedef enum {
+	CP_SECURE_HEAP_LOCKED,          /* made and locked */
+	CP_SECURE_HEAP_NOT_LOCKED,      /* made, but mlock was refused (RLIMIT_MEMLOCK): secrets could reach swap */
+	CP_SECURE_HEAP_NONE,            /* not made: the ordinary heap */
+} CpSecureHeap;
+CpSecureHeap cp_crypto_init(size_t secure_heap_size);
+/* At exit: the backend's state freed. Returns the bytes of the secure
+ * heap still allocated (a secret leaked), 0 when all were freed. */
+size_t cp_crypto_cleanup(void);
+/* The backend and its version, e.g. "OpenSSL 3.0.19 ..." or "Mbed TLS 2.28.3". */
+const char *cp_crypto_backend(void);
 
 #define CP_SHA256_LEN 32
 #define CP_HMAC_SHA256_LEN 32
@@ -37,59 +76,59 @@ CpError cp_x963_kdf_sha256(const uint8_t *z, size_t z_len,
 CpError cp_random(uint8_t *out, size_t len);
 
 /* P-256 keys. */
-EVP_PKEY *cp_p256_generate(void);
+CpKey *cp_p256_generate(void);
 /* From a 32-byte private scalar. */
-EVP_PKEY *cp_p256_from_private(const uint8_t priv[32]);
+CpKey *cp_p256_from_private(const uint8_t priv[32]);
 /* From a 33-byte compressed or 65-byte uncompressed point. */
-EVP_PKEY *cp_p256_from_public(const uint8_t *pub, size_t len);
+CpKey *cp_p256_from_public(const uint8_t *pub, size_t len);
 /* Compressed point (33 bytes). */
-CpError cp_p256_public_compressed(EVP_PKEY *key, uint8_t out[33]);
+CpError cp_p256_public_compressed(CpKey *key, uint8_t out[33]);
 /* The private scalar, 32 bytes big-endian (test vectors, cellprov-mfg). */
-CpError cp_p256_private_bytes(EVP_PKEY *key, uint8_t out[32]);
+CpError cp_p256_private_bytes(CpKey *key, uint8_t out[32]);
 
 /* X25519 keys (ECIES Profile A). */
-EVP_PKEY *cp_x25519_generate(void);
-EVP_PKEY *cp_x25519_from_private(const uint8_t priv[32]);
-EVP_PKEY *cp_x25519_from_public(const uint8_t pub[32]);
-CpError cp_x25519_public(EVP_PKEY *key, uint8_t out[32]);
+CpKey *cp_x25519_generate(void);
+CpKey *cp_x25519_from_private(const uint8_t priv[32]);
+CpKey *cp_x25519_from_public(const uint8_t pub[32]);
+CpError cp_x25519_public(CpKey *key, uint8_t out[32]);
 
 /* ECDH shared secret (x coordinate for P-256, u for X25519), 32 bytes.
  * CP_ERR_KEY for mismatched key types, CP_ERR_POINT for a peer key
  * OpenSSL refuses (invalid, or small order for X25519). */
-CpError cp_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t out[32]);
+CpError cp_ecdh(CpKey *priv, CpKey *peer, uint8_t out[32]);
 /* P-256 ECDH with a peer point as sent (33-byte compressed or 65-byte
  * uncompressed), without building a key object for it: CP_ERR_POINT for
  * a point that is not on the curve or not in a P-256 form, CP_ERR_KEY
  * for a priv that is not a P-256 private key. */
-CpError cp_p256_ecdh_encoded(EVP_PKEY *priv, const uint8_t *pub, size_t len, uint8_t out[32]);
+CpError cp_p256_ecdh_encoded(CpKey *priv, const uint8_t *pub, size_t len, uint8_t out[32]);
 
 /* ECDSA P-256 with SHA-256, DER signature (at most CP_ECDSA_MAX bytes). */
 #define CP_ECDSA_MAX 72
-CpError cp_ecdsa_sign(EVP_PKEY *key, const uint8_t *msg, size_t len,
+CpError cp_ecdsa_sign(CpKey *key, const uint8_t *msg, size_t len,
 		      uint8_t *sig, size_t *sig_len);
-CpError cp_ecdsa_verify(EVP_PKEY *key, const uint8_t *msg, size_t len,
+CpError cp_ecdsa_verify(CpKey *key, const uint8_t *msg, size_t len,
 			const uint8_t *sig, size_t sig_len);  /* CP_ERR_SIGNATURE */
 
 /* DER SubjectPublicKeyInfo of a key; malloc'd, caller frees. */
-uint8_t *cp_pubkey_spki(EVP_PKEY *key, size_t *len);
+uint8_t *cp_pubkey_spki(CpKey *key, size_t *len);
 
 /* The key from a DER SubjectPublicKeyInfo (P-256 or X25519), exactly len bytes. */
-EVP_PKEY *cp_pubkey_from_spki(const uint8_t *der, size_t len);
+CpKey *cp_pubkey_from_spki(const uint8_t *der, size_t len);
 
 /*
  * PEM (PKCS#8 private key) in and out. Only P-256 and X25519 keys are
  * accepted; an encrypted PEM fails rather than prompting for a passphrase.
  */
-EVP_PKEY *cp_pkey_from_pem(const char *pem, size_t len);
-char *cp_pkey_to_pem(EVP_PKEY *key);  /* malloc'd; holds the private key: cleanse */
+CpKey *cp_pkey_from_pem(const char *pem, size_t len);
+char *cp_pkey_to_pem(CpKey *key);  /* malloc'd; holds the private key: cleanse */
 /* PEM "PUBLIC KEY" (SubjectPublicKeyInfo) in and out. */
-EVP_PKEY *cp_pubkey_from_pem(const char *pem, size_t len);
-char *cp_pubkey_to_pem(EVP_PKEY *key);  /* malloc'd */
+CpKey *cp_pubkey_from_pem(const char *pem, size_t len);
+char *cp_pubkey_to_pem(CpKey *key);  /* malloc'd */
 
 /* Key type checks: P-256, X25519, and whether the private half is present. */
-bool cp_pkey_is_p256(EVP_PKEY *key);
-bool cp_pkey_is_x25519(EVP_PKEY *key);
-bool cp_pkey_has_private(EVP_PKEY *key);
+bool cp_pkey_is_p256(CpKey *key);
+bool cp_pkey_is_x25519(CpKey *key);
+bool cp_pkey_has_private(CpKey *key);
 
 /*
  * X.509, for the operator's signing chain (docs/protocol.md, "The
@@ -143,11 +182,11 @@ typedef struct {
  */
 CpError cp_operator_chain_verify(const CpAnchors *anchors, const uint8_t *pin,
 			const uint8_t *chain, size_t len,
-			EVP_PKEY **signer, CpOperatorId *id);
+			CpKey **signer, CpOperatorId *id);
 
 /* Whether key is the public half of op_chain's signing certificate's key
  * (CP_ERR_KEY if not, or if the chain does not read within the profile). */
-CpError cp_operator_chain_signer(const uint8_t *chain, size_t len, EVP_PKEY *key);
+CpError cp_operator_chain_signer(const uint8_t *chain, size_t len, CpKey *key);
 
 /*
  * Make a certificate (DER into out, CP_CHAIN_MAX bytes) for subject_key,
@@ -157,8 +196,8 @@ CpError cp_operator_chain_signer(const uint8_t *chain, size_t len, EVP_PKEY *key
  * (Unix seconds) for days. For tools and tests that need an operator's
  * chain: operators make theirs with their own PKI.
  */
-CpError cp_cert_make(EVP_PKEY *subject_key, const char *org, const char *cn, bool ca,
-		     EVP_PKEY *issuer_key, const uint8_t *issuer_der, size_t issuer_len,
+CpError cp_cert_make(CpKey *subject_key, const char *org, const char *cn, bool ca,
+		     CpKey *issuer_key, const uint8_t *issuer_der, size_t issuer_len,
 		     uint64_t serial, int64_t not_before, int days,
 		     uint8_t *out, size_t *out_len);
 /* A certificate (DER) as PEM; malloc'd. */

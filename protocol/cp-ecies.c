@@ -29,13 +29,13 @@ cp_ecies_eph_len(CpSuite suite)
 }
 
 static bool
-key_fits(CpSuite suite, EVP_PKEY *key)
+key_fits(CpSuite suite, CpKey *key)
 {
 	return suite == CP_SUITE_A ? cp_pkey_is_x25519(key) : cp_pkey_is_p256(key);
 }
 
 static CpError
-eph_public(CpSuite suite, EVP_PKEY *eph, uint8_t out[CP_ECIES_EPH_MAX])
+eph_public(CpSuite suite, CpKey *eph, uint8_t out[CP_ECIES_EPH_MAX])
 {
 	return suite == CP_SUITE_A ? cp_x25519_public(eph, out)
 				   : cp_p256_public_compressed(eph, out);
@@ -57,8 +57,8 @@ compute_mac(const uint8_t kd[KEY_DATA_LEN], const uint8_t *cipher, size_t len,
 }
 
 CpError
-cp_ecies_encrypt(CpSuite suite, EVP_PKEY *recipient,
-		 EVP_PKEY *eph_priv,
+cp_ecies_encrypt(CpSuite suite, CpKey *recipient,
+		 CpKey *eph_priv,
 		 const uint8_t *plain, size_t len,
 		 uint8_t eph_pub[CP_ECIES_EPH_MAX],
 		 uint8_t *cipher,
@@ -67,7 +67,7 @@ cp_ecies_encrypt(CpSuite suite, EVP_PKEY *recipient,
 {
 	uint8_t z[32], kd[KEY_DATA_LEN], full_mac[CP_HMAC_SHA256_LEN];
 	uint8_t eph[CP_ECIES_EPH_MAX];
-	EVP_PKEY *fresh = NULL;
+	CpKey *fresh = NULL;
 	size_t eph_len = cp_ecies_eph_len(suite);
 	CpError err;
 
@@ -103,12 +103,12 @@ out:
 		cp_cleanse(cipher, len);
 	cp_cleanse(z, sizeof z);
 	cp_cleanse(kd, sizeof kd);
-	EVP_PKEY_free(fresh);
+	cp_key_free(fresh);
 	return err;
 }
 
 CpError
-cp_ecies_decrypt(CpSuite suite, EVP_PKEY *recipient_priv,
+cp_ecies_decrypt(CpSuite suite, CpKey *recipient_priv,
 		 const uint8_t *eph_pub, size_t eph_len,
 		 const uint8_t *cipher, size_t len,
 		 const uint8_t mac[CP_ECIES_MAC_LEN],
@@ -117,7 +117,7 @@ cp_ecies_decrypt(CpSuite suite, EVP_PKEY *recipient_priv,
 {
 	uint8_t z[32], kd[KEY_DATA_LEN], full_mac[CP_HMAC_SHA256_LEN];
 	uint8_t *tmp = NULL;
-	EVP_PKEY *eph = NULL;
+	CpKey *eph = NULL;
 	CpError err;
 
 	if (!cp_ecies_eph_len(suite))
@@ -173,6 +173,6 @@ out:
 	}
 	cp_cleanse(z, sizeof z);
 	cp_cleanse(kd, sizeof kd);
-	EVP_PKEY_free(eph);
+	cp_key_free(eph);
 	return err;
 }

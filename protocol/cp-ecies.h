@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <openssl/evp.h>
+#include "cp-crypto.h"
 
 #include "cp-error.h"
 
@@ -30,8 +30,8 @@ size_t cp_ecies_eph_len(CpSuite suite);
  * fresh ephemeral key, or a fixed one (test vectors). shared_out, if not
  * NULL, receives the ECDH secret (for test vectors only).
  */
-CpError cp_ecies_encrypt(CpSuite suite, EVP_PKEY *recipient,
-			 EVP_PKEY *eph_priv,
+CpError cp_ecies_encrypt(CpSuite suite, CpKey *recipient,
+			 CpKey *eph_priv,
 			 const uint8_t *plain, size_t len,
 			 uint8_t eph_pub[CP_ECIES_EPH_MAX],
 			 uint8_t *cipher,
@@ -43,7 +43,7 @@ CpError cp_ecies_encrypt(CpSuite suite, EVP_PKEY *recipient,
  * key not on the curve, CP_ERR_DECRYPT for a wrong MAC; plain is untouched
  * on error.
  */
-CpError cp_ecies_decrypt(CpSuite suite, EVP_PKEY *recipient_priv,
+CpError cp_ecies_decrypt(CpSuite suite, CpKey *recipient_priv,
 			 const uint8_t *eph_pub, size_t eph_len,
 			 const uint8_t *cipher, size_t len,
 			 const uint8_t mac[CP_ECIES_MAC_LEN],

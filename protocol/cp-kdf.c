@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "cp-kdf.h"
 
-#include <openssl/crypto.h>
+#include "cp-secret.h"
 
 #include "cp-buf.h"
 #include "cp-crypto.h"

@@ -131,7 +131,7 @@ cp_keys_k_prof(const CpSecret *k_sm, const uint8_t nonce[CP_NONCE_LEN])
 }
 
 CpError
-cp_device_id(EVP_PKEY *key, uint8_t out[CP_DEVICE_ID_LEN])
+cp_device_id(CpKey *key, uint8_t out[CP_DEVICE_ID_LEN])
 {
 	uint8_t h[CP_SHA256_LEN];
 	uint8_t *spki;

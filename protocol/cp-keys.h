@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <openssl/evp.h>
+#include "cp-crypto.h"
 
 #include "cp-error.h"
 #include "cp-secret.h"
@@ -40,7 +40,7 @@ CpSecret *cp_keys_k2(const CpSecret *k_sm, const uint8_t nonce[CP_NONCE_LEN],
 CpSecret *cp_keys_k_prof(const CpSecret *k_sm, const uint8_t nonce[CP_NONCE_LEN]);
 
 /* DeviceID: first 16 bytes of SHA-256 over the public key's DER SPKI. */
-CpError cp_device_id(EVP_PKEY *key, uint8_t out[CP_DEVICE_ID_LEN]);
+CpError cp_device_id(CpKey *key, uint8_t out[CP_DEVICE_ID_LEN]);
 
 /* True for 6-15 ASCII digits. */
 bool cp_supi_valid(const char *supi);

@@ -71,7 +71,7 @@ rollback(CpBuf *out, size_t start)
 /* Sign out[start..] with key and append the signature as tag; on failure
  * out is as it was at start. */
 static CpError
-append_signature(CpBuf *out, size_t start, EVP_PKEY *key, uint8_t tag)
+append_signature(CpBuf *out, size_t start, CpKey *key, uint8_t tag)
 {
 	uint8_t sig[CP_ECDSA_MAX];
 	size_t sig_len = 0;
@@ -227,7 +227,7 @@ decode_dr_scratch(const uint8_t *buf, size_t len, void *scratch)
 }
 
 CpError
-cp_device_record_encode(const CpDeviceRecord *dr, EVP_PKEY *device_key, CpBuf *out)
+cp_device_record_encode(const CpDeviceRecord *dr, CpKey *device_key, CpBuf *out)
 {
 	size_t start;
 	CpDeviceRecord check;
@@ -281,7 +281,7 @@ cp_device_record_info(const CpDeviceRecord *dr, CpBuf *out)
 }
 
 CpError
-cp_device_record_verify(const uint8_t *buf, size_t len, EVP_PKEY *pub, CpDeviceRecord *dr)
+cp_device_record_verify(const uint8_t *buf, size_t len, CpKey *pub, CpDeviceRecord *dr)
 {
 	CpDeviceRecord tmp;
 	CpError err;
@@ -309,7 +309,7 @@ enc_cred_len(uint8_t suite)
 }
 
 CpError
-cp_enc_cred_seal(CpSuite suite, EVP_PKEY *device_pub, EVP_PKEY *eph_priv,
+cp_enc_cred_seal(CpSuite suite, CpKey *device_pub, CpKey *eph_priv,
 		 const CpSecret *k_prime, const CpSecret *opc,
 		 uint8_t out[CP_ENC_CRED_MAX], size_t *out_len)
 {
@@ -344,7 +344,7 @@ cp_enc_cred_seal(CpSuite suite, EVP_PKEY *device_pub, EVP_PKEY *eph_priv,
 }
 
 CpError
-cp_enc_cred_open(const uint8_t *enc, size_t len, EVP_PKEY *device_key,
+cp_enc_cred_open(const uint8_t *enc, size_t len, CpKey *device_key,
 		 CpSecret **k_prime, CpSecret **opc)
 {
 	uint8_t plain[CP_ENC_CRED_PLAIN_LEN];
@@ -529,7 +529,7 @@ decode_profile_scratch(const uint8_t *buf, size_t len, void *scratch)
 }
 
 CpError
-cp_profile_encode(const CpProfile *p, EVP_PKEY *op_key, const CpSecret *k_prof, CpBuf *out)
+cp_profile_encode(const CpProfile *p, CpKey *op_key, const CpSecret *k_prof, CpBuf *out)
 {
 	size_t start;
 	CpProfile *check;
@@ -655,7 +655,7 @@ cp_profile_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx,
 	bool mac_ok = false;
 	uint8_t mac[CP_MAC_LEN];
 	size_t mac_offset = 0, sig_offset = 0;
-	EVP_PKEY *signer = NULL;
+	CpKey *signer = NULL;
 	CpProfile *tmp;
 	CpError err = CP_OK;
 
@@ -743,7 +743,7 @@ cp_profile_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx,
 		}
 	}
 
-	EVP_PKEY_free(signer);
+	cp_key_free(signer);
 	if (err) {
 		if (mac_ok) {
 			keys->k2 = k.k2;
@@ -847,7 +847,7 @@ decode_receipt_scratch(const uint8_t *buf, size_t len, void *scratch)
 }
 
 CpError
-cp_receipt_encode(const CpReceipt *r, EVP_PKEY *device_key, const CpSecret *k2, CpBuf *out)
+cp_receipt_encode(const CpReceipt *r, CpKey *device_key, const CpSecret *k2, CpBuf *out)
 {
 	size_t start;
 	CpReceipt check;
@@ -903,7 +903,7 @@ cp_receipt_verify(const uint8_t *buf, size_t len, const CpSecret *k2, CpReceipt 
 }
 
 CpError
-cp_receipt_verify_device(const uint8_t *buf, size_t len, EVP_PKEY *device_pub, CpReceipt *r)
+cp_receipt_verify_device(const uint8_t *buf, size_t len, CpKey *device_pub, CpReceipt *r)
 {
 	CpReceipt tmp;
 	CpError err;
@@ -1002,7 +1002,7 @@ decode_command_scratch(const uint8_t *buf, size_t len, void *scratch)
 }
 
 CpError
-cp_command_encode(const CpCommand *c, EVP_PKEY *op_key, CpBuf *out)
+cp_command_encode(const CpCommand *c, CpKey *op_key, CpBuf *out)
 {
 	size_t start;
 	CpCommand *check;
@@ -1043,7 +1043,7 @@ cp_command_encode(const CpCommand *c, EVP_PKEY *op_key, CpBuf *out)
 CpError
 cp_command_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx, CpCommand *c)
 {
-	EVP_PKEY *signer = NULL;
+	CpKey *signer = NULL;
 	size_t sig_offset = 0;
 	CpCommand *cm;
 	CpError err;
@@ -1074,7 +1074,7 @@ cp_command_verify(const uint8_t *buf, size_t len, const CpVerifyContext *ctx, Cp
 	/* A command acts on the device's binding: the operator names it. */
 	if (!err && (!ctx->bound || cm->binding_version != ctx->binding_version))
 		err = CP_ERR_BINDING;
-	EVP_PKEY_free(signer);
+	cp_key_free(signer);
 	if (!err)
 		*c = *cm;
 	free(cm);

@@ -21,7 +21,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <openssl/evp.h>
 
 #include "cp-buf.h"
 #include "cp-crypto.h"
@@ -72,13 +71,13 @@ typedef struct {
 } CpDeviceRecord;
 
 /* Encode tags 0x01-0x09, sign them with the device key, append 0x0A. */
-CpError cp_device_record_encode(const CpDeviceRecord *dr, EVP_PKEY *device_key, CpBuf *out);
+CpError cp_device_record_encode(const CpDeviceRecord *dr, CpKey *device_key, CpBuf *out);
 /* Encode tags 0x01-0x06 only: the device info hashed into K''. */
 CpError cp_device_record_info(const CpDeviceRecord *dr, CpBuf *out);
 CpError cp_device_record_decode(const uint8_t *buf, size_t len, CpDeviceRecord *dr);
 /* Decode, then check the signature under the certificate's public key
  * (CP_ERR_SIGNATURE). */
-CpError cp_device_record_verify(const uint8_t *buf, size_t len, EVP_PKEY *pub, CpDeviceRecord *dr);
+CpError cp_device_record_verify(const uint8_t *buf, size_t len, CpKey *pub, CpDeviceRecord *dr);
 
 /* ---- profile ---- */
 
@@ -125,13 +124,13 @@ typedef struct {
  * Build enc_cred: suite || eph pub || ECIES(K' || OPc) || MAC, to the
  * device's public key. eph_priv NULL = fresh ephemeral key.
  */
-CpError cp_enc_cred_seal(CpSuite suite, EVP_PKEY *device_pub, EVP_PKEY *eph_priv,
+CpError cp_enc_cred_seal(CpSuite suite, CpKey *device_pub, CpKey *eph_priv,
 			 const CpSecret *k_prime, const CpSecret *opc,
 			 uint8_t out[CP_ENC_CRED_MAX], size_t *out_len);
 /* Open enc_cred with the device key: new K' and OPc secrets. CP_ERR_SUITE
  * for an unknown suite, CP_ERR_LENGTH for a length not of its suite,
  * CP_ERR_DECRYPT (or CP_ERR_POINT) from ECIES; nothing is returned then. */
-CpError cp_enc_cred_open(const uint8_t *enc, size_t len, EVP_PKEY *device_key,
+CpError cp_enc_cred_open(const uint8_t *enc, size_t len, CpKey *device_key,
 			 CpSecret **k_prime, CpSecret **opc);
 
 /* Encode every field up to op_chain (p->op_chain: the SM's chain, signer
@@ -139,7 +138,7 @@ CpError cp_enc_cred_open(const uint8_t *enc, size_t len, EVP_PKEY *device_key,
  * HMAC(K_prof, every preceding byte). k_prof is 32 bytes. An op_key that is
  * not the chain's signing certificate's is CP_ERR_KEY; a supi outside plmn
  * is CP_ERR_SUPI_PLMN: the device would reject either. */
-CpError cp_profile_encode(const CpProfile *p, EVP_PKEY *op_key, const CpSecret *k_prof,
+CpError cp_profile_encode(const CpProfile *p, CpKey *op_key, const CpSecret *k_prof,
 			  CpBuf *out);
 /* Structure only: no key needed, no MAC checked, supi/plmn not compared.
  * An enc_cred of an unknown suite is CP_ERR_BAD_VALUE, one whose length is
@@ -148,7 +147,7 @@ CpError cp_profile_decode(const uint8_t *buf, size_t len, CpProfile *p);
 
 typedef struct {
 	const uint8_t *device_id;       /* this device's, 16 bytes */
-	EVP_PKEY *device_key;           /* private */
+	CpKey *device_key;           /* private */
 	const uint8_t *suites;          /* suites the device offers */
 	size_t n_suites;
 	uint64_t last_seq;              /* last committed profile_seq */
@@ -229,7 +228,7 @@ typedef struct {
 /* Sign with the device key (every receipt: the SM checks it with the
  * certified key, whoever carries it), then mac with k2; k2 NULL: no mac (a
  * rejected message whose mac could not be verified, or none to verify). */
-CpError cp_receipt_encode(const CpReceipt *r, EVP_PKEY *device_key, const CpSecret *k2,
+CpError cp_receipt_encode(const CpReceipt *r, CpKey *device_key, const CpSecret *k2,
 			  CpBuf *out);
 CpError cp_receipt_decode(const uint8_t *buf, size_t len, CpReceipt *r);
 /* Decode and check the mac with K'' (32 bytes, else CP_ERR_ARGUMENT);
@@ -237,7 +236,7 @@ CpError cp_receipt_decode(const uint8_t *buf, size_t len, CpReceipt *r);
 CpError cp_receipt_verify(const uint8_t *buf, size_t len, const CpSecret *k2, CpReceipt *r);
 /* Decode and check the device's signature under its public key
  * (CP_ERR_SIGNATURE). What the SM checks. */
-CpError cp_receipt_verify_device(const uint8_t *buf, size_t len, EVP_PKEY *device_pub,
+CpError cp_receipt_verify_device(const uint8_t *buf, size_t len, CpKey *device_pub,
 				 CpReceipt *r);
 
 /* ---- command: an operator-signed lifecycle message ---- */
@@ -263,7 +262,7 @@ typedef struct {
 
 /* Encode up to op_chain and append op_signature = ECDSA(op_key, those
  * bytes); op_key must be op_chain's signing key (CP_ERR_KEY). */
-CpError cp_command_encode(const CpCommand *c, EVP_PKEY *op_key, CpBuf *out);
+CpError cp_command_encode(const CpCommand *c, CpKey *op_key, CpBuf *out);
 CpError cp_command_decode(const uint8_t *buf, size_t len, CpCommand *c);
 /*
  * The device's checks: decode; version (CP_ERR_VERSION); device_id

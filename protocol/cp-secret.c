@@ -2,15 +2,12 @@
 #include "cp-secret.h"
 
 #include <string.h>
-#include <openssl/crypto.h>
 
 #include "cp-buf.h"
+#include "cp-crypto-internal.h"
 
-/*
- * OPENSSL_secure_zalloc falls back to the ordinary heap when the program
- * has not called CRYPTO_secure_malloc_init(), and
- * OPENSSL_secure_clear_free tells the two apart, so one pair serves both.
- */
+/* The backend's secure heap once cp_crypto_init made one, else the
+ * ordinary heap; cp_secure_free tells the two apart. */
 CpSecret *
 cp_secret_new(size_t len)
 {
@@ -18,7 +15,7 @@ cp_secret_new(size_t len)
 
 	if (len > SIZE_MAX - sizeof(CpSecret))
 		return NULL;
-	s = OPENSSL_secure_zalloc(sizeof(CpSecret) + len);
+	s = cp_secure_zalloc(sizeof(CpSecret) + len);
 	if (s)
 		s->len = len;
 	return s;
@@ -73,8 +70,8 @@ cp_secret_free(CpSecret *s)
 {
 	if (!s)
 		return;
-	OPENSSL_cleanse(s->data, s->len);
-	OPENSSL_secure_clear_free(s, sizeof(CpSecret) + s->len);
+	cp_cleanse(s->data, s->len);
+	cp_secure_free(s, sizeof(CpSecret) + s->len);
 }
 
 void
@@ -98,14 +95,20 @@ cp_secret_equal(const CpSecret *a, const CpSecret *b)
 bool
 cp_memeq_consttime(const void *a, const void *b, size_t n)
 {
-	if (n == 0)
-		return true;
-	return CRYPTO_memcmp(a, b, n) == 0;
+	const volatile uint8_t *x = a, *y = b;
+	uint8_t d = 0;
+
+	/* Every byte read, whatever the first difference: the time says
+	 * nothing of where it is. */
+	for (size_t i = 0; i < n; i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
 }
 
 void
 cp_cleanse(void *p, size_t n)
 {
+	/* glibc and musl both have it; the compiler may not elide it. */
 	if (p && n)
-		OPENSSL_cleanse(p, n);
+		explicit_bzero(p, n);
 }

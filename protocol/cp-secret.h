@@ -3,7 +3,7 @@
  * Key material. Every key of the schedule (K_c, K', K_usim, OPc, K_SM, K'',
  * K_prof, ADM1, the raw device key) lives in a CpSecret: its memory is
  * cleansed when freed and never swapped out where the platform allows it
- * (OPENSSL_secure_malloc when the secure heap is initialised).
+ * (the secure heap of cp_crypto_init, when the program made one).
  */
 #pragma once
 

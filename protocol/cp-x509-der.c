@@ -3,15 +3,12 @@
  * A strict DER reader for the operator chain's certificates and the path
  * validation over what it reads (docs/protocol.md 4.5, docs/crypto.md).
  * Like hostap's x509v3.c and ell's cert.c, it reads only what the
- * certificate profile allows and refuses the rest; OpenSSL only checks
- * the ECDSA signatures, with keys built from the points read here.
+ * certificate profile allows and refuses the rest; the crypto backend only
+ * checks the ECDSA signatures, with keys built from the points read here.
  */
 #include "cp-x509-der.h"
 
 #include <string.h>
-#include <openssl/core_names.h>
-#include <openssl/err.h>
-#include <openssl/obj_mac.h>
 
 #include "cp-crypto.h"
 #include "cp-tlv.h"
@@ -541,80 +538,194 @@ cp_cert_chain_parse(const uint8_t *chain, size_t len, CpCert *certs, size_t *n)
 	return CP_CERT_OK;
 }
 
+/* ---- any certificate's outline ---- */
+
+/* Netscape certificate type (2.16.840.1.113730.1.1): its CA bits. */
+static const uint8_t oid_ns_cert_type[] = { 0x60, 0x86, 0x48, 0x01, 0x86, 0xf8, 0x42, 0x01, 0x01 };
+#define NS_ANY_CA 0x07  /* SSL, S/MIME and object-signing CA */
+
+/* A BIT STRING's first two bytes of named bits (bit 0 the top bit of the first). */
+static CpCertError
+outline_bits(CpDer ext, uint16_t *bits)
+{
+	Reader r = der_reader(ext);
+	CpDer b;
+
+	TRY(der_next(&r, 0x03, &b, NULL));
+	if (!der_done(&r) || b.len < 1 || b.p[0] > 7)
+		return CP_CERT_EXTENSION;
+	*bits = (uint16_t)((b.len > 1 ? b.p[1] : 0) | (b.len > 2 ? b.p[2] << 8 : 0));
+	return CP_CERT_OK;
+}
+
+/* One TLV of tag that is all of ext (an extension's OCTET STRING). */
+static bool
+outline_one(CpDer ext, uint8_t tag, CpDer *v)
+{
+	Reader r = der_reader(ext);
+
+	return der_next(&r, tag, v, NULL) == CP_CERT_OK && der_done(&r);
+}
+
+CpCertError
+cp_cert_outline(const uint8_t *der, size_t len, bool *ca)
+{
+	Reader r = { der, der + len }, c, t, exts;
+	CpDer cert, tbs, v, issuer, subject, list;
+	bool has_bc = false, bc_ca = false, has_ku = false, has_ns = false, invalid = false;
+	uint16_t ku = 0, ns = 0;
+	unsigned seen = 0;
+	long version = 0;
+
+	*ca = false;
+	TRY(der_next(&r, 0x30, &cert, NULL));
+	if (!der_done(&r))
+		return CP_CERT_DER;
+	c = der_reader(cert);
+	TRY(der_next(&c, 0x30, &tbs, NULL));
+	TRY(der_next(&c, 0x30, &v, NULL));          /* signatureAlgorithm */
+	TRY(der_next(&c, 0x03, &v, NULL));          /* signatureValue */
+	if (!der_done(&c))
+		return CP_CERT_DER;
+	t = der_reader(tbs);
+	if (der_peek(&t, 0xa0)) {
+		Reader vr;
+
+		TRY(der_next(&t, 0xa0, &v, NULL));
+		vr = der_reader(v);
+		TRY(der_next(&vr, 0x02, &v, NULL));
+		if (!der_done(&vr) || v.len != 1 || v.p[0] > 2)
+			return CP_CERT_VERSION;
+		version = v.p[0];
+	}
+	TRY(der_next(&t, 0x02, &v, NULL));          /* serialNumber */
+	TRY(der_next(&t, 0x30, &v, NULL));          /* signature */
+	TRY(der_next(&t, 0x30, &v, &issuer));
+	TRY(der_next(&t, 0x30, &v, NULL));          /* validity */
+	TRY(der_next(&t, 0x30, &v, &subject));
+	TRY(der_next(&t, 0x30, &v, NULL));          /* subjectPublicKeyInfo */
+	if (der_peek(&t, 0x81))
+		TRY(der_next(&t, 0x81, &v, NULL));
+	if (der_peek(&t, 0x82))
+		TRY(der_next(&t, 0x82, &v, NULL));
+	if (der_peek(&t, 0xa3)) {
+		TRY(der_next(&t, 0xa3, &v, NULL));
+		exts = der_reader(v);
+		TRY(der_next(&exts, 0x30, &list, NULL));
+		if (!der_done(&exts))
+			return CP_CERT_DER;
+		exts = der_reader(list);
+		while (!der_done(&exts)) {
+			CpDer seq, oid, b, value, in;
+			Reader f;
+			int ce = -1;
+
+			TRY(der_next(&exts, 0x30, &seq, NULL));
+			f = der_reader(seq);
+			TRY(der_oid(&f, &oid));
+			if (der_peek(&f, 0x01))
+				TRY(der_next(&f, 0x01, &b, NULL));
+			TRY(der_next(&f, 0x04, &value, NULL));
+			if (!der_done(&f))
+				return CP_CERT_DER;
+			if (oid.len == 3 && oid.p[0] == 0x55 && oid.p[1] == 0x1d)
+				ce = oid.p[2];
+			else if (der_eq(oid, oid_ns_cert_type, sizeof oid_ns_cert_type))
+				ce = 0;
+			switch (ce) {
+			case 0:
+			case CE_SKID:
+			case CE_KEY_USAGE:
+			case CE_BASIC_CONSTRAINTS:
+			case CE_AKID:
+				/* twice: OpenSSL decodes neither, and calls it invalid */
+				if (seen & (1u << (ce & 31)))
+					invalid = true;
+				seen |= 1u << (ce & 31);
+				break;
+			default:
+				continue;
+			}
+			switch (ce) {
+			case CE_BASIC_CONSTRAINTS: {
+				Reader bf;
+
+				if (!outline_one(value, 0x30, &in)) {
+					invalid = true;
+					break;
+				}
+				bf = der_reader(in);
+				has_bc = true;
+				if (der_peek(&bf, 0x01) && der_next(&bf, 0x01, &b, NULL) == CP_CERT_OK)
+					bc_ca = b.len == 1 && b.p[0] != 0;
+				/* a pathLenConstraint without cA, or negative */
+				if (der_peek(&bf, 0x02) &&
+				    (der_next(&bf, 0x02, &b, NULL) || !bc_ca || !b.len || (b.p[0] & 0x80)))
+					invalid = true;
+				if (!der_done(&bf))
+					invalid = true;
+				break;
+			}
+			case CE_KEY_USAGE:
+				if (outline_bits(value, &ku))
+					invalid = true;
+				has_ku = true;
+				break;
+			case 0:
+				if (outline_bits(value, &ns))
+					invalid = true;
+				has_ns = true;
+				break;
+			case CE_SKID:
+				invalid |= !outline_one(value, 0x04, &in);
+				break;
+			case CE_AKID:
+				invalid |= !outline_one(value, 0x30, &in);
+				break;
+			}
+		}
+	}
+	if (!der_done(&t))
+		return CP_CERT_DER;
+	/*
+	 * X509_check_ca's decision (OpenSSL 3.0, crypto/x509/v3_purp.c): a
+	 * certificate with an extension OpenSSL cannot decode is none; a
+	 * keyUsage without keyCertSign is none; else basicConstraints
+	 * decides where there is one; else a version 1 self-issued
+	 * certificate, a keyUsage, or a Netscape CA type makes one.
+	 */
+	if (invalid || (has_ku && !(ku & CP_KU_KEY_CERT_SIGN)))
+		*ca = false;
+	else if (has_bc)
+		*ca = bc_ca;
+	else
+		*ca = (version == 0 && der_same(issuer, subject)) || has_ku ||
+		      (has_ns && (ns & NS_ANY_CA));
+	return CP_CERT_OK;
+}
+
 /* ---- keys and signatures ---- */
 
-/* P-256's parameters, made once, copied into each key built here: cheaper
- * than naming the group for each key (EVP_PKEY_fromdata) or decoding a
- * SubjectPublicKeyInfo (OpenSSL's decoders). */
-static CRYPTO_ONCE params_once = CRYPTO_ONCE_STATIC_INIT;
-static EVP_PKEY *p256_params;
-
-static void
-make_params(void)
-{
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-
-	if (!ctx || EVP_PKEY_paramgen_init(ctx) <= 0 ||
-	    EVP_PKEY_CTX_set_group_name(ctx, SN_X9_62_prime256v1) <= 0 ||
-	    EVP_PKEY_paramgen(ctx, &p256_params) <= 0)
-		p256_params = NULL;
-	EVP_PKEY_CTX_free(ctx);
-}
-
-EVP_PKEY *
+CpKey *
 cp_cert_key(const CpCert *c)
 {
-	EVP_PKEY *key;
-
-	if (!CRYPTO_THREAD_run_once(&params_once, make_params) || !p256_params)
-		return NULL;
-	key = EVP_PKEY_new();
-	/*
-	 * The point is the uncompressed form (the reader took no other), which
-	 * OpenSSL decodes through EC_POINT_set_affine_coordinates: it refuses
-	 * coordinates not below p and a point off the curve. 65 bytes cannot
-	 * encode the point at infinity, and P-256 has cofactor 1: that is the
-	 * whole check.
-	 */
-	if (!key || EVP_PKEY_copy_parameters(key, p256_params) != 1 ||
-	    EVP_PKEY_set1_encoded_public_key(key, c->point, 65) != 1) {
-		EVP_PKEY_free(key);
-		key = NULL;
-	}
-	ERR_clear_error();
-	return key;
+	/* The point is the uncompressed form (the reader took no other). */
+	return cp_p256_from_point(c->point);
 }
 
-EVP_PKEY_CTX *
-cp_cert_verifier(EVP_PKEY *key)
-{
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
-
-	if (ctx && EVP_PKEY_verify_init(ctx) == 1)
-		return ctx;
-	EVP_PKEY_CTX_free(ctx);
-	return NULL;
-}
-
-/* SHA-256 of the TBS, then ECDSA on the digest: one hash, and a context
- * copied from a prepared one (an anchor's) or prepared here. */
+/* SHA-256 of the TBS, then ECDSA on the digest: one hash, and the
+ * anchor's prepared verifier where there is one. */
 static bool
-signature_ok(const CpCert *c, EVP_PKEY *key, EVP_PKEY_CTX *prepared)
+signature_ok(const CpCert *c, CpKey *key, CpVerifier *prepared)
 {
 	uint8_t digest[CP_SHA256_LEN];
-	EVP_PKEY_CTX *ctx;
-	bool ok;
 
 	cp_sha256(c->tbs.p, c->tbs.len, digest);
-	ctx = prepared ? EVP_PKEY_CTX_dup(prepared) : cp_cert_verifier(key);
-	ok = ctx && EVP_PKEY_verify(ctx, c->sig.p, c->sig.len, digest, sizeof digest) == 1;
-	EVP_PKEY_CTX_free(ctx);
-	ERR_clear_error();
-	return ok;
+	return cp_verify_digest(prepared, key, digest, c->sig.p, c->sig.len);
 }
 
 bool
-cp_cert_signature_ok(const CpCert *c, EVP_PKEY *key)
+cp_cert_signature_ok(const CpCert *c, CpKey *key)
 {
 	return signature_ok(c, key, NULL);
 }
@@ -635,7 +746,7 @@ self_issued(const CpCert *c)
 }
 
 CpCertError
-cp_cert_self_signed(const CpCert *c, EVP_PKEY **key)
+cp_cert_self_signed(const CpCert *c, CpKey **key)
 {
 	*key = NULL;
 	if (!issued_by(c, c))
@@ -644,7 +755,7 @@ cp_cert_self_signed(const CpCert *c, EVP_PKEY **key)
 	if (!*key)
 		return CP_CERT_POINT;
 	if (!cp_cert_signature_ok(c, *key)) {
-		EVP_PKEY_free(*key);
+		cp_key_free(*key);
 		*key = NULL;
 		return CP_CERT_ROOT;
 	}
@@ -717,14 +828,14 @@ cp_cert_path_verify(const CpCert *certs, size_t n, const CpCertAnchor *anchors, 
 	}
 	/* The signatures last: they are the dear part. */
 	for (size_t i = 0; i < depth; i++) {
-		EVP_PKEY *key = i + 1 < depth ? cp_cert_key(path[i + 1]) : anchor->key;
+		CpKey *key = i + 1 < depth ? cp_cert_key(path[i + 1]) : anchor->key;
 		bool ok;
 
 		if (!key)
 			return CP_CERT_POINT;
 		ok = signature_ok(path[i], key, i + 1 < depth ? NULL : anchor->verify);
 		if (i + 1 < depth)
-			EVP_PKEY_free(key);
+			cp_key_free(key);
 		if (!ok)
 			return CP_CERT_SIGNATURE;
 	}

@@ -4,18 +4,18 @@
  * restricted to the certificate profile of docs/protocol.md (section 4.5):
  * X.509 v3, ECDSA P-256 with SHA-256, the four extensions it names. Path
  * validation runs over the fields read here; OpenSSL only verifies the
- * signatures. Internal to libcellprov-protocol (not installed, nothing
- * exported): cp-x509-openssl.c uses it, and the unit test test-x509 builds
- * this file into itself.
+ * signatures (cp-crypto-internal.h). Internal to libcellprov-protocol
+ * (not installed, nothing exported): cp-x509.c uses it, and the unit test
+ * test-x509 links the library's static build to reach it.
  */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <openssl/evp.h>
+#include "cp-crypto-internal.h"
 
-#define CP_X509_INTERNAL __attribute__((visibility("hidden")))
+#define CP_X509_INTERNAL CP_INTERNAL
 
 /* Why a certificate or a path is refused: every rule has its own. */
 typedef enum {
@@ -40,7 +40,7 @@ typedef enum {
 	CP_CERT_SIGNER,         /* the signing certificate is a CA, or lacks digitalSignature */
 	CP_CERT_CHAIN,          /* op_chain empty, over CP_CHAIN_CERTS_MAX certificates */
 	CP_CERT_ROOT,           /* trust on first use: the chain does not end in a self-signed root */
-	CP_CERT_CRYPTO,         /* OpenSSL failed (memory) */
+	CP_CERT_CRYPTO,         /* the crypto backend failed (memory) */
 } CpCertError;
 
 typedef struct {
@@ -73,8 +73,8 @@ typedef struct {
  * prepared once (verify may be NULL: one is made per use). */
 typedef struct {
 	CpCert cert;
-	EVP_PKEY *key;
-	EVP_PKEY_CTX *verify;
+	CpKey *key;
+	CpVerifier *verify;
 } CpCertAnchor;
 
 /* Read the certificate that starts at der; *used is its length. Without
@@ -86,19 +86,22 @@ CP_X509_INTERNAL CpCertError cp_cert_parse(const uint8_t *der, size_t len, size_
 CP_X509_INTERNAL CpCertError cp_cert_chain_parse(const uint8_t *chain, size_t len,
 						 CpCert *certs, size_t *n);
 
-/* The certificate's public key (P-256), from its point: no decoder. */
-CP_X509_INTERNAL EVP_PKEY *cp_cert_key(const CpCert *c);
+/* Any X.509 certificate (a trust anchor outside the profile too), read
+ * only for its outline in DER and for whether it is a CA, decided as
+ * OpenSSL's X509_check_ca decides. CP_CERT_OK with *ca, else why the bytes
+ * are not a certificate. */
+CP_X509_INTERNAL CpCertError cp_cert_outline(const uint8_t *der, size_t len, bool *ca);
 
-/* A context for EVP_PKEY_verify with key, verify_init done. */
-CP_X509_INTERNAL EVP_PKEY_CTX *cp_cert_verifier(EVP_PKEY *key);
+/* The certificate's public key (P-256), from its point: no decoder. */
+CP_X509_INTERNAL CpKey *cp_cert_key(const CpCert *c);
 
 /* Whether c's signature verifies under key. */
-CP_X509_INTERNAL bool cp_cert_signature_ok(const CpCert *c, EVP_PKEY *key);
+CP_X509_INTERNAL bool cp_cert_signature_ok(const CpCert *c, CpKey *key);
 
 /* Whether c is self-signed: its issuer is its subject, its key identifiers
  * agree, and its signature verifies under its own key (returned in *key,
  * which the caller frees). */
-CP_X509_INTERNAL CpCertError cp_cert_self_signed(const CpCert *c, EVP_PKEY **key);
+CP_X509_INTERNAL CpCertError cp_cert_self_signed(const CpCert *c, CpKey **key);
 
 /*
  * RFC 5280 path validation from certs[0], the signing certificate,

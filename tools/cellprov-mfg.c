@@ -26,6 +26,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "cp-crypto-openssl.h"
 #include "cp-config.h"
 #include "cellprov.h"
 #include "cp-glib.h"
@@ -69,13 +70,13 @@ set_openssl_error(GError **error, const char *what)
 	cp_set_error(error, CP_ERR_CRYPTO, "%s failed%s%s", what, *buf ? ": " : "", buf);
 }
 
-static EVP_PKEY *
+static CpKey *
 load_key(const char *path, GError **error)
 {
 	g_autofree char *pem = NULL;
 	gsize len;
 	struct stat st;
-	EVP_PKEY *key;
+	CpKey *key;
 
 	if (stat(path, &st) == 0 && (st.st_mode & 077)) {
 		cp_set_error(error, CP_ERR_KEY, "%s is readable by others (mode %04o); make it 0600",
@@ -87,7 +88,7 @@ load_key(const char *path, GError **error)
 	key = cp_pkey_from_pem(pem, len);
 	cp_cleanse(pem, len);
 	if (!key || EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) {
-		EVP_PKEY_free(key);
+		cp_key_free(key);
 		cp_set_error(error, CP_ERR_KEY, "%s is not a P-256 private key in PKCS#8 PEM", path);
 		return NULL;
 	}
@@ -95,7 +96,7 @@ load_key(const char *path, GError **error)
 }
 
 static gboolean
-save_key(const char *path, EVP_PKEY *key, GError **error)
+save_key(const char *path, CpKey *key, GError **error)
 {
 	char *pem = cp_pkey_to_pem(key);
 	gboolean ok;
@@ -183,7 +184,7 @@ typedef struct {
 /* Issue a certificate for key, signed by issuer_key (self-signed when
  * issuer is NULL). */
 static X509 *
-issue(const CertSpec *spec, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, GError **error)
+issue(const CertSpec *spec, CpKey *key, X509 *issuer, CpKey *issuer_key, GError **error)
 {
 	X509 *x = X509_new();
 	X509_NAME *name = X509_NAME_new();
@@ -253,9 +254,9 @@ fail:
 
 /* The key in cert is key's public half. */
 static gboolean
-cert_matches_key(X509 *cert, EVP_PKEY *key)
+cert_matches_key(X509 *cert, CpKey *key)
 {
-	EVP_PKEY *pub = X509_get0_pubkey(cert);
+	CpKey *pub = X509_get0_pubkey(cert);
 
 	return pub && EVP_PKEY_eq(pub, key) == 1;
 }
@@ -263,7 +264,7 @@ cert_matches_key(X509 *cert, EVP_PKEY *key)
 static gboolean
 cert_issued_by(X509 *cert, X509 *issuer)
 {
-	EVP_PKEY *ipub = X509_get0_pubkey(issuer);
+	CpKey *ipub = X509_get0_pubkey(issuer);
 
 	return ipub && X509_check_issued(issuer, cert) == X509_V_OK && X509_verify(cert, ipub) == 1;
 }
@@ -315,18 +316,18 @@ parse_time(const char *s, gint64 *out, GError **error)
 /* ---- the CA ---- */
 
 typedef struct {
-	EVP_PKEY *root_key;
+	CpKey *root_key;
 	X509 *root;
-	EVP_PKEY *int_key;
+	CpKey *int_key;
 	X509 *intermediate;
 } Ca;
 
 static void
 ca_clear(Ca *ca)
 {
-	EVP_PKEY_free(ca->root_key);
+	cp_key_free(ca->root_key);
 	X509_free(ca->root);
-	EVP_PKEY_free(ca->int_key);
+	cp_key_free(ca->int_key);
 	X509_free(ca->intermediate);
 	memset(ca, 0, sizeof(*ca));
 }
@@ -553,7 +554,7 @@ cmd_device(int argc, char **argv)
 	g_autoptr(GKeyFile) kf = g_key_file_new();
 	Ca ca = { 0 };
 	gboolean ca_created, new_key = FALSE, new_cert = FALSE;
-	EVP_PKEY *key = NULL;
+	CpKey *key = NULL;
 	X509 *cert = NULL;
 	uint8_t device_id[CP_DEVICE_ID_LEN];
 	char id_hex[2 * CP_DEVICE_ID_LEN + 1];
@@ -759,7 +760,7 @@ out:
 	if (error)
 		g_printerr("cellprov-mfg device: %s\n", error->message);
 	X509_free(cert);
-	EVP_PKEY_free(key);
+	cp_key_free(key);
 	ca_clear(&ca);
 	if (adm1)
 		cp_cleanse(adm1, strlen(adm1));

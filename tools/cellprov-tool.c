@@ -284,12 +284,12 @@ suite_arg(const Args *a)
 	usage_error("%s: --profile: want A or B, got '%s'", a->cmd, p);
 }
 
-static EVP_PKEY *
+static CpKey *
 public_key_arg(const Args *a, CpSuite suite, const char *name)
 {
 	uint8_t buf[65];
 	size_t n = hex_arg(a, name, need(a, name), buf, sizeof buf, 0);
-	EVP_PKEY *key = NULL;
+	CpKey *key = NULL;
 
 	if (suite == CP_SUITE_A && n == 32)
 		key = cp_x25519_from_public(buf);
@@ -303,11 +303,11 @@ public_key_arg(const Args *a, CpSuite suite, const char *name)
 	return key;
 }
 
-static EVP_PKEY *
+static CpKey *
 private_key_arg(const Args *a, CpSuite suite, const char *name)
 {
 	uint8_t buf[32];
-	EVP_PKEY *key;
+	CpKey *key;
 
 	hex_arg(a, name, need(a, name), buf, sizeof buf, 32);
 	key = suite == CP_SUITE_A ? cp_x25519_from_private(buf) : cp_p256_from_private(buf);
@@ -326,7 +326,7 @@ cmd_ecies_encrypt(int argc, char **argv)
 {
 	static uint8_t plain[4096], cipher[4096];
 	uint8_t eph_pub[CP_ECIES_EPH_MAX], mac[CP_ECIES_MAC_LEN];
-	EVP_PKEY *pub, *eph = NULL;
+	CpKey *pub, *eph = NULL;
 	CpSuite suite;
 	CpError err;
 	size_t n;
@@ -341,8 +341,8 @@ cmd_ecies_encrypt(int argc, char **argv)
 	n = hex_arg(&a, "plaintext", need(&a, "plaintext"), plain, sizeof plain, 0);
 
 	err = cp_ecies_encrypt(suite, pub, eph, plain, n, eph_pub, cipher, mac, NULL);
-	EVP_PKEY_free(pub);
-	EVP_PKEY_free(eph);
+	cp_key_free(pub);
+	cp_key_free(eph);
 	if (err)
 		return fail(err, "ecies-encrypt");
 
@@ -367,7 +367,7 @@ cmd_ecies_decrypt(int argc, char **argv)
 	static uint8_t plain[4096], cipher[4096];
 	uint8_t eph_pub[65], mac[CP_ECIES_MAC_LEN];
 	size_t n, eph_len;
-	EVP_PKEY *priv;
+	CpKey *priv;
 	CpSuite suite;
 	CpError err;
 	Args a;
@@ -381,7 +381,7 @@ cmd_ecies_decrypt(int argc, char **argv)
 	hex_arg(&a, "mac", need(&a, "mac"), mac, sizeof mac, CP_ECIES_MAC_LEN);
 
 	err = cp_ecies_decrypt(suite, priv, eph_pub, eph_len, cipher, n, mac, plain, NULL);
-	EVP_PKEY_free(priv);
+	cp_key_free(priv);
 	if (err)
 		return fail(err, "ecies-decrypt");
 
@@ -475,13 +475,13 @@ read_file(const char *path, size_t *len)
 }
 
 /* A PEM key file: a private key, or for public a certificate's public key too. */
-static EVP_PKEY *
+static CpKey *
 pem_file_arg(const Args *a, const char *name, bool public)
 {
 	const char *path = opt(a, name);
 	size_t len;
 	uint8_t *pem;
-	EVP_PKEY *key;
+	CpKey *key;
 
 	if (!path)
 		return NULL;
@@ -716,7 +716,7 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 	switch (kind) {
 	case KIND_DEVICE: {
 		CpDeviceRecord dr;
-		EVP_PKEY *pub = pem_file_arg(a, "pubkey", true);
+		CpKey *pub = pem_file_arg(a, "pubkey", true);
 
 		cp_device_record_decode(buf, len, &dr);
 		cp_json_string(j, "type", "device-record");
@@ -726,7 +726,7 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 		cp_json_hex(j, "device-info", buf, dr.info_len);
 		if (pub) {
 			err = cp_device_record_verify(buf, len, pub, &dr);
-			EVP_PKEY_free(pub);
+			cp_key_free(pub);
 			if (err)
 				return fail(err, "device record signature");
 			cp_json_bool(j, "signature-verified", true);
@@ -735,7 +735,7 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 	}
 	case KIND_PROFILE: {
 		CpProfile p;
-		EVP_PKEY *key;
+		CpKey *key;
 
 		cp_profile_decode(buf, len, &p);
 		cp_json_string(j, "type", "profile");
@@ -801,7 +801,7 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 				ctx.binding_version = uint_arg(a, "binding", 0);
 			}
 			err = cp_profile_verify(buf, len, &ctx, &p, &keys);
-			EVP_PKEY_free(key);
+			cp_key_free(key);
 			cp_anchors_free(anchors);
 			if (err) {
 				cp_profile_keys_clear(&keys);
@@ -840,10 +840,10 @@ decode_structure(CpJson *j, const Args *a, const uint8_t *buf, size_t len, const
 			cp_json_bool(j, "mac-verified", true);
 		}
 		if (opt(a, "pubkey")) {
-			EVP_PKEY *pub = pem_file_arg(a, "pubkey", true);
+			CpKey *pub = pem_file_arg(a, "pubkey", true);
 
 			err = cp_receipt_verify_device(buf, len, pub, &r);
-			EVP_PKEY_free(pub);
+			cp_key_free(pub);
 			if (err)
 				return fail(err, "receipt signature");
 			cp_json_bool(j, "signature-verified", true);

@@ -74,14 +74,14 @@ fixed(const char *hex)
  * taken from the published file after checking that each certifies the
  * fixed key it should, issued as it should. */
 static CpError
-operator_chain(EVP_PKEY *root_key, EVP_PKEY *sm_key, const CpToolVectorsPublished *pub,
+operator_chain(CpKey *root_key, CpKey *sm_key, const CpToolVectorsPublished *pub,
 	       uint8_t *root, size_t *root_len, uint8_t *chain, size_t *chain_len)
 {
 	uint8_t sm[CP_CHAIN_MAX];
 	size_t sm_len = 0;
 	CpOperatorId id;
 	CpAnchors *anchors = NULL;
-	EVP_PKEY *signer = NULL;
+	CpKey *signer = NULL;
 	char *pem;
 	CpError err;
 
@@ -113,7 +113,7 @@ operator_chain(EVP_PKEY *root_key, EVP_PKEY *sm_key, const CpToolVectorsPublishe
 		err = cp_operator_chain_signer(chain, *chain_len, sm_key);
 	if (!err)
 		err = cp_operator_chain_signer(root, *root_len, root_key) == CP_OK ? CP_OK : CP_ERR_KEY;
-	EVP_PKEY_free(signer);
+	cp_key_free(signer);
 	cp_anchors_free(anchors);
 	free(pem);
 	return err;
@@ -122,7 +122,7 @@ operator_chain(EVP_PKEY *root_key, EVP_PKEY *sm_key, const CpToolVectorsPublishe
 /* Put a published signature (tag 0x7E) in place of the fresh one of a
  * structure made by key, and MAC again with mac_key if there is one. */
 static CpError
-with_signature(CpBuf *prof, EVP_PKEY *sm_key, const CpSecret *k_prof,
+with_signature(CpBuf *prof, CpKey *sm_key, const CpSecret *k_prof,
 	       const uint8_t *sig, size_t sig_len)
 {
 	uint8_t mac[CP_MAC_LEN];
@@ -156,14 +156,14 @@ cp_tool_vectors(FILE *out, FILE *explain, const CpToolVectorsPublished *publishe
 	cp_auto_secret *op_root_raw = fixed(V_OP_ROOT_PRIVKEY), *op_sm_raw = fixed(V_OP_SM_PRIVKEY);
 	uint8_t op_root[CP_CHAIN_MAX], op_chain[CP_CHAIN_MAX], op_pin[CP_SHA256_LEN];
 	size_t op_root_len = 0, op_chain_len = 0;
-	EVP_PKEY *op_root_key = NULL, *op_sm_key = NULL;
+	CpKey *op_root_key = NULL, *op_sm_key = NULL;
 	cp_auto_secret *dev_priv = fixed(V_DEVICE_PRIVKEY), *eph_priv_raw = fixed(V_EPH_PRIVKEY),
 		*k_c = fixed(V_K_C), *op = fixed(V_OP), *kp = NULL, *k_usim = NULL, *opc = NULL,
 		*k_sm = NULL, *k2 = NULL, *k_prof = NULL;
 	cp_auto_buf dr_buf = CP_BUF_INIT, info = CP_BUF_INIT, prof_buf = CP_BUF_INIT,
 		rc_buf = CP_BUF_INIT, tag = CP_BUF_INIT, prof_ndef = CP_BUF_INIT, cmd_buf = CP_BUF_INIT;
 	uint8_t nonce[CP_NONCE_LEN], pub[33], info_hash[32], cc[CP_T4T_CC_LEN];
-	EVP_PKEY *dev = NULL, *eph = NULL;
+	CpKey *dev = NULL, *eph = NULL;
 	uint8_t *spki = NULL;
 	size_t spki_len = 0;
 	char url[128];
@@ -468,9 +468,9 @@ cp_tool_vectors(FILE *out, FILE *explain, const CpToolVectorsPublished *publishe
 out:
 	if (spki)
 		free(spki);
-	EVP_PKEY_free(dev);
-	EVP_PKEY_free(eph);
-	EVP_PKEY_free(op_root_key);
-	EVP_PKEY_free(op_sm_key);
+	cp_key_free(dev);
+	cp_key_free(eph);
+	cp_key_free(op_root_key);
+	cp_key_free(op_sm_key);
 	return err;
 }

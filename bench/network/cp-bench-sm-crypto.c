@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "cp-crypto-openssl.h"
 #include "cellprov.h"
 #include "cp-chain.h"
 #include "cp-test-operator.h"
@@ -106,7 +107,7 @@ main(int argc, char **argv)
 	g_autofree char *chain = NULL, *rec = NULL;
 	gsize chain_len, rec_len;
 	X509_STORE *anchors;
-	EVP_PKEY *pub;
+	CpKey *pub;
 	CpDeviceRecord dr;
 	uint8_t k_c_raw[32], op_raw[16], nonce[CP_NONCE_LEN];
 	uint8_t enc[CP_ENC_CRED_MAX];
@@ -155,8 +156,8 @@ main(int argc, char **argv)
 		if (!cp_chain_parse(chain, chain_len, &leaf, &others, NULL))
 			abort();
 		TIME(t_chain, n, {
-			EVP_PKEY *k = cp_chain_check(anchors, leaf, others, t, NULL);
-			EVP_PKEY_free(k);
+			CpKey *k = cp_chain_check(anchors, leaf, others, t, NULL);
+			cp_key_free(k);
 		});
 		X509_free(leaf);
 		sk_X509_pop_free(others, X509_free);
@@ -227,7 +228,7 @@ main(int argc, char **argv)
 	cp_secret_free(k_sm);
 	cp_secret_free(k2);
 	cp_secret_free(k_prof);
-	EVP_PKEY_free(pub);
+	cp_key_free(pub);
 	X509_STORE_free(anchors);
 	cp_test_operator_clear(&oper);
 	return 0;

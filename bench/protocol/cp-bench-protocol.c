@@ -24,6 +24,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 
+#include "cp-crypto-openssl.h"
 #include "cellprov.h"
 
 static double line_seconds = 0.3;
@@ -114,8 +115,8 @@ fail(const char *what)
 /* ---- fixture: one valid profile for one device ---- */
 
 typedef struct {
-	EVP_PKEY *device_key;
-	EVP_PKEY *peer;            /* an ephemeral public key, for bare ECDH */
+	CpKey *device_key;
+	CpKey *peer;            /* an ephemeral public key, for bare ECDH */
 	uint8_t device_id[CP_DEVICE_ID_LEN];
 	uint8_t device_info[64];
 	size_t device_info_len;
@@ -149,7 +150,7 @@ typedef struct {
 	EVP_CIPHER_CTX *ctr;       /* keyed once, running */
 	size_t signed_len;         /* profile bytes under op_signature */
 	size_t tbs_len;            /* the SM certificate's signed part */
-	EVP_PKEY *op_sm;           /* the SM's key (for the ECDSA lines) */
+	CpKey *op_sm;           /* the SM's key (for the ECDSA lines) */
 	CpProfile decoded;
 } Fixture;
 
@@ -204,7 +205,7 @@ fixture_init(Fixture *f)
 	cp_auto_secret *op = cp_secret_new(16);
 	cp_auto_secret *k_usim = NULL, *opc = NULL;
 	cp_auto_buf buf = CP_BUF_INIT;
-	EVP_PKEY *op_root, *op_sm;
+	CpKey *op_root, *op_sm;
 	CpProfile p;
 	uint8_t c[33];
 
@@ -213,11 +214,11 @@ fixture_init(Fixture *f)
 	if (!f->device_key || cp_device_id(f->device_key, f->device_id))
 		fail("device key");
 	{
-		EVP_PKEY *eph = cp_p256_generate();
+		CpKey *eph = cp_p256_generate();
 
 		cp_p256_public_compressed(eph, c);
 		f->peer = cp_p256_from_public(c, 33);
-		EVP_PKEY_free(eph);
+		cp_key_free(eph);
 	}
 	cp_random(f->aes_key, sizeof f->aes_key);
 	cp_random(f->icb, sizeof f->icb);
@@ -277,7 +278,7 @@ fixture_init(Fixture *f)
 	strcpy(p.apn, "internet");
 	if (cp_profile_encode(&p, op_sm, f->k_prof, &buf) || buf.failed)
 		fail("cp_profile_encode");
-	EVP_PKEY_free(op_root);
+	cp_key_free(op_root);
 	f->op_sm = op_sm;
 	f->profile = cp_buf_steal(&buf, &f->profile_len);
 	f->mac_offset = f->profile_len - CP_TLV_HDR - CP_MAC_LEN;
@@ -304,8 +305,8 @@ static void
 fixture_clear(Fixture *f)
 {
 	cp_anchors_free(f->anchors);
-	EVP_PKEY_free(f->device_key);
-	EVP_PKEY_free(f->peer);
+	cp_key_free(f->device_key);
+	cp_key_free(f->peer);
 	free(f->profile);
 	cp_secret_free(f->k_prime);
 	cp_secret_free(f->k_sm);
@@ -316,7 +317,7 @@ fixture_clear(Fixture *f)
 	EVP_MAC_CTX_free(f->hmac);
 	EVP_MD_CTX_free(f->md);
 	EVP_CIPHER_CTX_free(f->ctr);
-	EVP_PKEY_free(f->op_sm);
+	cp_key_free(f->op_sm);
 }
 
 /* ---- ours ---- */
@@ -431,11 +432,11 @@ run_chain_verify(void *data)
 	Fixture *f = data;
 	CpProfile *p = &f->decoded;
 	CpOperatorId id;
-	EVP_PKEY *signer = NULL;
+	CpKey *signer = NULL;
 
 	if (cp_operator_chain_verify(f->anchors, NULL, p->op_chain, p->op_chain_len, &signer, &id))
 		fail("cp_operator_chain_verify");
-	EVP_PKEY_free(signer);
+	cp_key_free(signer);
 }
 
 /* ---- bare OpenSSL, the way openssl speed runs it ---- */

@@ -45,7 +45,7 @@ typedef struct {
 	char *state_dir;
 	char *pty;
 	char *conf_text;
-	EVP_PKEY *key;
+	CpKey *key;
 	uint8_t device_id[CP_DEVICE_ID_LEN];
 	uint8_t *info;
 	size_t info_len;
@@ -241,7 +241,7 @@ fixture_teardown(Fixture *f, gconstpointer data)
 		waitpid(f->sim, NULL, 0);
 		g_spawn_close_pid(f->sim);
 	}
-	EVP_PKEY_free(f->key);
+	cp_key_free(f->key);
 	cp_secret_free(f->k_prime);
 	cp_secret_free(f->opc);
 	cp_secret_free(f->k2);

@@ -26,7 +26,7 @@ typedef struct {
 	char *dir;
 	char *state_dir;
 	char *conf_text;
-	EVP_PKEY *key;
+	CpKey *key;
 	uint8_t device_id[CP_DEVICE_ID_LEN];
 	uint8_t *info;
 	size_t info_len;
@@ -122,7 +122,7 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", f->dir);
 
 	cp_daemon_free(f->d);
-	EVP_PKEY_free(f->key);
+	cp_key_free(f->key);
 	g_assert_cmpint(system(cmd), ==, 0);
 	g_free(f->dir);
 	g_free(f->state_dir);

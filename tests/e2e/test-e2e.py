@@ -86,6 +86,19 @@ def mapped_libs(pid):
     return found
 
 
+CRYPTO_LIBS = ("libcrypto", "libmbedcrypto", "libcellprov-protocol")
+
+
+def crypto_libs(pid):
+    """The crypto libraries (and the OpenSSL protocol library) the process
+    maps, by name."""
+    names = set()
+    for line in open("/proc/%d/maps" % pid):
+        name = os.path.basename(line.split()[-1]) if "/" in line else ""
+        names.update(p for p in CRYPTO_LIBS if name.startswith(p + ".so"))
+    return names
+
+
 def test_happy_path(b):
     b.start_modem()
     b.link_up()
@@ -124,6 +137,14 @@ def test_happy_path(b):
     extra = [n for n in after if n not in ("cellprov-modem-qmi", "libqmi-glib") and
              not (n in ("libmbim-glib", "libqrtr-glib") and n.encode() in libqmi)]
     check(not extra, "nothing but the QMI module and libqmi mapped (%s)" % ", ".join(sorted(extra)))
+    # the device's crypto is the one library it was built with: on Mbed
+    # TLS, neither OpenSSL nor the OpenSSL protocol library is mapped
+    # (daemon/meson.build); the whole flow above ran on it
+    want = {"libmbedcrypto"} if os.environ.get("CP_DEVICE_CRYPTO") == "mbedtls" else \
+        {"libcrypto", "libcellprov-protocol"}
+    have = crypto_libs(p.pid)
+    check(have == want, "cellprovd maps %s for its crypto (%s)" % (", ".join(sorted(want)),
+                                                                  ", ".join(sorted(have)) or "none"))
     st = b.ctl("status").json
     check(st["network"]["operator"].startswith("00101"), "operator %r" % st["network"]["operator"])
     check(st["network"]["imsi"].startswith("00101") and "*" in st["network"]["imsi"],

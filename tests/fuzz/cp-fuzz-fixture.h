@@ -12,20 +12,21 @@
 
 #include <openssl/evp.h>
 
+#include "cp-crypto-openssl.h"
 #include "cp-buf.h"
 #include "cp-records.h"
 #include "cp-secret.h"
 
 typedef struct {
-	EVP_PKEY *device_key;
-	EVP_PKEY *eph_key;
+	CpKey *device_key;
+	CpKey *eph_key;
 	uint8_t device_id[CP_DEVICE_ID_LEN];
 	uint8_t nonce[CP_NONCE_LEN];
 	uint8_t suites[2];
 	CpDeviceRecord dr;
 	CpBuf info;                     /* device record tags 0x01-0x06 */
 	CpSecret *k_prime, *opc, *k_sm, *k_prof, *k2;
-	EVP_PKEY *op_root_key, *op_sm_key;  /* the operator: fixed keys */
+	CpKey *op_root_key, *op_sm_key;  /* the operator: fixed keys */
 	CpAnchors *anchors;             /* its root, the device's trust anchor */
 	CpProfile profile;              /* valid for ctx; op_chain set; mac made with k_prof */
 	CpVerifyContext ctx;

@@ -55,7 +55,7 @@ check_reader(const uint8_t *data, size_t size, bool *read, CpCert *first)
 }
 
 static void
-check_signer(EVP_PKEY *signer, bool read, const CpCert *first)
+check_signer(CpKey *signer, bool read, const CpCert *first)
 {
 	size_t len = 0;
 	uint8_t *spki = cp_pubkey_spki(signer, &len);
@@ -70,7 +70,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const CpFuzzFixture *f = cp_fuzz_fixture();
 	CpOperatorId id, first;
-	EVP_PKEY *signer = (EVP_PKEY *)1;
+	CpKey *signer = (CpKey *)1;
 	CpCert leaf;
 	bool read;
 	CpError err;
@@ -82,20 +82,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_signer(signer, read, &leaf);
 		/* the signer's own chain, by the check the SM makes */
 		CP_FUZZ_CHECK(cp_operator_chain_signer(data, size, signer) == CP_OK);
-		EVP_PKEY_free(signer);
+		cp_key_free(signer);
 		/* the same root again, when pinned */
 		err = cp_operator_chain_verify(f->anchors, first.root, data, size, &signer, &id);
 		CP_FUZZ_CHECK(err == CP_OK && memcmp(id.root, first.root, sizeof id.root) == 0);
-		EVP_PKEY_free(signer);
+		cp_key_free(signer);
 	} else {
 		CP_FUZZ_CHECK(signer == NULL);
 		CP_FUZZ_CHECK(err == CP_ERR_OPERATOR || err == CP_ERR_CRYPTO);
 	}
-	signer = (EVP_PKEY *)1;
+	signer = (CpKey *)1;
 	err = cp_operator_chain_verify(NULL, NULL, data, size, &signer, &id);
 	CP_FUZZ_CHECK(err == CP_OK ? signer != NULL : signer == NULL);
 	if (err == CP_OK)
 		check_signer(signer, read, &leaf);
-	EVP_PKEY_free(err == CP_OK ? signer : NULL);
+	cp_key_free(err == CP_OK ? signer : NULL);
 	return 0;
 }

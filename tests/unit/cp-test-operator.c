@@ -43,8 +43,8 @@ fail:
 void
 cp_test_operator_clear(CpTestOperator *op)
 {
-	EVP_PKEY_free(op->root_key);
-	EVP_PKEY_free(op->sm_key);
+	cp_key_free(op->root_key);
+	cp_key_free(op->sm_key);
 	free(op->root_pem);
 	cp_anchors_free(op->anchors);
 	memset(op, 0, sizeof *op);

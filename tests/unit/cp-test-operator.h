@@ -14,8 +14,8 @@
 #include "cp-crypto.h"
 
 typedef struct {
-	EVP_PKEY *root_key;
-	EVP_PKEY *sm_key;
+	CpKey *root_key;
+	CpKey *sm_key;
 	uint8_t root[CP_CHAIN_MAX];     /* the root certificate, DER */
 	size_t root_len;
 	uint8_t chain[CP_CHAIN_MAX];    /* SM certificate || root */

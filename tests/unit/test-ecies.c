@@ -8,6 +8,9 @@
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 
+#ifndef CP_TEST_DEVICE_CRYPTO
+#include "cp-crypto-openssl.h"
+#endif
 #include "cp-crypto.h"
 #include "cp-ecies.h"
 #include "cp-secret.h"
@@ -34,7 +37,7 @@ check_profile(const CpTestBlock *b)
 	size_t eph_len = cp_ecies_eph_len(suite);
 	uint8_t hn_priv[32], eph_priv[32], pub[CP_ECIES_EPH_MAX], eph_pub[CP_ECIES_EPH_MAX];
 	uint8_t plain[64], cipher[64], back[64], mac[CP_ECIES_MAC_LEN], z[32], z2[32];
-	EVP_PKEY *hn, *hn_pub, *eph;
+	CpKey *hn, *hn_pub, *eph;
 	size_t n;
 
 	fprintf(stderr, "profile %s\n", profile);
@@ -149,16 +152,16 @@ check_profile(const CpTestBlock *b)
 			     CP_ERR_DECRYPT);
 	}
 out:
-	EVP_PKEY_free(hn);
-	EVP_PKEY_free(hn_pub);
-	EVP_PKEY_free(eph);
+	cp_key_free(hn);
+	cp_key_free(hn_pub);
+	cp_key_free(eph);
 }
 
 /* The enc_cred shape: 48 bytes of K' || OPc, fresh keys. */
 static void
 test_credential_block(void)
 {
-	EVP_PKEY *dev = cp_p256_generate();
+	CpKey *dev = cp_p256_generate();
 	uint8_t plain[48], cipher[48], back[48], eph[CP_ECIES_EPH_MAX], mac[8];
 
 	for (int i = 0; i < 48; i++)
@@ -170,32 +173,32 @@ test_credential_block(void)
 	CP_CHECK(memcmp(back, plain, 48) == 0);
 	/* Wrong recipient: the MAC check catches it. */
 	{
-		EVP_PKEY *other = cp_p256_generate();
+		CpKey *other = cp_p256_generate();
 
 		CP_CHECK_INT(cp_ecies_decrypt(CP_SUITE_B, other, eph, 33, cipher, 48, mac, back, NULL),
 			     CP_ERR_DECRYPT);
-		EVP_PKEY_free(other);
+		cp_key_free(other);
 	}
 	/* Encrypting to an X25519 key under suite B is a key error. */
 	{
-		EVP_PKEY *x = cp_x25519_generate();
+		CpKey *x = cp_x25519_generate();
 
 		CP_CHECK_INT(cp_ecies_encrypt(CP_SUITE_B, x, NULL, plain, 48, eph, cipher, mac, NULL),
 			     CP_ERR_KEY);
 		CP_CHECK_INT(cp_ecies_encrypt(CP_SUITE_A, dev, NULL, plain, 48, eph, cipher, mac, NULL),
 			     CP_ERR_KEY);
-		EVP_PKEY_free(x);
+		cp_key_free(x);
 	}
 	CP_CHECK_INT(cp_ecies_encrypt((CpSuite)0, dev, NULL, plain, 48, eph, cipher, mac, NULL),
 		     CP_ERR_SUITE);
-	EVP_PKEY_free(dev);
+	cp_key_free(dev);
 }
 
 /* Points that are not on P-256, and X25519 points of small order. */
 static void
 test_bad_points(void)
 {
-	EVP_PKEY *dev = cp_p256_generate(), *xdev = cp_x25519_generate();
+	CpKey *dev = cp_p256_generate(), *xdev = cp_x25519_generate();
 	uint8_t eph[33], cipher[48] = { 0 }, mac[8] = { 0 }, back[48];
 	int off = 0;
 
@@ -230,8 +233,8 @@ test_bad_points(void)
 	eph[0] = 1;
 	CP_CHECK_INT(cp_ecies_decrypt(CP_SUITE_A, xdev, eph, 32, cipher, 48, mac, back, NULL), CP_ERR_POINT);
 
-	EVP_PKEY_free(dev);
-	EVP_PKEY_free(xdev);
+	cp_key_free(dev);
+	cp_key_free(xdev);
 }
 
 int

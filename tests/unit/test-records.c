@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp-crypto-openssl.h"
 #include "cp-crypto.h"
 #include "cp-kdf.h"
 #include "cp-keys.h"
@@ -32,7 +33,7 @@ static const char opc_hex[] = "cd63cb71954a9f4e48a5994e37a02baf";
 static const char supi[] = "001010000000001";
 
 static struct {
-	EVP_PKEY *key, *other, *eph;
+	CpKey *key, *other, *eph;
 	uint8_t device_id[CP_DEVICE_ID_LEN];
 	uint8_t nonce[CP_NONCE_LEN];
 	CpSecret *k_prime, *opc, *k_usim, *k_sm, *k_prof, *k2;
@@ -44,7 +45,7 @@ static struct {
 	CpTestOperator op, other_op;    /* the device's operator, and another */
 } fx;
 
-static EVP_PKEY *
+static CpKey *
 p256_hex(const char *hex)
 {
 	uint8_t d[32];
@@ -130,9 +131,9 @@ fixture_setup(void)
 static void
 fixture_teardown(void)
 {
-	EVP_PKEY_free(fx.key);
-	EVP_PKEY_free(fx.other);
-	EVP_PKEY_free(fx.eph);
+	cp_key_free(fx.key);
+	cp_key_free(fx.other);
+	cp_key_free(fx.eph);
 	cp_secret_free(fx.k_prime);
 	cp_secret_free(fx.opc);
 	cp_secret_free(fx.k_usim);
@@ -295,7 +296,7 @@ tl_find(const Tl *t, uint8_t tag)
 /* A profile's op_signature (tag 0x7E) made again with key over what
  * precedes it. */
 static void
-tl_resign(Tl *t, EVP_PKEY *key)
+tl_resign(Tl *t, CpKey *key)
 {
 	static uint8_t buf[8192];
 	size_t sig = (size_t)tl_index(t, 0x7E), n;
@@ -677,7 +678,7 @@ test_enc_cred(void)
 	uint8_t enc[CP_ENC_CRED_MAX];
 	size_t len = 0;
 	CpSecret *kp = NULL, *opc = NULL;
-	EVP_PKEY *xkey = cp_x25519_from_private(x_priv);
+	CpKey *xkey = cp_x25519_from_private(x_priv);
 
 	CP_CHECK_INT(cp_enc_cred_seal(CP_SUITE_B, fx.key, NULL, fx.k_prime, fx.opc, enc, &len), CP_OK);
 	CP_CHECK_INT(len, 1 + 33 + 48 + 8);
@@ -704,7 +705,7 @@ test_enc_cred(void)
 	cp_secret_freep(&opc);
 	CP_CHECK_INT(cp_enc_cred_seal((CpSuite)9, xkey, NULL, fx.k_prime, fx.opc, enc, &len), CP_ERR_SUITE);
 	CP_CHECK_INT(cp_enc_cred_seal(CP_SUITE_B, fx.key, NULL, fx.opc, fx.opc, enc, &len), CP_ERR_ARGUMENT);
-	EVP_PKEY_free(xkey);
+	cp_key_free(xkey);
 }
 
 static void
@@ -1480,7 +1481,7 @@ test_receipt(void)
 {
 	cp_auto_buf b = CP_BUF_INIT, nomac = CP_BUF_INIT;
 	CpReceipt r = { 0 }, back;
-	EVP_PKEY *pub;
+	CpKey *pub;
 	size_t sig_len;
 	Tl t;
 
@@ -1659,7 +1660,7 @@ test_receipt(void)
 		CP_CHECK_INT(cp_receipt_encode(&r, NULL, fx.k2, &e), CP_ERR_ARGUMENT);
 		CP_CHECK_INT(e.len, 0);
 	}
-	EVP_PKEY_free(pub);
+	cp_key_free(pub);
 }
 
 /* ---- command ---- */
@@ -1841,7 +1842,7 @@ test_published_vectors(void)
 	CpReceipt rc;
 	CpProfile p;
 	CpT4tCc cc;
-	EVP_PKEY *key;
+	CpKey *key;
 	char dir[4096], *uri = NULL;
 
 	if (!src) {
@@ -1907,7 +1908,7 @@ test_published_vectors(void)
 	CP_CHECK_INT(cp_t4t_cc_decode(cc_bytes, vec_bytes(&v, "t4t_cc", cc_bytes, sizeof cc_bytes), &cc),
 		     CP_OK);
 
-	EVP_PKEY_free(key);
+	cp_key_free(key);
 	cp_test_vectors_free(&v);
 }
 
@@ -1923,7 +1924,7 @@ test_chain_anchor_reuse(void)
 	CpTestOperator *op = &fx.op;
 	uint8_t chain[CP_CHAIN_MAX];
 	CpOperatorId id;
-	EVP_PKEY *signer = NULL;
+	CpKey *signer = NULL;
 
 	for (int round = 0; round < 2; round++) {
 		memset(&id, 0, sizeof id);
@@ -1931,7 +1932,7 @@ test_chain_anchor_reuse(void)
 						      op->chain, op->chain_len, &signer, &id), CP_OK);
 		CP_CHECK(memcmp(id.root, op->pin, CP_SHA256_LEN) == 0);
 		CP_CHECK(signer && EVP_PKEY_eq(signer, op->sm_key) == 1);
-		EVP_PKEY_free(signer);
+		cp_key_free(signer);
 		signer = NULL;
 	}
 	/* The root's copy with its last signature byte changed: the anchor
@@ -1942,7 +1943,7 @@ test_chain_anchor_reuse(void)
 	CP_CHECK_INT(cp_operator_chain_verify(op->anchors, NULL, chain, op->chain_len, &signer, &id),
 		     CP_OK);
 	CP_CHECK(memcmp(id.root, op->pin, CP_SHA256_LEN) == 0);
-	EVP_PKEY_free(signer);
+	cp_key_free(signer);
 	signer = NULL;
 	CP_CHECK_INT(cp_operator_chain_verify(NULL, NULL, chain, op->chain_len, &signer, &id),
 		     CP_ERR_OPERATOR);

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
-#include <openssl/crypto.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
+#include "cp-crypto.h"
 #include "cp-secret.h"
 #include "cp-test.h"
 
@@ -79,24 +82,77 @@ test_cleanse(void)
 	cp_secret_free(NULL);
 }
 
-/* With the secure heap initialised, secrets come from it. */
+/* The VmFlags of the mapping that holds p (/proc/self/smaps). */
+static bool
+mapping_flags(const void *p, char *flags, size_t size)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool inside = false, found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+		else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+			size_t n = strnlen(line + 8, size - 1);
+
+			memcpy(flags, line + 8, n);
+			flags[n] = '\0';
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static bool
+has_flag(const char *flags, const char *flag)
+{
+	size_t n = strlen(flag);
+
+	for (const char *q = strstr(flags, flag); q; q = strstr(q + 1, flag))
+		if ((q == flags || q[-1] == ' ') && (q[n] == ' ' || q[n] == '\n' || !q[n]))
+			return true;
+	return false;
+}
+
+/*
+ * With the secure heap made, secrets come from it: a mapping locked in
+ * memory (VmFlags "lo") and left out of core dumps ("dd"), which ordinary
+ * allocations are not; freed, nothing is left in it at cleanup.
+ */
 static void
 test_secure_heap(void)
 {
+	CpSecureHeap heap = cp_crypto_init(32768);
+	char flags[256] = "";
+	void *plain = malloc(64);
 	CpSecret *s;
 
-	if (!CRYPTO_secure_malloc_init(32768, 32)) {
-		cp_test_partly("OpenSSL's secure heap cannot be made here");
+	if (heap == CP_SECURE_HEAP_NONE) {
+		cp_test_partly("the secure heap cannot be made here");
+		free(plain);
 		return;
 	}
 	s = cp_secret_new_from_hex("deadbeef", 4);
 	CP_CHECK(s != NULL);
-	CP_CHECK(CRYPTO_secure_allocated(s));
 	if (s)
 		CP_CHECK_HEX(s->data, s->len, "deadbeef");
+	CP_CHECK(s && mapping_flags(s, flags, sizeof flags));
+	CP_CHECK(has_flag(flags, "dd"));
+	if (heap == CP_SECURE_HEAP_LOCKED)
+		CP_CHECK(has_flag(flags, "lo"));
+	else
+		cp_test_partly("mlock is refused here (RLIMIT_MEMLOCK): the heap is not locked");
+	CP_CHECK(mapping_flags(plain, flags, sizeof flags) && !has_flag(flags, "dd"));
+	free(plain);
+	/* Freed, nothing is left for cleanup to report as leaked. */
 	cp_secret_free(s);
-	CP_CHECK_INT(CRYPTO_secure_used(), 0);
-	CRYPTO_secure_malloc_done();
+	CP_CHECK_INT(cp_crypto_cleanup(), 0);
 }
 
 int

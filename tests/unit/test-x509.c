@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "cp-crypto-openssl.h"
 #include "cp-test.h"
 #include "cp-test-operator.h"
 #include "cp-crypto.h"
@@ -119,7 +120,7 @@ utc_time(Buf *o, int64_t t)
 }
 
 static void
-point_of(EVP_PKEY *key, uint8_t pub[65])
+point_of(CpKey *key, uint8_t pub[65])
 {
 	size_t n = 0;
 
@@ -155,7 +156,7 @@ extension(Buf *o, const uint8_t *oid, size_t oid_len, bool critical, const Buf *
 }
 
 static void
-key_id(EVP_PKEY *key, uint8_t id[20])
+key_id(CpKey *key, uint8_t id[20])
 {
 	uint8_t pub[65], h[32];
 
@@ -170,7 +171,7 @@ enum { P_VERSION, P_SERIAL, P_ALG, P_ISSUER, P_VALIDITY, P_SUBJECT, P_SPKI, P_EX
 
 typedef struct {
 	Buf part[P_COUNT];
-	EVP_PKEY *key, *issuer_key;
+	CpKey *key, *issuer_key;
 } Cert;
 
 typedef struct {
@@ -187,7 +188,7 @@ typedef struct {
 #define NA (NB + 365 * 86400)
 
 static void
-cert_init(Cert *c, const Spec *s, EVP_PKEY *key, EVP_PKEY *issuer_key)
+cert_init(Cert *c, const Spec *s, CpKey *key, CpKey *issuer_key)
 {
 	static const uint8_t ce_bc[] = { 0x55, 0x1d, 0x13 }, ce_ku[] = { 0x55, 0x1d, 0x0f },
 		ce_skid[] = { 0x55, 0x1d, 0x0e }, ce_akid[] = { 0x55, 0x1d, 0x23 };
@@ -275,14 +276,14 @@ cert_der(const Cert *c, uint8_t *out)
 
 /* ---- the operator of these tests: root, intermediate, SM ---- */
 
-static EVP_PKEY *root_key, *inter_key, *sm_key, *other_key;
+static CpKey *root_key, *inter_key, *sm_key, *other_key;
 
 static const Spec ROOT = { "Test Operator", "root", "Test Operator", "root", true, -1, 0x06, false, false, 0, 0, false };
 static const Spec INTER = { "Test Operator", "intermediate", "Test Operator", "root", true, -1, 0x06, false, false, 0, 0, false };
 static const Spec SM = { "Test Operator", "subscription manager", "Test Operator", "root", false, -1, 0x80, false, false, 0, 0, false };
 
 static size_t
-make(const Spec *s, EVP_PKEY *key, EVP_PKEY *issuer_key, uint8_t *out)
+make(const Spec *s, CpKey *key, CpKey *issuer_key, uint8_t *out)
 {
 	Cert c;
 
@@ -418,7 +419,7 @@ test_der(void)
 			Cert cc;
 			uint8_t d[2048];
 			size_t n;
-			EVP_PKEY *k;
+			CpKey *k;
 
 			cert_init(&cc, &SM, sm_key, root_key);
 			cc.part[P_SPKI] = b;
@@ -426,7 +427,7 @@ test_der(void)
 			CHECK_CERT(cp_cert_parse(d, n, NULL, &c), CP_CERT_OK);
 			k = cp_cert_key(&c);
 			CP_CHECK(k == NULL);
-			EVP_PKEY_free(k);
+			cp_key_free(k);
 		}
 	}
 
@@ -592,7 +593,7 @@ typedef struct {
 } Chain;
 
 static CpCertError
-path(Chain *ch, const uint8_t *root, size_t root_len, EVP_PKEY *root_pub, int64_t now)
+path(Chain *ch, const uint8_t *root, size_t root_len, CpKey *root_pub, int64_t now)
 {
 	CpCertAnchor a = { .key = root_pub };
 	size_t at = 9;
@@ -748,7 +749,7 @@ openssl_name(X509 *leaf, char *out, size_t size)
 }
 
 static bool
-openssl_spki(EVP_PKEY *key, uint8_t out[91])
+openssl_spki(CpKey *key, uint8_t out[91])
 {
 	unsigned char *d = NULL;
 	int n = i2d_PUBKEY(key, &d);
@@ -827,7 +828,7 @@ static Verdict
 ours(const CpAnchors *anchors, const uint8_t *chain, size_t len)
 {
 	Verdict v = { 0 };
-	EVP_PKEY *signer = NULL;
+	CpKey *signer = NULL;
 	CpOperatorId id;
 	uint8_t *spki;
 	size_t n = 0;
@@ -842,11 +843,40 @@ ours(const CpAnchors *anchors, const uint8_t *chain, size_t len)
 		v.ok = true;
 	}
 	free(spki);
-	EVP_PKEY_free(signer);
+	cp_key_free(signer);
 	return v;
 }
 
-static int differential_cases, differential_accepted;
+static int differential_cases, differential_accepted, outline_compared;
+
+/* Each certificate OpenSSL reads from bytes (a chain, an anchor) is one
+ * for cp_cert_outline too when it is DER, and both call it a CA or not
+ * alike (the Mbed TLS backend takes trusted operators through it). */
+static void
+outline_agrees(const char *what, int i, const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der, *end = der + len;
+
+	while (p < end) {
+		const unsigned char *start = p;
+		X509 *x = d2i_X509(NULL, &p, end - p);
+		bool ca = false;
+
+		if (!x)
+			break;
+		if (cp_cert_outline(start, (size_t)(p - start), &ca) == CP_CERT_OK) {
+			outline_compared++;
+			cp_test_checks++;
+			if (ca != (X509_check_ca(x) != 0)) {
+				cp_test_failures++;
+				fprintf(stderr, "%s %d: X509_check_ca says %sCA, cp_cert_outline %sCA\n", what, i,
+					X509_check_ca(x) ? "" : "not ", ca ? "" : "not ");
+			}
+		}
+		X509_free(x);
+	}
+	ERR_clear_error();
+}
 
 static void
 agree(const char *what, int i, const uint8_t *anchor, size_t anchor_len, const CpAnchors *anchors,
@@ -855,6 +885,9 @@ agree(const char *what, int i, const uint8_t *anchor, size_t anchor_len, const C
 	Verdict o = openssl_verify(anchor, anchor_len, chain, len);
 	Verdict u = ours(anchors, chain, len);
 
+	outline_agrees(what, i, chain, len);
+	if (anchor)
+		outline_agrees(what, i, anchor, anchor_len);
 	differential_cases++;
 	differential_accepted += o.ok;
 	cp_test_checks++;
@@ -931,7 +964,7 @@ differential_chain(const char *what, const uint8_t *root, size_t root_len,
  * tests make another operator's root.
  */
 static size_t
-openssl_make(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
+openssl_make(CpKey *key, const char *cn, X509 *issuer, CpKey *issuer_key,
 	     const char *const *ext, uint8_t *out, X509 **keep)
 {
 	X509 *x = X509_new();
@@ -1161,7 +1194,9 @@ test_differential(void)
 	}
 	differential_openssl_made();
 	CP_CHECK(differential_accepted > 10);
-	printf("differential: %d chains, %d accepted by both\n", differential_cases, differential_accepted);
+	CP_CHECK(outline_compared > 1000);
+	printf("differential: %d chains, %d accepted by both; %d certificates told CA or not alike\n",
+	       differential_cases, differential_accepted, outline_compared);
 }
 
 int
@@ -1177,9 +1212,9 @@ main(void)
 	test_name();
 	test_path();
 	test_differential();
-	EVP_PKEY_free(root_key);
-	EVP_PKEY_free(inter_key);
-	EVP_PKEY_free(sm_key);
-	EVP_PKEY_free(other_key);
+	cp_key_free(root_key);
+	cp_key_free(inter_key);
+	cp_key_free(sm_key);
+	cp_key_free(other_key);
 	return cp_test_done("test-x509");
 }

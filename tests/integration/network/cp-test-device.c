@@ -23,6 +23,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "cp-crypto-openssl.h"
 #include "cellprov.h"
 #if CP_TEST_NFC
 #include <glib-unix.h>
@@ -30,7 +31,7 @@
 #include "cp-nfc-tag.h"
 #endif
 
-static EVP_PKEY *
+static CpKey *
 load_key(GKeyFile *kf)
 {
 	g_autofree char *path = g_key_file_get_string(kf, "device", "key", NULL);
@@ -43,7 +44,7 @@ load_key(GKeyFile *kf)
 }
 
 static gboolean
-fill_record(GKeyFile *kf, EVP_PKEY *key, guint64 counter, int state, CpDeviceRecord *dr)
+fill_record(GKeyFile *kf, CpKey *key, guint64 counter, int state, CpDeviceRecord *dr)
 {
 	g_autofree char *man = g_key_file_get_string(kf, "device", "manufacturer", NULL);
 	g_autofree char *model = g_key_file_get_string(kf, "device", "model", NULL);
@@ -104,7 +105,7 @@ cmd_tag(int argc, char **argv)
 	g_autoptr(GKeyFile) kf = g_key_file_new();
 	cp_auto_buf rec = CP_BUF_INIT;
 	CpDeviceRecord dr;
-	EVP_PKEY *key;
+	CpKey *key;
 	CpError err;
 	int ret;
 
@@ -118,7 +119,7 @@ cmd_tag(int argc, char **argv)
 	if (!key || !fill_record(kf, key, (guint64)counter, state, &dr))
 		return 1;
 	err = cp_device_record_encode(&dr, key, &rec);
-	EVP_PKEY_free(key);
+	cp_key_free(key);
 	if (err != CP_OK) {
 		fprintf(stderr, "cp_device_record_encode: %s\n", cp_error_name(err));
 		return 1;
@@ -152,7 +153,7 @@ cmd_records(int argc, char **argv)
 	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
 	g_autoptr(GKeyFile) kf = g_key_file_new();
 	g_autoptr(GString) text = g_string_new(NULL);
-	EVP_PKEY *key;
+	CpKey *key;
 
 	g_option_context_add_main_entries(oc, entries, NULL);
 	if (!g_option_context_parse(oc, &argc, &argv, NULL) || !config || !out || count < 1 ||
@@ -164,7 +165,7 @@ cmd_records(int argc, char **argv)
 
 		if (!fill_record(kf, key, (guint64)(first + i), state, &dr) ||
 		    cp_device_record_encode(&dr, key, &rec) != CP_OK) {
-			EVP_PKEY_free(key);
+			cp_key_free(key);
 			return 1;
 		}
 		if (raw) {
@@ -174,7 +175,7 @@ cmd_records(int argc, char **argv)
 		g_autofree char *b64 = g_base64_encode(rec.data, rec.len);
 		g_string_append_printf(text, "%s\n", b64);
 	}
-	EVP_PKEY_free(key);
+	cp_key_free(key);
 	return g_file_set_contents(out, text->str, (gssize)text->len, NULL) ? 0 : 1;
 }
 
@@ -274,7 +275,7 @@ cmd_accept(int argc, char **argv)
 	const CpSecret *mac_key;
 	gboolean sub_ok = TRUE;
 	int next_state;
-	EVP_PKEY *key;
+	CpKey *key;
 	CpError err;
 	int ret = 1;
 
@@ -398,7 +399,7 @@ write:
 	ret = err == CP_OK && sub_ok ? 0 : 1;
 out:
 	cp_profile_keys_clear(&keys);
-	EVP_PKEY_free(key);
+	cp_key_free(key);
 	return ret;
 }
 
@@ -411,7 +412,7 @@ out:
  */
 typedef struct {
 	GKeyFile *kf;
-	EVP_PKEY *key;
+	CpKey *key;
 	char *url;
 	guint64 counter;
 	guint64 last_seq;
@@ -565,7 +566,7 @@ cmd_nfc(int argc, char **argv)
 	if (d.receipt)
 		g_bytes_unref(d.receipt);
 	cp_buf_clear(&d.info);
-	EVP_PKEY_free(d.key);
+	cp_key_free(d.key);
 	g_key_file_unref(d.kf);
 	g_free(d.url);
 	return 0;
@@ -576,8 +577,8 @@ cmd_nfc(int argc, char **argv)
  * O=manufacturer, CN=DeviceID, serialNumber; CA:FALSE; key usage
  * digitalSignature and keyAgreement; 127-bit random serial number. */
 static X509 *
-device_cert(EVP_PKEY *key, const char *id_hex, const char *org, const char *serial_number,
-	    X509 *issuer, EVP_PKEY *issuer_key)
+device_cert(CpKey *key, const char *id_hex, const char *org, const char *serial_number,
+	    X509 *issuer, CpKey *issuer_key)
 {
 	static const struct {
 		int nid;
@@ -665,7 +666,7 @@ cmd_campaign(int argc, char **argv)
 	g_autoptr(GOptionContext) oc = g_option_context_new(NULL);
 	g_autoptr(GString) text = g_string_new(NULL);
 	g_autofree char *int_key_pem = NULL, *int_cert_pem = NULL, *path = NULL;
-	EVP_PKEY *int_key = NULL;
+	CpKey *int_key = NULL;
 	X509 *int_cert = NULL;
 	BIO *bio;
 	gsize len;
@@ -704,7 +705,7 @@ cmd_campaign(int argc, char **argv)
 		char id_hex[2 * CP_DEVICE_ID_LEN + 1];
 		cp_auto_buf rec = CP_BUF_INIT;
 		CpDeviceRecord dr = { 0 };
-		EVP_PKEY *key = cp_p256_generate();
+		CpKey *key = cp_p256_generate();
 		X509 *cert = NULL;
 		gboolean ok = key && cp_device_id(key, dr.device_id) == CP_OK;
 
@@ -727,7 +728,7 @@ cmd_campaign(int argc, char **argv)
 		     cp_random(dr.att_random, sizeof(dr.att_random)) == CP_OK &&
 		     cp_device_record_encode(&dr, key, &rec) == CP_OK;
 		X509_free(cert);
-		EVP_PKEY_free(key);
+		cp_key_free(key);
 		if (!ok) {
 			fprintf(stderr, "device %" G_GINT64_FORMAT ": cannot make it\n", i);
 			goto out;
@@ -737,7 +738,7 @@ cmd_campaign(int argc, char **argv)
 	}
 	ret = g_file_set_contents(out, text->str, (gssize)text->len, NULL) ? 0 : 1;
 out:
-	EVP_PKEY_free(int_key);
+	cp_key_free(int_key);
 	X509_free(int_cert);
 	return ret;
 }
