@@ -551,20 +551,21 @@ outline_bits(CpDer ext, uint16_t *bits)
 	Reader r = der_reader(ext);
 	CpDer b;
 
-	TRY(der_next(&r, 0x03, &b, NULL));
-	if (!der_done(&r) || b.len < 1 || b.p[0] > 7)
+	TRY(der_next(&r, 0x03, &b, NULL));     /* what follows it is ignored */
+	if (b.len < 1 || b.p[0] > 7)
 		return CP_CERT_EXTENSION;
 	*bits = (uint16_t)((b.len > 1 ? b.p[1] : 0) | (b.len > 2 ? b.p[2] << 8 : 0));
 	return CP_CERT_OK;
 }
 
-/* One TLV of tag that is all of ext (an extension's OCTET STRING). */
+/* The TLV of tag an extension's OCTET STRING starts with: OpenSSL's
+ * decoder (X509V3_EXT_d2i) reads it and ignores what follows. */
 static bool
 outline_one(CpDer ext, uint8_t tag, CpDer *v)
 {
 	Reader r = der_reader(ext);
 
-	return der_next(&r, tag, v, NULL) == CP_CERT_OK && der_done(&r);
+	return der_next(&r, tag, v, NULL) == CP_CERT_OK;
 }
 
 CpCertError
@@ -679,9 +680,22 @@ cp_cert_outline(const uint8_t *der, size_t len, bool *ca)
 			case CE_SKID:
 				invalid |= !outline_one(value, 0x04, &in);
 				break;
-			case CE_AKID:
-				invalid |= !outline_one(value, 0x30, &in);
+			case CE_AKID: {
+				/* SEQUENCE { [0] keyid, [1] issuer, [2] serial }, each optional */
+				static const uint8_t tags[] = { 0x80, 0xa1, 0x82 };
+				Reader af;
+
+				if (!outline_one(value, 0x30, &in)) {
+					invalid = true;
+					break;
+				}
+				af = der_reader(in);
+				for (size_t k = 0; k < sizeof tags; k++)
+					if (der_peek(&af, tags[k]) && der_next(&af, tags[k], &b, NULL))
+						invalid = true;
+				invalid |= !der_done(&af);
 				break;
+			}
 			}
 		}
 	}
