@@ -457,9 +457,14 @@ test_ecdsa(void)
 	 * OpenSSL refuses what does not re-encode to itself. */
 	{
 		uint8_t bad[CP_ECDSA_MAX + 8];
-		size_t rl = sig[3], n;
+		size_t rl, n;
 
-		/* a leading zero before r */
+		/* a leading zero before an r of 32 bytes or fewer (one with its
+		 * top bit set has its zero already: sign again until it has not) */
+		for (int i = 0; i < 64 && sig[3] > 32; i++)
+			CP_CHECK_INT(cp_ecdsa_sign(k, msg, sizeof msg, sig, &sig_len), CP_OK);
+		rl = sig[3];
+		CP_CHECK(rl <= 32);
 		n = 0;
 		bad[n++] = 0x30;
 		bad[n++] = (uint8_t)(sig[1] + 1);
