@@ -14,6 +14,7 @@
 
 #include "cp-ble.h"
 #include "cp-fuzz-fixture.h"
+#include "cp-fuzz-p256.h"
 #include "cp-ndef.h"
 #include "cp-records.h"
 
@@ -116,6 +117,34 @@ ble_seed(const char *name, uint16_t mtu, const CpBuf *tag)
 	cp_buf_clear(&seed);
 	cp_ble_link_free(phone);
 	cp_ble_link_free(dev);
+}
+
+/* fuzz-p256-mbedtls: a point in each form and a signature by the fixed
+ * signer over the fixed message, each after its mode byte. */
+static void
+p256_seeds(void)
+{
+	CpKey *signer = cp_p256_from_private(cp_fuzz_p256_signer), *eph = cp_p256_generate();
+	uint8_t buf[1 + CP_ECDSA_MAX], *spki;
+	size_t n = 0;
+
+	if (!signer || !eph)
+		check(CP_ERR_CRYPTO, "fuzz-p256 keys");
+	buf[0] = 0;
+	check(cp_p256_public_compressed(eph, buf + 1), "a compressed point");
+	write_seed("p256-mbedtls", "point-compressed", buf, 34);
+	spki = cp_pubkey_spki(eph, &n);
+	if (!spki || n != 91)
+		check(CP_ERR_CRYPTO, "an uncompressed point");
+	memcpy(buf + 1, spki + 26, 65);
+	free(spki);
+	write_seed("p256-mbedtls", "point-uncompressed", buf, 66);
+	buf[0] = 1;
+	check(cp_ecdsa_sign(signer, (const uint8_t *)cp_fuzz_p256_message, sizeof cp_fuzz_p256_message - 1,
+			    buf + 1, &n), "a signature");
+	write_seed("p256-mbedtls", "signature", buf, 1 + n);
+	cp_key_free(signer);
+	cp_key_free(eph);
 }
 
 int
@@ -233,6 +262,8 @@ main(int argc, char **argv)
 	cp_t4t_cc_encode(&cc, ccb);
 	memcpy(ccb + CP_T4T_CC_LEN, "\x05\x02\xe1\x05", 4);
 	write_seed("t4t-cc", "read-only-extra-tlv", ccb, sizeof ccb);
+
+	p256_seeds();
 
 	/* AT traffic: byte 0 picks the pending command (+CSIM, +CEREG, +CCHO,
 	 * none; 4: bare digits), byte 1 the piece size, then the module's bytes. */
