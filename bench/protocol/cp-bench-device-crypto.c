@@ -110,29 +110,6 @@ get(const char *name, uint8_t *out, size_t cap)
 	return n;
 }
 
-/* A certificate as PEM (the anchor's form in cellprov.conf). */
-static char *
-cert_pem(const uint8_t *der, size_t len)
-{
-	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc(64 + 2 * len), *p = out;
-
-	p += sprintf(p, "-----BEGIN CERTIFICATE-----\n");
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)der[i] << 16 | (i + 1 < len ? der[i + 1] << 8 : 0) |
-			     (i + 2 < len ? der[i + 2] : 0);
-
-		*p++ = b64[v >> 18 & 63];
-		*p++ = b64[v >> 12 & 63];
-		*p++ = i + 1 < len ? b64[v >> 6 & 63] : '=';
-		*p++ = i + 2 < len ? b64[v & 63] : '=';
-		if ((i / 3 + 1) % 16 == 0)
-			*p++ = '\n';
-	}
-	sprintf(p, "\n-----END CERTIFICATE-----\n");
-	return out;
-}
-
 static void
 fixture_init(Fixture *f)
 {
@@ -156,7 +133,7 @@ fixture_init(Fixture *f)
 	if (!(f->device_key = cp_p256_from_private(priv)))
 		fail("the device key");
 	root_len = get("op_root_cert", root, sizeof root);
-	pem = cert_pem(root, root_len);
+	pem = cp_test_cert_pem(root, root_len);
 	if (cp_anchors_from_pem(pem, strlen(pem), &f->anchors) != CP_OK)
 		fail("the anchor");
 	free(pem);

@@ -103,22 +103,6 @@ reference_verify(CpKey *key, const uint8_t *sig, size_t sig_len, const uint8_t *
 	return ok;
 }
 
-/* A certificate as PEM, base64 by OpenSSL. */
-static char *
-cert_pem(const uint8_t *der, size_t len)
-{
-	size_t b64 = 4 * ((len + 2) / 3);
-	char *out = malloc(b64 + b64 / 64 + 64), *p = out;
-
-	p += sprintf(p, "-----BEGIN CERTIFICATE-----\n");
-	for (size_t off = 0; off < len; off += 48) {
-		p += EVP_EncodeBlock((unsigned char *)p, der + off, (int)(len - off < 48 ? len - off : 48));
-		*p++ = '\n';
-	}
-	sprintf(p, "-----END CERTIFICATE-----\n");
-	return out;
-}
-
 static void
 check_keys(void)
 {
@@ -360,7 +344,7 @@ check_operator(CpKey *root_key, CpKey *sm_key)
 	CP_CHECK_INT(cp_operator_chain_signer(root, root_len, root_key), CP_OK);
 	CP_CHECK_INT(cp_operator_chain_signer(root, root_len, sm_key), CP_ERR_KEY);
 	CP_CHECK_INT(cp_operator_chain_signer(sm, sm_len, root_key), CP_ERR_KEY);
-	pem = cert_pem(root, root_len);
+	pem = cp_test_cert_pem(root, root_len);
 	CP_CHECK_INT(cp_anchors_from_pem(pem, strlen(pem), &anchors), CP_OK);
 	CP_CHECK_INT(cp_operator_chain_verify(anchors, pin, chain, chain_len, &signer, &id), CP_OK);
 	CP_CHECK(strcmp(id.name, text("op_name_text")) == 0);

@@ -41,6 +41,30 @@ cp_test_unhex(const char *hex, uint8_t *out, size_t cap)
 	return n / 2;
 }
 
+char *
+cp_test_cert_pem(const uint8_t *der, size_t len)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc(64 + 2 * len), *p = out;
+
+	if (!out)
+		abort();
+	p += sprintf(p, "-----BEGIN CERTIFICATE-----\n");
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)der[i] << 16 | (i + 1 < len ? der[i + 1] << 8 : 0) |
+			     (i + 2 < len ? der[i + 2] : 0);
+
+		*p++ = b64[v >> 18 & 63];
+		*p++ = b64[v >> 12 & 63];
+		*p++ = i + 1 < len ? b64[v >> 6 & 63] : '=';
+		*p++ = i + 2 < len ? b64[v & 63] : '=';
+		if ((i / 3 + 1) % 16 == 0 && i + 3 < len)
+			*p++ = '\n';
+	}
+	sprintf(p, "\n-----END CERTIFICATE-----\n");
+	return out;
+}
+
 void
 cp_test_check_hex(const char *file, int line, const char *what,
 		  const uint8_t *buf, size_t len, const char *hex)

@@ -43,6 +43,10 @@ void cp_test_check_hex(const char *file, int line, const char *what,
 /* Hex to bytes; aborts the test on malformed hex (a broken test file). */
 size_t cp_test_unhex(const char *hex, uint8_t *out, size_t cap);
 
+/* A DER certificate as PEM (RFC 7468: base64 in lines of 64), malloc'd:
+ * what cellprov.conf's trusted operators hold. No crypto library. */
+char *cp_test_cert_pem(const uint8_t *der, size_t len);
+
 /*
  * Vector files of the form "name = hex", blank-line separated blocks.
  * cp_test_vectors_load() reads $CP_VECTORS_DIR/<file>; blocks are NULL
