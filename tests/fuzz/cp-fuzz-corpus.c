@@ -124,7 +124,7 @@ ble_seed(const char *name, uint16_t mtu, const CpBuf *tag)
 static void
 p256_seeds(void)
 {
-	CpKey *signer = cp_p256_from_private(cp_fuzz_p256_signer), *eph = cp_p256_generate();
+	CpKey *signer = cp_p256_from_private(cp_fuzz_op_sm_priv), *eph = cp_p256_generate();
 	uint8_t buf[1 + CP_ECDSA_MAX], *spki;
 	size_t n = 0;
 

@@ -32,10 +32,10 @@ setup(void)
 	size_t len = 0;
 	const unsigned char *p;
 
-	device = cp_p256_from_private(cp_fuzz_p256_device);
-	signer = cp_p256_from_private(cp_fuzz_p256_signer);
+	device = cp_p256_from_private(cp_fuzz_device_priv);
+	signer = cp_p256_from_private(cp_fuzz_op_sm_priv);
 	group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
-	device_d = BN_bin2bn(cp_fuzz_p256_device, 32, NULL);
+	device_d = BN_bin2bn(cp_fuzz_device_priv, 32, NULL);
 	spki = signer ? cp_pubkey_spki(signer, &len) : NULL;
 	p = spki;
 	signer_ref = spki ? d2i_PUBKEY(NULL, &p, (long)len) : NULL;
