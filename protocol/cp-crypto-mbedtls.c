@@ -994,8 +994,9 @@ static struct {
 	uint64_t *map;
 	void *mapping;
 	size_t mapping_len;
+	CpSecureHeap state;     /* what making it gave, for later calls */
 	pthread_mutex_t lock;
-} sh = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} sh = { .state = CP_SECURE_HEAP_NONE, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static bool
 sh_bit(size_t i)
@@ -1098,7 +1099,7 @@ cp_crypto_init(size_t secure_heap_size)
 	bool locked;
 
 	if (!secure_heap_size || sh.base)
-		return sh.base ? CP_SECURE_HEAP_LOCKED : CP_SECURE_HEAP_NONE;
+		return sh.state;
 	size = (secure_heap_size + page - 1) / page * page;
 	map_words = (size / SH_BLOCK + 63) / 64;
 	m = mmap(NULL, size + 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1118,7 +1119,8 @@ cp_crypto_init(size_t secure_heap_size)
 	sh.base = m + page;
 	sh.size = size;
 	sh.blocks = size / SH_BLOCK;
-	return locked ? CP_SECURE_HEAP_LOCKED : CP_SECURE_HEAP_NOT_LOCKED;
+	sh.state = locked ? CP_SECURE_HEAP_LOCKED : CP_SECURE_HEAP_NOT_LOCKED;
+	return sh.state;
 }
 
 size_t
@@ -1132,6 +1134,7 @@ cp_crypto_cleanup(void)
 		free(sh.map);
 		sh.base = NULL;
 		sh.map = NULL;
+		sh.state = CP_SECURE_HEAP_NONE;
 	}
 	return left;
 }

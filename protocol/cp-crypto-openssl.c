@@ -1029,21 +1029,27 @@ cp_secure_free(void *p, size_t n)
 	OPENSSL_secure_clear_free(p, n);
 }
 
+static CpSecureHeap secure_heap = CP_SECURE_HEAP_NONE;
+
 CpSecureHeap
 cp_crypto_init(size_t secure_heap_size)
 {
 	/* No error strings: some 55 KiB of heap that nothing prints. */
 	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL);
-	if (!secure_heap_size)
-		return CP_SECURE_HEAP_NONE;
+	if (!secure_heap_size || CRYPTO_secure_malloc_initialized())
+		return secure_heap;
 	switch (CRYPTO_secure_malloc_init(secure_heap_size, 32)) {
 	case 1:
-		return CP_SECURE_HEAP_LOCKED;
+		secure_heap = CP_SECURE_HEAP_LOCKED;
+		break;
 	case 2:
-		return CP_SECURE_HEAP_NOT_LOCKED;
+		secure_heap = CP_SECURE_HEAP_NOT_LOCKED;
+		break;
 	default:
-		return CP_SECURE_HEAP_NONE;
+		secure_heap = CP_SECURE_HEAP_NONE;
+		break;
 	}
+	return secure_heap;
 }
 
 size_t

@@ -38,7 +38,8 @@ void cp_key_free(CpKey *key);
  * locked in memory and left out of core dumps where the platform allows.
  * Without it (or size 0) they come from the ordinary heap, cleansed when
  * freed. Called first with 0 and again with a size, it makes the heap
- * then; once made, later calls change nothing.
+ * then; once made, later calls change nothing and return what it was
+ * made as.
  */
 typedef enum {
 	CP_SECURE_HEAP_LOCKED,          /* made and locked */
