@@ -120,11 +120,7 @@ fixture_init(Fixture *f)
 
 	if (!cp_test_vectors_load("cellprov-v2.txt", &all))
 		fail("reading the vectors");
-	for (size_t i = 0; i < all.n; i++) {
-		vec.kv = realloc(vec.kv, (vec.n + all.blocks[i].n) * sizeof *vec.kv);
-		memcpy(vec.kv + vec.n, all.blocks[i].kv, all.blocks[i].n * sizeof *vec.kv);
-		vec.n += all.blocks[i].n;
-	}
+	cp_test_vectors_merge(&all, &vec);
 	f->profile_len = get("profile", f->profile, sizeof f->profile);
 	get("device_id", f->device_id, sizeof f->device_id);
 	f->info_len = get("device_info", f->info, sizeof f->info);
@@ -169,7 +165,9 @@ fixture_init(Fixture *f)
 		mbedtls_mpi_free(&sd);
 	}
 	cp_cleanse(priv, sizeof priv);
-	cp_test_vectors_free(&all);
+	free(vec.kv);
+	vec.kv = NULL;
+	cp_test_vectors_free(&all);     /* the merged block's pairs were these */
 }
 
 static void
@@ -276,6 +274,5 @@ main(int argc, char **argv)
 	mbedtls_mpi_free(&f.s);
 	mbedtls_ecp_point_free(&f.peer);
 	mbedtls_ecp_point_free(&f.sm);
-	free(vec.kv);
 	return 0;
 }

@@ -571,13 +571,7 @@ main(void)
 	if (!cp_test_vectors_load("cellprov-v2.txt", &all))
 		return 1;
 	/* One block: merge them all (sections are separated by blank lines). */
-	vec.kv = NULL;
-	vec.n = 0;
-	for (size_t i = 0; i < all.n; i++) {
-		vec.kv = realloc(vec.kv, (vec.n + all.blocks[i].n) * sizeof *vec.kv);
-		memcpy(vec.kv + vec.n, all.blocks[i].kv, all.blocks[i].n * sizeof *vec.kv);
-		vec.n += all.blocks[i].n;
-	}
+	cp_test_vectors_merge(&all, &vec);
 
 	get("device_privkey", priv, 32);
 	dev = cp_p256_from_private(priv);

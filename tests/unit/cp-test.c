@@ -160,6 +160,20 @@ cp_test_vectors_free(CpTestVectors *v)
 	memset(v, 0, sizeof *v);
 }
 
+void
+cp_test_vectors_merge(const CpTestVectors *v, CpTestBlock *out)
+{
+	out->kv = NULL;
+	out->n = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		out->kv = realloc(out->kv, (out->n + v->blocks[i].n) * sizeof *out->kv);
+		if (!out->kv)
+			abort();
+		memcpy(out->kv + out->n, v->blocks[i].kv, v->blocks[i].n * sizeof *out->kv);
+		out->n += v->blocks[i].n;
+	}
+}
+
 bool
 cp_test_require_all(void)
 {

@@ -70,6 +70,9 @@ typedef struct {
 bool cp_test_vectors_load(const char *file, CpTestVectors *v);
 const char *cp_test_block_get(const CpTestBlock *b, const char *name);  /* NULL if absent */
 void cp_test_vectors_free(CpTestVectors *v);
+/* Every block of v as one (the published vectors' sections): the pairs
+ * stay v's; free out->kv alone. */
+void cp_test_vectors_merge(const CpTestVectors *v, CpTestBlock *out);
 
 /*
  * Something the test needs from the machine is missing. On a developer's
